@@ -1,0 +1,2 @@
+//! goTalk server entry point (work in progress).
+fn main() {}
