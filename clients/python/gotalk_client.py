@@ -1,0 +1,609 @@
+#!/usr/bin/env python3
+"""goTalk Python client: the `Client` class and a small command-line program.
+
+As a module (standard library only, Python 3.9+)::
+
+    from gotalk_client import Client
+    with Client("127.0.0.1", 9000) as c:
+        c.login("alice", "secret")
+        c.send("bob", "hello bob")
+        for msg in c.messages():          # blocks; acknowledges what you consumed
+            print(msg["from"], msg["content"])
+
+As a program::
+
+    gotalk_client.py register --server 127.0.0.1:9000 --user alice
+    gotalk_client.py send --server 127.0.0.1:9000 --user alice --to bob hello bob
+    gotalk_client.py chat --server 127.0.0.1:9000 --user alice
+
+The client speaks the JSON form of the goTalk line protocol. Every request
+carries an integer "tag"; a reader thread matches each reply to its request by
+that tag (or, for a reply the server could not tag, by request order) while
+push events go to a queue that `Client.messages()` consumes.
+"""
+
+import argparse
+import collections
+import getpass
+import itertools
+import json
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+import uuid
+
+__all__ = [
+    "Client", "GotalkError", "ConnectionLost", "RequestTimeout", "BadRequest",
+    "UnknownCommand", "Unauthorized", "NotFound", "Conflict", "TooLarge",
+    "RateLimited", "Unavailable", "InternalError",
+]
+
+DEFAULT_PORT = 9000
+
+
+# --------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------
+
+class GotalkError(Exception):
+    """An error reply from the server: `code` is the contract's error code."""
+
+    code = "error"
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self):
+        return "%s: %s" % (self.code, self.message)
+
+
+class BadRequest(GotalkError):
+    code = "bad_request"
+
+
+class UnknownCommand(GotalkError):
+    code = "unknown_command"
+
+
+class Unauthorized(GotalkError):
+    code = "unauthorized"
+
+
+class NotFound(GotalkError):
+    code = "not_found"
+
+
+class Conflict(GotalkError):
+    code = "conflict"
+
+
+class TooLarge(GotalkError):
+    code = "too_large"
+
+
+class RateLimited(GotalkError):
+    code = "rate_limited"
+
+
+class Unavailable(GotalkError):
+    code = "unavailable"
+
+
+class InternalError(GotalkError):
+    code = "internal"
+
+
+class ConnectionLost(GotalkError):
+    """The connection closed (or could not be made) before a reply arrived."""
+
+    code = "connection_lost"
+
+
+class RequestTimeout(ConnectionLost):
+    """No reply in time; the connection is dropped, since it can't be trusted."""
+
+    code = "timeout"
+
+
+ERRORS = {cls.code: cls for cls in (
+    BadRequest, UnknownCommand, Unauthorized, NotFound, Conflict, TooLarge,
+    RateLimited, Unavailable, InternalError)}
+
+
+def error_from_reply(reply):
+    """Build the typed exception for an `{"ok":false,...}` reply."""
+    err = reply.get("error") or {}
+    code = err.get("code", "error")
+    return ERRORS.get(code, GotalkError)(err.get("message", ""), code)
+
+
+# --------------------------------------------------------------------------
+# One TCP connection: writes under a lock, a reader thread for replies/events
+# --------------------------------------------------------------------------
+
+class _Connection:
+    def __init__(self, host, port, timeout, on_event):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(None)  # the reader thread blocks until data or close
+        self._on_event = on_event
+        self._lock = threading.Lock()
+        self._pending = collections.OrderedDict()  # tag -> [threading.Event, reply]
+        self.alive = True
+        threading.Thread(target=self._read_loop, daemon=True,
+                         name="gotalk-reader").start()
+
+    def request(self, obj, timeout):
+        """Send one request object and wait for its reply object."""
+        slot = [threading.Event(), None]
+        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            if not self.alive:
+                raise ConnectionLost("not connected")
+            self._pending[obj["tag"]] = slot  # registered before the reply can come
+            try:
+                self.sock.sendall(data)
+            except OSError as exc:
+                self._pending.pop(obj["tag"], None)
+                self._shutdown()
+                raise ConnectionLost("write failed: %s" % exc) from None
+        if not slot[0].wait(timeout):
+            self.close()
+            raise RequestTimeout("no reply to %r within %.1fs" % (obj.get("cmd"), timeout))
+        if slot[1] is None:
+            raise ConnectionLost("connection closed before the reply")
+        return slot[1]
+
+    def _read_loop(self):
+        try:
+            for raw in self.sock.makefile("rb"):
+                try:
+                    obj = json.loads(raw)
+                except ValueError:
+                    continue  # not JSON: nothing we could match it to
+                if not isinstance(obj, dict):
+                    continue
+                if "ok" in obj:
+                    self._deliver(obj)
+                elif "event" in obj:
+                    self._on_event(obj, self)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.close()
+
+    def _deliver(self, reply):
+        with self._lock:
+            slot = self._pending.pop(reply.get("tag"), None)
+            if slot is None and self._pending:
+                # Untagged reply (e.g. too_large: the server never saw our JSON).
+                # Replies come in request order, so it answers the oldest request.
+                _, slot = self._pending.popitem(last=False)
+        if slot is not None:
+            slot[1] = reply
+            slot[0].set()
+
+    def _shutdown(self):
+        """Close the socket; the reader thread then finishes the cleanup."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self):
+        with self._lock:
+            if not self.alive:
+                return
+            self.alive = False
+            pending, self._pending = self._pending, collections.OrderedDict()
+        self._shutdown()
+        self.sock.close()
+        for slot in pending.values():
+            slot[0].set()  # the waiter finds no reply: ConnectionLost
+        self._on_event(None, self)  # tells messages() this connection is gone
+
+    def send_quiet(self, obj):
+        """Fire-and-forget write (used for QUIT on close)."""
+        with self._lock:
+            if self.alive:
+                try:
+                    self.sock.sendall((json.dumps(obj) + "\n").encode())
+                except OSError:
+                    pass
+
+
+# --------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------
+
+class Client:
+    """A goTalk connection. Thread-safe: one thread may iterate `messages()`
+    while others send."""
+
+    SYNC_PAGE = 100
+    KEEPALIVE = 30.0  # seconds of silence before messages() pings the server
+
+    def __init__(self, host="127.0.0.1", port=DEFAULT_PORT, timeout=10.0):
+        self.host, self.port, self.timeout = host, int(port), timeout
+        self.token = None
+        self.user = None  # {"id":..., "username":...} once logged in
+        self._password = None  # kept only to log in again if a token expires
+        self._tags = itertools.count(1)
+        self._events = queue.Queue()
+        self._reconnect_lock = threading.Lock()
+        self._closed = False
+        self._acked = 0  # highest id this client acknowledged
+        self._conn = None
+        self._connect()
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _connect(self):
+        try:
+            self._conn = _Connection(self.host, self.port, self.timeout, self._on_event)
+        except OSError as exc:
+            raise ConnectionLost("cannot connect to %s:%d: %s"
+                                 % (self.host, self.port, exc)) from None
+
+    def _on_event(self, event, conn):
+        self._events.put((event, conn))
+
+    def request(self, cmd, timeout=None, **fields):
+        """Send any command; return the reply without "ok"/"tag", or raise."""
+        conn = self._conn
+        if self._closed or conn is None:
+            raise ConnectionLost("client is closed")
+        obj = {"cmd": cmd, "tag": next(self._tags)}
+        obj.update((k, v) for k, v in fields.items() if v is not None)
+        reply = conn.request(obj, self.timeout if timeout is None else timeout)
+        if not reply.get("ok"):
+            raise error_from_reply(reply)
+        return {k: v for k, v in reply.items() if k not in ("ok", "tag")}
+
+    # -- commands ---------------------------------------------------------
+
+    def register(self, username, password):
+        """Create an account; returns the user object."""
+        return self.request("register", username=username, password=password)["user"]
+
+    def login(self, username, password):
+        """Log in and bind this connection to the user; returns the user object."""
+        reply = self.request("login", username=username, password=password)
+        self.token, self.user, self._password = reply["token"], reply["user"], password
+        return self.user
+
+    def auth(self, token):
+        """Bind this connection to the user a token (from LOGIN) belongs to."""
+        self.user = self.request("auth", token=token)["user"]
+        self.token = token
+        return self.user
+
+    def send(self, to, content, client_id=None):
+        """Send a message; returns {"id":..., "ts":...}. `to` is a username or
+        an integer user id. The same `client_id` never stores a message twice."""
+        target = {"to_id": to} if isinstance(to, int) else {"to": to}
+        return self.request("send", content=content, client_id=client_id, **target)
+
+    def sync(self, after=None, limit=None, wait_ms=0):
+        """Unacknowledged messages with id above `after` (which also
+        acknowledges everything up to `after`), oldest first."""
+        timeout = self.timeout + (wait_ms or 0) / 1000.0
+        reply = self.request("sync", timeout=timeout, after=after, limit=limit,
+                             wait_ms=wait_ms or None)
+        if after:
+            self._acked = max(self._acked, after)
+        return reply["messages"]
+
+    def ack(self, upto):
+        """Acknowledge every message up to id `upto`."""
+        self.request("ack", upto=upto)
+        self._acked = max(self._acked, upto)
+
+    def ping(self):
+        return bool(self.request("ping").get("pong"))
+
+    def close(self):
+        """Say QUIT and close; messages() then ends. Safe to call twice."""
+        self._closed = True
+        conn = self._conn
+        if conn is not None:
+            conn.send_quiet({"cmd": "quit"})
+            conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- surviving a dropped connection ---------------------------------
+
+    def reconnect(self, give_up_after=30.0):
+        """Open a new connection and authenticate it again with the token (or,
+        if the server no longer knows the token, with the login password).
+        Does nothing if another thread already reconnected. Retries with
+        backoff for `give_up_after` seconds (None: forever)."""
+        with self._reconnect_lock:
+            if self._conn is not None and self._conn.alive:
+                return
+            deadline = None if give_up_after is None else time.monotonic() + give_up_after
+            delay = 0.05
+            while True:
+                if self._closed:
+                    raise ConnectionLost("client is closed")
+                try:
+                    self._connect()
+                    self._authenticate()
+                    return
+                except ConnectionLost:
+                    if deadline is not None and time.monotonic() + delay > deadline:
+                        raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _authenticate(self):
+        if not self.token:
+            return
+        try:
+            self.auth(self.token)
+        except Unauthorized:
+            if self._password is None or self.user is None:
+                raise
+            self.login(self.user["username"], self._password)
+
+    # -- receiving --------------------------------------------------------
+
+    def messages(self, idle_timeout=None, reconnect_for=30.0):
+        """Yield incoming messages (dicts), oldest first, forever.
+
+        First the unacknowledged backlog (SYNC), then pushed messages. A
+        message counts as consumed once you ask for the next one (or stop
+        iterating); consumed messages are acknowledged before the iterator
+        blocks. If the connection drops, it reconnects, authenticates again
+        and resumes after the last consumed id: nothing lost, nothing handed
+        to you twice.
+
+        idle_timeout: stop iterating after this many seconds without a
+        message (None: never). reconnect_for: give up (ConnectionLost) when
+        the server can't be reached for this long (None: never).
+        """
+        handed = self._acked  # highest id handed to the caller
+        seen = set()  # ids handed over that the server may still hold unacknowledged
+        backlog = True
+        try:
+            while True:
+                try:
+                    if backlog:
+                        batch = self.sync(after=handed or None, limit=self.SYNC_PAGE)
+                        backlog = len(batch) >= self.SYNC_PAGE
+                    else:
+                        batch = self._wait_for_pushes(handed, idle_timeout)
+                        if batch is None:
+                            return
+                except ConnectionLost:
+                    if self._closed:
+                        return
+                    self.reconnect(reconnect_for)
+                    backlog = True
+                    continue
+                seen = {i for i in seen if i > self._acked}
+                for msg in sorted(batch, key=lambda m: m["id"]):
+                    if msg["id"] <= self._acked or msg["id"] in seen:
+                        continue  # already handed over (a redelivery after reconnect)
+                    seen.add(msg["id"])
+                    handed = max(handed, msg["id"])
+                    yield msg
+        finally:
+            if handed > self._acked and not self._closed:
+                try:
+                    self.ack(handed)
+                except GotalkError:
+                    pass  # not acknowledged: the server delivers it again later
+
+    def _wait_for_pushes(self, handed, idle_timeout):
+        """Block for pushed messages; acknowledge `handed` before blocking.
+        Returns a list of messages, or None after idle_timeout seconds."""
+        deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
+        while True:
+            if handed > self._acked and self._events.empty():
+                self.ack(handed)
+            wait = self.KEEPALIVE
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    return None
+            try:
+                event, conn = self._events.get(timeout=wait)
+            except queue.Empty:
+                if deadline is None or time.monotonic() < deadline:
+                    self.ping()  # a silent dead connection shows up here
+                continue
+            if event is None:  # a connection closed
+                if conn is self._conn:
+                    raise ConnectionLost("connection closed")
+                continue
+            batch = []
+            while True:
+                if event is not None and event.get("event") == "message":
+                    batch.append(event["message"])
+                try:
+                    event, conn = self._events.get_nowait()
+                except queue.Empty:
+                    break
+                if event is None:  # keep the close marker for the next round
+                    self._events.put((event, conn))
+                    break
+            if batch:
+                return batch
+
+
+# --------------------------------------------------------------------------
+# Command-line program
+# --------------------------------------------------------------------------
+
+def parse_server(text):
+    """"host:port" (or just "host") -> (host, port)."""
+    host, _, port = text.rpartition(":")
+    if not host:
+        return text, DEFAULT_PORT
+    return host.strip("[]"), int(port)
+
+
+def get_password(args):
+    if args.password is not None:
+        return args.password
+    if os.environ.get("GOTALK_PASSWORD"):
+        return os.environ["GOTALK_PASSWORD"]
+    return getpass.getpass("password for %s: " % args.user)
+
+
+def format_message(msg):
+    stamp = time.strftime("%H:%M", time.localtime(msg.get("ts", 0) / 1000.0))
+    return "[%s] %s: %s" % (stamp, msg.get("from"), msg.get("content"))
+
+
+def cmd_register(client, args):
+    user = client.register(args.user, get_password(args))
+    print("registered %s (id %s)" % (user["username"], user["id"]))
+
+
+def cmd_send(client, args):
+    client.login(args.user, get_password(args))
+    content = " ".join(args.text) if args.text else sys.stdin.read().rstrip("\n")
+    reply = client.send(args.to, content, client_id=uuid.uuid4().hex)
+    print("sent %s" % reply["id"])
+
+
+CHAT_HELP = """commands:
+  /to NAME   send the following lines to NAME
+  /help      show this help
+  /quit      leave (Ctrl-D works too)
+any other line is sent to the current contact"""
+
+
+class Chat:
+    """The terminal chat: incoming messages print live above the input line."""
+
+    def __init__(self, client, contact=None):
+        self.client = client
+        self.contact = contact
+        self.out = threading.Lock()
+        self.tty = sys.stdin.isatty() and sys.stdout.isatty()
+        self.shown_prompt = ""  # what input() printed: redrawn after a message
+        try:
+            import readline  # noqa: F401  (line editing and get_line_buffer)
+            self.readline = readline
+        except ImportError:
+            self.readline = None
+
+    def prompt(self):
+        return "to %s> " % self.contact if self.contact else "> "
+
+    def show(self, text):
+        """Print a line without wrecking what the person is typing."""
+        with self.out:
+            if self.tty and self.readline is not None:
+                typed = self.readline.get_line_buffer()
+                sys.stdout.write("\r\x1b[2K%s\n%s%s" % (text, self.shown_prompt, typed))
+            else:
+                sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+
+    def receive(self):
+        try:
+            for msg in self.client.messages(reconnect_for=None):
+                if self.contact is None:
+                    self.contact = msg["from"]
+                    self.show("(talking to %s now; /to NAME to change)" % self.contact)
+                self.show(format_message(msg))
+        except GotalkError as exc:
+            if not self.client._closed:
+                self.show("receiving stopped: %s" % exc)
+
+    def send(self, text):
+        client_id = uuid.uuid4().hex  # makes the retry below safe
+        try:
+            try:
+                self.client.send(self.contact, text, client_id=client_id)
+            except ConnectionLost:
+                self.client.reconnect()
+                self.client.send(self.contact, text, client_id=client_id)
+        except GotalkError as exc:
+            self.show("not sent: %s" % exc)
+
+    def run(self):
+        threading.Thread(target=self.receive, daemon=True, name="gotalk-chat").start()
+        self.show("logged in as %s. /help for commands" % self.client.user["username"])
+        while True:
+            self.shown_prompt = self.prompt()
+            try:
+                line = input(self.shown_prompt)
+            except EOFError:
+                break
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith("/"):
+                word, _, rest = line.partition(" ")
+                if word == "/quit":
+                    break
+                elif word == "/to" and rest.strip():
+                    self.contact = rest.strip()
+                elif word == "/help":
+                    self.show(CHAT_HELP)
+                else:
+                    self.show("unknown command %s; /help lists them" % word)
+            elif self.contact is None:
+                self.show("no contact yet: /to NAME first")
+            else:
+                self.send(line)
+
+
+def cmd_chat(client, args):
+    client.login(args.user, get_password(args))
+    Chat(client, args.to).run()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="gotalk_client.py", description="goTalk client")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, func, help_text):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--server", default="127.0.0.1:%d" % DEFAULT_PORT,
+                       help="HOST:PORT (default 127.0.0.1:%d)" % DEFAULT_PORT)
+        p.add_argument("--user", required=True, help="your username")
+        p.add_argument("--password", help="default: $GOTALK_PASSWORD, else asked")
+        p.set_defaults(func=func)
+        return p
+
+    add("register", cmd_register, "create an account")
+    p = add("send", cmd_send, "send one message (text from the arguments or stdin)")
+    p.add_argument("--to", required=True, help="recipient username")
+    p.add_argument("text", nargs="*", help="message text")
+    p = add("chat", cmd_chat, "interactive terminal chat")
+    p.add_argument("--to", help="first contact")
+
+    args = parser.parse_args(argv)
+    try:
+        host, port = parse_server(args.server)
+    except ValueError:
+        parser.error("--server must be HOST:PORT")
+    try:
+        with Client(host, port) as client:
+            args.func(client, args)
+    except GotalkError as exc:
+        print("error: %s" % exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
