@@ -1,0 +1,362 @@
+// goTalk real-browser test of the web chat page (web/index.html, served at GET /).
+// It starts the real server binary (GOTALK_BIN, or <repo>/target/debug/gotalk) with
+// `--memory --listen 127.0.0.1:0`, drives Debian's Chromium (/usr/bin/chromium) through
+// playwright-core with two users in two separate browser contexts, and checks:
+// register/log in with visible errors, live delivery both ways, unread flags for other
+// contacts, hostile text shown literally, and reloads without lost or doubled messages.
+// Run from the repository root: node --test tests/browser/
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, '..', '..');
+const BIN = process.env.GOTALK_BIN || path.join(REPO, 'target', 'debug', 'gotalk');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const SHOTS = path.join(HERE, 'screenshots');
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+const STEP_TIMEOUT = 10_000;   // one UI expectation
+const TEST_TIMEOUT = 60_000;   // one test
+
+// ---------- helpers ----------
+
+/** Starts the server; resolves once its stderr names the address it listens on. */
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(BIN, ['--memory', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const log = [];
+    let settled = false;
+    const finish = (err, value) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) { proc.kill('SIGKILL'); reject(err); } else resolve(value);
+    };
+    const timer = setTimeout(() => finish(new Error(
+      `server did not log "listening on 127.0.0.1:PORT" within 20s; its output:\n${log.join('\n')}`)), 20_000);
+    // Keep draining both pipes for the whole run so the server never blocks on a full pipe.
+    proc.stdout.on('data', (d) => { log.push(...String(d).split('\n').filter(Boolean)); if (log.length > 400) log.splice(0, log.length - 400); });
+    readline.createInterface({ input: proc.stderr }).on('line', (line) => {
+      log.push(line);
+      if (log.length > 400) log.splice(0, log.length - 400);
+      const m = /listening on (127\.0\.0\.1:\d+)/.exec(line);
+      if (m) finish(null, { proc, log, base: `http://${m[1]}` });
+    });
+    proc.on('error', (e) => finish(new Error(`cannot start server ${BIN}: ${e.message}`)));
+    proc.on('exit', (code, sig) => finish(new Error(
+      `server exited early (code ${code}, signal ${sig}); its output:\n${log.join('\n')}`)));
+  });
+}
+
+async function stopServer(server) {
+  if (!server || server.proc.exitCode !== null || server.proc.signalCode !== null) return;
+  const exited = new Promise((r) => server.proc.once('exit', r));
+  server.proc.kill('SIGTERM');
+  const t = setTimeout(() => server.proc.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** Retries an assertion until it passes or the time is up (then throws its last error). */
+async function eventually(fn, timeout = STEP_TIMEOUT, interval = 100) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    try { return await fn(); } catch (e) {
+      if (Date.now() > end) throw e;
+      await new Promise((r) => setTimeout(r, interval));
+    }
+  }
+}
+
+const tid = (id) => `[data-testid="${id}"]`;
+const messageTexts = (page) =>
+  page.$$eval(`${tid('message-list')} ${tid('message-text')}`, (els) => els.map((e) => e.textContent));
+const contactItem = (page, name) => page.locator(`${tid('contact-item')}[data-contact="${name}"]`);
+
+async function newUserPage(browser, base, label, hostsSeen) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  context.setDefaultTimeout(STEP_TIMEOUT);
+  const page = await context.newPage();
+  // Every tab of this user records the dialogs it saw and the script errors it hit.
+  const watch = (p) => {
+    p.dialogs = [];
+    p.errors = [];
+    p.on('dialog', (d) => { p.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+    p.on('pageerror', (e) => { p.errors.push(`${label}: ${e.message}`); });
+  };
+  watch(page);
+  context.on('page', watch);
+  context.on('request', (r) => hostsSeen.add(new URL(r.url()).origin));
+  await page.goto(base + '/');
+  return { context, page };
+}
+
+async function authAs(page, username, password, register) {
+  await page.fill(tid('auth-username'), username);
+  await page.fill(tid('auth-password'), password);
+  await page.click(tid(register ? 'register-button' : 'login-button'));
+}
+
+async function expectLoggedInAs(page, username) {
+  await page.locator(tid('chat-view')).waitFor({ state: 'visible' });
+  await eventually(async () => assert.equal(await page.textContent(tid('current-user')), username));
+}
+
+async function openContact(page, name) {
+  await page.fill(tid('contact-input'), name);
+  await page.click(tid('contact-submit'));
+  await eventually(async () => assert.equal(await page.textContent(tid('conversation-title')), name));
+}
+
+/** Sends through the UI and waits until the server confirmed it (the bubble got its id). */
+async function sendMessage(page, text) {
+  await page.fill(tid('composer-input'), text);
+  await page.click(tid('send-button'));
+  await eventually(async () => {
+    const confirmed = await page.$$eval(`${tid('message-list')} ${tid('message')}[data-direction="out"][data-id]`,
+      (els) => els.map((e) => e.querySelector('[data-testid="message-text"]').textContent));
+    assert.ok(confirmed.includes(text), `sent message ${JSON.stringify(text)} not confirmed; shown: ${JSON.stringify(confirmed)}`);
+  });
+}
+
+async function expectIncoming(page, text) {
+  await eventually(async () => {
+    const incoming = await page.$$eval(`${tid('message-list')} ${tid('message')}[data-direction="in"]`,
+      (els) => els.map((e) => e.querySelector('[data-testid="message-text"]').textContent));
+    assert.ok(incoming.includes(text), `incoming ${JSON.stringify(text)} not shown; shown: ${JSON.stringify(incoming)}`);
+  });
+}
+
+async function form(base, p, fields) {
+  const res = await fetch(base + p, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(fields).toString(),
+    signal: AbortSignal.timeout(5_000),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, `${p} answered ${res.status}: ${text}`);
+  return JSON.parse(text);
+}
+
+// ---------- the test ----------
+
+describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }, () => {
+  let server;
+  let browser;
+  let alice; // { context, page }
+  let bob;
+  const hostsSeen = new Set();
+  const XSS = '<img src=x onerror=alert(1)>';
+  const history = [];
+
+  before(async () => {
+    assert.ok(fs.existsSync(BIN),
+      `goTalk server binary not found at ${BIN}: build it with "cargo build" or set GOTALK_BIN`);
+    assert.ok(fs.existsSync(CHROMIUM),
+      `Chromium not found at ${CHROMIUM}: install it with "apt-get install -y chromium"`);
+    server = await startServer();
+    browser = await chromium.launch({
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000,
+    });
+    fs.mkdirSync(SHOTS, { recursive: true });
+  });
+
+  after(async () => {
+    try { if (browser) await browser.close(); } finally { await stopServer(server); }
+    if (server && process.exitCode) console.error('server log (tail):\n' + server.log.slice(-40).join('\n'));
+  });
+
+  test('GET / serves the page as HTML', { timeout: TEST_TIMEOUT }, async () => {
+    const res = await fetch(server.base + '/', { signal: AbortSignal.timeout(5_000) });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') || '', /text\/html/);
+    assert.match(await res.text(), /data-testid="auth-form"/);
+  });
+
+  test('two users register and log in, with errors shown clearly', { timeout: TEST_TIMEOUT }, async () => {
+    bob = await newUserPage(browser, server.base, 'bob', hostsSeen);
+    await authAs(bob.page, 'bob', 'bob-secret', true);
+    await expectLoggedInAs(bob.page, 'bob');
+
+    alice = await newUserPage(browser, server.base, 'alice', hostsSeen);
+    await alice.page.evaluate(() => { window.__noReloadMarker = 'still here'; });
+    await authAs(alice.page, 'alice', 'alice-secret', true);
+    await expectLoggedInAs(alice.page, 'alice');
+
+    // Log out, then exercise the error paths and a plain log in.
+    await alice.page.click(tid('logout-button'));
+    await alice.page.locator(tid('auth-view')).waitFor({ state: 'visible' });
+    assert.equal(await alice.page.evaluate(() => localStorage.getItem('gotalk:session')), null);
+
+    await authAs(alice.page, 'bob', 'whatever', true);
+    await eventually(async () => assert.match(await alice.page.textContent(tid('auth-error')), /already taken/i));
+
+    await authAs(alice.page, 'alice', 'wrong-password', false);
+    await eventually(async () => assert.match(await alice.page.textContent(tid('auth-error')), /wrong username or password/i));
+
+    await alice.page.screenshot({ path: path.join(SHOTS, 'auth-error.png') });
+    await authAs(alice.page, 'bad name!', 'x', false);
+    await eventually(async () => assert.match(await alice.page.textContent(tid('auth-error')), /usernames are/i));
+
+    await authAs(alice.page, 'alice', 'alice-secret', false);
+    await expectLoggedInAs(alice.page, 'alice');
+    assert.equal(await alice.page.textContent(tid('auth-error')), '');
+  });
+
+  test('messages go both ways live, without reloading', { timeout: TEST_TIMEOUT }, async () => {
+    const a = alice.page;
+    const b = bob.page;
+    await a.fill(tid('contact-input'), 'nobody-here');
+    await a.click(tid('contact-submit'));
+    await eventually(async () => assert.match(await a.textContent(tid('contact-error')), /no user named/i));
+
+    await openContact(a, 'bob');
+    const hello = "Hello Bob \u2014 it's Alice. Gr\u00fc\u00dfe!";
+    await sendMessage(a, hello);
+    history.push(hello);
+
+    // Bob has no conversation open: alice shows up flagged with one unread message.
+    await eventually(async () =>
+      assert.equal(await contactItem(b, 'alice').locator(tid('unread-badge')).textContent(), '1'));
+    await contactItem(b, 'alice').click();
+    await expectIncoming(b, hello);
+    await eventually(async () => assert.equal(await contactItem(b, 'alice').locator(tid('unread-badge')).count(), 0));
+
+    // Bob answers with the Enter key; Alice sees it arrive in the open conversation.
+    const reply = 'Hi Alice!\nTwo lines, & <b>no</b> markup.';
+    await b.fill(tid('composer-input'), reply);
+    await b.press(tid('composer-input'), 'Enter');
+    await expectIncoming(a, reply);
+    history.push(reply);
+
+    assert.equal(await a.evaluate(() => window.__noReloadMarker), 'still here', 'alice page reloaded');
+    assert.deepEqual(await messageTexts(a), history);
+    assert.deepEqual(await messageTexts(b), history);
+  });
+
+  test('a message from another contact is kept and flagged, not mixed in', { timeout: TEST_TIMEOUT }, async () => {
+    await form(server.base, '/register', { username: 'carol', password: 'carol-secret' });
+    const carol = await form(server.base, '/login', { username: 'carol', password: 'carol-secret' });
+    const target = await form(server.base, '/getuseridbyname', { username: 'alice' });
+    const sent = await form(server.base, '/send', {
+      token: carol.SessionID, id: String(carol.Id), username: 'carol', sendToId: String(target.Id), content: 'psst, Alice',
+    });
+    assert.equal(sent.ok, true);
+
+    const a = alice.page;
+    await eventually(async () =>
+      assert.equal(await contactItem(a, 'carol').locator(tid('unread-badge')).textContent(), '1'));
+    assert.equal(await a.textContent(tid('conversation-title')), 'bob');
+    assert.deepEqual(await messageTexts(a), history);
+
+    await contactItem(a, 'carol').click();
+    await expectIncoming(a, 'psst, Alice');
+    await contactItem(a, 'bob').click();
+    await eventually(async () => assert.deepEqual(await messageTexts(a), history));
+  });
+
+  test('hostile text is shown literally, never run as HTML', { timeout: TEST_TIMEOUT }, async () => {
+    const a = alice.page;
+    const b = bob.page;
+    await sendMessage(a, XSS);
+    history.push(XSS);
+    await expectIncoming(b, XSS);
+    await new Promise((r) => setTimeout(r, 500)); // give a (wrongly) injected onerror a chance to fire
+    for (const p of [a, b]) {
+      assert.deepEqual(p.dialogs, [], 'a dialog fired');
+      assert.equal(await p.locator(`${tid('message-list')} img`).count(), 0, 'an <img> was injected');
+      const last = p.locator(`${tid('message-list')} ${tid('message-text')}`).last();
+      assert.equal(await last.textContent(), XSS);
+      assert.match(await last.innerHTML(), /&lt;img src=x onerror=alert\(1\)&gt;/);
+    }
+  });
+
+  test('reload shows unacknowledged history without duplicates', { timeout: TEST_TIMEOUT }, async () => {
+    // Bob goes away; Alice writes while he is gone.
+    await bob.page.close();
+    const offline = ['offline 1', 'offline 2', 'offline 3'];
+    for (const text of offline) { await sendMessage(alice.page, text); history.push(text); }
+
+    // Bob comes back in a new tab (same browser profile, so same stored session).
+    // The first /sync goes through; later ones (which would acknowledge) are held
+    // unanswered, so the server still has the offline messages unacknowledged.
+    const b = await bob.context.newPage();
+    let phase = 'block';
+    let syncs = 0;
+    const held = [];
+    await b.route('**/sync', (route) => {
+      syncs += 1;
+      if (phase === 'block' && syncs > 1) held.push(route); else route.continue().catch(() => {});
+    });
+    const syncAfters = [];
+    b.on('request', (r) => {
+      if (r.url().endsWith('/sync')) syncAfters.push(Number(new URLSearchParams(r.postData() || '').get('after')));
+    });
+    await b.goto(server.base + '/');
+    await expectLoggedInAs(b, 'bob');
+    await eventually(async () => assert.deepEqual(await messageTexts(b), history));
+    await eventually(async () => assert.ok(held.length >= 1, 'the page never asked to acknowledge'));
+
+    // Reload: the page draws its stored history, and the server sends the
+    // unacknowledged messages again; each must still be shown exactly once.
+    phase = 'open';
+    const redelivered = b.waitForResponse(async (r) =>
+      r.url().endsWith('/sync') && r.status() === 200 && (await r.text()).includes('offline 3'), { timeout: STEP_TIMEOUT });
+    await b.reload();
+    const resp = await redelivered;
+    const again = (await resp.json()).map((m) => m.content);
+    assert.deepEqual(again, offline, 'the server should re-deliver exactly the unacknowledged messages');
+    // Once the page asks with an `after` at or above them, it has processed that reply.
+    const lastId = Math.max(...(await resp.json()).map((m) => m.id));
+    await eventually(async () => assert.ok(syncAfters.some((n) => n >= lastId), `no /sync with after >= ${lastId}: ${syncAfters}`));
+    assert.deepEqual(await messageTexts(b), history);
+
+    // A second reload, now that all is acknowledged: same history, once each.
+    await b.reload();
+    await expectLoggedInAs(b, 'bob');
+    await eventually(async () => assert.deepEqual(await messageTexts(b), history));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(await messageTexts(b), history);
+    for (const r of held) await r.abort().catch(() => {});
+    await b.unrouteAll({ behavior: 'ignoreErrors' });
+    bob.page = b;
+
+    // Alice's own reload keeps what she sent and received, once each.
+    await alice.page.reload();
+    await expectLoggedInAs(alice.page, 'alice');
+    await eventually(async () => assert.deepEqual(await messageTexts(alice.page), history));
+  });
+
+  test('the page works on a narrow window, fetches nothing from elsewhere, and logs out', { timeout: TEST_TIMEOUT }, async () => {
+    const a = alice.page;
+    await a.screenshot({ path: path.join(SHOTS, 'chat.png') });
+    await bob.page.screenshot({ path: path.join(SHOTS, 'chat-bob.png') });
+
+    await a.setViewportSize({ width: 380, height: 720 });
+    for (const id of ['composer-input', 'send-button', 'contact-input']) {
+      const box = await a.locator(tid(id)).boundingBox();
+      assert.ok(box && box.x >= 0 && box.x + box.width <= 381 && box.y + box.height <= 721,
+        `${id} is off screen on a narrow window: ${JSON.stringify(box)}`);
+    }
+    const fits = await a.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+    assert.ok(fits, 'the page scrolls sideways on a narrow window');
+    await a.screenshot({ path: path.join(SHOTS, 'chat-narrow.png') });
+
+    assert.deepEqual([...hostsSeen], [server.base], 'the page fetched something from another origin');
+    assert.deepEqual([...alice.page.errors, ...bob.page.errors], [], 'page errors');
+    assert.deepEqual([...alice.page.dialogs, ...bob.page.dialogs], [], 'dialogs fired');
+
+    await a.click(tid('logout-button'));
+    await a.locator(tid('auth-view')).waitFor({ state: 'visible' });
+    assert.equal(await a.evaluate(() => localStorage.getItem('gotalk:session')), null);
+  });
+});
