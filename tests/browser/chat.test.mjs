@@ -5,7 +5,7 @@
 // register/log in with visible errors, live delivery both ways, unread flags for other
 // contacts, hostile text shown literally, and reloads without lost or doubled messages.
 // Run from the repository root: node --test tests/browser/
-import { test, describe, before, after } from 'node:test';
+import { test as testCase, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -158,21 +158,32 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
   const XSS = '<img src=x onerror=alert(1)>';
   const history = [];
 
+  let setupError = null; // a missing binary or browser fails every test (a failed hook would only cancel them)
+  let anyFailed = false;
+  const test = (name, opts, fn) => testCase(name, opts, async (t) => {
+    if (setupError) throw setupError;
+    try { return await fn(t); } catch (e) { anyFailed = true; throw e; }
+  });
+
   before(async () => {
-    assert.ok(fs.existsSync(BIN),
-      `goTalk server binary not found at ${BIN}: build it with "cargo build" or set GOTALK_BIN`);
-    assert.ok(fs.existsSync(CHROMIUM),
-      `Chromium not found at ${CHROMIUM}: install it with "apt-get install -y chromium"`);
-    server = await startServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000,
-    });
-    fs.mkdirSync(SHOTS, { recursive: true });
+    try {
+      assert.ok(fs.existsSync(BIN),
+        `goTalk server binary not found at ${BIN}: build it with "cargo build" or set GOTALK_BIN`);
+      assert.ok(fs.existsSync(CHROMIUM),
+        `Chromium not found at ${CHROMIUM}: install it with "apt-get install -y chromium"`);
+      server = await startServer();
+      browser = await chromium.launch({
+        executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000,
+      });
+      fs.mkdirSync(SHOTS, { recursive: true });
+    } catch (e) {
+      setupError = e;
+    }
   });
 
   after(async () => {
     try { if (browser) await browser.close(); } finally { await stopServer(server); }
-    if (server && process.exitCode) console.error('server log (tail):\n' + server.log.slice(-40).join('\n'));
+    if (server && anyFailed) console.error('server log (tail):\n' + server.log.slice(-40).join('\n'));
   });
 
   test('GET / serves the page as HTML', { timeout: TEST_TIMEOUT }, async () => {
