@@ -207,10 +207,9 @@ def connect():
         c.close()
 
 
-def read_until(fd, pattern, timeout=10.0):
-    """Read a pty/pipe fd until the regex `pattern` appears in what was read;
-    returns all the text read. Fails on timeout or end of stream."""
-    text = ""
+def read_until(fd, pattern, timeout=10.0, text=""):
+    """Read a pty/pipe fd until the regex `pattern` appears in `text` plus what
+    was read; returns that text. Fails on timeout or end of stream."""
     deadline = time.monotonic() + timeout
     while not re.search(pattern, text):
         left = deadline - time.monotonic()

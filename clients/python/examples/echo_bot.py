@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Echo bot for goTalk: answers every message it receives with "echo: <text>".
+
+    GOTALK_PASSWORD=pw python3 echo_bot.py --server 127.0.0.1:9000 --user echo --register
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from gotalk_client import Client, Conflict, GotalkError, parse_server  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description="goTalk echo bot")
+    ap.add_argument("--server", default="127.0.0.1:9000")
+    ap.add_argument("--user", default="echo")
+    ap.add_argument("--password", default=os.environ.get("GOTALK_PASSWORD"), required=False)
+    ap.add_argument("--register", action="store_true", help="create the account if needed")
+    args = ap.parse_args()
+    if not args.password:
+        ap.error("give --password or set GOTALK_PASSWORD")
+
+    with Client(*parse_server(args.server)) as bot:
+        if args.register:
+            try:
+                bot.register(args.user, args.password)
+            except Conflict:
+                pass  # already there
+        bot.login(args.user, args.password)
+        print("echo bot %s ready" % args.user, flush=True)
+        for msg in bot.messages(reconnect_for=None):  # acknowledged as we go
+            if msg["from"] == args.user:
+                continue  # never answer ourselves
+            try:
+                # client_id: if we crash and get this message again, no second echo
+                bot.send(msg["from"], "echo: " + msg["content"], client_id="echo-%d" % msg["id"])
+            except GotalkError as exc:
+                print("could not answer %s: %s" % (msg["from"], exc), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

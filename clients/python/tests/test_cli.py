@@ -1,0 +1,177 @@
+"""Tests of the programs: the register/send subcommands, the echo bot, and the
+terminal chat driven through a pseudo-terminal."""
+
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import CLIENT_DIR, PASSWORD, read_until
+
+CLIENT = str(CLIENT_DIR / "gotalk_client.py")
+ECHO_BOT = str(CLIENT_DIR / "examples" / "echo_bot.py")
+
+
+def run_cli(*args, password=None, stdin=None):
+    env = dict(os.environ)
+    env.pop("GOTALK_PASSWORD", None)
+    if password is not None:
+        env["GOTALK_PASSWORD"] = password
+    return subprocess.run([sys.executable, CLIENT, *args], input=stdin, env=env,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_register_and_send_subcommands(server, connect):
+    r = run_cli("register", "--server", server.address, "--user", "carol", "--password", PASSWORD)
+    assert r.returncode == 0, r.stderr
+    assert "registered carol" in r.stdout
+    bob = connect(server, "bob", register=True)
+
+    r = run_cli("send", "--server", server.address, "--user", "carol", "--to", "bob",
+                "hello", "from", "a", "script", password=PASSWORD)  # password from env
+    assert r.returncode == 0, r.stderr
+    sent_id = int(r.stdout.split()[-1])
+    r = run_cli("send", "--server", server.address, "--user", "carol", "--to", "bob",
+                password=PASSWORD, stdin="from stdin\n")
+    assert r.returncode == 0, r.stderr
+    msgs = bob.sync()
+    assert [(m["from"], m["content"]) for m in msgs] == [
+        ("carol", "hello from a script"), ("carol", "from stdin")]
+    assert msgs[0]["id"] == sent_id
+
+
+def test_subcommand_errors_exit_nonzero_with_the_server_code(server, connect):
+    connect(server).register("carol", PASSWORD)
+    r = run_cli("register", "--server", server.address, "--user", "carol", "--password", "x")
+    assert r.returncode == 1 and "conflict" in r.stderr
+    r = run_cli("send", "--server", server.address, "--user", "carol", "--to", "bob", "hi",
+                password="wrong")
+    assert r.returncode == 1 and "unauthorized" in r.stderr
+    r = run_cli("send", "--server", server.address, "--user", "carol", "--to", "nobody", "hi",
+                password=PASSWORD)
+    assert r.returncode == 1 and "not_found" in r.stderr
+
+
+def test_echo_bot_answers(server, connect):
+    env = dict(os.environ, GOTALK_PASSWORD="bot-pw")
+    bot = subprocess.Popen([sys.executable, ECHO_BOT, "--server", server.address,
+                            "--user", "echo", "--register"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        read_until(bot.stdout.fileno(), "echo bot echo ready", timeout=15)
+        alice = connect(server, "alice", register=True)
+        alice.send("echo", "first")
+        alice.send("echo", "second one")
+        got = []
+        for msg in alice.messages(idle_timeout=10):
+            got.append((msg["from"], msg["content"]))
+            if len(got) == 2:
+                break
+        assert got == [("echo", "echo: first"), ("echo", "echo: second one")]
+    finally:
+        bot.kill()
+        bot.wait(10)
+        bot.stdout.close()
+
+
+class Terminal:
+    """A child process on a pseudo-terminal, as a person at a keyboard sees it."""
+
+    def __init__(self, argv):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # child: becomes the program, with the pty as its terminal
+            os.environ.pop("GOTALK_PASSWORD", None)
+            os.environ["TERM"] = "dumb"
+            os.execv(sys.executable, [sys.executable, *argv])
+        self.screen = ""  # everything matched so far
+        self.unread = ""  # read, but after the last match
+
+    def expect(self, pattern, timeout=10):
+        text = read_until(self.fd, pattern, timeout, self.unread)
+        end = re.search(pattern, text).end()
+        self.screen += text[:end]
+        self.unread = text[end:]
+
+    def type(self, text):
+        os.write(self.fd, text.encode())
+
+    def wait_exit(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.pid = 0
+                return os.waitstatus_to_exitcode(status)
+            if select.select([self.fd], [], [], 0.05)[0]:
+                try:
+                    os.read(self.fd, 4096)  # keep draining: the child never blocks on output
+                except OSError:
+                    time.sleep(0.05)  # EIO once the child has let go of the terminal
+        pytest.fail("chat did not exit within %ss" % timeout)
+
+    def close(self):
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+@pytest.fixture
+def terminal():
+    terms = []
+
+    def start(*args):
+        terms.append(Terminal([CLIENT, *args]))
+        return terms[-1]
+
+    yield start
+    for t in terms:
+        t.close()
+
+
+def test_chat_in_a_terminal(server, connect, terminal):
+    bob = connect(server, "bob", register=True)
+    carol = connect(server, "carol", register=True)
+    connect(server).register("alice", PASSWORD)
+
+    chat = terminal("chat", "--server", server.address, "--user", "alice", "--to", "bob")
+    chat.expect("password for alice: ")
+    chat.type(PASSWORD + "\n")
+    chat.expect("logged in as alice")
+    chat.expect("to bob> ")
+
+    bob.send("alice", "hi alice")
+    chat.expect(r"bob: hi alice")  # printed live, no keypress needed
+
+    chat.type("hello bob\n")
+    got = next(bob.messages(idle_timeout=10))
+    assert (got["from"], got["content"]) == ("alice", "hello bob")
+
+    chat.type("half-typ")  # an incoming message must not eat what is being typed
+    bob.send("alice", "interrupting")
+    chat.expect(r"bob: interrupting[\s\S]*to bob> half-typ")
+    chat.type("ed line\n")
+    got = next(bob.messages(idle_timeout=10))
+    assert got["content"] == "half-typed line"
+
+    chat.type("/help\n")
+    chat.expect(r"/to NAME")
+    chat.type("/to carol\n")
+    chat.expect("to carol> ")
+    chat.type("hey carol\n")
+    got = next(carol.messages(idle_timeout=10))
+    assert (got["from"], got["content"]) == ("alice", "hey carol")
+
+    chat.type("/to nobody\n")
+    chat.type("anyone?\n")
+    chat.expect("not sent: not_found")
+
+    chat.type("/quit\n")
+    assert chat.wait_exit() == 0
+    assert PASSWORD not in chat.screen  # getpass did not echo it
