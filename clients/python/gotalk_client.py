@@ -494,7 +494,7 @@ class Chat:
         self.contact = contact
         self.out = threading.Lock()
         self.tty = sys.stdin.isatty() and sys.stdout.isatty()
-        self.shown_prompt = ""  # what input() printed: redrawn after a message
+        self.shown_prompt = None  # while input() waits: its prompt, redrawn after output
         try:
             import readline  # noqa: F401  (line editing and get_line_buffer)
             self.readline = readline
@@ -507,7 +507,7 @@ class Chat:
     def show(self, text):
         """Print a line without wrecking what the person is typing."""
         with self.out:
-            if self.tty and self.readline is not None:
+            if self.tty and self.readline is not None and self.shown_prompt is not None:
                 typed = self.readline.get_line_buffer()
                 sys.stdout.write("\r\x1b[2K%s\n%s%s" % (text, self.shown_prompt, typed))
             else:
@@ -545,6 +545,8 @@ class Chat:
                 line = input(self.shown_prompt)
             except EOFError:
                 break
+            finally:
+                self.shown_prompt = None
             line = line.strip()
             if not line:
                 continue
