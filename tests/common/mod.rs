@@ -92,6 +92,7 @@ impl TestServer {
     /// The contract has the ready line on the log, which is stderr; stdout
     /// is watched too, so a server that logs there still starts (the line's
     /// stream is not what these tests are about).
+    #[track_caller]
     pub fn start(extra: &[&str]) -> TestServer {
         let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let names_storage = args
@@ -103,6 +104,7 @@ impl TestServer {
         Self::spawn(args)
     }
 
+    #[track_caller]
     fn spawn(args: Vec<String>) -> TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gotalk"))
             .arg("--listen")
@@ -426,6 +428,7 @@ impl LineClient {
     }
 
     /// Sends `line` followed by `\n`.
+    #[track_caller]
     pub fn send_line(&mut self, line: &str) {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
@@ -434,6 +437,7 @@ impl LineClient {
     }
 
     /// Sends bytes exactly as given, in one write call.
+    #[track_caller]
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.writer
             .write_all(bytes)
@@ -451,6 +455,7 @@ impl LineClient {
     }
 
     /// Reads one raw line (without its `\n`, and without a `\r` before it).
+    #[track_caller]
     pub fn read_line_bytes(&mut self) -> Vec<u8> {
         let mut line = Vec::new();
         match self.reader.read_until(b'\n', &mut line) {
@@ -476,6 +481,7 @@ impl LineClient {
     }
 
     /// Reads one line as text (panics if it is not UTF-8).
+    #[track_caller]
     pub fn read_line(&mut self) -> String {
         let bytes = self.read_line_bytes();
         String::from_utf8(bytes)
@@ -483,6 +489,7 @@ impl LineClient {
     }
 
     /// Reads one line, which must be a JSON object.
+    #[track_caller]
     pub fn read_json(&mut self) -> Value {
         let line = self.read_line();
         let value: Value = serde_json::from_str(&line)
@@ -496,6 +503,7 @@ impl LineClient {
 
     /// Reads lines until a reply (a line with `"ok"`), keeping any events
     /// that come first for [`read_event`](Self::read_event).
+    #[track_caller]
     pub fn read_reply(&mut self) -> Value {
         loop {
             let value = self.read_json();
@@ -512,12 +520,14 @@ impl LineClient {
     }
 
     /// Sends a JSON request and returns its reply (events are kept aside).
+    #[track_caller]
     pub fn request(&mut self, request: &Value) -> Value {
         self.send_line(&request.to_string());
         self.read_reply()
     }
 
     /// Sends a text command line and returns its reply (events are kept aside).
+    #[track_caller]
     pub fn text(&mut self, line: &str) -> Value {
         self.send_line(line);
         self.read_reply()
@@ -525,6 +535,7 @@ impl LineClient {
 
     /// Returns the next server event: one kept aside earlier, or the next
     /// line, which must then be an event (not a reply).
+    #[track_caller]
     pub fn read_event(&mut self) -> Value {
         if let Some(event) = self.events.pop_front() {
             return event;
@@ -544,6 +555,7 @@ impl LineClient {
 
     /// Asserts that the server sends nothing (not even part of a line)
     /// within `ms` milliseconds, and that the connection is still open.
+    #[track_caller]
     pub fn expect_no_line_within(&mut self, ms: u64) {
         assert!(
             self.reader.buffer().is_empty(),
@@ -570,6 +582,7 @@ impl LineClient {
 
     /// Asserts that the server closes the connection cleanly (a read returns
     /// end-of-file) within the read timeout, sending nothing more first.
+    #[track_caller]
     pub fn expect_eof(&mut self) {
         let mut rest = Vec::new();
         match self.reader.read_to_end(&mut rest) {
@@ -602,6 +615,7 @@ pub fn is_event(value: &Value) -> bool {
 // ---------------------------------------------------------------------------
 
 /// Registers `name` on `client` (JSON form); returns the new user id.
+#[track_caller]
 pub fn register(client: &mut LineClient, name: &str, password: &str) -> u64 {
     let reply = with_timeout(client, HASH_TIMEOUT, |c| {
         c.request(&json!({"cmd": "register", "username": name, "password": password}))
@@ -615,6 +629,7 @@ pub fn register(client: &mut LineClient, name: &str, password: &str) -> u64 {
 
 /// Logs `client` in as `name` (JSON form), binding the connection to that
 /// user; returns the token and the user id.
+#[track_caller]
 pub fn login(client: &mut LineClient, name: &str, password: &str) -> (String, u64) {
     let reply = with_timeout(client, HASH_TIMEOUT, |c| {
         c.request(&json!({"cmd": "login", "username": name, "password": password}))
@@ -635,6 +650,7 @@ pub fn login(client: &mut LineClient, name: &str, password: &str) -> (String, u6
 /// Registers `name`, then logs in on the same new connection. Returns the
 /// connection (bound to the user, so it receives pushes), the token and the
 /// user id.
+#[track_caller]
 pub fn register_and_login(
     server: &TestServer,
     name: &str,
@@ -665,6 +681,7 @@ pub fn with_timeout<T>(
 // ---------------------------------------------------------------------------
 
 /// Asserts `{"ok":true,...}`; returns the reply for chaining.
+#[track_caller]
 pub fn assert_ok(reply: &Value) -> &Value {
     assert_eq!(
         reply.get("ok"),
@@ -679,11 +696,13 @@ pub fn assert_ok(reply: &Value) -> &Value {
 }
 
 /// Asserts `{"ok":false,"error":{"code":code,"message":"<non-empty>"}}`.
+#[track_caller]
 pub fn assert_error(reply: &Value, code: &str) {
     assert_error_in(reply, &[code]);
 }
 
 /// Like [`assert_error`], accepting any of `codes`; returns the code seen.
+#[track_caller]
 pub fn assert_error_in(reply: &Value, codes: &[&str]) -> String {
     assert_eq!(
         reply.get("ok"),
@@ -712,6 +731,7 @@ pub fn assert_error_in(reply: &Value, codes: &[&str]) -> String {
 }
 
 /// The error message of an error reply.
+#[track_caller]
 pub fn error_message(reply: &Value) -> String {
     reply["error"]["message"]
         .as_str()
@@ -720,6 +740,7 @@ pub fn error_message(reply: &Value) -> String {
 }
 
 /// The `messages` array of an ok SYNC reply.
+#[track_caller]
 pub fn messages(reply: &Value) -> Vec<Value> {
     assert_ok(reply);
     reply["messages"]
@@ -729,6 +750,7 @@ pub fn messages(reply: &Value) -> Vec<Value> {
 }
 
 /// The ids of a SYNC reply's messages, in reply order.
+#[track_caller]
 pub fn message_ids(reply: &Value) -> Vec<u64> {
     messages(reply)
         .iter()
@@ -741,6 +763,7 @@ pub fn message_ids(reply: &Value) -> Vec<u64> {
 }
 
 /// The contents of a SYNC reply's messages, in reply order.
+#[track_caller]
 pub fn message_contents(reply: &Value) -> Vec<String> {
     messages(reply)
         .iter()
@@ -754,6 +777,7 @@ pub fn message_contents(reply: &Value) -> Vec<String> {
 }
 
 /// The `id` of an ok SEND reply (also checks its `ts`).
+#[track_caller]
 pub fn sent_id(reply: &Value) -> u64 {
     assert_ok(reply);
     let ts = reply["ts"]
@@ -775,6 +799,7 @@ pub fn now_ms() -> u64 {
 
 /// Asserts that `ts` is milliseconds since the epoch, close to now (within
 /// ten minutes either way; a seconds or microseconds value fails).
+#[track_caller]
 pub fn assert_plausible_ts(ts: u64) {
     let now = now_ms();
     let slack = 10 * 60 * 1000;
@@ -796,6 +821,7 @@ pub struct Expected<'a> {
 }
 
 /// Checks every field the contract gives a message; returns its id.
+#[track_caller]
 pub fn assert_message(message: &Value, expected: &Expected) -> u64 {
     let id = message["id"]
         .as_u64()
@@ -822,6 +848,7 @@ pub fn assert_message(message: &Value, expected: &Expected) -> u64 {
 
 /// Checks a push event: `{"event":"message","message":{...}}` with no
 /// `"ok"`; returns the message inside.
+#[track_caller]
 pub fn assert_message_event(event: &Value) -> Value {
     assert!(
         event.get("ok").is_none(),
