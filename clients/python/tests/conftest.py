@@ -56,10 +56,14 @@ class Server:
         threading.Thread(target=self._drain, args=(self.proc, found), daemon=True).start()
         deadline = time.monotonic() + START_TIMEOUT
         while not found.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            exited = self.proc.poll()
+            if exited is not None or time.monotonic() > deadline:
                 self.kill()
-                pytest.fail("gotalk did not report 'listening on 127.0.0.1:PORT' "
-                            "within %.0fs; stderr:\n%s" % (START_TIMEOUT, "".join(self.log[-30:])))
+                why = ("exited with status %s" % exited if exited is not None
+                       else "stayed silent for %.0fs" % START_TIMEOUT)
+                pytest.fail("gotalk (%s) %s without logging 'listening on 127.0.0.1:PORT'; "
+                            "stderr:\n%s" % (self.binary, why, "".join(self.log[-30:])),
+                            pytrace=False)
         return self
 
     def _drain(self, proc, found):
