@@ -1,0 +1,93 @@
+//! The contract's error codes, the failure a command replies with, and the
+//! reasons a connection is closed (for logs).
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// The error codes of the wire contract; nothing else is ever sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    UnknownCommand,
+    Unauthorized,
+    NotFound,
+    Conflict,
+    TooLarge,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownCommand => "unknown_command",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status the shim answers this code with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest | ErrorCode::UnknownCommand => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+/// A failed request: a contract code plus a message written for a person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub message: Cow<'static, str>,
+}
+
+impl Failure {
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Failure {
+        Failure::new(ErrorCode::BadRequest, message)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+/// Why the server closed a connection; logged, never sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed its end.
+    PeerClosed,
+    /// The client asked to (QUIT, or HTTP `Connection: close`).
+    ClientQuit,
+    /// Output for the client piled up past the limit: it reads too slowly.
+    SlowConsumer,
+    /// A malformed HTTP request that cannot be recovered from.
+    ProtocolError,
+    /// A socket error.
+    IoError,
+    /// The server is at its connection limit.
+    ServerFull,
+}

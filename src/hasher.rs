@@ -1,0 +1,146 @@
+//! Password hashing off the event loop. A few worker threads take jobs from
+//! a `crossbeam-channel`, run argon2id, send the result back on another
+//! channel and wake the loop with its `mio::Waker`.
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use crossbeam_channel::{Receiver, Sender};
+use mio::Waker;
+use std::sync::Arc;
+use std::thread;
+
+/// Identifies a job so the core can match its result.
+pub type JobId = u64;
+
+/// Work for a password worker.
+#[derive(Debug)]
+pub enum HashJob {
+    /// Hash a new password (REGISTER).
+    Hash { job: JobId, password: String },
+    /// Check a password against a stored PHC hash (LOGIN). Unknown users are
+    /// checked against a dummy hash so both cases take the same time.
+    Verify {
+        job: JobId,
+        password: String,
+        hash: Arc<str>,
+    },
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub enum HashDone {
+    Hashed {
+        job: JobId,
+        hash: Result<String, String>,
+    },
+    Verified {
+        job: JobId,
+        ok: bool,
+    },
+}
+
+/// The argon2id instance every hash uses: the crate's defaults (m=19 MiB,
+/// t=2, p=1), the OWASP-recommended minimum.
+fn argon2() -> Argon2<'static> {
+    Argon2::default()
+}
+
+/// Hashes a password into a PHC string (`$argon2id$v=19$...`).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `password` matches the PHC string `hash`.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash with the same cost as real ones, for LOGIN of unknown users.
+pub fn dummy_hash() -> Arc<str> {
+    hash_password("goTalk dummy password")
+        .expect("hashing a constant works")
+        .into()
+}
+
+/// Handles to the worker pool.
+pub struct Hasher {
+    jobs: Sender<HashJob>,
+    pub results: Receiver<HashDone>,
+}
+
+impl Hasher {
+    /// Starts `threads` workers that wake `waker` after each result.
+    pub fn start(threads: usize, waker: Arc<Waker>) -> Hasher {
+        let (jobs, job_rx) = crossbeam_channel::unbounded::<HashJob>();
+        let (done_tx, results) = crossbeam_channel::unbounded();
+        for n in 0..threads.max(1) {
+            let job_rx = job_rx.clone();
+            let done_tx = done_tx.clone();
+            let waker = waker.clone();
+            thread::Builder::new()
+                .name(format!("gotalk-hash-{n}"))
+                .spawn(move || {
+                    for job in job_rx {
+                        let done = run(job);
+                        if done_tx.send(done).is_err() {
+                            break;
+                        }
+                        if let Err(e) = waker.wake() {
+                            log::error!("password worker could not wake the loop: {e}");
+                        }
+                    }
+                })
+                .expect("spawning a password worker");
+        }
+        Hasher { jobs, results }
+    }
+
+    pub fn submit(&self, job: HashJob) {
+        // The receivers live as long as the workers, which never exit first.
+        let _ = self.jobs.send(job);
+    }
+}
+
+fn run(job: HashJob) -> HashDone {
+    match job {
+        HashJob::Hash { job, password } => HashDone::Hashed {
+            job,
+            hash: hash_password(&password),
+        },
+        HashJob::Verify {
+            job,
+            password,
+            hash,
+        } => HashDone::Verified {
+            job,
+            ok: verify_password(&password, &hash),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_salts_differ() {
+        let a = hash_password("secret").unwrap();
+        let b = hash_password("secret").unwrap();
+        assert!(a.starts_with("$argon2id$"));
+        assert_ne!(a, b);
+        assert!(verify_password("secret", &a));
+        assert!(!verify_password("Secret", &a));
+        assert!(!verify_password("secret", "not a hash"));
+    }
+}

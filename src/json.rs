@@ -1,0 +1,57 @@
+//! Small helpers that append JSON fragments to a byte buffer. Replies on the
+//! hot path are written straight into a connection's output buffer with
+//! these, instead of building a `serde_json::Value` per reply.
+
+/// Appends `s` as a JSON string literal (quoted and escaped).
+pub fn push_str(out: &mut Vec<u8>, s: &str) {
+    // serde_json's escaping is correct and fast; writing to a Vec cannot fail.
+    serde_json::to_writer(&mut *out, s).expect("writing JSON to memory cannot fail");
+}
+
+/// Appends a decimal unsigned integer.
+pub fn push_u64(out: &mut Vec<u8>, n: u64) {
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(n).as_bytes());
+}
+
+/// Appends `"key":` (the key must need no escaping).
+pub fn push_key(out: &mut Vec<u8>, key: &str) {
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// Appends `,"key":<n>`.
+pub fn push_field_u64(out: &mut Vec<u8>, key: &str, n: u64) {
+    out.push(b',');
+    push_key(out, key);
+    push_u64(out, n);
+}
+
+/// Appends `,"key":"<escaped s>"`.
+pub fn push_field_str(out: &mut Vec<u8>, key: &str, s: &str) {
+    out.push(b',');
+    push_key(out, key);
+    push_str(out, s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped() {
+        let mut out = Vec::new();
+        push_str(&mut out, "a\"b\\c\n\u{1}é");
+        assert_eq!(String::from_utf8(out).unwrap(), r#""a\"b\\c\n\u0001é""#);
+    }
+
+    #[test]
+    fn fields_append_with_commas() {
+        let mut out = b"{\"ok\":true".to_vec();
+        push_field_u64(&mut out, "id", 17);
+        push_field_str(&mut out, "to", "bob");
+        out.push(b'}');
+        assert_eq!(out, br#"{"ok":true,"id":17,"to":"bob"}"#);
+    }
+}

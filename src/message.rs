@@ -1,0 +1,141 @@
+//! A stored message. Its JSON form is written once, when the message is
+//! created; every push, SYNC reply and HTTP reply copies those bytes instead
+//! of serialising the message again.
+
+use crate::json;
+use crate::{MessageId, Millis, UserId};
+use std::ops::Range;
+
+/// One message in the server's custody. Shared as `Arc<Message>` between
+/// the recipient's mailbox, pushes and the store.
+#[derive(Debug)]
+pub struct Message {
+    pub id: MessageId,
+    pub from_id: UserId,
+    pub to_id: UserId,
+    pub ts: Millis,
+    /// `{"id":..,"from":..,"from_id":..,"to":..,"to_id":..,"content":..,"ts":..}`
+    /// plus `"client_id"` when the sender gave one.
+    json: Box<str>,
+    /// Where the escaped, quoted `content` string stands in `json`.
+    content_at: Range<u32>,
+    /// Where the escaped, quoted `client_id` string stands in `json`.
+    client_id_at: Option<Range<u32>>,
+}
+
+/// Who a message is between, by id and name.
+pub struct Parties<'a> {
+    pub from_id: UserId,
+    pub from: &'a str,
+    pub to_id: UserId,
+    pub to: &'a str,
+}
+
+impl Message {
+    pub fn new(
+        id: MessageId,
+        parties: &Parties<'_>,
+        ts: Millis,
+        content: &str,
+        client_id: Option<&str>,
+    ) -> Message {
+        let mut out = Vec::with_capacity(
+            content.len()
+                + parties.from.len()
+                + parties.to.len()
+                + 112
+                + client_id.map_or(0, |c| c.len() + 16),
+        );
+        out.extend_from_slice(b"{\"id\":");
+        json::push_u64(&mut out, id);
+        json::push_field_str(&mut out, "from", parties.from);
+        json::push_field_u64(&mut out, "from_id", parties.from_id);
+        json::push_field_str(&mut out, "to", parties.to);
+        json::push_field_u64(&mut out, "to_id", parties.to_id);
+        out.extend_from_slice(b",\"content\":");
+        let content_start = out.len() as u32;
+        json::push_str(&mut out, content);
+        let content_at = content_start..out.len() as u32;
+        json::push_field_u64(&mut out, "ts", ts);
+        let client_id_at = client_id.map(|cid| {
+            out.extend_from_slice(b",\"client_id\":");
+            let start = out.len() as u32;
+            json::push_str(&mut out, cid);
+            start..out.len() as u32
+        });
+        out.push(b'}');
+        let json = String::from_utf8(out).expect("JSON built from str is UTF-8");
+        Message {
+            id,
+            from_id: parties.from_id,
+            to_id: parties.to_id,
+            ts,
+            json: json.into_boxed_str(),
+            content_at,
+            client_id_at,
+        }
+    }
+
+    /// The message as a JSON object.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The content as a JSON string literal (quoted, escaped).
+    pub fn content_json(&self) -> &str {
+        &self.json[self.content_at.start as usize..self.content_at.end as usize]
+    }
+
+    /// The content as plain text.
+    pub fn content(&self) -> String {
+        unescape(self.content_json())
+    }
+
+    /// The sender's `client_id`, if one was given.
+    pub fn client_id(&self) -> Option<String> {
+        self.client_id_at
+            .as_ref()
+            .map(|r| unescape(&self.json[r.start as usize..r.end as usize]))
+    }
+}
+
+fn unescape(literal: &str) -> String {
+    serde_json::from_str(literal).expect("a literal this module wrote parses back")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(content: &str, client_id: Option<&str>) -> Message {
+        let parties = Parties {
+            from_id: 1,
+            from: "alice",
+            to_id: 2,
+            to: "bob",
+        };
+        Message::new(17, &parties, 1764160000000, content, client_id)
+    }
+
+    #[test]
+    fn json_has_every_contract_field() {
+        let m = sample("hello \"there\"\n", None);
+        let v: serde_json::Value = serde_json::from_str(m.json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"id":17,"from":"alice","from_id":1,"to":"bob","to_id":2,
+                "content":"hello \"there\"\n","ts":1764160000000u64})
+        );
+        assert_eq!(m.content(), "hello \"there\"\n");
+        assert_eq!(m.client_id(), None);
+    }
+
+    #[test]
+    fn client_id_is_kept_and_recoverable() {
+        let m = sample("hi", Some("c-1 \u{e9}"));
+        let v: serde_json::Value = serde_json::from_str(m.json()).unwrap();
+        assert_eq!(v["client_id"], "c-1 \u{e9}");
+        assert_eq!(m.client_id().as_deref(), Some("c-1 \u{e9}"));
+        assert_eq!(m.content_json(), "\"hi\"");
+    }
+}

@@ -1,0 +1,136 @@
+//! The vocabulary both doors share: a parsed request, and the reply the core
+//! gives it. The line protocol and the HTTP shim translate their wire forms
+//! into [`Call`] and render [`Reply`] back; neither holds a rule of its own.
+
+use crate::error::Failure;
+use crate::message::Message;
+use crate::{MessageId, Millis, UserId};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Who a SEND goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipient<'a> {
+    Name(Cow<'a, str>),
+    Id(UserId),
+}
+
+/// What SYNC asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncArgs {
+    /// Return only ids above this, and acknowledge everything up to it.
+    pub after: Option<MessageId>,
+    /// Most messages to return (clamped to the server's maximum).
+    pub limit: Option<usize>,
+    /// Long-poll: wait this long for a message when there is none.
+    pub wait_ms: u64,
+}
+
+/// One command, borrowed from the bytes it was parsed from where it can be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    Register {
+        username: Cow<'a, str>,
+        password: Cow<'a, str>,
+    },
+    Login {
+        username: Cow<'a, str>,
+        password: Cow<'a, str>,
+    },
+    Auth {
+        token: Cow<'a, str>,
+    },
+    Send {
+        to: Recipient<'a>,
+        content: Cow<'a, str>,
+        client_id: Option<Cow<'a, str>>,
+    },
+    Sync(SyncArgs),
+    Ack {
+        upto: MessageId,
+    },
+    /// Look a user up by name (the HTTP shim's `/getuseridbyname`).
+    Lookup {
+        username: Cow<'a, str>,
+    },
+    Ping,
+    Help,
+    Quit,
+}
+
+impl Request<'_> {
+    /// The command's name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Register { .. } => "register",
+            Request::Login { .. } => "login",
+            Request::Auth { .. } => "auth",
+            Request::Send { .. } => "send",
+            Request::Sync(_) => "sync",
+            Request::Ack { .. } => "ack",
+            Request::Lookup { .. } => "lookup",
+            Request::Ping => "ping",
+            Request::Help => "help",
+            Request::Quit => "quit",
+        }
+    }
+}
+
+/// A request plus how it proves who is asking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call<'a> {
+    pub request: Request<'a>,
+    /// A token carried by this request alone; it overrides the connection's
+    /// user (the seed's stateless style, and every HTTP request).
+    pub token: Option<Cow<'a, str>>,
+    /// A user id the client claims to be (HTTP `id`); when it names someone
+    /// other than the token's user the request is `unauthorized`.
+    pub claimed_id: Option<UserId>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(request: Request<'a>) -> Call<'a> {
+        Call {
+            request,
+            token: None,
+            claimed_id: None,
+        }
+    }
+}
+
+/// A user as replies show one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRef {
+    pub id: UserId,
+    pub username: Arc<str>,
+}
+
+/// The outcome of one request, for a door to render.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// REGISTER, AUTH and lookups.
+    User(UserRef),
+    LoggedIn {
+        token: String,
+        user: UserRef,
+    },
+    Sent {
+        id: MessageId,
+        ts: Millis,
+    },
+    /// SYNC: oldest first.
+    Messages(Vec<Arc<Message>>),
+    /// ACK.
+    Acked,
+    Pong,
+    Help,
+    /// QUIT: the door closes the connection after writing this.
+    Bye,
+    Error(Failure),
+}
+
+impl From<Failure> for Reply {
+    fn from(f: Failure) -> Reply {
+        Reply::Error(f)
+    }
+}
