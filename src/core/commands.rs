@@ -1,0 +1,339 @@
+//! What each command does: [`Core::handle`] and one method per command.
+
+use super::accounts::check_username;
+use super::client_ids::FirstSend;
+use super::waiters::Waiter;
+use super::{AfterCommit, Core, Handled, HashWait, Outbox, Ticket};
+use crate::config::limits;
+use crate::error::{ErrorCode, Failure};
+use crate::hasher::HashJob;
+use crate::message::{Message, Parties};
+use crate::request::{Call, Recipient, Reply, Request, SyncArgs};
+use crate::store::WriteOp;
+use crate::{MessageId, Millis, UserId};
+use std::sync::Arc;
+
+/// The one reply for a failed LOGIN, whatever the cause.
+const BAD_LOGIN: &str = "wrong username or password";
+
+impl Core {
+    /// Runs one request for the connection in `ticket`.
+    pub fn handle(
+        &mut self,
+        ticket: Ticket,
+        call: Call<'_>,
+        now: Millis,
+        out: &mut Outbox,
+    ) -> Handled {
+        let result = match call.request {
+            Request::Ping => Ok(Handled::Now(Reply::Pong)),
+            Request::Help => Ok(Handled::Now(Reply::Help)),
+            Request::Quit => Ok(Handled::Now(Reply::Bye)),
+            Request::Register { username, password } => {
+                self.register(ticket, &username, password.into_owned(), out)
+            }
+            Request::Login { username, password } => {
+                self.login(ticket, &username, password.into_owned(), out)
+            }
+            Request::Auth { token } => self.auth(ticket, &token, now),
+            Request::Lookup { username } => self.lookup(&username),
+            Request::Send {
+                ref to,
+                ref content,
+                ref client_id,
+            } => self
+                .caller(ticket, &call, now)
+                .and_then(|from| self.send(ticket, from, to, content, client_id.as_deref(), now)),
+            Request::Sync(args) => self
+                .caller(ticket, &call, now)
+                .map(|user| self.sync(ticket, user, args, now)),
+            Request::Ack { upto } => self
+                .caller(ticket, &call, now)
+                .map(|user| self.ack(ticket, user, upto, None)),
+        };
+        result.unwrap_or_else(|failure| Handled::Now(Reply::Error(failure)))
+    }
+
+    /// Who is asking: the request's own token, else the connection's user.
+    fn caller(&self, ticket: Ticket, call: &Call<'_>, now: Millis) -> Result<UserId, Failure> {
+        let user = match &call.token {
+            Some(token) => self.open_token(token, now)?,
+            None => self.session_user(ticket.conn).ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::Unauthorized,
+                    "log in first: LOGIN <username> <password>, or AUTH <token>",
+                )
+            })?,
+        };
+        if call.claimed_id.is_some_and(|claimed| claimed != user) {
+            return Err(Failure::new(
+                ErrorCode::Unauthorized,
+                "the token belongs to another user than the id given",
+            ));
+        }
+        Ok(user)
+    }
+
+    fn open_token(&self, token: &str, now: Millis) -> Result<UserId, Failure> {
+        self.key
+            .open(token, now)
+            .ok()
+            .filter(|user| self.accounts.get(*user).is_some())
+            .ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::Unauthorized,
+                    "the token is invalid or expired; LOGIN again",
+                )
+            })
+    }
+
+    fn check_password(password: &str) -> Result<(), Failure> {
+        if password.is_empty() {
+            return Err(Failure::bad_request("the password must not be empty"));
+        }
+        if password.len() > limits::MAX_PASSWORD_BYTES {
+            return Err(Failure::bad_request(format!(
+                "a password is at most {} bytes",
+                limits::MAX_PASSWORD_BYTES
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_hash_capacity(&self) -> Result<(), Failure> {
+        if self.hashing.len() >= limits::MAX_PENDING_HASHES {
+            return Err(Failure::new(
+                ErrorCode::RateLimited,
+                "too many logins in progress; try again in a moment",
+            ));
+        }
+        Ok(())
+    }
+
+    fn register(
+        &mut self,
+        ticket: Ticket,
+        username: &str,
+        password: String,
+        out: &mut Outbox,
+    ) -> Result<Handled, Failure> {
+        Self::check_password(&password)?;
+        self.check_hash_capacity()?;
+        self.accounts.reserve(username)?;
+        let job = self.new_job();
+        self.hashing.insert(
+            job,
+            HashWait::Register {
+                ticket,
+                username: username.into(),
+            },
+        );
+        out.hash_jobs.push(HashJob::Hash { job, password });
+        Ok(Handled::Later { barrier: true })
+    }
+
+    fn login(
+        &mut self,
+        ticket: Ticket,
+        username: &str,
+        password: String,
+        out: &mut Outbox,
+    ) -> Result<Handled, Failure> {
+        if username.is_empty() || password.is_empty() {
+            return Err(Failure::bad_request(
+                "LOGIN needs a username and a password",
+            ));
+        }
+        self.check_hash_capacity()?;
+        let account = self.accounts.find(username);
+        let user = account.map(|a| a.id);
+        let hash = account.map_or_else(|| self.dummy_hash.clone(), |a| a.password_hash.clone());
+        let job = self.new_job();
+        self.hashing.insert(job, HashWait::Login { ticket, user });
+        out.hash_jobs.push(HashJob::Verify {
+            job,
+            password,
+            hash,
+        });
+        Ok(Handled::Later { barrier: true })
+    }
+
+    /// Finishes a LOGIN whose password check came back.
+    pub(super) fn finish_login(
+        &mut self,
+        ticket: Ticket,
+        user: Option<UserId>,
+        ok: bool,
+        now: Millis,
+    ) -> Reply {
+        let Some(account) = user.filter(|_| ok).and_then(|id| self.accounts.get(id)) else {
+            return Reply::Error(Failure::new(ErrorCode::Unauthorized, BAD_LOGIN));
+        };
+        let user = account.user_ref();
+        let token = self
+            .key
+            .seal(user.id, now, now + self.settings.token_ttl_ms);
+        self.bind(ticket.conn, user.id);
+        log::debug!("{} logged in on connection {}", user.username, ticket.conn);
+        Reply::LoggedIn { token, user }
+    }
+
+    fn auth(&mut self, ticket: Ticket, token: &str, now: Millis) -> Result<Handled, Failure> {
+        let user = self.open_token(token, now)?;
+        self.bind(ticket.conn, user);
+        let account = self
+            .accounts
+            .get(user)
+            .expect("open_token checked the account");
+        Ok(Handled::Now(Reply::User(account.user_ref())))
+    }
+
+    fn lookup(&self, username: &str) -> Result<Handled, Failure> {
+        check_username(username)?;
+        self.accounts
+            .find(username)
+            .map(|a| Handled::Now(Reply::User(a.user_ref())))
+            .ok_or_else(|| no_such_user(username))
+    }
+
+    fn send(
+        &mut self,
+        ticket: Ticket,
+        from: UserId,
+        to: &Recipient<'_>,
+        content: &str,
+        client_id: Option<&str>,
+        now: Millis,
+    ) -> Result<Handled, Failure> {
+        let recipient = match to {
+            Recipient::Name(name) => self.accounts.find(name).ok_or_else(|| no_such_user(name))?,
+            Recipient::Id(id) => self.accounts.get(*id).ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::NotFound,
+                    format!("there is no user with id {id}"),
+                )
+            })?,
+        };
+        if content.is_empty() {
+            return Err(Failure::bad_request(
+                "the message content must not be empty",
+            ));
+        }
+        if let Some(cid) = client_id {
+            if cid.is_empty() || cid.len() > limits::MAX_CLIENT_ID_BYTES {
+                return Err(Failure::bad_request(format!(
+                    "a client_id is 1 to {} bytes",
+                    limits::MAX_CLIENT_ID_BYTES
+                )));
+            }
+            if let Some(first) = self.client_ids.get(from, cid) {
+                if first.committed {
+                    return Ok(Handled::Now(Reply::Sent {
+                        id: first.id,
+                        ts: first.ts,
+                    }));
+                }
+                self.after_commit(AfterCommit::Duplicate { ticket, first });
+                return Ok(Handled::Later { barrier: false });
+            }
+        }
+        if self.mailboxes.len_of(recipient.id) >= self.settings.mailbox_limit {
+            return Err(Failure::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "{}'s mailbox is full ({} unacknowledged messages); try again later",
+                    recipient.username, self.settings.mailbox_limit
+                ),
+            ));
+        }
+        let sender = self
+            .accounts
+            .get(from)
+            .expect("caller() checked the account");
+        let parties = Parties {
+            from_id: sender.id,
+            from: &sender.username,
+            to_id: recipient.id,
+            to: &recipient.username,
+        };
+        self.last_message_id += 1;
+        let id = self.last_message_id;
+        let message = Arc::new(Message::new(id, &parties, now, content, client_id));
+        if let Some(cid) = client_id {
+            let first = FirstSend {
+                id,
+                ts: now,
+                committed: false,
+            };
+            self.client_ids.insert(from, cid, first);
+        }
+        self.open_ops.push(WriteOp::Append(message.clone()));
+        self.after_commit(AfterCommit::Sent { ticket, message });
+        Ok(Handled::Later { barrier: false })
+    }
+
+    fn sync(&mut self, ticket: Ticket, user: UserId, args: SyncArgs, now: Millis) -> Handled {
+        if let Some(after) = args.after {
+            if self.mailboxes.would_ack(user, after) {
+                return self.ack(ticket, user, after, Some(args));
+            }
+        }
+        match self.read_or_wait(ticket, user, args, now) {
+            Some(reply) => Handled::Now(reply),
+            None => Handled::Later { barrier: true },
+        }
+    }
+
+    /// SYNC's read: the messages, or `None` when it now waits for one.
+    pub(super) fn read_or_wait(
+        &mut self,
+        ticket: Ticket,
+        user: UserId,
+        args: SyncArgs,
+        now: Millis,
+    ) -> Option<Reply> {
+        let messages = self.read(user, args);
+        if messages.is_empty() && args.wait_ms > 0 {
+            let deadline = now + args.wait_ms.min(limits::MAX_WAIT_MS);
+            self.waiters.add(Waiter { ticket, user, args }, deadline);
+            return None;
+        }
+        Some(Reply::Messages(messages))
+    }
+
+    pub(super) fn read(&mut self, user: UserId, args: SyncArgs) -> Vec<Arc<Message>> {
+        let limit = args
+            .limit
+            .unwrap_or(limits::SYNC_DEFAULT_LIMIT)
+            .clamp(1, limits::SYNC_MAX_LIMIT);
+        self.mailboxes
+            .read(user, args.after.unwrap_or(0), limit, limits::SYNC_MAX_BYTES)
+    }
+
+    fn ack(
+        &mut self,
+        ticket: Ticket,
+        user: UserId,
+        upto: MessageId,
+        then_sync: Option<SyncArgs>,
+    ) -> Handled {
+        if !self.mailboxes.would_ack(user, upto) {
+            return Handled::Now(Reply::Acked);
+        }
+        self.open_ops.push(WriteOp::Ack { user, upto });
+        self.after_commit(AfterCommit::Acked {
+            ticket,
+            user,
+            upto,
+            then_sync,
+        });
+        Handled::Later { barrier: true }
+    }
+}
+
+fn no_such_user(name: &str) -> Failure {
+    Failure::new(
+        ErrorCode::NotFound,
+        format!("there is no user named '{name}'"),
+    )
+}

@@ -1,0 +1,163 @@
+//! The second half of deferred requests: password jobs that came back, and
+//! batches the store has committed (or failed to). Delivery happens here:
+//! a message is pushed and put in its mailbox only once it is stored.
+
+use super::{Account, AfterCommit, Core, HashWait, Outbox};
+use crate::error::{ErrorCode, Failure};
+use crate::hasher::HashDone;
+use crate::message::Message;
+use crate::request::Reply;
+use crate::store::{Committed, WriteOp};
+use crate::Millis;
+use std::sync::Arc;
+
+fn unavailable() -> Reply {
+    Reply::Error(Failure::new(
+        ErrorCode::Unavailable,
+        "the server could not store this; nothing was changed, try again",
+    ))
+}
+
+impl Core {
+    /// A password worker finished a job.
+    pub fn on_hash_done(&mut self, done: HashDone, now: Millis, out: &mut Outbox) {
+        let job = match &done {
+            HashDone::Hashed { job, .. } | HashDone::Verified { job, .. } => *job,
+        };
+        let Some(wait) = self.hashing.remove(&job) else {
+            return;
+        };
+        match (wait, done) {
+            (HashWait::Register { ticket, username }, HashDone::Hashed { hash, .. }) => {
+                match hash {
+                    Ok(hash) => {
+                        let account = Account {
+                            id: self.accounts.next_id(),
+                            username: Arc::from(&*username),
+                            password_hash: hash.into(),
+                        };
+                        self.open_ops.push(WriteOp::CreateUser {
+                            id: account.id,
+                            username: account.username.clone(),
+                            password_hash: account.password_hash.clone(),
+                            created: now,
+                        });
+                        self.after_commit(AfterCommit::Registered { ticket, account });
+                    }
+                    Err(e) => {
+                        log::error!("hashing a password failed: {e}");
+                        self.accounts.release(&username);
+                        let failure =
+                            Failure::new(ErrorCode::Internal, "could not hash the password");
+                        out.replies.push((ticket, Reply::Error(failure)));
+                    }
+                }
+            }
+            (HashWait::Login { ticket, user }, HashDone::Verified { ok, .. }) => {
+                let reply = self.finish_login(ticket, user, ok, now);
+                out.replies.push((ticket, reply));
+            }
+            _ => unreachable!("a job's result matches its kind"),
+        }
+    }
+
+    /// The store finished a batch.
+    pub fn on_committed(&mut self, done: Committed, now: Millis, out: &mut Outbox) {
+        if let Err(cause) = &done.result {
+            log::error!("storing batch {} failed: {cause}", done.seq);
+        }
+        let ok = done.result.is_ok();
+        while self
+            .awaiting
+            .front()
+            .is_some_and(|(seq, _)| *seq <= done.seq)
+        {
+            let (_, then) = self.awaiting.pop_front().expect("front exists");
+            self.finish(then, ok, now, out);
+        }
+    }
+
+    fn finish(&mut self, then: AfterCommit, ok: bool, now: Millis, out: &mut Outbox) {
+        match then {
+            AfterCommit::Registered { ticket, account } => {
+                if ok {
+                    log::info!("registered user {} ({})", account.id, account.username);
+                    out.replies.push((ticket, Reply::User(account.user_ref())));
+                    self.accounts.insert(account);
+                } else {
+                    self.accounts.release(&account.username);
+                    out.replies.push((ticket, unavailable()));
+                }
+            }
+            AfterCommit::Sent { ticket, message } => {
+                let client_id = message.client_id();
+                if ok {
+                    if let Some(cid) = &client_id {
+                        self.client_ids.mark_committed(message.from_id, cid);
+                    }
+                    let reply = Reply::Sent {
+                        id: message.id,
+                        ts: message.ts,
+                    };
+                    self.deliver(message, now, out);
+                    out.replies.push((ticket, reply));
+                } else {
+                    if let Some(cid) = &client_id {
+                        self.client_ids.remove(message.from_id, cid);
+                    }
+                    out.replies.push((ticket, unavailable()));
+                }
+            }
+            AfterCommit::Duplicate { ticket, first } => {
+                let reply = if ok {
+                    Reply::Sent {
+                        id: first.id,
+                        ts: first.ts,
+                    }
+                } else {
+                    unavailable()
+                };
+                out.replies.push((ticket, reply));
+            }
+            AfterCommit::Acked {
+                ticket,
+                user,
+                upto,
+                then_sync,
+            } => {
+                if !ok {
+                    out.replies.push((ticket, unavailable()));
+                    return;
+                }
+                self.mailboxes.ack(user, upto);
+                match then_sync {
+                    None => out.replies.push((ticket, Reply::Acked)),
+                    Some(args) => {
+                        if let Some(reply) = self.read_or_wait(ticket, user, args, now) {
+                            out.replies.push((ticket, reply));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A stored message reaches its recipient: pushed to every bound
+    /// connection, kept in the mailbox until acknowledged, and handed to
+    /// any long-poll that waits for it.
+    fn deliver(&mut self, message: Arc<Message>, _now: Millis, out: &mut Outbox) {
+        let to = message.to_id;
+        let mut pushed = false;
+        if let Some(conns) = self.subscribers.get(&to) {
+            for &conn in conns {
+                out.pushes.push((conn, message.clone()));
+                pushed = true;
+            }
+        }
+        self.mailboxes.deliver(message, pushed);
+        for waiter in self.waiters.take_user(to) {
+            let messages = self.read(to, waiter.args);
+            out.replies.push((waiter.ticket, Reply::Messages(messages)));
+        }
+    }
+}

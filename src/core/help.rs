@@ -1,0 +1,13 @@
+//! The HELP text: every command, one line each, with an example.
+
+pub const HELP: &str = "\
+REGISTER <username> <password>   create an account        e.g. REGISTER alice s3cret
+LOGIN <username> <password>      log in; binds this connection and returns a token   e.g. LOGIN alice s3cret
+AUTH <token>                     bind this connection with a token from LOGIN   e.g. AUTH 9f2c...
+SEND <username> <text...>        send the rest of the line to a user   e.g. SEND bob hello there
+SYNC [after] [limit] [wait_ms]   list unacknowledged messages above 'after' (and acknowledge up to it)   e.g. SYNC 17
+ACK <id>                         acknowledge every message up to id; they are never returned again   e.g. ACK 17
+PING                             check the connection   e.g. PING
+HELP                             this list
+QUIT                             close the connection
+New messages arrive as {\"event\":\"message\",...} lines while you are logged in. JSON works too: {\"cmd\":\"send\",\"to\":\"bob\",\"content\":\"hi\"}";

@@ -1,0 +1,299 @@
+//! The command core: accounts, tokens, mailboxes, delivery, acknowledgements
+//! and long-polls, independent of any transport. Input is a [`Call`] plus
+//! the current time; output is a reply now, or later through the
+//! [`Outbox`], plus effects: password jobs, pushes, and writes that the
+//! server hands to the store once per loop turn. The core never touches
+//! sockets, JSON, HTTP, SQLite or the clock.
+
+mod accounts;
+mod client_ids;
+mod commands;
+mod commit;
+pub mod help;
+mod mailbox;
+mod waiters;
+
+pub use accounts::check_username;
+
+use crate::hasher::{HashJob, JobId};
+use crate::message::{Message, Parties};
+use crate::request::Reply;
+use crate::store::{Batch, Snapshot, WriteOp};
+use crate::token::TokenKey;
+use crate::{ConnId, MessageId, Millis, UserId};
+use accounts::{Account, Accounts};
+use client_ids::{ClientIds, FirstSend};
+use mailbox::Mailboxes;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use waiters::Waiters;
+
+/// Where a reply goes: a connection and the request's sequence number there.
+/// Sequence numbers are unique for the server's lifetime, so a reply for a
+/// connection that closed (and whose id was reused) is recognised and dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ticket {
+    pub conn: ConnId,
+    pub seq: u64,
+}
+
+/// What [`Core::handle`] did with a request.
+#[derive(Debug)]
+pub enum Handled {
+    /// The reply, now.
+    Now(Reply),
+    /// The reply comes later through the [`Outbox`] (after a password job,
+    /// a commit or a long-poll). `barrier` says the connection must not run
+    /// its next request until then, because that request may depend on this
+    /// one (a LOGIN binds the connection; an ACK changes what SYNC returns).
+    Later { barrier: bool },
+}
+
+/// Effects of the core for the server to carry out.
+#[derive(Default)]
+pub struct Outbox {
+    /// Replies to requests that were answered `Later`.
+    pub replies: Vec<(Ticket, Reply)>,
+    /// Messages to write to connections as push events.
+    pub pushes: Vec<(ConnId, Arc<Message>)>,
+    /// Work for the password workers.
+    pub hash_jobs: Vec<HashJob>,
+}
+
+/// Settings the core needs from the configuration.
+#[derive(Clone, Debug)]
+pub struct CoreSettings {
+    pub token_ttl_ms: Millis,
+    pub mailbox_limit: usize,
+}
+
+/// A request waiting for a password job.
+enum HashWait {
+    Register {
+        ticket: Ticket,
+        username: Box<str>,
+    },
+    Login {
+        ticket: Ticket,
+        user: Option<UserId>,
+    },
+}
+
+/// What to do once the batch holding a request's writes has committed.
+enum AfterCommit {
+    Registered {
+        ticket: Ticket,
+        account: Account,
+    },
+    Sent {
+        ticket: Ticket,
+        message: Arc<Message>,
+    },
+    /// A repeated `client_id` whose first SEND was still being committed.
+    Duplicate {
+        ticket: Ticket,
+        first: FirstSend,
+    },
+    Acked {
+        ticket: Ticket,
+        user: UserId,
+        upto: MessageId,
+        /// A SYNC with `after` continues with its read once the ack is stored.
+        then_sync: Option<crate::request::SyncArgs>,
+    },
+}
+
+/// How often `client_id`s older than a day are forgotten.
+const PRUNE_EVERY_MS: Millis = 60_000;
+
+pub struct Core {
+    settings: CoreSettings,
+    key: TokenKey,
+    accounts: Accounts,
+    mailboxes: Mailboxes,
+    waiters: Waiters,
+    client_ids: ClientIds,
+    /// Connections that can be bound to a user (line protocol), and to whom.
+    sessions: HashMap<ConnId, Option<UserId>>,
+    /// Bound connections by user: who gets pushes.
+    subscribers: HashMap<UserId, Vec<ConnId>>,
+    hashing: HashMap<JobId, HashWait>,
+    next_job: JobId,
+    /// LOGIN of an unknown user verifies against this, so it takes as long
+    /// as a wrong password and the two cannot be told apart.
+    dummy_hash: Arc<str>,
+    /// Writes collected this turn, and the sequence number they will commit as.
+    open_ops: Vec<WriteOp>,
+    open_seq: u64,
+    awaiting: VecDeque<(u64, AfterCommit)>,
+    last_message_id: MessageId,
+    next_prune: Millis,
+}
+
+impl Core {
+    pub fn new(settings: CoreSettings, key: TokenKey, dummy_hash: Arc<str>) -> Core {
+        Core {
+            settings,
+            key,
+            accounts: Accounts::default(),
+            mailboxes: Mailboxes::default(),
+            waiters: Waiters::default(),
+            client_ids: ClientIds::default(),
+            sessions: HashMap::new(),
+            subscribers: HashMap::new(),
+            hashing: HashMap::new(),
+            next_job: 0,
+            dummy_hash,
+            open_ops: Vec::new(),
+            open_seq: 1,
+            awaiting: VecDeque::new(),
+            last_message_id: 0,
+            next_prune: 0,
+        }
+    }
+
+    /// Loads the state saved by earlier runs.
+    pub fn restore(&mut self, snapshot: Snapshot) {
+        for user in snapshot.users {
+            self.accounts.insert(Account {
+                id: user.id,
+                username: user.username.into(),
+                password_hash: user.password_hash.into(),
+            });
+        }
+        for m in snapshot.messages {
+            let (Some(from), Some(to)) = (self.accounts.get(m.from_id), self.accounts.get(m.to_id))
+            else {
+                log::warn!("message {} names an unknown user; skipped", m.id);
+                continue;
+            };
+            let parties = Parties {
+                from_id: from.id,
+                from: &from.username,
+                to_id: to.id,
+                to: &to.username,
+            };
+            let message = Message::new(m.id, &parties, m.ts, &m.content, m.client_id.as_deref());
+            self.last_message_id = self.last_message_id.max(m.id);
+            self.mailboxes.deliver(Arc::new(message), false);
+        }
+        for c in snapshot.client_ids {
+            let first = FirstSend {
+                id: c.message_id,
+                ts: c.ts,
+                committed: true,
+            };
+            self.client_ids.insert(c.sender, &c.client_id, first);
+        }
+        self.last_message_id = self.last_message_id.max(snapshot.last_message_id);
+        log::info!(
+            "loaded {} accounts and {} unacknowledged messages",
+            self.accounts.len(),
+            self.mailboxes.total()
+        );
+    }
+
+    /// A line-protocol connection opened: LOGIN/AUTH may bind it.
+    pub fn open_session(&mut self, conn: ConnId) {
+        self.sessions.insert(conn, None);
+    }
+
+    /// A connection closed: it gets no more pushes.
+    pub fn close_session(&mut self, conn: ConnId) {
+        if let Some(Some(user)) = self.sessions.remove(&conn) {
+            self.unsubscribe(conn, user);
+        }
+    }
+
+    fn bind(&mut self, conn: ConnId, user: UserId) {
+        let Some(bound) = self.sessions.get_mut(&conn) else {
+            return; // HTTP requests are not bound to a connection
+        };
+        let previous = bound.replace(user);
+        if previous == Some(user) {
+            return;
+        }
+        if let Some(old) = previous {
+            self.unsubscribe(conn, old);
+        }
+        self.subscribers.entry(user).or_default().push(conn);
+    }
+
+    fn unsubscribe(&mut self, conn: ConnId, user: UserId) {
+        if let Some(conns) = self.subscribers.get_mut(&user) {
+            conns.retain(|&c| c != conn);
+            if conns.is_empty() {
+                self.subscribers.remove(&user);
+            }
+        }
+    }
+
+    /// The user a connection is bound to, if any.
+    pub fn session_user(&self, conn: ConnId) -> Option<UserId> {
+        self.sessions.get(&conn).copied().flatten()
+    }
+
+    /// Unacknowledged messages held in all mailboxes.
+    pub fn pending_messages(&self) -> usize {
+        self.mailboxes.total()
+    }
+
+    /// Password jobs not yet answered.
+    pub fn pending_hashes(&self) -> usize {
+        self.hashing.len()
+    }
+
+    /// Time-driven work: long-polls that ran out, forgetting old `client_id`s.
+    pub fn tick(&mut self, now: Millis, out: &mut Outbox) {
+        for waiter in self.waiters.expire(now) {
+            out.replies
+                .push((waiter.ticket, Reply::Messages(Vec::new())));
+        }
+        if now >= self.next_prune {
+            self.client_ids.prune(now);
+            self.next_prune = now + PRUNE_EVERY_MS;
+        }
+    }
+
+    /// When [`Core::tick`] next has something to do.
+    pub fn next_deadline(&self) -> Millis {
+        self.waiters
+            .next_deadline()
+            .unwrap_or(Millis::MAX)
+            .min(self.next_prune)
+    }
+
+    /// Whether writes (or requests waiting on a commit) are collected but
+    /// not yet taken as a batch.
+    pub fn has_open_writes(&self) -> bool {
+        !self.open_ops.is_empty()
+            || self
+                .awaiting
+                .back()
+                .is_some_and(|(seq, _)| *seq == self.open_seq)
+    }
+
+    /// The writes collected since the last call, as a batch for the store.
+    /// Returns `None` when no request waits on a commit.
+    pub fn take_batch(&mut self) -> Option<Batch> {
+        if !self.has_open_writes() {
+            return None;
+        }
+        let batch = Batch {
+            seq: self.open_seq,
+            ops: std::mem::take(&mut self.open_ops),
+            last_message_id: self.last_message_id,
+        };
+        self.open_seq += 1;
+        Some(batch)
+    }
+
+    fn new_job(&mut self) -> JobId {
+        self.next_job += 1;
+        self.next_job
+    }
+
+    fn after_commit(&mut self, then: AfterCommit) {
+        self.awaiting.push_back((self.open_seq, then));
+    }
+}

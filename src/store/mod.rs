@@ -1,0 +1,97 @@
+//! Where durable state goes. The core hands the store one [`Batch`] of
+//! writes per event-loop turn and learns through [`Committed`] when it is on
+//! disk; only then are the affected requests answered. Two implementations:
+//! [`sqlite::SqliteStore`] (the default, a helper thread with group commit)
+//! and [`memory::MemoryStore`] (`--memory`, nothing kept). A networked
+//! backend would be a third implementation of [`Store`].
+
+pub mod memory;
+pub mod sqlite;
+
+use crate::message::Message;
+use crate::{MessageId, Millis, UserId};
+use std::sync::Arc;
+
+/// One durable change.
+#[derive(Clone, Debug)]
+pub enum WriteOp {
+    /// A new account.
+    CreateUser {
+        id: UserId,
+        username: Arc<str>,
+        password_hash: Arc<str>,
+        created: Millis,
+    },
+    /// A new message (with its `client_id`, which must be remembered for
+    /// idempotency even after the message is acknowledged).
+    Append(Arc<Message>),
+    /// The user acknowledged every message up to `upto`: they leave custody.
+    Ack { user: UserId, upto: MessageId },
+}
+
+/// The writes of one event-loop turn, committed all or nothing.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub seq: u64,
+    pub ops: Vec<WriteOp>,
+    /// Highest message id issued so far, so ids keep growing across restarts
+    /// even when every message has been acknowledged and removed.
+    pub last_message_id: MessageId,
+}
+
+/// The outcome of a batch.
+#[derive(Debug)]
+pub struct Committed {
+    pub seq: u64,
+    /// `Err` holds the cause, for the log; the requests get `unavailable`.
+    pub result: Result<(), String>,
+}
+
+/// An account as stored.
+#[derive(Clone, Debug)]
+pub struct StoredUser {
+    pub id: UserId,
+    pub username: String,
+    pub password_hash: String,
+}
+
+/// An unacknowledged message as stored.
+#[derive(Clone, Debug)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub from_id: UserId,
+    pub to_id: UserId,
+    pub ts: Millis,
+    pub content: String,
+    pub client_id: Option<String>,
+}
+
+/// A remembered `client_id` (kept 24 hours, whether or not its message was
+/// acknowledged meanwhile).
+#[derive(Clone, Debug)]
+pub struct StoredClientId {
+    pub sender: UserId,
+    pub client_id: String,
+    pub message_id: MessageId,
+    pub ts: Millis,
+}
+
+/// Everything the core needs at start.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub users: Vec<StoredUser>,
+    /// Every message still in custody, in id order.
+    pub messages: Vec<StoredMessage>,
+    pub client_ids: Vec<StoredClientId>,
+    pub last_message_id: MessageId,
+}
+
+/// The narrow interface between the core's effects and durable storage.
+pub trait Store {
+    /// Reads the state saved by earlier runs.
+    fn load(&mut self) -> Result<Snapshot, String>;
+    /// Queues a batch; its [`Committed`] arrives later from [`Store::completed`].
+    fn submit(&mut self, batch: Batch);
+    /// A finished batch, if any, without blocking. Batches finish in order.
+    fn completed(&mut self) -> Option<Committed>;
+}
