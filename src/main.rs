@@ -1,2 +1,105 @@
-//! goTalk server entry point (work in progress).
-fn main() {}
+//! The `gotalk` program: reads flags, opens the store and the token key,
+//! starts the password workers and runs the event loop.
+
+use gotalk::config::{help_text, parse_args, Config, Invocation};
+use gotalk::core::{Core, CoreSettings};
+use gotalk::hasher::{dummy_hash, Hasher};
+use gotalk::server::{Parts, Server};
+use gotalk::store::memory::MemoryStore;
+use gotalk::store::sqlite::SqliteStore;
+use gotalk::store::Store;
+use gotalk::token::TokenKey;
+use mio::{Poll, Token, Waker};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The waker's token; must match the server's.
+const WAKER: Token = Token(1);
+
+fn main() -> ExitCode {
+    let config = match parse_args(std::env::args().skip(1)) {
+        Ok(Invocation::Run(config)) => config,
+        Ok(Invocation::Help) => {
+            print!("{}", help_text());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Version) => {
+            println!("gotalk {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("gotalk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = simple_logger::SimpleLogger::new()
+        .with_level(config.log_level)
+        .with_utc_timestamps()
+        .init()
+    {
+        eprintln!("gotalk: cannot start logging: {e}");
+    }
+    match start(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("gotalk: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(config: Config) -> Result<(), String> {
+    let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
+    let waker = Arc::new(
+        Waker::new(poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?,
+    );
+    let (mut store, key): (Box<dyn Store>, TokenKey) = if config.memory {
+        let key = match &config.key_file {
+            Some(path) => TokenKey::load_or_create(path)
+                .map_err(|e| format!("token key {}: {e}", path.display()))?,
+            None => TokenKey::random(),
+        };
+        (Box::new(MemoryStore::new()), key)
+    } else {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            format!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            )
+        })?;
+        let key_path = config
+            .key_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("secret.key"));
+        let key = TokenKey::load_or_create(&key_path)
+            .map_err(|e| format!("token key {}: {e}", key_path.display()))?;
+        let store = SqliteStore::open(&config.data_dir, waker.clone())?;
+        (Box::new(store), key)
+    };
+    let snapshot = store.load()?;
+    let settings = CoreSettings {
+        token_ttl_ms: config.token_ttl.as_millis() as u64,
+        mailbox_limit: config.mailbox_limit,
+    };
+    let mut core = Core::new(settings, key, dummy_hash());
+    core.restore(snapshot);
+    let hasher = Hasher::start(config.hash_threads, waker.clone());
+    let mode = if config.memory {
+        "in memory only (--memory)".to_string()
+    } else {
+        format!("data in {}", config.data_dir.display())
+    };
+    let mut server = Server::bind(Parts {
+        config: config.clone(),
+        poll,
+        waker,
+        core,
+        hasher,
+        store,
+    })
+    .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    log::info!("gotalk listening on {addr} ({mode})");
+    server.run().map_err(|e| format!("event loop failed: {e}"))
+}

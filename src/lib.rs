@@ -1,0 +1,42 @@
+//! goTalk: an instant-messaging server with one transport-free command core
+//! and two doors onto it (a newline-delimited line protocol and an HTTP
+//! compatibility shim) on one port.
+//!
+//! Map of the crate:
+//! - [`config`]: command-line flags and every limit as a named value.
+//! - [`error`]: the contract's error codes and why connections close.
+//! - [`request`]: the requests and replies both doors share.
+//! - [`message`]: a stored message, serialised once at creation.
+//! - [`token`]: AES-256-GCM sealed session tokens.
+//! - [`core`]: accounts, mailboxes, delivery, acknowledgements, long-polls.
+//! - [`hasher`]: password-hashing worker threads.
+//! - [`store`]: where durable state goes (SQLite, or nothing with `--memory`).
+//! - [`line`]: the line protocol: framing, parsing, rendering replies.
+//! - [`http`]: the HTTP shim: request parsing, form fields, JSON replies.
+//! - [`conn`]: one client connection's socket, buffers and reply order.
+//! - [`server`]: the `mio` event loop that ties them together.
+
+pub mod config;
+pub mod conn;
+pub mod core;
+pub mod error;
+pub mod hasher;
+pub mod http;
+pub mod json;
+pub mod line;
+pub mod message;
+pub mod request;
+pub mod server;
+pub mod sniff;
+pub mod store;
+pub mod token;
+pub mod turn;
+
+/// A user's numeric id, as the contract's `id`/`to_id`/`from_id`.
+pub type UserId = u64;
+/// A message id: unique on the server and growing with time.
+pub type MessageId = u64;
+/// Milliseconds since the Unix epoch.
+pub type Millis = u64;
+/// Identifies one client connection inside the server (its `mio` token).
+pub type ConnId = usize;

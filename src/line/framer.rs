@@ -1,0 +1,153 @@
+//! Splits a byte stream into lines with a length limit. A line longer than
+//! the limit is reported once as too long and then skipped up to its
+//! newline, so the connection keeps working. The state survives between
+//! reads, so a line split across many reads (even one byte at a time) is
+//! found whole.
+
+/// One step of framing over the unread bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step<'a> {
+    /// A complete line without its `\n` or `\r\n`; `consumed` bytes used.
+    Line { line: &'a [u8], consumed: usize },
+    /// A line went over the limit: answer `too_large` once. The rest of it
+    /// is skipped as it arrives.
+    TooLong { consumed: usize },
+    /// Bytes of an over-long line, skipped.
+    Skip { consumed: usize },
+    /// No complete line yet; keep the bytes and read more.
+    NeedMore,
+}
+
+/// The framing state of one connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Framer {
+    max_line: usize,
+    /// Inside an over-long line, skipping to its end.
+    discarding: bool,
+}
+
+impl Framer {
+    pub fn new(max_line: usize) -> Framer {
+        Framer {
+            max_line,
+            discarding: false,
+        }
+    }
+
+    /// The next step over `data` (the bytes not yet consumed).
+    pub fn next<'a>(&mut self, data: &'a [u8]) -> Step<'a> {
+        if data.is_empty() {
+            return Step::NeedMore;
+        }
+        // A line may hold max_line bytes plus "\r\n": never search further.
+        let window = &data[..data.len().min(self.max_line + 2)];
+        let newline = window.iter().position(|&b| b == b'\n');
+        if self.discarding {
+            return match data.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.discarding = false;
+                    Step::Skip { consumed: i + 1 }
+                }
+                None => Step::Skip {
+                    consumed: data.len(),
+                },
+            };
+        }
+        match newline {
+            Some(i) => {
+                let mut line = &data[..i];
+                if let [rest @ .., b'\r'] = line {
+                    line = rest;
+                }
+                if line.len() > self.max_line {
+                    Step::TooLong { consumed: i + 1 }
+                } else {
+                    Step::Line {
+                        line,
+                        consumed: i + 1,
+                    }
+                }
+            }
+            None if window.len() > self.max_line + 1 => {
+                self.discarding = true;
+                Step::TooLong {
+                    consumed: window.len(),
+                }
+            }
+            None => Step::NeedMore,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` in chunks of `chunk` bytes; returns lines and too-long marks.
+    fn frame(input: &[u8], chunk: usize, max: usize) -> Vec<String> {
+        let mut framer = Framer::new(max);
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            let mut pos = 0;
+            loop {
+                match framer.next(&buf[pos..]) {
+                    Step::Line { line, consumed } => {
+                        out.push(String::from_utf8_lossy(line).into_owned());
+                        pos += consumed;
+                    }
+                    Step::TooLong { consumed } => {
+                        out.push("<too long>".into());
+                        pos += consumed;
+                    }
+                    Step::Skip { consumed } => pos += consumed,
+                    Step::NeedMore => break,
+                }
+            }
+            buf.drain(..pos);
+        }
+        out
+    }
+
+    #[test]
+    fn lines_split_on_newlines_and_crlf() {
+        let input = b"PING\r\nSEND bob hi\n\nHELP\n";
+        assert_eq!(frame(input, 1000, 64), ["PING", "SEND bob hi", "", "HELP"]);
+    }
+
+    #[test]
+    fn one_byte_at_a_time_gives_the_same_lines() {
+        let input = b"PING\r\n{\"cmd\":\"ping\"}\nQUIT\n";
+        assert_eq!(frame(input, 1, 64), frame(input, 1000, 64));
+    }
+
+    #[test]
+    fn long_line_is_reported_once_and_skipped() {
+        let mut input = vec![b'x'; 100];
+        input.extend_from_slice(b"\nPING\n");
+        for chunk in [1, 7, 1000] {
+            assert_eq!(
+                frame(&input, chunk, 10),
+                ["<too long>", "PING"],
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_passes() {
+        let mut input = vec![b'x'; 10];
+        input.extend_from_slice(b"\r\n");
+        assert_eq!(frame(&input, 3, 10), ["x".repeat(10)]);
+        let mut over = vec![b'x'; 11];
+        over.extend_from_slice(b"\nPING\n");
+        assert_eq!(frame(&over, 1000, 10), ["<too long>", "PING"]);
+    }
+
+    #[test]
+    fn incomplete_line_waits() {
+        let mut framer = Framer::new(64);
+        assert_eq!(framer.next(b"PIN"), Step::NeedMore);
+    }
+}

@@ -1,0 +1,499 @@
+//! One line of the line protocol → a [`Call`]. A line that starts with `{`
+//! is a JSON object; anything else is a text command (`SEND bob hi`).
+//! Every way a line can be wrong has its own clear error message.
+
+use crate::error::{ErrorCode, Failure};
+use crate::request::{Call, Recipient, Request, SyncArgs};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
+
+/// A parsed line: the call (or why it is not one) and the JSON `tag` to echo.
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    pub call: Result<Call<'a>, Failure>,
+    pub tag: Option<&'a RawValue>,
+}
+
+/// Parses one line (without its newline). `None` for a blank line, which
+/// the protocol ignores.
+pub fn parse_line(line: &[u8]) -> Option<Parsed<'_>> {
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => text,
+        Err(e) => {
+            return Some(failed(Failure::bad_request(format!(
+                "the line is not valid UTF-8 (bad byte at position {})",
+                e.valid_up_to()
+            ))))
+        }
+    };
+    if let Some(pos) = text.find('\0') {
+        return Some(failed(Failure::bad_request(format!(
+            "the line contains a NUL byte at position {pos}"
+        ))));
+    }
+    let trimmed = text.trim_start();
+    if trimmed.trim_end().is_empty() {
+        return None;
+    }
+    Some(match trimmed.as_bytes()[0] {
+        b'{' => parse_json(trimmed),
+        b'[' | b'"' if serde_json::from_str::<IgnoredAny>(trimmed).is_ok() => failed(
+            Failure::bad_request("a JSON request must be an object, like {\"cmd\":\"ping\"}"),
+        ),
+        _ => Parsed {
+            call: parse_text(trimmed),
+            tag: None,
+        },
+    })
+}
+
+fn failed(failure: Failure) -> Parsed<'static> {
+    Parsed {
+        call: Err(failure),
+        tag: None,
+    }
+}
+
+// ---------------------------------------------------------------- JSON form
+
+/// A JSON string, borrowed from the line when it has no escapes.
+#[derive(Debug)]
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Every field a JSON request may carry; unknown fields are ignored.
+#[derive(Debug, Default)]
+struct JsonRequest<'a> {
+    cmd: Option<Text<'a>>,
+    tag: Option<&'a RawValue>,
+    token: Option<Text<'a>>,
+    username: Option<Text<'a>>,
+    password: Option<Text<'a>>,
+    to: Option<Text<'a>>,
+    to_id: Option<u64>,
+    content: Option<Text<'a>>,
+    client_id: Option<Text<'a>>,
+    after: Option<u64>,
+    limit: Option<u64>,
+    wait_ms: Option<u64>,
+    upto: Option<u64>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonRequest<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = JsonRequest<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut r = JsonRequest::default();
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    let key = key.0;
+                    macro_rules! field {
+                        ($slot:expr, $what:literal) => {{
+                            let value = map.next_value().map_err(|_| {
+                                de::Error::custom(format!("\"{key}\" must be {}", $what))
+                            })?;
+                            $slot = value;
+                        }};
+                    }
+                    match &*key {
+                        "cmd" => field!(r.cmd, "a string"),
+                        "tag" => r.tag = Some(map.next_value::<&RawValue>()?),
+                        "token" => field!(r.token, "a string"),
+                        "username" => field!(r.username, "a string"),
+                        "password" => field!(r.password, "a string"),
+                        "to" => field!(r.to, "a string (a username)"),
+                        "to_id" => field!(r.to_id, "a user id (a whole number)"),
+                        "content" => field!(r.content, "a string"),
+                        "client_id" => field!(r.client_id, "a string"),
+                        "after" => field!(r.after, "a message id (a whole number >= 0)"),
+                        "limit" => field!(r.limit, "a whole number >= 1"),
+                        "wait_ms" => field!(r.wait_ms, "a whole number of milliseconds"),
+                        "upto" => field!(r.upto, "a message id (a whole number >= 0)"),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(r)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn parse_json(text: &str) -> Parsed<'_> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = JsonRequest::deserialize(&mut de).and_then(|r| de.end().map(|_| r));
+    let req = match parsed {
+        Ok(req) => req,
+        Err(e) => {
+            // Recover the tag when the JSON itself is fine but a field is not.
+            let tag = serde_json::from_str::<TagOnly>(text)
+                .ok()
+                .and_then(|t| t.tag);
+            // A field error inside broken JSON would mislead: say which it is.
+            let message = match serde_json::from_str::<IgnoredAny>(text) {
+                Err(syntax) => format!("invalid JSON: {syntax}"),
+                Ok(_) => strip_position(&e.to_string()),
+            };
+            return Parsed {
+                call: Err(Failure::bad_request(message)),
+                tag,
+            };
+        }
+    };
+    let tag = req.tag;
+    Parsed {
+        call: json_call(req),
+        tag,
+    }
+}
+
+#[derive(Deserialize)]
+struct TagOnly<'a> {
+    #[serde(borrow)]
+    tag: Option<&'a RawValue>,
+}
+
+/// serde's messages end in " at line 1 column N", which says nothing on a
+/// one-line protocol.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn required<'a>(field: Option<Text<'a>>, cmd: &str, name: &str) -> Result<Cow<'a, str>, Failure> {
+    field
+        .map(|t| t.0)
+        .ok_or_else(|| Failure::bad_request(format!("\"{cmd}\" needs a \"{name}\" field")))
+}
+
+fn json_call(r: JsonRequest<'_>) -> Result<Call<'_>, Failure> {
+    let Some(cmd) = r.cmd else {
+        return Err(Failure::bad_request(
+            "a JSON request needs a \"cmd\" field, like {\"cmd\":\"ping\"}",
+        ));
+    };
+    let cmd = cmd.0.to_ascii_lowercase();
+    let mut token = r.token.map(|t| t.0);
+    let request = match cmd.as_str() {
+        "register" | "login" => {
+            let username = required(r.username, &cmd, "username")?;
+            let password = required(r.password, &cmd, "password")?;
+            if cmd == "register" {
+                Request::Register { username, password }
+            } else {
+                Request::Login { username, password }
+            }
+        }
+        "auth" => Request::Auth {
+            token: token
+                .take()
+                .ok_or_else(|| Failure::bad_request("\"auth\" needs a \"token\" field"))?,
+        },
+        "send" => {
+            let to = match (r.to, r.to_id) {
+                (Some(name), _) => Recipient::Name(name.0),
+                (None, Some(id)) => Recipient::Id(id),
+                (None, None) => {
+                    return Err(Failure::bad_request(
+                        "\"send\" needs \"to\" (a username) or \"to_id\" (a user id)",
+                    ))
+                }
+            };
+            Request::Send {
+                to,
+                content: required(r.content, &cmd, "content")?,
+                client_id: r.client_id.map(|t| t.0),
+            }
+        }
+        "sync" => Request::Sync(SyncArgs {
+            after: r.after,
+            limit: r.limit.map(|l| l.min(usize::MAX as u64) as usize),
+            wait_ms: r.wait_ms.unwrap_or(0),
+        }),
+        "ack" => Request::Ack {
+            upto: r.upto.ok_or_else(|| {
+                Failure::bad_request("\"ack\" needs an \"upto\" field (a message id)")
+            })?,
+        },
+        "ping" => Request::Ping,
+        "help" => Request::Help,
+        "quit" => Request::Quit,
+        _ => return Err(unknown_command(&cmd)),
+    };
+    Ok(Call {
+        request,
+        token,
+        claimed_id: None,
+    })
+}
+
+fn unknown_command(name: &str) -> Failure {
+    let shown: String = name.chars().take(32).collect();
+    Failure::new(
+        ErrorCode::UnknownCommand,
+        format!("unknown command '{shown}'; send HELP for the list of commands"),
+    )
+}
+
+// ---------------------------------------------------------------- text form
+
+/// Splits off the first space-separated word: (word, rest after one space).
+fn word(text: &str) -> (&str, &str) {
+    let text = text.trim_start_matches([' ', '\t']);
+    match text.find([' ', '\t']) {
+        Some(i) => (&text[..i], &text[i + 1..]),
+        None => (text, ""),
+    }
+}
+
+fn usage(text: &'static str) -> Failure {
+    Failure::bad_request(text)
+}
+
+fn parse_text(line: &str) -> Result<Call<'_>, Failure> {
+    let (cmd, rest) = word(line);
+    let request = match cmd.to_ascii_lowercase().as_str() {
+        "register" | "login" => {
+            let (username, password) = word(rest);
+            if username.is_empty() || password.is_empty() {
+                return Err(usage(if cmd.eq_ignore_ascii_case("register") {
+                    "usage: REGISTER <username> <password>"
+                } else {
+                    "usage: LOGIN <username> <password>"
+                }));
+            }
+            let (username, password) = (Cow::Borrowed(username), Cow::Borrowed(password));
+            if cmd.eq_ignore_ascii_case("register") {
+                Request::Register { username, password }
+            } else {
+                Request::Login { username, password }
+            }
+        }
+        "auth" => {
+            let token = rest.trim();
+            if token.is_empty() {
+                return Err(usage("usage: AUTH <token> (the token LOGIN gave you)"));
+            }
+            Request::Auth {
+                token: Cow::Borrowed(token),
+            }
+        }
+        "send" => {
+            let (to, content) = word(rest);
+            if to.is_empty() || content.is_empty() {
+                return Err(usage(
+                    "usage: SEND <username> <message text>, e.g. SEND bob hello there",
+                ));
+            }
+            Request::Send {
+                to: Recipient::Name(Cow::Borrowed(to)),
+                content: Cow::Borrowed(content),
+                client_id: None,
+            }
+        }
+        "sync" => {
+            let numbers = numbers(rest, 3).ok_or_else(|| {
+                usage("usage: SYNC [after] [limit] [wait_ms], whole numbers, e.g. SYNC 17")
+            })?;
+            Request::Sync(SyncArgs {
+                after: numbers.first().copied(),
+                limit: numbers.get(1).map(|&l| l as usize),
+                wait_ms: numbers.get(2).copied().unwrap_or(0),
+            })
+        }
+        "ack" => match numbers(rest, 1).as_deref() {
+            Some([upto]) => Request::Ack { upto: *upto },
+            _ => return Err(usage("usage: ACK <message id>, e.g. ACK 17")),
+        },
+        "ping" => Request::Ping,
+        "help" => Request::Help,
+        "quit" | "exit" => Request::Quit,
+        _ => return Err(unknown_command(cmd)),
+    };
+    Ok(Call::new(request))
+}
+
+/// Up to `max` whole numbers separated by spaces; `None` if anything else.
+fn numbers(text: &str, max: usize) -> Option<Vec<u64>> {
+    let parsed: Option<Vec<u64>> = text.split_whitespace().map(|w| w.parse().ok()).collect();
+    parsed.filter(|v| v.len() <= max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(line: &str) -> Call<'_> {
+        parse_line(line.as_bytes()).unwrap().call.unwrap()
+    }
+
+    fn error(line: &[u8]) -> Failure {
+        parse_line(line).unwrap().call.unwrap_err()
+    }
+
+    #[test]
+    fn text_and_json_forms_agree() {
+        let pairs = [
+            (
+                "REGISTER alice secret",
+                r#"{"cmd":"register","username":"alice","password":"secret"}"#,
+            ),
+            (
+                "login alice secret",
+                r#"{"cmd":"LOGIN","username":"alice","password":"secret"}"#,
+            ),
+            (
+                "SEND bob hello there",
+                r#"{"cmd":"send","to":"bob","content":"hello there"}"#,
+            ),
+            ("SYNC 17", r#"{"cmd":"sync","after":17}"#),
+            ("ACK 17", r#"{"cmd":"ack","upto":17}"#),
+            ("Ping", r#"{"cmd":"ping"}"#),
+            ("HELP", r#"{"cmd":"help"}"#),
+            ("quit", r#"{"cmd":"quit"}"#),
+        ];
+        for (text, json) in pairs {
+            assert_eq!(call(text), call(json), "{text}");
+        }
+    }
+
+    #[test]
+    fn send_text_keeps_the_content_verbatim() {
+        let c = call("SEND bob   two  spaces  ");
+        match c.request {
+            Request::Send { content, .. } => assert_eq!(content, "  two  spaces  "),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_fields_borrow_and_unescape() {
+        let c = call(r#"{"cmd":"send","to_id":2,"content":"a\nb","client_id":"c1","token":"t"}"#);
+        assert_eq!(c.token.as_deref(), Some("t"));
+        match c.request {
+            Request::Send {
+                to,
+                content,
+                client_id,
+            } => {
+                assert_eq!(to, Recipient::Id(2));
+                assert_eq!(content, "a\nb");
+                assert_eq!(client_id.as_deref(), Some("c1"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tags_of_any_json_type_are_kept() {
+        for tag in ["7", "\"x\"", "null", "{\"a\":[1]}"] {
+            let line = format!(r#"{{"cmd":"ping","tag":{tag}}}"#);
+            let parsed = parse_line(line.as_bytes()).unwrap();
+            assert_eq!(parsed.tag.unwrap().get(), tag);
+        }
+        let parsed = parse_line(br#"{"cmd":"sync","after":"x","tag":5}"#).unwrap();
+        assert!(parsed.call.is_err());
+        assert_eq!(parsed.tag.unwrap().get(), "5");
+    }
+
+    #[test]
+    fn blank_lines_are_ignored() {
+        assert!(parse_line(b"").is_none());
+        assert!(parse_line(b"   \t").is_none());
+    }
+
+    #[test]
+    fn each_bad_input_has_its_own_message() {
+        let cases: [(&[u8], ErrorCode, &str); 11] = [
+            (b"PING \xff", ErrorCode::BadRequest, "UTF-8"),
+            (b"PING\0", ErrorCode::BadRequest, "NUL"),
+            (b"{\"cmd\":", ErrorCode::BadRequest, "invalid JSON"),
+            (b"[1,2]", ErrorCode::BadRequest, "must be an object"),
+            (
+                b"{\"cmd\":5}",
+                ErrorCode::BadRequest,
+                "\"cmd\" must be a string",
+            ),
+            (
+                b"{\"cmd\":\"ack\",\"upto\":-1}",
+                ErrorCode::BadRequest,
+                "\"upto\" must be",
+            ),
+            (
+                b"{\"cmd\":\"ack\"}",
+                ErrorCode::BadRequest,
+                "needs an \"upto\"",
+            ),
+            (
+                b"{\"to\":\"bob\"}",
+                ErrorCode::BadRequest,
+                "needs a \"cmd\"",
+            ),
+            (
+                b"{\"cmd\":\"fly\"}",
+                ErrorCode::UnknownCommand,
+                "unknown command 'fly'",
+            ),
+            (b"FLY away", ErrorCode::UnknownCommand, "HELP"),
+            (b"SEND bob", ErrorCode::BadRequest, "usage: SEND"),
+        ];
+        for (line, code, text) in cases {
+            let f = error(line);
+            assert_eq!(f.code, code, "{}", String::from_utf8_lossy(line));
+            assert!(f.message.contains(text), "{:?} lacks {text:?}", f.message);
+        }
+    }
+
+    #[test]
+    fn sync_text_takes_up_to_three_numbers() {
+        assert_eq!(call("SYNC").request, Request::Sync(SyncArgs::default()));
+        assert_eq!(
+            call("SYNC 5 10 2000").request,
+            Request::Sync(SyncArgs {
+                after: Some(5),
+                limit: Some(10),
+                wait_ms: 2000
+            })
+        );
+        assert_eq!(error(b"SYNC x").code, ErrorCode::BadRequest);
+        assert_eq!(error(b"SYNC 1 2 3 4").code, ErrorCode::BadRequest);
+        assert_eq!(error(b"ACK").code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn trailing_garbage_after_json_is_an_error() {
+        assert_eq!(error(b"{\"cmd\":\"ping\"} x").code, ErrorCode::BadRequest);
+    }
+}

@@ -1,0 +1,147 @@
+//! Replies and server events as JSON lines, appended straight to a
+//! connection's output buffer. A message's JSON was written once when it
+//! was stored; here it is only copied.
+
+use crate::core::help::HELP;
+use crate::json;
+use crate::message::Message;
+use crate::request::{Reply, UserRef};
+use serde_json::value::RawValue;
+
+fn push_user(out: &mut Vec<u8>, user: &UserRef) {
+    out.extend_from_slice(b"{\"id\":");
+    json::push_u64(out, user.id);
+    json::push_field_str(out, "username", &user.username);
+    out.push(b'}');
+}
+
+/// Appends the reply line (with its `\n`), echoing `tag` if the request had one.
+pub fn reply_line(out: &mut Vec<u8>, reply: &Reply, tag: Option<&RawValue>) {
+    match reply {
+        Reply::Error(failure) => {
+            out.extend_from_slice(b"{\"ok\":false,\"error\":{\"code\":\"");
+            out.extend_from_slice(failure.code.as_str().as_bytes());
+            out.extend_from_slice(b"\"");
+            json::push_field_str(out, "message", &failure.message);
+            out.push(b'}');
+        }
+        _ => out.extend_from_slice(b"{\"ok\":true"),
+    }
+    match reply {
+        Reply::User(user) => {
+            out.extend_from_slice(b",\"user\":");
+            push_user(out, user);
+        }
+        Reply::LoggedIn { token, user } => {
+            json::push_field_str(out, "token", token);
+            out.extend_from_slice(b",\"user\":");
+            push_user(out, user);
+        }
+        Reply::Sent { id, ts } => {
+            json::push_field_u64(out, "id", *id);
+            json::push_field_u64(out, "ts", *ts);
+        }
+        Reply::Messages(messages) => {
+            out.extend_from_slice(b",\"messages\":[");
+            for (i, m) in messages.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(m.json().as_bytes());
+            }
+            out.push(b']');
+        }
+        Reply::Pong => out.extend_from_slice(b",\"pong\":true"),
+        Reply::Help => json::push_field_str(out, "help", HELP),
+        Reply::Acked | Reply::Bye | Reply::Error(_) => {}
+    }
+    if let Some(tag) = tag {
+        out.extend_from_slice(b",\"tag\":");
+        out.extend_from_slice(tag.get().as_bytes());
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// Appends a push event for a new message.
+pub fn message_event(out: &mut Vec<u8>, message: &Message) {
+    out.extend_from_slice(b"{\"event\":\"message\",\"message\":");
+    out.extend_from_slice(message.json().as_bytes());
+    out.extend_from_slice(b"}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ErrorCode, Failure};
+    use crate::message::Parties;
+    use serde_json::{json, Value};
+    use std::sync::Arc;
+
+    fn render(reply: &Reply, tag: Option<&str>) -> Value {
+        let raw = tag.map(|t| RawValue::from_string(t.to_string()).unwrap());
+        let mut out = Vec::new();
+        reply_line(&mut out, reply, raw.as_deref());
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn replies_match_the_contract() {
+        let alice = UserRef {
+            id: 1,
+            username: "alice".into(),
+        };
+        assert_eq!(
+            render(&Reply::User(alice.clone()), None),
+            json!({"ok":true,"user":{"id":1,"username":"alice"}})
+        );
+        assert_eq!(
+            render(
+                &Reply::LoggedIn {
+                    token: "t".into(),
+                    user: alice
+                },
+                None
+            ),
+            json!({"ok":true,"token":"t","user":{"id":1,"username":"alice"}})
+        );
+        assert_eq!(
+            render(&Reply::Sent { id: 17, ts: 5 }, None),
+            json!({"ok":true,"id":17,"ts":5})
+        );
+        assert_eq!(
+            render(&Reply::Pong, Some("[1]")),
+            json!({"ok":true,"pong":true,"tag":[1]})
+        );
+        assert_eq!(render(&Reply::Acked, None), json!({"ok":true}));
+        assert!(render(&Reply::Help, None)["help"]
+            .as_str()
+            .unwrap()
+            .contains("SEND"));
+        let failure = Failure::new(ErrorCode::NotFound, "no \"bob\"");
+        assert_eq!(
+            render(&Reply::Error(failure), Some("\"x\"")),
+            json!({"ok":false,"error":{"code":"not_found","message":"no \"bob\""},"tag":"x"})
+        );
+    }
+
+    #[test]
+    fn messages_and_events_carry_the_stored_json() {
+        let parties = Parties {
+            from_id: 1,
+            from: "alice",
+            to_id: 2,
+            to: "bob",
+        };
+        let m = Arc::new(Message::new(3, &parties, 9, "hi\n", None));
+        let v = render(&Reply::Messages(vec![m.clone(), m.clone()]), None);
+        assert_eq!(v["messages"][1]["content"], "hi\n");
+        let mut out = Vec::new();
+        message_event(&mut out, &m);
+        let e: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(e["event"], "message");
+        assert_eq!(e["message"]["id"], 3);
+        assert!(e.get("ok").is_none());
+    }
+}

@@ -1,0 +1,42 @@
+//! What a door needs while it runs requests in one event-loop turn: the
+//! core, where effects go, the time, and request sequence numbers.
+
+use crate::config::Config;
+use crate::core::{Core, Outbox, Ticket};
+use crate::{ConnId, Millis};
+
+pub struct Turn<'a> {
+    pub core: &'a mut Core,
+    pub outbox: &'a mut Outbox,
+    pub config: &'a Config,
+    /// The time of this turn, read once after the poll returned.
+    pub now: Millis,
+    next_seq: &'a mut u64,
+}
+
+impl<'a> Turn<'a> {
+    pub fn new(
+        core: &'a mut Core,
+        outbox: &'a mut Outbox,
+        config: &'a Config,
+        now: Millis,
+        next_seq: &'a mut u64,
+    ) -> Turn<'a> {
+        Turn {
+            core,
+            outbox,
+            config,
+            now,
+            next_seq,
+        }
+    }
+
+    /// A ticket for a new request on `conn`; unique for the server's life.
+    pub fn ticket(&mut self, conn: ConnId) -> Ticket {
+        *self.next_seq += 1;
+        Ticket {
+            conn,
+            seq: *self.next_seq,
+        }
+    }
+}
