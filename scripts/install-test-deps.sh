@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and a fresh machine lacks: Chromium
+# (browser test), pytest (Python client tests), playwright-core (drives
+# Chromium). Idempotent: installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_if_needed() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  sudo_if_needed apt-get update -q
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! python3 -c 'import pytest' 2>/dev/null; then
+  echo "installing pytest"
+  python3 -m pip install -q pytest
+fi
+
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "installing the browser test's node packages"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
