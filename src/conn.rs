@@ -156,16 +156,24 @@ impl Conn {
     /// Fills in a deferred reply. Returns false if this connection has no
     /// such request (it belonged to an earlier connection with this id).
     pub fn complete(&mut self, seq: u64, reply: &Reply) -> bool {
-        let Some(slot) = self
+        let Some(index) = self
             .slots
-            .iter_mut()
-            .find(|s| s.seq == seq && s.done.is_none())
+            .iter()
+            .position(|s| s.seq == seq && s.done.is_none())
         else {
             return false;
         };
-        let mut done = Vec::new();
-        let after = slot.ctx.render(reply, &mut done);
-        slot.done = Some(done);
+        let after = if index == 0 {
+            // The usual case: the oldest reply is ready; write it in place.
+            let slot = self.slots.pop_front().expect("index 0 exists");
+            slot.ctx.render(reply, &mut self.out)
+        } else {
+            let slot = &mut self.slots[index];
+            let mut done = Vec::new();
+            let after = slot.ctx.render(reply, &mut done);
+            slot.done = Some(done);
+            after
+        };
         self.apply(after);
         if self.barrier == Some(seq) {
             self.barrier = None;

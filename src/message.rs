@@ -16,7 +16,7 @@ pub struct Message {
     pub ts: Millis,
     /// `{"id":..,"from":..,"from_id":..,"to":..,"to_id":..,"content":..,"ts":..}`
     /// plus `"client_id"` when the sender gave one.
-    json: Box<str>,
+    json: String,
     /// Where the escaped, quoted `content` string stands in `json`.
     content_at: Range<u32>,
     /// Where the escaped, quoted `client_id` string stands in `json`.
@@ -64,13 +64,14 @@ impl Message {
             start..out.len() as u32
         });
         out.push(b'}');
+        // Kept as a String: shrinking it to a Box<str> would copy it again.
         let json = String::from_utf8(out).expect("JSON built from str is UTF-8");
         Message {
             id,
             from_id: parties.from_id,
             to_id: parties.to_id,
             ts,
-            json: json.into_boxed_str(),
+            json,
             content_at,
             client_id_at,
         }

@@ -24,10 +24,7 @@ fn help_prints_every_flag_and_exits_zero() {
 
 #[test]
 fn an_unknown_flag_is_an_error() {
-    for args in [
-        &["--no-such-flag"][..],
-        &["--memory", "--bogus"][..],
-    ] {
+    for args in [&["--no-such-flag"][..], &["--memory", "--bogus"][..]] {
         let run = run_cli(args, Duration::from_secs(20));
         let status = run
             .status
