@@ -153,7 +153,9 @@ def test_chat_in_a_terminal(server, connect, terminal):
     got = next(bob.messages(idle_timeout=10))
     assert (got["from"], got["content"]) == ("alice", "hello bob")
 
+    chat.expect(r"hello bob[\s\S]*to bob> ")  # sent; the next prompt is up
     chat.type("half-typ")  # an incoming message must not eat what is being typed
+    chat.expect("half-typ")
     bob.send("alice", "interrupting")
     chat.expect(r"bob: interrupting[\s\S]*to bob> half-typ")
     chat.type("ed line\n")
