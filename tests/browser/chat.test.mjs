@@ -291,6 +291,30 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     }
   });
 
+  test('a send whose reply is lost is retried without doubling the message', { timeout: TEST_TIMEOUT }, async () => {
+    const a = alice.page;
+    const text = 'stored once, though the first reply was lost';
+    let lost = 0;
+    // The first /send reaches the server, which stores the message, but the page never hears back.
+    await a.route('**/send', async (route) => {
+      if (lost === 0) {
+        lost += 1;
+        await route.fetch().catch(() => {});
+        await route.abort('connectionreset').catch(() => {});
+      } else {
+        await route.continue().catch(() => {});
+      }
+    });
+    await sendMessage(a, text);
+    await a.unrouteAll({ behavior: 'ignoreErrors' });
+    assert.equal(lost, 1, 'the first reply was not dropped');
+    history.push(text);
+    await expectIncoming(bob.page, text);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(await messageTexts(bob.page), history);
+    assert.deepEqual(await messageTexts(a), history);
+  });
+
   test('reload shows unacknowledged history without duplicates', { timeout: TEST_TIMEOUT }, async () => {
     // Bob goes away; Alice writes while he is gone.
     await bob.page.close();
