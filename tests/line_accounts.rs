@@ -88,11 +88,13 @@ fn a_taken_name_is_conflict_in_both_forms_and_keeps_the_first_password() {
 fn unknown_user_and_wrong_password_get_the_same_unauthorized_message() {
     let server = TestServer::start(&[]);
     let mut c = server.connect();
-    register(&mut c, "alice", "right");
+    register(&mut c, "alice", "Right-Pw-7391");
 
-    let wrong_pw = c.request(&json!({"cmd": "login", "username": "alice", "password": "wrong"}));
+    let wrong_pw =
+        c.request(&json!({"cmd": "login", "username": "alice", "password": "Wrong-Pw-2846"}));
     assert_error(&wrong_pw, "unauthorized");
-    let no_user = c.request(&json!({"cmd": "login", "username": "nobody", "password": "right"}));
+    let no_user =
+        c.request(&json!({"cmd": "login", "username": "nobody", "password": "Right-Pw-7391"}));
     assert_error(&no_user, "unauthorized");
     assert_eq!(
         error_message(&wrong_pw),
@@ -101,13 +103,14 @@ fn unknown_user_and_wrong_password_get_the_same_unauthorized_message() {
     );
     assert_eq!(wrong_pw["error"], no_user["error"]);
 
-    let wrong_pw_text = c.text("LOGIN alice wrong");
-    let no_user_text = c.text("LOGIN nobody right");
+    let wrong_pw_text = c.text("LOGIN alice Wrong-Pw-2846");
+    let no_user_text = c.text("LOGIN nobody Right-Pw-7391");
     assert_error(&wrong_pw_text, "unauthorized");
     assert_error(&no_user_text, "unauthorized");
     assert_eq!(wrong_pw_text["error"], no_user_text["error"]);
     assert!(
-        !wrong_pw.to_string().contains("right") && !wrong_pw.to_string().contains("wrong"),
+        !wrong_pw.to_string().contains("Right-Pw-7391")
+            && !wrong_pw.to_string().contains("Wrong-Pw-2846"),
         "an error must not echo passwords: {wrong_pw}"
     );
 }
