@@ -128,6 +128,8 @@ pub struct Core {
     awaiting: VecDeque<(u64, AfterCommit)>,
     last_message_id: MessageId,
     next_prune: Millis,
+    /// What the last stats line said, to log only changes.
+    last_stats: [usize; 5],
 }
 
 impl Core {
@@ -149,6 +151,7 @@ impl Core {
             awaiting: VecDeque::new(),
             last_message_id: 0,
             next_prune: 0,
+            last_stats: [0; 5],
         }
     }
 
@@ -252,6 +255,25 @@ impl Core {
         if now >= self.next_prune {
             self.client_ids.prune(now);
             self.next_prune = now + PRUNE_EVERY_MS;
+            self.log_stats();
+        }
+    }
+
+    /// Logs the core's figures once a minute, when they changed.
+    fn log_stats(&mut self) {
+        let figures = [
+            self.accounts.len(),
+            self.sessions.len(),
+            self.subscribers.len(),
+            self.mailboxes.total(),
+            self.hashing.len(),
+        ];
+        if figures != self.last_stats {
+            log::info!(
+                "stats: {} accounts, {} line connections, {} users online, {} unacknowledged messages, {} password checks queued",
+                figures[0], figures[1], figures[2], figures[3], figures[4]
+            );
+            self.last_stats = figures;
         }
     }
 
