@@ -380,7 +380,7 @@ class Client:
                 try:
                     if backlog:
                         batch = self.sync(after=handed or None, limit=self.SYNC_PAGE)
-                        backlog = len(batch) >= self.SYNC_PAGE
+                        backlog = bool(batch)  # a page may be short (size cap): go on until empty
                     else:
                         batch = self._wait_for_pushes(handed, idle_timeout)
                         if batch is None:

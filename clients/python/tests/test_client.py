@@ -292,6 +292,21 @@ def test_messages_acknowledges_only_what_was_consumed(server, connect):
     assert contents(collect(bob, 2)) == ["m2", "m3"]  # the same client goes on
 
 
+def test_messages_pages_through_a_large_backlog(server, connect):
+    connect(server).register("bob", PASSWORD)
+    alice = connect(server, "alice", register=True)
+    big = "x" * 60000  # 20 of these pass the server's 1 MiB cap on one SYNC reply
+    for i in range(20):
+        alice.send("bob", "%02d%s" % (i, big))
+    for i in range(5):
+        alice.send("bob", "small%d" % i)
+    bob = connect(server, "bob")  # logged in afterwards: no pushes, all backlog
+    got = collect(bob, 25, idle_timeout=3)
+    assert [m["content"][:2] for m in got[:20]] == ["%02d" % i for i in range(20)]
+    assert contents(got[20:]) == ["small%d" % i for i in range(5)]
+    assert connect(server, "bob").sync() == []
+
+
 def test_messages_idle_timeout_ends_iteration(server, connect):
     bob = connect(server, "bob", register=True)
     t0 = time.monotonic()
