@@ -26,6 +26,9 @@ pub enum ReplyContext {
     /// Line protocol: the request's `tag`, echoed on the reply.
     Line(Option<Box<RawValue>>),
     Http(crate::http::ReplyContext),
+    /// A request the server runs for the connection itself (the `/sync`
+    /// acknowledgement once its reply is written): no reply is written.
+    Internal,
 }
 
 /// What the connection must do once a reply is written.
@@ -50,6 +53,7 @@ impl ReplyContext {
                 }
             }
             ReplyContext::Http(ctx) => ctx.render(reply, out),
+            ReplyContext::Internal => AfterReply::default(),
         }
     }
 }
@@ -117,9 +121,13 @@ impl Conn {
         self.out.len() - self.out_pos
     }
 
-    /// Whether requests may be read and run now.
+    /// Whether requests may be read and run now. Not while work waits for
+    /// the output to be written: the next request must see its effect.
     pub fn accepts_requests(&self, pause_bytes: usize) -> bool {
-        self.barrier.is_none() && self.closing.is_none() && self.pending_output() < pause_bytes
+        self.barrier.is_none()
+            && self.closing.is_none()
+            && self.once_flushed.is_empty()
+            && self.pending_output() < pause_bytes
     }
 
     /// Whether every reply owed has been written out to the socket.

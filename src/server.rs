@@ -6,8 +6,8 @@
 
 use crate::config::limits::{OUTPUT_PAUSE_BYTES, READ_CHUNK};
 use crate::config::Config;
-use crate::conn::{Conn, Door};
-use crate::core::{Core, Outbox};
+use crate::conn::{Conn, Door, ReplyContext};
+use crate::core::{Core, Handled, Outbox};
 use crate::error::CloseReason;
 use crate::hasher::Hasher;
 use crate::line::framer::Framer;
@@ -214,8 +214,9 @@ impl Server {
             match conn.socket.read(&mut self.scratch) {
                 Ok(0) => {
                     conn.read_closed = true;
-                    if !conn.inbuf.is_empty() {
-                        // The last line may lack its newline: end it.
+                    if !conn.inbuf.is_empty() && !matches!(conn.door, Door::Http(_)) {
+                        // The last line may lack its newline: end it. (Not
+                        // for HTTP, where the byte would become body.)
                         conn.inbuf.push(b'\n');
                         self.process_input(id, now);
                     }
@@ -377,9 +378,17 @@ impl Server {
                     &mut self.next_seq,
                 );
                 let ticket = turn.ticket(id);
-                // Nobody waits for this reply: it is dropped on arrival.
-                let _ = self.core.handle(ticket, call, now, &mut self.outbox);
+                // Nobody reads this reply, but the connection's next request
+                // waits for it: an HTTP /sync must not return again what the
+                // acknowledgement being stored covers.
+                if let Handled::Later { .. } = self.core.handle(ticket, call, now, &mut self.outbox)
+                {
+                    conn.defer(ticket.seq, ReplyContext::Internal);
+                    conn.barrier = Some(ticket.seq);
+                }
             }
+            // It took no requests while this work was owed.
+            self.resume.push(id);
         }
         let Some(conn) = self.conns.get_mut(id).and_then(Option::as_mut) else {
             return;
