@@ -357,3 +357,22 @@ def test_messages_resume_after_server_restart(durable_server, connect):
             break
     assert contents(got) == ["d0", "d1", "d2", "d3", "after-restart"]
     assert connect(durable_server, "bob").sync() == []
+
+
+def test_messages_log_in_again_when_the_token_is_refused(durable_server, connect):
+    bob = connect(durable_server, "bob", register=True)
+    alice = connect(durable_server, "alice", register=True)
+    old_token = bob.token
+    alice.send("bob", "before")
+    got = []
+    for msg in bob.messages(idle_timeout=20, reconnect_for=20):
+        got.append(msg)
+        if len(got) == 1:
+            durable_server.kill()
+            (durable_server.data_dir / "secret.key").unlink()  # a new key: old tokens die
+            durable_server.restart()
+            connect(durable_server, "alice").send("bob", "after new key")
+        if len(got) == 2:
+            break
+    assert contents(got) == ["before", "after new key"]
+    assert bob.token != old_token  # it logged in again with its password
