@@ -1,0 +1,327 @@
+//! Responses: a status line and headers, and each endpoint's reply as the
+//! JSON the original goTalk clients read (`{"Id":1,"Name":"alice"}`, a
+//! `/sync` array with `Content`, `UserIdSend` and `UserIdReceive`), or an
+//! error in the line protocol's shape. Messages are not serialised again:
+//! their stored JSON is copied, with the original keys put in front.
+//! Nothing here ever writes a password or a hash: no reply holds one.
+
+use super::routes::Endpoint;
+use super::Refusal;
+use crate::error::{ErrorCode, Failure};
+use crate::json;
+use crate::message::Message;
+use crate::request::{Reply, UserRef};
+use std::sync::Arc;
+
+/// What the response says about the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persistence {
+    /// HTTP/1.1 keep-alive: nothing to say.
+    Implicit,
+    /// HTTP/1.0 that asked to stay open: `Connection: keep-alive`.
+    KeepAlive,
+    /// The server closes after this response: `Connection: close`.
+    Close,
+}
+
+impl Persistence {
+    pub fn of(keep_alive: bool, http10: bool) -> Persistence {
+        match (keep_alive, http10) {
+            (false, _) => Persistence::Close,
+            (true, true) => Persistence::KeepAlive,
+            (true, false) => Persistence::Implicit,
+        }
+    }
+}
+
+/// The reason phrase of each status the shim sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    }
+}
+
+/// Appends a status line and headers, through the empty line.
+pub fn push_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    persistence: Persistence,
+    content_type: &str,
+    content_length: usize,
+    extra: &[(&str, &str)],
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    json::push_u64(out, status.into());
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    json::push_u64(out, content_length as u64);
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in extra {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match persistence {
+        Persistence::Implicit => {}
+        Persistence::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a complete JSON response.
+pub fn push_json(
+    out: &mut Vec<u8>,
+    status: u16,
+    persistence: Persistence,
+    body: &[u8],
+    allow: Option<&str>,
+) {
+    let mut extra: Vec<(&str, &str)> = vec![
+        ("Cache-Control", "no-store"),
+        ("X-Content-Type-Options", "nosniff"),
+    ];
+    if let Some(methods) = allow {
+        extra.push(("Allow", methods));
+    }
+    if status == 429 || status == 503 {
+        extra.push(("Retry-After", "1"));
+    }
+    push_head(
+        out,
+        status,
+        persistence,
+        "application/json",
+        body.len(),
+        &extra,
+    );
+    out.extend_from_slice(body);
+}
+
+/// Appends the response to one endpoint's reply; returns its status.
+pub fn reply(
+    out: &mut Vec<u8>,
+    endpoint: Endpoint,
+    reply: &Reply,
+    persistence: Persistence,
+) -> u16 {
+    let mut body = Vec::new();
+    let status = reply_body(&mut body, endpoint, reply);
+    push_json(out, status, persistence, &body, None);
+    status
+}
+
+/// Appends the response to a request the shim itself refused.
+pub fn refusal(out: &mut Vec<u8>, refusal: &Refusal, persistence: Persistence) {
+    let mut body = Vec::new();
+    error_body(&mut body, refusal.code, &refusal.message);
+    push_json(out, refusal.status, persistence, &body, refusal.allow);
+}
+
+/// Writes one endpoint's reply body; returns the status.
+pub fn reply_body(body: &mut Vec<u8>, endpoint: Endpoint, reply: &Reply) -> u16 {
+    match (endpoint, reply) {
+        (_, Reply::Error(failure)) => {
+            error_body(body, failure.code, &failure.message);
+            failure.code.http_status()
+        }
+        (Endpoint::Register | Endpoint::Lookup, Reply::User(user)) => {
+            user_object(body, user);
+            body.push(b'}');
+            200
+        }
+        (Endpoint::Login, Reply::LoggedIn { token, user }) => {
+            user_object(body, user);
+            json::push_field_str(body, "SessionID", token);
+            body.push(b'}');
+            200
+        }
+        (Endpoint::Send, Reply::Sent { id, ts }) => {
+            body.extend_from_slice(b"{\"ok\":true");
+            json::push_field_u64(body, "id", *id);
+            json::push_field_u64(body, "ts", *ts);
+            body.push(b'}');
+            200
+        }
+        (Endpoint::Sync, Reply::Messages(messages)) => {
+            messages_array(body, messages);
+            200
+        }
+        (endpoint, other) => {
+            log::error!("the HTTP shim has no rendering of {other:?} for {endpoint:?}");
+            let failure = Failure::new(ErrorCode::Internal, "the server gave an unexpected reply");
+            error_body(body, failure.code, &failure.message);
+            500
+        }
+    }
+}
+
+/// `{"Id":..,"Name":..` without the closing brace.
+fn user_object(body: &mut Vec<u8>, user: &UserRef) {
+    body.extend_from_slice(b"{\"Id\":");
+    json::push_u64(body, user.id);
+    json::push_field_str(body, "Name", &user.username);
+}
+
+/// `{"ok":false,"error":{"code":..,"message":..}}`, as the line protocol.
+pub fn error_body(body: &mut Vec<u8>, code: ErrorCode, message: &str) {
+    body.extend_from_slice(b"{\"ok\":false,\"error\":{\"code\":\"");
+    body.extend_from_slice(code.as_str().as_bytes());
+    body.push(b'"');
+    json::push_field_str(body, "message", message);
+    body.extend_from_slice(b"}}");
+}
+
+/// The `/sync` array: each message with the original keys first, then the
+/// line protocol's fields as stored.
+fn messages_array(body: &mut Vec<u8>, messages: &[Arc<Message>]) {
+    body.push(b'[');
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"{\"Content\":");
+        body.extend_from_slice(m.content_json().as_bytes());
+        json::push_field_u64(body, "UserIdSend", m.from_id);
+        json::push_field_u64(body, "UserIdReceive", m.to_id);
+        body.push(b',');
+        // The stored object without its opening brace: `"id":..,...}`.
+        body.extend_from_slice(&m.json().as_bytes()[1..]);
+    }
+    body.push(b']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Parties;
+    use serde_json::{json, Value};
+
+    fn body(endpoint: Endpoint, reply: &Reply) -> (u16, Value) {
+        let mut out = Vec::new();
+        let status = reply_body(&mut out, endpoint, reply);
+        (status, serde_json::from_slice(&out).unwrap())
+    }
+
+    fn alice() -> UserRef {
+        UserRef {
+            id: 1,
+            username: "alice".into(),
+        }
+    }
+
+    #[test]
+    fn account_replies_use_the_original_keys() {
+        let user = Reply::User(alice());
+        let expected = (200, json!({"Id":1,"Name":"alice"}));
+        assert_eq!(body(Endpoint::Register, &user), expected);
+        assert_eq!(body(Endpoint::Lookup, &user), expected);
+        let logged_in = Reply::LoggedIn {
+            token: "tok".into(),
+            user: alice(),
+        };
+        assert_eq!(
+            body(Endpoint::Login, &logged_in),
+            (200, json!({"Id":1,"Name":"alice","SessionID":"tok"}))
+        );
+        assert_eq!(
+            body(Endpoint::Send, &Reply::Sent { id: 7, ts: 9 }),
+            (200, json!({"ok":true,"id":7,"ts":9}))
+        );
+    }
+
+    #[test]
+    fn sync_messages_carry_both_sets_of_keys() {
+        let parties = Parties {
+            from_id: 1,
+            from: "alice",
+            to_id: 2,
+            to: "bob",
+        };
+        let a = Arc::new(Message::new(3, &parties, 5, "say \"hi\"\n", Some("c1")));
+        let b = Arc::new(Message::new(4, &parties, 6, "x", None));
+        let (status, v) = body(Endpoint::Sync, &Reply::Messages(vec![a, b]));
+        assert_eq!(status, 200);
+        assert_eq!(
+            v,
+            json!([
+                {"Content":"say \"hi\"\n","UserIdSend":1,"UserIdReceive":2,"id":3,"from":"alice",
+                 "from_id":1,"to":"bob","to_id":2,"content":"say \"hi\"\n","ts":5,"client_id":"c1"},
+                {"Content":"x","UserIdSend":1,"UserIdReceive":2,"id":4,"from":"alice",
+                 "from_id":1,"to":"bob","to_id":2,"content":"x","ts":6}
+            ])
+        );
+        assert_eq!(
+            body(Endpoint::Sync, &Reply::Messages(vec![])),
+            (200, json!([]))
+        );
+    }
+
+    #[test]
+    fn errors_map_codes_to_statuses() {
+        for (code, status) in [
+            (ErrorCode::BadRequest, 400),
+            (ErrorCode::Unauthorized, 401),
+            (ErrorCode::NotFound, 404),
+            (ErrorCode::Conflict, 409),
+            (ErrorCode::TooLarge, 413),
+            (ErrorCode::RateLimited, 429),
+            (ErrorCode::Unavailable, 503),
+        ] {
+            let reply = Reply::Error(Failure::new(code, "why \"so\""));
+            assert_eq!(
+                body(Endpoint::Send, &reply),
+                (
+                    status,
+                    json!({"ok":false,"error":{"code":code.as_str(),"message":"why \"so\""}})
+                )
+            );
+        }
+        assert_eq!(body(Endpoint::Send, &Reply::Pong).0, 500);
+    }
+
+    #[test]
+    fn heads_say_length_type_and_persistence() {
+        let mut out = Vec::new();
+        push_json(&mut out, 405, Persistence::Close, b"{}", Some("POST"));
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+            "{text}"
+        );
+        for line in [
+            "Content-Type: application/json\r\n",
+            "Content-Length: 2\r\n",
+            "Allow: POST\r\n",
+            "Connection: close\r\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from {text:?}");
+        }
+        assert!(text.ends_with("\r\n\r\n{}"), "{text:?}");
+        let mut out = Vec::new();
+        push_json(&mut out, 429, Persistence::KeepAlive, b"{}", None);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Connection: keep-alive\r\n"), "{text}");
+        assert!(text.contains("Retry-After: 1\r\n"), "{text}");
+        let mut out = Vec::new();
+        push_json(&mut out, 200, Persistence::Implicit, b"[]", None);
+        assert!(!String::from_utf8(out).unwrap().contains("Connection:"));
+    }
+}

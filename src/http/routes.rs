@@ -1,0 +1,299 @@
+//! Which endpoint a method and path name, and the [`Call`] an endpoint's
+//! form fields make. Fields are only read and translated here: whether a
+//! name is valid, a token genuine, an `id` the token's own, a recipient
+//! known, or content allowed is for the core to say, exactly as for the
+//! line protocol.
+
+use super::form::Fields;
+use super::Refusal;
+use crate::error::{ErrorCode, Failure};
+use crate::request::{Call, Recipient, Request, SyncArgs};
+use crate::UserId;
+use std::borrow::Cow;
+
+/// The form endpoints of the original goTalk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Register,
+    Login,
+    Lookup,
+    Send,
+    Sync,
+}
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// A form post, run through the core.
+    Api(Endpoint),
+    /// `GET /`: the web chat page.
+    Page,
+    /// `GET /healthz`: the server answers.
+    Health,
+}
+
+const API_METHODS: &str = "POST";
+const PAGE_METHODS: &str = "GET, HEAD";
+
+/// Finds the route of `method` and `path`: 404 for an unknown path, 405
+/// (with the methods it takes) for a known path asked the wrong way.
+pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
+    let (route, allowed) = match path {
+        "/register" => (Route::Api(Endpoint::Register), API_METHODS),
+        "/login" => (Route::Api(Endpoint::Login), API_METHODS),
+        "/getuseridbyname" => (Route::Api(Endpoint::Lookup), API_METHODS),
+        "/send" => (Route::Api(Endpoint::Send), API_METHODS),
+        "/sync" => (Route::Api(Endpoint::Sync), API_METHODS),
+        "/" | "/index.html" => (Route::Page, PAGE_METHODS),
+        "/healthz" => (Route::Health, PAGE_METHODS),
+        _ => {
+            let shown: String = path.chars().take(64).collect();
+            return Err(Refusal::new(
+                404,
+                ErrorCode::NotFound,
+                format!(
+                    "there is nothing at {shown}; the endpoints are POST /register, /login, \
+                     /getuseridbyname, /send and /sync, and GET / (the chat page)"
+                ),
+            ));
+        }
+    };
+    let ok = match route {
+        Route::Api(_) => method == "POST",
+        Route::Page | Route::Health => method == "GET" || method == "HEAD",
+    };
+    if !ok {
+        return Err(Refusal::new(
+            405,
+            ErrorCode::BadRequest,
+            format!("{path} takes {allowed}, not {method}"),
+        )
+        .allow(allowed));
+    }
+    Ok(route)
+}
+
+/// The call an endpoint's fields make.
+pub fn call<'f>(endpoint: Endpoint, fields: &'f Fields<'_>) -> Result<Call<'f>, Failure> {
+    let required = |name: &'static str| {
+        fields
+            .get(name)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| Failure::bad_request(format!("the field \"{name}\" is missing")))
+    };
+    let request = match endpoint {
+        Endpoint::Register => Request::Register {
+            username: required("username")?,
+            password: required("password")?,
+        },
+        Endpoint::Login => Request::Login {
+            username: required("username")?,
+            password: required("password")?,
+        },
+        Endpoint::Lookup => Request::Lookup {
+            username: required("username")?,
+        },
+        Endpoint::Send => {
+            let to = match (number(fields, "sendToId")?, fields.get("sendTo")) {
+                (Some(id), _) => Recipient::Id(id),
+                (None, Some(name)) => Recipient::Name(Cow::Borrowed(name)),
+                (None, None) => {
+                    return Err(Failure::bad_request(
+                        "say who the message is for: \"sendToId\" (a user id) or \"sendTo\" (a username)",
+                    ))
+                }
+            };
+            Request::Send {
+                to,
+                content: required("content")?,
+                client_id: fields.get("client_id").map(Cow::Borrowed),
+            }
+        }
+        Endpoint::Sync => Request::Sync(SyncArgs {
+            after: number(fields, "after")?,
+            limit: number(fields, "limit")?.map(|l| l.min(usize::MAX as u64) as usize),
+            wait_ms: number(fields, "wait")?.unwrap_or(0),
+        }),
+    };
+    let (token, claimed_id) = match endpoint {
+        Endpoint::Send | Endpoint::Sync => (Some(token(fields)?), claimed_id(fields)?),
+        Endpoint::Register | Endpoint::Login | Endpoint::Lookup => (None, None),
+    };
+    Ok(Call {
+        request,
+        token,
+        claimed_id,
+    })
+}
+
+/// `token`, also spelled `Token` (the original's README).
+fn token<'f>(fields: &'f Fields<'_>) -> Result<Cow<'f, str>, Failure> {
+    fields
+        .get("token")
+        .or_else(|| fields.get("Token"))
+        .map(Cow::Borrowed)
+        .ok_or_else(|| {
+            Failure::new(
+                ErrorCode::Unauthorized,
+                "the field \"token\" is missing; POST /login gives one (as SessionID)",
+            )
+        })
+}
+
+/// `id`: who the client says it is; the core checks it against the token.
+fn claimed_id(fields: &Fields<'_>) -> Result<Option<UserId>, Failure> {
+    number(fields, "id")
+}
+
+/// An optional whole-number field: digits only.
+fn number(fields: &Fields<'_>, name: &'static str) -> Result<Option<u64>, Failure> {
+    let Some(text) = fields.get(name) else {
+        return Ok(None);
+    };
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(n) = text.parse() {
+            return Ok(Some(n));
+        }
+    }
+    let shown: String = text.chars().take(32).collect();
+    Err(Failure::bad_request(format!(
+        "\"{name}\" must be a whole number, not '{shown}'"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(body: &str) -> Fields<'_> {
+        Fields::parse(body.as_bytes(), "", None).unwrap()
+    }
+
+    #[test]
+    fn paths_and_methods() {
+        assert_eq!(route("POST", "/send"), Ok(Route::Api(Endpoint::Send)));
+        assert_eq!(
+            route("POST", "/getuseridbyname"),
+            Ok(Route::Api(Endpoint::Lookup))
+        );
+        assert_eq!(route("GET", "/"), Ok(Route::Page));
+        assert_eq!(route("HEAD", "/"), Ok(Route::Page));
+        assert_eq!(route("GET", "/healthz"), Ok(Route::Health));
+        let wrong = route("GET", "/send").unwrap_err();
+        assert_eq!((wrong.status, wrong.allow), (405, Some("POST")));
+        let wrong = route("POST", "/").unwrap_err();
+        assert_eq!((wrong.status, wrong.allow), (405, Some("GET, HEAD")));
+        assert_eq!(route("POST", "/Send").unwrap_err().status, 404);
+        assert_eq!(route("GET", "/send/").unwrap_err().status, 404);
+    }
+
+    #[test]
+    fn accounts_take_username_and_password() {
+        let f = fields("username=alice&password=s+s");
+        assert_eq!(
+            call(Endpoint::Register, &f).unwrap(),
+            Call::new(Request::Register {
+                username: "alice".into(),
+                password: "s s".into()
+            })
+        );
+        assert!(matches!(
+            call(Endpoint::Login, &f).unwrap().request,
+            Request::Login { .. }
+        ));
+        let f = fields("username=alice");
+        let missing = call(Endpoint::Login, &f).unwrap_err();
+        assert_eq!(missing.code, ErrorCode::BadRequest);
+        assert!(missing.message.contains("password"), "{}", missing.message);
+        assert_eq!(
+            call(Endpoint::Lookup, &f).unwrap().request,
+            Request::Lookup {
+                username: "alice".into()
+            }
+        );
+    }
+
+    #[test]
+    fn send_reads_token_id_recipient_and_content() {
+        let f = fields("Token=T&id=1&username=alice&sendToId=2&sendTo=bob&content=hi&client_id=c");
+        let c = call(Endpoint::Send, &f).unwrap();
+        assert_eq!(c.token.as_deref(), Some("T"));
+        assert_eq!(c.claimed_id, Some(1));
+        assert_eq!(
+            c.request,
+            Request::Send {
+                to: Recipient::Id(2),
+                content: "hi".into(),
+                client_id: Some("c".into())
+            }
+        );
+        let f = fields("token=T&sendTo=bob&content=hi");
+        let c = call(Endpoint::Send, &f).unwrap();
+        assert_eq!(c.claimed_id, None);
+        assert!(matches!(
+            c.request,
+            Request::Send { to: Recipient::Name(ref n), client_id: None, .. } if n == "bob"
+        ));
+    }
+
+    #[test]
+    fn send_and_sync_errors() {
+        let cases = [
+            (
+                Endpoint::Send,
+                "sendTo=bob&content=hi",
+                ErrorCode::Unauthorized,
+            ),
+            (
+                Endpoint::Send,
+                "token=&sendTo=bob&content=hi",
+                ErrorCode::Unauthorized,
+            ),
+            (Endpoint::Send, "token=T&content=hi", ErrorCode::BadRequest),
+            (Endpoint::Send, "token=T&sendTo=bob", ErrorCode::BadRequest),
+            (
+                Endpoint::Send,
+                "token=T&sendToId=x&content=hi",
+                ErrorCode::BadRequest,
+            ),
+            (
+                Endpoint::Send,
+                "token=T&id=-1&sendTo=b&content=hi",
+                ErrorCode::BadRequest,
+            ),
+            (Endpoint::Sync, "id=1", ErrorCode::Unauthorized),
+            (Endpoint::Sync, "token=T&after=1.5", ErrorCode::BadRequest),
+            (Endpoint::Sync, "token=T&wait=soon", ErrorCode::BadRequest),
+            (Endpoint::Sync, "token=T&limit=%2B5", ErrorCode::BadRequest),
+            (
+                Endpoint::Sync,
+                "token=T&after=99999999999999999999",
+                ErrorCode::BadRequest,
+            ),
+        ];
+        for (endpoint, body, code) in cases {
+            let f = fields(body);
+            assert_eq!(call(endpoint, &f).unwrap_err().code, code, "{body}");
+        }
+    }
+
+    #[test]
+    fn sync_maps_after_wait_and_limit() {
+        let f = fields("token=T&id=3&after=17&wait=2500&limit=10");
+        let c = call(Endpoint::Sync, &f).unwrap();
+        assert_eq!(c.claimed_id, Some(3));
+        assert_eq!(
+            c.request,
+            Request::Sync(SyncArgs {
+                after: Some(17),
+                limit: Some(10),
+                wait_ms: 2500
+            })
+        );
+        let f = fields("token=T&after=");
+        assert_eq!(
+            call(Endpoint::Sync, &f).unwrap().request,
+            Request::Sync(SyncArgs::default())
+        );
+    }
+}
