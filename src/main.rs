@@ -62,19 +62,16 @@ fn start(config: Config) -> Result<(), String> {
         };
         (Box::new(MemoryStore::new()), key)
     } else {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            format!(
-                "cannot create the data directory {}: {e}",
-                config.data_dir.display()
-            )
-        })?;
+        // The store creates the data directory and takes its lock first, so
+        // a second gotalk on the same directory stops here, before it can
+        // race this one to create the token key.
+        let store = SqliteStore::open(&config.data_dir, waker.clone())?;
         let key_path = config
             .key_file
             .clone()
             .unwrap_or_else(|| config.data_dir.join("secret.key"));
         let key = TokenKey::load_or_create(&key_path)
             .map_err(|e| format!("token key {}: {e}", key_path.display()))?;
-        let store = SqliteStore::open(&config.data_dir, waker.clone())?;
         (Box::new(store), key)
     };
     let snapshot = store.load()?;

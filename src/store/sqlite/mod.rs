@@ -1,0 +1,185 @@
+//! The durable store: one SQLite database, `<data>/gotalk.db`, written by a
+//! thread of its own with group commit (see `docs/storage.md` for the
+//! schema, the settings and why).
+//!
+//! - [`lock`]: one server per data directory (`<data>/gotalk.lock`).
+//! - [`schema`]: connection settings (WAL, `synchronous = FULL`,
+//!   incremental auto-vacuum) and the versioned forward migrations.
+//! - [`load`]: the state read at start.
+//! - [`writer`]: the thread that commits groups of batches.
+//! - [`upkeep`]: giving freed space back and pruning old `client_id`s.
+//! - [`stats`]: the `store stats:` log line benchmarks read.
+//! - `tests`: the store end to end on a real file.
+//!
+//! The event loop only ever touches channels: [`Store::submit`] sends a
+//! batch to the writer and returns at once, and [`Store::completed`] takes
+//! a finished one if there is one. Disk waits happen on the writer thread.
+
+pub mod load;
+pub mod lock;
+pub mod schema;
+pub mod stats;
+pub mod upkeep;
+pub mod writer;
+
+use super::{Batch, Committed, Snapshot, Store};
+use crate::Millis;
+use crossbeam_channel::{Receiver, Sender};
+use lock::DataDirLock;
+use mio::Waker;
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "gotalk.db";
+
+pub struct SqliteStore {
+    /// Batches for the writer; `None` once dropping.
+    jobs: Option<Sender<Batch>>,
+    /// Finished batches from the writer.
+    done: Receiver<Committed>,
+    /// A copy of the writer's end, to answer batches if the writer is gone.
+    done_tx: Sender<Committed>,
+    /// The connection that migrated the schema; [`Store::load`] reads with
+    /// it and closes it.
+    reader: Option<Connection>,
+    writer: Option<JoinHandle<()>>,
+    path: PathBuf,
+    /// Held for as long as the store lives (the process, in the server).
+    /// Declared last so it is released after the writer has stopped.
+    _lock: DataDirLock,
+}
+
+impl SqliteStore {
+    /// Opens (creating if need be) the store in `dir`: the directory, its
+    /// lock, the database and its schema, and the writer thread. Every
+    /// failure is an error that names the file and the cause.
+    pub fn open(dir: &Path, waker: Arc<Waker>) -> Result<SqliteStore, String> {
+        create_data_dir(dir)?;
+        let lock = DataDirLock::acquire(dir)?;
+        let path = dir.join(DB_FILE);
+        create_private_file(&path)?;
+        let fail = |e: String| {
+            format!(
+                "cannot use the database {}: {e} (if the file is damaged, move it \
+                 aside to start empty, or restore a backup)",
+                path.display()
+            )
+        };
+        let mut reader = connect(&path).map_err(fail)?;
+        let found = schema::migrate(&mut reader).map_err(fail)?;
+        if found == 0 {
+            log::info!("created the database {}", path.display());
+        }
+        let conn = connect(&path).map_err(fail)?;
+        let (jobs, jobs_rx) = crossbeam_channel::unbounded();
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        let writer = writer::spawn(conn, jobs_rx, done_tx.clone(), waker)?;
+        Ok(SqliteStore {
+            jobs: Some(jobs),
+            done,
+            done_tx,
+            reader: Some(reader),
+            writer: Some(writer),
+            path,
+            _lock: lock,
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn load(&mut self) -> Result<Snapshot, String> {
+        let mut conn = match self.reader.take() {
+            Some(conn) => conn,
+            None => connect(&self.path)?,
+        };
+        load::read_snapshot(&mut conn, wall_clock_ms()).map_err(|e| {
+            format!(
+                "cannot read the database {}: {e} (if the file is damaged, move it \
+                 aside to start empty, or restore a backup)",
+                self.path.display()
+            )
+        })
+    }
+
+    fn submit(&mut self, batch: Batch) {
+        let Some(jobs) = &self.jobs else { return };
+        if let Err(lost) = jobs.send(batch) {
+            // Only if the writer thread died: answer rather than hang.
+            let _ = self.done_tx.send(Committed {
+                seq: lost.0.seq,
+                result: Err("the store thread has stopped".into()),
+            });
+        }
+    }
+
+    fn completed(&mut self) -> Option<Committed> {
+        self.done.try_recv().ok()
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Lets the writer finish what was submitted, then stops it.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn wall_clock_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// A configured connection to the database file.
+fn connect(path: &Path) -> Result<Connection, String> {
+    let conn = Connection::open(path).map_err(|e| e.to_string())?;
+    schema::configure(&conn)?;
+    Ok(conn)
+}
+
+/// Creates the data directory (and its parents). A directory made here is
+/// synced into its parent, so it does not vanish in a power cut along with
+/// everything committed inside it.
+fn create_data_dir(dir: &Path) -> Result<(), String> {
+    let fail =
+        |e: std::io::Error| format!("cannot create the data directory {}: {e}", dir.display());
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Ok(parent) = std::fs::File::open(parent) {
+            let _ = parent.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Creates `path` readable by its owner only, if it does not exist yet;
+/// SQLite gives its `-wal` and `-shm` files the same permissions. Messages
+/// and password hashes are nobody else's business.
+fn create_private_file(path: &Path) -> Result<(), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!(
+            "cannot create the database {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! The database's layout and how a file gets there: the settings every
+//! connection uses, and the forward migrations that bring a database of any
+//! older version up to the one this code knows.
+//!
+//! The version lives in the file header (`PRAGMA user_version`). Each entry
+//! of [`MIGRATIONS`] takes the schema from version `i` to `i + 1` and runs
+//! in one transaction together with the version bump, so a crash in the
+//! middle of an upgrade leaves the previous version intact and the next
+//! start simply tries again. Released steps never change; new ones are
+//! appended. A file whose version is newer than [`MIGRATIONS`] knows was
+//! written by a newer gotalk and is refused rather than guessed at.
+
+use rusqlite::Connection;
+use std::time::Duration;
+
+/// The `meta` key holding the highest message id ever issued.
+pub const LAST_MESSAGE_ID: &str = "last_message_id";
+
+/// The migrations, oldest first: step `i` makes version `i + 1`.
+pub const MIGRATIONS: &[&str] = &[V1];
+
+/// Version 1: accounts, messages in custody, remembered `client_id`s, and
+/// counters that must outlive the rows they count.
+const V1: &str = "
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    username      TEXT    NOT NULL UNIQUE,
+    password_hash TEXT    NOT NULL,  -- argon2id PHC string
+    created       INTEGER NOT NULL   -- ms since the Unix epoch
+);
+
+-- Unacknowledged messages only: an ACK deletes the row.
+CREATE TABLE messages (
+    id        INTEGER PRIMARY KEY,
+    from_id   INTEGER NOT NULL,
+    to_id     INTEGER NOT NULL,
+    ts        INTEGER NOT NULL,      -- ms since the Unix epoch
+    content   TEXT    NOT NULL,
+    client_id TEXT                   -- as the sender gave it, or NULL
+);
+CREATE INDEX messages_by_recipient ON messages (to_id, id);
+
+-- A sender's client_id and the message it first named, kept 24 hours
+-- whether or not that message was acknowledged meanwhile.
+CREATE TABLE client_ids (
+    sender     INTEGER NOT NULL,
+    client_id  TEXT    NOT NULL,
+    message_id INTEGER NOT NULL,
+    ts         INTEGER NOT NULL,     -- when first used, ms since the epoch
+    PRIMARY KEY (sender, client_id)
+) WITHOUT ROWID;
+CREATE INDEX client_ids_by_age ON client_ids (ts);
+
+CREATE TABLE meta (
+    key   TEXT    PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('last_message_id', 0);
+";
+
+/// The schema version this code writes.
+pub fn latest_version() -> u32 {
+    MIGRATIONS.len() as u32
+}
+
+/// How long a connection waits for another one's lock before failing. The
+/// process lock means only this server's own connections compete.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings for every connection to the database.
+///
+/// - `auto_vacuum = INCREMENTAL` only takes effect while the file has no
+///   tables yet, so it is issued before anything else; afterwards it is a
+///   no-op. It lets [`super::upkeep`] hand freed pages back to the file
+///   system without a blocking full `VACUUM`.
+/// - WAL: a commit appends to the log instead of rewriting pages in place,
+///   so one fsync per commit suffices and readers never block the writer.
+/// - `synchronous = FULL`: with WAL, NORMAL would skip the fsync at commit
+///   and a power cut could lose the last transactions, which breaks the
+///   promise that a SEND answered `ok` survives. FULL syncs the log at
+///   every commit; group commit makes that one fsync per group of batches.
+pub fn configure(conn: &Connection) -> Result<(), String> {
+    let set = || -> rusqlite::Result<String> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        let mode = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(mode)
+    };
+    let mode: String = set().map_err(|e| e.to_string())?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!(
+            "it refused write-ahead logging (journal mode stays {mode})"
+        ));
+    }
+    Ok(())
+}
+
+/// The file's schema version.
+pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+/// Brings the database up to [`latest_version`]. Returns the version it
+/// found, or an error for a version newer than this code knows.
+pub fn migrate(conn: &mut Connection) -> Result<u32, String> {
+    migrate_with(conn, MIGRATIONS)
+}
+
+/// [`migrate`] with the steps given (so tests can add future ones).
+pub fn migrate_with(conn: &mut Connection, steps: &[&str]) -> Result<u32, String> {
+    let found = version(conn).map_err(|e| e.to_string())?;
+    let known = steps.len() as u32;
+    if found > known {
+        return Err(format!(
+            "its schema version is {found}, newer than the {known} this gotalk knows; \
+             run the newer gotalk that wrote it"
+        ));
+    }
+    for (i, step) in steps.iter().enumerate().skip(found as usize) {
+        let to = i as u32 + 1;
+        apply_step(conn, step, to)
+            .map_err(|e| format!("upgrading the schema to version {to} failed: {e}"))?;
+        log::info!("database schema upgraded to version {to}");
+    }
+    Ok(found)
+}
+
+/// One step and its version bump, in one transaction.
+fn apply_step(conn: &mut Connection, step: &str, to: u32) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(step)?;
+    tx.pragma_update(None, "user_version", to)?;
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .unwrap();
+        conn
+    }
+
+    fn tables(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn a_new_database_gets_every_table_and_the_latest_version() {
+        let mut conn = fresh();
+        assert_eq!(migrate(&mut conn).unwrap(), 0);
+        assert_eq!(version(&conn).unwrap(), latest_version());
+        assert_eq!(
+            tables(&conn),
+            ["client_ids", "messages", "meta", "users"].map(String::from)
+        );
+        let last: i64 = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [LAST_MESSAGE_ID],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(last, 0);
+        let vacuum: i64 = conn
+            .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+            .unwrap();
+        assert_eq!(vacuum, 2, "auto_vacuum must be INCREMENTAL");
+    }
+
+    #[test]
+    fn migrating_twice_changes_nothing() {
+        let mut conn = fresh();
+        migrate(&mut conn).unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), latest_version());
+        assert_eq!(version(&conn).unwrap(), latest_version());
+    }
+
+    #[test]
+    fn later_steps_apply_in_order_on_top_of_earlier_ones() {
+        let mut conn = fresh();
+        migrate(&mut conn).unwrap();
+        let mut steps = MIGRATIONS.to_vec();
+        steps.push("ALTER TABLE users ADD COLUMN display_name TEXT;");
+        steps.push("UPDATE users SET display_name = username;");
+        assert_eq!(migrate_with(&mut conn, &steps).unwrap(), latest_version());
+        assert_eq!(version(&conn).unwrap(), latest_version() + 2);
+        conn.execute(
+            "INSERT INTO users (id, username, password_hash, created, display_name) \
+             VALUES (1, 'a', 'h', 0, 'A')",
+            [],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_failing_step_leaves_the_previous_version_intact() {
+        let mut conn = fresh();
+        migrate(&mut conn).unwrap();
+        let mut steps = MIGRATIONS.to_vec();
+        steps.push("CREATE TABLE extra (x); INSERT INTO no_such_table VALUES (1);");
+        let err = migrate_with(&mut conn, &steps).unwrap_err();
+        assert!(err.contains("version 2"), "{err}");
+        assert_eq!(version(&conn).unwrap(), latest_version());
+        assert!(!tables(&conn).contains(&"extra".to_string()));
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let mut conn = fresh();
+        conn.pragma_update(None, "user_version", latest_version() + 1)
+            .unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(err.contains("newer"), "{err}");
+        assert!(tables(&conn).is_empty(), "nothing may be created");
+    }
+}
