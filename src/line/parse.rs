@@ -198,30 +198,66 @@ fn required<'a>(field: Option<Text<'a>>, cmd: &str, name: &str) -> Result<Cow<'a
         .ok_or_else(|| Failure::bad_request(format!("\"{cmd}\" needs a \"{name}\" field")))
 }
 
+/// The commands, named case-insensitively in both forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Command {
+    Register,
+    Login,
+    Auth,
+    Send,
+    Sync,
+    Ack,
+    Ping,
+    Help,
+    Quit,
+}
+
+const COMMANDS: [(&str, Command); 10] = [
+    ("send", Command::Send),
+    ("sync", Command::Sync),
+    ("ack", Command::Ack),
+    ("ping", Command::Ping),
+    ("login", Command::Login),
+    ("auth", Command::Auth),
+    ("register", Command::Register),
+    ("help", Command::Help),
+    ("quit", Command::Quit),
+    ("exit", Command::Quit),
+];
+
+/// Looks a command name up without allocating (this runs per request).
+fn command(name: &str) -> Result<(Command, &'static str), Failure> {
+    COMMANDS
+        .iter()
+        .find(|(known, _)| known.eq_ignore_ascii_case(name))
+        .map(|&(known, command)| (command, known))
+        .ok_or_else(|| unknown_command(name))
+}
+
 fn json_call(r: JsonRequest<'_>) -> Result<Call<'_>, Failure> {
     let Some(cmd) = r.cmd else {
         return Err(Failure::bad_request(
             "a JSON request needs a \"cmd\" field, like {\"cmd\":\"ping\"}",
         ));
     };
-    let cmd = cmd.0.to_ascii_lowercase();
+    let (kind, cmd) = command(&cmd.0)?;
     let mut token = r.token.map(|t| t.0);
-    let request = match cmd.as_str() {
-        "register" | "login" => {
-            let username = required(r.username, &cmd, "username")?;
-            let password = required(r.password, &cmd, "password")?;
-            if cmd == "register" {
+    let request = match kind {
+        Command::Register | Command::Login => {
+            let username = required(r.username, cmd, "username")?;
+            let password = required(r.password, cmd, "password")?;
+            if kind == Command::Register {
                 Request::Register { username, password }
             } else {
                 Request::Login { username, password }
             }
         }
-        "auth" => Request::Auth {
+        Command::Auth => Request::Auth {
             token: token
                 .take()
                 .ok_or_else(|| Failure::bad_request("\"auth\" needs a \"token\" field"))?,
         },
-        "send" => {
+        Command::Send => {
             let to = match (r.to, r.to_id) {
                 (Some(name), _) => Recipient::Name(name.0),
                 (None, Some(id)) => Recipient::Id(id),
@@ -233,24 +269,23 @@ fn json_call(r: JsonRequest<'_>) -> Result<Call<'_>, Failure> {
             };
             Request::Send {
                 to,
-                content: required(r.content, &cmd, "content")?,
+                content: required(r.content, cmd, "content")?,
                 client_id: r.client_id.map(|t| t.0),
             }
         }
-        "sync" => Request::Sync(SyncArgs {
+        Command::Sync => Request::Sync(SyncArgs {
             after: r.after,
             limit: r.limit.map(|l| l.min(usize::MAX as u64) as usize),
             wait_ms: r.wait_ms.unwrap_or(0),
         }),
-        "ack" => Request::Ack {
+        Command::Ack => Request::Ack {
             upto: r.upto.ok_or_else(|| {
                 Failure::bad_request("\"ack\" needs an \"upto\" field (a message id)")
             })?,
         },
-        "ping" => Request::Ping,
-        "help" => Request::Help,
-        "quit" => Request::Quit,
-        _ => return Err(unknown_command(&cmd)),
+        Command::Ping => Request::Ping,
+        Command::Help => Request::Help,
+        Command::Quit => Request::Quit,
     };
     Ok(Call {
         request,
@@ -283,25 +318,26 @@ fn usage(text: &'static str) -> Failure {
 }
 
 fn parse_text(line: &str) -> Result<Call<'_>, Failure> {
-    let (cmd, rest) = word(line);
-    let request = match cmd.to_ascii_lowercase().as_str() {
-        "register" | "login" => {
+    let (name, rest) = word(line);
+    let (kind, _) = command(name)?;
+    let request = match kind {
+        Command::Register | Command::Login => {
             let (username, password) = word(rest);
             if username.is_empty() || password.is_empty() {
-                return Err(usage(if cmd.eq_ignore_ascii_case("register") {
+                return Err(usage(if kind == Command::Register {
                     "usage: REGISTER <username> <password>"
                 } else {
                     "usage: LOGIN <username> <password>"
                 }));
             }
             let (username, password) = (Cow::Borrowed(username), Cow::Borrowed(password));
-            if cmd.eq_ignore_ascii_case("register") {
+            if kind == Command::Register {
                 Request::Register { username, password }
             } else {
                 Request::Login { username, password }
             }
         }
-        "auth" => {
+        Command::Auth => {
             let token = rest.trim();
             if token.is_empty() {
                 return Err(usage("usage: AUTH <token> (the token LOGIN gave you)"));
@@ -310,7 +346,7 @@ fn parse_text(line: &str) -> Result<Call<'_>, Failure> {
                 token: Cow::Borrowed(token),
             }
         }
-        "send" => {
+        Command::Send => {
             let (to, content) = word(rest);
             if to.is_empty() || content.is_empty() {
                 return Err(usage(
@@ -323,7 +359,7 @@ fn parse_text(line: &str) -> Result<Call<'_>, Failure> {
                 client_id: None,
             }
         }
-        "sync" => {
+        Command::Sync => {
             let numbers = numbers(rest, 3).ok_or_else(|| {
                 usage("usage: SYNC [after] [limit] [wait_ms], whole numbers, e.g. SYNC 17")
             })?;
@@ -333,14 +369,13 @@ fn parse_text(line: &str) -> Result<Call<'_>, Failure> {
                 wait_ms: numbers.get(2).copied().unwrap_or(0),
             })
         }
-        "ack" => match numbers(rest, 1).as_deref() {
+        Command::Ack => match numbers(rest, 1).as_deref() {
             Some([upto]) => Request::Ack { upto: *upto },
             _ => return Err(usage("usage: ACK <message id>, e.g. ACK 17")),
         },
-        "ping" => Request::Ping,
-        "help" => Request::Help,
-        "quit" | "exit" => Request::Quit,
-        _ => return Err(unknown_command(cmd)),
+        Command::Ping => Request::Ping,
+        Command::Help => Request::Help,
+        Command::Quit => Request::Quit,
     };
     Ok(Call::new(request))
 }
