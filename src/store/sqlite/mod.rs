@@ -154,6 +154,12 @@ fn create_data_dir(dir: &Path) -> Result<(), String> {
     if dir.is_dir() {
         return Ok(());
     }
+    if dir.exists() {
+        return Err(format!(
+            "the data directory {} exists but is not a directory",
+            dir.display()
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(fail)?;
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         if let Ok(parent) = std::fs::File::open(parent) {
