@@ -60,6 +60,14 @@ fn usernames_breaking_the_rules_are_bad_requests() {
         let reply = c.request(&json!({"cmd": "register", "username": name, "password": "pw"}));
         assert_error(&reply, "bad_request");
     }
+    for line in [
+        "REGISTER slash/name pw",
+        "REGISTER émile pw",
+        "REGISTER at@sign pw",
+        &format!("REGISTER {too_long} pw"),
+    ] {
+        assert_error(&c.text(line), "bad_request");
+    }
     // The 33-character name was not created as its 32-character prefix.
     let reply =
         c.request(&json!({"cmd": "register", "username": "a".repeat(32), "password": "pw"}));
@@ -331,4 +339,28 @@ fn no_user_can_read_or_acknowledge_another_users_mailbox() {
     );
     let none: Vec<Value> = Vec::new();
     assert_eq!(messages(&carol.text("SYNC")), none);
+}
+
+#[test]
+fn a_bad_request_token_never_falls_back_to_the_connection_user() {
+    let server = TestServer::start(&[]);
+    let (mut alice, token, _) = register_and_login(&server, "alice", "pw-a");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let id = sent_id(&bob.text("SEND alice for alice"));
+
+    let bad = broken_tokens(&token);
+    for bad in &bad {
+        // Alice's connection is bound, but a request naming a token acts as
+        // that token's user or not at all.
+        let reply = alice.request(&json!({"cmd": "sync", "token": bad}));
+        assert_error(&reply, "unauthorized");
+        let reply = alice.request(&json!({"cmd": "ack", "upto": id, "token": bad}));
+        assert_error(&reply, "unauthorized");
+        let reply =
+            alice.request(&json!({"cmd": "send", "to": "bob", "content": "forged", "token": bad}));
+        assert_error(&reply, "unauthorized");
+    }
+    // Nothing was acknowledged or sent, and the binding is intact.
+    assert_eq!(message_ids(&alice.text("SYNC")), vec![id]);
+    assert_eq!(message_ids(&bob.text("SYNC")), Vec::<u64>::new());
 }

@@ -275,3 +275,62 @@ fn a_text_line_that_merely_mentions_http_is_still_a_command() {
     assert_error(&reply, "unknown_command");
     assert_eq!(c.text("PING")["pong"], true);
 }
+
+#[test]
+fn a_last_line_without_newline_counts_when_the_client_stops_sending() {
+    // protocol.md: if the client closes its sending side after a last line
+    // without a newline, that line still counts.
+    let server = TestServer::start(&[]);
+    let (_alice, token, _) = register_and_login(&server, "alice", "pw-a");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+
+    let mut c = server.connect();
+    c.send_line(&format!("AUTH {token}"));
+    assert_ok(&c.read_reply());
+    c.send_raw(b"{\"cmd\":\"send\",\"to\":\"bob\",\"content\":\"no newline\",\"tag\":\"last\"}");
+    c.shutdown_write();
+    let reply = c.read_reply();
+    assert_eq!(reply["tag"], "last", "{reply}");
+    let id = sent_id(&reply);
+    assert_eq!(message_ids(&bob.text("SYNC")), vec![id]);
+    assert_eq!(
+        message_contents(&bob.text("SYNC")),
+        vec!["no newline".to_string()]
+    );
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_stall_the_others() {
+    let server = TestServer::start(&[]);
+    let greedy = server.connect();
+    let mut writer = greedy.writer_clone();
+    writer
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // Floods requests and never reads a reply. Once buffers fill, its writes
+    // block (bounded by the timeout above) or the server drops it; either is
+    // fine, as long as everyone else is still served.
+    let flood = thread::spawn(move || {
+        let line = json!({"cmd": "help"}).to_string() + "\n";
+        let batch = line.repeat(1000);
+        for _ in 0..200 {
+            if writer.write_all(batch.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    thread::sleep(Duration::from_millis(300));
+    let mut other = server.connect();
+    for i in 0..20 {
+        let reply = other.request(&json!({"cmd": "ping", "tag": i}));
+        assert_eq!(reply["tag"], i);
+        assert_eq!(reply["pong"], true);
+    }
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
+    assert_eq!(
+        messages(&alice.text("SYNC")),
+        Vec::<serde_json::Value>::new()
+    );
+    flood.join().unwrap();
+    drop(greedy);
+}

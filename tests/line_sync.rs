@@ -327,3 +327,27 @@ fn a_waiting_sync_still_answers_in_request_order() {
     assert_eq!(second["tag"], "ping");
     assert_eq!(second["pong"], true);
 }
+
+#[test]
+fn a_long_poller_that_hangs_up_loses_nothing() {
+    let server = TestServer::start(&[]);
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
+    let mut bob = server.connect();
+    register(&mut bob, "bob", "pw-b");
+    let (bob_token, _) = login(&mut bob, "bob", "pw-b");
+    drop(bob);
+
+    // Start a long poll, then close the connection while it waits.
+    let mut poller = server.connect();
+    poller.send_line(&json!({"cmd": "sync", "token": bob_token, "wait_ms": 5000}).to_string());
+    thread::sleep(Duration::from_millis(200));
+    drop(poller);
+    thread::sleep(Duration::from_millis(100));
+
+    // The message that would have answered it is still there for bob.
+    let id = sent_id(&alice.text("SEND bob are you there"));
+    let mut again = server.connect();
+    let reply = again.request(&json!({"cmd": "sync", "token": bob_token}));
+    assert_eq!(message_ids(&reply), vec![id]);
+    assert_eq!(alice.text("PING")["pong"], true);
+}

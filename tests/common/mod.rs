@@ -445,6 +445,14 @@ impl LineClient {
         self.writer.flush().unwrap();
     }
 
+    /// Closes the sending side (TCP half-close): the server reads
+    /// end-of-file while replies can still be read.
+    pub fn shutdown_write(&mut self) {
+        self.writer
+            .shutdown(std::net::Shutdown::Write)
+            .unwrap_or_else(|e| panic!("shutdown(Write): {e}"));
+    }
+
     /// Sends bytes in pieces of `chunk` bytes, one write per piece with a
     /// short pause between, so the server sees them arrive separately.
     pub fn send_in_pieces(&mut self, bytes: &[u8], chunk: usize, pause: Duration) {
