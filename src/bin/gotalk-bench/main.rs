@@ -1,0 +1,273 @@
+//! `gotalk-bench`: a load generator for goTalk. It starts the real `gotalk`
+//! binary on 127.0.0.1 itself, drives one bounded scenario against it
+//! (every scenario stops by itself on a time and a count limit), prints a
+//! results table and kills the server.
+//!
+//! Scenarios, one file each: [`relay`] (pipelined SENDs relayed to logged-in
+//! receivers), [`durable`] (request/response SENDs against the durable store
+//! and `--memory`, side by side), [`idle`] (server memory per idle
+//! connection) and [`compare`] (the same shapes against Redis, NATS and
+//! Mosquitto when they are installed). [`server`] starts and watches server
+//! processes; [`wire`] is the client side: blocking setup requests and
+//! cheap line scanning.
+
+mod compare;
+mod durable;
+mod idle;
+mod relay;
+mod server;
+mod wire;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Everything the command line can set; each scenario picks its own
+/// defaults for what was not given.
+#[derive(Clone, Debug)]
+pub struct Opts {
+    /// The `gotalk` binary to start.
+    pub server: PathBuf,
+    /// Measured seconds (per level in `durable`).
+    pub seconds: Option<f64>,
+    /// Seconds of load before measuring starts.
+    pub warmup: Option<f64>,
+    pub senders: Option<usize>,
+    pub receivers: Option<usize>,
+    /// Requests in flight per pipelining sender.
+    pub window: usize,
+    /// Idle connections to open.
+    pub conns: Option<usize>,
+    /// Concurrent senders per `durable` level.
+    pub levels: Vec<usize>,
+    /// Stop sending after this many messages in total, whatever the time.
+    pub max_messages: u64,
+}
+
+impl Default for Opts {
+    fn default() -> Opts {
+        Opts {
+            server: PathBuf::from("target/release/gotalk"),
+            seconds: None,
+            warmup: None,
+            senders: None,
+            receivers: None,
+            window: 512,
+            conns: None,
+            levels: vec![1, 16, 64],
+            max_messages: 100_000_000,
+        }
+    }
+}
+
+const HELP: &str = "gotalk-bench: load generator for the goTalk server
+
+Usage: gotalk-bench <SCENARIO> [FLAGS]
+
+Scenarios (each starts its own server on 127.0.0.1, stops by itself and
+kills the server at the end):
+  relay     S senders pipeline JSON SENDs (a window in flight each) to R
+            logged-in receivers that count pushes and ACK every 1000;
+            --memory. Reports relayed messages/s, sends/s and CPU.
+  durable   SENDs with 1, 16 and 64 senders that each wait for the reply
+            before the next; the durable store (--data in a temp dir) and
+            --memory side by side, with commits/s from the server's
+            `store stats:` log lines (group commit).
+  idle      opens N idle connections (half of them AUTHed users, half after
+            one PING) and reports the server's RSS per connection.
+  compare   the relay shape against redis-server (PUBLISH/SUBSCRIBE) and
+            nats-server (PUB/SUB), and idle connection memory of
+            mosquitto (MQTT CONNECT), redis and nats, next to goTalk; each
+            missing program is reported as not installed.
+
+Flags:
+  --server PATH        gotalk binary (default target/release/gotalk)
+  --seconds N          measured seconds (relay 10, durable 5 per level,
+                       compare 5 per server)
+  --warmup N           seconds of load before measuring (relay 2, durable 1)
+  --senders S          relay senders (default 4)
+  --receivers R        relay receivers (default 4)
+  --window W           SENDs in flight per relay sender (default 512)
+  --levels A,B,C       durable concurrency levels (default 1,16,64)
+  --conns N            idle connections (default 10000); needs about N+100
+                       open files: the bench raises its soft RLIMIT_NOFILE
+                       to the hard limit itself (the server inherits it) and
+                       fails clearly when even that is too low; run it under
+                       `bash -c 'ulimit -n 65536; ...'` then
+  --max-messages N     stop sending after N messages whatever the time
+                       (default 100000000)
+  --help               print this help
+
+Example: cargo build --release && target/release/gotalk-bench relay
+";
+
+fn parse(args: &[String]) -> Result<(String, Opts), String> {
+    let mut opts = Opts::default();
+    let mut scenario = None;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |what: &str| -> Result<String, String> {
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            i += 1;
+            args.get(i)
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value ({what})"))
+        };
+        match name.as_str() {
+            "--help" | "-h" => return Ok(("help".into(), opts)),
+            "--server" => opts.server = PathBuf::from(value("PATH")?),
+            "--seconds" => opts.seconds = Some(positive(&name, &value("N")?)?),
+            "--warmup" => opts.warmup = Some(non_negative(&name, &value("N")?)?),
+            "--senders" => opts.senders = Some(count(&name, &value("S")?)?),
+            "--receivers" => opts.receivers = Some(count(&name, &value("R")?)?),
+            "--window" => opts.window = count(&name, &value("W")?)?,
+            "--conns" => opts.conns = Some(count(&name, &value("N")?)?),
+            "--max-messages" => opts.max_messages = count(&name, &value("N")?)? as u64,
+            "--levels" => {
+                let v = value("A,B,C")?;
+                opts.levels = v
+                    .split(',')
+                    .map(|s| count("--levels", s.trim()))
+                    .collect::<Result<_, _>>()?;
+            }
+            _ if !arg.starts_with('-') && scenario.is_none() => scenario = Some(arg.clone()),
+            _ => return Err(format!("unknown argument '{arg}' (see --help)")),
+        }
+        i += 1;
+    }
+    let scenario = scenario.ok_or("name a scenario: relay, durable, idle or compare")?;
+    Ok((scenario, opts))
+}
+
+fn positive(flag: &str, text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err(format!(
+            "{flag}: '{text}' is not a number of seconds in (0, 3600]"
+        )),
+    }
+}
+
+fn non_negative(flag: &str, text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{flag}: '{text}' is not a number of seconds in [0, 600]"
+        )),
+    }
+}
+
+fn count(flag: &str, text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{flag}: '{text}' is not a whole number >= 1")),
+    }
+}
+
+/// Prints rows as an aligned plain-text table (also valid Markdown).
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("| {} |", padded.join(" | "));
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    line(widths.iter().map(|w| "-".repeat(*w)).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+/// A rate with thousands separators, e.g. `1,234,567`.
+pub fn thousands(v: f64) -> String {
+    let n = v.round() as u64;
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (scenario, opts) = match parse(&args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("gotalk-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match scenario.as_str() {
+        "help" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        "relay" => relay::run(&opts),
+        "durable" => durable::run(&opts),
+        "idle" => idle::run(&opts),
+        "compare" => compare::run(&opts),
+        other => Err(format!(
+            "unknown scenario '{other}': relay, durable, idle or compare (see --help)"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gotalk-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_parse_both_ways() {
+        let (s, o) = parse(&args(&["relay", "--senders", "2", "--seconds=3"])).unwrap();
+        assert_eq!(s, "relay");
+        assert_eq!(o.senders, Some(2));
+        assert_eq!(o.seconds, Some(3.0));
+        let (_, o) = parse(&args(&["durable", "--levels", "1,8"])).unwrap();
+        assert_eq!(o.levels, [1, 8]);
+    }
+
+    #[test]
+    fn bad_flags_are_errors() {
+        assert!(parse(&args(&["relay", "--bogus"])).is_err());
+        assert!(parse(&args(&["relay", "--senders", "0"])).is_err());
+        assert!(parse(&args(&["--seconds", "2"])).is_err());
+        assert!(parse(&args(&["relay", "--seconds"])).is_err());
+    }
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+}

@@ -1,0 +1,475 @@
+//! Server processes under test: `gotalk` started on 127.0.0.1:0 (its
+//! address read from the `listening on` log line, stderr drained for the
+//! whole run and its `store stats:` lines recorded), other servers on a
+//! free port, and what `/proc` says about a process (CPU time, RSS, open
+//! file limit). Every process started here is killed when its handle drops.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to say it listens.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Log lines kept to explain a failure.
+const KEEP_LINES: usize = 40;
+
+/// One cumulative `store stats:` log line, with the value of the bench's
+/// message counter at the moment the line was read, so a commit count can
+/// be set against the messages sent over exactly the same interval.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreStats {
+    pub at: Instant,
+    pub batches: u64,
+    pub transactions: u64,
+    pub writes: u64,
+    /// The counter given to [`Gotalk::count_with`] when the line was read.
+    pub counted: u64,
+}
+
+#[derive(Default)]
+struct LogState {
+    tail: Mutex<VecDeque<String>>,
+    stats: Mutex<Vec<StoreStats>>,
+    counter: Mutex<Option<Arc<AtomicU64>>>,
+}
+
+/// A running `gotalk`; killed on drop.
+pub struct Gotalk {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<LogState>,
+    data_dir: Option<PathBuf>,
+}
+
+/// Which store the server runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Memory,
+    /// The default SQLite store in a fresh temporary `--data` directory.
+    Durable,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Memory => "--memory",
+            Mode::Durable => "durable",
+        }
+    }
+}
+
+impl Gotalk {
+    /// Starts `path` on 127.0.0.1:0 and waits for its ready line.
+    pub fn start(path: &Path, mode: Mode) -> Result<Gotalk, String> {
+        if !path.exists() {
+            return Err(format!(
+                "no server binary at {} (cargo build --release, or --server PATH)",
+                path.display()
+            ));
+        }
+        let mut cmd = Command::new(path);
+        cmd.args(["--listen", "127.0.0.1:0"]);
+        let data_dir = match mode {
+            Mode::Memory => {
+                cmd.arg("--memory");
+                None
+            }
+            Mode::Durable => {
+                let dir = temp_dir("data")?;
+                cmd.arg("--data").arg(&dir);
+                Some(dir)
+            }
+        };
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(LogState::default());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let thread_log = log.clone();
+        std::thread::Builder::new()
+            .name("gotalk-stderr".into())
+            .spawn(move || drain(stderr, thread_log, ready_tx))
+            .map_err(|e| format!("cannot start the log reader: {e}"))?;
+        let mut server = Gotalk {
+            child,
+            addr: "127.0.0.1:0".parse().expect("valid"),
+            log,
+            data_dir,
+        };
+        match ready_rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => {
+                server.addr = addr;
+                Ok(server)
+            }
+            Err(_) => {
+                // Give the log reader a moment to take the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                let status = match server.child.try_wait() {
+                    Ok(Some(status)) => format!("it exited ({status})"),
+                    _ => format!("it did not log `listening on` within {START_TIMEOUT:?}"),
+                };
+                Err(format!(
+                    "gotalk {} did not start: {status}; its log:\n{}",
+                    mode.name(),
+                    server.log_tail()
+                ))
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The last log lines, for error messages.
+    pub fn log_tail(&self) -> String {
+        let tail = self.log.tail.lock().expect("log lock");
+        tail.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// From now on, each `store stats:` line records this counter's value.
+    pub fn count_with(&self, counter: Arc<AtomicU64>) {
+        *self.log.counter.lock().expect("log lock") = Some(counter);
+    }
+
+    /// Every `store stats:` line seen so far, oldest first.
+    pub fn store_stats(&self) -> Vec<StoreStats> {
+        self.log.stats.lock().expect("log lock").clone()
+    }
+
+    /// Waits for a `store stats:` line read after `after`; `None` on timeout.
+    pub fn next_stats(&self, after: Instant, timeout: Duration) -> Option<StoreStats> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.store_stats().into_iter().find(|s| s.at > after) {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gotalk {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Reads the server's stderr to its end: the first `listening on ADDR`
+/// goes to `ready`, `store stats:` lines are recorded, and a short tail is
+/// kept. Never stops reading, so the server can never block on a full pipe.
+fn drain(stderr: std::process::ChildStderr, log: Arc<LogState>, ready: mpsc::Sender<SocketAddr>) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = String::new();
+    let mut announced = false;
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let text = line.trim_end();
+        if !announced {
+            if let Some(addr) = listening_addr(text) {
+                announced = true;
+                let _ = ready.send(addr);
+            }
+        }
+        if let Some(mut stats) = parse_store_stats(text) {
+            let counter = log.counter.lock().expect("log lock").clone();
+            stats.counted = counter.map_or(0, |c| c.load(Ordering::Relaxed));
+            log.stats.lock().expect("log lock").push(stats);
+        }
+        let mut tail = log.tail.lock().expect("log lock");
+        if tail.len() == KEEP_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(text.to_string());
+    }
+}
+
+/// The address in a `... listening on 127.0.0.1:PORT ...` line.
+pub fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The counters of a `store stats: batches=B transactions=T writes=W` line.
+pub fn parse_store_stats(line: &str) -> Option<StoreStats> {
+    let rest = &line[line.find("store stats:")? + "store stats:".len()..];
+    let field = |name: &str| -> Option<u64> {
+        rest.split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.trim_end_matches(',').parse().ok())
+    };
+    Some(StoreStats {
+        at: Instant::now(),
+        batches: field("batches")?,
+        transactions: field("transactions")?,
+        writes: field("writes").unwrap_or(0),
+        counted: 0,
+    })
+}
+
+/// A fresh directory under the system temp dir.
+pub fn temp_dir(what: &str) -> Result<PathBuf, String> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "gotalk-bench-{what}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Another server (redis-server, nats-server, mosquitto) on a free port;
+/// killed on drop.
+pub struct External {
+    child: Child,
+    pub addr: SocketAddr,
+    pub name: String,
+}
+
+impl External {
+    /// Finds `program` on PATH (or in /usr/sbin), or `None`.
+    pub fn find(program: &str) -> Option<PathBuf> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    }
+
+    /// Starts `program` with `args`, where `{port}` stands for a free port,
+    /// and waits until the port accepts connections.
+    pub fn start(program: &Path, args: &[&str]) -> Result<External, String> {
+        let port = free_port()?;
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("{port}", &port.to_string()))
+            .collect();
+        let child = Command::new(program)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("valid");
+        let mut ext = External {
+            child,
+            addr,
+            name: program
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(ext);
+            }
+            if let Ok(Some(status)) = ext.child.try_wait() {
+                return Err(format!("{} exited at start ({status})", ext.name));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("{} did not listen on {addr}", ext.name));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for External {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on right now (the OS picks it).
+fn free_port() -> Result<u16, String> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// Clock ticks per second of `/proc/PID/stat` times (USER_HZ, 100 on Linux).
+pub const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User plus system CPU time of a process (`None`: this process), in ticks.
+pub fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name, which may itself hold spaces.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// A process's resident set size in KiB (`VmRSS`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// CPU use between two tick readings over `seconds`, as "% of one core".
+pub fn cpu_percent(before: Option<u64>, after: Option<u64>, seconds: f64) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) if seconds > 0.0 => {
+            format!(
+                "{:.0}% of a core",
+                (a - b) as f64 / TICKS_PER_SECOND / seconds * 100.0
+            )
+        }
+        _ => "n/a".to_string(),
+    }
+}
+
+/// Busy and total CPU ticks of the whole machine, all cores (`/proc/stat`).
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .take(8)
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    if v.len() < 8 {
+        return None;
+    }
+    let total: u64 = v.iter().sum();
+    Some((total - v[3] - v[4], total))
+}
+
+/// CPU that neither the server nor the bench used between two readings of
+/// (machine ticks, server ticks, bench ticks): what else ran meanwhile.
+pub fn other_cpu(
+    before: (Option<(u64, u64)>, Option<u64>, Option<u64>),
+    after: (Option<(u64, u64)>, Option<u64>, Option<u64>),
+    seconds: f64,
+) -> String {
+    match (before, after) {
+        (
+            (Some((b_busy, _)), Some(b_srv), Some(b_me)),
+            (Some((a_busy, _)), Some(a_srv), Some(a_me)),
+        ) if seconds > 0.0 => {
+            let others = (a_busy - b_busy).saturating_sub((a_srv - b_srv) + (a_me - b_me));
+            format!(
+                "{:.0}% of a core",
+                others as f64 / TICKS_PER_SECOND / seconds * 100.0
+            )
+        }
+        _ => "n/a".to_string(),
+    }
+}
+
+/// The soft and hard limits on open files of this process.
+pub fn open_file_limits() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    Some((*nums.first()?, *nums.get(1).unwrap_or(&u64::MAX)))
+}
+
+/// Makes sure this process (and servers it starts later, which inherit the
+/// limit) may open `need` files: raises the soft limit up to the hard limit
+/// with util-linux `prlimit` if needed, else explains how to.
+pub fn ensure_open_files(need: u64) -> Result<(), String> {
+    let (soft, hard) = open_file_limits().ok_or("cannot read /proc/self/limits")?;
+    if soft >= need {
+        return Ok(());
+    }
+    if hard >= need {
+        let pid = std::process::id().to_string();
+        let _ = Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={hard}:{hard}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if open_file_limits().is_some_and(|(soft, _)| soft >= need) {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "{need} open files are needed but the limit is {soft} (hard {hard}); \
+         run under `bash -c 'ulimit -n {need}; target/release/gotalk-bench ...'` \
+         (raising the hard limit needs root), or lower --conns"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_listening_address() {
+        let line = "2026-11-26T14:40:33.364Z INFO  [gotalk] gotalk listening on 127.0.0.1:44401 (in memory only (--memory))";
+        assert_eq!(
+            listening_addr(line),
+            Some("127.0.0.1:44401".parse().unwrap())
+        );
+        assert_eq!(listening_addr("INFO loaded 0 accounts"), None);
+    }
+
+    #[test]
+    fn parses_store_stats() {
+        let s = parse_store_stats(
+            "2026-11-26T14:40:33Z INFO  [gotalk::store::sqlite] store stats: batches=10 transactions=4 writes=120",
+        )
+        .unwrap();
+        assert_eq!((s.batches, s.transactions, s.writes), (10, 4, 120));
+        assert!(parse_store_stats("store stats: nothing").is_none());
+    }
+
+    #[test]
+    fn reads_own_proc_files() {
+        assert!(cpu_ticks(None).is_some());
+        assert!(rss_kib(std::process::id()).unwrap() > 0);
+        let (soft, hard) = open_file_limits().unwrap();
+        assert!(soft <= hard);
+    }
+}
