@@ -190,7 +190,11 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     const res = await fetch(server.base + '/', { signal: AbortSignal.timeout(5_000) });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') || '', /text\/html/);
-    assert.match(await res.text(), /data-testid="auth-form"/);
+    const served = await res.text();
+    assert.match(served, /data-testid="auth-form"/);
+    // The server embeds web/index.html when it is built: a difference means a stale binary.
+    assert.ok(served === fs.readFileSync(path.join(REPO, 'web', 'index.html'), 'utf8'),
+      'GET / differs from web/index.html: rebuild the server (cargo build) so it embeds the current page');
   });
 
   test('two users register and log in, with errors shown clearly', { timeout: TEST_TIMEOUT }, async () => {
