@@ -31,7 +31,7 @@ use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "gotalk.db";
@@ -96,13 +96,23 @@ impl Store for SqliteStore {
             Some(conn) => conn,
             None => connect(&self.path)?,
         };
-        load::read_snapshot(&mut conn, wall_clock_ms()).map_err(|e| {
+        let started = Instant::now();
+        let snapshot = load::read_snapshot(&mut conn, wall_clock_ms()).map_err(|e| {
             format!(
                 "cannot read the database {}: {e} (if the file is damaged, move it \
                  aside to start empty, or restore a backup)",
                 self.path.display()
             )
-        })
+        })?;
+        log::info!(
+            "read {} accounts, {} unacknowledged messages and {} client_ids from {} in {} ms",
+            snapshot.users.len(),
+            snapshot.messages.len(),
+            snapshot.client_ids.len(),
+            self.path.display(),
+            started.elapsed().as_millis()
+        );
+        Ok(snapshot)
     }
 
     fn submit(&mut self, batch: Batch) {
