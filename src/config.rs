@@ -46,6 +46,9 @@ pub mod limits {
     pub const SYNC_MAX_BYTES: usize = 1 << 20;
     /// Longest long-poll a client may ask for.
     pub const MAX_WAIT_MS: u64 = 5 * 60 * 1000;
+    /// Longest message content, whichever door it comes through (a line
+    /// caps it anyway; this keeps HTTP to the same rule).
+    pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
     /// Longest `client_id`.
     pub const MAX_CLIENT_ID_BYTES: usize = 128;
     /// How long a `client_id` is remembered.

@@ -375,3 +375,26 @@ fn get_root_serves_the_chat_page() {
     // HEAD sent no body: the next response follows at once.
     assert_eq!(c.get("GET", "/healthz").status, 200);
 }
+
+#[test]
+fn content_over_64_kib_is_413_like_a_line_over_the_limit() {
+    let server = TestServer::start(&[]);
+    let addr = server.addr();
+    let (alice, _) = http_user(addr, "alice", "pw-a");
+    http_user(addr, "bob", "pw-b");
+    let big = "x".repeat(64 * 1024 + 1);
+    let fields = [
+        ("token", alice.as_str()),
+        ("sendTo", "bob"),
+        ("content", &big),
+    ];
+    let message = post(addr, "/send", &fields).expect_error(413, "too_large");
+    assert!(message.contains("65536"), "{message}");
+    let fits = "y".repeat(64 * 1024);
+    let fields = [
+        ("token", alice.as_str()),
+        ("sendTo", "bob"),
+        ("content", &fits),
+    ];
+    assert_eq!(post(addr, "/send", &fields).expect_json(200)["ok"], true);
+}

@@ -219,6 +219,15 @@ impl Core {
                 "the message content must not be empty",
             ));
         }
+        if content.len() > limits::MAX_CONTENT_BYTES {
+            return Err(Failure::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "a message is at most {} bytes of content",
+                    limits::MAX_CONTENT_BYTES
+                ),
+            ));
+        }
         if let Some(cid) = client_id {
             if cid.is_empty() || cid.len() > limits::MAX_CLIENT_ID_BYTES {
                 return Err(Failure::bad_request(format!(
