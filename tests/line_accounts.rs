@@ -184,7 +184,9 @@ fn broken_tokens(token: &str) -> Vec<String> {
     let chars: Vec<char> = token.chars().collect();
     let flip = |i: usize| -> String {
         let mut cs = chars.clone();
-        cs[i] = if cs[i] == 'A' { 'B' } else { 'A' };
+        // A digit, so the change is a real one in hex, base32 or base64 alike
+        // (a case change alone may decode to the same bytes).
+        cs[i] = if cs[i] == '0' { '1' } else { '0' };
         cs.into_iter().collect()
     };
     let mut out = vec![
