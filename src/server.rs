@@ -214,11 +214,14 @@ impl Server {
             match conn.socket.read(&mut self.scratch) {
                 Ok(0) => {
                     conn.read_closed = true;
-                    if !conn.inbuf.is_empty() && !matches!(conn.door, Door::Http(_)) {
-                        // The last line may lack its newline: end it. (Not
-                        // for HTTP, where the byte would become body.)
-                        conn.inbuf.push(b'\n');
-                        self.process_input(id, now);
+                    if !conn.inbuf.is_empty() {
+                        // A request is a whole line: a client that stopped
+                        // mid-line (it may have crashed mid-write) did not
+                        // finish asking, so nothing of it is run.
+                        log::debug!(
+                            "connection {id}: closed with {} bytes of an unfinished request, ignored",
+                            conn.inbuf.len()
+                        );
                     }
                     break;
                 }

@@ -277,9 +277,10 @@ fn a_text_line_that_merely_mentions_http_is_still_a_command() {
 }
 
 #[test]
-fn a_last_line_without_newline_counts_when_the_client_stops_sending() {
-    // protocol.md: if the client closes its sending side after a last line
-    // without a newline, that line still counts.
+fn an_unfinished_last_line_is_ignored_when_the_client_stops_sending() {
+    // protocol.md: a request is a whole line; a client that closes mid-line
+    // (it may have crashed mid-write) never has half a message stored, and
+    // the complete requests before it are still answered.
     let server = TestServer::start(&[]);
     let (_alice, token, _) = register_and_login(&server, "alice", "pw-a");
     let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
@@ -287,15 +288,17 @@ fn a_last_line_without_newline_counts_when_the_client_stops_sending() {
     let mut c = server.connect();
     c.send_line(&format!("AUTH {token}"));
     assert_ok(&c.read_reply());
-    c.send_raw(b"{\"cmd\":\"send\",\"to\":\"bob\",\"content\":\"no newline\",\"tag\":\"last\"}");
+    c.send_raw(b"{\"cmd\":\"send\",\"to\":\"bob\",\"content\":\"whole\",\"tag\":1}\n");
+    c.send_raw(b"SEND bob half a mess");
     c.shutdown_write();
     let reply = c.read_reply();
-    assert_eq!(reply["tag"], "last", "{reply}");
+    assert_eq!(reply["tag"], 1, "{reply}");
     let id = sent_id(&reply);
+    c.expect_eof();
     assert_eq!(message_ids(&bob.text("SYNC")), vec![id]);
     assert_eq!(
         message_contents(&bob.text("SYNC")),
-        vec!["no newline".to_string()]
+        vec!["whole".to_string()]
     );
 }
 
