@@ -325,6 +325,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
                 thousands(o.relayed_per_s),
                 thousands(o.sends_per_s),
                 o.server_cpu.clone(),
+                o.relayed_per_server_cpu_s.map_or("n/a".into(), thousands),
                 o.bench_cpu.clone(),
                 o.other_cpu.clone(),
                 o.errors.to_string(),
@@ -333,7 +334,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
             Err(e) => vec![name.clone(), e.clone()],
         })
         .map(|mut row| {
-            row.resize(8, String::new());
+            row.resize(9, String::new());
             row
         })
         .collect();
@@ -343,6 +344,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
             "relayed msgs/s",
             "sends/s",
             "server CPU",
+            "per server CPU-s",
             "bench CPU",
             "others' CPU",
             "errors",

@@ -13,7 +13,7 @@
 //! every [`ACK_EVERY`], so the mailbox stays small.
 
 use crate::relay::ACK_EVERY;
-use crate::server::{Gotalk, Mode, StoreStats};
+use crate::server::{self, Gotalk, Mode, StoreStats};
 use crate::wire::{self, Client, LineBuf};
 use crate::{print_table, thousands, Opts};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -42,6 +42,8 @@ struct Level {
     commits: Option<StoreDelta>,
     p50_us: Option<u32>,
     p99_us: Option<u32>,
+    server_cpu: String,
+    bench_cpu: String,
     errors: u64,
 }
 
@@ -118,6 +120,8 @@ pub fn run(opts: &Opts) -> Result<(), String> {
                 batches,
                 per_commit,
                 writes,
+                r.server_cpu.trim_end_matches(" of a core").to_string(),
+                r.bench_cpu.trim_end_matches(" of a core").to_string(),
                 r.errors.to_string(),
             ]);
         }
@@ -133,6 +137,8 @@ pub fn run(opts: &Opts) -> Result<(), String> {
             "batches/s",
             "msgs/commit",
             "writes/commit",
+            "server CPU",
+            "bench CPU",
             "errors",
         ],
         &rows,
@@ -281,8 +287,8 @@ fn run_level(
     } else {
         None
     };
-    let (seconds, messages, commits) = match window {
-        Some((a, b)) => (
+    let (seconds, messages, commits, cpu) = match window {
+        Some((a, a_cpu, b, b_cpu)) => (
             b.at.duration_since(a.at).as_secs_f64(),
             b.counted - a.counted,
             Some(StoreDelta {
@@ -290,15 +296,18 @@ fn run_level(
                 batches: b.batches - a.batches,
                 writes: b.writes - a.writes,
             }),
+            (a_cpu, b_cpu),
         ),
         None => {
             let t0 = Instant::now();
             let m0 = shared.replies.load(Ordering::Relaxed);
+            let cpu0 = CpuMark::now(server);
             shared.recording.store(true, Ordering::Relaxed);
             std::thread::sleep(measure);
             shared.recording.store(false, Ordering::Relaxed);
+            let cpu1 = CpuMark::now(server);
             let m1 = shared.replies.load(Ordering::Relaxed);
-            (t0.elapsed().as_secs_f64(), m1 - m0, None)
+            (t0.elapsed().as_secs_f64(), m1 - m0, None, (cpu0, cpu1))
         }
     };
     shared.stop.store(true, Ordering::Relaxed);
@@ -320,6 +329,8 @@ fn run_level(
         commits,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
+        server_cpu: server::cpu_percent(cpu.0.server, cpu.1.server, seconds),
+        bench_cpu: server::cpu_percent(cpu.0.bench, cpu.1.bench, seconds),
         errors: shared.errors.load(Ordering::Relaxed) - errors_before,
     })
 }
@@ -330,12 +341,30 @@ fn stats_window(
     server: &Gotalk,
     shared: &Shared,
     measure: Duration,
-) -> Option<(StoreStats, StoreStats)> {
+) -> Option<(StoreStats, CpuMark, StoreStats, CpuMark)> {
     let a = server.next_stats(Instant::now(), STATS_WAIT)?;
+    let a_cpu = CpuMark::now(server);
     shared.recording.store(true, Ordering::Relaxed);
     let b = server.next_stats(a.at + measure, measure + STATS_WAIT);
+    let b_cpu = CpuMark::now(server);
     shared.recording.store(false, Ordering::Relaxed);
-    Some((a, b?))
+    Some((a, a_cpu, b?, b_cpu))
+}
+
+/// CPU time used so far by the server and by the bench.
+#[derive(Clone, Copy)]
+struct CpuMark {
+    server: Option<u64>,
+    bench: Option<u64>,
+}
+
+impl CpuMark {
+    fn now(server: &Gotalk) -> CpuMark {
+        CpuMark {
+            server: server::cpu_ticks(Some(server.pid())),
+            bench: server::cpu_ticks(None),
+        }
+    }
 }
 
 /// One sender: SEND, wait for the reply, repeat until told to stop.

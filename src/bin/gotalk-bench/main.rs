@@ -41,6 +41,8 @@ pub struct Opts {
     pub levels: Vec<usize>,
     /// Stop sending after this many messages in total, whatever the time.
     pub max_messages: u64,
+    /// `relay` against the durable store instead of `--memory`.
+    pub durable: bool,
 }
 
 impl Default for Opts {
@@ -55,6 +57,7 @@ impl Default for Opts {
             conns: None,
             levels: vec![1, 16, 64],
             max_messages: 100_000_000,
+            durable: false,
         }
     }
 }
@@ -87,6 +90,8 @@ Flags:
   --senders S          relay senders (default 4)
   --receivers R        relay receivers (default 4)
   --window W           SENDs in flight per relay sender (default 512)
+  --durable            relay against the durable store (--data in a temp
+                       dir) instead of --memory
   --levels A,B,C       durable concurrency levels (default 1,16,64)
   --conns N            idle connections (default 10000); needs about N+100
                        open files: the bench raises its soft RLIMIT_NOFILE
@@ -121,6 +126,7 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
         };
         match name.as_str() {
             "--help" | "-h" => return Ok(("help".into(), opts)),
+            "--durable" => opts.durable = true,
             "--server" => opts.server = PathBuf::from(value("PATH")?),
             "--seconds" => opts.seconds = Some(positive(&name, &value("N")?)?),
             "--warmup" => opts.warmup = Some(non_negative(&name, &value("N")?)?),

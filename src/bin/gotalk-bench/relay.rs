@@ -84,6 +84,9 @@ pub struct Outcome {
     pub errors: u64,
     pub first_error: Option<String>,
     pub server_cpu: String,
+    /// Relayed messages per second of server CPU time: the rate the server
+    /// would reach with one core to itself (more, if it uses threads).
+    pub relayed_per_server_cpu_s: Option<f64>,
     pub bench_cpu: String,
     /// CPU used by every other process meanwhile (the machine is shared).
     pub other_cpu: String,
@@ -383,6 +386,13 @@ pub fn drive<P: Proto>(
         errors,
         first_error,
         server_cpu: server::cpu_percent(b.server_cpu, e.server_cpu, seconds),
+        relayed_per_server_cpu_s: match (b.server_cpu, e.server_cpu) {
+            (Some(b_cpu), Some(e_cpu)) if e_cpu > b_cpu => Some(
+                (e.delivered - b.delivered) as f64
+                    / ((e_cpu - b_cpu) as f64 / server::TICKS_PER_SECOND),
+            ),
+            _ => None,
+        },
         bench_cpu: server::cpu_percent(b.bench_cpu, e.bench_cpu, seconds),
         other_cpu: server::other_cpu(
             (b.machine, b.server_cpu, b.bench_cpu),
@@ -473,14 +483,20 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         window: opts.window as u64,
         max_messages: opts.max_messages,
     };
-    let server = Gotalk::start(&opts.server, Mode::Memory)?;
+    let mode = if opts.durable {
+        Mode::Durable
+    } else {
+        Mode::Memory
+    };
+    let server = Gotalk::start(&opts.server, mode)?;
     let outcome = relay_gotalk(&server, s_count, r_count, &shape)
         .map_err(|e| format!("{e}\nserver log:\n{}", server.log_tail()))?;
     let rss = server::rss_kib(server.pid());
     println!(
-        "relay: {s_count} senders -> {r_count} receivers, window {} per sender, gotalk --memory, \
+        "relay: {s_count} senders -> {r_count} receivers, window {} per sender, gotalk {}, \
          {:.1} s measured after {:.1} s warm-up",
         shape.window,
+        mode.name(),
         outcome.seconds,
         shape.warmup.as_secs_f64()
     );
@@ -544,6 +560,10 @@ pub fn print_outcome(o: &Outcome, rss_kib: Option<u64>) {
         vec!["delivered by the end".into(), delivered],
         vec!["errors".into(), o.errors.to_string()],
         vec!["server CPU".into(), o.server_cpu.clone()],
+        vec![
+            "relayed per server CPU-second".into(),
+            o.relayed_per_server_cpu_s.map_or("n/a".into(), thousands),
+        ],
         vec!["bench CPU (this process)".into(), o.bench_cpu.clone()],
         vec!["CPU of all other processes".into(), o.other_cpu.clone()],
     ];
