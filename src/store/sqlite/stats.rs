@@ -42,10 +42,11 @@ impl Stats {
         }
     }
 
-    /// Counts one committed transaction holding `batches` batches.
-    pub fn committed(&mut self, batches: usize, writes: usize) {
+    /// Counts a group of `batches` batches that committed in
+    /// `transactions` (1, or 0 for a group with nothing to write).
+    pub fn committed(&mut self, batches: usize, transactions: usize, writes: usize) {
         self.counts.batches += batches as u64;
-        self.counts.transactions += 1;
+        self.counts.transactions += transactions as u64;
         self.counts.writes += writes as u64;
     }
 
@@ -70,17 +71,18 @@ mod tests {
         let start = Instant::now();
         let mut stats = Stats::new(start);
         assert_eq!(stats.due(start + LOG_EVERY), None, "nothing written yet");
-        stats.committed(3, 7);
+        stats.committed(3, 1, 7);
         assert_eq!(stats.due(start + Duration::from_secs(1)), None, "too soon");
         assert_eq!(
             stats.due(start + LOG_EVERY).as_deref(),
             Some("store stats: batches=3 transactions=1 writes=7")
         );
-        stats.committed(1, 1);
+        stats.committed(1, 1, 1);
+        stats.committed(1, 0, 0);
         assert_eq!(stats.due(start + LOG_EVERY + Duration::from_secs(9)), None);
         assert_eq!(
             stats.due(start + 2 * LOG_EVERY).as_deref(),
-            Some("store stats: batches=4 transactions=2 writes=8")
+            Some("store stats: batches=5 transactions=2 writes=8")
         );
         assert_eq!(stats.due(start + 10 * LOG_EVERY), None, "unchanged");
     }

@@ -244,6 +244,22 @@ fn one_group_is_one_transaction() {
 }
 
 #[test]
+fn a_group_with_nothing_to_write_costs_no_transaction() {
+    let fx = Fixture::new("empty");
+    let mut store = fx.open().unwrap();
+    store.submit(batch(1, 0, vec![user(1, "alice")]));
+    assert_eq!(next_done(&mut store).result, Ok(()));
+    let wal = || std::fs::metadata(fx.dir.join("gotalk.db-wal")).map_or(0, |m| m.len());
+    let before = wal();
+    assert!(before > 0);
+    store.submit(batch(2, 0, vec![]));
+    store.submit(batch(3, 0, vec![]));
+    assert_eq!(next_done(&mut store).seq, 2);
+    assert_eq!(next_done(&mut store).seq, 3);
+    assert_eq!(wal(), before, "nothing was appended to the log");
+}
+
+#[test]
 fn a_second_store_on_the_same_directory_is_refused() {
     let fx = Fixture::new("lock");
     let _first = fx.open().unwrap();

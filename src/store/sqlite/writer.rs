@@ -90,7 +90,8 @@ impl Writer {
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| write_group(&mut self.conn, &group)));
         let result = match outcome {
             Ok(Ok(writes)) => {
-                self.stats.committed(group.len(), writes);
+                let transactions = usize::from(writes > 0);
+                self.stats.committed(group.len(), transactions, writes);
                 Ok(())
             }
             Ok(Err(e)) => Err(e.to_string()),
@@ -122,8 +123,13 @@ impl Writer {
 }
 
 /// Writes `group` in one transaction, all or nothing. Returns how many
-/// operations it held.
+/// operations it held. A group without operations (its batches only wait
+/// for earlier ones, like a repeated `client_id`) costs no transaction: the
+/// ids it carries were never stored anywhere, so there is nothing to keep.
 pub fn write_group(conn: &mut Connection, group: &[Batch]) -> rusqlite::Result<usize> {
+    if group.iter().all(|b| b.ops.is_empty()) {
+        return Ok(0);
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut writes = 0;
     {
