@@ -251,7 +251,12 @@ fn a_body_at_the_limit_is_accepted() {
     let addr = server.addr();
     let (alice, _) = http_user(addr, "alice", "pw-a");
     http_user(addr, "bob", "pw-b");
-    let prefix = format!("token={alice}&sendTo=bob&content=");
+    // The largest content (64 KiB) plus an unknown field that pads the body
+    // to exactly the 256 KiB limit.
+    let prefix = format!(
+        "token={alice}&sendTo=bob&content={}&pad=",
+        "c".repeat(64 * 1024)
+    );
     let body = format!("{prefix}{}", "x".repeat(256 * 1024 - prefix.len()));
     let mut c = HttpClient::connect(addr);
     c.send_raw(
