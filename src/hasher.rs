@@ -79,9 +79,25 @@ pub struct Hasher {
     pub results: Receiver<HashDone>,
 }
 
+/// Each argon2 run allocates its 19 MiB working memory and frees it after.
+/// glibc's malloc raises its mmap threshold the first time such a block is
+/// freed, and from then on serves these blocks from heap arenas that it
+/// keeps: a server that handled a few logins would hold hundreds of MiB it
+/// no longer uses. A fixed threshold makes every block above 1 MiB its own
+/// mapping, returned to the system when freed.
+fn return_large_blocks_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a malloc tuning parameter; it is called
+    // before the worker threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 impl Hasher {
     /// Starts `threads` workers that wake `waker` after each result.
     pub fn start(threads: usize, waker: Arc<Waker>) -> Hasher {
+        return_large_blocks_to_the_system();
         let (jobs, job_rx) = crossbeam_channel::unbounded::<HashJob>();
         let (done_tx, results) = crossbeam_channel::unbounded();
         for n in 0..threads.max(1) {
