@@ -22,6 +22,7 @@ pub mod core;
 pub mod error;
 pub mod hasher;
 pub mod http;
+pub mod idhash;
 pub mod json;
 pub mod line;
 pub mod message;

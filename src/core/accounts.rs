@@ -2,6 +2,7 @@
 //! Also the username rule of the contract.
 
 use crate::error::{ErrorCode, Failure};
+use crate::idhash::IdMap;
 use crate::request::UserRef;
 use crate::UserId;
 use std::collections::{HashMap, HashSet};
@@ -27,7 +28,7 @@ impl Account {
 /// All accounts, plus names reserved by registrations still in progress.
 #[derive(Default)]
 pub struct Accounts {
-    by_id: HashMap<UserId, Account>,
+    by_id: IdMap<UserId, Account>,
     by_name: HashMap<Arc<str>, UserId>,
     reserved: HashSet<Box<str>>,
     last_id: UserId,

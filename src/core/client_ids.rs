@@ -2,6 +2,7 @@
 //! `client_id` stores nothing and gets the first one's id, for 24 hours.
 
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
+use crate::idhash::IdMap;
 use crate::{MessageId, Millis, UserId};
 use std::collections::HashMap;
 
@@ -17,7 +18,7 @@ pub struct FirstSend {
 /// Remembered `client_id`s by sender.
 #[derive(Default)]
 pub struct ClientIds {
-    by_sender: HashMap<UserId, HashMap<Box<str>, FirstSend>>,
+    by_sender: IdMap<UserId, HashMap<Box<str>, FirstSend>>,
 }
 
 impl ClientIds {

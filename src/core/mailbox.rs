@@ -5,10 +5,11 @@
 //! acknowledges it, so a lost reply or a dropped connection loses nothing.
 //! A mailbox exists only while it holds messages: idle users cost nothing.
 
+use crate::idhash::IdMap;
 use crate::message::Message;
 use crate::{MessageId, UserId};
 use crossbeam_channel::{Receiver, Sender};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// One user's unacknowledged messages. Invariant: every message in `handed`
@@ -91,7 +92,7 @@ impl Mailbox {
 /// Every user's mailbox.
 #[derive(Default)]
 pub struct Mailboxes {
-    boxes: HashMap<UserId, Mailbox>,
+    boxes: IdMap<UserId, Mailbox>,
     /// Messages held across all mailboxes (for logs and metrics).
     total: usize,
 }

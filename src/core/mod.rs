@@ -16,6 +16,7 @@ mod waiters;
 pub use accounts::check_username;
 
 use crate::hasher::{HashJob, JobId};
+use crate::idhash::IdMap;
 use crate::message::{Message, Parties};
 use crate::request::Reply;
 use crate::store::{Batch, Snapshot, WriteOp};
@@ -24,7 +25,7 @@ use crate::{ConnId, MessageId, Millis, UserId};
 use accounts::{Account, Accounts};
 use client_ids::{ClientIds, FirstSend};
 use mailbox::Mailboxes;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use waiters::Waiters;
 
@@ -114,10 +115,10 @@ pub struct Core {
     waiters: Waiters,
     client_ids: ClientIds,
     /// Connections that can be bound to a user (line protocol), and to whom.
-    sessions: HashMap<ConnId, Option<UserId>>,
+    sessions: IdMap<ConnId, Option<UserId>>,
     /// Bound connections by user: who gets pushes.
-    subscribers: HashMap<UserId, Vec<ConnId>>,
-    hashing: HashMap<JobId, HashWait>,
+    subscribers: IdMap<UserId, Vec<ConnId>>,
+    hashing: IdMap<JobId, HashWait>,
     next_job: JobId,
     /// LOGIN of an unknown user verifies against this, so it takes as long
     /// as a wrong password and the two cannot be told apart.
@@ -141,9 +142,9 @@ impl Core {
             mailboxes: Mailboxes::default(),
             waiters: Waiters::default(),
             client_ids: ClientIds::default(),
-            sessions: HashMap::new(),
-            subscribers: HashMap::new(),
-            hashing: HashMap::new(),
+            sessions: IdMap::default(),
+            subscribers: IdMap::default(),
+            hashing: IdMap::default(),
             next_job: 0,
             dummy_hash,
             open_ops: Vec::new(),

@@ -2,10 +2,11 @@
 //! a message or their deadline, whichever comes first.
 
 use super::Ticket;
+use crate::idhash::IdMap;
 use crate::request::SyncArgs;
 use crate::{Millis, UserId};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 /// One waiting SYNC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +20,7 @@ pub struct Waiter {
 /// answered early leaves a stale heap entry, skipped when it comes due.
 #[derive(Default)]
 pub struct Waiters {
-    by_user: HashMap<UserId, Vec<(u64, Waiter)>>,
+    by_user: IdMap<UserId, Vec<(u64, Waiter)>>,
     deadlines: BinaryHeap<Reverse<(Millis, u64, UserId)>>,
     next_key: u64,
 }
