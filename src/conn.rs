@@ -2,6 +2,7 @@
 //! input, its bounded output, and the order its replies must go out in.
 //! Nothing here knows what a command means.
 
+use crate::bufpool;
 use crate::error::CloseReason;
 use crate::http::HttpState;
 use crate::line::framer::Framer;
@@ -138,6 +139,7 @@ impl Conn {
     /// Writes a reply now, in order behind any earlier reply still pending.
     pub fn reply_now(&mut self, seq: u64, ctx: ReplyContext, reply: &Reply) {
         if self.slots.is_empty() {
+            bufpool::ensure(&mut self.out);
             let after = ctx.render(reply, &mut self.out);
             self.apply(after);
         } else {
@@ -174,6 +176,7 @@ impl Conn {
         let after = if index == 0 {
             // The usual case: the oldest reply is ready; write it in place.
             let slot = self.slots.pop_front().expect("index 0 exists");
+            bufpool::ensure(&mut self.out);
             slot.ctx.render(reply, &mut self.out)
         } else {
             let slot = &mut self.slots[index];
@@ -188,6 +191,7 @@ impl Conn {
         }
         while self.slots.front().is_some_and(|s| s.done.is_some()) {
             let slot = self.slots.pop_front().expect("front exists");
+            bufpool::ensure(&mut self.out);
             self.out.extend_from_slice(&slot.done.expect("checked"));
         }
         true
@@ -211,6 +215,7 @@ impl Conn {
     /// Output buffer for events (pushes), which need no reply slot, and for
     /// replies written while [`Conn::in_order`].
     pub fn out_mut(&mut self) -> &mut Vec<u8> {
+        bufpool::ensure(&mut self.out);
         &mut self.out
     }
 
@@ -233,7 +238,7 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
-        self.out = Vec::new();
+        bufpool::release(&mut self.out);
         self.out_pos = 0;
         Ok(true)
     }
@@ -241,7 +246,7 @@ impl Conn {
     /// Drops parsed input; frees the buffer when nothing is left.
     pub fn consume_input(&mut self, n: usize) {
         if n >= self.inbuf.len() {
-            self.inbuf = Vec::new();
+            bufpool::release(&mut self.inbuf);
         } else {
             self.inbuf.drain(..n);
         }

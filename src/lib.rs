@@ -16,6 +16,7 @@
 //! - [`conn`]: one client connection's socket, buffers and reply order.
 //! - [`server`]: the `mio` event loop that ties them together.
 
+pub mod bufpool;
 pub mod config;
 pub mod conn;
 pub mod core;

@@ -226,6 +226,7 @@ impl Server {
                     break;
                 }
                 Ok(n) => {
+                    crate::bufpool::ensure(&mut conn.inbuf);
                     conn.inbuf.extend_from_slice(&self.scratch[..n]);
                     self.process_input(id, now);
                 }
