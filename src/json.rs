@@ -4,7 +4,16 @@
 
 /// Appends `s` as a JSON string literal (quoted and escaped).
 pub fn push_str(out: &mut Vec<u8>, s: &str) {
-    // serde_json's escaping is correct and fast; writing to a Vec cannot fail.
+    let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Nothing to escape (the usual case): copy it between quotes.
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    // serde_json's escaping is correct; writing to a Vec cannot fail.
     serde_json::to_writer(&mut *out, s).expect("writing JSON to memory cannot fail");
 }
 
@@ -44,6 +53,23 @@ mod tests {
         let mut out = Vec::new();
         push_str(&mut out, "a\"b\\c\n\u{1}é");
         assert_eq!(String::from_utf8(out).unwrap(), r#""a\"b\\c\n\u0001é""#);
+    }
+
+    #[test]
+    fn plain_strings_take_the_fast_path_with_the_same_result() {
+        for s in [
+            "",
+            "hello there",
+            "é ü 日本",
+            "tab\there",
+            "quote\"",
+            "back\\slash",
+            "\u{7f}",
+        ] {
+            let mut fast = Vec::new();
+            push_str(&mut fast, s);
+            assert_eq!(fast, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
     }
 
     #[test]

@@ -20,31 +20,36 @@ pub struct Parsed<'a> {
 /// Parses one line (without its newline). `None` for a blank line, which
 /// the protocol ignores.
 pub fn parse_line(line: &[u8]) -> Option<Parsed<'_>> {
-    let text = match std::str::from_utf8(line) {
+    let start = line.iter().position(|b| !b.is_ascii_whitespace())?;
+    if line[start] == b'{' {
+        // serde_json checks UTF-8 and rejects raw control bytes (NUL among
+        // them) itself: no separate pass over the line on this hot path.
+        return Some(parse_json(&line[start..]));
+    }
+    let text = match std::str::from_utf8(&line[start..]) {
         Ok(text) => text,
         Err(e) => {
             return Some(failed(Failure::bad_request(format!(
                 "the line is not valid UTF-8 (bad byte at position {})",
-                e.valid_up_to()
+                start + e.valid_up_to()
             ))))
         }
     };
     if let Some(pos) = text.find('\0') {
         return Some(failed(Failure::bad_request(format!(
-            "the line contains a NUL byte at position {pos}"
+            "the line contains a NUL byte at position {}",
+            start + pos
         ))));
     }
-    let trimmed = text.trim_start();
-    if trimmed.trim_end().is_empty() {
+    if text.trim_end().is_empty() {
         return None;
     }
-    Some(match trimmed.as_bytes()[0] {
-        b'{' => parse_json(trimmed),
-        b'[' | b'"' if serde_json::from_str::<IgnoredAny>(trimmed).is_ok() => failed(
+    Some(match text.as_bytes()[0] {
+        b'[' | b'"' if serde_json::from_str::<IgnoredAny>(text).is_ok() => failed(
             Failure::bad_request("a JSON request must be an object, like {\"cmd\":\"ping\"}"),
         ),
         _ => Parsed {
-            call: parse_text(trimmed),
+            call: parse_text(text),
             tag: None,
         },
     })
@@ -149,20 +154,27 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonRequest<'a> {
     }
 }
 
-fn parse_json(text: &str) -> Parsed<'_> {
-    let mut de = serde_json::Deserializer::from_str(text);
+fn parse_json(text: &[u8]) -> Parsed<'_> {
+    let mut de = serde_json::Deserializer::from_slice(text);
     let parsed = JsonRequest::deserialize(&mut de).and_then(|r| de.end().map(|_| r));
     let req = match parsed {
         Ok(req) => req,
         Err(e) => {
             // Recover the tag when the JSON itself is fine but a field is not.
-            let tag = serde_json::from_str::<TagOnly>(text)
+            let tag = serde_json::from_slice::<TagOnly>(text)
                 .ok()
                 .and_then(|t| t.tag);
             // A field error inside broken JSON would mislead: say which it is.
-            let message = match serde_json::from_str::<IgnoredAny>(text) {
-                Err(syntax) => format!("invalid JSON: {syntax}"),
-                Ok(_) => strip_position(&e.to_string()),
+            let message = if let Err(utf8) = std::str::from_utf8(text) {
+                format!(
+                    "invalid JSON: not valid UTF-8 (bad byte at position {})",
+                    utf8.valid_up_to()
+                )
+            } else {
+                match serde_json::from_slice::<IgnoredAny>(text) {
+                    Err(syntax) => format!("invalid JSON: {syntax}"),
+                    Ok(_) => strip_position(&e.to_string()),
+                }
             };
             return Parsed {
                 call: Err(Failure::bad_request(message)),
@@ -509,6 +521,25 @@ mod tests {
             assert_eq!(f.code, code, "{}", String::from_utf8_lossy(line));
             assert!(f.message.contains(text), "{:?} lacks {text:?}", f.message);
         }
+    }
+
+    #[test]
+    fn json_lines_with_bad_bytes_are_bad_requests() {
+        for line in [
+            &b"{\"cmd\":\"send\",\"to\":\"bob\",\"content\":\"a\0b\"}"[..],
+            b"{\"cmd\":\"send\",\"to\":\"bob\",\"content\":\"\xff\"}",
+            b"{\"cmd\":\"ping\"}\xff",
+        ] {
+            let f = error(line);
+            assert_eq!(f.code, ErrorCode::BadRequest);
+            assert!(
+                f.message.starts_with("invalid JSON"),
+                "{}: {}",
+                String::from_utf8_lossy(line),
+                f.message
+            );
+        }
+        assert!(parse_line(b"  \t{\"cmd\":\"ping\"}").unwrap().call.is_ok());
     }
 
     #[test]
