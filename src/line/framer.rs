@@ -39,11 +39,8 @@ impl Framer {
         if data.is_empty() {
             return Step::NeedMore;
         }
-        // A line may hold max_line bytes plus "\r\n": never search further.
-        let window = &data[..data.len().min(self.max_line + 2)];
-        let newline = window.iter().position(|&b| b == b'\n');
         if self.discarding {
-            return match data.iter().position(|&b| b == b'\n') {
+            return match memchr::memchr(b'\n', data) {
                 Some(i) => {
                     self.discarding = false;
                     Step::Skip { consumed: i + 1 }
@@ -53,7 +50,9 @@ impl Framer {
                 },
             };
         }
-        match newline {
+        // A line may hold max_line bytes plus "\r\n": never search further.
+        let window = &data[..data.len().min(self.max_line + 2)];
+        match memchr::memchr(b'\n', window) {
             Some(i) => {
                 let mut line = &data[..i];
                 if let [rest @ .., b'\r'] = line {
