@@ -92,6 +92,8 @@ pub struct Conn {
     pub read_closed: bool,
     /// Reading stopped because the client was not reading its replies.
     pub paused_on_output: bool,
+    /// Whether the connection is in the server's end-of-turn write list.
+    pub queued_write: bool,
     /// Whether WRITABLE interest is registered (only while output waits).
     pub writable_armed: bool,
     /// Requests to run once the output is fully written.
@@ -112,6 +114,7 @@ impl Conn {
             closing: None,
             read_closed: false,
             paused_on_output: false,
+            queued_write: false,
             writable_armed: false,
             once_flushed: Vec::new(),
         }

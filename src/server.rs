@@ -117,7 +117,7 @@ impl Server {
                     Token(t) => {
                         let id = t - FIRST_CONN;
                         if event.is_writable() {
-                            self.dirty.push(id);
+                            self.mark_dirty(id);
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.read(id, now);
@@ -238,7 +238,17 @@ impl Server {
                 }
             }
         }
-        self.dirty.push(id);
+        self.mark_dirty(id);
+    }
+
+    /// Queues the connection for the end-of-turn write, once.
+    fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id).and_then(Option::as_mut) {
+            if !conn.queued_write {
+                conn.queued_write = true;
+                self.dirty.push(id);
+            }
+        }
     }
 
     /// Hands the connection's unparsed input to its door.
@@ -268,7 +278,10 @@ impl Server {
             Door::Http(_) => crate::http::process(id, conn, &mut turn),
             Door::Sniffing => unreachable!("decided above"),
         }
-        self.dirty.push(id);
+        if !conn.queued_write {
+            conn.queued_write = true;
+            self.dirty.push(id);
+        }
     }
 
     /// Carries out the core's effects until nothing more follows from them
@@ -321,7 +334,10 @@ impl Server {
             if had_barrier && conn.barrier.is_none() {
                 self.resume.push(id);
             }
-            self.dirty.push(id);
+            if !conn.queued_write {
+                conn.queued_write = true;
+                self.dirty.push(id);
+            }
         }
     }
 
@@ -341,15 +357,16 @@ impl Server {
             );
             return self.close(id, CloseReason::SlowConsumer);
         }
-        self.dirty.push(id);
+        if !conn.queued_write {
+            conn.queued_write = true;
+            self.dirty.push(id);
+        }
     }
 
     /// Writes every connection's new output, arms WRITABLE where the socket
     /// is full, runs work owed once output is flushed, and closes what is done.
     fn write_all(&mut self) {
         let mut dirty = std::mem::take(&mut self.dirty);
-        dirty.sort_unstable();
-        dirty.dedup();
         for &id in &dirty {
             self.write(id);
         }
@@ -363,6 +380,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
+        conn.queued_write = false;
         let flushed = match conn.flush() {
             Ok(flushed) => flushed,
             Err(e) => {
