@@ -64,13 +64,7 @@ impl TokenKey {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let key = Aes256Gcm::generate_key(OsRng);
-                let mut options = fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options.open(path)?;
-                file.write_all(&key)?;
-                file.sync_all()?;
+                write_atomically(path, &key)?;
                 log::info!("created a new token key at {}", path.display());
                 Ok(TokenKey {
                     cipher: Aes256Gcm::new(&key),
@@ -127,6 +121,27 @@ impl TokenKey {
         }
         Ok(user)
     }
+}
+
+/// Writes a new private file so that a crash at any moment leaves either
+/// no file or the whole key, never a short one: write a temporary file
+/// (mode 0600), sync it, rename it into place, sync the directory.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = Path::new(&tmp);
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn push_hex(out: &mut String, bytes: &[u8]) {
@@ -218,6 +233,7 @@ mod tests {
             let mode = fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        assert!(!dir.join("secret.key.tmp").exists(), "no temporary file is left");
         fs::write(&path, b"short").unwrap();
         assert!(TokenKey::load_or_create(&path).is_err());
         fs::remove_dir_all(&dir).unwrap();
