@@ -51,7 +51,8 @@ impl Framer {
             };
         }
         // A line may hold max_line bytes plus "\r\n": never search further.
-        let window = &data[..data.len().min(self.max_line + 2)];
+        // (Saturating: `--max-line` takes any u64.)
+        let window = &data[..data.len().min(self.max_line.saturating_add(2))];
         match memchr::memchr(b'\n', window) {
             Some(i) => {
                 let mut line = &data[..i];
@@ -67,7 +68,7 @@ impl Framer {
                     }
                 }
             }
-            None if window.len() > self.max_line + 1 => {
+            None if window.len() > self.max_line.saturating_add(1) => {
                 self.discarding = true;
                 Step::TooLong {
                     consumed: window.len(),
@@ -142,6 +143,13 @@ mod tests {
         let mut over = vec![b'x'; 11];
         over.extend_from_slice(b"\nPING\n");
         assert_eq!(frame(&over, 1000, 10), ["<too long>", "PING"]);
+    }
+
+    #[test]
+    fn the_largest_limit_does_not_overflow() {
+        let input = b"PING\r\nSEND bob hi\n";
+        assert_eq!(frame(input, 1000, usize::MAX), ["PING", "SEND bob hi"]);
+        assert_eq!(frame(input, 1, usize::MAX - 1), ["PING", "SEND bob hi"]);
     }
 
     #[test]
