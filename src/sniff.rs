@@ -34,7 +34,11 @@ pub fn sniff(buf: &[u8]) -> Option<DoorKind> {
             .any(|m| buf.len() <= m.len() && m.starts_with(buf));
         return if maybe { None } else { Some(DoorKind::Line) };
     };
-    let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+    // The end is looked for within the limit only: a line that runs past
+    // it is HTTP once that many bytes are here, and must stay HTTP when its
+    // newline comes later, whether or not both arrive in the same read.
+    let first_line = &buf[..buf.len().min(LONGEST_REQUEST_LINE + 1)];
+    let Some(end) = first_line.iter().position(|&b| b == b'\n') else {
         return (buf.len() > LONGEST_REQUEST_LINE).then_some(DoorKind::Http);
     };
     let line = buf[..end].strip_suffix(b"\r").unwrap_or(&buf[..end]);
@@ -100,6 +104,15 @@ mod tests {
         }
         assert_eq!(sniff(b"P"), None);
         assert_eq!(sniff(b"PI"), Some(DoorKind::Line));
+    }
+
+    #[test]
+    fn a_request_line_past_the_limit_is_http_however_it_arrives() {
+        let mut input = b"GET /".to_vec();
+        input.extend([b'a'; LONGEST_REQUEST_LINE]);
+        assert_eq!(sniff(&input), Some(DoorKind::Http), "without its end");
+        input.extend_from_slice(b"\r\n");
+        assert_eq!(sniff(&input), Some(DoorKind::Http), "with its end");
     }
 
     #[test]
