@@ -3,6 +3,8 @@
 //! functions and small state machines; no sockets.
 
 pub mod door;
+mod fast_json;
 pub mod framer;
+mod json_request;
 pub mod parse;
 pub mod render;

@@ -2,13 +2,14 @@
 //! is a JSON object; anything else is a text command (`SEND bob hi`).
 //! Every way a line can be wrong has its own clear error message.
 
+use super::fast_json;
+use super::json_request::{JsonRequest, Text};
 use crate::error::{ErrorCode, Failure};
 use crate::request::{Call, Recipient, Request, SyncArgs};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::fmt;
 
 /// A parsed line: the call (or why it is not one) and the JSON `tag` to echo.
 #[derive(Debug)]
@@ -21,11 +22,8 @@ pub struct Parsed<'a> {
 /// the protocol ignores.
 pub fn parse_line(line: &[u8]) -> Option<Parsed<'_>> {
     let start = line.iter().position(|b| !b.is_ascii_whitespace())?;
-    if line[start] == b'{' {
-        // serde_json checks UTF-8 and rejects raw control bytes (NUL among
-        // them) itself: no separate pass over the line on this hot path.
-        return Some(parse_json(&line[start..]));
-    }
+    // One UTF-8 check for the whole line (std's has a fast ASCII path);
+    // serde_json then reads it as &str without checking each string again.
     let text = match std::str::from_utf8(&line[start..]) {
         Ok(text) => text,
         Err(e) => {
@@ -35,6 +33,10 @@ pub fn parse_line(line: &[u8]) -> Option<Parsed<'_>> {
             ))))
         }
     };
+    if text.as_bytes()[0] == b'{' {
+        // serde_json rejects raw control bytes (NUL among them) itself.
+        return Some(parse_json(text));
+    }
     if let Some(pos) = text.find('\0') {
         return Some(failed(Failure::bad_request(format!(
             "the line contains a NUL byte at position {}",
@@ -64,117 +66,25 @@ fn failed(failure: Failure) -> Parsed<'static> {
 
 // ---------------------------------------------------------------- JSON form
 
-/// A JSON string, borrowed from the line when it has no escapes.
-#[derive(Debug)]
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(s)))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(s.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(s)))
-            }
+fn parse_json(text: &str) -> Parsed<'_> {
+    let parsed = match fast_json::parse(text) {
+        Some(req) => Ok(req),
+        None => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            JsonRequest::deserialize(&mut de).and_then(|r| de.end().map(|_| r))
         }
-        d.deserialize_str(V)
-    }
-}
-
-/// Every field a JSON request may carry; unknown fields are ignored.
-#[derive(Debug, Default)]
-struct JsonRequest<'a> {
-    cmd: Option<Text<'a>>,
-    tag: Option<&'a RawValue>,
-    token: Option<Text<'a>>,
-    username: Option<Text<'a>>,
-    password: Option<Text<'a>>,
-    to: Option<Text<'a>>,
-    to_id: Option<u64>,
-    content: Option<Text<'a>>,
-    client_id: Option<Text<'a>>,
-    after: Option<u64>,
-    limit: Option<u64>,
-    wait_ms: Option<u64>,
-    upto: Option<u64>,
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for JsonRequest<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = JsonRequest<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut r = JsonRequest::default();
-                while let Some(key) = map.next_key::<Text<'de>>()? {
-                    let key = key.0;
-                    macro_rules! field {
-                        ($slot:expr, $what:literal) => {{
-                            let value = map.next_value().map_err(|_| {
-                                de::Error::custom(format!("\"{key}\" must be {}", $what))
-                            })?;
-                            $slot = value;
-                        }};
-                    }
-                    match &*key {
-                        "cmd" => field!(r.cmd, "a string"),
-                        "tag" => r.tag = Some(map.next_value::<&RawValue>()?),
-                        "token" => field!(r.token, "a string"),
-                        "username" => field!(r.username, "a string"),
-                        "password" => field!(r.password, "a string"),
-                        "to" => field!(r.to, "a string (a username)"),
-                        "to_id" => field!(r.to_id, "a user id (a whole number)"),
-                        "content" => field!(r.content, "a string"),
-                        "client_id" => field!(r.client_id, "a string"),
-                        "after" => field!(r.after, "a message id (a whole number >= 0)"),
-                        "limit" => field!(r.limit, "a whole number >= 1"),
-                        "wait_ms" => field!(r.wait_ms, "a whole number of milliseconds"),
-                        "upto" => field!(r.upto, "a message id (a whole number >= 0)"),
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(r)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-fn parse_json(text: &[u8]) -> Parsed<'_> {
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let parsed = JsonRequest::deserialize(&mut de).and_then(|r| de.end().map(|_| r));
+    };
     let req = match parsed {
         Ok(req) => req,
         Err(e) => {
             // Recover the tag when the JSON itself is fine but a field is not.
-            let tag = serde_json::from_slice::<TagOnly>(text)
+            let tag = serde_json::from_str::<TagOnly>(text)
                 .ok()
                 .and_then(|t| t.tag);
             // A field error inside broken JSON would mislead: say which it is.
-            let message = if let Err(utf8) = std::str::from_utf8(text) {
-                format!(
-                    "invalid JSON: not valid UTF-8 (bad byte at position {})",
-                    utf8.valid_up_to()
-                )
-            } else {
-                match serde_json::from_slice::<IgnoredAny>(text) {
-                    Err(syntax) => format!("invalid JSON: {syntax}"),
-                    Ok(_) => strip_position(&e.to_string()),
-                }
+            let message = match serde_json::from_str::<IgnoredAny>(text) {
+                Err(syntax) => format!("invalid JSON: {syntax}"),
+                Ok(_) => strip_position(&e.to_string()),
             };
             return Parsed {
                 call: Err(Failure::bad_request(message)),
@@ -533,7 +443,7 @@ mod tests {
             let f = error(line);
             assert_eq!(f.code, ErrorCode::BadRequest);
             assert!(
-                f.message.starts_with("invalid JSON"),
+                f.message.starts_with("invalid JSON") || f.message.contains("UTF-8"),
                 "{}: {}",
                 String::from_utf8_lossy(line),
                 f.message
