@@ -39,11 +39,17 @@ impl Message {
         content: &str,
         client_id: Option<&str>,
     ) -> Message {
+        // Room for the keys and punctuation (64 bytes), four numbers of up
+        // to 20 digits, and the 20 bytes push_u64 writes before cutting back,
+        // so the buffer is never grown; escapes are rare enough to allow for
+        // one growth when they happen.
         let mut out = Vec::with_capacity(
             content.len()
                 + parties.from.len()
                 + parties.to.len()
-                + 112
+                + 64
+                + 4 * 20
+                + 20
                 + client_id.map_or(0, |c| c.len() + 16),
         );
         out.extend_from_slice(b"{\"id\":");

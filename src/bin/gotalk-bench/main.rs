@@ -13,6 +13,7 @@
 
 mod compare;
 mod durable;
+mod hotpath;
 mod idle;
 mod relay;
 mod server;
@@ -77,6 +78,11 @@ kills the server at the end):
             `store stats:` log lines (group commit).
   idle      opens N idle connections (half of them AUTHed users, half after
             one PING) and reports the server's RSS per connection.
+  hotpath   no sockets, no server process: SEND lines through the real
+            parser, core and renderer in-process (4 senders, 4 receivers,
+            a commit every 512, ACK every 1000); --max-messages sets the
+            count (default 2000000). Deterministic under
+            `valgrind --tool=callgrind`, to compare builds by instructions.
   compare   the relay shape against redis-server (PUBLISH/SUBSCRIBE) and
             nats-server (PUB/SUB), and idle connection memory of
             mosquitto (MQTT CONNECT), redis and nats, next to goTalk; each
@@ -230,9 +236,10 @@ fn main() -> ExitCode {
         "relay" => relay::run(&opts),
         "durable" => durable::run(&opts),
         "idle" => idle::run(&opts),
+        "hotpath" => hotpath::run(&opts),
         "compare" => compare::run(&opts),
         other => Err(format!(
-            "unknown scenario '{other}': relay, durable, idle or compare (see --help)"
+            "unknown scenario '{other}': relay, durable, idle, hotpath or compare (see --help)"
         )),
     };
     match result {
