@@ -233,7 +233,10 @@ mod tests {
             let mode = fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert!(!dir.join("secret.key.tmp").exists(), "no temporary file is left");
+        assert!(
+            !dir.join("secret.key.tmp").exists(),
+            "no temporary file is left"
+        );
         fs::write(&path, b"short").unwrap();
         assert!(TokenKey::load_or_create(&path).is_err());
         fs::remove_dir_all(&dir).unwrap();
