@@ -67,35 +67,33 @@ fn failed(failure: Failure) -> Parsed<'static> {
 // ---------------------------------------------------------------- JSON form
 
 fn parse_json(text: &str) -> Parsed<'_> {
-    let parsed = match fast_json::parse(text) {
-        Some(req) => Ok(req),
-        None => {
-            let mut de = serde_json::Deserializer::from_str(text);
-            JsonRequest::deserialize(&mut de).and_then(|r| de.end().map(|_| r))
+    // Built in place and read by reference: the request is a few hundred
+    // bytes, and this runs for every JSON line.
+    let mut req = JsonRequest::default();
+    if !fast_json::parse_into(text, &mut req) {
+        let mut de = serde_json::Deserializer::from_str(text);
+        match JsonRequest::deserialize(&mut de).and_then(|r| de.end().map(|_| r)) {
+            Ok(parsed) => req = parsed,
+            Err(e) => {
+                // Recover the tag when the JSON itself is fine but a field is not.
+                let tag = serde_json::from_str::<TagOnly>(text)
+                    .ok()
+                    .and_then(|t| t.tag);
+                // A field error inside broken JSON would mislead: say which it is.
+                let message = match serde_json::from_str::<IgnoredAny>(text) {
+                    Err(syntax) => format!("invalid JSON: {syntax}"),
+                    Ok(_) => strip_position(&e.to_string()),
+                };
+                return Parsed {
+                    call: Err(Failure::bad_request(message)),
+                    tag,
+                };
+            }
         }
-    };
-    let req = match parsed {
-        Ok(req) => req,
-        Err(e) => {
-            // Recover the tag when the JSON itself is fine but a field is not.
-            let tag = serde_json::from_str::<TagOnly>(text)
-                .ok()
-                .and_then(|t| t.tag);
-            // A field error inside broken JSON would mislead: say which it is.
-            let message = match serde_json::from_str::<IgnoredAny>(text) {
-                Err(syntax) => format!("invalid JSON: {syntax}"),
-                Ok(_) => strip_position(&e.to_string()),
-            };
-            return Parsed {
-                call: Err(Failure::bad_request(message)),
-                tag,
-            };
-        }
-    };
-    let tag = req.tag;
+    }
     Parsed {
-        call: json_call(req),
-        tag,
+        tag: req.tag,
+        call: json_call(&mut req),
     }
 }
 
@@ -156,18 +154,18 @@ fn command(name: &str) -> Result<(Command, &'static str), Failure> {
         .ok_or_else(|| unknown_command(name))
 }
 
-fn json_call(r: JsonRequest<'_>) -> Result<Call<'_>, Failure> {
-    let Some(cmd) = r.cmd else {
+fn json_call<'a>(r: &mut JsonRequest<'a>) -> Result<Call<'a>, Failure> {
+    let Some(cmd) = r.cmd.take() else {
         return Err(Failure::bad_request(
             "a JSON request needs a \"cmd\" field, like {\"cmd\":\"ping\"}",
         ));
     };
     let (kind, cmd) = command(&cmd.0)?;
-    let mut token = r.token.map(|t| t.0);
+    let mut token = r.token.take().map(|t| t.0);
     let request = match kind {
         Command::Register | Command::Login => {
-            let username = required(r.username, cmd, "username")?;
-            let password = required(r.password, cmd, "password")?;
+            let username = required(r.username.take(), cmd, "username")?;
+            let password = required(r.password.take(), cmd, "password")?;
             if kind == Command::Register {
                 Request::Register { username, password }
             } else {
@@ -180,7 +178,7 @@ fn json_call(r: JsonRequest<'_>) -> Result<Call<'_>, Failure> {
                 .ok_or_else(|| Failure::bad_request("\"auth\" needs a \"token\" field"))?,
         },
         Command::Send => {
-            let to = match (r.to, r.to_id) {
+            let to = match (r.to.take(), r.to_id) {
                 (Some(name), _) => Recipient::Name(name.0),
                 (None, Some(id)) => Recipient::Id(id),
                 (None, None) => {
@@ -191,8 +189,8 @@ fn json_call(r: JsonRequest<'_>) -> Result<Call<'_>, Failure> {
             };
             Request::Send {
                 to,
-                content: required(r.content, cmd, "content")?,
-                client_id: r.client_id.map(|t| t.0),
+                content: required(r.content.take(), cmd, "content")?,
+                client_id: r.client_id.take().map(|t| t.0),
             }
         }
         Command::Sync => Request::Sync(SyncArgs {
