@@ -6,7 +6,9 @@
 //! Scenarios, one file each: [`relay`] (pipelined SENDs relayed to logged-in
 //! receivers), [`durable`] (request/response SENDs against the durable store
 //! and `--memory`, side by side), [`idle`] (server memory per idle
-//! connection) and [`compare`] (the same shapes against Redis, NATS and
+//! connection), [`login`] (concurrent argon2 LOGINs while PINGs measure
+//! the event loop's latency), [`hotpath`] (the per-message work
+//! in-process) and [`compare`] (the same shapes against Redis, NATS and
 //! Mosquitto when they are installed). [`server`] starts and watches server
 //! processes; [`wire`] is the client side: blocking setup requests and
 //! cheap line scanning.
@@ -15,6 +17,7 @@ mod compare;
 mod durable;
 mod hotpath;
 mod idle;
+mod login;
 mod relay;
 mod server;
 mod wire;
@@ -36,7 +39,7 @@ pub struct Opts {
     pub receivers: Option<usize>,
     /// Requests in flight per pipelining sender.
     pub window: usize,
-    /// Idle connections to open.
+    /// Idle connections to open (`login`: users logging in at once).
     pub conns: Option<usize>,
     /// Concurrent senders per `durable` level.
     pub levels: Vec<usize>,
@@ -78,6 +81,11 @@ kills the server at the end):
             `store stats:` log lines (group commit).
   idle      opens N idle connections (half of them AUTHed users, half after
             one PING) and reports the server's RSS per connection.
+  login     registers N users (default 32, --conns N), times one LOGIN
+            alone, then N LOGINs at once (a thread and connection each)
+            while another connection PINGs every 2 ms; reports LOGIN
+            times, PING latency (p50/p99/max) and server RSS after:
+            argon2 runs on worker threads and must not stall the loop.
   hotpath   no sockets, no server process: SEND lines through the real
             parser, core and renderer in-process (4 senders, 4 receivers,
             a commit every 512, ACK every 1000); --max-messages sets the
@@ -99,7 +107,8 @@ Flags:
   --durable            relay against the durable store (--data in a temp
                        dir) instead of --memory
   --levels A,B,C       durable concurrency levels (default 1,16,64)
-  --conns N            idle connections (default 10000); needs about N+100
+  --conns N            login: users logging in at once (default 32, at
+                       most 1000); idle: connections (default 10000); needs about N+100
                        open files: the bench raises its soft RLIMIT_NOFILE
                        to the hard limit itself (the server inherits it) and
                        fails clearly when even that is too low; run it under
@@ -153,7 +162,8 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
         }
         i += 1;
     }
-    let scenario = scenario.ok_or("name a scenario: relay, durable, idle or compare")?;
+    let scenario =
+        scenario.ok_or("name a scenario: relay, durable, idle, login, hotpath or compare")?;
     Ok((scenario, opts))
 }
 
@@ -236,10 +246,11 @@ fn main() -> ExitCode {
         "relay" => relay::run(&opts),
         "durable" => durable::run(&opts),
         "idle" => idle::run(&opts),
+        "login" => login::run(&opts),
         "hotpath" => hotpath::run(&opts),
         "compare" => compare::run(&opts),
         other => Err(format!(
-            "unknown scenario '{other}': relay, durable, idle, hotpath or compare (see --help)"
+            "unknown scenario '{other}': relay, durable, idle, login, hotpath or compare (see --help)"
         )),
     };
     match result {
