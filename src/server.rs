@@ -7,7 +7,7 @@
 use crate::config::limits::{OUTPUT_PAUSE_BYTES, READ_CHUNK};
 use crate::config::Config;
 use crate::conn::{Conn, Door, ReplyContext};
-use crate::core::{Core, Handled, Outbox};
+use crate::core::{Core, Handled, Outbox, Ticket};
 use crate::error::CloseReason;
 use crate::hasher::Hasher;
 use crate::line::framer::Framer;
@@ -392,14 +392,11 @@ impl Server {
             let calls = std::mem::take(&mut conn.once_flushed);
             let now = now_ms();
             for call in calls {
-                let mut turn = Turn::new(
-                    &mut self.core,
-                    &mut self.outbox,
-                    &self.config,
-                    now,
-                    &mut self.next_seq,
-                );
-                let ticket = turn.ticket(id);
+                self.next_seq += 1;
+                let ticket = Ticket {
+                    conn: id,
+                    seq: self.next_seq,
+                };
                 // Nobody reads this reply, but the connection's next request
                 // waits for it: an HTTP /sync must not return again what the
                 // acknowledgement being stored covers.
