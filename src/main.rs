@@ -4,17 +4,14 @@
 use gotalk::config::{help_text, parse_args, Config, Invocation};
 use gotalk::core::{Core, CoreSettings};
 use gotalk::hasher::{dummy_hash, Hasher};
-use gotalk::server::{Parts, Server};
+use gotalk::server::{Parts, Server, WAKER};
 use gotalk::store::memory::MemoryStore;
 use gotalk::store::sqlite::SqliteStore;
 use gotalk::store::Store;
 use gotalk::token::TokenKey;
-use mio::{Poll, Token, Waker};
+use mio::{Poll, Waker};
 use std::process::ExitCode;
 use std::sync::Arc;
-
-/// The waker's token; must match the server's.
-const WAKER: Token = Token(1);
 
 fn main() -> ExitCode {
     let config = match parse_args(std::env::args().skip(1)) {
@@ -90,7 +87,6 @@ fn start(config: Config) -> Result<(), String> {
     let mut server = Server::bind(Parts {
         config: config.clone(),
         poll,
-        waker,
         core,
         hasher,
         store,

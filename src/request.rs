@@ -58,24 +58,6 @@ pub enum Request<'a> {
     Quit,
 }
 
-impl Request<'_> {
-    /// The command's name, for logs.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Request::Register { .. } => "register",
-            Request::Login { .. } => "login",
-            Request::Auth { .. } => "auth",
-            Request::Send { .. } => "send",
-            Request::Sync(_) => "sync",
-            Request::Ack { .. } => "ack",
-            Request::Lookup { .. } => "lookup",
-            Request::Ping => "ping",
-            Request::Help => "help",
-            Request::Quit => "quit",
-        }
-    }
-}
-
 /// A request plus how it proves who is asking.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call<'a> {

@@ -18,14 +18,14 @@ use crate::store::Store;
 use crate::turn::Turn;
 use crate::{ConnId, Millis};
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const LISTENER: Token = Token(0);
-const WAKER: Token = Token(1);
+/// The token of the `mio::Waker` helper threads use to wake the loop.
+pub const WAKER: Token = Token(1);
 /// Connection ids are slab indexes; their tokens are offset past the two above.
 const FIRST_CONN: usize = 2;
 
@@ -41,7 +41,6 @@ pub fn now_ms() -> Millis {
 pub struct Parts {
     pub config: Config,
     pub poll: Poll,
-    pub waker: Arc<Waker>,
     pub core: Core,
     pub hasher: Hasher,
     pub store: Box<dyn Store>,

@@ -242,11 +242,6 @@ impl Core {
         self.mailboxes.total()
     }
 
-    /// Password jobs not yet answered.
-    pub fn pending_hashes(&self) -> usize {
-        self.hashing.len()
-    }
-
     /// Time-driven work: long-polls that ran out, forgetting old `client_id`s.
     pub fn tick(&mut self, now: Millis, out: &mut Outbox) {
         for waiter in self.waiters.expire(now) {
