@@ -496,11 +496,15 @@ fn fuzz_input_helpers_cut_and_expand() {
         (vec![1, 10], &b"a"[..])
     );
     assert_eq!(checks::pieces(b"abcde", &[2]), [&b"ab"[..], b"cd", b"e"]);
-    assert_eq!(checks::expand(&[b'x', 0xFF, 1, b'y']), {
-        let mut v = vec![b'x'];
-        v.extend([b'y'; 128]);
-        v
-    });
+    assert_eq!(
+        checks::expand(&[b'x', 0xFF, 1, b'y', 0xFF, 0, b'z'], 150),
+        {
+            let mut v = vec![b'x'];
+            v.extend([b'y'; 128]);
+            v.extend([b'z'; 21]);
+            v
+        }
+    );
 }
 
 #[test]

@@ -9,5 +9,5 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let (sizes, stream) = gotalk_fuzz::chunked_input(data);
-    gotalk_fuzz::check_http(&gotalk_fuzz::expand(stream), &sizes);
+    gotalk_fuzz::check_http(&gotalk_fuzz::expand(stream, 64 * 1024), &sizes);
 });

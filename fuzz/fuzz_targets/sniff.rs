@@ -7,5 +7,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    gotalk_fuzz::check_sniff(&gotalk_fuzz::expand(data));
+    gotalk_fuzz::check_sniff(&gotalk_fuzz::expand(data, 16 * 1024));
 });

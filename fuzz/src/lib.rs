@@ -61,11 +61,13 @@ pub fn chunked_input(data: &[u8]) -> (Vec<usize>, &[u8]) {
 
 /// Expands run markers, so that a short fuzz input can stand for a long
 /// stream (past the sniffer's and the HTTP head's limits): `0xFF n c` is the
-/// byte `c` repeated `(n + 1) * 64` times. Every other byte is itself.
-pub fn expand(data: &[u8]) -> Vec<u8> {
+/// byte `c` repeated `(n + 1) * 64` times. Every other byte is itself. The
+/// result is cut at `limit` bytes, past which a target learns nothing more
+/// and only runs slower.
+pub fn expand(data: &[u8], limit: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     let mut i = 0;
-    while i < data.len() {
+    while i < data.len() && out.len() < limit {
         match data[i..] {
             [0xFF, n, c, ..] => {
                 out.extend(std::iter::repeat_n(c, (usize::from(n) + 1) * 64));
@@ -77,6 +79,7 @@ pub fn expand(data: &[u8]) -> Vec<u8> {
             }
         }
     }
+    out.truncate(limit);
     out
 }
 
@@ -545,15 +548,15 @@ pub fn check_http(input: &[u8], sizes: &[usize]) -> HttpRun {
 
 /// Once `sniff` decides on a prefix of `input`, every longer prefix decides
 /// the same. Checked at every length up to 64, around every newline and the
-/// 8 KiB request-line limit, and at a stride beyond (so long inputs stay
-/// cheap: each call scans its whole prefix).
+/// 8 KiB request-line limit, and at 64 more lengths spread over the rest
+/// (so long inputs stay cheap: each call may scan its whole prefix).
 pub fn check_sniff(input: &[u8]) -> Option<DoorKind> {
     let mut lengths: Vec<usize> = (0..=input.len().min(64)).collect();
     for (i, _) in input.iter().enumerate().filter(|(_, &b)| b == b'\n') {
         lengths.extend([i, i + 1, i + 2]);
     }
     lengths.extend(8 * 1024 - 2..=8 * 1024 + 2);
-    lengths.extend((0..=input.len()).step_by(97));
+    lengths.extend((0..=input.len()).step_by((input.len() / 64).max(1)));
     lengths.push(input.len());
     lengths.retain(|&n| n <= input.len());
     lengths.sort_unstable();
