@@ -27,6 +27,19 @@ pub struct Config {
     /// Unacknowledged messages one mailbox may hold before SEND to it is
     /// refused with `rate_limited`.
     pub mailbox_limit: usize,
+    /// Bytes of unacknowledged messages (as stored: their JSON) one mailbox
+    /// may hold, SENDs in flight included, before SEND to it is refused.
+    pub mailbox_bytes: usize,
+    /// Bytes of unacknowledged messages held in memory across all mailboxes,
+    /// SENDs in flight included, before any SEND is refused.
+    pub pending_bytes: usize,
+    /// `client_id`s remembered per sender (the newest ones; each for at most
+    /// 24 hours).
+    pub client_ids_per_sender: usize,
+    /// Long-polls (SYNC with `wait_ms`) waiting at once for one user.
+    pub waiters_per_user: usize,
+    /// Line connections bound to one user at once (by LOGIN or AUTH).
+    pub conns_per_user: usize,
     /// Password-hashing worker threads.
     pub hash_threads: usize,
     /// Most simultaneous connections; more are accepted and closed at once.
@@ -51,6 +64,8 @@ pub mod limits {
     pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
     /// Longest `client_id`.
     pub const MAX_CLIENT_ID_BYTES: usize = 128;
+    /// Longest `tag` (its JSON text) a request may carry to be echoed.
+    pub const MAX_TAG_BYTES: usize = 256;
     /// How long a `client_id` is remembered.
     pub const CLIENT_ID_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
     /// Longest password accepted (argon2 has no need for more).
@@ -80,6 +95,11 @@ impl Default for Config {
             max_line: 64 * 1024,
             max_output: 8 * 1024 * 1024,
             mailbox_limit: 100_000,
+            mailbox_bytes: 16 * 1024 * 1024,
+            pending_bytes: 512 * 1024 * 1024,
+            client_ids_per_sender: 10_000,
+            waiters_per_user: 16,
+            conns_per_user: 64,
             hash_threads: 2,
             max_connections: 100_000,
             log_level: log::LevelFilter::Info,
@@ -114,6 +134,17 @@ Flags:
   --max-output BYTES     output queued for one client before it is
                          disconnected as a slow reader (default {max_output})
   --mailbox-limit N      unacknowledged messages per user (default {mailbox})
+  --mailbox-bytes BYTES  unacknowledged messages per user, in bytes as stored
+                         (JSON), SENDs in flight included (default {mailbox_bytes})
+  --pending-bytes BYTES  unacknowledged messages held in memory for all users,
+                         in bytes as stored (default {pending_bytes})
+  --client-ids-per-sender N
+                         client_ids remembered per sender for deduplication:
+                         24 h or the last N, whichever is shorter (default {client_ids})
+  --waiters-per-user N   long-polls (SYNC with wait_ms) waiting at once for one
+                         user (default {waiters})
+  --conns-per-user N     line connections logged in as one user at once
+                         (default {conns_per_user})
   --hash-threads N       password hashing threads (default {hash})
   --max-connections N    simultaneous connections (default {conns})
   --log-level LEVEL      error, warn, info, debug or trace (default info)
@@ -127,6 +158,11 @@ Flags:
         max_line = d.max_line,
         max_output = d.max_output,
         mailbox = d.mailbox_limit,
+        mailbox_bytes = d.mailbox_bytes,
+        pending_bytes = d.pending_bytes,
+        client_ids = d.client_ids_per_sender,
+        waiters = d.waiters_per_user,
+        conns_per_user = d.conns_per_user,
         hash = d.hash_threads,
         conns = d.max_connections,
     )
@@ -167,6 +203,19 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
                 config.max_output = number(&name, &value("BYTES")?, 64 * 1024)? as usize
             }
             "--mailbox-limit" => config.mailbox_limit = number(&name, &value("N")?, 1)? as usize,
+            "--mailbox-bytes" => {
+                config.mailbox_bytes = number(&name, &value("BYTES")?, 1024)? as usize
+            }
+            "--pending-bytes" => {
+                config.pending_bytes = number(&name, &value("BYTES")?, 1024)? as usize
+            }
+            "--client-ids-per-sender" => {
+                config.client_ids_per_sender = number(&name, &value("N")?, 1)? as usize
+            }
+            "--waiters-per-user" => {
+                config.waiters_per_user = number(&name, &value("N")?, 1)? as usize
+            }
+            "--conns-per-user" => config.conns_per_user = number(&name, &value("N")?, 1)? as usize,
             "--hash-threads" => config.hash_threads = number(&name, &value("N")?, 1)? as usize,
             "--max-connections" => {
                 config.max_connections = number(&name, &value("N")?, 1)? as usize
@@ -229,6 +278,37 @@ mod tests {
     }
 
     #[test]
+    fn budget_flags_have_defaults_and_take_values() {
+        let c = run(&[]).unwrap();
+        assert_eq!(c.mailbox_bytes, 16 << 20);
+        assert_eq!(c.pending_bytes, 512 << 20);
+        assert_eq!(c.client_ids_per_sender, 10_000);
+        assert_eq!(c.waiters_per_user, 16);
+        assert_eq!(c.conns_per_user, 64);
+        let c = run(&[
+            "--mailbox-bytes",
+            "4096",
+            "--pending-bytes=65536",
+            "--client-ids-per-sender",
+            "100",
+            "--waiters-per-user",
+            "2",
+            "--conns-per-user=3",
+        ])
+        .unwrap();
+        assert_eq!(c.mailbox_bytes, 4096);
+        assert_eq!(c.pending_bytes, 65536);
+        assert_eq!(c.client_ids_per_sender, 100);
+        assert_eq!(c.waiters_per_user, 2);
+        assert_eq!(c.conns_per_user, 3);
+        assert!(run(&["--mailbox-bytes", "100"]).is_err());
+        assert!(run(&["--pending-bytes", "x"]).is_err());
+        assert!(run(&["--client-ids-per-sender", "0"]).is_err());
+        assert!(run(&["--waiters-per-user", "0"]).is_err());
+        assert!(run(&["--conns-per-user", "0"]).is_err());
+    }
+
+    #[test]
     fn help_lists_every_flag() {
         let help = help_text();
         for flag in [
@@ -237,6 +317,12 @@ mod tests {
             "--memory",
             "--key-file",
             "--log-level",
+            "--mailbox-limit",
+            "--mailbox-bytes",
+            "--pending-bytes",
+            "--client-ids-per-sender",
+            "--waiters-per-user",
+            "--conns-per-user",
         ] {
             assert!(help.contains(flag), "{flag} missing from help");
         }

@@ -75,6 +75,11 @@ fn start(config: Config) -> Result<(), String> {
     let settings = CoreSettings {
         token_ttl_ms: config.token_ttl.as_millis() as u64,
         mailbox_limit: config.mailbox_limit,
+        mailbox_bytes: config.mailbox_bytes,
+        pending_bytes: config.pending_bytes,
+        client_ids_per_sender: config.client_ids_per_sender,
+        waiters_per_user: config.waiters_per_user,
+        conns_per_user: config.conns_per_user,
     };
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);

@@ -2,6 +2,7 @@
 
 use super::accounts::check_username;
 use super::client_ids::FirstSend;
+use super::mailbox::{self, Budget, Full};
 use super::waiters::Waiter;
 use super::{AfterCommit, Core, Handled, HashWait, Outbox, Ticket};
 use crate::config::limits;
@@ -246,15 +247,6 @@ impl Core {
                 return Ok(Handled::Later { barrier: false });
             }
         }
-        if self.mailboxes.len_of(recipient.id) >= self.settings.mailbox_limit {
-            return Err(Failure::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "{}'s mailbox is full ({} unacknowledged messages); try again later",
-                    recipient.username, self.settings.mailbox_limit
-                ),
-            ));
-        }
         let sender = self
             .accounts
             .get(from)
@@ -265,9 +257,18 @@ impl Core {
             to_id: recipient.id,
             to: &recipient.username,
         };
-        self.last_message_id += 1;
-        let id = self.last_message_id;
+        let id = self.last_message_id + 1;
         let message = Arc::new(Message::new(id, &parties, now, content, client_id));
+        // Room in the mailbox is taken now, before the commit, so SENDs in
+        // flight count against its caps; the commit stores or releases it.
+        let budget = self.budget();
+        if let Err(full) = self
+            .mailboxes
+            .reserve(recipient.id, mailbox::cost(&message), &budget)
+        {
+            return Err(mailbox_full(full, &recipient.username, &budget));
+        }
+        self.last_message_id = id;
         if let Some(cid) = client_id {
             let first = FirstSend {
                 id,
@@ -338,6 +339,25 @@ impl Core {
         });
         Handled::Later { barrier: true }
     }
+}
+
+/// The reply to a SEND that a mailbox budget refused, naming the limit.
+fn mailbox_full(full: Full, recipient: &str, budget: &Budget) -> Failure {
+    let message = match full {
+        Full::Messages(held) => format!(
+            "{recipient}'s mailbox is full: {held} unacknowledged messages, the limit is {} (--mailbox-limit); try again later",
+            budget.messages
+        ),
+        Full::Bytes(held) => format!(
+            "{recipient}'s mailbox is full: {held} bytes of unacknowledged messages, the limit is {} (--mailbox-bytes); try again later",
+            budget.bytes
+        ),
+        Full::Pending(held) => format!(
+            "the server holds {held} bytes of unacknowledged messages for all users, the limit is {} (--pending-bytes); try again later",
+            budget.pending_bytes
+        ),
+    };
+    Failure::new(ErrorCode::RateLimited, message)
 }
 
 fn no_such_user(name: &str) -> Failure {

@@ -105,6 +105,8 @@ impl Core {
                     if let Some(cid) = &client_id {
                         self.client_ids.remove(message.from_id, cid);
                     }
+                    self.mailboxes
+                        .release(message.to_id, super::mailbox::cost(&message));
                     out.replies.push((ticket, unavailable()));
                 }
             }
@@ -143,7 +145,8 @@ impl Core {
     }
 
     /// A stored message reaches its recipient: pushed to every bound
-    /// connection, kept in the mailbox until acknowledged, and handed to
+    /// connection, kept in the mailbox (where its SEND reserved its
+    /// room) until acknowledged, and handed to
     /// any long-poll that waits for it.
     fn deliver(&mut self, message: Arc<Message>, _now: Millis, out: &mut Outbox) {
         let to = message.to_id;
@@ -154,7 +157,7 @@ impl Core {
                 pushed = true;
             }
         }
-        self.mailboxes.deliver(message, pushed);
+        self.mailboxes.deliver_reserved(message, pushed);
         for waiter in self.waiters.take_user(to) {
             let messages = self.read(to, waiter.args);
             out.replies.push((waiter.ticket, Reply::Messages(messages)));

@@ -3,7 +3,15 @@
 //! original, dequeuing does not end custody. A message taken from the
 //! channel moves to the `handed` list, where it stays until the user
 //! acknowledges it, so a lost reply or a dropped connection loses nothing.
-//! A mailbox exists only while it holds messages: idle users cost nothing.
+//! A mailbox exists only while it holds messages or reservations: idle users
+//! cost nothing.
+//!
+//! Budgets: a SEND reserves its place (one message, its size as stored)
+//! before its commit, so SENDs in flight count against the recipient's
+//! message and byte caps and the global budget of pending bytes; the
+//! commit turns the reservation into the stored message, a failed commit
+//! gives it back. Every figure is a counter kept as messages come and go,
+//! so a check is a comparison.
 
 use crate::idhash::IdMap;
 use crate::message::Message;
@@ -19,6 +27,36 @@ pub struct Mailbox {
     queue_tx: Sender<Arc<Message>>,
     queue_rx: Receiver<Arc<Message>>,
     handed: VecDeque<Arc<Message>>,
+    /// Size of the messages held, as stored ([`cost`]).
+    bytes: usize,
+    /// SENDs to this mailbox accepted and not yet committed, and their size.
+    reserved: usize,
+    reserved_bytes: usize,
+}
+
+/// What a message costs a mailbox: its JSON, as held in memory (a message
+/// of control characters costs its escaped size).
+pub fn cost(message: &Message) -> usize {
+    message.json().len()
+}
+
+/// The caps a reservation is checked against.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// Most messages one mailbox holds, reservations included.
+    pub messages: usize,
+    /// Most bytes one mailbox holds, reservations included.
+    pub bytes: usize,
+    /// Most bytes all mailboxes hold together, reservations included.
+    pub pending_bytes: usize,
+}
+
+/// Which cap a reservation would pass, with the figure it was at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Full {
+    Messages(usize),
+    Bytes(usize),
+    Pending(usize),
 }
 
 impl Mailbox {
@@ -28,6 +66,9 @@ impl Mailbox {
             queue_tx,
             queue_rx,
             handed: VecDeque::new(),
+            bytes: 0,
+            reserved: 0,
+            reserved_bytes: 0,
         }
     }
 
@@ -43,6 +84,7 @@ impl Mailbox {
     /// Queues a stored message. `pushed` says it was already written to a
     /// connection of the user, so it counts as handed out at once.
     fn deliver(&mut self, message: Arc<Message>, pushed: bool) {
+        self.bytes += cost(&message);
         if pushed {
             self.take_queued();
             self.handed.push_back(message);
@@ -75,12 +117,19 @@ impl Mailbox {
         out
     }
 
-    /// Ends custody of every message up to `upto`; returns how many.
-    fn ack(&mut self, upto: MessageId) -> usize {
+    /// Ends custody of every message up to `upto`; returns how many, and
+    /// their size.
+    fn ack(&mut self, upto: MessageId) -> (usize, usize) {
         self.take_queued();
         let n = self.handed.partition_point(|m| m.id <= upto);
-        self.handed.drain(..n);
-        n
+        let bytes: usize = self.handed.drain(..n).map(|m| cost(&m)).sum();
+        self.bytes -= bytes;
+        (n, bytes)
+    }
+
+    /// Whether nothing is held or reserved, so the entry may go.
+    fn is_unused(&self) -> bool {
+        self.is_empty() && self.reserved == 0
     }
 
     /// The oldest message's id; call after `take_queued`.
@@ -95,6 +144,9 @@ pub struct Mailboxes {
     boxes: IdMap<UserId, Mailbox>,
     /// Messages held across all mailboxes (for logs and metrics).
     total: usize,
+    /// Bytes held across all mailboxes plus those reserved: what
+    /// [`Budget::pending_bytes`] caps.
+    pending_bytes: usize,
 }
 
 impl Mailboxes {
@@ -107,8 +159,66 @@ impl Mailboxes {
         self.total
     }
 
+    /// Bytes held in all mailboxes, reservations included.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// Claims room for one message of `bytes` in `user`'s mailbox, or says
+    /// which cap it would pass. Nothing changes when it fails.
+    pub fn reserve(&mut self, user: UserId, bytes: usize, budget: &Budget) -> Result<(), Full> {
+        let (held, held_bytes) = self.boxes.get(&user).map_or((0, 0), |m| {
+            (m.len() + m.reserved, m.bytes + m.reserved_bytes)
+        });
+        if held >= budget.messages {
+            return Err(Full::Messages(held));
+        }
+        if held_bytes.saturating_add(bytes) > budget.bytes {
+            return Err(Full::Bytes(held_bytes));
+        }
+        if self.pending_bytes.saturating_add(bytes) > budget.pending_bytes {
+            return Err(Full::Pending(self.pending_bytes));
+        }
+        let mailbox = self.boxes.entry(user).or_insert_with(Mailbox::new);
+        mailbox.reserved += 1;
+        mailbox.reserved_bytes += bytes;
+        self.pending_bytes += bytes;
+        Ok(())
+    }
+
+    /// Gives back a reservation whose message was not stored.
+    pub fn release(&mut self, user: UserId, bytes: usize) {
+        let Some(mailbox) = self.boxes.get_mut(&user) else {
+            debug_assert!(false, "a reservation keeps its mailbox");
+            return;
+        };
+        mailbox.reserved -= 1;
+        mailbox.reserved_bytes -= bytes;
+        self.pending_bytes -= bytes;
+        if mailbox.is_unused() {
+            self.boxes.remove(&user);
+        }
+    }
+
+    /// Stores a message whose room was reserved with [`Mailboxes::reserve`].
+    pub fn deliver_reserved(&mut self, message: Arc<Message>, pushed: bool) {
+        let bytes = cost(&message);
+        let Some(mailbox) = self.boxes.get_mut(&message.to_id) else {
+            debug_assert!(false, "a reservation keeps its mailbox");
+            return self.deliver(message, pushed);
+        };
+        mailbox.reserved -= 1;
+        mailbox.reserved_bytes -= bytes;
+        self.total += 1;
+        mailbox.deliver(message, pushed);
+    }
+
+    /// Stores a message without a reservation (loading at start: a mailbox
+    /// may then hold more than a cap lowered since, and takes no SEND until
+    /// it is back under).
     pub fn deliver(&mut self, message: Arc<Message>, pushed: bool) {
         self.total += 1;
+        self.pending_bytes += cost(&message);
         self.boxes
             .entry(message.to_id)
             .or_insert_with(Mailbox::new)
@@ -144,9 +254,10 @@ impl Mailboxes {
         let Some(mailbox) = self.boxes.get_mut(&user) else {
             return 0;
         };
-        let n = mailbox.ack(upto);
+        let (n, bytes) = mailbox.ack(upto);
         self.total -= n;
-        if mailbox.is_empty() {
+        self.pending_bytes -= bytes;
+        if mailbox.is_unused() {
             self.boxes.remove(&user);
         }
         n
@@ -230,5 +341,83 @@ mod tests {
         assert_eq!(ids(&boxes.read(2, 0, 100, 1 << 20)), [2]);
         assert_eq!(boxes.ack(2, 100), 1);
         assert_eq!(boxes.len_of(1), 1);
+    }
+
+    const ROOMY: Budget = Budget {
+        messages: 100,
+        bytes: 1 << 20,
+        pending_bytes: 1 << 20,
+    };
+
+    #[test]
+    fn reservations_count_against_the_caps_until_stored_or_released() {
+        let mut boxes = Mailboxes::default();
+        let m = msg(1, 1);
+        let size = cost(&m);
+        let two = Budget {
+            messages: 2,
+            ..ROOMY
+        };
+        boxes.reserve(1, size, &two).unwrap();
+        boxes.reserve(1, size, &two).unwrap();
+        assert_eq!(boxes.reserve(1, size, &two), Err(Full::Messages(2)));
+        assert_eq!(boxes.pending_bytes(), 2 * size);
+        boxes.deliver_reserved(m, false);
+        boxes.release(1, size);
+        assert_eq!((boxes.total(), boxes.len_of(1)), (1, 1));
+        assert_eq!(boxes.pending_bytes(), size);
+        boxes.reserve(1, size, &two).unwrap();
+        assert_eq!(boxes.reserve(1, size, &two), Err(Full::Messages(2)));
+    }
+
+    #[test]
+    fn bytes_are_capped_per_mailbox_and_in_all() {
+        let mut boxes = Mailboxes::default();
+        let size = cost(&msg(1, 1));
+        let tight = Budget {
+            bytes: 2 * size,
+            pending_bytes: 3 * size,
+            ..ROOMY
+        };
+        boxes.reserve(1, size, &tight).unwrap();
+        boxes.reserve(1, size, &tight).unwrap();
+        assert_eq!(boxes.reserve(1, 1, &tight), Err(Full::Bytes(2 * size)));
+        boxes.reserve(2, size, &tight).unwrap();
+        assert_eq!(boxes.reserve(3, 1, &tight), Err(Full::Pending(3 * size)));
+        // A refusal changes nothing.
+        assert_eq!(boxes.pending_bytes(), 3 * size);
+        boxes.deliver_reserved(msg(1, 1), false);
+        boxes.deliver_reserved(msg(2, 1), true);
+        assert_eq!(boxes.ack(1, 2), 2);
+        assert_eq!(boxes.pending_bytes(), size);
+        boxes.reserve(3, size, &tight).unwrap();
+    }
+
+    #[test]
+    fn a_mailbox_with_reservations_outlives_its_messages() {
+        let mut boxes = Mailboxes::default();
+        boxes.deliver(msg(1, 1), false);
+        let size = cost(&msg(2, 1));
+        boxes.reserve(1, size, &ROOMY).unwrap();
+        assert_eq!(boxes.ack(1, 1), 1);
+        boxes.deliver_reserved(msg(2, 1), false);
+        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20)), [2]);
+        assert_eq!(boxes.pending_bytes(), size);
+        assert_eq!(boxes.ack(1, 2), 1);
+        assert_eq!(boxes.pending_bytes(), 0);
+        assert!(boxes.boxes.is_empty());
+    }
+
+    #[test]
+    fn escaped_content_costs_its_stored_size() {
+        let parties = Parties {
+            from_id: 9,
+            from: "s",
+            to_id: 1,
+            to: "r",
+        };
+        let plain = Message::new(1, &parties, 0, "aaaa", None);
+        let control = Message::new(1, &parties, 0, "\u{1}\u{1}\u{1}\u{1}", None);
+        assert_eq!(cost(&control), cost(&plain) + 4 * 5);
     }
 }

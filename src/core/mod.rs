@@ -61,11 +61,33 @@ pub struct Outbox {
     pub hash_jobs: Vec<HashJob>,
 }
 
-/// Settings the core needs from the configuration.
+/// Settings the core needs from the configuration (see `config.rs` for
+/// what each budget means and its flag).
 #[derive(Clone, Debug)]
 pub struct CoreSettings {
     pub token_ttl_ms: Millis,
     pub mailbox_limit: usize,
+    pub mailbox_bytes: usize,
+    pub pending_bytes: usize,
+    pub client_ids_per_sender: usize,
+    pub waiters_per_user: usize,
+    pub conns_per_user: usize,
+}
+
+impl Default for CoreSettings {
+    /// The defaults of the flags.
+    fn default() -> CoreSettings {
+        let c = crate::config::Config::default();
+        CoreSettings {
+            token_ttl_ms: c.token_ttl.as_millis() as Millis,
+            mailbox_limit: c.mailbox_limit,
+            mailbox_bytes: c.mailbox_bytes,
+            pending_bytes: c.pending_bytes,
+            client_ids_per_sender: c.client_ids_per_sender,
+            waiters_per_user: c.waiters_per_user,
+            conns_per_user: c.conns_per_user,
+        }
+    }
 }
 
 /// A request waiting for a password job.
@@ -304,6 +326,15 @@ impl Core {
         };
         self.open_seq += 1;
         Some(batch)
+    }
+
+    /// The mailbox caps SENDs are checked against.
+    fn budget(&self) -> mailbox::Budget {
+        mailbox::Budget {
+            messages: self.settings.mailbox_limit,
+            bytes: self.settings.mailbox_bytes,
+            pending_bytes: self.settings.pending_bytes,
+        }
     }
 
     fn new_job(&mut self) -> JobId {

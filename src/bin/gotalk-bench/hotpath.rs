@@ -85,6 +85,9 @@ impl HotPath {
         let settings = CoreSettings {
             token_ttl_ms: 1 << 40,
             mailbox_limit: 1 << 30,
+            mailbox_bytes: usize::MAX,
+            pending_bytes: usize::MAX,
+            ..CoreSettings::default()
         };
         let mut core = Core::new(settings, TokenKey::from_bytes(&KEY), "unused".into());
         let users = (0..RECEIVERS + SENDERS)
