@@ -126,7 +126,8 @@ enum AfterCommit {
     },
 }
 
-/// How often `client_id`s older than a day are forgotten.
+/// How often `client_id`s older than a day are forgotten (in steps of
+/// [`client_ids::PRUNE_BATCH`], one per millisecond while more are due).
 const PRUNE_EVERY_MS: Millis = 60_000;
 
 pub struct Core {
@@ -158,12 +159,11 @@ pub struct Core {
 impl Core {
     pub fn new(settings: CoreSettings, key: TokenKey, dummy_hash: Arc<str>) -> Core {
         Core {
-            settings,
             key,
             accounts: Accounts::default(),
             mailboxes: Mailboxes::default(),
             waiters: Waiters::default(),
-            client_ids: ClientIds::default(),
+            client_ids: ClientIds::new(settings.client_ids_per_sender),
             sessions: IdMap::default(),
             subscribers: IdMap::default(),
             hashing: IdMap::default(),
@@ -175,6 +175,7 @@ impl Core {
             last_message_id: 0,
             next_prune: 0,
             last_stats: [0; 5],
+            settings,
         }
     }
 
@@ -203,7 +204,10 @@ impl Core {
             self.last_message_id = self.last_message_id.max(m.id);
             self.mailboxes.deliver(Arc::new(message), false);
         }
-        for c in snapshot.client_ids {
+        // In the order they were first used, so each sender keeps its newest.
+        let mut client_ids = snapshot.client_ids;
+        client_ids.sort_by_key(|c| (c.ts, c.message_id));
+        for c in client_ids {
             let first = FirstSend {
                 id: c.message_id,
                 ts: c.ts,
@@ -271,9 +275,13 @@ impl Core {
                 .push((waiter.ticket, Reply::Messages(Vec::new())));
         }
         if now >= self.next_prune {
-            self.client_ids.prune(now);
-            self.next_prune = now + PRUNE_EVERY_MS;
-            self.log_stats();
+            // A bounded step each time; soon again while more are due.
+            if self.client_ids.prune(now) {
+                self.next_prune = now + 1;
+            } else {
+                self.next_prune = now + PRUNE_EVERY_MS;
+                self.log_stats();
+            }
         }
     }
 
