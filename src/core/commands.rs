@@ -47,7 +47,7 @@ impl Core {
                 .and_then(|from| self.send(ticket, from, to, content, client_id.as_deref(), now)),
             Request::Sync(args) => self
                 .caller(ticket, &call, now)
-                .map(|user| self.sync(ticket, user, args, now)),
+                .map(|user| self.sync(ticket, user, args, now, out)),
             Request::Ack { upto } => self
                 .caller(ticket, &call, now)
                 .map(|user| self.ack(ticket, user, upto, None)),
@@ -282,13 +282,20 @@ impl Core {
         Ok(Handled::Later { barrier: false })
     }
 
-    fn sync(&mut self, ticket: Ticket, user: UserId, args: SyncArgs, now: Millis) -> Handled {
+    fn sync(
+        &mut self,
+        ticket: Ticket,
+        user: UserId,
+        args: SyncArgs,
+        now: Millis,
+        out: &mut Outbox,
+    ) -> Handled {
         if let Some(after) = args.after {
             if self.mailboxes.would_ack(user, after) {
                 return self.ack(ticket, user, after, Some(args));
             }
         }
-        match self.read_or_wait(ticket, user, args, now) {
+        match self.read_or_wait(ticket, user, args, now, out) {
             Some(reply) => Handled::Now(reply),
             None => Handled::Later { barrier: true },
         }
@@ -301,11 +308,25 @@ impl Core {
         user: UserId,
         args: SyncArgs,
         now: Millis,
+        out: &mut Outbox,
     ) -> Option<Reply> {
         let messages = self.read(user, args);
         if messages.is_empty() && args.wait_ms > 0 {
+            let limit = self.settings.waiters_per_user;
+            if self.waiters.count_of(user) >= limit {
+                return Some(Reply::Error(Failure::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "{limit} long-polls already wait for this user, the limit (--waiters-per-user); SYNC without wait_ms, or end one first"
+                    ),
+                )));
+            }
             let deadline = now + args.wait_ms.min(limits::MAX_WAIT_MS);
-            self.waiters.add(Waiter { ticket, user, args }, deadline);
+            if let Some(old) = self.waiters.add(Waiter { ticket, user, args }, deadline) {
+                // Not expected (a waiting SYNC is a barrier), but never left
+                // unanswered.
+                out.replies.push((old.ticket, Reply::Messages(Vec::new())));
+            }
             return None;
         }
         Some(Reply::Messages(messages))

@@ -228,10 +228,27 @@ impl Core {
         self.sessions.insert(conn, None);
     }
 
-    /// A connection closed: it gets no more pushes.
+    /// A connection closed (line or HTTP; the server calls this for every
+    /// one): it gets no more pushes, and its long-poll is dropped.
     pub fn close_session(&mut self, conn: ConnId) {
         if let Some(Some(user)) = self.sessions.remove(&conn) {
             self.unsubscribe(conn, user);
+        }
+        self.waiters.remove_conn(conn);
+    }
+
+    /// The client closed its sending side: nothing more will be asked on
+    /// `conn`, so what only waits is settled now and the connection can
+    /// close once its replies are written.
+    pub fn peer_closed(&mut self, conn: ConnId, now: Millis, out: &mut Outbox) {
+        self.answer_waiter_now(conn, now, out);
+    }
+
+    /// A long-poll of `conn` gets its normal empty reply at once.
+    fn answer_waiter_now(&mut self, conn: ConnId, _now: Millis, out: &mut Outbox) {
+        if let Some(waiter) = self.waiters.remove_conn(conn) {
+            out.replies
+                .push((waiter.ticket, Reply::Messages(Vec::new())));
         }
     }
 
