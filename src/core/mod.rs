@@ -11,6 +11,7 @@ mod commands;
 mod commit;
 pub mod help;
 mod mailbox;
+pub mod stats;
 mod waiters;
 
 pub use accounts::check_username;

@@ -36,6 +36,11 @@ impl Waiters {
         self.deadlines.push(Reverse((deadline, key, waiter.user)));
     }
 
+    /// Waiters waiting now.
+    pub fn len(&self) -> usize {
+        self.by_user.values().map(Vec::len).sum()
+    }
+
     /// Removes and returns every waiter of `user` (a message arrived).
     pub fn take_user(&mut self, user: UserId) -> Vec<Waiter> {
         self.by_user
