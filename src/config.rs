@@ -46,6 +46,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Log level name for `log` (error, warn, info, debug, trace).
     pub log_level: log::LevelFilter,
+    /// Where the metrics listener serves `GET /stats`; off when `None`.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Limits that are not flags: fixed by the contract or by sense.
@@ -103,6 +105,7 @@ impl Default for Config {
             hash_threads: 2,
             max_connections: 100_000,
             log_level: log::LevelFilter::Info,
+            metrics: None,
         }
     }
 }
@@ -148,6 +151,9 @@ Flags:
   --hash-threads N       password hashing threads (default {hash})
   --max-connections N    simultaneous connections (default {conns})
   --log-level LEVEL      error, warn, info, debug or trace (default info)
+  --metrics ADDR:PORT    serve the server's figures as JSON at GET /stats on
+                         this separate address (default off; bind it to
+                         loopback or a private address)
   --help                 print this help
   --version              print the version
 ",
@@ -192,6 +198,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
                 config.listen = v.parse().map_err(|_| {
                     format!("--listen: '{v}' is not an ADDR:PORT like 127.0.0.1:9000")
                 })?;
+            }
+            "--metrics" => {
+                let v = value("ADDR:PORT")?;
+                config.metrics = Some(v.parse().map_err(|_| {
+                    format!("--metrics: '{v}' is not an ADDR:PORT like 127.0.0.1:9100")
+                })?);
             }
             "--data" => config.data_dir = PathBuf::from(value("DIR")?),
             "--key-file" => config.key_file = Some(PathBuf::from(value("PATH")?)),
@@ -323,6 +335,7 @@ mod tests {
             "--client-ids-per-sender",
             "--waiters-per-user",
             "--conns-per-user",
+            "--metrics",
         ] {
             assert!(help.contains(flag), "{flag} missing from help");
         }

@@ -15,6 +15,7 @@
 //! - [`http`]: the HTTP shim: request parsing, form fields, JSON replies.
 //! - [`conn`]: one client connection's socket, buffers and reply order.
 //! - [`server`]: the `mio` event loop that ties them together.
+//! - [`metrics`]: the `--metrics` listener's thread (`GET /stats`).
 
 pub mod bufpool;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod idhash;
 pub mod json;
 pub mod line;
 pub mod message;
+pub mod metrics;
 pub mod request;
 pub mod server;
 pub mod sniff;

@@ -84,6 +84,15 @@ fn start(config: Config) -> Result<(), String> {
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);
     let hasher = Hasher::start(config.hash_threads, waker.clone());
+    let stats_requests = match config.metrics {
+        Some(addr) => {
+            let (bound, requests) = gotalk::metrics::start(addr, waker.clone())
+                .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+            log::info!("metrics served at http://{bound}/stats");
+            Some(requests)
+        }
+        None => None,
+    };
     let mode = if config.memory {
         "in memory only (--memory)".to_string()
     } else {
@@ -95,6 +104,7 @@ fn start(config: Config) -> Result<(), String> {
         core,
         hasher,
         store,
+        stats_requests,
     })
     .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;

@@ -44,6 +44,8 @@ pub struct Parts {
     pub core: Core,
     pub hasher: Hasher,
     pub store: Box<dyn Store>,
+    /// Requests from the metrics listener's thread, when it runs.
+    pub stats_requests: Option<crossbeam_channel::Receiver<crate::metrics::StatsRequest>>,
 }
 
 pub struct Server {
@@ -65,6 +67,7 @@ pub struct Server {
     /// One read buffer for every connection; only unparsed leftovers are
     /// copied into a connection's own buffer.
     scratch: Box<[u8]>,
+    stats_requests: Option<crossbeam_channel::Receiver<crate::metrics::StatsRequest>>,
 }
 
 impl Server {
@@ -90,6 +93,7 @@ impl Server {
             dirty: Vec::new(),
             resume: Vec::new(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
+            stats_requests: parts.stats_requests,
         })
     }
 
@@ -191,6 +195,22 @@ impl Server {
         while let Some(done) = self.store.completed() {
             self.core.on_committed(done, now, &mut self.outbox);
         }
+        if let Some(requests) = &self.stats_requests {
+            while let Ok(request) = requests.try_recv() {
+                let _ = request.reply.send(self.stats_json());
+            }
+        }
+    }
+
+    /// The figures `/stats` serves.
+    fn stats_json(&self) -> String {
+        serde_json::json!({
+            "core": self.core.stats(),
+            "server": {
+                "connections": self.live,
+            },
+        })
+        .to_string()
     }
 
     /// Runs buffered input, then reads the socket until it would block or

@@ -151,6 +151,7 @@ pub struct Mailboxes {
 
 impl Mailboxes {
     /// Unacknowledged messages of `user`.
+    #[cfg(test)]
     pub fn len_of(&self, user: UserId) -> usize {
         self.boxes.get(&user).map_or(0, Mailbox::len)
     }

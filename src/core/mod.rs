@@ -11,6 +11,7 @@ mod commands;
 mod commit;
 pub mod help;
 mod mailbox;
+pub mod stats;
 mod waiters;
 
 pub use accounts::check_username;
@@ -153,7 +154,7 @@ pub struct Core {
     last_message_id: MessageId,
     next_prune: Millis,
     /// What the last stats line said, to log only changes.
-    last_stats: [usize; 5],
+    last_stats: stats::CoreStats,
 }
 
 impl Core {
@@ -174,7 +175,7 @@ impl Core {
             awaiting: VecDeque::new(),
             last_message_id: 0,
             next_prune: 0,
-            last_stats: [0; 5],
+            last_stats: stats::CoreStats::default(),
             settings,
         }
     }
@@ -304,19 +305,13 @@ impl Core {
 
     /// Logs the core's figures once a minute, when they changed.
     fn log_stats(&mut self) {
-        let figures = [
-            self.accounts.len(),
-            self.sessions.len(),
-            self.subscribers.len(),
-            self.mailboxes.total(),
-            self.hashing.len(),
-        ];
-        if figures != self.last_stats {
+        let s = self.stats();
+        if s != self.last_stats {
             log::info!(
-                "stats: {} accounts, {} line connections, {} users online, {} unacknowledged messages, {} password checks queued",
-                figures[0], figures[1], figures[2], figures[3], figures[4]
+                "stats: {} accounts, {} line connections, {} users online, {} unacknowledged messages ({} bytes), {} long-polls, {} client_ids, {} password checks queued",
+                s.accounts, s.line_sessions, s.users_online, s.pending_messages, s.pending_bytes, s.waiters, s.client_ids, s.password_jobs
             );
-            self.last_stats = figures;
+            self.last_stats = s;
         }
     }
 

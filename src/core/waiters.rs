@@ -199,7 +199,11 @@ mod tests {
             w.add(waiter(1, 2), 1000 + i);
             w.remove_conn(1);
         }
-        assert!(w.deadlines.len() <= 2 + STALE_SLACK + 1, "{}", w.deadlines.len());
+        assert!(
+            w.deadlines.len() <= 2 + STALE_SLACK + 1,
+            "{}",
+            w.deadlines.len()
+        );
         assert_eq!(w.expire(999_999), vec![]);
         assert_eq!(w.expire(1_000_000), vec![waiter(0, 1)]);
     }

@@ -220,6 +220,34 @@ impl TestServer {
         lossy(&self.stdout)
     }
 
+    /// The server's figures from `GET /stats` on its metrics listener (the
+    /// server must have been started with `--metrics 127.0.0.1:0`).
+    #[track_caller]
+    pub fn stats(&self) -> Value {
+        const MARK: &str = "metrics served at http://";
+        assert!(
+            self.wait_for_stderr(MARK, Duration::from_secs(5)),
+            "start the server with --metrics 127.0.0.1:0 to read its stats"
+        );
+        let log = self.stderr_text();
+        let rest = &log[log.find(MARK).expect("waited for it") + MARK.len()..];
+        let addr: SocketAddr = rest[..rest.find('/').expect("an address, then /stats")]
+            .parse()
+            .expect("a socket address in the metrics line");
+        let mut stream = TcpStream::connect(addr).expect("connect to the metrics listener");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = &response[response.find("\r\n\r\n").expect("a response head") + 4..];
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+
     /// Waits (at most `timeout`) until stderr contains `needle`.
     pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

@@ -1,0 +1,41 @@
+//! The core's figures for observers (the metrics listener's `/stats`, the
+//! periodic stats log line): counts kept where the resources live, read
+//! here in one place.
+
+use super::Core;
+use serde::Serialize;
+
+/// What the core holds right now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CoreStats {
+    pub accounts: usize,
+    /// Line-protocol connections (bound or not).
+    pub line_sessions: usize,
+    /// Users with at least one bound connection.
+    pub users_online: usize,
+    pub pending_messages: usize,
+    /// Bytes of unacknowledged messages held, as stored, plus those of
+    /// SENDs accepted and not yet committed (what `--pending-bytes` caps).
+    pub pending_bytes: usize,
+    /// Long-polls waiting for a message.
+    pub waiters: usize,
+    /// `client_id`s remembered for deduplication.
+    pub client_ids: usize,
+    /// LOGIN/REGISTER password jobs queued or running.
+    pub password_jobs: usize,
+}
+
+impl Core {
+    pub fn stats(&self) -> CoreStats {
+        CoreStats {
+            accounts: self.accounts.len(),
+            line_sessions: self.sessions.len(),
+            users_online: self.subscribers.len(),
+            pending_messages: self.mailboxes.total(),
+            pending_bytes: self.mailboxes.pending_bytes(),
+            waiters: self.waiters.len(),
+            client_ids: self.client_ids.len(),
+            password_jobs: self.hashing.len(),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The metrics listener (`--metrics ADDR`): a helper thread with a blocking
+//! listener of its own, separate from the client port, so an operator (or a
+//! test) can read the server's figures without being a client. It serves
+//! `GET /stats` as JSON. The figures live on the event loop: for each
+//! request the thread sends a [`StatsRequest`] over a channel, wakes the
+//! loop, and waits a bounded time for the JSON it answers with. Nothing on
+//! the loop thread ever blocks on a metrics socket.
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::Waker;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// A request for the current figures; the loop answers on `reply`.
+pub struct StatsRequest {
+    pub reply: Sender<String>,
+}
+
+/// How long a metrics client may take to send its request or read the
+/// reply, and how long the thread waits for the loop's answer.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest request head read.
+const MAX_REQUEST: usize = 8 * 1024;
+
+/// Binds `addr` and starts the thread. Returns the bound address and the
+/// channel the loop takes requests from.
+pub fn start(
+    addr: SocketAddr,
+    waker: Arc<Waker>,
+) -> io::Result<(SocketAddr, Receiver<StatsRequest>)> {
+    let listener = TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    thread::Builder::new()
+        .name("gotalk-metrics".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(stream) => {
+                        if let Err(e) = serve(stream, &tx, &waker) {
+                            log::debug!("metrics request failed: {e}");
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("metrics listener: accept failed: {e}");
+                        thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+        })?;
+    Ok((local, rx))
+}
+
+/// Answers one request on `stream`, then closes it.
+fn serve(mut stream: TcpStream, loop_tx: &Sender<StatsRequest>, waker: &Waker) -> io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let head = read_head(&mut stream)?;
+    let first_line = head.lines().next().unwrap_or("");
+    let mut words = first_line.split(' ');
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let (status, body) = match (method, path.split('?').next().unwrap_or("")) {
+        ("GET", "/stats") => match ask_loop(loop_tx, waker) {
+            Some(json) => ("200 OK", json),
+            None => (
+                "503 Service Unavailable",
+                "{\"error\":\"the server did not answer in time\"}".to_string(),
+            ),
+        },
+        ("GET", _) => (
+            "404 Not Found",
+            "{\"error\":\"try GET /stats\"}".to_string(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "{\"error\":\"only GET is served\"}".to_string(),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes())
+}
+
+fn read_head(stream: &mut TcpStream) -> io::Result<String> {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.ends_with(b"\n\n") {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 || head.len() + n > MAX_REQUEST {
+            break;
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+fn ask_loop(loop_tx: &Sender<StatsRequest>, waker: &Waker) -> Option<String> {
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    loop_tx.try_send(StatsRequest { reply }).ok()?;
+    waker.wake().ok()?;
+    answer.recv_timeout(IO_TIMEOUT).ok()
+}
