@@ -170,6 +170,9 @@ impl Core {
         let Some(account) = user.filter(|_| ok).and_then(|id| self.accounts.get(id)) else {
             return Reply::Error(Failure::new(ErrorCode::Unauthorized, BAD_LOGIN));
         };
+        if let Err(failure) = self.check_bind(ticket.conn, account.id) {
+            return Reply::Error(failure);
+        }
         let user = account.user_ref();
         let token = self
             .key
@@ -181,6 +184,7 @@ impl Core {
 
     fn auth(&mut self, ticket: Ticket, token: &str, now: Millis) -> Result<Handled, Failure> {
         let user = self.open_token(token, now)?;
+        self.check_bind(ticket.conn, user)?;
         self.bind(ticket.conn, user);
         let account = self
             .accounts

@@ -16,6 +16,7 @@ mod waiters;
 
 pub use accounts::check_username;
 
+use crate::error::{ErrorCode, Failure};
 use crate::hasher::{HashJob, JobId};
 use crate::idhash::IdMap;
 use crate::message::{Message, Parties};
@@ -251,6 +252,26 @@ impl Core {
             out.replies
                 .push((waiter.ticket, Reply::Messages(Vec::new())));
         }
+    }
+
+    /// Whether `conn` may be bound to `user`: not past `--conns-per-user`.
+    /// (Connections that cannot be bound, HTTP's, and one bound to that
+    /// user already, always may.)
+    fn check_bind(&self, conn: ConnId, user: UserId) -> Result<(), Failure> {
+        match self.sessions.get(&conn) {
+            Some(bound) if *bound != Some(user) => {}
+            _ => return Ok(()),
+        }
+        let limit = self.settings.conns_per_user;
+        if self.subscribers.get(&user).map_or(0, Vec::len) >= limit {
+            return Err(Failure::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "{limit} connections are logged in as this user, the limit (--conns-per-user); close one first"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn bind(&mut self, conn: ConnId, user: UserId) {
