@@ -4,6 +4,7 @@
 
 use super::fast_json;
 use super::json_request::{JsonRequest, Text};
+use crate::config::limits;
 use crate::error::{ErrorCode, Failure};
 use crate::request::{Call, Recipient, Request, SyncArgs};
 use serde::de::IgnoredAny;
@@ -67,6 +68,18 @@ fn failed(failure: Failure) -> Parsed<'static> {
 // ---------------------------------------------------------------- JSON form
 
 fn parse_json(text: &str) -> Parsed<'_> {
+    let parsed = parse_json_request(text);
+    match parsed.tag {
+        // A tag is echoed only if it is small: the request is refused, and
+        // its reply carries no tag.
+        Some(tag) if tag.get().len() > limits::MAX_TAG_BYTES => failed(Failure::bad_request(
+            format!("a tag is at most {} bytes of JSON", limits::MAX_TAG_BYTES),
+        )),
+        _ => parsed,
+    }
+}
+
+fn parse_json_request(text: &str) -> Parsed<'_> {
     // Built in place and read by reference: the request is a few hundred
     // bytes, and this runs for every JSON line.
     let mut req = JsonRequest::default();
@@ -464,6 +477,34 @@ mod tests {
         assert_eq!(error(b"SYNC x").code, ErrorCode::BadRequest);
         assert_eq!(error(b"SYNC 1 2 3 4").code, ErrorCode::BadRequest);
         assert_eq!(error(b"ACK").code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn a_tag_is_echoed_only_up_to_its_limit() {
+        let at_limit = format!("\"{}\"", "t".repeat(limits::MAX_TAG_BYTES - 2));
+        let line = format!(r#"{{"cmd":"ping","tag":{at_limit}}}"#);
+        let parsed = parse_line(line.as_bytes()).unwrap();
+        assert_eq!(parsed.tag.map(RawValue::get), Some(at_limit.as_str()));
+        assert!(parsed.call.is_ok());
+        let over = [
+            format!("\"{}\"", "t".repeat(limits::MAX_TAG_BYTES - 1)),
+            format!("[{}1]", "1,".repeat(limits::MAX_TAG_BYTES / 2)),
+            format!("{{\"k\":\"{}\\n\"}}", "x".repeat(limits::MAX_TAG_BYTES)),
+        ];
+        for tag in over {
+            for line in [
+                format!(r#"{{"cmd":"ping","tag":{tag}}}"#),
+                // Also when another field is wrong, or the command unknown.
+                format!(r#"{{"cmd":"ack","upto":"x","tag":{tag}}}"#),
+                format!(r#"{{"cmd":"fly","tag":{tag}}}"#),
+            ] {
+                let parsed = parse_line(line.as_bytes()).unwrap();
+                assert!(parsed.tag.is_none(), "{line}");
+                let f = parsed.call.unwrap_err();
+                assert_eq!(f.code, ErrorCode::BadRequest, "{line}");
+                assert_eq!(f.message, "a tag is at most 256 bytes of JSON", "{line}");
+            }
+        }
     }
 
     #[test]
