@@ -112,6 +112,8 @@ impl Default for Config {
 
 /// What the command line asks for.
 #[derive(Debug)]
+// Made once at start and moved out at once: the size is of no matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Invocation {
     Run(Config),
     Help,

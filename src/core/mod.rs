@@ -12,6 +12,8 @@ mod commit;
 pub mod help;
 mod mailbox;
 pub mod stats;
+#[cfg(test)]
+mod tests;
 mod waiters;
 
 pub use accounts::check_username;
