@@ -122,13 +122,14 @@ impl Server {
                         if event.is_writable() {
                             self.mark_dirty(id);
                         }
-                        if event.is_read_closed() {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read(id, now);
+                        }
+                        let open = self.conns.get(id).is_some_and(Option::is_some);
+                        if event.is_read_closed() && open {
                             // The client sends no more: a long-poll it
                             // waits on is answered now, so it can close.
                             self.core.peer_closed(id, now, &mut self.outbox);
-                        }
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read(id, now);
                         }
                     }
                 }

@@ -315,7 +315,8 @@ impl Core {
         out: &mut Outbox,
     ) -> Option<Reply> {
         let messages = self.read(user, args);
-        if messages.is_empty() && args.wait_ms > 0 {
+        if messages.is_empty() && args.wait_ms > 0 && !self.input_closed.contains_key(&ticket.conn)
+        {
             let limit = self.settings.waiters_per_user;
             if self.waiters.count_of(user) >= limit {
                 return Some(Reply::Error(Failure::new(

@@ -145,6 +145,8 @@ pub struct Core {
     sessions: IdMap<ConnId, Option<UserId>>,
     /// Bound connections by user: who gets pushes.
     subscribers: IdMap<UserId, Vec<ConnId>>,
+    /// Connections whose client stopped sending: their SYNCs do not wait.
+    input_closed: IdMap<ConnId, ()>,
     hashing: IdMap<JobId, HashWait>,
     next_job: JobId,
     /// LOGIN of an unknown user verifies against this, so it takes as long
@@ -170,6 +172,7 @@ impl Core {
             client_ids: ClientIds::new(settings.client_ids_per_sender),
             sessions: IdMap::default(),
             subscribers: IdMap::default(),
+            input_closed: IdMap::default(),
             hashing: IdMap::default(),
             next_job: 0,
             dummy_hash,
@@ -239,17 +242,20 @@ impl Core {
             self.unsubscribe(conn, user);
         }
         self.waiters.remove_conn(conn);
+        self.input_closed.remove(&conn);
     }
 
     /// The client closed its sending side: nothing more will be asked on
     /// `conn`, so what only waits is settled now and the connection can
     /// close once its replies are written.
     pub fn peer_closed(&mut self, conn: ConnId, now: Millis, out: &mut Outbox) {
-        self.answer_waiter_now(conn, now, out);
+        self.stop_waiting(conn, now, out);
     }
 
-    /// A long-poll of `conn` gets its normal empty reply at once.
-    fn answer_waiter_now(&mut self, conn: ConnId, _now: Millis, out: &mut Outbox) {
+    /// Long-polls of `conn` get their normal empty reply: the one waiting
+    /// now at once, later ones (still buffered) without waiting.
+    fn stop_waiting(&mut self, conn: ConnId, _now: Millis, out: &mut Outbox) {
+        self.input_closed.insert(conn, ());
         if let Some(waiter) = self.waiters.remove_conn(conn) {
             out.replies
                 .push((waiter.ticket, Reply::Messages(Vec::new())));

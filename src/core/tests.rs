@@ -322,6 +322,16 @@ fn a_closed_connection_drops_its_long_poll_and_a_half_closed_one_is_answered() {
     b.core.peer_closed(12, NOW, &mut b.out);
     b.tick(NOW + 60_000);
     assert!(b.out.replies.is_empty());
+    // A SYNC still buffered on the half-closed connection does not wait.
+    assert!(matches!(
+        now(b.sync(12, waiting(60_000)).1),
+        Reply::Messages(_)
+    ));
+    assert_eq!(b.core.stats().waiters, 0);
+    // Once the connection id is reused, its SYNCs wait again.
+    b.core.close_session(12);
+    b.connect(12, BOB);
+    later(b.sync(12, waiting(60_000)).1);
 }
 
 #[test]
