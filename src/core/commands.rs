@@ -322,7 +322,7 @@ impl Core {
                 return Some(Reply::Error(Failure::new(
                     ErrorCode::RateLimited,
                     format!(
-                        "{limit} long-polls already wait for this user, the limit (--waiters-per-user); SYNC without wait_ms, or end one first"
+                        "{limit} long-polls already wait for this user, the limit (--waiters-per-user); end one, or sync without waiting"
                     ),
                 )));
             }
