@@ -29,8 +29,22 @@ pub struct Config {
     pub mailbox_limit: usize,
     /// Password-hashing worker threads.
     pub hash_threads: usize,
-    /// Most simultaneous connections; more are accepted and closed at once.
+    /// Most simultaneous connections; more are accepted, told why, and
+    /// closed. 0 means "derive it from the open-file limit".
     pub max_connections: usize,
+    /// Most simultaneous connections from one peer address.
+    pub max_connections_per_address: usize,
+    /// Output queued for all connections together past which the ones
+    /// holding the most unread output are closed.
+    pub max_output_total: usize,
+    /// A line connection must log in (LOGIN or AUTH) within this; a new
+    /// connection must say which door it speaks within it too.
+    pub login_timeout: Duration,
+    /// An HTTP request (and a first line still being sniffed) must arrive
+    /// whole within this from its first byte.
+    pub request_timeout: Duration,
+    /// An HTTP connection with no request in progress is closed after this.
+    pub http_idle_timeout: Duration,
     /// Log level name for `log` (error, warn, info, debug, trace).
     pub log_level: log::LevelFilter,
     /// Where the metrics listener serves `GET /stats`; off when `None`.
@@ -65,6 +79,17 @@ pub mod limits {
     pub const OUTPUT_PAUSE_BYTES: usize = 256 * 1024;
     /// Bytes read from a socket per read call (one shared scratch buffer).
     pub const READ_CHUNK: usize = 64 * 1024;
+    /// Most bytes read from one connection in one loop turn; the rest is
+    /// read next turn, so one busy client cannot starve the others.
+    pub const READ_BUDGET_PER_TURN: usize = 4 * READ_CHUNK;
+    /// Most bytes written to one connection in one loop turn.
+    pub const WRITE_BUDGET_PER_TURN: usize = 1 << 20;
+    /// After `accept` fails for want of file descriptors, how long to wait
+    /// before trying again.
+    pub const ACCEPT_RETRY_MS: u64 = 100;
+    /// After the total output budget is exceeded, connections are closed
+    /// until this fraction (in percent) of it is used.
+    pub const OUTPUT_TOTAL_RELIEF_PERCENT: usize = 90;
     /// HTTP: largest header block, most headers, largest body.
     pub const HTTP_MAX_HEADER_BYTES: usize = 16 * 1024;
     pub const HTTP_MAX_HEADERS: usize = 64;
@@ -83,7 +108,12 @@ impl Default for Config {
             max_output: 8 * 1024 * 1024,
             mailbox_limit: 100_000,
             hash_threads: 2,
-            max_connections: 100_000,
+            max_connections: 0,
+            max_connections_per_address: 256,
+            max_output_total: 256 * 1024 * 1024,
+            login_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
+            http_idle_timeout: Duration::from_secs(60),
             log_level: log::LevelFilter::Info,
             metrics: None,
         }
@@ -93,7 +123,7 @@ impl Default for Config {
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Invocation {
-    Run(Config),
+    Run(Box<Config>),
     Help,
     Version,
 }
@@ -118,7 +148,25 @@ Flags:
                          disconnected as a slow reader (default {max_output})
   --mailbox-limit N      unacknowledged messages per user (default {mailbox})
   --hash-threads N       password hashing threads (default {hash})
-  --max-connections N    simultaneous connections (default {conns})
+  --max-connections N    simultaneous connections; more are told why and
+                         closed (default: the open-file limit, raised to
+                         its hard limit at start, less {reserved})
+  --max-connections-per-address N
+                         simultaneous connections from one address
+                         (default {per_address})
+  --max-output-total BYTES
+                         output queued for all clients together; past it the
+                         clients holding the most unread output are
+                         disconnected (default {output_total})
+  --login-timeout SECONDS
+                         a line connection that has not logged in (LOGIN or
+                         AUTH) within this is closed (default {login})
+  --request-timeout SECONDS
+                         an HTTP request must arrive whole within this
+                         (default {request})
+  --http-idle-timeout SECONDS
+                         an HTTP keep-alive connection with no request in
+                         progress is closed after this (default {http_idle})
   --log-level LEVEL      error, warn, info, debug or trace (default info)
   --metrics ADDR:PORT    serve the server's figures as JSON at GET /stats on
                          this separate address (default off; bind it to
@@ -134,7 +182,12 @@ Flags:
         max_output = d.max_output,
         mailbox = d.mailbox_limit,
         hash = d.hash_threads,
-        conns = d.max_connections,
+        reserved = crate::fdlimit::RESERVED_FDS,
+        per_address = d.max_connections_per_address,
+        output_total = d.max_output_total,
+        login = d.login_timeout.as_secs(),
+        request = d.request_timeout.as_secs(),
+        http_idle = d.http_idle_timeout.as_secs(),
     )
 }
 
@@ -183,6 +236,15 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--max-connections" => {
                 config.max_connections = number(&name, &value("N")?, 1)? as usize
             }
+            "--max-connections-per-address" => {
+                config.max_connections_per_address = number(&name, &value("N")?, 1)? as usize
+            }
+            "--max-output-total" => {
+                config.max_output_total = number(&name, &value("BYTES")?, 64 * 1024)? as usize
+            }
+            "--login-timeout" => config.login_timeout = seconds(&name, &value("SECONDS")?)?,
+            "--request-timeout" => config.request_timeout = seconds(&name, &value("SECONDS")?)?,
+            "--http-idle-timeout" => config.http_idle_timeout = seconds(&name, &value("SECONDS")?)?,
             "--log-level" => {
                 let v = value("LEVEL")?;
                 config.log_level = v.parse().map_err(|_| {
@@ -192,7 +254,11 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             _ => return Err(format!("unknown flag '{flag}' (see --help)")),
         }
     }
-    Ok(Invocation::Run(config))
+    Ok(Invocation::Run(Box::new(config)))
+}
+
+fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+    Ok(Duration::from_secs(number(flag, text, 1)?))
 }
 
 fn number(flag: &str, text: &str, min: u64) -> Result<u64, String> {
@@ -208,7 +274,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Config, String> {
         match parse_args(args.iter().map(|s| s.to_string()))? {
-            Invocation::Run(c) => Ok(c),
+            Invocation::Run(c) => Ok(*c),
             other => panic!("expected a run, got {other:?}"),
         }
     }
@@ -250,6 +316,11 @@ mod tests {
             "--key-file",
             "--log-level",
             "--metrics",
+            "--max-connections-per-address",
+            "--max-output-total",
+            "--login-timeout",
+            "--request-timeout",
+            "--http-idle-timeout",
         ] {
             assert!(help.contains(flag), "{flag} missing from help");
         }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 fn main() -> ExitCode {
     let config = match parse_args(std::env::args().skip(1)) {
-        Ok(Invocation::Run(config)) => config,
+        Ok(Invocation::Run(config)) => *config,
         Ok(Invocation::Help) => {
             print!("{}", help_text());
             return ExitCode::SUCCESS;
@@ -46,7 +46,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn start(config: Config) -> Result<(), String> {
+fn start(mut config: Config) -> Result<(), String> {
+    let open_files = gotalk::fdlimit::raise_to_hard_limit();
+    if config.max_connections == 0 {
+        config.max_connections = gotalk::fdlimit::connections_for(open_files);
+    }
     let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
     let waker = Arc::new(
         Waker::new(poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?,
@@ -103,6 +107,18 @@ fn start(config: Config) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
+    log::info!(
+        "limits: {} connections (open-file limit {}), {} per address, {} bytes of output per \
+         connection and {} in all, login within {} s, HTTP requests within {} s, HTTP idle {} s",
+        config.max_connections,
+        open_files.map_or("unknown".to_string(), |n| n.to_string()),
+        config.max_connections_per_address,
+        config.max_output,
+        config.max_output_total,
+        config.login_timeout.as_secs(),
+        config.request_timeout.as_secs(),
+        config.http_idle_timeout.as_secs(),
+    );
     log::info!("gotalk listening on {addr} ({mode})");
     server.run().map_err(|e| format!("event loop failed: {e}"))
 }

