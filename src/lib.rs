@@ -17,6 +17,7 @@
 //!   reply order; no door.
 //! - [`timers`]: connection deadlines in a heap.
 //! - [`fdlimit`]: the open-file limit and the connection limit it implies.
+//! - [`keepalive`]: TCP keep-alive, which finds vanished idle peers.
 //! - [`log_limit`]: warnings an attacker could repeat, logged once a while.
 //! - [`server`]: the `mio` event loop that ties them together.
 //! - [`metrics`]: the `--metrics` listener's thread (`GET /stats`).
@@ -31,6 +32,7 @@ pub mod hasher;
 pub mod http;
 pub mod idhash;
 pub mod json;
+pub mod keepalive;
 pub mod line;
 pub mod log_limit;
 pub mod message;

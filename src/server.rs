@@ -328,6 +328,7 @@ impl Server {
             );
         }
         let _ = socket.set_nodelay(true);
+        crate::keepalive::enable(&socket);
         let id = self.free.pop().unwrap_or_else(|| {
             self.clients.push(None);
             self.clients.len() - 1
