@@ -49,6 +49,8 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// Where the metrics listener serves `GET /stats`; off when `None`.
     pub metrics: Option<SocketAddr>,
+    /// How long a graceful shutdown may take before the rest is cut off.
+    pub shutdown_timeout: Duration,
 }
 
 /// Limits that are not flags: fixed by the contract or by sense.
@@ -116,6 +118,7 @@ impl Default for Config {
             http_idle_timeout: Duration::from_secs(60),
             log_level: log::LevelFilter::Info,
             metrics: None,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -167,6 +170,10 @@ Flags:
   --http-idle-timeout SECONDS
                          an HTTP keep-alive connection with no request in
                          progress is closed after this (default {http_idle})
+  --shutdown-timeout SECONDS
+                         on SIGTERM or SIGINT, how long to finish the
+                         requests already read before closing what is
+                         left; a second signal exits at once (default {shutdown})
   --log-level LEVEL      error, warn, info, debug or trace (default info)
   --metrics ADDR:PORT    serve the server's figures as JSON at GET /stats on
                          this separate address (default off; bind it to
@@ -188,6 +195,7 @@ Flags:
         login = d.login_timeout.as_secs(),
         request = d.request_timeout.as_secs(),
         http_idle = d.http_idle_timeout.as_secs(),
+        shutdown = d.shutdown_timeout.as_secs(),
     )
 }
 
@@ -244,6 +252,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             }
             "--login-timeout" => config.login_timeout = seconds(&name, &value("SECONDS")?)?,
             "--request-timeout" => config.request_timeout = seconds(&name, &value("SECONDS")?)?,
+            "--shutdown-timeout" => config.shutdown_timeout = seconds(&name, &value("SECONDS")?)?,
             "--http-idle-timeout" => config.http_idle_timeout = seconds(&name, &value("SECONDS")?)?,
             "--log-level" => {
                 let v = value("LEVEL")?;
@@ -321,6 +330,7 @@ mod tests {
             "--login-timeout",
             "--request-timeout",
             "--http-idle-timeout",
+            "--shutdown-timeout",
         ] {
             assert!(help.contains(flag), "{flag} missing from help");
         }

@@ -101,4 +101,8 @@ pub enum CloseReason {
     RequestTimeout,
     /// An HTTP connection stayed idle past its keep-alive time.
     IdleTimeout,
+    /// The server is shutting down: everything owed was written.
+    ServerShutdown,
+    /// The server is shutting down and its time ran out first.
+    ShutdownTimeout,
 }

@@ -20,6 +20,7 @@
 //! - [`keepalive`]: TCP keep-alive, which finds vanished idle peers.
 //! - [`log_limit`]: warnings an attacker could repeat, logged once a while.
 //! - [`server`]: the `mio` event loop that ties them together.
+//! - [`signals`]: SIGTERM/SIGINT handed to the loop for a graceful stop.
 //! - [`metrics`]: the `--metrics` listener's thread (`GET /stats`).
 
 pub mod bufpool;
@@ -39,6 +40,7 @@ pub mod message;
 pub mod metrics;
 pub mod request;
 pub mod server;
+pub mod signals;
 pub mod sniff;
 pub mod store;
 pub mod timers;

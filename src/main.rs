@@ -83,6 +83,8 @@ fn start(mut config: Config) -> Result<(), String> {
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);
     let hasher = Hasher::start(config.hash_threads, waker.clone());
+    let stop_signals = gotalk::signals::start(waker.clone())
+        .map_err(|e| format!("cannot watch for SIGTERM and SIGINT: {e}"))?;
     let stats_requests = match config.metrics {
         Some(addr) => {
             let (bound, requests) = gotalk::metrics::start(addr, waker.clone())
@@ -104,6 +106,7 @@ fn start(mut config: Config) -> Result<(), String> {
         hasher,
         store,
         stats_requests,
+        stop_signals: Some(stop_signals),
     })
     .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
@@ -120,5 +123,12 @@ fn start(mut config: Config) -> Result<(), String> {
         config.http_idle_timeout.as_secs(),
     );
     log::info!("gotalk listening on {addr} ({mode})");
-    server.run().map_err(|e| format!("event loop failed: {e}"))
+    server
+        .run()
+        .map_err(|e| format!("event loop failed: {e}"))?;
+    // Dropping the server stops the store's writer once it has written
+    // everything submitted; its last connection checkpoints the log.
+    drop(server);
+    log::info!("gotalk stopped");
+    Ok(())
 }

@@ -2,7 +2,8 @@
 //! within their budgets, reads and runs requests through the doors, carries
 //! out the core's effects (replies, pushes, password jobs, store batches),
 //! writes output in one batch per connection at the end of each turn, and
-//! closes connections whose deadline passed. The connection layer
+//! closes connections whose deadline passed. On SIGTERM or SIGINT it stops
+//! gracefully (see [`Server::begin_stop`]). The connection layer
 //! ([`Conn`]) knows no door; the [`Door`] enum here dispatches to the one a
 //! connection speaks. Closing a connection happens in one place,
 //! [`Server::close`].
@@ -21,6 +22,7 @@ use crate::line::door::{self as line_door, LineDoor};
 use crate::log_limit::LogLimit;
 use crate::metrics::StatsRequest;
 use crate::request::Reply;
+use crate::signals::StopSignal;
 use crate::sniff::{sniff, DoorKind};
 use crate::store::Store;
 use crate::timers::Timers;
@@ -56,6 +58,15 @@ pub struct Parts {
     pub store: Box<dyn Store>,
     /// Requests from the metrics listener's thread, when it runs.
     pub stats_requests: Option<crossbeam_channel::Receiver<StatsRequest>>,
+    /// Stop signals from the signal thread, when it runs.
+    pub stop_signals: Option<crossbeam_channel::Receiver<StopSignal>>,
+}
+
+/// A graceful stop in progress.
+struct Stopping {
+    signal: StopSignal,
+    started: Millis,
+    deadline: Millis,
 }
 
 /// What a connection speaks.
@@ -122,7 +133,9 @@ impl Default for Warnings {
 pub struct Server {
     config: Config,
     poll: Poll,
-    listener: TcpListener,
+    /// `None` once stopping: the port is closed so new clients are refused.
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
     core: Core,
     hasher: Hasher,
     store: Box<dyn Store>,
@@ -153,6 +166,8 @@ pub struct Server {
     warnings: Warnings,
     /// Connections closed, by reason (for `/stats`).
     closed: HashMap<&'static str, u64>,
+    stop_signals: Option<crossbeam_channel::Receiver<StopSignal>>,
+    stopping: Option<Stopping>,
 }
 
 impl Server {
@@ -164,10 +179,12 @@ impl Server {
             .registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let budget = OutputBudget::new(parts.config.max_output_total, parts.config.max_output);
+        let local_addr = listener.local_addr()?;
         Ok(Server {
             config: parts.config,
             poll: parts.poll,
-            listener,
+            listener: Some(listener),
+            local_addr,
             core: parts.core,
             hasher: parts.hasher,
             store: parts.store,
@@ -189,14 +206,16 @@ impl Server {
             stats_requests: parts.stats_requests,
             warnings: Warnings::default(),
             closed: HashMap::new(),
+            stop_signals: parts.stop_signals,
+            stopping: None,
         })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        Ok(self.local_addr)
     }
 
-    /// Runs the loop forever.
+    /// Runs the loop until a graceful stop has finished.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
@@ -242,6 +261,9 @@ impl Server {
                     break;
                 }
             }
+            if self.stopping.is_some() && self.stop_finished(now) {
+                return Ok(());
+            }
         }
     }
 
@@ -253,7 +275,8 @@ impl Server {
             .core
             .next_deadline()
             .min(self.timers.next().unwrap_or(Millis::MAX))
-            .min(self.accept_paused_until.unwrap_or(Millis::MAX));
+            .min(self.accept_paused_until.unwrap_or(Millis::MAX))
+            .min(self.stopping.as_ref().map_or(Millis::MAX, |s| s.deadline));
         if deadline == Millis::MAX {
             return None;
         }
@@ -276,7 +299,10 @@ impl Server {
 
     fn accept(&mut self, now: Millis) {
         while self.accept_paused_until.is_none() {
-            match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
                 Ok((socket, peer)) => self.admit(socket, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -373,6 +399,84 @@ impl Server {
                 let _ = request.reply.send(self.stats_json());
             }
         }
+        let signal = self.stop_signals.as_ref().and_then(|s| s.try_recv().ok());
+        if let Some(signal) = signal {
+            self.begin_stop(signal, now);
+        }
+    }
+
+    // -----------------------------------------------------------------
+    // Stopping
+    // -----------------------------------------------------------------
+
+    /// A graceful stop: the port is closed, nothing more is read from
+    /// clients, requests already read run to their replies (password
+    /// checks and commits in flight finish), long-polls end with their
+    /// empty reply, line clients get `{"event":"shutdown"}`, and each
+    /// connection closes once everything owed to it is written. The loop
+    /// ends when no connection and no work is left, or at the deadline.
+    fn begin_stop(&mut self, signal: StopSignal, now: Millis) {
+        if self.stopping.is_some() {
+            return;
+        }
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.accept_paused_until = None;
+        let deadline = now + self.config.shutdown_timeout.as_millis() as Millis;
+        log::info!(
+            "{signal}: shutting down; finishing the requests of {} connections (at most {} s)",
+            self.live,
+            self.config.shutdown_timeout.as_secs()
+        );
+        self.stopping = Some(Stopping {
+            signal,
+            started: now,
+            deadline,
+        });
+        self.core.end_long_polls(&mut self.outbox);
+        for id in 0..self.clients.len() {
+            let Some(client) = self.clients[id].as_mut() else {
+                continue;
+            };
+            if let Door::Line(_) = client.door {
+                line_door::shutdown_event(&mut client.conn, &mut self.budget);
+            }
+            self.mark_dirty(id);
+        }
+    }
+
+    /// Whether the stop is done (or out of time, then what is left is cut).
+    fn stop_finished(&mut self, now: Millis) -> bool {
+        let Some(stopping) = &self.stopping else {
+            return false;
+        };
+        let (signal, started, deadline) = (stopping.signal, stopping.started, stopping.deadline);
+        if self.live == 0 && self.core.is_idle() {
+            log::info!(
+                "stopped after {signal} in {} ms: every request read was answered",
+                now.saturating_sub(started)
+            );
+            return true;
+        }
+        if now < deadline {
+            return false;
+        }
+        let left = self.live;
+        for id in 0..self.clients.len() {
+            self.close(id, CloseReason::ShutdownTimeout);
+        }
+        log::warn!(
+            "stopped after {signal}: --shutdown-timeout ({} s) ran out; closed {left} connections \
+             that were still owed replies{}",
+            self.config.shutdown_timeout.as_secs(),
+            if self.core.is_idle() {
+                ""
+            } else {
+                " (password checks or commits were still in progress)"
+            }
+        );
+        true
     }
 
     /// The figures `/stats` serves.
@@ -416,7 +520,7 @@ impl Server {
                 return;
             };
             let conn = &mut client.conn;
-            if conn.read_closed {
+            if conn.read_closed || self.stopping.is_some() {
                 break;
             }
             if !conn.accepts_requests(OUTPUT_PAUSE_BYTES) {
@@ -660,6 +764,9 @@ impl Server {
             if conn.read_closed {
                 return self.close(id, CloseReason::PeerClosed);
             }
+            if self.stopping.is_some() {
+                return self.close(id, CloseReason::ServerShutdown);
+            }
             if let Door::Http(_) = client.door {
                 // Idle between requests: keep-alive has a time limit.
                 conn.last_active = now;
@@ -872,5 +979,7 @@ fn close_reason_name(reason: CloseReason) -> &'static str {
         CloseReason::LoginTimeout => "login_timeout",
         CloseReason::RequestTimeout => "request_timeout",
         CloseReason::IdleTimeout => "idle_timeout",
+        CloseReason::ServerShutdown => "server_shutdown",
+        CloseReason::ShutdownTimeout => "shutdown_timeout",
     }
 }

@@ -141,6 +141,13 @@ fn after_reply(conn: &mut Conn, reply: &Reply) {
     }
 }
 
+/// Tells a line connection that the server is shutting down.
+pub fn shutdown_event(conn: &mut Conn, budget: &mut OutputBudget) {
+    conn.queue(budget, |out| {
+        out.extend_from_slice(b"{\"event\":\"shutdown\"}\n")
+    });
+}
+
 /// Writes a message event (a push) to a line connection.
 pub fn push(conn: &mut Conn, budget: &mut OutputBudget, message: &Message) {
     if conn.closing.is_none() {

@@ -274,6 +274,25 @@ impl TestServer {
         *self = Self::spawn(self.args.clone());
     }
 
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the server process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill only sends a signal to the child this value owns.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits at most `timeout` for the server to exit; kills it and returns
+    /// `None` if it does not.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_with_deadline(&mut self.child, timeout)
+    }
+
+    /// Starts a new server with the same arguments after this one exited
+    /// by itself (a graceful stop), keeping nothing of the old log.
+    pub fn start_again(&mut self) {
+        *self = Self::spawn(self.args.clone());
+    }
+
     /// The server's exit status if it has exited, without waiting.
     pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
