@@ -663,33 +663,6 @@ impl LineClient {
         self.events.drain(..).collect()
     }
 
-    /// Asserts that the server sends nothing (not even part of a line)
-    /// within `ms` milliseconds, and that the connection is still open.
-    #[track_caller]
-    pub fn expect_no_line_within(&mut self, ms: u64) {
-        assert!(
-            self.reader.buffer().is_empty(),
-            "expected silence, but already received {:?}",
-            String::from_utf8_lossy(self.reader.buffer())
-        );
-        self.writer
-            .set_read_timeout(Some(Duration::from_millis(ms.max(1))))
-            .unwrap();
-        let result = self.reader.fill_buf().map(|b| b.to_vec());
-        self.writer.set_read_timeout(Some(self.timeout)).unwrap();
-        match result {
-            Ok(bytes) if bytes.is_empty() => {
-                panic!("expected silence, but the server closed the connection")
-            }
-            Ok(bytes) => panic!(
-                "expected silence for {ms} ms, but received {:?}",
-                String::from_utf8_lossy(&bytes)
-            ),
-            Err(e) if is_timeout(&e) => {}
-            Err(e) => panic!("expected silence, but the read failed: {e}"),
-        }
-    }
-
     /// Asserts that nothing is on its way to this client, without waiting:
     /// sends a PING with a fresh tag and requires the very next line (bytes
     /// already buffered included, and no event kept aside) to be exactly
