@@ -682,31 +682,38 @@ impl LineClient {
         self.events.drain(..).collect()
     }
 
-    /// Asserts that the server sends nothing (not even part of a line)
-    /// within `ms` milliseconds, and that the connection is still open.
+    /// Asserts that nothing is on its way to this client, without waiting:
+    /// sends a PING with a fresh tag and requires the very next line (bytes
+    /// already buffered included, and no event kept aside) to be exactly
+    /// that PING's PONG.
+    ///
+    /// Replies come in request order, and a push from work that completed
+    /// before the server read the PING is queued ahead of the PONG, so any
+    /// line that was going to arrive shows up first and fails the test. Use
+    /// it only when no request of this client is still unanswered and no
+    /// partial line (no newline yet) has been sent: the PING would wait
+    /// behind the one or be glued onto the other.
     #[track_caller]
-    pub fn expect_no_line_within(&mut self, ms: u64) {
+    pub fn expect_nothing_before_pong(&mut self) {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
         assert!(
-            self.reader.buffer().is_empty(),
-            "expected silence, but already received {:?}",
-            String::from_utf8_lossy(self.reader.buffer())
+            self.events.is_empty(),
+            "expected nothing more, but events were already received: {:?}",
+            self.events
         );
-        self.writer
-            .set_read_timeout(Some(Duration::from_millis(ms.max(1))))
-            .unwrap();
-        let result = self.reader.fill_buf().map(|b| b.to_vec());
-        self.writer.set_read_timeout(Some(self.timeout)).unwrap();
-        match result {
-            Ok(bytes) if bytes.is_empty() => {
-                panic!("expected silence, but the server closed the connection")
-            }
-            Ok(bytes) => panic!(
-                "expected silence for {ms} ms, but received {:?}",
-                String::from_utf8_lossy(&bytes)
-            ),
-            Err(e) if is_timeout(&e) => {}
-            Err(e) => panic!("expected silence, but the read failed: {e}"),
-        }
+        let tag = format!(
+            "nothing-before-this-{}",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        self.send_line(&json!({"cmd": "ping", "tag": tag}).to_string());
+        let line = self.read_line_bytes();
+        let expected = json!({"ok": true, "pong": true, "tag": tag});
+        let got: Option<Value> = serde_json::from_slice(&line).ok();
+        assert!(
+            got.as_ref() == Some(&expected),
+            "expected nothing more, then the PONG {expected}, but received {:?}",
+            String::from_utf8_lossy(&line)
+        );
     }
 
     /// Asserts that the server closes the connection cleanly (a read returns
