@@ -47,6 +47,8 @@ pub struct Config {
     pub http_idle_timeout: Duration,
     /// Log level name for `log` (error, warn, info, debug, trace).
     pub log_level: log::LevelFilter,
+    /// Plain lines or JSON objects.
+    pub log_format: crate::logging::LogFormat,
     /// Where the metrics listener serves `GET /stats`; off when `None`.
     pub metrics: Option<SocketAddr>,
     /// How long a graceful shutdown may take before the rest is cut off.
@@ -117,6 +119,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(10),
             http_idle_timeout: Duration::from_secs(60),
             log_level: log::LevelFilter::Info,
+            log_format: crate::logging::LogFormat::Text,
             metrics: None,
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -175,6 +178,8 @@ Flags:
                          requests already read before closing what is
                          left; a second signal exits at once (default {shutdown})
   --log-level LEVEL      error, warn, info, debug or trace (default info)
+  --log-format FORMAT    text, or json for one JSON object per line
+                         (default text)
   --metrics ADDR:PORT    serve the server's figures as JSON at GET /stats on
                          this separate address (default off; bind it to
                          loopback or a private address)
@@ -202,6 +207,7 @@ Flags:
 /// Parses the arguments after the program name.
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, String> {
     let mut config = Config::default();
+    let mut data_given = false;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         let (name, inline) = match flag.split_once('=') {
@@ -218,19 +224,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--help" | "-h" => return Ok(Invocation::Help),
             "--version" | "-V" => return Ok(Invocation::Version),
             "--memory" => config.memory = true,
-            "--listen" => {
-                let v = value("ADDR:PORT")?;
-                config.listen = v.parse().map_err(|_| {
-                    format!("--listen: '{v}' is not an ADDR:PORT like 127.0.0.1:9000")
-                })?;
+            "--listen" => config.listen = address("--listen", &value("ADDR:PORT")?)?,
+            "--metrics" => config.metrics = Some(address("--metrics", &value("ADDR:PORT")?)?),
+            "--data" => {
+                config.data_dir = PathBuf::from(value("DIR")?);
+                data_given = true;
             }
-            "--metrics" => {
-                let v = value("ADDR:PORT")?;
-                config.metrics = Some(v.parse().map_err(|_| {
-                    format!("--metrics: '{v}' is not an ADDR:PORT like 127.0.0.1:9100")
-                })?);
-            }
-            "--data" => config.data_dir = PathBuf::from(value("DIR")?),
             "--key-file" => config.key_file = Some(PathBuf::from(value("PATH")?)),
             "--token-ttl" => {
                 config.token_ttl = Duration::from_secs(number(&name, &value("SECONDS")?, 1)?)
@@ -254,6 +253,13 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--request-timeout" => config.request_timeout = seconds(&name, &value("SECONDS")?)?,
             "--shutdown-timeout" => config.shutdown_timeout = seconds(&name, &value("SECONDS")?)?,
             "--http-idle-timeout" => config.http_idle_timeout = seconds(&name, &value("SECONDS")?)?,
+            "--log-format" => {
+                config.log_format = match value("FORMAT")?.as_str() {
+                    "text" => crate::logging::LogFormat::Text,
+                    "json" => crate::logging::LogFormat::Json,
+                    other => return Err(format!("--log-format: '{other}' is not text or json")),
+                }
+            }
             "--log-level" => {
                 let v = value("LEVEL")?;
                 config.log_level = v.parse().map_err(|_| {
@@ -263,7 +269,30 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             _ => return Err(format!("unknown flag '{flag}' (see --help)")),
         }
     }
+    if config.memory && data_given {
+        return Err(
+            "--memory keeps nothing on disk, so --data has no use with it; give one or the other"
+                .to_string(),
+        );
+    }
     Ok(Invocation::Run(Box::new(config)))
+}
+
+/// An `ADDR:PORT`, or `NAME:PORT` resolved now (`localhost:9000`); the
+/// first address a name resolves to is used.
+fn address(flag: &str, text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let bad = || format!("{flag}: '{text}' is not an ADDR:PORT like 127.0.0.1:9000");
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|e| format!("{flag}: cannot resolve '{host}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("{flag}: '{host}' resolves to no address"))
 }
 
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
@@ -316,6 +345,17 @@ mod tests {
     }
 
     #[test]
+    fn names_resolve_and_memory_excludes_data() {
+        let c = run(&["--listen", "localhost:9000"]).unwrap();
+        assert!(c.listen.ip().is_loopback());
+        assert_eq!(c.listen.port(), 9000);
+        assert!(run(&["--listen", "localhost"]).is_err());
+        let both = run(&["--memory", "--data", "x"]).unwrap_err();
+        assert!(both.contains("--memory"), "{both}");
+        assert!(run(&["--log-format", "xml"]).is_err());
+    }
+
+    #[test]
     fn help_lists_every_flag() {
         let help = help_text();
         for flag in [
@@ -331,6 +371,7 @@ mod tests {
             "--request-timeout",
             "--http-idle-timeout",
             "--shutdown-timeout",
+            "--log-format",
         ] {
             assert!(help.contains(flag), "{flag} missing from help");
         }

@@ -18,6 +18,7 @@
 //! - [`timers`]: connection deadlines in a heap.
 //! - [`fdlimit`]: the open-file limit and the connection limit it implies.
 //! - [`keepalive`]: TCP keep-alive, which finds vanished idle peers.
+//! - [`logging`]: the log's shape (text, or JSON lines).
 //! - [`log_limit`]: warnings an attacker could repeat, logged once a while.
 //! - [`server`]: the `mio` event loop that ties them together.
 //! - [`signals`]: SIGTERM/SIGINT handed to the loop for a graceful stop.
@@ -36,6 +37,7 @@ pub mod json;
 pub mod keepalive;
 pub mod line;
 pub mod log_limit;
+pub mod logging;
 pub mod message;
 pub mod metrics;
 pub mod request;

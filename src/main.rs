@@ -1,5 +1,7 @@
-//! The `gotalk` program: reads flags, opens the store and the token key,
-//! starts the password workers and runs the event loop.
+//! The `gotalk` program: reads flags, binds the port, opens the store and
+//! the token key, starts the helper threads and runs the event loop until
+//! a graceful stop. The port is bound first, so a start that fails for want
+//! of it creates nothing on disk.
 
 use gotalk::config::{help_text, parse_args, Config, Invocation};
 use gotalk::core::{Core, CoreSettings};
@@ -29,18 +31,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = simple_logger::SimpleLogger::new()
-        .with_level(config.log_level)
-        .with_utc_timestamps()
-        .init()
-    {
+    let logging = gotalk::logging::init(config.log_format, config.log_level);
+    if let Err(e) = &logging {
         eprintln!("gotalk: cannot start logging: {e}");
     }
+    let errors_logged = logging.is_ok() && config.log_level >= log::LevelFilter::Error;
     match start(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
-            eprintln!("gotalk: {e}");
+            // Printed once: through the log when it shows errors.
+            if errors_logged {
+                log::error!("gotalk: {e}");
+            } else {
+                eprintln!("gotalk: {e}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -51,6 +55,10 @@ fn start(mut config: Config) -> Result<(), String> {
     if config.max_connections == 0 {
         config.max_connections = gotalk::fdlimit::connections_for(open_files);
     }
+    let listener = std::net::TcpListener::bind(config.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let listener = mio::net::TcpListener::from_std(listener);
     let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
     let waker = Arc::new(
         Waker::new(poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?,
@@ -99,7 +107,8 @@ fn start(mut config: Config) -> Result<(), String> {
     } else {
         format!("data in {}", config.data_dir.display())
     };
-    let mut server = Server::bind(Parts {
+    let mut server = Server::new(Parts {
+        listener,
         config: config.clone(),
         poll,
         core,
@@ -108,7 +117,7 @@ fn start(mut config: Config) -> Result<(), String> {
         stats_requests,
         stop_signals: Some(stop_signals),
     })
-    .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    .map_err(|e| format!("cannot watch the port {}: {e}", config.listen))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     log::info!(
         "limits: {} connections (open-file limit {}), {} per address, {} bytes of output per \

@@ -51,6 +51,8 @@ pub fn now_ms() -> Millis {
 
 /// The pieces the server is built from, made by `main`.
 pub struct Parts {
+    /// The client port, bound (and non-blocking) before anything else.
+    pub listener: TcpListener,
     pub config: Config,
     pub poll: Poll,
     pub core: Core,
@@ -171,9 +173,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listening socket.
-    pub fn bind(parts: Parts) -> io::Result<Server> {
-        let mut listener = TcpListener::bind(parts.config.listen)?;
+    /// Watches the listening socket and builds the server around it.
+    pub fn new(parts: Parts) -> io::Result<Server> {
+        let mut listener = parts.listener;
         parts
             .poll
             .registry()
