@@ -42,12 +42,30 @@ pub struct Config {
     pub conns_per_user: usize,
     /// Password-hashing worker threads.
     pub hash_threads: usize,
-    /// Most simultaneous connections; more are accepted and closed at once.
+    /// Most simultaneous connections; more are accepted, told why, and
+    /// closed. 0 means "derive it from the open-file limit".
     pub max_connections: usize,
+    /// Most simultaneous connections from one peer address.
+    pub max_connections_per_address: usize,
+    /// Output queued for all connections together past which the ones
+    /// holding the most unread output are closed.
+    pub max_output_total: usize,
+    /// A line connection must log in (LOGIN or AUTH) within this; a new
+    /// connection must say which door it speaks within it too.
+    pub login_timeout: Duration,
+    /// An HTTP request (and a first line still being sniffed) must arrive
+    /// whole within this from its first byte.
+    pub request_timeout: Duration,
+    /// An HTTP connection with no request in progress is closed after this.
+    pub http_idle_timeout: Duration,
     /// Log level name for `log` (error, warn, info, debug, trace).
     pub log_level: log::LevelFilter,
+    /// Plain lines or JSON objects.
+    pub log_format: crate::logging::LogFormat,
     /// Where the metrics listener serves `GET /stats`; off when `None`.
     pub metrics: Option<SocketAddr>,
+    /// How long a graceful shutdown may take before the rest is cut off.
+    pub shutdown_timeout: Duration,
 }
 
 /// Limits that are not flags: fixed by the contract or by sense.
@@ -80,6 +98,17 @@ pub mod limits {
     pub const OUTPUT_PAUSE_BYTES: usize = 256 * 1024;
     /// Bytes read from a socket per read call (one shared scratch buffer).
     pub const READ_CHUNK: usize = 64 * 1024;
+    /// Most bytes read from one connection in one loop turn; the rest is
+    /// read next turn, so one busy client cannot starve the others.
+    pub const READ_BUDGET_PER_TURN: usize = 4 * READ_CHUNK;
+    /// Most bytes written to one connection in one loop turn.
+    pub const WRITE_BUDGET_PER_TURN: usize = 1 << 20;
+    /// After `accept` fails for want of file descriptors, how long to wait
+    /// before trying again.
+    pub const ACCEPT_RETRY_MS: u64 = 100;
+    /// After the total output budget is exceeded, connections are closed
+    /// until this fraction (in percent) of it is used.
+    pub const OUTPUT_TOTAL_RELIEF_PERCENT: usize = 90;
     /// HTTP: largest header block, most headers, largest body.
     pub const HTTP_MAX_HEADER_BYTES: usize = 16 * 1024;
     pub const HTTP_MAX_HEADERS: usize = 64;
@@ -103,19 +132,24 @@ impl Default for Config {
             waiters_per_user: 16,
             conns_per_user: 64,
             hash_threads: 2,
-            max_connections: 100_000,
+            max_connections: 0,
+            max_connections_per_address: 256,
+            max_output_total: 256 * 1024 * 1024,
+            login_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
+            http_idle_timeout: Duration::from_secs(60),
             log_level: log::LevelFilter::Info,
+            log_format: crate::logging::LogFormat::Text,
             metrics: None,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
 
 /// What the command line asks for.
 #[derive(Debug)]
-// Made once at start and moved out at once: the size is of no matter.
-#[allow(clippy::large_enum_variant)]
 pub enum Invocation {
-    Run(Config),
+    Run(Box<Config>),
     Help,
     Version,
 }
@@ -151,8 +185,32 @@ Flags:
   --conns-per-user N     line connections logged in as one user at once
                          (default {conns_per_user})
   --hash-threads N       password hashing threads (default {hash})
-  --max-connections N    simultaneous connections (default {conns})
+  --max-connections N    simultaneous connections; more are told why and
+                         closed (default: the open-file limit, raised to
+                         its hard limit at start, less {reserved})
+  --max-connections-per-address N
+                         simultaneous connections from one address
+                         (default {per_address})
+  --max-output-total BYTES
+                         output queued for all clients together; past it the
+                         clients holding the most unread output are
+                         disconnected (default {output_total})
+  --login-timeout SECONDS
+                         a line connection that has not logged in (LOGIN or
+                         AUTH) within this is closed (default {login})
+  --request-timeout SECONDS
+                         an HTTP request must arrive whole within this
+                         (default {request})
+  --http-idle-timeout SECONDS
+                         an HTTP keep-alive connection with no request in
+                         progress is closed after this (default {http_idle})
+  --shutdown-timeout SECONDS
+                         on SIGTERM or SIGINT, how long to finish the
+                         requests already read before closing what is
+                         left; a second signal exits at once (default {shutdown})
   --log-level LEVEL      error, warn, info, debug or trace (default info)
+  --log-format FORMAT    text, or json for one JSON object per line
+                         (default text)
   --metrics ADDR:PORT    serve the server's figures as JSON at GET /stats on
                          this separate address (default off; bind it to
                          loopback or a private address)
@@ -172,13 +230,20 @@ Flags:
         waiters = d.waiters_per_user,
         conns_per_user = d.conns_per_user,
         hash = d.hash_threads,
-        conns = d.max_connections,
+        reserved = crate::fdlimit::RESERVED_FDS,
+        per_address = d.max_connections_per_address,
+        output_total = d.max_output_total,
+        login = d.login_timeout.as_secs(),
+        request = d.request_timeout.as_secs(),
+        http_idle = d.http_idle_timeout.as_secs(),
+        shutdown = d.shutdown_timeout.as_secs(),
     )
 }
 
 /// Parses the arguments after the program name.
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, String> {
     let mut config = Config::default();
+    let mut data_given = false;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         let (name, inline) = match flag.split_once('=') {
@@ -195,19 +260,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--help" | "-h" => return Ok(Invocation::Help),
             "--version" | "-V" => return Ok(Invocation::Version),
             "--memory" => config.memory = true,
-            "--listen" => {
-                let v = value("ADDR:PORT")?;
-                config.listen = v.parse().map_err(|_| {
-                    format!("--listen: '{v}' is not an ADDR:PORT like 127.0.0.1:9000")
-                })?;
+            "--listen" => config.listen = address("--listen", &value("ADDR:PORT")?)?,
+            "--metrics" => config.metrics = Some(address("--metrics", &value("ADDR:PORT")?)?),
+            "--data" => {
+                config.data_dir = PathBuf::from(value("DIR")?);
+                data_given = true;
             }
-            "--metrics" => {
-                let v = value("ADDR:PORT")?;
-                config.metrics = Some(v.parse().map_err(|_| {
-                    format!("--metrics: '{v}' is not an ADDR:PORT like 127.0.0.1:9100")
-                })?);
-            }
-            "--data" => config.data_dir = PathBuf::from(value("DIR")?),
             "--key-file" => config.key_file = Some(PathBuf::from(value("PATH")?)),
             "--token-ttl" => {
                 config.token_ttl = Duration::from_secs(number(&name, &value("SECONDS")?, 1)?)
@@ -234,6 +292,23 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--max-connections" => {
                 config.max_connections = number(&name, &value("N")?, 1)? as usize
             }
+            "--max-connections-per-address" => {
+                config.max_connections_per_address = number(&name, &value("N")?, 1)? as usize
+            }
+            "--max-output-total" => {
+                config.max_output_total = number(&name, &value("BYTES")?, 64 * 1024)? as usize
+            }
+            "--login-timeout" => config.login_timeout = seconds(&name, &value("SECONDS")?)?,
+            "--request-timeout" => config.request_timeout = seconds(&name, &value("SECONDS")?)?,
+            "--shutdown-timeout" => config.shutdown_timeout = seconds(&name, &value("SECONDS")?)?,
+            "--http-idle-timeout" => config.http_idle_timeout = seconds(&name, &value("SECONDS")?)?,
+            "--log-format" => {
+                config.log_format = match value("FORMAT")?.as_str() {
+                    "text" => crate::logging::LogFormat::Text,
+                    "json" => crate::logging::LogFormat::Json,
+                    other => return Err(format!("--log-format: '{other}' is not text or json")),
+                }
+            }
             "--log-level" => {
                 let v = value("LEVEL")?;
                 config.log_level = v.parse().map_err(|_| {
@@ -243,7 +318,34 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             _ => return Err(format!("unknown flag '{flag}' (see --help)")),
         }
     }
-    Ok(Invocation::Run(config))
+    if config.memory && data_given {
+        return Err(
+            "--memory keeps nothing on disk, so --data has no use with it; give one or the other"
+                .to_string(),
+        );
+    }
+    Ok(Invocation::Run(Box::new(config)))
+}
+
+/// An `ADDR:PORT`, or `NAME:PORT` resolved now (`localhost:9000`); the
+/// first address a name resolves to is used.
+fn address(flag: &str, text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let bad = || format!("{flag}: '{text}' is not an ADDR:PORT like 127.0.0.1:9000");
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|e| format!("{flag}: cannot resolve '{host}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("{flag}: '{host}' resolves to no address"))
+}
+
+fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+    Ok(Duration::from_secs(number(flag, text, 1)?))
 }
 
 fn number(flag: &str, text: &str, min: u64) -> Result<u64, String> {
@@ -259,7 +361,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Config, String> {
         match parse_args(args.iter().map(|s| s.to_string()))? {
-            Invocation::Run(c) => Ok(c),
+            Invocation::Run(c) => Ok(*c),
             other => panic!("expected a run, got {other:?}"),
         }
     }
@@ -323,6 +425,17 @@ mod tests {
     }
 
     #[test]
+    fn names_resolve_and_memory_excludes_data() {
+        let c = run(&["--listen", "localhost:9000"]).unwrap();
+        assert!(c.listen.ip().is_loopback());
+        assert_eq!(c.listen.port(), 9000);
+        assert!(run(&["--listen", "localhost"]).is_err());
+        let both = run(&["--memory", "--data", "x"]).unwrap_err();
+        assert!(both.contains("--memory"), "{both}");
+        assert!(run(&["--log-format", "xml"]).is_err());
+    }
+
+    #[test]
     fn help_lists_every_flag() {
         let help = help_text();
         for flag in [
@@ -338,6 +451,13 @@ mod tests {
             "--waiters-per-user",
             "--conns-per-user",
             "--metrics",
+            "--max-connections-per-address",
+            "--max-output-total",
+            "--login-timeout",
+            "--request-timeout",
+            "--http-idle-timeout",
+            "--shutdown-timeout",
+            "--log-format",
         ] {
             assert!(help.contains(flag), "{flag} missing from help");
         }

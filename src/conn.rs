@@ -1,70 +1,65 @@
-//! One client connection: its socket, which door it speaks, its unread
-//! input, its bounded output, and the order its replies must go out in.
-//! Nothing here knows what a command means.
+//! One client connection's transport: its socket, unread input, bounded
+//! output, flags and timers, plus [`ReplySlots`], the order replies must go
+//! out in. Nothing here knows a door or what a command means: doors render
+//! their replies through closures, and every byte of output, reply or push,
+//! enters through [`Conn::queue`] or [`Conn::hold`], which count it against
+//! the connection's cap and the server-wide [`OutputBudget`].
 
 use crate::bufpool;
 use crate::error::CloseReason;
-use crate::http::HttpState;
-use crate::line::framer::Framer;
-use crate::request::{Call, Reply};
+use crate::Millis;
 use mio::net::TcpStream;
-use serde_json::value::RawValue;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
-/// What the connection speaks.
-pub enum Door {
-    /// No complete first line yet.
-    Sniffing,
-    Line(Framer),
-    Http(HttpState),
+/// Output owed to clients, all connections together, and the caps on it.
+/// Past `per_conn` a connection is closed as a slow consumer; past `limit`
+/// the server closes the connections holding the most unread output.
+#[derive(Debug)]
+pub struct OutputBudget {
+    /// Bytes rendered for clients and not yet written to their sockets.
+    pub queued: usize,
+    /// Most bytes queued for all connections together.
+    pub limit: usize,
+    /// Most bytes queued for one connection.
+    pub per_conn: usize,
+    /// Set when `queued` went over `limit`; the server clears it once it
+    /// has closed enough connections.
+    pub over: bool,
 }
 
-/// How a deferred reply is to be written, decided by the door when the
-/// request was read.
-pub enum ReplyContext {
-    /// Line protocol: the request's `tag`, echoed on the reply.
-    Line(Option<Box<RawValue>>),
-    Http(crate::http::ReplyContext),
-    /// A request the server runs for the connection itself (the `/sync`
-    /// acknowledgement once its reply is written): no reply is written.
-    Internal,
-}
-
-/// What the connection must do once a reply is written.
-#[derive(Default)]
-pub struct AfterReply {
-    /// Close once the output is flushed (QUIT, HTTP `Connection: close`).
-    pub close: bool,
-    /// A request to run once the reply has fully reached the socket (HTTP
-    /// `/sync` acknowledges what it returned only then).
-    pub once_flushed: Option<Call<'static>>,
-}
-
-impl ReplyContext {
-    /// Renders `reply` and says what follows it.
-    pub fn render(&self, reply: &Reply, out: &mut Vec<u8>) -> AfterReply {
-        match self {
-            ReplyContext::Line(tag) => {
-                crate::line::render::reply_line(out, reply, tag.as_deref());
-                AfterReply {
-                    close: matches!(reply, Reply::Bye),
-                    once_flushed: None,
-                }
-            }
-            ReplyContext::Http(ctx) => ctx.render(reply, out),
-            ReplyContext::Internal => AfterReply::default(),
+impl OutputBudget {
+    pub fn new(limit: usize, per_conn: usize) -> OutputBudget {
+        OutputBudget {
+            queued: 0,
+            limit,
+            per_conn,
+            over: false,
         }
+    }
+
+    fn add(&mut self, n: usize) {
+        self.queued += n;
+        if self.queued > self.limit {
+            self.over = true;
+        }
+    }
+
+    fn sub(&mut self, n: usize) {
+        self.queued -= n;
     }
 }
 
-/// A request whose reply is not written yet, or is written but waits for
-/// an earlier one.
-struct Slot {
-    seq: u64,
-    ctx: ReplyContext,
-    done: Option<Vec<u8>>,
+/// What a finished write did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything owed is written (the buffer was given back).
+    All,
+    /// The socket is full: wait for WRITABLE.
+    Blocked,
+    /// This turn's write budget is spent: go on next turn.
+    Budget,
 }
 
 /// Written bytes kept at the front of a partly written buffer before they
@@ -74,14 +69,19 @@ const COMPACT_AFTER: usize = 64 * 1024;
 pub struct Conn {
     pub socket: TcpStream,
     pub peer: SocketAddr,
-    pub door: Door,
+    /// Unique for the server's life: tells a reused connection id apart.
+    pub serial: u64,
     /// Bytes read but not yet parsed. Emptied (and freed) when all is parsed.
     pub inbuf: Vec<u8>,
     out: Vec<u8>,
     /// How much of `out` the socket has taken.
     out_pos: usize,
-    /// Replies in request order that are not yet in `out`.
-    slots: VecDeque<Slot>,
+    /// Bytes owed to the client: the unwritten part of `out` plus rendered
+    /// replies held until the replies before them are ready.
+    owed: usize,
+    /// Set when output went over the connection's cap: it must be closed
+    /// without flushing. Whatever it had not acknowledged stays in custody.
+    pub overflow: Option<CloseReason>,
     /// A request the next one must wait for (LOGIN binds the connection, for
     /// example), by sequence number.
     pub barrier: Option<u64>,
@@ -96,69 +96,197 @@ pub struct Conn {
     pub queued_write: bool,
     /// Whether WRITABLE interest is registered (only while output waits).
     pub writable_armed: bool,
-    /// Requests to run once the output is fully written.
-    pub once_flushed: Vec<Call<'static>>,
+    /// When the connection was accepted.
+    pub opened: Millis,
+    /// When the client last sent bytes or was last answered in full.
+    pub last_active: Millis,
+    /// When the first byte of the request now being read arrived.
+    pub input_since: Option<Millis>,
+    /// The deadline armed in the server's timer heap, if any.
+    pub timer_at: Option<Millis>,
 }
 
 impl Conn {
-    pub fn new(socket: TcpStream, peer: SocketAddr) -> Conn {
+    pub fn new(socket: TcpStream, peer: SocketAddr, serial: u64, now: Millis) -> Conn {
         Conn {
             socket,
             peer,
-            door: Door::Sniffing,
+            serial,
             inbuf: Vec::new(),
             out: Vec::new(),
             out_pos: 0,
-            slots: VecDeque::new(),
+            owed: 0,
+            overflow: None,
             barrier: None,
             closing: None,
             read_closed: false,
             paused_on_output: false,
             queued_write: false,
             writable_armed: false,
-            once_flushed: Vec::new(),
+            opened: now,
+            last_active: now,
+            input_since: None,
+            timer_at: None,
         }
     }
 
-    /// Bytes waiting to be written.
+    /// Bytes owed to the client (written into the output or held in a
+    /// reply slot) and not yet taken by the socket.
+    pub fn owed(&self) -> usize {
+        self.owed
+    }
+
+    /// Bytes in the output buffer the socket has not taken yet.
     pub fn pending_output(&self) -> usize {
         self.out.len() - self.out_pos
     }
 
-    /// Whether requests may be read and run now. Not while work waits for
-    /// the output to be written: the next request must see its effect.
+    /// Whether requests may be read and run now. Not while an earlier
+    /// request's effect must be seen first, nor while the client leaves
+    /// `pause_bytes` of output unread (flow control).
     pub fn accepts_requests(&self, pause_bytes: usize) -> bool {
         self.barrier.is_none()
             && self.closing.is_none()
-            && self.once_flushed.is_empty()
-            && self.pending_output() < pause_bytes
+            && self.overflow.is_none()
+            && self.owed < pause_bytes
     }
 
-    /// Whether every reply owed has been written out to the socket.
-    pub fn is_settled(&self) -> bool {
-        self.slots.is_empty() && self.barrier.is_none() && self.pending_output() == 0
+    /// THE enqueue point: appends what `write` renders to the output and
+    /// counts it against the caps. Past the connection's cap, `overflow`
+    /// is set and the server closes the connection.
+    pub fn queue<R>(
+        &mut self,
+        budget: &mut OutputBudget,
+        write: impl FnOnce(&mut Vec<u8>) -> R,
+    ) -> R {
+        bufpool::ensure(&mut self.out);
+        let before = self.out.len();
+        let result = write(&mut self.out);
+        self.count(budget, self.out.len() - before);
+        result
     }
 
-    /// Writes a reply now, in order behind any earlier reply still pending.
-    pub fn reply_now(&mut self, seq: u64, ctx: ReplyContext, reply: &Reply) {
-        if self.slots.is_empty() {
-            bufpool::ensure(&mut self.out);
-            let after = ctx.render(reply, &mut self.out);
-            self.apply(after);
-        } else {
-            let mut done = Vec::new();
-            let after = ctx.render(reply, &mut done);
-            self.apply(after);
-            self.slots.push_back(Slot {
-                seq,
-                ctx,
-                done: Some(done),
-            });
+    /// Renders output that must wait for earlier replies into a buffer of
+    /// its own, counted like queued output; [`Conn::release_held`] moves it
+    /// into the output later without counting it again.
+    pub fn hold<R>(
+        &mut self,
+        budget: &mut OutputBudget,
+        write: impl FnOnce(&mut Vec<u8>) -> R,
+    ) -> (Vec<u8>, R) {
+        let mut held = Vec::new();
+        let result = write(&mut held);
+        self.count(budget, held.len());
+        (held, result)
+    }
+
+    /// Appends output rendered earlier by [`Conn::hold`].
+    pub fn release_held(&mut self, held: &[u8]) {
+        bufpool::ensure(&mut self.out);
+        self.out.extend_from_slice(held);
+    }
+
+    /// Counts `n` new bytes. One item written into an empty queue never
+    /// overflows it (a SYNC reply may be larger than a small cap); anything
+    /// on top of unwritten output past the cap does.
+    fn count(&mut self, budget: &mut OutputBudget, n: usize) {
+        let before = self.owed;
+        self.owed += n;
+        budget.add(n);
+        if self.owed > budget.per_conn && before > 0 && self.overflow.is_none() {
+            self.overflow = Some(CloseReason::SlowConsumer);
         }
     }
 
+    /// Gives the connection's share of the budget back (it is closing).
+    pub fn forget_output(&mut self, budget: &mut OutputBudget) {
+        budget.sub(self.owed);
+        self.owed = 0;
+    }
+
+    /// Writes output until the socket is full, everything is written, or
+    /// `max_bytes` were written in this call. When all is written the
+    /// buffer is freed, so idle connections hold no buffer memory.
+    pub fn flush(&mut self, budget: &mut OutputBudget, max_bytes: usize) -> io::Result<Flushed> {
+        let mut written = 0;
+        let result = loop {
+            if self.out_pos >= self.out.len() {
+                break Ok(Flushed::All);
+            }
+            if written >= max_bytes {
+                break Ok(Flushed::Budget);
+            }
+            let end = self.out.len().min(self.out_pos + (max_bytes - written));
+            match self.socket.write(&self.out[self.out_pos..end]) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out_pos += n;
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(Flushed::Blocked),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        self.owed -= written;
+        budget.sub(written);
+        match result {
+            Ok(Flushed::All) => {
+                bufpool::release(&mut self.out);
+                self.out_pos = 0;
+            }
+            Ok(_) if self.out_pos >= COMPACT_AFTER => {
+                self.out.drain(..self.out_pos);
+                self.out_pos = 0;
+            }
+            _ => {}
+        }
+        result
+    }
+
+    /// Drops parsed input; frees the buffer when nothing is left.
+    pub fn consume_input(&mut self, n: usize) {
+        if n >= self.inbuf.len() {
+            bufpool::release(&mut self.inbuf);
+            self.input_since = None;
+        } else {
+            self.inbuf.drain(..n);
+        }
+    }
+}
+
+/// A request whose reply is not written yet, or is written but waits for
+/// an earlier one. `C` is the door's reply context (a line tag, an HTTP
+/// endpoint and keep-alive choice).
+struct Slot<C> {
+    seq: u64,
+    ctx: C,
+    done: Option<Vec<u8>>,
+}
+
+/// Replies in request order: a reply that is ready before an earlier one
+/// is rendered and held in its slot until the earlier ones are written.
+pub struct ReplySlots<C> {
+    slots: VecDeque<Slot<C>>,
+}
+
+impl<C> Default for ReplySlots<C> {
+    fn default() -> Self {
+        ReplySlots {
+            slots: VecDeque::new(),
+        }
+    }
+}
+
+impl<C> ReplySlots<C> {
+    /// Whether no reply is pending, so a new one may be written straight to
+    /// the output.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
     /// Reserves the place of a reply that comes later.
-    pub fn defer(&mut self, seq: u64, ctx: ReplyContext) {
+    pub fn defer(&mut self, seq: u64, ctx: C) {
         self.slots.push_back(Slot {
             seq,
             ctx,
@@ -166,92 +294,57 @@ impl Conn {
         });
     }
 
-    /// Fills in a deferred reply. Returns false if this connection has no
-    /// such request (it belonged to an earlier connection with this id).
-    pub fn complete(&mut self, seq: u64, reply: &Reply) -> bool {
-        let Some(index) = self
+    /// Writes a reply that is ready now, in order behind any earlier reply
+    /// still pending. `render` writes it and says what follows it.
+    pub fn reply_now<R>(
+        &mut self,
+        conn: &mut Conn,
+        budget: &mut OutputBudget,
+        seq: u64,
+        ctx: C,
+        render: impl FnOnce(&C, &mut Vec<u8>) -> R,
+    ) -> R {
+        if self.slots.is_empty() {
+            return conn.queue(budget, |out| render(&ctx, out));
+        }
+        let (done, after) = conn.hold(budget, |out| render(&ctx, out));
+        self.slots.push_back(Slot {
+            seq,
+            ctx,
+            done: Some(done),
+        });
+        after
+    }
+
+    /// Fills in a deferred reply. Returns `None` if there is no such
+    /// request (it belonged to an earlier connection with this id).
+    pub fn complete<R>(
+        &mut self,
+        conn: &mut Conn,
+        budget: &mut OutputBudget,
+        seq: u64,
+        render: impl FnOnce(&C, &mut Vec<u8>) -> R,
+    ) -> Option<R> {
+        let index = self
             .slots
             .iter()
-            .position(|s| s.seq == seq && s.done.is_none())
-        else {
-            return false;
-        };
+            .position(|s| s.seq == seq && s.done.is_none())?;
         let after = if index == 0 {
             // The usual case: the oldest reply is ready; write it in place.
             let slot = self.slots.pop_front().expect("index 0 exists");
-            bufpool::ensure(&mut self.out);
-            slot.ctx.render(reply, &mut self.out)
+            conn.queue(budget, |out| render(&slot.ctx, out))
         } else {
-            let slot = &mut self.slots[index];
-            let mut done = Vec::new();
-            let after = slot.ctx.render(reply, &mut done);
-            slot.done = Some(done);
+            let (done, after) = conn.hold(budget, |out| render(&self.slots[index].ctx, out));
+            self.slots[index].done = Some(done);
             after
         };
-        self.apply(after);
-        if self.barrier == Some(seq) {
-            self.barrier = None;
+        if conn.barrier == Some(seq) {
+            conn.barrier = None;
         }
         while self.slots.front().is_some_and(|s| s.done.is_some()) {
             let slot = self.slots.pop_front().expect("front exists");
-            bufpool::ensure(&mut self.out);
-            self.out.extend_from_slice(&slot.done.expect("checked"));
+            conn.release_held(&slot.done.expect("checked"));
         }
-        true
-    }
-
-    pub fn apply(&mut self, after: AfterReply) {
-        if after.close && self.closing.is_none() {
-            self.closing = Some(CloseReason::ClientQuit);
-        }
-        if let Some(call) = after.once_flushed {
-            self.once_flushed.push(call);
-        }
-    }
-
-    /// Whether no reply is pending, so a new one may be written straight to
-    /// the output buffer.
-    pub fn in_order(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    /// Output buffer for events (pushes), which need no reply slot, and for
-    /// replies written while [`Conn::in_order`].
-    pub fn out_mut(&mut self) -> &mut Vec<u8> {
-        bufpool::ensure(&mut self.out);
-        &mut self.out
-    }
-
-    /// Writes as much output as the socket takes. Returns true when all of
-    /// it is written; the buffer is then freed, so idle connections hold no
-    /// buffer memory.
-    pub fn flush(&mut self) -> io::Result<bool> {
-        while self.out_pos < self.out.len() {
-            match self.socket.write(&self.out[self.out_pos..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.out_pos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.out_pos >= COMPACT_AFTER {
-                        self.out.drain(..self.out_pos);
-                        self.out_pos = 0;
-                    }
-                    return Ok(false);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        bufpool::release(&mut self.out);
-        self.out_pos = 0;
-        Ok(true)
-    }
-
-    /// Drops parsed input; frees the buffer when nothing is left.
-    pub fn consume_input(&mut self, n: usize) {
-        if n >= self.inbuf.len() {
-            bufpool::release(&mut self.inbuf);
-        } else {
-            self.inbuf.drain(..n);
-        }
+        Some(after)
     }
 }

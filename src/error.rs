@@ -90,4 +90,19 @@ pub enum CloseReason {
     IoError,
     /// The server is at its connection limit.
     ServerFull,
+    /// The peer address is at its connection limit.
+    AddressFull,
+    /// All clients together left more output unread than the server's
+    /// total budget, and this one held the most.
+    OutputBudget,
+    /// A line connection did not log in in time (or never said which door).
+    LoginTimeout,
+    /// An HTTP request did not arrive whole in time.
+    RequestTimeout,
+    /// An HTTP connection stayed idle past its keep-alive time.
+    IdleTimeout,
+    /// The server is shutting down: everything owed was written.
+    ServerShutdown,
+    /// The server is shutting down and its time ran out first.
+    ShutdownTimeout,
 }

@@ -13,8 +13,15 @@
 //! - [`store`]: where durable state goes (SQLite, or nothing with `--memory`).
 //! - [`line`]: the line protocol: framing, parsing, rendering replies.
 //! - [`http`]: the HTTP shim: request parsing, form fields, JSON replies.
-//! - [`conn`]: one client connection's socket, buffers and reply order.
+//! - [`conn`]: one client connection's socket, buffers, output budget and
+//!   reply order; no door.
+//! - [`timers`]: connection deadlines in a heap.
+//! - [`fdlimit`]: the open-file limit and the connection limit it implies.
+//! - [`keepalive`]: TCP keep-alive, which finds vanished idle peers.
+//! - [`logging`]: the log's shape (text, or JSON lines).
+//! - [`log_limit`]: warnings an attacker could repeat, logged once a while.
 //! - [`server`]: the `mio` event loop that ties them together.
+//! - [`signals`]: SIGTERM/SIGINT handed to the loop for a graceful stop.
 //! - [`metrics`]: the `--metrics` listener's thread (`GET /stats`).
 
 pub mod bufpool;
@@ -22,17 +29,23 @@ pub mod config;
 pub mod conn;
 pub mod core;
 pub mod error;
+pub mod fdlimit;
 pub mod hasher;
 pub mod http;
 pub mod idhash;
 pub mod json;
+pub mod keepalive;
 pub mod line;
+pub mod log_limit;
+pub mod logging;
 pub mod message;
 pub mod metrics;
 pub mod request;
 pub mod server;
+pub mod signals;
 pub mod sniff;
 pub mod store;
+pub mod timers;
 pub mod token;
 pub mod turn;
 

@@ -1,5 +1,7 @@
-//! The `gotalk` program: reads flags, opens the store and the token key,
-//! starts the password workers and runs the event loop.
+//! The `gotalk` program: reads flags, binds the port, opens the store and
+//! the token key, starts the helper threads and runs the event loop until
+//! a graceful stop. The port is bound first, so a start that fails for want
+//! of it creates nothing on disk.
 
 use gotalk::config::{help_text, parse_args, Config, Invocation};
 use gotalk::core::{Core, CoreSettings};
@@ -15,7 +17,7 @@ use std::sync::Arc;
 
 fn main() -> ExitCode {
     let config = match parse_args(std::env::args().skip(1)) {
-        Ok(Invocation::Run(config)) => config,
+        Ok(Invocation::Run(config)) => *config,
         Ok(Invocation::Help) => {
             print!("{}", help_text());
             return ExitCode::SUCCESS;
@@ -29,24 +31,34 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = simple_logger::SimpleLogger::new()
-        .with_level(config.log_level)
-        .with_utc_timestamps()
-        .init()
-    {
+    let logging = gotalk::logging::init(config.log_format, config.log_level);
+    if let Err(e) = &logging {
         eprintln!("gotalk: cannot start logging: {e}");
     }
+    let errors_logged = logging.is_ok() && config.log_level >= log::LevelFilter::Error;
     match start(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
-            eprintln!("gotalk: {e}");
+            // Printed once: through the log when it shows errors.
+            if errors_logged {
+                log::error!("gotalk: {e}");
+            } else {
+                eprintln!("gotalk: {e}");
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-fn start(config: Config) -> Result<(), String> {
+fn start(mut config: Config) -> Result<(), String> {
+    let open_files = gotalk::fdlimit::raise_to_hard_limit();
+    if config.max_connections == 0 {
+        config.max_connections = gotalk::fdlimit::connections_for(open_files);
+    }
+    let listener = std::net::TcpListener::bind(config.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let listener = mio::net::TcpListener::from_std(listener);
     let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
     let waker = Arc::new(
         Waker::new(poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?,
@@ -84,6 +96,8 @@ fn start(config: Config) -> Result<(), String> {
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);
     let hasher = Hasher::start(config.hash_threads, waker.clone());
+    let stop_signals = gotalk::signals::start(waker.clone())
+        .map_err(|e| format!("cannot watch for SIGTERM and SIGINT: {e}"))?;
     let stats_requests = match config.metrics {
         Some(addr) => {
             let (bound, requests) = gotalk::metrics::start(addr, waker.clone())
@@ -98,16 +112,37 @@ fn start(config: Config) -> Result<(), String> {
     } else {
         format!("data in {}", config.data_dir.display())
     };
-    let mut server = Server::bind(Parts {
+    let mut server = Server::new(Parts {
+        listener,
         config: config.clone(),
         poll,
         core,
         hasher,
         store,
         stats_requests,
+        stop_signals: Some(stop_signals),
     })
-    .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    .map_err(|e| format!("cannot watch the port {}: {e}", config.listen))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
+    log::info!(
+        "limits: {} connections (open-file limit {}), {} per address, {} bytes of output per \
+         connection and {} in all, login within {} s, HTTP requests within {} s, HTTP idle {} s",
+        config.max_connections,
+        open_files.map_or("unknown".to_string(), |n| n.to_string()),
+        config.max_connections_per_address,
+        config.max_output,
+        config.max_output_total,
+        config.login_timeout.as_secs(),
+        config.request_timeout.as_secs(),
+        config.http_idle_timeout.as_secs(),
+    );
     log::info!("gotalk listening on {addr} ({mode})");
-    server.run().map_err(|e| format!("event loop failed: {e}"))
+    server
+        .run()
+        .map_err(|e| format!("event loop failed: {e}"))?;
+    // Dropping the server stops the store's writer once it has written
+    // everything submitted; its last connection checkpoints the log.
+    drop(server);
+    log::info!("gotalk stopped");
+    Ok(())
 }

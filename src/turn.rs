@@ -2,6 +2,7 @@
 //! core, where effects go, the time, and request sequence numbers.
 
 use crate::config::Config;
+use crate::conn::OutputBudget;
 use crate::core::{Core, Outbox, Ticket};
 use crate::{ConnId, Millis};
 
@@ -11,6 +12,8 @@ pub struct Turn<'a> {
     pub config: &'a Config,
     /// The time of this turn, read once after the poll returned.
     pub now: Millis,
+    /// The server-wide output budget every byte of output is counted in.
+    pub budget: &'a mut OutputBudget,
     next_seq: &'a mut u64,
 }
 
@@ -20,6 +23,7 @@ impl<'a> Turn<'a> {
         outbox: &'a mut Outbox,
         config: &'a Config,
         now: Millis,
+        budget: &'a mut OutputBudget,
         next_seq: &'a mut u64,
     ) -> Turn<'a> {
         Turn {
@@ -27,6 +31,7 @@ impl<'a> Turn<'a> {
             outbox,
             config,
             now,
+            budget,
             next_seq,
         }
     }

@@ -122,7 +122,7 @@ fn fifty_concurrent_clients_each_get_every_message_exactly_once() {
                         "user{i} was pushed message {mid} twice"
                     );
                 }
-                c.expect_no_line_within(500);
+                c.expect_nothing_before_pong();
 
                 // SYNC tells the same story, oldest first.
                 let reply = c.request(&json!({"cmd": "sync", "limit": 1000}));

@@ -188,9 +188,9 @@ fn a_bound_receiver_gets_a_push_event_with_the_whole_message() {
     assert_eq!(m["ts"], reply["ts"]);
 
     // The sender is not pushed its own outgoing message.
-    alice.expect_no_line_within(300);
+    alice.expect_nothing_before_pong();
     // One push per message.
-    bob.expect_no_line_within(300);
+    bob.expect_nothing_before_pong();
 }
 
 #[test]
@@ -215,7 +215,7 @@ fn every_connection_of_the_recipient_gets_the_push() {
         );
         assert_eq!(a["content"], "to all of you");
         assert_eq!(b["content"], "again");
-        bob.expect_no_line_within(200);
+        bob.expect_nothing_before_pong();
     }
 }
 
@@ -288,7 +288,7 @@ fn a_repeated_client_id_stores_nothing_new_and_returns_the_first_id() {
         "cmd": "send", "to": "bob", "content": "different content", "client_id": "c-1"
     })));
     assert_eq!(changed, first, "same client_id must give the first id back");
-    bob.expect_no_line_within(300); // no second push either
+    bob.expect_nothing_before_pong(); // no second push either
 
     let got = messages(&bob.text("SYNC"));
     assert_eq!(got.len(), 1, "stored twice: {got:?}");

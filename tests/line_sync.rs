@@ -307,7 +307,7 @@ fn long_poll_ignores_messages_for_other_users() {
         Vec::<serde_json::Value>::new(),
         "bob's long poll returned someone else's message"
     );
-    bob.expect_no_line_within(200);
+    bob.expect_nothing_before_pong();
 }
 
 #[test]

@@ -344,6 +344,20 @@ impl Core {
         }
     }
 
+    /// The server is shutting down: every long-poll ends now with its
+    /// normal empty reply.
+    pub fn end_long_polls(&mut self, out: &mut Outbox) {
+        for waiter in self.waiters.expire(Millis::MAX) {
+            out.replies
+                .push((waiter.ticket, Reply::Messages(Vec::new())));
+        }
+    }
+
+    /// Whether no password check or commit is in progress.
+    pub fn is_idle(&self) -> bool {
+        self.hashing.is_empty() && self.awaiting.is_empty() && !self.has_open_writes()
+    }
+
     /// When [`Core::tick`] next has something to do.
     pub fn next_deadline(&self) -> Millis {
         self.waiters

@@ -22,8 +22,8 @@ pub mod render;
 pub mod routes;
 
 use crate::config::limits::OUTPUT_PAUSE_BYTES;
-use crate::conn::{AfterReply, Conn, Door};
-use crate::core::Handled;
+use crate::conn::{Conn, OutputBudget, ReplySlots};
+use crate::core::{Handled, Ticket};
 use crate::error::{CloseReason, ErrorCode};
 use crate::request::{Call, Reply, Request, SyncArgs};
 use crate::turn::Turn;
@@ -33,10 +33,41 @@ use render::Persistence;
 use routes::{Endpoint, Route};
 use std::borrow::Cow;
 
-/// Per-connection HTTP state: how far the current request has been read.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct HttpState {
+/// The HTTP door's state on one connection: how far the current request
+/// has been read, the replies owed, and work owed once they are written.
+#[derive(Default)]
+pub struct HttpDoor {
     reader: parse::Reader,
+    slots: ReplySlots<SlotContext>,
+    /// Requests to run once the output is fully written (the `/sync`
+    /// acknowledgement).
+    once_flushed: Vec<Call<'static>>,
+}
+
+/// What a reply slot of an HTTP connection renders.
+enum SlotContext {
+    Api(ReplyContext),
+    /// A request the server runs for the connection itself (the `/sync`
+    /// acknowledgement once its reply is written): no reply is written.
+    Internal,
+}
+
+impl SlotContext {
+    fn render(&self, reply: &Reply, out: &mut Vec<u8>) -> AfterReply {
+        match self {
+            SlotContext::Api(ctx) => ctx.render(reply, out),
+            SlotContext::Internal => AfterReply::default(),
+        }
+    }
+}
+
+/// What the connection must do once a reply is written.
+#[derive(Default)]
+pub struct AfterReply {
+    /// Close once the output is flushed (`Connection: close`).
+    pub close: bool,
+    /// A request to run once the reply has fully reached the socket.
+    pub once_flushed: Option<Call<'static>>,
 }
 
 /// A request the shim answers itself, with an HTTP status the core's error
@@ -101,126 +132,208 @@ impl ReplyContext {
     }
 }
 
-/// Runs the complete HTTP requests in `conn.inbuf` that may run now: one
-/// at a time, stopping at a barrier (a reply still to come), at a reply
-/// whose acknowledgement waits for the output to be written, or when the
-/// client is not reading its responses.
-pub fn process(id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) {
-    let Door::Http(HttpState { mut reader }) = conn.door else {
-        return;
-    };
-    let input = std::mem::take(&mut conn.inbuf);
-    let mut pos = 0;
-    while conn.accepts_requests(OUTPUT_PAUSE_BYTES) {
-        match reader.next(&input[pos..]) {
-            Step::Skip { consumed } => pos += consumed,
-            Step::Request { request, consumed } => {
-                pos += consumed;
-                run(id, conn, turn, &request);
-            }
-            Step::Continue => {
-                debug_assert!(conn.in_order(), "requests run one at a time");
-                conn.out_mut()
-                    .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            }
-            Step::NeedMore => break,
-            Step::Refuse(refusal) => {
-                log::debug!(
-                    "connection {id} ({}): refused HTTP request: {} {}",
-                    conn.peer,
-                    refusal.status,
-                    refusal.message
-                );
-                debug_assert!(conn.in_order(), "requests run one at a time");
-                render::refusal(conn.out_mut(), &refusal, Persistence::Close);
-                conn.closing = Some(CloseReason::ProtocolError);
-                pos = input.len();
-                break;
-            }
-        }
+impl HttpDoor {
+    /// Whether every reply owed has been rendered and no work waits for
+    /// the output to be written.
+    pub fn is_settled(&self) -> bool {
+        self.slots.is_empty() && self.once_flushed.is_empty()
     }
-    conn.door = Door::Http(HttpState { reader });
-    conn.inbuf = input;
-    conn.consume_input(pos);
-}
 
-/// Answers one complete request.
-fn run(id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>, request: &parse::Request<'_>) {
-    let persistence = Persistence::of(request.keep_alive, request.http10);
-    let head_only = request.method == "HEAD";
-    let endpoint = match routes::route(request.method, request.path) {
-        Ok(Route::Api(endpoint)) => endpoint,
-        Ok(Route::Page) => {
-            page::respond(conn.out_mut(), head_only, persistence);
-            return finish_direct(conn, persistence);
-        }
-        Ok(Route::Health) => {
-            let body = b"{\"ok\":true}";
-            render::push_head(
-                conn.out_mut(),
-                200,
-                persistence,
-                "application/json",
-                body.len(),
-                &[("Cache-Control", "no-store")],
-            );
-            if !head_only {
-                conn.out_mut().extend_from_slice(body);
-            }
-            return finish_direct(conn, persistence);
-        }
-        Err(refusal) => return refuse(id, conn, &refusal, persistence),
-    };
-    let fields = match form::Fields::parse(request.body, request.query, request.content_type) {
-        Ok(fields) => fields,
-        Err(refusal) => return refuse(id, conn, &refusal, persistence),
-    };
-    let mut ctx = ReplyContext {
-        endpoint,
-        persistence,
-        ack_as: None,
-    };
-    let call = match routes::call(endpoint, &fields) {
-        Ok(call) => call,
-        Err(failure) => {
-            log::debug!("connection {id}: {failure}");
-            let after = ctx.render(&Reply::Error(failure), conn.out_mut());
-            return conn.apply(after);
-        }
-    };
-    if let (Request::Sync(SyncArgs { after: None, .. }), Some(token)) = (&call.request, &call.token)
-    {
-        ctx.ack_as = Some(AckAs {
-            token: token.clone().into_owned(),
-            claimed_id: call.claimed_id,
-        });
+    /// Whether part of a request has been read.
+    pub fn has_partial_request(conn: &Conn) -> bool {
+        !conn.inbuf.is_empty()
     }
-    let ticket = turn.ticket(id);
-    match turn.core.handle(ticket, call, turn.now, turn.outbox) {
-        Handled::Now(reply) => {
-            conn.reply_now(ticket.seq, crate::conn::ReplyContext::Http(ctx), &reply)
+
+    /// Runs the complete HTTP requests in `conn.inbuf` that may run now:
+    /// one at a time, stopping at a barrier (a reply still to come), at a
+    /// reply whose acknowledgement waits for the output to be written, or
+    /// when the client is not reading its responses.
+    pub fn process(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) {
+        let input = std::mem::take(&mut conn.inbuf);
+        let mut pos = 0;
+        while conn.accepts_requests(OUTPUT_PAUSE_BYTES) && self.once_flushed.is_empty() {
+            match self.reader.next(&input[pos..]) {
+                Step::Skip { consumed } => pos += consumed,
+                Step::Request { request, consumed } => {
+                    pos += consumed;
+                    self.run(id, conn, turn, &request);
+                }
+                Step::Continue => {
+                    debug_assert!(self.slots.is_empty(), "requests run one at a time");
+                    conn.queue(turn.budget, |out| {
+                        out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    });
+                }
+                Step::NeedMore => break,
+                Step::Refuse(refusal) => {
+                    log::debug!(
+                        "connection {id} ({}): refused HTTP request: {} {}",
+                        conn.peer,
+                        refusal.status,
+                        refusal.message
+                    );
+                    debug_assert!(self.slots.is_empty(), "requests run one at a time");
+                    conn.queue(turn.budget, |out| {
+                        render::refusal(out, &refusal, Persistence::Close)
+                    });
+                    conn.closing = Some(CloseReason::ProtocolError);
+                    pos = input.len();
+                    break;
+                }
+            }
         }
-        Handled::Later { .. } => {
-            conn.defer(ticket.seq, crate::conn::ReplyContext::Http(ctx));
-            // Every deferred HTTP request is a barrier: one at a time.
-            conn.barrier = Some(ticket.seq);
+        conn.inbuf = input;
+        conn.consume_input(pos);
+    }
+
+    /// Answers one complete request.
+    fn run(
+        &mut self,
+        id: ConnId,
+        conn: &mut Conn,
+        turn: &mut Turn<'_>,
+        request: &parse::Request<'_>,
+    ) {
+        let persistence = Persistence::of(request.keep_alive, request.http10);
+        let head_only = request.method == "HEAD";
+        let budget = &mut *turn.budget;
+        let endpoint = match routes::route(request.method, request.path) {
+            Ok(Route::Api(endpoint)) => endpoint,
+            Ok(Route::Page) => {
+                conn.queue(budget, |out| page::respond(out, head_only, persistence));
+                return finish_direct(conn, persistence);
+            }
+            Ok(Route::Health) => {
+                let body = b"{\"ok\":true}";
+                conn.queue(budget, |out| {
+                    render::push_head(
+                        out,
+                        200,
+                        persistence,
+                        "application/json",
+                        body.len(),
+                        &[("Cache-Control", "no-store")],
+                    );
+                    if !head_only {
+                        out.extend_from_slice(body);
+                    }
+                });
+                return finish_direct(conn, persistence);
+            }
+            Err(refusal) => return refuse(id, conn, budget, &refusal, persistence),
+        };
+        let fields = match form::Fields::parse(request.body, request.query, request.content_type) {
+            Ok(fields) => fields,
+            Err(refusal) => return refuse(id, conn, budget, &refusal, persistence),
+        };
+        let mut ctx = ReplyContext {
+            endpoint,
+            persistence,
+            ack_as: None,
+        };
+        let call = match routes::call(endpoint, &fields) {
+            Ok(call) => call,
+            Err(failure) => {
+                log::debug!("connection {id}: {failure}");
+                let after = conn.queue(budget, |out| ctx.render(&Reply::Error(failure), out));
+                return self.apply(conn, after);
+            }
+        };
+        if let (Request::Sync(SyncArgs { after: None, .. }), Some(token)) =
+            (&call.request, &call.token)
+        {
+            ctx.ack_as = Some(AckAs {
+                token: token.clone().into_owned(),
+                claimed_id: call.claimed_id,
+            });
         }
+        let ticket = turn.ticket(id);
+        match turn.core.handle(ticket, call, turn.now, turn.outbox) {
+            Handled::Now(reply) => {
+                let after = self.slots.reply_now(
+                    conn,
+                    turn.budget,
+                    ticket.seq,
+                    SlotContext::Api(ctx),
+                    |ctx, out| ctx.render(&reply, out),
+                );
+                self.apply(conn, after);
+            }
+            Handled::Later { .. } => {
+                self.slots.defer(ticket.seq, SlotContext::Api(ctx));
+                // Every deferred HTTP request is a barrier: one at a time.
+                conn.barrier = Some(ticket.seq);
+            }
+        }
+    }
+
+    /// Fills in a reply that came later. False if this connection has no
+    /// such request.
+    pub fn complete(
+        &mut self,
+        conn: &mut Conn,
+        budget: &mut OutputBudget,
+        seq: u64,
+        reply: &Reply,
+    ) -> bool {
+        match self
+            .slots
+            .complete(conn, budget, seq, |ctx, out| ctx.render(reply, out))
+        {
+            Some(after) => {
+                self.apply(conn, after);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn apply(&mut self, conn: &mut Conn, after: AfterReply) {
+        if after.close && conn.closing.is_none() {
+            conn.closing = Some(CloseReason::ClientQuit);
+        }
+        if let Some(call) = after.once_flushed {
+            self.once_flushed.push(call);
+        }
+    }
+
+    /// The output was written in full: runs the work owed at that point.
+    /// Returns true if the connection may take requests again.
+    pub fn on_flushed(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) -> bool {
+        if self.once_flushed.is_empty() {
+            return false;
+        }
+        for call in std::mem::take(&mut self.once_flushed) {
+            let ticket: Ticket = turn.ticket(id);
+            // Nobody reads this reply, but the connection's next request
+            // waits for it: an HTTP /sync must not return again what the
+            // acknowledgement being stored covers.
+            if let Handled::Later { .. } = turn.core.handle(ticket, call, turn.now, turn.outbox) {
+                self.slots.defer(ticket.seq, SlotContext::Internal);
+                conn.barrier = Some(ticket.seq);
+            }
+        }
+        true
     }
 }
 
 /// Answers a request the shim refuses itself; the connection stays usable.
-fn refuse(id: ConnId, conn: &mut Conn, refusal: &Refusal, persistence: Persistence) {
+fn refuse(
+    id: ConnId,
+    conn: &mut Conn,
+    budget: &mut OutputBudget,
+    refusal: &Refusal,
+    persistence: Persistence,
+) {
     log::debug!("connection {id}: {} {}", refusal.status, refusal.message);
-    render::refusal(conn.out_mut(), refusal, persistence);
+    conn.queue(budget, |out| render::refusal(out, refusal, persistence));
     finish_direct(conn, persistence);
 }
 
 /// After a response written straight to the output (requests run one at a
 /// time, so nothing is pending before it).
 fn finish_direct(conn: &mut Conn, persistence: Persistence) {
-    debug_assert!(conn.in_order(), "requests run one at a time");
-    conn.apply(AfterReply {
-        close: persistence == Persistence::Close,
-        once_flushed: None,
-    });
+    if persistence == Persistence::Close && conn.closing.is_none() {
+        conn.closing = Some(CloseReason::ClientQuit);
+    }
 }

@@ -1,89 +1,156 @@
-//! The line protocol door: runs the complete lines of a connection's input
-//! through the core, writing replies in request order. Stops at a barrier
-//! (a request the next one must wait for) or when the client is not reading
-//! its replies; the rest of the input waits in the buffer.
+//! The line protocol door: its framer, its replies' order (each reply
+//! carries its request's `tag`), and pushes. Runs the complete lines of a
+//! connection's input through the core, writing replies in request order.
+//! Stops at a barrier (a request the next one must wait for) or when the
+//! client is not reading its replies; the rest of the input waits in the
+//! buffer.
 
 use crate::config::limits::OUTPUT_PAUSE_BYTES;
-use crate::conn::{AfterReply, Conn, Door, ReplyContext};
+use crate::conn::{Conn, OutputBudget, ReplySlots};
 use crate::core::Handled;
-use crate::error::{ErrorCode, Failure};
-use crate::line::framer::Step;
+use crate::error::{CloseReason, ErrorCode, Failure};
+use crate::line::framer::{Framer, Step};
 use crate::line::parse::{parse_line, Parsed};
-use crate::line::render::reply_line;
+use crate::line::render::{message_event, reply_line};
+use crate::message::Message;
 use crate::request::Reply;
 use crate::turn::Turn;
 use crate::ConnId;
 use serde_json::value::RawValue;
 
-/// Runs every complete line in `conn.inbuf` that may run now.
-pub fn process(id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) {
-    let Door::Line(mut framer) = conn.door else {
-        return;
-    };
-    let input = std::mem::take(&mut conn.inbuf);
-    let mut pos = 0;
-    while conn.accepts_requests(OUTPUT_PAUSE_BYTES) {
-        match framer.next(&input[pos..]) {
-            Step::Line { line, consumed } => {
-                pos += consumed;
-                if let Some(parsed) = parse_line(line) {
-                    run(id, conn, turn, parsed);
+/// A request's `tag`, echoed on its reply.
+type Tag = Option<Box<RawValue>>;
+
+/// The line door's state on one connection.
+pub struct LineDoor {
+    framer: Framer,
+    slots: ReplySlots<Tag>,
+}
+
+impl LineDoor {
+    pub fn new(max_line: usize) -> LineDoor {
+        LineDoor {
+            framer: Framer::new(max_line),
+            slots: ReplySlots::default(),
+        }
+    }
+
+    /// Whether every reply owed has been rendered.
+    pub fn is_settled(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Runs every complete line in `conn.inbuf` that may run now.
+    pub fn process(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) {
+        let input = std::mem::take(&mut conn.inbuf);
+        let mut pos = 0;
+        while conn.accepts_requests(OUTPUT_PAUSE_BYTES) {
+            match self.framer.next(&input[pos..]) {
+                Step::Line { line, consumed } => {
+                    pos += consumed;
+                    if let Some(parsed) = parse_line(line) {
+                        self.run(id, conn, turn, parsed);
+                    }
+                }
+                Step::TooLong { consumed } => {
+                    pos += consumed;
+                    let failure = Failure::new(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "the line is longer than {} bytes; it was discarded",
+                            turn.config.max_line
+                        ),
+                    );
+                    let seq = turn.ticket(id).seq;
+                    self.answer(conn, turn.budget, seq, None, &Reply::Error(failure));
+                }
+                Step::Skip { consumed } => pos += consumed,
+                Step::NeedMore => break,
+            }
+        }
+        conn.inbuf = input;
+        conn.consume_input(pos);
+    }
+
+    fn run(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>, parsed: Parsed<'_>) {
+        let ticket = turn.ticket(id);
+        let call = match parsed.call {
+            Ok(call) => call,
+            Err(failure) => {
+                log::debug!("connection {id}: {failure}");
+                let reply = Reply::Error(failure);
+                return self.answer(conn, turn.budget, ticket.seq, parsed.tag, &reply);
+            }
+        };
+        match turn.core.handle(ticket, call, turn.now, turn.outbox) {
+            Handled::Now(reply) => self.answer(conn, turn.budget, ticket.seq, parsed.tag, &reply),
+            Handled::Later { barrier } => {
+                self.slots
+                    .defer(ticket.seq, parsed.tag.map(RawValue::to_owned));
+                if barrier {
+                    conn.barrier = Some(ticket.seq);
                 }
             }
-            Step::TooLong { consumed } => {
-                pos += consumed;
-                let failure = Failure::new(
-                    ErrorCode::TooLarge,
-                    format!(
-                        "the line is longer than {} bytes; it was discarded",
-                        turn.config.max_line
-                    ),
-                );
-                let seq = turn.ticket(id).seq;
-                answer(conn, seq, None, &Reply::Error(failure));
-            }
-            Step::Skip { consumed } => pos += consumed,
-            Step::NeedMore => break,
         }
     }
-    conn.door = Door::Line(framer);
-    conn.inbuf = input;
-    conn.consume_input(pos);
-}
 
-fn run(id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>, parsed: Parsed<'_>) {
-    let ticket = turn.ticket(id);
-    let call = match parsed.call {
-        Ok(call) => call,
-        Err(failure) => {
-            log::debug!("connection {id}: {failure}");
-            return answer(conn, ticket.seq, parsed.tag, &Reply::Error(failure));
+    /// Writes a reply that is ready now: straight into the output when
+    /// nothing is pending before it (no allocation), else in its place.
+    fn answer(
+        &mut self,
+        conn: &mut Conn,
+        budget: &mut OutputBudget,
+        seq: u64,
+        tag: Option<&RawValue>,
+        reply: &Reply,
+    ) {
+        if self.slots.is_empty() {
+            conn.queue(budget, |out| reply_line(out, reply, tag));
+        } else {
+            let tag = tag.map(RawValue::to_owned);
+            self.slots.reply_now(conn, budget, seq, tag, |tag, out| {
+                reply_line(out, reply, tag.as_deref())
+            });
         }
-    };
-    match turn.core.handle(ticket, call, turn.now, turn.outbox) {
-        Handled::Now(reply) => answer(conn, ticket.seq, parsed.tag, &reply),
-        Handled::Later { barrier } => {
-            conn.defer(
-                ticket.seq,
-                ReplyContext::Line(parsed.tag.map(RawValue::to_owned)),
-            );
-            if barrier {
-                conn.barrier = Some(ticket.seq);
-            }
-        }
+        after_reply(conn, reply);
     }
-}
 
-/// Writes a reply that is ready now: straight into the output when nothing
-/// is pending before it (no allocation), else in its place in line.
-fn answer(conn: &mut Conn, seq: u64, tag: Option<&RawValue>, reply: &Reply) {
-    if conn.in_order() {
-        reply_line(conn.out_mut(), reply, tag);
-        conn.apply(AfterReply {
-            close: matches!(reply, Reply::Bye),
-            once_flushed: None,
+    /// Fills in a reply that came later. False if this connection has no
+    /// such request.
+    pub fn complete(
+        &mut self,
+        conn: &mut Conn,
+        budget: &mut OutputBudget,
+        seq: u64,
+        reply: &Reply,
+    ) -> bool {
+        let done = self.slots.complete(conn, budget, seq, |tag, out| {
+            reply_line(out, reply, tag.as_deref())
         });
-    } else {
-        conn.reply_now(seq, ReplyContext::Line(tag.map(RawValue::to_owned)), reply);
+        if done.is_some() {
+            after_reply(conn, reply);
+        }
+        done.is_some()
+    }
+}
+
+/// QUIT closes the connection once its reply is written.
+fn after_reply(conn: &mut Conn, reply: &Reply) {
+    if matches!(reply, Reply::Bye) && conn.closing.is_none() {
+        conn.closing = Some(CloseReason::ClientQuit);
+    }
+}
+
+/// Tells a line connection that the server is shutting down.
+pub fn shutdown_event(conn: &mut Conn, budget: &mut OutputBudget) {
+    conn.queue(budget, |out| {
+        out.extend_from_slice(b"{\"event\":\"shutdown\"}\n")
+    });
+}
+
+/// Writes a message event (a push) to a line connection.
+pub fn push(conn: &mut Conn, budget: &mut OutputBudget, message: &Message) {
+    if conn.closing.is_none() {
+        conn.queue(budget, |out| message_event(out, message));
     }
 }

@@ -2,7 +2,8 @@
 //! the limit is reported once as too long and then skipped up to its
 //! newline, so the connection keeps working. The state survives between
 //! reads, so a line split across many reads (even one byte at a time) is
-//! found whole.
+//! found whole, and the framer remembers how far it has searched, so a line
+//! that trickles in costs time linear in its length, not quadratic.
 
 /// One step of framing over the unread bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,6 +25,10 @@ pub struct Framer {
     max_line: usize,
     /// Inside an over-long line, skipping to its end.
     discarding: bool,
+    /// Bytes at the start of the unread data already searched for a
+    /// newline without finding one (the caller passes the same unread
+    /// bytes again, with more after them).
+    scanned: usize,
 }
 
 impl Framer {
@@ -31,6 +36,7 @@ impl Framer {
         Framer {
             max_line,
             discarding: false,
+            scanned: 0,
         }
     }
 
@@ -53,8 +59,10 @@ impl Framer {
         // A line may hold max_line bytes plus "\r\n": never search further.
         // (Saturating: `--max-line` takes any u64.)
         let window = &data[..data.len().min(self.max_line.saturating_add(2))];
-        match memchr::memchr(b'\n', window) {
+        let from = self.scanned.min(window.len());
+        match memchr::memchr(b'\n', &window[from..]).map(|i| from + i) {
             Some(i) => {
+                self.scanned = 0;
                 let mut line = &data[..i];
                 if let [rest @ .., b'\r'] = line {
                     line = rest;
@@ -69,12 +77,16 @@ impl Framer {
                 }
             }
             None if window.len() > self.max_line.saturating_add(1) => {
+                self.scanned = 0;
                 self.discarding = true;
                 Step::TooLong {
                     consumed: window.len(),
                 }
             }
-            None => Step::NeedMore,
+            None => {
+                self.scanned = window.len();
+                Step::NeedMore
+            }
         }
     }
 }
@@ -150,6 +162,26 @@ mod tests {
         let input = b"PING\r\nSEND bob hi\n";
         assert_eq!(frame(input, 1000, usize::MAX), ["PING", "SEND bob hi"]);
         assert_eq!(frame(input, 1, usize::MAX - 1), ["PING", "SEND bob hi"]);
+    }
+
+    #[test]
+    fn a_trickled_line_is_searched_once() {
+        let mut framer = Framer::new(1 << 20);
+        let mut buf = Vec::new();
+        for _ in 0..1000 {
+            buf.push(b'x');
+            assert_eq!(framer.next(&buf), Step::NeedMore);
+            assert_eq!(framer.scanned, buf.len(), "resumes where it stopped");
+        }
+        buf.push(b'\n');
+        assert_eq!(
+            framer.next(&buf),
+            Step::Line {
+                line: &buf[..1000],
+                consumed: 1001
+            }
+        );
+        assert_eq!(framer.scanned, 0, "the next line starts fresh");
     }
 
     #[test]

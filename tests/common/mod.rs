@@ -61,6 +61,42 @@ pub const ERROR_CODES: [&str; 9] = [
 // The server process
 // ---------------------------------------------------------------------------
 
+/// A TCP connection to `addr` from the local address `source` (another
+/// loopback address such as 127.0.0.2, for per-address limits).
+pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(addr) = addr else {
+        panic!("the test server listens on IPv4")
+    };
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns; it is
+    // handed to TcpStream only once connected.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let local = sockaddr(source, 0);
+        let rc = libc::bind(fd, &local as *const _ as *const libc::sockaddr, len);
+        assert_eq!(rc, 0, "bind {source}: {}", std::io::Error::last_os_error());
+        let remote = sockaddr(*addr.ip(), addr.port());
+        let rc = libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len);
+        assert_eq!(
+            rc,
+            0,
+            "connect from {source}: {}",
+            std::io::Error::last_os_error()
+        );
+        TcpStream::from_raw_fd(fd)
+    }
+}
+
 /// Which of the child's output streams a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stream {
@@ -104,9 +140,42 @@ impl TestServer {
         Self::spawn(args)
     }
 
+    /// Like [`TestServer::start`], with the process's open-file limit (soft
+    /// and hard) lowered to `open_files`, so descriptor exhaustion can be
+    /// reached with a handful of sockets.
+    #[track_caller]
+    pub fn start_with_open_files(open_files: u64, extra: &[&str]) -> TestServer {
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        args.push("--memory".to_string());
+        Self::spawn_with(args, Some(open_files))
+    }
+
     #[track_caller]
     fn spawn(args: Vec<String>) -> TestServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gotalk"))
+        Self::spawn_with(args, None)
+    }
+
+    #[track_caller]
+    fn spawn_with(args: Vec<String>, open_files: Option<u64>) -> TestServer {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gotalk"));
+        if let Some(limit) = open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and only changes this
+            // child's own limit between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let l = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .arg("--listen")
             .arg("127.0.0.1:0")
             .args(&args)
@@ -202,6 +271,25 @@ impl TestServer {
     /// the old process is dropped.
     pub fn restart(&mut self) {
         self.kill();
+        *self = Self::spawn(self.args.clone());
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the server process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill only sends a signal to the child this value owns.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits at most `timeout` for the server to exit; kills it and returns
+    /// `None` if it does not.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_with_deadline(&mut self.child, timeout)
+    }
+
+    /// Starts a new server with the same arguments after this one exited
+    /// by itself (a graceful stop), keeping nothing of the old log.
+    pub fn start_again(&mut self) {
         *self = Self::spawn(self.args.clone());
     }
 
@@ -426,6 +514,11 @@ impl LineClient {
     pub fn connect(addr: SocketAddr) -> LineClient {
         let stream = TcpStream::connect_timeout(&addr, READ_TIMEOUT)
             .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        LineClient::from_stream(stream)
+    }
+
+    /// A client on a connection opened elsewhere (see [`connect_from`]).
+    pub fn from_stream(stream: TcpStream) -> LineClient {
         stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
@@ -589,31 +682,38 @@ impl LineClient {
         self.events.drain(..).collect()
     }
 
-    /// Asserts that the server sends nothing (not even part of a line)
-    /// within `ms` milliseconds, and that the connection is still open.
+    /// Asserts that nothing is on its way to this client, without waiting:
+    /// sends a PING with a fresh tag and requires the very next line (bytes
+    /// already buffered included, and no event kept aside) to be exactly
+    /// that PING's PONG.
+    ///
+    /// Replies come in request order, and a push from work that completed
+    /// before the server read the PING is queued ahead of the PONG, so any
+    /// line that was going to arrive shows up first and fails the test. Use
+    /// it only when no request of this client is still unanswered and no
+    /// partial line (no newline yet) has been sent: the PING would wait
+    /// behind the one or be glued onto the other.
     #[track_caller]
-    pub fn expect_no_line_within(&mut self, ms: u64) {
+    pub fn expect_nothing_before_pong(&mut self) {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
         assert!(
-            self.reader.buffer().is_empty(),
-            "expected silence, but already received {:?}",
-            String::from_utf8_lossy(self.reader.buffer())
+            self.events.is_empty(),
+            "expected nothing more, but events were already received: {:?}",
+            self.events
         );
-        self.writer
-            .set_read_timeout(Some(Duration::from_millis(ms.max(1))))
-            .unwrap();
-        let result = self.reader.fill_buf().map(|b| b.to_vec());
-        self.writer.set_read_timeout(Some(self.timeout)).unwrap();
-        match result {
-            Ok(bytes) if bytes.is_empty() => {
-                panic!("expected silence, but the server closed the connection")
-            }
-            Ok(bytes) => panic!(
-                "expected silence for {ms} ms, but received {:?}",
-                String::from_utf8_lossy(&bytes)
-            ),
-            Err(e) if is_timeout(&e) => {}
-            Err(e) => panic!("expected silence, but the read failed: {e}"),
-        }
+        let tag = format!(
+            "nothing-before-this-{}",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        self.send_line(&json!({"cmd": "ping", "tag": tag}).to_string());
+        let line = self.read_line_bytes();
+        let expected = json!({"ok": true, "pong": true, "tag": tag});
+        let got: Option<Value> = serde_json::from_slice(&line).ok();
+        assert!(
+            got.as_ref() == Some(&expected),
+            "expected nothing more, then the PONG {expected}, but received {:?}",
+            String::from_utf8_lossy(&line)
+        );
     }
 
     /// Asserts that the server closes the connection cleanly (a read returns
