@@ -266,11 +266,9 @@ impl Core {
         // Room in the mailbox is taken now, before the commit, so SENDs in
         // flight count against its caps; the commit stores or releases it.
         let budget = self.budget();
-        if let Err(full) = self
-            .mailboxes
-            .reserve(recipient.id, mailbox::cost(&message), &budget)
-        {
-            return Err(mailbox_full(full, &recipient.username, &budget));
+        let cost = mailbox::cost(&message);
+        if let Err(full) = self.mailboxes.reserve(recipient.id, cost, &budget) {
+            return Err(mailbox_full(full, cost, &recipient.username, &budget));
         }
         self.last_message_id = id;
         if let Some(cid) = client_id {
@@ -368,8 +366,12 @@ impl Core {
 }
 
 /// The reply to a SEND that a mailbox budget refused, naming the limit.
-fn mailbox_full(full: Full, recipient: &str, budget: &Budget) -> Failure {
+fn mailbox_full(full: Full, cost: usize, recipient: &str, budget: &Budget) -> Failure {
     let message = match full {
+        Full::Bytes(_) if cost > budget.bytes => format!(
+            "this message takes {cost} bytes as stored, more than a mailbox may hold, {} (--mailbox-bytes)",
+            budget.bytes
+        ),
         Full::Messages(held) => format!(
             "{recipient}'s mailbox is full: {held} unacknowledged messages, the limit is {} (--mailbox-limit); try again later",
             budget.messages

@@ -436,6 +436,12 @@ fn bytes_are_capped_per_mailbox_and_for_all() {
     later(b.send(10, "bob", &escaped, None).1);
     b.commit(true);
     assert_eq!(b.core.stats().pending_bytes, 2 * probe - 10 + 6 * 8);
+    // A message bigger than a whole mailbox says so.
+    failure(
+        now(b.send(10, "carol", &"x".repeat(2 * probe), None).1),
+        ErrorCode::RateLimited,
+        "more than a mailbox may hold",
+    );
 }
 
 #[test]
