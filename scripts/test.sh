@@ -10,11 +10,12 @@ bash scripts/install-test-deps.sh
 
 echo "== cargo fmt and clippy"
 cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --all-targets --all-features --quiet -- -D warnings
 
 echo "== Rust tests"
-cargo build --quiet
-cargo test --all-targets
+cargo build --quiet --all-features
+# --all-features builds gotalk-bench too, which the chaos test drives.
+cargo test --all-targets --all-features
 
 echo "== Python client tests"
 GOTALK_BIN="$PWD/target/debug/gotalk" python3 -m pytest -q clients/python/tests

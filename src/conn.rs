@@ -104,6 +104,9 @@ pub struct Conn {
     pub input_since: Option<Millis>,
     /// The deadline armed in the server's timer heap, if any.
     pub timer_at: Option<Millis>,
+    /// Bytes read from and written to the socket (for the close log line).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 impl Conn {
@@ -127,6 +130,8 @@ impl Conn {
             last_active: now,
             input_since: None,
             timer_at: None,
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 
@@ -229,6 +234,7 @@ impl Conn {
             }
         };
         self.owed -= written;
+        self.bytes_out += written as u64;
         budget.sub(written);
         match result {
             Ok(Flushed::All) => {

@@ -558,6 +558,7 @@ impl Server {
                 }
                 Ok(n) => {
                     read_this_turn += n;
+                    conn.bytes_in += n as u64;
                     conn.last_active = now;
                     if conn.inbuf.is_empty() {
                         conn.input_since = Some(now);
@@ -913,9 +914,13 @@ impl Server {
         }
         *self.closed.entry(close_reason_name(reason)).or_insert(0) += 1;
         log::debug!(
-            "connection {id} ({} door) from {} closed: {reason:?}",
+            "connection {id} ({} door) from {} closed after {} ms: {}, {} bytes in, {} bytes out",
             door.name(),
-            conn.peer
+            conn.peer,
+            now_ms().saturating_sub(conn.opened),
+            close_reason_name(reason),
+            conn.bytes_in,
+            conn.bytes_out
         );
     }
 }

@@ -13,6 +13,7 @@
 //! processes; [`wire`] is the client side: blocking setup requests and
 //! cheap line scanning.
 
+mod chaos;
 mod compare;
 mod durable;
 mod hotpath;
@@ -91,6 +92,13 @@ kills the server at the end):
             a commit every 512, ACK every 1000); --max-messages sets the
             count (default 2000000). Deterministic under
             `valgrind --tool=callgrind`, to compare builds by instructions.
+  chaos     4 senders (one SEND at a time, each with a client_id, retried
+            after a broken connection) and 3 receivers (SYNC, ACK) against
+            a durable server killed at random moments (SIGKILL, one time
+            in four SIGTERM) and restarted on the same data; --seconds
+            (default 120). Checks that every acknowledged SEND is
+            delivered, none again after its ACK, each sender's order
+            kept and retried SENDs stored once; exits 1 if not.
   compare   the relay shape against redis-server (PUBLISH/SUBSCRIBE) and
             nats-server (PUB/SUB), and idle connection memory of
             mosquitto (MQTT CONNECT), redis and nats, next to goTalk; each
@@ -249,6 +257,7 @@ fn main() -> ExitCode {
         "login" => login::run(&opts),
         "hotpath" => hotpath::run(&opts),
         "compare" => compare::run(&opts),
+        "chaos" => chaos::run(&opts),
         other => Err(format!(
             "unknown scenario '{other}': relay, durable, idle, login, hotpath or compare (see --help)"
         )),
