@@ -29,6 +29,12 @@ pub struct Config {
     pub mailbox_limit: usize,
     /// Password-hashing worker threads.
     pub hash_threads: usize,
+    /// Password checks (LOGIN, REGISTER) waiting for a worker, from all
+    /// addresses together; past it they are refused with `rate_limited`.
+    pub hash_queue: usize,
+    /// Password checks waiting from one peer address (IPv6: one /64);
+    /// addresses take turns, so one cannot hold up the others.
+    pub hash_queue_per_address: usize,
     /// Most simultaneous connections; more are accepted and closed at once.
     pub max_connections: usize,
     /// Log level name for `log` (error, warn, info, debug, trace).
@@ -55,9 +61,6 @@ pub mod limits {
     pub const CLIENT_ID_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
     /// Longest password accepted (argon2 has no need for more).
     pub const MAX_PASSWORD_BYTES: usize = 1024;
-    /// Password jobs waiting for a worker before LOGIN/REGISTER are refused
-    /// with `rate_limited`.
-    pub const MAX_PENDING_HASHES: usize = 1024;
     /// Output queued for a connection past which the server stops reading its
     /// requests until the client reads its replies (flow control, no close).
     pub const OUTPUT_PAUSE_BYTES: usize = 256 * 1024;
@@ -81,6 +84,8 @@ impl Default for Config {
             max_output: 8 * 1024 * 1024,
             mailbox_limit: 100_000,
             hash_threads: 2,
+            hash_queue: 1024,
+            hash_queue_per_address: 16,
             max_connections: 100_000,
             log_level: log::LevelFilter::Info,
         }
@@ -115,6 +120,11 @@ Flags:
                          disconnected as a slow reader (default {max_output})
   --mailbox-limit N      unacknowledged messages per user (default {mailbox})
   --hash-threads N       password hashing threads (default {hash})
+  --hash-queue N         password checks (LOGIN, REGISTER) waiting for a
+                         thread; more are rate_limited (default {hash_queue})
+  --hash-queue-per-address N
+                         password checks waiting from one address (IPv6:
+                         one /64); more are rate_limited (default {hash_addr})
   --max-connections N    simultaneous connections (default {conns})
   --log-level LEVEL      error, warn, info, debug or trace (default info)
   --help                 print this help
@@ -128,6 +138,8 @@ Flags:
         max_output = d.max_output,
         mailbox = d.mailbox_limit,
         hash = d.hash_threads,
+        hash_queue = d.hash_queue,
+        hash_addr = d.hash_queue_per_address,
         conns = d.max_connections,
     )
 }
@@ -168,6 +180,10 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             }
             "--mailbox-limit" => config.mailbox_limit = number(&name, &value("N")?, 1)? as usize,
             "--hash-threads" => config.hash_threads = number(&name, &value("N")?, 1)? as usize,
+            "--hash-queue" => config.hash_queue = number(&name, &value("N")?, 1)? as usize,
+            "--hash-queue-per-address" => {
+                config.hash_queue_per_address = number(&name, &value("N")?, 1)? as usize
+            }
             "--max-connections" => {
                 config.max_connections = number(&name, &value("N")?, 1)? as usize
             }
@@ -229,6 +245,16 @@ mod tests {
     }
 
     #[test]
+    fn password_queue_flags_have_defaults_and_a_minimum() {
+        let c = run(&[]).unwrap();
+        assert_eq!((c.hash_queue, c.hash_queue_per_address), (1024, 16));
+        let c = run(&["--hash-queue", "10", "--hash-queue-per-address=2"]).unwrap();
+        assert_eq!((c.hash_queue, c.hash_queue_per_address), (10, 2));
+        assert!(run(&["--hash-queue", "0"]).is_err());
+        assert!(run(&["--hash-queue-per-address", "x"]).is_err());
+    }
+
+    #[test]
     fn help_lists_every_flag() {
         let help = help_text();
         for flag in [
@@ -236,6 +262,8 @@ mod tests {
             "--data",
             "--memory",
             "--key-file",
+            "--hash-queue",
+            "--hash-queue-per-address",
             "--log-level",
         ] {
             assert!(help.contains(flag), "{flag} missing from help");

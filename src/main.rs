@@ -75,6 +75,9 @@ fn start(config: Config) -> Result<(), String> {
     let settings = CoreSettings {
         token_ttl_ms: config.token_ttl.as_millis() as u64,
         mailbox_limit: config.mailbox_limit,
+        hash_workers: config.hash_threads,
+        hash_queue: config.hash_queue,
+        hash_queue_per_address: config.hash_queue_per_address,
     };
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);

@@ -24,7 +24,7 @@ impl Core {
         let job = match &done {
             HashDone::Hashed { job, .. } | HashDone::Verified { job, .. } => *job,
         };
-        let Some(wait) = self.hashing.remove(&job) else {
+        let Some(wait) = self.password_job_done(job, out) else {
             return;
         };
         match (wait, done) {

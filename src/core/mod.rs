@@ -11,6 +11,8 @@ mod commands;
 mod commit;
 pub mod help;
 mod mailbox;
+mod password_queue;
+mod passwords;
 mod waiters;
 
 pub use accounts::check_username;
@@ -25,7 +27,9 @@ use crate::{ConnId, MessageId, Millis, UserId};
 use accounts::{Account, Accounts};
 use client_ids::{ClientIds, FirstSend};
 use mailbox::Mailboxes;
+use password_queue::{PasswordQueue, QueueLimits};
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::Arc;
 use waiters::Waiters;
 
@@ -66,6 +70,11 @@ pub struct Outbox {
 pub struct CoreSettings {
     pub token_ttl_ms: Millis,
     pub mailbox_limit: usize,
+    /// Password jobs: worker threads, most waiting in all, most waiting
+    /// from one peer address.
+    pub hash_workers: usize,
+    pub hash_queue: usize,
+    pub hash_queue_per_address: usize,
 }
 
 /// A request waiting for a password job.
@@ -118,7 +127,9 @@ pub struct Core {
     sessions: IdMap<ConnId, Option<UserId>>,
     /// Bound connections by user: who gets pushes.
     subscribers: IdMap<UserId, Vec<ConnId>>,
+    /// Requests waiting for a password job, queued or running.
     hashing: IdMap<JobId, HashWait>,
+    passwords: PasswordQueue,
     next_job: JobId,
     /// LOGIN of an unknown user verifies against this, so it takes as long
     /// as a wrong password and the two cannot be told apart.
@@ -135,6 +146,11 @@ pub struct Core {
 
 impl Core {
     pub fn new(settings: CoreSettings, key: TokenKey, dummy_hash: Arc<str>) -> Core {
+        let passwords = PasswordQueue::new(QueueLimits {
+            total: settings.hash_queue,
+            per_address: settings.hash_queue_per_address,
+            workers: settings.hash_workers,
+        });
         Core {
             settings,
             key,
@@ -145,6 +161,7 @@ impl Core {
             sessions: IdMap::default(),
             subscribers: IdMap::default(),
             hashing: IdMap::default(),
+            passwords,
             next_job: 0,
             dummy_hash,
             open_ops: Vec::new(),
@@ -197,16 +214,31 @@ impl Core {
         );
     }
 
+    /// A connection (line or HTTP) was accepted from `peer`.
+    pub fn open_connection(&mut self, conn: ConnId, peer: IpAddr) {
+        self.passwords.open(conn, peer);
+    }
+
     /// A line-protocol connection opened: LOGIN/AUTH may bind it.
     pub fn open_session(&mut self, conn: ConnId) {
         self.sessions.insert(conn, None);
     }
 
-    /// A connection closed: it gets no more pushes.
+    /// A connection (line or HTTP) closed: it gets no more pushes, and
+    /// its password jobs are dropped (nobody reads their replies).
     pub fn close_session(&mut self, conn: ConnId) {
         if let Some(Some(user)) = self.sessions.remove(&conn) {
             self.unsubscribe(conn, user);
         }
+        self.drop_password_jobs(conn);
+    }
+
+    /// The client closed its sending side but the connection still owes it
+    /// replies: work that only it waits for and that has not started is
+    /// cancelled and answered now, so the connection can finish and close.
+    pub fn peer_closed(&mut self, conn: ConnId, _now: Millis, out: &mut Outbox) {
+        // Password jobs not yet started.
+        self.cancel_waiting_password_jobs(conn, out);
     }
 
     fn bind(&mut self, conn: ConnId, user: UserId) {

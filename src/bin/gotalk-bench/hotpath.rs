@@ -85,6 +85,9 @@ impl HotPath {
         let settings = CoreSettings {
             token_ttl_ms: 1 << 40,
             mailbox_limit: 1 << 30,
+            hash_workers: 1,
+            hash_queue: 1,
+            hash_queue_per_address: 1,
         };
         let mut core = Core::new(settings, TokenKey::from_bytes(&KEY), "unused".into());
         let users = (0..RECEIVERS + SENDERS)
