@@ -121,6 +121,10 @@ impl Server {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.read(id, now);
                         }
+                        if event.is_read_closed() {
+                            // Also while a barrier keeps its input unread.
+                            self.core.peer_closed(id, now, &mut self.outbox);
+                        }
                     }
                 }
             }
@@ -169,6 +173,7 @@ impl Server {
                         continue;
                     }
                     log::debug!("connection {id} from {peer}");
+                    self.core.open_connection(id, peer.ip());
                     self.conns[id] = Some(Conn::new(socket, peer));
                     self.live += 1;
                 }
@@ -213,6 +218,7 @@ impl Server {
             match conn.socket.read(&mut self.scratch) {
                 Ok(0) => {
                     conn.read_closed = true;
+                    self.core.peer_closed(id, now, &mut self.outbox);
                     if !conn.inbuf.is_empty() {
                         // A request is a whole line: a client that stopped
                         // mid-line (it may have crashed mid-write) did not

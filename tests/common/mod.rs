@@ -398,6 +398,11 @@ impl LineClient {
     pub fn connect(addr: SocketAddr) -> LineClient {
         let stream = TcpStream::connect_timeout(&addr, READ_TIMEOUT)
             .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        LineClient::from_stream(stream)
+    }
+
+    /// Wraps a connected socket (e.g. one bound to another source address).
+    pub fn from_stream(stream: TcpStream) -> LineClient {
         stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
