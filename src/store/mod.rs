@@ -5,8 +5,11 @@
 //! and [`memory::MemoryStore`] (`--memory`, nothing kept). A networked
 //! backend would be a third implementation of [`Store`].
 
+mod error;
 pub mod memory;
 pub mod sqlite;
+
+pub use error::StoreError;
 
 use crate::message::Message;
 use crate::{MessageId, Millis, UserId};
@@ -43,8 +46,8 @@ pub struct Batch {
 #[derive(Debug)]
 pub struct Committed {
     pub seq: u64,
-    /// `Err` holds the cause, for the log; the requests get `unavailable`.
-    pub result: Result<(), String>,
+    /// `Err` holds the cause; the requests get `unavailable`.
+    pub result: Result<(), StoreError>,
 }
 
 /// An account as stored.

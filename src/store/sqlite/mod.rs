@@ -22,7 +22,7 @@ pub mod stats;
 pub mod upkeep;
 pub mod writer;
 
-use super::{Batch, Committed, Snapshot, Store};
+use super::{Batch, Committed, Snapshot, Store, StoreError};
 use crate::Millis;
 use crossbeam_channel::{Receiver, Sender};
 use lock::DataDirLock;
@@ -121,7 +121,7 @@ impl Store for SqliteStore {
             // Only if the writer thread died: answer rather than hang.
             let _ = self.done_tx.send(Committed {
                 seq: lost.0.seq,
-                result: Err("the store thread has stopped".into()),
+                result: Err(StoreError::Stopped),
             });
         }
     }

@@ -13,7 +13,7 @@
 
 use super::stats::Stats;
 use super::upkeep::{Upkeep, IDLE_AFTER};
-use crate::store::{Batch, Committed, WriteOp};
+use crate::store::{Batch, Committed, StoreError, WriteOp};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mio::Waker;
 use rusqlite::{CachedStatement, Connection, TransactionBehavior};
@@ -94,8 +94,8 @@ impl Writer {
                 self.stats.committed(group.len(), transactions, writes);
                 Ok(())
             }
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("the store thread panicked while writing".to_string()),
+            Ok(Err(e)) => Err(StoreError::from(e)),
+            Err(_) => Err(StoreError::Panicked),
         };
         if let Err(cause) = &result {
             log::error!(
