@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Default of `--disk-reserve`: bytes set aside so ACK works on a full disk.
+pub const DEFAULT_DISK_RESERVE: u64 = 8 << 20;
+
 /// Everything the server needs to know to start; no I/O happens here.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -15,6 +18,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Keep nothing on disk.
     pub memory: bool,
+    /// Bytes of disk set aside in the data directory (`gotalk.reserve`)
+    /// and released when the disk fills, so ACKs can still free space.
+    pub disk_reserve: u64,
     /// Where the token key lives; default `<data>/secret.key`.
     pub key_file: Option<PathBuf>,
     /// How long a LOGIN token stays valid.
@@ -78,6 +84,7 @@ impl Default for Config {
             listen: "127.0.0.1:9000".parse().expect("valid default address"),
             data_dir: PathBuf::from("./gotalk-data"),
             memory: false,
+            disk_reserve: DEFAULT_DISK_RESERVE,
             key_file: None,
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             max_line: 64 * 1024,
@@ -112,6 +119,9 @@ Flags:
   --listen ADDR:PORT     address to listen on (default {listen})
   --data DIR             directory for durable state (default {data})
   --memory               keep nothing on disk (tests, benchmarks)
+  --disk-reserve BYTES   disk space set aside in DIR and released when the
+                         disk fills, so ACK still works; 0 for none
+                         (default {reserve})
   --key-file PATH        token key file, 32 bytes (default DIR/secret.key;
                          a fresh random key per run with --memory)
   --token-ttl SECONDS    how long a login token is valid (default {ttl})
@@ -133,6 +143,7 @@ Flags:
         version = env!("CARGO_PKG_VERSION"),
         listen = d.listen,
         data = d.data_dir.display(),
+        reserve = d.disk_reserve,
         ttl = d.token_ttl.as_secs(),
         max_line = d.max_line,
         max_output = d.max_output,
@@ -170,6 +181,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
                 })?;
             }
             "--data" => config.data_dir = PathBuf::from(value("DIR")?),
+            "--disk-reserve" => config.disk_reserve = number(&name, &value("BYTES")?, 0)?,
             "--key-file" => config.key_file = Some(PathBuf::from(value("PATH")?)),
             "--token-ttl" => {
                 config.token_ttl = Duration::from_secs(number(&name, &value("SECONDS")?, 1)?)
@@ -255,6 +267,13 @@ mod tests {
     }
 
     #[test]
+    fn disk_reserve_defaults_to_8_mib_and_may_be_0() {
+        assert_eq!(run(&[]).unwrap().disk_reserve, 8 << 20);
+        assert_eq!(run(&["--disk-reserve", "0"]).unwrap().disk_reserve, 0);
+        assert!(run(&["--disk-reserve", "-1"]).is_err());
+    }
+
+    #[test]
     fn help_lists_every_flag() {
         let help = help_text();
         for flag in [
@@ -264,6 +283,7 @@ mod tests {
             "--key-file",
             "--hash-queue",
             "--hash-queue-per-address",
+            "--disk-reserve",
             "--log-level",
         ] {
             assert!(help.contains(flag), "{flag} missing from help");

@@ -62,7 +62,8 @@ fn start(config: Config) -> Result<(), String> {
         // The store creates the data directory and takes its lock first, so
         // a second gotalk on the same directory stops here, before it can
         // race this one to create the token key.
-        let store = SqliteStore::open(&config.data_dir, waker.clone())?;
+        let store =
+            SqliteStore::open_with_reserve(&config.data_dir, config.disk_reserve, waker.clone())?;
         let key_path = config
             .key_file
             .clone()

@@ -79,7 +79,11 @@ impl Core {
             .is_some_and(|(seq, _)| *seq <= done.seq)
         {
             let (_, then) = self.awaiting.pop_front().expect("front exists");
-            self.finish(then, &done.result, now, out);
+            let result = match then {
+                AfterCommit::Acked { .. } => &done.acks,
+                _ => &done.result,
+            };
+            self.finish(then, result, now, out);
         }
     }
 

@@ -9,6 +9,8 @@ mod accounts;
 mod client_ids;
 mod commands;
 mod commit;
+#[cfg(test)]
+mod commit_failure_tests;
 pub mod help;
 mod mailbox;
 mod password_queue;

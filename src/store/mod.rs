@@ -48,6 +48,12 @@ pub struct Committed {
     pub seq: u64,
     /// `Err` holds the cause; the requests get `unavailable`.
     pub result: Result<(), StoreError>,
+    /// The outcome of the batch's ACKs: the same as `result`, except when
+    /// the disk is full. ACKs depend on nothing else in a batch (they only
+    /// remove messages already stored), so then they are committed without
+    /// the rest, and may succeed where it failed: that is what keeps ACK
+    /// working on a full disk. Each request is still all or nothing.
+    pub acks: Result<(), StoreError>,
 }
 
 /// An account as stored.
