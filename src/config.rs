@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Default of `--disk-reserve`: bytes set aside so ACK works on a full disk.
+pub const DEFAULT_DISK_RESERVE: u64 = 8 << 20;
+
 /// Everything the server needs to know to start; no I/O happens here.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -15,6 +18,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Keep nothing on disk.
     pub memory: bool,
+    /// Bytes of disk set aside in the data directory (`gotalk.reserve`)
+    /// and released when the disk fills, so ACKs can still free space.
+    pub disk_reserve: u64,
     /// Where the token key lives; default `<data>/secret.key`.
     pub key_file: Option<PathBuf>,
     /// How long a LOGIN token stays valid.
@@ -42,6 +48,12 @@ pub struct Config {
     pub conns_per_user: usize,
     /// Password-hashing worker threads.
     pub hash_threads: usize,
+    /// Password checks (LOGIN, REGISTER) waiting for a worker, from all
+    /// addresses together; past it they are refused with `rate_limited`.
+    pub hash_queue: usize,
+    /// Password checks waiting from one peer address (IPv6: one /64);
+    /// addresses take turns, so one cannot hold up the others.
+    pub hash_queue_per_address: usize,
     /// Most simultaneous connections; more are accepted, told why, and
     /// closed. 0 means "derive it from the open-file limit".
     pub max_connections: usize,
@@ -90,9 +102,6 @@ pub mod limits {
     pub const CLIENT_ID_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
     /// Longest password accepted (argon2 has no need for more).
     pub const MAX_PASSWORD_BYTES: usize = 1024;
-    /// Password jobs waiting for a worker before LOGIN/REGISTER are refused
-    /// with `rate_limited`.
-    pub const MAX_PENDING_HASHES: usize = 1024;
     /// Output queued for a connection past which the server stops reading its
     /// requests until the client reads its replies (flow control, no close).
     pub const OUTPUT_PAUSE_BYTES: usize = 256 * 1024;
@@ -121,6 +130,7 @@ impl Default for Config {
             listen: "127.0.0.1:9000".parse().expect("valid default address"),
             data_dir: PathBuf::from("./gotalk-data"),
             memory: false,
+            disk_reserve: DEFAULT_DISK_RESERVE,
             key_file: None,
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             max_line: 64 * 1024,
@@ -132,6 +142,8 @@ impl Default for Config {
             waiters_per_user: 16,
             conns_per_user: 64,
             hash_threads: 2,
+            hash_queue: 1024,
+            hash_queue_per_address: 16,
             max_connections: 0,
             max_connections_per_address: 256,
             max_output_total: 256 * 1024 * 1024,
@@ -166,6 +178,9 @@ Flags:
   --listen ADDR:PORT     address to listen on (default {listen})
   --data DIR             directory for durable state (default {data})
   --memory               keep nothing on disk (tests, benchmarks)
+  --disk-reserve BYTES   disk space set aside in DIR and released when the
+                         disk fills, so ACK still works; 0 for none
+                         (default {reserve})
   --key-file PATH        token key file, 32 bytes (default DIR/secret.key;
                          a fresh random key per run with --memory)
   --token-ttl SECONDS    how long a login token is valid (default {ttl})
@@ -185,6 +200,11 @@ Flags:
   --conns-per-user N     line connections logged in as one user at once
                          (default {conns_per_user})
   --hash-threads N       password hashing threads (default {hash})
+  --hash-queue N         password checks (LOGIN, REGISTER) waiting for a
+                         thread; more are rate_limited (default {hash_queue})
+  --hash-queue-per-address N
+                         password checks waiting from one address (IPv6:
+                         one /64); more are rate_limited (default {hash_addr})
   --max-connections N    simultaneous connections; more are told why and
                          closed (default: the open-file limit, raised to
                          its hard limit at start, less {reserved})
@@ -220,6 +240,7 @@ Flags:
         version = env!("CARGO_PKG_VERSION"),
         listen = d.listen,
         data = d.data_dir.display(),
+        reserve = d.disk_reserve,
         ttl = d.token_ttl.as_secs(),
         max_line = d.max_line,
         max_output = d.max_output,
@@ -230,6 +251,8 @@ Flags:
         waiters = d.waiters_per_user,
         conns_per_user = d.conns_per_user,
         hash = d.hash_threads,
+        hash_queue = d.hash_queue,
+        hash_addr = d.hash_queue_per_address,
         reserved = crate::fdlimit::RESERVED_FDS,
         per_address = d.max_connections_per_address,
         output_total = d.max_output_total,
@@ -266,6 +289,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
                 config.data_dir = PathBuf::from(value("DIR")?);
                 data_given = true;
             }
+            "--disk-reserve" => config.disk_reserve = number(&name, &value("BYTES")?, 0)?,
             "--key-file" => config.key_file = Some(PathBuf::from(value("PATH")?)),
             "--token-ttl" => {
                 config.token_ttl = Duration::from_secs(number(&name, &value("SECONDS")?, 1)?)
@@ -289,6 +313,10 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             }
             "--conns-per-user" => config.conns_per_user = number(&name, &value("N")?, 1)? as usize,
             "--hash-threads" => config.hash_threads = number(&name, &value("N")?, 1)? as usize,
+            "--hash-queue" => config.hash_queue = number(&name, &value("N")?, 1)? as usize,
+            "--hash-queue-per-address" => {
+                config.hash_queue_per_address = number(&name, &value("N")?, 1)? as usize
+            }
             "--max-connections" => {
                 config.max_connections = number(&name, &value("N")?, 1)? as usize
             }
@@ -436,6 +464,23 @@ mod tests {
     }
 
     #[test]
+    fn password_queue_flags_have_defaults_and_a_minimum() {
+        let c = run(&[]).unwrap();
+        assert_eq!((c.hash_queue, c.hash_queue_per_address), (1024, 16));
+        let c = run(&["--hash-queue", "10", "--hash-queue-per-address=2"]).unwrap();
+        assert_eq!((c.hash_queue, c.hash_queue_per_address), (10, 2));
+        assert!(run(&["--hash-queue", "0"]).is_err());
+        assert!(run(&["--hash-queue-per-address", "x"]).is_err());
+    }
+
+    #[test]
+    fn disk_reserve_defaults_to_8_mib_and_may_be_0() {
+        assert_eq!(run(&[]).unwrap().disk_reserve, 8 << 20);
+        assert_eq!(run(&["--disk-reserve", "0"]).unwrap().disk_reserve, 0);
+        assert!(run(&["--disk-reserve", "-1"]).is_err());
+    }
+
+    #[test]
     fn help_lists_every_flag() {
         let help = help_text();
         for flag in [
@@ -443,6 +488,9 @@ mod tests {
             "--data",
             "--memory",
             "--key-file",
+            "--hash-queue",
+            "--hash-queue-per-address",
+            "--disk-reserve",
             "--log-level",
             "--mailbox-limit",
             "--mailbox-bytes",

@@ -1,6 +1,10 @@
 //! Password hashing off the event loop. A few worker threads take jobs from
 //! a `crossbeam-channel`, run argon2id, send the result back on another
 //! channel and wake the loop with its `mio::Waker`.
+//!
+//! The channel is never a queue: jobs wait in the core's fair queue
+//! (`core::password_queue`), which hands over only as many as there are
+//! idle workers, so a job can still be dropped while it waits.
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,

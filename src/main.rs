@@ -74,7 +74,8 @@ fn start(mut config: Config) -> Result<(), String> {
         // The store creates the data directory and takes its lock first, so
         // a second gotalk on the same directory stops here, before it can
         // race this one to create the token key.
-        let store = SqliteStore::open(&config.data_dir, waker.clone())?;
+        let store =
+            SqliteStore::open_with_reserve(&config.data_dir, config.disk_reserve, waker.clone())?;
         let key_path = config
             .key_file
             .clone()
@@ -92,6 +93,9 @@ fn start(mut config: Config) -> Result<(), String> {
         client_ids_per_sender: config.client_ids_per_sender,
         waiters_per_user: config.waiters_per_user,
         conns_per_user: config.conns_per_user,
+        hash_workers: config.hash_threads,
+        hash_queue: config.hash_queue,
+        hash_queue_per_address: config.hash_queue_per_address,
     };
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);

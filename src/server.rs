@@ -245,7 +245,8 @@ impl Server {
                         let open = self.clients.get(id).is_some_and(Option::is_some);
                         if event.is_read_closed() && open {
                             // The client sends no more: a long-poll it
-                            // waits on is answered now, so it can close.
+                            // waits on is answered now, so it can close (also while a
+                            // barrier keeps its input unread).
                             self.core.peer_closed(id, now, &mut self.outbox);
                         }
                     }
@@ -382,6 +383,7 @@ impl Server {
         self.timers
             .arm(&mut conn.timer_at, login_deadline, id, conn.serial);
         log::debug!("connection {id} from {peer}");
+        self.core.open_connection(id, peer.ip());
         self.clients[id] = Some(Client {
             conn,
             door: Door::Sniffing,
@@ -544,6 +546,7 @@ impl Server {
             match conn.socket.read(&mut self.scratch) {
                 Ok(0) => {
                     conn.read_closed = true;
+                    self.core.peer_closed(id, now, &mut self.outbox);
                     if !conn.inbuf.is_empty() {
                         // A request is a whole line: a client that stopped
                         // mid-line (it may have crashed mid-write) did not

@@ -64,7 +64,8 @@ struct Outcome {
 
 #[test]
 fn fifty_concurrent_clients_each_get_every_message_exactly_once() {
-    let server = TestServer::start(&[]);
+    // All fifty log in at once from one address: let them all queue.
+    let server = TestServer::start(&["--hash-queue-per-address", "64"]);
     let addr = server.addr();
     // Two barriers: everyone is logged in (so every push has a bound
     // receiver), then everyone has sent.

@@ -16,7 +16,7 @@ const CONTENT_BYTES: usize = 60 * 1024;
 
 #[test]
 fn a_receiver_that_never_reads_is_disconnected_and_loses_nothing() {
-    let server = TestServer::start(&["--max-output", "65536"]);
+    let server = TestServer::start(&["--max-output", "65536", "--mailbox-bytes", "67108864"]);
     let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
     let (bob_setup, bob_token, _) = register_and_login(&server, "bob", "pw-b");
     drop(bob_setup);

@@ -101,16 +101,6 @@ impl Core {
         Ok(())
     }
 
-    fn check_hash_capacity(&self) -> Result<(), Failure> {
-        if self.hashing.len() >= limits::MAX_PENDING_HASHES {
-            return Err(Failure::new(
-                ErrorCode::RateLimited,
-                "too many logins in progress; try again in a moment",
-            ));
-        }
-        Ok(())
-    }
-
     fn register(
         &mut self,
         ticket: Ticket,
@@ -119,17 +109,14 @@ impl Core {
         out: &mut Outbox,
     ) -> Result<Handled, Failure> {
         Self::check_password(&password)?;
-        self.check_hash_capacity()?;
+        self.check_password_room(ticket.conn)?;
         self.accounts.reserve(username)?;
         let job = self.new_job();
-        self.hashing.insert(
-            job,
-            HashWait::Register {
-                ticket,
-                username: username.into(),
-            },
-        );
-        out.hash_jobs.push(HashJob::Hash { job, password });
+        let wait = HashWait::Register {
+            ticket,
+            username: username.into(),
+        };
+        self.queue_password_job(wait, job, HashJob::Hash { job, password }, out);
         Ok(Handled::Later { barrier: true })
     }
 
@@ -145,17 +132,18 @@ impl Core {
                 "LOGIN needs a username and a password",
             ));
         }
-        self.check_hash_capacity()?;
+        Self::check_password(&password)?;
+        self.check_password_room(ticket.conn)?;
         let account = self.accounts.find(username);
         let user = account.map(|a| a.id);
         let hash = account.map_or_else(|| self.dummy_hash.clone(), |a| a.password_hash.clone());
         let job = self.new_job();
-        self.hashing.insert(job, HashWait::Login { ticket, user });
-        out.hash_jobs.push(HashJob::Verify {
+        let work = HashJob::Verify {
             job,
             password,
             hash,
-        });
+        };
+        self.queue_password_job(HashWait::Login { ticket, user }, job, work, out);
         Ok(Handled::Later { barrier: true })
     }
 

@@ -7,15 +7,19 @@ use crate::error::{ErrorCode, Failure};
 use crate::hasher::HashDone;
 use crate::message::Message;
 use crate::request::Reply;
-use crate::store::{Committed, WriteOp};
+use crate::store::{Committed, StoreError, WriteOp};
 use crate::Millis;
 use std::sync::Arc;
 
-fn unavailable() -> Reply {
-    Reply::Error(Failure::new(
-        ErrorCode::Unavailable,
-        "the server could not store this; nothing was changed, try again",
-    ))
+/// The reply to a request whose batch could not be committed.
+fn unavailable(result: &Result<(), StoreError>) -> Reply {
+    let message = match result {
+        Err(StoreError::DiskFull) => {
+            "the server's disk is full; nothing was changed, try again later"
+        }
+        _ => "the server could not store this; nothing was changed, try again",
+    };
+    Reply::Error(Failure::new(ErrorCode::Unavailable, message))
 }
 
 impl Core {
@@ -24,7 +28,7 @@ impl Core {
         let job = match &done {
             HashDone::Hashed { job, .. } | HashDone::Verified { job, .. } => *job,
         };
-        let Some(wait) = self.hashing.remove(&job) else {
+        let Some(wait) = self.password_job_done(job, out) else {
             return;
         };
         match (wait, done) {
@@ -63,21 +67,34 @@ impl Core {
 
     /// The store finished a batch.
     pub fn on_committed(&mut self, done: Committed, now: Millis, out: &mut Outbox) {
-        if let Err(cause) = &done.result {
-            log::error!("storing batch {} failed: {cause}", done.seq);
+        match &done.result {
+            Ok(()) => {}
+            // The store says so once, not once per batch.
+            Err(StoreError::DiskFull) => log::debug!("batch {}: disk full", done.seq),
+            Err(cause) => log::error!("storing batch {} failed: {cause}", done.seq),
         }
-        let ok = done.result.is_ok();
         while self
             .awaiting
             .front()
             .is_some_and(|(seq, _)| *seq <= done.seq)
         {
             let (_, then) = self.awaiting.pop_front().expect("front exists");
-            self.finish(then, ok, now, out);
+            let result = match then {
+                AfterCommit::Acked { .. } => &done.acks,
+                _ => &done.result,
+            };
+            self.finish(then, result, now, out);
         }
     }
 
-    fn finish(&mut self, then: AfterCommit, ok: bool, now: Millis, out: &mut Outbox) {
+    fn finish(
+        &mut self,
+        then: AfterCommit,
+        result: &Result<(), StoreError>,
+        now: Millis,
+        out: &mut Outbox,
+    ) {
+        let ok = result.is_ok();
         match then {
             AfterCommit::Registered { ticket, account } => {
                 if ok {
@@ -86,7 +103,7 @@ impl Core {
                     self.accounts.insert(account);
                 } else {
                     self.accounts.release(&account.username);
-                    out.replies.push((ticket, unavailable()));
+                    out.replies.push((ticket, unavailable(result)));
                 }
             }
             AfterCommit::Sent { ticket, message } => {
@@ -107,7 +124,7 @@ impl Core {
                     }
                     self.mailboxes
                         .release(message.to_id, super::mailbox::cost(&message));
-                    out.replies.push((ticket, unavailable()));
+                    out.replies.push((ticket, unavailable(result)));
                 }
             }
             AfterCommit::Duplicate { ticket, first } => {
@@ -117,7 +134,7 @@ impl Core {
                         ts: first.ts,
                     }
                 } else {
-                    unavailable()
+                    unavailable(result)
                 };
                 out.replies.push((ticket, reply));
             }
@@ -128,7 +145,7 @@ impl Core {
                 then_sync,
             } => {
                 if !ok {
-                    out.replies.push((ticket, unavailable()));
+                    out.replies.push((ticket, unavailable(result)));
                     return;
                 }
                 self.mailboxes.ack(user, upto);

@@ -9,8 +9,12 @@ mod accounts;
 mod client_ids;
 mod commands;
 mod commit;
+#[cfg(test)]
+mod commit_failure_tests;
 pub mod help;
 mod mailbox;
+mod password_queue;
+mod passwords;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -29,7 +33,9 @@ use crate::{ConnId, MessageId, Millis, UserId};
 use accounts::{Account, Accounts};
 use client_ids::{ClientIds, FirstSend};
 use mailbox::Mailboxes;
+use password_queue::{PasswordQueue, QueueLimits};
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::Arc;
 use waiters::Waiters;
 
@@ -76,6 +82,11 @@ pub struct CoreSettings {
     pub client_ids_per_sender: usize,
     pub waiters_per_user: usize,
     pub conns_per_user: usize,
+    /// Password jobs: worker threads, most waiting in all, most waiting
+    /// from one peer address.
+    pub hash_workers: usize,
+    pub hash_queue: usize,
+    pub hash_queue_per_address: usize,
 }
 
 impl Default for CoreSettings {
@@ -90,6 +101,9 @@ impl Default for CoreSettings {
             client_ids_per_sender: c.client_ids_per_sender,
             waiters_per_user: c.waiters_per_user,
             conns_per_user: c.conns_per_user,
+            hash_workers: c.hash_threads,
+            hash_queue: c.hash_queue,
+            hash_queue_per_address: c.hash_queue_per_address,
         }
     }
 }
@@ -147,7 +161,9 @@ pub struct Core {
     subscribers: IdMap<UserId, Vec<ConnId>>,
     /// Connections whose client stopped sending: their SYNCs do not wait.
     input_closed: IdMap<ConnId, ()>,
+    /// Requests waiting for a password job, queued or running.
     hashing: IdMap<JobId, HashWait>,
+    passwords: PasswordQueue,
     next_job: JobId,
     /// LOGIN of an unknown user verifies against this, so it takes as long
     /// as a wrong password and the two cannot be told apart.
@@ -164,6 +180,11 @@ pub struct Core {
 
 impl Core {
     pub fn new(settings: CoreSettings, key: TokenKey, dummy_hash: Arc<str>) -> Core {
+        let passwords = PasswordQueue::new(QueueLimits {
+            total: settings.hash_queue,
+            per_address: settings.hash_queue_per_address,
+            workers: settings.hash_workers,
+        });
         Core {
             key,
             accounts: Accounts::default(),
@@ -174,6 +195,7 @@ impl Core {
             subscribers: IdMap::default(),
             input_closed: IdMap::default(),
             hashing: IdMap::default(),
+            passwords,
             next_job: 0,
             dummy_hash,
             open_ops: Vec::new(),
@@ -230,26 +252,36 @@ impl Core {
         );
     }
 
+    /// A connection (line or HTTP) was accepted from `peer`.
+    pub fn open_connection(&mut self, conn: ConnId, peer: IpAddr) {
+        self.passwords.open(conn, peer);
+    }
+
     /// A line-protocol connection opened: LOGIN/AUTH may bind it.
     pub fn open_session(&mut self, conn: ConnId) {
         self.sessions.insert(conn, None);
     }
 
     /// A connection closed (line or HTTP; the server calls this for every
-    /// one): it gets no more pushes, and its long-poll is dropped.
+    /// one): it gets no more pushes, its long-poll is dropped, and its
+    /// password jobs are dropped (nobody reads their replies).
     pub fn close_session(&mut self, conn: ConnId) {
         if let Some(Some(user)) = self.sessions.remove(&conn) {
             self.unsubscribe(conn, user);
         }
         self.waiters.remove_conn(conn);
         self.input_closed.remove(&conn);
+        self.drop_password_jobs(conn);
     }
 
-    /// The client closed its sending side: nothing more will be asked on
-    /// `conn`, so what only waits is settled now and the connection can
-    /// close once its replies are written.
+    /// The client closed its sending side but the connection still owes it
+    /// replies: work that only it waits for is settled now (its long-poll
+    /// answered, password jobs not yet started cancelled), so the
+    /// connection can finish and close.
     pub fn peer_closed(&mut self, conn: ConnId, now: Millis, out: &mut Outbox) {
         self.stop_waiting(conn, now, out);
+        // Password jobs not yet started.
+        self.cancel_waiting_password_jobs(conn, out);
     }
 
     /// Long-polls of `conn` get their normal empty reply: the one waiting

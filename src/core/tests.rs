@@ -108,10 +108,11 @@ impl Bench {
         let result = if ok {
             Ok(())
         } else {
-            Err("injected failure".into())
+            Err(crate::store::StoreError::Io("injected failure".into()))
         };
         let done = Committed {
             seq: batch.seq,
+            acks: result.clone(),
             result,
         };
         self.core.on_committed(done, self.now, &mut self.out);

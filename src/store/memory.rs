@@ -24,6 +24,7 @@ impl Store for MemoryStore {
         self.done.push_back(Committed {
             seq: batch.seq,
             result: Ok(()),
+            acks: Ok(()),
         });
     }
 

@@ -5,8 +5,11 @@
 //! and [`memory::MemoryStore`] (`--memory`, nothing kept). A networked
 //! backend would be a third implementation of [`Store`].
 
+mod error;
 pub mod memory;
 pub mod sqlite;
+
+pub use error::StoreError;
 
 use crate::message::Message;
 use crate::{MessageId, Millis, UserId};
@@ -43,8 +46,14 @@ pub struct Batch {
 #[derive(Debug)]
 pub struct Committed {
     pub seq: u64,
-    /// `Err` holds the cause, for the log; the requests get `unavailable`.
-    pub result: Result<(), String>,
+    /// `Err` holds the cause; the requests get `unavailable`.
+    pub result: Result<(), StoreError>,
+    /// The outcome of the batch's ACKs: the same as `result`, except when
+    /// the disk is full. ACKs depend on nothing else in a batch (they only
+    /// remove messages already stored), so then they are committed without
+    /// the rest, and may succeed where it failed: that is what keeps ACK
+    /// working on a full disk. Each request is still all or nothing.
+    pub acks: Result<(), StoreError>,
 }
 
 /// An account as stored.

@@ -152,6 +152,7 @@ impl HotPath {
             let done = Committed {
                 seq: batch.seq,
                 result: Ok(()),
+                acks: Ok(()),
             };
             self.core.on_committed(done, NOW, &mut self.outbox);
         }

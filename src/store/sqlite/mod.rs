@@ -8,6 +8,7 @@
 //! - [`load`]: the state read at start.
 //! - [`writer`]: the thread that commits groups of batches.
 //! - [`upkeep`]: giving freed space back and pruning old `client_id`s.
+//! - [`disk_full`]: the reserve file that keeps ACK working on a full disk.
 //! - [`stats`]: the `store stats:` log line benchmarks read.
 //! - `tests`: the store end to end on a real file.
 //!
@@ -15,6 +16,7 @@
 //! batch to the writer and returns at once, and [`Store::completed`] takes
 //! a finished one if there is one. Disk waits happen on the writer thread.
 
+pub mod disk_full;
 pub mod load;
 pub mod lock;
 pub mod schema;
@@ -22,9 +24,11 @@ pub mod stats;
 pub mod upkeep;
 pub mod writer;
 
-use super::{Batch, Committed, Snapshot, Store};
+use super::{Batch, Committed, Snapshot, Store, StoreError};
+use crate::config::DEFAULT_DISK_RESERVE;
 use crate::Millis;
 use crossbeam_channel::{Receiver, Sender};
+use disk_full::DiskSpace;
 use lock::DataDirLock;
 use mio::Waker;
 use rusqlite::Connection;
@@ -56,10 +60,22 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if need be) the store in `dir`: the directory, its
     /// lock, the database and its schema, and the writer thread. Every
-    /// failure is an error that names the file and the cause.
+    /// failure is an error that names the file and the cause. Sets the
+    /// default reserve aside (see [`disk_full`]).
     pub fn open(dir: &Path, waker: Arc<Waker>) -> Result<SqliteStore, String> {
+        Self::open_with_reserve(dir, DEFAULT_DISK_RESERVE, waker)
+    }
+
+    /// [`SqliteStore::open`] with `reserve_bytes` of disk set aside for
+    /// ACKs on a full disk (0: none).
+    pub fn open_with_reserve(
+        dir: &Path,
+        reserve_bytes: u64,
+        waker: Arc<Waker>,
+    ) -> Result<SqliteStore, String> {
         create_data_dir(dir)?;
         let lock = DataDirLock::acquire(dir)?;
+        let space = DiskSpace::open(dir, reserve_bytes);
         let path = dir.join(DB_FILE);
         create_private_file(&path)?;
         let fail = |e: String| {
@@ -77,7 +93,7 @@ impl SqliteStore {
         let conn = connect(&path).map_err(fail)?;
         let (jobs, jobs_rx) = crossbeam_channel::unbounded();
         let (done_tx, done) = crossbeam_channel::unbounded();
-        let writer = writer::spawn(conn, jobs_rx, done_tx.clone(), waker)?;
+        let writer = writer::spawn(conn, jobs_rx, done_tx.clone(), waker, space)?;
         Ok(SqliteStore {
             jobs: Some(jobs),
             done,
@@ -121,7 +137,8 @@ impl Store for SqliteStore {
             // Only if the writer thread died: answer rather than hang.
             let _ = self.done_tx.send(Committed {
                 seq: lost.0.seq,
-                result: Err("the store thread has stopped".into()),
+                result: Err(StoreError::Stopped),
+                acks: Err(StoreError::Stopped),
             });
         }
     }

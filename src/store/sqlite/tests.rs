@@ -5,7 +5,7 @@
 use super::*;
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::message::{Message, Parties};
-use crate::store::WriteOp;
+use crate::store::{StoreError, WriteOp};
 use mio::{Poll, Token};
 use std::time::{Duration, Instant};
 
@@ -211,7 +211,10 @@ fn a_failed_transaction_fails_its_whole_group_and_the_store_goes_on() {
     let done = next_done(&mut store);
     assert_eq!(done.seq, 4);
     let cause = done.result.unwrap_err();
-    assert!(cause.contains("UNIQUE"), "{cause}");
+    assert!(
+        matches!(&cause, StoreError::Database(text) if text.contains("UNIQUE")),
+        "{cause:?}"
+    );
     store.submit(batch(5, 0, vec![user(2, "bob")]));
     assert_eq!(next_done(&mut store).result, Ok(()));
     drop(store);

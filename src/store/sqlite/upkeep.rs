@@ -17,6 +17,7 @@
 //! wait milliseconds, not seconds; the rest is done on the next pass.
 
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
+use crate::store::StoreError;
 use crate::Millis;
 use rusqlite::Connection;
 use std::time::{Duration, Instant};
@@ -61,8 +62,10 @@ impl Upkeep {
     /// Runs one pass; failures are logged and retried next time.
     pub fn run(&mut self, conn: &Connection, now: Instant, wall_ms: Millis) {
         self.last = now;
-        match pass(conn, wall_ms) {
+        match pass(conn, wall_ms).map_err(StoreError::from) {
             Ok(report) => log::debug!("store upkeep: {report:?}"),
+            // The writer has said that the disk is full, once.
+            Err(StoreError::DiskFull) => log::debug!("store upkeep: disk full, will retry"),
             Err(e) => log::warn!("store upkeep failed (will retry): {e}"),
         }
     }
@@ -74,13 +77,7 @@ pub fn pass(conn: &Connection, wall_ms: Millis) -> rusqlite::Result<Report> {
     let client_ids_pruned = conn.execute("DELETE FROM client_ids WHERE ts < ?1", [cutoff])?;
     let before = free_pages(conn)?;
     if before > 0 {
-        // Each step of this statement frees one page: run it to the end
-        // (`execute` would stop after the first).
-        let mut stmt = conn.prepare(&format!(
-            "PRAGMA incremental_vacuum({VACUUM_PAGES_PER_PASS})"
-        ))?;
-        let mut rows = stmt.query([])?;
-        while rows.next()?.is_some() {}
+        vacuum(conn, VACUUM_PAGES_PER_PASS)?;
     }
     let free_pages_left = free_pages(conn)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -91,7 +88,19 @@ pub fn pass(conn: &Connection, wall_ms: Millis) -> rusqlite::Result<Report> {
     })
 }
 
-fn free_pages(conn: &Connection) -> rusqlite::Result<u64> {
+/// Hands up to `pages` free pages back to the file system (at the next
+/// checkpoint, which cuts them off the file).
+pub fn vacuum(conn: &Connection, pages: u32) -> rusqlite::Result<()> {
+    // Each step of this statement frees one page: run it to the end
+    // (`execute` would stop after the first).
+    let mut stmt = conn.prepare(&format!("PRAGMA incremental_vacuum({pages})"))?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
+}
+
+/// Pages inside the file that hold nothing.
+pub fn free_pages(conn: &Connection) -> rusqlite::Result<u64> {
     conn.pragma_query_value(None, "freelist_count", |r| r.get::<_, i64>(0))
         .map(|n| n.max(0) as u64)
 }

@@ -9,11 +9,17 @@
 //!
 //! A failed transaction (disk full, I/O error) is rolled back whole; each of
 //! its batches gets `Err(cause)`, the core answers those requests
-//! `unavailable`, and the thread goes on with the next group.
+//! `unavailable`, and the thread goes on with the next group. When it
+//! failed for lack of space, the group's ACKs are then committed on their
+//! own, in the space of the reserve (see [`super::disk_full`]): deleting
+//! must stay possible on a full disk. Each request is still all or nothing
+//! (a SEND's message and its `client_id` are one operation).
 
+use super::disk_full::DiskSpace;
 use super::stats::Stats;
 use super::upkeep::{Upkeep, IDLE_AFTER};
-use crate::store::{Batch, Committed, WriteOp};
+use crate::store::{Batch, Committed, StoreError, WriteOp};
+use crate::MessageId;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mio::Waker;
 use rusqlite::{CachedStatement, Connection, TransactionBehavior};
@@ -30,6 +36,7 @@ pub struct Writer {
     waker: Arc<Waker>,
     stats: Stats,
     upkeep: Upkeep,
+    space: DiskSpace,
 }
 
 /// Starts the writer thread on `conn`. It runs until `jobs` is closed.
@@ -38,6 +45,7 @@ pub fn spawn(
     jobs: Receiver<Batch>,
     done: Sender<Committed>,
     waker: Arc<Waker>,
+    space: DiskSpace,
 ) -> Result<JoinHandle<()>, String> {
     let now = Instant::now();
     let writer = Writer {
@@ -47,6 +55,7 @@ pub fn spawn(
         waker,
         stats: Stats::new(now),
         upkeep: Upkeep::new(now),
+        space,
     };
     thread::Builder::new()
         .name("gotalk-store".into())
@@ -65,7 +74,9 @@ impl Writer {
                     }
                     self.commit(group);
                     let now = Instant::now();
-                    if self.upkeep.due_busy(now) {
+                    // While the disk is full, `look_for_space` does this
+                    // in steps that fit.
+                    if !self.space.is_full() && self.upkeep.due_busy(now) {
                         self.upkeep.run(&self.conn, now, super::wall_clock_ms());
                     }
                 }
@@ -74,9 +85,10 @@ impl Writer {
                     if let Some(line) = self.stats.due(now) {
                         log::info!("{line}");
                     }
-                    if self.upkeep.due_idle(now) {
+                    if !self.space.is_full() && self.upkeep.due_idle(now) {
                         self.upkeep.run(&self.conn, now, super::wall_clock_ms());
                     }
+                    self.look_for_space(now);
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
             }
@@ -85,29 +97,38 @@ impl Writer {
 
     /// Commits a group and reports every batch in it.
     fn commit(&mut self, group: Vec<Batch>) {
-        // A panic here would be a bug; catching it still answers the
-        // requests (as unavailable) instead of leaving them waiting forever.
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| write_group(&mut self.conn, &group)));
-        let result = match outcome {
-            Ok(Ok(writes)) => {
+        if self.space.is_full() {
+            // Until the reserve is back, only ACKs are written: new
+            // messages must not take the room they need.
+            self.look_for_space(Instant::now());
+        }
+        let outcome = match self.space.is_full() {
+            true => Err(StoreError::DiskFull),
+            false => self.write(|| group.iter().flat_map(|b| &b.ops), &group),
+        };
+        let (result, acks) = match outcome {
+            Ok(writes) => {
                 let transactions = usize::from(writes > 0);
                 self.stats.committed(group.len(), transactions, writes);
-                Ok(())
+                (Ok(()), Ok(()))
             }
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("the store thread panicked while writing".to_string()),
+            Err(StoreError::DiskFull) => {
+                (Err(StoreError::DiskFull), self.commit_acks_alone(&group))
+            }
+            Err(cause) => {
+                log::error!(
+                    "store: a transaction of {} batch(es) failed and was rolled back; \
+                     their requests are answered unavailable: {cause}",
+                    group.len()
+                );
+                (Err(cause.clone()), Err(cause))
+            }
         };
-        if let Err(cause) = &result {
-            log::error!(
-                "store: a transaction of {} batch(es) failed and was rolled back; \
-                 their requests are answered unavailable: {cause}",
-                group.len()
-            );
-        }
         for batch in &group {
             let done = Committed {
                 seq: batch.seq,
                 result: result.clone(),
+                acks: acks.clone(),
             };
             if self.done.send(done).is_err() {
                 return; // the store was dropped: nobody is waiting
@@ -120,6 +141,66 @@ impl Writer {
             log::info!("{line}");
         }
     }
+
+    /// Writes `ops` (of the batches in `group`) in one transaction. A
+    /// panic here would be a bug; catching it still answers the requests
+    /// (as unavailable) instead of leaving them waiting forever.
+    fn write<'a, I>(&mut self, ops: impl Fn() -> I, group: &[Batch]) -> Result<usize, StoreError>
+    where
+        I: Iterator<Item = &'a WriteOp>,
+    {
+        let last_message_id = group.iter().map(|b| b.last_message_id).max();
+        let conn = &mut self.conn;
+        let write = || write_ops(conn, ops, last_message_id.unwrap_or(0));
+        match panic::catch_unwind(AssertUnwindSafe(write)) {
+            Ok(Ok(writes)) => Ok(writes),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(StoreError::Panicked),
+        }
+    }
+
+    /// `group` failed for lack of space, or the disk is known to be full:
+    /// with the reserve released, its ACKs are committed on their own (they
+    /// free space, and depend on nothing else in the group). Returns their
+    /// outcome; everything else in the group is refused.
+    fn commit_acks_alone(&mut self, group: &[Batch]) -> Result<(), StoreError> {
+        self.space.ran_out(&self.conn, Instant::now());
+        let acks = || group.iter().flat_map(|b| &b.ops).filter(|op| is_ack(op));
+        let count = acks().count();
+        if count == 0 {
+            log::debug!("store: {} batch(es) refused, disk full", group.len());
+            return Err(StoreError::DiskFull);
+        }
+        let outcome = self.write(acks, group);
+        match &outcome {
+            Ok(writes) => {
+                let batches = group.iter().filter(|b| b.ops.iter().any(is_ack)).count();
+                self.stats.committed(batches, 1, *writes);
+            }
+            Err(StoreError::DiskFull) => {
+                log::debug!("store: {count} ACK(s) refused too, disk full")
+            }
+            Err(cause) => {
+                log::error!(
+                    "store: a transaction of {count} ACK(s) failed and was rolled back: {cause}"
+                )
+            }
+        }
+        outcome.map(|_| ())
+    }
+
+    /// While the disk is full, at most once per `disk_full::RETRY_EVERY`:
+    /// gives freed pages back to the file system and looks for room for
+    /// the reserve, which ends disk-full mode.
+    fn look_for_space(&mut self, now: Instant) {
+        if self.space.due_retry(now) {
+            self.space.try_recover(&self.conn, now);
+        }
+    }
+}
+
+fn is_ack(op: &WriteOp) -> bool {
+    matches!(op, WriteOp::Ack { .. })
 }
 
 /// Writes `group` in one transaction, all or nothing. Returns how many
@@ -127,22 +208,39 @@ impl Writer {
 /// for earlier ones, like a repeated `client_id`) costs no transaction: the
 /// ids it carries were never stored anywhere, so there is nothing to keep.
 pub fn write_group(conn: &mut Connection, group: &[Batch]) -> rusqlite::Result<usize> {
-    if group.iter().all(|b| b.ops.is_empty()) {
+    let last_message_id = group.iter().map(|b| b.last_message_id).max();
+    write_ops(
+        conn,
+        || group.iter().flat_map(|b| &b.ops),
+        last_message_id.unwrap_or(0),
+    )
+}
+
+/// Writes `ops()` in one transaction, and raises the stored
+/// `last_message_id` to `last_message_id`. Nothing at all when there are
+/// no operations.
+fn write_ops<'a, I>(
+    conn: &mut Connection,
+    ops: impl Fn() -> I,
+    last_message_id: MessageId,
+) -> rusqlite::Result<usize>
+where
+    I: Iterator<Item = &'a WriteOp>,
+{
+    if ops().next().is_none() {
         return Ok(0);
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut writes = 0;
     {
-        let mut ops = Statements::prepare(&tx)?;
-        let mut last_message_id = 0;
-        for batch in group {
-            for op in &batch.ops {
-                ops.apply(op)?;
-                writes += 1;
-            }
-            last_message_id = last_message_id.max(batch.last_message_id);
+        let mut statements = Statements::prepare(&tx)?;
+        for op in ops() {
+            statements.apply(op)?;
+            writes += 1;
         }
-        ops.last_message_id.execute([last_message_id as i64])?;
+        statements
+            .last_message_id
+            .execute([last_message_id as i64])?;
     }
     tx.commit()?;
     Ok(writes)
@@ -220,5 +318,112 @@ impl<'c> Statements<'c> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::disk_full::{DiskSpace, RESERVE_FILE};
+    use super::super::{connect, schema, DB_FILE};
+    use super::*;
+    use crate::message::{Message, Parties};
+    use mio::{Poll, Token};
+    use std::path::PathBuf;
+
+    fn message(id: u64, content: &str) -> WriteOp {
+        let parties = Parties {
+            from_id: 1,
+            from: "alice",
+            to_id: 2,
+            to: "bob",
+        };
+        WriteOp::Append(Arc::new(Message::new(id, &parties, 1, content, None)))
+    }
+
+    fn user(id: u64, name: &str) -> WriteOp {
+        WriteOp::CreateUser {
+            id,
+            username: name.into(),
+            password_hash: "h".into(),
+            created: 1,
+        }
+    }
+
+    fn batch(seq: u64, ops: Vec<WriteOp>) -> Batch {
+        Batch {
+            seq,
+            ops,
+            last_message_id: 10,
+        }
+    }
+
+    fn stored_ids(conn: &Connection) -> Vec<u64> {
+        let mut stmt = conn.prepare("SELECT id FROM messages ORDER BY id").unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn on_a_full_disk_acks_are_committed_without_the_rest_of_their_group() {
+        let dir: PathBuf =
+            std::env::temp_dir().join(format!("gotalk-writer-unit-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = connect(&dir.join(DB_FILE)).unwrap();
+        schema::migrate(&mut conn).unwrap();
+        let setup = batch(1, vec![user(1, "alice"), user(2, "bob")]);
+        let mut first = setup.ops;
+        first.extend([message(1, "one"), message(2, "two"), message(3, "three")]);
+        write_group(&mut conn, &[batch(1, first)]).unwrap();
+        // A file that may not grow any more: SQLite answers SQLITE_FULL,
+        // as it does when the disk is full.
+        let pages: u32 = conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .unwrap();
+        conn.pragma_update(None, "max_page_count", pages).unwrap();
+
+        let poll = Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), Token(1)).unwrap());
+        let (_jobs_tx, jobs) = crossbeam_channel::unbounded();
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        let now = Instant::now();
+        let mut writer = Writer {
+            conn,
+            jobs,
+            done: done_tx,
+            waker,
+            stats: Stats::new(now),
+            upkeep: Upkeep::new(now),
+            space: DiskSpace::open(&dir, 64 * 1024),
+        };
+        let big = "x".repeat(64 * 1024);
+        writer.commit(vec![
+            batch(2, vec![message(4, &big), WriteOp::Ack { user: 2, upto: 1 }]),
+            batch(3, vec![WriteOp::Ack { user: 2, upto: 2 }]),
+            batch(4, vec![user(3, "carol")]),
+        ]);
+        for seq in 2..=4 {
+            let d = done.try_recv().unwrap();
+            assert_eq!(d.seq, seq);
+            assert_eq!(d.result, Err(StoreError::DiskFull), "batch {seq}");
+            assert_eq!(d.acks, Ok(()), "batch {seq}: ACKs are stored");
+        }
+        assert_eq!(stored_ids(&writer.conn), [3], "acked, and no message 4");
+        assert!(writer.space.is_full());
+        assert!(!dir.join(RESERVE_FILE).exists(), "the reserve was released");
+
+        // While full, a small SEND that would fit is refused without trying
+        // (the room is for ACKs), and ACKs still go through.
+        writer.commit(vec![
+            batch(5, vec![message(5, "small")]),
+            batch(6, vec![WriteOp::Ack { user: 2, upto: 3 }]),
+        ]);
+        let d = done.try_recv().unwrap();
+        assert_eq!((d.seq, d.result), (5, Err(StoreError::DiskFull)));
+        let d = done.try_recv().unwrap();
+        assert_eq!((d.seq, d.acks), (6, Ok(())));
+        assert_eq!(stored_ids(&writer.conn), Vec::<u64>::new());
+        drop(writer);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
