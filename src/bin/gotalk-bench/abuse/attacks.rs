@@ -549,18 +549,47 @@ pub fn client_id(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
     })
 }
 
-/// One genuine LOGIN from [`probe::OTHER_HOST`] with the right password.
+/// How long a genuine user keeps trying to log in.
+const LOGIN_PATIENCE: Duration = Duration::from_secs(30);
+/// The pause before a genuine user tries again after `rate_limited`.
+const LOGIN_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// One genuine user logging in from [`probe::OTHER_HOST`] with the right
+/// password, as a client would: on `rate_limited` it pauses and tries
+/// again on the same connection, for at most [`LOGIN_PATIENCE`].
 fn genuine_login(addr: SocketAddr, name: &str) -> LoginSample {
-    let timeout = Duration::from_secs(30);
     let t0 = Instant::now();
-    let result = probe::connect_other(addr, timeout)
-        .map_err(|e| io_key("connect", &e))
-        .and_then(|s| Conn::new(s, timeout).map_err(|e| e.to_string()))
-        .and_then(|mut c| c.request(format!("LOGIN {name} {}\n", wire::PASSWORD).as_bytes()))
-        .and_then(|reply| reply);
-    LoginSample {
+    let done = |refusals, result| LoginSample {
         took: t0.elapsed(),
-        result: result.map(|_| ()),
+        refusals,
+        result,
+    };
+    let conn = probe::connect_other(addr, LOGIN_PATIENCE)
+        .map_err(|e| io_key("connect", &e))
+        .and_then(|s| Conn::new(s, LOGIN_PATIENCE).map_err(|e| e.to_string()));
+    let mut conn = match conn {
+        Ok(c) => c,
+        Err(e) => return done(0, Err(e)),
+    };
+    let request = format!("LOGIN {name} {}\n", wire::PASSWORD).into_bytes();
+    let mut refusals = 0;
+    loop {
+        // The patience bounds the whole login, waits for replies included.
+        let left = LOGIN_PATIENCE.saturating_sub(t0.elapsed());
+        if let Err(e) = conn.set_timeout(left.max(Duration::from_millis(10))) {
+            return done(refusals, Err(e.to_string()));
+        }
+        match conn.request(&request) {
+            Ok(Ok(_)) => return done(refusals, Ok(())),
+            Ok(Err(code))
+                if code == "rate_limited" && t0.elapsed() + LOGIN_RETRY_PAUSE < LOGIN_PATIENCE =>
+            {
+                refusals += 1;
+                std::thread::sleep(LOGIN_RETRY_PAUSE);
+            }
+            Ok(Err(code)) => return done(refusals, Err(code)),
+            Err(e) => return done(refusals, Err(e)),
+        }
     }
 }
 
@@ -580,13 +609,13 @@ fn wrong_login(addr: SocketAddr, request: &[u8], tally: &mut Tally) -> Result<()
 }
 
 /// Attack 7: LOGIN flood with a wrong password from 32 threads, while genuine
-/// LOGINs (from another address) are timed. The flood lasts until the
-/// last genuine LOGIN is answered, even past the attack's time (at most
-/// 40 s past), so every sample is taken under the flood.
+/// logins (from another address) are timed. The flood lasts for the
+/// attack's time and until the last genuine login is done, even past the
+/// attack's time (at most 40 s past), so every sample is taken under it.
 pub fn login_flood(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
     const THREADS: usize = 32;
     const MAX: u64 = 400_000;
-    const SAMPLES: usize = 5;
+    const SAMPLES: usize = 8;
     let request = format!("LOGIN {} wrong-{}\n", ctx.user, wire::PASSWORD).into_bytes();
     let stop = AtomicBool::new(false);
     let hard_end = guard.until + Duration::from_secs(40);
@@ -608,8 +637,9 @@ pub fn login_flood(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
         }
         while samples.len() < SAMPLES && (samples.is_empty() || guard.go()) {
             samples.push(genuine_login(ctx.addr, &ctx.bystander));
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(300));
         }
+        guard.wait_out();
         stop.store(true, Ordering::Relaxed);
         flood.join().expect("the flood threads do not panic")
     });
@@ -618,8 +648,11 @@ pub fn login_flood(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
         errors,
         notes: vec![format!(
             "{THREADS} threads: connect, `LOGIN` with a wrong password, close (a reply is \
-             looked for 2 ms); {} genuine LOGINs from 127.0.0.2 meanwhile, one after another",
-            samples.len()
+             looked for 2 ms); {} genuine logins from 127.0.0.2 meanwhile, one after another, \
+             each retrying `rate_limited` every {} ms for up to {} s",
+            samples.len(),
+            LOGIN_RETRY_PAUSE.as_millis(),
+            LOGIN_PATIENCE.as_secs()
         )],
         logins: samples,
         ..Outcome::default()

@@ -212,6 +212,13 @@ impl Conn {
         })
     }
 
+    /// How long a read or write may wait from now on.
+    pub fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        let s = self.reader.get_ref();
+        s.set_read_timeout(Some(timeout))?;
+        s.set_write_timeout(Some(timeout))
+    }
+
     /// Writes `bytes` (whole request lines).
     pub fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.reader
