@@ -266,7 +266,7 @@ fn measure(
     let idle_from = Instant::now();
     std::thread::sleep(IDLE);
     let start = Instant::now();
-    let guard = Arc::new(Guard::new(start + Duration::from_secs_f64(seconds)));
+    let guard = Arc::new(Guard::new(Duration::from_secs_f64(seconds)));
     let mut watch = RssWatch::start(pid, RSS_CEILING_KIB, guard.clone())?;
     let mut outcome = (attack.run)(&ctx, &guard);
     let end = Instant::now();

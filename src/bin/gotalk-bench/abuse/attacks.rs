@@ -23,6 +23,8 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// This many failed cycles in a row end an attack early: the server no
 /// longer serves anyone (the lock-out), and the rest would only time out.
 const GIVE_UP_AFTER: u64 = 20;
+/// Most time the silent attack spends opening its sockets.
+const SILENT_OPEN_TIME: Duration = Duration::from_secs(20);
 /// Content of the large messages: 60,000 bytes, under the 64 KiB cap.
 const BIG: usize = 60_000;
 /// Most SENDs of the client_id attack, each with a fresh id.
@@ -45,25 +47,43 @@ fn token_send(to: &str, token: &str, fill: char, len: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Runs `cycle(n)` from `threads` threads until `max` cycles, `keep_going`
-/// says no, or [`GIVE_UP_AFTER`] cycles in a row fail (then halts `guard`).
-/// Returns the cycles that succeeded and the failures by kind.
+/// What [`cycles`] did.
+struct Cycles {
+    /// Cycles that succeeded.
+    done: u64,
+    /// Failures by kind.
+    errors: Tally,
+    /// Whether it stopped after [`GIVE_UP_AFTER`] failures in a row.
+    gave_up: bool,
+}
+
+impl Cycles {
+    /// A note saying why the cycles stopped early, if they did.
+    fn note(&self, what: &str) -> Option<String> {
+        self.gave_up.then(|| {
+            format!("{what} stopped early: {GIVE_UP_AFTER} in a row failed (the server no longer answered)")
+        })
+    }
+}
+
+/// Runs `cycle(n)` from `threads` threads until `max` cycles, until
+/// `keep_going` says no, or until [`GIVE_UP_AFTER`] cycles in a row fail.
 fn cycles(
     threads: usize,
     max: u64,
-    guard: &Guard,
     keep_going: &(dyn Fn() -> bool + Sync),
     cycle: &(dyn Fn(u64, &mut Tally) -> Result<(), String> + Sync),
-) -> (u64, Tally) {
+) -> Cycles {
     let next = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let failing = AtomicU64::new(0);
+    let gave_up = AtomicBool::new(false);
     let tally = Mutex::new(Tally::default());
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
                 let mut local = Tally::default();
-                while keep_going() {
+                while keep_going() && !gave_up.load(Ordering::Relaxed) {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     if n >= max {
                         break;
@@ -76,10 +96,7 @@ fn cycles(
                         Err(key) => {
                             local.add(key);
                             if failing.fetch_add(1, Ordering::Relaxed) + 1 >= GIVE_UP_AFTER {
-                                guard.halt(format!(
-                                    "stopped early: {GIVE_UP_AFTER} cycles in a row failed"
-                                ));
-                                break;
+                                gave_up.store(true, Ordering::Relaxed);
                             }
                         }
                     }
@@ -88,10 +105,11 @@ fn cycles(
             });
         }
     });
-    (
-        done.load(Ordering::Relaxed),
-        tally.into_inner().expect("lock"),
-    )
+    Cycles {
+        done: done.load(Ordering::Relaxed),
+        errors: tally.into_inner().expect("lock"),
+        gave_up: gave_up.load(Ordering::Relaxed),
+    }
 }
 
 /// Connect, `AUTH`, `SYNC` with a 300 s wait, close. The AUTH reply is
@@ -148,32 +166,38 @@ pub fn longpoll(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
     const MAX: u64 = 20_000;
     let line = line_wait_request(&ctx.token);
     let http = http_wait_request(&ctx.token);
-    let (done, errors) = cycles(4, MAX, guard, &|| guard.go(), &|n, tally| {
+    let c = cycles(4, MAX, &|| guard.go(), &|n, tally| {
         if n.is_multiple_of(2) {
             abandon_line_wait(ctx.addr, &line, tally)
         } else {
             abandon_http_wait(ctx.addr, &http)
         }
     });
+    let mut notes = vec![format!(
+        "connect, then `AUTH` + `SYNC wait_ms=300000` (line) or `POST /sync wait=300000` \
+         (HTTP), alternately, then close; {} cycles at most",
+        thousands(MAX as f64)
+    )];
+    notes.extend(c.note("the cycles"));
     Ok(Outcome {
-        ops: format!("{} cycles", thousands(done as f64)),
-        errors,
-        notes: vec![format!(
-            "connect, then `AUTH` + `SYNC wait_ms=300000` (line) or `POST /sync wait=300000` \
-             (HTTP), alternately, then close; {} cycles at most",
-            thousands(MAX as f64)
-        )],
+        ops: format!("{} cycles", thousands(c.done as f64)),
+        errors: c.errors,
+        notes,
         ..Outcome::default()
     })
 }
 
-/// Attack 2: silent sockets: half say nothing, half send one `G`; all are held.
-/// Four threads connect, so a connect that waits for a SYN retransmit
-/// does not hold up the rest.
+/// Attack 2: silent sockets: half say nothing, half send one `G`; all are
+/// held for the attack's time once they are open. Opening them has its
+/// own bound ([`SILENT_OPEN_TIME`]): on a busy machine a full listen
+/// backlog costs a connect a one-second SYN retransmit, so sixteen threads
+/// connect at once.
 pub fn silent(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
     let n = 2_000.min(ctx.fd_room);
     let held = Mutex::new(Vec::with_capacity(n));
-    let (opened, errors) = cycles(4, n as u64, guard, &|| guard.go(), &|i, tally| {
+    let open_until = Instant::now() + SILENT_OPEN_TIME.max(guard.length);
+    let opening = || !guard.halted() && Instant::now() < open_until;
+    let c = cycles(16, n as u64, &opening, &|i, tally| {
         let mut s = attacker_connect(ctx.addr)?;
         if i % 2 == 1 {
             if let Err(e) = s.write_all(b"G") {
@@ -183,21 +207,27 @@ pub fn silent(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
         held.lock().expect("lock").push(s);
         Ok(())
     });
-    guard.wait_out();
+    let hold_until = Instant::now() + guard.length;
+    while !guard.halted() && Instant::now() < hold_until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let held = held.into_inner().expect("lock");
     let closed = held
         .iter()
         .filter(|s| probe::peer_closed(s) == Some(true))
         .count();
+    let opened = c.done;
+    let mut notes = vec![format!(
+        "{opened} sockets opened (of {n} planned; the bench's own open-file room is {}), \
+             half silent, half sent only `G`, held for the attack's time once open; \
+             {closed} of them closed by the server by the end",
+        ctx.fd_room
+    )];
+    notes.extend(c.note("opening"));
     Ok(Outcome {
         ops: format!("{} sockets", thousands(opened as f64)),
-        errors,
-        notes: vec![format!(
-            "{opened} sockets opened (of {n} planned; the bench's own open-file room is {}), \
-             half silent, half sent only `G`, held for the attack's time; \
-             {closed} of them closed by the server by the end",
-            ctx.fd_room
-        )],
+        errors: c.errors,
+        notes,
         held,
         ..Outcome::default()
     })
@@ -212,17 +242,19 @@ pub fn waiters(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
     // SEND and its effect.
     let left = guard.until.saturating_duration_since(Instant::now());
     let phase_end = guard.until - (left / 4).min(Duration::from_secs(1));
-    let (done, mut errors) = cycles(
+    let c = cycles(
         4,
         WAITERS,
-        guard,
         &|| guard.go() && Instant::now() < phase_end,
         &|_, tally| abandon_line_wait(ctx.addr, &line, tally),
     );
+    let done = c.done;
     let mut notes = vec![format!(
         "{done} waiters abandoned (`AUTH` + `SYNC wait_ms=300000`, close), then one \
          text-form SEND of {BIG} control characters to their user"
     )];
+    notes.extend(c.note("abandoning waiters"));
+    let mut errors = c.errors;
     // The text form carries control characters raw; it needs a bound
     // connection, which also gets (and here reads) the message's push.
     let mut sender = Conn::new(attacker_connect(ctx.addr)?, Duration::from_secs(30))
@@ -620,12 +652,11 @@ pub fn login_flood(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
     let stop = AtomicBool::new(false);
     let hard_end = guard.until + Duration::from_secs(40);
     let mut samples = Vec::new();
-    let (done, errors) = std::thread::scope(|s| {
+    let c = std::thread::scope(|s| {
         let flood = s.spawn(|| {
             cycles(
                 THREADS,
                 MAX,
-                guard,
                 &|| !stop.load(Ordering::Relaxed) && Instant::now() < hard_end,
                 &|_, tally| wrong_login(ctx.addr, &request, tally),
             )
@@ -643,17 +674,19 @@ pub fn login_flood(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
         stop.store(true, Ordering::Relaxed);
         flood.join().expect("the flood threads do not panic")
     });
+    let mut notes = vec![format!(
+        "{THREADS} threads: connect, `LOGIN` with a wrong password, close (a reply is \
+         looked for 2 ms); {} genuine logins from 127.0.0.2 meanwhile, one after another, \
+         each retrying `rate_limited` every {} ms for up to {} s",
+        samples.len(),
+        LOGIN_RETRY_PAUSE.as_millis(),
+        LOGIN_PATIENCE.as_secs()
+    )];
+    notes.extend(c.note("the flood"));
     Ok(Outcome {
-        ops: format!("{} wrong LOGINs", thousands(done as f64)),
-        errors,
-        notes: vec![format!(
-            "{THREADS} threads: connect, `LOGIN` with a wrong password, close (a reply is \
-             looked for 2 ms); {} genuine logins from 127.0.0.2 meanwhile, one after another, \
-             each retrying `rate_limited` every {} ms for up to {} s",
-            samples.len(),
-            LOGIN_RETRY_PAUSE.as_millis(),
-            LOGIN_PATIENCE.as_secs()
-        )],
+        ops: format!("{} wrong LOGINs", thousands(c.done as f64)),
+        errors: c.errors,
+        notes,
         logins: samples,
         ..Outcome::default()
     })

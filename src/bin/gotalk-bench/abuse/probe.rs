@@ -361,14 +361,17 @@ impl Drop for Bystander {
 /// that the RSS watch (or the attack itself) can pull, with the reason.
 pub struct Guard {
     pub until: Instant,
+    /// The attack's time, from `Guard::new` to `until`.
+    pub length: Duration,
     halted: AtomicBool,
     why: Mutex<Option<String>>,
 }
 
 impl Guard {
-    pub fn new(until: Instant) -> Guard {
+    pub fn new(length: Duration) -> Guard {
         Guard {
-            until,
+            until: Instant::now() + length,
+            length,
             halted: AtomicBool::new(false),
             why: Mutex::new(None),
         }
@@ -377,6 +380,11 @@ impl Guard {
     /// Whether the attack may go on.
     pub fn go(&self) -> bool {
         !self.halted.load(Ordering::Relaxed) && Instant::now() < self.until
+    }
+
+    /// Whether the attack was stopped early.
+    pub fn halted(&self) -> bool {
+        self.halted.load(Ordering::Relaxed)
     }
 
     /// Stops the attack early; the first reason is kept.
@@ -477,7 +485,7 @@ mod tests {
 
     #[test]
     fn guard_halts_once_with_the_first_reason() {
-        let g = Guard::new(Instant::now() + Duration::from_secs(60));
+        let g = Guard::new(Duration::from_secs(60));
         assert!(g.go());
         g.halt("first".into());
         g.halt("second".into());
