@@ -390,6 +390,11 @@ fn verdict(row: &Row) -> String {
 
 fn report(rows: &[Row]) {
     println!();
+    println!(
+        "PING percentiles count the PINGs that a late reply kept the bystander from \
+         sending (one every 2 ms), so a stall weighs as long as it lasts."
+    );
+    println!();
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {

@@ -340,9 +340,11 @@ impl Bystander {
         }
     }
 
-    /// Round trips of the PINGs sent in `[from, to)`.
+    /// Round trips of the PINGs sent in `[from, to)`, corrected for
+    /// coordinated omission (see [`with_omitted`]).
     pub fn stats(&self, from: Instant, to: Instant) -> Option<PingStats> {
-        PingStats::of(&self.pings.lock().expect("lock"), from, to)
+        let pings = self.pings.lock().expect("lock");
+        PingStats::of(&with_omitted(&pings, PING_GAP), from, to)
     }
 
     /// Why the bystander stopped early, if it did.
@@ -355,6 +357,28 @@ impl Drop for Bystander {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The PINGs plus those a one-at-a-time pinger could not send while a
+/// reply was late: a round trip of T counts as well T - gap, T - 2 gap,
+/// and so on down to one gap, as if PINGs had gone out every `gap`
+/// meanwhile. Without this a stall of seconds is one slow sample among
+/// thousands and hides below the p99.
+pub fn with_omitted(pings: &[Ping], gap: Duration) -> Vec<Ping> {
+    let gap = (gap.as_micros() as u64).max(1);
+    let mut all = Vec::with_capacity(pings.len());
+    for p in pings {
+        all.push(*p);
+        let mut late = p.micros;
+        while late > gap {
+            late -= gap;
+            all.push(Ping {
+                sent: p.sent,
+                micros: late,
+            });
+        }
+    }
+    all
 }
 
 /// Everything an attack checks before its next step: its time, and a halt
@@ -481,6 +505,15 @@ mod tests {
         a.merge(b);
         assert_eq!(a.summary(), "connect: timed out 1, rate_limited 3");
         assert_eq!(Tally::default().summary(), "none");
+    }
+
+    #[test]
+    fn late_pings_stand_for_the_ones_not_sent() {
+        let t0 = Instant::now();
+        let ping = |micros| Ping { sent: t0, micros };
+        let all = with_omitted(&[ping(500), ping(7_000)], Duration::from_millis(2));
+        let us: Vec<u64> = all.iter().map(|p| p.micros).collect();
+        assert_eq!(us, [500, 7_000, 5_000, 3_000, 1_000]);
     }
 
     #[test]
