@@ -31,21 +31,21 @@ const MAX_USERS: usize = 1_000;
 
 /// One PING round trip: when it was sent and how long the reply took.
 #[derive(Clone, Copy)]
-struct Ping {
-    sent: Instant,
-    micros: u64,
+pub struct Ping {
+    pub sent: Instant,
+    pub micros: u64,
 }
 
 /// Latency summary of the PINGs sent within a time range.
-struct PingStats {
-    count: usize,
-    p50_us: u64,
-    p99_us: u64,
-    max_us: u64,
+pub struct PingStats {
+    pub count: usize,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
 }
 
 impl PingStats {
-    fn of(pings: &[Ping], from: Instant, to: Instant) -> Option<PingStats> {
+    pub fn of(pings: &[Ping], from: Instant, to: Instant) -> Option<PingStats> {
         let mut us: Vec<u64> = pings
             .iter()
             .filter(|p| p.sent >= from && p.sent < to)

@@ -8,11 +8,13 @@
 //! and `--memory`, side by side), [`idle`] (server memory per idle
 //! connection), [`login`] (concurrent argon2 LOGINs while PINGs measure
 //! the event loop's latency), [`hotpath`] (the per-message work
-//! in-process) and [`compare`] (the same shapes against Redis, NATS and
-//! Mosquitto when they are installed). [`server`] starts and watches server
+//! in-process), [`compare`] (the same shapes against Redis, NATS and
+//! Mosquitto when they are installed) and [`abuse`] (hostile clients, and
+//! what they cost the server and everyone else). [`server`] starts and watches server
 //! processes; [`wire`] is the client side: blocking setup requests and
 //! cheap line scanning.
 
+mod abuse;
 mod chaos;
 mod compare;
 mod durable;
@@ -48,6 +50,12 @@ pub struct Opts {
     pub max_messages: u64,
     /// `relay` against the durable store instead of `--memory`.
     pub durable: bool,
+    /// `abuse`: the attacks to run (empty: all).
+    pub attacks: Vec<String>,
+    /// Flags passed on to the server (`abuse`).
+    pub server_args: Vec<String>,
+    /// `abuse`: the server's open-file limit (0: inherit the bench's).
+    pub server_open_files: Option<u64>,
 }
 
 impl Default for Opts {
@@ -63,6 +71,9 @@ impl Default for Opts {
             levels: vec![1, 16, 64],
             max_messages: 100_000_000,
             durable: false,
+            attacks: Vec::new(),
+            server_args: Vec::new(),
+            server_open_files: None,
         }
     }
 }
@@ -103,6 +114,14 @@ kills the server at the end):
             nats-server (PUB/SUB), and idle connection memory of
             mosquitto (MQTT CONNECT), redis and nats, next to goTalk; each
             missing program is reported as not installed.
+  abuse     the attacks of RELIABILITY.md, each for --seconds (default 4)
+            and a count limit against a fresh server: longpoll, silent,
+            waiters, unread, mailbox (--memory and durable), client-id,
+            login-flood. Reports server RSS before / peak / after, its open
+            files, a bystander's PING p50/p99 during the attack against
+            idle, whether a new client is served, and for the login flood
+            the genuine LOGIN's latency. The attacker connects from
+            127.0.0.1, everyone else from 127.0.0.2.
 
 Flags:
   --server PATH        gotalk binary (default target/release/gotalk)
@@ -123,9 +142,16 @@ Flags:
                        `bash -c 'ulimit -n 65536; ...'` then
   --max-messages N     stop sending after N messages whatever the time
                        (default 100000000)
+  --attack NAME        abuse: run only this attack (repeat, or A,B,C)
+  --server-arg ARG     abuse: pass ARG to the server (repeat for more,
+                       e.g. --server-arg=--max-output=1048576)
+  --server-open-files N
+                       abuse: the server's open-file limit, soft and hard
+                       (default 1024 for longpoll and silent, else the
+                       bench's own; 0 inherits the bench's for all)
   --help               print this help
 
-Example: cargo build --release && target/release/gotalk-bench relay
+Example: cargo build --release --features bench && target/release/gotalk-bench relay
 ";
 
 fn parse(args: &[String]) -> Result<(String, Opts), String> {
@@ -158,6 +184,19 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
             "--window" => opts.window = count(&name, &value("W")?)?,
             "--conns" => opts.conns = Some(count(&name, &value("N")?)?),
             "--max-messages" => opts.max_messages = count(&name, &value("N")?)? as u64,
+            "--attack" => {
+                let v = value("NAME")?;
+                opts.attacks
+                    .extend(v.split(',').map(|s| s.trim().to_string()));
+            }
+            "--server-arg" => opts.server_args.push(value("ARG")?),
+            "--server-open-files" => {
+                let v = value("N")?;
+                let n = v
+                    .parse::<u64>()
+                    .map_err(|_| format!("{name}: '{v}' is not a whole number (0 inherits)"))?;
+                opts.server_open_files = Some(n);
+            }
             "--levels" => {
                 let v = value("A,B,C")?;
                 opts.levels = v
@@ -170,8 +209,8 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
         }
         i += 1;
     }
-    let scenario =
-        scenario.ok_or("name a scenario: relay, durable, idle, login, hotpath or compare")?;
+    let scenario = scenario
+        .ok_or("name a scenario: relay, durable, idle, login, hotpath, compare, abuse or chaos")?;
     Ok((scenario, opts))
 }
 
@@ -257,9 +296,10 @@ fn main() -> ExitCode {
         "login" => login::run(&opts),
         "hotpath" => hotpath::run(&opts),
         "compare" => compare::run(&opts),
+        "abuse" => abuse::run(&opts),
         "chaos" => chaos::run(&opts),
         other => Err(format!(
-            "unknown scenario '{other}': relay, durable, idle, login, hotpath or compare (see --help)"
+            "unknown scenario '{other}': relay, durable, idle, login, hotpath, compare, abuse or chaos (see --help)"
         )),
     };
     match result {
@@ -287,6 +327,21 @@ mod tests {
         assert_eq!(o.seconds, Some(3.0));
         let (_, o) = parse(&args(&["durable", "--levels", "1,8"])).unwrap();
         assert_eq!(o.levels, [1, 8]);
+        let (_, o) = parse(&args(&[
+            "abuse",
+            "--attack",
+            "silent,mailbox",
+            "--attack=longpoll",
+            "--server-arg=--max-output=1048576",
+            "--server-arg",
+            "--log-level=warn",
+            "--server-open-files",
+            "0",
+        ]))
+        .unwrap();
+        assert_eq!(o.attacks, ["silent", "mailbox", "longpoll"]);
+        assert_eq!(o.server_args, ["--max-output=1048576", "--log-level=warn"]);
+        assert_eq!(o.server_open_files, Some(0));
     }
 
     #[test]

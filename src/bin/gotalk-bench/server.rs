@@ -46,6 +46,17 @@ pub struct Gotalk {
     data_dir: Option<PathBuf>,
 }
 
+/// How to start a server beyond its store: extra flags and, where the
+/// platform allows, a lower open-file limit for it alone.
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    /// Flags appended to the command line as given.
+    pub args: Vec<String>,
+    /// Sets the server's `RLIMIT_NOFILE` (soft and hard, so the server
+    /// cannot raise it again) before it runs; `None` inherits the bench's.
+    pub open_files: Option<u64>,
+}
+
 /// Which store the server runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -66,6 +77,36 @@ impl Mode {
 impl Gotalk {
     /// Starts `path` on 127.0.0.1:0 and waits for its ready line.
     pub fn start(path: &Path, mode: Mode) -> Result<Gotalk, String> {
+        Gotalk::start_with(path, mode, &Launch::default())
+    }
+
+    /// [`Gotalk::start`] with extra flags and limits.
+    pub fn start_with(path: &Path, mode: Mode, launch: &Launch) -> Result<Gotalk, String> {
+        let data_dir = match mode {
+            Mode::Memory => None,
+            Mode::Durable => Some(temp_dir("data")?),
+        };
+        Gotalk::spawn(path, data_dir, launch)
+    }
+
+    /// Kills a durable server and starts it again on the same data
+    /// directory (which the new handle then owns).
+    pub fn restart(mut self, path: &Path, launch: &Launch) -> Result<Gotalk, String> {
+        let dir = self
+            .data_dir
+            .take()
+            .ok_or("only a durable server can be restarted")?;
+        drop(self);
+        Gotalk::spawn(path, Some(dir), launch)
+    }
+
+    /// Starts `path` with `--data dir`, or `--memory` without a directory.
+    fn spawn(path: &Path, data_dir: Option<PathBuf>, launch: &Launch) -> Result<Gotalk, String> {
+        let mode = if data_dir.is_some() {
+            Mode::Durable
+        } else {
+            Mode::Memory
+        };
         if !path.exists() {
             return Err(format!(
                 "no server binary at {} (cargo build --release, or --server PATH)",
@@ -74,17 +115,14 @@ impl Gotalk {
         }
         let mut cmd = Command::new(path);
         cmd.args(["--listen", "127.0.0.1:0"]);
-        let data_dir = match mode {
-            Mode::Memory => {
-                cmd.arg("--memory");
-                None
-            }
-            Mode::Durable => {
-                let dir = temp_dir("data")?;
-                cmd.arg("--data").arg(&dir);
-                Some(dir)
-            }
+        match &data_dir {
+            None => cmd.arg("--memory"),
+            Some(dir) => cmd.arg("--data").arg(dir),
         };
+        cmd.args(&launch.args);
+        if let Some(limit) = launch.open_files {
+            limit_open_files(&mut cmd, limit)?;
+        }
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -128,6 +166,11 @@ impl Gotalk {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The `--data` directory of a durable server.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 
     /// Whether the process is still running.
@@ -351,6 +394,77 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
+}
+
+/// How many files a process has open (entries of `/proc/PID/fd`).
+pub fn open_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// Total size in bytes of the files under `dir`, subdirectories included.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Makes `cmd`'s process start with at most `limit` open files.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_open_files(cmd: &mut Command, limit: u64) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let lim = libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
+        rlim_max: limit as libc::rlim_t,
+    };
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls setrlimit, which is async-signal-safe, on a value it owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_open_files(_cmd: &mut Command, limit: u64) -> Result<(), String> {
+    Err(format!(
+        "cannot limit the server to {limit} open files on this platform (use --server-open-files 0)"
+    ))
+}
+
+/// Raises this process's soft open-file limit to its hard limit (servers
+/// started later inherit it) and returns the (soft, hard) limits after.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn raise_open_files() -> Option<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or write only the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+    open_file_limits()
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn raise_open_files() -> Option<(u64, u64)> {
+    open_file_limits()
 }
 
 /// CPU use between two tick readings over `seconds`, as "% of one core".
