@@ -168,7 +168,7 @@ fn send_errors_have_their_status_codes() {
     let (alice, alice_id) = http_user(addr, "alice", "pw-a");
     let (_, bob_id) = http_user(addr, "bob", "pw-b");
     let bob = bob_id.to_string();
-    let cases: [Case; 11] = [
+    let cases: [Case; 12] = [
         (&[("sendTo", "bob"), ("content", "x")], 401, "unauthorized"),
         (
             &[
@@ -220,6 +220,15 @@ fn send_errors_have_their_status_codes() {
             400,
             "bad_request",
         ),
+        (
+            &[
+                ("token", &alice),
+                ("sendTo", "bob"),
+                ("content", " \t\r\n "),
+            ],
+            400,
+            "bad_request",
+        ),
         (&[("token", &alice), ("content", "x")], 400, "bad_request"),
         (
             &[
@@ -249,6 +258,45 @@ fn send_errors_have_their_status_codes() {
         ],
     );
     assert_eq!(r.expect_json(200)["ok"], true);
+}
+
+#[test]
+fn content_that_is_not_utf8_is_refused_not_stored_as_replacement_characters() {
+    let server = TestServer::start(&[]);
+    let addr = server.addr();
+    let (alice, _) = http_user(addr, "alice", "pw-a");
+    let (bob, _) = http_user(addr, "bob", "pw-b");
+    let mut c = HttpClient::connect(addr);
+    for (query, body) in [
+        ("", format!("token={alice}&sendTo=bob&content=%FF%FE")),
+        ("?content=caf%E9", format!("token={alice}&sendTo=bob")),
+    ] {
+        c.send_raw(
+            format!(
+                "POST /send{query} HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        let message = c.read_response().expect_error(400, "bad_request");
+        assert!(message.contains("UTF-8"), "{message}");
+        assert!(message.contains("\"content\""), "{message}");
+    }
+    // The connection stays, and nothing was stored.
+    let r = c.post("/sync", &[("token", &bob)]);
+    assert_eq!(r.expect_json(200), json!([]));
+    let r = c.post(
+        "/send",
+        &[
+            ("token", &alice),
+            ("sendTo", "bob"),
+            ("content", "caf\u{e9}"),
+        ],
+    );
+    assert_eq!(r.expect_json(200)["ok"], true);
+    let got = c.post("/sync", &[("token", &bob)]).expect_json(200);
+    assert_eq!(got[0]["content"], "caf\u{e9}");
 }
 
 #[test]

@@ -214,9 +214,9 @@ impl Core {
                 )
             })?,
         };
-        if content.is_empty() {
+        if content.trim().is_empty() {
             return Err(Failure::bad_request(
-                "the message content must not be empty",
+                "the message content must not be empty or only white space",
             ));
         }
         if content.len() > limits::MAX_CONTENT_BYTES {
