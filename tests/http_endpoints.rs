@@ -300,6 +300,36 @@ fn content_that_is_not_utf8_is_refused_not_stored_as_replacement_characters() {
 }
 
 #[test]
+fn a_bad_or_expired_token_says_to_post_to_login() {
+    let server = TestServer::start(&["--token-ttl", "1"]);
+    let addr = server.addr();
+    let (alice, _) = http_user(addr, "alice", "pw-a");
+    http_user(addr, "bob", "pw-b");
+    let send = |token: &str| {
+        post(
+            addr,
+            "/send",
+            &[("token", token), ("sendTo", "bob"), ("content", "hi")],
+        )
+    };
+    let check = |message: String| {
+        assert!(message.contains("POST /login"), "{message}");
+        assert!(!message.contains("LOGIN"), "{message}");
+    };
+    check(send("not-a-token").expect_error(401, "unauthorized"));
+    check(post(addr, "/sync", &[("token", "00ff")]).expect_error(401, "unauthorized"));
+    assert_eq!(send(&alice).expect_json(200)["ok"], true);
+
+    // Expired: the same words over HTTP; the line protocol keeps its own.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    check(send(&alice).expect_error(401, "unauthorized"));
+    let mut line = server.connect();
+    let reply = line.text(&format!("AUTH {alice}"));
+    assert_error(&reply, "unauthorized");
+    assert!(error_message(&reply).contains("LOGIN again"), "{reply}");
+}
+
+#[test]
 fn sync_errors_have_their_status_codes() {
     let server = TestServer::start(&[]);
     let addr = server.addr();

@@ -79,12 +79,7 @@ impl Core {
             .open(token, now)
             .ok()
             .filter(|user| self.accounts.get(*user).is_some())
-            .ok_or_else(|| {
-                Failure::new(
-                    ErrorCode::Unauthorized,
-                    "the token is invalid or expired; LOGIN again",
-                )
-            })
+            .ok_or_else(|| Failure::new(ErrorCode::Unauthorized, super::help::TOKEN_REJECTED))
     }
 
     fn check_password(password: &str) -> Result<(), Failure> {
