@@ -306,7 +306,7 @@ fn http_seeds() -> Vec<Vec<u8>> {
             "POST",
             "/send",
             &[FORM],
-            "token=abc&id=1&sendTo=bob&content=hi%21+there%0A%E2%9C%93&client_id=c1",
+            "token=abc&id=1&to=bob&content=hi%21+there%0A%E2%9C%93&client_id=c1",
         ),
         http_request("POST", "/send?sendToId=2", &[], "token=T&content=x"),
         http_request(
