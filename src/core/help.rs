@@ -4,8 +4,8 @@
 //! own way.
 
 pub const HELP: &str = "\
-REGISTER <username> <password>   create an account        e.g. REGISTER alice s3cret
-LOGIN <username> <password>      log in; binds this connection and returns a token   e.g. LOGIN alice s3cret
+REGISTER <username> <password>   create an account        e.g. REGISTER alice s3cret-alice-pw
+LOGIN <username> <password>      log in; binds this connection and returns a token   e.g. LOGIN alice s3cret-alice-pw
 AUTH <token>                     bind this connection with a token from LOGIN   e.g. AUTH 9f2c...
 SEND <username> <text...>        send the rest of the line to a user   e.g. SEND bob hello there
 SYNC [after] [limit] [wait_ms]   list unacknowledged messages above 'after' (and acknowledge up to it)   e.g. SYNC 17
