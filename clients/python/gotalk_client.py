@@ -5,7 +5,7 @@ As a module (standard library only, Python 3.9+)::
 
     from gotalk_client import Client
     with Client("127.0.0.1", 9000) as c:
-        c.login("alice", "secret")
+        c.login("alice", "s3cret-alice-pw")
         c.send("bob", "hello bob")
         for msg in c.messages():          # blocks; acknowledges what you consumed
             print(msg["from"], msg["content"])

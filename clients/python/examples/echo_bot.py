@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Echo bot for goTalk: answers every message it receives with "echo: <text>".
 
-    GOTALK_PASSWORD=pw python3 echo_bot.py --server 127.0.0.1:9000 --user echo --register
+    GOTALK_PASSWORD=echo-bot-pw python3 clients/python/examples/echo_bot.py --server 127.0.0.1:9000 --user echo --register
 """
 
 import argparse
