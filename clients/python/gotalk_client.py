@@ -351,10 +351,18 @@ class Client:
             return
         try:
             self.auth(self.token)
+            return
         except Unauthorized:
             if self._password is None or self.user is None:
                 raise
-            self.login(self.user["username"], self._password)
+        # The token was refused: log in again, outside the except, so that a
+        # failure here is reported as itself, not as a chain of causes.
+        name = self.user["username"]
+        try:
+            self.login(name, self._password)
+        except Unauthorized as exc:
+            raise Unauthorized("cannot log in again as %s after reconnecting: %s "
+                               "(was the server's data reset?)" % (name, exc.message)) from None
 
     # -- receiving --------------------------------------------------------
 
@@ -388,6 +396,10 @@ class Client:
                 except ConnectionLost:
                     if self._closed:
                         return
+                    batch = None
+                if batch is None:
+                    # Outside the except, so a failure to reconnect is
+                    # reported alone, not as a chain of causes.
                     self.reconnect(reconnect_for)
                     backlog = True
                     continue

@@ -177,3 +177,23 @@ def test_chat_in_a_terminal(server, connect, terminal):
     chat.type("/quit\n")
     assert chat.wait_exit() == 0
     assert PASSWORD not in chat.screen  # getpass did not echo it
+
+
+def test_echo_bot_exits_with_one_clear_line_when_it_cannot_log_in_again(server):
+    env = dict(os.environ, GOTALK_PASSWORD="bot-pw-123")
+    bot = subprocess.Popen([sys.executable, ECHO_BOT, "--server", server.address,
+                            "--user", "echo", "--register"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "echo bot echo ready" in bot.stdout.readline()
+        server.restart()  # --memory: the new server knows neither the token nor the account
+        _, err = bot.communicate(timeout=30)
+    finally:
+        bot.kill()
+        bot.wait(10)
+    assert bot.returncode == 1, err
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "unauthorized" in lines[0] and "cannot log in again as echo" in lines[0], err
+
