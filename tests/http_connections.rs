@@ -69,7 +69,7 @@ fn pipelined_sends_keep_their_order() {
             "/send",
             &[
                 ("token", &alice),
-                ("sendTo", "bob"),
+                ("to", "bob"),
                 ("content", &format!("m{i}")),
             ],
             &[],
@@ -254,7 +254,7 @@ fn a_body_at_the_limit_is_accepted() {
     // The largest content (64 KiB) plus an unknown field that pads the body
     // to exactly the 256 KiB limit.
     let prefix = format!(
-        "token={alice}&sendTo=bob&content={}&pad=",
+        "token={alice}&to=bob&content={}&pad=",
         "c".repeat(64 * 1024)
     );
     let body = format!("{prefix}{}", "x".repeat(256 * 1024 - prefix.len()));

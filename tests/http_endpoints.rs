@@ -115,7 +115,7 @@ fn account_errors_have_their_status_codes() {
 }
 
 #[test]
-fn send_takes_token_id_and_either_recipient_field() {
+fn send_takes_token_id_and_each_recipient_field() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
     let (alice, alice_id) = http_user(addr, "alice", "pw-a");
@@ -137,20 +137,53 @@ fn send_takes_token_id_and_either_recipient_field() {
     let first = by_id["id"].as_u64().expect("numeric id");
     assert_plausible_ts(by_id["ts"].as_u64().expect("numeric ts"));
 
-    // `Token` (the original's spelling) and `sendTo` (a username).
+    // `Token` and `sendTo` (the receiver's id), as the original's README
+    // spells them.
+    let by_send_to = post(
+        addr,
+        "/send",
+        &[
+            ("Token", &alice),
+            ("sendTo", &bob_id.to_string()),
+            ("content", "two"),
+        ],
+    )
+    .expect_json(200);
+    assert!(by_send_to["id"].as_u64().unwrap() > first, "{by_send_to}");
+    // `to`: the receiver's username (what the web page sends).
     let by_name = post(
         addr,
         "/send",
-        &[("Token", &alice), ("sendTo", "bob"), ("content", "two")],
+        &[("token", &alice), ("to", "bob"), ("content", "three")],
     )
     .expect_json(200);
-    assert!(by_name["id"].as_u64().unwrap() > first, "{by_name}");
+    assert!(
+        by_name["id"].as_u64() > by_send_to["id"].as_u64(),
+        "{by_name}"
+    );
+    // A username in `sendTo` is refused, pointing at `to`.
+    let message = post(
+        addr,
+        "/send",
+        &[("token", &alice), ("sendTo", "bob"), ("content", "x")],
+    )
+    .expect_error(400, "bad_request");
+    assert!(message.contains("\"to\""), "{message}");
+    let (bob, _) = http_login(addr, "bob", "pw-b");
+    let got = post(addr, "/sync", &[("token", &bob)]).expect_json(200);
+    let contents: Vec<&str> = got
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["one", "two", "three"]);
 
     // A client_id makes a repeat store nothing new.
     let fields = [
         ("token", alice.as_str()),
-        ("sendTo", "bob"),
-        ("content", "three"),
+        ("to", "bob"),
+        ("content", "four"),
         ("client_id", "c-1"),
     ];
     let a = post(addr, "/send", &fields).expect_json(200);
@@ -168,14 +201,10 @@ fn send_errors_have_their_status_codes() {
     let (alice, alice_id) = http_user(addr, "alice", "pw-a");
     let (_, bob_id) = http_user(addr, "bob", "pw-b");
     let bob = bob_id.to_string();
-    let cases: [Case; 11] = [
-        (&[("sendTo", "bob"), ("content", "x")], 401, "unauthorized"),
+    let cases: [Case; 13] = [
+        (&[("to", "bob"), ("content", "x")], 401, "unauthorized"),
         (
-            &[
-                ("token", "not-a-token"),
-                ("sendTo", "bob"),
-                ("content", "x"),
-            ],
+            &[("token", "not-a-token"), ("to", "bob"), ("content", "x")],
             401,
             "unauthorized",
         ),
@@ -183,19 +212,24 @@ fn send_errors_have_their_status_codes() {
             &[
                 ("token", &alice),
                 ("id", &bob),
-                ("sendTo", "bob"),
+                ("to", "bob"),
                 ("content", "x"),
             ],
             401,
             "unauthorized",
         ),
         (
-            &[("token", &alice), ("sendTo", "nobody"), ("content", "x")],
+            &[("token", &alice), ("to", "nobody"), ("content", "x")],
             404,
             "not_found",
         ),
         (
             &[("token", &alice), ("sendToId", "999"), ("content", "x")],
+            404,
+            "not_found",
+        ),
+        (
+            &[("token", &alice), ("sendTo", "999"), ("content", "x")],
             404,
             "not_found",
         ),
@@ -208,15 +242,20 @@ fn send_errors_have_their_status_codes() {
             &[
                 ("token", &alice),
                 ("id", "1x"),
-                ("sendTo", "bob"),
+                ("to", "bob"),
                 ("content", "x"),
             ],
             400,
             "bad_request",
         ),
-        (&[("token", &alice), ("sendTo", "bob")], 400, "bad_request"),
+        (&[("token", &alice), ("to", "bob")], 400, "bad_request"),
         (
-            &[("token", &alice), ("sendTo", "bob"), ("content", "")],
+            &[("token", &alice), ("to", "bob"), ("content", "")],
+            400,
+            "bad_request",
+        ),
+        (
+            &[("token", &alice), ("to", "bob"), ("content", " \t\r\n ")],
             400,
             "bad_request",
         ),
@@ -224,7 +263,7 @@ fn send_errors_have_their_status_codes() {
         (
             &[
                 ("token", &alice),
-                ("sendTo", "bob"),
+                ("to", "bob"),
                 ("content", "x"),
                 ("client_id", &"c".repeat(129)),
             ],
@@ -244,11 +283,76 @@ fn send_errors_have_their_status_codes() {
         &[
             ("token", &alice),
             ("id", &alice_id.to_string()),
-            ("sendTo", "bob"),
+            ("to", "bob"),
             ("content", "fine"),
         ],
     );
     assert_eq!(r.expect_json(200)["ok"], true);
+}
+
+#[test]
+fn content_that_is_not_utf8_is_refused_not_stored_as_replacement_characters() {
+    let server = TestServer::start(&[]);
+    let addr = server.addr();
+    let (alice, _) = http_user(addr, "alice", "pw-a");
+    let (bob, _) = http_user(addr, "bob", "pw-b");
+    let mut c = HttpClient::connect(addr);
+    for (query, body) in [
+        ("", format!("token={alice}&to=bob&content=%FF%FE")),
+        ("?content=caf%E9", format!("token={alice}&to=bob")),
+    ] {
+        c.send_raw(
+            format!(
+                "POST /send{query} HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        let message = c.read_response().expect_error(400, "bad_request");
+        assert!(message.contains("UTF-8"), "{message}");
+        assert!(message.contains("\"content\""), "{message}");
+    }
+    // The connection stays, and nothing was stored.
+    let r = c.post("/sync", &[("token", &bob)]);
+    assert_eq!(r.expect_json(200), json!([]));
+    let r = c.post(
+        "/send",
+        &[("token", &alice), ("to", "bob"), ("content", "caf\u{e9}")],
+    );
+    assert_eq!(r.expect_json(200)["ok"], true);
+    let got = c.post("/sync", &[("token", &bob)]).expect_json(200);
+    assert_eq!(got[0]["content"], "caf\u{e9}");
+}
+
+#[test]
+fn a_bad_or_expired_token_says_to_post_to_login() {
+    let server = TestServer::start(&["--token-ttl", "1"]);
+    let addr = server.addr();
+    let (alice, _) = http_user(addr, "alice", "pw-a");
+    http_user(addr, "bob", "pw-b");
+    let send = |token: &str| {
+        post(
+            addr,
+            "/send",
+            &[("token", token), ("to", "bob"), ("content", "hi")],
+        )
+    };
+    let check = |message: String| {
+        assert!(message.contains("POST /login"), "{message}");
+        assert!(!message.contains("LOGIN"), "{message}");
+    };
+    check(send("not-a-token").expect_error(401, "unauthorized"));
+    check(post(addr, "/sync", &[("token", "00ff")]).expect_error(401, "unauthorized"));
+    assert_eq!(send(&alice).expect_json(200)["ok"], true);
+
+    // Expired: the same words over HTTP; the line protocol keeps its own.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    check(send(&alice).expect_error(401, "unauthorized"));
+    let mut line = server.connect();
+    let reply = line.text(&format!("AUTH {alice}"));
+    assert_error(&reply, "unauthorized");
+    assert!(error_message(&reply).contains("LOGIN again"), "{reply}");
 }
 
 #[test]
@@ -287,7 +391,7 @@ fn a_full_mailbox_is_429() {
         "/send",
         &[
             ("token", &alice),
-            ("sendTo", "bob"),
+            ("to", "bob"),
             ("content", "one too many"),
         ],
     );
@@ -383,18 +487,10 @@ fn content_over_64_kib_is_413_like_a_line_over_the_limit() {
     let (alice, _) = http_user(addr, "alice", "pw-a");
     http_user(addr, "bob", "pw-b");
     let big = "x".repeat(64 * 1024 + 1);
-    let fields = [
-        ("token", alice.as_str()),
-        ("sendTo", "bob"),
-        ("content", &big),
-    ];
+    let fields = [("token", alice.as_str()), ("to", "bob"), ("content", &big)];
     let message = post(addr, "/send", &fields).expect_error(413, "too_large");
     assert!(message.contains("65536"), "{message}");
     let fits = "y".repeat(64 * 1024);
-    let fields = [
-        ("token", alice.as_str()),
-        ("sendTo", "bob"),
-        ("content", &fits),
-    ];
+    let fields = [("token", alice.as_str()), ("to", "bob"), ("content", &fits)];
     assert_eq!(post(addr, "/send", &fields).expect_json(200)["ok"], true);
 }

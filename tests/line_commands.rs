@@ -1,6 +1,7 @@
 //! Every line-protocol command in both of its forms (a JSON object and a text
 //! command), with their success reply shapes, case-insensitive command
-//! names, `tag` echo (any JSON value, on successes and errors), HELP and QUIT.
+//! names, `tag` echo (any JSON value, on successes and errors), HELP (readable
+//! lines in the text form, one JSON line in the JSON form) and QUIT.
 //!
 //! Deeper semantics live elsewhere: accounts and tokens in
 //! `line_accounts.rs`, SEND and push in `line_messaging.rs`, SYNC/ACK in
@@ -43,8 +44,10 @@ fn command_names_are_case_insensitive_in_both_forms() {
         assert_eq!(reply["pong"], true, "JSON cmd {name:?}: {reply}");
     }
     for name in ["help", "Help", "HELP"] {
-        let reply = c.text(name);
-        assert_ok(&reply);
+        let (lines, reply) = text_help(&mut c, name);
+        assert_eq!(reply, json!({"ok": true}), "{name}");
+        assert!(lines.len() > 5, "{name}: {lines:?}");
+        let reply = c.request(&json!({"cmd": name}));
         assert!(reply["help"].is_string(), "{name}: {reply}");
     }
     // Case-insensitivity reaches the commands that change state too.
@@ -199,13 +202,72 @@ fn send_sync_ack_in_text_form() {
     assert_eq!(message_ids(&bob.text("SYNC")), Vec::<u64>::new());
 }
 
+/// Sends a text-form HELP and reads its readable lines up to the JSON
+/// reply line that ends them; returns both.
+#[track_caller]
+fn text_help(c: &mut LineClient, line: &str) -> (Vec<String>, Value) {
+    c.send_line(line);
+    read_text_help(c)
+}
+
+#[track_caller]
+fn read_text_help(c: &mut LineClient) -> (Vec<String>, Value) {
+    let mut lines = Vec::new();
+    loop {
+        let line = c.read_line();
+        if line.starts_with('{') {
+            let reply: Value = serde_json::from_str(&line).expect("the closing line is JSON");
+            return (lines, reply);
+        }
+        assert!(lines.len() < 100, "no JSON line ends the HELP text");
+        lines.push(line);
+    }
+}
+
+#[test]
+fn text_form_help_is_readable_lines_ended_by_its_json_reply() {
+    let server = TestServer::start(&[]);
+    let mut c = server.connect();
+    let json_help = c.request(&json!({"cmd": "help", "tag": 3}));
+    assert_eq!(json_help["tag"], 3);
+    let json_help = json_help["help"].as_str().expect("help is a string");
+
+    // Pipelined between two PINGs: the replies keep their order.
+    c.send_line("PING\nHELP\nPING");
+    assert_eq!(c.read_json(), json!({"ok": true, "pong": true}));
+    let (lines, reply) = read_text_help(&mut c);
+    assert_eq!(c.read_json(), json!({"ok": true, "pong": true}));
+    assert_eq!(reply, json!({"ok": true}));
+    assert_eq!(lines.join("\n"), json_help, "the same text in both forms");
+    for line in &lines {
+        assert!(!line.contains("\\n"), "an escaped newline: {line}");
+        assert!(!line.trim().is_empty(), "a blank line: {lines:?}");
+        assert!(
+            !line.starts_with('{'),
+            "a text line that looks like JSON: {line}"
+        );
+    }
+    for line in [
+        "REGISTER alice s3cret-alice-pw",
+        "SEND bob hello there",
+        "ACK 17",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(line)),
+            "no example {line:?}"
+        );
+    }
+    assert_eq!(c.text("PING"), json!({"ok": true, "pong": true}));
+}
+
 #[test]
 fn help_lists_every_command_one_per_line() {
     let server = TestServer::start(&[]);
     let mut c = server.connect();
-    for reply in [c.text("HELP"), c.request(&json!({"cmd": "help"}))] {
-        assert_ok(&reply);
-        let help = reply["help"].as_str().expect("help is a string");
+    let (text_lines, _) = text_help(&mut c, "HELP");
+    let json_help = c.request(&json!({"cmd": "help"}));
+    let json_help = json_help["help"].as_str().expect("help is a string");
+    for help in [text_lines.join("\n"), json_help.to_string()] {
         let lines: Vec<&str> = help.lines().filter(|l| !l.trim().is_empty()).collect();
         for command in COMMANDS {
             let matching: Vec<&&str> = lines

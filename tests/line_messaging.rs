@@ -1,6 +1,6 @@
 //! SEND over the line protocol and what it delivers: the reply (`id`, `ts`),
 //! every field of a stored message, recipients by name or `to_id`, text-form
-//! content taken verbatim, `not_found` and empty-content errors, push events
+//! content taken verbatim, `not_found` and empty- or blank-content errors, push events
 //! to every connection bound to the recipient, and `client_id` idempotency.
 
 mod common;
@@ -95,7 +95,7 @@ fn an_unknown_recipient_is_not_found() {
 }
 
 #[test]
-fn empty_content_is_a_bad_request_in_both_forms() {
+fn empty_or_blank_content_is_a_bad_request_in_both_forms() {
     let server = TestServer::start(&[]);
     let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
     let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
@@ -106,6 +106,17 @@ fn empty_content_is_a_bad_request_in_both_forms() {
     );
     assert_error(&alice.text("SEND bob"), "bad_request");
     assert_error(&alice.text("SEND bob "), "bad_request");
+    // Content of white space alone is as empty to the reader.
+    for blank in [" ", "   \t ", "\n\r\n", "\u{a0}\u{2003}"] {
+        let reply = alice.request(&json!({"cmd": "send", "to": "bob", "content": blank}));
+        assert_error(&reply, "bad_request");
+        assert!(
+            error_message(&reply).contains("white space"),
+            "{blank:?}: {reply}"
+        );
+    }
+    assert_error(&alice.text("SEND bob    "), "bad_request");
+    assert_error(&alice.text("SEND bob \t \t"), "bad_request");
     assert_eq!(message_ids(&bob.text("SYNC")), Vec::<u64>::new());
 }
 

@@ -17,8 +17,9 @@ mod common;
 
 use checks::Framed;
 use common::{TestServer, ERROR_CODES, READ_TIMEOUT};
+use gotalk::core::help::HELP;
 use gotalk::line::framer::Framer;
-use gotalk::line::parse::parse_line;
+use gotalk::line::parse::{parse_line, Form};
 use gotalk::request::Request;
 use gotalk::sniff::DoorKind;
 use serde::de::IgnoredAny;
@@ -306,7 +307,7 @@ fn http_seeds() -> Vec<Vec<u8>> {
             "POST",
             "/send",
             &[FORM],
-            "token=abc&id=1&sendTo=bob&content=hi%21+there%0A%E2%9C%93&client_id=c1",
+            "token=abc&id=1&to=bob&content=hi%21+there%0A%E2%9C%93&client_id=c1",
         ),
         http_request("POST", "/send?sendToId=2", &[], "token=T&content=x"),
         http_request(
@@ -554,8 +555,9 @@ fn sniff_decides_once_around_the_request_line_limit() {
 
 // -------------------------------------------------------- the real server
 
-/// The framed, non-blank lines of `bytes` (each of which gets one reply),
-/// or `None` if one would end the session or hash a password.
+/// The lines the server owes for `bytes`: one reply per framed, non-blank
+/// line, plus the readable lines a text-form HELP sends before its reply.
+/// `None` if a line would end the session or hash a password.
 fn replies_owed(bytes: &[u8], max_line: usize) -> Option<usize> {
     let run = checks::frame(bytes, &[], max_line);
     let mut owed = 0;
@@ -573,6 +575,9 @@ fn replies_owed(bytes: &[u8], max_line: usize) -> Option<usize> {
                 Request::Quit | Request::Register { .. } | Request::Login { .. }
             ) {
                 return None;
+            }
+            if parsed.form == Form::Text && call.request == Request::Help {
+                owed += HELP.lines().count();
             }
         }
         owed += 1;
@@ -616,6 +621,14 @@ fn the_server_answers_every_random_line_and_keeps_serving() {
     });
     for i in 0..owed {
         let line = client.read_line_bytes();
+        if !line.starts_with(b"{") {
+            let text = String::from_utf8_lossy(&line);
+            assert!(
+                HELP.lines().any(|l| l == text),
+                "line {i} of {owed} is neither JSON nor text-form HELP: {text}"
+            );
+            continue;
+        }
         if let Err(e) = serde_json::from_slice::<IgnoredAny>(&line) {
             panic!(
                 "reply {i} of {owed} is not JSON ({e}): {}",

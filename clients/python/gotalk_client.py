@@ -5,7 +5,7 @@ As a module (standard library only, Python 3.9+)::
 
     from gotalk_client import Client
     with Client("127.0.0.1", 9000) as c:
-        c.login("alice", "secret")
+        c.login("alice", "s3cret-alice-pw")
         c.send("bob", "hello bob")
         for msg in c.messages():          # blocks; acknowledges what you consumed
             print(msg["from"], msg["content"])
@@ -323,12 +323,15 @@ class Client:
 
     # -- surviving a dropped connection ---------------------------------
 
-    def reconnect(self, give_up_after=30.0):
+    def reconnect(self, give_up_after=30.0, force=False):
         """Open a new connection and authenticate it again with the token (or,
         if the server no longer knows the token, with the login password).
-        Does nothing if another thread already reconnected. Retries with
-        backoff for `give_up_after` seconds (None: forever)."""
+        Does nothing if another thread already reconnected, unless `force`:
+        then the current connection is dropped first. Retries with backoff
+        for `give_up_after` seconds (None: forever)."""
         with self._reconnect_lock:
+            if force and self._conn is not None:
+                self._conn.close()
             if self._conn is not None and self._conn.alive:
                 return
             deadline = None if give_up_after is None else time.monotonic() + give_up_after
@@ -351,10 +354,18 @@ class Client:
             return
         try:
             self.auth(self.token)
+            return
         except Unauthorized:
             if self._password is None or self.user is None:
                 raise
-            self.login(self.user["username"], self._password)
+        # The token was refused: log in again, outside the except, so that a
+        # failure here is reported as itself, not as a chain of causes.
+        name = self.user["username"]
+        try:
+            self.login(name, self._password)
+        except Unauthorized as exc:
+            raise Unauthorized("cannot log in again as %s after reconnecting: %s "
+                               "(was the server's data reset?)" % (name, exc.message)) from None
 
     # -- receiving --------------------------------------------------------
 
@@ -388,6 +399,10 @@ class Client:
                 except ConnectionLost:
                     if self._closed:
                         return
+                    batch = None
+                if batch is None:
+                    # Outside the except, so a failure to reconnect is
+                    # reported alone, not as a chain of causes.
                     self.reconnect(reconnect_for)
                     backlog = True
                     continue
@@ -480,9 +495,10 @@ def cmd_send(client, args):
 
 
 CHAT_HELP = """commands:
-  /to NAME   send the following lines to NAME
-  /help      show this help
-  /quit      leave (Ctrl-D works too)
+  /to NAME     send the following lines to NAME
+  /reconnect   connect and log in again (after "receiving stopped")
+  /help        show this help
+  /quit        leave (Ctrl-D works too)
 any other line is sent to the current contact"""
 
 
@@ -494,7 +510,13 @@ class Chat:
         self.contact = contact
         self.out = threading.Lock()
         self.tty = sys.stdin.isatty() and sys.stdout.isatty()
-        self.shown_prompt = None  # while input() waits: its prompt, redrawn after output
+        self.next_prompt = ""  # the prompt input() is about to show
+        # The prompt on the screen, redrawn under output; set by readline's
+        # pre-input hook once it has drawn it, never before: output that
+        # comes earlier is written plainly, and readline draws the prompt
+        # after it (else the prompt showed twice: "> > ").
+        self.shown_prompt = None
+        self.receiver = None  # the thread printing incoming messages
         try:
             import readline  # noqa: F401  (line editing and get_line_buffer)
             self.readline = readline
@@ -502,7 +524,15 @@ class Chat:
             self.readline = None
 
     def prompt(self):
+        """The input prompt; none when not talking to a person at a terminal."""
+        if not self.tty:
+            return ""
         return "to %s> " % self.contact if self.contact else "> "
+
+    def prompt_drawn(self):
+        """readline's pre-input hook: the prompt is on the screen now."""
+        with self.out:
+            self.shown_prompt = self.next_prompt
 
     def show(self, text):
         """Print a line without wrecking what the person is typing."""
@@ -524,6 +554,23 @@ class Chat:
         except GotalkError as exc:
             if not self.client._closed:
                 self.show("receiving stopped: %s" % exc)
+                self.show("new messages will not show: /reconnect to try again, /quit to leave")
+
+    def start_receiving(self):
+        self.receiver = threading.Thread(target=self.receive, daemon=True, name="gotalk-chat")
+        self.receiver.start()
+
+    def reconnect(self):
+        if self.receiver is not None and self.receiver.is_alive():
+            self.show("still connected and receiving")
+            return
+        try:
+            self.client.reconnect(give_up_after=10.0, force=True)
+        except GotalkError as exc:
+            self.show("could not reconnect: %s (/reconnect to try again, /quit to leave)" % exc)
+            return
+        self.show("reconnected; receiving again")
+        self.start_receiving()
 
     def send(self, text):
         client_id = uuid.uuid4().hex  # makes the retry below safe
@@ -537,16 +584,19 @@ class Chat:
             self.show("not sent: %s" % exc)
 
     def run(self):
-        threading.Thread(target=self.receive, daemon=True, name="gotalk-chat").start()
+        if self.tty and self.readline is not None:
+            self.readline.set_pre_input_hook(self.prompt_drawn)
+        self.start_receiving()
         self.show("logged in as %s. /help for commands" % self.client.user["username"])
         while True:
-            self.shown_prompt = self.prompt()
+            self.next_prompt = self.prompt()
             try:
-                line = input(self.shown_prompt)
+                line = input(self.next_prompt)
             except EOFError:
                 break
             finally:
-                self.shown_prompt = None
+                with self.out:
+                    self.shown_prompt = None
             line = line.strip()
             if not line:
                 continue
@@ -556,6 +606,8 @@ class Chat:
                     break
                 elif word == "/to" and rest.strip():
                     self.contact = rest.strip()
+                elif word == "/reconnect":
+                    self.reconnect()
                 elif word == "/help":
                     self.show(CHAT_HELP)
                 else:

@@ -80,12 +80,7 @@ impl Core {
             .open(token, now)
             .ok()
             .filter(|user| self.accounts.get(*user).is_some())
-            .ok_or_else(|| {
-                Failure::new(
-                    ErrorCode::Unauthorized,
-                    "the token is invalid or expired; LOGIN again",
-                )
-            })
+            .ok_or_else(|| Failure::new(ErrorCode::Unauthorized, super::help::TOKEN_REJECTED))
     }
 
     fn check_password(password: &str) -> Result<(), Failure> {
@@ -207,9 +202,9 @@ impl Core {
                 )
             })?,
         };
-        if content.is_empty() {
+        if content.trim().is_empty() {
             return Err(Failure::bad_request(
-                "the message content must not be empty",
+                "the message content must not be empty or only white space",
             ));
         }
         if content.len() > limits::MAX_CONTENT_BYTES {

@@ -1,8 +1,11 @@
-//! The HELP text: every command, one line each, with an example.
+//! The words the core uses to teach the line protocol: the HELP text (every
+//! command, one line each, with an example), and the failure messages that
+//! name a line command, which a door with other commands (HTTP) words its
+//! own way.
 
 pub const HELP: &str = "\
-REGISTER <username> <password>   create an account        e.g. REGISTER alice s3cret
-LOGIN <username> <password>      log in; binds this connection and returns a token   e.g. LOGIN alice s3cret
+REGISTER <username> <password>   create an account        e.g. REGISTER alice s3cret-alice-pw
+LOGIN <username> <password>      log in; binds this connection and returns a token   e.g. LOGIN alice s3cret-alice-pw
 AUTH <token>                     bind this connection with a token from LOGIN   e.g. AUTH 9f2c...
 SEND <username> <text...>        send the rest of the line to a user   e.g. SEND bob hello there
 SYNC [after] [limit] [wait_ms]   list unacknowledged messages above 'after' (and acknowledge up to it)   e.g. SYNC 17
@@ -11,3 +14,7 @@ PING                             check the connection   e.g. PING
 HELP                             this list
 QUIT                             close the connection
 New messages arrive as {\"event\":\"message\",...} lines while you are logged in. JSON works too: {\"cmd\":\"send\",\"to\":\"bob\",\"content\":\"hi\"}";
+
+/// An unknown, tampered or expired token (AUTH, or a request's own token).
+/// The HTTP door says `/login` in place of `LOGIN`.
+pub const TOKEN_REJECTED: &str = "the token is invalid or expired; LOGIN again";

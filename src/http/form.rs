@@ -1,6 +1,9 @@
 //! Form fields of one request: from an `application/x-www-form-urlencoded`
-//! body and from the query string, decoded with `form_urlencoded` (`+` is a
-//! space, `%XX` a byte; bytes that are not UTF-8 become U+FFFD).
+//! body and from the query string (`+` is a space, `%XX` a byte, a `%`
+//! without two hex digits after it stays as it is). A name or value whose
+//! bytes are not UTF-8 once decoded refuses the request with 400, as the
+//! line protocol refuses such a line: nothing is stored with U+FFFD in
+//! place of what the client sent.
 //!
 //! As in the original goTalk (Go's `FormValue`), a field in the body wins
 //! over the same field in the query string, and the first of repeated
@@ -36,9 +39,18 @@ impl<'a> Fields<'a> {
                 ),
             ));
         }
-        let pairs = form_urlencoded::parse(body)
-            .chain(form_urlencoded::parse(query.as_bytes()))
-            .collect();
+        let mut pairs = Vec::new();
+        for input in [body, query.as_bytes()] {
+            for pair in input.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+                let (name, value) = match memchr::memchr(b'=', pair) {
+                    Some(i) => (&pair[..i], &pair[i + 1..]),
+                    None => (pair, &b""[..]),
+                };
+                let name = text(decode(name), None)?;
+                let value = text(decode(value), Some(&name))?;
+                pairs.push((name, value));
+            }
+        }
         Ok(Fields { pairs })
     }
 
@@ -49,6 +61,67 @@ impl<'a> Fields<'a> {
             .find(|(k, v)| k == name && !v.is_empty())
             .map(|(_, v)| &**v)
     }
+}
+
+/// Undoes urlencoding: `+` is a space, `%XX` the byte XX. Borrows when
+/// there is nothing to undo.
+fn decode(input: &[u8]) -> Cow<'_, [u8]> {
+    if !input.iter().any(|&b| b == b'+' || b == b'%') {
+        return Cow::Borrowed(input);
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let byte = match input[i] {
+            b'+' => b' ',
+            b'%' => match (
+                input.get(i + 1).and_then(hex),
+                input.get(i + 2).and_then(hex),
+            ) {
+                (Some(high), Some(low)) => {
+                    i += 2;
+                    high << 4 | low
+                }
+                _ => b'%',
+            },
+            other => other,
+        };
+        out.push(byte);
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+fn hex(digit: &u8) -> Option<u8> {
+    (*digit as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Decoded bytes as text, or the 400 that says which field is not UTF-8
+/// (`field` is the name a value belongs to; `None` for a name itself).
+fn text<'a>(bytes: Cow<'a, [u8]>, field: Option<&str>) -> Result<Cow<'a, str>, Refusal> {
+    let decoded = match bytes {
+        Cow::Borrowed(b) => std::str::from_utf8(b).map(Cow::Borrowed),
+        Cow::Owned(b) => String::from_utf8(b)
+            .map(Cow::Owned)
+            .map_err(|e| e.utf8_error()),
+    };
+    decoded.map_err(|e| {
+        let what = match field {
+            Some(name) => {
+                let shown: String = name.chars().take(32).collect();
+                format!("the field \"{shown}\"")
+            }
+            None => "a field name".to_string(),
+        };
+        Refusal::new(
+            400,
+            ErrorCode::BadRequest,
+            format!(
+                "{what} is not valid UTF-8 (bad byte at position {} once decoded); send form fields as UTF-8",
+                e.valid_up_to()
+            ),
+        )
+    })
 }
 
 /// `application/x-www-form-urlencoded`, any case, with or without parameters
@@ -105,8 +178,33 @@ mod tests {
     }
 
     #[test]
-    fn bad_bytes_become_replacement_characters() {
-        let f = fields("c=%FF", "");
+    fn percent_signs_without_two_hex_digits_stay() {
+        let f = fields("a=100%&b=%zz&c=%4&d=%41%4a%4A", "");
+        assert_eq!(f.get("a"), Some("100%"));
+        assert_eq!(f.get("b"), Some("%zz"));
+        assert_eq!(f.get("c"), Some("%4"));
+        assert_eq!(f.get("d"), Some("AJJ"));
+        let f = fields("noequals&=novalue&x=a=b", "");
+        assert_eq!(f.get("noequals"), None);
+        assert_eq!(f.get("x"), Some("a=b"));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_not_replaced() {
+        let refuse = |body: &str, query: &str| {
+            Fields::parse(body.as_bytes(), query, None)
+                .err()
+                .unwrap_or_else(|| panic!("{body:?} {query:?} was accepted"))
+        };
+        let r = refuse("content=ok%FF%FE", "");
+        assert_eq!((r.status, r.code), (400, ErrorCode::BadRequest));
+        assert!(r.message.contains("\"content\""), "{}", r.message);
+        assert!(r.message.contains("UTF-8"), "{}", r.message);
+        assert!(r.message.contains("position 2"), "{}", r.message);
+        assert!(refuse("", "to=%C3").message.contains("\"to\""));
+        assert!(refuse("%FF=x", "").message.contains("field name"));
+        // A genuine U+FFFD, sent as its UTF-8 bytes, is only a character.
+        let f = fields("c=%EF%BF%BD", "");
         assert_eq!(f.get("c"), Some("\u{fffd}"));
     }
 

@@ -7,6 +7,7 @@
 
 use super::routes::Endpoint;
 use super::Refusal;
+use crate::core::help::TOKEN_REJECTED;
 use crate::error::{ErrorCode, Failure};
 use crate::json;
 use crate::message::Message;
@@ -139,7 +140,7 @@ pub fn refusal(out: &mut Vec<u8>, refusal: &Refusal, persistence: Persistence) {
 pub fn reply_body(body: &mut Vec<u8>, endpoint: Endpoint, reply: &Reply) -> u16 {
     match (endpoint, reply) {
         (_, Reply::Error(failure)) => {
-            error_body(body, failure.code, &failure.message);
+            error_body(body, failure.code, http_message(failure));
             failure.code.http_status()
         }
         (Endpoint::Register | Endpoint::Lookup, Reply::User(user)) => {
@@ -171,6 +172,15 @@ pub fn reply_body(body: &mut Vec<u8>, endpoint: Endpoint, reply: &Reply) -> u16 
             500
         }
     }
+}
+
+/// A failure's message as HTTP words it: where the core tells a line
+/// client to send `LOGIN`, an HTTP client is told to post to `/login`.
+fn http_message(failure: &Failure) -> &str {
+    if failure.message == TOKEN_REJECTED {
+        return "the token is invalid or expired; log in again with POST /login";
+    }
+    &failure.message
 }
 
 /// `{"Id":..,"Name":..` without the closing brace.
@@ -295,6 +305,16 @@ mod tests {
             );
         }
         assert_eq!(body(Endpoint::Send, &Reply::Pong).0, 500);
+    }
+
+    #[test]
+    fn a_rejected_token_sends_the_client_to_login_not_to_the_line_command() {
+        let reply = Reply::Error(Failure::new(ErrorCode::Unauthorized, TOKEN_REJECTED));
+        let (status, v) = body(Endpoint::Sync, &reply);
+        assert_eq!(status, 401);
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains("/login"), "{message}");
+        assert!(!message.contains("LOGIN"), "{message}");
     }
 
     #[test]

@@ -94,12 +94,16 @@ pub fn call<'f>(endpoint: Endpoint, fields: &'f Fields<'_>) -> Result<Call<'f>, 
             username: required("username")?,
         },
         Endpoint::Send => {
-            let to = match (number(fields, "sendToId")?, fields.get("sendTo")) {
+            let id = match receiver_id(fields, "sendToId")? {
+                Some(id) => Some(id),
+                None => receiver_id(fields, "sendTo")?,
+            };
+            let to = match (id, fields.get("to")) {
                 (Some(id), _) => Recipient::Id(id),
                 (None, Some(name)) => Recipient::Name(Cow::Borrowed(name)),
                 (None, None) => {
                     return Err(Failure::bad_request(
-                        "say who the message is for: \"sendToId\" (a user id) or \"sendTo\" (a username)",
+                        "say who the message is for: \"sendTo\" or \"sendToId\" (a user id), or \"to\" (a username)",
                     ))
                 }
             };
@@ -143,6 +147,18 @@ fn token<'f>(fields: &'f Fields<'_>) -> Result<Cow<'f, str>, Failure> {
 /// `id`: who the client says it is; the core checks it against the token.
 fn claimed_id(fields: &Fields<'_>) -> Result<Option<UserId>, Failure> {
     number(fields, "id")
+}
+
+/// `sendTo` or `sendToId`: the receiver's user id, as the original's
+/// clients sent it. A name there is refused with a pointer to `to`.
+fn receiver_id(fields: &Fields<'_>, name: &'static str) -> Result<Option<u64>, Failure> {
+    number(fields, name).map_err(|f| {
+        Failure::bad_request(format!(
+            "{}: \"{name}\" is the receiver's user id (POST /getuseridbyname gives it); \
+             to name the receiver by username use \"to\"",
+            f.message
+        ))
+    })
 }
 
 /// An optional whole-number field: digits only.
@@ -215,7 +231,8 @@ mod tests {
 
     #[test]
     fn send_reads_token_id_recipient_and_content() {
-        let f = fields("Token=T&id=1&username=alice&sendToId=2&sendTo=bob&content=hi&client_id=c");
+        let f =
+            fields("Token=T&id=1&username=alice&sendToId=2&sendTo=3&to=bob&content=hi&client_id=c");
         let c = call(Endpoint::Send, &f).unwrap();
         assert_eq!(c.token.as_deref(), Some("T"));
         assert_eq!(c.claimed_id, Some(1));
@@ -227,7 +244,7 @@ mod tests {
                 client_id: Some("c".into())
             }
         );
-        let f = fields("token=T&sendTo=bob&content=hi");
+        let f = fields("token=T&to=bob&content=hi");
         let c = call(Endpoint::Send, &f).unwrap();
         assert_eq!(c.claimed_id, None);
         assert!(matches!(
@@ -237,20 +254,55 @@ mod tests {
     }
 
     #[test]
+    fn send_to_is_an_id_as_in_the_original_and_to_is_a_name() {
+        let to = |body: &str| -> Result<Recipient<'static>, Failure> {
+            match call(Endpoint::Send, &fields(body))?.request {
+                Request::Send {
+                    to: Recipient::Id(id),
+                    ..
+                } => Ok(Recipient::Id(id)),
+                Request::Send {
+                    to: Recipient::Name(n),
+                    ..
+                } => Ok(Recipient::Name(n.into_owned().into())),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(to("token=T&sendTo=2&content=x"), Ok(Recipient::Id(2)));
+        assert_eq!(
+            to("token=T&sendTo=2&to=bob&content=x"),
+            Ok(Recipient::Id(2))
+        );
+        assert_eq!(
+            to("token=T&sendToId=&sendTo=4&content=x"),
+            Ok(Recipient::Id(4))
+        );
+        assert_eq!(
+            to("token=T&to=bob&content=x"),
+            Ok(Recipient::Name("bob".into()))
+        );
+        let name_in_send_to = to("token=T&sendTo=bob&content=x").unwrap_err();
+        assert_eq!(name_in_send_to.code, ErrorCode::BadRequest);
+        assert!(
+            name_in_send_to.message.contains("\"to\""),
+            "{}",
+            name_in_send_to.message
+        );
+        let nobody = to("token=T&content=x").unwrap_err();
+        assert!(nobody.message.contains("sendTo"), "{}", nobody.message);
+    }
+
+    #[test]
     fn send_and_sync_errors() {
         let cases = [
+            (Endpoint::Send, "to=bob&content=hi", ErrorCode::Unauthorized),
             (
                 Endpoint::Send,
-                "sendTo=bob&content=hi",
-                ErrorCode::Unauthorized,
-            ),
-            (
-                Endpoint::Send,
-                "token=&sendTo=bob&content=hi",
+                "token=&to=bob&content=hi",
                 ErrorCode::Unauthorized,
             ),
             (Endpoint::Send, "token=T&content=hi", ErrorCode::BadRequest),
-            (Endpoint::Send, "token=T&sendTo=bob", ErrorCode::BadRequest),
+            (Endpoint::Send, "token=T&to=bob", ErrorCode::BadRequest),
             (
                 Endpoint::Send,
                 "token=T&sendToId=x&content=hi",
@@ -258,7 +310,7 @@ mod tests {
             ),
             (
                 Endpoint::Send,
-                "token=T&id=-1&sendTo=b&content=hi",
+                "token=T&id=-1&to=b&content=hi",
                 ErrorCode::BadRequest,
             ),
             (Endpoint::Sync, "id=1", ErrorCode::Unauthorized),

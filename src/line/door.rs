@@ -10,8 +10,8 @@ use crate::conn::{Conn, OutputBudget, ReplySlots};
 use crate::core::Handled;
 use crate::error::{CloseReason, ErrorCode, Failure};
 use crate::line::framer::{Framer, Step};
-use crate::line::parse::{parse_line, Parsed};
-use crate::line::render::{message_event, reply_line};
+use crate::line::parse::{parse_line, Form, Parsed};
+use crate::line::render::{self, message_event, reply_line};
 use crate::message::Message;
 use crate::request::Reply;
 use crate::turn::Turn;
@@ -62,7 +62,8 @@ impl LineDoor {
                         ),
                     );
                     let seq = turn.ticket(id).seq;
-                    self.answer(conn, turn.budget, seq, None, &Reply::Error(failure));
+                    let reply = Reply::Error(failure);
+                    self.answer(conn, turn.budget, seq, None, Form::Json, &reply);
                 }
                 Step::Skip { consumed } => pos += consumed,
                 Step::NeedMore => break,
@@ -74,16 +75,17 @@ impl LineDoor {
 
     fn run(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>, parsed: Parsed<'_>) {
         let ticket = turn.ticket(id);
+        let (seq, tag, form) = (ticket.seq, parsed.tag, parsed.form);
         let call = match parsed.call {
             Ok(call) => call,
             Err(failure) => {
                 log::debug!("connection {id}: {failure}");
                 let reply = Reply::Error(failure);
-                return self.answer(conn, turn.budget, ticket.seq, parsed.tag, &reply);
+                return self.answer(conn, turn.budget, seq, tag, form, &reply);
             }
         };
         match turn.core.handle(ticket, call, turn.now, turn.outbox) {
-            Handled::Now(reply) => self.answer(conn, turn.budget, ticket.seq, parsed.tag, &reply),
+            Handled::Now(reply) => self.answer(conn, turn.budget, seq, tag, form, &reply),
             Handled::Later { barrier } => {
                 self.slots
                     .defer(ticket.seq, parsed.tag.map(RawValue::to_owned));
@@ -96,20 +98,22 @@ impl LineDoor {
 
     /// Writes a reply that is ready now: straight into the output when
     /// nothing is pending before it (no allocation), else in its place.
+    /// (Only these replies differ by `form`; one that comes later is a line.)
     fn answer(
         &mut self,
         conn: &mut Conn,
         budget: &mut OutputBudget,
         seq: u64,
         tag: Option<&RawValue>,
+        form: Form,
         reply: &Reply,
     ) {
         if self.slots.is_empty() {
-            conn.queue(budget, |out| reply_line(out, reply, tag));
+            conn.queue(budget, |out| render::reply(out, reply, tag, form));
         } else {
             let tag = tag.map(RawValue::to_owned);
             self.slots.reply_now(conn, budget, seq, tag, |tag, out| {
-                reply_line(out, reply, tag.as_deref())
+                render::reply(out, reply, tag.as_deref(), form)
             });
         }
         after_reply(conn, reply);

@@ -12,11 +12,22 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-/// A parsed line: the call (or why it is not one) and the JSON `tag` to echo.
+/// A parsed line: the call (or why it is not one), the JSON `tag` to echo,
+/// and which form the line was in.
 #[derive(Debug)]
 pub struct Parsed<'a> {
     pub call: Result<Call<'a>, Failure>,
     pub tag: Option<&'a RawValue>,
+    pub form: Form,
+}
+
+/// Which form a request came in: a program's JSON object, or a person's
+/// words. Only a reply meant to be read by a person differs by form (the
+/// text form's HELP is readable lines).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    Json,
+    Text,
 }
 
 /// Parses one line (without its newline). `None` for a blank line, which
@@ -54,6 +65,7 @@ pub fn parse_line(line: &[u8]) -> Option<Parsed<'_>> {
         _ => Parsed {
             call: parse_text(text),
             tag: None,
+            form: Form::Text,
         },
     })
 }
@@ -62,6 +74,7 @@ fn failed(failure: Failure) -> Parsed<'static> {
     Parsed {
         call: Err(failure),
         tag: None,
+        form: Form::Json,
     }
 }
 
@@ -100,6 +113,7 @@ fn parse_json_request(text: &str) -> Parsed<'_> {
                 return Parsed {
                     call: Err(Failure::bad_request(message)),
                     tag,
+                    form: Form::Json,
                 };
             }
         }
@@ -107,6 +121,7 @@ fn parse_json_request(text: &str) -> Parsed<'_> {
     Parsed {
         tag: req.tag,
         call: json_call(&mut req),
+        form: Form::Json,
     }
 }
 
@@ -355,6 +370,16 @@ mod tests {
         for (text, json) in pairs {
             assert_eq!(call(text), call(json), "{text}");
         }
+    }
+
+    #[test]
+    fn each_line_says_which_form_it_was_in() {
+        let form = |line: &str| parse_line(line.as_bytes()).unwrap().form;
+        assert_eq!(form("HELP"), Form::Text);
+        assert_eq!(form("  help"), Form::Text);
+        assert_eq!(form("FLY away"), Form::Text);
+        assert_eq!(form(r#"{"cmd":"help"}"#), Form::Json);
+        assert_eq!(form(r#"{"cmd":"help","tag":1"#), Form::Json);
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! Replies and server events as JSON lines, appended straight to a
 //! connection's output buffer. A message's JSON was written once when it
 //! was stored; here it is only copied.
+//!
+//! One reply is for people only: HELP asked in the text form (from `nc`)
+//! is the help text as plain lines, none starting with `{`, closed by the
+//! request's one JSON reply line, `{"ok":true}`. Asked in JSON, HELP is a
+//! single line with the text in `"help"`.
 
 use crate::core::help::HELP;
 use crate::json;
+use crate::line::parse::Form;
 use crate::message::Message;
 use crate::request::{Reply, UserRef};
 use serde_json::value::RawValue;
@@ -13,6 +19,19 @@ fn push_user(out: &mut Vec<u8>, user: &UserRef) {
     json::push_u64(out, user.id);
     json::push_field_str(out, "username", &user.username);
     out.push(b'}');
+}
+
+/// Appends the reply to a request that came in `form`: its reply line, and
+/// for the text form's HELP the readable lines before it.
+pub fn reply(out: &mut Vec<u8>, reply: &Reply, tag: Option<&RawValue>, form: Form) {
+    if form == Form::Text && matches!(reply, Reply::Help) {
+        for line in HELP.lines() {
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+        return reply_line(out, &Reply::Acked, tag);
+    }
+    reply_line(out, reply, tag)
 }
 
 /// Appends the reply line (with its `\n`), echoing `tag` if the request had one.
@@ -124,6 +143,43 @@ mod tests {
             render(&Reply::Error(failure), Some("\"x\"")),
             json!({"ok":false,"error":{"code":"not_found","message":"no \"bob\""},"tag":"x"})
         );
+    }
+
+    #[test]
+    fn text_form_help_is_readable_lines_closed_by_one_json_reply() {
+        let mut out = Vec::new();
+        reply(&mut out, &Reply::Help, None, Form::Text);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("\\n"), "escaped newlines: {text}");
+        let lines: Vec<&str> = text.lines().collect();
+        let (last, help) = lines.split_last().unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(last).unwrap(),
+            json!({"ok":true})
+        );
+        assert_eq!(help.join("\n"), HELP);
+        for line in help {
+            assert!(!line.trim().is_empty(), "a blank line in HELP");
+            assert!(
+                !line.starts_with('{'),
+                "a HELP line looks like JSON: {line}"
+            );
+        }
+        // The JSON form, and every other reply in the text form: one line.
+        for form in [Form::Json, Form::Text] {
+            let mut out = Vec::new();
+            let json_help = if form == Form::Json {
+                Reply::Help
+            } else {
+                Reply::Pong
+            };
+            reply(&mut out, &json_help, None, form);
+            assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+        }
+        let mut out = Vec::new();
+        reply(&mut out, &Reply::Help, None, Form::Json);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["help"], HELP);
     }
 
     #[test]

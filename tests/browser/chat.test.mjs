@@ -375,6 +375,39 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     await eventually(async () => assert.deepEqual(await messageTexts(alice.page), history));
   });
 
+  test('a contact known only by name is written to with the "to" field', { timeout: TEST_TIMEOUT }, async () => {
+    // sendTo and sendToId carry a user id (as the original goTalk's clients sent
+    // it); a receiver the page knows by name alone goes in "to".
+    await form(server.base, '/register', { username: 'dave', password: 'dave-secret' });
+    const dave = await form(server.base, '/login', { username: 'dave', password: 'dave-secret' });
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    context.setDefaultTimeout(STEP_TIMEOUT);
+    try {
+      const session = { token: dave.SessionID, id: dave.Id, name: 'dave' };
+      const saved = { v: 1, messages: {}, contacts: { carol: {} }, lastRead: {}, lastContact: 'carol' };
+      await context.addInitScript(([s, store]) => {
+        localStorage.setItem('gotalk:session', JSON.stringify(s));
+        localStorage.setItem('gotalk:user:' + s.id, JSON.stringify(store));
+      }, [session, saved]);
+      const page = await context.newPage();
+      const posted = [];
+      page.on('request', (r) => { if (r.url().endsWith('/send')) posted.push(new URLSearchParams(r.postData() || '')); });
+      await page.goto(server.base + '/');
+      await expectLoggedInAs(page, 'dave');
+      await eventually(async () => assert.equal(await page.textContent(tid('conversation-title')), 'carol'));
+      await sendMessage(page, 'to carol, by name');
+      assert.equal(posted.length, 1);
+      assert.equal(posted[0].get('to'), 'carol');
+      assert.equal(posted[0].get('sendTo'), null);
+      assert.equal(posted[0].get('sendToId'), null);
+    } finally {
+      await context.close();
+    }
+    const carol = await form(server.base, '/login', { username: 'carol', password: 'carol-secret' });
+    const got = await form(server.base, '/sync', { token: carol.SessionID, id: String(carol.Id) });
+    assert.ok(got.some((m) => m.from === 'dave' && m.content === 'to carol, by name'), JSON.stringify(got));
+  });
+
   test('the page works on a narrow window, fetches nothing from elsewhere, and logs out', { timeout: TEST_TIMEOUT }, async () => {
     const a = alice.page;
     await a.screenshot({ path: path.join(SHOTS, 'chat.png') });

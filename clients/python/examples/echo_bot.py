@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Echo bot for goTalk: answers every message it receives with "echo: <text>".
 
-    GOTALK_PASSWORD=pw python3 echo_bot.py --server 127.0.0.1:9000 --user echo --register
+    GOTALK_PASSWORD=echo-bot-pw python3 clients/python/examples/echo_bot.py --server 127.0.0.1:9000 --user echo --register
+
+It rides out dropped connections and server restarts. When it cannot go on
+(it cannot reach the server at start, or the server no longer knows its
+account), it prints one line saying why and exits with status 1.
 """
 
 import argparse
@@ -13,6 +17,16 @@ from gotalk_client import Client, Conflict, GotalkError, parse_server  # noqa: E
 
 
 def main():
+    try:
+        return run()
+    except GotalkError as exc:
+        print("echo bot stopped: %s" % exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def run():
     ap = argparse.ArgumentParser(description="goTalk echo bot")
     ap.add_argument("--server", default="127.0.0.1:9000")
     ap.add_argument("--user", default="echo")
@@ -41,4 +55,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

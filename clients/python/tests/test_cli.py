@@ -177,3 +177,57 @@ def test_chat_in_a_terminal(server, connect, terminal):
     chat.type("/quit\n")
     assert chat.wait_exit() == 0
     assert PASSWORD not in chat.screen  # getpass did not echo it
+
+
+def test_echo_bot_exits_with_one_clear_line_when_it_cannot_log_in_again(server):
+    env = dict(os.environ, GOTALK_PASSWORD="bot-pw-123")
+    bot = subprocess.Popen([sys.executable, ECHO_BOT, "--server", server.address,
+                            "--user", "echo", "--register"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "echo bot echo ready" in bot.stdout.readline()
+        server.restart()  # --memory: the new server knows neither the token nor the account
+        _, err = bot.communicate(timeout=30)
+    finally:
+        bot.kill()
+        bot.wait(10)
+    assert bot.returncode == 1, err
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "unauthorized" in lines[0] and "cannot log in again as echo" in lines[0], err
+
+
+def test_chat_without_a_terminal_shows_no_prompts(server, connect):
+    connect(server).register("alice", PASSWORD)
+    bob = connect(server, "bob", register=True)
+    bob.send("alice", "waiting for you")
+    r = run_cli("chat", "--server", server.address, "--user", "alice", "--to", "bob",
+                password=PASSWORD, stdin="hello from a pipe\n/quit\n")
+    assert r.returncode == 0, r.stderr
+    assert ">" not in r.stdout, r.stdout
+    got = next(bob.messages(idle_timeout=10))
+    assert got["content"] == "hello from a pipe"
+
+
+def test_chat_says_how_to_go_on_when_receiving_stops(server, connect, terminal):
+    connect(server).register("alice", PASSWORD)
+    chat = terminal("chat", "--server", server.address, "--user", "alice", "--to", "bob")
+    chat.expect("password for alice: ")
+    chat.type(PASSWORD + "\n")
+    chat.expect("to bob> ")
+
+    server.restart()  # --memory: alice's account and token are gone
+    chat.expect("receiving stopped: unauthorized")
+    chat.expect(r"/reconnect to try again, /quit to leave")
+    chat.type("/reconnect\n")
+    chat.expect("could not reconnect: unauthorized")
+
+    connect(server).register("alice", PASSWORD)
+    bob = connect(server, "bob", register=True)
+    chat.type("/reconnect\n")
+    chat.expect("receiving again")
+    bob.send("alice", "after the reset")
+    chat.expect("bob: after the reset")
+    chat.type("/quit\n")
+    assert chat.wait_exit() == 0

@@ -1,6 +1,6 @@
 """A scripted "netcat session": plain sockets type the text form of the line
 protocol, as a person with netcat would, through a two-person walkthrough.
-Replies and events are checked by content."""
+Replies and events are checked by content; HELP comes as readable lines."""
 
 import json
 import socket
@@ -23,6 +23,18 @@ class Line:
         line = self.file.readline()
         assert line, "server closed the connection"
         return json.loads(line)
+
+    def say_for_a_person(self, text):
+        """Send a line whose reply is readable lines ended by a JSON line
+        (the text form's HELP); return both."""
+        self.sock.sendall((text + "\n").encode())
+        lines = []
+        while True:
+            line = self.file.readline()
+            assert line, "server closed the connection"
+            if line.startswith(b"{"):
+                return lines, json.loads(line)
+            lines.append(line.decode().rstrip("\n"))
 
     def close(self):
         self.file.close()
@@ -81,7 +93,10 @@ def test_two_person_walkthrough(line):
     assert alice.say("SEND nobody hi")["error"]["code"] == "not_found"
     assert alice.say("FLY away")["error"]["code"] == "unknown_command"
     assert alice.say("PING") == {"ok": True, "pong": True}
-    assert alice.say("help")["help"]
+    lines, reply = alice.say_for_a_person("help")  # readable in nc, not escaped JSON
+    assert reply == {"ok": True}
+    assert any(l.startswith("SEND <username>") for l in lines), lines
+    assert alice.say("PING") == {"ok": True, "pong": True}
     assert bob.say("QUIT") == {"ok": True}
     assert bob.file.readline() == b""  # then the server closes
 

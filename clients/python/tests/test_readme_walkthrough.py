@@ -57,6 +57,14 @@ def matches(want, got):
 
 
 def test_the_readme_walkthrough_works_as_written(server):
+    for sock, reader in replay_walkthrough(server.port).values():
+        reader.close()
+        sock.close()
+
+
+def replay_walkthrough(port):
+    """Types the walkthrough into sockets to 127.0.0.1:`port`, checking every
+    line; returns the terminals, still open: {number: (socket, reader)}."""
     blocks = walkthrough_blocks()
     assert len(blocks) >= 4, "the walkthrough has a block per step"
     terminals = {}
@@ -64,7 +72,7 @@ def test_the_readme_walkthrough_works_as_written(server):
         assert terminal in (1, 2), f"block without a terminal: {lines}"
         for line in lines:
             if line.startswith("$ nc"):
-                sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
                 terminals[terminal] = (sock, sock.makefile("rb"))
                 continue
             sock, reader = terminals[terminal]
@@ -73,6 +81,4 @@ def test_the_readme_walkthrough_works_as_written(server):
                 assert matches(expected(line), got), f"terminal {terminal}: README shows {line}, server said {got}"
             else:
                 sock.sendall(line.encode() + b"\n")
-    for sock, reader in terminals.values():
-        reader.close()
-        sock.close()
+    return terminals
