@@ -12,6 +12,7 @@ use argon2::password_hash::{
 use argon2::Argon2;
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
+use crate::histogram::Histogram;
 use std::sync::Arc;
 use std::thread;
 
@@ -81,6 +82,8 @@ pub fn dummy_hash() -> Arc<str> {
 pub struct Hasher {
     jobs: Sender<HashJob>,
     pub results: Receiver<HashDone>,
+    /// How long each hash or check took on its worker (for metrics).
+    pub seconds: Arc<Histogram>,
 }
 
 /// Each argon2 run allocates its 19 MiB working memory and frees it after.
@@ -104,15 +107,19 @@ impl Hasher {
         return_large_blocks_to_the_system();
         let (jobs, job_rx) = crossbeam_channel::unbounded::<HashJob>();
         let (done_tx, results) = crossbeam_channel::unbounded();
+        let seconds = Arc::new(Histogram::new(crate::histogram::SECONDS));
         for n in 0..threads.max(1) {
             let job_rx = job_rx.clone();
             let done_tx = done_tx.clone();
             let waker = waker.clone();
+            let timing = seconds.clone();
             thread::Builder::new()
                 .name(format!("gotalk-hash-{n}"))
                 .spawn(move || {
                     for job in job_rx {
+                        let started = std::time::Instant::now();
                         let done = run(job);
+                        timing.observe(started.elapsed().as_secs_f64());
                         if done_tx.send(done).is_err() {
                             break;
                         }
@@ -123,7 +130,11 @@ impl Hasher {
                 })
                 .expect("spawning a password worker");
         }
-        Hasher { jobs, results }
+        Hasher {
+            jobs,
+            results,
+            seconds,
+        }
     }
 
     pub fn submit(&self, job: HashJob) {

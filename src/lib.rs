@@ -10,6 +10,7 @@
 //! - [`token`]: AES-256-GCM sealed session tokens.
 //! - [`core`]: accounts, mailboxes, delivery, acknowledgements, long-polls.
 //! - [`hasher`]: password-hashing worker threads.
+//! - [`histogram`]: lock-free histograms helper threads record into.
 //! - [`store`]: where durable state goes (SQLite, or nothing with `--memory`).
 //! - [`line`]: the line protocol: framing, parsing, rendering replies.
 //! - [`http`]: the HTTP shim: request parsing, form fields, JSON replies.
@@ -22,6 +23,7 @@
 //! - [`log_limit`]: warnings an attacker could repeat, logged once a while.
 //! - [`server`]: the `mio` event loop that ties them together.
 //! - [`signals`]: SIGTERM/SIGINT handed to the loop for a graceful stop.
+//! - [`figures`]: the server's figures as Prometheus text and JSON.
 //! - [`metrics`]: the `--metrics` listener's thread (`GET /stats`).
 
 pub mod bufpool;
@@ -30,7 +32,9 @@ pub mod conn;
 pub mod core;
 pub mod error;
 pub mod fdlimit;
+pub mod figures;
 pub mod hasher;
+pub mod histogram;
 pub mod http;
 pub mod idhash;
 pub mod json;

@@ -58,6 +58,73 @@ pub enum Request<'a> {
     Quit,
 }
 
+/// Which command a request is, for counting (metrics) without keeping the
+/// request. `Unparsed` is a line or form the doors could not read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CommandKind {
+    Register,
+    Login,
+    Auth,
+    Send,
+    Sync,
+    Ack,
+    Lookup,
+    Ping,
+    Help,
+    Quit,
+    #[default]
+    Unparsed,
+}
+
+impl CommandKind {
+    pub const ALL: [CommandKind; 11] = [
+        CommandKind::Register,
+        CommandKind::Login,
+        CommandKind::Auth,
+        CommandKind::Send,
+        CommandKind::Sync,
+        CommandKind::Ack,
+        CommandKind::Lookup,
+        CommandKind::Ping,
+        CommandKind::Help,
+        CommandKind::Quit,
+        CommandKind::Unparsed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CommandKind::Register => "register",
+            CommandKind::Login => "login",
+            CommandKind::Auth => "auth",
+            CommandKind::Send => "send",
+            CommandKind::Sync => "sync",
+            CommandKind::Ack => "ack",
+            CommandKind::Lookup => "lookup",
+            CommandKind::Ping => "ping",
+            CommandKind::Help => "help",
+            CommandKind::Quit => "quit",
+            CommandKind::Unparsed => "unparsed",
+        }
+    }
+}
+
+impl Request<'_> {
+    pub fn kind(&self) -> CommandKind {
+        match self {
+            Request::Register { .. } => CommandKind::Register,
+            Request::Login { .. } => CommandKind::Login,
+            Request::Auth { .. } => CommandKind::Auth,
+            Request::Send { .. } => CommandKind::Send,
+            Request::Sync(_) => CommandKind::Sync,
+            Request::Ack { .. } => CommandKind::Ack,
+            Request::Lookup { .. } => CommandKind::Lookup,
+            Request::Ping => CommandKind::Ping,
+            Request::Help => CommandKind::Help,
+            Request::Quit => CommandKind::Quit,
+        }
+    }
+}
+
 /// A request plus how it proves who is asking.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call<'a> {

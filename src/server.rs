@@ -20,7 +20,8 @@ use crate::hasher::Hasher;
 use crate::http::HttpDoor;
 use crate::line::door::{self as line_door, LineDoor};
 use crate::log_limit::LogLimit;
-use crate::metrics::StatsRequest;
+use crate::figures::{Figures, ServerFigures};
+use crate::metrics::{Format, StatsRequest};
 use crate::request::Reply;
 use crate::signals::StopSignal;
 use crate::sniff::{sniff, DoorKind};
@@ -30,7 +31,7 @@ use crate::turn::Turn;
 use crate::{ConnId, Millis};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -166,8 +167,10 @@ pub struct Server {
     scratch: Box<[u8]>,
     stats_requests: Option<crossbeam_channel::Receiver<StatsRequest>>,
     warnings: Warnings,
-    /// Connections closed, by reason (for `/stats`).
+    /// Connections closed, by reason (for metrics).
     closed: HashMap<&'static str, u64>,
+    /// Connections refused when accepted, by reason (for metrics).
+    refused: HashMap<&'static str, u64>,
     stop_signals: Option<crossbeam_channel::Receiver<StopSignal>>,
     stopping: Option<Stopping>,
 }
@@ -208,6 +211,7 @@ impl Server {
             stats_requests: parts.stats_requests,
             warnings: Warnings::default(),
             closed: HashMap::new(),
+            refused: HashMap::new(),
             stop_signals: parts.stop_signals,
             stopping: None,
         })
@@ -338,6 +342,7 @@ impl Server {
     fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr, now: Millis) {
         let max = self.config.max_connections;
         if self.live >= max {
+            *self.refused.entry("server_full").or_insert(0) += 1;
             self.warnings.server_full.warn(now, || {
                 format!("refusing connections: {max} open (--max-connections)")
             });
@@ -349,6 +354,7 @@ impl Server {
         let from_peer = self.per_address.get(&peer.ip()).copied().unwrap_or(0);
         if from_peer >= self.config.max_connections_per_address {
             let per = self.config.max_connections_per_address;
+            *self.refused.entry("address_full").or_insert(0) += 1;
             self.warnings.address_full.warn(now, || {
                 format!(
                     "refusing connections from {}: {per} open (--max-connections-per-address)",
@@ -406,7 +412,7 @@ impl Server {
         }
         if let Some(requests) = &self.stats_requests {
             while let Ok(request) = requests.try_recv() {
-                let _ = request.reply.send(self.stats_json());
+                let _ = request.reply.send(self.figures(request.format));
             }
         }
         let signal = self.stop_signals.as_ref().and_then(|s| s.try_recv().ok());
@@ -489,26 +495,38 @@ impl Server {
         true
     }
 
-    /// The figures `/stats` serves.
-    fn stats_json(&self) -> String {
-        let mut doors: HashMap<&'static str, usize> = HashMap::new();
-        for client in self.clients.iter().flatten() {
-            *doors.entry(client.door.name()).or_insert(0) += 1;
+    /// The figures `/metrics` and `/stats` serve, in `format`.
+    fn figures(&self, format: Format) -> String {
+        let mut connections = BTreeMap::new();
+        for (id, client) in self.clients.iter().enumerate() {
+            let Some(client) = client else { continue };
+            let state = match &client.door {
+                Door::Sniffing => "new",
+                Door::Line(_) if self.core.session_user(id).is_some() => "logged_in",
+                Door::Line(_) => "anonymous",
+                Door::Http(_) if client.is_settled() => "idle",
+                Door::Http(_) => "request",
+            };
+            *connections.entry((client.door.name(), state)).or_insert(0) += 1;
         }
-        serde_json::json!({
-            "core": self.core.stats(),
-            "server": {
-                "connections": self.live,
-                "connections_by_door": doors,
-                "max_connections": self.config.max_connections,
-                "queued_output_bytes": self.budget.queued,
-                "max_output_total": self.budget.limit,
-                "timers": self.timers.len(),
-                "accept_paused": self.accept_paused_until.is_some(),
-                "closed_by_reason": self.closed,
+        let figures = Figures {
+            core: &self.core,
+            server: ServerFigures {
+                connections,
+                max_connections: self.config.max_connections,
+                queued_output_bytes: self.budget.queued,
+                max_output_total: self.budget.limit,
+                accept_paused: self.accept_paused_until.is_some(),
+                closed: &self.closed,
+                refused: &self.refused,
             },
-        })
-        .to_string()
+            password_seconds: self.hasher.seconds.snapshot(),
+            store: self.store.metrics(),
+        };
+        match format {
+            Format::Json => figures.json(),
+            Format::Prometheus => figures.prometheus(),
+        }
     }
 
     // -----------------------------------------------------------------
@@ -646,6 +664,7 @@ impl Server {
             }
             let replies = std::mem::take(&mut self.outbox.replies);
             for (ticket, reply) in &replies {
+                self.core.count_reply(*ticket, reply);
                 self.deliver_reply(ticket.conn, ticket.seq, reply);
             }
             let pushes = std::mem::take(&mut self.outbox.pushes);

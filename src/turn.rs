@@ -39,9 +39,6 @@ impl<'a> Turn<'a> {
     /// A ticket for a new request on `conn`; unique for the server's life.
     pub fn ticket(&mut self, conn: ConnId) -> Ticket {
         *self.next_seq += 1;
-        Ticket {
-            conn,
-            seq: *self.next_seq,
-        }
+        Ticket::new(conn, *self.next_seq)
     }
 }

@@ -26,6 +26,10 @@ impl Core {
         now: Millis,
         out: &mut Outbox,
     ) -> Handled {
+        let ticket = Ticket {
+            kind: call.request.kind(),
+            ..ticket
+        };
         let result = match call.request {
             Request::Ping => Ok(Handled::Now(Reply::Pong)),
             Request::Help => Ok(Handled::Now(Reply::Help)),
@@ -52,7 +56,11 @@ impl Core {
                 .caller(ticket, &call, now)
                 .map(|user| self.ack(ticket, user, upto, None)),
         };
-        result.unwrap_or_else(|failure| Handled::Now(Reply::Error(failure)))
+        let handled = result.unwrap_or_else(|failure| Handled::Now(Reply::Error(failure)));
+        if let Handled::Now(reply) = &handled {
+            self.counters.reply(ticket.kind, reply);
+        }
+        handled
     }
 
     /// Who is asking: the request's own token, else the connection's user.

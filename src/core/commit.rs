@@ -148,7 +148,7 @@ impl Core {
                     out.replies.push((ticket, unavailable(result)));
                     return;
                 }
-                self.mailboxes.ack(user, upto);
+                self.counters.messages_acknowledged += self.mailboxes.ack(user, upto) as u64;
                 match then_sync {
                     None => out.replies.push((ticket, Reply::Acked)),
                     Some(args) => {
@@ -168,11 +168,13 @@ impl Core {
     fn deliver(&mut self, message: Arc<Message>, _now: Millis, out: &mut Outbox) {
         let to = message.to_id;
         let mut pushed = false;
+        self.counters.messages_stored += 1;
         if let Some(conns) = self.subscribers.get(&to) {
             for &conn in conns {
                 out.pushes.push((conn, message.clone()));
                 pushed = true;
             }
+            self.counters.messages_pushed += conns.len() as u64;
         }
         self.mailboxes.deliver_reserved(message, pushed);
         for waiter in self.waiters.take_user(to) {

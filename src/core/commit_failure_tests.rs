@@ -65,7 +65,7 @@ fn on_a_full_disk_acks_stored_alone_succeed_and_the_rest_is_unavailable() {
         content: Cow::Borrowed("new"),
         client_id: None,
     };
-    let ticket = |seq| Ticket { conn: 1, seq };
+    let ticket = |seq| Ticket::new(1, seq);
     let handled = core.handle(ticket(1), call(1, send), NOW, &mut out);
     assert!(matches!(handled, Handled::Later { .. }));
     let handled = core.handle(ticket(2), call(2, Request::Ack { upto: 1 }), NOW, &mut out);
@@ -105,7 +105,7 @@ fn on_a_full_disk_acks_stored_alone_succeed_and_the_rest_is_unavailable() {
 fn another_store_failure_fails_the_acks_too_and_says_nothing_of_the_disk() {
     let mut core = core();
     let mut out = Outbox::default();
-    let ticket = Ticket { conn: 1, seq: 1 };
+    let ticket = Ticket::new(1, 1);
     core.handle(ticket, call(2, Request::Ack { upto: 1 }), NOW, &mut out);
     let batch = core.take_batch().unwrap();
     let cause = StoreError::Io("disk I/O error".into());

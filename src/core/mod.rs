@@ -9,6 +9,7 @@ mod accounts;
 mod client_ids;
 mod commands;
 mod commit;
+pub mod counters;
 #[cfg(test)]
 mod commit_failure_tests;
 pub mod help;
@@ -26,7 +27,7 @@ use crate::error::{ErrorCode, Failure};
 use crate::hasher::{HashJob, JobId};
 use crate::idhash::IdMap;
 use crate::message::{Message, Parties};
-use crate::request::Reply;
+use crate::request::{CommandKind, Reply};
 use crate::store::{Batch, Snapshot, WriteOp};
 use crate::token::TokenKey;
 use crate::{ConnId, MessageId, Millis, UserId};
@@ -42,10 +43,37 @@ use waiters::Waiters;
 /// Where a reply goes: a connection and the request's sequence number there.
 /// Sequence numbers are unique for the server's lifetime, so a reply for a
 /// connection that closed (and whose id was reused) is recognised and dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug)]
 pub struct Ticket {
     pub conn: ConnId,
     pub seq: u64,
+    /// The command, set by [`Core::handle`], so its reply can be counted.
+    pub kind: CommandKind,
+}
+
+/// A ticket is its connection and sequence number; the kind rides along.
+impl PartialEq for Ticket {
+    fn eq(&self, other: &Ticket) -> bool {
+        (self.conn, self.seq) == (other.conn, other.seq)
+    }
+}
+
+impl Eq for Ticket {}
+
+impl std::hash::Hash for Ticket {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.conn, self.seq).hash(state);
+    }
+}
+
+impl Ticket {
+    pub fn new(conn: ConnId, seq: u64) -> Ticket {
+        Ticket {
+            conn,
+            seq,
+            kind: CommandKind::Unparsed,
+        }
+    }
 }
 
 /// What [`Core::handle`] did with a request.
@@ -176,6 +204,8 @@ pub struct Core {
     next_prune: Millis,
     /// What the last stats line said, to log only changes.
     last_stats: stats::CoreStats,
+    /// What the core has done, for metrics.
+    pub counters: counters::Counters,
 }
 
 impl Core {
@@ -204,6 +234,7 @@ impl Core {
             last_message_id: 0,
             next_prune: 0,
             last_stats: stats::CoreStats::default(),
+            counters: counters::Counters::default(),
             settings,
         }
     }
@@ -335,6 +366,12 @@ impl Core {
                 self.subscribers.remove(&user);
             }
         }
+    }
+
+    /// Counts a reply that came later (through the [`Outbox`]); replies
+    /// given at once are counted by [`Core::handle`].
+    pub fn count_reply(&mut self, ticket: Ticket, reply: &Reply) {
+        self.counters.reply(ticket.kind, reply);
     }
 
     /// The user a connection is bound to, if any.

@@ -142,7 +142,7 @@ mod tests {
     }
 
     fn ticket(conn: ConnId, seq: u64) -> Ticket {
-        Ticket { conn, seq }
+        Ticket::new(conn, seq)
     }
 
     fn login(core: &mut Core, t: Ticket, password: &str, out: &mut Outbox) -> Handled {

@@ -57,10 +57,7 @@ impl Bench {
 
     fn call(&mut self, conn: ConnId, request: Request<'_>) -> (Ticket, Handled) {
         self.seq += 1;
-        let ticket = Ticket {
-            conn,
-            seq: self.seq,
-        };
+        let ticket = Ticket::new(conn, self.seq);
         let handled = self
             .core
             .handle(ticket, Call::new(request), self.now, &mut self.out);
@@ -286,10 +283,7 @@ fn a_long_poll_is_woken_by_a_delivered_message() {
     b.core.open_session(11); // bob polls by token, unbound
     let token = b.core.key.seal(BOB, NOW, NOW + 60_000);
     b.seq += 1;
-    let poll = Ticket {
-        conn: 11,
-        seq: b.seq,
-    };
+    let poll = Ticket::new(11, b.seq);
     let call = Call {
         token: Some(Cow::Owned(token)),
         ..Call::new(Request::Sync(waiting(60_000)))

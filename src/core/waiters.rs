@@ -134,10 +134,7 @@ mod tests {
 
     fn waiter(conn: usize, user: UserId) -> Waiter {
         Waiter {
-            ticket: Ticket {
-                conn,
-                seq: conn as u64,
-            },
+            ticket: Ticket::new(conn, conn as u64),
             user,
             args: SyncArgs::default(),
         }

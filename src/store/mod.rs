@@ -103,4 +103,26 @@ pub trait Store {
     fn submit(&mut self, batch: Batch);
     /// A finished batch, if any, without blocking. Batches finish in order.
     fn completed(&mut self) -> Option<Committed>;
+    /// Commit figures for metrics, where the store keeps them.
+    fn metrics(&self) -> Option<&StoreMetrics> {
+        None
+    }
+}
+
+/// What a store that commits on a thread of its own records per commit,
+/// read by the loop when metrics are asked for.
+pub struct StoreMetrics {
+    /// How long each transaction took, from BEGIN to the end of COMMIT.
+    pub commit_seconds: crate::histogram::Histogram,
+    /// Writes (messages, ACKs, accounts) per transaction.
+    pub writes_per_commit: crate::histogram::Histogram,
+}
+
+impl Default for StoreMetrics {
+    fn default() -> StoreMetrics {
+        StoreMetrics {
+            commit_seconds: crate::histogram::Histogram::new(crate::histogram::SECONDS),
+            writes_per_commit: crate::histogram::Histogram::new(crate::histogram::COUNTS),
+        }
+    }
 }

@@ -125,10 +125,7 @@ impl HotPath {
 
     fn handle(&mut self, conn: ConnId, call: Call<'_>) {
         self.seq += 1;
-        let ticket = Ticket {
-            conn,
-            seq: self.seq,
-        };
+        let ticket = Ticket::new(conn, self.seq);
         if let Handled::Now(reply) = self.core.handle(ticket, call, NOW, &mut self.outbox) {
             self.render(&reply);
         }

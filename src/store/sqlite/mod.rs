@@ -24,7 +24,7 @@ pub mod stats;
 pub mod upkeep;
 pub mod writer;
 
-use super::{Batch, Committed, Snapshot, Store, StoreError};
+use super::{Batch, Committed, Snapshot, Store, StoreError, StoreMetrics};
 use crate::config::DEFAULT_DISK_RESERVE;
 use crate::Millis;
 use crossbeam_channel::{Receiver, Sender};
@@ -52,6 +52,7 @@ pub struct SqliteStore {
     reader: Option<Connection>,
     writer: Option<JoinHandle<()>>,
     path: PathBuf,
+    metrics: Arc<StoreMetrics>,
     /// Held for as long as the store lives (the process, in the server).
     /// Declared last so it is released after the writer has stopped.
     _lock: DataDirLock,
@@ -93,8 +94,17 @@ impl SqliteStore {
         let conn = connect(&path).map_err(fail)?;
         let (jobs, jobs_rx) = crossbeam_channel::unbounded();
         let (done_tx, done) = crossbeam_channel::unbounded();
-        let writer = writer::spawn(conn, jobs_rx, done_tx.clone(), waker, space)?;
+        let metrics = Arc::new(StoreMetrics::default());
+        let writer = writer::spawn(
+            conn,
+            jobs_rx,
+            done_tx.clone(),
+            waker,
+            space,
+            metrics.clone(),
+        )?;
         Ok(SqliteStore {
+            metrics,
             jobs: Some(jobs),
             done,
             done_tx,
@@ -145,6 +155,10 @@ impl Store for SqliteStore {
 
     fn completed(&mut self) -> Option<Committed> {
         self.done.try_recv().ok()
+    }
+
+    fn metrics(&self) -> Option<&StoreMetrics> {
+        Some(&self.metrics)
     }
 }
 

@@ -18,7 +18,7 @@
 use super::disk_full::DiskSpace;
 use super::stats::Stats;
 use super::upkeep::{Upkeep, IDLE_AFTER};
-use crate::store::{Batch, Committed, StoreError, WriteOp};
+use crate::store::{Batch, Committed, StoreError, StoreMetrics, WriteOp};
 use crate::MessageId;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mio::Waker;
@@ -37,6 +37,7 @@ pub struct Writer {
     stats: Stats,
     upkeep: Upkeep,
     space: DiskSpace,
+    metrics: Arc<StoreMetrics>,
 }
 
 /// Starts the writer thread on `conn`. It runs until `jobs` is closed.
@@ -46,6 +47,7 @@ pub fn spawn(
     done: Sender<Committed>,
     waker: Arc<Waker>,
     space: DiskSpace,
+    metrics: Arc<StoreMetrics>,
 ) -> Result<JoinHandle<()>, String> {
     let now = Instant::now();
     let writer = Writer {
@@ -56,6 +58,7 @@ pub fn spawn(
         stats: Stats::new(now),
         upkeep: Upkeep::new(now),
         space,
+        metrics,
     };
     thread::Builder::new()
         .name("gotalk-store".into())
@@ -102,12 +105,18 @@ impl Writer {
             // messages must not take the room they need.
             self.look_for_space(Instant::now());
         }
+        let started = Instant::now();
         let outcome = match self.space.is_full() {
             true => Err(StoreError::DiskFull),
             false => self.write(|| group.iter().flat_map(|b| &b.ops), &group),
         };
         let (result, acks) = match outcome {
             Ok(writes) => {
+                if writes > 0 {
+                    let m = &self.metrics;
+                    m.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    m.writes_per_commit.observe(writes as f64);
+                }
                 let transactions = usize::from(writes > 0);
                 self.stats.committed(group.len(), transactions, writes);
                 (Ok(()), Ok(()))

@@ -1,7 +1,8 @@
 //! The metrics listener (`--metrics ADDR`): a helper thread with a blocking
 //! listener of its own, separate from the client port, so an operator (or a
 //! test) can read the server's figures without being a client. It serves
-//! `GET /stats` as JSON. The figures live on the event loop: for each
+//! `GET /metrics` in the Prometheus text format and `GET /stats` as JSON
+//! (the same figures; see [`exposition`] and `server::figures`). The figures live on the event loop: for each
 //! request the thread sends a [`StatsRequest`] over a channel, wakes the
 //! loop, and waits a bounded time for the JSON it answers with. Nothing on
 //! the loop thread ever blocks on a metrics socket.
@@ -14,8 +15,20 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+pub mod exposition;
+
+/// The shape of the figures asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `GET /stats`.
+    Json,
+    /// `GET /metrics`.
+    Prometheus,
+}
+
 /// A request for the current figures; the loop answers on `reply`.
 pub struct StatsRequest {
+    pub format: Format,
     pub reply: Sender<String>,
 }
 
@@ -62,25 +75,36 @@ fn serve(mut stream: TcpStream, loop_tx: &Sender<StatsRequest>, waker: &Waker) -
     let first_line = head.lines().next().unwrap_or("");
     let mut words = first_line.split(' ');
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let (status, body) = match (method, path.split('?').next().unwrap_or("")) {
-        ("GET", "/stats") => match ask_loop(loop_tx, waker) {
-            Some(json) => ("200 OK", json),
+    let format = match path.split('?').next().unwrap_or("") {
+        "/stats" => Some(Format::Json),
+        "/metrics" => Some(Format::Prometheus),
+        _ => None,
+    };
+    let (status, body) = match (method, format) {
+        ("GET", Some(format)) => match ask_loop(loop_tx, waker, format) {
+            Some(body) => ("200 OK", body),
             None => (
                 "503 Service Unavailable",
                 "{\"error\":\"the server did not answer in time\"}".to_string(),
             ),
         },
-        ("GET", _) => (
+        ("GET", None) => (
             "404 Not Found",
-            "{\"error\":\"try GET /stats\"}".to_string(),
+            "{\"error\":\"try GET /metrics or GET /stats\"}".to_string(),
         ),
         _ => (
             "405 Method Not Allowed",
             "{\"error\":\"only GET is served\"}".to_string(),
         ),
     };
+    let content_type = match format {
+        Some(Format::Prometheus) if status.starts_with("200") => {
+            "text/plain; version=0.0.4; charset=utf-8"
+        }
+        _ => "application/json",
+    };
     let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -100,9 +124,9 @@ fn read_head(stream: &mut TcpStream) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
-fn ask_loop(loop_tx: &Sender<StatsRequest>, waker: &Waker) -> Option<String> {
+fn ask_loop(loop_tx: &Sender<StatsRequest>, waker: &Waker, format: Format) -> Option<String> {
     let (reply, answer) = crossbeam_channel::bounded(1);
-    loop_tx.try_send(StatsRequest { reply }).ok()?;
+    loop_tx.try_send(StatsRequest { format, reply }).ok()?;
     waker.wake().ok()?;
     answer.recv_timeout(IO_TIMEOUT).ok()
 }
