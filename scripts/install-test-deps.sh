@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh machine lacks: Chromium
 # (browser test), pytest (Python client tests), playwright-core (drives
-# Chromium). Idempotent: installs only what is missing.
+# Chromium), systemd-analyze (checks deploy/gotalk.service; it works
+# without systemd running). Idempotent: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ sudo_if_needed() {
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   sudo_if_needed apt-get update -q
