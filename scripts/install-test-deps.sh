@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh machine lacks: Chromium
 # (browser test), pytest (Python client tests), curl (the documented curl
-# commands are replayed), playwright-core (drives Chromium). Idempotent:
-# installs only what is missing.
+# commands are replayed), playwright-core (drives Chromium), systemd-analyze
+# (checks deploy/gotalk.service; it works without systemd running),
+# prometheus_client (parses /metrics). Idempotent: installs only what is
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,7 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v curl >/dev/null || missing+=(curl)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   sudo_if_needed apt-get update -q
@@ -23,6 +26,11 @@ fi
 if ! python3 -c 'import pytest' 2>/dev/null; then
   echo "installing pytest"
   python3 -m pip install -q pytest
+fi
+
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  echo "installing prometheus_client"
+  python3 -m pip install -q prometheus_client
 fi
 
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
