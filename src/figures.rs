@@ -85,51 +85,176 @@ impl Figures<'_> {
             .iter()
             .map(|(&(door, state), &n)| (vec![("door", door), ("state", state)], n as f64))
             .collect();
-        labelled(&mut e, "gotalk_connections", "Open client connections by door and state.", "gauge", &connections);
-        e.gauge("gotalk_connections_max", "The connection limit (--max-connections).", self.server.max_connections as f64);
-        let closed: Vec<_> = sorted(self.server.closed).into_iter().map(|(r, n)| (vec![("reason", r)], n as f64)).collect();
-        labelled(&mut e, "gotalk_connections_closed_total", "Connections closed, by reason.", "counter", &closed);
-        let refused: Vec<_> = sorted(self.server.refused).into_iter().map(|(r, n)| (vec![("reason", r)], n as f64)).collect();
-        labelled(&mut e, "gotalk_connections_refused_total", "Connections refused when accepted, by reason.", "counter", &refused);
-        e.gauge("gotalk_accept_paused", "1 while accepting is paused for want of file descriptors.", f64::from(u8::from(self.server.accept_paused)));
+        labelled(
+            &mut e,
+            "gotalk_connections",
+            "Open client connections by door and state.",
+            "gauge",
+            &connections,
+        );
+        e.gauge(
+            "gotalk_connections_max",
+            "The connection limit (--max-connections).",
+            self.server.max_connections as f64,
+        );
+        let closed: Vec<_> = sorted(self.server.closed)
+            .into_iter()
+            .map(|(r, n)| (vec![("reason", r)], n as f64))
+            .collect();
+        labelled(
+            &mut e,
+            "gotalk_connections_closed_total",
+            "Connections closed, by reason.",
+            "counter",
+            &closed,
+        );
+        let refused: Vec<_> = sorted(self.server.refused)
+            .into_iter()
+            .map(|(r, n)| (vec![("reason", r)], n as f64))
+            .collect();
+        labelled(
+            &mut e,
+            "gotalk_connections_refused_total",
+            "Connections refused when accepted, by reason.",
+            "counter",
+            &refused,
+        );
+        e.gauge(
+            "gotalk_accept_paused",
+            "1 while accepting is paused for want of file descriptors.",
+            f64::from(u8::from(self.server.accept_paused)),
+        );
 
         let commands: Vec<_> = counters
             .replies()
-            .map(|(command, outcome, n)| (vec![("command", command), ("outcome", outcome)], n as f64))
+            .map(|(command, outcome, n)| {
+                (vec![("command", command), ("outcome", outcome)], n as f64)
+            })
             .collect();
-        labelled(&mut e, "gotalk_commands_total", "Replies by command and outcome (ok or the error code).", "counter", &commands);
-        e.counter("gotalk_logins_failed_total", "LOGINs answered unauthorized (wrong username or password).", self.logins_failed() as f64);
-        e.counter("gotalk_logins_throttled_total", "LOGINs answered rate_limited.", self.logins_throttled() as f64);
+        labelled(
+            &mut e,
+            "gotalk_commands_total",
+            "Replies by command and outcome (ok or the error code).",
+            "counter",
+            &commands,
+        );
+        e.counter(
+            "gotalk_logins_failed_total",
+            "LOGINs answered unauthorized (wrong username or password).",
+            self.logins_failed() as f64,
+        );
+        e.counter(
+            "gotalk_logins_throttled_total",
+            "LOGINs answered rate_limited.",
+            self.logins_throttled() as f64,
+        );
 
-        e.counter("gotalk_messages_stored_total", "Messages stored (SENDs answered ok).", counters.messages_stored as f64);
-        e.counter("gotalk_messages_pushed_total", "Message events written to connections.", counters.messages_pushed as f64);
-        e.counter("gotalk_messages_acknowledged_total", "Messages whose custody ended by ACK.", counters.messages_acknowledged as f64);
-        e.gauge("gotalk_pending_messages", "Unacknowledged messages in all mailboxes.", stats.pending_messages as f64);
-        e.gauge("gotalk_pending_bytes", "Bytes of unacknowledged messages in all mailboxes, as stored.", stats.pending_bytes as f64);
-        e.gauge("gotalk_accounts", "Registered accounts.", stats.accounts as f64);
-        e.gauge("gotalk_users_online", "Users with at least one bound connection.", stats.users_online as f64);
-        e.gauge("gotalk_client_ids", "client_ids remembered for deduplication.", stats.client_ids as f64);
-        e.gauge("gotalk_long_poll_waiters", "SYNCs waiting for a message.", stats.waiters as f64);
-        e.gauge("gotalk_queued_output_bytes", "Output rendered for clients and not yet written.", self.server.queued_output_bytes as f64);
-        e.gauge("gotalk_queued_output_bytes_max", "The total output budget (--max-output-total).", self.server.max_output_total as f64);
+        e.counter(
+            "gotalk_messages_stored_total",
+            "Messages stored (SENDs answered ok).",
+            counters.messages_stored as f64,
+        );
+        e.counter(
+            "gotalk_messages_pushed_total",
+            "Message events written to connections.",
+            counters.messages_pushed as f64,
+        );
+        e.counter(
+            "gotalk_messages_acknowledged_total",
+            "Messages whose custody ended by ACK.",
+            counters.messages_acknowledged as f64,
+        );
+        e.gauge(
+            "gotalk_pending_messages",
+            "Unacknowledged messages in all mailboxes.",
+            stats.pending_messages as f64,
+        );
+        e.gauge(
+            "gotalk_pending_bytes",
+            "Bytes of unacknowledged messages in all mailboxes, as stored.",
+            stats.pending_bytes as f64,
+        );
+        e.gauge(
+            "gotalk_accounts",
+            "Registered accounts.",
+            stats.accounts as f64,
+        );
+        e.gauge(
+            "gotalk_users_online",
+            "Users with at least one bound connection.",
+            stats.users_online as f64,
+        );
+        e.gauge(
+            "gotalk_client_ids",
+            "client_ids remembered for deduplication.",
+            stats.client_ids as f64,
+        );
+        e.gauge(
+            "gotalk_long_poll_waiters",
+            "SYNCs waiting for a message.",
+            stats.waiters as f64,
+        );
+        e.gauge(
+            "gotalk_queued_output_bytes",
+            "Output rendered for clients and not yet written.",
+            self.server.queued_output_bytes as f64,
+        );
+        e.gauge(
+            "gotalk_queued_output_bytes_max",
+            "The total output budget (--max-output-total).",
+            self.server.max_output_total as f64,
+        );
 
         labelled(
             &mut e,
             "gotalk_password_jobs",
             "LOGIN and REGISTER password checks, waiting for a worker or running.",
             "gauge",
-            &[(vec![("state", "waiting")], waiting as f64), (vec![("state", "running")], running as f64)],
+            &[
+                (vec![("state", "waiting")], waiting as f64),
+                (vec![("state", "running")], running as f64),
+            ],
         );
-        e.histogram("gotalk_password_check_seconds", "Time an argon2 hash or check took on its worker.", &self.password_seconds);
+        e.histogram(
+            "gotalk_password_check_seconds",
+            "Time an argon2 hash or check took on its worker.",
+            &self.password_seconds,
+        );
         if let Some(store) = self.store {
-            e.histogram("gotalk_store_commit_seconds", "Time a store transaction took, BEGIN to COMMIT.", &store.commit_seconds.snapshot());
-            e.histogram("gotalk_store_writes_per_commit", "Writes (messages, ACKs, accounts) per store transaction.", &store.writes_per_commit.snapshot());
+            e.histogram(
+                "gotalk_store_commit_seconds",
+                "Time a store transaction took, BEGIN to COMMIT.",
+                &store.commit_seconds.snapshot(),
+            );
+            e.histogram(
+                "gotalk_store_writes_per_commit",
+                "Writes (messages, ACKs, accounts) per store transaction.",
+                &store.writes_per_commit.snapshot(),
+            );
         }
-        let slow = self.server.closed.get("slow_consumer").copied().unwrap_or(0);
-        e.counter("gotalk_slow_consumer_disconnects_total", "Connections closed for leaving more than --max-output unread.", slow as f64);
+        let slow = self
+            .server
+            .closed
+            .get("slow_consumer")
+            .copied()
+            .unwrap_or(0);
+        e.counter(
+            "gotalk_slow_consumer_disconnects_total",
+            "Connections closed for leaving more than --max-output unread.",
+            slow as f64,
+        );
         let hits: Vec<_> = self.limit_hits().into_iter().collect();
-        let hits: Vec<_> = hits.iter().map(|(flag, n)| (vec![("limit", flag.as_str())], *n as f64)).collect();
-        labelled(&mut e, "gotalk_limit_hits_total", "Requests refused or connections closed at a limit, by its flag.", "counter", &hits);
+        let hits: Vec<_> = hits
+            .iter()
+            .map(|(flag, n)| (vec![("limit", flag.as_str())], *n as f64))
+            .collect();
+        labelled(
+            &mut e,
+            "gotalk_limit_hits_total",
+            "Requests refused or connections closed at a limit, by its flag.",
+            "counter",
+            &hits,
+        );
         e.finish()
     }
 
@@ -184,7 +309,13 @@ impl Figures<'_> {
     }
 }
 
-fn labelled(e: &mut Exposition, name: &str, help: &str, kind: &str, samples: &[(Vec<(&str, &str)>, f64)]) {
+fn labelled(
+    e: &mut Exposition,
+    name: &str,
+    help: &str,
+    kind: &str,
+    samples: &[(Vec<(&str, &str)>, f64)],
+) {
     let samples: Vec<_> = samples.iter().map(|(l, v)| (l.as_slice(), *v)).collect();
     e.family(name, help, kind, &samples);
 }

@@ -6,13 +6,13 @@
 //! (`core::password_queue`), which hands over only as many as there are
 //! idle workers, so a job can still be dropped while it waits.
 
+use crate::histogram::Histogram;
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
-use crate::histogram::Histogram;
 use std::sync::Arc;
 use std::thread;
 

@@ -90,7 +90,10 @@ mod tests {
         );
         assert_eq!(c.limit_hits["--mailbox-bytes"], 2);
         assert_eq!(c.errors(CommandKind::Send, ErrorCode::RateLimited), 2);
-        assert_eq!(limit_flag("queued (--hash-queue 16); wait"), Some("--hash-queue"));
+        assert_eq!(
+            limit_flag("queued (--hash-queue 16); wait"),
+            Some("--hash-queue")
+        );
         assert_eq!(limit_flag("no flag here"), None);
     }
 }

@@ -9,9 +9,9 @@ mod accounts;
 mod client_ids;
 mod commands;
 mod commit;
-pub mod counters;
 #[cfg(test)]
 mod commit_failure_tests;
+pub mod counters;
 pub mod help;
 mod mailbox;
 mod password_queue;

@@ -404,6 +404,7 @@ mod tests {
             stats: Stats::new(now),
             upkeep: Upkeep::new(now),
             space: DiskSpace::open(&dir, 64 * 1024),
+            metrics: Arc::default(),
         };
         let big = "x".repeat(64 * 1024);
         writer.commit(vec![
