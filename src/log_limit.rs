@@ -23,18 +23,29 @@ impl LogLimit {
     /// Logs `message()` at warn level unless one was logged within the
     /// interval; then it only counts.
     pub fn warn(&mut self, now: Millis, message: impl FnOnce() -> String) {
+        self.log(log::Level::Warn, now, message);
+    }
+
+    /// The same at info level (routine events an attacker can repeat, such
+    /// as failed logins).
+    pub fn info(&mut self, now: Millis, message: impl FnOnce() -> String) {
+        self.log(log::Level::Info, now, message);
+    }
+
+    fn log(&mut self, level: log::Level, now: Millis, message: impl FnOnce() -> String) {
         if now < self.next_at {
             self.suppressed += 1;
             return;
         }
         let text = message();
         if self.suppressed > 0 {
-            log::warn!(
+            log::log!(
+                level,
                 "{text} (and {} more like it since the last such line)",
                 self.suppressed
             );
         } else {
-            log::warn!("{text}");
+            log::log!(level, "{text}");
         }
         self.suppressed = 0;
         self.next_at = now + self.interval_ms;

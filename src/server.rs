@@ -664,7 +664,7 @@ impl Server {
             }
             let replies = std::mem::take(&mut self.outbox.replies);
             for (ticket, reply) in &replies {
-                self.core.count_reply(*ticket, reply);
+                self.core.count_reply(*ticket, reply, now);
                 self.deliver_reply(ticket.conn, ticket.seq, reply);
             }
             let pushes = std::mem::take(&mut self.outbox.pushes);

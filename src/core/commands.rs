@@ -58,7 +58,7 @@ impl Core {
         };
         let handled = result.unwrap_or_else(|failure| Handled::Now(Reply::Error(failure)));
         if let Handled::Now(reply) = &handled {
-            self.counters.reply(ticket.kind, reply);
+            self.count_reply(ticket, reply, now);
         }
         handled
     }
@@ -158,7 +158,14 @@ impl Core {
         ok: bool,
         now: Millis,
     ) -> Reply {
+        let from = self.passwords.address_of(ticket.conn);
         let Some(account) = user.filter(|_| ok).and_then(|id| self.accounts.get(id)) else {
+            let who = user.and_then(|id| self.accounts.get(id)).map_or_else(
+                || "an unknown username".to_string(),
+                |a| a.username.to_string(),
+            );
+            self.failed_logins
+                .info(now, || format!("failed login for {who} from {from}"));
             return Reply::Error(Failure::new(ErrorCode::Unauthorized, BAD_LOGIN));
         };
         if let Err(failure) = self.check_bind(ticket.conn, account.id) {
@@ -169,7 +176,12 @@ impl Core {
             .key
             .seal(user.id, now, now + self.settings.token_ttl_ms);
         self.bind(ticket.conn, user.id);
-        log::debug!("{} logged in on connection {}", user.username, ticket.conn);
+        log::info!(
+            "login: {} (id {}) from {from} on connection {}",
+            user.username,
+            user.id,
+            ticket.conn
+        );
         Reply::LoggedIn { token, user }
     }
 

@@ -22,18 +22,21 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// Counts one reply to a `kind` request.
-    pub fn reply(&mut self, kind: CommandKind, reply: &Reply) {
-        let outcome = match reply {
+    /// Counts one reply to a `kind` request; returns the flag of the limit
+    /// it refused at, if it did.
+    pub fn reply<'r>(&mut self, kind: CommandKind, reply: &'r Reply) -> Option<&'r str> {
+        let (outcome, flag) = match reply {
             Reply::Error(failure) => {
-                if let Some(flag) = limit_flag(&failure.message) {
+                let flag = limit_flag(&failure.message);
+                if let Some(flag) = flag {
                     *self.limit_hits.entry(flag.to_string()).or_insert(0) += 1;
                 }
-                1 + failure.code as usize
+                (1 + failure.code as usize, flag)
             }
-            _ => 0,
+            _ => (0, None),
         };
         self.replies[kind as usize][outcome] += 1;
+        flag
     }
 
     /// (command, outcome, count) for every count above zero.

@@ -26,6 +26,7 @@ pub use accounts::check_username;
 use crate::error::{ErrorCode, Failure};
 use crate::hasher::{HashJob, JobId};
 use crate::idhash::IdMap;
+use crate::log_limit::LogLimit;
 use crate::message::{Message, Parties};
 use crate::request::{CommandKind, Reply};
 use crate::store::{Batch, Snapshot, WriteOp};
@@ -206,7 +207,15 @@ pub struct Core {
     last_stats: stats::CoreStats,
     /// What the core has done, for metrics.
     pub counters: counters::Counters,
+    /// Warnings for refusals at a limit, by its flag, each rate-limited.
+    limit_warnings: std::collections::BTreeMap<String, LogLimit>,
+    /// Failed LOGINs are logged at info, rate-limited (a guessing attack
+    /// must not flood the log).
+    failed_logins: LogLimit,
 }
+
+/// How often a refusal at one limit, or a failed login, is logged at most.
+const LIMIT_WARNING_EVERY_MS: Millis = 10_000;
 
 impl Core {
     pub fn new(settings: CoreSettings, key: TokenKey, dummy_hash: Arc<str>) -> Core {
@@ -235,6 +244,8 @@ impl Core {
             next_prune: 0,
             last_stats: stats::CoreStats::default(),
             counters: counters::Counters::default(),
+            limit_warnings: std::collections::BTreeMap::new(),
+            failed_logins: LogLimit::new(LIMIT_WARNING_EVERY_MS),
             settings,
         }
     }
@@ -368,10 +379,20 @@ impl Core {
         }
     }
 
-    /// Counts a reply that came later (through the [`Outbox`]); replies
-    /// given at once are counted by [`Core::handle`].
-    pub fn count_reply(&mut self, ticket: Ticket, reply: &Reply) {
-        self.counters.reply(ticket.kind, reply);
+    /// Counts a reply, and warns (at most every few seconds per limit)
+    /// when it refuses at a limit. Replies given at once are counted by
+    /// [`Core::handle`]; the server counts those that come later (through
+    /// the [`Outbox`]).
+    pub fn count_reply(&mut self, ticket: Ticket, reply: &Reply, now: Millis) {
+        if let Some(flag) = self.counters.reply(ticket.kind, reply) {
+            self.limit_warnings
+                .entry(flag.to_string())
+                .or_insert_with(|| LogLimit::new(LIMIT_WARNING_EVERY_MS))
+                .warn(now, || match reply {
+                    Reply::Error(failure) => format!("limit reached: {}", failure.message),
+                    _ => String::new(),
+                });
+        }
     }
 
     /// The user a connection is bound to, if any.

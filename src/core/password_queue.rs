@@ -123,6 +123,11 @@ impl PasswordQueue {
         );
     }
 
+    /// The address `conn`'s jobs count under (for logs).
+    pub fn address_of(&self, conn: ConnId) -> IpAddr {
+        self.addr_of(conn)
+    }
+
     fn addr_of(&self, conn: ConnId) -> IpAddr {
         self.conns.get(&conn).map_or(UNKNOWN_PEER, |c| c.addr)
     }
