@@ -2,7 +2,7 @@
 //! command and outcome, messages stored, pushed and acknowledged, and
 //! limits reached. Each count is one increment where the thing happens.
 
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, Failure};
 use crate::request::{CommandKind, Reply};
 use std::collections::BTreeMap;
 
@@ -24,18 +24,24 @@ pub struct Counters {
 impl Counters {
     /// Counts one reply to a `kind` request; returns the flag of the limit
     /// it refused at, if it did.
+    #[inline]
     pub fn reply<'r>(&mut self, kind: CommandKind, reply: &'r Reply) -> Option<&'r str> {
-        let (outcome, flag) = match reply {
-            Reply::Error(failure) => {
-                let flag = limit_flag(&failure.message);
-                if let Some(flag) = flag {
-                    *self.limit_hits.entry(flag.to_string()).or_insert(0) += 1;
-                }
-                (1 + failure.code as usize, flag)
+        match reply {
+            Reply::Error(failure) => self.error(kind, failure),
+            _ => {
+                self.replies[kind as usize][0] += 1;
+                None
             }
-            _ => (0, None),
-        };
-        self.replies[kind as usize][outcome] += 1;
+        }
+    }
+
+    #[cold]
+    fn error<'r>(&mut self, kind: CommandKind, failure: &'r Failure) -> Option<&'r str> {
+        self.replies[kind as usize][1 + failure.code as usize] += 1;
+        let flag = limit_flag(&failure.message);
+        if let Some(flag) = flag {
+            *self.limit_hits.entry(flag.to_string()).or_insert(0) += 1;
+        }
         flag
     }
 
@@ -73,7 +79,6 @@ fn limit_flag(message: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Failure;
 
     #[test]
     fn replies_count_by_command_and_outcome_and_limits_by_flag() {

@@ -168,21 +168,36 @@ impl Mailboxes {
     /// Claims room for one message of `bytes` in `user`'s mailbox, or says
     /// which cap it would pass. Nothing changes when it fails.
     pub fn reserve(&mut self, user: UserId, bytes: usize, budget: &Budget) -> Result<(), Full> {
-        let (held, held_bytes) = self.boxes.get(&user).map_or((0, 0), |m| {
-            (m.len() + m.reserved, m.bytes + m.reserved_bytes)
-        });
-        if held >= budget.messages {
-            return Err(Full::Messages(held));
+        // One lookup when the mailbox exists (the busy case).
+        let pending = self.pending_bytes;
+        let check = |held: usize, held_bytes: usize| {
+            if held >= budget.messages {
+                Err(Full::Messages(held))
+            } else if held_bytes.saturating_add(bytes) > budget.bytes {
+                Err(Full::Bytes(held_bytes))
+            } else if pending.saturating_add(bytes) > budget.pending_bytes {
+                Err(Full::Pending(pending))
+            } else {
+                Ok(())
+            }
+        };
+        match self.boxes.get_mut(&user) {
+            Some(mailbox) => {
+                check(
+                    mailbox.len() + mailbox.reserved,
+                    mailbox.bytes + mailbox.reserved_bytes,
+                )?;
+                mailbox.reserved += 1;
+                mailbox.reserved_bytes += bytes;
+            }
+            None => {
+                check(0, 0)?;
+                let mut mailbox = Mailbox::new();
+                mailbox.reserved = 1;
+                mailbox.reserved_bytes = bytes;
+                self.boxes.insert(user, mailbox);
+            }
         }
-        if held_bytes.saturating_add(bytes) > budget.bytes {
-            return Err(Full::Bytes(held_bytes));
-        }
-        if self.pending_bytes.saturating_add(bytes) > budget.pending_bytes {
-            return Err(Full::Pending(self.pending_bytes));
-        }
-        let mailbox = self.boxes.entry(user).or_insert_with(Mailbox::new);
-        mailbox.reserved += 1;
-        mailbox.reserved_bytes += bytes;
         self.pending_bytes += bytes;
         Ok(())
     }

@@ -383,8 +383,16 @@ impl Core {
     /// when it refuses at a limit. Replies given at once are counted by
     /// [`Core::handle`]; the server counts those that come later (through
     /// the [`Outbox`]).
+    #[inline]
     pub fn count_reply(&mut self, ticket: Ticket, reply: &Reply, now: Millis) {
         if let Some(flag) = self.counters.reply(ticket.kind, reply) {
+            self.warn_limit(flag, reply, now);
+        }
+    }
+
+    #[cold]
+    fn warn_limit(&mut self, flag: &str, reply: &Reply, now: Millis) {
+        {
             self.limit_warnings
                 .entry(flag.to_string())
                 .or_insert_with(|| LogLimit::new(LIMIT_WARNING_EVERY_MS))

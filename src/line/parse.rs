@@ -81,18 +81,6 @@ fn failed(failure: Failure) -> Parsed<'static> {
 // ---------------------------------------------------------------- JSON form
 
 fn parse_json(text: &str) -> Parsed<'_> {
-    let parsed = parse_json_request(text);
-    match parsed.tag {
-        // A tag is echoed only if it is small: the request is refused, and
-        // its reply carries no tag.
-        Some(tag) if tag.get().len() > limits::MAX_TAG_BYTES => failed(Failure::bad_request(
-            format!("a tag is at most {} bytes of JSON", limits::MAX_TAG_BYTES),
-        )),
-        _ => parsed,
-    }
-}
-
-fn parse_json_request(text: &str) -> Parsed<'_> {
     // Built in place and read by reference: the request is a few hundred
     // bytes, and this runs for every JSON line.
     let mut req = JsonRequest::default();
@@ -110,19 +98,38 @@ fn parse_json_request(text: &str) -> Parsed<'_> {
                     Err(syntax) => format!("invalid JSON: {syntax}"),
                     Ok(_) => strip_position(&e.to_string()),
                 };
-                return Parsed {
-                    call: Err(Failure::bad_request(message)),
-                    tag,
-                    form: Form::Json,
+                return match tag {
+                    Some(tag) if tag.get().len() > limits::MAX_TAG_BYTES => tag_too_large(),
+                    _ => Parsed {
+                        call: Err(Failure::bad_request(message)),
+                        tag,
+                        form: Form::Json,
+                    },
                 };
             }
         }
+    }
+    if req
+        .tag
+        .is_some_and(|tag| tag.get().len() > limits::MAX_TAG_BYTES)
+    {
+        return tag_too_large();
     }
     Parsed {
         tag: req.tag,
         call: json_call(&mut req),
         form: Form::Json,
     }
+}
+
+/// A tag is echoed only if it is small: the request is refused, and its
+/// reply carries no tag.
+#[cold]
+fn tag_too_large() -> Parsed<'static> {
+    failed(Failure::bad_request(format!(
+        "a tag is at most {} bytes of JSON",
+        limits::MAX_TAG_BYTES
+    )))
 }
 
 #[derive(Deserialize)]
