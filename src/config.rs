@@ -109,9 +109,13 @@ pub mod limits {
     pub const READ_CHUNK: usize = 64 * 1024;
     /// Most bytes read from one connection in one loop turn; the rest is
     /// read next turn, so one busy client cannot starve the others.
-    pub const READ_BUDGET_PER_TURN: usize = 4 * READ_CHUNK;
+    pub const READ_BUDGET_PER_TURN: usize = READ_CHUNK;
     /// Most bytes written to one connection in one loop turn.
     pub const WRITE_BUDGET_PER_TURN: usize = 1 << 20;
+    /// Most connections accepted in one loop turn; the rest wait in the
+    /// backlog for the next turn, so a connection flood cannot make one
+    /// turn (and everyone's replies) arbitrarily long.
+    pub const ACCEPTS_PER_TURN: usize = 64;
     /// After `accept` fails for want of file descriptors, how long to wait
     /// before trying again.
     pub const ACCEPT_RETRY_MS: u64 = 100;
@@ -140,7 +144,7 @@ impl Default for Config {
             pending_bytes: 512 * 1024 * 1024,
             client_ids_per_sender: 10_000,
             waiters_per_user: 16,
-            conns_per_user: 64,
+            conns_per_user: 16,
             hash_threads: 2,
             hash_queue: 1024,
             hash_queue_per_address: 16,
@@ -428,7 +432,7 @@ mod tests {
         assert_eq!(c.pending_bytes, 512 << 20);
         assert_eq!(c.client_ids_per_sender, 10_000);
         assert_eq!(c.waiters_per_user, 16);
-        assert_eq!(c.conns_per_user, 64);
+        assert_eq!(c.conns_per_user, 16);
         let c = run(&[
             "--mailbox-bytes",
             "4096",

@@ -9,8 +9,8 @@
 //! [`Server::close`].
 
 use crate::config::limits::{
-    ACCEPT_RETRY_MS, OUTPUT_PAUSE_BYTES, OUTPUT_TOTAL_RELIEF_PERCENT, READ_BUDGET_PER_TURN,
-    READ_CHUNK, WRITE_BUDGET_PER_TURN,
+    ACCEPTS_PER_TURN, ACCEPT_RETRY_MS, OUTPUT_PAUSE_BYTES, OUTPUT_TOTAL_RELIEF_PERCENT,
+    READ_BUDGET_PER_TURN, READ_CHUNK, WRITE_BUDGET_PER_TURN,
 };
 use crate::config::Config;
 use crate::conn::{Conn, Flushed, OutputBudget};
@@ -154,6 +154,8 @@ pub struct Server {
     timers: Timers,
     /// Accepting paused (out of file descriptors) until then.
     accept_paused_until: Option<Millis>,
+    /// This turn's accept budget ran out: accept again next turn.
+    accept_more: bool,
     /// Connections with new output to write at the end of the turn.
     dirty: Vec<ConnId>,
     /// Connections whose barrier lifted: run their buffered input again.
@@ -203,6 +205,7 @@ impl Server {
             budget,
             timers: Timers::default(),
             accept_paused_until: None,
+            accept_more: false,
             dirty: Vec::new(),
             resume: Vec::new(),
             next_turn_reads: Vec::new(),
@@ -281,7 +284,8 @@ impl Server {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.next_turn_reads.is_empty() || !self.next_turn_writes.is_empty() {
+        if !self.next_turn_reads.is_empty() || !self.next_turn_writes.is_empty() || self.accept_more
+        {
             return Some(Duration::ZERO);
         }
         let deadline = self
@@ -298,6 +302,9 @@ impl Server {
 
     /// Connections that spent their budget last turn go on now.
     fn carry_over(&mut self, now: Millis) {
+        if std::mem::take(&mut self.accept_more) {
+            self.accept(now);
+        }
         for id in std::mem::take(&mut self.next_turn_writes) {
             self.mark_dirty(id);
         }
@@ -311,7 +318,10 @@ impl Server {
     // -----------------------------------------------------------------
 
     fn accept(&mut self, now: Millis) {
-        while self.accept_paused_until.is_none() {
+        for _ in 0..ACCEPTS_PER_TURN {
+            if self.accept_paused_until.is_some() {
+                return;
+            }
             let Some(listener) = &self.listener else {
                 return;
             };
@@ -336,6 +346,9 @@ impl Server {
                 Err(e) => log::debug!("accept failed: {e}"),
             }
         }
+        // The backlog may hold more: mio is edge-triggered, so come back
+        // next turn rather than wait for an event that may not come.
+        self.accept_more = true;
     }
 
     /// Takes a new connection in, or tells it why not and closes it.
@@ -924,6 +937,9 @@ impl Server {
             return;
         };
         let _ = self.poll.registry().deregister(&mut conn.socket);
+        if !conn.read_closed && is_orderly(reason) {
+            close_gently(&mut conn.socket, &mut self.scratch);
+        }
         conn.forget_output(&mut self.budget);
         self.core.close_session(id);
         self.free.push(id);
@@ -976,6 +992,30 @@ fn deadline(client: &Client, logged_in: bool, config: &Config) -> Option<(Millis
             } else {
                 None // a request in progress (a long-poll, a password check)
             }
+        }
+    }
+}
+
+/// Whether the client should get everything written before the close (a
+/// close it asked for, or the server's stop), rather than being cut off.
+fn is_orderly(reason: CloseReason) -> bool {
+    matches!(
+        reason,
+        CloseReason::ClientQuit | CloseReason::ServerShutdown | CloseReason::ProtocolError
+    )
+}
+
+/// Closing a socket that still has unread input makes the kernel send a
+/// reset, and a reset can destroy replies the client has not read yet
+/// (requests it pipelined after QUIT, or that the server did not read
+/// before stopping). So: say we are done writing, then read and discard
+/// what is already there (bounded), and only then close.
+fn close_gently(socket: &mut TcpStream, scratch: &mut [u8]) {
+    let _ = socket.shutdown(std::net::Shutdown::Write);
+    for _ in 0..16 {
+        match socket.read(scratch) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
         }
     }
 }
