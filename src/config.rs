@@ -111,7 +111,11 @@ pub mod limits {
     /// read next turn, so one busy client cannot starve the others.
     pub const READ_BUDGET_PER_TURN: usize = READ_CHUNK;
     /// Most bytes written to one connection in one loop turn.
-    pub const WRITE_BUDGET_PER_TURN: usize = 1 << 20;
+    pub const WRITE_BUDGET_PER_TURN: usize = 256 * 1024;
+    /// Most bytes written to all connections together in one loop turn:
+    /// a burst of large pushes is spread over several turns, so the other
+    /// clients' requests are read in between.
+    pub const TOTAL_WRITE_BUDGET_PER_TURN: usize = 2 << 20;
     /// Most connections accepted in one loop turn; the rest wait in the
     /// backlog for the next turn, so a connection flood cannot make one
     /// turn (and everyone's replies) arbitrarily long.

@@ -107,6 +107,12 @@ pub struct Conn {
     /// Bytes read from and written to the socket (for the close log line).
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// The loop turn `read_in_turn` and `written_in_turn` count for: the
+    /// per-turn budgets hold however often a turn comes back to this
+    /// connection (a flush can resume reading within the same turn).
+    pub budget_turn: u64,
+    pub read_in_turn: usize,
+    pub written_in_turn: usize,
 }
 
 impl Conn {
@@ -132,6 +138,9 @@ impl Conn {
             timer_at: None,
             bytes_in: 0,
             bytes_out: 0,
+            budget_turn: 0,
+            read_in_turn: 0,
+            written_in_turn: 0,
         }
     }
 
@@ -139,6 +148,15 @@ impl Conn {
     /// reply slot) and not yet taken by the socket.
     pub fn owed(&self) -> usize {
         self.owed
+    }
+
+    /// Starts the per-turn budgets afresh if `turn` is a new turn.
+    pub fn enter_turn(&mut self, turn: u64) {
+        if self.budget_turn != turn {
+            self.budget_turn = turn;
+            self.read_in_turn = 0;
+            self.written_in_turn = 0;
+        }
     }
 
     /// Bytes in the output buffer the socket has not taken yet.

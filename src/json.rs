@@ -13,8 +13,72 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
         out.push(b'"');
         return;
     }
-    // serde_json's escaping is correct; writing to a Vec cannot fail.
-    serde_json::to_writer(&mut *out, s).expect("writing JSON to memory cannot fail");
+    push_escaped(out, bytes);
+}
+
+/// How each byte is escaped: 0 not at all, `u` as `\u00XX`, else as a
+/// backslash and that byte (the same choices as serde_json).
+const ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The slow path of [`push_str`]: room for the worst case (six bytes for
+/// every control character) is made once, and runs without escapes are
+/// copied whole, so even 64 KiB of control characters costs about a
+/// hundred microseconds, not a write call per character.
+#[cold]
+fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Written by index into room made for the worst case, then cut back:
+    // no capacity check per byte.
+    let at = out.len();
+    out.resize(at + bytes.len() * 6 + 2, 0);
+    let buf = &mut out[at..];
+    buf[0] = b'"';
+    let mut w = 1;
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = ESCAPE[b as usize];
+        if escape == 0 {
+            continue;
+        }
+        buf[w..w + (i - run)].copy_from_slice(&bytes[run..i]);
+        w += i - run;
+        if escape == b'u' {
+            buf[w..w + 6].copy_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ]);
+            w += 6;
+        } else {
+            buf[w] = b'\\';
+            buf[w + 1] = escape;
+            w += 2;
+        }
+        run = i + 1;
+    }
+    buf[w..w + (bytes.len() - run)].copy_from_slice(&bytes[run..]);
+    w += bytes.len() - run;
+    buf[w] = b'"';
+    out.truncate(at + w + 1);
 }
 
 /// Appends a decimal unsigned integer.
@@ -83,6 +147,24 @@ mod tests {
             let mut fast = Vec::new();
             push_str(&mut fast, s);
             assert_eq!(fast, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn escapes_match_serde_json_for_every_character_class() {
+        let every_ascii: String = (0u8..128).map(char::from).collect();
+        let control: String = (0u8..0x20).map(char::from).cycle().take(1000).collect();
+        for s in [
+            every_ascii.as_str(),
+            control.as_str(),
+            "\u{1}start and end\u{1f}",
+            "mixed \"é\" \\ 日本\n\r\t\u{8}\u{c}",
+        ] {
+            let mut ours = b"prefix".to_vec();
+            push_str(&mut ours, s);
+            let mut expected = b"prefix".to_vec();
+            expected.extend(serde_json::to_vec(s).unwrap());
+            assert_eq!(ours, expected, "{s:?}");
         }
     }
 

@@ -10,7 +10,7 @@
 
 use crate::config::limits::{
     ACCEPTS_PER_TURN, ACCEPT_RETRY_MS, OUTPUT_PAUSE_BYTES, OUTPUT_TOTAL_RELIEF_PERCENT,
-    READ_BUDGET_PER_TURN, READ_CHUNK, WRITE_BUDGET_PER_TURN,
+    READ_BUDGET_PER_TURN, READ_CHUNK, TOTAL_WRITE_BUDGET_PER_TURN, WRITE_BUDGET_PER_TURN,
 };
 use crate::config::Config;
 use crate::conn::{Conn, Flushed, OutputBudget};
@@ -164,6 +164,10 @@ pub struct Server {
     /// on in the next one.
     next_turn_reads: Vec<ConnId>,
     next_turn_writes: Vec<ConnId>,
+    /// Bytes written to all connections in this turn.
+    written_this_turn: usize,
+    /// Counts loop turns, for the per-connection budgets.
+    turn: u64,
     /// One read buffer for every connection; only unparsed leftovers are
     /// copied into a connection's own buffer.
     scratch: Box<[u8]>,
@@ -210,6 +214,8 @@ impl Server {
             resume: Vec::new(),
             next_turn_reads: Vec::new(),
             next_turn_writes: Vec::new(),
+            written_this_turn: 0,
+            turn: 0,
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             stats_requests: parts.stats_requests,
             warnings: Warnings::default(),
@@ -236,6 +242,8 @@ impl Server {
                 return Err(e);
             }
             let now = now_ms();
+            self.written_this_turn = 0;
+            self.turn += 1;
             self.carry_over(now);
             for event in events.iter() {
                 match event.token() {
@@ -555,7 +563,7 @@ impl Server {
     /// this turn is spent.
     fn read(&mut self, id: ConnId, now: Millis) {
         self.process_input(id, now);
-        let mut read_this_turn = 0;
+        let turn = self.turn;
         loop {
             let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
                 return;
@@ -570,7 +578,8 @@ impl Server {
                 conn.paused_on_output = conn.owed() >= OUTPUT_PAUSE_BYTES;
                 break;
             }
-            if read_this_turn >= READ_BUDGET_PER_TURN {
+            conn.enter_turn(turn);
+            if conn.read_in_turn >= READ_BUDGET_PER_TURN {
                 self.next_turn_reads.push(id);
                 break;
             }
@@ -591,7 +600,7 @@ impl Server {
                     break;
                 }
                 Ok(n) => {
-                    read_this_turn += n;
+                    conn.read_in_turn += n;
                     conn.bytes_in += n as u64;
                     conn.last_active = now;
                     if conn.inbuf.is_empty() {
@@ -758,7 +767,17 @@ impl Server {
     /// is full, runs work owed once output is flushed, and closes what is done.
     fn write_all(&mut self, now: Millis) {
         let mut dirty = std::mem::take(&mut self.dirty);
-        for &id in &dirty {
+        for (i, &id) in dirty.iter().enumerate() {
+            if self.written_this_turn >= TOTAL_WRITE_BUDGET_PER_TURN {
+                // The turn's write budget is spent: the rest go first next turn.
+                for &later in &dirty[i..] {
+                    if let Some(client) = self.client(later) {
+                        client.conn.queued_write = false;
+                    }
+                    self.next_turn_writes.push(later);
+                }
+                break;
+            }
             self.write(id, now);
         }
         dirty.clear();
@@ -775,7 +794,15 @@ impl Server {
         if let Some(reason) = client.conn.overflow {
             return self.close_overflowing(id, reason, now);
         }
-        let flushed = match client.conn.flush(&mut self.budget, WRITE_BUDGET_PER_TURN) {
+        let conn = &mut client.conn;
+        conn.enter_turn(self.turn);
+        let written_before = conn.bytes_out;
+        let allowed = WRITE_BUDGET_PER_TURN.saturating_sub(conn.written_in_turn);
+        let flushed = conn.flush(&mut self.budget, allowed);
+        let written = (conn.bytes_out - written_before) as usize;
+        conn.written_in_turn += written;
+        self.written_this_turn += written;
+        let flushed = match flushed {
             Ok(flushed) => flushed,
             Err(e) => {
                 log::debug!("connection {id}: write error {e}");

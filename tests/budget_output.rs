@@ -63,15 +63,7 @@ fn readers_that_never_read_are_cut_off_at_the_total_budget() {
     // Nothing was lost: every message is in bob's mailbox, in order.
     let mut bob = server.connect();
     assert_ok(&bob.text(&format!("AUTH {bob_token}")));
-    let mut got = Vec::new();
-    let mut after = 0;
-    loop {
-        let reply = bob.request(&json!({"cmd": "sync", "after": after, "limit": 1000}));
-        let ids = message_ids(&reply);
-        let Some(&last) = ids.last() else { break };
-        after = last;
-        got.extend(ids);
-    }
+    let got = sync_all_ids(&mut bob);
     assert_eq!(got, sent);
 }
 

@@ -12,53 +12,11 @@ mod common;
 
 use common::*;
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::FromRawFd;
+use std::net::{Ipv4Addr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// A TCP connection to `to` whose source address is `source` (another
-/// loopback address, so the server sees a second peer).
-fn connect_from(source: Ipv4Addr, to: SocketAddr) -> TcpStream {
-    let SocketAddr::V4(to) = to else {
-        panic!("the test server listens on IPv4")
-    };
-    let sockaddr = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(ip).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: plain socket calls on a descriptor this function owns; the
-    // TcpStream takes ownership at once, so it is closed on every path.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        let stream = TcpStream::from_raw_fd(fd);
-        let local = sockaddr(source, 0);
-        let rc = libc::bind(fd, &local as *const _ as *const libc::sockaddr, len);
-        assert_eq!(
-            rc,
-            0,
-            "bind to {source}: {}",
-            std::io::Error::last_os_error()
-        );
-        let remote = sockaddr(*to.ip(), to.port());
-        let rc = libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len);
-        assert_eq!(
-            rc,
-            0,
-            "connect to {to}: {}",
-            std::io::Error::last_os_error()
-        );
-        stream
-    }
-}
 
 fn server_with_alice(extra: &[&str]) -> TestServer {
     let mut args = vec!["--hash-threads", "1"];

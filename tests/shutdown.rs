@@ -128,15 +128,7 @@ fn sigterm_answers_what_was_read_and_keeps_what_was_acknowledged() {
     server.start_again();
     let mut bob = server.connect();
     assert_ok(&bob.text(&format!("AUTH {bob_token}")));
-    let mut got = Vec::new();
-    let mut after = 0;
-    loop {
-        let reply = bob.request(&json!({"cmd": "sync", "after": after, "limit": 1000}));
-        let ids = message_ids(&reply);
-        let Some(&last) = ids.last() else { break };
-        after = last;
-        got.extend(ids);
-    }
+    let got = sync_all_ids(&mut bob);
     assert_eq!(got, stored, "every acknowledged SEND, once, in order");
 }
 

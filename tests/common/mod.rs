@@ -741,6 +741,22 @@ fn is_timeout(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
+/// Every message id in the client's mailbox, oldest first, read by SYNC
+/// pages (`after` the last id of the previous page) until one is empty.
+pub fn sync_all_ids(client: &mut LineClient) -> Vec<u64> {
+    let mut got = Vec::new();
+    let mut after = 0;
+    loop {
+        let reply = client.request(&json!({"cmd": "sync", "after": after, "limit": 1000}));
+        let ids = message_ids(&reply);
+        let Some(&last) = ids.last() else {
+            return got;
+        };
+        after = last;
+        got.extend(ids);
+    }
+}
+
 /// True for a server event: it carries `"event"` and never `"ok"`.
 pub fn is_event(value: &Value) -> bool {
     value.get("event").is_some() && value.get("ok").is_none()
