@@ -140,6 +140,20 @@ fn start(mut config: Config) -> Result<(), String> {
         config.request_timeout.as_secs(),
         config.http_idle_timeout.as_secs(),
     );
+    log::info!(
+        "budgets: mailboxes {} messages or {} bytes, {} bytes pending in all, {} client_ids \
+         per sender, {} long-polls and {} logged-in connections per user, {} password checks \
+         queued ({} per address) on {} threads",
+        config.mailbox_limit,
+        config.mailbox_bytes,
+        config.pending_bytes,
+        config.client_ids_per_sender,
+        config.waiters_per_user,
+        config.conns_per_user,
+        config.hash_queue,
+        config.hash_queue_per_address,
+        config.hash_threads,
+    );
     log::info!("gotalk listening on {addr} ({mode})");
     server
         .run()
