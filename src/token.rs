@@ -1,5 +1,9 @@
-//! Session tokens: the user id, issue time and expiry sealed with
-//! AES-256-GCM under a 32-byte server key, written as lowercase hex.
+//! Session tokens: the user id, the account's identity, issue time and
+//! expiry sealed with AES-256-GCM under a 32-byte server key, written as
+//! lowercase hex. The identity is 128 random bits given to each account
+//! when it is created: a token names the account, not only its id, so a
+//! token from before a reset (or from another server with the same key)
+//! never opens a different account that got the same id.
 //! A token that was tampered with, truncated, sealed under another key, or
 //! has expired does not open. The key file is created at first start with
 //! mode 0600 and never leaves the server.
@@ -12,11 +16,11 @@ use std::io::{self, Write};
 use std::path::Path;
 
 const NONCE_LEN: usize = 12;
-const PLAIN_LEN: usize = 24;
+const PLAIN_LEN: usize = 40;
 const TAG_LEN: usize = 16;
 const SEALED_LEN: usize = NONCE_LEN + PLAIN_LEN + TAG_LEN;
 /// Binds every token to this purpose and format version.
-const AAD: &[u8] = b"gotalk token v1";
+const AAD: &[u8] = b"gotalk token v2";
 
 /// Why a token did not open. The client is told only `unauthorized`.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,12 +78,14 @@ impl TokenKey {
         }
     }
 
-    /// Seals a token for `user`, valid from `now` until `expires`.
-    pub fn seal(&self, user: UserId, now: Millis, expires: Millis) -> String {
+    /// Seals a token for `user` (whose account has `identity`), valid from
+    /// `now` until `expires`.
+    pub fn seal(&self, user: UserId, identity: u128, now: Millis, expires: Millis) -> String {
         let mut plain = [0u8; PLAIN_LEN];
         plain[..8].copy_from_slice(&user.to_be_bytes());
-        plain[8..16].copy_from_slice(&now.to_be_bytes());
-        plain[16..].copy_from_slice(&expires.to_be_bytes());
+        plain[8..24].copy_from_slice(&identity.to_be_bytes());
+        plain[24..32].copy_from_slice(&now.to_be_bytes());
+        plain[32..].copy_from_slice(&expires.to_be_bytes());
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let sealed = self
             .cipher
@@ -90,15 +96,16 @@ impl TokenKey {
                     aad: AAD,
                 },
             )
-            .expect("AES-GCM sealing of 24 bytes cannot fail");
+            .expect("AES-GCM sealing of 40 bytes cannot fail");
         let mut out = String::with_capacity(SEALED_LEN * 2);
         push_hex(&mut out, &nonce);
         push_hex(&mut out, &sealed);
         out
     }
 
-    /// Opens a token, returning its user if it is genuine and unexpired.
-    pub fn open(&self, token: &str, now: Millis) -> Result<UserId, TokenError> {
+    /// Opens a token, returning its user and that account's identity if it
+    /// is genuine and unexpired (the caller checks the identity).
+    pub fn open(&self, token: &str, now: Millis) -> Result<(UserId, u128), TokenError> {
         let bytes = parse_hex(token.trim()).ok_or(TokenError::Malformed)?;
         if bytes.len() != SEALED_LEN {
             return Err(TokenError::Malformed);
@@ -115,12 +122,21 @@ impl TokenKey {
             )
             .map_err(|_| TokenError::Forged)?;
         let field = |i: usize| u64::from_be_bytes(plain[i..i + 8].try_into().expect("8 bytes"));
-        let (user, expires) = (field(0), field(16));
+        let identity = u128::from_be_bytes(plain[8..24].try_into().expect("16 bytes"));
+        let (user, expires) = (field(0), field(32));
         if now >= expires {
             return Err(TokenError::Expired);
         }
-        Ok(user)
+        Ok((user, identity))
     }
+}
+
+/// A fresh random account identity (128 bits from the system's RNG).
+pub fn new_identity() -> u128 {
+    use aes_gcm::aead::rand_core::RngCore;
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    u128::from_be_bytes(bytes)
 }
 
 /// Writes a new private file so that a crash at any moment leaves either
@@ -172,28 +188,28 @@ mod tests {
     #[test]
     fn a_sealed_token_opens_to_its_user() {
         let key = TokenKey::random();
-        let token = key.seal(42, NOW, NOW + 1000);
+        let token = key.seal(42, 9, NOW, NOW + 1000);
         assert_eq!(token.len(), SEALED_LEN * 2);
-        assert_eq!(key.open(&token, NOW + 999), Ok(42));
+        assert_eq!(key.open(&token, NOW + 999), Ok((42, 9)));
     }
 
     #[test]
     fn two_seals_differ() {
         let key = TokenKey::random();
-        assert_ne!(key.seal(1, NOW, NOW + 1), key.seal(1, NOW, NOW + 1));
+        assert_ne!(key.seal(1, 9, NOW, NOW + 1), key.seal(1, 9, NOW, NOW + 1));
     }
 
     #[test]
     fn expired_tokens_do_not_open() {
         let key = TokenKey::random();
-        let token = key.seal(42, NOW, NOW + 1000);
+        let token = key.seal(42, 9, NOW, NOW + 1000);
         assert_eq!(key.open(&token, NOW + 1000), Err(TokenError::Expired));
     }
 
     #[test]
     fn every_flipped_bit_is_caught() {
         let key = TokenKey::random();
-        let token = key.seal(42, NOW, NOW + 1000);
+        let token = key.seal(42, 9, NOW, NOW + 1000);
         for i in 0..token.len() {
             let mut bytes = token.clone().into_bytes();
             bytes[i] = if bytes[i] == b'0' { b'1' } else { b'0' };
@@ -205,7 +221,7 @@ mod tests {
     #[test]
     fn truncated_garbage_and_foreign_tokens_fail() {
         let key = TokenKey::random();
-        let token = key.seal(42, NOW, NOW + 1000);
+        let token = key.seal(42, 9, NOW, NOW + 1000);
         assert_eq!(
             key.open(&token[..token.len() - 2], NOW),
             Err(TokenError::Malformed)
@@ -224,9 +240,9 @@ mod tests {
         let path = dir.join("secret.key");
         let _ = fs::remove_file(&path);
         let first = TokenKey::load_or_create(&path).unwrap();
-        let token = first.seal(7, NOW, NOW + 10);
+        let token = first.seal(7, 9, NOW, NOW + 10);
         let again = TokenKey::load_or_create(&path).unwrap();
-        assert_eq!(again.open(&token, NOW), Ok(7));
+        assert_eq!(again.open(&token, NOW), Ok((7, 9)));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -43,6 +43,7 @@ fn fill(dir: &std::path::Path) {
         .enumerate()
         .map(|(i, name)| WriteOp::CreateUser {
             id: i as u64 + 1,
+            identity: i as u128 + 1,
             username: name.clone(),
             password_hash: hash.clone(),
             created: now_ms(),

@@ -12,6 +12,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Account {
     pub id: UserId,
+    /// Random, sealed into the account's tokens (see `token`).
+    pub identity: u128,
     pub username: Arc<str>,
     pub password_hash: Arc<str>,
 }
@@ -105,6 +107,7 @@ mod tests {
     fn account(id: UserId, name: &str) -> Account {
         Account {
             id,
+            identity: u128::from(id),
             username: name.into(),
             password_hash: "x".into(),
         }

@@ -84,10 +84,17 @@ impl Core {
     }
 
     fn open_token(&self, token: &str, now: Millis) -> Result<UserId, Failure> {
+        // The account must exist AND be the one the token was issued for:
+        // an id alone could name a newer account after a reset.
         self.key
             .open(token, now)
             .ok()
-            .filter(|user| self.accounts.get(*user).is_some())
+            .filter(|(user, identity)| {
+                self.accounts
+                    .get(*user)
+                    .is_some_and(|account| account.identity == *identity)
+            })
+            .map(|(user, _)| user)
             .ok_or_else(|| Failure::new(ErrorCode::Unauthorized, super::help::TOKEN_REJECTED))
     }
 
@@ -171,10 +178,11 @@ impl Core {
         if let Err(failure) = self.check_bind(ticket.conn, account.id) {
             return Reply::Error(failure);
         }
+        let identity = account.identity;
         let user = account.user_ref();
         let token = self
             .key
-            .seal(user.id, now, now + self.settings.token_ttl_ms);
+            .seal(user.id, identity, now, now + self.settings.token_ttl_ms);
         self.bind(ticket.conn, user.id);
         log::info!(
             "login: {} (id {}) from {from} on connection {}",

@@ -37,11 +37,13 @@ impl Core {
                     Ok(hash) => {
                         let account = Account {
                             id: self.accounts.next_id(),
+                            identity: crate::token::new_identity(),
                             username: Arc::from(&*username),
                             password_hash: hash.into(),
                         };
                         self.open_ops.push(WriteOp::CreateUser {
                             id: account.id,
+                            identity: account.identity,
                             username: account.username.clone(),
                             password_hash: account.password_hash.clone(),
                             created: now,

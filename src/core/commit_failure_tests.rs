@@ -24,6 +24,7 @@ fn core() -> Core {
     let mut core = Core::new(settings, TokenKey::from_bytes(&KEY), "dummy".into());
     let user = |id: u64, name: &str| StoredUser {
         id,
+        identity: u128::from(id),
         username: name.into(),
         password_hash: "h".into(),
     };
@@ -45,7 +46,7 @@ fn core() -> Core {
 
 /// A call made with `user`'s token.
 fn call(user: u64, request: Request<'static>) -> Call<'static> {
-    let token = TokenKey::from_bytes(&KEY).seal(user, NOW, NOW + 60_000);
+    let token = TokenKey::from_bytes(&KEY).seal(user, u128::from(user), NOW, NOW + 60_000);
     Call {
         token: Some(Cow::Owned(token)),
         ..Call::new(request)

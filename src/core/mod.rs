@@ -255,6 +255,7 @@ impl Core {
         for user in snapshot.users {
             self.accounts.insert(Account {
                 id: user.id,
+                identity: user.identity,
                 username: user.username.into(),
                 password_hash: user.password_hash.into(),
             });

@@ -19,6 +19,7 @@ const CAROL: UserId = 3;
 fn user(id: UserId, name: &str) -> StoredUser {
     StoredUser {
         id,
+        identity: u128::from(id),
         username: name.into(),
         password_hash: "unused".into(),
     }
@@ -71,7 +72,10 @@ impl Bench {
     }
 
     fn auth(&mut self, conn: ConnId, user: UserId) -> Reply {
-        let token = self.core.key.seal(user, self.now, self.now + 60_000);
+        let token = self
+            .core
+            .key
+            .seal(user, u128::from(user), self.now, self.now + 60_000);
         let request = Request::Auth {
             token: Cow::Owned(token),
         };
@@ -281,7 +285,7 @@ fn a_long_poll_is_woken_by_a_delivered_message() {
     let mut b = Bench::new(CoreSettings::default());
     b.connect(10, ALICE);
     b.core.open_session(11); // bob polls by token, unbound
-    let token = b.core.key.seal(BOB, NOW, NOW + 60_000);
+    let token = b.core.key.seal(BOB, u128::from(BOB), NOW, NOW + 60_000);
     b.seq += 1;
     let poll = Ticket::new(11, b.seq);
     let call = Call {

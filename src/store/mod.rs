@@ -21,6 +21,8 @@ pub enum WriteOp {
     /// A new account.
     CreateUser {
         id: UserId,
+        /// The account's random identity, sealed into its tokens.
+        identity: u128,
         username: Arc<str>,
         password_hash: Arc<str>,
         created: Millis,
@@ -60,6 +62,8 @@ pub struct Committed {
 #[derive(Clone, Debug)]
 pub struct StoredUser {
     pub id: UserId,
+    /// The account's random identity, sealed into its tokens.
+    pub identity: u128,
     pub username: String,
     pub password_hash: String,
 }

@@ -93,6 +93,7 @@ impl HotPath {
         let users = (0..RECEIVERS + SENDERS)
             .map(|i| StoredUser {
                 id: i as u64 + 1,
+                identity: i as u128 + 1,
                 username: format!("u{i}"),
                 password_hash: "unused".into(),
             })
@@ -114,7 +115,7 @@ impl HotPath {
         let key = TokenKey::from_bytes(&KEY);
         for conn in 0..RECEIVERS + SENDERS {
             hot.core.open_session(conn);
-            let token = key.seal(conn as u64 + 1, NOW, NOW + (1 << 40));
+            let token = key.seal(conn as u64 + 1, conn as u128 + 1, NOW, NOW + (1 << 40));
             let auth = Call::new(Request::Auth {
                 token: Cow::Owned(token),
             });

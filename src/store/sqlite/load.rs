@@ -15,10 +15,20 @@ pub fn read_snapshot(conn: &mut Connection, now: Millis) -> rusqlite::Result<Sna
     let tx = conn.transaction()?;
     let mut snapshot = Snapshot::default();
 
-    let mut stmt = tx.prepare("SELECT id, username, password_hash FROM users ORDER BY id")?;
+    let mut stmt =
+        tx.prepare("SELECT id, username, password_hash, identity FROM users ORDER BY id")?;
     let rows = stmt.query_map([], |r| {
+        let identity: Vec<u8> = r.get(3)?;
+        let identity: [u8; 16] = identity.as_slice().try_into().map_err(|_| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Blob,
+                "an account identity is 16 bytes".into(),
+            )
+        })?;
         Ok(StoredUser {
             id: r.get::<_, i64>(0)? as u64,
+            identity: u128::from_be_bytes(identity),
             username: r.get(1)?,
             password_hash: r.get(2)?,
         })

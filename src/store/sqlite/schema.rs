@@ -17,7 +17,7 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Version 1: accounts, messages in custody, remembered `client_id`s, and
 /// counters that must outlive the rows they count.
@@ -56,6 +56,15 @@ CREATE TABLE meta (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT INTO meta (key, value) VALUES ('last_message_id', 0);
+";
+
+/// Version 2: each account gets a random 128-bit identity, sealed into its
+/// tokens, so a token opens only the account it was issued for (not a
+/// later account that got the same id after a reset). Existing accounts
+/// get one now; their old tokens (which carry none) stop working.
+const V2: &str = "
+ALTER TABLE users ADD COLUMN identity BLOB;
+UPDATE users SET identity = randomblob(16) WHERE identity IS NULL;
 ";
 
 /// The schema version this code writes.
@@ -208,9 +217,34 @@ mod tests {
         let mut steps = MIGRATIONS.to_vec();
         steps.push("CREATE TABLE extra (x); INSERT INTO no_such_table VALUES (1);");
         let err = migrate_with(&mut conn, &steps).unwrap_err();
-        assert!(err.contains("version 2"), "{err}");
+        let failing = format!("version {}", latest_version() + 1);
+        assert!(err.contains(&failing), "{err}");
         assert_eq!(version(&conn).unwrap(), latest_version());
         assert!(!tables(&conn).contains(&"extra".to_string()));
+    }
+
+    #[test]
+    fn accounts_from_version_1_get_an_identity_of_their_own() {
+        let mut conn = fresh();
+        migrate_with(&mut conn, &MIGRATIONS[..1]).unwrap();
+        for (id, name) in [(1, "a"), (2, "b")] {
+            conn.execute(
+                "INSERT INTO users (id, username, password_hash, created) VALUES (?1, ?2, 'h', 0)",
+                rusqlite::params![id, name],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let identities: Vec<Vec<u8>> = conn
+            .prepare("SELECT identity FROM users ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(identities.len(), 2);
+        assert!(identities.iter().all(|i| i.len() == 16));
+        assert_ne!(identities[0], identities[1]);
     }
 
     #[test]

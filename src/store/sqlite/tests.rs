@@ -49,6 +49,7 @@ impl Drop for Fixture {
 fn user(id: u64, name: &str) -> WriteOp {
     WriteOp::CreateUser {
         id,
+        identity: u128::from(id),
         username: name.into(),
         password_hash: format!("hash-of-{name}").into(),
         created: 1,

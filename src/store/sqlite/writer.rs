@@ -269,7 +269,8 @@ impl<'c> Statements<'c> {
     fn prepare(conn: &'c Connection) -> rusqlite::Result<Statements<'c>> {
         Ok(Statements {
             user: conn.prepare_cached(
-                "INSERT INTO users (id, username, password_hash, created) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO users (id, username, password_hash, created, identity) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?,
             message: conn.prepare_cached(
                 "INSERT INTO messages (id, from_id, to_id, ts, content, client_id) \
@@ -292,6 +293,7 @@ impl<'c> Statements<'c> {
         match op {
             WriteOp::CreateUser {
                 id,
+                identity,
                 username,
                 password_hash,
                 created,
@@ -300,7 +302,8 @@ impl<'c> Statements<'c> {
                     *id as i64,
                     &**username,
                     &**password_hash,
-                    *created as i64
+                    *created as i64,
+                    &identity.to_be_bytes()[..]
                 ])?;
             }
             WriteOp::Append(message) => {
@@ -352,6 +355,7 @@ mod tests {
     fn user(id: u64, name: &str) -> WriteOp {
         WriteOp::CreateUser {
             id,
+            identity: u128::from(id),
             username: name.into(),
             password_hash: "h".into(),
             created: 1,
