@@ -50,10 +50,13 @@ impl TokenKey {
         }
     }
 
-    /// Reads the key file, or creates it with a random key (mode 0600).
+    /// Reads the key file, or creates it with a random key (mode 0600). A
+    /// key file that others can read is refused: whoever reads it can mint
+    /// tokens for any account.
     pub fn load_or_create(path: &Path) -> io::Result<TokenKey> {
         match fs::read(path) {
             Ok(bytes) => {
+                refuse_if_shared(path)?;
                 let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
                     io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -146,8 +149,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = Path::new(&tmp);
+    // Created exclusively, so it can be nobody else's file or link; a
+    // leftover of a start that crashed here is ours to remove.
+    match fs::remove_file(tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(tmp)?;
@@ -156,6 +165,26 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::rename(tmp, path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Refuses a key file that its group or others may read or write.
+fn refuse_if_shared(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "is readable or writable by others (mode {mode:o}); anyone who can read it \
+                     can forge tokens. Make it private with: chmod 600 {}",
+                    path.display()
+                ),
+            ));
+        }
     }
     Ok(())
 }

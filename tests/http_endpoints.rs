@@ -404,7 +404,7 @@ fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
     let server = TestServer::start(&[]);
     let mut c = HttpClient::connect(server.addr());
     c.post("/nowhere", &[]).expect_error(404, "not_found");
-    c.get("GET", "/favicon.ico").expect_error(404, "not_found");
+    c.get("GET", "/robots.txt").expect_error(404, "not_found");
     for path in ["/register", "/login", "/getuseridbyname", "/send", "/sync"] {
         let r = c.get("GET", path);
         r.expect_error(405, "bad_request");
@@ -478,6 +478,18 @@ fn get_root_serves_the_chat_page() {
     );
     // HEAD sent no body: the next response follows at once.
     assert_eq!(c.get("GET", "/healthz").status, 200);
+}
+
+#[test]
+fn the_page_icon_is_served() {
+    let server = TestServer::start(&[]);
+    let mut c = HttpClient::connect(server.addr());
+    let icon = c.get("GET", "/favicon.ico");
+    assert_eq!(icon.status, 200);
+    assert_eq!(icon.header("Content-Type"), Some("image/x-icon"));
+    // An ICO header: reserved 0, type 1 (icon), one image.
+    assert_eq!(&icon.body[..6], &[0, 0, 1, 0, 1, 0]);
+    assert_eq!(c.get("HEAD", "/favicon.ico").status, 200);
 }
 
 #[test]

@@ -77,3 +77,30 @@ fn json_logs_are_one_object_per_line() {
     }
     assert!(saw_ready, "{log}");
 }
+
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("startup-shared-key");
+    let key = dir.path().join("shared.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = run_cli(
+        &[
+            "--memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--key-file",
+            key.to_str().unwrap(),
+        ],
+        Duration::from_secs(20),
+    );
+    let status = run.status.expect("exits at once");
+    assert!(!status.success(), "{run:?}");
+    assert!(run.stderr.contains("chmod 600"), "{run:?}");
+    assert!(!run.stderr.contains("listening on"), "{run:?}");
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let server = TestServer::start(&["--memory", "--key-file", key.to_str().unwrap()]);
+    assert_eq!(server.connect().text("PING")["pong"], true);
+}

@@ -447,7 +447,7 @@ fn answer(request: &HttpRequest<'_>) {
     let persistence = Persistence::of(request.keep_alive, request.http10);
     let endpoint = match routes::route(request.method, request.path) {
         Ok(Route::Api(endpoint)) => endpoint,
-        Ok(Route::Page | Route::Health) => return,
+        Ok(Route::Page | Route::Health | Route::Favicon) => return,
         Err(refusal) => return check_refusal(&refusal, persistence),
     };
     let fields = match Fields::parse(request.body, request.query, request.content_type) {

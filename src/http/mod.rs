@@ -203,6 +203,10 @@ impl HttpDoor {
                 conn.queue(budget, |out| page::respond(out, head_only, persistence));
                 return finish_direct(conn, persistence);
             }
+            Ok(Route::Favicon) => {
+                conn.queue(budget, |out| page::favicon(out, head_only, persistence));
+                return finish_direct(conn, persistence);
+            }
             Ok(Route::Health) => {
                 let body = b"{\"ok\":true}";
                 conn.queue(budget, |out| {

@@ -14,6 +14,28 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
 form-action 'self'; frame-ancestors 'none'";
 
+/// `web/favicon.ico`, embedded at build time: a 16x16 icon, so a browser
+/// that asks for it gets one instead of a 404 in its console.
+pub const FAVICON: &[u8] = include_bytes!("../../web/favicon.ico");
+
+/// Appends the icon's response (headers only for `HEAD`).
+pub fn favicon(out: &mut Vec<u8>, head_only: bool, persistence: Persistence) {
+    push_head(
+        out,
+        200,
+        persistence,
+        "image/x-icon",
+        FAVICON.len(),
+        &[
+            ("X-Content-Type-Options", "nosniff"),
+            ("Cache-Control", "public, max-age=86400"),
+        ],
+    );
+    if !head_only {
+        out.extend_from_slice(FAVICON);
+    }
+}
+
 /// Appends the page's response (headers only for `HEAD`).
 pub fn respond(out: &mut Vec<u8>, head_only: bool, persistence: Persistence) {
     push_head(

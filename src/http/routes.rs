@@ -30,6 +30,8 @@ pub enum Route {
     Page,
     /// `GET /healthz`: the server answers.
     Health,
+    /// `GET /favicon.ico`: the page's icon (browsers ask for it).
+    Favicon,
 }
 
 const API_METHODS: &str = "POST";
@@ -46,6 +48,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
         "/sync" => (Route::Api(Endpoint::Sync), API_METHODS),
         "/" | "/index.html" => (Route::Page, PAGE_METHODS),
         "/healthz" => (Route::Health, PAGE_METHODS),
+        "/favicon.ico" => (Route::Favicon, PAGE_METHODS),
         _ => {
             let shown: String = path.chars().take(64).collect();
             return Err(Refusal::new(
@@ -60,7 +63,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
     };
     let ok = match route {
         Route::Api(_) => method == "POST",
-        Route::Page | Route::Health => method == "GET" || method == "HEAD",
+        Route::Page | Route::Health | Route::Favicon => method == "GET" || method == "HEAD",
     };
     if !ok {
         return Err(Refusal::new(
@@ -195,6 +198,7 @@ mod tests {
         assert_eq!(route("GET", "/"), Ok(Route::Page));
         assert_eq!(route("HEAD", "/"), Ok(Route::Page));
         assert_eq!(route("GET", "/healthz"), Ok(Route::Health));
+        assert_eq!(route("GET", "/favicon.ico"), Ok(Route::Favicon));
         let wrong = route("GET", "/send").unwrap_err();
         assert_eq!((wrong.status, wrong.allow), (405, Some("POST")));
         let wrong = route("POST", "/").unwrap_err();

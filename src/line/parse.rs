@@ -268,6 +268,30 @@ fn word(text: &str) -> (&str, &str) {
     }
 }
 
+/// A person typing in `nc` cannot see spaces around a password, and
+/// `REGISTER car ol pw` could mean user `car` with password `ol pw` or a
+/// typo: both are refused in the text form, which has no quoting. The JSON
+/// form takes any password. (LOGIN may have spaces inside the password, so
+/// an account made through JSON can still log in by text.)
+fn check_text_password(kind: Command, password: &str) -> Result<(), Failure> {
+    const BLANKS: [char; 2] = [' ', '\t'];
+    if password.starts_with(BLANKS) || password.ends_with(BLANKS) {
+        return Err(Failure::bad_request(
+            "a password cannot start or end with a space in the text form (it would not show); \
+             use the JSON form, e.g. {\"cmd\":\"login\",\"username\":\"alice\",\"password\":\"...\"}, \
+             for such a password",
+        ));
+    }
+    if kind == Command::Register && password.contains(BLANKS) {
+        return Err(Failure::bad_request(
+            "REGISTER takes a username and a one-word password in the text form \
+             (REGISTER car ol pw would be ambiguous); use the JSON form, \
+             {\"cmd\":\"register\",\"username\":\"...\",\"password\":\"...\"}, for a password with spaces",
+        ));
+    }
+    Ok(())
+}
+
 fn usage(text: &'static str) -> Failure {
     Failure::bad_request(text)
 }
@@ -285,6 +309,7 @@ fn parse_text(line: &str) -> Result<Call<'_>, Failure> {
                     "usage: LOGIN <username> <password>"
                 }));
             }
+            check_text_password(kind, password)?;
             let (username, password) = (Cow::Borrowed(username), Cow::Borrowed(password));
             if kind == Command::Register {
                 Request::Register { username, password }
@@ -377,6 +402,30 @@ mod tests {
         for (text, json) in pairs {
             assert_eq!(call(text), call(json), "{text}");
         }
+    }
+
+    #[test]
+    fn text_passwords_with_spaces_at_the_ends_or_inside_register_are_refused() {
+        for line in [
+            "REGISTER car ol pw",
+            "REGISTER alice  pw",
+            "REGISTER alice pw ",
+            "LOGIN alice pw\t",
+            "LOGIN alice  leading",
+        ] {
+            let f = error(line.as_bytes());
+            assert_eq!(f.code, ErrorCode::BadRequest, "{line}");
+            assert!(f.message.contains("JSON form"), "{line}: {}", f.message);
+        }
+        // Inside a LOGIN password, spaces are the password's own.
+        assert!(matches!(
+            call("LOGIN car ol pw").request,
+            Request::Login { ref password, .. } if password == "ol pw"
+        ));
+        assert!(matches!(
+            call("REGISTER car ol-pw").request,
+            Request::Register { ref password, .. } if password == "ol-pw"
+        ));
     }
 
     #[test]
