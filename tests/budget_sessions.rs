@@ -6,20 +6,7 @@
 mod common;
 
 use common::*;
-use serde_json::{json, Value};
-use std::thread;
-use std::time::{Duration, Instant};
-
-fn stats_when(server: &TestServer, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let stats = server.stats();
-        if done(&stats) || Instant::now() >= deadline {
-            return stats;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
+use serde_json::json;
 
 #[test]
 fn a_third_connection_of_one_user_is_refused_and_pushes_reach_the_two() {
@@ -63,7 +50,7 @@ fn a_third_connection_of_one_user_is_refused_and_pushes_reach_the_two() {
 
     // Once one closes, the third may bind.
     drop(first);
-    stats_when(&server, |s| s["core"]["line_sessions"] == 3);
+    server.stats_when(|s| s["core"]["line_sessions"] == 3);
     let reply = third.request(&json!({"cmd": "auth", "token": token}));
     assert_ok(&reply);
     let id = sent_id(&alice.text("SEND bob again"));

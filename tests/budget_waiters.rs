@@ -10,20 +10,6 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::thread;
-use std::time::{Duration, Instant};
-
-/// Waits (at most 30 s) until the server's stats satisfy `done`; returns
-/// the last stats seen either way.
-fn stats_when(server: &TestServer, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let stats = server.stats();
-        if done(&stats) || Instant::now() >= deadline {
-            return stats;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn waiters(stats: &Value) -> u64 {
     stats["core"]["waiters"].as_u64().expect("a waiter count")
@@ -100,9 +86,7 @@ fn abandoned_long_polls_are_dropped_with_their_connections() {
         worker.join().unwrap();
     }
 
-    let stats = stats_when(&server, |s| {
-        waiters(s) == 0 && s["server"]["connections"] == 2
-    });
+    let stats = server.stats_when(|s| waiters(s) == 0 && s["server"]["connections"] == 2);
     assert_eq!(waiters(&stats), 0, "{stats}");
     assert_eq!(stats["server"]["connections"], 2, "alice and bob: {stats}");
 
@@ -111,7 +95,7 @@ fn abandoned_long_polls_are_dropped_with_their_connections() {
     poller.send_line(
         &json!({"cmd": "sync", "token": token, "wait_ms": 30_000, "tag": "poll"}).to_string(),
     );
-    stats_when(&server, |s| waiters(s) == 1);
+    server.stats_when(|s| waiters(s) == 1);
     let id = sent_id(&alice.text("SEND bob still listening"));
     let reply = poller.read_reply();
     assert_eq!(reply["tag"], "poll");
@@ -140,7 +124,7 @@ fn a_half_closed_long_poll_is_answered_at_once_and_closed() {
         (json!(2), vec![])
     );
     c.expect_eof();
-    let stats = stats_when(&server, |s| s["server"]["connections"] == 1);
+    let stats = server.stats_when(|s| s["server"]["connections"] == 1);
     assert_eq!(waiters(&stats), 0, "{stats}");
 }
 
@@ -157,7 +141,7 @@ fn long_polls_per_user_are_capped() {
     first.send_line(&poll);
     let mut second = server.connect();
     second.send_line(&poll);
-    let stats = stats_when(&server, |s| waiters(s) == 2);
+    let stats = server.stats_when(|s| waiters(s) == 2);
     assert_eq!(waiters(&stats), 2, "{stats}");
 
     let mut third = server.connect();
@@ -182,13 +166,13 @@ fn long_polls_per_user_are_capped() {
     let mut carol_poll = server.connect();
     carol_poll
         .send_line(&json!({"cmd": "sync", "token": carol_token, "wait_ms": 30_000}).to_string());
-    stats_when(&server, |s| waiters(s) == 3);
+    server.stats_when(|s| waiters(s) == 3);
 
     // One of bob's closes: a new one may wait, and a message wakes both.
     drop(first);
-    stats_when(&server, |s| waiters(s) == 2);
+    server.stats_when(|s| waiters(s) == 2);
     third.send_line(&poll);
-    let stats = stats_when(&server, |s| waiters(s) == 3);
+    let stats = server.stats_when(|s| waiters(s) == 3);
     assert_eq!(waiters(&stats), 3, "{stats}");
     let id = sent_id(&alice.text("SEND bob wake up"));
     assert_eq!(message_ids(&second.read_reply()), vec![id]);

@@ -336,6 +336,19 @@ impl TestServer {
         serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
     }
 
+    /// Waits (at most 30 s) until the server's stats satisfy `done`;
+    /// returns the last stats seen either way.
+    pub fn stats_when(&self, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let stats = self.stats();
+            if done(&stats) || Instant::now() >= deadline {
+                return stats;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits (at most `timeout`) until stderr contains `needle`.
     pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
