@@ -15,6 +15,7 @@
 //! cheap line scanning.
 
 mod abuse;
+mod backlog;
 mod chaos;
 mod compare;
 mod durable;
@@ -110,6 +111,12 @@ kills the server at the end):
             (default 120). Checks that every acknowledged SEND is
             delivered, none again after its ACK, each sender's order
             kept and retried SENDs stored once; exits 1 if not.
+  backlog   RSS of an empty server and with 100,000 accounts at rest;
+            then --max-messages (default 1000000) messages of 100 bytes
+            queued for --conns (default 10000) offline users: rate and
+            RSS; a kill -9 and restart: time to the first PING and SYNC,
+            RSS; the drain with SYNC/ACK on 8 connections: messages/s,
+            RSS. Fails if the drain does not return every message once.
   compare   the relay shape against redis-server (PUBLISH/SUBSCRIBE) and
             nats-server (PUB/SUB), and idle connection memory of
             mosquitto (MQTT CONNECT), redis and nats, next to goTalk; each
@@ -209,8 +216,9 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
         }
         i += 1;
     }
-    let scenario = scenario
-        .ok_or("name a scenario: relay, durable, idle, login, hotpath, compare, abuse or chaos")?;
+    let scenario = scenario.ok_or(
+        "name a scenario: relay, durable, idle, login, hotpath, compare, abuse, chaos or backlog",
+    )?;
     Ok((scenario, opts))
 }
 
@@ -298,8 +306,9 @@ fn main() -> ExitCode {
         "compare" => compare::run(&opts),
         "abuse" => abuse::run(&opts),
         "chaos" => chaos::run(&opts),
+        "backlog" => backlog::run(&opts),
         other => Err(format!(
-            "unknown scenario '{other}': relay, durable, idle, login, hotpath, compare, abuse or chaos (see --help)"
+            "unknown scenario '{other}': relay, durable, idle, login, hotpath, compare, abuse, chaos or backlog (see --help)"
         )),
     };
     match result {

@@ -100,6 +100,22 @@ impl Gotalk {
         Gotalk::spawn(path, Some(dir), launch)
     }
 
+    /// Kills a durable server and hands back its data directory, which the
+    /// caller then owns (to change it offline and start on it again).
+    pub fn stop(mut self) -> Result<PathBuf, String> {
+        let dir = self
+            .data_dir
+            .take()
+            .ok_or("only a durable server leaves a data directory")?;
+        drop(self);
+        Ok(dir)
+    }
+
+    /// Starts `path` on an existing data directory, which the handle owns.
+    pub fn start_on(path: &Path, dir: PathBuf, launch: &Launch) -> Result<Gotalk, String> {
+        Gotalk::spawn(path, Some(dir), launch)
+    }
+
     /// Starts `path` with `--data dir`, or `--memory` without a directory.
     fn spawn(path: &Path, data_dir: Option<PathBuf>, launch: &Launch) -> Result<Gotalk, String> {
         let mode = if data_dir.is_some() {
