@@ -160,6 +160,14 @@ fn same_origin(origin: &str, host: &str) -> bool {
     same_name && o.port.unwrap_or(default_port) == h.port.unwrap_or(default_port)
 }
 
+/// The start-up note on which names the web page answers to.
+pub fn startup_note(config: &Config) -> String {
+    format!(
+        "the web page and HTTP forms answer to Host {} (add names with --http-host)",
+        expected_hosts(config)
+    )
+}
+
 /// The names the server answers to, for a refusal's message.
 fn expected_hosts(config: &Config) -> String {
     let listen = config.listen.ip();
