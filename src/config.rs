@@ -14,6 +14,9 @@ pub const DEFAULT_DISK_RESERVE: u64 = 8 << 20;
 pub struct Config {
     /// Address the one port (line protocol and HTTP) listens on.
     pub listen: SocketAddr,
+    /// Names (lowercase, no port) an HTTP request's `Host` may carry
+    /// besides the ones the listen address implies (`--http-host`).
+    pub http_hosts: Vec<String>,
     /// Directory of the durable state.
     pub data_dir: PathBuf,
     /// Keep nothing on disk.
@@ -136,6 +139,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             listen: "127.0.0.1:9000".parse().expect("valid default address"),
+            http_hosts: Vec::new(),
             data_dir: PathBuf::from("./gotalk-data"),
             memory: false,
             disk_reserve: DEFAULT_DISK_RESERVE,
@@ -184,6 +188,11 @@ Usage: gotalk [FLAGS]
 
 Flags:
   --listen ADDR:PORT     address to listen on (default {listen})
+  --http-host NAME       a name browsers reach the server by (repeatable); an
+                         HTTP request whose Host is not one of these names,
+                         an IP address the server listens on, or (listening
+                         on loopback or all addresses) localhost is refused
+                         with 421 (default: none)
   --data DIR             directory for durable state (default {data})
   --memory               keep nothing on disk (tests, benchmarks)
   --disk-reserve BYTES   disk space set aside in DIR and released when the
@@ -292,6 +301,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--version" | "-V" => return Ok(Invocation::Version),
             "--memory" => config.memory = true,
             "--listen" => config.listen = address("--listen", &value("ADDR:PORT")?)?,
+            "--http-host" => config.http_hosts.push(host_name(&value("NAME")?)?),
             "--metrics" => config.metrics = Some(address("--metrics", &value("ADDR:PORT")?)?),
             "--data" => {
                 config.data_dir = PathBuf::from(value("DIR")?);
@@ -378,6 +388,27 @@ fn address(flag: &str, text: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("{flag}: cannot resolve '{host}': {e}"))?
         .next()
         .ok_or_else(|| format!("{flag}: '{host}' resolves to no address"))
+}
+
+/// A DNS name for `--http-host`: letters, digits, `-` and `.`, no port;
+/// kept in lowercase, without a trailing dot, as `Host` is compared.
+fn host_name(text: &str) -> Result<String, String> {
+    let name = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .split('.')
+            .all(|label| !label.is_empty() && label.len() <= 63)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if valid {
+        Ok(name)
+    } else {
+        Err(format!(
+            "--http-host: '{text}' is not a host name like chat.example.com (no port, no scheme)"
+        ))
+    }
 }
 
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
@@ -489,10 +520,20 @@ mod tests {
     }
 
     #[test]
+    fn http_hosts_are_repeatable_and_checked() {
+        let c = run(&["--http-host", "Chat.Example.com.", "--http-host=other"]).unwrap();
+        assert_eq!(c.http_hosts, ["chat.example.com", "other"]);
+        for bad in ["", "a:80", "http://a", "a..b", "a b"] {
+            assert!(run(&["--http-host", bad]).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
     fn help_lists_every_flag() {
         let help = help_text();
         for flag in [
             "--listen",
+            "--http-host",
             "--data",
             "--memory",
             "--key-file",

@@ -155,6 +155,7 @@ fn start(mut config: Config) -> Result<(), String> {
         config.hash_threads,
     );
     log::info!("gotalk listening on {addr} ({mode})");
+    log::info!("{}", gotalk::http::host::startup_note(&config));
     server
         .run()
         .map_err(|e| format!("event loop failed: {e}"))?;

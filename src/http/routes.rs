@@ -5,6 +5,7 @@
 //! line protocol.
 
 use super::form::Fields;
+use super::page::Asset;
 use super::Refusal;
 use crate::error::{ErrorCode, Failure};
 use crate::request::{Call, Recipient, Request, SyncArgs};
@@ -26,12 +27,11 @@ pub enum Endpoint {
 pub enum Route {
     /// A form post, run through the core.
     Api(Endpoint),
-    /// `GET /`: the web chat page.
-    Page,
+    /// `GET /` and the files the web chat page loads (`/app.js`,
+    /// `/app.css`, `/favicon.ico`).
+    Page(Asset),
     /// `GET /healthz`: the server answers.
     Health,
-    /// `GET /favicon.ico`: the page's icon (browsers ask for it).
-    Favicon,
 }
 
 const API_METHODS: &str = "POST";
@@ -40,15 +40,14 @@ const PAGE_METHODS: &str = "GET, HEAD";
 /// Finds the route of `method` and `path`: 404 for an unknown path, 405
 /// (with the methods it takes) for a known path asked the wrong way.
 pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
-    let (route, allowed) = match path {
-        "/register" => (Route::Api(Endpoint::Register), API_METHODS),
-        "/login" => (Route::Api(Endpoint::Login), API_METHODS),
-        "/getuseridbyname" => (Route::Api(Endpoint::Lookup), API_METHODS),
-        "/send" => (Route::Api(Endpoint::Send), API_METHODS),
-        "/sync" => (Route::Api(Endpoint::Sync), API_METHODS),
-        "/" | "/index.html" => (Route::Page, PAGE_METHODS),
-        "/healthz" => (Route::Health, PAGE_METHODS),
-        "/favicon.ico" => (Route::Favicon, PAGE_METHODS),
+    let (route, allowed) = match (path, Asset::at(path)) {
+        (_, Some(asset)) => (Route::Page(asset), PAGE_METHODS),
+        ("/register", _) => (Route::Api(Endpoint::Register), API_METHODS),
+        ("/login", _) => (Route::Api(Endpoint::Login), API_METHODS),
+        ("/getuseridbyname", _) => (Route::Api(Endpoint::Lookup), API_METHODS),
+        ("/send", _) => (Route::Api(Endpoint::Send), API_METHODS),
+        ("/sync", _) => (Route::Api(Endpoint::Sync), API_METHODS),
+        ("/healthz", _) => (Route::Health, PAGE_METHODS),
         _ => {
             let shown: String = path.chars().take(64).collect();
             return Err(Refusal::new(
@@ -63,7 +62,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
     };
     let ok = match route {
         Route::Api(_) => method == "POST",
-        Route::Page | Route::Health | Route::Favicon => method == "GET" || method == "HEAD",
+        Route::Page(_) | Route::Health => method == "GET" || method == "HEAD",
     };
     if !ok {
         return Err(Refusal::new(
@@ -195,10 +194,15 @@ mod tests {
             route("POST", "/getuseridbyname"),
             Ok(Route::Api(Endpoint::Lookup))
         );
-        assert_eq!(route("GET", "/"), Ok(Route::Page));
-        assert_eq!(route("HEAD", "/"), Ok(Route::Page));
+        assert_eq!(route("GET", "/"), Ok(Route::Page(Asset::Page)));
+        assert_eq!(route("HEAD", "/"), Ok(Route::Page(Asset::Page)));
+        assert_eq!(route("GET", "/app.js"), Ok(Route::Page(Asset::Script)));
+        assert_eq!(route("GET", "/app.css"), Ok(Route::Page(Asset::Style)));
         assert_eq!(route("GET", "/healthz"), Ok(Route::Health));
-        assert_eq!(route("GET", "/favicon.ico"), Ok(Route::Favicon));
+        assert_eq!(
+            route("GET", "/favicon.ico"),
+            Ok(Route::Page(Asset::Favicon))
+        );
         let wrong = route("GET", "/send").unwrap_err();
         assert_eq!((wrong.status, wrong.allow), (405, Some("POST")));
         let wrong = route("POST", "/").unwrap_err();
