@@ -270,7 +270,7 @@ fn each_state_error_code_is_reachable() {
     bad_then_ping(&mut c, b"SYNC\n", &["unauthorized"]);
     // conflict: a taken name.
     register(&mut c, "alice", "pw-a-secret");
-    let raw = b"{\"cmd\":\"register\",\"username\":\"alice\",\"password\":\"x\"}\n";
+    let raw = b"{\"cmd\":\"register\",\"username\":\"alice\",\"password\":\"x-password\"}\n";
     with_timeout(&mut c, HASH_TIMEOUT, |c| {
         bad_then_ping(c, raw, &["conflict"])
     });
