@@ -48,7 +48,7 @@ def test_register_and_send_subcommands(server, connect):
 
 def test_subcommand_errors_exit_nonzero_with_the_server_code(server, connect):
     connect(server).register("carol", PASSWORD)
-    r = run_cli("register", "--server", server.address, "--user", "carol", "--password", "x")
+    r = run_cli("register", "--server", server.address, "--user", "carol", "--password", "x-password")
     assert r.returncode == 1 and "conflict" in r.stderr
     r = run_cli("send", "--server", server.address, "--user", "carol", "--to", "bob", "hi",
                 password="wrong")
