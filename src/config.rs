@@ -57,6 +57,21 @@ pub struct Config {
     /// Password checks waiting from one peer address (IPv6: one /64);
     /// addresses take turns, so one cannot hold up the others.
     pub hash_queue_per_address: usize,
+    /// Failed LOGINs one username takes a minute from addresses that have
+    /// not logged in to it lately (and each that has, on its own), after
+    /// `login_failure_burst` at once; more are `rate_limited`.
+    pub login_failures_per_minute: u64,
+    /// Failed LOGINs a username (twice as many for an address) takes at
+    /// once before the per-minute rates apply.
+    pub login_failure_burst: u64,
+    /// Failed LOGINs one peer address (IPv6: one /64) makes a minute,
+    /// whatever usernames it tries.
+    pub login_failures_per_address_minute: u64,
+    /// REGISTERs one peer address makes an hour (that many at once).
+    pub registers_per_address_hour: u64,
+    /// Entries each throttle table (usernames, login addresses, register
+    /// addresses) holds at most.
+    pub throttle_entries: usize,
     /// Most simultaneous connections; more are accepted, told why, and
     /// closed. 0 means "derive it from the open-file limit".
     pub max_connections: usize,
@@ -105,6 +120,9 @@ pub mod limits {
     pub const CLIENT_ID_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
     /// Longest password accepted (argon2 has no need for more).
     pub const MAX_PASSWORD_BYTES: usize = 1024;
+    /// Fewest characters a new password (REGISTER) has, after NIST SP
+    /// 800-63B. LOGIN does not check it, so every failed LOGIN looks alike.
+    pub const MIN_PASSWORD_CHARS: usize = 8;
     /// Output queued for a connection past which the server stops reading its
     /// requests until the client reads its replies (flow control, no close).
     pub const OUTPUT_PAUSE_BYTES: usize = 256 * 1024;
@@ -156,6 +174,11 @@ impl Default for Config {
             hash_threads: 2,
             hash_queue: 1024,
             hash_queue_per_address: 16,
+            login_failures_per_minute: 10,
+            login_failure_burst: 5,
+            login_failures_per_address_minute: 30,
+            registers_per_address_hour: 20,
+            throttle_entries: 100_000,
             max_connections: 0,
             max_connections_per_address: 256,
             max_output_total: 256 * 1024 * 1024,
@@ -222,6 +245,23 @@ Flags:
   --hash-queue-per-address N
                          password checks waiting from one address (IPv6:
                          one /64); more are rate_limited (default {hash_addr})
+  --login-failures-per-minute N
+                         failed LOGINs of one username a minute, from all
+                         addresses that have not logged in to it lately
+                         (each that has gets as many of its own); more
+                         wait, answered rate_limited (default {login_rate})
+  --login-failure-burst N
+                         failed LOGINs of one username at once before that
+                         rate applies; twice as many for an address
+                         (default {login_burst})
+  --login-failures-per-address-minute N
+                         failed LOGINs from one address (IPv6: one /64) a
+                         minute, whatever the usernames (default {login_addr})
+  --registers-per-address-hour N
+                         REGISTERs from one address an hour; more are
+                         rate_limited (default {registers})
+  --throttle-entries N   usernames and addresses each login or register
+                         throttle table remembers (default {throttle_entries})
   --max-connections N    simultaneous connections; more are told why and
                          closed (default: the open-file limit, raised to
                          its hard limit at start, less {reserved})
@@ -270,6 +310,11 @@ Flags:
         hash = d.hash_threads,
         hash_queue = d.hash_queue,
         hash_addr = d.hash_queue_per_address,
+        login_rate = d.login_failures_per_minute,
+        login_burst = d.login_failure_burst,
+        login_addr = d.login_failures_per_address_minute,
+        registers = d.registers_per_address_hour,
+        throttle_entries = d.throttle_entries,
         reserved = crate::fdlimit::RESERVED_FDS,
         per_address = d.max_connections_per_address,
         output_total = d.max_output_total,
@@ -334,6 +379,19 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--hash-queue" => config.hash_queue = number(&name, &value("N")?, 1)? as usize,
             "--hash-queue-per-address" => {
                 config.hash_queue_per_address = number(&name, &value("N")?, 1)? as usize
+            }
+            "--login-failures-per-minute" => {
+                config.login_failures_per_minute = number(&name, &value("N")?, 1)?
+            }
+            "--login-failure-burst" => config.login_failure_burst = number(&name, &value("N")?, 1)?,
+            "--login-failures-per-address-minute" => {
+                config.login_failures_per_address_minute = number(&name, &value("N")?, 1)?
+            }
+            "--registers-per-address-hour" => {
+                config.registers_per_address_hour = number(&name, &value("N")?, 1)?
+            }
+            "--throttle-entries" => {
+                config.throttle_entries = number(&name, &value("N")?, 16)? as usize
             }
             "--max-connections" => {
                 config.max_connections = number(&name, &value("N")?, 1)? as usize
@@ -513,6 +571,40 @@ mod tests {
     }
 
     #[test]
+    fn throttle_flags_have_defaults_and_a_minimum() {
+        let c = run(&[]).unwrap();
+        assert_eq!(
+            (
+                c.login_failures_per_minute,
+                c.login_failure_burst,
+                c.login_failures_per_address_minute,
+                c.registers_per_address_hour,
+                c.throttle_entries
+            ),
+            (10, 5, 30, 20, 100_000)
+        );
+        let c = run(&[
+            "--login-failures-per-minute=60",
+            "--login-failure-burst",
+            "2",
+            "--login-failures-per-address-minute",
+            "7",
+            "--registers-per-address-hour",
+            "1000",
+            "--throttle-entries=64",
+        ])
+        .unwrap();
+        assert_eq!(c.login_failures_per_minute, 60);
+        assert_eq!(c.login_failure_burst, 2);
+        assert_eq!(c.login_failures_per_address_minute, 7);
+        assert_eq!(c.registers_per_address_hour, 1000);
+        assert_eq!(c.throttle_entries, 64);
+        assert!(run(&["--registers-per-address-hour", "0"]).is_err());
+        assert!(run(&["--login-failures-per-minute", "x"]).is_err());
+        assert!(run(&["--throttle-entries", "3"]).is_err());
+    }
+
+    #[test]
     fn disk_reserve_defaults_to_8_mib_and_may_be_0() {
         assert_eq!(run(&[]).unwrap().disk_reserve, 8 << 20);
         assert_eq!(run(&["--disk-reserve", "0"]).unwrap().disk_reserve, 0);
@@ -555,6 +647,11 @@ mod tests {
             "--http-idle-timeout",
             "--shutdown-timeout",
             "--log-format",
+            "--login-failures-per-minute",
+            "--login-failure-burst",
+            "--login-failures-per-address-minute",
+            "--registers-per-address-hour",
+            "--throttle-entries",
         ] {
             assert!(help.contains(flag), "{flag} missing from help");
         }

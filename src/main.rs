@@ -4,7 +4,7 @@
 //! of it creates nothing on disk.
 
 use gotalk::config::{help_text, parse_args, Config, Invocation};
-use gotalk::core::{Core, CoreSettings};
+use gotalk::core::{Core, CoreSettings, ThrottleSettings};
 use gotalk::hasher::{dummy_hash, Hasher};
 use gotalk::server::{Parts, Server, WAKER};
 use gotalk::store::memory::MemoryStore;
@@ -96,6 +96,7 @@ fn start(mut config: Config) -> Result<(), String> {
         hash_workers: config.hash_threads,
         hash_queue: config.hash_queue,
         hash_queue_per_address: config.hash_queue_per_address,
+        throttle: ThrottleSettings::of(&config),
     };
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);
@@ -143,7 +144,8 @@ fn start(mut config: Config) -> Result<(), String> {
     log::info!(
         "budgets: mailboxes {} messages or {} bytes, {} bytes pending in all, {} client_ids \
          per sender, {} long-polls and {} logged-in connections per user, {} password checks \
-         queued ({} per address) on {} threads",
+         queued ({} per address) on {} threads; failed logins {} a minute per username \
+         (burst {}) and {} per address, {} registrations per address an hour",
         config.mailbox_limit,
         config.mailbox_bytes,
         config.pending_bytes,
@@ -153,6 +155,10 @@ fn start(mut config: Config) -> Result<(), String> {
         config.hash_queue,
         config.hash_queue_per_address,
         config.hash_threads,
+        config.login_failures_per_minute,
+        config.login_failure_burst,
+        config.login_failures_per_address_minute,
+        config.registers_per_address_hour,
     );
     log::info!("gotalk listening on {addr} ({mode})");
     log::info!("{}", gotalk::http::host::startup_note(&config));

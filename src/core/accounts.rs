@@ -73,6 +73,13 @@ impl Accounts {
         self.last_id
     }
 
+    /// Replaces an account's password hash (an upgraded one).
+    pub fn set_password_hash(&mut self, id: UserId, hash: Arc<str>) {
+        if let Some(account) = self.by_id.get_mut(&id) {
+            account.password_hash = hash;
+        }
+    }
+
     /// Adds an account (a finished registration, or one loaded at start).
     pub fn insert(&mut self, account: Account) {
         self.reserved.remove(&*account.username);

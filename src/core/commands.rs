@@ -2,6 +2,7 @@
 
 use super::accounts::check_username;
 use super::client_ids::FirstSend;
+use super::login_throttle::{LoginCharge, Throttled};
 use super::mailbox::{self, Budget, Full};
 use super::waiters::Waiter;
 use super::{AfterCommit, Core, Handled, HashWait, Outbox, Ticket};
@@ -35,10 +36,10 @@ impl Core {
             Request::Help => Ok(Handled::Now(Reply::Help)),
             Request::Quit => Ok(Handled::Now(Reply::Bye)),
             Request::Register { username, password } => {
-                self.register(ticket, &username, password.into_owned(), out)
+                self.register(ticket, &username, password.into_owned(), now, out)
             }
             Request::Login { username, password } => {
-                self.login(ticket, &username, password.into_owned(), out)
+                self.login(ticket, &username, password.into_owned(), now, out)
             }
             Request::Auth { token } => self.auth(ticket, &token, now),
             Request::Lookup { username } => self.lookup(&username),
@@ -98,6 +99,7 @@ impl Core {
             .ok_or_else(|| Failure::new(ErrorCode::Unauthorized, super::help::TOKEN_REJECTED))
     }
 
+    /// The rule for every password: not empty, and at most the maximum.
     fn check_password(password: &str) -> Result<(), Failure> {
         if password.is_empty() {
             return Err(Failure::bad_request("the password must not be empty"));
@@ -111,20 +113,51 @@ impl Core {
         Ok(())
     }
 
+    /// The rule for a new password (REGISTER): also at least the minimum
+    /// length, in characters. LOGIN does not check it, so a failed LOGIN
+    /// looks the same whatever the password tried.
+    fn check_new_password(password: &str) -> Result<(), Failure> {
+        if password.chars().count() < limits::MIN_PASSWORD_CHARS {
+            return Err(Failure::bad_request(format!(
+                "a new password has at least {} characters",
+                limits::MIN_PASSWORD_CHARS
+            )));
+        }
+        Self::check_password(password)
+    }
+
     fn register(
         &mut self,
         ticket: Ticket,
         username: &str,
         password: String,
+        now: Millis,
         out: &mut Outbox,
     ) -> Result<Handled, Failure> {
-        Self::check_password(&password)?;
+        Self::check_new_password(&password)?;
         self.check_password_room(ticket.conn)?;
         self.accounts.reserve(username)?;
+        let peer = self.passwords.address_of(ticket.conn);
+        let charge = match self.throttle.admit_register(peer, now) {
+            Ok(charge) => charge,
+            Err(retry_after_ms) => {
+                self.accounts.release(username);
+                let per_hour = self.throttle.settings().registers_per_address_hour;
+                return Err(Failure::retry_after(
+                    format!(
+                        "too many new accounts from your address: at most {per_hour} an hour \
+                         (--registers-per-address-hour); try again in {}",
+                        wait_text(retry_after_ms)
+                    ),
+                    retry_after_ms,
+                ));
+            }
+        };
         let job = self.new_job();
         let wait = HashWait::Register {
             ticket,
             username: username.into(),
+            charge,
         };
         self.queue_password_job(wait, job, HashJob::Hash { job, password }, out);
         Ok(Handled::Later { barrier: true })
@@ -135,6 +168,7 @@ impl Core {
         ticket: Ticket,
         username: &str,
         password: String,
+        now: Millis,
         out: &mut Outbox,
     ) -> Result<Handled, Failure> {
         if username.is_empty() || password.is_empty() {
@@ -144,6 +178,12 @@ impl Core {
         }
         Self::check_password(&password)?;
         self.check_password_room(ticket.conn)?;
+        // Before any hashing: a throttled attempt costs no CPU.
+        let peer = self.passwords.address_of(ticket.conn);
+        let charge = self
+            .throttle
+            .admit_login(username, peer, now)
+            .map_err(|refused| self.login_throttled(refused))?;
         let account = self.accounts.find(username);
         let user = account.map(|a| a.id);
         let hash = account.map_or_else(|| self.dummy_hash.clone(), |a| a.password_hash.clone());
@@ -153,8 +193,40 @@ impl Core {
             password,
             hash,
         };
-        self.queue_password_job(HashWait::Login { ticket, user }, job, work, out);
+        let wait = HashWait::Login {
+            ticket,
+            user,
+            charge,
+        };
+        self.queue_password_job(wait, job, work, out);
         Ok(Handled::Later { barrier: true })
+    }
+
+    /// The reply to a throttled LOGIN: the same for every username, known
+    /// or not, naming the limit that refused it.
+    fn login_throttled(&self, refused: Throttled) -> Failure {
+        let s = self.throttle.settings();
+        let (what, per_minute, flag) = if refused.by_address {
+            (
+                "from your address",
+                s.login_failures_per_address_minute,
+                "--login-failures-per-address-minute",
+            )
+        } else {
+            (
+                "for this username",
+                s.login_failures_per_minute,
+                "--login-failures-per-minute",
+            )
+        };
+        Failure::retry_after(
+            format!(
+                "too many failed logins {what}: at most {per_minute} a minute ({flag}); \
+                 try again in {}",
+                wait_text(refused.retry_after_ms)
+            ),
+            refused.retry_after_ms,
+        )
     }
 
     /// Finishes a LOGIN whose password check came back.
@@ -162,10 +234,14 @@ impl Core {
         &mut self,
         ticket: Ticket,
         user: Option<UserId>,
+        charge: LoginCharge,
         ok: bool,
         now: Millis,
     ) -> Reply {
         let from = self.passwords.address_of(ticket.conn);
+        if ok && user.is_some() {
+            self.throttle.login_succeeded(charge, now);
+        }
         let Some(account) = user.filter(|_| ok).and_then(|id| self.accounts.get(id)) else {
             let who = user.and_then(|id| self.accounts.get(id)).map_or_else(
                 || "an unknown username".to_string(),
@@ -397,6 +473,16 @@ fn mailbox_full(full: Full, cost: usize, recipient: &str, budget: &Budget) -> Fa
         ),
     };
     Failure::new(ErrorCode::RateLimited, message)
+}
+
+/// A wait in words: "3 s", "2 min" (the exact figure is `retry_after_ms`).
+fn wait_text(ms: u64) -> String {
+    let seconds = ms.div_ceil(1000);
+    if seconds < 120 {
+        format!("{seconds} s")
+    } else {
+        format!("{} min", seconds.div_ceil(60))
+    }
 }
 
 fn no_such_user(name: &str) -> Failure {

@@ -32,35 +32,58 @@ impl Core {
             return;
         };
         match (wait, done) {
-            (HashWait::Register { ticket, username }, HashDone::Hashed { hash, .. }) => {
-                match hash {
-                    Ok(hash) => {
-                        let account = Account {
-                            id: self.accounts.next_id(),
-                            identity: crate::token::new_identity(),
-                            username: Arc::from(&*username),
-                            password_hash: hash.into(),
-                        };
-                        self.open_ops.push(WriteOp::CreateUser {
-                            id: account.id,
-                            identity: account.identity,
-                            username: account.username.clone(),
-                            password_hash: account.password_hash.clone(),
-                            created: now,
-                        });
-                        self.after_commit(AfterCommit::Registered { ticket, account });
-                    }
-                    Err(e) => {
-                        log::error!("hashing a password failed: {e}");
-                        self.accounts.release(&username);
-                        let failure =
-                            Failure::new(ErrorCode::Internal, "could not hash the password");
-                        out.replies.push((ticket, Reply::Error(failure)));
-                    }
+            (
+                HashWait::Register {
+                    ticket,
+                    username,
+                    charge,
+                },
+                HashDone::Hashed { hash, .. },
+            ) => match hash {
+                Ok(hash) => {
+                    let account = Account {
+                        id: self.accounts.next_id(),
+                        identity: crate::token::new_identity(),
+                        username: Arc::from(&*username),
+                        password_hash: hash.into(),
+                    };
+                    self.throttle.registered(&username, charge.addr(), now);
+                    self.open_ops.push(WriteOp::CreateUser {
+                        id: account.id,
+                        identity: account.identity,
+                        username: account.username.clone(),
+                        password_hash: account.password_hash.clone(),
+                        created: now,
+                    });
+                    self.after_commit(AfterCommit::Registered { ticket, account });
                 }
-            }
-            (HashWait::Login { ticket, user }, HashDone::Verified { ok, .. }) => {
-                let reply = self.finish_login(ticket, user, ok, now);
+                Err(e) => {
+                    log::error!("hashing a password failed: {e}");
+                    self.accounts.release(&username);
+                    self.throttle.register_failed(charge);
+                    let failure = Failure::new(ErrorCode::Internal, "could not hash the password");
+                    out.replies.push((ticket, Reply::Error(failure)));
+                }
+            },
+            (
+                HashWait::Login {
+                    ticket,
+                    user,
+                    charge,
+                },
+                HashDone::Verified { ok, rehashed, .. },
+            ) => {
+                let reply = self.finish_login(ticket, user, charge, ok, now);
+                if let (Reply::LoggedIn { user, .. }, Some(hash)) = (&reply, rehashed) {
+                    // Stored with the next batch; nobody waits for it (the
+                    // old hash still verifies if the write is lost).
+                    let hash: Arc<str> = hash.into();
+                    self.accounts.set_password_hash(user.id, hash.clone());
+                    self.open_ops.push(WriteOp::SetPasswordHash {
+                        id: user.id,
+                        password_hash: hash,
+                    });
+                }
                 out.replies.push((ticket, reply));
             }
             _ => unreachable!("a job's result matches its kind"),

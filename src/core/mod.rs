@@ -6,6 +6,7 @@
 //! sockets, JSON, HTTP, SQLite or the clock.
 
 mod accounts;
+mod bucket;
 mod client_ids;
 mod commands;
 mod commit;
@@ -13,15 +14,18 @@ mod commit;
 mod commit_failure_tests;
 pub mod counters;
 pub mod help;
+mod login_throttle;
 mod mailbox;
 mod password_queue;
 mod passwords;
 pub mod stats;
 #[cfg(test)]
 mod tests;
+mod throttle_table;
 mod waiters;
 
 pub use accounts::check_username;
+pub use login_throttle::ThrottleSettings;
 
 use crate::error::{ErrorCode, Failure};
 use crate::hasher::{HashJob, JobId};
@@ -34,6 +38,7 @@ use crate::token::TokenKey;
 use crate::{ConnId, MessageId, Millis, UserId};
 use accounts::{Account, Accounts};
 use client_ids::{ClientIds, FirstSend};
+use login_throttle::{LoginCharge, LoginThrottle, RegisterCharge};
 use mailbox::Mailboxes;
 use password_queue::{PasswordQueue, QueueLimits};
 use std::collections::VecDeque;
@@ -116,6 +121,8 @@ pub struct CoreSettings {
     pub hash_workers: usize,
     pub hash_queue: usize,
     pub hash_queue_per_address: usize,
+    /// LOGIN and REGISTER throttling.
+    pub throttle: ThrottleSettings,
 }
 
 impl Default for CoreSettings {
@@ -133,6 +140,7 @@ impl Default for CoreSettings {
             hash_workers: c.hash_threads,
             hash_queue: c.hash_queue,
             hash_queue_per_address: c.hash_queue_per_address,
+            throttle: ThrottleSettings::of(&c),
         }
     }
 }
@@ -142,10 +150,12 @@ enum HashWait {
     Register {
         ticket: Ticket,
         username: Box<str>,
+        charge: RegisterCharge,
     },
     Login {
         ticket: Ticket,
         user: Option<UserId>,
+        charge: LoginCharge,
     },
 }
 
@@ -177,6 +187,11 @@ enum AfterCommit {
 /// [`client_ids::PRUNE_BATCH`], one per millisecond while more are due).
 const PRUNE_EVERY_MS: Millis = 60_000;
 
+/// How often the throttle tables are walked for idle entries (in steps of
+/// `throttle_table::PRUNE_STEP` per table, one per millisecond while a
+/// walk is under way).
+const THROTTLE_PRUNE_EVERY_MS: Millis = 10_000;
+
 pub struct Core {
     settings: CoreSettings,
     key: TokenKey,
@@ -193,6 +208,10 @@ pub struct Core {
     /// Requests waiting for a password job, queued or running.
     hashing: IdMap<JobId, HashWait>,
     passwords: PasswordQueue,
+    /// Failed LOGINs and REGISTERs per username and address.
+    throttle: LoginThrottle,
+    /// When the throttle tables are next pruned a step.
+    next_throttle_prune: Millis,
     next_job: JobId,
     /// LOGIN of an unknown user verifies against this, so it takes as long
     /// as a wrong password and the two cannot be told apart.
@@ -235,6 +254,8 @@ impl Core {
             input_closed: IdMap::default(),
             hashing: IdMap::default(),
             passwords,
+            throttle: LoginThrottle::new(settings.throttle),
+            next_throttle_prune: 0,
             next_job: 0,
             dummy_hash,
             open_ops: Vec::new(),
@@ -429,6 +450,10 @@ impl Core {
                 self.log_stats();
             }
         }
+        if now >= self.next_throttle_prune {
+            let more = self.throttle.prune(now);
+            self.next_throttle_prune = now + if more { 1 } else { THROTTLE_PRUNE_EVERY_MS };
+        }
     }
 
     /// Logs the core's figures once a minute, when they changed.
@@ -463,6 +488,7 @@ impl Core {
             .next_deadline()
             .unwrap_or(Millis::MAX)
             .min(self.next_prune)
+            .min(self.next_throttle_prune)
     }
 
     /// Whether writes (or requests waiting on a commit) are collected but

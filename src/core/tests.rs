@@ -553,7 +553,7 @@ fn connections_per_user_are_capped_for_auth_and_login() {
         13,
         Request::Login {
             username: "bob".into(),
-            password: "right".into(),
+            password: "right-password".into(),
         },
     );
     assert!(later(handled));
@@ -561,8 +561,15 @@ fn connections_per_user_are_capped_for_auth_and_login() {
         Some(crate::hasher::HashJob::Verify { job, .. }) => job,
         other => panic!("expected a password check, got {other:?}"),
     };
-    b.core
-        .on_hash_done(HashDone::Verified { job, ok: true }, NOW, &mut b.out);
+    b.core.on_hash_done(
+        HashDone::Verified {
+            job,
+            ok: true,
+            rehashed: None,
+        },
+        NOW,
+        &mut b.out,
+    );
     failure(b.reply(login), ErrorCode::RateLimited, "--conns-per-user");
     assert_eq!(b.core.session_user(13), None);
     // Pushes still reach the two bound connections.

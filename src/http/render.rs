@@ -97,6 +97,20 @@ pub fn push_json(
     body: &[u8],
     allow: Option<&str>,
 ) {
+    push_json_retry(out, status, persistence, body, allow, None)
+}
+
+/// [`push_json`], with `Retry-After` in whole seconds (rounded up) from a
+/// refusal that says how long to wait; a 429 or 503 without one says 1.
+fn push_json_retry(
+    out: &mut Vec<u8>,
+    status: u16,
+    persistence: Persistence,
+    body: &[u8],
+    allow: Option<&str>,
+    retry_after_ms: Option<u64>,
+) {
+    let retry_after = retry_after_ms.map(|ms| ms.div_ceil(1000).max(1).to_string());
     let mut extra: Vec<(&str, &str)> = vec![
         ("Cache-Control", "no-store"),
         ("X-Content-Type-Options", "nosniff"),
@@ -104,7 +118,9 @@ pub fn push_json(
     if let Some(methods) = allow {
         extra.push(("Allow", methods));
     }
-    if status == 429 || status == 503 {
+    if let Some(seconds) = &retry_after {
+        extra.push(("Retry-After", seconds));
+    } else if status == 429 || status == 503 {
         extra.push(("Retry-After", "1"));
     }
     push_head(
@@ -127,7 +143,11 @@ pub fn reply(
 ) -> u16 {
     let mut body = Vec::new();
     let status = reply_body(&mut body, endpoint, reply);
-    push_json(out, status, persistence, &body, None);
+    let retry_after_ms = match reply {
+        Reply::Error(failure) => failure.retry_after_ms,
+        _ => None,
+    };
+    push_json_retry(out, status, persistence, &body, None, retry_after_ms);
     status
 }
 
@@ -142,7 +162,12 @@ pub fn refusal(out: &mut Vec<u8>, refusal: &Refusal, persistence: Persistence) {
 pub fn reply_body(body: &mut Vec<u8>, endpoint: Endpoint, reply: &Reply) -> u16 {
     match (endpoint, reply) {
         (_, Reply::Error(failure)) => {
-            error_body(body, failure.code, http_message(failure));
+            error_body_retry(
+                body,
+                failure.code,
+                http_message(failure),
+                failure.retry_after_ms,
+            );
             failure.code.http_status()
         }
         (Endpoint::Register | Endpoint::Lookup, Reply::User(user)) => {
@@ -194,10 +219,18 @@ fn user_object(body: &mut Vec<u8>, user: &UserRef) {
 
 /// `{"ok":false,"error":{"code":..,"message":..}}`, as the line protocol.
 pub fn error_body(body: &mut Vec<u8>, code: ErrorCode, message: &str) {
+    error_body_retry(body, code, message, None)
+}
+
+/// [`error_body`], with `"retry_after_ms"` in the error object when given.
+fn error_body_retry(body: &mut Vec<u8>, code: ErrorCode, message: &str, retry: Option<u64>) {
     body.extend_from_slice(b"{\"ok\":false,\"error\":{\"code\":\"");
     body.extend_from_slice(code.as_str().as_bytes());
     body.push(b'"');
     json::push_field_str(body, "message", message);
+    if let Some(ms) = retry {
+        json::push_field_u64(body, "retry_after_ms", ms);
+    }
     body.extend_from_slice(b"}}");
 }
 
@@ -307,6 +340,22 @@ mod tests {
             );
         }
         assert_eq!(body(Endpoint::Send, &Reply::Pong).0, 500);
+    }
+
+    #[test]
+    fn a_throttled_request_says_when_to_retry_in_body_and_header() {
+        let reply = Reply::Error(Failure::retry_after("slow down", 2500));
+        assert_eq!(
+            body(Endpoint::Login, &reply),
+            (
+                429,
+                json!({"ok":false,"error":{"code":"rate_limited","message":"slow down","retry_after_ms":2500}})
+            )
+        );
+        let mut out = Vec::new();
+        super::reply(&mut out, Endpoint::Login, &reply, Persistence::Implicit);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Retry-After: 3\r\n"), "{text}");
     }
 
     #[test]

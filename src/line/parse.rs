@@ -382,12 +382,12 @@ mod tests {
     fn text_and_json_forms_agree() {
         let pairs = [
             (
-                "REGISTER alice secret",
-                r#"{"cmd":"register","username":"alice","password":"secret"}"#,
+                "REGISTER alice secret-words",
+                r#"{"cmd":"register","username":"alice","password":"secret-words"}"#,
             ),
             (
-                "login alice secret",
-                r#"{"cmd":"LOGIN","username":"alice","password":"secret"}"#,
+                "login alice secret-words",
+                r#"{"cmd":"LOGIN","username":"alice","password":"secret-words"}"#,
             ),
             (
                 "SEND bob hello there",
@@ -409,8 +409,8 @@ mod tests {
         for line in [
             "REGISTER car ol pw",
             "REGISTER alice  pw",
-            "REGISTER alice pw ",
-            "LOGIN alice pw\t",
+            "REGISTER alice pw-secret ",
+            "LOGIN alice pw-secret\t",
             "LOGIN alice  leading",
         ] {
             let f = error(line.as_bytes());

@@ -27,6 +27,9 @@ pub enum WriteOp {
         password_hash: Arc<str>,
         created: Millis,
     },
+    /// An account's password hash made anew with today's argon2 parameters
+    /// (at a successful LOGIN whose stored hash used older ones).
+    SetPasswordHash { id: UserId, password_hash: Arc<str> },
     /// A new message (with its `client_id`, which must be remembered for
     /// idempotency even after the message is acknowledged).
     Append(Arc<Message>),

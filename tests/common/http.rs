@@ -106,6 +106,11 @@ impl HttpClient {
     pub fn connect(addr: SocketAddr) -> HttpClient {
         let stream = TcpStream::connect_timeout(&addr, READ_TIMEOUT)
             .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        HttpClient::from_stream(stream)
+    }
+
+    /// An HTTP client on a connection already made (e.g. by `connect_from`).
+    pub fn from_stream(stream: TcpStream) -> HttpClient {
         stream.set_nodelay(true).unwrap();
         stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
         HttpClient {

@@ -48,7 +48,7 @@ def test_register_and_send_subcommands(server, connect):
 
 def test_subcommand_errors_exit_nonzero_with_the_server_code(server, connect):
     connect(server).register("carol", PASSWORD)
-    r = run_cli("register", "--server", server.address, "--user", "carol", "--password", "x")
+    r = run_cli("register", "--server", server.address, "--user", "carol", "--password", "x-password")
     assert r.returncode == 1 and "conflict" in r.stderr
     r = run_cli("send", "--server", server.address, "--user", "carol", "--to", "bob", "hi",
                 password="wrong")
@@ -59,7 +59,7 @@ def test_subcommand_errors_exit_nonzero_with_the_server_code(server, connect):
 
 
 def test_echo_bot_answers(server, connect):
-    env = dict(os.environ, GOTALK_PASSWORD="bot-pw")
+    env = dict(os.environ, GOTALK_PASSWORD="bot-pw-123")
     bot = subprocess.Popen([sys.executable, ECHO_BOT, "--server", server.address,
                             "--user", "echo", "--register"],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

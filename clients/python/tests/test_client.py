@@ -43,7 +43,7 @@ def test_register_taken_name_is_conflict(server, connect):
     c = connect(server)
     c.register("alice", PASSWORD)
     with pytest.raises(Conflict) as info:
-        c.register("alice", "other")
+        c.register("alice", "other-password")
     assert info.value.code == "conflict" and info.value.message
 
 

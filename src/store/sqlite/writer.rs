@@ -259,6 +259,7 @@ where
 /// statement cache keeps them between groups).
 struct Statements<'c> {
     user: CachedStatement<'c>,
+    password_hash: CachedStatement<'c>,
     message: CachedStatement<'c>,
     client_id: CachedStatement<'c>,
     ack: CachedStatement<'c>,
@@ -272,6 +273,8 @@ impl<'c> Statements<'c> {
                 "INSERT INTO users (id, username, password_hash, created, identity) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?,
+            password_hash: conn
+                .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?,
             message: conn.prepare_cached(
                 "INSERT INTO messages (id, from_id, to_id, ts, content, client_id) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -305,6 +308,10 @@ impl<'c> Statements<'c> {
                     *created as i64,
                     &identity.to_be_bytes()[..]
                 ])?;
+            }
+            WriteOp::SetPasswordHash { id, password_hash } => {
+                self.password_hash
+                    .execute(rusqlite::params![*id as i64, &**password_hash])?;
             }
             WriteOp::Append(message) => {
                 let client_id = message.client_id();
