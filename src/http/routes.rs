@@ -19,6 +19,8 @@ pub enum Endpoint {
     Lookup,
     Send,
     Sync,
+    /// `POST /logout`: revoke the token given (or all the account's).
+    Logout,
 }
 
 /// What a request asks for.
@@ -46,6 +48,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
         "/getuseridbyname" => (Route::Api(Endpoint::Lookup), API_METHODS),
         "/send" => (Route::Api(Endpoint::Send), API_METHODS),
         "/sync" => (Route::Api(Endpoint::Sync), API_METHODS),
+        "/logout" => (Route::Api(Endpoint::Logout), API_METHODS),
         "/" | "/index.html" => (Route::Page, PAGE_METHODS),
         "/healthz" => (Route::Health, PAGE_METHODS),
         "/favicon.ico" => (Route::Favicon, PAGE_METHODS),
@@ -56,7 +59,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
                 ErrorCode::NotFound,
                 format!(
                     "there is nothing at {shown}; the endpoints are POST /register, /login, \
-                     /getuseridbyname, /send and /sync, and GET / (the chat page)"
+                     /getuseridbyname, /send, /sync and /logout, and GET / (the chat page)"
                 ),
             ));
         }
@@ -121,9 +124,14 @@ pub fn call<'f>(endpoint: Endpoint, fields: &'f Fields<'_>) -> Result<Call<'f>, 
             limit: number(fields, "limit")?.map(|l| l.min(usize::MAX as u64) as usize),
             wait_ms: number(fields, "wait")?.unwrap_or(0),
         }),
+        Endpoint::Logout => Request::Logout {
+            all: flag(fields, "all")?,
+        },
     };
     let (token, claimed_id) = match endpoint {
-        Endpoint::Send | Endpoint::Sync => (Some(token(fields)?), claimed_id(fields)?),
+        Endpoint::Send | Endpoint::Sync | Endpoint::Logout => {
+            (Some(token(fields)?), claimed_id(fields)?)
+        }
         Endpoint::Register | Endpoint::Login | Endpoint::Lookup => (None, None),
     };
     Ok(Call {
@@ -162,6 +170,21 @@ fn receiver_id(fields: &Fields<'_>, name: &'static str) -> Result<Option<u64>, F
             f.message
         ))
     })
+}
+
+/// An optional yes/no field: `1` or `true` for yes; absent, `0` or
+/// `false` for no.
+fn flag(fields: &Fields<'_>, name: &'static str) -> Result<bool, Failure> {
+    match fields.get(name) {
+        None | Some("0") | Some("false") => Ok(false),
+        Some("1") | Some("true") => Ok(true),
+        Some(other) => {
+            let shown: String = other.chars().take(32).collect();
+            Err(Failure::bad_request(format!(
+                "\"{name}\" is 1 or true (or 0 or false), not '{shown}'"
+            )))
+        }
+    }
 }
 
 /// An optional whole-number field: digits only.
