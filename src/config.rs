@@ -197,6 +197,9 @@ impl Default for Config {
 #[derive(Debug)]
 pub enum Invocation {
     Run(Box<Config>),
+    /// `gotalk rotate-key [--data DIR] [--key-file PATH] [--token-ttl S]`:
+    /// add a new current token key to the key file, keeping the old ones.
+    RotateKey(Box<Config>),
     Help,
     Version,
 }
@@ -208,6 +211,10 @@ pub fn help_text() -> String {
         "gotalk {version}: instant-messaging server (line protocol and HTTP on one port)
 
 Usage: gotalk [FLAGS]
+       gotalk rotate-key [--data DIR | --key-file PATH] [--token-ttl SECONDS]
+                         add a new current token key to the key file, keep
+                         the older ones, and say when each may be removed
+                         (see docs/operating.md); restart gotalk to use it
 
 Flags:
   --listen ADDR:PORT     address to listen on (default {listen})
@@ -221,8 +228,9 @@ Flags:
   --disk-reserve BYTES   disk space set aside in DIR and released when the
                          disk fills, so ACK still works; 0 for none
                          (default {reserve})
-  --key-file PATH        token key file, 32 bytes (default DIR/secret.key;
-                         a fresh random key per run with --memory)
+  --key-file PATH        token key file: the current key and older ones
+                         (default DIR/secret.key; a fresh random key per
+                         run with --memory)
   --token-ttl SECONDS    how long a login token is valid (default {ttl})
   --max-line BYTES       longest request line (default {max_line})
   --max-output BYTES     output queued for one client before it is
@@ -329,7 +337,8 @@ Flags:
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, String> {
     let mut config = Config::default();
     let mut data_given = false;
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
+    let rotate_key = args.next_if(|a| a == "rotate-key").is_some();
     while let Some(flag) = args.next() {
         let (name, inline) = match flag.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
@@ -427,6 +436,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--memory keeps nothing on disk, so --data has no use with it; give one or the other"
                 .to_string(),
         );
+    }
+    if rotate_key {
+        if config.memory {
+            return Err("rotate-key changes a key file; --memory has none".to_string());
+        }
+        return Ok(Invocation::RotateKey(Box::new(config)));
     }
     Ok(Invocation::Run(Box::new(config)))
 }
@@ -618,6 +633,20 @@ mod tests {
         for bad in ["", "a:80", "http://a", "a..b", "a b"] {
             assert!(run(&["--http-host", bad]).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn rotate_key_takes_the_key_file_flags() {
+        let args = ["rotate-key", "--data", "d", "--token-ttl", "60"];
+        match parse_args(args.map(String::from)) {
+            Ok(Invocation::RotateKey(c)) => {
+                assert_eq!(c.data_dir, PathBuf::from("d"));
+                assert_eq!(c.token_ttl, Duration::from_secs(60));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_args(["rotate-key", "--memory"].map(String::from)).is_err());
+        assert!(parse_args(["--data", "d", "rotate-key"].map(String::from)).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use gotalk::store::memory::MemoryStore;
 use gotalk::store::sqlite::SqliteStore;
 use gotalk::store::Store;
 use gotalk::token::TokenKey;
+use gotalk::token_file;
 use mio::{Poll, Waker};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
             print!("{}", help_text());
             return ExitCode::SUCCESS;
         }
+        Ok(Invocation::RotateKey(config)) => return rotate_key(&config),
         Ok(Invocation::Version) => {
             println!("gotalk {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
@@ -50,6 +52,55 @@ fn main() -> ExitCode {
     }
 }
 
+/// The key file of a server started with `config`.
+fn key_path(config: &Config) -> std::path::PathBuf {
+    config
+        .key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("secret.key"))
+}
+
+/// `gotalk rotate-key`: a new current key in front of the old ones.
+fn rotate_key(config: &Config) -> ExitCode {
+    let path = key_path(config);
+    match gotalk::token_file::rotate(&path) {
+        Ok(keys) => {
+            println!(
+                "{}: key {} is now the current token key; restart gotalk to seal new tokens with it",
+                path.display(),
+                keys[0].kid
+            );
+            let now = unix_now();
+            for note in token_file::retirement_notes(&keys, config.token_ttl.as_secs(), now) {
+                println!("{note}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gotalk rotate-key: token key {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Reads the token keys and says, for each older key, until when it is
+/// needed.
+fn load_keys(path: &std::path::Path, ttl_secs: u64) -> Result<TokenKey, String> {
+    let keys = token_file::load_or_create(path)
+        .map_err(|e| format!("token key {}: {e}", path.display()))?;
+    for note in token_file::retirement_notes(&keys, ttl_secs, unix_now()) {
+        log::info!("{}: {note}", path.display());
+    }
+    let ring: Vec<_> = keys.iter().map(|k| (k.kid, k.key)).collect();
+    Ok(TokenKey::from_ring(&ring))
+}
+
 fn start(mut config: Config) -> Result<(), String> {
     let open_files = gotalk::fdlimit::raise_to_hard_limit();
     if config.max_connections == 0 {
@@ -65,8 +116,7 @@ fn start(mut config: Config) -> Result<(), String> {
     );
     let (mut store, key): (Box<dyn Store>, TokenKey) = if config.memory {
         let key = match &config.key_file {
-            Some(path) => TokenKey::load_or_create(path)
-                .map_err(|e| format!("token key {}: {e}", path.display()))?,
+            Some(path) => load_keys(path, config.token_ttl.as_secs())?,
             None => TokenKey::random(),
         };
         (Box::new(MemoryStore::new()), key)
@@ -76,12 +126,7 @@ fn start(mut config: Config) -> Result<(), String> {
         // race this one to create the token key.
         let store =
             SqliteStore::open_with_reserve(&config.data_dir, config.disk_reserve, waker.clone())?;
-        let key_path = config
-            .key_file
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join("secret.key"));
-        let key = TokenKey::load_or_create(&key_path)
-            .map_err(|e| format!("token key {}: {e}", key_path.display()))?;
+        let key = load_keys(&key_path(&config), config.token_ttl.as_secs())?;
         (Box::new(store), key)
     };
     let snapshot = store.load()?;

@@ -146,6 +146,7 @@ fn reply_to(request: &Request<'_>) -> (Reply, Option<Message>) {
         }
         Request::Sync(_) => Reply::Messages(Vec::new()),
         Request::Ack { .. } => Reply::Acked,
+        Request::Logout { all } => Reply::LoggedOut { all: *all },
         Request::Ping => Reply::Pong,
         Request::Help => Reply::Help,
         Request::Quit => Reply::Bye,

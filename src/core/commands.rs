@@ -5,13 +5,14 @@ use super::client_ids::FirstSend;
 use super::login_throttle::{LoginCharge, Throttled};
 use super::mailbox::{self, Budget, Full};
 use super::waiters::Waiter;
-use super::{AfterCommit, Core, Handled, HashWait, Outbox, Ticket};
+use super::{AfterCommit, Binding, Core, Handled, HashWait, Outbox, Revoke, Ticket};
 use crate::config::limits;
 use crate::error::{ErrorCode, Failure};
 use crate::hasher::HashJob;
 use crate::message::{Message, Parties};
 use crate::request::{Call, Recipient, Reply, Request, SyncArgs};
 use crate::store::WriteOp;
+use crate::token::OpenedToken;
 use crate::{MessageId, Millis, UserId};
 use std::sync::Arc;
 
@@ -56,6 +57,7 @@ impl Core {
             Request::Ack { upto } => self
                 .caller(ticket, &call, now)
                 .map(|user| self.ack(ticket, user, upto, None)),
+            Request::Logout { all } => self.logout(ticket, &call, all, now),
         };
         let handled = result.unwrap_or_else(|failure| Handled::Now(Reply::Error(failure)));
         if let Handled::Now(reply) = &handled {
@@ -67,7 +69,7 @@ impl Core {
     /// Who is asking: the request's own token, else the connection's user.
     fn caller(&self, ticket: Ticket, call: &Call<'_>, now: Millis) -> Result<UserId, Failure> {
         let user = match &call.token {
-            Some(token) => self.open_token(token, now)?,
+            Some(token) => self.open_token(token, now)?.user,
             None => self.session_user(ticket.conn).ok_or_else(|| {
                 Failure::new(
                     ErrorCode::Unauthorized,
@@ -84,18 +86,19 @@ impl Core {
         Ok(user)
     }
 
-    fn open_token(&self, token: &str, now: Millis) -> Result<UserId, Failure> {
+    fn open_token(&self, token: &str, now: Millis) -> Result<OpenedToken, Failure> {
         // The account must exist AND be the one the token was issued for:
-        // an id alone could name a newer account after a reset.
+        // an id alone could name a newer account after a reset. And it
+        // must not have been revoked by LOGOUT.
         self.key
             .open(token, now)
             .ok()
-            .filter(|(user, identity)| {
+            .filter(|t| {
                 self.accounts
-                    .get(*user)
-                    .is_some_and(|account| account.identity == *identity)
+                    .get(t.user)
+                    .is_some_and(|account| account.identity == t.identity)
+                    && !self.revocations.is_revoked(t)
             })
-            .map(|(user, _)| user)
             .ok_or_else(|| Failure::new(ErrorCode::Unauthorized, super::help::TOKEN_REJECTED))
     }
 
@@ -256,10 +259,17 @@ impl Core {
         }
         let identity = account.identity;
         let user = account.user_ref();
-        let token = self
-            .key
-            .seal(user.id, identity, now, now + self.settings.token_ttl_ms);
-        self.bind(ticket.conn, user.id);
+        // Never issued before a LOGOUT all of the same millisecond.
+        let issued = now.max(self.revocations.valid_from(user.id));
+        let expires = issued + self.settings.token_ttl_ms;
+        let sealed = self.key.issue(user.id, identity, issued, expires);
+        let token = sealed.token;
+        let binding = Binding {
+            user: user.id,
+            token: sealed.id,
+            expires,
+        };
+        self.bind(ticket.conn, binding);
         log::info!(
             "login: {} (id {}) from {from} on connection {}",
             user.username,
@@ -270,14 +280,78 @@ impl Core {
     }
 
     fn auth(&mut self, ticket: Ticket, token: &str, now: Millis) -> Result<Handled, Failure> {
-        let user = self.open_token(token, now)?;
+        let opened = self.open_token(token, now)?;
+        let user = opened.user;
         self.check_bind(ticket.conn, user)?;
-        self.bind(ticket.conn, user);
+        let binding = Binding {
+            user,
+            token: opened.id,
+            expires: opened.expires,
+        };
+        self.bind(ticket.conn, binding);
         let account = self
             .accounts
             .get(user)
             .expect("open_token checked the account");
         Ok(Handled::Now(Reply::User(account.user_ref())))
+    }
+
+    /// LOGOUT: revokes the request's own token if it carries one, else the
+    /// token that bound this connection; with `all`, every token of that
+    /// account issued until now. Answered once stored; connections bound
+    /// by a revoked token are then unbound (see `commit.rs`).
+    fn logout(
+        &mut self,
+        ticket: Ticket,
+        call: &Call<'_>,
+        all: bool,
+        now: Millis,
+    ) -> Result<Handled, Failure> {
+        let binding = match &call.token {
+            Some(token) => {
+                let t = self.open_token(token, now)?;
+                Binding {
+                    user: t.user,
+                    token: t.id,
+                    expires: t.expires,
+                }
+            }
+            None => self
+                .sessions
+                .get(&ticket.conn)
+                .copied()
+                .flatten()
+                .ok_or_else(|| {
+                    Failure::new(
+                        ErrorCode::Unauthorized,
+                        "LOGOUT takes back the token this connection logged in with; \
+                         log in first (LOGIN or AUTH), or give the token",
+                    )
+                })?,
+        };
+        let user = binding.user;
+        if call.claimed_id.is_some_and(|claimed| claimed != user) {
+            return Err(Failure::new(
+                ErrorCode::Unauthorized,
+                "the token belongs to another user than the id given",
+            ));
+        }
+        let revoke = if all {
+            // Every token issued up to this millisecond.
+            let from = now + 1;
+            self.open_ops.push(WriteOp::VoidTokens { user, from });
+            Revoke::All { from }
+        } else {
+            let (token, expires) = (binding.token, binding.expires);
+            self.open_ops.push(WriteOp::RevokeToken { token, expires });
+            Revoke::One { token, expires }
+        };
+        self.after_commit(AfterCommit::LoggedOut {
+            ticket,
+            user,
+            revoke,
+        });
+        Ok(Handled::Later { barrier: true })
     }
 
     fn lookup(&self, username: &str) -> Result<Handled, Failure> {

@@ -2,13 +2,13 @@
 //! batches the store has committed (or failed to). Delivery happens here:
 //! a message is pushed and put in its mailbox only once it is stored.
 
-use super::{Account, AfterCommit, Core, HashWait, Outbox};
+use super::{Account, AfterCommit, Core, HashWait, Outbox, Revoke, SessionEvent, Ticket};
 use crate::error::{ErrorCode, Failure};
 use crate::hasher::HashDone;
 use crate::message::Message;
 use crate::request::Reply;
 use crate::store::{Committed, StoreError, WriteOp};
-use crate::Millis;
+use crate::{ConnId, Millis, UserId};
 use std::sync::Arc;
 
 /// The reply to a request whose batch could not be committed.
@@ -183,7 +183,57 @@ impl Core {
                     }
                 }
             }
+            AfterCommit::LoggedOut {
+                ticket,
+                user,
+                revoke,
+            } => {
+                if !ok {
+                    out.replies.push((ticket, unavailable(result)));
+                    return;
+                }
+                self.logged_out(ticket, user, revoke, out);
+                let all = matches!(revoke, Revoke::All { .. });
+                out.replies.push((ticket, Reply::LoggedOut { all }));
+            }
         }
+    }
+
+    /// A LOGOUT is stored: the token (or all the account's) no longer
+    /// opens, and the account's connections bound by it are unbound. They
+    /// are found among the account's bound connections (at most
+    /// `--conns-per-user`), not by a scan. The connection that asked gets
+    /// its reply; the others an event.
+    fn logged_out(&mut self, ticket: Ticket, user: UserId, revoke: Revoke, out: &mut Outbox) {
+        match revoke {
+            Revoke::One { token, expires } => self.revocations.revoke(token, expires),
+            Revoke::All { from } => self.revocations.void_before(user, from),
+        }
+        let Some(conns) = self.subscribers.get(&user) else {
+            return;
+        };
+        let revoked: Vec<ConnId> = conns
+            .iter()
+            .copied()
+            .filter(|conn| {
+                let binding = self.sessions.get(conn).copied().flatten();
+                match revoke {
+                    Revoke::One { token, .. } => binding.is_some_and(|b| b.token == token),
+                    Revoke::All { .. } => true,
+                }
+            })
+            .collect();
+        for conn in revoked {
+            let event = (conn != ticket.conn).then_some(SessionEvent::Revoked);
+            self.unbind(conn, event, out);
+        }
+        log::info!(
+            "logout: user {user} revoked {}",
+            match revoke {
+                Revoke::One { .. } => "a token",
+                Revoke::All { .. } => "all their tokens",
+            }
+        );
     }
 
     /// A stored message reaches its recipient: pushed to every bound

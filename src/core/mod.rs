@@ -18,6 +18,7 @@ mod login_throttle;
 mod mailbox;
 mod password_queue;
 mod passwords;
+mod revocations;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -34,14 +35,15 @@ use crate::log_limit::LogLimit;
 use crate::message::{Message, Parties};
 use crate::request::{CommandKind, Reply};
 use crate::store::{Batch, Snapshot, WriteOp};
-use crate::token::TokenKey;
+use crate::token::{TokenId, TokenKey};
 use crate::{ConnId, MessageId, Millis, UserId};
 use accounts::{Account, Accounts};
 use client_ids::{ClientIds, FirstSend};
 use login_throttle::{LoginCharge, LoginThrottle, RegisterCharge};
 use mailbox::Mailboxes;
 use password_queue::{PasswordQueue, QueueLimits};
-use std::collections::VecDeque;
+use revocations::Revocations;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use waiters::Waiters;
@@ -103,6 +105,47 @@ pub struct Outbox {
     pub pushes: Vec<(ConnId, Arc<Message>)>,
     /// Work for the password workers.
     pub hash_jobs: Vec<HashJob>,
+    /// Events for line connections that are no longer bound.
+    pub events: Vec<(ConnId, SessionEvent)>,
+}
+
+/// Why a bound line connection was unbound (a push event; the connection
+/// stays open and may AUTH or LOGIN again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// Its token was revoked (LOGOUT elsewhere).
+    Revoked,
+    /// Its token expired.
+    Expired,
+}
+
+impl SessionEvent {
+    /// The event's name on the wire: `{"event":"<name>"}`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionEvent::Revoked => "revoked",
+            SessionEvent::Expired => "expired",
+        }
+    }
+}
+
+/// What a bound line connection is bound by: the user, and the token
+/// (LOGIN's, or the one given to AUTH), so revoking or expiring that token
+/// reaches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    pub user: UserId,
+    pub token: TokenId,
+    pub expires: Millis,
+}
+
+/// What a LOGOUT takes back.
+#[derive(Clone, Copy, Debug)]
+enum Revoke {
+    /// One token, remembered until it expires.
+    One { token: TokenId, expires: Millis },
+    /// Every token of the account issued before `from`.
+    All { from: Millis },
 }
 
 /// Settings the core needs from the configuration (see `config.rs` for
@@ -181,6 +224,11 @@ enum AfterCommit {
         /// A SYNC with `after` continues with its read once the ack is stored.
         then_sync: Option<crate::request::SyncArgs>,
     },
+    LoggedOut {
+        ticket: Ticket,
+        user: UserId,
+        revoke: Revoke,
+    },
 }
 
 /// How often `client_id`s older than a day are forgotten (in steps of
@@ -199,8 +247,14 @@ pub struct Core {
     mailboxes: Mailboxes,
     waiters: Waiters,
     client_ids: ClientIds,
-    /// Connections that can be bound to a user (line protocol), and to whom.
-    sessions: IdMap<ConnId, Option<UserId>>,
+    /// Connections that can be bound to a user (line protocol), and by
+    /// which token.
+    sessions: IdMap<ConnId, Option<Binding>>,
+    /// Bound connections by their token's expiry, to tell them when it
+    /// expires (one entry per bound connection).
+    binding_expiry: BTreeSet<(Millis, ConnId)>,
+    /// Tokens revoked by LOGOUT.
+    revocations: Revocations,
     /// Bound connections by user: who gets pushes.
     subscribers: IdMap<UserId, Vec<ConnId>>,
     /// Connections whose client stopped sending: their SYNCs do not wait.
@@ -250,6 +304,8 @@ impl Core {
             waiters: Waiters::default(),
             client_ids: ClientIds::new(settings.client_ids_per_sender),
             sessions: IdMap::default(),
+            binding_expiry: BTreeSet::new(),
+            revocations: Revocations::default(),
             subscribers: IdMap::default(),
             input_closed: IdMap::default(),
             hashing: IdMap::default(),
@@ -309,6 +365,12 @@ impl Core {
             self.client_ids.insert(c.sender, &c.client_id, first);
         }
         self.last_message_id = self.last_message_id.max(snapshot.last_message_id);
+        for (token, expires) in snapshot.revoked_tokens {
+            self.revocations.revoke(token, expires);
+        }
+        for (user, from) in snapshot.tokens_valid_from {
+            self.revocations.void_before(user, from);
+        }
         log::info!(
             "loaded {} accounts and {} unacknowledged messages",
             self.accounts.len(),
@@ -330,8 +392,8 @@ impl Core {
     /// one): it gets no more pushes, its long-poll is dropped, and its
     /// password jobs are dropped (nobody reads their replies).
     pub fn close_session(&mut self, conn: ConnId) {
-        if let Some(Some(user)) = self.sessions.remove(&conn) {
-            self.unsubscribe(conn, user);
+        if let Some(Some(binding)) = self.sessions.remove(&conn) {
+            self.unsubscribe(conn, binding);
         }
         self.waiters.remove_conn(conn);
         self.input_closed.remove(&conn);
@@ -363,7 +425,7 @@ impl Core {
     /// user already, always may.)
     fn check_bind(&self, conn: ConnId, user: UserId) -> Result<(), Failure> {
         match self.sessions.get(&conn) {
-            Some(bound) if *bound != Some(user) => {}
+            Some(bound) if bound.map(|b| b.user) != Some(user) => {}
             _ => return Ok(()),
         }
         let limit = self.settings.conns_per_user;
@@ -378,21 +440,58 @@ impl Core {
         Ok(())
     }
 
-    fn bind(&mut self, conn: ConnId, user: UserId) {
+    fn bind(&mut self, conn: ConnId, binding: Binding) {
         let Some(bound) = self.sessions.get_mut(&conn) else {
             return; // HTTP requests are not bound to a connection
         };
-        let previous = bound.replace(user);
-        if previous == Some(user) {
-            return;
+        let previous = bound.replace(binding);
+        match previous {
+            Some(old) if old.user == binding.user => {
+                self.binding_expiry.remove(&(old.expires, conn));
+            }
+            Some(old) => {
+                self.unsubscribe(conn, old);
+                self.subscribers.entry(binding.user).or_default().push(conn);
+            }
+            None => self.subscribers.entry(binding.user).or_default().push(conn),
         }
-        if let Some(old) = previous {
-            self.unsubscribe(conn, old);
-        }
-        self.subscribers.entry(user).or_default().push(conn);
+        self.binding_expiry.insert((binding.expires, conn));
     }
 
-    fn unsubscribe(&mut self, conn: ConnId, user: UserId) {
+    /// Unbinds a connection (its token was revoked or expired): it gets
+    /// `event` if one is given, no more pushes, and its long-poll ends
+    /// with the normal empty reply.
+    fn unbind(&mut self, conn: ConnId, event: Option<SessionEvent>, out: &mut Outbox) {
+        let Some(Some(binding)) = self.sessions.get_mut(&conn).map(Option::take) else {
+            return;
+        };
+        self.unsubscribe(conn, binding);
+        if let Some(waiter) = self.waiters.remove_conn(conn) {
+            out.replies
+                .push((waiter.ticket, Reply::Messages(Vec::new())));
+        }
+        if let Some(event) = event {
+            out.events.push((conn, event));
+        }
+    }
+
+    /// Tells bound connections whose token expired, and unbinds them.
+    fn expire_bindings(&mut self, now: Millis, out: &mut Outbox) {
+        while let Some(&(expires, conn)) = self.binding_expiry.first() {
+            if expires > now {
+                return;
+            }
+            let current = self.sessions.get(&conn).copied().flatten();
+            if current.is_some_and(|b| b.expires == expires) {
+                self.unbind(conn, Some(SessionEvent::Expired), out);
+            }
+            self.binding_expiry.remove(&(expires, conn));
+        }
+    }
+
+    fn unsubscribe(&mut self, conn: ConnId, binding: Binding) {
+        self.binding_expiry.remove(&(binding.expires, conn));
+        let user = binding.user;
         if let Some(conns) = self.subscribers.get_mut(&user) {
             conns.retain(|&c| c != conn);
             if conns.is_empty() {
@@ -427,7 +526,7 @@ impl Core {
 
     /// The user a connection is bound to, if any.
     pub fn session_user(&self, conn: ConnId) -> Option<UserId> {
-        self.sessions.get(&conn).copied().flatten()
+        self.sessions.get(&conn).copied().flatten().map(|b| b.user)
     }
 
     /// Unacknowledged messages held in all mailboxes.
@@ -435,15 +534,18 @@ impl Core {
         self.mailboxes.total()
     }
 
-    /// Time-driven work: long-polls that ran out, forgetting old `client_id`s.
+    /// Time-driven work: long-polls that ran out, bound connections whose
+    /// token expired, forgetting old `client_id`s and revoked tokens.
     pub fn tick(&mut self, now: Millis, out: &mut Outbox) {
         for waiter in self.waiters.expire(now) {
             out.replies
                 .push((waiter.ticket, Reply::Messages(Vec::new())));
         }
+        self.expire_bindings(now, out);
         if now >= self.next_prune {
             // A bounded step each time; soon again while more are due.
-            if self.client_ids.prune(now) {
+            let more_revoked = self.revocations.prune(now);
+            if self.client_ids.prune(now) || more_revoked {
                 self.next_prune = now + 1;
             } else {
                 self.next_prune = now + PRUNE_EVERY_MS;
@@ -489,6 +591,11 @@ impl Core {
             .unwrap_or(Millis::MAX)
             .min(self.next_prune)
             .min(self.next_throttle_prune)
+            .min(
+                self.binding_expiry
+                    .first()
+                    .map_or(Millis::MAX, |&(at, _)| at),
+            )
     }
 
     /// Whether writes (or requests waiting on a commit) are collected but

@@ -72,10 +72,13 @@ impl Bench {
     }
 
     fn auth(&mut self, conn: ConnId, user: UserId) -> Reply {
+        // Valid for longer than any test's clock runs (a bound connection
+        // is unbound when its token expires).
+        const YEAR: Millis = 365 * 24 * 3600 * 1000;
         let token = self
             .core
             .key
-            .seal(user, u128::from(user), self.now, self.now + 60_000);
+            .seal(user, u128::from(user), self.now, self.now + YEAR);
         let request = Request::Auth {
             token: Cow::Owned(token),
         };
@@ -584,3 +587,7 @@ fn connections_per_user_are_capped_for_auth_and_login() {
     assert!(matches!(b.auth(13, BOB), Reply::User(_)));
     assert_eq!(b.core.stats().users_online, 3);
 }
+
+/// LOGOUT, LOGOUT all and token expiry on bound connections.
+#[path = "logout_tests.rs"]
+mod logout_tests;

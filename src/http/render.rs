@@ -192,6 +192,12 @@ pub fn reply_body(body: &mut Vec<u8>, endpoint: Endpoint, reply: &Reply) -> u16 
             messages_array(body, messages);
             200
         }
+        (Endpoint::Logout, Reply::LoggedOut { all }) => {
+            body.extend_from_slice(b"{\"ok\":true");
+            json::push_field_str(body, "revoked", if *all { "all" } else { "token" });
+            body.push(b'}');
+            200
+        }
         (endpoint, other) => {
             log::error!("the HTTP shim has no rendering of {other:?} for {endpoint:?}");
             let failure = Failure::new(ErrorCode::Internal, "the server gave an unexpected reply");
@@ -205,7 +211,7 @@ pub fn reply_body(body: &mut Vec<u8>, endpoint: Endpoint, reply: &Reply) -> u16 
 /// client to send `LOGIN`, an HTTP client is told to post to `/login`.
 fn http_message(failure: &Failure) -> &str {
     if failure.message == TOKEN_REJECTED {
-        return "the token is invalid or expired; log in again with POST /login";
+        return "the token is invalid, expired or revoked; log in again with POST /login";
     }
     &failure.message
 }

@@ -20,6 +20,8 @@ pub enum Endpoint {
     Lookup,
     Send,
     Sync,
+    /// `POST /logout`: revoke the token given (or all the account's).
+    Logout,
 }
 
 /// What a request asks for.
@@ -48,6 +50,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
         ("/send", _) => (Route::Api(Endpoint::Send), API_METHODS),
         ("/sync", _) => (Route::Api(Endpoint::Sync), API_METHODS),
         ("/healthz", _) => (Route::Health, PAGE_METHODS),
+        ("/logout", _) => (Route::Api(Endpoint::Logout), API_METHODS),
         _ => {
             let shown: String = path.chars().take(64).collect();
             return Err(Refusal::new(
@@ -55,7 +58,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
                 ErrorCode::NotFound,
                 format!(
                     "there is nothing at {shown}; the endpoints are POST /register, /login, \
-                     /getuseridbyname, /send and /sync, and GET / (the chat page)"
+                     /getuseridbyname, /send, /sync and /logout, and GET / (the chat page)"
                 ),
             ));
         }
@@ -120,9 +123,14 @@ pub fn call<'f>(endpoint: Endpoint, fields: &'f Fields<'_>) -> Result<Call<'f>, 
             limit: number(fields, "limit")?.map(|l| l.min(usize::MAX as u64) as usize),
             wait_ms: number(fields, "wait")?.unwrap_or(0),
         }),
+        Endpoint::Logout => Request::Logout {
+            all: flag(fields, "all")?,
+        },
     };
     let (token, claimed_id) = match endpoint {
-        Endpoint::Send | Endpoint::Sync => (Some(token(fields)?), claimed_id(fields)?),
+        Endpoint::Send | Endpoint::Sync | Endpoint::Logout => {
+            (Some(token(fields)?), claimed_id(fields)?)
+        }
         Endpoint::Register | Endpoint::Login | Endpoint::Lookup => (None, None),
     };
     Ok(Call {
@@ -161,6 +169,21 @@ fn receiver_id(fields: &Fields<'_>, name: &'static str) -> Result<Option<u64>, F
             f.message
         ))
     })
+}
+
+/// An optional yes/no field: `1` or `true` for yes; absent, `0` or
+/// `false` for no.
+fn flag(fields: &Fields<'_>, name: &'static str) -> Result<bool, Failure> {
+    match fields.get(name) {
+        None | Some("0") | Some("false") => Ok(false),
+        Some("1") | Some("true") => Ok(true),
+        Some(other) => {
+            let shown: String = other.chars().take(32).collect();
+            Err(Failure::bad_request(format!(
+                "\"{name}\" is 1 or true (or 0 or false), not '{shown}'"
+            )))
+        }
+    }
 }
 
 /// An optional whole-number field: digits only.

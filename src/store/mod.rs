@@ -12,6 +12,7 @@ pub mod sqlite;
 pub use error::StoreError;
 
 use crate::message::Message;
+use crate::token::TokenId;
 use crate::{MessageId, Millis, UserId};
 use std::sync::Arc;
 
@@ -35,6 +36,10 @@ pub enum WriteOp {
     Append(Arc<Message>),
     /// The user acknowledged every message up to `upto`: they leave custody.
     Ack { user: UserId, upto: MessageId },
+    /// LOGOUT: one token is revoked, kept until it would expire anyway.
+    RevokeToken { token: TokenId, expires: Millis },
+    /// LOGOUT all: every token of `user` issued before `from` is void.
+    VoidTokens { user: UserId, from: Millis },
 }
 
 /// The writes of one event-loop turn, committed all or nothing.
@@ -100,6 +105,10 @@ pub struct Snapshot {
     pub messages: Vec<StoredMessage>,
     pub client_ids: Vec<StoredClientId>,
     pub last_message_id: MessageId,
+    /// Tokens revoked by LOGOUT that have not expired yet, with their expiry.
+    pub revoked_tokens: Vec<(TokenId, Millis)>,
+    /// Accounts whose tokens issued before a moment are void (LOGOUT all).
+    pub tokens_valid_from: Vec<(UserId, Millis)>,
 }
 
 /// The narrow interface between the core's effects and durable storage.

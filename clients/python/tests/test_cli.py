@@ -13,6 +13,7 @@ import time
 import pytest
 
 from conftest import CLIENT_DIR, PASSWORD, read_until
+from gotalk_client import Unauthorized
 
 CLIENT = str(CLIENT_DIR / "gotalk_client.py")
 ECHO_BOT = str(CLIENT_DIR / "examples" / "echo_bot.py")
@@ -44,6 +45,15 @@ def test_register_and_send_subcommands(server, connect):
     assert [(m["from"], m["content"]) for m in msgs] == [
         ("carol", "hello from a script"), ("carol", "from stdin")]
     assert msgs[0]["id"] == sent_id
+
+
+def test_logout_subcommand_revokes_every_token(server, connect):
+    alice = connect(server, "alice", register=True)
+    r = run_cli("logout", "--server", server.address, "--user", "alice", password=PASSWORD)
+    assert r.returncode == 0, r.stderr
+    assert "revoked every token of alice" in r.stdout
+    with pytest.raises(Unauthorized):
+        connect(server).auth(alice.token)
 
 
 def test_subcommand_errors_exit_nonzero_with_the_server_code(server, connect):

@@ -1,6 +1,7 @@
 //! Reading the saved state at start: accounts, every message still in
 //! custody (in id order, so mailboxes fill oldest first), the `client_id`s
-//! younger than a day, and the highest message id ever issued. One read
+//! younger than a day, revoked tokens not yet expired, and the highest
+//! message id ever issued. One read
 //! transaction, so the parts agree with each other.
 
 use super::schema::LAST_MESSAGE_ID;
@@ -70,6 +71,24 @@ pub fn read_snapshot(conn: &mut Connection, now: Millis) -> rusqlite::Result<Sna
     })?;
     for client_id in rows {
         snapshot.client_ids.push(client_id?);
+    }
+    drop(stmt);
+
+    let mut stmt = tx.prepare("SELECT token_id, expires FROM revoked_tokens WHERE expires > ?1")?;
+    let rows = stmt.query_map([now as i64], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+    })?;
+    for revoked in rows {
+        snapshot.revoked_tokens.push(revoked?);
+    }
+    drop(stmt);
+    let mut stmt =
+        tx.prepare("SELECT id, tokens_valid_from FROM users WHERE tokens_valid_from > 0")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+    })?;
+    for void in rows {
+        snapshot.tokens_valid_from.push(void?);
     }
     drop(stmt);
 

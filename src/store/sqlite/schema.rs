@@ -17,7 +17,7 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Version 1: accounts, messages in custody, remembered `client_id`s, and
 /// counters that must outlive the rows they count.
@@ -65,6 +65,18 @@ INSERT INTO meta (key, value) VALUES ('last_message_id', 0);
 const V2: &str = "
 ALTER TABLE users ADD COLUMN identity BLOB;
 UPDATE users SET identity = randomblob(16) WHERE identity IS NULL;
+";
+
+/// Version 3: LOGOUT. A revoked token's id is kept until the token would
+/// have expired anyway; `LOGOUT all` voids every token of an account
+/// issued before a moment (ms since the epoch; 0: none).
+const V3: &str = "
+CREATE TABLE revoked_tokens (
+    token_id INTEGER PRIMARY KEY,    -- the token's 64-bit id, as signed
+    expires  INTEGER NOT NULL        -- ms since the epoch
+);
+CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires);
+ALTER TABLE users ADD COLUMN tokens_valid_from INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// The schema version this code writes.
@@ -169,7 +181,7 @@ mod tests {
         assert_eq!(version(&conn).unwrap(), latest_version());
         assert_eq!(
             tables(&conn),
-            ["client_ids", "messages", "meta", "users"].map(String::from)
+            ["client_ids", "messages", "meta", "revoked_tokens", "users"].map(String::from)
         );
         let last: i64 = conn
             .query_row(

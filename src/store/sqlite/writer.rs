@@ -263,6 +263,8 @@ struct Statements<'c> {
     message: CachedStatement<'c>,
     client_id: CachedStatement<'c>,
     ack: CachedStatement<'c>,
+    revoke: CachedStatement<'c>,
+    void: CachedStatement<'c>,
     last_message_id: CachedStatement<'c>,
 }
 
@@ -286,6 +288,12 @@ impl<'c> Statements<'c> {
                  VALUES (?1, ?2, ?3, ?4)",
             )?,
             ack: conn.prepare_cached("DELETE FROM messages WHERE to_id = ?1 AND id <= ?2")?,
+            revoke: conn.prepare_cached(
+                "INSERT OR REPLACE INTO revoked_tokens (token_id, expires) VALUES (?1, ?2)",
+            )?,
+            void: conn.prepare_cached(
+                "UPDATE users SET tokens_valid_from = max(tokens_valid_from, ?2) WHERE id = ?1",
+            )?,
             last_message_id: conn.prepare_cached(
                 "UPDATE meta SET value = max(value, ?1) WHERE key = 'last_message_id'",
             )?,
@@ -334,6 +342,13 @@ impl<'c> Statements<'c> {
             }
             WriteOp::Ack { user, upto } => {
                 self.ack.execute([*user as i64, *upto as i64])?;
+            }
+            WriteOp::RevokeToken { token, expires } => {
+                // Token ids use all 64 bits; SQLite's integers are signed.
+                self.revoke.execute([*token as i64, *expires as i64])?;
+            }
+            WriteOp::VoidTokens { user, from } => {
+                self.void.execute([*user as i64, *from as i64])?;
             }
         }
         Ok(())
