@@ -19,11 +19,12 @@ form-action 'self'; frame-ancestors 'none'";
 pub const FAVICON: &[u8] = include_bytes!("../../web/favicon.ico");
 
 /// Appends the icon's response (headers only for `HEAD`).
-pub fn favicon(out: &mut Vec<u8>, head_only: bool, persistence: Persistence) {
+pub fn favicon(out: &mut Vec<u8>, head_only: bool, persistence: Persistence, secure: bool) {
     push_head(
         out,
         200,
         persistence,
+        secure,
         "image/x-icon",
         FAVICON.len(),
         &[
@@ -37,11 +38,12 @@ pub fn favicon(out: &mut Vec<u8>, head_only: bool, persistence: Persistence) {
 }
 
 /// Appends the page's response (headers only for `HEAD`).
-pub fn respond(out: &mut Vec<u8>, head_only: bool, persistence: Persistence) {
+pub fn respond(out: &mut Vec<u8>, head_only: bool, persistence: Persistence, secure: bool) {
     push_head(
         out,
         200,
         persistence,
+        secure,
         "text/html; charset=utf-8",
         PAGE.len(),
         &[
@@ -64,9 +66,9 @@ mod tests {
     #[test]
     fn head_gives_the_length_without_the_body() {
         let mut get = Vec::new();
-        respond(&mut get, false, Persistence::Implicit);
+        respond(&mut get, false, Persistence::Implicit, false);
         let mut head = Vec::new();
-        respond(&mut head, true, Persistence::Implicit);
+        respond(&mut head, true, Persistence::Implicit, false);
         assert_eq!(get.len(), head.len() + PAGE.len());
         let text = String::from_utf8(head).unwrap();
         assert!(text.contains(&format!("Content-Length: {}\r\n", PAGE.len())));
