@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh machine lacks: Chromium
 # (browser test), pytest (Python client tests), curl (the documented curl
-# commands are replayed), playwright-core (drives Chromium), systemd-analyze
+# commands are replayed, and run against TLS with --cacert), openssl (the
+# documented s_client session), playwright-core (drives Chromium), systemd-analyze
 # (checks deploy/gotalk.service; it works without systemd running),
 # prometheus_client (parses /metrics). Idempotent: installs only what is
 # missing.
@@ -16,6 +17,7 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v curl >/dev/null || missing+=(curl)
+command -v openssl >/dev/null || missing+=(openssl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"

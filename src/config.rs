@@ -2,6 +2,7 @@
 //! Parsing is hand-written: the flag set is small and fixed by the contract,
 //! and `--help` must list each flag with its default.
 
+use crate::tls::gen_cert::GenCert;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -96,6 +97,15 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// How long a graceful shutdown may take before the rest is cut off.
     pub shutdown_timeout: Duration,
+    /// The certificate chain (PEM) that turns TLS on, with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Take plain connections even with TLS on, and listen on a public
+    /// address without TLS (a TLS-terminating proxy in front).
+    pub allow_plaintext: bool,
+    /// A TLS handshake must finish within this from the connection's start.
+    pub tls_handshake_timeout: Duration,
 }
 
 /// Limits that are not flags: fixed by the contract or by sense.
@@ -189,6 +199,10 @@ impl Default for Config {
             log_format: crate::logging::LogFormat::Text,
             metrics: None,
             shutdown_timeout: Duration::from_secs(10),
+            tls_cert: None,
+            tls_key: None,
+            allow_plaintext: false,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -200,6 +214,9 @@ pub enum Invocation {
     /// `gotalk rotate-key [--data DIR] [--key-file PATH] [--token-ttl S]`:
     /// add a new current token key to the key file, keeping the old ones.
     RotateKey(Box<Config>),
+    /// `gotalk gen-cert`: make a self-signed certificate and key.
+    GenCert(GenCert),
+    GenCertHelp,
     Help,
     Version,
 }
@@ -215,6 +232,8 @@ Usage: gotalk [FLAGS]
                          add a new current token key to the key file, keep
                          the older ones, and say when each may be removed
                          (see docs/operating.md); restart gotalk to use it
+       gotalk gen-cert [--host NAME]... [--data DIR] [--force]
+                         (a self-signed TLS certificate; gotalk gen-cert --help)
 
 Flags:
   --listen ADDR:PORT     address to listen on (default {listen})
@@ -293,6 +312,15 @@ Flags:
                          on SIGTERM or SIGINT, how long to finish the
                          requests already read before closing what is
                          left; a second signal exits at once (default {shutdown})
+  --tls-cert FILE        certificate chain (PEM) for TLS on the port, both
+                         doors; with --tls-key (default off)
+  --tls-key FILE         the certificate's private key (PEM)
+  --tls-handshake-timeout SECONDS
+                         a TLS handshake must finish within this
+                         (default {handshake})
+  --allow-plaintext      with TLS on: take plain connections too; without
+                         it: listen on a non-loopback address anyway (a
+                         TLS-terminating proxy in front) (default off)
   --log-level LEVEL      error, warn, info, debug or trace (default info)
   --log-format FORMAT    text, or json for one JSON object per line
                          (default text)
@@ -330,7 +358,68 @@ Flags:
         request = d.request_timeout.as_secs(),
         http_idle = d.http_idle_timeout.as_secs(),
         shutdown = d.shutdown_timeout.as_secs(),
+        handshake = d.tls_handshake_timeout.as_secs(),
     )
+}
+
+/// The `gotalk gen-cert --help` text.
+pub fn gen_cert_help_text() -> String {
+    use crate::tls::gen_cert::{CERT_FILE, DEFAULT_HOSTS, KEY_FILE};
+    format!(
+        "Usage: gotalk gen-cert [--host NAME]... [--data DIR] [--force]
+
+Writes a self-signed certificate (DIR/{CERT_FILE}) and its key
+(DIR/{KEY_FILE}, mode 0600) for trying TLS locally, and prints the flags to
+start the server with. Clients must be told to trust the certificate.
+
+  --host NAME...   names and IP addresses the certificate is valid for;
+                   several may follow one --host, and --host may repeat
+                   (default {hosts})
+  --data DIR       where the files go (default {data})
+  --force          replace existing files
+",
+        hosts = DEFAULT_HOSTS.join(" "),
+        data = Config::default().data_dir.display(),
+    )
+}
+
+/// Parses the arguments after `gen-cert`.
+fn parse_gen_cert<I: Iterator<Item = String>>(args: I) -> Result<Invocation, String> {
+    let mut request = GenCert {
+        hosts: Vec::new(),
+        dir: Config::default().data_dir,
+        force: false,
+    };
+    let mut args = args.peekable();
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(Invocation::GenCertHelp),
+            "--force" => request.force = true,
+            "--data" => {
+                request.dir = PathBuf::from(args.next().ok_or("--data needs a value (DIR)")?)
+            }
+            "--host" => {
+                let before = request.hosts.len();
+                while let Some(name) = args.next_if(|a| !a.starts_with("--")) {
+                    request.hosts.push(name);
+                }
+                if request.hosts.len() == before {
+                    return Err("--host needs a value (NAME)".to_string());
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "gen-cert: unknown flag '{flag}' (see gotalk gen-cert --help)"
+                ))
+            }
+        }
+    }
+    if request.hosts.is_empty() {
+        request.hosts = crate::tls::gen_cert::DEFAULT_HOSTS
+            .map(String::from)
+            .to_vec();
+    }
+    Ok(Invocation::GenCert(request))
 }
 
 /// Parses the arguments after the program name.
@@ -338,6 +427,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
     let mut config = Config::default();
     let mut data_given = false;
     let mut args = args.into_iter().peekable();
+    if args.next_if(|a| a == "gen-cert").is_some() {
+        return parse_gen_cert(args);
+    }
     let rotate_key = args.next_if(|a| a == "rotate-key").is_some();
     while let Some(flag) = args.next() {
         let (name, inline) = match flag.split_once('=') {
@@ -415,6 +507,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--request-timeout" => config.request_timeout = seconds(&name, &value("SECONDS")?)?,
             "--shutdown-timeout" => config.shutdown_timeout = seconds(&name, &value("SECONDS")?)?,
             "--http-idle-timeout" => config.http_idle_timeout = seconds(&name, &value("SECONDS")?)?,
+            "--tls-cert" => config.tls_cert = Some(PathBuf::from(value("FILE")?)),
+            "--tls-key" => config.tls_key = Some(PathBuf::from(value("FILE")?)),
+            "--allow-plaintext" => config.allow_plaintext = true,
+            "--tls-handshake-timeout" => {
+                config.tls_handshake_timeout = seconds(&name, &value("SECONDS")?)?
+            }
             "--log-format" => {
                 config.log_format = match value("FORMAT")?.as_str() {
                     "text" => crate::logging::LogFormat::Text,
@@ -443,7 +541,28 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
         }
         return Ok(Invocation::RotateKey(Box::new(config)));
     }
+    check_tls(&config)?;
     Ok(Invocation::Run(Box::new(config)))
+}
+
+/// TLS needs both files; a non-loopback address needs TLS unless a proxy
+/// in front of the server does it (`--allow-plaintext`).
+fn check_tls(config: &Config) -> Result<(), String> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(_), None) => return Err("--tls-cert needs --tls-key (its private key)".into()),
+        (None, Some(_)) => return Err("--tls-key needs --tls-cert (the certificate)".into()),
+        _ => {}
+    }
+    if config.tls_cert.is_none() && !config.allow_plaintext && !config.listen.ip().is_loopback() {
+        return Err(format!(
+            "--listen {}: not a loopback address, and TLS is off, so passwords and tokens \
+             would cross the network in clear text. Give a certificate with --tls-cert FILE \
+             --tls-key FILE (to try it: gotalk gen-cert --host NAME, then the flags it \
+             prints; see docs/tls.md), or, behind a TLS-terminating proxy, --allow-plaintext",
+            config.listen
+        ));
+    }
+    Ok(())
 }
 
 /// An `ADDR:PORT`, or `NAME:PORT` resolved now (`localhost:9000`); the
@@ -650,6 +769,59 @@ mod tests {
     }
 
     #[test]
+    fn tls_flags_go_together_and_public_addresses_need_tls() {
+        let c = run(&["--tls-cert", "c.pem", "--tls-key=k.pem"]).unwrap();
+        assert_eq!(c.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(c.tls_handshake_timeout, Duration::from_secs(10));
+        assert!(run(&["--tls-cert", "c.pem"])
+            .unwrap_err()
+            .contains("--tls-key"));
+        assert!(run(&["--tls-key", "k.pem"])
+            .unwrap_err()
+            .contains("--tls-cert"));
+        let public = run(&["--listen", "0.0.0.0:9000"]).unwrap_err();
+        assert!(public.contains("gotalk gen-cert"), "{public}");
+        assert!(public.contains("--allow-plaintext"), "{public}");
+        run(&["--listen", "0.0.0.0:9000", "--allow-plaintext"]).unwrap();
+        run(&["--listen", "[::]:9000", "--tls-cert", "c", "--tls-key", "k"]).unwrap();
+        run(&["--listen", "[::1]:9000"]).unwrap();
+    }
+
+    #[test]
+    fn gen_cert_takes_hosts_a_directory_and_force() {
+        let args = |a: &[&str]| parse_args(a.iter().map(|s| s.to_string()));
+        let Ok(Invocation::GenCert(g)) = args(&["gen-cert"]) else {
+            panic!("not gen-cert")
+        };
+        assert_eq!(g.hosts, ["localhost", "127.0.0.1", "::1"]);
+        assert_eq!(g.dir, PathBuf::from("./gotalk-data"));
+        assert!(!g.force);
+        let parsed = args(&[
+            "gen-cert",
+            "--host",
+            "chat.example",
+            "10.0.0.5",
+            "--data",
+            "d",
+            "--host",
+            "x",
+            "--force",
+        ]);
+        let Ok(Invocation::GenCert(g)) = parsed else {
+            panic!("not gen-cert")
+        };
+        assert_eq!(g.hosts, ["chat.example", "10.0.0.5", "x"]);
+        assert_eq!(g.dir, PathBuf::from("d"));
+        assert!(g.force);
+        assert!(args(&["gen-cert", "--host"]).is_err());
+        assert!(args(&["gen-cert", "--bogus"]).is_err());
+        assert!(matches!(
+            args(&["gen-cert", "--help"]),
+            Ok(Invocation::GenCertHelp)
+        ));
+    }
+
+    #[test]
     fn help_lists_every_flag() {
         let help = help_text();
         for flag in [
@@ -681,6 +853,11 @@ mod tests {
             "--login-failures-per-address-minute",
             "--registers-per-address-hour",
             "--throttle-entries",
+            "--tls-cert",
+            "--tls-key",
+            "--tls-handshake-timeout",
+            "--allow-plaintext",
+            "gen-cert",
         ] {
             assert!(help.contains(flag), "{flag} missing from help");
         }

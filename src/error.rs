@@ -131,4 +131,11 @@ pub enum CloseReason {
     ServerShutdown,
     /// The server is shutting down and its time ran out first.
     ShutdownTimeout,
+    /// A TLS protocol error (a bad or truncated handshake, a bad record),
+    /// or a TLS handshake on a server without a certificate.
+    TlsError,
+    /// The TLS handshake did not finish in time.
+    TlsHandshakeTimeout,
+    /// A plain connection to a server that requires TLS (told why first).
+    PlaintextRefused,
 }

@@ -3,7 +3,7 @@
 //! a graceful stop. The port is bound first, so a start that fails for want
 //! of it creates nothing on disk.
 
-use gotalk::config::{help_text, parse_args, Config, Invocation};
+use gotalk::config::{gen_cert_help_text, help_text, parse_args, Config, Invocation};
 use gotalk::core::{Core, CoreSettings, ThrottleSettings};
 use gotalk::hasher::{dummy_hash, Hasher};
 use gotalk::server::{Parts, Server, WAKER};
@@ -19,6 +19,22 @@ use std::sync::Arc;
 fn main() -> ExitCode {
     let config = match parse_args(std::env::args().skip(1)) {
         Ok(Invocation::Run(config)) => *config,
+        Ok(Invocation::GenCertHelp) => {
+            print!("{}", gen_cert_help_text());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::GenCert(request)) => {
+            return match gotalk::tls::gen_cert::run(&request) {
+                Ok(said) => {
+                    print!("{said}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gotalk gen-cert: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Ok(Invocation::Help) => {
             print!("{}", help_text());
             return ExitCode::SUCCESS;
@@ -106,6 +122,11 @@ fn start(mut config: Config) -> Result<(), String> {
     if config.max_connections == 0 {
         config.max_connections = gotalk::fdlimit::connections_for(open_files);
     }
+    // Read before the port is bound: a bad file stops the start cleanly.
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(gotalk::tls::load::server_config(cert, key)?),
+        _ => None,
+    };
     let listener = std::net::TcpListener::bind(config.listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -171,6 +192,7 @@ fn start(mut config: Config) -> Result<(), String> {
         store,
         stats_requests,
         stop_signals: Some(stop_signals),
+        tls: tls.clone(),
     })
     .map_err(|e| format!("cannot watch the port {}: {e}", config.listen))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
@@ -205,7 +227,15 @@ fn start(mut config: Config) -> Result<(), String> {
         config.login_failures_per_address_minute,
         config.registers_per_address_hour,
     );
-    log::info!("gotalk listening on {addr} ({mode})");
+    let security = match (&config.tls_cert, config.allow_plaintext) {
+        (Some(cert), false) => format!("TLS only, certificate {}", cert.display()),
+        (Some(cert), true) => format!(
+            "TLS with certificate {}, plain connections allowed (--allow-plaintext)",
+            cert.display()
+        ),
+        (None, _) => "plain, no TLS".to_string(),
+    };
+    log::info!("gotalk listening on {addr} ({mode}; {security})");
     log::info!("{}", gotalk::http::host::startup_note(&config));
     server
         .run()

@@ -17,6 +17,15 @@ As a program::
     gotalk_client.py chat --server 127.0.0.1:9000 --user alice
     gotalk_client.py logout --server 127.0.0.1:9000 --user alice   # every token of alice
 
+Over TLS (a server started with --tls-cert/--tls-key)::
+
+    Client("localhost", 9000, tls=True, cafile="gotalk-data/tls-cert.pem")
+    gotalk_client.py chat --server localhost:9000 --tls --cafile gotalk-data/tls-cert.pem --user alice
+
+`tls=True` verifies the server's certificate against the system's trusted
+authorities, or against `cafile` when given (a self-signed certificate from
+`gotalk gen-cert`); `ssl_context` takes a ready `ssl.SSLContext` instead.
+
 The client speaks the JSON form of the goTalk line protocol. Every request
 carries an integer "tag"; a reader thread matches each reply to its request by
 that tag (or, for a reply the server could not tag, by request order) while
@@ -31,6 +40,7 @@ import json
 import os
 import queue
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -129,8 +139,15 @@ def error_from_reply(reply):
 # --------------------------------------------------------------------------
 
 class _Connection:
-    def __init__(self, host, port, timeout, on_event):
+    def __init__(self, host, port, timeout, on_event, ssl_context=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if ssl_context is not None:
+            try:
+                # The handshake runs here, within the connect timeout.
+                self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
+            except (OSError, ssl.SSLError):
+                self.sock.close()
+                raise
         self.sock.settimeout(None)  # the reader thread blocks until data or close
         self._on_event = on_event
         self._lock = threading.Lock()
@@ -229,8 +246,15 @@ class Client:
     SYNC_PAGE = 100
     KEEPALIVE = 30.0  # seconds of silence before messages() pings the server
 
-    def __init__(self, host="127.0.0.1", port=DEFAULT_PORT, timeout=10.0):
+    def __init__(self, host="127.0.0.1", port=DEFAULT_PORT, timeout=10.0,
+                 tls=False, cafile=None, ssl_context=None):
         self.host, self.port, self.timeout = host, int(port), timeout
+        if ssl_context is None and (tls or cafile):
+            try:
+                ssl_context = ssl.create_default_context(cafile=cafile)
+            except (OSError, ssl.SSLError) as exc:
+                raise GotalkError("cannot read the CA file %s: %s" % (cafile, exc)) from None
+        self.ssl_context = ssl_context  # None: plain TCP
         self.token = None
         self.user = None  # {"id":..., "username":...} once logged in
         self._password = None  # kept only to log in again if a token expires
@@ -246,8 +270,9 @@ class Client:
 
     def _connect(self):
         try:
-            self._conn = _Connection(self.host, self.port, self.timeout, self._on_event)
-        except OSError as exc:
+            self._conn = _Connection(self.host, self.port, self.timeout, self._on_event,
+                                     self.ssl_context)
+        except OSError as exc:  # ssl.SSLError (a failed verification) is one too
             raise ConnectionLost("cannot connect to %s:%d: %s"
                                  % (self.host, self.port, exc)) from None
 
@@ -670,6 +695,11 @@ def main(argv=None):
                        help="HOST:PORT (default 127.0.0.1:%d)" % DEFAULT_PORT)
         p.add_argument("--user", required=True, help="your username")
         p.add_argument("--password", help="default: $GOTALK_PASSWORD, else asked")
+        p.add_argument("--tls", action="store_true",
+                       help="connect with TLS, verifying the server's certificate")
+        p.add_argument("--cafile", metavar="FILE",
+                       help="trust this certificate (PEM), e.g. the one `gotalk gen-cert` "
+                            "wrote; implies --tls")
         p.set_defaults(func=func)
         return p
 
@@ -687,7 +717,7 @@ def main(argv=None):
     except ValueError:
         parser.error("--server must be HOST:PORT")
     try:
-        with Client(host, port) as client:
+        with Client(host, port, tls=args.tls, cafile=args.cafile) as client:
             args.func(client, args)
     except GotalkError as exc:
         print("error: %s" % exc, file=sys.stderr)

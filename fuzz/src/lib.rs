@@ -467,13 +467,13 @@ fn answer(request: &HttpRequest<'_>) {
         Err(failure) => (Reply::Error(failure), None),
     };
     let mut out = Vec::new();
-    let status = render::reply(&mut out, endpoint, &reply, persistence);
+    let status = render::reply(&mut out, endpoint, &reply, persistence, true);
     assert_ne!(status, 500, "no rendering of {reply:?} for {endpoint:?}");
     check_response(&out, status);
     if let Some(message) = message {
         let mut out = Vec::new();
         let reply = Reply::Messages(vec![Arc::new(message)]);
-        let status = render::reply(&mut out, Endpoint::Sync, &reply, persistence);
+        let status = render::reply(&mut out, Endpoint::Sync, &reply, persistence, false);
         check_response(&out, status);
     }
 }
@@ -489,7 +489,7 @@ fn check_refusal(refusal: &Refusal, persistence: Persistence) {
         "refusal without a message"
     );
     let mut out = Vec::new();
-    render::refusal(&mut out, refusal, persistence);
+    render::refusal(&mut out, refusal, persistence, true);
     check_response(&out, refusal.status);
 }
 

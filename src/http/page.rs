@@ -71,7 +71,13 @@ const COMMON: [(&str, &str); 2] = [
 ];
 
 /// Appends the asset's response (headers only for `HEAD`).
-pub fn respond(out: &mut Vec<u8>, asset: Asset, head_only: bool, persistence: Persistence) {
+pub fn respond(
+    out: &mut Vec<u8>,
+    asset: Asset,
+    head_only: bool,
+    persistence: Persistence,
+    secure: bool,
+) {
     let body = asset.body();
     let [nosniff, referrer] = COMMON;
     match asset {
@@ -79,6 +85,7 @@ pub fn respond(out: &mut Vec<u8>, asset: Asset, head_only: bool, persistence: Pe
             out,
             200,
             persistence,
+            secure,
             asset.content_type(),
             body.len(),
             &[
@@ -94,6 +101,7 @@ pub fn respond(out: &mut Vec<u8>, asset: Asset, head_only: bool, persistence: Pe
             out,
             200,
             persistence,
+            secure,
             asset.content_type(),
             body.len(),
             &[nosniff, referrer, ("Cache-Control", "no-cache")],
@@ -102,6 +110,7 @@ pub fn respond(out: &mut Vec<u8>, asset: Asset, head_only: bool, persistence: Pe
             out,
             200,
             persistence,
+            secure,
             asset.content_type(),
             body.len(),
             &[
@@ -124,9 +133,9 @@ mod tests {
     fn head_gives_the_length_without_the_body() {
         for asset in [Asset::Page, Asset::Script, Asset::Style, Asset::Favicon] {
             let mut get = Vec::new();
-            respond(&mut get, asset, false, Persistence::Implicit);
+            respond(&mut get, asset, false, Persistence::Implicit, false);
             let mut head = Vec::new();
-            respond(&mut head, asset, true, Persistence::Implicit);
+            respond(&mut head, asset, true, Persistence::Implicit, false);
             assert_eq!(get.len(), head.len() + asset.body().len());
             let text = String::from_utf8(head).unwrap();
             assert!(text.contains(&format!("Content-Length: {}\r\n", asset.body().len())));
@@ -138,7 +147,7 @@ mod tests {
     fn the_policy_allows_no_inline_code() {
         assert!(!CONTENT_SECURITY_POLICY.contains("unsafe"));
         let mut head = Vec::new();
-        respond(&mut head, Asset::Page, true, Persistence::Implicit);
+        respond(&mut head, Asset::Page, true, Persistence::Implicit, false);
         let text = String::from_utf8(head).unwrap();
         assert!(text.contains("Content-Security-Policy: default-src 'none'; script-src 'self';"));
     }

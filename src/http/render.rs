@@ -57,11 +57,17 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Appends a status line and headers, through the empty line.
+/// Sent on every response over TLS: browsers use https for this server
+/// for a year, so a later plain `http://` link cannot be intercepted.
+pub const HSTS: &str = "Strict-Transport-Security: max-age=31536000\r\n";
+
+/// Appends a status line and headers, through the empty line; `secure`
+/// (the connection is TLS) adds [`HSTS`].
 pub fn push_head(
     out: &mut Vec<u8>,
     status: u16,
     persistence: Persistence,
+    secure: bool,
     content_type: &str,
     content_length: usize,
     extra: &[(&str, &str)],
@@ -86,6 +92,9 @@ pub fn push_head(
         Persistence::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
         Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
+    if secure {
+        out.extend_from_slice(HSTS.as_bytes());
+    }
     out.extend_from_slice(b"\r\n");
 }
 
@@ -94,10 +103,11 @@ pub fn push_json(
     out: &mut Vec<u8>,
     status: u16,
     persistence: Persistence,
+    secure: bool,
     body: &[u8],
     allow: Option<&str>,
 ) {
-    push_json_retry(out, status, persistence, body, allow, None)
+    push_json_retry(out, status, persistence, secure, body, allow, None)
 }
 
 /// [`push_json`], with `Retry-After` in whole seconds (rounded up) from a
@@ -106,6 +116,7 @@ fn push_json_retry(
     out: &mut Vec<u8>,
     status: u16,
     persistence: Persistence,
+    secure: bool,
     body: &[u8],
     allow: Option<&str>,
     retry_after_ms: Option<u64>,
@@ -127,6 +138,7 @@ fn push_json_retry(
         out,
         status,
         persistence,
+        secure,
         "application/json",
         body.len(),
         &extra,
@@ -140,6 +152,7 @@ pub fn reply(
     endpoint: Endpoint,
     reply: &Reply,
     persistence: Persistence,
+    secure: bool,
 ) -> u16 {
     let mut body = Vec::new();
     let status = reply_body(&mut body, endpoint, reply);
@@ -147,15 +160,30 @@ pub fn reply(
         Reply::Error(failure) => failure.retry_after_ms,
         _ => None,
     };
-    push_json_retry(out, status, persistence, &body, None, retry_after_ms);
+    push_json_retry(
+        out,
+        status,
+        persistence,
+        secure,
+        &body,
+        None,
+        retry_after_ms,
+    );
     status
 }
 
 /// Appends the response to a request the shim itself refused.
-pub fn refusal(out: &mut Vec<u8>, refusal: &Refusal, persistence: Persistence) {
+pub fn refusal(out: &mut Vec<u8>, refusal: &Refusal, persistence: Persistence, secure: bool) {
     let mut body = Vec::new();
     error_body(&mut body, refusal.code, &refusal.message);
-    push_json(out, refusal.status, persistence, &body, refusal.allow);
+    push_json(
+        out,
+        refusal.status,
+        persistence,
+        secure,
+        &body,
+        refusal.allow,
+    );
 }
 
 /// Writes one endpoint's reply body; returns the status.
@@ -359,7 +387,13 @@ mod tests {
             )
         );
         let mut out = Vec::new();
-        super::reply(&mut out, Endpoint::Login, &reply, Persistence::Implicit);
+        super::reply(
+            &mut out,
+            Endpoint::Login,
+            &reply,
+            Persistence::Implicit,
+            false,
+        );
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("Retry-After: 3\r\n"), "{text}");
     }
@@ -377,7 +411,14 @@ mod tests {
     #[test]
     fn heads_say_length_type_and_persistence() {
         let mut out = Vec::new();
-        push_json(&mut out, 405, Persistence::Close, b"{}", Some("POST"));
+        push_json(
+            &mut out,
+            405,
+            Persistence::Close,
+            false,
+            b"{}",
+            Some("POST"),
+        );
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
@@ -393,12 +434,26 @@ mod tests {
         }
         assert!(text.ends_with("\r\n\r\n{}"), "{text:?}");
         let mut out = Vec::new();
-        push_json(&mut out, 429, Persistence::KeepAlive, b"{}", None);
+        push_json(&mut out, 429, Persistence::KeepAlive, false, b"{}", None);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("Connection: keep-alive\r\n"), "{text}");
         assert!(text.contains("Retry-After: 1\r\n"), "{text}");
         let mut out = Vec::new();
-        push_json(&mut out, 200, Persistence::Implicit, b"[]", None);
-        assert!(!String::from_utf8(out).unwrap().contains("Connection:"));
+        push_json(&mut out, 200, Persistence::Implicit, false, b"[]", None);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("Connection:"), "{text}");
+        assert!(!text.contains("Strict-Transport-Security"), "{text}");
+    }
+
+    #[test]
+    fn responses_over_tls_carry_hsts() {
+        let mut out = Vec::new();
+        push_json(&mut out, 200, Persistence::Implicit, true, b"[]", None);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\r\nStrict-Transport-Security: max-age=31536000\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\n\r\n[]"), "{text:?}");
     }
 }

@@ -145,6 +145,17 @@ fn after_reply(conn: &mut Conn, reply: &Reply) {
     }
 }
 
+/// What a plain line connection to a server that requires TLS is told,
+/// in one line, before it is closed.
+pub const PLAINTEXT_REFUSED: &[u8] =
+    b"{\"ok\":false,\"error\":{\"code\":\"bad_request\",\"message\":\
+\"this server requires TLS: connect with TLS (openssl s_client, the Python client's --tls)\"}}\n";
+
+/// Tells a plain line connection that the server requires TLS.
+pub fn refuse_plaintext(conn: &mut Conn, budget: &mut OutputBudget) {
+    conn.queue(budget, |out| out.extend_from_slice(PLAINTEXT_REFUSED));
+}
+
 /// Tells a line connection that the server is shutting down.
 pub fn shutdown_event(conn: &mut Conn, budget: &mut OutputBudget) {
     conn.queue(budget, |out| {

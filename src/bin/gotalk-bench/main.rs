@@ -24,6 +24,7 @@ mod idle;
 mod login;
 mod relay;
 mod server;
+mod tls;
 mod wire;
 
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ pub struct Opts {
     pub max_messages: u64,
     /// `relay` against the durable store instead of `--memory`.
     pub durable: bool,
+    /// `relay`: the same load plain, then over TLS, side by side.
+    pub tls: bool,
     /// `abuse`: the attacks to run (empty: all).
     pub attacks: Vec<String>,
     /// Flags passed on to the server (`abuse`).
@@ -72,6 +75,7 @@ impl Default for Opts {
             levels: vec![1, 16, 64],
             max_messages: 100_000_000,
             durable: false,
+            tls: false,
             attacks: Vec::new(),
             server_args: Vec::new(),
             server_open_files: None,
@@ -140,6 +144,10 @@ Flags:
   --window W           SENDs in flight per relay sender (default 512)
   --durable            relay against the durable store (--data in a temp
                        dir) instead of --memory
+  --tls                relay plain, then over TLS against a server with a
+                       certificate from its own gen-cert (setup LOGINs
+                       plain, relay connections AUTH over TLS), side by
+                       side with the ratio
   --levels A,B,C       durable concurrency levels (default 1,16,64)
   --conns N            login: users logging in at once (default 32, at
                        most 1000); idle: connections (default 10000); needs about N+100
@@ -183,6 +191,7 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
         match name.as_str() {
             "--help" | "-h" => return Ok(("help".into(), opts)),
             "--durable" => opts.durable = true,
+            "--tls" => opts.tls = true,
             "--server" => opts.server = PathBuf::from(value("PATH")?),
             "--seconds" => opts.seconds = Some(positive(&name, &value("N")?)?),
             "--warmup" => opts.warmup = Some(non_negative(&name, &value("N")?)?),
