@@ -2,12 +2,13 @@
 //! batches the store has committed (or failed to). Delivery happens here:
 //! a message is pushed and put in its mailbox only once it is stored.
 
+use super::client_ids::FirstSend;
 use super::{Account, AfterCommit, Core, HashWait, Outbox};
 use crate::error::{ErrorCode, Failure};
 use crate::hasher::HashDone;
 use crate::message::Message;
 use crate::request::Reply;
-use crate::store::{Committed, StoreError, WriteOp};
+use crate::store::{Committed, Duplicate, Removed, StoreError, WriteOp};
 use crate::Millis;
 use std::sync::Arc;
 
@@ -59,8 +60,8 @@ impl Core {
                     }
                 }
             }
-            (HashWait::Login { ticket, user }, HashDone::Verified { ok, .. }) => {
-                let reply = self.finish_login(ticket, user, ok, now);
+            (HashWait::Login { ticket, account }, HashDone::Verified { ok, .. }) => {
+                let reply = self.finish_login(ticket, account, ok, now, out);
                 out.replies.push((ticket, reply));
             }
             _ => unreachable!("a job's result matches its kind"),
@@ -75,6 +76,7 @@ impl Core {
             Err(StoreError::DiskFull) => log::debug!("batch {}: disk full", done.seq),
             Err(cause) => log::error!("storing batch {} failed: {cause}", done.seq),
         }
+        let mut removed = done.removed.iter();
         while self
             .awaiting
             .front()
@@ -85,7 +87,12 @@ impl Core {
                 AfterCommit::Acked { .. } => &done.acks,
                 _ => &done.result,
             };
-            self.finish(then, result, now, out);
+            // The store reports each ACK it wrote, in order.
+            let removed = match then {
+                AfterCommit::Acked { .. } if done.acks.is_ok() => removed.next().copied(),
+                _ => None,
+            };
+            self.finish(then, result, &done.duplicates, removed, now, out);
         }
     }
 
@@ -93,6 +100,8 @@ impl Core {
         &mut self,
         then: AfterCommit,
         result: &Result<(), StoreError>,
+        duplicates: &[Duplicate],
+        removed: Option<Removed>,
         now: Millis,
         out: &mut Outbox,
     ) {
@@ -110,7 +119,23 @@ impl Core {
             }
             AfterCommit::Sent { ticket, message } => {
                 let client_id = message.client_id();
-                if ok {
+                let duplicate = duplicates.iter().find(|d| d.message_id == message.id);
+                if let (true, Some(first), Some(cid)) = (ok, duplicate, &client_id) {
+                    // The database knew this client_id: nothing was stored.
+                    let first = FirstSend {
+                        id: first.first_id,
+                        ts: first.first_ts,
+                        committed: true,
+                    };
+                    self.client_ids.insert(message.from_id, cid, first);
+                    self.mailboxes
+                        .release(message.to_id, super::mailbox::cost(&message));
+                    let reply = Reply::Sent {
+                        id: first.id,
+                        ts: first.ts,
+                    };
+                    out.replies.push((ticket, reply));
+                } else if ok {
                     if let Some(cid) = &client_id {
                         self.client_ids.mark_committed(message.from_id, cid);
                     }
@@ -147,10 +172,16 @@ impl Core {
                 then_sync,
             } => {
                 if !ok {
+                    self.mailboxes.ack_failed(user);
                     out.replies.push((ticket, unavailable(result)));
                     return;
                 }
-                self.counters.messages_acknowledged += self.mailboxes.ack(user, upto) as u64;
+                let removed = removed
+                    .filter(|r| (r.user, r.upto) == (user, upto))
+                    .map(|r| (r.count, r.bytes));
+                self.counters.messages_acknowledged +=
+                    self.mailboxes.ack(user, upto, removed) as u64;
+                self.fill(user, out);
                 match then_sync {
                     None => out.replies.push((ticket, Reply::Acked)),
                     Some(args) => {
@@ -167,7 +198,7 @@ impl Core {
     /// connection, kept in the mailbox (where its SEND reserved its
     /// room) until acknowledged, and handed to
     /// any long-poll that waits for it.
-    fn deliver(&mut self, message: Arc<Message>, _now: Millis, out: &mut Outbox) {
+    fn deliver(&mut self, message: Arc<Message>, now: Millis, out: &mut Outbox) {
         let to = message.to_id;
         let mut pushed = false;
         self.counters.messages_stored += 1;
@@ -178,10 +209,16 @@ impl Core {
             }
             self.counters.messages_pushed += conns.len() as u64;
         }
-        self.mailboxes.deliver_reserved(message, pushed);
-        for waiter in self.waiters.take_user(to) {
-            let messages = self.read(to, waiter.args);
-            out.replies.push((waiter.ticket, Reply::Messages(messages)));
+        let waiting = self.waiters.count_of(to) > 0;
+        self.mailboxes.deliver_reserved(message, pushed || waiting);
+        if waiting {
+            for waiter in self.waiters.take_user(to) {
+                // From the head, or from a page of the store.
+                let args = waiter.args;
+                if let Some(reply) = self.read_or_wait(waiter.ticket, to, args, now, out) {
+                    out.replies.push((waiter.ticket, reply));
+                }
+            }
         }
     }
 }

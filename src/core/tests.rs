@@ -111,11 +111,7 @@ impl Bench {
         } else {
             Err(crate::store::StoreError::Io("injected failure".into()))
         };
-        let done = Committed {
-            seq: batch.seq,
-            acks: result.clone(),
-            result,
-        };
+        let done = Committed::of(batch.seq, result);
         self.core.on_committed(done, self.now, &mut self.out);
     }
 
@@ -453,6 +449,7 @@ fn restored_mailboxes_count_and_refuse_past_a_lowered_cap() {
             ts: NOW,
             content: "kept".into(),
             client_id: None,
+            ..StoredMessage::default()
         })
         .collect();
     let mut b = Bench::restored(

@@ -147,11 +147,7 @@ impl HotPath {
     /// Commits what is pending and carries out the effects, as a loop turn.
     fn commit(&mut self) {
         if let Some(batch) = self.core.take_batch() {
-            let done = Committed {
-                seq: batch.seq,
-                result: Ok(()),
-                acks: Ok(()),
-            };
+            let done = Committed::of(batch.seq, Ok(()));
             self.core.on_committed(done, NOW, &mut self.outbox);
         }
         let replies = std::mem::take(&mut self.outbox.replies);

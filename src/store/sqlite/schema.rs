@@ -17,7 +17,13 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+
+/// The `meta` keys holding how many messages are in custody and their size
+/// as stored, kept by every batch, so a start reads two numbers instead of
+/// every message.
+pub const PENDING_MESSAGES: &str = "pending_messages";
+pub const PENDING_BYTES: &str = "pending_bytes";
 
 /// Version 1: accounts, messages in custody, remembered `client_id`s, and
 /// counters that must outlive the rows they count.
@@ -65,6 +71,20 @@ INSERT INTO meta (key, value) VALUES ('last_message_id', 0);
 const V2: &str = "
 ALTER TABLE users ADD COLUMN identity BLOB;
 UPDATE users SET identity = randomblob(16) WHERE identity IS NULL;
+";
+
+/// Version 3: what a message costs its mailbox's byte budget (its JSON as
+/// the server renders it) is stored with it, and the totals in custody are
+/// kept in `meta`, so the server reads a mailbox's figures on demand and
+/// starts without reading any message. Messages stored before get an
+/// estimate (the exact figure needs the renderer); it errs on the large
+/// side.
+const V3: &str = "
+ALTER TABLE messages ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET cost = 160 + 2 * length(CAST(content AS BLOB))
+    + coalesce(length(CAST(client_id AS BLOB)) + 16, 0);
+INSERT INTO meta (key, value) SELECT 'pending_messages', count(*) FROM messages;
+INSERT INTO meta (key, value) SELECT 'pending_bytes', coalesce(sum(cost), 0) FROM messages;
 ";
 
 /// The schema version this code writes.
