@@ -52,6 +52,8 @@ pub struct Accounts {
     capacity: usize,
     /// Ids in the order the clock hand visits them.
     clock: VecDeque<UserId>,
+    /// Accounts pinned: held besides the capacity.
+    pinned: usize,
 }
 
 impl Default for Accounts {
@@ -70,6 +72,7 @@ impl Accounts {
             last_id: 0,
             capacity: capacity.max(1),
             clock: VecDeque::new(),
+            pinned: 0,
         }
     }
 
@@ -92,7 +95,14 @@ impl Accounts {
     /// A logged-in user's account stays while `pinned`.
     pub fn pin(&mut self, id: UserId, pinned: bool) {
         if let Some(c) = self.by_id.get_mut(&id) {
-            c.pinned = pinned;
+            if c.pinned != pinned {
+                c.pinned = pinned;
+                if pinned {
+                    self.pinned += 1;
+                } else {
+                    self.pinned -= 1;
+                }
+            }
         }
     }
 
@@ -105,7 +115,7 @@ impl Accounts {
     /// pinned ones are left).
     fn evict(&mut self) {
         let mut visits = 2 * self.clock.len();
-        while self.by_id.len() > self.capacity && visits > 0 {
+        while self.by_id.len() - self.pinned > self.capacity && visits > 0 {
             visits -= 1;
             let Some(id) = self.clock.pop_front() else {
                 return;
@@ -241,7 +251,7 @@ mod tests {
 
     #[test]
     fn the_cache_keeps_pinned_and_recently_used_accounts() {
-        let mut accounts = Accounts::new(2);
+        let mut accounts = Accounts::new(1);
         accounts.insert(account(1, "one"));
         accounts.pin(1, true);
         accounts.insert(account(2, "two"));
@@ -252,7 +262,7 @@ mod tests {
         assert!(accounts.find("three").is_some());
         accounts.pin(1, false);
         accounts.insert(account(4, "four"));
-        assert_eq!(accounts.len(), 2);
+        assert_eq!(accounts.len(), 1);
         assert!(accounts.find("four").is_some());
     }
 
