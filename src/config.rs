@@ -14,6 +14,9 @@ pub const DEFAULT_DISK_RESERVE: u64 = 8 << 20;
 pub struct Config {
     /// Address the one port (line protocol and HTTP) listens on.
     pub listen: SocketAddr,
+    /// Names (lowercase, no port) an HTTP request's `Host` may carry
+    /// besides the ones the listen address implies (`--http-host`).
+    pub http_hosts: Vec<String>,
     /// Directory of the durable state.
     pub data_dir: PathBuf,
     /// Keep nothing on disk.
@@ -61,6 +64,21 @@ pub struct Config {
     /// Password checks waiting from one peer address (IPv6: one /64);
     /// addresses take turns, so one cannot hold up the others.
     pub hash_queue_per_address: usize,
+    /// Failed LOGINs one username takes a minute from addresses that have
+    /// not logged in to it lately (and each that has, on its own), after
+    /// `login_failure_burst` at once; more are `rate_limited`.
+    pub login_failures_per_minute: u64,
+    /// Failed LOGINs a username (twice as many for an address) takes at
+    /// once before the per-minute rates apply.
+    pub login_failure_burst: u64,
+    /// Failed LOGINs one peer address (IPv6: one /64) makes a minute,
+    /// whatever usernames it tries.
+    pub login_failures_per_address_minute: u64,
+    /// REGISTERs one peer address makes an hour (that many at once).
+    pub registers_per_address_hour: u64,
+    /// Entries each throttle table (usernames, login addresses, register
+    /// addresses) holds at most.
+    pub throttle_entries: usize,
     /// Most simultaneous connections; more are accepted, told why, and
     /// closed. 0 means "derive it from the open-file limit".
     pub max_connections: usize,
@@ -109,6 +127,9 @@ pub mod limits {
     pub const CLIENT_ID_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
     /// Longest password accepted (argon2 has no need for more).
     pub const MAX_PASSWORD_BYTES: usize = 1024;
+    /// Fewest characters a new password (REGISTER) has, after NIST SP
+    /// 800-63B. LOGIN does not check it, so every failed LOGIN looks alike.
+    pub const MIN_PASSWORD_CHARS: usize = 8;
     /// Output queued for a connection past which the server stops reading its
     /// requests until the client reads its replies (flow control, no close).
     pub const OUTPUT_PAUSE_BYTES: usize = 256 * 1024;
@@ -143,6 +164,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             listen: "127.0.0.1:9000".parse().expect("valid default address"),
+            http_hosts: Vec::new(),
             data_dir: PathBuf::from("./gotalk-data"),
             memory: false,
             disk_reserve: DEFAULT_DISK_RESERVE,
@@ -162,6 +184,11 @@ impl Default for Config {
             hash_threads: 2,
             hash_queue: 1024,
             hash_queue_per_address: 16,
+            login_failures_per_minute: 10,
+            login_failure_burst: 5,
+            login_failures_per_address_minute: 30,
+            registers_per_address_hour: 20,
+            throttle_entries: 100_000,
             max_connections: 0,
             max_connections_per_address: 256,
             max_output_total: 256 * 1024 * 1024,
@@ -180,6 +207,9 @@ impl Default for Config {
 #[derive(Debug)]
 pub enum Invocation {
     Run(Box<Config>),
+    /// `gotalk rotate-key [--data DIR] [--key-file PATH] [--token-ttl S]`:
+    /// add a new current token key to the key file, keeping the old ones.
+    RotateKey(Box<Config>),
     Help,
     Version,
 }
@@ -191,16 +221,26 @@ pub fn help_text() -> String {
         "gotalk {version}: instant-messaging server (line protocol and HTTP on one port)
 
 Usage: gotalk [FLAGS]
+       gotalk rotate-key [--data DIR | --key-file PATH] [--token-ttl SECONDS]
+                         add a new current token key to the key file, keep
+                         the older ones, and say when each may be removed
+                         (see docs/operating.md); restart gotalk to use it
 
 Flags:
   --listen ADDR:PORT     address to listen on (default {listen})
+  --http-host NAME       a name browsers reach the server by (repeatable); an
+                         HTTP request whose Host is not one of these names,
+                         an IP address the server listens on, or (listening
+                         on loopback or all addresses) localhost is refused
+                         with 421 (default: none)
   --data DIR             directory for durable state (default {data})
   --memory               keep nothing on disk (tests, benchmarks)
   --disk-reserve BYTES   disk space set aside in DIR and released when the
                          disk fills, so ACK still works; 0 for none
                          (default {reserve})
-  --key-file PATH        token key file, 32 bytes (default DIR/secret.key;
-                         a fresh random key per run with --memory)
+  --key-file PATH        token key file: the current key and older ones
+                         (default DIR/secret.key; a fresh random key per
+                         run with --memory)
   --token-ttl SECONDS    how long a login token is valid (default {ttl})
   --max-line BYTES       longest request line (default {max_line})
   --max-output BYTES     output queued for one client before it is
@@ -231,6 +271,23 @@ Flags:
   --hash-queue-per-address N
                          password checks waiting from one address (IPv6:
                          one /64); more are rate_limited (default {hash_addr})
+  --login-failures-per-minute N
+                         failed LOGINs of one username a minute, from all
+                         addresses that have not logged in to it lately
+                         (each that has gets as many of its own); more
+                         wait, answered rate_limited (default {login_rate})
+  --login-failure-burst N
+                         failed LOGINs of one username at once before that
+                         rate applies; twice as many for an address
+                         (default {login_burst})
+  --login-failures-per-address-minute N
+                         failed LOGINs from one address (IPv6: one /64) a
+                         minute, whatever the usernames (default {login_addr})
+  --registers-per-address-hour N
+                         REGISTERs from one address an hour; more are
+                         rate_limited (default {registers})
+  --throttle-entries N   usernames and addresses each login or register
+                         throttle table remembers (default {throttle_entries})
   --max-connections N    simultaneous connections; more are told why and
                          closed (default: the open-file limit, raised to
                          its hard limit at start, less {reserved})
@@ -282,6 +339,11 @@ Flags:
         hash = d.hash_threads,
         hash_queue = d.hash_queue,
         hash_addr = d.hash_queue_per_address,
+        login_rate = d.login_failures_per_minute,
+        login_burst = d.login_failure_burst,
+        login_addr = d.login_failures_per_address_minute,
+        registers = d.registers_per_address_hour,
+        throttle_entries = d.throttle_entries,
         reserved = crate::fdlimit::RESERVED_FDS,
         per_address = d.max_connections_per_address,
         output_total = d.max_output_total,
@@ -296,7 +358,8 @@ Flags:
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, String> {
     let mut config = Config::default();
     let mut data_given = false;
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
+    let rotate_key = args.next_if(|a| a == "rotate-key").is_some();
     while let Some(flag) = args.next() {
         let (name, inline) = match flag.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
@@ -313,6 +376,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--version" | "-V" => return Ok(Invocation::Version),
             "--memory" => config.memory = true,
             "--listen" => config.listen = address("--listen", &value("ADDR:PORT")?)?,
+            "--http-host" => config.http_hosts.push(host_name(&value("NAME")?)?),
             "--metrics" => config.metrics = Some(address("--metrics", &value("ADDR:PORT")?)?),
             "--data" => {
                 config.data_dir = PathBuf::from(value("DIR")?);
@@ -351,6 +415,19 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--hash-queue-per-address" => {
                 config.hash_queue_per_address = number(&name, &value("N")?, 1)? as usize
             }
+            "--login-failures-per-minute" => {
+                config.login_failures_per_minute = number(&name, &value("N")?, 1)?
+            }
+            "--login-failure-burst" => config.login_failure_burst = number(&name, &value("N")?, 1)?,
+            "--login-failures-per-address-minute" => {
+                config.login_failures_per_address_minute = number(&name, &value("N")?, 1)?
+            }
+            "--registers-per-address-hour" => {
+                config.registers_per_address_hour = number(&name, &value("N")?, 1)?
+            }
+            "--throttle-entries" => {
+                config.throttle_entries = number(&name, &value("N")?, 16)? as usize
+            }
             "--max-connections" => {
                 config.max_connections = number(&name, &value("N")?, 1)? as usize
             }
@@ -386,6 +463,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
                 .to_string(),
         );
     }
+    if rotate_key {
+        if config.memory {
+            return Err("rotate-key changes a key file; --memory has none".to_string());
+        }
+        return Ok(Invocation::RotateKey(Box::new(config)));
+    }
     Ok(Invocation::Run(Box::new(config)))
 }
 
@@ -404,6 +487,27 @@ fn address(flag: &str, text: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("{flag}: cannot resolve '{host}': {e}"))?
         .next()
         .ok_or_else(|| format!("{flag}: '{host}' resolves to no address"))
+}
+
+/// A DNS name for `--http-host`: letters, digits, `-` and `.`, no port;
+/// kept in lowercase, without a trailing dot, as `Host` is compared.
+fn host_name(text: &str) -> Result<String, String> {
+    let name = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .split('.')
+            .all(|label| !label.is_empty() && label.len() <= 63)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if valid {
+        Ok(name)
+    } else {
+        Err(format!(
+            "--http-host: '{text}' is not a host name like chat.example.com (no port, no scheme)"
+        ))
+    }
 }
 
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
@@ -508,6 +612,40 @@ mod tests {
     }
 
     #[test]
+    fn throttle_flags_have_defaults_and_a_minimum() {
+        let c = run(&[]).unwrap();
+        assert_eq!(
+            (
+                c.login_failures_per_minute,
+                c.login_failure_burst,
+                c.login_failures_per_address_minute,
+                c.registers_per_address_hour,
+                c.throttle_entries
+            ),
+            (10, 5, 30, 20, 100_000)
+        );
+        let c = run(&[
+            "--login-failures-per-minute=60",
+            "--login-failure-burst",
+            "2",
+            "--login-failures-per-address-minute",
+            "7",
+            "--registers-per-address-hour",
+            "1000",
+            "--throttle-entries=64",
+        ])
+        .unwrap();
+        assert_eq!(c.login_failures_per_minute, 60);
+        assert_eq!(c.login_failure_burst, 2);
+        assert_eq!(c.login_failures_per_address_minute, 7);
+        assert_eq!(c.registers_per_address_hour, 1000);
+        assert_eq!(c.throttle_entries, 64);
+        assert!(run(&["--registers-per-address-hour", "0"]).is_err());
+        assert!(run(&["--login-failures-per-minute", "x"]).is_err());
+        assert!(run(&["--throttle-entries", "3"]).is_err());
+    }
+
+    #[test]
     fn disk_reserve_defaults_to_8_mib_and_may_be_0() {
         assert_eq!(run(&[]).unwrap().disk_reserve, 8 << 20);
         assert_eq!(run(&["--disk-reserve", "0"]).unwrap().disk_reserve, 0);
@@ -515,10 +653,34 @@ mod tests {
     }
 
     #[test]
+    fn http_hosts_are_repeatable_and_checked() {
+        let c = run(&["--http-host", "Chat.Example.com.", "--http-host=other"]).unwrap();
+        assert_eq!(c.http_hosts, ["chat.example.com", "other"]);
+        for bad in ["", "a:80", "http://a", "a..b", "a b"] {
+            assert!(run(&["--http-host", bad]).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn rotate_key_takes_the_key_file_flags() {
+        let args = ["rotate-key", "--data", "d", "--token-ttl", "60"];
+        match parse_args(args.map(String::from)) {
+            Ok(Invocation::RotateKey(c)) => {
+                assert_eq!(c.data_dir, PathBuf::from("d"));
+                assert_eq!(c.token_ttl, Duration::from_secs(60));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_args(["rotate-key", "--memory"].map(String::from)).is_err());
+        assert!(parse_args(["--data", "d", "rotate-key"].map(String::from)).is_err());
+    }
+
+    #[test]
     fn help_lists_every_flag() {
         let help = help_text();
         for flag in [
             "--listen",
+            "--http-host",
             "--data",
             "--memory",
             "--key-file",
@@ -543,6 +705,11 @@ mod tests {
             "--http-idle-timeout",
             "--shutdown-timeout",
             "--log-format",
+            "--login-failures-per-minute",
+            "--login-failure-burst",
+            "--login-failures-per-address-minute",
+            "--registers-per-address-hour",
+            "--throttle-entries",
         ] {
             assert!(help.contains(flag), "{flag} missing from help");
         }

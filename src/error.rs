@@ -67,6 +67,10 @@ impl ErrorCode {
 pub struct Failure {
     pub code: ErrorCode,
     pub message: Cow<'static, str>,
+    /// For a refusal that passes with time (LOGIN throttling, REGISTER per
+    /// address): how long to wait before trying again. The doors render it
+    /// as `retry_after_ms` (and HTTP's `Retry-After` header).
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Failure {
@@ -74,6 +78,15 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// A `rate_limited` failure that passes after `retry_after_ms`.
+    pub fn retry_after(message: impl Into<Cow<'static, str>>, retry_after_ms: u64) -> Failure {
+        Failure {
+            retry_after_ms: Some(retry_after_ms),
+            ..Failure::new(ErrorCode::RateLimited, message)
         }
     }
 

@@ -51,6 +51,7 @@ pub mod sniff;
 pub mod store;
 pub mod timers;
 pub mod token;
+pub mod token_file;
 pub mod turn;
 
 /// A user's numeric id, as the contract's `id`/`to_id`/`from_id`.

@@ -696,6 +696,10 @@ impl Server {
             for (id, message) in &pushes {
                 self.push(*id, message, now);
             }
+            let events = std::mem::take(&mut self.outbox.events);
+            for &(id, event) in &events {
+                self.session_event(id, event, now);
+            }
             if let Some(batch) = self.core.take_batch() {
                 self.store.submit(batch);
             }
@@ -724,6 +728,7 @@ impl Server {
         self.resume.is_empty()
             && self.outbox.replies.is_empty()
             && self.outbox.pushes.is_empty()
+            && self.outbox.events.is_empty()
             && self.outbox.hash_jobs.is_empty()
             && self.outbox.reads.is_empty()
             && !self.core.has_open_writes()
@@ -761,6 +766,22 @@ impl Server {
         }
         let conn = &mut client.conn;
         line_door::push(conn, &mut self.budget, message);
+        if let Some(reason) = conn.overflow {
+            return self.close_overflowing(id, reason, now);
+        }
+        if !conn.queued_write {
+            conn.queued_write = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Tells a line connection its token was revoked or expired.
+    fn session_event(&mut self, id: ConnId, event: crate::core::SessionEvent, now: Millis) {
+        let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
+        let conn = &mut client.conn;
+        line_door::session_event(conn, &mut self.budget, event);
         if let Some(reason) = conn.overflow {
             return self.close_overflowing(id, reason, now);
         }

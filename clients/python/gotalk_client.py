@@ -15,6 +15,7 @@ As a program::
     gotalk_client.py register --server 127.0.0.1:9000 --user alice
     gotalk_client.py send --server 127.0.0.1:9000 --user alice --to bob hello bob
     gotalk_client.py chat --server 127.0.0.1:9000 --user alice
+    gotalk_client.py logout --server 127.0.0.1:9000 --user alice   # every token of alice
 
 The client speaks the JSON form of the goTalk line protocol. Every request
 carries an integer "tag"; a reader thread matches each reply to its request by
@@ -307,6 +308,16 @@ class Client:
     def ping(self):
         return bool(self.request("ping").get("pong"))
 
+    def logout(self, all=False):
+        """Revoke this connection's token (all=True: every token of the
+        account, on every connection). The connection stays open but is no
+        longer logged in; other connections bound by a revoked token get a
+        "revoked" event. Returns "token" or "all"."""
+        reply = self.request("logout", all=True if all else None)
+        # Forgotten, so a reconnect does not log in again behind the user's back.
+        self.token, self._password = None, None
+        return reply["revoked"]
+
     def close(self):
         """Say QUIT and close; messages() then ends. Safe to call twice."""
         self._closed = True
@@ -400,6 +411,15 @@ class Client:
                     if self._closed:
                         return
                     batch = None
+                except _Unbound as exc:
+                    if exc.event == "revoked":
+                        raise Unauthorized("this connection's token was revoked (LOGOUT); "
+                                           "log in again") from None
+                    # Expired: log in again with the password (AUTH would be
+                    # refused), then pick up what arrived meanwhile.
+                    self._authenticate()
+                    backlog = True
+                    continue
                 if batch is None:
                     # Outside the except, so a failure to reconnect is
                     # reported alone, not as a chain of causes.
@@ -444,7 +464,10 @@ class Client:
                 continue
             batch = []
             while True:
-                if event is not None and event.get("event") == "message":
+                kind = event.get("event") if event is not None else None
+                if kind in ("revoked", "expired") and conn is self._conn:
+                    raise _Unbound(kind)
+                if kind == "message":
                     batch.append(event["message"])
                 try:
                     event, conn = self._events.get_nowait()
@@ -455,6 +478,14 @@ class Client:
                     break
             if batch:
                 return batch
+
+
+class _Unbound(Exception):
+    """The server unbound this connection: its token was revoked or expired."""
+
+    def __init__(self, event):
+        super().__init__(event)
+        self.event = event
 
 
 # --------------------------------------------------------------------------
@@ -492,6 +523,12 @@ def cmd_send(client, args):
     content = " ".join(args.text) if args.text else sys.stdin.read().rstrip("\n")
     reply = client.send(args.to, content, client_id=uuid.uuid4().hex)
     print("sent %s" % reply["id"])
+
+
+def cmd_logout(client, args):
+    client.login(args.user, get_password(args))
+    client.logout(all=True)
+    print("revoked every token of %s; log in again where you use it" % args.user)
 
 
 CHAT_HELP = """commands:
@@ -640,6 +677,7 @@ def main(argv=None):
     p = add("send", cmd_send, "send one message (text from the arguments or stdin)")
     p.add_argument("--to", required=True, help="recipient username")
     p.add_argument("text", nargs="*", help="message text")
+    add("logout", cmd_logout, "revoke every login token of the account (log out everywhere)")
     p = add("chat", cmd_chat, "interactive terminal chat")
     p.add_argument("--to", help="first contact")
 

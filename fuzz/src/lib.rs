@@ -146,6 +146,7 @@ fn reply_to(request: &Request<'_>) -> (Reply, Option<Message>) {
         }
         Request::Sync(_) => Reply::Messages(Vec::new()),
         Request::Ack { .. } => Reply::Acked,
+        Request::Logout { all } => Reply::LoggedOut { all: *all },
         Request::Ping => Reply::Pong,
         Request::Help => Reply::Help,
         Request::Quit => Reply::Bye,
@@ -445,9 +446,16 @@ pub fn read_http(input: &[u8], sizes: &[usize]) -> HttpRun {
 /// Answers a request as the door does, checking every response.
 fn answer(request: &HttpRequest<'_>) {
     let persistence = Persistence::of(request.keep_alive, request.http10);
+    // Any Host and Origin is answered or refused, never a panic.
+    let config = gotalk::config::Config::default();
+    if let Err(refusal) = gotalk::http::host::check_host(request.host, &config)
+        .and_then(|()| gotalk::http::host::check_origin(request.origin, request.host))
+    {
+        check_refusal(&refusal, persistence);
+    }
     let endpoint = match routes::route(request.method, request.path) {
         Ok(Route::Api(endpoint)) => endpoint,
-        Ok(Route::Page | Route::Health | Route::Favicon) => return,
+        Ok(Route::Page(_) | Route::Health) => return,
         Err(refusal) => return check_refusal(&refusal, persistence),
     };
     let fields = match Fields::parse(request.body, request.query, request.content_type) {

@@ -6,7 +6,8 @@
 //! - [`form`]: form fields from a urlencoded body and the query string.
 //! - [`routes`]: method and path → endpoint; fields → [`Call`].
 //! - [`render`]: [`Reply`] → status and JSON; the response head.
-//! - [`page`]: `GET /`, the embedded chat page.
+//! - [`host`]: the `Host` and `Origin` a request may carry.
+//! - [`page`]: `GET /`, the embedded chat page, its script and style.
 //!
 //! Requests on one connection run one at a time: a request whose reply
 //! comes later (a password hash, a commit, a long-poll) sets the
@@ -16,6 +17,7 @@
 //! user: the token in each request decides who acts.
 
 pub mod form;
+pub mod host;
 pub mod page;
 pub mod parse;
 pub mod render;
@@ -197,14 +199,15 @@ impl HttpDoor {
         let persistence = Persistence::of(request.keep_alive, request.http10);
         let head_only = request.method == "HEAD";
         let budget = &mut *turn.budget;
+        if let Err(refusal) = host::check_host(request.host, turn.config) {
+            return refuse(id, conn, budget, &refusal, persistence);
+        }
         let endpoint = match routes::route(request.method, request.path) {
             Ok(Route::Api(endpoint)) => endpoint,
-            Ok(Route::Page) => {
-                conn.queue(budget, |out| page::respond(out, head_only, persistence));
-                return finish_direct(conn, persistence);
-            }
-            Ok(Route::Favicon) => {
-                conn.queue(budget, |out| page::favicon(out, head_only, persistence));
+            Ok(Route::Page(asset)) => {
+                conn.queue(budget, |out| {
+                    page::respond(out, asset, head_only, persistence)
+                });
                 return finish_direct(conn, persistence);
             }
             Ok(Route::Health) => {
@@ -226,6 +229,10 @@ impl HttpDoor {
             }
             Err(refusal) => return refuse(id, conn, budget, &refusal, persistence),
         };
+        // Every API route is a POST that may change something.
+        if let Err(refusal) = host::check_origin(request.origin, request.host) {
+            return refuse(id, conn, budget, &refusal, persistence);
+        }
         let fields = match form::Fields::parse(request.body, request.query, request.content_type) {
             Ok(fields) => fields,
             Err(refusal) => return refuse(id, conn, budget, &refusal, persistence),

@@ -7,7 +7,7 @@
 
 use crate::config::limits::OUTPUT_PAUSE_BYTES;
 use crate::conn::{Conn, OutputBudget, ReplySlots};
-use crate::core::Handled;
+use crate::core::{Handled, SessionEvent};
 use crate::error::{CloseReason, ErrorCode, Failure};
 use crate::line::framer::{Framer, Step};
 use crate::line::parse::{parse_line, Form, Parsed};
@@ -150,6 +150,18 @@ pub fn shutdown_event(conn: &mut Conn, budget: &mut OutputBudget) {
     conn.queue(budget, |out| {
         out.extend_from_slice(b"{\"event\":\"shutdown\"}\n")
     });
+}
+
+/// Tells a line connection it is no longer bound: `{"event":"revoked"}`
+/// or `{"event":"expired"}`.
+pub fn session_event(conn: &mut Conn, budget: &mut OutputBudget, event: SessionEvent) {
+    if conn.closing.is_none() {
+        conn.queue(budget, |out| {
+            out.extend_from_slice(b"{\"event\":\"");
+            out.extend_from_slice(event.name().as_bytes());
+            out.extend_from_slice(b"\"}\n");
+        });
+    }
 }
 
 /// Writes a message event (a push) to a line connection.
