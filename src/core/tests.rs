@@ -591,3 +591,7 @@ fn connections_per_user_are_capped_for_auth_and_login() {
 /// LOGOUT, LOGOUT all and token expiry on bound connections.
 #[path = "logout_tests.rs"]
 mod logout_tests;
+
+/// Reading accounts, mailbox figures and pages from a store on demand.
+#[path = "on_demand_tests.rs"]
+mod on_demand_tests;
