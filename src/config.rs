@@ -46,6 +46,13 @@ pub struct Config {
     /// `client_id`s remembered per sender (the newest ones; each for at most
     /// 24 hours).
     pub client_ids_per_sender: usize,
+    /// Accounts held in RAM (a cache; logged-in users' accounts are always
+    /// held besides), and idle mailboxes whose figures are kept.
+    pub account_cache: usize,
+    /// Most messages, and bytes, of an active user's mailbox held in RAM;
+    /// the rest is read from the store in id order as it drains.
+    pub mailbox_window: usize,
+    pub mailbox_window_bytes: usize,
     /// Long-polls (SYNC with `wait_ms`) waiting at once for one user.
     pub waiters_per_user: usize,
     /// Line connections bound to one user at once (by LOGIN or AUTH).
@@ -179,6 +186,9 @@ impl Default for Config {
             mailbox_bytes: 16 * 1024 * 1024,
             pending_bytes: 512 * 1024 * 1024,
             client_ids_per_sender: 10_000,
+            account_cache: 20_000,
+            mailbox_window: 256,
+            mailbox_window_bytes: 256 * 1024,
             waiters_per_user: 16,
             conns_per_user: 16,
             hash_threads: 2,
@@ -262,6 +272,14 @@ Flags:
   --client-ids-per-sender N
                          client_ids remembered per sender for deduplication:
                          24 h or the last N, whichever is shorter (default {client_ids})
+  --account-cache N      accounts held in RAM besides logged-in users' (and idle
+                         mailboxes whose figures are kept); others are read
+                         from the store when needed (default {account_cache})
+  --mailbox-window N     messages of a logged-in user's mailbox held in RAM;
+                         the rest is read from the store as it drains
+                         (default {window})
+  --mailbox-window-bytes BYTES
+                         the same window in bytes as stored (default {window_bytes})
   --waiters-per-user N   long-polls (SYNC with wait_ms) waiting at once for one
                          user (default {waiters})
   --conns-per-user N     line connections logged in as one user at once
@@ -341,6 +359,9 @@ Flags:
         mailbox_bytes = d.mailbox_bytes,
         pending_bytes = d.pending_bytes,
         client_ids = d.client_ids_per_sender,
+        account_cache = d.account_cache,
+        window = d.mailbox_window,
+        window_bytes = d.mailbox_window_bytes,
         waiters = d.waiters_per_user,
         conns_per_user = d.conns_per_user,
         hash = d.hash_threads,
@@ -463,6 +484,11 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
                 config.max_output = number(&name, &value("BYTES")?, 64 * 1024)? as usize
             }
             "--mailbox-limit" => config.mailbox_limit = number(&name, &value("N")?, 1)? as usize,
+            "--account-cache" => config.account_cache = number(&name, &value("N")?, 1)? as usize,
+            "--mailbox-window" => config.mailbox_window = number(&name, &value("N")?, 1)? as usize,
+            "--mailbox-window-bytes" => {
+                config.mailbox_window_bytes = number(&name, &value("BYTES")?, 1024)? as usize
+            }
             "--mailbox-bytes" => {
                 config.mailbox_bytes = number(&name, &value("BYTES")?, 1024)? as usize
             }
@@ -838,6 +864,9 @@ mod tests {
             "--mailbox-bytes",
             "--pending-bytes",
             "--client-ids-per-sender",
+            "--account-cache",
+            "--mailbox-window",
+            "--mailbox-window-bytes",
             "--waiters-per-user",
             "--conns-per-user",
             "--metrics",

@@ -163,6 +163,10 @@ fn start(mut config: Config) -> Result<(), String> {
         hash_queue: config.hash_queue,
         hash_queue_per_address: config.hash_queue_per_address,
         throttle: ThrottleSettings::of(&config),
+        on_demand: store.keeps_data(),
+        account_cache: config.account_cache,
+        mailbox_window: config.mailbox_window,
+        mailbox_window_bytes: config.mailbox_window_bytes,
     };
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);

@@ -154,6 +154,50 @@ impl<'a> Call<'a> {
             claimed_id: None,
         }
     }
+
+    /// The same call owning its text, to be kept while it waits for a read.
+    pub fn into_owned(self) -> Call<'static> {
+        fn own(s: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(s.into_owned())
+        }
+        let request = match self.request {
+            Request::Register { username, password } => Request::Register {
+                username: own(username),
+                password: own(password),
+            },
+            Request::Login { username, password } => Request::Login {
+                username: own(username),
+                password: own(password),
+            },
+            Request::Auth { token } => Request::Auth { token: own(token) },
+            Request::Send {
+                to,
+                content,
+                client_id,
+            } => Request::Send {
+                to: match to {
+                    Recipient::Name(name) => Recipient::Name(own(name)),
+                    Recipient::Id(id) => Recipient::Id(id),
+                },
+                content: own(content),
+                client_id: client_id.map(own),
+            },
+            Request::Sync(args) => Request::Sync(args),
+            Request::Ack { upto } => Request::Ack { upto },
+            Request::Logout { all } => Request::Logout { all },
+            Request::Lookup { username } => Request::Lookup {
+                username: own(username),
+            },
+            Request::Ping => Request::Ping,
+            Request::Help => Request::Help,
+            Request::Quit => Request::Quit,
+        };
+        Call {
+            request,
+            token: self.token.map(own),
+            claimed_id: self.claimed_id,
+        }
+    }
 }
 
 /// A user as replies show one.

@@ -436,6 +436,9 @@ impl Server {
         while let Some(done) = self.store.completed() {
             self.core.on_committed(done, now, &mut self.outbox);
         }
+        while let Some(done) = self.store.read_done() {
+            self.core.on_read(done, now, &mut self.outbox);
+        }
         if let Some(requests) = &self.stats_requests {
             while let Ok(request) = requests.try_recv() {
                 let _ = request.reply.send(self.figures(request.format));
@@ -764,6 +767,13 @@ impl Server {
             while let Some(done) = self.store.completed() {
                 self.core.on_committed(done, now, &mut self.outbox);
             }
+            // After the commits: a read asked now sees them.
+            for read in self.outbox.reads.drain(..) {
+                self.store.read(read);
+            }
+            while let Some(done) = self.store.read_done() {
+                self.core.on_read(done, now, &mut self.outbox);
+            }
             let resume = std::mem::take(&mut self.resume);
             for &id in &resume {
                 self.read(id, now);
@@ -781,6 +791,7 @@ impl Server {
             && self.outbox.pushes.is_empty()
             && self.outbox.events.is_empty()
             && self.outbox.hash_jobs.is_empty()
+            && self.outbox.reads.is_empty()
             && !self.core.has_open_writes()
     }
 

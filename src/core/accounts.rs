@@ -1,21 +1,32 @@
 //! Accounts: who exists, by id and by name, with their password hashes.
 //! Also the username rule of the contract.
+//!
+//! With a store that keeps data, this is a bounded cache: at most
+//! `capacity` accounts (`--account-cache`), evicted in CLOCK order (an
+//! approximation of least recently used: an account used since it was
+//! last passed gets another round). Accounts of logged-in users are
+//! pinned and never evicted. A miss is read from the store by the core.
 
 use crate::error::{ErrorCode, Failure};
 use crate::idhash::IdMap;
 use crate::request::UserRef;
-use crate::UserId;
-use std::collections::{HashMap, HashSet};
+use crate::{Millis, UserId};
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// One account.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Account {
     pub id: UserId,
     /// Random, sealed into the account's tokens (see `token`).
     pub identity: u128,
     pub username: Arc<str>,
     pub password_hash: Arc<str>,
+    /// Tokens of this account issued before this moment are void (`LOGOUT
+    /// all`; 0: none). Stored with the account, so an account read from
+    /// the store brings it along.
+    pub tokens_valid_from: Millis,
 }
 
 impl Account {
@@ -27,22 +38,102 @@ impl Account {
     }
 }
 
-/// All accounts, plus names reserved by registrations still in progress.
-#[derive(Default)]
+/// A cached account and its CLOCK state.
+struct Cached {
+    account: Account,
+    /// Used since the clock hand last passed.
+    referenced: Cell<bool>,
+    /// Logged in: never evicted.
+    pinned: bool,
+}
+
+/// The accounts held, plus names reserved by registrations in progress.
 pub struct Accounts {
-    by_id: IdMap<UserId, Account>,
+    by_id: IdMap<UserId, Cached>,
     by_name: HashMap<Arc<str>, UserId>,
     reserved: HashSet<Box<str>>,
     last_id: UserId,
+    capacity: usize,
+    /// Ids in the order the clock hand visits them.
+    clock: VecDeque<UserId>,
+    /// Accounts pinned: held besides the capacity.
+    pinned: usize,
+}
+
+impl Default for Accounts {
+    fn default() -> Accounts {
+        Accounts::new(usize::MAX)
+    }
 }
 
 impl Accounts {
+    /// Holds at most `capacity` accounts that are not pinned.
+    pub fn new(capacity: usize) -> Accounts {
+        Accounts {
+            by_id: IdMap::default(),
+            by_name: HashMap::new(),
+            reserved: HashSet::new(),
+            last_id: 0,
+            capacity: capacity.max(1),
+            clock: VecDeque::new(),
+            pinned: 0,
+        }
+    }
+
     pub fn get(&self, id: UserId) -> Option<&Account> {
-        self.by_id.get(&id)
+        self.by_id.get(&id).map(|c| {
+            c.referenced.set(true);
+            &c.account
+        })
     }
 
     pub fn find(&self, username: &str) -> Option<&Account> {
-        self.by_name.get(username).and_then(|id| self.by_id.get(id))
+        self.by_name.get(username).and_then(|id| self.get(*id))
+    }
+
+    /// Whether `username` is reserved by a registration in progress.
+    pub fn is_reserved(&self, username: &str) -> bool {
+        self.reserved.contains(username)
+    }
+
+    /// A logged-in user's account stays while `pinned`.
+    pub fn pin(&mut self, id: UserId, pinned: bool) {
+        if let Some(c) = self.by_id.get_mut(&id) {
+            if c.pinned != pinned {
+                c.pinned = pinned;
+                if pinned {
+                    self.pinned += 1;
+                } else {
+                    self.pinned -= 1;
+                }
+            }
+        }
+    }
+
+    /// The highest id in use (read at start), so new ids follow it.
+    pub fn set_last_id(&mut self, id: UserId) {
+        self.last_id = self.last_id.max(id);
+    }
+
+    /// Evicts unpinned accounts until at most `capacity` are held (or only
+    /// pinned ones are left).
+    fn evict(&mut self) {
+        let mut visits = 2 * self.clock.len();
+        while self.by_id.len() - self.pinned > self.capacity && visits > 0 {
+            visits -= 1;
+            let Some(id) = self.clock.pop_front() else {
+                return;
+            };
+            let Some(c) = self.by_id.get(&id) else {
+                continue; // a stale entry
+            };
+            if c.pinned || c.referenced.replace(false) {
+                self.clock.push_back(id);
+                continue;
+            }
+            let c = self.by_id.remove(&id).expect("just seen");
+            self.by_name.remove(&c.account.username);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -50,6 +141,7 @@ impl Accounts {
     }
 
     /// Claims `username` for a registration in progress, or says why not.
+    /// (The caller has made sure the store holds no such name.)
     pub fn reserve(&mut self, username: &str) -> Result<(), Failure> {
         check_username(username)?;
         if self.by_name.contains_key(username) || self.reserved.contains(username) {
@@ -73,19 +165,42 @@ impl Accounts {
         self.last_id
     }
 
-    /// Replaces an account's password hash (an upgraded one).
+    /// Replaces a cached account's password hash (an upgraded one; the
+    /// store is told by the caller).
     pub fn set_password_hash(&mut self, id: UserId, hash: Arc<str>) {
-        if let Some(account) = self.by_id.get_mut(&id) {
-            account.password_hash = hash;
+        if let Some(c) = self.by_id.get_mut(&id) {
+            c.account.password_hash = hash;
         }
     }
 
-    /// Adds an account (a finished registration, or one loaded at start).
+    /// Raises a cached account's `tokens_valid_from` (LOGOUT all; the store
+    /// is told by the caller).
+    pub fn void_tokens_before(&mut self, id: UserId, from: Millis) {
+        if let Some(c) = self.by_id.get_mut(&id) {
+            c.account.tokens_valid_from = c.account.tokens_valid_from.max(from);
+        }
+    }
+
+    /// Adds an account (a finished registration, or one read from the
+    /// store), evicting another if the cache is full.
     pub fn insert(&mut self, account: Account) {
         self.reserved.remove(&*account.username);
         self.last_id = self.last_id.max(account.id);
+        if self.by_id.contains_key(&account.id) {
+            return;
+        }
         self.by_name.insert(account.username.clone(), account.id);
-        self.by_id.insert(account.id, account);
+        self.clock.push_back(account.id);
+        self.by_id.insert(
+            account.id,
+            Cached {
+                account,
+                // A new entry gets one round: it is about to be used.
+                referenced: Cell::new(true),
+                pinned: false,
+            },
+        );
+        self.evict();
     }
 }
 
@@ -117,6 +232,7 @@ mod tests {
             identity: u128::from(id),
             username: name.into(),
             password_hash: "x".into(),
+            tokens_valid_from: 0,
         }
     }
 
@@ -152,6 +268,23 @@ mod tests {
         );
         assert_eq!(accounts.find("alice").unwrap().id, 1);
         assert!(accounts.find("Alice").is_none());
+    }
+
+    #[test]
+    fn the_cache_keeps_pinned_and_recently_used_accounts() {
+        let mut accounts = Accounts::new(1);
+        accounts.insert(account(1, "one"));
+        accounts.pin(1, true);
+        accounts.insert(account(2, "two"));
+        accounts.insert(account(3, "three"));
+        assert!(accounts.get(1).is_some(), "pinned");
+        assert!(accounts.get(2).is_none(), "evicted");
+        assert!(accounts.find("two").is_none());
+        assert!(accounts.find("three").is_some());
+        accounts.pin(1, false);
+        accounts.insert(account(4, "four"));
+        assert_eq!(accounts.len(), 1);
+        assert!(accounts.find("four").is_some());
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! What each command does: [`Core::handle`] and one method per command.
 
-use super::accounts::check_username;
+use super::accounts::{check_username, Account};
 use super::client_ids::FirstSend;
 use super::login_throttle::{LoginCharge, Throttled};
 use super::mailbox::{self, Budget, Full};
+use super::reads::{Stop, Waiting};
 use super::waiters::Waiter;
 use super::{AfterCommit, Binding, Core, Handled, HashWait, Outbox, Revoke, Ticket};
 use crate::config::limits;
@@ -11,6 +12,7 @@ use crate::error::{ErrorCode, Failure};
 use crate::hasher::HashJob;
 use crate::message::{Message, Parties};
 use crate::request::{Call, Recipient, Reply, Request, SyncArgs};
+use crate::store::ReadOp;
 use crate::store::WriteOp;
 use crate::token::OpenedToken;
 use crate::{MessageId, Millis, UserId};
@@ -32,42 +34,73 @@ impl Core {
             kind: call.request.kind(),
             ..ticket
         };
-        let result = match call.request {
-            Request::Ping => Ok(Handled::Now(Reply::Pong)),
-            Request::Help => Ok(Handled::Now(Reply::Help)),
-            Request::Quit => Ok(Handled::Now(Reply::Bye)),
-            Request::Register { username, password } => {
-                self.register(ticket, &username, password.into_owned(), now, out)
-            }
-            Request::Login { username, password } => {
-                self.login(ticket, &username, password.into_owned(), now, out)
-            }
-            Request::Auth { token } => self.auth(ticket, &token, now),
-            Request::Lookup { username } => self.lookup(&username),
-            Request::Send {
-                ref to,
-                ref content,
-                ref client_id,
-            } => self
-                .caller(ticket, &call, now)
-                .and_then(|from| self.send(ticket, from, to, content, client_id.as_deref(), now)),
-            Request::Sync(args) => self
-                .caller(ticket, &call, now)
-                .map(|user| self.sync(ticket, user, args, now, out)),
-            Request::Ack { upto } => self
-                .caller(ticket, &call, now)
-                .map(|user| self.ack(ticket, user, upto, None)),
-            Request::Logout { all } => self.logout(ticket, &call, all, now),
-        };
-        let handled = result.unwrap_or_else(|failure| Handled::Now(Reply::Error(failure)));
+        let handled = self.run(ticket, call, now, out);
         if let Handled::Now(reply) = &handled {
             self.count_reply(ticket, reply, now);
         }
         handled
     }
 
+    /// [`Core::handle`] without counting the reply (a call that runs again
+    /// after a read has its reply counted as it goes out).
+    pub(super) fn run(
+        &mut self,
+        ticket: Ticket,
+        call: Call<'_>,
+        now: Millis,
+        out: &mut Outbox,
+    ) -> Handled {
+        match self.dispatch(ticket, &call, now, out) {
+            Ok(handled) => handled,
+            Err(Stop::Fail(failure)) => Handled::Now(Reply::Error(failure)),
+            Err(Stop::Need(op)) => {
+                self.park(ticket, call.into_owned(), op, out);
+                Handled::Later { barrier: true }
+            }
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        ticket: Ticket,
+        call: &Call<'_>,
+        now: Millis,
+        out: &mut Outbox,
+    ) -> Result<Handled, Stop> {
+        match &call.request {
+            Request::Ping => Ok(Handled::Now(Reply::Pong)),
+            Request::Help => Ok(Handled::Now(Reply::Help)),
+            Request::Quit => Ok(Handled::Now(Reply::Bye)),
+            Request::Register { username, password } => {
+                self.register(ticket, username, password, now, out)
+            }
+            Request::Login { username, password } => {
+                self.login(ticket, username, password, now, out)
+            }
+            Request::Auth { token } => self.auth(ticket, token, now, out),
+            Request::Lookup { username } => self.lookup(username),
+            Request::Send {
+                to,
+                content,
+                client_id,
+            } => {
+                let from = self.caller(ticket, call, now)?;
+                self.send(ticket, from, to, content, client_id.as_deref(), now)
+            }
+            Request::Sync(args) => {
+                let user = self.caller(ticket, call, now)?;
+                self.sync(ticket, user, *args, now, out)
+            }
+            Request::Ack { upto } => {
+                let user = self.caller(ticket, call, now)?;
+                self.ack(ticket, user, *upto, None)
+            }
+            Request::Logout { all } => self.logout(ticket, call, *all, now),
+        }
+    }
+
     /// Who is asking: the request's own token, else the connection's user.
-    fn caller(&self, ticket: Ticket, call: &Call<'_>, now: Millis) -> Result<UserId, Failure> {
+    fn caller(&self, ticket: Ticket, call: &Call<'_>, now: Millis) -> Result<UserId, Stop> {
         let user = match &call.token {
             Some(token) => self.open_token(token, now)?.user,
             None => self.session_user(ticket.conn).ok_or_else(|| {
@@ -81,25 +114,62 @@ impl Core {
             return Err(Failure::new(
                 ErrorCode::Unauthorized,
                 "the token belongs to another user than the id given",
-            ));
+            )
+            .into());
         }
         Ok(user)
     }
 
-    fn open_token(&self, token: &str, now: Millis) -> Result<OpenedToken, Failure> {
+    fn open_token(&self, token: &str, now: Millis) -> Result<OpenedToken, Stop> {
+        let rejected = || Failure::new(ErrorCode::Unauthorized, super::help::TOKEN_REJECTED);
+        let t = self.key.open(token, now).map_err(|_| rejected())?;
         // The account must exist AND be the one the token was issued for:
-        // an id alone could name a newer account after a reset. And it
-        // must not have been revoked by LOGOUT.
-        self.key
-            .open(token, now)
-            .ok()
-            .filter(|t| {
-                self.accounts
-                    .get(t.user)
-                    .is_some_and(|account| account.identity == t.identity)
-                    && !self.revocations.is_revoked(t)
-            })
-            .ok_or_else(|| Failure::new(ErrorCode::Unauthorized, super::help::TOKEN_REJECTED))
+        // an id alone could name a newer account after a reset. And the
+        // token must not have been revoked by LOGOUT (one token, or all
+        // the account's: the account read from the store says since when).
+        match self.account_by_id(t.user)? {
+            Some(account)
+                if account.identity == t.identity
+                    && t.issued >= self.tokens_valid_from(account)
+                    && !self.revocations.is_revoked(&t) =>
+            {
+                Ok(t)
+            }
+            _ => Err(rejected().into()),
+        }
+    }
+
+    /// Tokens of `account` issued before this are void (`LOGOUT all`): as
+    /// stored with it, or as set since it was read.
+    pub(super) fn tokens_valid_from(&self, account: &Account) -> Millis {
+        account
+            .tokens_valid_from
+            .max(self.revocations.valid_from(account.id))
+    }
+
+    /// The account with `id`: `None` if there is none, or the read it needs.
+    pub(super) fn account_by_id(&self, id: UserId) -> Result<Option<&Account>, Stop> {
+        if let Some(account) = self.accounts.get(id) {
+            return Ok(Some(account));
+        }
+        let op = ReadOp::UserById(id);
+        if !self.settings.on_demand || self.is_absent(&op) {
+            return Ok(None);
+        }
+        Err(Stop::Need(op))
+    }
+
+    /// The account named `username`: `None` if there is none, or the read
+    /// it needs.
+    pub(super) fn account_by_name(&self, username: &str) -> Result<Option<&Account>, Stop> {
+        if let Some(account) = self.accounts.find(username) {
+            return Ok(Some(account));
+        }
+        let op = ReadOp::UserByName(username.into());
+        if !self.settings.on_demand || self.is_absent(&op) || check_username(username).is_err() {
+            return Ok(None);
+        }
+        Err(Stop::Need(op))
     }
 
     /// The rule for every password: not empty, and at most the maximum.
@@ -133,13 +203,20 @@ impl Core {
         &mut self,
         ticket: Ticket,
         username: &str,
-        password: String,
+        password: &str,
         now: Millis,
         out: &mut Outbox,
-    ) -> Result<Handled, Failure> {
-        Self::check_new_password(&password)?;
+    ) -> Result<Handled, Stop> {
+        Self::check_new_password(password)?;
         self.check_password_room(ticket.conn)?;
+        // The store is asked whether the name is free (the database's
+        // unique index has the last word); names being registered are
+        // reserved meanwhile.
+        if !self.accounts.is_reserved(username) {
+            self.account_by_name(username)?;
+        }
         self.accounts.reserve(username)?;
+        let password = password.to_string();
         let peer = self.passwords.address_of(ticket.conn);
         let charge = match self.throttle.admit_register(peer, now) {
             Ok(charge) => charge,
@@ -153,7 +230,8 @@ impl Core {
                         wait_text(retry_after_ms)
                     ),
                     retry_after_ms,
-                ));
+                )
+                .into());
             }
         };
         let job = self.new_job();
@@ -170,35 +248,43 @@ impl Core {
         &mut self,
         ticket: Ticket,
         username: &str,
-        password: String,
+        password: &str,
         now: Millis,
         out: &mut Outbox,
-    ) -> Result<Handled, Failure> {
+    ) -> Result<Handled, Stop> {
         if username.is_empty() || password.is_empty() {
-            return Err(Failure::bad_request(
-                "LOGIN needs a username and a password",
-            ));
+            return Err(Failure::bad_request("LOGIN needs a username and a password").into());
         }
-        Self::check_password(&password)?;
+        Self::check_password(password)?;
         self.check_password_room(ticket.conn)?;
-        // Before any hashing: a throttled attempt costs no CPU.
+        // Before any hashing (or reading): a throttled attempt costs
+        // nothing.
         let peer = self.passwords.address_of(ticket.conn);
         let charge = self
             .throttle
             .admit_login(username, peer, now)
             .map_err(|refused| self.login_throttled(refused))?;
-        let account = self.accounts.find(username);
-        let user = account.map(|a| a.id);
-        let hash = account.map_or_else(|| self.dummy_hash.clone(), |a| a.password_hash.clone());
+        let account = match self.account_by_name(username) {
+            Ok(account) => account.cloned(),
+            Err(stop) => {
+                // It runs again once the account is read, and is charged
+                // then.
+                self.throttle.login_not_tried(charge, now);
+                return Err(stop);
+            }
+        };
+        let hash = account
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |a| a.password_hash.clone());
         let job = self.new_job();
         let work = HashJob::Verify {
             job,
-            password,
+            password: password.to_string(),
             hash,
         };
         let wait = HashWait::Login {
             ticket,
-            user,
+            account,
             charge,
         };
         self.queue_password_job(wait, job, work, out);
@@ -236,17 +322,18 @@ impl Core {
     pub(super) fn finish_login(
         &mut self,
         ticket: Ticket,
-        user: Option<UserId>,
+        account: Option<Account>,
         charge: LoginCharge,
         ok: bool,
         now: Millis,
+        out: &mut Outbox,
     ) -> Reply {
         let from = self.passwords.address_of(ticket.conn);
-        if ok && user.is_some() {
+        if ok && account.is_some() {
             self.throttle.login_succeeded(charge, now);
         }
-        let Some(account) = user.filter(|_| ok).and_then(|id| self.accounts.get(id)) else {
-            let who = user.and_then(|id| self.accounts.get(id)).map_or_else(
+        let Some(account) = account.as_ref().filter(|_| ok) else {
+            let who = account.as_ref().map_or_else(
                 || "an unknown username".to_string(),
                 |a| a.username.to_string(),
             );
@@ -260,7 +347,7 @@ impl Core {
         let identity = account.identity;
         let user = account.user_ref();
         // Never issued before a LOGOUT all of the same millisecond.
-        let issued = now.max(self.revocations.valid_from(user.id));
+        let issued = now.max(self.tokens_valid_from(account));
         let expires = issued + self.settings.token_ttl_ms;
         let sealed = self.key.issue(user.id, identity, issued, expires);
         let token = sealed.token;
@@ -269,7 +356,10 @@ impl Core {
             token: sealed.id,
             expires,
         };
+        // The cache may have dropped it while the hash ran.
+        self.accounts.insert(account.clone());
         self.bind(ticket.conn, binding);
+        self.warm_up(user.id, out);
         log::info!(
             "login: {} (id {}) from {from} on connection {}",
             user.username,
@@ -279,7 +369,13 @@ impl Core {
         Reply::LoggedIn { token, user }
     }
 
-    fn auth(&mut self, ticket: Ticket, token: &str, now: Millis) -> Result<Handled, Failure> {
+    fn auth(
+        &mut self,
+        ticket: Ticket,
+        token: &str,
+        now: Millis,
+        out: &mut Outbox,
+    ) -> Result<Handled, Stop> {
         let opened = self.open_token(token, now)?;
         let user = opened.user;
         self.check_bind(ticket.conn, user)?;
@@ -288,12 +384,14 @@ impl Core {
             token: opened.id,
             expires: opened.expires,
         };
-        self.bind(ticket.conn, binding);
         let account = self
             .accounts
             .get(user)
             .expect("open_token checked the account");
-        Ok(Handled::Now(Reply::User(account.user_ref())))
+        let reply = Reply::User(account.user_ref());
+        self.bind(ticket.conn, binding);
+        self.warm_up(user, out);
+        Ok(Handled::Now(reply))
     }
 
     /// LOGOUT: revokes the request's own token if it carries one, else the
@@ -306,7 +404,7 @@ impl Core {
         call: &Call<'_>,
         all: bool,
         now: Millis,
-    ) -> Result<Handled, Failure> {
+    ) -> Result<Handled, Stop> {
         let binding = match &call.token {
             Some(token) => {
                 let t = self.open_token(token, now)?;
@@ -334,7 +432,8 @@ impl Core {
             return Err(Failure::new(
                 ErrorCode::Unauthorized,
                 "the token belongs to another user than the id given",
-            ));
+            )
+            .into());
         }
         let revoke = if all {
             // Every token issued up to this millisecond.
@@ -354,12 +453,11 @@ impl Core {
         Ok(Handled::Later { barrier: true })
     }
 
-    fn lookup(&self, username: &str) -> Result<Handled, Failure> {
+    fn lookup(&self, username: &str) -> Result<Handled, Stop> {
         check_username(username)?;
-        self.accounts
-            .find(username)
+        self.account_by_name(username)?
             .map(|a| Handled::Now(Reply::User(a.user_ref())))
-            .ok_or_else(|| no_such_user(username))
+            .ok_or_else(|| no_such_user(username).into())
     }
 
     fn send(
@@ -370,20 +468,29 @@ impl Core {
         content: &str,
         client_id: Option<&str>,
         now: Millis,
-    ) -> Result<Handled, Failure> {
-        let recipient = match to {
-            Recipient::Name(name) => self.accounts.find(name).ok_or_else(|| no_such_user(name))?,
-            Recipient::Id(id) => self.accounts.get(*id).ok_or_else(|| {
-                Failure::new(
-                    ErrorCode::NotFound,
-                    format!("there is no user with id {id}"),
-                )
-            })?,
+    ) -> Result<Handled, Stop> {
+        let to_id = match to {
+            Recipient::Name(name) => {
+                self.account_by_name(name)?
+                    .ok_or_else(|| no_such_user(name))?
+                    .id
+            }
+            Recipient::Id(id) => {
+                self.account_by_id(*id)?
+                    .ok_or_else(|| {
+                        Failure::new(
+                            ErrorCode::NotFound,
+                            format!("there is no user with id {id}"),
+                        )
+                    })?
+                    .id
+            }
         };
         if content.trim().is_empty() {
             return Err(Failure::bad_request(
                 "the message content must not be empty or only white space",
-            ));
+            )
+            .into());
         }
         if content.len() > limits::MAX_CONTENT_BYTES {
             return Err(Failure::new(
@@ -392,14 +499,16 @@ impl Core {
                     "a message is at most {} bytes of content",
                     limits::MAX_CONTENT_BYTES
                 ),
-            ));
+            )
+            .into());
         }
         if let Some(cid) = client_id {
             if cid.is_empty() || cid.len() > limits::MAX_CLIENT_ID_BYTES {
                 return Err(Failure::bad_request(format!(
                     "a client_id is 1 to {} bytes",
                     limits::MAX_CLIENT_ID_BYTES
-                )));
+                ))
+                .into());
             }
             if let Some(first) = self.client_ids.get(from, cid) {
                 if first.committed {
@@ -412,14 +521,18 @@ impl Core {
                 return Ok(Handled::Later { barrier: false });
             }
         }
-        let sender = self
-            .accounts
-            .get(from)
-            .expect("caller() checked the account");
+        if !self.mailboxes.is_known(to_id) {
+            return Err(Stop::Need(ReadOp::Mailbox(to_id)));
+        }
+        // Both were found above, and nothing was cached since.
+        let (Some(sender), Some(recipient)) = (self.accounts.get(from), self.accounts.get(to_id))
+        else {
+            return Err(Failure::new(ErrorCode::Internal, "an account went missing").into());
+        };
         let parties = Parties {
             from_id: sender.id,
             from: &sender.username,
-            to_id: recipient.id,
+            to_id,
             to: &recipient.username,
         };
         let id = self.last_message_id + 1;
@@ -428,8 +541,9 @@ impl Core {
         // flight count against its caps; the commit stores or releases it.
         let budget = self.budget();
         let cost = mailbox::cost(&message);
-        if let Err(full) = self.mailboxes.reserve(recipient.id, cost, &budget) {
-            return Err(mailbox_full(full, cost, &recipient.username, &budget));
+        if let Err(full) = self.mailboxes.reserve(to_id, cost, &budget) {
+            let name = self.accounts.get(to_id).map_or("", |a| &a.username);
+            return Err(mailbox_full(full, cost, name, &budget).into());
         }
         self.last_message_id = id;
         if let Some(cid) = client_id {
@@ -452,19 +566,22 @@ impl Core {
         args: SyncArgs,
         now: Millis,
         out: &mut Outbox,
-    ) -> Handled {
+    ) -> Result<Handled, Stop> {
         if let Some(after) = args.after {
-            if self.mailboxes.would_ack(user, after) {
-                return self.ack(ticket, user, after, Some(args));
+            match self.mailboxes.would_ack(user, after) {
+                None => return Err(Stop::Need(ReadOp::Mailbox(user))),
+                Some(true) => return self.ack(ticket, user, after, Some(args)),
+                Some(false) => {}
             }
         }
-        match self.read_or_wait(ticket, user, args, now, out) {
+        Ok(match self.read_or_wait(ticket, user, args, now, out) {
             Some(reply) => Handled::Now(reply),
             None => Handled::Later { barrier: true },
-        }
+        })
     }
 
-    /// SYNC's read: the messages, or `None` when it now waits for one.
+    /// SYNC's read: the messages, or `None` when it now waits for one or
+    /// for a page from the store.
     pub(super) fn read_or_wait(
         &mut self,
         ticket: Ticket,
@@ -473,7 +590,36 @@ impl Core {
         now: Millis,
         out: &mut Outbox,
     ) -> Option<Reply> {
-        let messages = self.read(user, args);
+        let (after, limit) = sync_window(args);
+        match self
+            .mailboxes
+            .read(user, after, limit, limits::SYNC_MAX_BYTES)
+        {
+            Some(messages) => self.answer_sync(ticket, user, args, messages, now, out),
+            None => {
+                let op = ReadOp::Page {
+                    user,
+                    after: after.max(self.mailboxes.floor(user)),
+                    limit,
+                    max_bytes: limits::SYNC_MAX_BYTES,
+                };
+                self.submit_read(op, Waiting::Sync { ticket, user, args }, out);
+                None
+            }
+        }
+    }
+
+    /// SYNC's answer once its messages are known: them, or (none there,
+    /// and it may wait) `None` while it waits for one.
+    pub(super) fn answer_sync(
+        &mut self,
+        ticket: Ticket,
+        user: UserId,
+        args: SyncArgs,
+        messages: Vec<Arc<Message>>,
+        now: Millis,
+        out: &mut Outbox,
+    ) -> Option<Reply> {
         if messages.is_empty() && args.wait_ms > 0 && !self.input_closed.contains_key(&ticket.conn)
         {
             let limit = self.settings.waiters_per_user;
@@ -496,25 +642,19 @@ impl Core {
         Some(Reply::Messages(messages))
     }
 
-    pub(super) fn read(&mut self, user: UserId, args: SyncArgs) -> Vec<Arc<Message>> {
-        let limit = args
-            .limit
-            .unwrap_or(limits::SYNC_DEFAULT_LIMIT)
-            .clamp(1, limits::SYNC_MAX_LIMIT);
-        self.mailboxes
-            .read(user, args.after.unwrap_or(0), limit, limits::SYNC_MAX_BYTES)
-    }
-
     fn ack(
         &mut self,
         ticket: Ticket,
         user: UserId,
         upto: MessageId,
         then_sync: Option<SyncArgs>,
-    ) -> Handled {
-        if !self.mailboxes.would_ack(user, upto) {
-            return Handled::Now(Reply::Acked);
+    ) -> Result<Handled, Stop> {
+        match self.mailboxes.would_ack(user, upto) {
+            None => return Err(Stop::Need(ReadOp::Mailbox(user))),
+            Some(false) => return Ok(Handled::Now(Reply::Acked)),
+            Some(true) => {}
         }
+        self.mailboxes.begin_ack(user);
         self.open_ops.push(WriteOp::Ack { user, upto });
         self.after_commit(AfterCommit::Acked {
             ticket,
@@ -522,8 +662,17 @@ impl Core {
             upto,
             then_sync,
         });
-        Handled::Later { barrier: true }
+        Ok(Handled::Later { barrier: true })
     }
+}
+
+/// The ids above which, and how many, a SYNC asks for.
+fn sync_window(args: SyncArgs) -> (MessageId, usize) {
+    let limit = args
+        .limit
+        .unwrap_or(limits::SYNC_DEFAULT_LIMIT)
+        .clamp(1, limits::SYNC_MAX_LIMIT);
+    (args.after.unwrap_or(0), limit)
 }
 
 /// The reply to a SEND that a mailbox budget refused, naming the limit.

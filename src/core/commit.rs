@@ -2,12 +2,13 @@
 //! batches the store has committed (or failed to). Delivery happens here:
 //! a message is pushed and put in its mailbox only once it is stored.
 
+use super::client_ids::FirstSend;
 use super::{Account, AfterCommit, Core, HashWait, Outbox, Revoke, SessionEvent, Ticket};
 use crate::error::{ErrorCode, Failure};
 use crate::hasher::HashDone;
 use crate::message::Message;
 use crate::request::Reply;
-use crate::store::{Committed, StoreError, WriteOp};
+use crate::store::{Committed, Duplicate, Removed, StoreError, WriteOp};
 use crate::{ConnId, Millis, UserId};
 use std::sync::Arc;
 
@@ -46,6 +47,7 @@ impl Core {
                         identity: crate::token::new_identity(),
                         username: Arc::from(&*username),
                         password_hash: hash.into(),
+                        tokens_valid_from: 0,
                     };
                     self.throttle.registered(&username, charge.addr(), now);
                     self.open_ops.push(WriteOp::CreateUser {
@@ -68,15 +70,18 @@ impl Core {
             (
                 HashWait::Login {
                     ticket,
-                    user,
+                    account,
                     charge,
                 },
                 HashDone::Verified { ok, rehashed, .. },
             ) => {
-                let reply = self.finish_login(ticket, user, charge, ok, now);
+                let reply = self.finish_login(ticket, account, charge, ok, now, out);
                 if let (Reply::LoggedIn { user, .. }, Some(hash)) = (&reply, rehashed) {
                     // Stored with the next batch; nobody waits for it (the
-                    // old hash still verifies if the write is lost).
+                    // old hash still verifies if the write is lost). The
+                    // account is cached (the LOGIN pinned it); a read of it
+                    // answered before the write commits may bring the old
+                    // hash back, which still verifies and is upgraded again.
                     let hash: Arc<str> = hash.into();
                     self.accounts.set_password_hash(user.id, hash.clone());
                     self.open_ops.push(WriteOp::SetPasswordHash {
@@ -98,6 +103,7 @@ impl Core {
             Err(StoreError::DiskFull) => log::debug!("batch {}: disk full", done.seq),
             Err(cause) => log::error!("storing batch {} failed: {cause}", done.seq),
         }
+        let mut removed = done.removed.iter();
         while self
             .awaiting
             .front()
@@ -108,7 +114,12 @@ impl Core {
                 AfterCommit::Acked { .. } => &done.acks,
                 _ => &done.result,
             };
-            self.finish(then, result, now, out);
+            // The store reports each ACK it wrote, in order.
+            let removed = match then {
+                AfterCommit::Acked { .. } if done.acks.is_ok() => removed.next().copied(),
+                _ => None,
+            };
+            self.finish(then, result, &done.duplicates, removed, now, out);
         }
     }
 
@@ -116,6 +127,8 @@ impl Core {
         &mut self,
         then: AfterCommit,
         result: &Result<(), StoreError>,
+        duplicates: &[Duplicate],
+        removed: Option<Removed>,
         now: Millis,
         out: &mut Outbox,
     ) {
@@ -133,7 +146,23 @@ impl Core {
             }
             AfterCommit::Sent { ticket, message } => {
                 let client_id = message.client_id();
-                if ok {
+                let duplicate = duplicates.iter().find(|d| d.message_id == message.id);
+                if let (true, Some(first), Some(cid)) = (ok, duplicate, &client_id) {
+                    // The database knew this client_id: nothing was stored.
+                    let first = FirstSend {
+                        id: first.first_id,
+                        ts: first.first_ts,
+                        committed: true,
+                    };
+                    self.client_ids.insert(message.from_id, cid, first);
+                    self.mailboxes
+                        .release(message.to_id, super::mailbox::cost(&message));
+                    let reply = Reply::Sent {
+                        id: first.id,
+                        ts: first.ts,
+                    };
+                    out.replies.push((ticket, reply));
+                } else if ok {
                     if let Some(cid) = &client_id {
                         self.client_ids.mark_committed(message.from_id, cid);
                     }
@@ -170,10 +199,16 @@ impl Core {
                 then_sync,
             } => {
                 if !ok {
+                    self.mailboxes.ack_failed(user);
                     out.replies.push((ticket, unavailable(result)));
                     return;
                 }
-                self.counters.messages_acknowledged += self.mailboxes.ack(user, upto) as u64;
+                let removed = removed
+                    .filter(|r| (r.user, r.upto) == (user, upto))
+                    .map(|r| (r.count, r.bytes));
+                self.counters.messages_acknowledged +=
+                    self.mailboxes.ack(user, upto, removed) as u64;
+                self.fill(user, out);
                 match then_sync {
                     None => out.replies.push((ticket, Reply::Acked)),
                     Some(args) => {
@@ -207,7 +242,14 @@ impl Core {
     fn logged_out(&mut self, ticket: Ticket, user: UserId, revoke: Revoke, out: &mut Outbox) {
         match revoke {
             Revoke::One { token, expires } => self.revocations.revoke(token, expires),
-            Revoke::All { from } => self.revocations.void_before(user, from),
+            Revoke::All { from } => {
+                // The account (cached, or read later from the store) says
+                // so from now on; this run's tokens are checked against the
+                // moment here too until they have all expired.
+                let keep_until = from.saturating_add(self.settings.token_ttl_ms);
+                self.revocations.void_before(user, from, keep_until);
+                self.accounts.void_tokens_before(user, from);
+            }
         }
         let Some(conns) = self.subscribers.get(&user) else {
             return;
@@ -240,7 +282,7 @@ impl Core {
     /// connection, kept in the mailbox (where its SEND reserved its
     /// room) until acknowledged, and handed to
     /// any long-poll that waits for it.
-    fn deliver(&mut self, message: Arc<Message>, _now: Millis, out: &mut Outbox) {
+    fn deliver(&mut self, message: Arc<Message>, now: Millis, out: &mut Outbox) {
         let to = message.to_id;
         let mut pushed = false;
         self.counters.messages_stored += 1;
@@ -251,10 +293,16 @@ impl Core {
             }
             self.counters.messages_pushed += conns.len() as u64;
         }
-        self.mailboxes.deliver_reserved(message, pushed);
-        for waiter in self.waiters.take_user(to) {
-            let messages = self.read(to, waiter.args);
-            out.replies.push((waiter.ticket, Reply::Messages(messages)));
+        let waiting = self.waiters.count_of(to) > 0;
+        self.mailboxes.deliver_reserved(message, pushed || waiting);
+        if waiting {
+            for waiter in self.waiters.take_user(to) {
+                // From the head, or from a page of the store.
+                let args = waiter.args;
+                if let Some(reply) = self.read_or_wait(waiter.ticket, to, args, now, out) {
+                    out.replies.push((waiter.ticket, reply));
+                }
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ fn core() -> Core {
         identity: u128::from(id),
         username: name.into(),
         password_hash: "h".into(),
+        tokens_valid_from: 0,
     };
     core.restore(Snapshot {
         users: vec![user(1, "alice"), user(2, "bob")],
@@ -37,6 +38,7 @@ fn core() -> Core {
             ts: NOW,
             content: "stored".into(),
             client_id: None,
+            ..StoredMessage::default()
         }],
         last_message_id: 1,
         ..Snapshot::default()
@@ -78,6 +80,8 @@ fn on_a_full_disk_acks_stored_alone_succeed_and_the_rest_is_unavailable() {
         seq: batch.seq,
         result: Err(StoreError::DiskFull),
         acks: Ok(()),
+        removed: Vec::new(),
+        duplicates: Vec::new(),
     };
     core.on_committed(done, NOW, &mut out);
     match reply_to(&out, 1) {
@@ -114,6 +118,8 @@ fn another_store_failure_fails_the_acks_too_and_says_nothing_of_the_disk() {
         seq: batch.seq,
         result: Err(cause.clone()),
         acks: Err(cause),
+        removed: Vec::new(),
+        duplicates: Vec::new(),
     };
     core.on_committed(done, NOW, &mut out);
     match reply_to(&out, 1) {
@@ -123,5 +129,9 @@ fn another_store_failure_fails_the_acks_too_and_says_nothing_of_the_disk() {
         }
         other => panic!("ACK: {other:?}"),
     }
-    assert!(core.mailboxes.would_ack(2, 1), "message 1 is still held");
+    assert_eq!(
+        core.mailboxes.would_ack(2, 1),
+        Some(true),
+        "message 1 is still held"
+    );
 }

@@ -278,6 +278,16 @@ impl LoginThrottle {
     /// The LOGIN's password was right: its tokens go back, and its address
     /// is now known for the account.
     pub fn login_succeeded(&mut self, charge: LoginCharge, now: Millis) {
+        self.login_not_tried(charge, now);
+        if let Some(state) = self.names.entry(charge.name, now) {
+            state.remember(charge.addr, now);
+        }
+    }
+
+    /// The LOGIN was admitted but stopped before its password was checked
+    /// (it waits for its account to be read, and is admitted again then):
+    /// its tokens go back.
+    pub fn login_not_tried(&mut self, charge: LoginCharge, now: Millis) {
         let (account_rate, address_rate) =
             (self.settings.account_rate(), self.settings.address_rate());
         match charge.address_overflow {
@@ -291,7 +301,7 @@ impl LoginThrottle {
         if charge.name_bucket == NameBucket::Overflow {
             self.name_overflow.give_back(account_rate);
         }
-        if let Some(state) = self.names.entry(charge.name, now) {
+        if let Some(state) = self.names.get_mut(&charge.name) {
             match charge.name_bucket {
                 NameBucket::Shared => state.shared.give_back(account_rate),
                 NameBucket::Known => {
@@ -301,7 +311,6 @@ impl LoginThrottle {
                 }
                 NameBucket::Overflow => {}
             }
-            state.remember(charge.addr, now);
         }
     }
 

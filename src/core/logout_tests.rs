@@ -133,7 +133,14 @@ fn revocations_come_back_from_the_store() {
         CoreSettings::default(),
         Snapshot {
             revoked_tokens: vec![(issued.id, NOW + TTL)],
-            tokens_valid_from: vec![(BOB, NOW + 1)],
+            // LOGOUT all is stored with the account.
+            users: accounts()
+                .into_iter()
+                .map(|u| StoredUser {
+                    tokens_valid_from: if u.id == BOB { NOW + 1 } else { 0 },
+                    ..u
+                })
+                .collect(),
             ..Snapshot::default()
         },
     );

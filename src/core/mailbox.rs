@@ -1,10 +1,15 @@
-//! Per-user mailboxes. As in the original goTalk, each user has a channel
-//! (`crossbeam-channel`) that new messages are queued on; unlike the
-//! original, dequeuing does not end custody. A message taken from the
-//! channel moves to the `handed` list, where it stays until the user
-//! acknowledges it, so a lost reply or a dropped connection loses nothing.
-//! A mailbox exists only while it holds messages or reservations: idle users
-//! cost nothing.
+//! Per-user mailboxes: what the core knows of each user's unacknowledged
+//! messages. Custody ends only with an ACK, so a lost reply or a dropped
+//! connection loses nothing.
+//!
+//! With a store that keeps data, a mailbox in RAM is a window: its figures
+//! (how many messages, how many bytes, reservations) and at most a bounded
+//! head of its oldest messages (`--mailbox-window` messages and
+//! `--mailbox-window-bytes`), kept only while the user is active (logged
+//! in on a connection, or long-polling). The rest stays in the store and
+//! is read in id order (a page after the last id held) as the head drains.
+//! A mailbox whose figures are not in RAM is read on demand; idle ones are
+//! forgotten beyond a bound. With `--memory` every message stays in RAM.
 //!
 //! Budgets: a SEND reserves its place (one message, its size as stored)
 //! before its commit, so SENDs in flight count against the recipient's
@@ -15,23 +20,32 @@
 
 use crate::idhash::IdMap;
 use crate::message::Message;
+use crate::store::ReadOp;
 use crate::{MessageId, UserId};
-use crossbeam_channel::{Receiver, Sender};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// One user's unacknowledged messages. Invariant: every message in `handed`
-/// is older than every message still in the channel, and both are in id
-/// order, because messages arrive in id order.
+/// One user's unacknowledged messages. Invariant: `head` holds the
+/// `head.len()` oldest of the `count` messages, in id order; the others
+/// are in the store.
+#[derive(Default)]
 pub struct Mailbox {
-    queue_tx: Sender<Arc<Message>>,
-    queue_rx: Receiver<Arc<Message>>,
-    handed: VecDeque<Arc<Message>>,
-    /// Size of the messages held, as stored ([`cost`]).
+    /// Messages stored and not acknowledged, and their size.
+    count: usize,
     bytes: usize,
+    head: VecDeque<Arc<Message>>,
+    head_bytes: usize,
     /// SENDs to this mailbox accepted and not yet committed, and their size.
     reserved: usize,
     reserved_bytes: usize,
+    /// The highest id acknowledged so far: the store holds none at or below.
+    floor: MessageId,
+    /// ACKs being committed.
+    acking: usize,
+    /// A page read to extend the head is in flight.
+    filling: bool,
+    /// The user is logged in or long-polling: the head is kept.
+    active: bool,
 }
 
 /// What a message costs a mailbox: its JSON, as held in memory (a message
@@ -60,104 +74,102 @@ pub enum Full {
 }
 
 impl Mailbox {
-    fn new() -> Mailbox {
-        let (queue_tx, queue_rx) = crossbeam_channel::unbounded();
-        Mailbox {
-            queue_tx,
-            queue_rx,
-            handed: VecDeque::new(),
-            bytes: 0,
-            reserved: 0,
-            reserved_bytes: 0,
-        }
+    /// Whether messages beyond the head wait in the store.
+    fn has_tail(&self) -> bool {
+        self.count > self.head.len()
     }
 
-    /// Unacknowledged messages held.
-    pub fn len(&self) -> usize {
-        self.handed.len() + self.queue_rx.len()
+    /// Whether nothing depends on this entry: it may be forgotten (its
+    /// figures can be read again).
+    fn is_idle(&self) -> bool {
+        self.reserved == 0 && self.acking == 0 && !self.filling && !self.active
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    fn push_head(&mut self, message: Arc<Message>) {
+        self.head_bytes += cost(&message);
+        self.head.push_back(message);
     }
+}
 
-    /// Queues a stored message. `pushed` says it was already written to a
-    /// connection of the user, so it counts as handed out at once.
-    fn deliver(&mut self, message: Arc<Message>, pushed: bool) {
-        self.bytes += cost(&message);
-        if pushed {
-            self.take_queued();
-            self.handed.push_back(message);
-        } else {
-            self.queue_tx
-                .send(message)
-                .expect("the mailbox owns its receiver");
-        }
-    }
-
-    /// Moves everything queued into `handed` (order is kept).
-    fn take_queued(&mut self) {
-        self.handed.extend(self.queue_rx.try_iter());
-    }
-
-    /// Up to `limit` messages with ids above `after`, oldest first, stopping
-    /// before `max_bytes` of JSON (but always at least one message).
-    fn read(&mut self, after: MessageId, limit: usize, max_bytes: usize) -> Vec<Arc<Message>> {
-        self.take_queued();
-        let start = self.handed.partition_point(|m| m.id <= after);
-        let mut bytes = 0;
-        let mut out = Vec::new();
-        for m in self.handed.range(start..).take(limit) {
-            bytes += m.json().len() + 1;
-            if bytes > max_bytes && !out.is_empty() {
-                break;
-            }
-            out.push(m.clone());
-        }
-        out
-    }
-
-    /// Ends custody of every message up to `upto`; returns how many, and
-    /// their size.
-    fn ack(&mut self, upto: MessageId) -> (usize, usize) {
-        self.take_queued();
-        let n = self.handed.partition_point(|m| m.id <= upto);
-        let bytes: usize = self.handed.drain(..n).map(|m| cost(&m)).sum();
-        self.bytes -= bytes;
-        (n, bytes)
-    }
-
-    /// Whether nothing is held or reserved, so the entry may go.
-    fn is_unused(&self) -> bool {
-        self.is_empty() && self.reserved == 0
-    }
-
-    /// The oldest message's id; call after `take_queued`.
-    fn oldest_handed(&self) -> Option<MessageId> {
-        self.handed.front().map(|m| m.id)
-    }
+/// How much a head may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub messages: usize,
+    pub bytes: usize,
 }
 
 /// Every user's mailbox.
-#[derive(Default)]
 pub struct Mailboxes {
     boxes: IdMap<UserId, Mailbox>,
-    /// Messages held across all mailboxes (for logs and metrics).
+    /// Whether the store holds what is not here (else: all is here).
+    on_demand: bool,
+    window: Window,
+    /// Most mailboxes kept while idle.
+    idle_limit: usize,
+    /// Mailboxes that became idle, oldest first (some may be busy again,
+    /// or gone: checked when they come up).
+    idle: VecDeque<UserId>,
+    /// Messages in custody across all mailboxes, in RAM or not.
     total: usize,
-    /// Bytes held across all mailboxes plus those reserved: what
+    /// Bytes in custody across all mailboxes plus those reserved: what
     /// [`Budget::pending_bytes`] caps.
     pending_bytes: usize,
+    /// Messages held in heads.
+    resident: usize,
+}
+
+impl Default for Mailboxes {
+    /// Everything in RAM.
+    fn default() -> Mailboxes {
+        Mailboxes::new(
+            false,
+            Window {
+                messages: usize::MAX,
+                bytes: usize::MAX,
+            },
+            usize::MAX,
+        )
+    }
 }
 
 impl Mailboxes {
+    pub fn new(on_demand: bool, window: Window, idle_limit: usize) -> Mailboxes {
+        let window = if on_demand {
+            Window {
+                messages: window.messages.max(1),
+                bytes: window.bytes.max(1),
+            }
+        } else {
+            Window {
+                messages: usize::MAX,
+                bytes: usize::MAX,
+            }
+        };
+        Mailboxes {
+            boxes: IdMap::default(),
+            on_demand,
+            window,
+            idle_limit: idle_limit.max(1),
+            idle: VecDeque::new(),
+            total: 0,
+            pending_bytes: 0,
+            resident: 0,
+        }
+    }
+
     /// Unacknowledged messages of `user`.
     #[cfg(test)]
     pub fn len_of(&self, user: UserId) -> usize {
-        self.boxes.get(&user).map_or(0, Mailbox::len)
+        self.boxes.get(&user).map_or(0, |m| m.count)
     }
 
     pub fn total(&self) -> usize {
         self.total
+    }
+
+    /// Messages held in RAM.
+    pub fn resident(&self) -> usize {
+        self.resident
     }
 
     /// Bytes held in all mailboxes, reservations included.
@@ -165,39 +177,126 @@ impl Mailboxes {
         self.pending_bytes
     }
 
-    /// Claims room for one message of `bytes` in `user`'s mailbox, or says
-    /// which cap it would pass. Nothing changes when it fails.
-    pub fn reserve(&mut self, user: UserId, bytes: usize, budget: &Budget) -> Result<(), Full> {
-        // One lookup when the mailbox exists (the busy case).
-        let pending = self.pending_bytes;
-        let check = |held: usize, held_bytes: usize| {
-            if held >= budget.messages {
-                Err(Full::Messages(held))
-            } else if held_bytes.saturating_add(bytes) > budget.bytes {
-                Err(Full::Bytes(held_bytes))
-            } else if pending.saturating_add(bytes) > budget.pending_bytes {
-                Err(Full::Pending(pending))
-            } else {
-                Ok(())
-            }
+    /// The totals in the store at start.
+    pub fn add_totals(&mut self, messages: usize, bytes: usize) {
+        self.total += messages;
+        self.pending_bytes += bytes;
+    }
+
+    /// Whether `user`'s figures are known (else read them: [`ReadOp::Mailbox`]).
+    pub fn is_known(&self, user: UserId) -> bool {
+        !self.on_demand || self.boxes.contains_key(&user)
+    }
+
+    /// The figures read from the store for `user` (kept unless known since).
+    pub fn load(&mut self, user: UserId, count: usize, bytes: usize, active: bool) {
+        if self.boxes.contains_key(&user) {
+            return;
+        }
+        let mailbox = Mailbox {
+            count,
+            bytes,
+            active,
+            ..Mailbox::default()
         };
-        match self.boxes.get_mut(&user) {
-            Some(mailbox) => {
-                check(
-                    mailbox.len() + mailbox.reserved,
-                    mailbox.bytes + mailbox.reserved_bytes,
-                )?;
-                mailbox.reserved += 1;
-                mailbox.reserved_bytes += bytes;
-            }
-            None => {
-                check(0, 0)?;
-                let mut mailbox = Mailbox::new();
-                mailbox.reserved = 1;
-                mailbox.reserved_bytes = bytes;
-                self.boxes.insert(user, mailbox);
+        let idle = mailbox.is_idle();
+        self.boxes.insert(user, mailbox);
+        if idle {
+            self.became_idle(user);
+        }
+    }
+
+    /// Marks `user` active (logged in or long-polling: the head is kept)
+    /// or not (the head is dropped; the messages stay in the store).
+    pub fn set_active(&mut self, user: UserId, active: bool) {
+        let Some(mailbox) = self.boxes.get_mut(&user) else {
+            return;
+        };
+        mailbox.active = active;
+        if !active && self.on_demand {
+            self.resident -= mailbox.head.len();
+            mailbox.head.clear();
+            mailbox.head_bytes = 0;
+            self.settle(user);
+        }
+    }
+
+    /// A read to extend `user`'s head, if it is active, runs low and more
+    /// waits in the store. Marks the read in flight.
+    pub fn fill(&mut self, user: UserId) -> Option<ReadOp> {
+        let window = self.window;
+        let mailbox = self.boxes.get_mut(&user)?;
+        // Low: under half the window in messages AND in bytes (whichever
+        // binds: many small messages or a few large ones); a head still
+        // half full in either waits, so pages are read in bulk.
+        let low = mailbox.head.len() < window.messages.div_ceil(2)
+            && mailbox.head_bytes < window.bytes / 2;
+        if !mailbox.active || mailbox.filling || !mailbox.has_tail() || !low {
+            return None;
+        }
+        mailbox.filling = true;
+        Some(ReadOp::Page {
+            user,
+            after: mailbox
+                .head
+                .back()
+                .map_or(mailbox.floor, |m| m.id)
+                .max(mailbox.floor),
+            limit: window.messages.saturating_sub(mailbox.head.len()).max(1),
+            max_bytes: window.bytes.saturating_sub(mailbox.head_bytes).max(1),
+        })
+    }
+
+    /// The page a [`Mailboxes::fill`] asked for (`None`: the read failed).
+    /// Messages the head holds or that were acknowledged meanwhile are
+    /// skipped; the rest continue the head.
+    pub fn filled(&mut self, user: UserId, page: Option<Vec<Arc<Message>>>) {
+        let Some(mailbox) = self.boxes.get_mut(&user) else {
+            return;
+        };
+        mailbox.filling = false;
+        if mailbox.active {
+            let window = self.window;
+            for message in page.into_iter().flatten() {
+                let room = mailbox.head.is_empty()
+                    || (mailbox.head.len() < window.messages
+                        && mailbox.head_bytes + cost(&message) <= window.bytes);
+                if !room {
+                    break;
+                }
+                let last = mailbox.head.back().map_or(0, |m| m.id).max(mailbox.floor);
+                if message.id > last && mailbox.head.len() < mailbox.count {
+                    mailbox.push_head(message);
+                    self.resident += 1;
+                }
             }
         }
+        self.settle(user);
+    }
+
+    /// Claims room for one message of `bytes` in `user`'s mailbox (whose
+    /// figures are known), or says which cap it would pass. Nothing
+    /// changes when it fails.
+    pub fn reserve(&mut self, user: UserId, bytes: usize, budget: &Budget) -> Result<(), Full> {
+        let pending = self.pending_bytes;
+        let mailbox = self.boxes.entry(user).or_default();
+        let held = mailbox.count + mailbox.reserved;
+        let held_bytes = mailbox.bytes + mailbox.reserved_bytes;
+        let check = if held >= budget.messages {
+            Err(Full::Messages(held))
+        } else if held_bytes.saturating_add(bytes) > budget.bytes {
+            Err(Full::Bytes(held_bytes))
+        } else if pending.saturating_add(bytes) > budget.pending_bytes {
+            Err(Full::Pending(pending))
+        } else {
+            Ok(())
+        };
+        if check.is_err() {
+            self.settle(user);
+            return check;
+        }
+        mailbox.reserved += 1;
+        mailbox.reserved_bytes += bytes;
         self.pending_bytes += bytes;
         Ok(())
     }
@@ -211,72 +310,170 @@ impl Mailboxes {
         mailbox.reserved -= 1;
         mailbox.reserved_bytes -= bytes;
         self.pending_bytes -= bytes;
-        if mailbox.is_unused() {
-            self.boxes.remove(&user);
-        }
+        self.settle(user);
     }
 
     /// Stores a message whose room was reserved with [`Mailboxes::reserve`].
-    pub fn deliver_reserved(&mut self, message: Arc<Message>, pushed: bool) {
+    /// It joins the head when the head holds the whole mailbox and has
+    /// room, and the user is active or `wanted` (a long-poll waits).
+    pub fn deliver_reserved(&mut self, message: Arc<Message>, wanted: bool) {
         let bytes = cost(&message);
+        let window = self.window;
         let Some(mailbox) = self.boxes.get_mut(&message.to_id) else {
             debug_assert!(false, "a reservation keeps its mailbox");
-            return self.deliver(message, pushed);
+            return;
         };
         mailbox.reserved -= 1;
         mailbox.reserved_bytes -= bytes;
+        let keep = !self.on_demand || mailbox.active || wanted;
+        let contiguous = !mailbox.has_tail();
+        mailbox.count += 1;
+        mailbox.bytes += bytes;
         self.total += 1;
-        mailbox.deliver(message, pushed);
+        if keep
+            && contiguous
+            && mailbox.head.len() < window.messages
+            && mailbox.head_bytes.saturating_add(bytes) <= window.bytes
+        {
+            mailbox.push_head(message);
+            self.resident += 1;
+        }
     }
 
-    /// Stores a message without a reservation (loading at start: a mailbox
-    /// may then hold more than a cap lowered since, and takes no SEND until
-    /// it is back under).
-    pub fn deliver(&mut self, message: Arc<Message>, pushed: bool) {
+    /// Stores a message without a reservation (a state handed to the core
+    /// at start: a mailbox may then hold more than a cap lowered since, and
+    /// takes no SEND until it is back under).
+    pub fn deliver(&mut self, message: Arc<Message>) {
         self.total += 1;
         self.pending_bytes += cost(&message);
-        self.boxes
-            .entry(message.to_id)
-            .or_insert_with(Mailbox::new)
-            .deliver(message, pushed);
+        let mailbox = self.boxes.entry(message.to_id).or_default();
+        mailbox.count += 1;
+        mailbox.bytes += cost(&message);
+        if !self.on_demand {
+            mailbox.push_head(message);
+            self.resident += 1;
+        }
     }
 
+    /// Up to `limit` messages with ids above `after`, oldest first, stopping
+    /// before `max_bytes` of JSON (but always at least one), when the head
+    /// can say; `None` when the answer needs the store.
     pub fn read(
         &mut self,
         user: UserId,
         after: MessageId,
         limit: usize,
         max_bytes: usize,
-    ) -> Vec<Arc<Message>> {
-        match self.boxes.get_mut(&user) {
-            Some(mailbox) => mailbox.read(after, limit, max_bytes),
-            None => Vec::new(),
+    ) -> Option<Vec<Arc<Message>>> {
+        let Some(mailbox) = self.boxes.get(&user) else {
+            return (!self.on_demand).then(Vec::new);
+        };
+        let start = mailbox.head.partition_point(|m| m.id <= after);
+        let mut bytes = 0;
+        let mut out = Vec::new();
+        let mut full = false;
+        for m in mailbox.head.range(start..).take(limit) {
+            bytes += m.json().len() + 1;
+            if bytes > max_bytes && !out.is_empty() {
+                full = true;
+                break;
+            }
+            out.push(m.clone());
         }
+        if out.len() == limit || full || !mailbox.has_tail() {
+            return Some(out);
+        }
+        None
     }
 
-    /// Whether acknowledging up to `upto` would end custody of anything.
-    pub fn would_ack(&mut self, user: UserId, upto: MessageId) -> bool {
-        match self.boxes.get_mut(&user) {
-            Some(mailbox) => {
-                mailbox.take_queued();
-                mailbox.oldest_handed().is_some_and(|oldest| oldest <= upto)
-            }
-            None => false,
+    /// The lowest id the store may still hold for `user`, for a page read.
+    pub fn floor(&self, user: UserId) -> MessageId {
+        self.boxes.get(&user).map_or(0, |m| m.floor)
+    }
+
+    /// Whether acknowledging up to `upto` may end custody of anything;
+    /// `None` when the figures are not known.
+    pub fn would_ack(&self, user: UserId, upto: MessageId) -> Option<bool> {
+        let Some(mailbox) = self.boxes.get(&user) else {
+            return (!self.on_demand).then_some(false);
+        };
+        Some(match mailbox.head.front() {
+            Some(oldest) => oldest.id <= upto,
+            None => mailbox.count > 0 && upto > mailbox.floor,
+        })
+    }
+
+    /// An ACK of `user`'s is being committed: the mailbox stays meanwhile.
+    pub fn begin_ack(&mut self, user: UserId) {
+        self.boxes.entry(user).or_default().acking += 1;
+    }
+
+    /// The ACK's commit failed.
+    pub fn ack_failed(&mut self, user: UserId) {
+        if let Some(mailbox) = self.boxes.get_mut(&user) {
+            mailbox.acking -= 1;
         }
+        self.settle(user);
     }
 
     /// Ends custody of `user`'s messages up to `upto`; returns how many.
-    pub fn ack(&mut self, user: UserId, upto: MessageId) -> usize {
+    /// `removed` is what the store deleted (count, bytes), when it counts;
+    /// else the head held them all.
+    pub fn ack(&mut self, user: UserId, upto: MessageId, removed: Option<(usize, usize)>) -> usize {
         let Some(mailbox) = self.boxes.get_mut(&user) else {
             return 0;
         };
-        let (n, bytes) = mailbox.ack(upto);
-        self.total -= n;
-        self.pending_bytes -= bytes;
-        if mailbox.is_unused() {
-            self.boxes.remove(&user);
+        mailbox.acking = mailbox.acking.saturating_sub(1);
+        let n = mailbox.head.partition_point(|m| m.id <= upto);
+        let head_bytes: usize = mailbox.head.drain(..n).map(|m| cost(&m)).sum();
+        mailbox.head_bytes -= head_bytes;
+        self.resident -= n;
+        let (count, bytes) = removed.unwrap_or((n, head_bytes));
+        let count = count.min(mailbox.count);
+        let bytes = bytes.min(mailbox.bytes);
+        mailbox.count -= count;
+        mailbox.bytes -= bytes;
+        mailbox.floor = mailbox.floor.max(upto);
+        self.total -= count;
+        self.pending_bytes -= bytes.min(self.pending_bytes);
+        self.settle(user);
+        count
+    }
+
+    /// Forgets `user`'s mailbox if nothing needs it: at once when empty
+    /// (nothing to remember), else once more than `idle_limit` wait idle.
+    fn settle(&mut self, user: UserId) {
+        let Some(mailbox) = self.boxes.get(&user) else {
+            return;
+        };
+        if !mailbox.is_idle() {
+            return;
         }
-        n
+        if mailbox.count == 0 {
+            self.boxes.remove(&user);
+            return;
+        }
+        if self.on_demand {
+            self.became_idle(user);
+        }
+    }
+
+    fn became_idle(&mut self, user: UserId) {
+        self.idle.push_back(user);
+        // Each idle mailbox was queued at least once; stale entries are
+        // skipped. At most a few are looked at per call.
+        for _ in 0..4 {
+            if self.idle.len() <= self.idle_limit {
+                break;
+            }
+            let Some(old) = self.idle.pop_front() else {
+                break;
+            };
+            if self.boxes.get(&old).is_some_and(Mailbox::is_idle) && old != user {
+                let gone = self.boxes.remove(&old).expect("just seen");
+                self.resident -= gone.head.len();
+            }
+        }
     }
 }
 
@@ -303,59 +500,59 @@ mod tests {
     fn read_is_repeatable_until_acknowledged() {
         let mut boxes = Mailboxes::default();
         for id in [3, 5, 8] {
-            boxes.deliver(msg(id, 1), false);
+            boxes.deliver(msg(id, 1));
         }
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20)), [3, 5, 8]);
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20)), [3, 5, 8]);
-        assert_eq!(ids(&boxes.read(1, 3, 1, 1 << 20)), [5]);
-        assert_eq!(boxes.ack(1, 5), 2);
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20)), [8]);
+        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20).unwrap()), [3, 5, 8]);
+        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20).unwrap()), [3, 5, 8]);
+        assert_eq!(ids(&boxes.read(1, 3, 1, 1 << 20).unwrap()), [5]);
+        assert_eq!(boxes.ack(1, 5, None), 2);
+        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20).unwrap()), [8]);
         assert_eq!(boxes.total(), 1);
     }
 
     #[test]
     fn pushed_and_queued_messages_keep_id_order() {
         let mut boxes = Mailboxes::default();
-        boxes.deliver(msg(1, 1), false);
-        boxes.deliver(msg(2, 1), true);
-        boxes.deliver(msg(3, 1), false);
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20)), [1, 2, 3]);
+        boxes.deliver(msg(1, 1));
+        boxes.deliver(msg(2, 1));
+        boxes.deliver(msg(3, 1));
+        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20).unwrap()), [1, 2, 3]);
     }
 
     #[test]
     fn ack_above_newest_leaves_later_messages() {
         let mut boxes = Mailboxes::default();
-        boxes.deliver(msg(1, 1), false);
-        assert_eq!(boxes.ack(1, 1000), 1);
+        boxes.deliver(msg(1, 1));
+        assert_eq!(boxes.ack(1, 1000, None), 1);
         assert_eq!(boxes.len_of(1), 0);
-        boxes.deliver(msg(2, 1), false);
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20)), [2]);
+        boxes.deliver(msg(2, 1));
+        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20).unwrap()), [2]);
     }
 
     #[test]
     fn would_ack_sees_queued_messages() {
         let mut boxes = Mailboxes::default();
-        assert!(!boxes.would_ack(1, 10));
-        boxes.deliver(msg(4, 1), false);
-        assert!(!boxes.would_ack(1, 3));
-        assert!(boxes.would_ack(1, 4));
+        assert!(!boxes.would_ack(1, 10).unwrap());
+        boxes.deliver(msg(4, 1));
+        assert!(!boxes.would_ack(1, 3).unwrap());
+        assert!(boxes.would_ack(1, 4).unwrap());
     }
 
     #[test]
     fn byte_budget_still_returns_one_message() {
         let mut boxes = Mailboxes::default();
-        boxes.deliver(msg(1, 1), false);
-        boxes.deliver(msg(2, 1), false);
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1)), [1]);
+        boxes.deliver(msg(1, 1));
+        boxes.deliver(msg(2, 1));
+        assert_eq!(ids(&boxes.read(1, 0, 100, 1).unwrap()), [1]);
     }
 
     #[test]
     fn mailboxes_of_users_are_separate() {
         let mut boxes = Mailboxes::default();
-        boxes.deliver(msg(1, 1), false);
-        boxes.deliver(msg(2, 2), false);
-        assert_eq!(ids(&boxes.read(2, 0, 100, 1 << 20)), [2]);
-        assert_eq!(boxes.ack(2, 100), 1);
+        boxes.deliver(msg(1, 1));
+        boxes.deliver(msg(2, 2));
+        assert_eq!(ids(&boxes.read(2, 0, 100, 1 << 20).unwrap()), [2]);
+        assert_eq!(boxes.ack(2, 100, None), 1);
         assert_eq!(boxes.len_of(1), 1);
     }
 
@@ -403,8 +600,8 @@ mod tests {
         // A refusal changes nothing.
         assert_eq!(boxes.pending_bytes(), 3 * size);
         boxes.deliver_reserved(msg(1, 1), false);
-        boxes.deliver_reserved(msg(2, 1), true);
-        assert_eq!(boxes.ack(1, 2), 2);
+        boxes.deliver_reserved(msg(2, 1), false);
+        assert_eq!(boxes.ack(1, 2, None), 2);
         assert_eq!(boxes.pending_bytes(), size);
         boxes.reserve(3, size, &tight).unwrap();
     }
@@ -412,14 +609,14 @@ mod tests {
     #[test]
     fn a_mailbox_with_reservations_outlives_its_messages() {
         let mut boxes = Mailboxes::default();
-        boxes.deliver(msg(1, 1), false);
+        boxes.deliver(msg(1, 1));
         let size = cost(&msg(2, 1));
         boxes.reserve(1, size, &ROOMY).unwrap();
-        assert_eq!(boxes.ack(1, 1), 1);
+        assert_eq!(boxes.ack(1, 1, None), 1);
         boxes.deliver_reserved(msg(2, 1), false);
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20)), [2]);
+        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20).unwrap()), [2]);
         assert_eq!(boxes.pending_bytes(), size);
-        assert_eq!(boxes.ack(1, 2), 1);
+        assert_eq!(boxes.ack(1, 2, None), 1);
         assert_eq!(boxes.pending_bytes(), 0);
         assert!(boxes.boxes.is_empty());
     }

@@ -18,6 +18,7 @@ mod login_throttle;
 mod mailbox;
 mod password_queue;
 mod passwords;
+mod reads;
 mod revocations;
 pub mod stats;
 #[cfg(test)]
@@ -105,6 +106,8 @@ pub struct Outbox {
     pub pushes: Vec<(ConnId, Arc<Message>)>,
     /// Work for the password workers.
     pub hash_jobs: Vec<HashJob>,
+    /// Questions for the store (answers come to [`Core::on_read`]).
+    pub reads: Vec<crate::store::Read>,
     /// Events for line connections that are no longer bound.
     pub events: Vec<(ConnId, SessionEvent)>,
 }
@@ -166,6 +169,14 @@ pub struct CoreSettings {
     pub hash_queue_per_address: usize,
     /// LOGIN and REGISTER throttling.
     pub throttle: ThrottleSettings,
+    /// Whether the store keeps what RAM does not hold (SQLite): then
+    /// accounts are a cache of `account_cache`, and a mailbox holds at most
+    /// a window of `mailbox_window` messages and `mailbox_window_bytes`.
+    /// Without (`--memory`), everything stays in RAM.
+    pub on_demand: bool,
+    pub account_cache: usize,
+    pub mailbox_window: usize,
+    pub mailbox_window_bytes: usize,
 }
 
 impl Default for CoreSettings {
@@ -184,6 +195,10 @@ impl Default for CoreSettings {
             hash_queue: c.hash_queue,
             hash_queue_per_address: c.hash_queue_per_address,
             throttle: ThrottleSettings::of(&c),
+            on_demand: false,
+            account_cache: c.account_cache,
+            mailbox_window: c.mailbox_window,
+            mailbox_window_bytes: c.mailbox_window_bytes,
         }
     }
 }
@@ -197,7 +212,9 @@ enum HashWait {
     },
     Login {
         ticket: Ticket,
-        user: Option<UserId>,
+        /// The account the name found (kept here: the cache may drop it
+        /// while the hash runs).
+        account: Option<Account>,
         charge: LoginCharge,
     },
 }
@@ -276,6 +293,13 @@ pub struct Core {
     awaiting: VecDeque<(u64, AfterCommit)>,
     last_message_id: MessageId,
     next_prune: Millis,
+    /// Reads in flight, what each asked and who waits for it; the same
+    /// question is asked once at a time.
+    reads: IdMap<u64, (crate::store::ReadOp, reads::Waiting)>,
+    read_keys: std::collections::HashMap<crate::store::ReadOp, u64>,
+    next_read: u64,
+    /// While calls run again after a read that found nothing: that read.
+    absent: Option<crate::store::ReadOp>,
     /// What the last stats line said, to log only changes.
     last_stats: stats::CoreStats,
     /// What the core has done, for metrics.
@@ -297,10 +321,26 @@ impl Core {
             per_address: settings.hash_queue_per_address,
             workers: settings.hash_workers,
         });
+        let (accounts, mailboxes) = if settings.on_demand {
+            let window = mailbox::Window {
+                messages: settings.mailbox_window,
+                bytes: settings.mailbox_window_bytes,
+            };
+            (
+                Accounts::new(settings.account_cache),
+                Mailboxes::new(true, window, settings.account_cache),
+            )
+        } else {
+            (Accounts::default(), Mailboxes::default())
+        };
         Core {
             key,
-            accounts: Accounts::default(),
-            mailboxes: Mailboxes::default(),
+            accounts,
+            mailboxes,
+            reads: IdMap::default(),
+            read_keys: std::collections::HashMap::new(),
+            next_read: 0,
+            absent: None,
             waiters: Waiters::default(),
             client_ids: ClientIds::new(settings.client_ids_per_sender),
             sessions: IdMap::default(),
@@ -335,6 +375,7 @@ impl Core {
                 identity: user.identity,
                 username: user.username.into(),
                 password_hash: user.password_hash.into(),
+                tokens_valid_from: user.tokens_valid_from,
             });
         }
         for m in snapshot.messages {
@@ -351,7 +392,7 @@ impl Core {
             };
             let message = Message::new(m.id, &parties, m.ts, &m.content, m.client_id.as_deref());
             self.last_message_id = self.last_message_id.max(m.id);
-            self.mailboxes.deliver(Arc::new(message), false);
+            self.mailboxes.deliver(Arc::new(message));
         }
         // In the order they were first used, so each sender keeps its newest.
         let mut client_ids = snapshot.client_ids;
@@ -365,16 +406,16 @@ impl Core {
             self.client_ids.insert(c.sender, &c.client_id, first);
         }
         self.last_message_id = self.last_message_id.max(snapshot.last_message_id);
+        self.accounts.set_last_id(snapshot.last_user_id);
+        self.mailboxes
+            .add_totals(snapshot.pending_messages, snapshot.pending_bytes);
         for (token, expires) in snapshot.revoked_tokens {
             self.revocations.revoke(token, expires);
         }
-        for (user, from) in snapshot.tokens_valid_from {
-            self.revocations.void_before(user, from);
-        }
         log::info!(
-            "loaded {} accounts and {} unacknowledged messages",
-            self.accounts.len(),
-            self.mailboxes.total()
+            "started with {} unacknowledged messages ({} in RAM)",
+            self.mailboxes.total(),
+            self.mailboxes.resident()
         );
     }
 
@@ -456,6 +497,20 @@ impl Core {
             None => self.subscribers.entry(binding.user).or_default().push(conn),
         }
         self.binding_expiry.insert((binding.expires, conn));
+        // A logged-in user's account stays cached, and their mailbox in
+        // RAM, so what is sent to them is pushed without reading the store.
+        self.accounts.pin(binding.user, true);
+        self.mailboxes.set_active(binding.user, true);
+    }
+
+    /// After a bind: the user's mailbox figures are read if not known
+    /// (SENDs to them wait for it), and their head filled.
+    fn warm_up(&mut self, user: UserId, out: &mut Outbox) {
+        if self.mailboxes.is_known(user) {
+            self.fill(user, out);
+        } else {
+            self.prefetch(crate::store::ReadOp::Mailbox(user), out);
+        }
     }
 
     /// Unbinds a connection (its token was revoked or expired): it gets
@@ -496,6 +551,8 @@ impl Core {
             conns.retain(|&c| c != conn);
             if conns.is_empty() {
                 self.subscribers.remove(&user);
+                self.accounts.pin(user, false);
+                self.mailboxes.set_active(user, false);
             }
         }
     }
@@ -532,6 +589,11 @@ impl Core {
     /// Unacknowledged messages held in all mailboxes.
     pub fn pending_messages(&self) -> usize {
         self.mailboxes.total()
+    }
+
+    /// Unacknowledged messages held in RAM.
+    pub fn resident_messages(&self) -> usize {
+        self.mailboxes.resident()
     }
 
     /// Time-driven work: long-polls that ran out, bound connections whose
@@ -581,7 +643,10 @@ impl Core {
 
     /// Whether no password check or commit is in progress.
     pub fn is_idle(&self) -> bool {
-        self.hashing.is_empty() && self.awaiting.is_empty() && !self.has_open_writes()
+        self.hashing.is_empty()
+            && self.awaiting.is_empty()
+            && self.reads.is_empty()
+            && !self.has_open_writes()
     }
 
     /// When [`Core::tick`] next has something to do.

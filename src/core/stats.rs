@@ -14,6 +14,8 @@ pub struct CoreStats {
     /// Users with at least one bound connection.
     pub users_online: usize,
     pub pending_messages: usize,
+    /// Of those, held in RAM (mailbox heads); the rest is in the store.
+    pub resident_messages: usize,
     /// Bytes of unacknowledged messages held, as stored, plus those of
     /// SENDs accepted and not yet committed (what `--pending-bytes` caps).
     pub pending_bytes: usize,
@@ -35,6 +37,7 @@ impl Core {
             line_sessions: self.sessions.len(),
             users_online: self.subscribers.len(),
             pending_messages: self.mailboxes.total(),
+            resident_messages: self.mailboxes.resident(),
             pending_bytes: self.mailboxes.pending_bytes(),
             waiters: self.waiters.len(),
             client_ids: self.client_ids.len(),

@@ -22,6 +22,7 @@ fn user(id: UserId, name: &str) -> StoredUser {
         identity: u128::from(id),
         username: name.into(),
         password_hash: "unused".into(),
+        tokens_valid_from: 0,
     }
 }
 
@@ -43,7 +44,9 @@ impl Bench {
     }
 
     fn restored(settings: CoreSettings, mut snapshot: Snapshot) -> Bench {
-        snapshot.users = accounts();
+        if snapshot.users.is_empty() {
+            snapshot.users = accounts();
+        }
         let mut core = Core::new(settings, TokenKey::random(), "dummy".into());
         core.restore(snapshot);
         let mut out = Outbox::default();
@@ -114,11 +117,7 @@ impl Bench {
         } else {
             Err(crate::store::StoreError::Io("injected failure".into()))
         };
-        let done = Committed {
-            seq: batch.seq,
-            acks: result.clone(),
-            result,
-        };
+        let done = Committed::of(batch.seq, result);
         self.core.on_committed(done, self.now, &mut self.out);
     }
 
@@ -456,6 +455,7 @@ fn restored_mailboxes_count_and_refuse_past_a_lowered_cap() {
             ts: NOW,
             content: "kept".into(),
             client_id: None,
+            ..StoredMessage::default()
         })
         .collect();
     let mut b = Bench::restored(
@@ -591,3 +591,7 @@ fn connections_per_user_are_capped_for_auth_and_login() {
 /// LOGOUT, LOGOUT all and token expiry on bound connections.
 #[path = "logout_tests.rs"]
 mod logout_tests;
+
+/// Reading accounts, mailbox figures and pages from a store on demand.
+#[path = "on_demand_tests.rs"]
+mod on_demand_tests;

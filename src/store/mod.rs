@@ -64,6 +64,45 @@ pub struct Committed {
     /// the rest, and may succeed where it failed: that is what keeps ACK
     /// working on a full disk. Each request is still all or nothing.
     pub acks: Result<(), StoreError>,
+    /// What each ACK of the batch removed, in order, where the store
+    /// counts it (a store that keeps nothing leaves this empty: the core
+    /// then holds every message and counts them itself).
+    pub removed: Vec<Removed>,
+    /// SENDs whose `client_id` the database already held for their
+    /// sender: their message was not stored; the first one's id and time.
+    pub duplicates: Vec<Duplicate>,
+}
+
+/// What one ACK removed from the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Removed {
+    pub user: UserId,
+    pub upto: MessageId,
+    pub count: usize,
+    /// Their size as stored (the `cost` of each, see [`WriteOp::Append`]).
+    pub bytes: usize,
+}
+
+/// A SEND refused by the database's unique key on (sender, `client_id`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The id the refused SEND was given (and never stored).
+    pub message_id: MessageId,
+    pub first_id: MessageId,
+    pub first_ts: Millis,
+}
+
+impl Committed {
+    /// A batch whose every part had `result`.
+    pub fn of(seq: u64, result: Result<(), StoreError>) -> Committed {
+        Committed {
+            seq,
+            acks: result.clone(),
+            result,
+            removed: Vec::new(),
+            duplicates: Vec::new(),
+        }
+    }
 }
 
 /// An account as stored.
@@ -74,14 +113,19 @@ pub struct StoredUser {
     pub identity: u128,
     pub username: String,
     pub password_hash: String,
+    /// Tokens issued before this are void (`LOGOUT all`; 0: none).
+    pub tokens_valid_from: Millis,
 }
 
 /// An unacknowledged message as stored.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct StoredMessage {
     pub id: MessageId,
     pub from_id: UserId,
     pub to_id: UserId,
+    /// The parties' usernames, when read with the message (a mailbox page).
+    pub from: String,
+    pub to: String,
     pub ts: Millis,
     pub content: String,
     pub client_id: Option<String>,
@@ -97,18 +141,66 @@ pub struct StoredClientId {
     pub ts: Millis,
 }
 
-/// Everything the core needs at start.
+/// What the core needs at start: the figures that let it assign ids and
+/// enforce the global budget. Nothing grows with the number of accounts or
+/// messages; those are read on demand ([`Store::read`]). `users`,
+/// `messages` and `client_ids` are only filled by tests that hand the core
+/// a state of their own.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub users: Vec<StoredUser>,
-    /// Every message still in custody, in id order.
+    /// Messages to put in mailboxes, in id order.
     pub messages: Vec<StoredMessage>,
     pub client_ids: Vec<StoredClientId>,
     pub last_message_id: MessageId,
-    /// Tokens revoked by LOGOUT that have not expired yet, with their expiry.
+    /// The highest account id in use.
+    pub last_user_id: UserId,
+    /// Unacknowledged messages in the store, and their size as stored.
+    pub pending_messages: usize,
+    pub pending_bytes: usize,
+    /// Tokens revoked by LOGOUT that have not expired yet, with their
+    /// expiry (bounded by the tokens' lifetime, so held in RAM).
     pub revoked_tokens: Vec<(TokenId, Millis)>,
-    /// Accounts whose tokens issued before a moment are void (LOGOUT all).
-    pub tokens_valid_from: Vec<(UserId, Millis)>,
+}
+
+/// A question for the store, answered off the loop. A read submitted after
+/// the core learned that a batch committed sees that batch.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ReadOp {
+    UserById(UserId),
+    UserByName(Box<str>),
+    /// How many messages a user's mailbox holds, and their size.
+    Mailbox(UserId),
+    /// A user's oldest messages with ids above `after`, in id order: at
+    /// most `limit`, stopping before `max_bytes` (but at least one).
+    Page {
+        user: UserId,
+        after: MessageId,
+        limit: usize,
+        max_bytes: usize,
+    },
+}
+
+/// A read and the number the core knows it by.
+#[derive(Clone, Debug)]
+pub struct Read {
+    pub id: u64,
+    pub op: ReadOp,
+}
+
+/// What a read found.
+#[derive(Debug)]
+pub enum ReadAnswer {
+    User(Option<StoredUser>),
+    Mailbox { count: usize, bytes: usize },
+    Page(Vec<StoredMessage>),
+}
+
+/// A finished read.
+#[derive(Debug)]
+pub struct ReadDone {
+    pub id: u64,
+    pub answer: Result<ReadAnswer, StoreError>,
 }
 
 /// The narrow interface between the core's effects and durable storage.
@@ -119,6 +211,15 @@ pub trait Store {
     fn submit(&mut self, batch: Batch);
     /// A finished batch, if any, without blocking. Batches finish in order.
     fn completed(&mut self) -> Option<Committed>;
+    /// Queues a read; its [`ReadDone`] arrives later from [`Store::read_done`].
+    fn read(&mut self, read: Read);
+    /// A finished read, if any, without blocking.
+    fn read_done(&mut self) -> Option<ReadDone>;
+    /// Whether the store keeps what the core forgets: when it does not
+    /// (`--memory`), the core keeps everything and never reads.
+    fn keeps_data(&self) -> bool {
+        true
+    }
     /// Commit figures for metrics, where the store keeps them.
     fn metrics(&self) -> Option<&StoreMetrics> {
         None

@@ -96,6 +96,7 @@ impl HotPath {
                 identity: i as u128 + 1,
                 username: format!("u{i}"),
                 password_hash: "unused".into(),
+                tokens_valid_from: 0,
             })
             .collect();
         core.restore(Snapshot {
@@ -147,11 +148,7 @@ impl HotPath {
     /// Commits what is pending and carries out the effects, as a loop turn.
     fn commit(&mut self) {
         if let Some(batch) = self.core.take_batch() {
-            let done = Committed {
-                seq: batch.seq,
-                result: Ok(()),
-                acks: Ok(()),
-            };
+            let done = Committed::of(batch.seq, Ok(()));
             self.core.on_committed(done, NOW, &mut self.outbox);
         }
         let replies = std::mem::take(&mut self.outbox.replies);

@@ -1,104 +1,94 @@
-//! Reading the saved state at start: accounts, every message still in
-//! custody (in id order, so mailboxes fill oldest first), the `client_id`s
-//! younger than a day, revoked tokens not yet expired, and the highest
-//! message id ever issued. One read
-//! transaction, so the parts agree with each other.
+//! Reading what a start needs: the highest message and account ids (so new
+//! ones keep growing), the totals in custody (for the global budget) and
+//! the revoked tokens that have not expired yet (bounded by the tokens'
+//! lifetime). A handful of rows besides those, whatever the size of the
+//! database: accounts (with their `tokens_valid_from`), messages and
+//! `client_id`s are read on demand (see [`super::reader`]). Tests can still
+//! read everything, to check what a batch stored.
 
-use super::schema::LAST_MESSAGE_ID;
-use crate::config::limits::CLIENT_ID_RETENTION_MS;
-use crate::store::{Snapshot, StoredClientId, StoredMessage, StoredUser};
+use super::schema::{LAST_MESSAGE_ID, PENDING_BYTES, PENDING_MESSAGES};
+use crate::store::Snapshot;
 use crate::Millis;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
-/// The state as of `now` (ms since the epoch; decides which `client_id`s
-/// are still remembered).
+/// The figures a start needs as of `now` (ms since the epoch; decides
+/// which revoked tokens have expired), in one read transaction.
 pub fn read_snapshot(conn: &mut Connection, now: Millis) -> rusqlite::Result<Snapshot> {
     let tx = conn.transaction()?;
-    let mut snapshot = Snapshot::default();
-
-    let mut stmt =
-        tx.prepare("SELECT id, username, password_hash, identity FROM users ORDER BY id")?;
-    let rows = stmt.query_map([], |r| {
-        let identity: Vec<u8> = r.get(3)?;
-        let identity: [u8; 16] = identity.as_slice().try_into().map_err(|_| {
-            rusqlite::Error::FromSqlConversionFailure(
-                3,
-                rusqlite::types::Type::Blob,
-                "an account identity is 16 bytes".into(),
-            )
+    let meta = |key: &str| -> rusqlite::Result<i64> {
+        Ok(tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    };
+    let last = meta(LAST_MESSAGE_ID)?;
+    let pending_messages = meta(PENDING_MESSAGES)?;
+    let pending_bytes = meta(PENDING_BYTES)?;
+    // Both use the rowid's b-tree: one page read each.
+    let newest_stored: i64 =
+        tx.query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
+            r.get(0)
         })?;
-        Ok(StoredUser {
-            id: r.get::<_, i64>(0)? as u64,
-            identity: u128::from_be_bytes(identity),
-            username: r.get(1)?,
-            password_hash: r.get(2)?,
-        })
-    })?;
-    for user in rows {
-        snapshot.users.push(user?);
-    }
+    let last_user: i64 =
+        tx.query_row("SELECT coalesce(max(id), 0) FROM users", [], |r| r.get(0))?;
+    let mut stmt = tx.prepare("SELECT token_id, expires FROM revoked_tokens WHERE expires > ?1")?;
+    let revoked_tokens = stmt
+        .query_map([now as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
     drop(stmt);
+    tx.finish()?;
+    Ok(Snapshot {
+        revoked_tokens,
+        last_message_id: last.max(newest_stored).max(0) as u64,
+        last_user_id: last_user.max(0) as u64,
+        pending_messages: pending_messages.max(0) as usize,
+        pending_bytes: pending_bytes.max(0) as usize,
+        ..Snapshot::default()
+    })
+}
 
-    let pending: i64 = tx.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
-    snapshot.messages.reserve(pending.max(0) as usize);
-    let mut stmt =
-        tx.prepare("SELECT id, from_id, to_id, ts, content, client_id FROM messages ORDER BY id")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(StoredMessage {
-            id: r.get::<_, i64>(0)? as u64,
-            from_id: r.get::<_, i64>(1)? as u64,
-            to_id: r.get::<_, i64>(2)? as u64,
-            ts: r.get::<_, i64>(3)? as u64,
-            content: r.get(4)?,
-            client_id: r.get(5)?,
-        })
-    })?;
-    for message in rows {
-        snapshot.messages.push(message?);
-    }
+/// Every account, message and `client_id` younger than a day as of `now`,
+/// besides the figures: what a test checks a batch stored.
+#[cfg(test)]
+pub fn read_everything(conn: &mut Connection, now: Millis) -> rusqlite::Result<Snapshot> {
+    use crate::config::limits::CLIENT_ID_RETENTION_MS;
+    use crate::store::{StoredClientId, StoredMessage};
+    let mut snapshot = read_snapshot(conn, now)?;
+    let mut stmt = conn.prepare(&format!("{} ORDER BY id", super::reader::SELECT_USER))?;
+    snapshot.users = stmt
+        .query_map([], super::reader::user)?
+        .collect::<rusqlite::Result<_>>()?;
     drop(stmt);
-
+    let mut stmt = conn
+        .prepare("SELECT id, from_id, to_id, ts, content, client_id FROM messages ORDER BY id")?;
+    snapshot.messages = stmt
+        .query_map([], |r| {
+            Ok(StoredMessage {
+                id: r.get::<_, i64>(0)? as u64,
+                from_id: r.get::<_, i64>(1)? as u64,
+                to_id: r.get::<_, i64>(2)? as u64,
+                ts: r.get::<_, i64>(3)? as u64,
+                content: r.get(4)?,
+                client_id: r.get(5)?,
+                ..StoredMessage::default()
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(stmt);
     let cutoff = now.saturating_sub(CLIENT_ID_RETENTION_MS) as i64;
     let mut stmt =
-        tx.prepare("SELECT sender, client_id, message_id, ts FROM client_ids WHERE ts >= ?1")?;
-    let rows = stmt.query_map([cutoff], |r| {
-        Ok(StoredClientId {
-            sender: r.get::<_, i64>(0)? as u64,
-            client_id: r.get(1)?,
-            message_id: r.get::<_, i64>(2)? as u64,
-            ts: r.get::<_, i64>(3)? as u64,
-        })
-    })?;
-    for client_id in rows {
-        snapshot.client_ids.push(client_id?);
-    }
-    drop(stmt);
-
-    let mut stmt = tx.prepare("SELECT token_id, expires FROM revoked_tokens WHERE expires > ?1")?;
-    let rows = stmt.query_map([now as i64], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-    })?;
-    for revoked in rows {
-        snapshot.revoked_tokens.push(revoked?);
-    }
-    drop(stmt);
-    let mut stmt =
-        tx.prepare("SELECT id, tokens_valid_from FROM users WHERE tokens_valid_from > 0")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-    })?;
-    for void in rows {
-        snapshot.tokens_valid_from.push(void?);
-    }
-    drop(stmt);
-
-    let last: i64 = tx.query_row(
-        "SELECT value FROM meta WHERE key = ?1",
-        [LAST_MESSAGE_ID],
-        |r| r.get(0),
-    )?;
-    let newest_stored = snapshot.messages.last().map_or(0, |m| m.id);
-    snapshot.last_message_id = (last as u64).max(newest_stored);
-    tx.finish()?;
+        conn.prepare("SELECT sender, client_id, message_id, ts FROM client_ids WHERE ts >= ?1")?;
+    snapshot.client_ids = stmt
+        .query_map([cutoff], |r| {
+            Ok(StoredClientId {
+                sender: r.get::<_, i64>(0)? as u64,
+                client_id: r.get(1)?,
+                message_id: r.get::<_, i64>(2)? as u64,
+                ts: r.get::<_, i64>(3)? as u64,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
     Ok(snapshot)
 }

@@ -5,8 +5,9 @@
 //! - [`lock`]: one server per data directory (`<data>/gotalk.lock`).
 //! - [`schema`]: connection settings (WAL, `synchronous = FULL`,
 //!   incremental auto-vacuum) and the versioned forward migrations.
-//! - [`load`]: the state read at start.
+//! - [`load`]: the figures read at start.
 //! - [`writer`]: the thread that commits groups of batches.
+//! - [`reader`]: the thread that answers the core's reads on demand.
 //! - [`upkeep`]: giving freed space back and pruning old `client_id`s.
 //! - [`disk_full`]: the reserve file that keeps ACK working on a full disk.
 //! - [`stats`]: the `store stats:` log line benchmarks read.
@@ -19,12 +20,13 @@
 pub mod disk_full;
 pub mod load;
 pub mod lock;
+pub mod reader;
 pub mod schema;
 pub mod stats;
 pub mod upkeep;
 pub mod writer;
 
-use super::{Batch, Committed, Snapshot, Store, StoreError, StoreMetrics};
+use super::{Batch, Committed, Read, ReadDone, Snapshot, Store, StoreError, StoreMetrics};
 use crate::config::DEFAULT_DISK_RESERVE;
 use crate::Millis;
 use crossbeam_channel::{Receiver, Sender};
@@ -51,6 +53,11 @@ pub struct SqliteStore {
     /// it and closes it.
     reader: Option<Connection>,
     writer: Option<JoinHandle<()>>,
+    /// Reads for the reader thread; `None` once dropping.
+    reads: Option<Sender<Read>>,
+    read_done: Receiver<ReadDone>,
+    read_done_tx: Sender<ReadDone>,
+    read_thread: Option<JoinHandle<()>>,
     path: PathBuf,
     metrics: Arc<StoreMetrics>,
     /// Held for as long as the store lives (the process, in the server).
@@ -99,11 +106,19 @@ impl SqliteStore {
             conn,
             jobs_rx,
             done_tx.clone(),
-            waker,
+            waker.clone(),
             space,
             metrics.clone(),
         )?;
+        let (reads, reads_rx) = crossbeam_channel::unbounded();
+        let (read_done_tx, read_done) = crossbeam_channel::unbounded();
+        let read_conn = connect(&path).map_err(fail)?;
+        let read_thread = reader::spawn(read_conn, reads_rx, read_done_tx.clone(), waker)?;
         Ok(SqliteStore {
+            reads: Some(reads),
+            read_done,
+            read_done_tx,
+            read_thread: Some(read_thread),
             metrics,
             jobs: Some(jobs),
             done,
@@ -131,11 +146,11 @@ impl Store for SqliteStore {
             )
         })?;
         log::info!(
-            "read {} accounts, {} unacknowledged messages and {} client_ids from {} in {} ms",
-            snapshot.users.len(),
-            snapshot.messages.len(),
-            snapshot.client_ids.len(),
+            "opened {}: {} unacknowledged messages ({} bytes) stay on disk until read; \
+             started in {} ms",
             self.path.display(),
+            snapshot.pending_messages,
+            snapshot.pending_bytes,
             started.elapsed().as_millis()
         );
         Ok(snapshot)
@@ -145,16 +160,29 @@ impl Store for SqliteStore {
         let Some(jobs) = &self.jobs else { return };
         if let Err(lost) = jobs.send(batch) {
             // Only if the writer thread died: answer rather than hang.
-            let _ = self.done_tx.send(Committed {
-                seq: lost.0.seq,
-                result: Err(StoreError::Stopped),
-                acks: Err(StoreError::Stopped),
-            });
+            let _ = self
+                .done_tx
+                .send(Committed::of(lost.0.seq, Err(StoreError::Stopped)));
         }
     }
 
     fn completed(&mut self) -> Option<Committed> {
         self.done.try_recv().ok()
+    }
+
+    fn read(&mut self, read: Read) {
+        let Some(reads) = &self.reads else { return };
+        if let Err(lost) = reads.send(read) {
+            // Only if the reader thread died: answer rather than hang.
+            let _ = self.read_done_tx.send(ReadDone {
+                id: lost.0.id,
+                answer: Err(StoreError::Stopped),
+            });
+        }
+    }
+
+    fn read_done(&mut self) -> Option<ReadDone> {
+        self.read_done.try_recv().ok()
     }
 
     fn metrics(&self) -> Option<&StoreMetrics> {
@@ -165,6 +193,10 @@ impl Store for SqliteStore {
 impl Drop for SqliteStore {
     /// Lets the writer finish what was submitted, then stops it.
     fn drop(&mut self) {
+        self.reads = None;
+        if let Some(reader) = self.read_thread.take() {
+            let _ = reader.join();
+        }
         self.jobs = None;
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();

@@ -17,7 +17,13 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+
+/// The `meta` keys holding how many messages are in custody and their size
+/// as stored, kept by every batch, so a start reads two numbers instead of
+/// every message.
+pub const PENDING_MESSAGES: &str = "pending_messages";
+pub const PENDING_BYTES: &str = "pending_bytes";
 
 /// Version 1: accounts, messages in custody, remembered `client_id`s, and
 /// counters that must outlive the rows they count.
@@ -77,6 +83,20 @@ CREATE TABLE revoked_tokens (
 );
 CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires);
 ALTER TABLE users ADD COLUMN tokens_valid_from INTEGER NOT NULL DEFAULT 0;
+";
+
+/// Version 4: what a message costs its mailbox's byte budget (its JSON as
+/// the server renders it) is stored with it, and the totals in custody are
+/// kept in `meta`, so the server reads a mailbox's figures on demand and
+/// starts without reading any message. Messages stored before get an
+/// estimate (the exact figure needs the renderer); it errs on the large
+/// side.
+const V4: &str = "
+ALTER TABLE messages ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET cost = 160 + 2 * length(CAST(content AS BLOB))
+    + coalesce(length(CAST(client_id AS BLOB)) + 16, 0);
+INSERT INTO meta (key, value) SELECT 'pending_messages', count(*) FROM messages;
+INSERT INTO meta (key, value) SELECT 'pending_bytes', coalesce(sum(cost), 0) FROM messages;
 ";
 
 /// The schema version this code writes.

@@ -5,7 +5,7 @@
 use super::*;
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::message::{Message, Parties};
-use crate::store::{StoreError, WriteOp};
+use crate::store::{Read, ReadDone, ReadOp, StoreError, WriteOp};
 use mio::{Poll, Token};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,12 @@ impl Fixture {
 
     fn open(&self) -> Result<SqliteStore, String> {
         SqliteStore::open(&self.dir, self.waker.clone())
+    }
+
+    /// Everything the database holds, read beside any open store.
+    fn everything(&self) -> Snapshot {
+        let mut conn = connect(&self.dir.join(DB_FILE)).unwrap();
+        load::read_everything(&mut conn, wall_clock_ms()).unwrap()
     }
 }
 
@@ -92,7 +98,7 @@ fn what_is_committed_comes_back_after_reopening() {
     let now = wall_clock_ms();
     let mut store = fx.open().unwrap();
     let empty = store.load().unwrap();
-    assert!(empty.users.is_empty() && empty.messages.is_empty());
+    assert_eq!((empty.pending_messages, empty.pending_bytes), (0, 0));
     assert_eq!(empty.last_message_id, 0);
 
     store.submit(batch(1, 0, vec![user(1, "alice"), user(2, "bob")]));
@@ -113,8 +119,10 @@ fn what_is_committed_comes_back_after_reopening() {
     }
     drop(store);
 
-    let mut store = fx.open().unwrap();
-    let snap = store.load().unwrap();
+    let snap = fx.everything();
+    assert_eq!((snap.last_message_id, snap.last_user_id), (3, 2));
+    assert_eq!(snap.pending_messages, 2);
+    let snap = fx.everything();
     let names: Vec<_> = snap.users.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["alice", "bob"]);
     assert_eq!(snap.users[1].password_hash, "hash-of-bob");
@@ -154,8 +162,8 @@ fn ids_keep_growing_after_every_message_was_acknowledged() {
     assert_eq!(next_done(&mut store).result, Ok(()));
     assert_eq!(next_done(&mut store).result, Ok(()));
     drop(store);
-    let snap = fx.open().unwrap().load().unwrap();
-    assert!(snap.messages.is_empty());
+    let snap = fx.everything();
+    assert_eq!((snap.pending_messages, snap.pending_bytes), (0, 0));
     assert_eq!(snap.last_message_id, 7);
 }
 
@@ -177,7 +185,7 @@ fn client_ids_older_than_a_day_are_not_loaded() {
     ));
     assert_eq!(next_done(&mut store).result, Ok(()));
     drop(store);
-    let snap = fx.open().unwrap().load().unwrap();
+    let snap = fx.everything();
     let cids: Vec<_> = snap
         .client_ids
         .iter()
@@ -220,7 +228,7 @@ fn a_failed_transaction_fails_its_whole_group_and_the_store_goes_on() {
     assert_eq!(next_done(&mut store).result, Ok(()));
     drop(store);
 
-    let snap = fx.open().unwrap().load().unwrap();
+    let snap = fx.everything();
     let names: Vec<_> = snap.users.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["alice", "bob"]);
     assert!(snap.messages.is_empty());
@@ -315,6 +323,109 @@ fn the_data_directory_is_created_and_its_files_are_private() {
     drop(store);
 }
 
+fn next_read(store: &mut SqliteStore) -> ReadDone {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(done) = store.read_done() {
+            return done;
+        }
+        assert!(Instant::now() < deadline, "no read within 10 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn read(store: &mut SqliteStore, op: ReadOp) -> crate::store::ReadAnswer {
+    store.read(Read { id: 7, op });
+    let done = next_read(store);
+    assert_eq!(done.id, 7);
+    done.answer.unwrap()
+}
+
+#[test]
+fn reads_see_what_was_committed_before_them() {
+    use crate::store::ReadAnswer;
+    let fx = Fixture::new("reads");
+    let now = wall_clock_ms();
+    let mut store = fx.open().unwrap();
+    store.load().unwrap();
+    store.submit(batch(1, 0, vec![user(1, "alice"), user(2, "bob")]));
+    let ops = (1..=5).map(|id| message(id, now, &format!("m{id}"), None));
+    store.submit(batch(2, 5, ops.collect()));
+    store.submit(batch(3, 5, vec![WriteOp::Ack { user: 2, upto: 2 }]));
+    next_done(&mut store);
+    next_done(&mut store);
+    let acked = next_done(&mut store);
+    assert_eq!(acked.removed.len(), 1);
+    assert_eq!((acked.removed[0].user, acked.removed[0].count), (2, 2));
+
+    let ReadAnswer::User(Some(bob)) = read(&mut store, ReadOp::UserByName("bob".into())) else {
+        panic!("bob is stored");
+    };
+    assert_eq!((bob.id, bob.identity), (2, 2));
+    let ReadAnswer::User(None) = read(&mut store, ReadOp::UserById(9)) else {
+        panic!("nobody has id 9");
+    };
+    let ReadAnswer::Mailbox { count, bytes } = read(&mut store, ReadOp::Mailbox(2)) else {
+        panic!("figures");
+    };
+    assert_eq!(count, 3);
+    assert_eq!(bytes + acked.removed[0].bytes, store_bytes(&fx, 5));
+    let page = ReadOp::Page {
+        user: 2,
+        after: 3,
+        limit: 10,
+        max_bytes: 1 << 20,
+    };
+    let ReadAnswer::Page(messages) = read(&mut store, page) else {
+        panic!("a page");
+    };
+    let ids: Vec<_> = messages.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [4, 5]);
+    assert_eq!(
+        (messages[0].from.as_str(), messages[0].to.as_str()),
+        ("alice", "bob")
+    );
+    assert_eq!(messages[1].content, "m5");
+    drop(store);
+    let snap = fx.open().unwrap().load().unwrap();
+    assert_eq!((snap.pending_messages, snap.pending_bytes), (3, bytes));
+}
+
+/// What `n` messages like those of the test cost as stored: their JSON.
+fn store_bytes(fx: &Fixture, n: i64) -> usize {
+    let _ = fx;
+    (1..=n)
+        .map(
+            |id| match message(id as u64, wall_clock_ms(), &format!("m{id}"), None) {
+                WriteOp::Append(m) => m.json().len(),
+                _ => unreachable!(),
+            },
+        )
+        .sum()
+}
+
+#[test]
+fn a_client_id_used_within_the_day_is_refused_by_the_database() {
+    let fx = Fixture::new("cidunique");
+    let now = wall_clock_ms();
+    let mut store = fx.open().unwrap();
+    store.submit(batch(1, 0, vec![user(1, "alice"), user(2, "bob")]));
+    store.submit(batch(2, 1, vec![message(1, now, "first", Some("c"))]));
+    next_done(&mut store);
+    next_done(&mut store);
+    drop(store);
+    let mut store = fx.open().unwrap();
+    store.submit(batch(1, 2, vec![message(2, now + 5, "again", Some("c"))]));
+    let done = next_done(&mut store);
+    assert_eq!(done.result, Ok(()));
+    assert_eq!(done.duplicates.len(), 1);
+    let d = done.duplicates[0];
+    assert_eq!((d.message_id, d.first_id, d.first_ts), (2, 1, now));
+    drop(store);
+    let ids: Vec<_> = fx.everything().messages.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [1], "the duplicate was not stored");
+}
+
 #[test]
 fn revocations_come_back_until_their_tokens_expire() {
     let fx = Fixture::new("revocations");
@@ -352,5 +463,11 @@ fn revocations_come_back_until_their_tokens_expire() {
         [(big_id, now + 60_000)],
         "expired ones are not loaded"
     );
-    assert_eq!(snap.tokens_valid_from, [(2, now)], "never moves back");
+    let users = fx.everything().users;
+    let valid_from: Vec<_> = users.iter().map(|u| u.tokens_valid_from).collect();
+    assert_eq!(
+        valid_from,
+        [0, now],
+        "read with the account; never moves back"
+    );
 }

@@ -3,7 +3,8 @@
 //! module, run by the writer thread between commits, gives them back:
 //!
 //! 1. forget `client_id`s older than a day (they no longer deduplicate),
-//!    and revoked tokens that have expired (they no longer open);
+//!    in steps of [`PRUNE_STEP`], and revoked tokens that have expired
+//!    (they no longer open);
 //! 2. `PRAGMA incremental_vacuum(N)` moves up to N free pages to the end of
 //!    the file and cuts them off (the database was created with
 //!    `auto_vacuum = INCREMENTAL`, so no full `VACUUM`, which would copy
@@ -75,7 +76,7 @@ impl Upkeep {
 /// One pass of upkeep as of `wall_ms` (ms since the epoch).
 pub fn pass(conn: &Connection, wall_ms: Millis) -> rusqlite::Result<Report> {
     let cutoff = wall_ms.saturating_sub(CLIENT_ID_RETENTION_MS) as i64;
-    let client_ids_pruned = conn.execute("DELETE FROM client_ids WHERE ts < ?1", [cutoff])?;
+    let client_ids_pruned = prune_client_ids(conn, cutoff)?;
     // Revoked tokens that have expired no longer open anyway.
     conn.execute(
         "DELETE FROM revoked_tokens WHERE expires <= ?1",
@@ -92,6 +93,30 @@ pub fn pass(conn: &Connection, wall_ms: Millis) -> rusqlite::Result<Report> {
         pages_freed: before.saturating_sub(free_pages_left),
         free_pages_left,
     })
+}
+
+/// `client_id`s pruned per statement, and most statements per pass: each
+/// step is a short transaction of its own, so a day's worth of ids never
+/// holds the writer for long; what is left waits for the next pass (an
+/// expired row no longer counts as a duplicate meanwhile, see `writer`).
+pub const PRUNE_STEP: usize = 5000;
+pub const PRUNE_STEPS_PER_PASS: usize = 20;
+
+/// Forgets `client_id`s first used before `cutoff`, in small steps.
+fn prune_client_ids(conn: &Connection, cutoff: i64) -> rusqlite::Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM client_ids WHERE (sender, client_id) IN \
+         (SELECT sender, client_id FROM client_ids WHERE ts < ?1 LIMIT ?2)",
+    )?;
+    let mut pruned = 0;
+    for _ in 0..PRUNE_STEPS_PER_PASS {
+        let n = stmt.execute(rusqlite::params![cutoff, PRUNE_STEP as i64])?;
+        pruned += n;
+        if n < PRUNE_STEP {
+            break;
+        }
+    }
+    Ok(pruned)
 }
 
 /// Hands up to `pages` free pages back to the file system (at the next
@@ -146,7 +171,7 @@ mod tests {
         let big = "x".repeat(2000);
         for id in 0..2000 {
             tx.execute(
-                "INSERT INTO messages VALUES (?1, 1, 2, 0, ?2, NULL)",
+                "INSERT INTO messages VALUES (?1, 1, 2, 0, ?2, NULL, 0)",
                 rusqlite::params![id, big],
             )
             .unwrap();

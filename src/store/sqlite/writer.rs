@@ -14,12 +14,20 @@
 //! own, in the space of the reserve (see [`super::disk_full`]): deleting
 //! must stay possible on a full disk. Each request is still all or nothing
 //! (a SEND's message and its `client_id` are one operation).
+//!
+//! The database's unique key on (sender, `client_id`) decides duplicates:
+//! a SEND whose `client_id` its sender used within the day stores nothing,
+//! and its [`Committed`] names the first message instead. An ACK reports
+//! how many messages it removed and their size, and every transaction
+//! moves the totals in custody kept in `meta`.
 
 use super::disk_full::DiskSpace;
+use super::schema::{PENDING_BYTES, PENDING_MESSAGES};
 use super::stats::Stats;
 use super::upkeep::{Upkeep, IDLE_AFTER};
-use crate::store::{Batch, Committed, StoreError, StoreMetrics, WriteOp};
-use crate::MessageId;
+use crate::config::limits::CLIENT_ID_RETENTION_MS;
+use crate::store::{Batch, Committed, Duplicate, Removed, StoreError, StoreMetrics, WriteOp};
+use crate::Millis;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mio::Waker;
 use rusqlite::{CachedStatement, Connection, TransactionBehavior};
@@ -108,10 +116,10 @@ impl Writer {
         let started = Instant::now();
         let outcome = match self.space.is_full() {
             true => Err(StoreError::DiskFull),
-            false => self.write(|| group.iter().flat_map(|b| &b.ops), &group),
+            false => self.write(&group, false),
         };
-        let (result, acks) = match outcome {
-            Ok(writes) => {
+        let (result, acks, outcomes) = match outcome {
+            Ok((writes, outcomes)) => {
                 if writes > 0 {
                     let m = &self.metrics;
                     m.commit_seconds.observe(started.elapsed().as_secs_f64());
@@ -119,10 +127,11 @@ impl Writer {
                 }
                 let transactions = usize::from(writes > 0);
                 self.stats.committed(group.len(), transactions, writes);
-                (Ok(()), Ok(()))
+                (Ok(()), Ok(()), outcomes)
             }
             Err(StoreError::DiskFull) => {
-                (Err(StoreError::DiskFull), self.commit_acks_alone(&group))
+                let (acks, outcomes) = self.commit_acks_alone(&group);
+                (Err(StoreError::DiskFull), acks, outcomes)
             }
             Err(cause) => {
                 log::error!(
@@ -130,14 +139,18 @@ impl Writer {
                      their requests are answered unavailable: {cause}",
                     group.len()
                 );
-                (Err(cause.clone()), Err(cause))
+                (Err(cause.clone()), Err(cause), Vec::new())
             }
         };
+        let mut outcomes = outcomes.into_iter();
         for batch in &group {
+            let outcome = outcomes.next().unwrap_or_default();
             let done = Committed {
                 seq: batch.seq,
                 result: result.clone(),
                 acks: acks.clone(),
+                removed: outcome.removed,
+                duplicates: outcome.duplicates,
             };
             if self.done.send(done).is_err() {
                 return; // the store was dropped: nobody is waiting
@@ -151,18 +164,19 @@ impl Writer {
         }
     }
 
-    /// Writes `ops` (of the batches in `group`) in one transaction. A
-    /// panic here would be a bug; catching it still answers the requests
-    /// (as unavailable) instead of leaving them waiting forever.
-    fn write<'a, I>(&mut self, ops: impl Fn() -> I, group: &[Batch]) -> Result<usize, StoreError>
-    where
-        I: Iterator<Item = &'a WriteOp>,
-    {
-        let last_message_id = group.iter().map(|b| b.last_message_id).max();
+    /// Writes the batches of `group` (only their ACKs with `acks_only`) in
+    /// one transaction. A panic here would be a bug; catching it still
+    /// answers the requests (as unavailable) instead of leaving them
+    /// waiting forever.
+    fn write(
+        &mut self,
+        group: &[Batch],
+        acks_only: bool,
+    ) -> Result<(usize, Vec<BatchOutcome>), StoreError> {
         let conn = &mut self.conn;
-        let write = || write_ops(conn, ops, last_message_id.unwrap_or(0));
+        let write = || write_batches(conn, group, acks_only, super::wall_clock_ms());
         match panic::catch_unwind(AssertUnwindSafe(write)) {
-            Ok(Ok(writes)) => Ok(writes),
+            Ok(Ok(done)) => Ok(done),
             Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(StoreError::Panicked),
         }
@@ -172,30 +186,38 @@ impl Writer {
     /// with the reserve released, its ACKs are committed on their own (they
     /// free space, and depend on nothing else in the group). Returns their
     /// outcome; everything else in the group is refused.
-    fn commit_acks_alone(&mut self, group: &[Batch]) -> Result<(), StoreError> {
+    fn commit_acks_alone(
+        &mut self,
+        group: &[Batch],
+    ) -> (Result<(), StoreError>, Vec<BatchOutcome>) {
         self.space.ran_out(&self.conn, Instant::now());
-        let acks = || group.iter().flat_map(|b| &b.ops).filter(|op| is_ack(op));
-        let count = acks().count();
+        let count = group
+            .iter()
+            .flat_map(|b| &b.ops)
+            .filter(|op| is_ack(op))
+            .count();
         if count == 0 {
             log::debug!("store: {} batch(es) refused, disk full", group.len());
-            return Err(StoreError::DiskFull);
+            return (Err(StoreError::DiskFull), Vec::new());
         }
-        let outcome = self.write(acks, group);
-        match &outcome {
-            Ok(writes) => {
+        match self.write(group, true) {
+            Ok((writes, outcomes)) => {
                 let batches = group.iter().filter(|b| b.ops.iter().any(is_ack)).count();
-                self.stats.committed(batches, 1, *writes);
-            }
-            Err(StoreError::DiskFull) => {
-                log::debug!("store: {count} ACK(s) refused too, disk full")
+                self.stats.committed(batches, 1, writes);
+                (Ok(()), outcomes)
             }
             Err(cause) => {
-                log::error!(
-                    "store: a transaction of {count} ACK(s) failed and was rolled back: {cause}"
-                )
+                match &cause {
+                    StoreError::DiskFull => {
+                        log::debug!("store: {count} ACK(s) refused too, disk full")
+                    }
+                    cause => log::error!(
+                        "store: a transaction of {count} ACK(s) failed and was rolled back: {cause}"
+                    ),
+                }
+                (Err(cause), Vec::new())
             }
         }
-        outcome.map(|_| ())
     }
 
     /// While the disk is full, at most once per `disk_full::RETRY_EVERY`:
@@ -212,47 +234,73 @@ fn is_ack(op: &WriteOp) -> bool {
     matches!(op, WriteOp::Ack { .. })
 }
 
+/// What the store learned while writing one batch, for the core.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub removed: Vec<Removed>,
+    pub duplicates: Vec<Duplicate>,
+}
+
 /// Writes `group` in one transaction, all or nothing. Returns how many
 /// operations it held. A group without operations (its batches only wait
 /// for earlier ones, like a repeated `client_id`) costs no transaction: the
 /// ids it carries were never stored anywhere, so there is nothing to keep.
 pub fn write_group(conn: &mut Connection, group: &[Batch]) -> rusqlite::Result<usize> {
-    let last_message_id = group.iter().map(|b| b.last_message_id).max();
-    write_ops(
-        conn,
-        || group.iter().flat_map(|b| &b.ops),
-        last_message_id.unwrap_or(0),
-    )
+    write_batches(conn, group, false, super::wall_clock_ms()).map(|(writes, _)| writes)
 }
 
-/// Writes `ops()` in one transaction, and raises the stored
-/// `last_message_id` to `last_message_id`. Nothing at all when there are
-/// no operations.
-fn write_ops<'a, I>(
+/// Writes the batches' operations (only their ACKs with `acks_only`) in one
+/// transaction; raises the stored `last_message_id` to the group's highest
+/// and moves the totals in custody by what was added and removed. `now`
+/// (ms since the epoch) decides which remembered `client_id`s have expired.
+/// Nothing at all when there are no operations.
+fn write_batches(
     conn: &mut Connection,
-    ops: impl Fn() -> I,
-    last_message_id: MessageId,
-) -> rusqlite::Result<usize>
-where
-    I: Iterator<Item = &'a WriteOp>,
-{
-    if ops().next().is_none() {
-        return Ok(0);
+    group: &[Batch],
+    acks_only: bool,
+    now: Millis,
+) -> rusqlite::Result<(usize, Vec<BatchOutcome>)> {
+    let wanted = |op: &WriteOp| !acks_only || is_ack(op);
+    if !group.iter().flat_map(|b| &b.ops).any(wanted) {
+        return Ok((0, Vec::new()));
     }
+    let last_message_id = group.iter().map(|b| b.last_message_id).max().unwrap_or(0);
+    let cutoff = now.saturating_sub(CLIENT_ID_RETENTION_MS);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut writes = 0;
+    let mut outcomes = Vec::with_capacity(group.len());
     {
         let mut statements = Statements::prepare(&tx)?;
-        for op in ops() {
-            statements.apply(op)?;
-            writes += 1;
+        let mut totals = Totals::default();
+        for batch in group {
+            let mut outcome = BatchOutcome::default();
+            for op in batch.ops.iter().filter(|op| wanted(op)) {
+                statements.apply(op, cutoff, &mut outcome, &mut totals)?;
+                writes += 1;
+            }
+            outcomes.push(outcome);
         }
         statements
             .last_message_id
             .execute([last_message_id as i64])?;
+        if totals.messages != 0 || totals.bytes != 0 {
+            statements
+                .total
+                .execute(rusqlite::params![PENDING_MESSAGES, totals.messages])?;
+            statements
+                .total
+                .execute(rusqlite::params![PENDING_BYTES, totals.bytes])?;
+        }
     }
     tx.commit()?;
-    Ok(writes)
+    Ok((writes, outcomes))
+}
+
+/// How a group changes the totals in custody.
+#[derive(Default)]
+struct Totals {
+    messages: i64,
+    bytes: i64,
 }
 
 /// The statements a group needs, prepared once per connection (SQLite's
@@ -262,10 +310,12 @@ struct Statements<'c> {
     password_hash: CachedStatement<'c>,
     message: CachedStatement<'c>,
     client_id: CachedStatement<'c>,
+    first_send: CachedStatement<'c>,
     ack: CachedStatement<'c>,
     revoke: CachedStatement<'c>,
     void: CachedStatement<'c>,
     last_message_id: CachedStatement<'c>,
+    total: CachedStatement<'c>,
 }
 
 impl<'c> Statements<'c> {
@@ -278,16 +328,25 @@ impl<'c> Statements<'c> {
             password_hash: conn
                 .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?,
             message: conn.prepare_cached(
-                "INSERT INTO messages (id, from_id, to_id, ts, content, client_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO messages (id, from_id, to_id, ts, content, client_id, cost) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?,
-            // REPLACE: a row the periodic prune has not reached yet may
-            // still hold an id the core already forgot after 24 hours.
+            // The unique key decides: a row younger than a day is a
+            // duplicate and stays; an older one (the prune has not
+            // reached it yet) no longer counts and is taken over.
             client_id: conn.prepare_cached(
-                "INSERT OR REPLACE INTO client_ids (sender, client_id, message_id, ts) \
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO client_ids (sender, client_id, message_id, ts) \
+                 VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (sender, client_id) DO UPDATE \
+                 SET message_id = excluded.message_id, ts = excluded.ts \
+                 WHERE client_ids.ts < ?5",
             )?,
-            ack: conn.prepare_cached("DELETE FROM messages WHERE to_id = ?1 AND id <= ?2")?,
+            first_send: conn.prepare_cached(
+                "SELECT message_id, ts FROM client_ids WHERE sender = ?1 AND client_id = ?2",
+            )?,
+            ack: conn.prepare_cached(
+                "DELETE FROM messages WHERE to_id = ?1 AND id <= ?2 RETURNING cost",
+            )?,
             revoke: conn.prepare_cached(
                 "INSERT OR REPLACE INTO revoked_tokens (token_id, expires) VALUES (?1, ?2)",
             )?,
@@ -297,10 +356,17 @@ impl<'c> Statements<'c> {
             last_message_id: conn.prepare_cached(
                 "UPDATE meta SET value = max(value, ?1) WHERE key = 'last_message_id'",
             )?,
+            total: conn.prepare_cached("UPDATE meta SET value = value + ?2 WHERE key = ?1")?,
         })
     }
 
-    fn apply(&mut self, op: &WriteOp) -> rusqlite::Result<()> {
+    fn apply(
+        &mut self,
+        op: &WriteOp,
+        cutoff: Millis,
+        outcome: &mut BatchOutcome,
+        totals: &mut Totals,
+    ) -> rusqlite::Result<()> {
         match op {
             WriteOp::CreateUser {
                 id,
@@ -323,6 +389,29 @@ impl<'c> Statements<'c> {
             }
             WriteOp::Append(message) => {
                 let client_id = message.client_id();
+                if let Some(cid) = &client_id {
+                    let fresh = self.client_id.execute(rusqlite::params![
+                        message.from_id as i64,
+                        cid,
+                        message.id as i64,
+                        message.ts as i64,
+                        cutoff as i64
+                    ])?;
+                    if fresh == 0 {
+                        let (first_id, first_ts) = self
+                            .first_send
+                            .query_row(rusqlite::params![message.from_id as i64, cid], |r| {
+                                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+                            })?;
+                        outcome.duplicates.push(Duplicate {
+                            message_id: message.id,
+                            first_id,
+                            first_ts,
+                        });
+                        return Ok(());
+                    }
+                }
+                let cost = message.json().len();
                 self.message.execute(rusqlite::params![
                     message.id as i64,
                     message.from_id as i64,
@@ -330,18 +419,26 @@ impl<'c> Statements<'c> {
                     message.ts as i64,
                     message.content(),
                     client_id.as_deref(),
+                    cost as i64,
                 ])?;
-                if let Some(cid) = &client_id {
-                    self.client_id.execute(rusqlite::params![
-                        message.from_id as i64,
-                        cid,
-                        message.id as i64,
-                        message.ts as i64
-                    ])?;
-                }
+                totals.messages += 1;
+                totals.bytes += cost as i64;
             }
             WriteOp::Ack { user, upto } => {
-                self.ack.execute([*user as i64, *upto as i64])?;
+                let mut rows = self.ack.query([*user as i64, *upto as i64])?;
+                let (mut count, mut bytes) = (0usize, 0usize);
+                while let Some(row) = rows.next()? {
+                    count += 1;
+                    bytes += row.get::<_, i64>(0)?.max(0) as usize;
+                }
+                totals.messages -= count as i64;
+                totals.bytes -= bytes as i64;
+                outcome.removed.push(Removed {
+                    user: *user,
+                    upto: *upto,
+                    count,
+                    bytes,
+                });
             }
             WriteOp::RevokeToken { token, expires } => {
                 // Token ids use all 64 bits; SQLite's integers are signed.
