@@ -135,6 +135,127 @@ def error_from_reply(reply):
 
 
 # --------------------------------------------------------------------------
+# TLS over a plain socket, safe for one reading and one writing thread
+# --------------------------------------------------------------------------
+
+class _TlsStream:
+    """A TLS session driven through memory buffers (`ssl.MemoryBIO`).
+
+    An `ssl.SSLSocket` must not be read by one thread while another writes
+    to it: OpenSSL's state is shared, and a read that takes in the server's
+    session tickets while a write runs can lose the write or fail it with
+    "internal error". Here every TLS operation runs under one lock that is
+    never held while waiting for the network: the reader waits on the raw
+    socket and then decrypts under the lock. Ciphertext to send is queued
+    under that lock (so records keep their order) and written by whoever
+    holds the send lock; the reader never waits for it, so a writer blocked
+    on a full socket cannot stop the replies from being read."""
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, sock, context, server_hostname):
+        self.sock = sock
+        self._in = ssl.MemoryBIO()
+        self._out = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._in, self._out, server_hostname=server_hostname)
+        self._lock = threading.Lock()       # the TLS state and the queue
+        self._send_lock = threading.Lock()  # the socket's sending side
+        self._queued = bytearray()
+        while True:
+            try:
+                self._tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._take_output()
+                self._flush(wait=True)
+                if not self._receive():
+                    raise ssl.SSLEOFError("the server closed during the handshake")
+        self._take_output()
+        self._flush(wait=True)
+
+    def _take_output(self):
+        """Queues the session's new ciphertext (call under the lock)."""
+        self._queued += self._out.read()
+
+    def _flush(self, wait):
+        """Sends the queued ciphertext, unless `wait` is false and another
+        thread is sending (it sends what is queued before it stops)."""
+        if not self._send_lock.acquire(blocking=wait):
+            return
+        try:
+            while True:
+                with self._lock:
+                    data, self._queued = bytes(self._queued), bytearray()
+                if not data:
+                    return
+                self.sock.sendall(data)
+        finally:
+            self._send_lock.release()
+
+    def _receive(self):
+        """Moves what the socket has into the session; False at its end."""
+        data = self.sock.recv(self.CHUNK)
+        if not data:
+            self._in.write_eof()
+            return False
+        self._in.write(data)
+        return True
+
+    def sendall(self, data):
+        with self._lock:
+            self._tls.write(data)
+            self._take_output()
+        self._flush(wait=True)
+
+    def recv(self, size):
+        """Plaintext, waiting for it; b"" once the server closed."""
+        while True:
+            with self._lock:
+                try:
+                    data = self._tls.read(size)
+                except ssl.SSLWantReadError:
+                    data = None
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    data = b""
+                self._take_output()
+            self._flush(wait=False)
+            if data is not None:
+                return data
+            # The locks are free while the socket is waited on.
+            if not self._receive():
+                with self._lock:
+                    try:
+                        return self._tls.read(size)
+                    except (ssl.SSLZeroReturnError, ssl.SSLEOFError, ssl.SSLWantReadError):
+                        return b""
+
+    def settimeout(self, timeout):
+        self.sock.settimeout(timeout)
+
+    def shutdown(self, how):
+        self.sock.shutdown(how)
+
+    def close(self):
+        self.sock.close()
+
+
+def _lines(sock):
+    """The lines a socket-like object receives, without their newline."""
+    buf = bytearray()
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return
+        start = len(buf)
+        buf += data
+        end = buf.find(b"\n", start)
+        while end >= 0:
+            yield bytes(buf[:end])
+            del buf[:end + 1]
+            end = buf.find(b"\n")
+
+
+# --------------------------------------------------------------------------
 # One TCP connection: writes under a lock, a reader thread for replies/events
 # --------------------------------------------------------------------------
 
@@ -144,7 +265,7 @@ class _Connection:
         if ssl_context is not None:
             try:
                 # The handshake runs here, within the connect timeout.
-                self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
+                self.sock = _TlsStream(self.sock, ssl_context, server_hostname=host)
             except (OSError, ssl.SSLError):
                 self.sock.close()
                 raise
@@ -179,7 +300,7 @@ class _Connection:
 
     def _read_loop(self):
         try:
-            for raw in self.sock.makefile("rb"):
+            for raw in _lines(self.sock):
                 try:
                     obj = json.loads(raw)
                 except ValueError:
