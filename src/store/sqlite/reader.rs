@@ -105,10 +105,15 @@ pub fn answer(conn: &Connection, op: &ReadOp) -> rusqlite::Result<ReadAnswer> {
     })
 }
 
+// Messages an ACK marked (`acked`) wait to be deleted: every read skips them.
+
 /// How many messages `user`'s mailbox holds, and their size as stored.
 fn figures(conn: &Connection, user: u64) -> rusqlite::Result<(usize, usize)> {
     let (count, bytes): (i64, i64) = conn
-        .prepare_cached("SELECT count(*), coalesce(sum(cost), 0) FROM messages WHERE to_id = ?1")?
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(cost), 0) FROM messages \
+             WHERE to_id = ?1 AND id > (SELECT coalesce(max(upto), 0) FROM acked WHERE to_id = ?1)",
+        )?
         .query_row([user as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok((count.max(0) as usize, bytes.max(0) as usize))
 }
@@ -134,7 +139,9 @@ fn page(
 ) -> rusqlite::Result<Page> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, from_id, ts, content, client_id, cost FROM messages \
-         WHERE to_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+         WHERE to_id = ?1 \
+         AND id > max(?2, (SELECT coalesce(max(upto), 0) FROM acked WHERE to_id = ?1)) \
+         ORDER BY id LIMIT ?3",
     )?;
     // One row more than asked says whether the page is the whole rest.
     let mut rows = stmt.query(rusqlite::params![
