@@ -17,12 +17,24 @@
 //!
 //! When a step finds fewer rows than it may delete, every mark has done
 //! its work and `acked` is emptied.
+//!
+//! While batches keep coming, steps take at most a quarter of the writer's
+//! time (after a step of `d`, the next waits `3 d`): a step holds up the
+//! commits queued behind it, ACKs among them, and deleting can as well
+//! wait for a pause. Once [`HIGH`] rows wait, steps follow each other
+//! regardless, so the file does not grow without bound under load that
+//! never pauses.
 
 use rusqlite::{Connection, TransactionBehavior};
+use std::time::{Duration, Instant};
 
 /// Most rows one step deletes: a few milliseconds of writing, so commits
 /// queued behind it wait little.
 pub const STEP: usize = 4096;
+/// Rows waiting beyond which steps no longer leave the writer time between.
+pub const HIGH: usize = 256 * STEP;
+/// After a step of `d` while busy, the next waits `REST * d`.
+const REST: u32 = 3;
 
 /// Rows covered by marks and not deleted yet, as far as the writer knows:
 /// a step is due once [`STEP`] of them wait, or when the writer is idle.
@@ -31,6 +43,8 @@ pub struct Backlog {
     rows: usize,
     /// Marks may exist that this run did not make (a restart).
     unknown: bool,
+    /// No step while busy before this.
+    rest_until: Option<Instant>,
 }
 
 impl Backlog {
@@ -40,8 +54,8 @@ impl Backlog {
             .query_row("SELECT EXISTS (SELECT 1 FROM acked)", [], |r| r.get(0))
             .unwrap_or(true);
         Backlog {
-            rows: 0,
             unknown: any,
+            ..Backlog::default()
         }
     }
 
@@ -55,29 +69,34 @@ impl Backlog {
         self.rows > 0 || self.unknown
     }
 
-    /// Whether a step is due even though commits keep coming.
-    pub fn is_full(&self) -> bool {
-        self.rows >= STEP
+    /// Whether a step is due at `now` even though commits keep coming.
+    pub fn is_due_while_busy(&self, now: Instant) -> bool {
+        let rested = self.rest_until.is_none_or(|until| now >= until);
+        self.rows >= STEP && (rested || self.rows >= HIGH)
     }
 
-    /// A step deleted `deleted` rows; with `done`, none are left.
-    fn stepped(&mut self, deleted: usize, done: bool) {
+    /// A step that took `took` deleted `deleted` rows; with `done`, none
+    /// are left.
+    fn stepped(&mut self, deleted: usize, done: bool, took: Duration) {
         if done {
-            *self = Backlog::default();
+            self.rows = 0;
+            self.unknown = false;
         } else {
             self.rows = self.rows.saturating_sub(deleted);
         }
+        self.rest_until = Some(Instant::now() + took * REST);
     }
 }
 
 /// Deletes up to [`STEP`] acknowledged rows; returns how many.
 pub fn step(conn: &mut Connection, backlog: &mut Backlog) -> rusqlite::Result<usize> {
+    let started = Instant::now();
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let result = delete(conn, STEP);
     // Back to FULL whatever happened: every other commit keeps its fsync.
     conn.pragma_update(None, "synchronous", "FULL")?;
     let (deleted, done) = result?;
-    backlog.stepped(deleted, done);
+    backlog.stepped(deleted, done, started.elapsed());
     Ok(deleted)
 }
 
@@ -156,7 +175,7 @@ mod tests {
         let mut backlog = Backlog::default();
         backlog.marked(10);
         assert_eq!(delete(&mut conn, 4).unwrap(), (4, false));
-        backlog.stepped(4, false);
+        backlog.stepped(4, false, Duration::ZERO);
         assert!(backlog.is_pending());
         assert_eq!(delete(&mut conn, 4).unwrap(), (4, false));
         assert_eq!(delete(&mut conn, 4).unwrap(), (2, true));
@@ -164,12 +183,22 @@ mod tests {
     }
 
     #[test]
-    fn a_step_is_due_once_enough_rows_wait() {
+    fn while_busy_a_step_is_due_once_enough_rows_wait_and_the_last_step_rested() {
+        let now = Instant::now();
         let mut backlog = Backlog::default();
-        assert!(!backlog.is_pending() && !backlog.is_full());
+        assert!(!backlog.is_pending() && !backlog.is_due_while_busy(now));
         backlog.marked(STEP - 1);
-        assert!(backlog.is_pending() && !backlog.is_full());
-        backlog.marked(1);
-        assert!(backlog.is_full());
+        assert!(backlog.is_pending() && !backlog.is_due_while_busy(now));
+        backlog.marked(STEP + 1);
+        assert!(backlog.is_due_while_busy(now));
+        // A step of an hour rests three: not due while busy meanwhile...
+        backlog.stepped(STEP, false, Duration::from_secs(3600));
+        assert!(!backlog.is_due_while_busy(Instant::now()));
+        assert!(backlog.is_pending(), "(when idle it is)");
+        // ...unless too many rows wait.
+        backlog.marked(HIGH);
+        assert!(backlog.is_due_while_busy(Instant::now()));
+        backlog.stepped(0, true, Duration::ZERO);
+        assert!(!backlog.is_pending());
     }
 }

@@ -100,10 +100,10 @@ impl Writer {
                         group.push(more);
                     }
                     self.commit(group);
-                    if self.purge.is_full() {
+                    let now = Instant::now();
+                    if self.purge.is_due_while_busy(now) {
                         self.purge_step();
                     }
-                    let now = Instant::now();
                     // While the disk is full, `look_for_space` does this
                     // in steps that fit.
                     if !self.space.is_full() && self.upkeep.due_busy(now) {
