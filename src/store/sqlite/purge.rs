@@ -18,8 +18,8 @@
 //! When a step finds fewer rows than it may delete, every mark has done
 //! its work and `acked` is emptied.
 //!
-//! While batches keep coming, steps take at most a quarter of the writer's
-//! time (after a step of `d`, the next waits `3 d`): a step holds up the
+//! While batches keep coming, steps take at most an eighth of the writer's
+//! time (after a step of `d`, the next waits `7 d`): a step holds up the
 //! commits queued behind it, ACKs among them, and deleting can as well
 //! wait for a pause. Once [`HIGH`] rows wait, steps follow each other
 //! regardless, so the file does not grow without bound under load that
@@ -34,7 +34,7 @@ pub const STEP: usize = 4096;
 /// Rows waiting beyond which steps no longer leave the writer time between.
 pub const HIGH: usize = 256 * STEP;
 /// After a step of `d` while busy, the next waits `REST * d`.
-const REST: u32 = 3;
+const REST: u32 = 7;
 
 /// Rows covered by marks and not deleted yet, as far as the writer knows:
 /// a step is due once [`STEP`] of them wait, or when the writer is idle.
@@ -191,7 +191,7 @@ mod tests {
         assert!(backlog.is_pending() && !backlog.is_due_while_busy(now));
         backlog.marked(STEP + 1);
         assert!(backlog.is_due_while_busy(now));
-        // A step of an hour rests three: not due while busy meanwhile...
+        // A step of an hour rests seven: not due while busy meanwhile...
         backlog.stepped(STEP, false, Duration::from_secs(3600));
         assert!(!backlog.is_due_while_busy(Instant::now()));
         assert!(backlog.is_pending(), "(when idle it is)");

@@ -522,3 +522,38 @@ fn revocations_come_back_until_their_tokens_expire() {
         "read with the account; never moves back"
     );
 }
+
+#[test]
+fn an_idle_writer_deletes_what_acks_marked() {
+    let fx = Fixture::new("purge");
+    let now = wall_clock_ms();
+    let mut store = fx.open().unwrap();
+    store.load().unwrap();
+    store.submit(batch(1, 0, vec![user(1, "alice"), user(2, "bob")]));
+    let ops = (1..=5).map(|id| message(id, now, &format!("m{id}"), None));
+    store.submit(batch(2, 5, ops.collect()));
+    store.submit(batch(3, 5, vec![WriteOp::Ack { user: 2, upto: 3 }]));
+    for _ in 0..3 {
+        next_done(&mut store);
+    }
+    // The ACK only marked its rows; with nothing more to commit, the
+    // writer deletes them.
+    let conn = rusqlite::Connection::open(fx.dir.join(DB_FILE)).unwrap();
+    let stored = || -> Vec<i64> {
+        let mut stmt = conn.prepare("SELECT id FROM messages ORDER BY id").unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stored() != [4, 5] {
+        assert!(Instant::now() < deadline, "not deleted: {:?}", stored());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let marks: i64 = conn
+        .query_row("SELECT count(*) FROM acked", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(marks, 0, "the marks go with their rows");
+    drop(store);
+    let snap = fx.open().unwrap().load().unwrap();
+    assert_eq!(snap.pending_messages, 2);
+}

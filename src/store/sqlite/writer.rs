@@ -110,7 +110,14 @@ impl Writer {
                         self.upkeep.run(&self.conn, now, super::wall_clock_ms());
                     }
                 }
-                Err(RecvTimeoutError::Timeout) if self.purge.is_pending() => self.purge_step(),
+                Err(RecvTimeoutError::Timeout) if self.purge.is_pending() => {
+                    // Idle: steps follow each other until a batch comes.
+                    while self.purge.is_pending() && self.jobs.is_empty() {
+                        if !self.purge_step() {
+                            break;
+                        }
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     let now = Instant::now();
                     if let Some(line) = self.stats.due(now) {
@@ -128,14 +135,16 @@ impl Writer {
 
     /// Deletes one step of acknowledged rows. A failure (a full disk, say)
     /// is logged and the step tried again later; the marks stay.
-    fn purge_step(&mut self) {
-        if let Err(e) = purge::step(&mut self.conn, &mut self.purge) {
-            let e = StoreError::from(e);
-            match e {
-                StoreError::DiskFull => log::debug!("store: purge deferred, disk full"),
-                e => log::warn!("store: deleting acknowledged messages failed (will retry): {e}"),
-            }
+    /// Returns whether it succeeded.
+    fn purge_step(&mut self) -> bool {
+        let Err(e) = purge::step(&mut self.conn, &mut self.purge) else {
+            return true;
+        };
+        match StoreError::from(e) {
+            StoreError::DiskFull => log::debug!("store: purge deferred, disk full"),
+            e => log::warn!("store: deleting acknowledged messages failed (will retry): {e}"),
         }
+        false
     }
 
     /// Commits a group and reports every batch in it.
