@@ -54,7 +54,11 @@ impl Core {
             Ok(handled) => handled,
             Err(Stop::Fail(failure)) => Handled::Now(Reply::Error(failure)),
             Err(Stop::Need(op)) => {
+                let beside = self.read_beside(&call, &op, now);
                 self.park(ticket, call.into_owned(), op, out);
+                if let Some(user) = beside {
+                    self.prefetch_mailbox(user, out);
+                }
                 Handled::Later { barrier: true }
             }
         }
@@ -97,6 +101,18 @@ impl Core {
             }
             Request::Logout { all } => self.logout(ticket, call, *all, now),
         }
+    }
+
+    /// An AUTH whose token opens waits for its account to be read: its
+    /// mailbox is asked beside it (after it, so the account is bound and
+    /// the head kept when the figures come), and the first SYNC after the
+    /// reply finds them in RAM.
+    fn read_beside(&self, call: &Call<'_>, op: &ReadOp, now: Millis) -> Option<UserId> {
+        let (Request::Auth { token }, ReadOp::UserById(id)) = (&call.request, op) else {
+            return None;
+        };
+        let opened = self.key.open(token, now).ok()?;
+        (opened.user == *id).then_some(opened.user)
     }
 
     /// Who is asking: the request's own token, else the connection's user.
@@ -522,7 +538,7 @@ impl Core {
             }
         }
         if !self.mailboxes.is_known(to_id) {
-            return Err(Stop::Need(ReadOp::Mailbox(to_id)));
+            return Err(self.need_mailbox(to_id));
         }
         // Both were found above, and nothing was cached since.
         let (Some(sender), Some(recipient)) = (self.accounts.get(from), self.accounts.get(to_id))
@@ -569,7 +585,7 @@ impl Core {
     ) -> Result<Handled, Stop> {
         if let Some(after) = args.after {
             match self.mailboxes.would_ack(user, after) {
-                None => return Err(Stop::Need(ReadOp::Mailbox(user))),
+                None => return Err(self.need_mailbox(user)),
                 Some(true) => return self.ack(ticket, user, after, Some(args)),
                 Some(false) => {}
             }
@@ -650,7 +666,7 @@ impl Core {
         then_sync: Option<SyncArgs>,
     ) -> Result<Handled, Stop> {
         match self.mailboxes.would_ack(user, upto) {
-            None => return Err(Stop::Need(ReadOp::Mailbox(user))),
+            None => return Err(self.need_mailbox(user)),
             Some(false) => return Ok(Handled::Now(Reply::Acked)),
             Some(true) => {}
         }

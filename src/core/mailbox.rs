@@ -188,17 +188,39 @@ impl Mailboxes {
         !self.on_demand || self.boxes.contains_key(&user)
     }
 
-    /// The figures read from the store for `user` (kept unless known since).
-    pub fn load(&mut self, user: UserId, count: usize, bytes: usize, active: bool) {
+    /// The figures read from the store for `user`, with its oldest
+    /// messages when they were read too (kept unless known since; the
+    /// messages only while the user is active, as far as the window goes).
+    pub fn load(
+        &mut self,
+        user: UserId,
+        count: usize,
+        bytes: usize,
+        active: bool,
+        oldest: Vec<Arc<Message>>,
+    ) {
         if self.boxes.contains_key(&user) {
             return;
         }
-        let mailbox = Mailbox {
+        let mut mailbox = Mailbox {
             count,
             bytes,
             active,
             ..Mailbox::default()
         };
+        if active && self.on_demand {
+            for message in oldest {
+                let room = mailbox.head.is_empty()
+                    || (mailbox.head.len() < self.window.messages
+                        && mailbox.head_bytes + cost(&message) <= self.window.bytes);
+                let next = mailbox.head.back().map_or(0, |m| m.id) < message.id;
+                if !room || !next || mailbox.head.len() == count {
+                    break;
+                }
+                mailbox.push_head(message);
+                self.resident += 1;
+            }
+        }
         let idle = mailbox.is_idle();
         self.boxes.insert(user, mailbox);
         if idle {
@@ -619,6 +641,29 @@ mod tests {
         assert_eq!(boxes.ack(1, 2, None), 1);
         assert_eq!(boxes.pending_bytes(), 0);
         assert!(boxes.boxes.is_empty());
+    }
+
+    #[test]
+    fn figures_read_with_a_head_keep_it_only_while_active_and_within_the_window() {
+        let window = Window {
+            messages: 2,
+            bytes: 1 << 20,
+        };
+        let mut boxes = Mailboxes::new(true, window, 10);
+        let oldest = || vec![msg(1, 1), msg(2, 1), msg(3, 1)];
+        boxes.load(1, 5, 500, true, oldest());
+        assert_eq!(boxes.resident(), 2, "the window's worth");
+        assert_eq!(ids(&boxes.read(1, 0, 2, 1 << 20).unwrap()), [1, 2]);
+        assert!(boxes.read(1, 0, 3, 1 << 20).is_none(), "the rest is stored");
+        // Known figures are not replaced by a later answer.
+        boxes.load(1, 9, 900, true, oldest());
+        assert_eq!((boxes.len_of(1), boxes.resident()), (5, 2));
+        // A user who is not active keeps the figures only.
+        boxes.load(2, 3, 300, false, vec![msg(4, 2)]);
+        assert_eq!((boxes.len_of(2), boxes.resident()), (3, 2));
+        // A whole mailbox in RAM answers to the end without the store.
+        boxes.load(3, 1, 100, true, vec![msg(5, 3)]);
+        assert_eq!(ids(&boxes.read(3, 0, 100, 1 << 20).unwrap()), [5]);
     }
 
     #[test]

@@ -509,7 +509,7 @@ impl Core {
         if self.mailboxes.is_known(user) {
             self.fill(user, out);
         } else {
-            self.prefetch(crate::store::ReadOp::Mailbox(user), out);
+            self.prefetch_mailbox(user, out);
         }
     }
 

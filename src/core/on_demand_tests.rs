@@ -58,33 +58,55 @@ impl FakeStore {
                 ReadAnswer::User(self.users.iter().find(|u| *u.username == **name).cloned())
             }
             ReadOp::Mailbox(user) => {
-                let mine = self.messages.iter().filter(|m| m.to_id == *user);
-                let (count, bytes) = mine.fold((0, 0), |(n, b), m| (n + 1, b + Self::cost(m)));
-                ReadAnswer::Mailbox { count, bytes }
+                let (count, bytes) = self.figures(*user);
+                ReadAnswer::Mailbox {
+                    count,
+                    bytes,
+                    head: Vec::new(),
+                }
+            }
+            ReadOp::MailboxAndHead {
+                user,
+                limit,
+                max_bytes,
+            } => {
+                let (count, bytes) = self.figures(*user);
+                ReadAnswer::Mailbox {
+                    count,
+                    bytes,
+                    head: self.page(*user, 0, *limit, *max_bytes),
+                }
             }
             ReadOp::Page {
                 user,
                 after,
                 limit,
                 max_bytes,
-            } => {
-                let mut bytes = 0;
-                let mut page = Vec::new();
-                for m in self
-                    .messages
-                    .iter()
-                    .filter(|m| m.to_id == *user && m.id > *after)
-                    .take(*limit)
-                {
-                    bytes += Self::cost(m) + 1;
-                    if bytes > *max_bytes && !page.is_empty() {
-                        break;
-                    }
-                    page.push(m.clone());
-                }
-                ReadAnswer::Page(page)
-            }
+            } => ReadAnswer::Page(self.page(*user, *after, *limit, *max_bytes)),
         }
+    }
+
+    fn figures(&self, user: UserId) -> (usize, usize) {
+        let mine = self.messages.iter().filter(|m| m.to_id == user);
+        mine.fold((0, 0), |(n, b), m| (n + 1, b + Self::cost(m)))
+    }
+
+    fn page(&self, user: UserId, after: MessageId, limit: usize, max: usize) -> Vec<StoredMessage> {
+        let mut bytes = 0;
+        let mut page = Vec::new();
+        for m in self
+            .messages
+            .iter()
+            .filter(|m| m.to_id == user && m.id > after)
+            .take(limit)
+        {
+            bytes += Self::cost(m) + 1;
+            if bytes > max && !page.is_empty() {
+                break;
+            }
+            page.push(m.clone());
+        }
+        page
     }
 
     /// Applies a batch as the writer does.
@@ -141,6 +163,16 @@ impl FakeStore {
 
     fn pending_bytes(&self) -> usize {
         self.messages.iter().map(Self::cost).sum()
+    }
+}
+
+/// The read of a logged-in user's figures and head, with a window of
+/// `window` messages (and 1 MiB).
+fn head_read(user: UserId, window: usize) -> ReadOp {
+    ReadOp::MailboxAndHead {
+        user,
+        limit: window,
+        max_bytes: 1 << 20,
     }
 }
 
@@ -314,9 +346,9 @@ fn calls_parked_on_one_read_run_again_in_the_order_they_came() {
         d.store.answered,
         [
             ReadOp::UserById(ALICE),
-            ReadOp::Mailbox(ALICE),
+            head_read(ALICE, 4),
             ReadOp::UserById(CAROL),
-            ReadOp::Mailbox(CAROL),
+            head_read(CAROL, 4),
             ReadOp::UserByName("bob".into()),
             ReadOp::Mailbox(BOB),
         ]
@@ -430,4 +462,79 @@ fn a_client_id_the_store_already_holds_names_the_first_message() {
     }
     assert_eq!(d.store.messages.len(), 1, "nothing stored");
     assert_eq!(d.b.core.stats().pending_messages, 1);
+}
+
+#[test]
+fn an_auth_reads_the_account_and_the_whole_small_mailbox_in_one_round() {
+    let mut d = OnDemand::new(8, 4, 100);
+    d.store.backlog(ALICE, BOB, 1, 3);
+    let mut d = d.started_with_backlog();
+    d.b.core.open_session(20);
+    const YEAR: Millis = 365 * 24 * 3600 * 1000;
+    let token = d.b.core.key.seal(BOB, u128::from(BOB), NOW, NOW + YEAR);
+    let (auth, handled) = d.b.call(
+        20,
+        Request::Auth {
+            token: Cow::Owned(token),
+        },
+    );
+    assert!(later(handled));
+    // The account first, the mailbox with its head beside it: one round.
+    let reads = d.asked();
+    let ops: Vec<_> = reads.iter().map(|r| r.op.clone()).collect();
+    assert_eq!(ops, [ReadOp::UserById(BOB), head_read(BOB, 4)]);
+    for read in reads {
+        d.answer(read);
+    }
+    assert!(matches!(d.b.reply(auth), Reply::User(u) if u.id == BOB));
+    assert!(
+        d.asked().is_empty(),
+        "nothing more to read: {:?}",
+        d.asked()
+    );
+    assert_eq!(d.resident(), 3, "the whole mailbox is in RAM");
+    // The first SYNC is answered from RAM at once.
+    let args = SyncArgs {
+        after: Some(0),
+        limit: Some(1000),
+        ..SyncArgs::default()
+    };
+    let (_, handled) = d.b.sync(20, args);
+    let Handled::Now(reply) = handled else {
+        panic!("answered from RAM")
+    };
+    assert_eq!(ids(reply), [1, 2, 3]);
+    // The SYNC that acknowledges them is answered after the commit, with
+    // no read: the mailbox is known to be empty.
+    let args = SyncArgs {
+        after: Some(3),
+        limit: Some(1000),
+        ..SyncArgs::default()
+    };
+    let (t, handled) = d.b.sync(20, args);
+    assert!(later(handled));
+    d.commit();
+    assert!(ids(d.b.reply(t)).is_empty());
+    assert!(d.asked().is_empty(), "no read after the ACK");
+    assert_eq!(d.b.core.stats().pending_messages, 0);
+    assert_eq!(
+        d.store.answered,
+        [ReadOp::UserById(BOB), head_read(BOB, 4)],
+        "the figures came with the head, not from a read of their own"
+    );
+}
+
+#[test]
+fn a_head_read_for_a_large_mailbox_keeps_the_window_and_refills_later() {
+    let mut d = OnDemand::new(8, 4, 100);
+    d.store.backlog(ALICE, BOB, 1, 10);
+    let mut d = d.started_with_backlog();
+    d.connect(20, BOB);
+    // One read brought the figures and the window's first four messages.
+    assert_eq!(d.store.answered, [ReadOp::UserById(BOB), head_read(BOB, 4)]);
+    assert_eq!(d.resident(), 4);
+    assert_eq!(d.b.core.stats().pending_messages, 10);
+    assert_eq!(d.sync(20, 4), [1, 2, 3, 4]);
+    d.ack(20, 4);
+    assert_eq!(d.sync(20, 100), (5..=10).collect::<Vec<_>>());
 }

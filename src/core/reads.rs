@@ -80,6 +80,16 @@ impl Core {
         op: ReadOp,
         out: &mut Outbox,
     ) {
+        // Whoever needs a mailbox's figures waits for a read of them with
+        // its head as well, if one is asked.
+        let op = match op {
+            ReadOp::Mailbox(user)
+                if self.read_keys.contains_key(&self.mailbox_read(user, true)) =>
+            {
+                self.mailbox_read(user, true)
+            }
+            op => op,
+        };
         if let Some(id) = self.read_keys.get(&op) {
             if let Some((_, Waiting::Calls(calls))) = self.reads.get_mut(id) {
                 calls.push((ticket, call));
@@ -105,6 +115,33 @@ impl Core {
         out.reads.push(Read { id, op: op.clone() });
         self.reads.insert(id, (op, waiting));
         id
+    }
+
+    /// The read of `user`'s mailbox figures: with its oldest messages for
+    /// a user whose head RAM keeps (`head`), else the figures alone.
+    pub(super) fn mailbox_read(&self, user: UserId, head: bool) -> ReadOp {
+        if !head {
+            return ReadOp::Mailbox(user);
+        }
+        ReadOp::MailboxAndHead {
+            user,
+            limit: self.settings.mailbox_window.max(1),
+            max_bytes: self.settings.mailbox_window_bytes.max(1),
+        }
+    }
+
+    /// What a command that needs `user`'s mailbox figures waits for.
+    pub(super) fn need_mailbox(&self, user: UserId) -> Stop {
+        Stop::Need(self.mailbox_read(user, self.subscribers.contains_key(&user)))
+    }
+
+    /// Asks for `user`'s mailbox figures and oldest messages unless known
+    /// or asked already: at a LOGIN or AUTH, so the first SYNC finds them
+    /// in RAM.
+    pub(super) fn prefetch_mailbox(&mut self, user: UserId, out: &mut Outbox) {
+        if !self.mailboxes.is_known(user) {
+            self.prefetch(self.mailbox_read(user, true), out);
+        }
     }
 
     /// Asks for more of `user`'s messages if their head runs low.
@@ -147,10 +184,11 @@ impl Core {
                         tokens_valid_from: user.tokens_valid_from,
                     }),
                     ReadAnswer::User(None) => self.absent = Some(op.clone()),
-                    ReadAnswer::Mailbox { count, bytes } => {
-                        if let ReadOp::Mailbox(user) = op {
+                    ReadAnswer::Mailbox { count, bytes, head } => {
+                        if let ReadOp::Mailbox(user) | ReadOp::MailboxAndHead { user, .. } = op {
                             let active = self.subscribers.contains_key(&user);
-                            self.mailboxes.load(user, count, bytes, active);
+                            let head = head.iter().map(message_of).collect();
+                            self.mailboxes.load(user, count, bytes, active, head);
                             self.fill(user, out);
                         }
                     }

@@ -34,7 +34,11 @@ impl Store for MemoryStore {
     fn read(&mut self, read: Read) {
         let answer = match read.op {
             ReadOp::UserById(_) | ReadOp::UserByName(_) => ReadAnswer::User(None),
-            ReadOp::Mailbox(_) => ReadAnswer::Mailbox { count: 0, bytes: 0 },
+            ReadOp::Mailbox(_) | ReadOp::MailboxAndHead { .. } => ReadAnswer::Mailbox {
+                count: 0,
+                bytes: 0,
+                head: Vec::new(),
+            },
             ReadOp::Page { .. } => ReadAnswer::Page(Vec::new()),
         };
         self.reads.push_back(ReadDone {

@@ -171,6 +171,15 @@ pub enum ReadOp {
     UserByName(Box<str>),
     /// How many messages a user's mailbox holds, and their size.
     Mailbox(UserId),
+    /// The same figures and the mailbox's oldest messages, as a page with
+    /// `after` 0 (read for a user who is active, whose head RAM keeps).
+    /// When that page is the whole mailbox the figures are its own, and
+    /// the mailbox is read once.
+    MailboxAndHead {
+        user: UserId,
+        limit: usize,
+        max_bytes: usize,
+    },
     /// A user's oldest messages with ids above `after`, in id order: at
     /// most `limit`, stopping before `max_bytes` (but at least one).
     Page {
@@ -192,7 +201,12 @@ pub struct Read {
 #[derive(Debug)]
 pub enum ReadAnswer {
     User(Option<StoredUser>),
-    Mailbox { count: usize, bytes: usize },
+    Mailbox {
+        count: usize,
+        bytes: usize,
+        /// The oldest messages ([`ReadOp::MailboxAndHead`]; else empty).
+        head: Vec<StoredMessage>,
+    },
     Page(Vec<StoredMessage>),
 }
 

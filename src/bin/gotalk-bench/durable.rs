@@ -13,7 +13,7 @@
 //! every [`ACK_EVERY`], so the mailbox stays small.
 
 use crate::relay::ACK_EVERY;
-use crate::server::{self, Gotalk, Mode, StoreStats};
+use crate::server::{self, Gotalk, Launch, Mode, StoreStats};
 use crate::wire::{self, Client, LineBuf};
 use crate::{print_table, thousands, Opts};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -175,7 +175,15 @@ fn run_mode(
     warmup: Duration,
     measure: Duration,
 ) -> Result<(Vec<Level>, Option<String>), String> {
-    let mut server = Gotalk::start(&opts.server, mode)?;
+    // Every sender logs in as the one user: the highest level needs that
+    // many connections per user (the server's default is 16), plus the
+    // LOGIN's own connection, which may not be closed yet.
+    let most = opts.levels.iter().copied().max().unwrap_or(1);
+    let launch = Launch {
+        args: vec!["--conns-per-user".into(), (most + 1).to_string()],
+        open_files: None,
+    };
+    let mut server = Gotalk::start_with(&opts.server, mode, &launch)?;
     let outcome = levels(&mut server, opts, mode, warmup, measure);
     outcome.map_err(|e| {
         format!(

@@ -61,8 +61,11 @@ pub fn read_everything(conn: &mut Connection, now: Millis) -> rusqlite::Result<S
         .query_map([], super::reader::user)?
         .collect::<rusqlite::Result<_>>()?;
     drop(stmt);
-    let mut stmt = conn
-        .prepare("SELECT id, from_id, to_id, ts, content, client_id FROM messages ORDER BY id")?;
+    let mut stmt = conn.prepare(
+        "SELECT id, from_id, to_id, ts, content, client_id FROM messages m \
+             WHERE id > (SELECT coalesce(max(upto), 0) FROM acked a WHERE a.to_id = m.to_id) \
+             ORDER BY id",
+    )?;
     snapshot.messages = stmt
         .query_map([], |r| {
             Ok(StoredMessage {

@@ -8,6 +8,7 @@
 //! - [`load`]: the figures read at start.
 //! - [`writer`]: the thread that commits groups of batches.
 //! - [`reader`]: the thread that answers the core's reads on demand.
+//! - [`purge`]: deleting the messages ACKs marked, many at a time.
 //! - [`upkeep`]: giving freed space back and pruning old `client_id`s.
 //! - [`disk_full`]: the reserve file that keeps ACK working on a full disk.
 //! - [`stats`]: the `store stats:` log line benchmarks read.
@@ -20,6 +21,7 @@
 pub mod disk_full;
 pub mod load;
 pub mod lock;
+pub mod purge;
 pub mod reader;
 pub mod schema;
 pub mod stats;

@@ -9,6 +9,7 @@ use crate::store::{Read, ReadAnswer, ReadDone, ReadOp, StoreError, StoredMessage
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 use rusqlite::{Connection, OptionalExtension, Row};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
@@ -26,25 +27,84 @@ pub fn spawn(
 }
 
 fn run(conn: &Connection, reads: &Receiver<Read>, done: &Sender<ReadDone>, waker: &Waker) {
-    while let Ok(first) = reads.recv() {
-        // Everything queued is answered before the loop is woken once.
-        for read in std::iter::once(first).chain(reads.try_iter()) {
-            let answer = answer(conn, &read.op).map_err(|e| {
-                log::error!("store: reading {:?} failed: {e}", read.op);
-                StoreError::from(e)
-            });
-            if done
-                .send(ReadDone {
-                    id: read.id,
-                    answer,
-                })
-                .is_err()
-            {
-                return;
+    let mut queue = Queue::default();
+    loop {
+        if queue.is_empty() {
+            match reads.recv() {
+                Ok(read) => queue.push(read),
+                Err(_) => return,
             }
         }
+        queue.extend(reads.try_iter());
+        let Some(read) = queue.next() else { continue };
+        let answer = answer(conn, &read.op).map_err(|e| {
+            log::error!("store: reading {:?} failed: {e}", read.op);
+            StoreError::from(e)
+        });
+        if done
+            .send(ReadDone {
+                id: read.id,
+                answer,
+            })
+            .is_err()
+        {
+            return;
+        }
+        // Each answer is handed over as soon as it is read; the loop takes
+        // every finished read per turn, so wakes that come while it is
+        // busy cost one turn, not one each.
         if let Err(e) = waker.wake() {
             log::error!("store: cannot wake the event loop: {e}");
+        }
+    }
+}
+
+/// The reads taken from the channel and not answered yet: accounts (a row
+/// each) before mailboxes and pages (up to a window of rows), each kind in
+/// the order asked. A LOGIN or AUTH waits for its account, not for the
+/// pages other users asked before it. Reads of one kind never overtake
+/// each other, and a page waits for at most [`ACCOUNTS_BEFORE_A_PAGE`]
+/// accounts, so a flood of account reads cannot starve pages.
+#[derive(Default)]
+struct Queue {
+    accounts: VecDeque<Read>,
+    pages: VecDeque<Read>,
+    /// Accounts answered in a row while a page waited.
+    overtaken: usize,
+}
+
+/// Most account reads answered in a row while a page waits.
+const ACCOUNTS_BEFORE_A_PAGE: usize = 16;
+
+impl Queue {
+    fn is_empty(&self) -> bool {
+        self.accounts.is_empty() && self.pages.is_empty()
+    }
+
+    fn push(&mut self, read: Read) {
+        match read.op {
+            ReadOp::UserById(_) | ReadOp::UserByName(_) => self.accounts.push_back(read),
+            _ => self.pages.push_back(read),
+        }
+    }
+
+    fn extend(&mut self, reads: impl Iterator<Item = Read>) {
+        for read in reads {
+            self.push(read);
+        }
+    }
+
+    fn next(&mut self) -> Option<Read> {
+        if self.pages.is_empty() || self.overtaken >= ACCOUNTS_BEFORE_A_PAGE {
+            self.overtaken = 0;
+            return self.pages.pop_front().or_else(|| self.accounts.pop_front());
+        }
+        match self.accounts.pop_front() {
+            Some(read) => {
+                self.overtaken += 1;
+                Some(read)
+            }
+            None => self.pages.pop_front(),
         }
     }
 }
@@ -68,14 +128,30 @@ pub fn answer(conn: &Connection, op: &ReadOp) -> rusqlite::Result<ReadAnswer> {
                 .optional()?,
         ),
         ReadOp::Mailbox(user) => {
-            let (count, bytes): (i64, i64) = conn
-                .prepare_cached(
-                    "SELECT count(*), coalesce(sum(cost), 0) FROM messages WHERE to_id = ?1",
-                )?
-                .query_row([*user as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let (count, bytes) = figures(conn, *user)?;
             ReadAnswer::Mailbox {
-                count: count.max(0) as usize,
-                bytes: bytes.max(0) as usize,
+                count,
+                bytes,
+                head: Vec::new(),
+            }
+        }
+        ReadOp::MailboxAndHead {
+            user,
+            limit,
+            max_bytes,
+        } => {
+            let page = page(conn, *user, 0, *limit, *max_bytes)?;
+            // A page that ran out of rows is the whole mailbox: its figures
+            // are the mailbox's, and need no second pass over it.
+            let (count, bytes) = if page.whole {
+                (page.messages.len(), page.bytes)
+            } else {
+                figures(conn, *user)?
+            };
+            ReadAnswer::Mailbox {
+                count,
+                bytes,
+                head: page.messages,
             }
         }
         ReadOp::Page {
@@ -83,49 +159,114 @@ pub fn answer(conn: &Connection, op: &ReadOp) -> rusqlite::Result<ReadAnswer> {
             after,
             limit,
             max_bytes,
-        } => ReadAnswer::Page(page(conn, *user, *after, *limit, *max_bytes)?),
+        } => ReadAnswer::Page(page(conn, *user, *after, *limit, *max_bytes)?.messages),
     })
 }
 
-/// A user's oldest messages above `after`, with both parties' names.
+// Messages an ACK marked (`acked`) wait to be deleted: every read skips them.
+
+/// How many messages `user`'s mailbox holds, and their size as stored.
+fn figures(conn: &Connection, user: u64) -> rusqlite::Result<(usize, usize)> {
+    let (count, bytes): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(cost), 0) FROM messages \
+             WHERE to_id = ?1 AND id > (SELECT coalesce(max(upto), 0) FROM acked WHERE to_id = ?1)",
+        )?
+        .query_row([user as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((count.max(0) as usize, bytes.max(0) as usize))
+}
+
+/// What [`page`] read.
+struct Page {
+    messages: Vec<StoredMessage>,
+    /// Their size as stored (the sum of their `cost`).
+    bytes: usize,
+    /// No message beyond them: the page holds all there is above `after`.
+    whole: bool,
+}
+
+/// A user's oldest messages above `after`, with both parties' names. The
+/// names are looked up once per page and party (a page has one receiver
+/// and usually few senders), not joined per row.
 fn page(
     conn: &Connection,
     user: u64,
     after: u64,
     limit: usize,
     max_bytes: usize,
-) -> rusqlite::Result<Vec<StoredMessage>> {
+) -> rusqlite::Result<Page> {
     let mut stmt = conn.prepare_cached(
-        "SELECT m.id, m.from_id, m.to_id, m.ts, m.content, m.client_id, m.cost, \
-                f.username, t.username \
-         FROM messages m JOIN users f ON f.id = m.from_id JOIN users t ON t.id = m.to_id \
-         WHERE m.to_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3",
+        "SELECT id, from_id, ts, content, client_id, cost FROM messages \
+         WHERE to_id = ?1 \
+         AND id > max(?2, (SELECT coalesce(max(upto), 0) FROM acked WHERE to_id = ?1)) \
+         ORDER BY id LIMIT ?3",
     )?;
+    // One row more than asked says whether the page is the whole rest.
     let mut rows = stmt.query(rusqlite::params![
         user as i64,
         after.min(i64::MAX as u64) as i64,
-        limit.min(i64::MAX as usize) as i64
+        limit.saturating_add(1).min(i64::MAX as usize) as i64
     ])?;
-    let mut out = Vec::new();
-    let mut bytes = 0usize;
+    let mut names = Names::new(conn);
+    let to = names.of(user)?;
+    let mut page = Page {
+        messages: Vec::new(),
+        bytes: 0,
+        whole: true,
+    };
+    let mut budget = 0usize;
     while let Some(r) = rows.next()? {
-        let cost: i64 = r.get(6)?;
-        bytes = bytes.saturating_add(cost.max(0) as usize + 1);
-        if bytes > max_bytes && !out.is_empty() {
+        let cost = r.get::<_, i64>(5)?.max(0) as usize;
+        budget = budget.saturating_add(cost + 1);
+        if page.messages.len() == limit || (budget > max_bytes && !page.messages.is_empty()) {
+            page.whole = false;
             break;
         }
-        out.push(StoredMessage {
+        let from_id = r.get::<_, i64>(1)? as u64;
+        page.bytes += cost;
+        page.messages.push(StoredMessage {
             id: r.get::<_, i64>(0)? as u64,
-            from_id: r.get::<_, i64>(1)? as u64,
-            to_id: r.get::<_, i64>(2)? as u64,
-            ts: r.get::<_, i64>(3)? as u64,
-            content: r.get(4)?,
-            client_id: r.get(5)?,
-            from: r.get(7)?,
-            to: r.get(8)?,
+            from_id,
+            to_id: user,
+            ts: r.get::<_, i64>(2)? as u64,
+            content: r.get(3)?,
+            client_id: r.get(4)?,
+            from: names.of(from_id)?,
+            to: to.clone(),
         });
     }
-    Ok(out)
+    Ok(page)
+}
+
+/// Usernames by id, each read once per page.
+struct Names<'c> {
+    conn: &'c Connection,
+    known: HashMap<u64, String>,
+}
+
+impl<'c> Names<'c> {
+    fn new(conn: &'c Connection) -> Names<'c> {
+        Names {
+            conn,
+            known: HashMap::new(),
+        }
+    }
+
+    /// `id`'s username ("" if the account is gone; a message keeps its
+    /// sender's account, so that is not expected).
+    fn of(&mut self, id: u64) -> rusqlite::Result<String> {
+        if let Some(name) = self.known.get(&id) {
+            return Ok(name.clone());
+        }
+        let name: String = self
+            .conn
+            .prepare_cached("SELECT username FROM users WHERE id = ?1")?
+            .query_row([id as i64], |r| r.get(0))
+            .optional()?
+            .unwrap_or_default();
+        self.known.insert(id, name.clone());
+        Ok(name)
+    }
 }
 
 /// An account from a row of [`SELECT_USER`].
@@ -145,4 +286,41 @@ pub fn user(r: &Row<'_>) -> rusqlite::Result<StoredUser> {
         password_hash: r.get(2)?,
         tokens_valid_from: r.get::<_, i64>(4)?.max(0) as u64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(id: u64, op: ReadOp) -> Read {
+        Read { id, op }
+    }
+
+    fn order(queue: &mut Queue) -> Vec<u64> {
+        std::iter::from_fn(|| queue.next()).map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn accounts_go_before_pages_each_kind_in_order() {
+        let mut queue = Queue::default();
+        queue.push(read(1, ReadOp::Mailbox(5)));
+        queue.push(read(2, ReadOp::UserById(5)));
+        queue.push(read(3, ReadOp::Mailbox(6)));
+        queue.push(read(4, ReadOp::UserByName("bob".into())));
+        assert_eq!(order(&mut queue), [2, 4, 1, 3]);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_page_waits_for_a_bounded_number_of_accounts() {
+        let mut queue = Queue::default();
+        queue.push(read(0, ReadOp::Mailbox(5)));
+        for id in 1..=40 {
+            queue.push(read(id, ReadOp::UserById(id)));
+        }
+        let ids = order(&mut queue);
+        let page = ids.iter().position(|&id| id == 0).unwrap();
+        assert_eq!(page, ACCOUNTS_BEFORE_A_PAGE);
+        assert_eq!(ids.len(), 41);
+    }
 }

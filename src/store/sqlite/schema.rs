@@ -17,7 +17,7 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The `meta` keys holding how many messages are in custody and their size
 /// as stored, kept by every batch, so a start reads two numbers instead of
@@ -97,6 +97,23 @@ UPDATE messages SET cost = 160 + 2 * length(CAST(content AS BLOB))
     + coalesce(length(CAST(client_id AS BLOB)) + 16, 0);
 INSERT INTO meta (key, value) SELECT 'pending_messages', count(*) FROM messages;
 INSERT INTO meta (key, value) SELECT 'pending_bytes', coalesce(sum(cost), 0) FROM messages;
+";
+
+/// Version 5: an ACK marks, it no longer deletes at once. A recipient's
+/// messages are spread over the table (ids are given in arrival order, to
+/// every recipient in turn), so deleting one user's hundred messages
+/// rewrote a hundred pages in the ACK's own transaction. `acked` holds,
+/// per recipient, the highest id acknowledged; reads skip what it covers,
+/// and [`super::purge`] deletes those rows later, many users' at a time,
+/// each page once. The recipient index carries `cost`, so a mailbox's
+/// figures and what an ACK ends are counted from the index alone.
+const V5: &str = "
+CREATE TABLE acked (
+    to_id INTEGER PRIMARY KEY,       -- the recipient
+    upto  INTEGER NOT NULL           -- their messages up to here are acknowledged
+);
+DROP INDEX messages_by_recipient;
+CREATE INDEX messages_by_recipient ON messages (to_id, id, cost);
 ";
 
 /// The schema version this code writes.
@@ -201,7 +218,15 @@ mod tests {
         assert_eq!(version(&conn).unwrap(), latest_version());
         assert_eq!(
             tables(&conn),
-            ["client_ids", "messages", "meta", "revoked_tokens", "users"].map(String::from)
+            [
+                "acked",
+                "client_ids",
+                "messages",
+                "meta",
+                "revoked_tokens",
+                "users"
+            ]
+            .map(String::from)
         );
         let last: i64 = conn
             .query_row(

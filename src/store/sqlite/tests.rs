@@ -365,7 +365,7 @@ fn reads_see_what_was_committed_before_them() {
     let ReadAnswer::User(None) = read(&mut store, ReadOp::UserById(9)) else {
         panic!("nobody has id 9");
     };
-    let ReadAnswer::Mailbox { count, bytes } = read(&mut store, ReadOp::Mailbox(2)) else {
+    let ReadAnswer::Mailbox { count, bytes, .. } = read(&mut store, ReadOp::Mailbox(2)) else {
         panic!("figures");
     };
     assert_eq!(count, 3);
@@ -389,6 +389,57 @@ fn reads_see_what_was_committed_before_them() {
     drop(store);
     let snap = fx.open().unwrap().load().unwrap();
     assert_eq!((snap.pending_messages, snap.pending_bytes), (3, bytes));
+}
+
+#[test]
+fn a_head_read_brings_the_figures_and_the_oldest_messages() {
+    use crate::store::ReadAnswer;
+    let fx = Fixture::new("head");
+    let now = wall_clock_ms();
+    let mut store = fx.open().unwrap();
+    store.load().unwrap();
+    store.submit(batch(1, 0, vec![user(1, "alice"), user(2, "bob")]));
+    let ops = (1..=5).map(|id| message(id, now, &format!("m{id}"), None));
+    store.submit(batch(2, 5, ops.collect()));
+    store.submit(batch(3, 5, vec![WriteOp::Ack { user: 2, upto: 1 }]));
+    for _ in 0..3 {
+        next_done(&mut store);
+    }
+    let head = |limit| ReadOp::MailboxAndHead {
+        user: 2,
+        limit,
+        max_bytes: 1 << 20,
+    };
+    // A window larger than the mailbox: the page is all of it, and the
+    // figures are its own.
+    let ReadAnswer::Mailbox {
+        count,
+        bytes,
+        head: all,
+    } = read(&mut store, head(4))
+    else {
+        panic!("figures and head");
+    };
+    assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), [2, 3, 4, 5]);
+    assert_eq!((count, bytes), (4, store_bytes(&fx, 4)));
+    assert_eq!((all[0].from.as_str(), all[0].to.as_str()), ("alice", "bob"));
+    assert_eq!(all[3].content, "m5");
+    // A smaller window: its first messages, and the figures of them all.
+    let ReadAnswer::Mailbox {
+        count,
+        bytes: some,
+        head: two,
+    } = read(&mut store, head(2))
+    else {
+        panic!("figures and head");
+    };
+    assert_eq!(two.iter().map(|m| m.id).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!((count, some), (4, bytes));
+    // As many messages as the window: still counted to the end.
+    let ReadAnswer::Mailbox { count, .. } = read(&mut store, head(4)) else {
+        panic!("figures and head");
+    };
+    assert_eq!(count, 4);
 }
 
 /// What `n` messages like those of the test cost as stored: their JSON.
@@ -470,4 +521,39 @@ fn revocations_come_back_until_their_tokens_expire() {
         [0, now],
         "read with the account; never moves back"
     );
+}
+
+#[test]
+fn an_idle_writer_deletes_what_acks_marked() {
+    let fx = Fixture::new("purge");
+    let now = wall_clock_ms();
+    let mut store = fx.open().unwrap();
+    store.load().unwrap();
+    store.submit(batch(1, 0, vec![user(1, "alice"), user(2, "bob")]));
+    let ops = (1..=5).map(|id| message(id, now, &format!("m{id}"), None));
+    store.submit(batch(2, 5, ops.collect()));
+    store.submit(batch(3, 5, vec![WriteOp::Ack { user: 2, upto: 3 }]));
+    for _ in 0..3 {
+        next_done(&mut store);
+    }
+    // The ACK only marked its rows; with nothing more to commit, the
+    // writer deletes them.
+    let conn = rusqlite::Connection::open(fx.dir.join(DB_FILE)).unwrap();
+    let stored = || -> Vec<i64> {
+        let mut stmt = conn.prepare("SELECT id FROM messages ORDER BY id").unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stored() != [4, 5] {
+        assert!(Instant::now() < deadline, "not deleted: {:?}", stored());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let marks: i64 = conn
+        .query_row("SELECT count(*) FROM acked", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(marks, 0, "the marks go with their rows");
+    drop(store);
+    let snap = fx.open().unwrap().load().unwrap();
+    assert_eq!(snap.pending_messages, 2);
 }

@@ -20,8 +20,13 @@
 //! and its [`Committed`] names the first message instead. An ACK reports
 //! how many messages it removed and their size, and every transaction
 //! moves the totals in custody kept in `meta`.
+//!
+//! An ACK marks its recipient's messages acknowledged (`acked`) and the
+//! rows are deleted later, in steps between commits ([`super::purge`]);
+//! on a full disk its rows are deleted at once instead, to free room.
 
 use super::disk_full::DiskSpace;
+use super::purge::{self, Backlog};
 use super::schema::{PENDING_BYTES, PENDING_MESSAGES};
 use super::stats::Stats;
 use super::upkeep::{Upkeep, IDLE_AFTER};
@@ -34,7 +39,11 @@ use rusqlite::{CachedStatement, Connection, TransactionBehavior};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long the writer waits for a batch before it deletes what ACKs
+/// marked, when fewer than a step's worth wait.
+const PURGE_WHEN_IDLE: Duration = Duration::from_millis(50);
 
 /// The writer's state; lives on its thread.
 pub struct Writer {
@@ -46,6 +55,8 @@ pub struct Writer {
     upkeep: Upkeep,
     space: DiskSpace,
     metrics: Arc<StoreMetrics>,
+    /// Rows marked acknowledged and not deleted yet.
+    purge: Backlog,
 }
 
 /// Starts the writer thread on `conn`. It runs until `jobs` is closed.
@@ -59,12 +70,13 @@ pub fn spawn(
 ) -> Result<JoinHandle<()>, String> {
     let now = Instant::now();
     let writer = Writer {
-        conn,
         jobs,
         done,
         waker,
         stats: Stats::new(now),
         upkeep: Upkeep::new(now),
+        purge: Backlog::at_start(&conn),
+        conn,
         space,
         metrics,
     };
@@ -77,7 +89,11 @@ pub fn spawn(
 impl Writer {
     fn run(mut self) {
         loop {
-            match self.jobs.recv_timeout(IDLE_AFTER) {
+            let wait = match self.purge.is_pending() {
+                true => PURGE_WHEN_IDLE,
+                false => IDLE_AFTER,
+            };
+            match self.jobs.recv_timeout(wait) {
                 Ok(first) => {
                     let mut group = vec![first];
                     while let Ok(more) = self.jobs.try_recv() {
@@ -85,10 +101,21 @@ impl Writer {
                     }
                     self.commit(group);
                     let now = Instant::now();
+                    if self.purge.is_due_while_busy(now) {
+                        self.purge_step();
+                    }
                     // While the disk is full, `look_for_space` does this
                     // in steps that fit.
                     if !self.space.is_full() && self.upkeep.due_busy(now) {
                         self.upkeep.run(&self.conn, now, super::wall_clock_ms());
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) if self.purge.is_pending() => {
+                    // Idle: steps follow each other until a batch comes.
+                    while self.purge.is_pending() && self.jobs.is_empty() {
+                        if !self.purge_step() {
+                            break;
+                        }
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -104,6 +131,20 @@ impl Writer {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
+    }
+
+    /// Deletes one step of acknowledged rows. A failure (a full disk, say)
+    /// is logged and the step tried again later; the marks stay.
+    /// Returns whether it succeeded.
+    fn purge_step(&mut self) -> bool {
+        let Err(e) = purge::step(&mut self.conn, &mut self.purge) else {
+            return true;
+        };
+        match StoreError::from(e) {
+            StoreError::DiskFull => log::debug!("store: purge deferred, disk full"),
+            e => log::warn!("store: deleting acknowledged messages failed (will retry): {e}"),
+        }
+        false
     }
 
     /// Commits a group and reports every batch in it.
@@ -127,6 +168,8 @@ impl Writer {
                 }
                 let transactions = usize::from(writes > 0);
                 self.stats.committed(group.len(), transactions, writes);
+                let marked = outcomes.iter().flat_map(|o| &o.removed);
+                self.purge.marked(marked.map(|r| r.count).sum());
                 (Ok(()), Ok(()), outcomes)
             }
             Err(StoreError::DiskFull) => {
@@ -270,7 +313,7 @@ fn write_batches(
     let mut writes = 0;
     let mut outcomes = Vec::with_capacity(group.len());
     {
-        let mut statements = Statements::prepare(&tx)?;
+        let mut statements = Statements::prepare(&tx, acks_only)?;
         let mut totals = Totals::default();
         for batch in group {
             let mut outcome = BatchOutcome::default();
@@ -312,6 +355,10 @@ struct Statements<'c> {
     client_id: CachedStatement<'c>,
     first_send: CachedStatement<'c>,
     ack: CachedStatement<'c>,
+    mark: CachedStatement<'c>,
+    delete_acked: CachedStatement<'c>,
+    /// Delete an ACK's rows at once (on a full disk) instead of marking.
+    at_once: bool,
     revoke: CachedStatement<'c>,
     void: CachedStatement<'c>,
     last_message_id: CachedStatement<'c>,
@@ -319,7 +366,7 @@ struct Statements<'c> {
 }
 
 impl<'c> Statements<'c> {
-    fn prepare(conn: &'c Connection) -> rusqlite::Result<Statements<'c>> {
+    fn prepare(conn: &'c Connection, at_once: bool) -> rusqlite::Result<Statements<'c>> {
         Ok(Statements {
             user: conn.prepare_cached(
                 "INSERT INTO users (id, username, password_hash, created, identity) \
@@ -344,9 +391,20 @@ impl<'c> Statements<'c> {
             first_send: conn.prepare_cached(
                 "SELECT message_id, ts FROM client_ids WHERE sender = ?1 AND client_id = ?2",
             )?,
+            // What an ACK ends: its recipient's messages up to `upto` not
+            // marked already (from the index alone).
             ack: conn.prepare_cached(
-                "DELETE FROM messages WHERE to_id = ?1 AND id <= ?2 RETURNING cost",
+                "SELECT count(*), coalesce(sum(cost), 0), coalesce(max(id), 0) FROM messages \
+                 WHERE to_id = ?1 AND id <= ?2 \
+                 AND id > (SELECT coalesce(max(upto), 0) FROM acked WHERE to_id = ?1)",
             )?,
+            mark: conn.prepare_cached(
+                "INSERT INTO acked (to_id, upto) VALUES (?1, ?2) \
+                 ON CONFLICT (to_id) DO UPDATE SET upto = max(upto, excluded.upto)",
+            )?,
+            delete_acked: conn
+                .prepare_cached("DELETE FROM messages WHERE to_id = ?1 AND id <= ?2")?,
+            at_once,
             revoke: conn.prepare_cached(
                 "INSERT OR REPLACE INTO revoked_tokens (token_id, expires) VALUES (?1, ?2)",
             )?,
@@ -425,11 +483,18 @@ impl<'c> Statements<'c> {
                 totals.bytes += cost as i64;
             }
             WriteOp::Ack { user, upto } => {
-                let mut rows = self.ack.query([*user as i64, *upto as i64])?;
-                let (mut count, mut bytes) = (0usize, 0usize);
-                while let Some(row) = rows.next()? {
-                    count += 1;
-                    bytes += row.get::<_, i64>(0)?.max(0) as usize;
+                let (count, bytes, newest): (i64, i64, i64) =
+                    self.ack.query_row([*user as i64, *upto as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?;
+                let (count, bytes) = (count.max(0) as usize, bytes.max(0) as usize);
+                if self.at_once {
+                    self.delete_acked.execute([*user as i64, *upto as i64])?;
+                } else if count > 0 {
+                    // Up to the newest message it ends, not `upto`: a
+                    // message stored later may have a lower id than an
+                    // ACK that named one beyond the newest.
+                    self.mark.execute([*user as i64, newest])?;
                 }
                 totals.messages -= count as i64;
                 totals.bytes -= bytes as i64;
@@ -495,6 +560,49 @@ mod tests {
         rows.map(Result::unwrap).collect()
     }
 
+    fn mailbox(conn: &Connection, user: u64) -> (Vec<u64>, usize) {
+        use crate::store::{ReadAnswer, ReadOp};
+        let op = ReadOp::MailboxAndHead {
+            user,
+            limit: 100,
+            max_bytes: 1 << 20,
+        };
+        let Ok(ReadAnswer::Mailbox { count, head, .. }) = super::super::reader::answer(conn, &op)
+        else {
+            panic!("figures and head");
+        };
+        (head.iter().map(|m| m.id).collect(), count)
+    }
+
+    #[test]
+    fn an_ack_marks_its_messages_and_a_purge_step_deletes_them() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn).unwrap();
+        let mut ops = vec![user(1, "alice"), user(2, "bob")];
+        ops.extend((1..=4).map(|id| message(id, "m")));
+        write_group(&mut conn, &[batch(1, ops)]).unwrap();
+        // An ACK that names an id beyond the newest message.
+        let ack = WriteOp::Ack { user: 2, upto: 10 };
+        let (_, outcomes) = write_batches(&mut conn, &[batch(2, vec![ack])], false, 0).unwrap();
+        assert_eq!(outcomes[0].removed[0].count, 4);
+        assert_eq!(stored_ids(&conn), [1, 2, 3, 4], "marked, not deleted yet");
+        assert_eq!(mailbox(&conn, 2), (vec![], 0), "reads skip them");
+        // A message stored after the ACK, with an id below the one it
+        // named, is not covered by it.
+        write_group(&mut conn, &[batch(3, vec![message(5, "later")])]).unwrap();
+        assert_eq!(mailbox(&conn, 2), (vec![5], 1));
+        // A repeated ACK ends nothing more.
+        let again = WriteOp::Ack { user: 2, upto: 4 };
+        let (_, outcomes) = write_batches(&mut conn, &[batch(4, vec![again])], false, 0).unwrap();
+        assert_eq!(outcomes[0].removed[0].count, 0);
+        let mut backlog = Backlog::default();
+        backlog.marked(4);
+        assert_eq!(purge::step(&mut conn, &mut backlog).unwrap(), 4);
+        assert_eq!(stored_ids(&conn), [5]);
+        assert_eq!(mailbox(&conn, 2), (vec![5], 1));
+        assert!(!backlog.is_pending());
+    }
+
     #[test]
     fn on_a_full_disk_acks_are_committed_without_the_rest_of_their_group() {
         let dir: PathBuf =
@@ -528,6 +636,7 @@ mod tests {
             upkeep: Upkeep::new(now),
             space: DiskSpace::open(&dir, 64 * 1024),
             metrics: Arc::default(),
+            purge: Backlog::default(),
         };
         let big = "x".repeat(64 * 1024);
         writer.commit(vec![
