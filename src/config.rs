@@ -18,6 +18,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Keep nothing on disk.
     pub memory: bool,
+    /// Keep the durable state in this PostgreSQL database instead of the
+    /// SQLite file in `data_dir` (`--postgres URL`).
+    pub postgres: Option<String>,
     /// Bytes of disk set aside in the data directory (`gotalk.reserve`)
     /// and released when the disk fills, so ACKs can still free space.
     pub disk_reserve: u64,
@@ -145,6 +148,7 @@ impl Default for Config {
             listen: "127.0.0.1:9000".parse().expect("valid default address"),
             data_dir: PathBuf::from("./gotalk-data"),
             memory: false,
+            postgres: None,
             disk_reserve: DEFAULT_DISK_RESERVE,
             key_file: None,
             token_ttl: Duration::from_secs(7 * 24 * 3600),
@@ -196,6 +200,10 @@ Flags:
   --listen ADDR:PORT     address to listen on (default {listen})
   --data DIR             directory for durable state (default {data})
   --memory               keep nothing on disk (tests, benchmarks)
+  --postgres URL         keep the durable state in PostgreSQL instead of
+                         DIR/gotalk.db, e.g. postgres://gotalk@127.0.0.1/gotalk;
+                         the token key stays a file (--key-file): every node
+                         sharing the database must be given the same one
   --disk-reserve BYTES   disk space set aside in DIR and released when the
                          disk fills, so ACK still works; 0 for none
                          (default {reserve})
@@ -312,6 +320,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--help" | "-h" => return Ok(Invocation::Help),
             "--version" | "-V" => return Ok(Invocation::Version),
             "--memory" => config.memory = true,
+            "--postgres" => config.postgres = Some(value("URL")?),
             "--listen" => config.listen = address("--listen", &value("ADDR:PORT")?)?,
             "--metrics" => config.metrics = Some(address("--metrics", &value("ADDR:PORT")?)?),
             "--data" => {
@@ -383,6 +392,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
     if config.memory && data_given {
         return Err(
             "--memory keeps nothing on disk, so --data has no use with it; give one or the other"
+                .to_string(),
+        );
+    }
+    if config.memory && config.postgres.is_some() {
+        return Err(
+            "--memory keeps nothing, so --postgres has no use with it; give one or the other"
                 .to_string(),
         );
     }
@@ -495,6 +510,16 @@ mod tests {
         let both = run(&["--memory", "--data", "x"]).unwrap_err();
         assert!(both.contains("--memory"), "{both}");
         assert!(run(&["--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn postgres_takes_a_url_and_excludes_memory() {
+        let url = "postgres://gotalk@127.0.0.1:5432/gotalk";
+        let c = run(&["--postgres", url]).unwrap();
+        assert_eq!(c.postgres.as_deref(), Some(url));
+        let both = run(&["--memory", "--postgres", url]).unwrap_err();
+        assert!(both.contains("--postgres"), "{both}");
+        assert!(run(&["--postgres"]).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use gotalk::core::{Core, CoreSettings};
 use gotalk::hasher::{dummy_hash, Hasher};
 use gotalk::server::{Parts, Server, WAKER};
 use gotalk::store::memory::MemoryStore;
+use gotalk::store::postgres::PostgresStore;
 use gotalk::store::sqlite::SqliteStore;
 use gotalk::store::Store;
 use gotalk::token::TokenKey;
@@ -70,6 +71,25 @@ fn start(mut config: Config) -> Result<(), String> {
             None => TokenKey::random(),
         };
         (Box::new(MemoryStore::new()), key)
+    } else if let Some(url) = &config.postgres {
+        let store = PostgresStore::open(url, waker.clone())?;
+        // The key stays a file: every node on one database must be given
+        // the same one, or tokens from one are refused by the others.
+        let key_path = match &config.key_file {
+            Some(path) => path.clone(),
+            None => {
+                std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                    format!(
+                        "cannot create the data directory {}: {e}",
+                        config.data_dir.display()
+                    )
+                })?;
+                config.data_dir.join("secret.key")
+            }
+        };
+        let key = TokenKey::load_or_create(&key_path)
+            .map_err(|e| format!("token key {}: {e}", key_path.display()))?;
+        (Box::new(store), key)
     } else {
         // The store creates the data directory and takes its lock first, so
         // a second gotalk on the same directory stops here, before it can
@@ -117,6 +137,11 @@ fn start(mut config: Config) -> Result<(), String> {
     };
     let mode = if config.memory {
         "in memory only (--memory)".to_string()
+    } else if let Some(url) = &config.postgres {
+        format!(
+            "data in PostgreSQL at {}",
+            gotalk::store::postgres::link::redact(url)
+        )
     } else {
         format!("data in {}", config.data_dir.display())
     };

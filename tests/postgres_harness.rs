@@ -2,8 +2,8 @@
 //! starts, answers SQL, survives an immediate restart and is removed.
 
 mod common;
-#[path = "common/postgres.rs"]
-mod postgres;
+
+use common::postgres;
 
 #[test]
 fn a_cluster_starts_answers_and_restarts() {

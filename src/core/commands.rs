@@ -339,7 +339,12 @@ impl Core {
                         ts: first.ts,
                     }));
                 }
-                self.after_commit(AfterCommit::Duplicate { ticket, first });
+                self.after_commit(AfterCommit::Duplicate {
+                    ticket,
+                    first,
+                    sender: from,
+                    client_id: cid.into(),
+                });
                 return Ok(Handled::Later { barrier: false });
             }
         }

@@ -73,16 +73,27 @@ impl Core {
         match &done.result {
             Ok(()) => {}
             // The store says so once, not once per batch.
-            Err(StoreError::DiskFull) => log::debug!("batch {}: disk full", done.seq),
+            Err(StoreError::DiskFull | StoreError::Unavailable(_)) => {
+                log::debug!("batch {}: {:?}", done.seq, done.result)
+            }
             Err(cause) => log::error!("storing batch {} failed: {cause}", done.seq),
         }
         let mut removed = done.removed.iter();
+        let mut final_ids = super::assigned::FinalIds::new(&done.assigned);
+        let renumber = !final_ids.is_empty();
         while self
             .awaiting
             .front()
             .is_some_and(|(seq, _)| *seq <= done.seq)
         {
             let (_, then) = self.awaiting.pop_front().expect("front exists");
+            let then = match renumber {
+                false => then,
+                true => match self.with_final_ids(then, &mut final_ids, out) {
+                    Some(then) => then,
+                    None => continue,
+                },
+            };
             let result = match then {
                 AfterCommit::Acked { .. } => &done.acks,
                 _ => &done.result,
@@ -137,7 +148,8 @@ impl Core {
                     out.replies.push((ticket, reply));
                 } else if ok {
                     if let Some(cid) = &client_id {
-                        self.client_ids.mark_committed(message.from_id, cid);
+                        self.client_ids
+                            .mark_committed(message.from_id, cid, message.id);
                     }
                     let reply = Reply::Sent {
                         id: message.id,
@@ -154,7 +166,17 @@ impl Core {
                     out.replies.push((ticket, unavailable(result)));
                 }
             }
-            AfterCommit::Duplicate { ticket, first } => {
+            AfterCommit::Duplicate {
+                ticket,
+                first,
+                sender,
+                client_id,
+            } => {
+                let first = self
+                    .client_ids
+                    .get(sender, &client_id)
+                    .filter(|f| f.committed)
+                    .unwrap_or(first);
                 let reply = if ok {
                     Reply::Sent {
                         id: first.id,

@@ -306,6 +306,17 @@ impl Mailboxes {
     /// Stores a message whose room was reserved with [`Mailboxes::reserve`].
     /// It joins the head when the head holds the whole mailbox and has
     /// room, and the user is active or `wanted` (a long-poll waits).
+    /// A reserved message turned out to cost `now` bytes instead of `was`
+    /// (the store gave it an id with another number of digits).
+    pub fn resize_reservation(&mut self, user: UserId, was: usize, now: usize) {
+        let Some(mailbox) = self.boxes.get_mut(&user) else {
+            debug_assert!(false, "a reservation keeps its mailbox");
+            return;
+        };
+        mailbox.reserved_bytes = mailbox.reserved_bytes - was + now;
+        self.pending_bytes = self.pending_bytes - was + now;
+    }
+
     pub fn deliver_reserved(&mut self, message: Arc<Message>, wanted: bool) {
         let bytes = cost(&message);
         let window = self.window;

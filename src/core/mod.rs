@@ -6,6 +6,7 @@
 //! sockets, JSON, HTTP, SQLite or the clock.
 
 mod accounts;
+mod assigned;
 mod client_ids;
 mod commands;
 mod commit;
@@ -180,6 +181,10 @@ enum AfterCommit {
     Duplicate {
         ticket: Ticket,
         first: FirstSend,
+        /// Where the first one is remembered: its id there is the stored
+        /// one once it commits (the store may renumber it).
+        sender: UserId,
+        client_id: Box<str>,
     },
     Acked {
         ticket: Ticket,

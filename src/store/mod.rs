@@ -1,12 +1,14 @@
 //! Where durable state goes. The core hands the store one [`Batch`] of
 //! writes per event-loop turn and learns through [`Committed`] when it is on
-//! disk; only then are the affected requests answered. Two implementations:
+//! disk; only then are the affected requests answered. Implementations:
 //! [`sqlite::SqliteStore`] (the default, a helper thread with group commit)
-//! and [`memory::MemoryStore`] (`--memory`, nothing kept). A networked
-//! backend would be a third implementation of [`Store`].
+//! and [`memory::MemoryStore`] (`--memory`, nothing kept).
+//! [`postgres::PostgresStore`] (`--postgres`, one database that several
+//! nodes can share) is the third.
 
 mod error;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 pub use error::StoreError;
@@ -63,6 +65,26 @@ pub struct Committed {
     /// SENDs whose `client_id` the database already held for their
     /// sender: their message was not stored; the first one's id and time.
     pub duplicates: Vec<Duplicate>,
+    /// Ids the store gave in place of the core's, where it gives them
+    /// (PostgreSQL); empty where the core's ids stand (SQLite).
+    pub assigned: Assigned,
+}
+
+/// Ids decided by the database in the transaction rather than by the
+/// core: with several nodes on one database, only the transaction that
+/// holds a receiver's mailbox row can give its messages ids that grow in
+/// commit order (see `docs/storage.md`). The core numbers its writes
+/// provisionally and learns the final ids here; it answers and delivers
+/// with those. Each list is in batch order.
+#[derive(Debug, Default)]
+pub struct Assigned {
+    /// (provisional id, stored id) of each message stored.
+    pub messages: Vec<(MessageId, MessageId)>,
+    /// (provisional id, stored id) of each account created.
+    pub users: Vec<(UserId, UserId)>,
+    /// The provisional ids of REGISTERs whose username the database already
+    /// held (registered through another node): nothing was stored for them.
+    pub taken_names: Vec<UserId>,
 }
 
 /// What one ACK removed from the store.
@@ -93,6 +115,7 @@ impl Committed {
             result,
             removed: Vec::new(),
             duplicates: Vec::new(),
+            assigned: Assigned::default(),
         }
     }
 }

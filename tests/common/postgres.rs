@@ -12,6 +12,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The account the cluster runs as when the tests run as root.
@@ -85,6 +86,58 @@ impl Postgres {
         pg
     }
 
+    /// One cluster for the whole test binary, started on first use. A
+    /// static is never dropped, so a watchdog process stops and removes
+    /// the cluster once this process has exited, however it ended.
+    pub fn shared() -> &'static Postgres {
+        static SHARED: OnceLock<Postgres> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let pg = Postgres::start();
+            pg.watch_for_exit();
+            pg
+        })
+    }
+
+    /// A token key file path inside the cluster's directory (removed with
+    /// it), for nodes that must share one key.
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.join("secret.key")
+    }
+
+    /// A new, empty database in this cluster; returns its URL.
+    pub fn fresh_database(&self) -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("gotalk_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        self.psql(&format!("CREATE DATABASE {name}"));
+        format!("postgres://gotalk@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Starts `sh` to wait for this process to end, then stop the cluster
+    /// and remove its directory.
+    fn watch_for_exit(&self) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let stop = match self.run_as {
+            Some(account) => format!("runuser -u {account} -- '{}'", pg_ctl.display()),
+            None => format!("'{}'", pg_ctl.display()),
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             cd '{dir}' && {stop} -D '{data}' -m immediate stop; rm -rf '{dir}'",
+            pid = std::process::id(),
+            dir = self.dir.display(),
+            data = self.data().display(),
+        );
+        // It outlives this process on purpose: never waited for.
+        #[allow(clippy::zombie_processes)]
+        let _watchdog = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the cluster's watchdog");
+    }
+
     /// `postgres://gotalk@127.0.0.1:PORT/gotalk`.
     pub fn url(&self) -> String {
         format!("postgres://gotalk@127.0.0.1:{}/gotalk", self.port)
@@ -145,7 +198,8 @@ impl Postgres {
             .append(true)
             .open(&path)
             .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-        file.write_all(text.as_bytes()).expect("write postgresql.conf");
+        file.write_all(text.as_bytes())
+            .expect("write postgresql.conf");
     }
 
     /// Starts the postmaster with its output in a log file: a server that
@@ -273,10 +327,7 @@ fn temp_dir() -> PathBuf {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let dir = Path::new("/tmp").join(format!(
-        "gotalk-pg-{}-{n}-{nanos}",
-        std::process::id()
-    ));
+    let dir = Path::new("/tmp").join(format!("gotalk-pg-{}-{n}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create the cluster's directory");
     dir
 }

@@ -151,6 +151,7 @@ impl Writer {
                 acks: acks.clone(),
                 removed: outcome.removed,
                 duplicates: outcome.duplicates,
+                assigned: Default::default(),
             };
             if self.done.send(done).is_err() {
                 return; // the store was dropped: nobody is waiting
