@@ -51,6 +51,10 @@ pub struct Opts {
     pub max_messages: u64,
     /// `relay` against the durable store instead of `--memory`.
     pub durable: bool,
+    /// A PostgreSQL database for `durable` (a third store beside `--memory`
+    /// and SQLite) and `relay --durable` (in place of SQLite); emptied at
+    /// each server start.
+    pub postgres: Option<String>,
     /// `abuse`: the attacks to run (empty: all).
     pub attacks: Vec<String>,
     /// Flags passed on to the server (`abuse`).
@@ -72,6 +76,7 @@ impl Default for Opts {
             levels: vec![1, 16, 64],
             max_messages: 100_000_000,
             durable: false,
+            postgres: None,
             attacks: Vec::new(),
             server_args: Vec::new(),
             server_open_files: None,
@@ -140,6 +145,9 @@ Flags:
   --window W           SENDs in flight per relay sender (default 512)
   --durable            relay against the durable store (--data in a temp
                        dir) instead of --memory
+ --postgres URL       durable: also measure a server on this PostgreSQL
+                       database; relay --durable: use it instead of SQLite.
+                       Every table in it is dropped at each server start
   --levels A,B,C       durable concurrency levels (default 1,16,64)
   --conns N            login: users logging in at once (default 32, at
                        most 1000); idle: connections (default 10000); needs about N+100
@@ -183,6 +191,7 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
         match name.as_str() {
             "--help" | "-h" => return Ok(("help".into(), opts)),
             "--durable" => opts.durable = true,
+            "--postgres" => opts.postgres = Some(value("URL")?),
             "--server" => opts.server = PathBuf::from(value("PATH")?),
             "--seconds" => opts.seconds = Some(positive(&name, &value("N")?)?),
             "--warmup" => opts.warmup = Some(non_negative(&name, &value("N")?)?),
@@ -293,6 +302,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(url) = &opts.postgres {
+        let _ = server::POSTGRES_URL.set(url.clone());
+    }
     let result = match scenario.as_str() {
         "help" => {
             print!("{HELP}");
