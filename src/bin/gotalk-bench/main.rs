@@ -145,7 +145,7 @@ Flags:
   --window W           SENDs in flight per relay sender (default 512)
   --durable            relay against the durable store (--data in a temp
                        dir) instead of --memory
- --postgres URL       durable: also measure a server on this PostgreSQL
+  --postgres URL       durable: also measure a server on this PostgreSQL
                        database; relay --durable: use it instead of SQLite.
                        Every table in it is dropped at each server start
   --levels A,B,C       durable concurrency levels (default 1,16,64)
