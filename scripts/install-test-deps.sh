@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh machine lacks: Chromium
 # (browser test), pytest (Python client tests), curl (the documented curl
-# commands are replayed), playwright-core (drives Chromium), systemd-analyze
+# commands are replayed, and run against TLS with --cacert), openssl (the
+# documented s_client session), playwright-core (drives Chromium), systemd-analyze
 # (checks deploy/gotalk.service; it works without systemd running),
 # prometheus_client (parses /metrics), PostgreSQL's server programs (the
 # PostgreSQL store's tests start a throw-away cluster with initdb and
@@ -18,6 +19,7 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v curl >/dev/null || missing+=(curl)
+command -v openssl >/dev/null || missing+=(openssl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then

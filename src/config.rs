@@ -2,6 +2,7 @@
 //! Parsing is hand-written: the flag set is small and fixed by the contract,
 //! and `--help` must list each flag with its default.
 
+use crate::tls::gen_cert::GenCert;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +15,9 @@ pub const DEFAULT_DISK_RESERVE: u64 = 8 << 20;
 pub struct Config {
     /// Address the one port (line protocol and HTTP) listens on.
     pub listen: SocketAddr,
+    /// Names (lowercase, no port) an HTTP request's `Host` may carry
+    /// besides the ones the listen address implies (`--http-host`).
+    pub http_hosts: Vec<String>,
     /// Directory of the durable state.
     pub data_dir: PathBuf,
     /// Keep nothing on disk.
@@ -64,6 +68,21 @@ pub struct Config {
     /// Password checks waiting from one peer address (IPv6: one /64);
     /// addresses take turns, so one cannot hold up the others.
     pub hash_queue_per_address: usize,
+    /// Failed LOGINs one username takes a minute from addresses that have
+    /// not logged in to it lately (and each that has, on its own), after
+    /// `login_failure_burst` at once; more are `rate_limited`.
+    pub login_failures_per_minute: u64,
+    /// Failed LOGINs a username (twice as many for an address) takes at
+    /// once before the per-minute rates apply.
+    pub login_failure_burst: u64,
+    /// Failed LOGINs one peer address (IPv6: one /64) makes a minute,
+    /// whatever usernames it tries.
+    pub login_failures_per_address_minute: u64,
+    /// REGISTERs one peer address makes an hour (that many at once).
+    pub registers_per_address_hour: u64,
+    /// Entries each throttle table (usernames, login addresses, register
+    /// addresses) holds at most.
+    pub throttle_entries: usize,
     /// Most simultaneous connections; more are accepted, told why, and
     /// closed. 0 means "derive it from the open-file limit".
     pub max_connections: usize,
@@ -88,6 +107,15 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// How long a graceful shutdown may take before the rest is cut off.
     pub shutdown_timeout: Duration,
+    /// The certificate chain (PEM) that turns TLS on, with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Take plain connections even with TLS on, and listen on a public
+    /// address without TLS (a TLS-terminating proxy in front).
+    pub allow_plaintext: bool,
+    /// A TLS handshake must finish within this from the connection's start.
+    pub tls_handshake_timeout: Duration,
 }
 
 /// Limits that are not flags: fixed by the contract or by sense.
@@ -112,6 +140,9 @@ pub mod limits {
     pub const CLIENT_ID_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
     /// Longest password accepted (argon2 has no need for more).
     pub const MAX_PASSWORD_BYTES: usize = 1024;
+    /// Fewest characters a new password (REGISTER) has, after NIST SP
+    /// 800-63B. LOGIN does not check it, so every failed LOGIN looks alike.
+    pub const MIN_PASSWORD_CHARS: usize = 8;
     /// Output queued for a connection past which the server stops reading its
     /// requests until the client reads its replies (flow control, no close).
     pub const OUTPUT_PAUSE_BYTES: usize = 256 * 1024;
@@ -146,6 +177,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             listen: "127.0.0.1:9000".parse().expect("valid default address"),
+            http_hosts: Vec::new(),
             data_dir: PathBuf::from("./gotalk-data"),
             memory: false,
             postgres: None,
@@ -166,6 +198,11 @@ impl Default for Config {
             hash_threads: 2,
             hash_queue: 1024,
             hash_queue_per_address: 16,
+            login_failures_per_minute: 10,
+            login_failure_burst: 5,
+            login_failures_per_address_minute: 30,
+            registers_per_address_hour: 20,
+            throttle_entries: 100_000,
             max_connections: 0,
             max_connections_per_address: 256,
             max_output_total: 256 * 1024 * 1024,
@@ -176,6 +213,10 @@ impl Default for Config {
             log_format: crate::logging::LogFormat::Text,
             metrics: None,
             shutdown_timeout: Duration::from_secs(10),
+            tls_cert: None,
+            tls_key: None,
+            allow_plaintext: false,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -184,6 +225,12 @@ impl Default for Config {
 #[derive(Debug)]
 pub enum Invocation {
     Run(Box<Config>),
+    /// `gotalk rotate-key [--data DIR] [--key-file PATH] [--token-ttl S]`:
+    /// add a new current token key to the key file, keeping the old ones.
+    RotateKey(Box<Config>),
+    /// `gotalk gen-cert`: make a self-signed certificate and key.
+    GenCert(GenCert),
+    GenCertHelp,
     Help,
     Version,
 }
@@ -195,9 +242,20 @@ pub fn help_text() -> String {
         "gotalk {version}: instant-messaging server (line protocol and HTTP on one port)
 
 Usage: gotalk [FLAGS]
+       gotalk rotate-key [--data DIR | --key-file PATH] [--token-ttl SECONDS]
+                         add a new current token key to the key file, keep
+                         the older ones, and say when each may be removed
+                         (see docs/operating.md); restart gotalk to use it
+       gotalk gen-cert [--host NAME]... [--data DIR] [--force]
+                         (a self-signed TLS certificate; gotalk gen-cert --help)
 
 Flags:
   --listen ADDR:PORT     address to listen on (default {listen})
+  --http-host NAME       a name browsers reach the server by (repeatable); an
+                         HTTP request whose Host is not one of these names,
+                         an IP address the server listens on, or (listening
+                         on loopback or all addresses) localhost is refused
+                         with 421 (default: none)
   --data DIR             directory for durable state (default {data})
   --memory               keep nothing on disk (tests, benchmarks)
   --postgres URL         keep the durable state in PostgreSQL instead of
@@ -207,8 +265,9 @@ Flags:
   --disk-reserve BYTES   disk space set aside in DIR and released when the
                          disk fills, so ACK still works; 0 for none
                          (default {reserve})
-  --key-file PATH        token key file, 32 bytes (default DIR/secret.key;
-                         a fresh random key per run with --memory)
+  --key-file PATH        token key file: the current key and older ones
+                         (default DIR/secret.key; a fresh random key per
+                         run with --memory)
   --token-ttl SECONDS    how long a login token is valid (default {ttl})
   --max-line BYTES       longest request line (default {max_line})
   --max-output BYTES     output queued for one client before it is
@@ -239,6 +298,23 @@ Flags:
   --hash-queue-per-address N
                          password checks waiting from one address (IPv6:
                          one /64); more are rate_limited (default {hash_addr})
+  --login-failures-per-minute N
+                         failed LOGINs of one username a minute, from all
+                         addresses that have not logged in to it lately
+                         (each that has gets as many of its own); more
+                         wait, answered rate_limited (default {login_rate})
+  --login-failure-burst N
+                         failed LOGINs of one username at once before that
+                         rate applies; twice as many for an address
+                         (default {login_burst})
+  --login-failures-per-address-minute N
+                         failed LOGINs from one address (IPv6: one /64) a
+                         minute, whatever the usernames (default {login_addr})
+  --registers-per-address-hour N
+                         REGISTERs from one address an hour; more are
+                         rate_limited (default {registers})
+  --throttle-entries N   usernames and addresses each login or register
+                         throttle table remembers (default {throttle_entries})
   --max-connections N    simultaneous connections; more are told why and
                          closed (default: the open-file limit, raised to
                          its hard limit at start, less {reserved})
@@ -262,6 +338,15 @@ Flags:
                          on SIGTERM or SIGINT, how long to finish the
                          requests already read before closing what is
                          left; a second signal exits at once (default {shutdown})
+  --tls-cert FILE        certificate chain (PEM) for TLS on the port, both
+                         doors; with --tls-key (default off)
+  --tls-key FILE         the certificate's private key (PEM)
+  --tls-handshake-timeout SECONDS
+                         a TLS handshake must finish within this
+                         (default {handshake})
+  --allow-plaintext      with TLS on: take plain connections too; without
+                         it: listen on a non-loopback address anyway (a
+                         TLS-terminating proxy in front) (default off)
   --log-level LEVEL      error, warn, info, debug or trace (default info)
   --log-format FORMAT    text, or json for one JSON object per line
                          (default text)
@@ -290,6 +375,11 @@ Flags:
         hash = d.hash_threads,
         hash_queue = d.hash_queue,
         hash_addr = d.hash_queue_per_address,
+        login_rate = d.login_failures_per_minute,
+        login_burst = d.login_failure_burst,
+        login_addr = d.login_failures_per_address_minute,
+        registers = d.registers_per_address_hour,
+        throttle_entries = d.throttle_entries,
         reserved = crate::fdlimit::RESERVED_FDS,
         per_address = d.max_connections_per_address,
         output_total = d.max_output_total,
@@ -297,14 +387,79 @@ Flags:
         request = d.request_timeout.as_secs(),
         http_idle = d.http_idle_timeout.as_secs(),
         shutdown = d.shutdown_timeout.as_secs(),
+        handshake = d.tls_handshake_timeout.as_secs(),
     )
+}
+
+/// The `gotalk gen-cert --help` text.
+pub fn gen_cert_help_text() -> String {
+    use crate::tls::gen_cert::{CERT_FILE, DEFAULT_HOSTS, KEY_FILE};
+    format!(
+        "Usage: gotalk gen-cert [--host NAME]... [--data DIR] [--force]
+
+Writes a self-signed certificate (DIR/{CERT_FILE}) and its key
+(DIR/{KEY_FILE}, mode 0600) for trying TLS locally, and prints the flags to
+start the server with. Clients must be told to trust the certificate.
+
+  --host NAME...   names and IP addresses the certificate is valid for;
+                   several may follow one --host, and --host may repeat
+                   (default {hosts})
+  --data DIR       where the files go (default {data})
+  --force          replace existing files
+",
+        hosts = DEFAULT_HOSTS.join(" "),
+        data = Config::default().data_dir.display(),
+    )
+}
+
+/// Parses the arguments after `gen-cert`.
+fn parse_gen_cert<I: Iterator<Item = String>>(args: I) -> Result<Invocation, String> {
+    let mut request = GenCert {
+        hosts: Vec::new(),
+        dir: Config::default().data_dir,
+        force: false,
+    };
+    let mut args = args.peekable();
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(Invocation::GenCertHelp),
+            "--force" => request.force = true,
+            "--data" => {
+                request.dir = PathBuf::from(args.next().ok_or("--data needs a value (DIR)")?)
+            }
+            "--host" => {
+                let before = request.hosts.len();
+                while let Some(name) = args.next_if(|a| !a.starts_with("--")) {
+                    request.hosts.push(name);
+                }
+                if request.hosts.len() == before {
+                    return Err("--host needs a value (NAME)".to_string());
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "gen-cert: unknown flag '{flag}' (see gotalk gen-cert --help)"
+                ))
+            }
+        }
+    }
+    if request.hosts.is_empty() {
+        request.hosts = crate::tls::gen_cert::DEFAULT_HOSTS
+            .map(String::from)
+            .to_vec();
+    }
+    Ok(Invocation::GenCert(request))
 }
 
 /// Parses the arguments after the program name.
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, String> {
     let mut config = Config::default();
     let mut data_given = false;
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
+    if args.next_if(|a| a == "gen-cert").is_some() {
+        return parse_gen_cert(args);
+    }
+    let rotate_key = args.next_if(|a| a == "rotate-key").is_some();
     while let Some(flag) = args.next() {
         let (name, inline) = match flag.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
@@ -322,6 +477,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--memory" => config.memory = true,
             "--postgres" => config.postgres = Some(value("URL")?),
             "--listen" => config.listen = address("--listen", &value("ADDR:PORT")?)?,
+            "--http-host" => config.http_hosts.push(host_name(&value("NAME")?)?),
             "--metrics" => config.metrics = Some(address("--metrics", &value("ADDR:PORT")?)?),
             "--data" => {
                 config.data_dir = PathBuf::from(value("DIR")?);
@@ -360,6 +516,19 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--hash-queue-per-address" => {
                 config.hash_queue_per_address = number(&name, &value("N")?, 1)? as usize
             }
+            "--login-failures-per-minute" => {
+                config.login_failures_per_minute = number(&name, &value("N")?, 1)?
+            }
+            "--login-failure-burst" => config.login_failure_burst = number(&name, &value("N")?, 1)?,
+            "--login-failures-per-address-minute" => {
+                config.login_failures_per_address_minute = number(&name, &value("N")?, 1)?
+            }
+            "--registers-per-address-hour" => {
+                config.registers_per_address_hour = number(&name, &value("N")?, 1)?
+            }
+            "--throttle-entries" => {
+                config.throttle_entries = number(&name, &value("N")?, 16)? as usize
+            }
             "--max-connections" => {
                 config.max_connections = number(&name, &value("N")?, 1)? as usize
             }
@@ -373,6 +542,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--request-timeout" => config.request_timeout = seconds(&name, &value("SECONDS")?)?,
             "--shutdown-timeout" => config.shutdown_timeout = seconds(&name, &value("SECONDS")?)?,
             "--http-idle-timeout" => config.http_idle_timeout = seconds(&name, &value("SECONDS")?)?,
+            "--tls-cert" => config.tls_cert = Some(PathBuf::from(value("FILE")?)),
+            "--tls-key" => config.tls_key = Some(PathBuf::from(value("FILE")?)),
+            "--allow-plaintext" => config.allow_plaintext = true,
+            "--tls-handshake-timeout" => {
+                config.tls_handshake_timeout = seconds(&name, &value("SECONDS")?)?
+            }
             "--log-format" => {
                 config.log_format = match value("FORMAT")?.as_str() {
                     "text" => crate::logging::LogFormat::Text,
@@ -401,7 +576,34 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
                 .to_string(),
         );
     }
+    if rotate_key {
+        if config.memory {
+            return Err("rotate-key changes a key file; --memory has none".to_string());
+        }
+        return Ok(Invocation::RotateKey(Box::new(config)));
+    }
+    check_tls(&config)?;
     Ok(Invocation::Run(Box::new(config)))
+}
+
+/// TLS needs both files; a non-loopback address needs TLS unless a proxy
+/// in front of the server does it (`--allow-plaintext`).
+fn check_tls(config: &Config) -> Result<(), String> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(_), None) => return Err("--tls-cert needs --tls-key (its private key)".into()),
+        (None, Some(_)) => return Err("--tls-key needs --tls-cert (the certificate)".into()),
+        _ => {}
+    }
+    if config.tls_cert.is_none() && !config.allow_plaintext && !config.listen.ip().is_loopback() {
+        return Err(format!(
+            "--listen {}: not a loopback address, and TLS is off, so passwords and tokens \
+             would cross the network in clear text. Give a certificate with --tls-cert FILE \
+             --tls-key FILE (to try it: gotalk gen-cert --host NAME, then the flags it \
+             prints; see docs/tls.md), or, behind a TLS-terminating proxy, --allow-plaintext",
+            config.listen
+        ));
+    }
+    Ok(())
 }
 
 /// An `ADDR:PORT`, or `NAME:PORT` resolved now (`localhost:9000`); the
@@ -419,6 +621,27 @@ fn address(flag: &str, text: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("{flag}: cannot resolve '{host}': {e}"))?
         .next()
         .ok_or_else(|| format!("{flag}: '{host}' resolves to no address"))
+}
+
+/// A DNS name for `--http-host`: letters, digits, `-` and `.`, no port;
+/// kept in lowercase, without a trailing dot, as `Host` is compared.
+fn host_name(text: &str) -> Result<String, String> {
+    let name = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .split('.')
+            .all(|label| !label.is_empty() && label.len() <= 63)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if valid {
+        Ok(name)
+    } else {
+        Err(format!(
+            "--http-host: '{text}' is not a host name like chat.example.com (no port, no scheme)"
+        ))
+    }
 }
 
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
@@ -533,6 +756,40 @@ mod tests {
     }
 
     #[test]
+    fn throttle_flags_have_defaults_and_a_minimum() {
+        let c = run(&[]).unwrap();
+        assert_eq!(
+            (
+                c.login_failures_per_minute,
+                c.login_failure_burst,
+                c.login_failures_per_address_minute,
+                c.registers_per_address_hour,
+                c.throttle_entries
+            ),
+            (10, 5, 30, 20, 100_000)
+        );
+        let c = run(&[
+            "--login-failures-per-minute=60",
+            "--login-failure-burst",
+            "2",
+            "--login-failures-per-address-minute",
+            "7",
+            "--registers-per-address-hour",
+            "1000",
+            "--throttle-entries=64",
+        ])
+        .unwrap();
+        assert_eq!(c.login_failures_per_minute, 60);
+        assert_eq!(c.login_failure_burst, 2);
+        assert_eq!(c.login_failures_per_address_minute, 7);
+        assert_eq!(c.registers_per_address_hour, 1000);
+        assert_eq!(c.throttle_entries, 64);
+        assert!(run(&["--registers-per-address-hour", "0"]).is_err());
+        assert!(run(&["--login-failures-per-minute", "x"]).is_err());
+        assert!(run(&["--throttle-entries", "3"]).is_err());
+    }
+
+    #[test]
     fn disk_reserve_defaults_to_8_mib_and_may_be_0() {
         assert_eq!(run(&[]).unwrap().disk_reserve, 8 << 20);
         assert_eq!(run(&["--disk-reserve", "0"]).unwrap().disk_reserve, 0);
@@ -540,10 +797,87 @@ mod tests {
     }
 
     #[test]
+    fn http_hosts_are_repeatable_and_checked() {
+        let c = run(&["--http-host", "Chat.Example.com.", "--http-host=other"]).unwrap();
+        assert_eq!(c.http_hosts, ["chat.example.com", "other"]);
+        for bad in ["", "a:80", "http://a", "a..b", "a b"] {
+            assert!(run(&["--http-host", bad]).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn rotate_key_takes_the_key_file_flags() {
+        let args = ["rotate-key", "--data", "d", "--token-ttl", "60"];
+        match parse_args(args.map(String::from)) {
+            Ok(Invocation::RotateKey(c)) => {
+                assert_eq!(c.data_dir, PathBuf::from("d"));
+                assert_eq!(c.token_ttl, Duration::from_secs(60));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_args(["rotate-key", "--memory"].map(String::from)).is_err());
+        assert!(parse_args(["--data", "d", "rotate-key"].map(String::from)).is_err());
+    }
+
+    #[test]
+    fn tls_flags_go_together_and_public_addresses_need_tls() {
+        let c = run(&["--tls-cert", "c.pem", "--tls-key=k.pem"]).unwrap();
+        assert_eq!(c.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(c.tls_handshake_timeout, Duration::from_secs(10));
+        assert!(run(&["--tls-cert", "c.pem"])
+            .unwrap_err()
+            .contains("--tls-key"));
+        assert!(run(&["--tls-key", "k.pem"])
+            .unwrap_err()
+            .contains("--tls-cert"));
+        let public = run(&["--listen", "0.0.0.0:9000"]).unwrap_err();
+        assert!(public.contains("gotalk gen-cert"), "{public}");
+        assert!(public.contains("--allow-plaintext"), "{public}");
+        run(&["--listen", "0.0.0.0:9000", "--allow-plaintext"]).unwrap();
+        run(&["--listen", "[::]:9000", "--tls-cert", "c", "--tls-key", "k"]).unwrap();
+        run(&["--listen", "[::1]:9000"]).unwrap();
+    }
+
+    #[test]
+    fn gen_cert_takes_hosts_a_directory_and_force() {
+        let args = |a: &[&str]| parse_args(a.iter().map(|s| s.to_string()));
+        let Ok(Invocation::GenCert(g)) = args(&["gen-cert"]) else {
+            panic!("not gen-cert")
+        };
+        assert_eq!(g.hosts, ["localhost", "127.0.0.1", "::1"]);
+        assert_eq!(g.dir, PathBuf::from("./gotalk-data"));
+        assert!(!g.force);
+        let parsed = args(&[
+            "gen-cert",
+            "--host",
+            "chat.example",
+            "10.0.0.5",
+            "--data",
+            "d",
+            "--host",
+            "x",
+            "--force",
+        ]);
+        let Ok(Invocation::GenCert(g)) = parsed else {
+            panic!("not gen-cert")
+        };
+        assert_eq!(g.hosts, ["chat.example", "10.0.0.5", "x"]);
+        assert_eq!(g.dir, PathBuf::from("d"));
+        assert!(g.force);
+        assert!(args(&["gen-cert", "--host"]).is_err());
+        assert!(args(&["gen-cert", "--bogus"]).is_err());
+        assert!(matches!(
+            args(&["gen-cert", "--help"]),
+            Ok(Invocation::GenCertHelp)
+        ));
+    }
+
+    #[test]
     fn help_lists_every_flag() {
         let help = help_text();
         for flag in [
             "--listen",
+            "--http-host",
             "--data",
             "--memory",
             "--key-file",
@@ -568,6 +902,16 @@ mod tests {
             "--http-idle-timeout",
             "--shutdown-timeout",
             "--log-format",
+            "--login-failures-per-minute",
+            "--login-failure-burst",
+            "--login-failures-per-address-minute",
+            "--registers-per-address-hour",
+            "--throttle-entries",
+            "--tls-cert",
+            "--tls-key",
+            "--tls-handshake-timeout",
+            "--allow-plaintext",
+            "gen-cert",
         ] {
             assert!(help.contains(flag), "{flag} missing from help");
         }

@@ -4,14 +4,22 @@
 //! their replies through closures, and every byte of output, reply or push,
 //! enters through [`Conn::queue`] or [`Conn::hold`], which count it against
 //! the connection's cap and the server-wide [`OutputBudget`].
+//!
+//! The transport is a plain socket or, once the server saw a TLS
+//! handshake, a [`TlsSession`] over it; either way [`Conn::read_input`]
+//! gives plaintext and [`Conn::flush`] takes plaintext, so the plain path
+//! pays one branch on an empty `Option` and nothing else.
 
 use crate::bufpool;
 use crate::error::CloseReason;
+use crate::tls::TlsSession;
 use crate::Millis;
 use mio::net::TcpStream;
+use rustls::ServerConfig;
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Output owed to clients, all connections together, and the caps on it.
 /// Past `per_conn` a connection is closed as a slow consumer; past `limit`
@@ -68,6 +76,8 @@ const COMPACT_AFTER: usize = 64 * 1024;
 
 pub struct Conn {
     pub socket: TcpStream,
+    /// The TLS session over the socket, once the client started one.
+    tls: Option<Box<TlsSession>>,
     pub peer: SocketAddr,
     /// Unique for the server's life: tells a reused connection id apart.
     pub serial: u64,
@@ -119,6 +129,7 @@ impl Conn {
     pub fn new(socket: TcpStream, peer: SocketAddr, serial: u64, now: Millis) -> Conn {
         Conn {
             socket,
+            tls: None,
             peer,
             serial,
             inbuf: Vec::new(),
@@ -141,6 +152,72 @@ impl Conn {
             budget_turn: 0,
             read_in_turn: 0,
             written_in_turn: 0,
+        }
+    }
+
+    /// Whether the connection speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether a TLS handshake is still going on.
+    pub fn is_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
+    }
+
+    /// Starts TLS: the input read so far is the start of the handshake, and
+    /// is handed to the session. What follows is read through it.
+    pub fn start_tls(&mut self, config: &Arc<ServerConfig>) -> io::Result<()> {
+        let result = TlsSession::start(config, &self.inbuf);
+        self.consume_input(self.inbuf.len());
+        let mut tls = Box::new(result?);
+        // The server's first flight goes out with the turn's writes.
+        if tls.wants_write() {
+            let _ = tls.write_pending(&mut self.socket);
+        }
+        self.tls = Some(tls);
+        Ok(())
+    }
+
+    /// Reads input into `buf`: what the socket gives, or over TLS the
+    /// plaintext it decrypts to. Counts the bytes taken from the socket in
+    /// `bytes_in` and the turn's read budget. `Ok(0)`: the peer closed.
+    /// `Interrupted`: TLS took bytes in that gave no plaintext yet (call
+    /// again, within the read budget). `InvalidData`: a TLS protocol error
+    /// (its alert is sent if the socket takes it).
+    pub fn read_input(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(tls) = &mut self.tls else {
+            let n = self.socket.read(buf)?;
+            self.read_in_turn += n;
+            self.bytes_in += n as u64;
+            return Ok(n);
+        };
+        let mut ciphertext = 0;
+        let result = tls.read(&mut self.socket, buf, &mut ciphertext);
+        self.read_in_turn += ciphertext;
+        self.bytes_in += ciphertext as u64;
+        if let Err(e) = &result {
+            if e.kind() == io::ErrorKind::InvalidData {
+                let _ = tls.write_pending(&mut self.socket);
+            }
+        }
+        result
+    }
+
+    /// Before an orderly close: over TLS, `close_notify`; then the socket's
+    /// sending side is shut and what the peer already sent is read and
+    /// dropped (bounded), so the kernel does not answer it with a reset
+    /// that could destroy replies the client has not read yet.
+    pub fn close_gently(&mut self, scratch: &mut [u8]) {
+        if let Some(tls) = &mut self.tls {
+            tls.close_notify(&mut self.socket);
+        }
+        let _ = self.socket.shutdown(std::net::Shutdown::Write);
+        for _ in 0..16 {
+            match self.socket.read(scratch) {
+                Ok(n) if n > 0 => continue,
+                _ => break,
+            }
         }
     }
 
@@ -229,18 +306,33 @@ impl Conn {
 
     /// Writes output until the socket is full, everything is written, or
     /// `max_bytes` were written in this call. When all is written the
-    /// buffer is freed, so idle connections hold no buffer memory.
+    /// buffer is freed, so idle connections hold no buffer memory. Over
+    /// TLS, output counts as written once rustls took it (it takes more
+    /// only when its ciphertext is on the socket), and "all" means its
+    /// ciphertext (handshake messages too) is written as well.
     pub fn flush(&mut self, budget: &mut OutputBudget, max_bytes: usize) -> io::Result<Flushed> {
         let mut written = 0;
         let result = loop {
             if self.out_pos >= self.out.len() {
-                break Ok(Flushed::All);
+                break match &mut self.tls {
+                    None => Ok(Flushed::All),
+                    Some(tls) => match tls.write_pending(&mut self.socket) {
+                        Ok(true) => Ok(Flushed::All),
+                        Ok(false) => Ok(Flushed::Blocked),
+                        Err(e) => Err(e),
+                    },
+                };
             }
             if written >= max_bytes {
                 break Ok(Flushed::Budget);
             }
             let end = self.out.len().min(self.out_pos + (max_bytes - written));
-            match self.socket.write(&self.out[self.out_pos..end]) {
+            let chunk = &self.out[self.out_pos..end];
+            let wrote = match &mut self.tls {
+                None => self.socket.write(chunk),
+                Some(tls) => tls.write(&mut self.socket, chunk),
+            };
+            match wrote {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.out_pos += n;

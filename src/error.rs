@@ -67,6 +67,10 @@ impl ErrorCode {
 pub struct Failure {
     pub code: ErrorCode,
     pub message: Cow<'static, str>,
+    /// For a refusal that passes with time (LOGIN throttling, REGISTER per
+    /// address): how long to wait before trying again. The doors render it
+    /// as `retry_after_ms` (and HTTP's `Retry-After` header).
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Failure {
@@ -74,6 +78,15 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// A `rate_limited` failure that passes after `retry_after_ms`.
+    pub fn retry_after(message: impl Into<Cow<'static, str>>, retry_after_ms: u64) -> Failure {
+        Failure {
+            retry_after_ms: Some(retry_after_ms),
+            ..Failure::new(ErrorCode::RateLimited, message)
         }
     }
 
@@ -118,4 +131,11 @@ pub enum CloseReason {
     ServerShutdown,
     /// The server is shutting down and its time ran out first.
     ShutdownTimeout,
+    /// A TLS protocol error (a bad or truncated handshake, a bad record),
+    /// or a TLS handshake on a server without a certificate.
+    TlsError,
+    /// The TLS handshake did not finish in time.
+    TlsHandshakeTimeout,
+    /// A plain connection to a server that requires TLS (told why first).
+    PlaintextRefused,
 }

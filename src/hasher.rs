@@ -10,7 +10,7 @@ use crate::histogram::Histogram;
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
-use argon2::Argon2;
+use argon2::{Algorithm, Argon2, Params, Version};
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 use std::sync::Arc;
@@ -43,13 +43,44 @@ pub enum HashDone {
     Verified {
         job: JobId,
         ok: bool,
+        /// The password hashed again with today's parameters, when it was
+        /// right and its stored hash used others (weaker, older ones).
+        rehashed: Option<String>,
     },
 }
 
-/// The argon2id instance every hash uses: the crate's defaults (m=19 MiB,
-/// t=2, p=1), the OWASP-recommended minimum.
+/// Memory of each hash in KiB (46 MiB), passes and lanes: OWASP's first
+/// recommendation for argon2id. They are written into every PHC string, so
+/// hashes made with other parameters still verify, and are upgraded at
+/// their account's next successful LOGIN.
+pub const M_COST_KIB: u32 = 47_104;
+pub const T_COST: u32 = 1;
+pub const P_COST: u32 = 1;
+
+/// The argon2id instance every new hash uses.
 fn argon2() -> Argon2<'static> {
-    Argon2::default()
+    let params = Params::new(M_COST_KIB, T_COST, P_COST, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Whether a stored PHC string was made otherwise than [`argon2`] makes
+/// hashes now (another algorithm, version or cost), so it is upgraded.
+pub fn needs_rehash(hash: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false; // not a hash at all: nothing to verify, nothing to upgrade
+    };
+    let current = argon2();
+    let params = Params::try_from(&parsed);
+    parsed.algorithm != Algorithm::Argon2id.ident()
+        || parsed.version != Some(Version::V0x13.into())
+        || params.map_or(true, |p| {
+            (p.m_cost(), p.t_cost(), p.p_cost())
+                != (
+                    current.params().m_cost(),
+                    current.params().t_cost(),
+                    current.params().p_cost(),
+                )
+        })
 }
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$...`).
@@ -61,13 +92,30 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Whether `password` matches the PHC string `hash`.
+/// Whether `password` matches the PHC string `hash` (with the parameters
+/// the string names).
 pub fn verify_password(password: &str, hash: &str) -> bool {
     match PasswordHash::new(hash) {
         Ok(parsed) => argon2()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok(),
         Err(_) => false,
+    }
+}
+
+/// Checks `password` against `hash`; when it matches and `hash` was made
+/// with other parameters, also hashes it anew with today's.
+fn verify_and_upgrade(password: &str, hash: &str) -> (bool, Option<String>) {
+    let ok = verify_password(password, hash);
+    if !ok || !needs_rehash(hash) {
+        return (ok, None);
+    }
+    match hash_password(password) {
+        Ok(new) => (true, Some(new)),
+        Err(e) => {
+            log::error!("upgrading a password hash failed: {e}");
+            (true, None)
+        }
     }
 }
 
@@ -86,7 +134,7 @@ pub struct Hasher {
     pub seconds: Arc<Histogram>,
 }
 
-/// Each argon2 run allocates its 19 MiB working memory and frees it after.
+/// Each argon2 run allocates its 46 MiB working memory and frees it after.
 /// glibc's malloc raises its mmap threshold the first time such a block is
 /// freed, and from then on serves these blocks from heap arenas that it
 /// keeps: a server that handled a few logins would hold hundreds of MiB it
@@ -153,10 +201,10 @@ fn run(job: HashJob) -> HashDone {
             job,
             password,
             hash,
-        } => HashDone::Verified {
-            job,
-            ok: verify_password(&password, &hash),
-        },
+        } => {
+            let (ok, rehashed) = verify_and_upgrade(&password, &hash);
+            HashDone::Verified { job, ok, rehashed }
+        }
     }
 }
 
@@ -173,5 +221,32 @@ mod tests {
         assert!(verify_password("secret", &a));
         assert!(!verify_password("Secret", &a));
         assert!(!verify_password("secret", "not a hash"));
+        assert!(a.contains("$m=47104,t=1,p=1$"), "{a}");
+        assert!(!needs_rehash(&a));
+    }
+
+    /// A hash as goTalk made them before (the crate's defaults then).
+    fn old_hash(password: &str) -> String {
+        let salt = SaltString::generate(&mut OsRng);
+        let params = Params::new(19_456, 2, 1, None).unwrap();
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(password.as_bytes(), &salt)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn a_hash_with_older_parameters_verifies_and_is_upgraded_when_right() {
+        let old = old_hash("old-password");
+        assert!(old.contains("$m=19456,t=2,p=1$"), "{old}");
+        assert!(needs_rehash(&old));
+        assert_eq!(verify_and_upgrade("wrong-password", &old), (false, None));
+        let (ok, new) = verify_and_upgrade("old-password", &old);
+        assert!(ok);
+        let new = new.expect("upgraded");
+        assert!(new.contains("$m=47104,t=1,p=1$"), "{new}");
+        assert!(verify_password("old-password", &new));
+        let current = hash_password("new-password").unwrap();
+        assert_eq!(verify_and_upgrade("new-password", &current), (true, None));
     }
 }

@@ -17,6 +17,7 @@
 //! - [`conn`]: one client connection's socket, buffers, output budget and
 //!   reply order; no door.
 //! - [`timers`]: connection deadlines in a heap.
+//! - [`tls`]: TLS sessions on the client port (rustls), certificates.
 //! - [`fdlimit`]: the open-file limit and the connection limit it implies.
 //! - [`keepalive`]: TCP keep-alive, which finds vanished idle peers.
 //! - [`logging`]: the log's shape (text, or JSON lines).
@@ -50,7 +51,9 @@ pub mod signals;
 pub mod sniff;
 pub mod store;
 pub mod timers;
+pub mod tls;
 pub mod token;
+pub mod token_file;
 pub mod turn;
 
 /// A user's numeric id, as the contract's `id`/`to_id`/`from_id`.

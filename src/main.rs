@@ -3,8 +3,8 @@
 //! a graceful stop. The port is bound first, so a start that fails for want
 //! of it creates nothing on disk.
 
-use gotalk::config::{help_text, parse_args, Config, Invocation};
-use gotalk::core::{Core, CoreSettings};
+use gotalk::config::{gen_cert_help_text, help_text, parse_args, Config, Invocation};
+use gotalk::core::{Core, CoreSettings, ThrottleSettings};
 use gotalk::hasher::{dummy_hash, Hasher};
 use gotalk::server::{Parts, Server, WAKER};
 use gotalk::store::memory::MemoryStore;
@@ -12,6 +12,7 @@ use gotalk::store::postgres::PostgresStore;
 use gotalk::store::sqlite::SqliteStore;
 use gotalk::store::Store;
 use gotalk::token::TokenKey;
+use gotalk::token_file;
 use mio::{Poll, Waker};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,10 +20,27 @@ use std::sync::Arc;
 fn main() -> ExitCode {
     let config = match parse_args(std::env::args().skip(1)) {
         Ok(Invocation::Run(config)) => *config,
+        Ok(Invocation::GenCertHelp) => {
+            print!("{}", gen_cert_help_text());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::GenCert(request)) => {
+            return match gotalk::tls::gen_cert::run(&request) {
+                Ok(said) => {
+                    print!("{said}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gotalk gen-cert: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Ok(Invocation::Help) => {
             print!("{}", help_text());
             return ExitCode::SUCCESS;
         }
+        Ok(Invocation::RotateKey(config)) => return rotate_key(&config),
         Ok(Invocation::Version) => {
             println!("gotalk {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
@@ -51,11 +69,65 @@ fn main() -> ExitCode {
     }
 }
 
+/// The key file of a server started with `config`.
+fn key_path(config: &Config) -> std::path::PathBuf {
+    config
+        .key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("secret.key"))
+}
+
+/// `gotalk rotate-key`: a new current key in front of the old ones.
+fn rotate_key(config: &Config) -> ExitCode {
+    let path = key_path(config);
+    match gotalk::token_file::rotate(&path) {
+        Ok(keys) => {
+            println!(
+                "{}: key {} is now the current token key; restart gotalk to seal new tokens with it",
+                path.display(),
+                keys[0].kid
+            );
+            let now = unix_now();
+            for note in token_file::retirement_notes(&keys, config.token_ttl.as_secs(), now) {
+                println!("{note}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gotalk rotate-key: token key {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Reads the token keys and says, for each older key, until when it is
+/// needed.
+fn load_keys(path: &std::path::Path, ttl_secs: u64) -> Result<TokenKey, String> {
+    let keys = token_file::load_or_create(path)
+        .map_err(|e| format!("token key {}: {e}", path.display()))?;
+    for note in token_file::retirement_notes(&keys, ttl_secs, unix_now()) {
+        log::info!("{}: {note}", path.display());
+    }
+    let ring: Vec<_> = keys.iter().map(|k| (k.kid, k.key)).collect();
+    Ok(TokenKey::from_ring(&ring))
+}
+
 fn start(mut config: Config) -> Result<(), String> {
     let open_files = gotalk::fdlimit::raise_to_hard_limit();
     if config.max_connections == 0 {
         config.max_connections = gotalk::fdlimit::connections_for(open_files);
     }
+    // Read before the port is bound: a bad file stops the start cleanly.
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(gotalk::tls::load::server_config(cert, key)?),
+        _ => None,
+    };
     let listener = std::net::TcpListener::bind(config.listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -66,8 +138,7 @@ fn start(mut config: Config) -> Result<(), String> {
     );
     let (mut store, key): (Box<dyn Store>, TokenKey) = if config.memory {
         let key = match &config.key_file {
-            Some(path) => TokenKey::load_or_create(path)
-                .map_err(|e| format!("token key {}: {e}", path.display()))?,
+            Some(path) => load_keys(path, config.token_ttl.as_secs())?,
             None => TokenKey::random(),
         };
         (Box::new(MemoryStore::new()), key)
@@ -96,12 +167,7 @@ fn start(mut config: Config) -> Result<(), String> {
         // race this one to create the token key.
         let store =
             SqliteStore::open_with_reserve(&config.data_dir, config.disk_reserve, waker.clone())?;
-        let key_path = config
-            .key_file
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join("secret.key"));
-        let key = TokenKey::load_or_create(&key_path)
-            .map_err(|e| format!("token key {}: {e}", key_path.display()))?;
+        let key = load_keys(&key_path(&config), config.token_ttl.as_secs())?;
         (Box::new(store), key)
     };
     let snapshot = store.load()?;
@@ -116,6 +182,7 @@ fn start(mut config: Config) -> Result<(), String> {
         hash_workers: config.hash_threads,
         hash_queue: config.hash_queue,
         hash_queue_per_address: config.hash_queue_per_address,
+        throttle: ThrottleSettings::of(&config),
         on_demand: store.keeps_data(),
         account_cache: config.account_cache,
         mailbox_window: config.mailbox_window,
@@ -154,6 +221,7 @@ fn start(mut config: Config) -> Result<(), String> {
         store,
         stats_requests,
         stop_signals: Some(stop_signals),
+        tls: tls.clone(),
     })
     .map_err(|e| format!("cannot watch the port {}: {e}", config.listen))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
@@ -172,7 +240,8 @@ fn start(mut config: Config) -> Result<(), String> {
     log::info!(
         "budgets: mailboxes {} messages or {} bytes, {} bytes pending in all, {} client_ids \
          per sender, {} long-polls and {} logged-in connections per user, {} password checks \
-         queued ({} per address) on {} threads",
+         queued ({} per address) on {} threads; failed logins {} a minute per username \
+         (burst {}) and {} per address, {} registrations per address an hour",
         config.mailbox_limit,
         config.mailbox_bytes,
         config.pending_bytes,
@@ -182,8 +251,21 @@ fn start(mut config: Config) -> Result<(), String> {
         config.hash_queue,
         config.hash_queue_per_address,
         config.hash_threads,
+        config.login_failures_per_minute,
+        config.login_failure_burst,
+        config.login_failures_per_address_minute,
+        config.registers_per_address_hour,
     );
-    log::info!("gotalk listening on {addr} ({mode})");
+    let security = match (&config.tls_cert, config.allow_plaintext) {
+        (Some(cert), false) => format!("TLS only, certificate {}", cert.display()),
+        (Some(cert), true) => format!(
+            "TLS with certificate {}, plain connections allowed (--allow-plaintext)",
+            cert.display()
+        ),
+        (None, _) => "plain, no TLS".to_string(),
+    };
+    log::info!("gotalk listening on {addr} ({mode}; {security})");
+    log::info!("{}", gotalk::http::host::startup_note(&config));
     server
         .run()
         .map_err(|e| format!("event loop failed: {e}"))?;

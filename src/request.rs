@@ -49,6 +49,11 @@ pub enum Request<'a> {
     Ack {
         upto: MessageId,
     },
+    /// Revoke the token presented (the call's own, else the one that bound
+    /// the connection), or with `all` every token of the account.
+    Logout {
+        all: bool,
+    },
     /// Look a user up by name (the HTTP shim's `/getuseridbyname`).
     Lookup {
         username: Cow<'a, str>,
@@ -68,6 +73,7 @@ pub enum CommandKind {
     Send,
     Sync,
     Ack,
+    Logout,
     Lookup,
     Ping,
     Help,
@@ -77,13 +83,14 @@ pub enum CommandKind {
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 11] = [
+    pub const ALL: [CommandKind; 12] = [
         CommandKind::Register,
         CommandKind::Login,
         CommandKind::Auth,
         CommandKind::Send,
         CommandKind::Sync,
         CommandKind::Ack,
+        CommandKind::Logout,
         CommandKind::Lookup,
         CommandKind::Ping,
         CommandKind::Help,
@@ -99,6 +106,7 @@ impl CommandKind {
             CommandKind::Send => "send",
             CommandKind::Sync => "sync",
             CommandKind::Ack => "ack",
+            CommandKind::Logout => "logout",
             CommandKind::Lookup => "lookup",
             CommandKind::Ping => "ping",
             CommandKind::Help => "help",
@@ -117,6 +125,7 @@ impl Request<'_> {
             Request::Send { .. } => CommandKind::Send,
             Request::Sync(_) => CommandKind::Sync,
             Request::Ack { .. } => CommandKind::Ack,
+            Request::Logout { .. } => CommandKind::Logout,
             Request::Lookup { .. } => CommandKind::Lookup,
             Request::Ping => CommandKind::Ping,
             Request::Help => CommandKind::Help,
@@ -175,6 +184,7 @@ impl<'a> Call<'a> {
             },
             Request::Sync(args) => Request::Sync(args),
             Request::Ack { upto } => Request::Ack { upto },
+            Request::Logout { all } => Request::Logout { all },
             Request::Lookup { username } => Request::Lookup {
                 username: own(username),
             },
@@ -214,6 +224,11 @@ pub enum Reply {
     Messages(Vec<Arc<Message>>),
     /// ACK.
     Acked,
+    /// LOGOUT: the token (or, with `all`, every token of the account) no
+    /// longer opens.
+    LoggedOut {
+        all: bool,
+    },
     Pong,
     Help,
     /// QUIT: the door closes the connection after writing this.

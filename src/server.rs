@@ -32,8 +32,9 @@ use crate::{ConnId, Millis};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const LISTENER: Token = Token(0);
@@ -63,6 +64,8 @@ pub struct Parts {
     pub stats_requests: Option<crossbeam_channel::Receiver<StatsRequest>>,
     /// Stop signals from the signal thread, when it runs.
     pub stop_signals: Option<crossbeam_channel::Receiver<StopSignal>>,
+    /// The TLS configuration, with `--tls-cert` and `--tls-key`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A graceful stop in progress.
@@ -179,6 +182,7 @@ pub struct Server {
     refused: HashMap<&'static str, u64>,
     stop_signals: Option<crossbeam_channel::Receiver<StopSignal>>,
     stopping: Option<Stopping>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -223,6 +227,7 @@ impl Server {
             refused: HashMap::new(),
             stop_signals: parts.stop_signals,
             stopping: None,
+            tls: parts.tls,
         })
     }
 
@@ -586,7 +591,7 @@ impl Server {
                 self.next_turn_reads.push(id);
                 break;
             }
-            match conn.socket.read(&mut self.scratch) {
+            match conn.read_input(&mut self.scratch) {
                 Ok(0) => {
                     conn.read_closed = true;
                     self.core.peer_closed(id, now, &mut self.outbox);
@@ -603,8 +608,6 @@ impl Server {
                     break;
                 }
                 Ok(n) => {
-                    conn.read_in_turn += n;
-                    conn.bytes_in += n as u64;
                     conn.last_active = now;
                     if conn.inbuf.is_empty() {
                         conn.input_since = Some(now);
@@ -621,6 +624,10 @@ impl Server {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    log::debug!("connection {id} ({}): TLS error: {e}", conn.peer);
+                    return self.close(id, CloseReason::TlsError);
+                }
                 Err(e) => {
                     log::debug!("connection {id}: read error {e}");
                     return self.close(id, CloseReason::IoError);
@@ -646,13 +653,25 @@ impl Server {
             return;
         };
         if let Door::Sniffing = client.door {
-            match sniff(&client.conn.inbuf) {
-                None => return,
-                Some(DoorKind::Line) => {
+            if client.conn.closing.is_some() {
+                return; // refused, its reason is on the way out
+            }
+            let Some(kind) = sniff(&client.conn.inbuf) else {
+                return;
+            };
+            let secure = client.conn.is_tls();
+            let plaintext_refused = !secure && self.tls.is_some() && !self.config.allow_plaintext;
+            match kind {
+                DoorKind::Tls if !secure => return self.start_tls(id, now),
+                DoorKind::Line | DoorKind::Http if plaintext_refused => {
+                    return self.refuse_plaintext(id, kind)
+                }
+                // Inside TLS, a second handshake byte is just a bad line.
+                DoorKind::Line | DoorKind::Tls => {
                     client.door = Door::Line(LineDoor::new(self.config.max_line));
                     self.core.open_session(id);
                 }
-                Some(DoorKind::Http) => client.door = Door::Http(HttpDoor::default()),
+                DoorKind::Http => client.door = Door::Http(HttpDoor::new(secure)),
             }
         }
         let mut turn = Turn::new(
@@ -675,6 +694,48 @@ impl Server {
         }
     }
 
+    /// The client opened with a TLS handshake: its session starts, and
+    /// the door is sniffed again from the first plaintext inside it. The
+    /// handshake must finish within `--tls-handshake-timeout`.
+    fn start_tls(&mut self, id: ConnId, now: Millis) {
+        let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
+        let conn = &mut client.conn;
+        let Some(config) = &self.tls else {
+            log::debug!(
+                "connection {id} ({}): a TLS handshake, but no --tls-cert is configured",
+                conn.peer
+            );
+            return self.close(id, CloseReason::TlsError);
+        };
+        if let Err(e) = conn.start_tls(config) {
+            log::debug!("connection {id} ({}): TLS error: {e}", conn.peer);
+            return self.close(id, CloseReason::TlsError);
+        }
+        let handshake_deadline = now + self.config.tls_handshake_timeout.as_millis() as Millis;
+        self.timers
+            .arm(&mut conn.timer_at, handshake_deadline, id, conn.serial);
+        self.mark_dirty(id);
+    }
+
+    /// A plain connection to a server that requires TLS: told why in its
+    /// door's words, then closed.
+    fn refuse_plaintext(&mut self, id: ConnId, kind: DoorKind) {
+        let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
+        let conn = &mut client.conn;
+        log::debug!("connection {id} ({}): plaintext refused", conn.peer);
+        match kind {
+            DoorKind::Http => crate::http::refuse_plaintext(conn, &mut self.budget),
+            _ => line_door::refuse_plaintext(conn, &mut self.budget),
+        }
+        conn.closing = Some(CloseReason::PlaintextRefused);
+        conn.consume_input(conn.inbuf.len());
+        self.mark_dirty(id);
+    }
+
     // -----------------------------------------------------------------
     // Effects
     // -----------------------------------------------------------------
@@ -695,6 +756,10 @@ impl Server {
             let pushes = std::mem::take(&mut self.outbox.pushes);
             for (id, message) in &pushes {
                 self.push(*id, message, now);
+            }
+            let events = std::mem::take(&mut self.outbox.events);
+            for &(id, event) in &events {
+                self.session_event(id, event, now);
             }
             if let Some(batch) = self.core.take_batch() {
                 self.store.submit(batch);
@@ -724,6 +789,7 @@ impl Server {
         self.resume.is_empty()
             && self.outbox.replies.is_empty()
             && self.outbox.pushes.is_empty()
+            && self.outbox.events.is_empty()
             && self.outbox.hash_jobs.is_empty()
             && self.outbox.reads.is_empty()
             && !self.core.has_open_writes()
@@ -761,6 +827,22 @@ impl Server {
         }
         let conn = &mut client.conn;
         line_door::push(conn, &mut self.budget, message);
+        if let Some(reason) = conn.overflow {
+            return self.close_overflowing(id, reason, now);
+        }
+        if !conn.queued_write {
+            conn.queued_write = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Tells a line connection its token was revoked or expired.
+    fn session_event(&mut self, id: ConnId, event: crate::core::SessionEvent, now: Millis) {
+        let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
+        let conn = &mut client.conn;
+        line_door::session_event(conn, &mut self.budget, event);
         if let Some(reason) = conn.overflow {
             return self.close_overflowing(id, reason, now);
         }
@@ -976,7 +1058,7 @@ impl Server {
         };
         let _ = self.poll.registry().deregister(&mut conn.socket);
         if !conn.read_closed && is_orderly(reason) {
-            close_gently(&mut conn.socket, &mut self.scratch);
+            conn.close_gently(&mut self.scratch);
         }
         conn.forget_output(&mut self.budget);
         self.core.close_session(id);
@@ -1015,6 +1097,10 @@ fn deadline(client: &Client, logged_in: bool, config: &Config) -> Option<(Millis
         .input_since
         .map(|since| since + config.request_timeout.as_millis() as Millis);
     match &client.door {
+        Door::Sniffing if conn.is_handshaking() => {
+            let handshake = conn.opened + config.tls_handshake_timeout.as_millis() as Millis;
+            Some((handshake.min(login), CloseReason::TlsHandshakeTimeout))
+        }
         Door::Sniffing => match request {
             Some(at) if at < login => Some((at, CloseReason::RequestTimeout)),
             _ => Some((login, CloseReason::LoginTimeout)),
@@ -1039,23 +1125,11 @@ fn deadline(client: &Client, logged_in: bool, config: &Config) -> Option<(Millis
 fn is_orderly(reason: CloseReason) -> bool {
     matches!(
         reason,
-        CloseReason::ClientQuit | CloseReason::ServerShutdown | CloseReason::ProtocolError
+        CloseReason::ClientQuit
+            | CloseReason::ServerShutdown
+            | CloseReason::ProtocolError
+            | CloseReason::PlaintextRefused
     )
-}
-
-/// Closing a socket that still has unread input makes the kernel send a
-/// reset, and a reset can destroy replies the client has not read yet
-/// (requests it pipelined after QUIT, or that the server did not read
-/// before stopping). So: say we are done writing, then read and discard
-/// what is already there (bounded), and only then close.
-fn close_gently(socket: &mut TcpStream, scratch: &mut [u8]) {
-    let _ = socket.shutdown(std::net::Shutdown::Write);
-    for _ in 0..16 {
-        match socket.read(scratch) {
-            Ok(n) if n > 0 => continue,
-            _ => break,
-        }
-    }
 }
 
 /// Tells a connection that is not taken in why, in one line, and closes it.
@@ -1094,5 +1168,8 @@ fn close_reason_name(reason: CloseReason) -> &'static str {
         CloseReason::IdleTimeout => "idle_timeout",
         CloseReason::ServerShutdown => "server_shutdown",
         CloseReason::ShutdownTimeout => "shutdown_timeout",
+        CloseReason::TlsError => "tls_error",
+        CloseReason::TlsHandshakeTimeout => "tls_handshake_timeout",
+        CloseReason::PlaintextRefused => "plaintext_refused",
     }
 }

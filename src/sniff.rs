@@ -1,15 +1,21 @@
-//! Which door a new connection speaks, from its first bytes: an HTTP/1.x
-//! request line (`POST /send HTTP/1.1`) means HTTP; anything else is the
-//! line protocol. Line-protocol commands never start with an HTTP method
-//! name in capitals followed by a path and a version, so the two cannot be
-//! confused.
+//! Which door a new connection speaks, from its first bytes: a TLS
+//! handshake record (first byte 0x16) means TLS, inside which the door is
+//! sniffed again; an HTTP/1.x request line (`POST /send HTTP/1.1`) means
+//! HTTP; anything else is the line protocol. Line-protocol commands never
+//! start with an HTTP method name in capitals followed by a path and a
+//! version, nor with the control byte 0x16, so none can be confused.
 
-/// The two doors.
+/// The two doors, and TLS around them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DoorKind {
     Line,
     Http,
+    /// A TLS ClientHello: the door is known once it is decrypted.
+    Tls,
 }
+
+/// The first byte of every TLS handshake record (content type 22).
+pub const TLS_HANDSHAKE: u8 = 0x16;
 
 const METHODS: [&[u8]; 9] = [
     b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE",
@@ -21,8 +27,10 @@ const LONGEST_REQUEST_LINE: usize = 8 * 1024;
 
 /// Decides the door, or `None` while the first bytes could still be either.
 pub fn sniff(buf: &[u8]) -> Option<DoorKind> {
-    if buf.is_empty() {
-        return None;
+    match buf.first() {
+        None => return None,
+        Some(&TLS_HANDSHAKE) => return Some(DoorKind::Tls),
+        Some(_) => {}
     }
     let method = METHODS
         .iter()
@@ -113,6 +121,21 @@ mod tests {
         assert_eq!(sniff(&input), Some(DoorKind::Http), "without its end");
         input.extend_from_slice(b"\r\n");
         assert_eq!(sniff(&input), Some(DoorKind::Http), "with its end");
+    }
+
+    #[test]
+    fn a_tls_handshake_record_is_tls_from_its_first_byte() {
+        // The first bytes of a real ClientHello: handshake, TLS 1.0 record
+        // version, length, then client_hello (1).
+        let hello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc];
+        for n in 1..=hello.len() {
+            assert_eq!(sniff(&hello[..n]), Some(DoorKind::Tls), "{n} bytes");
+        }
+        // Whatever follows 0x16 (garbage included) is for TLS to judge.
+        assert_eq!(sniff(b"\x16garbage\n"), Some(DoorKind::Tls));
+        // Only the first byte counts: later 0x16 bytes are line content.
+        assert_eq!(sniff(b"SEND bob \x16\n"), Some(DoorKind::Line));
+        assert_eq!(sniff(b" \x16"), Some(DoorKind::Line));
     }
 
     #[test]

@@ -4,134 +4,205 @@
 //! when it is created: a token names the account, not only its id, so a
 //! token from before a reset (or from another server with the same key)
 //! never opens a different account that got the same id.
+//!
+//! Format v3 (what LOGIN issues): `kid (4 bytes) | nonce (12) | sealed
+//! (40 + 16-byte tag)`, hex. The key id in front says which key of the
+//! ring opens it (and is authenticated with the token), so keys can be
+//! rotated: new tokens use the current key, older keys still open the
+//! tokens they made until those expire. Format v2 (before key ids) has no
+//! kid and is opened with key id 0, the key a key file of that time holds.
+//! Each token's id is the first 8 bytes of its random nonce (authenticated
+//! too): that is what LOGOUT revokes.
+//!
 //! A token that was tampered with, truncated, sealed under another key, or
-//! has expired does not open. The key file is created at first start with
-//! mode 0600 and never leaves the server.
+//! has expired does not open. The key file is [`crate::token_file`]'s.
 
 use crate::{Millis, UserId};
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
+/// A key's id in the key file and in the tokens it seals.
+pub type KeyId = u32;
+/// A token's own id (the first 8 bytes of its nonce).
+pub type TokenId = u64;
+
+const KID_LEN: usize = 4;
 const NONCE_LEN: usize = 12;
 const PLAIN_LEN: usize = 40;
 const TAG_LEN: usize = 16;
-const SEALED_LEN: usize = NONCE_LEN + PLAIN_LEN + TAG_LEN;
-/// Binds every token to this purpose and format version.
-const AAD: &[u8] = b"gotalk token v2";
+const V2_LEN: usize = NONCE_LEN + PLAIN_LEN + TAG_LEN;
+const V3_LEN: usize = KID_LEN + V2_LEN;
+/// Binds every v2 token to its purpose and format version.
+const AAD_V2: &[u8] = b"gotalk token v2";
+/// Binds every v3 token to its purpose and version; its kid follows.
+const AAD_V3: &[u8] = b"gotalk token v3";
 
 /// Why a token did not open. The client is told only `unauthorized`.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TokenError {
     Malformed,
+    /// Sealed under no key this server holds (or a retired one dropped).
+    UnknownKey,
     Forged,
     Expired,
 }
 
-/// The AES-256-GCM key that seals and opens tokens.
+/// What a genuine, unexpired token says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenedToken {
+    pub user: UserId,
+    /// The account's identity (the caller checks it against the account).
+    pub identity: u128,
+    pub id: TokenId,
+    pub issued: Millis,
+    pub expires: Millis,
+    pub kid: KeyId,
+}
+
+/// A token just sealed, and the id LOGOUT will know it by.
+pub struct Sealed {
+    pub token: String,
+    pub id: TokenId,
+}
+
+/// The keys that seal and open tokens: the current one (first) and older
+/// ones kept to open the tokens they sealed until those expire.
 pub struct TokenKey {
-    cipher: Aes256Gcm,
+    /// Current first; key ids are distinct.
+    ring: Vec<(KeyId, Aes256Gcm)>,
 }
 
 impl TokenKey {
+    /// One key, with key id 0.
     pub fn from_bytes(key: &[u8; 32]) -> TokenKey {
+        TokenKey::from_ring(&[(0, *key)])
+    }
+
+    /// A ring from `(kid, key)` pairs, the current key first.
+    pub fn from_ring(keys: &[(KeyId, [u8; 32])]) -> TokenKey {
+        assert!(!keys.is_empty(), "a key ring holds at least one key");
         TokenKey {
-            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)),
+            ring: keys
+                .iter()
+                .map(|(kid, key)| (*kid, Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))))
+                .collect(),
         }
     }
 
-    /// A fresh random key (for `--memory` servers).
+    /// A fresh random key with key id 0 (for `--memory` servers).
     pub fn random() -> TokenKey {
-        let key = Aes256Gcm::generate_key(OsRng);
-        TokenKey {
-            cipher: Aes256Gcm::new(&key),
-        }
+        TokenKey::from_bytes(&random_key())
     }
 
-    /// Reads the key file, or creates it with a random key (mode 0600). A
-    /// key file that others can read is refused: whoever reads it can mint
-    /// tokens for any account.
+    /// Reads the key file, or creates it with one random key; see
+    /// [`crate::token_file`] for its format and permission checks.
     pub fn load_or_create(path: &Path) -> io::Result<TokenKey> {
-        match fs::read(path) {
-            Ok(bytes) => {
-                refuse_if_shared(path)?;
-                let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "{} holds {} bytes; a token key is exactly 32",
-                            path.display(),
-                            bytes.len()
-                        ),
-                    )
-                })?;
-                Ok(TokenKey::from_bytes(&key))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let key = Aes256Gcm::generate_key(OsRng);
-                write_atomically(path, &key)?;
-                log::info!("created a new token key at {}", path.display());
-                Ok(TokenKey {
-                    cipher: Aes256Gcm::new(&key),
-                })
-            }
-            Err(e) => Err(e),
-        }
+        let keys = crate::token_file::load_or_create(path)?;
+        let pairs: Vec<(KeyId, [u8; 32])> = keys.iter().map(|k| (k.kid, k.key)).collect();
+        Ok(TokenKey::from_ring(&pairs))
+    }
+
+    /// The id of the key new tokens are sealed with.
+    pub fn current_kid(&self) -> KeyId {
+        self.ring[0].0
     }
 
     /// Seals a token for `user` (whose account has `identity`), valid from
     /// `now` until `expires`.
     pub fn seal(&self, user: UserId, identity: u128, now: Millis, expires: Millis) -> String {
+        self.issue(user, identity, now, expires).token
+    }
+
+    /// [`TokenKey::seal`], also giving the token's id.
+    pub fn issue(&self, user: UserId, identity: u128, now: Millis, expires: Millis) -> Sealed {
         let mut plain = [0u8; PLAIN_LEN];
         plain[..8].copy_from_slice(&user.to_be_bytes());
         plain[8..24].copy_from_slice(&identity.to_be_bytes());
         plain[24..32].copy_from_slice(&now.to_be_bytes());
         plain[32..].copy_from_slice(&expires.to_be_bytes());
+        let (kid, cipher) = &self.ring[0];
+        let kid = kid.to_be_bytes();
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let sealed = self
-            .cipher
+        let sealed = cipher
             .encrypt(
                 &nonce,
                 Payload {
                     msg: &plain,
-                    aad: AAD,
+                    aad: &aad_v3(kid),
                 },
             )
             .expect("AES-GCM sealing of 40 bytes cannot fail");
-        let mut out = String::with_capacity(SEALED_LEN * 2);
-        push_hex(&mut out, &nonce);
-        push_hex(&mut out, &sealed);
-        out
+        let mut token = String::with_capacity(V3_LEN * 2);
+        push_hex(&mut token, &kid);
+        push_hex(&mut token, &nonce);
+        push_hex(&mut token, &sealed);
+        Sealed {
+            token,
+            id: token_id(&nonce),
+        }
     }
 
-    /// Opens a token, returning its user and that account's identity if it
-    /// is genuine and unexpired (the caller checks the identity).
-    pub fn open(&self, token: &str, now: Millis) -> Result<(UserId, u128), TokenError> {
+    /// Opens a token (v3, or v2 with key id 0) if it is genuine and
+    /// unexpired. The caller checks the identity and revocations.
+    pub fn open(&self, token: &str, now: Millis) -> Result<OpenedToken, TokenError> {
         let bytes = parse_hex(token.trim()).ok_or(TokenError::Malformed)?;
-        if bytes.len() != SEALED_LEN {
-            return Err(TokenError::Malformed);
-        }
-        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
-        let plain = self
-            .cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: AAD,
-                },
-            )
+        let v3 = match bytes.len() {
+            V3_LEN => true,
+            V2_LEN => false,
+            _ => return Err(TokenError::Malformed),
+        };
+        let (kid_bytes, rest) = match v3 {
+            true => {
+                let (kid, rest) = bytes.split_at(KID_LEN);
+                (kid.try_into().expect("4 bytes"), rest)
+            }
+            false => ([0u8; KID_LEN], &bytes[..]),
+        };
+        let aad3 = aad_v3(kid_bytes);
+        let aad: &[u8] = if v3 { &aad3 } else { AAD_V2 };
+        let kid = KeyId::from_be_bytes(kid_bytes);
+        let cipher = self
+            .ring
+            .iter()
+            .find(|(k, _)| *k == kid)
+            .map(|(_, c)| c)
+            .ok_or(TokenError::UnknownKey)?;
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let plain = cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
             .map_err(|_| TokenError::Forged)?;
         let field = |i: usize| u64::from_be_bytes(plain[i..i + 8].try_into().expect("8 bytes"));
-        let identity = u128::from_be_bytes(plain[8..24].try_into().expect("16 bytes"));
-        let (user, expires) = (field(0), field(32));
-        if now >= expires {
+        let opened = OpenedToken {
+            user: field(0),
+            identity: u128::from_be_bytes(plain[8..24].try_into().expect("16 bytes")),
+            id: token_id(nonce),
+            issued: field(24),
+            expires: field(32),
+            kid,
+        };
+        if now >= opened.expires {
             return Err(TokenError::Expired);
         }
-        Ok((user, identity))
+        Ok(opened)
     }
+}
+
+fn aad_v3(kid: [u8; KID_LEN]) -> [u8; AAD_V3.len() + KID_LEN] {
+    let mut aad = [0u8; AAD_V3.len() + KID_LEN];
+    aad[..AAD_V3.len()].copy_from_slice(AAD_V3);
+    aad[AAD_V3.len()..].copy_from_slice(&kid);
+    aad
+}
+
+fn token_id(nonce: &[u8]) -> TokenId {
+    u64::from_be_bytes(nonce[..8].try_into().expect("a nonce is 12 bytes"))
+}
+
+/// 32 random bytes from the system's RNG: a new token key.
+pub fn random_key() -> [u8; 32] {
+    Aes256Gcm::generate_key(OsRng).into()
 }
 
 /// A fresh random account identity (128 bits from the system's RNG).
@@ -142,54 +213,7 @@ pub fn new_identity() -> u128 {
     u128::from_be_bytes(bytes)
 }
 
-/// Writes a new private file so that a crash at any moment leaves either
-/// no file or the whole key, never a short one: write a temporary file
-/// (mode 0600), sync it, rename it into place, sync the directory.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = Path::new(&tmp);
-    // Created exclusively, so it can be nobody else's file or link; a
-    // leftover of a start that crashed here is ours to remove.
-    match fs::remove_file(tmp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(tmp, path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
-/// Refuses a key file that its group or others may read or write.
-fn refuse_if_shared(path: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(path)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "is readable or writable by others (mode {mode:o}); anyone who can read it \
-                     can forge tokens. Make it private with: chmod 600 {}",
-                    path.display()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn push_hex(out: &mut String, bytes: &[u8]) {
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         out.push(DIGITS[(b >> 4) as usize] as char);
@@ -197,8 +221,8 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
-fn parse_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.len() > SEALED_LEN * 2 {
+pub(crate) fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || text.len() > V3_LEN * 2 {
         return None;
     }
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
@@ -214,18 +238,46 @@ mod tests {
 
     const NOW: Millis = 1_764_160_000_000;
 
-    #[test]
-    fn a_sealed_token_opens_to_its_user() {
-        let key = TokenKey::random();
-        let token = key.seal(42, 9, NOW, NOW + 1000);
-        assert_eq!(token.len(), SEALED_LEN * 2);
-        assert_eq!(key.open(&token, NOW + 999), Ok((42, 9)));
+    /// A token in format v2, as servers before key ids sealed them.
+    fn seal_v2(key: &[u8; 32], user: UserId, identity: u128, expires: Millis) -> String {
+        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key));
+        let mut plain = [0u8; PLAIN_LEN];
+        plain[..8].copy_from_slice(&user.to_be_bytes());
+        plain[8..24].copy_from_slice(&identity.to_be_bytes());
+        plain[24..32].copy_from_slice(&NOW.to_be_bytes());
+        plain[32..].copy_from_slice(&expires.to_be_bytes());
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let payload = Payload {
+            msg: &plain,
+            aad: AAD_V2,
+        };
+        let sealed = cipher.encrypt(&nonce, payload).unwrap();
+        let mut out = String::new();
+        push_hex(&mut out, &nonce);
+        push_hex(&mut out, &sealed);
+        out
+    }
+
+    fn opened(key: &TokenKey, token: &str, now: Millis) -> Result<(UserId, u128), TokenError> {
+        key.open(token, now).map(|t| (t.user, t.identity))
     }
 
     #[test]
-    fn two_seals_differ() {
+    fn a_sealed_token_opens_to_its_user_with_its_id_and_times() {
         let key = TokenKey::random();
-        assert_ne!(key.seal(1, 9, NOW, NOW + 1), key.seal(1, 9, NOW, NOW + 1));
+        let sealed = key.issue(42, 9, NOW, NOW + 1000);
+        assert_eq!(sealed.token.len(), V3_LEN * 2);
+        let t = key.open(&sealed.token, NOW + 999).unwrap();
+        assert_eq!((t.user, t.identity, t.id), (42, 9, sealed.id));
+        assert_eq!((t.issued, t.expires, t.kid), (NOW, NOW + 1000, 0));
+    }
+
+    #[test]
+    fn two_seals_differ_in_text_and_id() {
+        let key = TokenKey::random();
+        let (a, b) = (key.issue(1, 9, NOW, NOW + 1), key.issue(1, 9, NOW, NOW + 1));
+        assert_ne!(a.token, b.token);
+        assert_ne!(a.id, b.id);
     }
 
     #[test]
@@ -236,8 +288,8 @@ mod tests {
     }
 
     #[test]
-    fn every_flipped_bit_is_caught() {
-        let key = TokenKey::random();
+    fn every_flipped_bit_is_caught_key_id_included() {
+        let key = TokenKey::from_ring(&[(0, [1; 32]), (1, [1; 32])]);
         let token = key.seal(42, 9, NOW, NOW + 1000);
         for i in 0..token.len() {
             let mut bytes = token.clone().into_bytes();
@@ -263,27 +315,28 @@ mod tests {
     }
 
     #[test]
-    fn key_file_is_created_private_and_reused() {
-        let dir = std::env::temp_dir().join(format!("gotalk-key-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("secret.key");
-        let _ = fs::remove_file(&path);
-        let first = TokenKey::load_or_create(&path).unwrap();
-        let token = first.seal(7, 9, NOW, NOW + 10);
-        let again = TokenKey::load_or_create(&path).unwrap();
-        assert_eq!(again.open(&token, NOW), Ok((7, 9)));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        assert!(
-            !dir.join("secret.key.tmp").exists(),
-            "no temporary file is left"
-        );
-        fs::write(&path, b"short").unwrap();
-        assert!(TokenKey::load_or_create(&path).is_err());
-        fs::remove_dir_all(&dir).unwrap();
+    fn after_rotation_old_tokens_open_and_new_ones_carry_the_new_key_id() {
+        let old = TokenKey::from_ring(&[(0, [1; 32])]);
+        let before = old.seal(7, 9, NOW, NOW + 1000);
+        let rotated = TokenKey::from_ring(&[(1, [2; 32]), (0, [1; 32])]);
+        assert_eq!(opened(&rotated, &before, NOW), Ok((7, 9)));
+        let after = rotated.seal(7, 9, NOW, NOW + 1000);
+        assert_eq!(rotated.open(&after, NOW).unwrap().kid, 1);
+        assert_eq!(&after[..8], "00000001");
+        assert_eq!(old.open(&after, NOW), Err(TokenError::UnknownKey));
+        let dropped = TokenKey::from_ring(&[(1, [2; 32])]);
+        assert_eq!(dropped.open(&before, NOW), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn v2_tokens_open_with_key_id_0_only() {
+        let v2 = seal_v2(&[1; 32], 7, 9, NOW + 1000);
+        assert_eq!(v2.len(), V2_LEN * 2);
+        let key = TokenKey::from_ring(&[(1, [2; 32]), (0, [1; 32])]);
+        let t = key.open(&v2, NOW).unwrap();
+        assert_eq!((t.user, t.identity, t.kid, t.issued), (7, 9, 0, NOW));
+        assert_eq!(key.open(&v2, NOW + 1000), Err(TokenError::Expired));
+        let without_0 = TokenKey::from_ring(&[(1, [1; 32])]);
+        assert_eq!(without_0.open(&v2, NOW), Err(TokenError::UnknownKey));
     }
 }

@@ -41,10 +41,10 @@ fn mailbox_size(server: &TestServer, token: &str) -> usize {
 #[test]
 fn the_newest_n_client_ids_deduplicate_and_older_ones_do_not() {
     let server = TestServer::start(&["--client-ids-per-sender", "100", "--metrics", "127.0.0.1:0"]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
     let mut bob = server.connect();
-    register(&mut bob, "bob", "pw-b");
-    let (bob_token, _) = login(&mut bob, "bob", "pw-b");
+    register(&mut bob, "bob", "pw-b-secret");
+    let (bob_token, _) = login(&mut bob, "bob", "pw-b-secret");
 
     let all = cids(0..N + 1);
     let first = send_all(&mut alice, &all);
@@ -61,7 +61,7 @@ fn the_newest_n_client_ids_deduplicate_and_older_ones_do_not() {
     assert!(again[0] > first[N], "{again:?} is a new message");
     assert_eq!(mailbox_size(&server, &bob_token), N + 2);
     // Another sender's ids are its own.
-    let (mut carol, _, _) = register_and_login(&server, "carol", "pw-c");
+    let (mut carol, _, _) = register_and_login(&server, "carol", "pw-c-secret");
     let theirs = send_all(&mut carol, &all[N..]);
     assert_ne!(theirs[0], first[N]);
 }
@@ -70,10 +70,10 @@ fn the_newest_n_client_ids_deduplicate_and_older_ones_do_not() {
 fn a_durable_server_deduplicates_across_a_restart() {
     let dir = TempDir::new("client-ids");
     let mut server = TestServer::start(&["--data", dir.arg(), "--client-ids-per-sender", "100"]);
-    let (mut alice, alice_token, _) = register_and_login(&server, "alice", "pw-a");
+    let (mut alice, alice_token, _) = register_and_login(&server, "alice", "pw-a-secret");
     let mut bob = server.connect();
-    register(&mut bob, "bob", "pw-b");
-    let (bob_token, _) = login(&mut bob, "bob", "pw-b");
+    register(&mut bob, "bob", "pw-b-secret");
+    let (bob_token, _) = login(&mut bob, "bob", "pw-b-secret");
     let all = cids(0..N + 1);
     let first = send_all(&mut alice, &all);
     drop((alice, bob));

@@ -61,11 +61,11 @@ fn ack_frees_space_on_a_full_disk_and_the_log_says_so_once() {
     let server = TestServer::start(&["--data", data.to_str().unwrap()]);
 
     let mut alice = server.connect();
-    register(&mut alice, "alice", "pw");
-    let (alice_token, _) = login(&mut alice, "alice", "pw");
+    register(&mut alice, "alice", "pw-secret");
+    let (alice_token, _) = login(&mut alice, "alice", "pw-secret");
     let mut setup = server.connect();
-    register(&mut setup, "bob", "pw");
-    let (mut carol, _, _) = register_and_login(&server, "carol", "pw");
+    register(&mut setup, "bob", "pw-secret");
+    let (mut carol, _, _) = register_and_login(&server, "carol", "pw-secret");
 
     // Fill the disk with messages to bob (who is not online, so nothing is
     // pushed) until SEND is refused.
@@ -117,7 +117,7 @@ fn ack_frees_space_on_a_full_disk_and_the_log_says_so_once() {
         })
     };
     let mut bob = server.connect();
-    login(&mut bob, "bob", "pw");
+    login(&mut bob, "bob", "pw-secret");
     let mut received = Vec::new();
     let mut sync_and_ack_all = |bob: &mut LineClient| {
         for _ in 0..2_000 {

@@ -31,10 +31,10 @@ fn a_tag_up_to_256_bytes_is_echoed() {
 #[test]
 fn a_bigger_tag_is_refused_without_its_tag_and_the_request_does_not_run() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
     let mut bob = server.connect();
-    register(&mut bob, "bob", "pw-b");
-    let (bob_token, _) = login(&mut bob, "bob", "pw-b");
+    register(&mut bob, "bob", "pw-b-secret");
+    let (bob_token, _) = login(&mut bob, "bob", "pw-b-secret");
 
     for tag in [
         string_tag(257),

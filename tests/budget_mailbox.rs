@@ -20,9 +20,9 @@ fn control_chars(n: usize) -> String {
 #[test]
 fn a_mailbox_full_to_its_byte_cap_refuses_sends_until_acknowledged() {
     let server = TestServer::start(&["--mailbox-bytes", "8192", "--metrics", "127.0.0.1:0"]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
-    let (mut carol, _, _) = register_and_login(&server, "carol", "pw-c");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
+    let (mut carol, _, _) = register_and_login(&server, "carol", "pw-c-secret");
 
     // 1000 control characters are 1000 bytes on the wire, about 6000 as
     // stored: the first fits in 8192 bytes, the second does not.
@@ -70,14 +70,14 @@ fn a_pipelined_burst_cannot_overshoot_the_message_cap() {
     const EXTRA: usize = 50;
     let cap = CAP.to_string();
     let server = TestServer::start(&["--mailbox-limit", &cap]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
     // bob is registered but not logged in on a connection: no pushes.
     let mut bob = server.connect();
-    register(&mut bob, "bob", "pw-b");
-    let (bob_token, _) = login(&mut bob, "bob", "pw-b");
+    register(&mut bob, "bob", "pw-b-secret");
+    let (bob_token, _) = login(&mut bob, "bob", "pw-b-secret");
     drop(bob);
-    let (mut carol, _, _) = register_and_login(&server, "carol", "pw-c");
-    let (mut dave, _, dave_id) = register_and_login(&server, "dave", "pw-d");
+    let (mut carol, _, _) = register_and_login(&server, "carol", "pw-c-secret");
+    let (mut dave, _, dave_id) = register_and_login(&server, "dave", "pw-d-secret");
 
     // Every SEND in one write: all are accepted in one turn, before any
     // of them is stored.

@@ -23,7 +23,7 @@ fn server_with_alice(extra: &[&str]) -> TestServer {
     args.extend_from_slice(extra);
     let server = TestServer::start(&args);
     let mut c = server.connect();
-    register(&mut c, "alice", "right");
+    register(&mut c, "alice", "right-password");
     server
 }
 
@@ -48,7 +48,7 @@ fn after_2000_login_and_close_cycles_a_genuine_login_is_answered() {
     }
 
     let mut c = server.connect();
-    let (_, id) = login(&mut c, "alice", "right");
+    let (_, id) = login(&mut c, "alice", "right-password");
     assert!(id > 0);
     assert_eq!(c.text("PING")["ok"], true);
 }
@@ -101,7 +101,7 @@ fn a_flood_from_one_address_is_rate_limited_there_and_others_still_log_in() {
 
     // Meanwhile, from 127.0.0.1: served, not refused.
     let mut c = server.connect();
-    let (_, id) = login(&mut c, "alice", "right");
+    let (_, id) = login(&mut c, "alice", "right-password");
     assert!(id > 0);
 
     stop.store(true, Ordering::Relaxed);
@@ -135,7 +135,7 @@ fn a_client_that_stops_sending_gets_its_waiting_check_answered_unavailable() {
         b.send_line("LOGIN alice wrong");
     }
     let mut c = server.connect();
-    c.send_line("LOGIN alice right");
+    c.send_line("LOGIN alice right-password");
     c.shutdown_write();
     let reply = c.read_reply();
     assert_error(&reply, "unavailable");

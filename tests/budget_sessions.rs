@@ -11,8 +11,8 @@ use serde_json::json;
 #[test]
 fn a_third_connection_of_one_user_is_refused_and_pushes_reach_the_two() {
     let server = TestServer::start(&["--conns-per-user", "2", "--metrics", "127.0.0.1:0"]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut first, token, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut first, token, _) = register_and_login(&server, "bob", "pw-b-secret");
     let mut second = server.connect();
     assert_ok(&second.request(&json!({"cmd": "auth", "token": token})));
 
@@ -25,7 +25,7 @@ fn a_third_connection_of_one_user_is_refused_and_pushes_reach_the_two() {
     );
     assert_eq!(refused["tag"], "a");
     let refused = with_timeout(&mut third, HASH_TIMEOUT, |c| {
-        c.request(&json!({"cmd": "login", "username": "bob", "password": "pw-b"}))
+        c.request(&json!({"cmd": "login", "username": "bob", "password": "pw-b-secret"}))
     });
     assert_error(&refused, "rate_limited");
     assert!(refused.get("token").is_none(), "no token: {refused}");

@@ -47,7 +47,7 @@ fn silent_and_half_sent_connections_are_closed() {
     half_sent.write_all(b"G").unwrap();
     let mut slow_http = TcpStream::connect(server.addr()).unwrap();
     slow_http
-        .write_all(b"POST /send HTTP/1.1\r\nHost: x\r\n")
+        .write_all(b"POST /send HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         .unwrap();
 
     assert_eq!(until_closed(&mut silent), "");
@@ -81,7 +81,7 @@ fn a_line_connection_must_log_in_but_may_then_stay_idle() {
 fn an_idle_keep_alive_http_connection_is_closed() {
     let server = TestServer::start(&FAST);
     let mut http = TcpStream::connect(server.addr()).unwrap();
-    http.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    http.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .unwrap();
     let text = until_closed(&mut http);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
@@ -105,7 +105,7 @@ fn a_long_poll_is_not_cut_by_the_idle_deadline() {
     let body = format!("token={token}&wait=2500");
     http.write_all(
         format!(
-            "POST /sync HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+            "POST /sync HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )

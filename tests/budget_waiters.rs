@@ -49,10 +49,10 @@ fn abandoned_long_polls_are_dropped_with_their_connections() {
     const THREADS: usize = 4;
     const CYCLES: usize = 5_000;
     let server = TestServer::start(&["--metrics", "127.0.0.1:0"]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
     let mut bob = server.connect();
-    register(&mut bob, "bob", "pw-b");
-    let (token, _) = login(&mut bob, "bob", "pw-b");
+    register(&mut bob, "bob", "pw-b-secret");
+    let (token, _) = login(&mut bob, "bob", "pw-b-secret");
 
     // Each cycle: a PING and a long-poll in one write; the PING's reply
     // comes after both are read, so the long-poll waits when the client
@@ -106,8 +106,8 @@ fn abandoned_long_polls_are_dropped_with_their_connections() {
 fn a_half_closed_long_poll_is_answered_at_once_and_closed() {
     let server = TestServer::start(&["--metrics", "127.0.0.1:0"]);
     let mut bob = server.connect();
-    register(&mut bob, "bob", "pw-b");
-    let (token, _) = login(&mut bob, "bob", "pw-b");
+    register(&mut bob, "bob", "pw-b-secret");
+    let (token, _) = login(&mut bob, "bob", "pw-b-secret");
     let mut c = server.connect();
     // Two long-polls in a row, then the end of input: neither waits.
     let poll = |tag: u32| json!({"cmd": "sync", "token": token, "wait_ms": 300_000, "tag": tag});
@@ -131,10 +131,10 @@ fn a_half_closed_long_poll_is_answered_at_once_and_closed() {
 #[test]
 fn long_polls_per_user_are_capped() {
     let server = TestServer::start(&["--waiters-per-user", "2", "--metrics", "127.0.0.1:0"]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
     let mut bob = server.connect();
-    register(&mut bob, "bob", "pw-b");
-    let (token, _) = login(&mut bob, "bob", "pw-b");
+    register(&mut bob, "bob", "pw-b-secret");
+    let (token, _) = login(&mut bob, "bob", "pw-b-secret");
     let poll = json!({"cmd": "sync", "token": token, "wait_ms": 30_000}).to_string();
 
     let mut first = server.connect();
@@ -161,8 +161,8 @@ fn long_polls_per_user_are_capped() {
 
     // Another user's long-poll is not affected.
     let mut carol = server.connect();
-    register(&mut carol, "carol", "pw-c");
-    let (carol_token, _) = login(&mut carol, "carol", "pw-c");
+    register(&mut carol, "carol", "pw-c-secret");
+    let (carol_token, _) = login(&mut carol, "carol", "pw-c-secret");
     let mut carol_poll = server.connect();
     carol_poll
         .send_line(&json!({"cmd": "sync", "token": carol_token, "wait_ms": 30_000}).to_string());

@@ -94,7 +94,7 @@ fn stream(
 ) -> Sent {
     let mut conn = Sender::connect(addr);
     let login = conn
-        .request(&json!({"cmd": "login", "username": name(i), "password": "pw"}))
+        .request(&json!({"cmd": "login", "username": name(i), "password": "pw-secret"}))
         .expect("login before the kill");
     assert_ok(&login);
     conn.writer
@@ -138,17 +138,17 @@ fn drain_mailbox(client: &mut LineClient) -> Vec<Value> {
 fn every_answered_send_survives_kill_9_exactly_once_and_in_order() {
     let dir = TempDir::new("crash");
     let mut server = TestServer::start(&["--data", dir.arg()]);
-    let (mut bob, bob_token, bob_id) = register_and_login(&server, "bob", "pw-bob");
+    let (mut bob, bob_token, bob_id) = register_and_login(&server, "bob", "pw-bob-secret");
     let mut sender_ids = Vec::new();
     for i in 0..SENDERS {
         let mut c = server.connect();
-        sender_ids.push(register(&mut c, &name(i), "pw"));
+        sender_ids.push(register(&mut c, &name(i), "pw-secret"));
     }
 
     // Before the stream: messages with client_ids that bob acknowledges.
     let (mut early, _, _) = {
         let mut c = server.connect();
-        let (token, id) = login(&mut c, &name(0), "pw");
+        let (token, id) = login(&mut c, &name(0), "pw-secret");
         (c, token, id)
     };
     let early_ids: Vec<u64> = (0..3)
@@ -210,7 +210,7 @@ fn every_answered_send_survives_kill_9_exactly_once_and_in_order() {
     let mut bob = server.connect();
     assert_ok(&bob.request(&json!({"cmd": "auth", "token": bob_token})));
     let mut bob = server.connect();
-    login(&mut bob, "bob", "pw-bob");
+    login(&mut bob, "bob", "pw-bob-secret");
     let stored = drain_mailbox(&mut bob);
 
     // Exactly once, in id order, and nothing acknowledged before the kill.
@@ -279,7 +279,7 @@ fn every_answered_send_survives_kill_9_exactly_once_and_in_order() {
             continue;
         };
         let mut c = server.connect();
-        login(&mut c, &name(i), "pw");
+        login(&mut c, &name(i), "pw-secret");
         let again = c.request(
             &json!({"cmd": "send", "to": "bob", "content": content(i, n),
             "client_id": client_id(i, n)}),
@@ -291,7 +291,7 @@ fn every_answered_send_survives_kill_9_exactly_once_and_in_order() {
         );
     }
     let mut s0 = server.connect();
-    login(&mut s0, &name(0), "pw");
+    login(&mut s0, &name(0), "pw-secret");
     let again = s0.request(&json!({"cmd": "send", "to": "bob", "content": "early 0",
         "client_id": "early-0"}));
     assert_eq!(

@@ -50,8 +50,8 @@ fn refused_start(args: &[&str]) -> String {
 fn pending_messages_acks_accounts_and_the_token_key_survive_a_restart() {
     let dir = TempDir::new("restart");
     let mut server = TestServer::start(&["--data", dir.arg()]);
-    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-alice");
-    let (mut bob, bob_token, bob_id) = register_and_login(&server, "bob", "pw-bob");
+    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-alice-secret");
+    let (mut bob, bob_token, bob_id) = register_and_login(&server, "bob", "pw-bob-secret");
     let ids: Vec<u64> = (0..5)
         .map(|i| send(&mut alice, "bob", &format!("before restart {i}")))
         .collect();
@@ -82,7 +82,7 @@ fn pending_messages_acks_accounts_and_the_token_key_survive_a_restart() {
 
     // Passwords were stored too, and new ids continue above the old ones.
     let mut alice = server.connect();
-    login(&mut alice, "alice", "pw-alice");
+    login(&mut alice, "alice", "pw-alice-secret");
     let after = send(&mut alice, "bob", "after restart");
     assert!(after > ids[4], "new id {after} must exceed {}", ids[4]);
 
@@ -92,9 +92,9 @@ fn pending_messages_acks_accounts_and_the_token_key_survive_a_restart() {
     drop((alice, bob));
     server.restart();
     let mut alice = server.connect();
-    login(&mut alice, "alice", "pw-alice");
+    login(&mut alice, "alice", "pw-alice-secret");
     let mut bob = server.connect();
-    login(&mut bob, "bob", "pw-bob");
+    login(&mut bob, "bob", "pw-bob-secret");
     assert!(
         messages(&bob.request(&json!({"cmd": "sync"}))).is_empty(),
         "acknowledged messages must not come back"

@@ -34,7 +34,7 @@ fn fill(dir: &std::path::Path) {
     let waker = Arc::new(Waker::new(poll.registry(), Token(1)).unwrap());
     let mut store = SqliteStore::open(dir, waker).unwrap();
     store.load().unwrap();
-    let hash: Arc<str> = gotalk::hasher::hash_password("pw").unwrap().into();
+    let hash: Arc<str> = gotalk::hasher::hash_password("pw-secret").unwrap().into();
     let names: Vec<Arc<str>> = (0..=RECIPIENTS)
         .map(|i| format!("user{i}").into())
         .collect();
@@ -142,7 +142,7 @@ fn start_up_with_a_million_pending_messages() {
     );
 
     let mut client = server.connect();
-    login(&mut client, "user1", "pw");
+    login(&mut client, "user1", "pw-secret");
     let first = messages(&client.request(&json!({"cmd": "sync", "limit": 3})));
     assert_eq!(first.len(), 3);
     assert_eq!(first[0]["id"], RECIPIENTS);
@@ -150,6 +150,6 @@ fn start_up_with_a_million_pending_messages() {
     assert!(fresh > MESSAGES);
     // Acknowledged at once, so a kept database stays at MESSAGES pending.
     let mut user0 = server.connect();
-    login(&mut user0, "user0", "pw");
+    login(&mut user0, "user0", "pw-secret");
     assert_ok(&user0.request(&json!({"cmd": "ack", "upto": fresh})));
 }

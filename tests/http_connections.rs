@@ -16,7 +16,10 @@ use std::time::Duration;
 fn keep_alive_serves_two_requests_on_one_connection() {
     let server = TestServer::start(&[]);
     let mut c = HttpClient::connect(server.addr());
-    let r = c.post("/register", &[("username", "alice"), ("password", "pw")]);
+    let r = c.post(
+        "/register",
+        &[("username", "alice"), ("password", "pw-secret")],
+    );
     assert_eq!(r.expect_json(200)["Name"], "alice");
     assert!(!r.closes(), "{:?}", r.headers);
     let r = c.post("/getuseridbyname", &[("username", "alice")]);
@@ -32,7 +35,7 @@ fn pipelined_requests_are_answered_in_order() {
     // wait too, and see the new account.
     let mut bytes = post_bytes(
         "/register",
-        &[("username", "alice"), ("password", "pw")],
+        &[("username", "alice"), ("password", "pw-secret")],
         &[],
     );
     bytes.extend(post_bytes(
@@ -60,8 +63,8 @@ fn pipelined_requests_are_answered_in_order() {
 fn pipelined_sends_keep_their_order() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (alice, _) = http_user(addr, "alice", "pw-a");
-    let (bob, _) = http_user(addr, "bob", "pw-b");
+    let (alice, _) = http_user(addr, "alice", "pw-a-secret");
+    let (bob, _) = http_user(addr, "bob", "pw-b-secret");
     let mut c = HttpClient::connect(addr);
     let mut bytes = Vec::new();
     for i in 0..20 {
@@ -117,7 +120,7 @@ fn a_request_in_pieces_is_read_whole() {
     let mut c = HttpClient::connect(server.addr());
     let bytes = post_bytes(
         "/register",
-        &[("username", "slow"), ("password", "pw")],
+        &[("username", "slow"), ("password", "pw-secret")],
         &[],
     );
     c.send_in_pieces(&bytes, 1, Duration::from_millis(1));
@@ -137,7 +140,7 @@ fn expect_100_continue_gets_an_interim_response() {
     let mut c = HttpClient::connect(server.addr());
     let bytes = post_bytes(
         "/register",
-        &[("username", "eve"), ("password", "pw")],
+        &[("username", "eve"), ("password", "pw-secret")],
         &["Expect: 100-continue"],
     );
     let body_at = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
@@ -249,8 +252,8 @@ fn an_oversized_body_is_413_and_closes() {
 fn a_body_at_the_limit_is_accepted() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (alice, _) = http_user(addr, "alice", "pw-a");
-    http_user(addr, "bob", "pw-b");
+    let (alice, _) = http_user(addr, "alice", "pw-a-secret");
+    http_user(addr, "bob", "pw-b-secret");
     // The largest content (64 KiB) plus an unknown field that pads the body
     // to exactly the 256 KiB limit.
     let prefix = format!(

@@ -26,8 +26,8 @@ fn array(body: &Value) -> Vec<Value> {
 fn a_message_sent_over_http_is_pushed_to_the_line_protocol() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (mut bob_line, _, bob_id) = register_and_login(&server, "bob", "pw-b");
-    let (alice, alice_id) = http_user(addr, "alice", "pw-a");
+    let (mut bob_line, _, bob_id) = register_and_login(&server, "bob", "pw-b-secret");
+    let (alice, alice_id) = http_user(addr, "alice", "pw-a-secret");
 
     let sent = post(
         addr,
@@ -60,8 +60,8 @@ fn a_message_sent_over_http_is_pushed_to_the_line_protocol() {
 fn a_message_sent_on_the_line_protocol_reaches_http_sync() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (mut alice_line, _, alice_id) = register_and_login(&server, "alice", "pw-a");
-    let (bob, bob_id) = http_user(addr, "bob", "pw-b");
+    let (mut alice_line, _, alice_id) = register_and_login(&server, "alice", "pw-a-secret");
+    let (bob, bob_id) = http_user(addr, "bob", "pw-b-secret");
     let id = sent_id(&alice_line.text("SEND bob héllo <b>there</b>"));
 
     let body = post(
@@ -91,8 +91,8 @@ fn a_message_sent_on_the_line_protocol_reaches_http_sync() {
 fn sync_without_after_acknowledges_what_it_returned() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (alice, _) = http_user(addr, "alice", "pw-a");
-    let (bob, bob_id) = http_user(addr, "bob", "pw-b");
+    let (alice, _) = http_user(addr, "alice", "pw-a-secret");
+    let (bob, bob_id) = http_user(addr, "bob", "pw-b-secret");
     let ids: Vec<u64> = (0..3)
         .map(|i| http_send(addr, &alice, bob_id, &format!("m{i}")))
         .collect();
@@ -104,7 +104,7 @@ fn sync_without_after_acknowledges_what_it_returned() {
     let second = post(addr, "/sync", &[("token", &bob)]).expect_json(200);
     assert_eq!(second, json!([]));
     let mut line = server.connect();
-    let (_, _) = login(&mut line, "bob", "pw-b");
+    let (_, _) = login(&mut line, "bob", "pw-b-secret");
     assert!(messages(&line.text("SYNC")).is_empty());
 
     // A later message is still delivered.
@@ -117,8 +117,8 @@ fn sync_without_after_acknowledges_what_it_returned() {
 fn sync_without_after_and_a_limit_acknowledges_only_what_it_returned() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (alice, _) = http_user(addr, "alice", "pw-a");
-    let (bob, bob_id) = http_user(addr, "bob", "pw-b");
+    let (alice, _) = http_user(addr, "alice", "pw-a-secret");
+    let (bob, bob_id) = http_user(addr, "bob", "pw-b-secret");
     let ids: Vec<u64> = (0..3)
         .map(|i| http_send(addr, &alice, bob_id, &format!("m{i}")))
         .collect();
@@ -139,8 +139,8 @@ fn sync_without_after_and_a_limit_acknowledges_only_what_it_returned() {
 fn pipelined_syncs_without_after_do_not_return_a_message_twice() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (alice, _) = http_user(addr, "alice", "pw-a");
-    let (bob, bob_id) = http_user(addr, "bob", "pw-b");
+    let (alice, _) = http_user(addr, "alice", "pw-a-secret");
+    let (bob, bob_id) = http_user(addr, "bob", "pw-b-secret");
     let id = http_send(addr, &alice, bob_id, "once");
     let mut c = HttpClient::connect(addr);
     let mut bytes = post_bytes("/sync", &[("token", &bob)], &[]);
@@ -155,8 +155,8 @@ fn with_durable_storage_the_acknowledgement_is_stored_before_the_next_sync() {
     let dir = TempDir::new("http-ack");
     let mut server = TestServer::start(&["--data", dir.arg()]);
     let addr = server.addr();
-    let (alice, _) = http_user(addr, "alice", "pw-a");
-    let (bob, bob_id) = http_user(addr, "bob", "pw-b");
+    let (alice, _) = http_user(addr, "alice", "pw-a-secret");
+    let (bob, bob_id) = http_user(addr, "bob", "pw-b-secret");
     let ids: Vec<u64> = (0..5)
         .map(|i| http_send(addr, &alice, bob_id, &format!("m{i}")))
         .collect();
@@ -183,8 +183,8 @@ fn with_durable_storage_the_acknowledgement_is_stored_before_the_next_sync() {
 fn sync_with_after_acknowledges_up_to_after_only() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (alice, _) = http_user(addr, "alice", "pw-a");
-    let (bob, bob_id) = http_user(addr, "bob", "pw-b");
+    let (alice, _) = http_user(addr, "alice", "pw-a-secret");
+    let (bob, bob_id) = http_user(addr, "bob", "pw-b-secret");
     let ids: Vec<u64> = (0..3)
         .map(|i| http_send(addr, &alice, bob_id, &format!("m{i}")))
         .collect();
@@ -207,8 +207,8 @@ fn sync_with_after_acknowledges_up_to_after_only() {
 fn a_long_poll_returns_the_moment_a_message_arrives() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (mut alice_line, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (bob, _) = http_user(addr, "bob", "pw-b");
+    let (mut alice_line, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (bob, _) = http_user(addr, "bob", "pw-b-secret");
 
     let mut c = HttpClient::connect(addr);
     c.send_post(
@@ -235,8 +235,8 @@ fn a_long_poll_returns_the_moment_a_message_arrives() {
 fn a_long_poll_without_after_acknowledges_what_woke_it() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (alice, _) = http_user(addr, "alice", "pw-a");
-    let (bob, bob_id) = http_user(addr, "bob", "pw-b");
+    let (alice, _) = http_user(addr, "alice", "pw-a-secret");
+    let (bob, bob_id) = http_user(addr, "bob", "pw-b-secret");
     let waiter = {
         let bob = bob.clone();
         thread::spawn(move || {
@@ -256,7 +256,7 @@ fn a_long_poll_without_after_acknowledges_what_woke_it() {
 fn a_long_poll_with_nothing_to_return_ends_empty_when_its_time_is_up() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (bob, _) = http_user(addr, "bob", "pw-b");
+    let (bob, _) = http_user(addr, "bob", "pw-b-secret");
     let started = Instant::now();
     let body = post(addr, "/sync", &[("token", &bob), ("wait", "400")]).expect_json(200);
     let waited = started.elapsed();

@@ -63,7 +63,7 @@ fn register_login_and_lookup_reply_with_the_original_keys() {
 fn fields_come_from_the_query_string_too() {
     let server = TestServer::start(&[]);
     let mut c = HttpClient::connect(server.addr());
-    let r = c.post("/register?username=carol&password=pw", &[]);
+    let r = c.post("/register?username=carol&password=pw-secret", &[]);
     assert_eq!(r.expect_json(200)["Name"], "carol");
     // The body wins over the query string.
     let r = c.post("/getuseridbyname?username=nobody", &[("username", "carol")]);
@@ -76,7 +76,7 @@ fn fields_come_from_the_query_string_too() {
 fn account_errors_have_their_status_codes() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    http_register(addr, "alice", "secret");
+    http_register(addr, "alice", "secret-words");
 
     let r = post(
         addr,
@@ -118,8 +118,8 @@ fn account_errors_have_their_status_codes() {
 fn send_takes_token_id_and_each_recipient_field() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (alice, alice_id) = http_user(addr, "alice", "pw-a");
-    let (_, bob_id) = http_user(addr, "bob", "pw-b");
+    let (alice, alice_id) = http_user(addr, "alice", "pw-a-secret");
+    let (_, bob_id) = http_user(addr, "bob", "pw-b-secret");
 
     let by_id = post(
         addr,
@@ -169,7 +169,7 @@ fn send_takes_token_id_and_each_recipient_field() {
     )
     .expect_error(400, "bad_request");
     assert!(message.contains("\"to\""), "{message}");
-    let (bob, _) = http_login(addr, "bob", "pw-b");
+    let (bob, _) = http_login(addr, "bob", "pw-b-secret");
     let got = post(addr, "/sync", &[("token", &bob)]).expect_json(200);
     let contents: Vec<&str> = got
         .as_array()
@@ -198,8 +198,8 @@ type Case<'a> = (&'a [(&'a str, &'a str)], u16, &'a str);
 fn send_errors_have_their_status_codes() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (alice, alice_id) = http_user(addr, "alice", "pw-a");
-    let (_, bob_id) = http_user(addr, "bob", "pw-b");
+    let (alice, alice_id) = http_user(addr, "alice", "pw-a-secret");
+    let (_, bob_id) = http_user(addr, "bob", "pw-b-secret");
     let bob = bob_id.to_string();
     let cases: [Case; 13] = [
         (&[("to", "bob"), ("content", "x")], 401, "unauthorized"),
@@ -294,8 +294,8 @@ fn send_errors_have_their_status_codes() {
 fn content_that_is_not_utf8_is_refused_not_stored_as_replacement_characters() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (alice, _) = http_user(addr, "alice", "pw-a");
-    let (bob, _) = http_user(addr, "bob", "pw-b");
+    let (alice, _) = http_user(addr, "alice", "pw-a-secret");
+    let (bob, _) = http_user(addr, "bob", "pw-b-secret");
     let mut c = HttpClient::connect(addr);
     for (query, body) in [
         ("", format!("token={alice}&to=bob&content=%FF%FE")),
@@ -329,8 +329,8 @@ fn content_that_is_not_utf8_is_refused_not_stored_as_replacement_characters() {
 fn a_bad_or_expired_token_says_to_post_to_login() {
     let server = TestServer::start(&["--token-ttl", "1"]);
     let addr = server.addr();
-    let (alice, _) = http_user(addr, "alice", "pw-a");
-    http_user(addr, "bob", "pw-b");
+    let (alice, _) = http_user(addr, "alice", "pw-a-secret");
+    http_user(addr, "bob", "pw-b-secret");
     let send = |token: &str| {
         post(
             addr,
@@ -359,8 +359,8 @@ fn a_bad_or_expired_token_says_to_post_to_login() {
 fn sync_errors_have_their_status_codes() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (alice, _) = http_user(addr, "alice", "pw-a");
-    let (_, bob_id) = http_user(addr, "bob", "pw-b");
+    let (alice, _) = http_user(addr, "alice", "pw-a-secret");
+    let (_, bob_id) = http_user(addr, "bob", "pw-b-secret");
     let bob = bob_id.to_string();
     let mut c = HttpClient::connect(addr);
     c.post("/sync", &[("id", "1")])
@@ -383,8 +383,8 @@ fn sync_errors_have_their_status_codes() {
 fn a_full_mailbox_is_429() {
     let server = TestServer::start(&["--mailbox-limit", "1"]);
     let addr = server.addr();
-    let (alice, _) = http_user(addr, "alice", "pw-a");
-    let (_, bob_id) = http_user(addr, "bob", "pw-b");
+    let (alice, _) = http_user(addr, "alice", "pw-a-secret");
+    let (_, bob_id) = http_user(addr, "bob", "pw-b-secret");
     http_send(addr, &alice, bob_id, "fills the mailbox");
     let r = post(
         addr,
@@ -438,7 +438,7 @@ fn a_body_that_is_not_a_form_is_415() {
     assert_eq!(r.status, 415, "{}", r.text());
     r.expect_error(415, "bad_request");
     // Without a Content-Type the body is read as a form.
-    let body = "username=dave&password=pw";
+    let body = "username=dave&password=pw-secret";
     c.send_raw(
         format!(
             "POST /register HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
@@ -496,8 +496,8 @@ fn the_page_icon_is_served() {
 fn content_over_64_kib_is_413_like_a_line_over_the_limit() {
     let server = TestServer::start(&[]);
     let addr = server.addr();
-    let (alice, _) = http_user(addr, "alice", "pw-a");
-    http_user(addr, "bob", "pw-b");
+    let (alice, _) = http_user(addr, "alice", "pw-a-secret");
+    http_user(addr, "bob", "pw-b-secret");
     let big = "x".repeat(64 * 1024 + 1);
     let fields = [("token", alice.as_str()), ("to", "bob"), ("content", &big)];
     let message = post(addr, "/send", &fields).expect_error(413, "too_large");

@@ -23,7 +23,7 @@ fn usernames_of_1_to_32_allowed_characters_are_accepted() {
     ];
     let mut ids = Vec::new();
     for name in names {
-        ids.push(register(&mut c, name, "pw"));
+        ids.push(register(&mut c, name, "pw-secret"));
     }
     let mut unique = ids.clone();
     unique.sort();
@@ -34,7 +34,7 @@ fn usernames_of_1_to_32_allowed_characters_are_accepted() {
         "user ids must be distinct: {ids:?}"
     );
 
-    let (_, id) = login(&mut c, "abcdefghijklmnopqrstuvwxyz012345", "pw");
+    let (_, id) = login(&mut c, "abcdefghijklmnopqrstuvwxyz012345", "pw-secret");
     assert_eq!(id, ids[3]);
 }
 
@@ -57,20 +57,21 @@ fn usernames_breaking_the_rules_are_bad_requests() {
         "new\nline",
     ];
     for name in bad {
-        let reply = c.request(&json!({"cmd": "register", "username": name, "password": "pw"}));
+        let reply =
+            c.request(&json!({"cmd": "register", "username": name, "password": "pw-secret"}));
         assert_error(&reply, "bad_request");
     }
     for line in [
         "REGISTER slash/name pw",
-        "REGISTER émile pw",
+        "REGISTER émile pw-secret",
         "REGISTER at@sign pw",
-        &format!("REGISTER {too_long} pw"),
+        &format!("REGISTER {too_long} pw-secret"),
     ] {
         assert_error(&c.text(line), "bad_request");
     }
     // The 33-character name was not created as its 32-character prefix.
     let reply =
-        c.request(&json!({"cmd": "register", "username": "a".repeat(32), "password": "pw"}));
+        c.request(&json!({"cmd": "register", "username": "a".repeat(32), "password": "pw-secret"}));
     assert_ok(&reply);
     assert_eq!(reply["user"]["username"], "a".repeat(32));
 }
@@ -81,9 +82,10 @@ fn a_taken_name_is_conflict_in_both_forms_and_keeps_the_first_password() {
     let mut c = server.connect();
     let id = register(&mut c, "alice", "first-pw");
 
-    let reply = c.request(&json!({"cmd": "register", "username": "alice", "password": "other"}));
+    let reply =
+        c.request(&json!({"cmd": "register", "username": "alice", "password": "other-password"}));
     assert_error(&reply, "conflict");
-    let reply = c.text("REGISTER alice other");
+    let reply = c.text("REGISTER alice other-password");
     assert_error(&reply, "conflict");
 
     let (_, login_id) = login(&mut c, "alice", "first-pw");
@@ -127,7 +129,7 @@ fn unknown_user_and_wrong_password_get_the_same_unauthorized_message() {
 fn a_failed_login_does_not_bind_the_connection() {
     let server = TestServer::start(&[]);
     let mut c = server.connect();
-    register(&mut c, "alice", "right");
+    register(&mut c, "alice", "right-password");
     assert_error(&c.text("LOGIN alice wrong"), "unauthorized");
     assert_error(&c.text("SYNC"), "unauthorized");
     assert_error(&c.request(&json!({"cmd": "sync"})), "unauthorized");
@@ -137,20 +139,20 @@ fn a_failed_login_does_not_bind_the_connection() {
 fn login_again_rebinds_the_connection_to_the_new_user() {
     let server = TestServer::start(&[]);
     let mut c = server.connect();
-    register(&mut c, "alice", "pw-a");
-    register(&mut c, "bob", "pw-b");
-    login(&mut c, "alice", "pw-a");
+    register(&mut c, "alice", "pw-a-secret");
+    register(&mut c, "bob", "pw-b-secret");
+    login(&mut c, "alice", "pw-a-secret");
     let to_bob = sent_id(&c.text("SEND bob for bob"));
-    login(&mut c, "bob", "pw-b");
+    login(&mut c, "bob", "pw-b-secret");
     assert_eq!(message_ids(&c.text("SYNC")), vec![to_bob]);
 }
 
 #[test]
 fn a_token_works_on_other_connections() {
     let server = TestServer::start(&[]);
-    let (mut alice, token, alice_id) = register_and_login(&server, "alice", "pw-a");
+    let (mut alice, token, alice_id) = register_and_login(&server, "alice", "pw-a-secret");
     let mut bob = server.connect();
-    register(&mut bob, "bob", "pw-b");
+    register(&mut bob, "bob", "pw-b-secret");
     let id = sent_id(&alice.text("SEND bob hi"));
 
     // A second connection of alice's, via AUTH.
@@ -161,7 +163,7 @@ fn a_token_works_on_other_connections() {
     let id2 = sent_id(&again.text("SEND bob hi again"));
     assert!(id2 > id);
 
-    let (_, bob_id) = login(&mut bob, "bob", "pw-b");
+    let (_, bob_id) = login(&mut bob, "bob", "pw-b-secret");
     let got = messages(&bob.text("SYNC"));
     assert_eq!(got.len(), 2);
     for (m, content) in got.iter().zip(["hi", "hi again"]) {
@@ -206,7 +208,7 @@ fn broken_tokens(token: &str) -> Vec<String> {
 #[test]
 fn tampered_truncated_or_garbage_tokens_are_unauthorized() {
     let server = TestServer::start(&[]);
-    let (_alice, token, _) = register_and_login(&server, "alice", "pw-a");
+    let (_alice, token, _) = register_and_login(&server, "alice", "pw-a-secret");
     let mut c = server.connect();
     for bad in broken_tokens(&token) {
         let reply = c.request(&json!({"cmd": "auth", "token": bad}));
@@ -232,7 +234,7 @@ fn tampered_truncated_or_garbage_tokens_are_unauthorized() {
 fn send_sync_and_ack_need_a_user() {
     let server = TestServer::start(&[]);
     let mut c = server.connect();
-    register(&mut c, "bob", "pw-b");
+    register(&mut c, "bob", "pw-b-secret");
     for line in ["SEND bob hello", "SYNC", "SYNC 5", "ACK 5"] {
         assert_error(&c.text(line), "unauthorized");
     }
@@ -245,15 +247,15 @@ fn send_sync_and_ack_need_a_user() {
         assert_error(&c.request(&request), "unauthorized");
     }
     // Nothing was sent.
-    login(&mut c, "bob", "pw-b");
+    login(&mut c, "bob", "pw-b-secret");
     assert_eq!(message_ids(&c.text("SYNC")), Vec::<u64>::new());
 }
 
 #[test]
 fn a_request_token_decides_the_user_for_that_request_alone() {
     let server = TestServer::start(&[]);
-    let (mut alice, _alice_token, alice_id) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, bob_token, bob_id) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _alice_token, alice_id) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, bob_token, bob_id) = register_and_login(&server, "bob", "pw-b-secret");
 
     let to_bob = sent_id(&alice.text("SEND bob for bob"));
     let to_alice = sent_id(&bob.text("SEND alice for alice"));
@@ -296,8 +298,8 @@ fn a_request_token_decides_the_user_for_that_request_alone() {
 #[test]
 fn a_request_token_does_not_bind_the_connection() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (_bob, bob_token, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (_bob, bob_token, _) = register_and_login(&server, "bob", "pw-b-secret");
 
     let mut c = server.connect();
     let reply = c.request(&json!({"cmd": "sync", "token": bob_token}));
@@ -313,9 +315,9 @@ fn a_request_token_does_not_bind_the_connection() {
 #[test]
 fn no_user_can_read_or_acknowledge_another_users_mailbox() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (_bob, bob_token, _) = register_and_login(&server, "bob", "pw-b");
-    let (mut carol, carol_token, _) = register_and_login(&server, "carol", "pw-c");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (_bob, bob_token, _) = register_and_login(&server, "bob", "pw-b-secret");
+    let (mut carol, carol_token, _) = register_and_login(&server, "carol", "pw-c-secret");
 
     let first = sent_id(&alice.text("SEND bob secret one"));
     let second = sent_id(&alice.text("SEND bob secret two"));
@@ -346,8 +348,8 @@ fn no_user_can_read_or_acknowledge_another_users_mailbox() {
 #[test]
 fn a_bad_request_token_never_falls_back_to_the_connection_user() {
     let server = TestServer::start(&[]);
-    let (mut alice, token, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, token, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
     let id = sent_id(&bob.text("SEND alice for alice"));
 
     let bad = broken_tokens(&token);

@@ -69,11 +69,11 @@ fn data_dir_is_created_on_first_start_and_accounts_survive_a_kill() {
     assert!(dir.is_dir(), "--data {dir_arg} was not created");
 
     let mut c = server.connect();
-    let id = register(&mut c, "alice", "pw-a");
+    let id = register(&mut c, "alice", "pw-a-secret");
     drop(c);
     server.restart(); // SIGKILL, then start again on the same directory
 
     let mut c = server.connect();
-    let (_, again) = login(&mut c, "alice", "pw-a");
+    let (_, again) = login(&mut c, "alice", "pw-a-secret");
     assert_eq!(again, id);
 }

@@ -51,10 +51,11 @@ fn command_names_are_case_insensitive_in_both_forms() {
         assert!(reply["help"].is_string(), "{name}: {reply}");
     }
     // Case-insensitivity reaches the commands that change state too.
-    let reply = c.text("register carol pw-carol");
+    let reply = c.text("register carol pw-carol-secret");
     assert_ok(&reply);
     assert_eq!(reply["user"]["username"], "carol");
-    let reply = c.request(&json!({"cmd": "LoGiN", "username": "carol", "password": "pw-carol"}));
+    let reply =
+        c.request(&json!({"cmd": "LoGiN", "username": "carol", "password": "pw-carol-secret"}));
     assert_ok(&reply);
     assert_eq!(reply["user"]["username"], "carol");
     let reply = c.text("sync");
@@ -66,13 +67,14 @@ fn register_in_json_and_text_form() {
     let server = TestServer::start(&[]);
     let mut c = server.connect();
 
-    let alice = c.request(&json!({"cmd": "register", "username": "alice", "password": "secret"}));
+    let alice =
+        c.request(&json!({"cmd": "register", "username": "alice", "password": "secret-words"}));
     assert_ok(&alice);
     assert_eq!(alice["user"]["username"], "alice", "{alice}");
     let alice_id = alice["user"]["id"].as_u64().expect("numeric user.id");
     assert!(alice_id > 0, "{alice}");
 
-    let bob = c.text("REGISTER bob hunter2");
+    let bob = c.text("REGISTER bob hunter2-hunter2");
     assert_ok(&bob);
     assert_eq!(bob["user"]["username"], "bob", "{bob}");
     let bob_id = bob["user"]["id"].as_u64().expect("numeric user.id");
@@ -81,7 +83,7 @@ fn register_in_json_and_text_form() {
     for reply in [&alice, &bob] {
         let text = reply.to_string();
         assert!(
-            !text.contains("secret") && !text.contains("hunter2"),
+            !text.contains("secret") && !text.contains("hunter2-hunter2"),
             "a reply must never include the password: {text}"
         );
     }
@@ -91,9 +93,10 @@ fn register_in_json_and_text_form() {
 fn login_in_json_and_text_form() {
     let server = TestServer::start(&[]);
     let mut c = server.connect();
-    let id = register(&mut c, "alice", "secret");
+    let id = register(&mut c, "alice", "secret-words");
 
-    let json_login = c.request(&json!({"cmd": "login", "username": "alice", "password": "secret"}));
+    let json_login =
+        c.request(&json!({"cmd": "login", "username": "alice", "password": "secret-words"}));
     assert_ok(&json_login);
     assert_eq!(json_login["user"], json!({"id": id, "username": "alice"}));
     let token = json_login["token"].as_str().expect("string token");
@@ -101,7 +104,7 @@ fn login_in_json_and_text_form() {
     assert!(!json_login.to_string().contains("secret"), "{json_login}");
 
     let mut c2 = server.connect();
-    let text_login = c2.text("LOGIN alice secret");
+    let text_login = c2.text("LOGIN alice secret-words");
     assert_ok(&text_login);
     assert_eq!(text_login["user"], json!({"id": id, "username": "alice"}));
     assert!(!text_login["token"]
@@ -117,7 +120,7 @@ fn login_in_json_and_text_form() {
 #[test]
 fn auth_in_json_and_text_form_binds_the_connection() {
     let server = TestServer::start(&[]);
-    let (_alice, token, id) = register_and_login(&server, "alice", "secret");
+    let (_alice, token, id) = register_and_login(&server, "alice", "secret-words");
 
     let mut json_conn = server.connect();
     let reply = json_conn.request(&json!({"cmd": "auth", "token": token}));
@@ -140,8 +143,8 @@ fn auth_in_json_and_text_form_binds_the_connection() {
 #[test]
 fn send_sync_ack_in_json_form() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b-secret");
 
     let reply = alice.request(&json!({"cmd": "send", "to": "bob", "content": "hello there"}));
     let id = sent_id(&reply);
@@ -170,8 +173,8 @@ fn send_sync_ack_in_json_form() {
 #[test]
 fn send_sync_ack_in_text_form() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b-secret");
 
     let first = sent_id(&alice.text("SEND bob hello there"));
     let second = sent_id(&alice.text("SEND bob second one"));
@@ -326,7 +329,7 @@ fn quit_after_pipelined_requests_answers_them_first() {
 #[test]
 fn quit_on_a_bound_connection_keeps_the_account_usable() {
     let server = TestServer::start(&[]);
-    let (mut alice, token, id) = register_and_login(&server, "alice", "pw-a");
+    let (mut alice, token, id) = register_and_login(&server, "alice", "pw-a-secret");
     assert_ok(&alice.text("quit"));
     alice.expect_eof();
     let mut again = server.connect();
@@ -387,16 +390,18 @@ fn tag_null_is_echoed_as_null() {
 fn tag_is_echoed_by_every_command() {
     let server = TestServer::start(&[]);
     let mut bob = server.connect();
-    register(&mut bob, "bob", "pw-b");
+    register(&mut bob, "bob", "pw-b-secret");
     let mut c = server.connect();
 
-    let reply =
-        c.request(&json!({"cmd": "register", "username": "alice", "password": "pw", "tag": 1}));
+    let reply = c.request(
+        &json!({"cmd": "register", "username": "alice", "password": "pw-secret", "tag": 1}),
+    );
     assert_ok(&reply);
     assert_eq!(reply["tag"], 1, "register: {reply}");
 
-    let reply =
-        c.request(&json!({"cmd": "login", "username": "alice", "password": "pw", "tag": [2]}));
+    let reply = c.request(
+        &json!({"cmd": "login", "username": "alice", "password": "pw-secret", "tag": [2]}),
+    );
     assert_ok(&reply);
     assert_eq!(reply["tag"], json!([2]), "login: {reply}");
     let token = reply["token"].as_str().unwrap().to_string();
@@ -431,7 +436,7 @@ fn tag_is_echoed_by_every_command() {
 fn tag_is_echoed_on_error_replies() {
     let server = TestServer::start(&[]);
     let mut c = server.connect();
-    register(&mut c, "alice", "pw");
+    register(&mut c, "alice", "pw-secret");
 
     let reply = c.request(&json!({"cmd": "frobnicate", "tag": "t1"}));
     assert_error(&reply, "unknown_command");
@@ -441,8 +446,9 @@ fn tag_is_echoed_on_error_replies() {
     assert_error(&reply, "unauthorized");
     assert_eq!(reply["tag"], 2, "{reply}");
 
-    let reply =
-        c.request(&json!({"cmd": "register", "username": "alice", "password": "x", "tag": [3]}));
+    let reply = c.request(
+        &json!({"cmd": "register", "username": "alice", "password": "x-password", "tag": [3]}),
+    );
     assert_error(&reply, "conflict");
     assert_eq!(reply["tag"], json!([3]), "{reply}");
 
@@ -452,7 +458,7 @@ fn tag_is_echoed_on_error_replies() {
     assert_error(&reply, "unauthorized");
     assert_eq!(reply["tag"], json!({"t": 4}), "{reply}");
 
-    login(&mut c, "alice", "pw");
+    login(&mut c, "alice", "pw-secret");
     let reply = c.request(&json!({"cmd": "send", "to": "nobody", "content": "x", "tag": 5}));
     assert_error(&reply, "not_found");
     assert_eq!(reply["tag"], 5, "{reply}");

@@ -85,8 +85,8 @@ fn invalid_utf8_is_a_bad_request() {
 #[test]
 fn invalid_utf8_in_a_send_stores_nothing() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
     bad_then_ping(&mut alice, b"SEND bob caf\xe9\n", &["bad_request"]);
     bad_then_ping(
         &mut alice,
@@ -181,14 +181,14 @@ fn a_json_object_without_a_string_cmd_is_a_bad_request() {
 #[test]
 fn wrong_field_types_are_bad_requests() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
     for request in [
-        json!({"cmd": "register", "username": 1, "password": "pw"}),
+        json!({"cmd": "register", "username": 1, "password": "pw-secret"}),
         json!({"cmd": "register", "username": "carol", "password": 1}),
-        json!({"cmd": "register", "username": ["carol"], "password": "pw"}),
+        json!({"cmd": "register", "username": ["carol"], "password": "pw-secret"}),
         json!({"cmd": "login", "username": "alice", "password": 123}),
-        json!({"cmd": "login", "username": null, "password": "pw-a"}),
+        json!({"cmd": "login", "username": null, "password": "pw-a-secret"}),
         json!({"cmd": "auth", "token": 12345}),
         json!({"cmd": "send", "to": 5, "content": "x"}),
         json!({"cmd": "send", "to": "bob", "content": 5}),
@@ -212,20 +212,20 @@ fn wrong_field_types_are_bad_requests() {
     }
     // None of the SENDs went through, and carol was not created.
     assert_eq!(message_ids(&bob.text("SYNC")), Vec::<u64>::new());
-    let reply = with_timeout(&mut bob, HASH_TIMEOUT, |c| c.text("LOGIN carol pw"));
+    let reply = with_timeout(&mut bob, HASH_TIMEOUT, |c| c.text("LOGIN carol pw-secret"));
     assert_error(&reply, "unauthorized");
 }
 
 #[test]
 fn missing_fields_are_bad_requests() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
     for request in [
         json!({"cmd": "register", "username": "carol"}),
-        json!({"cmd": "register", "password": "pw"}),
+        json!({"cmd": "register", "password": "pw-secret"}),
         json!({"cmd": "login", "username": "alice"}),
-        json!({"cmd": "login", "password": "pw-a"}),
+        json!({"cmd": "login", "password": "pw-a-secret"}),
         json!({"cmd": "auth"}),
         json!({"cmd": "send", "to": "bob"}),
         json!({"cmd": "send", "content": "to whom?"}),
@@ -240,8 +240,8 @@ fn missing_fields_are_bad_requests() {
 #[test]
 fn text_commands_with_missing_or_malformed_arguments_are_bad_requests() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
     for line in [
         "REGISTER",
         "REGISTER carol",
@@ -269,8 +269,8 @@ fn each_state_error_code_is_reachable() {
     // unauthorized: acting without a user.
     bad_then_ping(&mut c, b"SYNC\n", &["unauthorized"]);
     // conflict: a taken name.
-    register(&mut c, "alice", "pw-a");
-    let raw = b"{\"cmd\":\"register\",\"username\":\"alice\",\"password\":\"x\"}\n";
+    register(&mut c, "alice", "pw-a-secret");
+    let raw = b"{\"cmd\":\"register\",\"username\":\"alice\",\"password\":\"x-password\"}\n";
     with_timeout(&mut c, HASH_TIMEOUT, |c| {
         bad_then_ping(c, raw, &["conflict"])
     });
@@ -279,7 +279,7 @@ fn each_state_error_code_is_reachable() {
         bad_then_ping(c, b"LOGIN alice nope\n", &["unauthorized"])
     });
     // not_found: an unknown recipient.
-    login(&mut c, "alice", "pw-a");
+    login(&mut c, "alice", "pw-a-secret");
     bad_then_ping(&mut c, b"SEND nobody hi\n", &["not_found"]);
     // too_large: a line over 64 KiB.
     let mut big = vec![b'x'; 70 * 1024];
@@ -332,8 +332,8 @@ fn a_huge_line_gets_exactly_one_too_large() {
 #[test]
 fn an_oversized_send_is_discarded_and_delivers_nothing() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
 
     let content = "z".repeat(70 * 1024);
     let line = json!({"cmd": "send", "to": "bob", "content": content, "tag": 1}).to_string();

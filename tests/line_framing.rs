@@ -24,8 +24,8 @@ fn the_server_never_speaks_first() {
 #[test]
 fn crlf_line_endings_are_accepted() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
 
     alice.send_raw(b"PING\r\n");
     assert_eq!(alice.read_reply()["pong"], true);
@@ -57,13 +57,13 @@ fn crlf_works_for_register_and_login_in_text_form() {
     let server = TestServer::start(&[]);
     let mut c = server.connect();
     c.set_timeout(HASH_TIMEOUT);
-    c.send_raw(b"REGISTER carol pw-c\r\n");
+    c.send_raw(b"REGISTER carol pw-c-secret\r\n");
     let reply = c.read_reply();
     assert_ok(&reply);
     assert_eq!(reply["user"]["username"], "carol");
     // The password was stored without the \r: LOGIN over JSON matches it.
-    login(&mut c, "carol", "pw-c");
-    c.send_raw(b"LOGIN carol pw-c\r\n");
+    login(&mut c, "carol", "pw-c-secret");
+    c.send_raw(b"LOGIN carol pw-c-secret\r\n");
     assert_ok(&c.read_reply());
 }
 
@@ -97,8 +97,8 @@ fn a_json_line_sent_one_byte_per_write_is_parsed() {
 #[test]
 fn a_text_send_sent_one_byte_per_write_keeps_multibyte_content() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
     let content = "héllo wörld 😀 日本";
     alice.send_in_pieces(
         format!("SEND bob {content}\r\n").as_bytes(),
@@ -171,8 +171,8 @@ fn hundreds_of_pipelined_requests_get_every_reply_in_order() {
 #[test]
 fn a_mixed_pipeline_of_sends_pings_and_errors_stays_in_order() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
 
     let mut batch = String::new();
     for i in 0..100 {
@@ -220,7 +220,7 @@ fn a_slow_request_in_a_pipeline_does_not_let_later_replies_overtake_it() {
     // REGISTER and LOGIN hash a password, which takes a while; the PINGs
     // behind them must still be answered after them.
     c.send_raw(
-        b"REGISTER alice pw-a\nPING\n{\"cmd\":\"login\",\"username\":\"alice\",\"password\":\"pw-a\",\"tag\":\"login\"}\n{\"cmd\":\"ping\",\"tag\":\"last\"}\n",
+        b"REGISTER alice pw-a-secret\nPING\n{\"cmd\":\"login\",\"username\":\"alice\",\"password\":\"pw-a-secret\",\"tag\":\"login\"}\n{\"cmd\":\"ping\",\"tag\":\"last\"}\n",
     );
     let register = c.read_reply();
     assert_ok(&register);
@@ -283,8 +283,8 @@ fn an_unfinished_last_line_is_ignored_when_the_client_stops_sending() {
     // (it may have crashed mid-write) never has half a message stored, and
     // the complete requests before it are still answered.
     let server = TestServer::start(&[]);
-    let (_alice, token, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (_alice, token, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
 
     let mut c = server.connect();
     c.send_line(&format!("AUTH {token}"));
@@ -330,7 +330,7 @@ fn a_client_that_never_reads_does_not_stall_the_others() {
         assert_eq!(reply["tag"], i);
         assert_eq!(reply["pong"], true);
     }
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
     assert_eq!(
         messages(&alice.text("SYNC")),
         Vec::<serde_json::Value>::new()

@@ -81,8 +81,8 @@ fn fifty_concurrent_clients_each_get_every_message_exactly_once() {
                 let name = format!("user{i}");
                 let mut c = LineClient::connect(addr);
                 c.set_timeout(Duration::from_secs(120));
-                let id = register(&mut c, &name, &format!("pw{i}"));
-                let (_, login_id) = login(&mut c, &name, &format!("pw{i}"));
+                let id = register(&mut c, &name, &format!("pw{i}-secret"));
+                let (_, login_id) = login(&mut c, &name, &format!("pw{i}-secret"));
                 assert_eq!(id, login_id);
                 c.set_timeout(Duration::from_secs(30));
                 logged_in.wait("logged in", phase_timeout);
@@ -178,8 +178,8 @@ fn fifty_concurrent_clients_each_get_every_message_exactly_once() {
 #[test]
 fn a_thousand_pipelined_messages_are_read_back_page_by_page() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, bob_token, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, bob_token, _) = register_and_login(&server, "bob", "pw-b-secret");
     drop(bob.take_events());
     let n = 1000;
 

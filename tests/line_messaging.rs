@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 #[test]
 fn send_replies_with_a_growing_id_and_a_millisecond_ts() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
     let mut bob = server.connect();
-    register(&mut bob, "bob", "pw-b");
+    register(&mut bob, "bob", "pw-b-secret");
 
     let mut last = 0;
     for i in 0..5 {
@@ -27,8 +27,8 @@ fn send_replies_with_a_growing_id_and_a_millisecond_ts() {
 #[test]
 fn a_stored_message_carries_every_contract_field() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b-secret");
 
     let reply = alice.request(&json!({"cmd": "send", "to": "bob", "content": "hello there"}));
     let id = sent_id(&reply);
@@ -58,8 +58,8 @@ fn a_stored_message_carries_every_contract_field() {
 #[test]
 fn send_by_to_id_reaches_the_same_user() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b-secret");
 
     let id = sent_id(&alice.request(&json!({"cmd": "send", "to_id": bob_id, "content": "by id"})));
     let got = messages(&bob.text("SYNC"));
@@ -78,8 +78,8 @@ fn send_by_to_id_reaches_the_same_user() {
 #[test]
 fn an_unknown_recipient_is_not_found() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b-secret");
 
     let reply = alice.request(&json!({"cmd": "send", "to": "nobody", "content": "x"}));
     assert_error(&reply, "not_found");
@@ -97,8 +97,8 @@ fn an_unknown_recipient_is_not_found() {
 #[test]
 fn empty_or_blank_content_is_a_bad_request_in_both_forms() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
 
     assert_error(
         &alice.request(&json!({"cmd": "send", "to": "bob", "content": ""})),
@@ -123,8 +123,8 @@ fn empty_or_blank_content_is_a_bad_request_in_both_forms() {
 #[test]
 fn text_form_content_is_the_rest_of_the_line_verbatim() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
 
     let contents = [
         "hello there",
@@ -147,8 +147,8 @@ fn text_form_content_is_the_rest_of_the_line_verbatim() {
 #[test]
 fn text_form_content_keeps_trailing_spaces() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
     sent_id(&alice.text("SEND bob trailing  "));
     assert_eq!(
         message_contents(&bob.text("SYNC")),
@@ -159,8 +159,8 @@ fn text_form_content_keeps_trailing_spaces() {
 #[test]
 fn json_content_round_trips_exactly() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
     let contents = [
         "line one\nline two\r\nline three",
         "  leading and trailing  ",
@@ -179,8 +179,8 @@ fn json_content_round_trips_exactly() {
 #[test]
 fn a_bound_receiver_gets_a_push_event_with_the_whole_message() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b-secret");
 
     let reply = alice.request(&json!({"cmd": "send", "to": "bob", "content": "pushed"}));
     let id = sent_id(&reply);
@@ -207,12 +207,12 @@ fn a_bound_receiver_gets_a_push_event_with_the_whole_message() {
 #[test]
 fn every_connection_of_the_recipient_gets_the_push() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob1, bob_token, bob_id) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob1, bob_token, bob_id) = register_and_login(&server, "bob", "pw-b-secret");
     let mut bob2 = server.connect();
     assert_ok(&bob2.request(&json!({"cmd": "auth", "token": bob_token})));
     let mut bob3 = server.connect();
-    login(&mut bob3, "bob", "pw-b");
+    login(&mut bob3, "bob", "pw-b-secret");
 
     let first = sent_id(&alice.text("SEND bob to all of you"));
     let second =
@@ -233,8 +233,8 @@ fn every_connection_of_the_recipient_gets_the_push() {
 #[test]
 fn a_pushed_message_stays_until_acknowledged_across_reconnects() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, bob_token, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, bob_token, _) = register_and_login(&server, "bob", "pw-b-secret");
 
     let id = sent_id(&alice.text("SEND bob keep me"));
     let pushed = assert_message_event(&bob.read_event());
@@ -259,8 +259,8 @@ fn a_pushed_message_stays_until_acknowledged_across_reconnects() {
 #[test]
 fn pushes_interleave_with_replies_without_breaking_them() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
 
     // Bob keeps talking while alice writes to him; every reply of bob's is
     // still a reply, and every push an event.
@@ -282,8 +282,8 @@ fn pushes_interleave_with_replies_without_breaking_them() {
 #[test]
 fn a_repeated_client_id_stores_nothing_new_and_returns_the_first_id() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, alice_id) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, bob_id) = register_and_login(&server, "bob", "pw-b-secret");
 
     let first = sent_id(&alice.request(&json!({
         "cmd": "send", "to": "bob", "content": "first", "client_id": "c-1"
@@ -332,9 +332,9 @@ fn a_repeated_client_id_stores_nothing_new_and_returns_the_first_id() {
 #[test]
 fn client_ids_belong_to_their_sender() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
-    let (mut carol, _, _) = register_and_login(&server, "carol", "pw-c");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
+    let (mut carol, _, _) = register_and_login(&server, "carol", "pw-c-secret");
 
     let from_alice = sent_id(&alice.request(&json!({
         "cmd": "send", "to": "carol", "content": "from alice", "client_id": "same"
@@ -354,8 +354,8 @@ fn client_ids_belong_to_their_sender() {
 #[test]
 fn a_client_id_may_be_128_bytes_but_not_more() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
 
     let ascii_128 = "k".repeat(128);
     let utf8_128 = "é".repeat(64); // 64 two-byte characters

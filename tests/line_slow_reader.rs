@@ -17,8 +17,8 @@ const CONTENT_BYTES: usize = 60 * 1024;
 #[test]
 fn a_receiver_that_never_reads_is_disconnected_and_loses_nothing() {
     let server = TestServer::start(&["--max-output", "65536", "--mailbox-bytes", "67108864"]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (bob_setup, bob_token, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (bob_setup, bob_token, _) = register_and_login(&server, "bob", "pw-b-secret");
     drop(bob_setup);
 
     // Bob's connection: bound by AUTH, then never read again.

@@ -22,10 +22,10 @@ struct Mailbox {
 
 fn mailbox_with(n: usize) -> Mailbox {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
     let mut bob = server.connect();
-    register(&mut bob, "bob", "pw-b");
-    let (bob_token, _) = login(&mut bob, "bob", "pw-b");
+    register(&mut bob, "bob", "pw-b-secret");
+    let (bob_token, _) = login(&mut bob, "bob", "pw-b-secret");
     let ids = (0..n)
         .map(|i| sent_id(&alice.text(&format!("SEND bob m{i}"))))
         .collect();
@@ -183,10 +183,10 @@ fn acknowledgements_survive_reconnecting() {
 #[test]
 fn long_poll_returns_as_soon_as_a_message_arrives() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
     let mut bob = server.connect();
-    register(&mut bob, "bob", "pw-b");
-    let (bob_token, _) = login(&mut bob, "bob", "pw-b");
+    register(&mut bob, "bob", "pw-b-secret");
+    let (bob_token, _) = login(&mut bob, "bob", "pw-b-secret");
 
     // An unbound connection polling with bob's token: the reply is the only
     // way it can learn of the message.
@@ -211,8 +211,8 @@ fn long_poll_returns_as_soon_as_a_message_arrives() {
 #[test]
 fn long_poll_on_a_bound_connection_gets_the_reply_and_the_push() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
 
     let sender = thread::spawn(move || {
         thread::sleep(Duration::from_millis(200));
@@ -273,7 +273,7 @@ fn long_poll_with_messages_waiting_returns_them_at_once() {
 #[test]
 fn long_poll_times_out_with_an_empty_list() {
     let server = TestServer::start(&[]);
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
     let started = Instant::now();
     let reply = bob.request(&json!({"cmd": "sync", "wait_ms": 500, "tag": 1}));
     let elapsed = started.elapsed();
@@ -290,10 +290,10 @@ fn long_poll_times_out_with_an_empty_list() {
 #[test]
 fn long_poll_ignores_messages_for_other_users() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
     let mut carol = server.connect();
-    register(&mut carol, "carol", "pw-c");
+    register(&mut carol, "carol", "pw-c-secret");
 
     let sender = thread::spawn(move || {
         thread::sleep(Duration::from_millis(100));
@@ -313,7 +313,7 @@ fn long_poll_ignores_messages_for_other_users() {
 #[test]
 fn a_waiting_sync_still_answers_in_request_order() {
     let server = TestServer::start(&[]);
-    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
     bob.send_raw(
         b"{\"cmd\":\"sync\",\"wait_ms\":400,\"tag\":\"sync\"}\n{\"cmd\":\"ping\",\"tag\":\"ping\"}\n",
     );
@@ -331,10 +331,10 @@ fn a_waiting_sync_still_answers_in_request_order() {
 #[test]
 fn a_long_poller_that_hangs_up_loses_nothing() {
     let server = TestServer::start(&[]);
-    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a");
+    let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
     let mut bob = server.connect();
-    register(&mut bob, "bob", "pw-b");
-    let (bob_token, _) = login(&mut bob, "bob", "pw-b");
+    register(&mut bob, "bob", "pw-b-secret");
+    let (bob_token, _) = login(&mut bob, "bob", "pw-b-secret");
     drop(bob);
 
     // Start a long poll, then close the connection while it waits.

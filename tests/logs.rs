@@ -23,6 +23,13 @@ fn logins_limits_and_the_start_are_logged_without_secrets() {
     }
     assert_eq!(alice.text("PING")["pong"], true);
 
+    // The log is read from the server's stderr by a thread of the harness:
+    // wait until it has the refusal's line before reading it all.
+    assert!(
+        server.wait_for_stderr("(--mailbox-limit)", Duration::from_secs(10)),
+        "no limit line:\n{}",
+        server.stderr_text()
+    );
     let log = server.stderr_text();
     assert!(
         log.contains("limits: "),

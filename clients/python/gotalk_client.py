@@ -15,6 +15,16 @@ As a program::
     gotalk_client.py register --server 127.0.0.1:9000 --user alice
     gotalk_client.py send --server 127.0.0.1:9000 --user alice --to bob hello bob
     gotalk_client.py chat --server 127.0.0.1:9000 --user alice
+    gotalk_client.py logout --server 127.0.0.1:9000 --user alice   # every token of alice
+
+Over TLS (a server started with --tls-cert/--tls-key)::
+
+    Client("localhost", 9000, tls=True, cafile="gotalk-data/tls-cert.pem")
+    gotalk_client.py chat --server localhost:9000 --tls --cafile gotalk-data/tls-cert.pem --user alice
+
+`tls=True` verifies the server's certificate against the system's trusted
+authorities, or against `cafile` when given (a self-signed certificate from
+`gotalk gen-cert`); `ssl_context` takes a ready `ssl.SSLContext` instead.
 
 The client speaks the JSON form of the goTalk line protocol. Every request
 carries an integer "tag"; a reader thread matches each reply to its request by
@@ -30,6 +40,7 @@ import json
 import os
 import queue
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -128,8 +139,15 @@ def error_from_reply(reply):
 # --------------------------------------------------------------------------
 
 class _Connection:
-    def __init__(self, host, port, timeout, on_event):
+    def __init__(self, host, port, timeout, on_event, ssl_context=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if ssl_context is not None:
+            try:
+                # The handshake runs here, within the connect timeout.
+                self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
+            except (OSError, ssl.SSLError):
+                self.sock.close()
+                raise
         self.sock.settimeout(None)  # the reader thread blocks until data or close
         self._on_event = on_event
         self._lock = threading.Lock()
@@ -228,8 +246,15 @@ class Client:
     SYNC_PAGE = 100
     KEEPALIVE = 30.0  # seconds of silence before messages() pings the server
 
-    def __init__(self, host="127.0.0.1", port=DEFAULT_PORT, timeout=10.0):
+    def __init__(self, host="127.0.0.1", port=DEFAULT_PORT, timeout=10.0,
+                 tls=False, cafile=None, ssl_context=None):
         self.host, self.port, self.timeout = host, int(port), timeout
+        if ssl_context is None and (tls or cafile):
+            try:
+                ssl_context = ssl.create_default_context(cafile=cafile)
+            except (OSError, ssl.SSLError) as exc:
+                raise GotalkError("cannot read the CA file %s: %s" % (cafile, exc)) from None
+        self.ssl_context = ssl_context  # None: plain TCP
         self.token = None
         self.user = None  # {"id":..., "username":...} once logged in
         self._password = None  # kept only to log in again if a token expires
@@ -245,8 +270,9 @@ class Client:
 
     def _connect(self):
         try:
-            self._conn = _Connection(self.host, self.port, self.timeout, self._on_event)
-        except OSError as exc:
+            self._conn = _Connection(self.host, self.port, self.timeout, self._on_event,
+                                     self.ssl_context)
+        except OSError as exc:  # ssl.SSLError (a failed verification) is one too
             raise ConnectionLost("cannot connect to %s:%d: %s"
                                  % (self.host, self.port, exc)) from None
 
@@ -306,6 +332,16 @@ class Client:
 
     def ping(self):
         return bool(self.request("ping").get("pong"))
+
+    def logout(self, all=False):
+        """Revoke this connection's token (all=True: every token of the
+        account, on every connection). The connection stays open but is no
+        longer logged in; other connections bound by a revoked token get a
+        "revoked" event. Returns "token" or "all"."""
+        reply = self.request("logout", all=True if all else None)
+        # Forgotten, so a reconnect does not log in again behind the user's back.
+        self.token, self._password = None, None
+        return reply["revoked"]
 
     def close(self):
         """Say QUIT and close; messages() then ends. Safe to call twice."""
@@ -400,6 +436,15 @@ class Client:
                     if self._closed:
                         return
                     batch = None
+                except _Unbound as exc:
+                    if exc.event == "revoked":
+                        raise Unauthorized("this connection's token was revoked (LOGOUT); "
+                                           "log in again") from None
+                    # Expired: log in again with the password (AUTH would be
+                    # refused), then pick up what arrived meanwhile.
+                    self._authenticate()
+                    backlog = True
+                    continue
                 if batch is None:
                     # Outside the except, so a failure to reconnect is
                     # reported alone, not as a chain of causes.
@@ -444,7 +489,10 @@ class Client:
                 continue
             batch = []
             while True:
-                if event is not None and event.get("event") == "message":
+                kind = event.get("event") if event is not None else None
+                if kind in ("revoked", "expired") and conn is self._conn:
+                    raise _Unbound(kind)
+                if kind == "message":
                     batch.append(event["message"])
                 try:
                     event, conn = self._events.get_nowait()
@@ -455,6 +503,14 @@ class Client:
                     break
             if batch:
                 return batch
+
+
+class _Unbound(Exception):
+    """The server unbound this connection: its token was revoked or expired."""
+
+    def __init__(self, event):
+        super().__init__(event)
+        self.event = event
 
 
 # --------------------------------------------------------------------------
@@ -492,6 +548,12 @@ def cmd_send(client, args):
     content = " ".join(args.text) if args.text else sys.stdin.read().rstrip("\n")
     reply = client.send(args.to, content, client_id=uuid.uuid4().hex)
     print("sent %s" % reply["id"])
+
+
+def cmd_logout(client, args):
+    client.login(args.user, get_password(args))
+    client.logout(all=True)
+    print("revoked every token of %s; log in again where you use it" % args.user)
 
 
 CHAT_HELP = """commands:
@@ -633,6 +695,11 @@ def main(argv=None):
                        help="HOST:PORT (default 127.0.0.1:%d)" % DEFAULT_PORT)
         p.add_argument("--user", required=True, help="your username")
         p.add_argument("--password", help="default: $GOTALK_PASSWORD, else asked")
+        p.add_argument("--tls", action="store_true",
+                       help="connect with TLS, verifying the server's certificate")
+        p.add_argument("--cafile", metavar="FILE",
+                       help="trust this certificate (PEM), e.g. the one `gotalk gen-cert` "
+                            "wrote; implies --tls")
         p.set_defaults(func=func)
         return p
 
@@ -640,6 +707,7 @@ def main(argv=None):
     p = add("send", cmd_send, "send one message (text from the arguments or stdin)")
     p.add_argument("--to", required=True, help="recipient username")
     p.add_argument("text", nargs="*", help="message text")
+    add("logout", cmd_logout, "revoke every login token of the account (log out everywhere)")
     p = add("chat", cmd_chat, "interactive terminal chat")
     p.add_argument("--to", help="first contact")
 
@@ -649,7 +717,7 @@ def main(argv=None):
     except ValueError:
         parser.error("--server must be HOST:PORT")
     try:
-        with Client(host, port) as client:
+        with Client(host, port, tls=args.tls, cafile=args.cafile) as client:
             args.func(client, args)
     except GotalkError as exc:
         print("error: %s" % exc, file=sys.stderr)

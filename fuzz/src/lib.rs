@@ -146,6 +146,7 @@ fn reply_to(request: &Request<'_>) -> (Reply, Option<Message>) {
         }
         Request::Sync(_) => Reply::Messages(Vec::new()),
         Request::Ack { .. } => Reply::Acked,
+        Request::Logout { all } => Reply::LoggedOut { all: *all },
         Request::Ping => Reply::Pong,
         Request::Help => Reply::Help,
         Request::Quit => Reply::Bye,
@@ -445,9 +446,16 @@ pub fn read_http(input: &[u8], sizes: &[usize]) -> HttpRun {
 /// Answers a request as the door does, checking every response.
 fn answer(request: &HttpRequest<'_>) {
     let persistence = Persistence::of(request.keep_alive, request.http10);
+    // Any Host and Origin is answered or refused, never a panic.
+    let config = gotalk::config::Config::default();
+    if let Err(refusal) = gotalk::http::host::check_host(request.host, &config)
+        .and_then(|()| gotalk::http::host::check_origin(request.origin, request.host))
+    {
+        check_refusal(&refusal, persistence);
+    }
     let endpoint = match routes::route(request.method, request.path) {
         Ok(Route::Api(endpoint)) => endpoint,
-        Ok(Route::Page | Route::Health | Route::Favicon) => return,
+        Ok(Route::Page(_) | Route::Health) => return,
         Err(refusal) => return check_refusal(&refusal, persistence),
     };
     let fields = match Fields::parse(request.body, request.query, request.content_type) {
@@ -459,13 +467,13 @@ fn answer(request: &HttpRequest<'_>) {
         Err(failure) => (Reply::Error(failure), None),
     };
     let mut out = Vec::new();
-    let status = render::reply(&mut out, endpoint, &reply, persistence);
+    let status = render::reply(&mut out, endpoint, &reply, persistence, true);
     assert_ne!(status, 500, "no rendering of {reply:?} for {endpoint:?}");
     check_response(&out, status);
     if let Some(message) = message {
         let mut out = Vec::new();
         let reply = Reply::Messages(vec![Arc::new(message)]);
-        let status = render::reply(&mut out, Endpoint::Sync, &reply, persistence);
+        let status = render::reply(&mut out, Endpoint::Sync, &reply, persistence, false);
         check_response(&out, status);
     }
 }
@@ -481,7 +489,7 @@ fn check_refusal(refusal: &Refusal, persistence: Persistence) {
         "refusal without a message"
     );
     let mut out = Vec::new();
-    render::refusal(&mut out, refusal, persistence);
+    render::refusal(&mut out, refusal, persistence, true);
     check_response(&out, refusal.status);
 }
 

@@ -10,7 +10,7 @@
 use crate::error::{ErrorCode, Failure};
 use crate::idhash::IdMap;
 use crate::request::UserRef;
-use crate::UserId;
+use crate::{Millis, UserId};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -23,6 +23,10 @@ pub struct Account {
     pub identity: u128,
     pub username: Arc<str>,
     pub password_hash: Arc<str>,
+    /// Tokens of this account issued before this moment are void (`LOGOUT
+    /// all`; 0: none). Stored with the account, so an account read from
+    /// the store brings it along.
+    pub tokens_valid_from: Millis,
 }
 
 impl Account {
@@ -161,6 +165,22 @@ impl Accounts {
         self.last_id
     }
 
+    /// Replaces a cached account's password hash (an upgraded one; the
+    /// store is told by the caller).
+    pub fn set_password_hash(&mut self, id: UserId, hash: Arc<str>) {
+        if let Some(c) = self.by_id.get_mut(&id) {
+            c.account.password_hash = hash;
+        }
+    }
+
+    /// Raises a cached account's `tokens_valid_from` (LOGOUT all; the store
+    /// is told by the caller).
+    pub fn void_tokens_before(&mut self, id: UserId, from: Millis) {
+        if let Some(c) = self.by_id.get_mut(&id) {
+            c.account.tokens_valid_from = c.account.tokens_valid_from.max(from);
+        }
+    }
+
     /// Adds an account (a finished registration, or one read from the
     /// store), evicting another if the cache is full.
     pub fn insert(&mut self, account: Account) {
@@ -212,6 +232,7 @@ mod tests {
             identity: u128::from(id),
             username: name.into(),
             password_hash: "x".into(),
+            tokens_valid_from: 0,
         }
     }
 

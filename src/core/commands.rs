@@ -2,10 +2,11 @@
 
 use super::accounts::{check_username, Account};
 use super::client_ids::FirstSend;
+use super::login_throttle::{LoginCharge, Throttled};
 use super::mailbox::{self, Budget, Full};
 use super::reads::{Stop, Waiting};
 use super::waiters::Waiter;
-use super::{AfterCommit, Core, Handled, HashWait, Outbox, Ticket};
+use super::{AfterCommit, Binding, Core, Handled, HashWait, Outbox, Revoke, Ticket};
 use crate::config::limits;
 use crate::error::{ErrorCode, Failure};
 use crate::hasher::HashJob;
@@ -13,6 +14,7 @@ use crate::message::{Message, Parties};
 use crate::request::{Call, Recipient, Reply, Request, SyncArgs};
 use crate::store::ReadOp;
 use crate::store::WriteOp;
+use crate::token::OpenedToken;
 use crate::{MessageId, Millis, UserId};
 use std::sync::Arc;
 
@@ -70,9 +72,11 @@ impl Core {
             Request::Help => Ok(Handled::Now(Reply::Help)),
             Request::Quit => Ok(Handled::Now(Reply::Bye)),
             Request::Register { username, password } => {
-                self.register(ticket, username, password, out)
+                self.register(ticket, username, password, now, out)
             }
-            Request::Login { username, password } => self.login(ticket, username, password, out),
+            Request::Login { username, password } => {
+                self.login(ticket, username, password, now, out)
+            }
             Request::Auth { token } => self.auth(ticket, token, now, out),
             Request::Lookup { username } => self.lookup(username),
             Request::Send {
@@ -91,13 +95,14 @@ impl Core {
                 let user = self.caller(ticket, call, now)?;
                 self.ack(ticket, user, *upto, None)
             }
+            Request::Logout { all } => self.logout(ticket, call, *all, now),
         }
     }
 
     /// Who is asking: the request's own token, else the connection's user.
     fn caller(&self, ticket: Ticket, call: &Call<'_>, now: Millis) -> Result<UserId, Stop> {
         let user = match &call.token {
-            Some(token) => self.open_token(token, now)?,
+            Some(token) => self.open_token(token, now)?.user,
             None => self.session_user(ticket.conn).ok_or_else(|| {
                 Failure::new(
                     ErrorCode::Unauthorized,
@@ -115,15 +120,31 @@ impl Core {
         Ok(user)
     }
 
-    fn open_token(&self, token: &str, now: Millis) -> Result<UserId, Stop> {
+    fn open_token(&self, token: &str, now: Millis) -> Result<OpenedToken, Stop> {
         let rejected = || Failure::new(ErrorCode::Unauthorized, super::help::TOKEN_REJECTED);
-        let (user, identity) = self.key.open(token, now).map_err(|_| rejected())?;
+        let t = self.key.open(token, now).map_err(|_| rejected())?;
         // The account must exist AND be the one the token was issued for:
-        // an id alone could name a newer account after a reset.
-        match self.account_by_id(user)? {
-            Some(account) if account.identity == identity => Ok(user),
+        // an id alone could name a newer account after a reset. And the
+        // token must not have been revoked by LOGOUT (one token, or all
+        // the account's: the account read from the store says since when).
+        match self.account_by_id(t.user)? {
+            Some(account)
+                if account.identity == t.identity
+                    && t.issued >= self.tokens_valid_from(account)
+                    && !self.revocations.is_revoked(&t) =>
+            {
+                Ok(t)
+            }
             _ => Err(rejected().into()),
         }
+    }
+
+    /// Tokens of `account` issued before this are void (`LOGOUT all`): as
+    /// stored with it, or as set since it was read.
+    pub(super) fn tokens_valid_from(&self, account: &Account) -> Millis {
+        account
+            .tokens_valid_from
+            .max(self.revocations.valid_from(account.id))
     }
 
     /// The account with `id`: `None` if there is none, or the read it needs.
@@ -151,6 +172,7 @@ impl Core {
         Err(Stop::Need(op))
     }
 
+    /// The rule for every password: not empty, and at most the maximum.
     fn check_password(password: &str) -> Result<(), Failure> {
         if password.is_empty() {
             return Err(Failure::bad_request("the password must not be empty"));
@@ -164,14 +186,28 @@ impl Core {
         Ok(())
     }
 
+    /// The rule for a new password (REGISTER): also at least the minimum
+    /// length, in characters. LOGIN does not check it, so a failed LOGIN
+    /// looks the same whatever the password tried.
+    fn check_new_password(password: &str) -> Result<(), Failure> {
+        if password.chars().count() < limits::MIN_PASSWORD_CHARS {
+            return Err(Failure::bad_request(format!(
+                "a new password has at least {} characters",
+                limits::MIN_PASSWORD_CHARS
+            )));
+        }
+        Self::check_password(password)
+    }
+
     fn register(
         &mut self,
         ticket: Ticket,
         username: &str,
         password: &str,
+        now: Millis,
         out: &mut Outbox,
     ) -> Result<Handled, Stop> {
-        Self::check_password(password)?;
+        Self::check_new_password(password)?;
         self.check_password_room(ticket.conn)?;
         // The store is asked whether the name is free (the database's
         // unique index has the last word); names being registered are
@@ -181,10 +217,28 @@ impl Core {
         }
         self.accounts.reserve(username)?;
         let password = password.to_string();
+        let peer = self.passwords.address_of(ticket.conn);
+        let charge = match self.throttle.admit_register(peer, now) {
+            Ok(charge) => charge,
+            Err(retry_after_ms) => {
+                self.accounts.release(username);
+                let per_hour = self.throttle.settings().registers_per_address_hour;
+                return Err(Failure::retry_after(
+                    format!(
+                        "too many new accounts from your address: at most {per_hour} an hour \
+                         (--registers-per-address-hour); try again in {}",
+                        wait_text(retry_after_ms)
+                    ),
+                    retry_after_ms,
+                )
+                .into());
+            }
+        };
         let job = self.new_job();
         let wait = HashWait::Register {
             ticket,
             username: username.into(),
+            charge,
         };
         self.queue_password_job(wait, job, HashJob::Hash { job, password }, out);
         Ok(Handled::Later { barrier: true })
@@ -195,6 +249,7 @@ impl Core {
         ticket: Ticket,
         username: &str,
         password: &str,
+        now: Millis,
         out: &mut Outbox,
     ) -> Result<Handled, Stop> {
         if username.is_empty() || password.is_empty() {
@@ -202,7 +257,22 @@ impl Core {
         }
         Self::check_password(password)?;
         self.check_password_room(ticket.conn)?;
-        let account = self.account_by_name(username)?.cloned();
+        // Before any hashing (or reading): a throttled attempt costs
+        // nothing.
+        let peer = self.passwords.address_of(ticket.conn);
+        let charge = self
+            .throttle
+            .admit_login(username, peer, now)
+            .map_err(|refused| self.login_throttled(refused))?;
+        let account = match self.account_by_name(username) {
+            Ok(account) => account.cloned(),
+            Err(stop) => {
+                // It runs again once the account is read, and is charged
+                // then.
+                self.throttle.login_not_tried(charge, now);
+                return Err(stop);
+            }
+        };
         let hash = account
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |a| a.password_hash.clone());
@@ -212,8 +282,40 @@ impl Core {
             password: password.to_string(),
             hash,
         };
-        self.queue_password_job(HashWait::Login { ticket, account }, job, work, out);
+        let wait = HashWait::Login {
+            ticket,
+            account,
+            charge,
+        };
+        self.queue_password_job(wait, job, work, out);
         Ok(Handled::Later { barrier: true })
+    }
+
+    /// The reply to a throttled LOGIN: the same for every username, known
+    /// or not, naming the limit that refused it.
+    fn login_throttled(&self, refused: Throttled) -> Failure {
+        let s = self.throttle.settings();
+        let (what, per_minute, flag) = if refused.by_address {
+            (
+                "from your address",
+                s.login_failures_per_address_minute,
+                "--login-failures-per-address-minute",
+            )
+        } else {
+            (
+                "for this username",
+                s.login_failures_per_minute,
+                "--login-failures-per-minute",
+            )
+        };
+        Failure::retry_after(
+            format!(
+                "too many failed logins {what}: at most {per_minute} a minute ({flag}); \
+                 try again in {}",
+                wait_text(refused.retry_after_ms)
+            ),
+            refused.retry_after_ms,
+        )
     }
 
     /// Finishes a LOGIN whose password check came back.
@@ -221,11 +323,15 @@ impl Core {
         &mut self,
         ticket: Ticket,
         account: Option<Account>,
+        charge: LoginCharge,
         ok: bool,
         now: Millis,
         out: &mut Outbox,
     ) -> Reply {
         let from = self.passwords.address_of(ticket.conn);
+        if ok && account.is_some() {
+            self.throttle.login_succeeded(charge, now);
+        }
         let Some(account) = account.as_ref().filter(|_| ok) else {
             let who = account.as_ref().map_or_else(
                 || "an unknown username".to_string(),
@@ -240,12 +346,19 @@ impl Core {
         }
         let identity = account.identity;
         let user = account.user_ref();
-        let token = self
-            .key
-            .seal(user.id, identity, now, now + self.settings.token_ttl_ms);
+        // Never issued before a LOGOUT all of the same millisecond.
+        let issued = now.max(self.tokens_valid_from(account));
+        let expires = issued + self.settings.token_ttl_ms;
+        let sealed = self.key.issue(user.id, identity, issued, expires);
+        let token = sealed.token;
+        let binding = Binding {
+            user: user.id,
+            token: sealed.id,
+            expires,
+        };
         // The cache may have dropped it while the hash ran.
         self.accounts.insert(account.clone());
-        self.bind(ticket.conn, user.id);
+        self.bind(ticket.conn, binding);
         self.warm_up(user.id, out);
         log::info!(
             "login: {} (id {}) from {from} on connection {}",
@@ -263,16 +376,81 @@ impl Core {
         now: Millis,
         out: &mut Outbox,
     ) -> Result<Handled, Stop> {
-        let user = self.open_token(token, now)?;
+        let opened = self.open_token(token, now)?;
+        let user = opened.user;
         self.check_bind(ticket.conn, user)?;
+        let binding = Binding {
+            user,
+            token: opened.id,
+            expires: opened.expires,
+        };
         let account = self
             .accounts
             .get(user)
             .expect("open_token checked the account");
         let reply = Reply::User(account.user_ref());
-        self.bind(ticket.conn, user);
+        self.bind(ticket.conn, binding);
         self.warm_up(user, out);
         Ok(Handled::Now(reply))
+    }
+
+    /// LOGOUT: revokes the request's own token if it carries one, else the
+    /// token that bound this connection; with `all`, every token of that
+    /// account issued until now. Answered once stored; connections bound
+    /// by a revoked token are then unbound (see `commit.rs`).
+    fn logout(
+        &mut self,
+        ticket: Ticket,
+        call: &Call<'_>,
+        all: bool,
+        now: Millis,
+    ) -> Result<Handled, Stop> {
+        let binding = match &call.token {
+            Some(token) => {
+                let t = self.open_token(token, now)?;
+                Binding {
+                    user: t.user,
+                    token: t.id,
+                    expires: t.expires,
+                }
+            }
+            None => self
+                .sessions
+                .get(&ticket.conn)
+                .copied()
+                .flatten()
+                .ok_or_else(|| {
+                    Failure::new(
+                        ErrorCode::Unauthorized,
+                        "LOGOUT takes back the token this connection logged in with; \
+                         log in first (LOGIN or AUTH), or give the token",
+                    )
+                })?,
+        };
+        let user = binding.user;
+        if call.claimed_id.is_some_and(|claimed| claimed != user) {
+            return Err(Failure::new(
+                ErrorCode::Unauthorized,
+                "the token belongs to another user than the id given",
+            )
+            .into());
+        }
+        let revoke = if all {
+            // Every token issued up to this millisecond.
+            let from = now + 1;
+            self.open_ops.push(WriteOp::VoidTokens { user, from });
+            Revoke::All { from }
+        } else {
+            let (token, expires) = (binding.token, binding.expires);
+            self.open_ops.push(WriteOp::RevokeToken { token, expires });
+            Revoke::One { token, expires }
+        };
+        self.after_commit(AfterCommit::LoggedOut {
+            ticket,
+            user,
+            revoke,
+        });
+        Ok(Handled::Later { barrier: true })
     }
 
     fn lookup(&self, username: &str) -> Result<Handled, Stop> {
@@ -523,6 +701,16 @@ fn mailbox_full(full: Full, cost: usize, recipient: &str, budget: &Budget) -> Fa
         ),
     };
     Failure::new(ErrorCode::RateLimited, message)
+}
+
+/// A wait in words: "3 s", "2 min" (the exact figure is `retry_after_ms`).
+fn wait_text(ms: u64) -> String {
+    let seconds = ms.div_ceil(1000);
+    if seconds < 120 {
+        format!("{seconds} s")
+    } else {
+        format!("{} min", seconds.div_ceil(60))
+    }
 }
 
 fn no_such_user(name: &str) -> Failure {

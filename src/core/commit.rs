@@ -3,13 +3,13 @@
 //! a message is pushed and put in its mailbox only once it is stored.
 
 use super::client_ids::FirstSend;
-use super::{Account, AfterCommit, Core, HashWait, Outbox};
+use super::{Account, AfterCommit, Core, HashWait, Outbox, Revoke, SessionEvent, Ticket};
 use crate::error::{ErrorCode, Failure};
 use crate::hasher::HashDone;
 use crate::message::Message;
 use crate::request::Reply;
 use crate::store::{Committed, Duplicate, Removed, StoreError, WriteOp};
-use crate::Millis;
+use crate::{ConnId, Millis, UserId};
 use std::sync::Arc;
 
 /// The reply to a request whose batch could not be committed.
@@ -33,35 +33,62 @@ impl Core {
             return;
         };
         match (wait, done) {
-            (HashWait::Register { ticket, username }, HashDone::Hashed { hash, .. }) => {
-                match hash {
-                    Ok(hash) => {
-                        let account = Account {
-                            id: self.accounts.next_id(),
-                            identity: crate::token::new_identity(),
-                            username: Arc::from(&*username),
-                            password_hash: hash.into(),
-                        };
-                        self.open_ops.push(WriteOp::CreateUser {
-                            id: account.id,
-                            identity: account.identity,
-                            username: account.username.clone(),
-                            password_hash: account.password_hash.clone(),
-                            created: now,
-                        });
-                        self.after_commit(AfterCommit::Registered { ticket, account });
-                    }
-                    Err(e) => {
-                        log::error!("hashing a password failed: {e}");
-                        self.accounts.release(&username);
-                        let failure =
-                            Failure::new(ErrorCode::Internal, "could not hash the password");
-                        out.replies.push((ticket, Reply::Error(failure)));
-                    }
+            (
+                HashWait::Register {
+                    ticket,
+                    username,
+                    charge,
+                },
+                HashDone::Hashed { hash, .. },
+            ) => match hash {
+                Ok(hash) => {
+                    let account = Account {
+                        id: self.accounts.next_id(),
+                        identity: crate::token::new_identity(),
+                        username: Arc::from(&*username),
+                        password_hash: hash.into(),
+                        tokens_valid_from: 0,
+                    };
+                    self.throttle.registered(&username, charge.addr(), now);
+                    self.open_ops.push(WriteOp::CreateUser {
+                        id: account.id,
+                        identity: account.identity,
+                        username: account.username.clone(),
+                        password_hash: account.password_hash.clone(),
+                        created: now,
+                    });
+                    self.after_commit(AfterCommit::Registered { ticket, account });
                 }
-            }
-            (HashWait::Login { ticket, account }, HashDone::Verified { ok, .. }) => {
-                let reply = self.finish_login(ticket, account, ok, now, out);
+                Err(e) => {
+                    log::error!("hashing a password failed: {e}");
+                    self.accounts.release(&username);
+                    self.throttle.register_failed(charge);
+                    let failure = Failure::new(ErrorCode::Internal, "could not hash the password");
+                    out.replies.push((ticket, Reply::Error(failure)));
+                }
+            },
+            (
+                HashWait::Login {
+                    ticket,
+                    account,
+                    charge,
+                },
+                HashDone::Verified { ok, rehashed, .. },
+            ) => {
+                let reply = self.finish_login(ticket, account, charge, ok, now, out);
+                if let (Reply::LoggedIn { user, .. }, Some(hash)) = (&reply, rehashed) {
+                    // Stored with the next batch; nobody waits for it (the
+                    // old hash still verifies if the write is lost). The
+                    // account is cached (the LOGIN pinned it); a read of it
+                    // answered before the write commits may bring the old
+                    // hash back, which still verifies and is upgraded again.
+                    let hash: Arc<str> = hash.into();
+                    self.accounts.set_password_hash(user.id, hash.clone());
+                    self.open_ops.push(WriteOp::SetPasswordHash {
+                        id: user.id,
+                        password_hash: hash,
+                    });
+                }
                 out.replies.push((ticket, reply));
             }
             _ => unreachable!("a job's result matches its kind"),
@@ -213,7 +240,64 @@ impl Core {
                     }
                 }
             }
+            AfterCommit::LoggedOut {
+                ticket,
+                user,
+                revoke,
+            } => {
+                if !ok {
+                    out.replies.push((ticket, unavailable(result)));
+                    return;
+                }
+                self.logged_out(ticket, user, revoke, out);
+                let all = matches!(revoke, Revoke::All { .. });
+                out.replies.push((ticket, Reply::LoggedOut { all }));
+            }
         }
+    }
+
+    /// A LOGOUT is stored: the token (or all the account's) no longer
+    /// opens, and the account's connections bound by it are unbound. They
+    /// are found among the account's bound connections (at most
+    /// `--conns-per-user`), not by a scan. The connection that asked gets
+    /// its reply; the others an event.
+    fn logged_out(&mut self, ticket: Ticket, user: UserId, revoke: Revoke, out: &mut Outbox) {
+        match revoke {
+            Revoke::One { token, expires } => self.revocations.revoke(token, expires),
+            Revoke::All { from } => {
+                // The account (cached, or read later from the store) says
+                // so from now on; this run's tokens are checked against the
+                // moment here too until they have all expired.
+                let keep_until = from.saturating_add(self.settings.token_ttl_ms);
+                self.revocations.void_before(user, from, keep_until);
+                self.accounts.void_tokens_before(user, from);
+            }
+        }
+        let Some(conns) = self.subscribers.get(&user) else {
+            return;
+        };
+        let revoked: Vec<ConnId> = conns
+            .iter()
+            .copied()
+            .filter(|conn| {
+                let binding = self.sessions.get(conn).copied().flatten();
+                match revoke {
+                    Revoke::One { token, .. } => binding.is_some_and(|b| b.token == token),
+                    Revoke::All { .. } => true,
+                }
+            })
+            .collect();
+        for conn in revoked {
+            let event = (conn != ticket.conn).then_some(SessionEvent::Revoked);
+            self.unbind(conn, event, out);
+        }
+        log::info!(
+            "logout: user {user} revoked {}",
+            match revoke {
+                Revoke::One { .. } => "a token",
+                Revoke::All { .. } => "all their tokens",
+            }
+        );
     }
 
     /// A stored message reaches its recipient: pushed to every bound

@@ -27,6 +27,7 @@ fn core() -> Core {
         identity: u128::from(id),
         username: name.into(),
         password_hash: "h".into(),
+        tokens_valid_from: 0,
     };
     core.restore(Snapshot {
         users: vec![user(1, "alice"), user(2, "bob")],

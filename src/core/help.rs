@@ -10,11 +10,12 @@ AUTH <token>                     bind this connection with a token from LOGIN   
 SEND <username> <text...>        send the rest of the line to a user   e.g. SEND bob hello there
 SYNC [after] [limit] [wait_ms]   list unacknowledged messages above 'after' (and acknowledge up to it)   e.g. SYNC 17
 ACK <id>                         acknowledge every message up to id; they are never returned again   e.g. ACK 17
+LOGOUT [all]                     revoke this connection's token (all: every token of the account)   e.g. LOGOUT
 PING                             check the connection   e.g. PING
 HELP                             this list
 QUIT                             close the connection
-New messages arrive as {\"event\":\"message\",...} lines while you are logged in. JSON works too: {\"cmd\":\"send\",\"to\":\"bob\",\"content\":\"hi\"}";
+New messages arrive as {\"event\":\"message\",...} lines while you are logged in; {\"event\":\"revoked\"} or {\"event\":\"expired\"} means the token no longer holds: AUTH or LOGIN again. JSON works too: {\"cmd\":\"send\",\"to\":\"bob\",\"content\":\"hi\"}";
 
-/// An unknown, tampered or expired token (AUTH, or a request's own token).
+/// An unknown, tampered, expired or revoked token (AUTH, or a request's own token).
 /// The HTTP door says `/login` in place of `LOGIN`.
-pub const TOKEN_REJECTED: &str = "the token is invalid or expired; LOGIN again";
+pub const TOKEN_REJECTED: &str = "the token is invalid, expired or revoked; LOGIN again";

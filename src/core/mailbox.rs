@@ -226,8 +226,11 @@ impl Mailboxes {
     pub fn fill(&mut self, user: UserId) -> Option<ReadOp> {
         let window = self.window;
         let mailbox = self.boxes.get_mut(&user)?;
+        // Low: under half the window in messages AND in bytes (whichever
+        // binds: many small messages or a few large ones); a head still
+        // half full in either waits, so pages are read in bulk.
         let low = mailbox.head.len() < window.messages.div_ceil(2)
-            || mailbox.head_bytes < window.bytes / 2;
+            && mailbox.head_bytes < window.bytes / 2;
         if !mailbox.active || mailbox.filling || !mailbox.has_tail() || !low {
             return None;
         }
@@ -253,7 +256,14 @@ impl Mailboxes {
         };
         mailbox.filling = false;
         if mailbox.active {
+            let window = self.window;
             for message in page.into_iter().flatten() {
+                let room = mailbox.head.is_empty()
+                    || (mailbox.head.len() < window.messages
+                        && mailbox.head_bytes + cost(&message) <= window.bytes);
+                if !room {
+                    break;
+                }
                 let last = mailbox.head.back().map_or(0, |m| m.id).max(mailbox.floor);
                 if message.id > last && mailbox.head.len() < mailbox.count {
                     mailbox.push_head(message);

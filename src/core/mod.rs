@@ -7,6 +7,7 @@
 
 mod accounts;
 mod assigned;
+mod bucket;
 mod client_ids;
 mod commands;
 mod commit;
@@ -14,16 +15,20 @@ mod commit;
 mod commit_failure_tests;
 pub mod counters;
 pub mod help;
+mod login_throttle;
 mod mailbox;
 mod password_queue;
 mod passwords;
 mod reads;
+mod revocations;
 pub mod stats;
 #[cfg(test)]
 mod tests;
+mod throttle_table;
 mod waiters;
 
 pub use accounts::check_username;
+pub use login_throttle::ThrottleSettings;
 
 use crate::error::{ErrorCode, Failure};
 use crate::hasher::{HashJob, JobId};
@@ -32,13 +37,15 @@ use crate::log_limit::LogLimit;
 use crate::message::{Message, Parties};
 use crate::request::{CommandKind, Reply};
 use crate::store::{Batch, Snapshot, WriteOp};
-use crate::token::TokenKey;
+use crate::token::{TokenId, TokenKey};
 use crate::{ConnId, MessageId, Millis, UserId};
 use accounts::{Account, Accounts};
 use client_ids::{ClientIds, FirstSend};
+use login_throttle::{LoginCharge, LoginThrottle, RegisterCharge};
 use mailbox::Mailboxes;
 use password_queue::{PasswordQueue, QueueLimits};
-use std::collections::VecDeque;
+use revocations::Revocations;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use waiters::Waiters;
@@ -102,6 +109,47 @@ pub struct Outbox {
     pub hash_jobs: Vec<HashJob>,
     /// Questions for the store (answers come to [`Core::on_read`]).
     pub reads: Vec<crate::store::Read>,
+    /// Events for line connections that are no longer bound.
+    pub events: Vec<(ConnId, SessionEvent)>,
+}
+
+/// Why a bound line connection was unbound (a push event; the connection
+/// stays open and may AUTH or LOGIN again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// Its token was revoked (LOGOUT elsewhere).
+    Revoked,
+    /// Its token expired.
+    Expired,
+}
+
+impl SessionEvent {
+    /// The event's name on the wire: `{"event":"<name>"}`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionEvent::Revoked => "revoked",
+            SessionEvent::Expired => "expired",
+        }
+    }
+}
+
+/// What a bound line connection is bound by: the user, and the token
+/// (LOGIN's, or the one given to AUTH), so revoking or expiring that token
+/// reaches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    pub user: UserId,
+    pub token: TokenId,
+    pub expires: Millis,
+}
+
+/// What a LOGOUT takes back.
+#[derive(Clone, Copy, Debug)]
+enum Revoke {
+    /// One token, remembered until it expires.
+    One { token: TokenId, expires: Millis },
+    /// Every token of the account issued before `from`.
+    All { from: Millis },
 }
 
 /// Settings the core needs from the configuration (see `config.rs` for
@@ -120,6 +168,8 @@ pub struct CoreSettings {
     pub hash_workers: usize,
     pub hash_queue: usize,
     pub hash_queue_per_address: usize,
+    /// LOGIN and REGISTER throttling.
+    pub throttle: ThrottleSettings,
     /// Whether the store keeps what RAM does not hold (SQLite): then
     /// accounts are a cache of `account_cache`, and a mailbox holds at most
     /// a window of `mailbox_window` messages and `mailbox_window_bytes`.
@@ -145,6 +195,7 @@ impl Default for CoreSettings {
             hash_workers: c.hash_threads,
             hash_queue: c.hash_queue,
             hash_queue_per_address: c.hash_queue_per_address,
+            throttle: ThrottleSettings::of(&c),
             on_demand: false,
             account_cache: c.account_cache,
             mailbox_window: c.mailbox_window,
@@ -158,12 +209,14 @@ enum HashWait {
     Register {
         ticket: Ticket,
         username: Box<str>,
+        charge: RegisterCharge,
     },
     Login {
         ticket: Ticket,
         /// The account the name found (kept here: the cache may drop it
         /// while the hash runs).
         account: Option<Account>,
+        charge: LoginCharge,
     },
 }
 
@@ -193,11 +246,21 @@ enum AfterCommit {
         /// A SYNC with `after` continues with its read once the ack is stored.
         then_sync: Option<crate::request::SyncArgs>,
     },
+    LoggedOut {
+        ticket: Ticket,
+        user: UserId,
+        revoke: Revoke,
+    },
 }
 
 /// How often `client_id`s older than a day are forgotten (in steps of
 /// [`client_ids::PRUNE_BATCH`], one per millisecond while more are due).
 const PRUNE_EVERY_MS: Millis = 60_000;
+
+/// How often the throttle tables are walked for idle entries (in steps of
+/// `throttle_table::PRUNE_STEP` per table, one per millisecond while a
+/// walk is under way).
+const THROTTLE_PRUNE_EVERY_MS: Millis = 10_000;
 
 pub struct Core {
     settings: CoreSettings,
@@ -206,8 +269,14 @@ pub struct Core {
     mailboxes: Mailboxes,
     waiters: Waiters,
     client_ids: ClientIds,
-    /// Connections that can be bound to a user (line protocol), and to whom.
-    sessions: IdMap<ConnId, Option<UserId>>,
+    /// Connections that can be bound to a user (line protocol), and by
+    /// which token.
+    sessions: IdMap<ConnId, Option<Binding>>,
+    /// Bound connections by their token's expiry, to tell them when it
+    /// expires (one entry per bound connection).
+    binding_expiry: BTreeSet<(Millis, ConnId)>,
+    /// Tokens revoked by LOGOUT.
+    revocations: Revocations,
     /// Bound connections by user: who gets pushes.
     subscribers: IdMap<UserId, Vec<ConnId>>,
     /// Connections whose client stopped sending: their SYNCs do not wait.
@@ -215,6 +284,10 @@ pub struct Core {
     /// Requests waiting for a password job, queued or running.
     hashing: IdMap<JobId, HashWait>,
     passwords: PasswordQueue,
+    /// Failed LOGINs and REGISTERs per username and address.
+    throttle: LoginThrottle,
+    /// When the throttle tables are next pruned a step.
+    next_throttle_prune: Millis,
     next_job: JobId,
     /// LOGIN of an unknown user verifies against this, so it takes as long
     /// as a wrong password and the two cannot be told apart.
@@ -276,10 +349,14 @@ impl Core {
             waiters: Waiters::default(),
             client_ids: ClientIds::new(settings.client_ids_per_sender),
             sessions: IdMap::default(),
+            binding_expiry: BTreeSet::new(),
+            revocations: Revocations::default(),
             subscribers: IdMap::default(),
             input_closed: IdMap::default(),
             hashing: IdMap::default(),
             passwords,
+            throttle: LoginThrottle::new(settings.throttle),
+            next_throttle_prune: 0,
             next_job: 0,
             dummy_hash,
             open_ops: Vec::new(),
@@ -303,6 +380,7 @@ impl Core {
                 identity: user.identity,
                 username: user.username.into(),
                 password_hash: user.password_hash.into(),
+                tokens_valid_from: user.tokens_valid_from,
             });
         }
         for m in snapshot.messages {
@@ -336,6 +414,9 @@ impl Core {
         self.accounts.set_last_id(snapshot.last_user_id);
         self.mailboxes
             .add_totals(snapshot.pending_messages, snapshot.pending_bytes);
+        for (token, expires) in snapshot.revoked_tokens {
+            self.revocations.revoke(token, expires);
+        }
         log::info!(
             "started with {} unacknowledged messages ({} in RAM)",
             self.mailboxes.total(),
@@ -357,8 +438,8 @@ impl Core {
     /// one): it gets no more pushes, its long-poll is dropped, and its
     /// password jobs are dropped (nobody reads their replies).
     pub fn close_session(&mut self, conn: ConnId) {
-        if let Some(Some(user)) = self.sessions.remove(&conn) {
-            self.unsubscribe(conn, user);
+        if let Some(Some(binding)) = self.sessions.remove(&conn) {
+            self.unsubscribe(conn, binding);
         }
         self.waiters.remove_conn(conn);
         self.input_closed.remove(&conn);
@@ -390,7 +471,7 @@ impl Core {
     /// user already, always may.)
     fn check_bind(&self, conn: ConnId, user: UserId) -> Result<(), Failure> {
         match self.sessions.get(&conn) {
-            Some(bound) if *bound != Some(user) => {}
+            Some(bound) if bound.map(|b| b.user) != Some(user) => {}
             _ => return Ok(()),
         }
         let limit = self.settings.conns_per_user;
@@ -405,22 +486,26 @@ impl Core {
         Ok(())
     }
 
-    fn bind(&mut self, conn: ConnId, user: UserId) {
+    fn bind(&mut self, conn: ConnId, binding: Binding) {
         let Some(bound) = self.sessions.get_mut(&conn) else {
             return; // HTTP requests are not bound to a connection
         };
-        let previous = bound.replace(user);
-        if previous == Some(user) {
-            return;
+        let previous = bound.replace(binding);
+        match previous {
+            Some(old) if old.user == binding.user => {
+                self.binding_expiry.remove(&(old.expires, conn));
+            }
+            Some(old) => {
+                self.unsubscribe(conn, old);
+                self.subscribers.entry(binding.user).or_default().push(conn);
+            }
+            None => self.subscribers.entry(binding.user).or_default().push(conn),
         }
-        if let Some(old) = previous {
-            self.unsubscribe(conn, old);
-        }
-        self.subscribers.entry(user).or_default().push(conn);
+        self.binding_expiry.insert((binding.expires, conn));
         // A logged-in user's account stays cached, and their mailbox in
         // RAM, so what is sent to them is pushed without reading the store.
-        self.accounts.pin(user, true);
-        self.mailboxes.set_active(user, true);
+        self.accounts.pin(binding.user, true);
+        self.mailboxes.set_active(binding.user, true);
     }
 
     /// After a bind: the user's mailbox figures are read if not known
@@ -433,7 +518,40 @@ impl Core {
         }
     }
 
-    fn unsubscribe(&mut self, conn: ConnId, user: UserId) {
+    /// Unbinds a connection (its token was revoked or expired): it gets
+    /// `event` if one is given, no more pushes, and its long-poll ends
+    /// with the normal empty reply.
+    fn unbind(&mut self, conn: ConnId, event: Option<SessionEvent>, out: &mut Outbox) {
+        let Some(Some(binding)) = self.sessions.get_mut(&conn).map(Option::take) else {
+            return;
+        };
+        self.unsubscribe(conn, binding);
+        if let Some(waiter) = self.waiters.remove_conn(conn) {
+            out.replies
+                .push((waiter.ticket, Reply::Messages(Vec::new())));
+        }
+        if let Some(event) = event {
+            out.events.push((conn, event));
+        }
+    }
+
+    /// Tells bound connections whose token expired, and unbinds them.
+    fn expire_bindings(&mut self, now: Millis, out: &mut Outbox) {
+        while let Some(&(expires, conn)) = self.binding_expiry.first() {
+            if expires > now {
+                return;
+            }
+            let current = self.sessions.get(&conn).copied().flatten();
+            if current.is_some_and(|b| b.expires == expires) {
+                self.unbind(conn, Some(SessionEvent::Expired), out);
+            }
+            self.binding_expiry.remove(&(expires, conn));
+        }
+    }
+
+    fn unsubscribe(&mut self, conn: ConnId, binding: Binding) {
+        self.binding_expiry.remove(&(binding.expires, conn));
+        let user = binding.user;
         if let Some(conns) = self.subscribers.get_mut(&user) {
             conns.retain(|&c| c != conn);
             if conns.is_empty() {
@@ -470,7 +588,7 @@ impl Core {
 
     /// The user a connection is bound to, if any.
     pub fn session_user(&self, conn: ConnId) -> Option<UserId> {
-        self.sessions.get(&conn).copied().flatten()
+        self.sessions.get(&conn).copied().flatten().map(|b| b.user)
     }
 
     /// Unacknowledged messages held in all mailboxes.
@@ -483,20 +601,27 @@ impl Core {
         self.mailboxes.resident()
     }
 
-    /// Time-driven work: long-polls that ran out, forgetting old `client_id`s.
+    /// Time-driven work: long-polls that ran out, bound connections whose
+    /// token expired, forgetting old `client_id`s and revoked tokens.
     pub fn tick(&mut self, now: Millis, out: &mut Outbox) {
         for waiter in self.waiters.expire(now) {
             out.replies
                 .push((waiter.ticket, Reply::Messages(Vec::new())));
         }
+        self.expire_bindings(now, out);
         if now >= self.next_prune {
             // A bounded step each time; soon again while more are due.
-            if self.client_ids.prune(now) {
+            let more_revoked = self.revocations.prune(now);
+            if self.client_ids.prune(now) || more_revoked {
                 self.next_prune = now + 1;
             } else {
                 self.next_prune = now + PRUNE_EVERY_MS;
                 self.log_stats();
             }
+        }
+        if now >= self.next_throttle_prune {
+            let more = self.throttle.prune(now);
+            self.next_throttle_prune = now + if more { 1 } else { THROTTLE_PRUNE_EVERY_MS };
         }
     }
 
@@ -535,6 +660,12 @@ impl Core {
             .next_deadline()
             .unwrap_or(Millis::MAX)
             .min(self.next_prune)
+            .min(self.next_throttle_prune)
+            .min(
+                self.binding_expiry
+                    .first()
+                    .map_or(Millis::MAX, |&(at, _)| at),
+            )
     }
 
     /// Whether writes (or requests waiting on a commit) are collected but

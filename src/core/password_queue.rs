@@ -278,7 +278,7 @@ mod tests {
     fn work() -> HashJob {
         HashJob::Hash {
             job: 0,
-            password: "pw".into(),
+            password: "pw-secret".into(),
         }
     }
 

@@ -102,8 +102,12 @@ impl Core {
 
     /// Undoes what a password job held: a registration's name reservation.
     fn abandon(&mut self, wait: HashWait) {
-        if let HashWait::Register { username, .. } = wait {
+        if let HashWait::Register {
+            username, charge, ..
+        } = wait
+        {
             self.accounts.release(&username);
+            self.throttle.register_failed(charge);
         }
     }
 
@@ -156,7 +160,7 @@ mod tests {
     fn register(core: &mut Core, t: Ticket, name: &str, out: &mut Outbox) -> Handled {
         let call = Call::new(Request::Register {
             username: Cow::Owned(name.to_string()),
-            password: Cow::Borrowed("pw"),
+            password: Cow::Borrowed("pw-secret"),
         });
         core.handle(t, call, NOW, out)
     }
@@ -184,12 +188,16 @@ mod tests {
         let mut out = Outbox::default();
         for conn in 0..3 {
             core.open_connection(conn, ip(1));
-            let handled = login(&mut core, ticket(conn, conn as u64), "pw", &mut out);
+            let handled = login(&mut core, ticket(conn, conn as u64), "pw-secret", &mut out);
             assert!(matches!(handled, Handled::Later { barrier: true }));
         }
         assert_eq!(released(&mut out), [1], "one worker, one job out");
         assert_eq!(core.password_jobs(), (2, 1));
-        let done = HashDone::Verified { job: 1, ok: false };
+        let done = HashDone::Verified {
+            job: 1,
+            ok: false,
+            rehashed: None,
+        };
         core.on_hash_done(done, NOW, &mut out);
         assert_eq!(released(&mut out), [2]);
         assert_eq!(out.replies.len(), 1);
@@ -203,13 +211,26 @@ mod tests {
         let mut out = Outbox::default();
         for conn in 0..3 {
             core.open_connection(conn, ip(1));
-            login(&mut core, ticket(conn, 10 + conn as u64), "pw", &mut out);
+            login(
+                &mut core,
+                ticket(conn, 10 + conn as u64),
+                "pw-secret",
+                &mut out,
+            );
         }
         assert_eq!(released(&mut out), [1]);
         core.close_session(0); // its job runs
         core.close_session(1); // its job waits
         assert_eq!(core.password_jobs(), (1, 1));
-        core.on_hash_done(HashDone::Verified { job: 1, ok: true }, NOW, &mut out);
+        core.on_hash_done(
+            HashDone::Verified {
+                job: 1,
+                ok: true,
+                rehashed: None,
+            },
+            NOW,
+            &mut out,
+        );
         assert!(out.replies.is_empty(), "nobody is there to answer");
         assert_eq!(released(&mut out), [3], "job 2 was dropped before hashing");
     }
@@ -220,8 +241,8 @@ mod tests {
         let mut out = Outbox::default();
         core.open_connection(1, ip(1));
         core.open_connection(2, ip(1));
-        login(&mut core, ticket(1, 1), "pw", &mut out);
-        login(&mut core, ticket(2, 2), "pw", &mut out);
+        login(&mut core, ticket(1, 1), "pw-secret", &mut out);
+        login(&mut core, ticket(2, 2), "pw-secret", &mut out);
         assert_eq!(released(&mut out), [1]);
         core.peer_closed(1, NOW, &mut out);
         assert!(out.replies.is_empty(), "a running job is left to finish");
@@ -259,17 +280,17 @@ mod tests {
         }
         core.open_connection(9, ip(3));
         for conn in 0..3 {
-            login(&mut core, ticket(conn, conn as u64), "pw", &mut out);
+            login(&mut core, ticket(conn, conn as u64), "pw-secret", &mut out);
         }
         // One runs, two wait: 127.0.0.2 is at its limit.
-        let Handled::Now(reply) = login(&mut core, ticket(3, 3), "pw", &mut out) else {
+        let Handled::Now(reply) = login(&mut core, ticket(3, 3), "pw-secret", &mut out) else {
             panic!("expected a refusal");
         };
         let (code, message) = error_of(&reply);
         assert_eq!(code, ErrorCode::RateLimited);
         assert!(message.contains("--hash-queue-per-address 2"), "{message}");
         // Another address still gets in, up to the global limit.
-        let handled = login(&mut core, ticket(9, 9), "pw", &mut out);
+        let handled = login(&mut core, ticket(9, 9), "pw-secret", &mut out);
         assert!(matches!(handled, Handled::Later { .. }));
         let Handled::Now(reply) = register(&mut core, ticket(9, 10), "dave", &mut out) else {
             panic!("expected a refusal");

@@ -144,6 +144,7 @@ impl Core {
                         identity: user.identity,
                         username: user.username.into(),
                         password_hash: user.password_hash.into(),
+                        tokens_valid_from: user.tokens_valid_from,
                     }),
                     ReadAnswer::User(None) => self.absent = Some(op.clone()),
                     ReadAnswer::Mailbox { count, bytes } => {

@@ -25,6 +25,9 @@ pub struct CoreStats {
     pub client_ids: usize,
     /// LOGIN/REGISTER password jobs queued or running.
     pub password_jobs: usize,
+    /// Entries of the LOGIN and REGISTER throttle tables (usernames and
+    /// addresses), each table capped by `--throttle-entries`.
+    pub throttle_entries: usize,
 }
 
 impl Core {
@@ -39,6 +42,10 @@ impl Core {
             waiters: self.waiters.len(),
             client_ids: self.client_ids.len(),
             password_jobs: self.hashing.len(),
+            throttle_entries: {
+                let (names, logins, registers) = self.throttle.len();
+                names + logins + registers
+            },
         }
     }
 }

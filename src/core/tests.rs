@@ -22,6 +22,7 @@ fn user(id: UserId, name: &str) -> StoredUser {
         identity: u128::from(id),
         username: name.into(),
         password_hash: "unused".into(),
+        tokens_valid_from: 0,
     }
 }
 
@@ -43,7 +44,9 @@ impl Bench {
     }
 
     fn restored(settings: CoreSettings, mut snapshot: Snapshot) -> Bench {
-        snapshot.users = accounts();
+        if snapshot.users.is_empty() {
+            snapshot.users = accounts();
+        }
         let mut core = Core::new(settings, TokenKey::random(), "dummy".into());
         core.restore(snapshot);
         let mut out = Outbox::default();
@@ -72,10 +75,13 @@ impl Bench {
     }
 
     fn auth(&mut self, conn: ConnId, user: UserId) -> Reply {
+        // Valid for longer than any test's clock runs (a bound connection
+        // is unbound when its token expires).
+        const YEAR: Millis = 365 * 24 * 3600 * 1000;
         let token = self
             .core
             .key
-            .seal(user, u128::from(user), self.now, self.now + 60_000);
+            .seal(user, u128::from(user), self.now, self.now + YEAR);
         let request = Request::Auth {
             token: Cow::Owned(token),
         };
@@ -550,7 +556,7 @@ fn connections_per_user_are_capped_for_auth_and_login() {
         13,
         Request::Login {
             username: "bob".into(),
-            password: "right".into(),
+            password: "right-password".into(),
         },
     );
     assert!(later(handled));
@@ -558,8 +564,15 @@ fn connections_per_user_are_capped_for_auth_and_login() {
         Some(crate::hasher::HashJob::Verify { job, .. }) => job,
         other => panic!("expected a password check, got {other:?}"),
     };
-    b.core
-        .on_hash_done(HashDone::Verified { job, ok: true }, NOW, &mut b.out);
+    b.core.on_hash_done(
+        HashDone::Verified {
+            job,
+            ok: true,
+            rehashed: None,
+        },
+        NOW,
+        &mut b.out,
+    );
     failure(b.reply(login), ErrorCode::RateLimited, "--conns-per-user");
     assert_eq!(b.core.session_user(13), None);
     // Pushes still reach the two bound connections.
@@ -574,3 +587,11 @@ fn connections_per_user_are_capped_for_auth_and_login() {
     assert!(matches!(b.auth(13, BOB), Reply::User(_)));
     assert_eq!(b.core.stats().users_online, 3);
 }
+
+/// LOGOUT, LOGOUT all and token expiry on bound connections.
+#[path = "logout_tests.rs"]
+mod logout_tests;
+
+/// Reading accounts, mailbox figures and pages from a store on demand.
+#[path = "on_demand_tests.rs"]
+mod on_demand_tests;

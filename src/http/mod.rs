@@ -6,7 +6,8 @@
 //! - [`form`]: form fields from a urlencoded body and the query string.
 //! - [`routes`]: method and path → endpoint; fields → [`Call`].
 //! - [`render`]: [`Reply`] → status and JSON; the response head.
-//! - [`page`]: `GET /`, the embedded chat page.
+//! - [`host`]: the `Host` and `Origin` a request may carry.
+//! - [`page`]: `GET /`, the embedded chat page, its script and style.
 //!
 //! Requests on one connection run one at a time: a request whose reply
 //! comes later (a password hash, a commit, a long-poll) sets the
@@ -16,6 +17,7 @@
 //! user: the token in each request decides who acts.
 
 pub mod form;
+pub mod host;
 pub mod page;
 pub mod parse;
 pub mod render;
@@ -37,6 +39,8 @@ use std::borrow::Cow;
 /// has been read, the replies owed, and work owed once they are written.
 #[derive(Default)]
 pub struct HttpDoor {
+    /// The connection is TLS: responses carry HSTS.
+    secure: bool,
     reader: parse::Reader,
     slots: ReplySlots<SlotContext>,
     /// Requests to run once the output is fully written (the `/sync`
@@ -102,6 +106,7 @@ impl Refusal {
 pub struct ReplyContext {
     endpoint: Endpoint,
     persistence: Persistence,
+    secure: bool,
     /// For `/sync` without `after`: whose messages to acknowledge once the
     /// response has been written in full.
     ack_as: Option<AckAs>,
@@ -114,7 +119,7 @@ struct AckAs {
 
 impl ReplyContext {
     pub fn render(&self, reply: &Reply, out: &mut Vec<u8>) -> AfterReply {
-        render::reply(out, self.endpoint, reply, self.persistence);
+        render::reply(out, self.endpoint, reply, self.persistence, self.secure);
         let once_flushed = match (&self.ack_as, reply) {
             (Some(ack), Reply::Messages(messages)) => {
                 messages.iter().map(|m| m.id).max().map(|upto| Call {
@@ -133,6 +138,14 @@ impl ReplyContext {
 }
 
 impl HttpDoor {
+    /// The door of a connection; `secure` when it is TLS.
+    pub fn new(secure: bool) -> HttpDoor {
+        HttpDoor {
+            secure,
+            ..HttpDoor::default()
+        }
+    }
+
     /// Whether every reply owed has been rendered and no work waits for
     /// the output to be written.
     pub fn is_settled(&self) -> bool {
@@ -174,7 +187,7 @@ impl HttpDoor {
                     );
                     debug_assert!(self.slots.is_empty(), "requests run one at a time");
                     conn.queue(turn.budget, |out| {
-                        render::refusal(out, &refusal, Persistence::Close)
+                        render::refusal(out, &refusal, Persistence::Close, self.secure)
                     });
                     conn.closing = Some(CloseReason::ProtocolError);
                     pos = input.len();
@@ -195,16 +208,18 @@ impl HttpDoor {
         request: &parse::Request<'_>,
     ) {
         let persistence = Persistence::of(request.keep_alive, request.http10);
+        let secure = self.secure;
         let head_only = request.method == "HEAD";
         let budget = &mut *turn.budget;
+        if let Err(refusal) = host::check_host(request.host, turn.config) {
+            return refuse(id, conn, budget, &refusal, persistence, secure);
+        }
         let endpoint = match routes::route(request.method, request.path) {
             Ok(Route::Api(endpoint)) => endpoint,
-            Ok(Route::Page) => {
-                conn.queue(budget, |out| page::respond(out, head_only, persistence));
-                return finish_direct(conn, persistence);
-            }
-            Ok(Route::Favicon) => {
-                conn.queue(budget, |out| page::favicon(out, head_only, persistence));
+            Ok(Route::Page(asset)) => {
+                conn.queue(budget, |out| {
+                    page::respond(out, asset, head_only, persistence, secure)
+                });
                 return finish_direct(conn, persistence);
             }
             Ok(Route::Health) => {
@@ -214,6 +229,7 @@ impl HttpDoor {
                         out,
                         200,
                         persistence,
+                        secure,
                         "application/json",
                         body.len(),
                         &[("Cache-Control", "no-store")],
@@ -224,15 +240,20 @@ impl HttpDoor {
                 });
                 return finish_direct(conn, persistence);
             }
-            Err(refusal) => return refuse(id, conn, budget, &refusal, persistence),
+            Err(refusal) => return refuse(id, conn, budget, &refusal, persistence, secure),
         };
+        // Every API route is a POST that may change something.
+        if let Err(refusal) = host::check_origin(request.origin, request.host) {
+            return refuse(id, conn, budget, &refusal, persistence, secure);
+        }
         let fields = match form::Fields::parse(request.body, request.query, request.content_type) {
             Ok(fields) => fields,
-            Err(refusal) => return refuse(id, conn, budget, &refusal, persistence),
+            Err(refusal) => return refuse(id, conn, budget, &refusal, persistence, secure),
         };
         let mut ctx = ReplyContext {
             endpoint,
             persistence,
+            secure,
             ack_as: None,
         };
         let call = match routes::call(endpoint, &fields) {
@@ -328,10 +349,34 @@ fn refuse(
     budget: &mut OutputBudget,
     refusal: &Refusal,
     persistence: Persistence,
+    secure: bool,
 ) {
     log::debug!("connection {id}: {} {}", refusal.status, refusal.message);
-    conn.queue(budget, |out| render::refusal(out, refusal, persistence));
+    conn.queue(budget, |out| {
+        render::refusal(out, refusal, persistence, secure)
+    });
     finish_direct(conn, persistence);
+}
+
+/// What a plain HTTP request to a server that requires TLS is told.
+pub const PLAINTEXT_REFUSED: &str =
+    "This server requires TLS: use https:// instead of http:// for this address.\n";
+
+/// Answers a plain HTTP request on a server that requires TLS: 400 with a
+/// plain-text reason a person reads in the browser, then close.
+pub fn refuse_plaintext(conn: &mut Conn, budget: &mut OutputBudget) {
+    conn.queue(budget, |out| {
+        render::push_head(
+            out,
+            400,
+            Persistence::Close,
+            false,
+            "text/plain; charset=utf-8",
+            PLAINTEXT_REFUSED.len(),
+            &[("Cache-Control", "no-store")],
+        );
+        out.extend_from_slice(PLAINTEXT_REFUSED.as_bytes());
+    });
 }
 
 /// After a response written straight to the output (requests run one at a

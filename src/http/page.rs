@@ -1,59 +1,127 @@
-//! The web chat page served at `GET /`: one self-contained HTML file
-//! (inline CSS and JavaScript) built into the binary, sent with headers
-//! that let the browser run nothing but the page's own inline code and
-//! talk to nothing but this server.
+//! The web chat page served at `GET /` and the files it loads: the HTML
+//! (`web/index.html`), its script (`web/app.js`), its style
+//! (`web/app.css`) and its icon, all built into the binary. The page has no
+//! inline script or style, so its Content-Security-Policy lets the browser
+//! run only files from this server and talk only to this server.
 
 use super::render::{push_head, Persistence};
 
 /// `web/index.html`, embedded at build time.
 pub const PAGE: &str = include_str!("../../web/index.html");
-
-/// Only the page itself and its inline script and style; requests only to
-/// this server; no framing, no `<base>`, forms post only here.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self' 'unsafe-inline'; \
-style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
-form-action 'self'; frame-ancestors 'none'";
-
-/// `web/favicon.ico`, embedded at build time: a 16x16 icon, so a browser
-/// that asks for it gets one instead of a 404 in its console.
+/// `web/app.js`: all of the page's script.
+pub const SCRIPT: &str = include_str!("../../web/app.js");
+/// `web/app.css`: all of the page's style.
+pub const STYLE: &str = include_str!("../../web/app.css");
+/// `web/favicon.ico`: a 16x16 icon, so a browser that asks for it gets one
+/// instead of a 404 in its console.
 pub const FAVICON: &[u8] = include_bytes!("../../web/favicon.ico");
 
-/// Appends the icon's response (headers only for `HEAD`).
-pub fn favicon(out: &mut Vec<u8>, head_only: bool, persistence: Persistence) {
-    push_head(
-        out,
-        200,
-        persistence,
-        "image/x-icon",
-        FAVICON.len(),
-        &[
-            ("X-Content-Type-Options", "nosniff"),
-            ("Cache-Control", "public, max-age=86400"),
-        ],
-    );
-    if !head_only {
-        out.extend_from_slice(FAVICON);
+/// Script, style and images only from this server, as files (no inline
+/// code, no `eval`); requests only to this server; no plugins, no framing,
+/// no `<base>`, forms post only here.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
+form-action 'self'; frame-ancestors 'none'";
+
+/// One of the files the page is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asset {
+    Page,
+    Script,
+    Style,
+    Favicon,
+}
+
+impl Asset {
+    /// The asset served at `path`, if any.
+    pub fn at(path: &str) -> Option<Asset> {
+        Some(match path {
+            "/" | "/index.html" => Asset::Page,
+            "/app.js" => Asset::Script,
+            "/app.css" => Asset::Style,
+            "/favicon.ico" => Asset::Favicon,
+            _ => return None,
+        })
+    }
+
+    pub fn body(self) -> &'static [u8] {
+        match self {
+            Asset::Page => PAGE.as_bytes(),
+            Asset::Script => SCRIPT.as_bytes(),
+            Asset::Style => STYLE.as_bytes(),
+            Asset::Favicon => FAVICON,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Asset::Page => "text/html; charset=utf-8",
+            Asset::Script => "text/javascript; charset=utf-8",
+            Asset::Style => "text/css; charset=utf-8",
+            Asset::Favicon => "image/x-icon",
+        }
     }
 }
 
-/// Appends the page's response (headers only for `HEAD`).
-pub fn respond(out: &mut Vec<u8>, head_only: bool, persistence: Persistence) {
-    push_head(
-        out,
-        200,
-        persistence,
-        "text/html; charset=utf-8",
-        PAGE.len(),
-        &[
-            ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-            ("X-Content-Type-Options", "nosniff"),
-            ("X-Frame-Options", "DENY"),
-            ("Referrer-Policy", "no-referrer"),
-            ("Cache-Control", "no-cache"),
-        ],
-    );
+/// Headers every asset carries: its type is the one stated, and no
+/// address of this server leaks to another site.
+const COMMON: [(&str, &str); 2] = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+];
+
+/// Appends the asset's response (headers only for `HEAD`).
+pub fn respond(
+    out: &mut Vec<u8>,
+    asset: Asset,
+    head_only: bool,
+    persistence: Persistence,
+    secure: bool,
+) {
+    let body = asset.body();
+    let [nosniff, referrer] = COMMON;
+    match asset {
+        Asset::Page => push_head(
+            out,
+            200,
+            persistence,
+            secure,
+            asset.content_type(),
+            body.len(),
+            &[
+                ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+                nosniff,
+                referrer,
+                ("X-Frame-Options", "DENY"),
+                ("Cache-Control", "no-cache"),
+            ],
+        ),
+        // Revalidated each load, so a new build's script meets its page.
+        Asset::Script | Asset::Style => push_head(
+            out,
+            200,
+            persistence,
+            secure,
+            asset.content_type(),
+            body.len(),
+            &[nosniff, referrer, ("Cache-Control", "no-cache")],
+        ),
+        Asset::Favicon => push_head(
+            out,
+            200,
+            persistence,
+            secure,
+            asset.content_type(),
+            body.len(),
+            &[
+                nosniff,
+                referrer,
+                ("Cache-Control", "public, max-age=86400"),
+            ],
+        ),
+    }
     if !head_only {
-        out.extend_from_slice(PAGE.as_bytes());
+        out.extend_from_slice(body);
     }
 }
 
@@ -63,13 +131,45 @@ mod tests {
 
     #[test]
     fn head_gives_the_length_without_the_body() {
-        let mut get = Vec::new();
-        respond(&mut get, false, Persistence::Implicit);
+        for asset in [Asset::Page, Asset::Script, Asset::Style, Asset::Favicon] {
+            let mut get = Vec::new();
+            respond(&mut get, asset, false, Persistence::Implicit, false);
+            let mut head = Vec::new();
+            respond(&mut head, asset, true, Persistence::Implicit, false);
+            assert_eq!(get.len(), head.len() + asset.body().len());
+            let text = String::from_utf8(head).unwrap();
+            assert!(text.contains(&format!("Content-Length: {}\r\n", asset.body().len())));
+            assert!(text.contains("X-Content-Type-Options: nosniff\r\n"));
+        }
+    }
+
+    #[test]
+    fn the_policy_allows_no_inline_code() {
+        assert!(!CONTENT_SECURITY_POLICY.contains("unsafe"));
         let mut head = Vec::new();
-        respond(&mut head, true, Persistence::Implicit);
-        assert_eq!(get.len(), head.len() + PAGE.len());
+        respond(&mut head, Asset::Page, true, Persistence::Implicit, false);
         let text = String::from_utf8(head).unwrap();
-        assert!(text.contains(&format!("Content-Length: {}\r\n", PAGE.len())));
-        assert!(text.contains("Content-Security-Policy: default-src 'none';"));
+        assert!(text.contains("Content-Security-Policy: default-src 'none'; script-src 'self';"));
+    }
+
+    #[test]
+    fn the_page_has_no_inline_script_style_or_handlers() {
+        let lower = PAGE.to_ascii_lowercase();
+        assert!(!lower.contains("<style"), "inline <style>");
+        assert!(!lower.contains("style="), "style attribute");
+        for (at, _) in lower.match_indices(" on") {
+            let name: String = lower[at + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .collect();
+            let next = lower[at + 1 + name.len()..].chars().next();
+            assert!(next != Some('='), "an inline event handler: {name}=");
+        }
+        for tag in lower.split("<script").skip(1) {
+            let head = &tag[..tag.find('>').expect("closed tag")];
+            assert!(head.contains("src="), "inline <script>");
+        }
+        assert!(PAGE.contains(r#"<script src="/app.js""#));
+        assert!(PAGE.contains(r#"<link rel="stylesheet" href="/app.css">"#));
     }
 }

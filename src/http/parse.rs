@@ -34,6 +34,10 @@ pub struct Request<'a> {
     /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`.
     pub keep_alive: bool,
     pub content_type: Option<&'a [u8]>,
+    /// The `Host` header (at most one is accepted).
+    pub host: Option<&'a [u8]>,
+    /// The `Origin` header (a browser's; at most one is accepted).
+    pub origin: Option<&'a [u8]>,
     pub body: &'a [u8],
 }
 
@@ -81,6 +85,8 @@ struct Head<'a> {
     http10: bool,
     keep_alive: bool,
     content_type: Option<&'a [u8]>,
+    host: Option<&'a [u8]>,
+    origin: Option<&'a [u8]>,
     content_length: usize,
     expect_continue: bool,
 }
@@ -157,6 +163,8 @@ impl Reader {
                 http10: head.http10,
                 keep_alive: head.keep_alive,
                 content_type: head.content_type,
+                host: head.host,
+                origin: head.origin,
                 body: &buf[framing.head_len..consumed],
             },
             consumed,
@@ -224,6 +232,8 @@ fn parse_head(buf: &[u8]) -> Result<Head<'_>, Refusal> {
     let mut transfer_encoding = false;
     let mut content_type = None;
     let mut expect_continue = false;
+    let mut host = None;
+    let mut origin = None;
     for header in req.headers.iter() {
         let name = header.name;
         let value = trim(header.value);
@@ -244,6 +254,14 @@ fn parse_head(buf: &[u8]) -> Result<Head<'_>, Refusal> {
             }
         } else if name.eq_ignore_ascii_case("content-type") {
             content_type = Some(value);
+        } else if name.eq_ignore_ascii_case("host") {
+            if host.replace(value).is_some() {
+                return Err(bad("the request has more than one Host header"));
+            }
+        } else if name.eq_ignore_ascii_case("origin") {
+            if origin.replace(value).is_some() {
+                return Err(bad("the request has more than one Origin header"));
+            }
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = value.eq_ignore_ascii_case(b"100-continue");
         }
@@ -276,6 +294,8 @@ fn parse_head(buf: &[u8]) -> Result<Head<'_>, Refusal> {
         http10,
         keep_alive,
         content_type,
+        host,
+        origin,
         content_length,
         expect_continue,
     })
@@ -410,7 +430,9 @@ GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n";
 
     #[test]
     fn framing_errors_are_refused_with_their_status() {
-        let cases: [(&[u8], u16); 9] = [
+        let cases: [(&[u8], u16); 11] = [
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nOrigin: a\r\nOrigin: a\r\n\r\n", 400),
             (b"GET /a\x01 HTTP/1.1\r\n\r\n", 400),
             (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", 400),
             (b"GET / HTTP/2.0\r\n\r\n", 400),

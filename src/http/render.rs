@@ -42,12 +42,14 @@ pub fn reason(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
         411 => "Length Required",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
+        421 => "Misdirected Request",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
@@ -55,11 +57,17 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Appends a status line and headers, through the empty line.
+/// Sent on every response over TLS: browsers use https for this server
+/// for a year, so a later plain `http://` link cannot be intercepted.
+pub const HSTS: &str = "Strict-Transport-Security: max-age=31536000\r\n";
+
+/// Appends a status line and headers, through the empty line; `secure`
+/// (the connection is TLS) adds [`HSTS`].
 pub fn push_head(
     out: &mut Vec<u8>,
     status: u16,
     persistence: Persistence,
+    secure: bool,
     content_type: &str,
     content_length: usize,
     extra: &[(&str, &str)],
@@ -84,6 +92,9 @@ pub fn push_head(
         Persistence::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
         Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
+    if secure {
+        out.extend_from_slice(HSTS.as_bytes());
+    }
     out.extend_from_slice(b"\r\n");
 }
 
@@ -92,9 +103,25 @@ pub fn push_json(
     out: &mut Vec<u8>,
     status: u16,
     persistence: Persistence,
+    secure: bool,
     body: &[u8],
     allow: Option<&str>,
 ) {
+    push_json_retry(out, status, persistence, secure, body, allow, None)
+}
+
+/// [`push_json`], with `Retry-After` in whole seconds (rounded up) from a
+/// refusal that says how long to wait; a 429 or 503 without one says 1.
+fn push_json_retry(
+    out: &mut Vec<u8>,
+    status: u16,
+    persistence: Persistence,
+    secure: bool,
+    body: &[u8],
+    allow: Option<&str>,
+    retry_after_ms: Option<u64>,
+) {
+    let retry_after = retry_after_ms.map(|ms| ms.div_ceil(1000).max(1).to_string());
     let mut extra: Vec<(&str, &str)> = vec![
         ("Cache-Control", "no-store"),
         ("X-Content-Type-Options", "nosniff"),
@@ -102,13 +129,16 @@ pub fn push_json(
     if let Some(methods) = allow {
         extra.push(("Allow", methods));
     }
-    if status == 429 || status == 503 {
+    if let Some(seconds) = &retry_after {
+        extra.push(("Retry-After", seconds));
+    } else if status == 429 || status == 503 {
         extra.push(("Retry-After", "1"));
     }
     push_head(
         out,
         status,
         persistence,
+        secure,
         "application/json",
         body.len(),
         &extra,
@@ -122,25 +152,50 @@ pub fn reply(
     endpoint: Endpoint,
     reply: &Reply,
     persistence: Persistence,
+    secure: bool,
 ) -> u16 {
     let mut body = Vec::new();
     let status = reply_body(&mut body, endpoint, reply);
-    push_json(out, status, persistence, &body, None);
+    let retry_after_ms = match reply {
+        Reply::Error(failure) => failure.retry_after_ms,
+        _ => None,
+    };
+    push_json_retry(
+        out,
+        status,
+        persistence,
+        secure,
+        &body,
+        None,
+        retry_after_ms,
+    );
     status
 }
 
 /// Appends the response to a request the shim itself refused.
-pub fn refusal(out: &mut Vec<u8>, refusal: &Refusal, persistence: Persistence) {
+pub fn refusal(out: &mut Vec<u8>, refusal: &Refusal, persistence: Persistence, secure: bool) {
     let mut body = Vec::new();
     error_body(&mut body, refusal.code, &refusal.message);
-    push_json(out, refusal.status, persistence, &body, refusal.allow);
+    push_json(
+        out,
+        refusal.status,
+        persistence,
+        secure,
+        &body,
+        refusal.allow,
+    );
 }
 
 /// Writes one endpoint's reply body; returns the status.
 pub fn reply_body(body: &mut Vec<u8>, endpoint: Endpoint, reply: &Reply) -> u16 {
     match (endpoint, reply) {
         (_, Reply::Error(failure)) => {
-            error_body(body, failure.code, http_message(failure));
+            error_body_retry(
+                body,
+                failure.code,
+                http_message(failure),
+                failure.retry_after_ms,
+            );
             failure.code.http_status()
         }
         (Endpoint::Register | Endpoint::Lookup, Reply::User(user)) => {
@@ -165,6 +220,12 @@ pub fn reply_body(body: &mut Vec<u8>, endpoint: Endpoint, reply: &Reply) -> u16 
             messages_array(body, messages);
             200
         }
+        (Endpoint::Logout, Reply::LoggedOut { all }) => {
+            body.extend_from_slice(b"{\"ok\":true");
+            json::push_field_str(body, "revoked", if *all { "all" } else { "token" });
+            body.push(b'}');
+            200
+        }
         (endpoint, other) => {
             log::error!("the HTTP shim has no rendering of {other:?} for {endpoint:?}");
             let failure = Failure::new(ErrorCode::Internal, "the server gave an unexpected reply");
@@ -178,7 +239,7 @@ pub fn reply_body(body: &mut Vec<u8>, endpoint: Endpoint, reply: &Reply) -> u16 
 /// client to send `LOGIN`, an HTTP client is told to post to `/login`.
 fn http_message(failure: &Failure) -> &str {
     if failure.message == TOKEN_REJECTED {
-        return "the token is invalid or expired; log in again with POST /login";
+        return "the token is invalid, expired or revoked; log in again with POST /login";
     }
     &failure.message
 }
@@ -192,10 +253,18 @@ fn user_object(body: &mut Vec<u8>, user: &UserRef) {
 
 /// `{"ok":false,"error":{"code":..,"message":..}}`, as the line protocol.
 pub fn error_body(body: &mut Vec<u8>, code: ErrorCode, message: &str) {
+    error_body_retry(body, code, message, None)
+}
+
+/// [`error_body`], with `"retry_after_ms"` in the error object when given.
+fn error_body_retry(body: &mut Vec<u8>, code: ErrorCode, message: &str, retry: Option<u64>) {
     body.extend_from_slice(b"{\"ok\":false,\"error\":{\"code\":\"");
     body.extend_from_slice(code.as_str().as_bytes());
     body.push(b'"');
     json::push_field_str(body, "message", message);
+    if let Some(ms) = retry {
+        json::push_field_u64(body, "retry_after_ms", ms);
+    }
     body.extend_from_slice(b"}}");
 }
 
@@ -308,6 +377,28 @@ mod tests {
     }
 
     #[test]
+    fn a_throttled_request_says_when_to_retry_in_body_and_header() {
+        let reply = Reply::Error(Failure::retry_after("slow down", 2500));
+        assert_eq!(
+            body(Endpoint::Login, &reply),
+            (
+                429,
+                json!({"ok":false,"error":{"code":"rate_limited","message":"slow down","retry_after_ms":2500}})
+            )
+        );
+        let mut out = Vec::new();
+        super::reply(
+            &mut out,
+            Endpoint::Login,
+            &reply,
+            Persistence::Implicit,
+            false,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Retry-After: 3\r\n"), "{text}");
+    }
+
+    #[test]
     fn a_rejected_token_sends_the_client_to_login_not_to_the_line_command() {
         let reply = Reply::Error(Failure::new(ErrorCode::Unauthorized, TOKEN_REJECTED));
         let (status, v) = body(Endpoint::Sync, &reply);
@@ -320,7 +411,14 @@ mod tests {
     #[test]
     fn heads_say_length_type_and_persistence() {
         let mut out = Vec::new();
-        push_json(&mut out, 405, Persistence::Close, b"{}", Some("POST"));
+        push_json(
+            &mut out,
+            405,
+            Persistence::Close,
+            false,
+            b"{}",
+            Some("POST"),
+        );
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
@@ -336,12 +434,26 @@ mod tests {
         }
         assert!(text.ends_with("\r\n\r\n{}"), "{text:?}");
         let mut out = Vec::new();
-        push_json(&mut out, 429, Persistence::KeepAlive, b"{}", None);
+        push_json(&mut out, 429, Persistence::KeepAlive, false, b"{}", None);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("Connection: keep-alive\r\n"), "{text}");
         assert!(text.contains("Retry-After: 1\r\n"), "{text}");
         let mut out = Vec::new();
-        push_json(&mut out, 200, Persistence::Implicit, b"[]", None);
-        assert!(!String::from_utf8(out).unwrap().contains("Connection:"));
+        push_json(&mut out, 200, Persistence::Implicit, false, b"[]", None);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("Connection:"), "{text}");
+        assert!(!text.contains("Strict-Transport-Security"), "{text}");
+    }
+
+    #[test]
+    fn responses_over_tls_carry_hsts() {
+        let mut out = Vec::new();
+        push_json(&mut out, 200, Persistence::Implicit, true, b"[]", None);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\r\nStrict-Transport-Security: max-age=31536000\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\n\r\n[]"), "{text:?}");
     }
 }

@@ -5,6 +5,7 @@
 //! line protocol.
 
 use super::form::Fields;
+use super::page::Asset;
 use super::Refusal;
 use crate::error::{ErrorCode, Failure};
 use crate::request::{Call, Recipient, Request, SyncArgs};
@@ -19,6 +20,8 @@ pub enum Endpoint {
     Lookup,
     Send,
     Sync,
+    /// `POST /logout`: revoke the token given (or all the account's).
+    Logout,
 }
 
 /// What a request asks for.
@@ -26,12 +29,11 @@ pub enum Endpoint {
 pub enum Route {
     /// A form post, run through the core.
     Api(Endpoint),
-    /// `GET /`: the web chat page.
-    Page,
+    /// `GET /` and the files the web chat page loads (`/app.js`,
+    /// `/app.css`, `/favicon.ico`).
+    Page(Asset),
     /// `GET /healthz`: the server answers.
     Health,
-    /// `GET /favicon.ico`: the page's icon (browsers ask for it).
-    Favicon,
 }
 
 const API_METHODS: &str = "POST";
@@ -40,15 +42,15 @@ const PAGE_METHODS: &str = "GET, HEAD";
 /// Finds the route of `method` and `path`: 404 for an unknown path, 405
 /// (with the methods it takes) for a known path asked the wrong way.
 pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
-    let (route, allowed) = match path {
-        "/register" => (Route::Api(Endpoint::Register), API_METHODS),
-        "/login" => (Route::Api(Endpoint::Login), API_METHODS),
-        "/getuseridbyname" => (Route::Api(Endpoint::Lookup), API_METHODS),
-        "/send" => (Route::Api(Endpoint::Send), API_METHODS),
-        "/sync" => (Route::Api(Endpoint::Sync), API_METHODS),
-        "/" | "/index.html" => (Route::Page, PAGE_METHODS),
-        "/healthz" => (Route::Health, PAGE_METHODS),
-        "/favicon.ico" => (Route::Favicon, PAGE_METHODS),
+    let (route, allowed) = match (path, Asset::at(path)) {
+        (_, Some(asset)) => (Route::Page(asset), PAGE_METHODS),
+        ("/register", _) => (Route::Api(Endpoint::Register), API_METHODS),
+        ("/login", _) => (Route::Api(Endpoint::Login), API_METHODS),
+        ("/getuseridbyname", _) => (Route::Api(Endpoint::Lookup), API_METHODS),
+        ("/send", _) => (Route::Api(Endpoint::Send), API_METHODS),
+        ("/sync", _) => (Route::Api(Endpoint::Sync), API_METHODS),
+        ("/healthz", _) => (Route::Health, PAGE_METHODS),
+        ("/logout", _) => (Route::Api(Endpoint::Logout), API_METHODS),
         _ => {
             let shown: String = path.chars().take(64).collect();
             return Err(Refusal::new(
@@ -56,14 +58,14 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
                 ErrorCode::NotFound,
                 format!(
                     "there is nothing at {shown}; the endpoints are POST /register, /login, \
-                     /getuseridbyname, /send and /sync, and GET / (the chat page)"
+                     /getuseridbyname, /send, /sync and /logout, and GET / (the chat page)"
                 ),
             ));
         }
     };
     let ok = match route {
         Route::Api(_) => method == "POST",
-        Route::Page | Route::Health | Route::Favicon => method == "GET" || method == "HEAD",
+        Route::Page(_) | Route::Health => method == "GET" || method == "HEAD",
     };
     if !ok {
         return Err(Refusal::new(
@@ -121,9 +123,14 @@ pub fn call<'f>(endpoint: Endpoint, fields: &'f Fields<'_>) -> Result<Call<'f>, 
             limit: number(fields, "limit")?.map(|l| l.min(usize::MAX as u64) as usize),
             wait_ms: number(fields, "wait")?.unwrap_or(0),
         }),
+        Endpoint::Logout => Request::Logout {
+            all: flag(fields, "all")?,
+        },
     };
     let (token, claimed_id) = match endpoint {
-        Endpoint::Send | Endpoint::Sync => (Some(token(fields)?), claimed_id(fields)?),
+        Endpoint::Send | Endpoint::Sync | Endpoint::Logout => {
+            (Some(token(fields)?), claimed_id(fields)?)
+        }
         Endpoint::Register | Endpoint::Login | Endpoint::Lookup => (None, None),
     };
     Ok(Call {
@@ -164,6 +171,21 @@ fn receiver_id(fields: &Fields<'_>, name: &'static str) -> Result<Option<u64>, F
     })
 }
 
+/// An optional yes/no field: `1` or `true` for yes; absent, `0` or
+/// `false` for no.
+fn flag(fields: &Fields<'_>, name: &'static str) -> Result<bool, Failure> {
+    match fields.get(name) {
+        None | Some("0") | Some("false") => Ok(false),
+        Some("1") | Some("true") => Ok(true),
+        Some(other) => {
+            let shown: String = other.chars().take(32).collect();
+            Err(Failure::bad_request(format!(
+                "\"{name}\" is 1 or true (or 0 or false), not '{shown}'"
+            )))
+        }
+    }
+}
+
 /// An optional whole-number field: digits only.
 fn number(fields: &Fields<'_>, name: &'static str) -> Result<Option<u64>, Failure> {
     let Some(text) = fields.get(name) else {
@@ -195,10 +217,15 @@ mod tests {
             route("POST", "/getuseridbyname"),
             Ok(Route::Api(Endpoint::Lookup))
         );
-        assert_eq!(route("GET", "/"), Ok(Route::Page));
-        assert_eq!(route("HEAD", "/"), Ok(Route::Page));
+        assert_eq!(route("GET", "/"), Ok(Route::Page(Asset::Page)));
+        assert_eq!(route("HEAD", "/"), Ok(Route::Page(Asset::Page)));
+        assert_eq!(route("GET", "/app.js"), Ok(Route::Page(Asset::Script)));
+        assert_eq!(route("GET", "/app.css"), Ok(Route::Page(Asset::Style)));
         assert_eq!(route("GET", "/healthz"), Ok(Route::Health));
-        assert_eq!(route("GET", "/favicon.ico"), Ok(Route::Favicon));
+        assert_eq!(
+            route("GET", "/favicon.ico"),
+            Ok(Route::Page(Asset::Favicon))
+        );
         let wrong = route("GET", "/send").unwrap_err();
         assert_eq!((wrong.status, wrong.allow), (405, Some("POST")));
         let wrong = route("POST", "/").unwrap_err();

@@ -7,7 +7,7 @@
 
 use crate::config::limits::OUTPUT_PAUSE_BYTES;
 use crate::conn::{Conn, OutputBudget, ReplySlots};
-use crate::core::Handled;
+use crate::core::{Handled, SessionEvent};
 use crate::error::{CloseReason, ErrorCode, Failure};
 use crate::line::framer::{Framer, Step};
 use crate::line::parse::{parse_line, Form, Parsed};
@@ -145,11 +145,34 @@ fn after_reply(conn: &mut Conn, reply: &Reply) {
     }
 }
 
+/// What a plain line connection to a server that requires TLS is told,
+/// in one line, before it is closed.
+pub const PLAINTEXT_REFUSED: &[u8] =
+    b"{\"ok\":false,\"error\":{\"code\":\"bad_request\",\"message\":\
+\"this server requires TLS: connect with TLS (openssl s_client, the Python client's --tls)\"}}\n";
+
+/// Tells a plain line connection that the server requires TLS.
+pub fn refuse_plaintext(conn: &mut Conn, budget: &mut OutputBudget) {
+    conn.queue(budget, |out| out.extend_from_slice(PLAINTEXT_REFUSED));
+}
+
 /// Tells a line connection that the server is shutting down.
 pub fn shutdown_event(conn: &mut Conn, budget: &mut OutputBudget) {
     conn.queue(budget, |out| {
         out.extend_from_slice(b"{\"event\":\"shutdown\"}\n")
     });
+}
+
+/// Tells a line connection it is no longer bound: `{"event":"revoked"}`
+/// or `{"event":"expired"}`.
+pub fn session_event(conn: &mut Conn, budget: &mut OutputBudget, event: SessionEvent) {
+    if conn.closing.is_none() {
+        conn.queue(budget, |out| {
+            out.extend_from_slice(b"{\"event\":\"");
+            out.extend_from_slice(event.name().as_bytes());
+            out.extend_from_slice(b"\"}\n");
+        });
+    }
 }
 
 /// Writes a message event (a push) to a line connection.

@@ -50,6 +50,7 @@ pub struct JsonRequest<'a> {
     pub limit: Option<u64>,
     pub wait_ms: Option<u64>,
     pub upto: Option<u64>,
+    pub all: Option<bool>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for JsonRequest<'a> {
@@ -86,6 +87,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonRequest<'a> {
                         "limit" => field!(r.limit, "a whole number >= 1"),
                         "wait_ms" => field!(r.wait_ms, "a whole number of milliseconds"),
                         "upto" => field!(r.upto, "a message id (a whole number >= 0)"),
+                        "all" => field!(r.all, "true or false"),
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }

@@ -162,15 +162,17 @@ enum Command {
     Send,
     Sync,
     Ack,
+    Logout,
     Ping,
     Help,
     Quit,
 }
 
-const COMMANDS: [(&str, Command); 10] = [
+const COMMANDS: [(&str, Command); 11] = [
     ("send", Command::Send),
     ("sync", Command::Sync),
     ("ack", Command::Ack),
+    ("logout", Command::Logout),
     ("ping", Command::Ping),
     ("login", Command::Login),
     ("auth", Command::Auth),
@@ -237,6 +239,9 @@ fn json_call<'a>(r: &mut JsonRequest<'a>) -> Result<Call<'a>, Failure> {
             upto: r.upto.ok_or_else(|| {
                 Failure::bad_request("\"ack\" needs an \"upto\" field (a message id)")
             })?,
+        },
+        Command::Logout => Request::Logout {
+            all: r.all.unwrap_or(false),
         },
         Command::Ping => Request::Ping,
         Command::Help => Request::Help,
@@ -353,6 +358,15 @@ fn parse_text(line: &str) -> Result<Call<'_>, Failure> {
             Some([upto]) => Request::Ack { upto: *upto },
             _ => return Err(usage("usage: ACK <message id>, e.g. ACK 17")),
         },
+        Command::Logout => match rest.trim() {
+            "" => Request::Logout { all: false },
+            word if word.eq_ignore_ascii_case("all") => Request::Logout { all: true },
+            _ => {
+                return Err(usage(
+                    "usage: LOGOUT (this connection's token) or LOGOUT all (every token of the account)",
+                ))
+            }
+        },
         Command::Ping => Request::Ping,
         Command::Help => Request::Help,
         Command::Quit => Request::Quit,
@@ -382,12 +396,12 @@ mod tests {
     fn text_and_json_forms_agree() {
         let pairs = [
             (
-                "REGISTER alice secret",
-                r#"{"cmd":"register","username":"alice","password":"secret"}"#,
+                "REGISTER alice secret-words",
+                r#"{"cmd":"register","username":"alice","password":"secret-words"}"#,
             ),
             (
-                "login alice secret",
-                r#"{"cmd":"LOGIN","username":"alice","password":"secret"}"#,
+                "login alice secret-words",
+                r#"{"cmd":"LOGIN","username":"alice","password":"secret-words"}"#,
             ),
             (
                 "SEND bob hello there",
@@ -395,6 +409,9 @@ mod tests {
             ),
             ("SYNC 17", r#"{"cmd":"sync","after":17}"#),
             ("ACK 17", r#"{"cmd":"ack","upto":17}"#),
+            ("LOGOUT", r#"{"cmd":"logout"}"#),
+            ("logout ALL", r#"{"cmd":"logout","all":true}"#),
+            ("LOGOUT", r#"{"cmd":"logout","all":false}"#),
             ("Ping", r#"{"cmd":"ping"}"#),
             ("HELP", r#"{"cmd":"help"}"#),
             ("quit", r#"{"cmd":"quit"}"#),
@@ -409,8 +426,8 @@ mod tests {
         for line in [
             "REGISTER car ol pw",
             "REGISTER alice  pw",
-            "REGISTER alice pw ",
-            "LOGIN alice pw\t",
+            "REGISTER alice pw-secret ",
+            "LOGIN alice pw-secret\t",
             "LOGIN alice  leading",
         ] {
             let f = error(line.as_bytes());
@@ -485,7 +502,7 @@ mod tests {
 
     #[test]
     fn each_bad_input_has_its_own_message() {
-        let cases: [(&[u8], ErrorCode, &str); 11] = [
+        let cases: [(&[u8], ErrorCode, &str); 13] = [
             (b"PING \xff", ErrorCode::BadRequest, "UTF-8"),
             (b"PING\0", ErrorCode::BadRequest, "NUL"),
             (b"{\"cmd\":", ErrorCode::BadRequest, "invalid JSON"),
@@ -517,6 +534,12 @@ mod tests {
             ),
             (b"FLY away", ErrorCode::UnknownCommand, "HELP"),
             (b"SEND bob", ErrorCode::BadRequest, "usage: SEND"),
+            (b"LOGOUT everyone", ErrorCode::BadRequest, "usage: LOGOUT"),
+            (
+                b"{\"cmd\":\"logout\",\"all\":\"yes\"}",
+                ErrorCode::BadRequest,
+                "\"all\" must be true or false",
+            ),
         ];
         for (line, code, text) in cases {
             let f = error(line);

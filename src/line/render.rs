@@ -42,6 +42,9 @@ pub fn reply_line(out: &mut Vec<u8>, reply: &Reply, tag: Option<&RawValue>) {
             out.extend_from_slice(failure.code.as_str().as_bytes());
             out.extend_from_slice(b"\"");
             json::push_field_str(out, "message", &failure.message);
+            if let Some(ms) = failure.retry_after_ms {
+                json::push_field_u64(out, "retry_after_ms", ms);
+            }
             out.push(b'}');
         }
         _ => out.extend_from_slice(b"{\"ok\":true"),
@@ -69,6 +72,9 @@ pub fn reply_line(out: &mut Vec<u8>, reply: &Reply, tag: Option<&RawValue>) {
                 out.extend_from_slice(m.json().as_bytes());
             }
             out.push(b']');
+        }
+        Reply::LoggedOut { all } => {
+            json::push_field_str(out, "revoked", if *all { "all" } else { "token" })
         }
         Reply::Pong => out.extend_from_slice(b",\"pong\":true"),
         Reply::Help => json::push_field_str(out, "help", HELP),
@@ -142,6 +148,11 @@ mod tests {
         assert_eq!(
             render(&Reply::Error(failure), Some("\"x\"")),
             json!({"ok":false,"error":{"code":"not_found","message":"no \"bob\""},"tag":"x"})
+        );
+        let wait = Failure::retry_after("too many", 1500);
+        assert_eq!(
+            render(&Reply::Error(wait), None),
+            json!({"ok":false,"error":{"code":"rate_limited","message":"too many","retry_after_ms":1500}})
         );
     }
 

@@ -14,6 +14,7 @@ pub mod sqlite;
 pub use error::StoreError;
 
 use crate::message::Message;
+use crate::token::TokenId;
 use crate::{MessageId, Millis, UserId};
 use std::sync::Arc;
 
@@ -29,11 +30,18 @@ pub enum WriteOp {
         password_hash: Arc<str>,
         created: Millis,
     },
+    /// An account's password hash made anew with today's argon2 parameters
+    /// (at a successful LOGIN whose stored hash used older ones).
+    SetPasswordHash { id: UserId, password_hash: Arc<str> },
     /// A new message (with its `client_id`, which must be remembered for
     /// idempotency even after the message is acknowledged).
     Append(Arc<Message>),
     /// The user acknowledged every message up to `upto`: they leave custody.
     Ack { user: UserId, upto: MessageId },
+    /// LOGOUT: one token is revoked, kept until it would expire anyway.
+    RevokeToken { token: TokenId, expires: Millis },
+    /// LOGOUT all: every token of `user` issued before `from` is void.
+    VoidTokens { user: UserId, from: Millis },
 }
 
 /// The writes of one event-loop turn, committed all or nothing.
@@ -128,6 +136,8 @@ pub struct StoredUser {
     pub identity: u128,
     pub username: String,
     pub password_hash: String,
+    /// Tokens issued before this are void (`LOGOUT all`; 0: none).
+    pub tokens_valid_from: Millis,
 }
 
 /// An unacknowledged message as stored.
@@ -171,6 +181,9 @@ pub struct Snapshot {
     /// Unacknowledged messages in the store, and their size as stored.
     pub pending_messages: usize,
     pub pending_bytes: usize,
+    /// Tokens revoked by LOGOUT that have not expired yet, with their
+    /// expiry (bounded by the tokens' lifetime, so held in RAM).
+    pub revoked_tokens: Vec<(TokenId, Millis)>,
 }
 
 /// A question for the store, answered off the loop. A read submitted after

@@ -3,12 +3,16 @@
 // `--memory --listen 127.0.0.1:0`, drives Debian's Chromium (/usr/bin/chromium) through
 // playwright-core with two users in two separate browser contexts, and checks:
 // register/log in with visible errors, live delivery both ways, unread flags for other
-// contacts, hostile text shown literally, and reloads without lost or doubled messages.
+// contacts, hostile text shown literally, reloads without lost or doubled messages, no
+// Content-Security-Policy violation, a flood of large messages that does not jam the page,
+// usernames like __proto__, and that other sites (a foreign page, a DNS-rebinding name)
+// cannot post to the server.
 // Run from the repository root: node --test tests/browser/
 import { test as testCase, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +35,10 @@ const TEST_TIMEOUT = 60_000;   // one test
 /** Starts the server; resolves once its stderr names the address it listens on. */
 function startServer() {
   return new Promise((resolve, reject) => {
-    const proc = spawn(BIN, ['--memory', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The throttles opened wide: the tests register many users from one address.
+    const unthrottled = ['--registers-per-address-hour', '1000000', '--login-failures-per-minute', '1000000',
+      '--login-failure-burst', '1000000', '--login-failures-per-address-minute', '1000000'];
+    const proc = spawn(BIN, ['--memory', '--listen', '127.0.0.1:0', ...unthrottled], { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = [];
     let settled = false;
     const finish = (err, value) => {
@@ -91,7 +98,19 @@ async function newUserPage(browser, base, label, hostsSeen) {
     p.errors = [];
     p.on('dialog', (d) => { p.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
     p.on('pageerror', (e) => { p.errors.push(`${label}: ${e.message}`); });
+    p.on('console', (m) => {
+      if (/content security policy|refused to (load|execute|apply|connect)/i.test(m.text())) {
+        p.errors.push(`${label}: CSP: ${m.text()}`);
+      }
+    });
   };
+  // The page reports what its policy blocked, too (added by the browser driver, not subject to it).
+  await context.addInitScript(() => {
+    window.__cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
   watch(page);
   context.on('page', watch);
   context.on('request', (r) => hostsSeen.add(new URL(r.url()).origin));
@@ -133,6 +152,12 @@ async function expectIncoming(page, text) {
       (els) => els.map((e) => e.querySelector('[data-testid="message-text"]').textContent));
     assert.ok(incoming.includes(text), `incoming ${JSON.stringify(text)} not shown; shown: ${JSON.stringify(incoming)}`);
   });
+}
+
+/** Asserts that the page broke no rule of its Content-Security-Policy, by its own report and in the console. */
+async function expectNoCspViolation(page) {
+  assert.deepEqual(await page.evaluate(() => window.__cspViolations), [], 'CSP violations');
+  assert.deepEqual(page.errors.filter((e) => e.includes('CSP')), [], 'CSP messages in the console');
 }
 
 async function form(base, p, fields) {
@@ -195,6 +220,16 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     // The server embeds web/index.html when it is built: a difference means a stale binary.
     assert.ok(served === fs.readFileSync(path.join(REPO, 'web', 'index.html'), 'utf8'),
       'GET / differs from web/index.html: rebuild the server (cargo build) so it embeds the current page');
+    const csp = res.headers.get('content-security-policy') || '';
+    assert.match(csp, /script-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline/);
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+    for (const file of ['app.js', 'app.css']) {
+      const r = await fetch(server.base + '/' + file, { signal: AbortSignal.timeout(5_000) });
+      assert.equal(r.status, 200);
+      assert.ok((await r.text()) === fs.readFileSync(path.join(REPO, 'web', file), 'utf8'),
+        `GET /${file} differs from web/${file}: rebuild the server`);
+    }
   });
 
   test('two users register and log in, with errors shown clearly', { timeout: TEST_TIMEOUT }, async () => {
@@ -408,6 +443,158 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     assert.ok(got.some((m) => m.from === 'dave' && m.content === 'to carol, by name'), JSON.stringify(got));
   });
 
+  test('usernames such as __proto__ and constructor are plain names', { timeout: TEST_TIMEOUT }, async () => {
+    await form(server.base, '/register', { username: 'constructor', password: 'constructor-pw' });
+    const proto = await newUserPage(browser, server.base, '__proto__', hostsSeen);
+    try {
+      await authAs(proto.page, '__proto__', 'proto-secret', true);
+      await expectLoggedInAs(proto.page, '__proto__');
+      const a = alice.page;
+      await openContact(a, '__proto__');
+      await sendMessage(a, 'hello, __proto__');
+      await eventually(async () =>
+        assert.equal(await contactItem(proto.page, 'alice').locator(tid('unread-badge')).textContent(), '1'));
+      await contactItem(proto.page, 'alice').click();
+      await expectIncoming(proto.page, 'hello, __proto__');
+      await proto.page.fill(tid('composer-input'), 'hi from __proto__');
+      await proto.page.press(tid('composer-input'), 'Enter');
+      await expectIncoming(a, 'hi from __proto__');
+      await openContact(a, 'constructor');
+      await sendMessage(a, 'hello, constructor');
+
+      // Both conversations survive a reload, each with its own messages.
+      await proto.page.reload();
+      await expectLoggedInAs(proto.page, '__proto__');
+      await eventually(async () =>
+        assert.deepEqual(await messageTexts(proto.page), ['hello, __proto__', 'hi from __proto__']));
+      await a.reload();
+      await expectLoggedInAs(a, 'alice');
+      await contactItem(a, '__proto__').click();
+      await eventually(async () => assert.deepEqual(await messageTexts(a), ['hello, __proto__', 'hi from __proto__']));
+      await contactItem(a, 'constructor').click();
+      await eventually(async () => assert.deepEqual(await messageTexts(a), ['hello, constructor']));
+      await contactItem(a, 'bob').click();
+      await eventually(async () => assert.deepEqual(await messageTexts(a), history));
+      await expectNoCspViolation(proto.page);
+      assert.deepEqual(proto.page.errors, [], 'page errors');
+    } finally {
+      await proto.context.close();
+    }
+  });
+
+  test('a flood of large messages does not stop new ones from showing', { timeout: 3 * TEST_TIMEOUT }, async () => {
+    await form(server.base, '/register', { username: 'frank', password: 'frank-secret' });
+    const frank = await form(server.base, '/login', { username: 'frank', password: 'frank-secret' });
+    await form(server.base, '/register', { username: 'erin', password: 'erin-secret' });
+    const erin = await newUserPage(browser, server.base, 'erin', hostsSeen);
+    try {
+      const e = erin.page;
+      await authAs(e, 'erin', 'erin-secret', false);
+      await expectLoggedInAs(e, 'erin');
+      // Another account's history already fills most of this browser's storage.
+      const filler = 'gotalk:user:999999';
+      await e.evaluate((k) => localStorage.setItem(k, 'f'.repeat(4_500_000)), filler);
+      await openContact(e, 'frank');
+
+      const big = (i) => `big ${i} ` + 'x'.repeat(65_000);
+      for (let i = 0; i < 200; i++) {
+        await form(server.base, '/send', {
+          token: frank.SessionID, id: String(frank.Id), username: 'frank', to: 'erin', content: big(i),
+        });
+      }
+      const last = 'a short one after the flood';
+      await form(server.base, '/send', { token: frank.SessionID, id: String(frank.Id), username: 'frank', to: 'erin', content: last });
+      await eventually(async () => {
+        const texts = await messageTexts(e);
+        assert.equal(texts.at(-1), last, `last shown: ${String(texts.at(-1)).slice(0, 40)}`);
+      }, 4 * STEP_TIMEOUT);
+      const shown = await messageTexts(e);
+      assert.ok(shown.length > 1 && shown.length <= 201, `${shown.length} messages shown`);
+      assert.equal(shown.at(-2), big(199), 'the newest large message is shown before the short one');
+
+      // The history was saved: capped, with the newest messages, after making room.
+      const saved = await e.evaluate(() => {
+        const s = JSON.parse(localStorage.getItem('gotalk:user:' + JSON.parse(localStorage.getItem('gotalk:session')).id));
+        return { count: s.messages.length, chars: s.messages.reduce((n, m) => n + m.content.length, 0),
+          last: s.messages.map((m) => m.content).includes('a short one after the flood') };
+      });
+      assert.ok(saved.last, 'the short message was not saved');
+      assert.ok(saved.count <= 200 && saved.chars <= 1_000_000 + 65_000, JSON.stringify(saved));
+      assert.equal(await e.evaluate((k) => localStorage.getItem(k), filler), null, 'nothing made room');
+
+      // After a reload the saved history is shown again and new messages still arrive.
+      await e.reload();
+      await expectLoggedInAs(e, 'erin');
+      await eventually(async () => assert.equal((await messageTexts(e)).at(-1), last));
+      await form(server.base, '/send', { token: frank.SessionID, id: String(frank.Id), username: 'frank', to: 'erin', content: 'and one more' });
+      await expectIncoming(e, 'and one more');
+      await expectNoCspViolation(e);
+      assert.deepEqual(e.errors, [], 'page errors');
+    } finally {
+      await erin.context.close();
+    }
+  });
+
+  test('another site cannot post to the server through the browser', { timeout: TEST_TIMEOUT }, async () => {
+    // A page on another origin posts a registration the way a hostile site would.
+    const evil = http.createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end(`<!doctype html><form id="f" method="POST" action="${server.base}/register">
+        <input name="username" value="csrf-form"><input name="password" value="csrf-password"></form>`);
+    });
+    await new Promise((r) => evil.listen(0, '127.0.0.1', r));
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`http://127.0.0.1:${evil.address().port}/`);
+      const status = await page.evaluate(async (base) => {
+        await fetch(base + '/register', {
+          method: 'POST', mode: 'no-cors',
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+          body: 'username=csrf-fetch&password=csrf-password',
+        });
+        return 'sent';
+      }, server.base);
+      assert.equal(status, 'sent');
+      const [response] = await Promise.all([
+        page.waitForNavigation(),
+        page.evaluate(() => document.getElementById('f').submit()),
+      ]);
+      assert.equal(response.status(), 403);
+      assert.match(await page.textContent('body'), /may not post/);
+    } finally {
+      await context.close();
+      evil.close();
+    }
+    for (const name of ['csrf-fetch', 'csrf-form']) {
+      const res = await fetch(server.base + '/getuseridbyname', {
+        method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: `username=${name}`, signal: AbortSignal.timeout(5_000),
+      });
+      assert.equal(res.status, 404, `${name} was registered by another site`);
+    }
+  });
+
+  test('a DNS-rebinding name is refused, the page is served by its own names', { timeout: TEST_TIMEOUT }, async () => {
+    const port = new URL(server.base).port;
+    // This browser resolves rebind.test to the server, as a rebinding attacker's DNS would.
+    const rebound = await chromium.launch({
+      executablePath: CHROMIUM, headless: true, timeout: 30_000,
+      args: [...CHROMIUM_ARGS, '--host-resolver-rules=MAP rebind.test 127.0.0.1'],
+    });
+    try {
+      const page = await rebound.newPage();
+      const refused = await page.goto(`http://rebind.test:${port}/`);
+      assert.equal(refused.status(), 421);
+      assert.match(await page.textContent('body'), /does not answer to Host/);
+      const ok = await page.goto(`http://localhost:${port}/`);
+      assert.equal(ok.status(), 200);
+      await page.locator(tid('auth-form')).waitFor({ state: 'visible' });
+    } finally {
+      await rebound.close();
+    }
+  });
+
   test('the page works on a narrow window, fetches nothing from elsewhere, and logs out', { timeout: TEST_TIMEOUT }, async () => {
     const a = alice.page;
     await a.screenshot({ path: path.join(SHOTS, 'chat.png') });
@@ -424,6 +611,8 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     await a.screenshot({ path: path.join(SHOTS, 'chat-narrow.png') });
 
     assert.deepEqual([...hostsSeen], [server.base], 'the page fetched something from another origin');
+    await expectNoCspViolation(alice.page);
+    await expectNoCspViolation(bob.page);
     assert.deepEqual([...alice.page.errors, ...bob.page.errors], [], 'page errors');
     assert.deepEqual([...alice.page.dialogs, ...bob.page.dialogs], [], 'dialogs fired');
 

@@ -106,6 +106,11 @@ impl HttpClient {
     pub fn connect(addr: SocketAddr) -> HttpClient {
         let stream = TcpStream::connect_timeout(&addr, READ_TIMEOUT)
             .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        HttpClient::from_stream(stream)
+    }
+
+    /// An HTTP client on a connection already made (e.g. by `connect_from`).
+    pub fn from_stream(stream: TcpStream) -> HttpClient {
         stream.set_nodelay(true).unwrap();
         stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
         HttpClient {
@@ -153,7 +158,7 @@ impl HttpClient {
     /// Sends a request without a body and reads the response.
     #[track_caller]
     pub fn get(&mut self, method: &str, path: &str) -> Response {
-        self.send_raw(format!("{method} {path} HTTP/1.1\r\nHost: gotalk\r\n\r\n").as_bytes());
+        self.send_raw(format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes());
         if method == "HEAD" {
             self.read_head()
         } else {
@@ -314,7 +319,7 @@ pub fn form(fields: &[(&str, &str)]) -> String {
 pub fn post_bytes(path: &str, fields: &[(&str, &str)], extra_headers: &[&str]) -> Vec<u8> {
     let body = form(fields);
     let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: gotalk\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
         body.len()
     );
     for h in extra_headers {

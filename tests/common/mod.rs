@@ -99,6 +99,28 @@ pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
     }
 }
 
+/// Throttle flags and the values that open them wide, for tests that
+/// register many users or try wrong passwords from one address.
+pub const UNTHROTTLED: [(&str, &str); 4] = [
+    ("--registers-per-address-hour", "1000000"),
+    ("--login-failures-per-minute", "1000000"),
+    ("--login-failure-burst", "1000000"),
+    ("--login-failures-per-address-minute", "1000000"),
+];
+
+/// Adds each of [`UNTHROTTLED`] that `args` does not set already.
+fn unthrottle(args: &mut Vec<String>) {
+    for (flag, value) in UNTHROTTLED {
+        let given = args
+            .iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+        if !given {
+            args.push(flag.to_string());
+            args.push(value.to_string());
+        }
+    }
+}
+
 /// Which of the child's output streams a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stream {
@@ -152,9 +174,26 @@ impl TestServer {
     /// The contract has the ready line on the log, which is stderr; stdout
     /// is watched too, so a server that logs there still starts (the line's
     /// stream is not what these tests are about).
+    ///
+    /// The login and registration throttles are opened wide (see
+    /// [`UNTHROTTLED`]) unless `extra` sets them: the tests register many
+    /// users and try wrong passwords from one address. Tests of the
+    /// throttles themselves use [`TestServer::start_with_default_limits`].
     #[track_caller]
     pub fn start(extra: &[&str]) -> TestServer {
         let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        unthrottle(&mut args);
+        Self::start_with_default_limits_args(args)
+    }
+
+    /// Like [`TestServer::start`], with the throttles at their defaults.
+    #[track_caller]
+    pub fn start_with_default_limits(extra: &[&str]) -> TestServer {
+        Self::start_with_default_limits_args(extra.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[track_caller]
+    fn start_with_default_limits_args(mut args: Vec<String>) -> TestServer {
         let names_storage = args
             .iter()
             .any(|a| a == "--memory" || a.starts_with("--data") || a.starts_with("--postgres"));
@@ -170,6 +209,7 @@ impl TestServer {
     #[track_caller]
     pub fn start_with_open_files(open_files: u64, extra: &[&str]) -> TestServer {
         let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        unthrottle(&mut args);
         args.push("--memory".to_string());
         Self::spawn_with(args, Some(open_files))
     }

@@ -37,12 +37,22 @@ def gotalk_bin():
     return str(path)
 
 
-class Server:
-    """One gotalk process. `data_dir` None means --memory."""
+# The tests register many users and try wrong passwords from one address:
+# the login and registration throttles are opened wide.
+UNTHROTTLED = ["--registers-per-address-hour", "1000000",
+               "--login-failures-per-minute", "1000000",
+               "--login-failure-burst", "1000000",
+               "--login-failures-per-address-minute", "1000000"]
 
-    def __init__(self, data_dir=None):
+
+class Server:
+    """One gotalk process. `data_dir` None means --memory; `extra_args` are
+    appended to its command line (--tls-cert, ...)."""
+
+    def __init__(self, data_dir=None, extra_args=()):
         self.binary = gotalk_bin()
         self.data_dir = data_dir
+        self.extra_args = list(extra_args)
         self.proc = None
         self.port = 0
         self.log = []  # stderr lines, for failure messages
@@ -50,7 +60,7 @@ class Server:
     def start(self, port=0):
         store = ["--data", str(self.data_dir)] if self.data_dir else ["--memory"]
         self.proc = subprocess.Popen(
-            [self.binary, *store, "--listen", "127.0.0.1:%d" % port],
+            [self.binary, *store, "--listen", "127.0.0.1:%d" % port, *UNTHROTTLED, *self.extra_args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         found = threading.Event()
         threading.Thread(target=self._drain, args=(self.proc, found), daemon=True).start()

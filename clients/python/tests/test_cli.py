@@ -13,6 +13,7 @@ import time
 import pytest
 
 from conftest import CLIENT_DIR, PASSWORD, read_until
+from gotalk_client import Unauthorized
 
 CLIENT = str(CLIENT_DIR / "gotalk_client.py")
 ECHO_BOT = str(CLIENT_DIR / "examples" / "echo_bot.py")
@@ -46,9 +47,18 @@ def test_register_and_send_subcommands(server, connect):
     assert msgs[0]["id"] == sent_id
 
 
+def test_logout_subcommand_revokes_every_token(server, connect):
+    alice = connect(server, "alice", register=True)
+    r = run_cli("logout", "--server", server.address, "--user", "alice", password=PASSWORD)
+    assert r.returncode == 0, r.stderr
+    assert "revoked every token of alice" in r.stdout
+    with pytest.raises(Unauthorized):
+        connect(server).auth(alice.token)
+
+
 def test_subcommand_errors_exit_nonzero_with_the_server_code(server, connect):
     connect(server).register("carol", PASSWORD)
-    r = run_cli("register", "--server", server.address, "--user", "carol", "--password", "x")
+    r = run_cli("register", "--server", server.address, "--user", "carol", "--password", "x-password")
     assert r.returncode == 1 and "conflict" in r.stderr
     r = run_cli("send", "--server", server.address, "--user", "carol", "--to", "bob", "hi",
                 password="wrong")
@@ -59,7 +69,7 @@ def test_subcommand_errors_exit_nonzero_with_the_server_code(server, connect):
 
 
 def test_echo_bot_answers(server, connect):
-    env = dict(os.environ, GOTALK_PASSWORD="bot-pw")
+    env = dict(os.environ, GOTALK_PASSWORD="bot-pw-123")
     bot = subprocess.Popen([sys.executable, ECHO_BOT, "--server", server.address,
                             "--user", "echo", "--register"],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

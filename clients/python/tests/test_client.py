@@ -43,7 +43,7 @@ def test_register_taken_name_is_conflict(server, connect):
     c = connect(server)
     c.register("alice", PASSWORD)
     with pytest.raises(Conflict) as info:
-        c.register("alice", "other")
+        c.register("alice", "other-password")
     assert info.value.code == "conflict" and info.value.message
 
 
@@ -81,6 +81,36 @@ def test_auth_with_token_on_another_connection(server, connect):
     assert contents(other.sync()) == ["for alice"]
     with pytest.raises(Unauthorized):
         connect(server).auth("not-a-token")
+
+
+def test_logout_revokes_the_token_and_stops_another_connections_messages(server, connect):
+    alice = connect(server, "alice", register=True)
+    other = connect(server)
+    other.auth(alice.token)
+    token = alice.token
+    assert alice.logout() == "token"
+    assert alice.token is None
+    # The other connection is no longer logged in: told by the "revoked"
+    # event, or by its SYNC if that comes first.
+    with pytest.raises(Unauthorized):
+        for _ in other.messages(idle_timeout=10):
+            pass
+    with pytest.raises(Unauthorized):
+        connect(server).auth(token)
+
+
+def test_logout_all_revokes_every_token_of_the_account(server, connect):
+    first = connect(server, "alice", register=True)
+    second = connect(server)
+    second.login("alice", PASSWORD)
+    tokens = (first.token, second.token)
+    assert tokens[0] != tokens[1]
+    assert first.logout(all=True) == "all"
+    for token in tokens:
+        with pytest.raises(Unauthorized):
+            connect(server).auth(token)
+    with pytest.raises(Unauthorized):
+        second.sync()
 
 
 # -- messages ---------------------------------------------------------------

@@ -57,16 +57,16 @@ def line(server):
 def test_two_person_walkthrough(line):
     alice, bob = line(), line()
 
-    r = alice.say("REGISTER alice secret")
+    r = alice.say("REGISTER alice secret-words")
     assert r["ok"] is True and r["user"]["username"] == "alice"
-    assert bob.say("register bob secret")["user"]["username"] == "bob"  # any case
-    r = alice.say("REGISTER alice again")
+    assert bob.say("register bob secret-words")["user"]["username"] == "bob"  # any case
+    r = alice.say("REGISTER alice again-and-again")
     assert r["ok"] is False and r["error"]["code"] == "conflict" and r["error"]["message"]
 
-    r = alice.say("LOGIN alice secret")
+    r = alice.say("LOGIN alice secret-words")
     assert r["ok"] is True and r["token"] and r["user"]["username"] == "alice"
     assert bob.say("LOGIN bob wrong")["error"]["code"] == "unauthorized"
-    assert bob.say("LOGIN bob secret")["ok"] is True
+    assert bob.say("LOGIN bob secret-words")["ok"] is True
 
     sent = alice.say("SEND bob hello bob,  how are you?")
     assert sent["ok"] is True and isinstance(sent["id"], int) and isinstance(sent["ts"], int)
@@ -110,8 +110,8 @@ def test_text_commands_need_login_and_ignore_empty_lines(line):
 
 def test_json_and_text_forms_mix_on_one_connection(line):
     conn = line()
-    assert conn.say('{"cmd":"register","username":"dora","password":"pw","tag":"r"}')["tag"] == "r"
-    assert conn.say("LOGIN dora pw")["user"]["username"] == "dora"
+    assert conn.say('{"cmd":"register","username":"dora","password":"pw-secret","tag":"r"}')["tag"] == "r"
+    assert conn.say("LOGIN dora pw-secret")["user"]["username"] == "dora"
     conn.sock.sendall(b'{"cmd":"send","to":"dora","content":"note to self","tag":2}\n')
     # The reply and the push of the same message may come in either order.
     first, second = conn.read(), conn.read()

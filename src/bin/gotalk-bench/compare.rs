@@ -172,7 +172,13 @@ fn relay_redis(ext: &External, s: usize, r: usize, shape: &Shape) -> Result<Outc
     for _ in 0..s {
         senders.push(handshake(ext.addr, b"PING\r\n", b"+PONG\r\n")?);
     }
-    relay::drive(&RedisProto::new(r), senders, receivers, shape, ext.pid())
+    relay::drive(
+        &RedisProto::new(r),
+        relay::plain_all(senders)?,
+        relay::plain_all(receivers)?,
+        shape,
+        ext.pid(),
+    )
 }
 
 fn relay_nats(ext: &External, s: usize, r: usize, shape: &Shape) -> Result<Outcome, String> {
@@ -186,7 +192,13 @@ fn relay_nats(ext: &External, s: usize, r: usize, shape: &Shape) -> Result<Outco
         let req = format!("{NATS_CONNECT}PING\r\n");
         senders.push(handshake(ext.addr, req.as_bytes(), b"PONG\r\n")?);
     }
-    relay::drive(&NatsProto::new(r), senders, receivers, shape, ext.pid())
+    relay::drive(
+        &NatsProto::new(r),
+        relay::plain_all(senders)?,
+        relay::plain_all(receivers)?,
+        shape,
+        ext.pid(),
+    )
 }
 
 /// MQTT 3.1.1 CONNECT, clean session, keep-alive off; CONNACK accepted.

@@ -96,6 +96,7 @@ impl HotPath {
                 identity: i as u128 + 1,
                 username: format!("u{i}"),
                 password_hash: "unused".into(),
+                tokens_valid_from: 0,
             })
             .collect();
         core.restore(Snapshot {

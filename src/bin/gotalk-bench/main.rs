@@ -24,6 +24,7 @@ mod idle;
 mod login;
 mod relay;
 mod server;
+mod tls;
 mod wire;
 
 use std::path::PathBuf;
@@ -55,6 +56,8 @@ pub struct Opts {
     /// and SQLite) and `relay --durable` (in place of SQLite); emptied at
     /// each server start.
     pub postgres: Option<String>,
+    /// `relay`: the same load plain, then over TLS, side by side.
+    pub tls: bool,
     /// `abuse`: the attacks to run (empty: all).
     pub attacks: Vec<String>,
     /// Flags passed on to the server (`abuse`).
@@ -77,6 +80,7 @@ impl Default for Opts {
             max_messages: 100_000_000,
             durable: false,
             postgres: None,
+            tls: false,
             attacks: Vec::new(),
             server_args: Vec::new(),
             server_open_files: None,
@@ -148,6 +152,10 @@ Flags:
   --postgres URL       durable: also measure a server on this PostgreSQL
                        database; relay --durable: use it instead of SQLite.
                        Every table in it is dropped at each server start
+  --tls                relay plain, then over TLS against a server with a
+                       certificate from its own gen-cert (setup LOGINs
+                       plain, relay connections AUTH over TLS), side by
+                       side with the ratio
   --levels A,B,C       durable concurrency levels (default 1,16,64)
   --conns N            login: users logging in at once (default 32, at
                        most 1000); idle: connections (default 10000); needs about N+100
@@ -192,6 +200,7 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
             "--help" | "-h" => return Ok(("help".into(), opts)),
             "--durable" => opts.durable = true,
             "--postgres" => opts.postgres = Some(value("URL")?),
+            "--tls" => opts.tls = true,
             "--server" => opts.server = PathBuf::from(value("PATH")?),
             "--seconds" => opts.seconds = Some(positive(&name, &value("N")?)?),
             "--warmup" => opts.warmup = Some(non_negative(&name, &value("N")?)?),

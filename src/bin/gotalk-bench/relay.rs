@@ -92,8 +92,24 @@ pub struct Outcome {
     pub other_cpu: String,
 }
 
-struct SenderConn {
-    stream: TcpStream,
+/// A connection the engine drives: a plain `mio` socket or a TLS stream.
+pub trait Stream: Read + Write + mio::event::Source {}
+impl<T: Read + Write + mio::event::Source> Stream for T {}
+
+/// A set-up blocking socket, made non-blocking for the engine.
+pub fn plain(s: std::net::TcpStream) -> Result<TcpStream, String> {
+    s.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let _ = s.set_nodelay(true);
+    Ok(TcpStream::from_std(s))
+}
+
+/// Plain sockets for the engine.
+pub fn plain_all(streams: Vec<std::net::TcpStream>) -> Result<Vec<TcpStream>, String> {
+    streams.into_iter().map(plain).collect()
+}
+
+struct SenderConn<S> {
+    stream: S,
     input: LineBuf,
     out: Vec<u8>,
     out_pos: usize,
@@ -101,8 +117,8 @@ struct SenderConn {
     answered: u64,
 }
 
-struct ReceiverConn {
-    stream: TcpStream,
+struct ReceiverConn<S> {
+    stream: S,
     input: LineBuf,
     out: Vec<u8>,
     out_pos: usize,
@@ -121,8 +137,9 @@ struct Snapshot {
     machine: Option<(u64, u64)>,
 }
 
-/// Writes as much of `out[pos..]` as the socket takes.
-fn flush(stream: &mut TcpStream, out: &mut Vec<u8>, pos: &mut usize) -> io::Result<()> {
+/// Writes as much of `out[pos..]` as the socket takes (over TLS, with
+/// the ciphertext of what was taken).
+fn flush(stream: &mut impl Write, out: &mut Vec<u8>, pos: &mut usize) -> io::Result<()> {
     while *pos < out.len() {
         match stream.write(&out[*pos..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -132,6 +149,7 @@ fn flush(stream: &mut TcpStream, out: &mut Vec<u8>, pos: &mut usize) -> io::Resu
             Err(e) => return Err(e),
         }
     }
+    stream.flush()?;
     if *pos == out.len() {
         out.clear();
         *pos = 0;
@@ -145,7 +163,7 @@ fn flush(stream: &mut TcpStream, out: &mut Vec<u8>, pos: &mut usize) -> io::Resu
 /// Reads up to [`READS_PER_EVENT`] times into `input`, calling `lines`
 /// after each read. Returns whether the socket may still hold data.
 fn read_some(
-    stream: &mut TcpStream,
+    stream: &mut impl Read,
     input: &mut LineBuf,
     mut lines: impl FnMut(&mut LineBuf) -> Result<(), String>,
 ) -> Result<bool, String> {
@@ -166,23 +184,17 @@ fn read_some(
 
 /// Runs the relay load over connections that are set up (logged in,
 /// subscribed) and still blocking; `server_pid` is for CPU readings.
-pub fn drive<P: Proto>(
+pub fn drive<P: Proto, S: Stream>(
     proto: &P,
-    senders: Vec<std::net::TcpStream>,
-    receivers: Vec<std::net::TcpStream>,
+    senders: Vec<S>,
+    receivers: Vec<S>,
     shape: &Shape,
     server_pid: u32,
 ) -> Result<Outcome, String> {
     let mut poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
-    let to_mio = |s: std::net::TcpStream| -> Result<TcpStream, String> {
-        s.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let _ = s.set_nodelay(true);
-        Ok(TcpStream::from_std(s))
-    };
     let s_count = senders.len();
-    let mut tx: Vec<SenderConn> = Vec::new();
-    for (i, s) in senders.into_iter().enumerate() {
-        let mut stream = to_mio(s)?;
+    let mut tx: Vec<SenderConn<S>> = Vec::new();
+    for (i, mut stream) in senders.into_iter().enumerate() {
         poll.registry()
             .register(
                 &mut stream,
@@ -199,9 +211,8 @@ pub fn drive<P: Proto>(
             answered: 0,
         });
     }
-    let mut rx: Vec<ReceiverConn> = Vec::new();
-    for (i, s) in receivers.into_iter().enumerate() {
-        let mut stream = to_mio(s)?;
+    let mut rx: Vec<ReceiverConn<S>> = Vec::new();
+    for (i, mut stream) in receivers.into_iter().enumerate() {
         poll.registry()
             .register(
                 &mut stream,
@@ -236,7 +247,7 @@ pub fn drive<P: Proto>(
     let mut end: Option<Snapshot> = None;
     let mut drain_deadline = hard_deadline;
 
-    let snapshot = |tx: &[SenderConn], rx: &[ReceiverConn]| Snapshot {
+    let snapshot = |tx: &[SenderConn<S>], rx: &[ReceiverConn<S>]| Snapshot {
         at: Instant::now(),
         delivered: rx.iter().map(|r| r.delivered).sum(),
         answered: tx.iter().map(|s| s.answered).sum(),
@@ -250,7 +261,7 @@ pub fn drive<P: Proto>(
     let backlog_limit = window * s_count as u64 * 2;
     let mut backlog: u64 = 0;
     let top_up =
-        |i: usize, c: &mut SenderConn, total_queued: &mut u64, backlog: u64| -> io::Result<()> {
+        |i: usize, c: &mut SenderConn<S>, total_queued: &mut u64, backlog: u64| -> io::Result<()> {
             let free = window - (c.queued - c.answered);
             if free >= refill_at && *total_queued < shape.max_messages && backlog < backlog_limit {
                 let n = (free / group * group).min(shape.max_messages - *total_queued);
@@ -490,6 +501,9 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     } else {
         Mode::Memory
     };
+    if opts.tls {
+        return run_plain_and_tls(opts, mode, s_count, r_count, &shape);
+    }
     let server = Gotalk::start(&opts.server, mode)?;
     let outcome = relay_gotalk(&server, s_count, r_count, &shape)
         .map_err(|e| format!("{e}\nserver log:\n{}", server.log_tail()))?;
@@ -503,6 +517,109 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         shape.warmup.as_secs_f64()
     );
     print_outcome(&outcome, rss);
+    Ok(())
+}
+
+/// `relay --tls`: the same load plain, then over TLS (a fresh server with a
+/// gen-cert certificate), side by side in one run.
+fn run_plain_and_tls(
+    opts: &Opts,
+    mode: Mode,
+    s_count: usize,
+    r_count: usize,
+    shape: &Shape,
+) -> Result<(), String> {
+    let plain = {
+        let server = Gotalk::start(&opts.server, mode)?;
+        relay_gotalk(&server, s_count, r_count, shape)
+            .map_err(|e| format!("plain: {e}\nserver log:\n{}", server.log_tail()))?
+    };
+    let dir = server::temp_dir("tls")?;
+    let (cert, key) = crate::tls::gen_cert(&opts.server, &dir)?;
+    let launch = server::Launch {
+        args: vec![
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+            "--allow-plaintext".into(),
+        ],
+        open_files: None,
+    };
+    let tls = {
+        let server = Gotalk::start_with(&opts.server, mode, &launch)?;
+        relay_gotalk_tls(&server, &cert, s_count, r_count, shape)
+            .map_err(|e| format!("TLS: {e}\nserver log:\n{}", server.log_tail()))
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    let tls = tls?;
+    println!(
+        "relay, plain then TLS: {s_count} senders -> {r_count} receivers, window {} per sender, \
+         gotalk {}, {:.1} s measured after {:.1} s warm-up each",
+        shape.window,
+        mode.name(),
+        plain.seconds,
+        shape.warmup.as_secs_f64()
+    );
+    let per_cpu = |o: &Outcome| o.relayed_per_server_cpu_s.map_or("n/a".into(), thousands);
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!("{:.2}", a / b)
+        } else {
+            "n/a".into()
+        }
+    };
+    let rows = vec![
+        vec![
+            "relayed messages/s".into(),
+            thousands(plain.relayed_per_s),
+            thousands(tls.relayed_per_s),
+            ratio(tls.relayed_per_s, plain.relayed_per_s),
+        ],
+        vec![
+            "relayed per server CPU-second".into(),
+            per_cpu(&plain),
+            per_cpu(&tls),
+            match (plain.relayed_per_server_cpu_s, tls.relayed_per_server_cpu_s) {
+                (Some(p), Some(t)) => ratio(t, p),
+                _ => "n/a".into(),
+            },
+        ],
+        vec![
+            "server CPU".into(),
+            plain.server_cpu.clone(),
+            tls.server_cpu.clone(),
+            String::new(),
+        ],
+        vec![
+            "bench CPU".into(),
+            plain.bench_cpu.clone(),
+            tls.bench_cpu.clone(),
+            String::new(),
+        ],
+        vec![
+            "CPU of all other processes".into(),
+            plain.other_cpu.clone(),
+            tls.other_cpu.clone(),
+            String::new(),
+        ],
+        vec![
+            "errors".into(),
+            plain.errors.to_string(),
+            tls.errors.to_string(),
+            String::new(),
+        ],
+    ];
+    print_table(&["metric", "plain", "TLS", "TLS / plain"], &rows);
+    for (name, o) in [("plain", &plain), ("TLS", &tls)] {
+        if o.delivered_total < o.answered_total {
+            println!(
+                "{name}: MISSING {} of {} accepted messages",
+                o.answered_total - o.delivered_total,
+                o.answered_total
+            );
+        }
+    }
     Ok(())
 }
 
@@ -528,7 +645,38 @@ pub fn relay_gotalk(
         .map(Client::into_stream)
         .collect::<Result<_, _>>()?;
     let proto = GotalkProto::new(&receivers);
-    drive(&proto, tx_streams, rx_streams, shape, server.pid())
+    drive(
+        &proto,
+        plain_all(tx_streams)?,
+        plain_all(rx_streams)?,
+        shape,
+        server.pid(),
+    )
+}
+
+/// Like [`relay_gotalk`] over TLS: accounts and LOGINs over plain
+/// connections (the server runs with `--allow-plaintext`), then each
+/// relay connection opens TLS and AUTHs with its user's token.
+pub fn relay_gotalk_tls(
+    server: &Gotalk,
+    cert: &std::path::Path,
+    s_count: usize,
+    r_count: usize,
+    shape: &Shape,
+) -> Result<Outcome, String> {
+    let senders: Vec<String> = (0..s_count).map(|i| format!("bench-s{i}")).collect();
+    let receivers: Vec<String> = (0..r_count).map(|i| format!("bench-r{i}")).collect();
+    let everyone: Vec<String> = senders.iter().chain(&receivers).cloned().collect();
+    wire::register_all(server.addr, &everyone)?;
+    let (_plain, tokens) = login_all(server.addr, &everyone)?;
+    let config = crate::tls::client_config(cert)?;
+    let mut streams = tokens
+        .iter()
+        .map(|t| crate::tls::connect_and_auth(server.addr, &config, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rx_streams = streams.split_off(s_count);
+    let proto = GotalkProto::new(&receivers);
+    drive(&proto, streams, rx_streams, shape, server.pid())
 }
 
 /// Prints a relay outcome as a two-column table.

@@ -23,6 +23,10 @@
 //! (through another node) stores nothing and is reported, without failing
 //! the rest of the group. `client_id`s are decided by the unique key on
 //! (sender, `client_id`), as with SQLite.
+//!
+//! Password-hash upgrades, revoked tokens (LOGOUT) and `tokens_valid_from`
+//! moves (LOGOUT all) name accounts that are already stored, and are
+//! written after the accounts of the group, each kind as one statement.
 
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::message::Message;
@@ -51,6 +55,9 @@ pub struct Statements {
     insert_messages: Statement,
     ack: Statement,
     move_mailboxes: Statement,
+    password_hashes: Statement,
+    revoke_tokens: Statement,
+    void_tokens: Statement,
 }
 
 impl Statements {
@@ -100,6 +107,21 @@ impl Statements {
                  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS d(u, c, b) \
                  WHERE m.user_id = d.u",
             )?,
+            password_hashes: client.prepare(
+                "UPDATE users u SET password_hash = p.h \
+                 FROM unnest($1::bigint[], $2::text[]) AS p(id, h) WHERE u.id = p.id",
+            )?,
+            // Token ids use all 64 bits, stored as signed bigints.
+            revoke_tokens: client.prepare(
+                "INSERT INTO revoked_tokens AS r (token_id, expires) \
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[]) \
+                 ON CONFLICT (token_id) DO UPDATE SET expires = excluded.expires",
+            )?,
+            // Never moves back: the latest of what is stored and asked.
+            void_tokens: client.prepare(
+                "UPDATE users u SET tokens_valid_from = greatest(u.tokens_valid_from, v.f) \
+                 FROM unnest($1::bigint[], $2::bigint[]) AS v(id, f) WHERE u.id = v.id",
+            )?,
         })
     }
 }
@@ -133,6 +155,7 @@ pub fn write(
     let mut appends = Vec::new();
     let mut users = Vec::new();
     let mut acks = Vec::new();
+    let mut tokens = TokenWrites::default();
     for (i, batch) in group.iter().enumerate() {
         for op in &batch.ops {
             match op {
@@ -145,6 +168,7 @@ pub fn write(
                 }),
                 WriteOp::CreateUser { .. } => users.push((i, op)),
                 WriteOp::Ack { user, upto } => acks.push((i, *user, *upto)),
+                other => tokens.add(other),
             }
         }
     }
@@ -167,6 +191,7 @@ pub fn write(
     if !users.is_empty() {
         create_users(&mut tx, s, &users, &mut outcomes)?;
     }
+    tokens.write(&mut tx, s)?;
 
     // 3. Message ids, taken while the receivers' rows are held.
     let mut moved: HashMap<i64, (i64, i64)> = HashMap::new();
@@ -202,6 +227,82 @@ pub fn write(
     }
     tx.commit()?;
     Ok((writes, outcomes))
+}
+
+/// The group's writes to stored accounts and revoked tokens, in batch
+/// order (a later one for the same key wins, as it would run later).
+#[derive(Default)]
+struct TokenWrites {
+    hash_ids: Vec<i64>,
+    hashes: Vec<Arc<str>>,
+    revoked: Vec<i64>,
+    expires: Vec<i64>,
+    void_users: Vec<i64>,
+    void_from: Vec<i64>,
+}
+
+impl TokenWrites {
+    fn add(&mut self, op: &WriteOp) {
+        match op {
+            WriteOp::SetPasswordHash { id, password_hash } => {
+                self.hash_ids.push(*id as i64);
+                self.hashes.push(password_hash.clone());
+            }
+            WriteOp::RevokeToken { token, expires } => {
+                self.revoked.push(*token as i64);
+                self.expires.push(*expires as i64);
+            }
+            WriteOp::VoidTokens { user, from } => {
+                self.void_users.push(*user as i64);
+                self.void_from.push(*from as i64);
+            }
+            WriteOp::CreateUser { .. } | WriteOp::Append(_) | WriteOp::Ack { .. } => {}
+        }
+    }
+
+    fn write(
+        mut self,
+        tx: &mut postgres::Transaction<'_>,
+        s: &Statements,
+    ) -> Result<(), postgres::Error> {
+        // One row per key in a statement: the last write of each wins.
+        last_per_key(&mut self.hash_ids, &mut self.hashes);
+        last_per_key(&mut self.revoked, &mut self.expires);
+        // `tokens_valid_from` only moves forward: the latest per account.
+        let mut latest: HashMap<i64, i64> = HashMap::new();
+        for (u, f) in self.void_users.drain(..).zip(self.void_from.drain(..)) {
+            let at = latest.entry(u).or_insert(f);
+            *at = (*at).max(f);
+        }
+        (self.void_users, self.void_from) = latest.into_iter().unzip();
+        if !self.hash_ids.is_empty() {
+            let hashes: Vec<&str> = self.hashes.iter().map(|h| &**h).collect();
+            tx.execute(&s.password_hashes, &[&self.hash_ids, &hashes])?;
+        }
+        if !self.revoked.is_empty() {
+            tx.execute(&s.revoke_tokens, &[&self.revoked, &self.expires])?;
+        }
+        if !self.void_users.is_empty() {
+            tx.execute(&s.void_tokens, &[&self.void_users, &self.void_from])?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the last value given for each key (in order of those last
+/// values): an UPDATE or upsert touches a row once per statement.
+fn last_per_key<V>(keys: &mut Vec<i64>, values: &mut Vec<V>) {
+    let mut seen = HashSet::new();
+    let mut kept = Vec::with_capacity(keys.len());
+    for (k, v) in keys.drain(..).zip(values.drain(..)).rev() {
+        if seen.insert(k) {
+            kept.push((k, v));
+        }
+    }
+    for (k, v) in kept.into_iter().rev() {
+        keys.push(k);
+        values.push(v);
+    }
 }
 
 fn create_users(

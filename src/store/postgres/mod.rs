@@ -102,7 +102,8 @@ impl Store for PostgresStore {
             return Err(fail("the store was loaded already".into()));
         };
         let started = Instant::now();
-        let snapshot = load::read_snapshot(&mut client).map_err(|e| fail(e.to_string()))?;
+        let snapshot =
+            load::read_snapshot(&mut client, wall_clock_ms()).map_err(|e| fail(e.to_string()))?;
         log::info!(
             "opened {}: {} unacknowledged messages ({} bytes) stay in the database until \
              read; started in {} ms",

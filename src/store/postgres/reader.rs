@@ -24,7 +24,8 @@ struct Statements {
 
 impl Statements {
     fn prepare(client: &mut Client) -> Result<Statements, postgres::Error> {
-        const USER: &str = "SELECT id, username, password_hash, identity FROM users";
+        const USER: &str =
+            "SELECT id, username, password_hash, identity, tokens_valid_from FROM users";
         Ok(Statements {
             user_by_id: client.prepare(&format!("{USER} WHERE id = $1"))?,
             user_by_name: client.prepare(&format!("{USER} WHERE username = $1"))?,
@@ -176,7 +177,8 @@ fn answer(client: &mut Client, s: &Statements, op: &ReadOp) -> Result<ReadAnswer
     })
 }
 
-/// An account from a row of `id, username, password_hash, identity`; an
+/// An account from a row of `id, username, password_hash, identity,
+/// tokens_valid_from`; an
 /// identity that is not 16 bytes (a damaged row) reads as zero, which no
 /// token carries.
 fn user(r: &Row) -> StoredUser {
@@ -187,5 +189,6 @@ fn user(r: &Row) -> StoredUser {
         identity: u128::from_be_bytes(identity),
         username: r.get(1),
         password_hash: r.get(2),
+        tokens_valid_from: r.get::<_, i64>(4).max(0) as u64,
     }
 }

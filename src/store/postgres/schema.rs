@@ -10,7 +10,7 @@
 use postgres::Client;
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The advisory lock key migrations hold (any fixed number; "gotalk" in
 /// ASCII).
@@ -63,6 +63,19 @@ CREATE TABLE client_ids (
     PRIMARY KEY (sender, client_id)
 );
 CREATE INDEX client_ids_by_age ON client_ids (ts);
+";
+
+/// Version 2: LOGOUT. A revoked token's id (all 64 bits, stored as a
+/// signed bigint) is kept until the token would have expired anyway;
+/// `LOGOUT all` voids every token of an account issued before a moment
+/// (ms since the epoch; 0: none).
+const V2: &str = "
+CREATE TABLE revoked_tokens (
+    token_id bigint PRIMARY KEY,     -- the token's 64-bit id, as signed
+    expires  bigint NOT NULL         -- ms since the epoch
+);
+CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires);
+ALTER TABLE users ADD COLUMN tokens_valid_from bigint NOT NULL DEFAULT 0;
 ";
 
 /// The schema version this code writes.

@@ -12,7 +12,8 @@
 //! are answered `unavailable` all the same: a client that retries a SEND
 //! with its `client_id` finds it stored once either way.
 //!
-//! When idle it forgets `client_id`s older than a day, in small steps.
+//! When idle it forgets `client_id`s older than a day, in small steps, and
+//! revoked tokens that have expired (they no longer open anyway).
 
 use super::group::{self, BatchOutcome, Statements};
 use super::link::{Link, Trouble};
@@ -232,5 +233,15 @@ impl Writer {
             }
         }
         log::debug!("store: {pruned} client_ids older than a day forgotten");
+        let now = super::wall_clock_ms() as i64;
+        if let Ok(client) = self.link.client() {
+            if let Err(e) =
+                client.execute("DELETE FROM revoked_tokens WHERE expires <= $1", &[&now])
+            {
+                if !matches!(self.link.failed(&e), Trouble::Lost(_)) {
+                    log::warn!("store: forgetting expired revoked tokens failed (will retry): {e}");
+                }
+            }
+        }
     }
 }

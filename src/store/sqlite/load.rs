@@ -1,15 +1,19 @@
 //! Reading what a start needs: the highest message and account ids (so new
-//! ones keep growing) and the totals in custody (for the global budget).
-//! A handful of rows whatever the size of the database: accounts, messages
-//! and `client_id`s are read on demand (see [`super::reader`]). Tests can
-//! still read everything, to check what a batch stored.
+//! ones keep growing), the totals in custody (for the global budget) and
+//! the revoked tokens that have not expired yet (bounded by the tokens'
+//! lifetime). A handful of rows besides those, whatever the size of the
+//! database: accounts (with their `tokens_valid_from`), messages and
+//! `client_id`s are read on demand (see [`super::reader`]). Tests can still
+//! read everything, to check what a batch stored.
 
 use super::schema::{LAST_MESSAGE_ID, PENDING_BYTES, PENDING_MESSAGES};
 use crate::store::Snapshot;
+use crate::Millis;
 use rusqlite::{Connection, OptionalExtension};
 
-/// The figures a start needs, in one read transaction.
-pub fn read_snapshot(conn: &mut Connection) -> rusqlite::Result<Snapshot> {
+/// The figures a start needs as of `now` (ms since the epoch; decides
+/// which revoked tokens have expired), in one read transaction.
+pub fn read_snapshot(conn: &mut Connection, now: Millis) -> rusqlite::Result<Snapshot> {
     let tx = conn.transaction()?;
     let meta = |key: &str| -> rusqlite::Result<i64> {
         Ok(tx
@@ -27,8 +31,16 @@ pub fn read_snapshot(conn: &mut Connection) -> rusqlite::Result<Snapshot> {
         })?;
     let last_user: i64 =
         tx.query_row("SELECT coalesce(max(id), 0) FROM users", [], |r| r.get(0))?;
+    let mut stmt = tx.prepare("SELECT token_id, expires FROM revoked_tokens WHERE expires > ?1")?;
+    let revoked_tokens = stmt
+        .query_map([now as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(stmt);
     tx.finish()?;
     Ok(Snapshot {
+        revoked_tokens,
         last_message_id: last.max(newest_stored).max(0) as u64,
         last_user_id: last_user.max(0) as u64,
         pending_messages: pending_messages.max(0) as usize,
@@ -40,12 +52,11 @@ pub fn read_snapshot(conn: &mut Connection) -> rusqlite::Result<Snapshot> {
 /// Every account, message and `client_id` younger than a day as of `now`,
 /// besides the figures: what a test checks a batch stored.
 #[cfg(test)]
-pub fn read_everything(conn: &mut Connection, now: crate::Millis) -> rusqlite::Result<Snapshot> {
+pub fn read_everything(conn: &mut Connection, now: Millis) -> rusqlite::Result<Snapshot> {
     use crate::config::limits::CLIENT_ID_RETENTION_MS;
     use crate::store::{StoredClientId, StoredMessage};
-    let mut snapshot = read_snapshot(conn)?;
-    let mut stmt =
-        conn.prepare("SELECT id, username, password_hash, identity FROM users ORDER BY id")?;
+    let mut snapshot = read_snapshot(conn, now)?;
+    let mut stmt = conn.prepare(&format!("{} ORDER BY id", super::reader::SELECT_USER))?;
     snapshot.users = stmt
         .query_map([], super::reader::user)?
         .collect::<rusqlite::Result<_>>()?;

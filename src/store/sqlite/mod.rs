@@ -138,7 +138,7 @@ impl Store for SqliteStore {
             None => connect(&self.path)?,
         };
         let started = Instant::now();
-        let snapshot = load::read_snapshot(&mut conn).map_err(|e| {
+        let snapshot = load::read_snapshot(&mut conn, wall_clock_ms()).map_err(|e| {
             format!(
                 "cannot read the database {}: {e} (if the file is damaged, move it \
                  aside to start empty, or restore a backup)",

@@ -49,9 +49,13 @@ fn run(conn: &Connection, reads: &Receiver<Read>, done: &Sender<ReadDone>, waker
     }
 }
 
+/// The columns [`user`] reads.
+pub const SELECT_USER: &str =
+    "SELECT id, username, password_hash, identity, tokens_valid_from FROM users";
+
 /// Answers one read.
 pub fn answer(conn: &Connection, op: &ReadOp) -> rusqlite::Result<ReadAnswer> {
-    const USER: &str = "SELECT id, username, password_hash, identity FROM users";
+    const USER: &str = SELECT_USER;
     Ok(match op {
         ReadOp::UserById(id) => ReadAnswer::User(
             conn.prepare_cached(&format!("{USER} WHERE id = ?1"))?
@@ -124,7 +128,7 @@ fn page(
     Ok(out)
 }
 
-/// An account from a row of `id, username, password_hash, identity`.
+/// An account from a row of [`SELECT_USER`].
 pub fn user(r: &Row<'_>) -> rusqlite::Result<StoredUser> {
     let identity: Vec<u8> = r.get(3)?;
     let identity: [u8; 16] = identity.as_slice().try_into().map_err(|_| {
@@ -139,5 +143,6 @@ pub fn user(r: &Row<'_>) -> rusqlite::Result<StoredUser> {
         identity: u128::from_be_bytes(identity),
         username: r.get(1)?,
         password_hash: r.get(2)?,
+        tokens_valid_from: r.get::<_, i64>(4)?.max(0) as u64,
     })
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The `meta` keys holding how many messages are in custody and their size
 /// as stored, kept by every batch, so a start reads two numbers instead of
@@ -73,13 +73,25 @@ ALTER TABLE users ADD COLUMN identity BLOB;
 UPDATE users SET identity = randomblob(16) WHERE identity IS NULL;
 ";
 
-/// Version 3: what a message costs its mailbox's byte budget (its JSON as
+/// Version 3: LOGOUT. A revoked token's id is kept until the token would
+/// have expired anyway; `LOGOUT all` voids every token of an account
+/// issued before a moment (ms since the epoch; 0: none).
+const V3: &str = "
+CREATE TABLE revoked_tokens (
+    token_id INTEGER PRIMARY KEY,    -- the token's 64-bit id, as signed
+    expires  INTEGER NOT NULL        -- ms since the epoch
+);
+CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires);
+ALTER TABLE users ADD COLUMN tokens_valid_from INTEGER NOT NULL DEFAULT 0;
+";
+
+/// Version 4: what a message costs its mailbox's byte budget (its JSON as
 /// the server renders it) is stored with it, and the totals in custody are
 /// kept in `meta`, so the server reads a mailbox's figures on demand and
 /// starts without reading any message. Messages stored before get an
 /// estimate (the exact figure needs the renderer); it errs on the large
 /// side.
-const V3: &str = "
+const V4: &str = "
 ALTER TABLE messages ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;
 UPDATE messages SET cost = 160 + 2 * length(CAST(content AS BLOB))
     + coalesce(length(CAST(client_id AS BLOB)) + 16, 0);
@@ -189,7 +201,7 @@ mod tests {
         assert_eq!(version(&conn).unwrap(), latest_version());
         assert_eq!(
             tables(&conn),
-            ["client_ids", "messages", "meta", "users"].map(String::from)
+            ["client_ids", "messages", "meta", "revoked_tokens", "users"].map(String::from)
         );
         let last: i64 = conn
             .query_row(

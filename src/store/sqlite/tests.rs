@@ -425,3 +425,49 @@ fn a_client_id_used_within_the_day_is_refused_by_the_database() {
     let ids: Vec<_> = fx.everything().messages.iter().map(|m| m.id).collect();
     assert_eq!(ids, [1], "the duplicate was not stored");
 }
+
+#[test]
+fn revocations_come_back_until_their_tokens_expire() {
+    let fx = Fixture::new("revocations");
+    let now = wall_clock_ms();
+    let mut store = fx.open().unwrap();
+    store.load().unwrap();
+    let big_id = u64::MAX - 5; // token ids use all 64 bits
+    store.submit(batch(
+        1,
+        0,
+        vec![
+            user(1, "alice"),
+            user(2, "bob"),
+            WriteOp::RevokeToken {
+                token: big_id,
+                expires: now + 60_000,
+            },
+            WriteOp::RevokeToken {
+                token: 7,
+                expires: now - 1,
+            },
+            WriteOp::VoidTokens { user: 2, from: now },
+            WriteOp::VoidTokens {
+                user: 2,
+                from: now - 10,
+            },
+        ],
+    ));
+    assert_eq!(next_done(&mut store).result, Ok(()));
+    drop(store);
+
+    let snap = fx.open().unwrap().load().unwrap();
+    assert_eq!(
+        snap.revoked_tokens,
+        [(big_id, now + 60_000)],
+        "expired ones are not loaded"
+    );
+    let users = fx.everything().users;
+    let valid_from: Vec<_> = users.iter().map(|u| u.tokens_valid_from).collect();
+    assert_eq!(
+        valid_from,
+        [0, now],
+        "read with the account; never moves back"
+    );
+}

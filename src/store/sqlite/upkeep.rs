@@ -3,7 +3,8 @@
 //! module, run by the writer thread between commits, gives them back:
 //!
 //! 1. forget `client_id`s older than a day (they no longer deduplicate),
-//!    in steps of [`PRUNE_STEP`];
+//!    in steps of [`PRUNE_STEP`], and revoked tokens that have expired
+//!    (they no longer open);
 //! 2. `PRAGMA incremental_vacuum(N)` moves up to N free pages to the end of
 //!    the file and cuts them off (the database was created with
 //!    `auto_vacuum = INCREMENTAL`, so no full `VACUUM`, which would copy
@@ -76,6 +77,11 @@ impl Upkeep {
 pub fn pass(conn: &Connection, wall_ms: Millis) -> rusqlite::Result<Report> {
     let cutoff = wall_ms.saturating_sub(CLIENT_ID_RETENTION_MS) as i64;
     let client_ids_pruned = prune_client_ids(conn, cutoff)?;
+    // Revoked tokens that have expired no longer open anyway.
+    conn.execute(
+        "DELETE FROM revoked_tokens WHERE expires <= ?1",
+        [wall_ms as i64],
+    )?;
     let before = free_pages(conn)?;
     if before > 0 {
         vacuum(conn, VACUUM_PAGES_PER_PASS)?;

@@ -308,10 +308,13 @@ struct Totals {
 /// statement cache keeps them between groups).
 struct Statements<'c> {
     user: CachedStatement<'c>,
+    password_hash: CachedStatement<'c>,
     message: CachedStatement<'c>,
     client_id: CachedStatement<'c>,
     first_send: CachedStatement<'c>,
     ack: CachedStatement<'c>,
+    revoke: CachedStatement<'c>,
+    void: CachedStatement<'c>,
     last_message_id: CachedStatement<'c>,
     total: CachedStatement<'c>,
 }
@@ -323,6 +326,8 @@ impl<'c> Statements<'c> {
                 "INSERT INTO users (id, username, password_hash, created, identity) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?,
+            password_hash: conn
+                .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?,
             message: conn.prepare_cached(
                 "INSERT INTO messages (id, from_id, to_id, ts, content, client_id, cost) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -342,6 +347,12 @@ impl<'c> Statements<'c> {
             )?,
             ack: conn.prepare_cached(
                 "DELETE FROM messages WHERE to_id = ?1 AND id <= ?2 RETURNING cost",
+            )?,
+            revoke: conn.prepare_cached(
+                "INSERT OR REPLACE INTO revoked_tokens (token_id, expires) VALUES (?1, ?2)",
+            )?,
+            void: conn.prepare_cached(
+                "UPDATE users SET tokens_valid_from = max(tokens_valid_from, ?2) WHERE id = ?1",
             )?,
             last_message_id: conn.prepare_cached(
                 "UPDATE meta SET value = max(value, ?1) WHERE key = 'last_message_id'",
@@ -372,6 +383,10 @@ impl<'c> Statements<'c> {
                     *created as i64,
                     &identity.to_be_bytes()[..]
                 ])?;
+            }
+            WriteOp::SetPasswordHash { id, password_hash } => {
+                self.password_hash
+                    .execute(rusqlite::params![*id as i64, &**password_hash])?;
             }
             WriteOp::Append(message) => {
                 let client_id = message.client_id();
@@ -425,6 +440,13 @@ impl<'c> Statements<'c> {
                     count,
                     bytes,
                 });
+            }
+            WriteOp::RevokeToken { token, expires } => {
+                // Token ids use all 64 bits; SQLite's integers are signed.
+                self.revoke.execute([*token as i64, *expires as i64])?;
+            }
+            WriteOp::VoidTokens { user, from } => {
+                self.void.execute([*user as i64, *from as i64])?;
             }
         }
         Ok(())

@@ -1,0 +1,528 @@
+//! Throttles on guessing passwords and on creating accounts, checked before
+//! any hashing so a refused attempt costs no CPU.
+//!
+//! LOGIN: every attempt takes a token from two buckets ([`bucket`]), given
+//! back if the password was right, so only failures use them up:
+//! - the peer address's bucket (`--login-failures-per-address-minute`,
+//!   twice `--login-failure-burst` at once), whatever username it tries;
+//! - the username's bucket (`--login-failures-per-minute`, at most
+//!   `--login-failure-burst` at once), shared by every address — unless the
+//!   address logged in to (or registered) that account in the last
+//!   [`KNOWN_ADDRESS_MS`]: such an address uses a bucket of its own with
+//!   the same rate, so the owner is not locked out by guesses from
+//!   elsewhere. An account remembers its [`KNOWN_ADDRESSES`] most recent.
+//!
+//! So one account's password can be guessed at most `--login-failures-per-
+//! minute` times a minute (after the first burst) from any number of
+//! addresses, plus as many from each address that logged in to it lately.
+//!
+//! Usernames are keyed by a keyed hash of the name, whether an account has
+//! it or not: an unknown name is throttled exactly like a known one, so the
+//! replies say nothing about which names exist.
+//!
+//! REGISTER: one bucket per address, `--registers-per-address-hour` at once
+//! and that many an hour after.
+//!
+//! Each table holds at most `--throttle-entries` entries; entries that say
+//! nothing (a full bucket, no recent login) are forgotten a step at a time.
+//! When a table is full of live entries, new keys share one overflow bucket
+//! of the same rate: guessing stays throttled, and existing entries (owners'
+//! known addresses) are never evicted to make room.
+
+use super::bucket::{Bucket, Rate};
+use super::password_queue::address_key;
+use super::throttle_table::{Idle, ThrottleTable, PRUNE_STEP};
+use crate::Millis;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+
+/// How long an address that logged in to an account keeps its own bucket.
+pub const KNOWN_ADDRESS_MS: Millis = 30 * 24 * 60 * 60 * 1000;
+
+/// Most addresses an account remembers (the most recent ones).
+pub const KNOWN_ADDRESSES: usize = 4;
+
+/// The throttles' figures (flags; see `config.rs`).
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottleSettings {
+    pub login_failures_per_minute: u64,
+    pub login_failure_burst: u64,
+    pub login_failures_per_address_minute: u64,
+    pub registers_per_address_hour: u64,
+    pub entries: usize,
+}
+
+impl ThrottleSettings {
+    /// The figures of the flags.
+    pub fn of(config: &crate::config::Config) -> ThrottleSettings {
+        ThrottleSettings {
+            login_failures_per_minute: config.login_failures_per_minute,
+            login_failure_burst: config.login_failure_burst,
+            login_failures_per_address_minute: config.login_failures_per_address_minute,
+            registers_per_address_hour: config.registers_per_address_hour,
+            entries: config.throttle_entries,
+        }
+    }
+
+    fn account_rate(&self) -> Rate {
+        Rate::per(
+            self.login_failures_per_minute,
+            60_000,
+            self.login_failure_burst,
+        )
+    }
+
+    fn address_rate(&self) -> Rate {
+        Rate::per(
+            self.login_failures_per_address_minute,
+            60_000,
+            self.login_failure_burst.saturating_mul(2),
+        )
+    }
+
+    fn register_rate(&self) -> Rate {
+        Rate::per(
+            self.registers_per_address_hour,
+            3_600_000,
+            self.registers_per_address_hour,
+        )
+    }
+}
+
+/// Why an attempt was refused, and for how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Throttled {
+    pub retry_after_ms: u64,
+    /// The address's bucket was empty (else the username's).
+    pub by_address: bool,
+}
+
+/// An address that logged in to an account, with its own bucket.
+#[derive(Clone, Copy, Debug)]
+struct KnownAddress {
+    addr: IpAddr,
+    last_login: Millis,
+    bucket: Bucket,
+}
+
+/// One username's state.
+#[derive(Default)]
+struct NameState {
+    shared: Bucket,
+    known: [Option<KnownAddress>; KNOWN_ADDRESSES],
+}
+
+impl NameState {
+    fn known_mut(&mut self, addr: IpAddr, now: Millis) -> Option<&mut KnownAddress> {
+        self.known
+            .iter_mut()
+            .flatten()
+            .find(|k| k.addr == addr && now.saturating_sub(k.last_login) < KNOWN_ADDRESS_MS)
+    }
+
+    /// Remembers `addr` as logged in at `now`, in place of the oldest.
+    fn remember(&mut self, addr: IpAddr, now: Millis) {
+        if let Some(k) = self.known.iter_mut().flatten().find(|k| k.addr == addr) {
+            k.last_login = now;
+            return;
+        }
+        let slot = self
+            .known
+            .iter_mut()
+            .min_by_key(|k| k.map_or(0, |k| k.last_login))
+            .expect("KNOWN_ADDRESSES > 0");
+        *slot = Some(KnownAddress {
+            addr,
+            last_login: now,
+            bucket: Bucket::default(),
+        });
+    }
+}
+
+impl Idle for NameState {
+    fn idle(&self, now: Millis) -> bool {
+        self.shared.is_full(now)
+            && self
+                .known
+                .iter()
+                .flatten()
+                .all(|k| now.saturating_sub(k.last_login) >= KNOWN_ADDRESS_MS)
+    }
+}
+
+/// An address's bucket.
+#[derive(Default)]
+struct AddressState(Bucket);
+
+impl Idle for AddressState {
+    fn idle(&self, now: Millis) -> bool {
+        self.0.is_full(now)
+    }
+}
+
+/// Which username bucket an attempt paid from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NameBucket {
+    Shared,
+    Known,
+    Overflow,
+}
+
+/// The tokens one LOGIN took, to give back if its password was right.
+#[derive(Clone, Copy, Debug)]
+pub struct LoginCharge {
+    name: u64,
+    addr: IpAddr,
+    name_bucket: NameBucket,
+    address_overflow: bool,
+}
+
+/// The token one REGISTER took.
+#[derive(Clone, Copy, Debug)]
+pub struct RegisterCharge {
+    addr: IpAddr,
+    overflow: bool,
+}
+
+impl RegisterCharge {
+    /// The address the REGISTER came from.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+}
+
+pub struct LoginThrottle {
+    settings: ThrottleSettings,
+    hash_key: RandomState,
+    names: ThrottleTable<u64, NameState>,
+    addresses: ThrottleTable<IpAddr, AddressState>,
+    registers: ThrottleTable<IpAddr, AddressState>,
+    /// Shared by new keys while their table is full.
+    name_overflow: Bucket,
+    address_overflow: Bucket,
+    register_overflow: Bucket,
+}
+
+impl LoginThrottle {
+    pub fn new(settings: ThrottleSettings) -> LoginThrottle {
+        LoginThrottle {
+            hash_key: RandomState::new(),
+            names: ThrottleTable::new(settings.entries),
+            addresses: ThrottleTable::new(settings.entries),
+            registers: ThrottleTable::new(settings.entries),
+            name_overflow: Bucket::default(),
+            address_overflow: Bucket::default(),
+            register_overflow: Bucket::default(),
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> ThrottleSettings {
+        self.settings
+    }
+
+    fn name_key(&self, username: &str) -> u64 {
+        self.hash_key.hash_one(username)
+    }
+
+    /// A LOGIN of `username` from `peer`: takes a token from the address's
+    /// bucket and from the username's (its own for a known address), or
+    /// says how long to wait, taking nothing.
+    pub fn admit_login(
+        &mut self,
+        username: &str,
+        peer: IpAddr,
+        now: Millis,
+    ) -> Result<LoginCharge, Throttled> {
+        let (account_rate, address_rate) =
+            (self.settings.account_rate(), self.settings.address_rate());
+        let name = self.name_key(username);
+        let addr = address_key(peer);
+        // Look both up (making entries as needed) and check before taking.
+        let (address_bucket, address_overflow) = match self.addresses.entry(addr, now) {
+            Some(state) => (&mut state.0, false),
+            None => (&mut self.address_overflow, true),
+        };
+        let address_wait = address_bucket.wait(address_rate, now);
+        let (name_bucket, which) = match self.names.entry(name, now) {
+            Some(state) => {
+                // The borrow checker cannot see the two arms are disjoint.
+                if state.known_mut(addr, now).is_some() {
+                    let known = state.known_mut(addr, now).expect("just found");
+                    (&mut known.bucket, NameBucket::Known)
+                } else {
+                    (&mut state.shared, NameBucket::Shared)
+                }
+            }
+            None => (&mut self.name_overflow, NameBucket::Overflow),
+        };
+        let name_wait = name_bucket.wait(account_rate, now);
+        if address_wait.is_some() || name_wait.is_some() {
+            let by_address = address_wait.unwrap_or(0) >= name_wait.unwrap_or(0);
+            return Err(Throttled {
+                retry_after_ms: address_wait.max(name_wait).unwrap_or(1),
+                by_address,
+            });
+        }
+        name_bucket.take(account_rate, now);
+        address_bucket.take(address_rate, now);
+        Ok(LoginCharge {
+            name,
+            addr,
+            name_bucket: which,
+            address_overflow,
+        })
+    }
+
+    /// The LOGIN's password was right: its tokens go back, and its address
+    /// is now known for the account.
+    pub fn login_succeeded(&mut self, charge: LoginCharge, now: Millis) {
+        self.login_not_tried(charge, now);
+        if let Some(state) = self.names.entry(charge.name, now) {
+            state.remember(charge.addr, now);
+        }
+    }
+
+    /// The LOGIN was admitted but stopped before its password was checked
+    /// (it waits for its account to be read, and is admitted again then):
+    /// its tokens go back.
+    pub fn login_not_tried(&mut self, charge: LoginCharge, now: Millis) {
+        let (account_rate, address_rate) =
+            (self.settings.account_rate(), self.settings.address_rate());
+        match charge.address_overflow {
+            true => self.address_overflow.give_back(address_rate),
+            false => {
+                if let Some(state) = self.addresses.get_mut(&charge.addr) {
+                    state.0.give_back(address_rate);
+                }
+            }
+        }
+        if charge.name_bucket == NameBucket::Overflow {
+            self.name_overflow.give_back(account_rate);
+        }
+        if let Some(state) = self.names.get_mut(&charge.name) {
+            match charge.name_bucket {
+                NameBucket::Shared => state.shared.give_back(account_rate),
+                NameBucket::Known => {
+                    if let Some(k) = state.known_mut(charge.addr, now) {
+                        k.bucket.give_back(account_rate);
+                    }
+                }
+                NameBucket::Overflow => {}
+            }
+        }
+    }
+
+    /// A new account `username` was registered from `peer`: that address
+    /// is known for it from now on.
+    pub fn registered(&mut self, username: &str, peer: IpAddr, now: Millis) {
+        let name = self.name_key(username);
+        if let Some(state) = self.names.entry(name, now) {
+            state.remember(address_key(peer), now);
+        }
+    }
+
+    /// A REGISTER from `peer`: takes a token from the address's bucket, or
+    /// says how long to wait.
+    pub fn admit_register(&mut self, peer: IpAddr, now: Millis) -> Result<RegisterCharge, u64> {
+        let rate = self.settings.register_rate();
+        let addr = address_key(peer);
+        let (bucket, overflow) = match self.registers.entry(addr, now) {
+            Some(state) => (&mut state.0, false),
+            None => (&mut self.register_overflow, true),
+        };
+        if let Some(wait) = bucket.wait(rate, now) {
+            return Err(wait);
+        }
+        bucket.take(rate, now);
+        Ok(RegisterCharge { addr, overflow })
+    }
+
+    /// The REGISTER did not create an account: its token goes back.
+    pub fn register_failed(&mut self, charge: RegisterCharge) {
+        let rate = self.settings.register_rate();
+        if charge.overflow {
+            self.register_overflow.give_back(rate);
+        } else if let Some(state) = self.registers.get_mut(&charge.addr) {
+            state.0.give_back(rate);
+        }
+    }
+
+    /// Forgets a step of idle entries in each table; returns whether more
+    /// may be due soon (a table was not walked round).
+    pub fn prune(&mut self, now: Millis) -> bool {
+        let names = self.names.prune(now, PRUNE_STEP);
+        let addresses = self.addresses.prune(now, PRUNE_STEP);
+        let registers = self.registers.prune(now, PRUNE_STEP);
+        !(names && addresses && registers)
+    }
+
+    /// Entries held: (usernames, login addresses, register addresses).
+    pub fn len(&self) -> (usize, usize, usize) {
+        (self.names.len(), self.addresses.len(), self.registers.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Millis = 1_700_000_000_000;
+
+    fn settings() -> ThrottleSettings {
+        ThrottleSettings {
+            login_failures_per_minute: 10,
+            login_failure_burst: 5,
+            login_failures_per_address_minute: 30,
+            registers_per_address_hour: 20,
+            entries: 1000,
+        }
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    /// Failed LOGINs of `name` from `peer` at `now` until one is refused;
+    /// returns how many were admitted and the refusal.
+    fn fail_until_throttled(
+        t: &mut LoginThrottle,
+        name: &str,
+        peer: IpAddr,
+        now: Millis,
+    ) -> (usize, Throttled) {
+        for n in 0.. {
+            if let Err(refused) = t.admit_login(name, peer, now) {
+                return (n, refused);
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn an_account_takes_a_burst_then_ten_failures_a_minute_from_any_addresses() {
+        let mut t = LoginThrottle::new(settings());
+        // Attempts from many addresses (one each, so no address bucket
+        // runs dry) share the username's bucket.
+        let mut admitted = 0;
+        let mut last = 0;
+        for ms in (0..60_000u64).step_by(500) {
+            let peer = ip((ms / 500) as u8);
+            if t.admit_login("alice", peer, T0 + ms).is_ok() {
+                admitted += 1;
+                last = ms;
+            }
+        }
+        assert_eq!(admitted, 5 + 9, "a burst of 5, then one every 6 s");
+        assert_eq!(last, 54_000);
+        let refused = t.admit_login("alice", ip(200), T0 + 59_999).unwrap_err();
+        assert_eq!(
+            refused,
+            Throttled {
+                retry_after_ms: 1,
+                by_address: false
+            }
+        );
+    }
+
+    #[test]
+    fn one_address_is_throttled_across_usernames() {
+        let mut t = LoginThrottle::new(settings());
+        let mut admitted = 0;
+        for n in 0..100 {
+            if t.admit_login(&format!("user{n}"), ip(1), T0).is_ok() {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 10, "twice the burst");
+        let refused = t.admit_login("anyone", ip(1), T0).unwrap_err();
+        assert_eq!(refused.retry_after_ms, 2_000, "30 a minute");
+        assert!(refused.by_address);
+        assert!(t.admit_login("anyone", ip(2), T0).is_ok());
+    }
+
+    #[test]
+    fn the_owner_from_a_known_address_is_not_locked_out() {
+        let mut t = LoginThrottle::new(settings());
+        let home = ip(1);
+        let charge = t.admit_login("alice", home, T0).unwrap();
+        t.login_succeeded(charge, T0);
+        // Guessing from elsewhere empties alice's shared bucket ...
+        let (n, refused) = fail_until_throttled(&mut t, "alice", ip(66), T0 + 1);
+        assert_eq!(n, 5);
+        assert!(!refused.by_address);
+        assert!(t.admit_login("alice", ip(67), T0 + 1).is_err());
+        // ... while her own address has its own bucket, and a successful
+        // login gives its token back, so she logs in again and again.
+        for k in 0..20 {
+            let charge = t.admit_login("alice", home, T0 + 2 + k).unwrap();
+            t.login_succeeded(charge, T0 + 2 + k);
+        }
+        // Failures from her address are throttled at the same rate.
+        let (n, _) = fail_until_throttled(&mut t, "alice", home, T0 + 100);
+        assert_eq!(n, 5);
+    }
+
+    #[test]
+    fn a_known_address_is_forgotten_after_30_days_and_only_4_are_kept() {
+        let mut t = LoginThrottle::new(settings());
+        for last in 1..=5 {
+            t.registered("alice", ip(last), T0 + u64::from(last));
+        }
+        fail_until_throttled(&mut t, "alice", ip(99), T0 + 10);
+        assert!(t.admit_login("alice", ip(1), T0 + 10).is_err(), "evicted");
+        assert!(t.admit_login("alice", ip(2), T0 + 10).is_ok());
+        let later = T0 + 10 + KNOWN_ADDRESS_MS;
+        fail_until_throttled(&mut t, "alice", ip(99), later);
+        assert!(t.admit_login("alice", ip(3), later).is_err(), "expired");
+    }
+
+    #[test]
+    fn unknown_and_known_usernames_are_throttled_alike() {
+        let mut t = LoginThrottle::new(settings());
+        t.registered("alice", ip(1), T0);
+        let known = fail_until_throttled(&mut t, "alice", ip(50), T0);
+        let unknown = fail_until_throttled(&mut t, "nobody", ip(60), T0);
+        assert_eq!(known, unknown);
+    }
+
+    #[test]
+    fn registrations_per_address_per_hour() {
+        let mut t = LoginThrottle::new(settings());
+        for _ in 0..20 {
+            t.admit_register(ip(1), T0).unwrap();
+        }
+        assert_eq!(t.admit_register(ip(1), T0).unwrap_err(), 180_000);
+        assert!(t.admit_register(ip(2), T0).is_ok());
+        let charge = t.admit_register(ip(1), T0 + 180_000).unwrap();
+        assert!(t.admit_register(ip(1), T0 + 180_000).is_err());
+        t.register_failed(charge);
+        assert!(t.admit_register(ip(1), T0 + 180_000).is_ok());
+    }
+
+    #[test]
+    fn full_tables_share_an_overflow_bucket_and_idle_entries_are_pruned() {
+        let mut t = LoginThrottle::new(ThrottleSettings {
+            entries: 4,
+            ..settings()
+        });
+        t.registered("alice", ip(1), T0);
+        for n in 0..3 {
+            t.admit_login(&format!("u{n}"), ip(10 + n), T0).unwrap();
+        }
+        assert_eq!(t.len().0, 4);
+        // New names now share one bucket: five failures in all.
+        let mut admitted = 0;
+        for n in 0..20 {
+            if t.admit_login(&format!("x{n}"), ip(20 + n), T0).is_ok() {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 5);
+        assert_eq!(t.len().0, 4, "alice's known address was not evicted");
+        // Later the failures' buckets are full again and forgotten.
+        while t.prune(T0 + 60_000) {}
+        assert_eq!(t.len(), (1, 0, 0));
+    }
+}
