@@ -25,6 +25,9 @@ pub struct Config {
     /// Keep the durable state in this PostgreSQL database instead of the
     /// SQLite file in `data_dir` (`--postgres URL`).
     pub postgres: Option<String>,
+    /// This node's name among the nodes sharing one PostgreSQL database
+    /// (`--node-id NAME`); generated and logged at start when not given.
+    pub node_id: Option<String>,
     /// Bytes of disk set aside in the data directory (`gotalk.reserve`)
     /// and released when the disk fills, so ACKs can still free space.
     pub disk_reserve: u64,
@@ -181,6 +184,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./gotalk-data"),
             memory: false,
             postgres: None,
+            node_id: None,
             disk_reserve: DEFAULT_DISK_RESERVE,
             key_file: None,
             token_ttl: Duration::from_secs(7 * 24 * 3600),
@@ -262,6 +266,10 @@ Flags:
                          DIR/gotalk.db, e.g. postgres://gotalk@127.0.0.1/gotalk;
                          the token key stays a file (--key-file): every node
                          sharing the database must be given the same one
+  --node-id NAME         this node's name among the nodes on one --postgres
+                         database: 1 to 40 letters, digits, '-' and '_',
+                         unique per node (default: generated at each start
+                         and logged); see docs/cluster.md
   --disk-reserve BYTES   disk space set aside in DIR and released when the
                          disk fills, so ACK still works; 0 for none
                          (default {reserve})
@@ -476,6 +484,15 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--version" | "-V" => return Ok(Invocation::Version),
             "--memory" => config.memory = true,
             "--postgres" => config.postgres = Some(value("URL")?),
+            "--node-id" => {
+                let name = value("NAME")?;
+                if !crate::store::postgres::wakeup::is_node_id(&name) {
+                    return Err(format!(
+                        "--node-id '{name}': use 1 to 40 letters, digits, '-' and '_'"
+                    ));
+                }
+                config.node_id = Some(name);
+            }
             "--listen" => config.listen = address("--listen", &value("ADDR:PORT")?)?,
             "--http-host" => config.http_hosts.push(host_name(&value("NAME")?)?),
             "--metrics" => config.metrics = Some(address("--metrics", &value("ADDR:PORT")?)?),
@@ -568,6 +585,11 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
         return Err(
             "--memory keeps nothing on disk, so --data has no use with it; give one or the other"
                 .to_string(),
+        );
+    }
+    if config.node_id.is_some() && config.postgres.is_none() {
+        return Err(
+            "--node-id names a node sharing a --postgres database; give --postgres too".to_string(),
         );
     }
     if config.memory && config.postgres.is_some() {
@@ -743,6 +765,16 @@ mod tests {
         let both = run(&["--memory", "--postgres", url]).unwrap_err();
         assert!(both.contains("--postgres"), "{both}");
         assert!(run(&["--postgres"]).is_err());
+    }
+
+    #[test]
+    fn node_id_needs_postgres_and_a_channel_safe_name() {
+        let url = "postgres://gotalk@127.0.0.1:5432/gotalk";
+        let c = run(&["--postgres", url, "--node-id", "node-a_1"]).unwrap();
+        assert_eq!(c.node_id.as_deref(), Some("node-a_1"));
+        assert!(run(&["--node-id", "a"]).unwrap_err().contains("--postgres"));
+        assert!(run(&["--postgres", url, "--node-id", "a b"]).is_err());
+        assert!(run(&["--postgres", url, "--node-id", ""]).is_err());
     }
 
     #[test]

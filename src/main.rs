@@ -143,7 +143,12 @@ fn start(mut config: Config) -> Result<(), String> {
         };
         (Box::new(MemoryStore::new()), key)
     } else if let Some(url) = &config.postgres {
-        let store = PostgresStore::open(url, waker.clone())?;
+        let node = match &config.node_id {
+            Some(node) => node.clone(),
+            None => generated_node_id(),
+        };
+        log::info!("node id {node} (--node-id)");
+        let store = PostgresStore::open(url, &node, waker.clone())?;
         // The key stays a file: every node on one database must be given
         // the same one, or tokens from one are refused by the others.
         let key_path = match &config.key_file {
@@ -158,8 +163,7 @@ fn start(mut config: Config) -> Result<(), String> {
                 config.data_dir.join("secret.key")
             }
         };
-        let key = TokenKey::load_or_create(&key_path)
-            .map_err(|e| format!("token key {}: {e}", key_path.display()))?;
+        let key = load_keys(&key_path, config.token_ttl.as_secs())?;
         (Box::new(store), key)
     } else {
         // The store creates the data directory and takes its lock first, so
@@ -187,6 +191,7 @@ fn start(mut config: Config) -> Result<(), String> {
         account_cache: config.account_cache,
         mailbox_window: config.mailbox_window,
         mailbox_window_bytes: config.mailbox_window_bytes,
+        cluster: config.postgres.is_some(),
     };
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);
@@ -274,4 +279,12 @@ fn start(mut config: Config) -> Result<(), String> {
     drop(server);
     log::info!("gotalk stopped");
     Ok(())
+}
+
+/// A node id for a node started without `--node-id`: `node-` and 12 hex
+/// digits drawn from the operating system's random source.
+fn generated_node_id() -> String {
+    let random = gotalk::token::new_identity().to_be_bytes();
+    let hex: String = random[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("node-{hex}")
 }

@@ -32,7 +32,7 @@ impl Node {
     fn open(url: &str) -> Node {
         let poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
-        let mut store = PostgresStore::open(url, waker).unwrap();
+        let mut store = PostgresStore::open(url, "test", waker).unwrap();
         store.load().unwrap();
         Node { store, poll }
     }

@@ -442,7 +442,11 @@ impl Core {
             Revoke::All { from }
         } else {
             let (token, expires) = (binding.token, binding.expires);
-            self.open_ops.push(WriteOp::RevokeToken { token, expires });
+            self.open_ops.push(WriteOp::RevokeToken {
+                user,
+                token,
+                expires,
+            });
             Revoke::One { token, expires }
         };
         self.after_commit(AfterCommit::LoggedOut {

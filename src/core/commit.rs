@@ -262,6 +262,27 @@ impl Core {
     /// `--conns-per-user`), not by a scan. The connection that asked gets
     /// its reply; the others an event.
     fn logged_out(&mut self, ticket: Ticket, user: UserId, revoke: Revoke, out: &mut Outbox) {
+        self.take_back(user, revoke, Some(ticket.conn), out);
+        log::info!(
+            "logout: user {user} revoked {}",
+            match revoke {
+                Revoke::One { .. } => "a token",
+                Revoke::All { .. } => "all their tokens",
+            }
+        );
+    }
+
+    /// The token (or all the account's) no longer opens, and the account's
+    /// bound connections it opened are unbound, each told by an event but
+    /// `asking` (the connection whose LOGOUT it is, answered instead). A
+    /// LOGOUT through another node comes here too.
+    pub(super) fn take_back(
+        &mut self,
+        user: UserId,
+        revoke: Revoke,
+        asking: Option<ConnId>,
+        out: &mut Outbox,
+    ) {
         match revoke {
             Revoke::One { token, expires } => self.revocations.revoke(token, expires),
             Revoke::All { from } => {
@@ -288,16 +309,9 @@ impl Core {
             })
             .collect();
         for conn in revoked {
-            let event = (conn != ticket.conn).then_some(SessionEvent::Revoked);
+            let event = (Some(conn) != asking).then_some(SessionEvent::Revoked);
             self.unbind(conn, event, out);
         }
-        log::info!(
-            "logout: user {user} revoked {}",
-            match revoke {
-                Revoke::One { .. } => "a token",
-                Revoke::All { .. } => "all their tokens",
-            }
-        );
     }
 
     /// A stored message reaches its recipient: pushed to every bound
@@ -316,7 +330,9 @@ impl Core {
             self.counters.messages_pushed += conns.len() as u64;
         }
         let waiting = self.waiters.count_of(to) > 0;
+        self.cluster.delivered(&message);
         self.mailboxes.deliver_reserved(message, pushed || waiting);
+        self.mailboxes.forget_if_idle(to);
         if waiting {
             for waiter in self.waiters.take_user(to) {
                 // From the head, or from a page of the store.

@@ -18,6 +18,10 @@
 //! gives it back. Every figure is a counter kept as messages come and go,
 //! so a check is a comparison.
 
+mod shared;
+
+pub use shared::Fingerprint;
+
 use crate::idhash::IdMap;
 use crate::message::Message;
 use crate::store::ReadOp;
@@ -116,6 +120,10 @@ pub struct Mailboxes {
     pending_bytes: usize,
     /// Messages held in heads.
     resident: usize,
+    /// Other nodes change the store too (several nodes on one PostgreSQL,
+    /// see [`shared`]): figures are kept only for this node's users, and
+    /// a head answers only what it holds in full.
+    shared: bool,
 }
 
 impl Default for Mailboxes {
@@ -154,6 +162,7 @@ impl Mailboxes {
             total: 0,
             pending_bytes: 0,
             resident: 0,
+            shared: false,
         }
     }
 
@@ -391,7 +400,7 @@ impl Mailboxes {
             }
             out.push(m.clone());
         }
-        if out.len() == limit || full || !mailbox.has_tail() {
+        if out.len() == limit || full || (!mailbox.has_tail() && !self.shared) {
             return Some(out);
         }
         None
@@ -409,6 +418,7 @@ impl Mailboxes {
             return (!self.on_demand).then_some(false);
         };
         Some(match mailbox.head.front() {
+            _ if self.shared => upto > mailbox.floor,
             Some(oldest) => oldest.id <= upto,
             None => mailbox.count > 0 && upto > mailbox.floor,
         })
@@ -445,7 +455,7 @@ impl Mailboxes {
         mailbox.count -= count;
         mailbox.bytes -= bytes;
         mailbox.floor = mailbox.floor.max(upto);
-        self.total -= count;
+        self.total = self.total.saturating_sub(count); // shared: an estimate
         self.pending_bytes -= bytes.min(self.pending_bytes);
         self.settle(user);
         count
@@ -464,7 +474,11 @@ impl Mailboxes {
             self.boxes.remove(&user);
             return;
         }
-        if self.on_demand {
+        if self.shared {
+            // Another node may change it unseen: read it again when needed.
+            let gone = self.boxes.remove(&user).expect("just seen");
+            self.resident -= gone.head.len();
+        } else if self.on_demand {
             self.became_idle(user);
         }
     }

@@ -38,8 +38,13 @@ pub enum WriteOp {
     Append(Arc<Message>),
     /// The user acknowledged every message up to `upto`: they leave custody.
     Ack { user: UserId, upto: MessageId },
-    /// LOGOUT: one token is revoked, kept until it would expire anyway.
-    RevokeToken { token: TokenId, expires: Millis },
+    /// LOGOUT: one token (of `user`) is revoked, kept until it would
+    /// expire anyway.
+    RevokeToken {
+        user: UserId,
+        token: TokenId,
+        expires: Millis,
+    },
     /// LOGOUT all: every token of `user` issued before `from` is void.
     VoidTokens { user: UserId, from: Millis },
 }
@@ -226,6 +231,39 @@ pub struct ReadDone {
     pub answer: Result<ReadAnswer, StoreError>,
 }
 
+/// A change another node made that this node may hold in RAM, told by the
+/// database's wake-ups (PostgreSQL's NOTIFY, see `docs/cluster.md`). Ids
+/// and figures only: the messages themselves are read from the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Remote {
+    /// A message stored for `user`, with its size as stored.
+    Stored {
+        user: UserId,
+        id: MessageId,
+        cost: usize,
+    },
+    /// `user` acknowledged up to `upto`, which removed `count` messages of
+    /// `bytes` from the store.
+    Acked {
+        user: UserId,
+        upto: MessageId,
+        count: usize,
+        bytes: usize,
+    },
+    /// LOGOUT of one token of `user`.
+    Revoked {
+        user: UserId,
+        token: TokenId,
+        expires: Millis,
+    },
+    /// LOGOUT all: `user`'s tokens issued before `from` are void.
+    Voided { user: UserId, from: Millis },
+    /// Wake-ups may have been missed (the listening connection came back)
+    /// or it is time for the periodic check: re-read what the node holds
+    /// for its bound users.
+    Resync,
+}
+
 /// The narrow interface between the core's effects and durable storage.
 pub trait Store {
     /// Reads the state saved by earlier runs.
@@ -243,6 +281,13 @@ pub trait Store {
     fn keeps_data(&self) -> bool {
         true
     }
+    /// Changes made by other nodes on a shared database, if any arrived.
+    fn remote(&mut self) -> Option<Vec<Remote>> {
+        None
+    }
+    /// Which users have (`true`) or no longer have (`false`) a bound
+    /// connection on this node, for a store shared by several nodes.
+    fn set_presence(&mut self, _changes: Vec<(UserId, bool)>) {}
     /// Commit figures for metrics, where the store keeps them.
     fn metrics(&self) -> Option<&StoreMetrics> {
         None

@@ -24,13 +24,21 @@
 //! the rest of the group. `client_id`s are decided by the unique key on
 //! (sender, `client_id`), as with SQLite.
 //!
+//! Other nodes are told within the transaction (see [`super::wakeup`]):
+//! the nodes where a receiver of a stored message, or a user whose ACK
+//! removed messages, has a bound connection (`presence`, of nodes that
+//! heartbeat) get a NOTIFY on their channel, and every live node hears of
+//! revoked tokens. PostgreSQL delivers a NOTIFY only when its transaction
+//! commits, one per node and payload however many batches the group holds.
+//!
 //! Password-hash upgrades, revoked tokens (LOGOUT) and `tokens_valid_from`
 //! moves (LOGOUT all) name accounts that are already stored, and are
 //! written after the accounts of the group, each kind as one statement.
 
+use super::wakeup::{self, Packer};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::message::Message;
-use crate::store::{Assigned, Batch, Duplicate, Removed, WriteOp};
+use crate::store::{Assigned, Batch, Duplicate, Remote, Removed, WriteOp};
 use crate::{MessageId, Millis, UserId};
 use postgres::{Client, Statement};
 use std::collections::{HashMap, HashSet};
@@ -58,7 +66,14 @@ pub struct Statements {
     password_hashes: Statement,
     revoke_tokens: Statement,
     void_tokens: Statement,
+    present_elsewhere: Statement,
+    live_nodes: Statement,
+    notify: Statement,
 }
+
+/// A node whose heartbeat is older than this is taken for gone: its
+/// presence rows are ignored (and its row deleted by the other nodes).
+pub const NODE_TIMEOUT_SECONDS: i32 = 6;
 
 impl Statements {
     pub fn prepare(client: &mut Client) -> Result<Statements, postgres::Error> {
@@ -118,6 +133,18 @@ impl Statements {
                  ON CONFLICT (token_id) DO UPDATE SET expires = excluded.expires",
             )?,
             // Never moves back: the latest of what is stored and asked.
+            present_elsewhere: client.prepare(
+                "SELECT p.node, p.user_id FROM presence p JOIN nodes n ON n.id = p.node \
+                 WHERE p.user_id = ANY($1::bigint[]) AND p.node <> $2 \
+                 AND n.heartbeat > now() - make_interval(secs => $3::int)",
+            )?,
+            live_nodes: client.prepare(
+                "SELECT id FROM nodes WHERE id <> $1 \
+                 AND heartbeat > now() - make_interval(secs => $2::int)",
+            )?,
+            notify: client.prepare(
+                "SELECT count(pg_notify(c, p)) FROM unnest($1::text[], $2::text[]) AS x(c, p)",
+            )?,
             void_tokens: client.prepare(
                 "UPDATE users u SET tokens_valid_from = greatest(u.tokens_valid_from, v.f) \
                  FROM unnest($1::bigint[], $2::bigint[]) AS v(id, f) WHERE u.id = v.id",
@@ -146,6 +173,7 @@ pub fn write(
     s: &Statements,
     group: &[Batch],
     now: Millis,
+    node: &str,
 ) -> Result<(usize, Vec<BatchOutcome>), postgres::Error> {
     let mut outcomes: Vec<BatchOutcome> = group.iter().map(|_| BatchOutcome::default()).collect();
     let writes: usize = group.iter().map(|b| b.ops.len()).sum();
@@ -156,6 +184,7 @@ pub fn write(
     let mut users = Vec::new();
     let mut acks = Vec::new();
     let mut tokens = TokenWrites::default();
+    let mut revocations = Vec::new();
     for (i, batch) in group.iter().enumerate() {
         for op in &batch.ops {
             match op {
@@ -168,7 +197,10 @@ pub fn write(
                 }),
                 WriteOp::CreateUser { .. } => users.push((i, op)),
                 WriteOp::Ack { user, upto } => acks.push((i, *user, *upto)),
-                other => tokens.add(other),
+                other => {
+                    tokens.add(other);
+                    revocations.extend(revocation(other));
+                }
             }
         }
     }
@@ -212,7 +244,33 @@ pub fn write(
         remove_acked(&mut tx, s, &acks, &mut outcomes, &mut moved)?;
     }
 
-    // 5. The receivers' figures, in the rows already locked.
+    // 5. Wake-ups for the other nodes, sent at COMMIT.
+    let mut events: Vec<Remote> = appends
+        .iter()
+        .filter(|a| a.stored)
+        .map(|a| Remote::Stored {
+            user: a.message.to_id,
+            id: a.id,
+            cost: cost_with_id(a.message, a.id),
+        })
+        .collect();
+    events.extend(
+        outcomes
+            .iter()
+            .flat_map(|o| &o.removed)
+            .filter(|r| r.count > 0)
+            .map(|r| Remote::Acked {
+                user: r.user,
+                upto: r.upto,
+                count: r.count,
+                bytes: r.bytes,
+            }),
+    );
+    if !events.is_empty() || !revocations.is_empty() {
+        wake_others(&mut tx, s, node, &events, &revocations)?;
+    }
+
+    // 6. The receivers' figures, in the rows already locked.
     moved.retain(|_, (c, b)| *c != 0 || *b != 0);
     if !moved.is_empty() {
         let mut users = Vec::with_capacity(moved.len());
@@ -227,6 +285,87 @@ pub fn write(
     }
     tx.commit()?;
     Ok((writes, outcomes))
+}
+
+/// What another node must hear of a LOGOUT written by `op`.
+fn revocation(op: &WriteOp) -> Option<Remote> {
+    match *op {
+        WriteOp::RevokeToken {
+            user,
+            token,
+            expires,
+        } => Some(Remote::Revoked {
+            user,
+            token,
+            expires,
+        }),
+        WriteOp::VoidTokens { user, from } => Some(Remote::Voided { user, from }),
+        _ => None,
+    }
+}
+
+/// The user an event is about.
+fn user_of(event: &Remote) -> u64 {
+    match *event {
+        Remote::Stored { user, .. }
+        | Remote::Acked { user, .. }
+        | Remote::Revoked { user, .. }
+        | Remote::Voided { user, .. } => user,
+        Remote::Resync => 0,
+    }
+}
+
+/// NOTIFYs each other node of what concerns it: message and ACK events
+/// for the users it holds, every revocation to every live node. Sent by
+/// PostgreSQL when the transaction commits, never if it rolls back.
+fn wake_others(
+    tx: &mut postgres::Transaction<'_>,
+    s: &Statements,
+    node: &str,
+    events: &[Remote],
+    revocations: &[Remote],
+) -> Result<(), postgres::Error> {
+    let mut packers: HashMap<String, Packer> = HashMap::new();
+    if !events.is_empty() {
+        let mut users: Vec<i64> = events.iter().map(|e| user_of(e) as i64).collect();
+        users.sort_unstable();
+        users.dedup();
+        let rows = tx.query(
+            &s.present_elsewhere,
+            &[&users, &node, &NODE_TIMEOUT_SECONDS],
+        )?;
+        let mut nodes_of: HashMap<u64, Vec<String>> = HashMap::new();
+        for row in &rows {
+            let user: i64 = row.get(1);
+            nodes_of.entry(user as u64).or_default().push(row.get(0));
+        }
+        for event in events {
+            for other in nodes_of.get(&user_of(event)).into_iter().flatten() {
+                packers.entry(other.clone()).or_default().add(event);
+            }
+        }
+    }
+    if !revocations.is_empty() {
+        for row in tx.query(&s.live_nodes, &[&node, &NODE_TIMEOUT_SECONDS])? {
+            let packer = packers.entry(row.get(0)).or_default();
+            for event in revocations {
+                packer.add(event);
+            }
+        }
+    }
+    if packers.is_empty() {
+        return Ok(());
+    }
+    let (mut channels, mut payloads) = (Vec::new(), Vec::new());
+    for (other, packer) in packers {
+        let channel = wakeup::channel(&other);
+        for payload in packer.finish() {
+            channels.push(channel.clone());
+            payloads.push(payload);
+        }
+    }
+    tx.query_one(&s.notify, &[&channels, &payloads])?;
+    Ok(())
 }
 
 /// The group's writes to stored accounts and revoked tokens, in batch
@@ -248,7 +387,7 @@ impl TokenWrites {
                 self.hash_ids.push(*id as i64);
                 self.hashes.push(password_hash.clone());
             }
-            WriteOp::RevokeToken { token, expires } => {
+            WriteOp::RevokeToken { token, expires, .. } => {
                 self.revoked.push(*token as i64);
                 self.expires.push(*expires as i64);
             }

@@ -10,7 +10,7 @@
 use postgres::Client;
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The advisory lock key migrations hold (any fixed number; "gotalk" in
 /// ASCII).
@@ -76,6 +76,24 @@ CREATE TABLE revoked_tokens (
 );
 CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires);
 ALTER TABLE users ADD COLUMN tokens_valid_from bigint NOT NULL DEFAULT 0;
+";
+
+/// Version 3: nodes sharing the database. Each node heartbeats its row;
+/// `presence` says which node holds a bound connection of which user, so
+/// a commit wakes only the nodes that hold its receivers. Rows of a node
+/// whose heartbeat is old are ignored, then deleted (with its presence).
+const V3: &str = "
+CREATE TABLE nodes (
+    id        text        PRIMARY KEY,
+    started   timestamptz NOT NULL DEFAULT now(),
+    heartbeat timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE presence (
+    node    text   NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    user_id bigint NOT NULL,
+    PRIMARY KEY (user_id, node)
+);
+CREATE INDEX presence_by_node ON presence (node);
 ";
 
 /// The schema version this code writes.

@@ -12,6 +12,12 @@
 //! are answered `unavailable` all the same: a client that retries a SEND
 //! with its `client_id` finds it stored once either way.
 //!
+//! It also records which users have a bound connection on this node
+//! (`presence`): changes the loop hands it are written, in one statement
+//! each way, before the next group or at once when no group comes. A
+//! failure there fails no request; the loop announces its users again at
+//! the next periodic check.
+//!
 //! When idle it forgets `client_id`s older than a day, in small steps, and
 //! revoked tokens that have expired (they no longer open anyway).
 
@@ -20,8 +26,10 @@ use super::link::{Link, Trouble};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::store::sqlite::stats::Stats;
 use crate::store::{Batch, Committed, StoreError, StoreMetrics};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crate::UserId;
+use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
+use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -48,10 +56,16 @@ pub struct Writer {
     stats: Stats,
     metrics: Arc<StoreMetrics>,
     last_prune: Instant,
+    /// This node's id, and presence changes from the loop.
+    node: String,
+    presence: Receiver<(UserId, bool)>,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     link: Link,
+    node: String,
+    presence: Receiver<(UserId, bool)>,
     jobs: Receiver<Batch>,
     done: Sender<Committed>,
     waker: Arc<Waker>,
@@ -67,6 +81,8 @@ pub fn spawn(
         stats: Stats::new(now),
         metrics,
         last_prune: now,
+        node,
+        presence,
     };
     thread::Builder::new()
         .name("gotalk-pg-store".into())
@@ -81,14 +97,20 @@ impl Writer {
                 Some(at) => at.saturating_duration_since(Instant::now()),
                 None => IDLE_AFTER,
             };
-            match self.jobs.recv_timeout(wait) {
-                Ok(first) => {
+            crossbeam_channel::select! {
+                recv(self.jobs) -> first => {
+                    let Ok(first) = first else { return };
+                    self.write_presence(None);
                     let mut group = vec![first];
                     group.extend(self.jobs.try_iter());
                     self.commit(group);
                 }
-                Err(RecvTimeoutError::Timeout) => self.idle(),
-                Err(RecvTimeoutError::Disconnected) => return,
+                recv(self.presence) -> change => {
+                    if let Ok(change) = change {
+                        self.write_presence(Some(change));
+                    }
+                }
+                default(wait) => self.idle(),
             }
         }
     }
@@ -104,6 +126,45 @@ impl Writer {
         if now.duration_since(self.last_prune) >= PRUNE_EVERY {
             self.last_prune = now;
             self.prune_client_ids();
+        }
+    }
+
+    /// Writes the presence changes queued (and `first`): the last change
+    /// of each user wins. A failure is logged; the loop announces its
+    /// users again at its next periodic check.
+    fn write_presence(&mut self, first: Option<(UserId, bool)>) {
+        let mut last: HashMap<UserId, bool> = HashMap::new();
+        for (user, present) in first.into_iter().chain(self.presence.try_iter()) {
+            last.insert(user, present);
+        }
+        if last.is_empty() {
+            return;
+        }
+        let (mut add, mut remove) = (Vec::new(), Vec::new());
+        for (user, present) in last {
+            let list = if present { &mut add } else { &mut remove };
+            list.push(user as i64);
+        }
+        let Ok(client) = self.link.client() else {
+            return;
+        };
+        let result = client
+            .execute(
+                "INSERT INTO presence (node, user_id) \
+                 SELECT $1, u FROM unnest($2::bigint[]) AS u \
+                 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = $1) ON CONFLICT DO NOTHING",
+                &[&self.node, &add],
+            )
+            .and_then(|_| {
+                client.execute(
+                    "DELETE FROM presence WHERE node = $1 AND user_id = ANY($2::bigint[])",
+                    &[&self.node, &remove],
+                )
+            });
+        if let Err(e) = result {
+            if !matches!(self.link.failed(&e), Trouble::Lost(_)) {
+                log::warn!("store: recording who is connected here failed (will retry): {e}");
+            }
         }
     }
 
@@ -197,7 +258,8 @@ impl Writer {
             },
         };
         let now = super::wall_clock_ms();
-        let run = || group::write(client, &statements, group, now);
+        let node = &self.node;
+        let run = || group::write(client, &statements, group, now, node);
         let result = panic::catch_unwind(AssertUnwindSafe(run));
         self.statements = Some((generation, statements));
         result.map_err(|_| StoreError::Panicked)

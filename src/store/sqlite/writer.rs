@@ -441,7 +441,7 @@ impl<'c> Statements<'c> {
                     bytes,
                 });
             }
-            WriteOp::RevokeToken { token, expires } => {
+            WriteOp::RevokeToken { token, expires, .. } => {
                 // Token ids use all 64 bits; SQLite's integers are signed.
                 self.revoke.execute([*token as i64, *expires as i64])?;
             }
