@@ -135,7 +135,6 @@ impl Core {
             }
             let after = ids.iter().min().map_or(0, |id| id - 1);
             self.read_to_push(user, after, ids, out);
-            self.fill(user, out);
         }
     }
 
@@ -169,6 +168,7 @@ impl Core {
         if !self.cluster.enabled {
             return;
         }
+        self.mailboxes.forget_idle();
         let users: Vec<UserId> = self.subscribers.keys().copied().collect();
         for user in users {
             self.cluster.presence.push((user, true));

@@ -332,7 +332,6 @@ impl Core {
         let waiting = self.waiters.count_of(to) > 0;
         self.cluster.delivered(&message);
         self.mailboxes.deliver_reserved(message, pushed || waiting);
-        self.mailboxes.forget_if_idle(to);
         if waiting {
             for waiter in self.waiters.take_user(to) {
                 // From the head, or from a page of the store.

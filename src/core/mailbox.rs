@@ -474,11 +474,7 @@ impl Mailboxes {
             self.boxes.remove(&user);
             return;
         }
-        if self.shared {
-            // Another node may change it unseen: read it again when needed.
-            let gone = self.boxes.remove(&user).expect("just seen");
-            self.resident -= gone.head.len();
-        } else if self.on_demand {
+        if self.on_demand {
             self.became_idle(user);
         }
     }

@@ -17,6 +17,7 @@
 mod abuse;
 mod backlog;
 mod chaos;
+mod cluster;
 mod compare;
 mod durable;
 mod hotpath;
@@ -41,6 +42,8 @@ pub struct Opts {
     /// Seconds of load before measuring starts.
     pub warmup: Option<f64>,
     pub senders: Option<usize>,
+    /// `cluster`: SENDs per second of the latency step.
+    pub rate: Option<u64>,
     pub receivers: Option<usize>,
     /// Requests in flight per pipelining sender.
     pub window: usize,
@@ -73,6 +76,7 @@ impl Default for Opts {
             seconds: None,
             warmup: None,
             senders: None,
+            rate: None,
             receivers: None,
             window: 512,
             conns: None,
@@ -126,6 +130,11 @@ kills the server at the end):
             RSS; a kill -9 and restart: time to the first PING and SYNC,
             RSS; the drain with SYNC/ACK on 8 connections: messages/s,
             RSS. Fails if the drain does not return every message once.
+  cluster   two nodes on one PostgreSQL (--postgres URL, emptied):
+            the relay load with senders on node A and receivers on node
+            B (relayed messages/s; A's commits/s and writes per commit),
+            then one sender on A at --rate (default 5000) messages/s and
+            one receiver on B: SEND-to-push p50, p99 and max.
   compare   the relay shape against redis-server (PUBLISH/SUBSCRIBE) and
             nats-server (PUB/SUB), and idle connection memory of
             mosquitto (MQTT CONNECT), redis and nats, next to goTalk; each
@@ -145,6 +154,8 @@ Flags:
                        compare 5 per server)
   --warmup N           seconds of load before measuring (relay 2, durable 1)
   --senders S          relay senders (default 4)
+  --rate N             cluster: messages/s of the latency step (default
+                       5000)
   --receivers R        relay receivers (default 4)
   --window W           SENDs in flight per relay sender (default 512)
   --durable            relay against the durable store (--data in a temp
@@ -205,6 +216,7 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
             "--seconds" => opts.seconds = Some(positive(&name, &value("N")?)?),
             "--warmup" => opts.warmup = Some(non_negative(&name, &value("N")?)?),
             "--senders" => opts.senders = Some(count(&name, &value("S")?)?),
+            "--rate" => opts.rate = Some(count(&name, &value("N")?)? as u64),
             "--receivers" => opts.receivers = Some(count(&name, &value("R")?)?),
             "--window" => opts.window = count(&name, &value("W")?)?,
             "--conns" => opts.conns = Some(count(&name, &value("N")?)?),
@@ -325,6 +337,7 @@ fn main() -> ExitCode {
         "login" => login::run(&opts),
         "hotpath" => hotpath::run(&opts),
         "compare" => compare::run(&opts),
+        "cluster" => cluster::run(&opts),
         "abuse" => abuse::run(&opts),
         "chaos" => chaos::run(&opts),
         "backlog" => backlog::run(&opts),

@@ -3,10 +3,10 @@
 //! and this node hears of it by a wake-up (ids and sizes, see
 //! `store::postgres::wakeup`). What RAM holds is then kept true enough:
 //!
-//! - figures are kept only while something here needs them (a user bound
-//!   here, a SEND or ACK in flight); an idle mailbox is forgotten at once
-//!   and read again when needed, so a node never answers from figures
-//!   another node has changed meanwhile;
+//! - the figures of users not bound here (a receiver on another node, a
+//!   SEND's caps are checked against) are forgotten at each periodic check
+//!   ([`Mailboxes::forget_idle`]) and read again when needed: another node
+//!   may change them unseen, so they are at most that old;
 //! - a head answers a SYNC only when it fills the answer; otherwise the
 //!   store does (a message committed elsewhere may not be heard of yet);
 //!   an ACK above the floor always goes to the store;
@@ -32,11 +32,16 @@ impl Mailboxes {
         self.shared = true;
     }
 
-    /// Forgets `user`'s figures if nothing here needs them (shared: at
-    /// once; else as [`Mailboxes::settle`] says).
-    pub fn forget_if_idle(&mut self, user: UserId) {
-        if self.shared {
-            self.settle(user);
+    /// Forgets the figures of every mailbox nothing here needs (no user
+    /// bound, nothing in flight): another node may have changed them, so
+    /// they are read again when needed. Run at each periodic check, so
+    /// figures a SEND is checked against are at most that old.
+    pub fn forget_idle(&mut self) {
+        for user in std::mem::take(&mut self.idle) {
+            if self.boxes.get(&user).is_some_and(|m| m.is_idle()) {
+                let gone = self.boxes.remove(&user).expect("just seen");
+                self.resident -= gone.head.len();
+            }
         }
     }
 

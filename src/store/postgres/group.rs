@@ -25,10 +25,11 @@
 //! (sender, `client_id`), as with SQLite.
 //!
 //! Other nodes are told within the transaction (see [`super::wakeup`]):
-//! the nodes where a receiver of a stored message, or a user whose ACK
-//! removed messages, has a bound connection (`presence`, of nodes that
-//! heartbeat) get a NOTIFY on their channel, and every live node hears of
-//! revoked tokens. PostgreSQL delivers a NOTIFY only when its transaction
+//! the nodes where a receiver of a stored message has a bound connection
+//! (`presence`, of nodes that heartbeat) get a NOTIFY on their channel,
+//! and every live node hears of ACKs that removed messages (a node that
+//! sends to a user holds that user's mailbox figures too) and of revoked
+//! tokens. PostgreSQL delivers a NOTIFY only when its transaction
 //! commits, one per node and payload however many batches the group holds.
 //!
 //! Password-hash upgrades, revoked tokens (LOGOUT) and `tokens_valid_from`
@@ -184,7 +185,7 @@ pub fn write(
     let mut users = Vec::new();
     let mut acks = Vec::new();
     let mut tokens = TokenWrites::default();
-    let mut revocations = Vec::new();
+    let mut broadcast = Vec::new();
     for (i, batch) in group.iter().enumerate() {
         for op in &batch.ops {
             match op {
@@ -199,7 +200,7 @@ pub fn write(
                 WriteOp::Ack { user, upto } => acks.push((i, *user, *upto)),
                 other => {
                     tokens.add(other);
-                    revocations.extend(revocation(other));
+                    broadcast.extend(revocation(other));
                 }
             }
         }
@@ -244,8 +245,10 @@ pub fn write(
         remove_acked(&mut tx, s, &acks, &mut outcomes, &mut moved)?;
     }
 
-    // 5. Wake-ups for the other nodes, sent at COMMIT.
-    let mut events: Vec<Remote> = appends
+    // 5. Wake-ups for the other nodes, sent at COMMIT: stored messages to
+    // the nodes holding their receivers; ACKs and LOGOUTs to every node
+    // (a node sending to a user keeps that mailbox's figures too).
+    let events: Vec<Remote> = appends
         .iter()
         .filter(|a| a.stored)
         .map(|a| Remote::Stored {
@@ -254,7 +257,7 @@ pub fn write(
             cost: cost_with_id(a.message, a.id),
         })
         .collect();
-    events.extend(
+    broadcast.extend(
         outcomes
             .iter()
             .flat_map(|o| &o.removed)
@@ -266,8 +269,8 @@ pub fn write(
                 bytes: r.bytes,
             }),
     );
-    if !events.is_empty() || !revocations.is_empty() {
-        wake_others(&mut tx, s, node, &events, &revocations)?;
+    if !events.is_empty() || !broadcast.is_empty() {
+        wake_others(&mut tx, s, node, &events, &broadcast)?;
     }
 
     // 6. The receivers' figures, in the rows already locked.
@@ -315,15 +318,15 @@ fn user_of(event: &Remote) -> u64 {
     }
 }
 
-/// NOTIFYs each other node of what concerns it: message and ACK events
-/// for the users it holds, every revocation to every live node. Sent by
+/// NOTIFYs each other node of what concerns it: message events for the
+/// users it holds, and `broadcast` (ACKs, LOGOUTs) to every live node. Sent by
 /// PostgreSQL when the transaction commits, never if it rolls back.
 fn wake_others(
     tx: &mut postgres::Transaction<'_>,
     s: &Statements,
     node: &str,
     events: &[Remote],
-    revocations: &[Remote],
+    broadcast: &[Remote],
 ) -> Result<(), postgres::Error> {
     let mut packers: HashMap<String, Packer> = HashMap::new();
     if !events.is_empty() {
@@ -345,10 +348,10 @@ fn wake_others(
             }
         }
     }
-    if !revocations.is_empty() {
+    if !broadcast.is_empty() {
         for row in tx.query(&s.live_nodes, &[&node, &NODE_TIMEOUT_SECONDS])? {
             let packer = packers.entry(row.get(0)).or_default();
-            for event in revocations {
+            for event in broadcast {
                 packer.add(event);
             }
         }
