@@ -12,6 +12,8 @@
 //! for a long-poll to wait, for B's own figures to say so.
 
 mod common;
+#[path = "common/http.rs"]
+mod http;
 
 use common::postgres::Postgres;
 use common::*;
@@ -153,6 +155,26 @@ fn a_long_poll_on_b_is_woken_by_a_send_on_a() {
 }
 
 #[test]
+fn an_http_long_poll_on_b_is_woken_by_a_send_on_a() {
+    let (pg, a, b) = two_nodes();
+    let (mut alice, _, _) = register_and_login(&a, "alice", PASSWORD);
+    register(&mut a.connect(), "bob", PASSWORD);
+    let (token, _) = http::http_login(b.addr(), "bob", PASSWORD);
+    let addr = b.addr();
+    let poll = std::thread::spawn(move || {
+        http::post(addr, "/sync", &[("token", &token), ("wait", "60000")]).expect_json(200)
+    });
+    // The poll waits on B, and B has recorded bob for it.
+    let stats = b.stats_when(|s| s["core"]["waiters"] == 1);
+    assert_eq!(stats["core"]["waiters"], 1, "{stats}");
+    wait_present(&pg, "b", "bob");
+    let sent = sent_id(&alice.text("SEND bob over http"));
+    let body = poll.join().unwrap();
+    assert_eq!(body[0]["id"], sent, "{body}");
+    assert_eq!(body[0]["content"], "over http", "{body}");
+}
+
+#[test]
 fn a_client_id_through_a_and_through_b_is_stored_once() {
     let (_pg, a, b) = two_nodes();
     let (mut via_a, token, _) = register_and_login(&a, "alice", PASSWORD);
@@ -213,6 +235,27 @@ fn send_all(alice: &mut LineClient, range: std::ops::Range<usize>) -> (BTreeSet<
     (ok, unavailable)
 }
 
+/// [`sync_all_ids`], SYNCing again after each `unavailable` (a node's
+/// connections come back one by one after PostgreSQL does).
+fn sync_all_retrying(client: &mut LineClient) -> Vec<u64> {
+    let mut got = Vec::new();
+    let mut after = 0;
+    loop {
+        let reply = client.request(&json!({"cmd": "sync", "after": after, "limit": 1000}));
+        if reply["ok"] != true {
+            assert_eq!(reply["error"]["code"], "unavailable", "{reply}");
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let ids = message_ids(&reply);
+        let Some(&last) = ids.last() else {
+            return got;
+        };
+        after = last;
+        got.extend(ids);
+    }
+}
+
 #[test]
 fn kill_9_of_a_node_mid_stream_loses_nothing_and_bob_drains_it_on_the_other() {
     let (pg, a, mut b) = two_nodes();
@@ -271,7 +314,7 @@ fn a_postgres_restart_mid_stream_is_unavailable_then_both_nodes_recover() {
         std::thread::sleep(Duration::from_millis(50));
     }
     wait_present(&pg, "b", "bob");
-    let got: BTreeSet<u64> = sync_all_ids(&mut bob2).into_iter().collect();
+    let got: BTreeSet<u64> = sync_all_retrying(&mut bob2).into_iter().collect();
     assert_eq!(got, acknowledged, "every SEND answered ok, once");
     let live = sent_id(&alice.text("SEND bob after the restart"));
     let mut seen = Vec::new();

@@ -5,7 +5,9 @@
 //!
 //! - **Presence**: a user's first bound connection here, and the last one
 //!   going, are handed to the store ([`Core::take_presence`]), which
-//!   records them so other nodes wake this one for that user.
+//!   records them so other nodes wake this one for that user; so is a
+//!   long-poll of a user not bound here (an HTTP SYNC), withdrawn at the
+//!   periodic check after the last one ends.
 //! - **Messages stored elsewhere** for a user bound here: their figures
 //!   are counted, the messages read from the store (a page from just below
 //!   the lowest id told) and pushed to the user's connections, and the
@@ -43,6 +45,9 @@ pub struct Cluster {
     pushed: IdMap<UserId, MessageId>,
     /// The highest stored message id this node has seen.
     stored_high: MessageId,
+    /// Users recorded present here for a long-poll alone (an HTTP SYNC
+    /// with a token): withdrawn at a periodic check once none waits.
+    polling: IdMap<UserId, ()>,
 }
 
 /// A read the cluster asked for.
@@ -88,7 +93,17 @@ impl Cluster {
     pub fn unbound(&mut self, user: UserId) {
         if self.enabled {
             self.pushed.remove(&user);
-            self.presence.push((user, false));
+            if !self.polling.contains_key(&user) {
+                self.presence.push((user, false));
+            }
+        }
+    }
+
+    /// A long-poll of `user` waits here (`bound`: the user has a bound
+    /// connection here, and is recorded already).
+    pub fn polling(&mut self, user: UserId, bound: bool) {
+        if self.enabled && !bound && self.polling.insert(user, ()).is_none() {
+            self.presence.push((user, true));
         }
     }
 }
@@ -169,6 +184,17 @@ impl Core {
             return;
         }
         self.mailboxes.forget_idle();
+        let polling: Vec<UserId> = self.cluster.polling.keys().copied().collect();
+        for user in polling {
+            if self.waiters.count_of(user) == 0 {
+                self.cluster.polling.remove(&user);
+                if !self.subscribers.contains_key(&user) {
+                    self.cluster.presence.push((user, false));
+                }
+            } else {
+                self.cluster.presence.push((user, true));
+            }
+        }
         let users: Vec<UserId> = self.subscribers.keys().copied().collect();
         for user in users {
             self.cluster.presence.push((user, true));

@@ -641,6 +641,8 @@ impl Core {
                 )));
             }
             let deadline = now + args.wait_ms.min(limits::MAX_WAIT_MS);
+            let bound = self.subscribers.contains_key(&user);
+            self.cluster.polling(user, bound);
             if let Some(old) = self.waiters.add(Waiter { ticket, user, args }, deadline) {
                 // Not expected (a waiting SYNC is a barrier), but never left
                 // unanswered.
