@@ -235,27 +235,6 @@ fn send_all(alice: &mut LineClient, range: std::ops::Range<usize>) -> (BTreeSet<
     (ok, unavailable)
 }
 
-/// [`sync_all_ids`], SYNCing again after each `unavailable` (a node's
-/// connections come back one by one after PostgreSQL does).
-fn sync_all_retrying(client: &mut LineClient) -> Vec<u64> {
-    let mut got = Vec::new();
-    let mut after = 0;
-    loop {
-        let reply = client.request(&json!({"cmd": "sync", "after": after, "limit": 1000}));
-        if reply["ok"] != true {
-            assert_eq!(reply["error"]["code"], "unavailable", "{reply}");
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
-        }
-        let ids = message_ids(&reply);
-        let Some(&last) = ids.last() else {
-            return got;
-        };
-        after = last;
-        got.extend(ids);
-    }
-}
-
 #[test]
 fn kill_9_of_a_node_mid_stream_loses_nothing_and_bob_drains_it_on_the_other() {
     let (pg, a, mut b) = two_nodes();

@@ -81,6 +81,19 @@ impl Cluster {
         }
     }
 
+    /// Where an ACK up to `upto` may put a mailbox's floor: with other
+    /// nodes, no higher than the highest id known to exist (the core's own
+    /// `last_issued` or any stored id seen); ids grow per receiver in
+    /// commit order, so a message committed after the ACK may still get
+    /// an id below `upto`.
+    pub fn known_floor(&self, upto: MessageId, last_issued: MessageId) -> MessageId {
+        if self.enabled {
+            upto.min(self.stored_high.max(last_issued))
+        } else {
+            upto
+        }
+    }
+
     /// `user`'s first connection here was bound.
     pub fn bound(&mut self, user: UserId) {
         if self.enabled {
@@ -130,7 +143,8 @@ impl Core {
                     count,
                     bytes,
                 } => {
-                    self.mailboxes.remote_acked(user, upto, count, bytes);
+                    let floor = self.cluster.known_floor(upto, self.last_message_id);
+                    self.mailboxes.remote_acked(user, floor, count, bytes);
                 }
                 Remote::Revoked {
                     user,

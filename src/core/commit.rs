@@ -228,8 +228,12 @@ impl Core {
                 let removed = removed
                     .filter(|r| (r.user, r.upto) == (user, upto))
                     .map(|r| (r.count, r.bytes));
+                // Shared store: the floor only up to ids known to exist (a
+                // message committed after an ACK above every id gets an id
+                // below that ACK's, and must not be hidden by the floor).
+                let floor = self.cluster.known_floor(upto, self.last_message_id);
                 self.counters.messages_acknowledged +=
-                    self.mailboxes.ack(user, upto, removed) as u64;
+                    self.mailboxes.ack(user, floor, removed) as u64;
                 self.fill(user, out);
                 match then_sync {
                     None => out.replies.push((ticket, Reply::Acked)),

@@ -834,6 +834,28 @@ pub fn sync_all_ids(client: &mut LineClient) -> Vec<u64> {
     }
 }
 
+/// [`sync_all_ids`], SYNCing again after each `unavailable` (a node on
+/// PostgreSQL reconnects each of its connections by itself, one after the
+/// other, after the database comes back).
+pub fn sync_all_retrying(client: &mut LineClient) -> Vec<u64> {
+    let mut got = Vec::new();
+    let mut after = 0;
+    loop {
+        let reply = client.request(&json!({"cmd": "sync", "after": after, "limit": 1000}));
+        if reply["ok"] != true {
+            assert_eq!(reply["error"]["code"], "unavailable", "{reply}");
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let ids = message_ids(&reply);
+        let Some(&last) = ids.last() else {
+            return got;
+        };
+        after = last;
+        got.extend(ids);
+    }
+}
+
 /// True for a server event: it carries `"event"` and never `"ok"`.
 pub fn is_event(value: &Value) -> bool {
     value.get("event").is_some() && value.get("ok").is_none()
