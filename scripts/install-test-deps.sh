@@ -4,7 +4,9 @@
 # commands are replayed, and run against TLS with --cacert), openssl (the
 # documented s_client session), playwright-core (drives Chromium), systemd-analyze
 # (checks deploy/gotalk.service; it works without systemd running),
-# prometheus_client (parses /metrics). Idempotent: installs only what is
+# prometheus_client (parses /metrics), PostgreSQL's server programs (the
+# PostgreSQL store's tests start a throw-away cluster with initdb and
+# pg_ctl; no system service is used). Idempotent: installs only what is
 # missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,7 @@ command -v node >/dev/null || missing+=(nodejs npm)
 command -v curl >/dev/null || missing+=(curl)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   sudo_if_needed apt-get update -q

@@ -22,6 +22,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Keep nothing on disk.
     pub memory: bool,
+    /// Keep the durable state in this PostgreSQL database instead of the
+    /// SQLite file in `data_dir` (`--postgres URL`).
+    pub postgres: Option<String>,
+    /// This node's name among the nodes sharing one PostgreSQL database
+    /// (`--node-id NAME`); generated and logged at start when not given.
+    pub node_id: Option<String>,
     /// Bytes of disk set aside in the data directory (`gotalk.reserve`)
     /// and released when the disk fills, so ACKs can still free space.
     pub disk_reserve: u64,
@@ -177,6 +183,8 @@ impl Default for Config {
             http_hosts: Vec::new(),
             data_dir: PathBuf::from("./gotalk-data"),
             memory: false,
+            postgres: None,
+            node_id: None,
             disk_reserve: DEFAULT_DISK_RESERVE,
             key_file: None,
             token_ttl: Duration::from_secs(7 * 24 * 3600),
@@ -254,6 +262,14 @@ Flags:
                          with 421 (default: none)
   --data DIR             directory for durable state (default {data})
   --memory               keep nothing on disk (tests, benchmarks)
+  --postgres URL         keep the durable state in PostgreSQL instead of
+                         DIR/gotalk.db, e.g. postgres://gotalk@127.0.0.1/gotalk;
+                         the token key stays a file (--key-file): every node
+                         sharing the database must be given the same one
+  --node-id NAME         this node's name among the nodes on one --postgres
+                         database: 1 to 40 letters, digits, '-' and '_',
+                         unique per node (default: generated at each start
+                         and logged); see docs/cluster.md
   --disk-reserve BYTES   disk space set aside in DIR and released when the
                          disk fills, so ACK still works; 0 for none
                          (default {reserve})
@@ -467,6 +483,16 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--help" | "-h" => return Ok(Invocation::Help),
             "--version" | "-V" => return Ok(Invocation::Version),
             "--memory" => config.memory = true,
+            "--postgres" => config.postgres = Some(value("URL")?),
+            "--node-id" => {
+                let name = value("NAME")?;
+                if !crate::store::postgres::wakeup::is_node_id(&name) {
+                    return Err(format!(
+                        "--node-id '{name}': use 1 to 40 letters, digits, '-' and '_'"
+                    ));
+                }
+                config.node_id = Some(name);
+            }
             "--listen" => config.listen = address("--listen", &value("ADDR:PORT")?)?,
             "--http-host" => config.http_hosts.push(host_name(&value("NAME")?)?),
             "--metrics" => config.metrics = Some(address("--metrics", &value("ADDR:PORT")?)?),
@@ -558,6 +584,17 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
     if config.memory && data_given {
         return Err(
             "--memory keeps nothing on disk, so --data has no use with it; give one or the other"
+                .to_string(),
+        );
+    }
+    if config.node_id.is_some() && config.postgres.is_none() {
+        return Err(
+            "--node-id names a node sharing a --postgres database; give --postgres too".to_string(),
+        );
+    }
+    if config.memory && config.postgres.is_some() {
+        return Err(
+            "--memory keeps nothing, so --postgres has no use with it; give one or the other"
                 .to_string(),
         );
     }
@@ -718,6 +755,26 @@ mod tests {
         let both = run(&["--memory", "--data", "x"]).unwrap_err();
         assert!(both.contains("--memory"), "{both}");
         assert!(run(&["--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn postgres_takes_a_url_and_excludes_memory() {
+        let url = "postgres://gotalk@127.0.0.1:5432/gotalk";
+        let c = run(&["--postgres", url]).unwrap();
+        assert_eq!(c.postgres.as_deref(), Some(url));
+        let both = run(&["--memory", "--postgres", url]).unwrap_err();
+        assert!(both.contains("--postgres"), "{both}");
+        assert!(run(&["--postgres"]).is_err());
+    }
+
+    #[test]
+    fn node_id_needs_postgres_and_a_channel_safe_name() {
+        let url = "postgres://gotalk@127.0.0.1:5432/gotalk";
+        let c = run(&["--postgres", url, "--node-id", "node-a_1"]).unwrap();
+        assert_eq!(c.node_id.as_deref(), Some("node-a_1"));
+        assert!(run(&["--node-id", "a"]).unwrap_err().contains("--postgres"));
+        assert!(run(&["--postgres", url, "--node-id", "a b"]).is_err());
+        assert!(run(&["--postgres", url, "--node-id", ""]).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use gotalk::core::{Core, CoreSettings, ThrottleSettings};
 use gotalk::hasher::{dummy_hash, Hasher};
 use gotalk::server::{Parts, Server, WAKER};
 use gotalk::store::memory::MemoryStore;
+use gotalk::store::postgres::PostgresStore;
 use gotalk::store::sqlite::SqliteStore;
 use gotalk::store::Store;
 use gotalk::token::TokenKey;
@@ -141,6 +142,29 @@ fn start(mut config: Config) -> Result<(), String> {
             None => TokenKey::random(),
         };
         (Box::new(MemoryStore::new()), key)
+    } else if let Some(url) = &config.postgres {
+        let node = match &config.node_id {
+            Some(node) => node.clone(),
+            None => generated_node_id(),
+        };
+        log::info!("node id {node} (--node-id)");
+        let store = PostgresStore::open(url, &node, waker.clone())?;
+        // The key stays a file: every node on one database must be given
+        // the same one, or tokens from one are refused by the others.
+        let key_path = match &config.key_file {
+            Some(path) => path.clone(),
+            None => {
+                std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                    format!(
+                        "cannot create the data directory {}: {e}",
+                        config.data_dir.display()
+                    )
+                })?;
+                config.data_dir.join("secret.key")
+            }
+        };
+        let key = load_keys(&key_path, config.token_ttl.as_secs())?;
+        (Box::new(store), key)
     } else {
         // The store creates the data directory and takes its lock first, so
         // a second gotalk on the same directory stops here, before it can
@@ -167,6 +191,7 @@ fn start(mut config: Config) -> Result<(), String> {
         account_cache: config.account_cache,
         mailbox_window: config.mailbox_window,
         mailbox_window_bytes: config.mailbox_window_bytes,
+        cluster: config.postgres.is_some(),
     };
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);
@@ -184,6 +209,11 @@ fn start(mut config: Config) -> Result<(), String> {
     };
     let mode = if config.memory {
         "in memory only (--memory)".to_string()
+    } else if let Some(url) = &config.postgres {
+        format!(
+            "data in PostgreSQL at {}",
+            gotalk::store::postgres::link::redact(url)
+        )
     } else {
         format!("data in {}", config.data_dir.display())
     };
@@ -249,4 +279,12 @@ fn start(mut config: Config) -> Result<(), String> {
     drop(server);
     log::info!("gotalk stopped");
     Ok(())
+}
+
+/// A node id for a node started without `--node-id`: `node-` and 12 hex
+/// digits drawn from the operating system's random source.
+fn generated_node_id() -> String {
+    let random = gotalk::token::new_identity().to_be_bytes();
+    let hex: String = random[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("node-{hex}")
 }

@@ -87,6 +87,35 @@ impl Message {
         }
     }
 
+    /// The same message under another id: the one the store gave it, where
+    /// the store assigns ids (PostgreSQL). Copies the JSON once.
+    pub fn renumbered(&self, id: MessageId) -> Message {
+        const PREFIX: &[u8] = b"{\"id\":";
+        let old_end = PREFIX.len() + self.id.checked_ilog10().map_or(1, |d| d as usize + 1);
+        let mut out = Vec::with_capacity(self.json.len() + 20);
+        out.extend_from_slice(PREFIX);
+        json::push_u64(&mut out, id);
+        let new_end = out.len();
+        out.extend_from_slice(&self.json.as_bytes()[old_end..]);
+        let shift = |r: &Range<u32>| {
+            let move_by = |at: u32| (at as usize + new_end - old_end) as u32;
+            move_by(r.start)..move_by(r.end)
+        };
+        // SAFETY: ASCII digits and punctuation followed by the tail of a
+        // valid UTF-8 string, cut at an ASCII character.
+        let json = unsafe { String::from_utf8_unchecked(out) };
+        debug_assert!(std::str::from_utf8(json.as_bytes()).is_ok());
+        Message {
+            id,
+            from_id: self.from_id,
+            to_id: self.to_id,
+            ts: self.ts,
+            content_at: shift(&self.content_at),
+            client_id_at: self.client_id_at.as_ref().map(shift),
+            json,
+        }
+    }
+
     /// The message as a JSON object.
     pub fn json(&self) -> &str {
         &self.json
@@ -148,5 +177,24 @@ mod tests {
         assert_eq!(v["client_id"], "c-1 \u{e9}");
         assert_eq!(m.client_id().as_deref(), Some("c-1 \u{e9}"));
         assert_eq!(m.content_json(), "\"hi\"");
+    }
+
+    #[test]
+    fn a_renumbered_message_is_the_message_built_with_that_id() {
+        for (from, to) in [(17, 123456789), (17, 5), (9, 10)] {
+            let parties = Parties {
+                from_id: 1,
+                from: "alice",
+                to_id: 2,
+                to: "bob",
+            };
+            let m = Message::new(from, &parties, 5, "h\u{e9} \"x\"", Some("c \u{e9}"));
+            let direct = Message::new(to, &parties, 5, "h\u{e9} \"x\"", Some("c \u{e9}"));
+            let renumbered = m.renumbered(to);
+            assert_eq!(renumbered.json(), direct.json());
+            assert_eq!(renumbered.id, to);
+            assert_eq!(renumbered.content(), "h\u{e9} \"x\"");
+            assert_eq!(renumbered.client_id().as_deref(), Some("c \u{e9}"));
+        }
     }
 }

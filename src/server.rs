@@ -439,6 +439,9 @@ impl Server {
         while let Some(done) = self.store.read_done() {
             self.core.on_read(done, now, &mut self.outbox);
         }
+        while let Some(events) = self.store.remote() {
+            self.core.on_remote(events, &mut self.outbox);
+        }
         if let Some(requests) = &self.stats_requests {
             while let Ok(request) = requests.try_recv() {
                 let _ = request.reply.send(self.figures(request.format));
@@ -760,6 +763,10 @@ impl Server {
             let events = std::mem::take(&mut self.outbox.events);
             for &(id, event) in &events {
                 self.session_event(id, event, now);
+            }
+            let presence = self.core.take_presence();
+            if !presence.is_empty() {
+                self.store.set_presence(presence);
             }
             if let Some(batch) = self.core.take_batch() {
                 self.store.submit(batch);

@@ -158,7 +158,9 @@ impl ClientIds {
         }
     }
 
-    pub fn mark_committed(&mut self, sender: UserId, client_id: &str) {
+    /// The first SEND with `client_id` is stored, as message `id` (which
+    /// the store may have given in place of the provisional one).
+    pub fn mark_committed(&mut self, sender: UserId, client_id: &str, id: MessageId) {
         let key = self.key(client_id);
         if let Some(entry) = self
             .senders
@@ -166,6 +168,7 @@ impl ClientIds {
             .and_then(|ids| ids.by_key.get_mut(&key))
         {
             entry.first.committed = true;
+            entry.first.id = id;
         }
     }
 
@@ -237,8 +240,9 @@ mod tests {
         ids.insert(1, "x", f);
         assert_eq!(ids.get(1, "x"), Some(f));
         assert_eq!(ids.get(2, "x"), None);
-        ids.mark_committed(1, "x");
+        ids.mark_committed(1, "x", 7);
         assert!(ids.get(1, "x").unwrap().committed);
+        assert_eq!(ids.get(1, "x").unwrap().id, 7, "the stored id");
         assert!(!ids.prune(1000 + CLIENT_ID_RETENTION_MS));
         assert!(ids.get(1, "x").is_some());
         ids.prune(1001 + CLIENT_ID_RETENTION_MS);

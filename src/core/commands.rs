@@ -458,7 +458,11 @@ impl Core {
             Revoke::All { from }
         } else {
             let (token, expires) = (binding.token, binding.expires);
-            self.open_ops.push(WriteOp::RevokeToken { token, expires });
+            self.open_ops.push(WriteOp::RevokeToken {
+                user,
+                token,
+                expires,
+            });
             Revoke::One { token, expires }
         };
         self.after_commit(AfterCommit::LoggedOut {
@@ -533,7 +537,12 @@ impl Core {
                         ts: first.ts,
                     }));
                 }
-                self.after_commit(AfterCommit::Duplicate { ticket, first });
+                self.after_commit(AfterCommit::Duplicate {
+                    ticket,
+                    first,
+                    sender: from,
+                    client_id: cid.into(),
+                });
                 return Ok(Handled::Later { barrier: false });
             }
         }
@@ -648,6 +657,8 @@ impl Core {
                 )));
             }
             let deadline = now + args.wait_ms.min(limits::MAX_WAIT_MS);
+            let bound = self.subscribers.contains_key(&user);
+            self.cluster.polling(user, bound);
             if let Some(old) = self.waiters.add(Waiter { ticket, user, args }, deadline) {
                 // Not expected (a waiting SYNC is a barrier), but never left
                 // unanswered.

@@ -100,16 +100,27 @@ impl Core {
         match &done.result {
             Ok(()) => {}
             // The store says so once, not once per batch.
-            Err(StoreError::DiskFull) => log::debug!("batch {}: disk full", done.seq),
+            Err(StoreError::DiskFull | StoreError::Unavailable(_)) => {
+                log::debug!("batch {}: {:?}", done.seq, done.result)
+            }
             Err(cause) => log::error!("storing batch {} failed: {cause}", done.seq),
         }
         let mut removed = done.removed.iter();
+        let mut final_ids = super::assigned::FinalIds::new(&done.assigned);
+        let renumber = !final_ids.is_empty();
         while self
             .awaiting
             .front()
             .is_some_and(|(seq, _)| *seq <= done.seq)
         {
             let (_, then) = self.awaiting.pop_front().expect("front exists");
+            let then = match renumber {
+                false => then,
+                true => match self.with_final_ids(then, &mut final_ids, out) {
+                    Some(then) => then,
+                    None => continue,
+                },
+            };
             let result = match then {
                 AfterCommit::Acked { .. } => &done.acks,
                 _ => &done.result,
@@ -164,7 +175,8 @@ impl Core {
                     out.replies.push((ticket, reply));
                 } else if ok {
                     if let Some(cid) = &client_id {
-                        self.client_ids.mark_committed(message.from_id, cid);
+                        self.client_ids
+                            .mark_committed(message.from_id, cid, message.id);
                     }
                     let reply = Reply::Sent {
                         id: message.id,
@@ -181,7 +193,17 @@ impl Core {
                     out.replies.push((ticket, unavailable(result)));
                 }
             }
-            AfterCommit::Duplicate { ticket, first } => {
+            AfterCommit::Duplicate {
+                ticket,
+                first,
+                sender,
+                client_id,
+            } => {
+                let first = self
+                    .client_ids
+                    .get(sender, &client_id)
+                    .filter(|f| f.committed)
+                    .unwrap_or(first);
                 let reply = if ok {
                     Reply::Sent {
                         id: first.id,
@@ -206,8 +228,12 @@ impl Core {
                 let removed = removed
                     .filter(|r| (r.user, r.upto) == (user, upto))
                     .map(|r| (r.count, r.bytes));
+                // Shared store: the floor only up to ids known to exist (a
+                // message committed after an ACK above every id gets an id
+                // below that ACK's, and must not be hidden by the floor).
+                let floor = self.cluster.known_floor(upto, self.last_message_id);
                 self.counters.messages_acknowledged +=
-                    self.mailboxes.ack(user, upto, removed) as u64;
+                    self.mailboxes.ack(user, floor, removed) as u64;
                 self.fill(user, out);
                 match then_sync {
                     None => out.replies.push((ticket, Reply::Acked)),
@@ -240,6 +266,27 @@ impl Core {
     /// `--conns-per-user`), not by a scan. The connection that asked gets
     /// its reply; the others an event.
     fn logged_out(&mut self, ticket: Ticket, user: UserId, revoke: Revoke, out: &mut Outbox) {
+        self.take_back(user, revoke, Some(ticket.conn), out);
+        log::info!(
+            "logout: user {user} revoked {}",
+            match revoke {
+                Revoke::One { .. } => "a token",
+                Revoke::All { .. } => "all their tokens",
+            }
+        );
+    }
+
+    /// The token (or all the account's) no longer opens, and the account's
+    /// bound connections it opened are unbound, each told by an event but
+    /// `asking` (the connection whose LOGOUT it is, answered instead). A
+    /// LOGOUT through another node comes here too.
+    pub(super) fn take_back(
+        &mut self,
+        user: UserId,
+        revoke: Revoke,
+        asking: Option<ConnId>,
+        out: &mut Outbox,
+    ) {
         match revoke {
             Revoke::One { token, expires } => self.revocations.revoke(token, expires),
             Revoke::All { from } => {
@@ -266,16 +313,9 @@ impl Core {
             })
             .collect();
         for conn in revoked {
-            let event = (conn != ticket.conn).then_some(SessionEvent::Revoked);
+            let event = (Some(conn) != asking).then_some(SessionEvent::Revoked);
             self.unbind(conn, event, out);
         }
-        log::info!(
-            "logout: user {user} revoked {}",
-            match revoke {
-                Revoke::One { .. } => "a token",
-                Revoke::All { .. } => "all their tokens",
-            }
-        );
     }
 
     /// A stored message reaches its recipient: pushed to every bound
@@ -294,6 +334,7 @@ impl Core {
             self.counters.messages_pushed += conns.len() as u64;
         }
         let waiting = self.waiters.count_of(to) > 0;
+        self.cluster.delivered(&message);
         self.mailboxes.deliver_reserved(message, pushed || waiting);
         if waiting {
             for waiter in self.waiters.take_user(to) {

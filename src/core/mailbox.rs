@@ -18,6 +18,10 @@
 //! gives it back. Every figure is a counter kept as messages come and go,
 //! so a check is a comparison.
 
+mod shared;
+
+pub use shared::Fingerprint;
+
 use crate::idhash::IdMap;
 use crate::message::Message;
 use crate::store::ReadOp;
@@ -116,6 +120,10 @@ pub struct Mailboxes {
     pending_bytes: usize,
     /// Messages held in heads.
     resident: usize,
+    /// Other nodes change the store too (several nodes on one PostgreSQL,
+    /// see [`shared`]): figures are kept only for this node's users, and
+    /// a head answers only what it holds in full.
+    shared: bool,
 }
 
 impl Default for Mailboxes {
@@ -154,6 +162,7 @@ impl Mailboxes {
             total: 0,
             pending_bytes: 0,
             resident: 0,
+            shared: false,
         }
     }
 
@@ -338,6 +347,17 @@ impl Mailboxes {
     /// Stores a message whose room was reserved with [`Mailboxes::reserve`].
     /// It joins the head when the head holds the whole mailbox and has
     /// room, and the user is active or `wanted` (a long-poll waits).
+    /// A reserved message turned out to cost `now` bytes instead of `was`
+    /// (the store gave it an id with another number of digits).
+    pub fn resize_reservation(&mut self, user: UserId, was: usize, now: usize) {
+        let Some(mailbox) = self.boxes.get_mut(&user) else {
+            debug_assert!(false, "a reservation keeps its mailbox");
+            return;
+        };
+        mailbox.reserved_bytes = mailbox.reserved_bytes - was + now;
+        self.pending_bytes = self.pending_bytes - was + now;
+    }
+
     pub fn deliver_reserved(&mut self, message: Arc<Message>, wanted: bool) {
         let bytes = cost(&message);
         let window = self.window;
@@ -402,7 +422,7 @@ impl Mailboxes {
             }
             out.push(m.clone());
         }
-        if out.len() == limit || full || !mailbox.has_tail() {
+        if out.len() == limit || full || (!mailbox.has_tail() && !self.shared) {
             return Some(out);
         }
         None
@@ -420,6 +440,7 @@ impl Mailboxes {
             return (!self.on_demand).then_some(false);
         };
         Some(match mailbox.head.front() {
+            _ if self.shared => upto > mailbox.floor,
             Some(oldest) => oldest.id <= upto,
             None => mailbox.count > 0 && upto > mailbox.floor,
         })
@@ -456,7 +477,7 @@ impl Mailboxes {
         mailbox.count -= count;
         mailbox.bytes -= bytes;
         mailbox.floor = mailbox.floor.max(upto);
-        self.total -= count;
+        self.total = self.total.saturating_sub(count); // shared: an estimate
         self.pending_bytes -= bytes.min(self.pending_bytes);
         self.settle(user);
         count

@@ -6,8 +6,10 @@
 //! sockets, JSON, HTTP, SQLite or the clock.
 
 mod accounts;
+mod assigned;
 mod bucket;
 mod client_ids;
+mod cluster;
 mod commands;
 mod commit;
 #[cfg(test)]
@@ -177,6 +179,8 @@ pub struct CoreSettings {
     pub account_cache: usize,
     pub mailbox_window: usize,
     pub mailbox_window_bytes: usize,
+    /// Whether other nodes share the store (PostgreSQL): see `cluster`.
+    pub cluster: bool,
 }
 
 impl Default for CoreSettings {
@@ -199,6 +203,7 @@ impl Default for CoreSettings {
             account_cache: c.account_cache,
             mailbox_window: c.mailbox_window,
             mailbox_window_bytes: c.mailbox_window_bytes,
+            cluster: false,
         }
     }
 }
@@ -233,6 +238,10 @@ enum AfterCommit {
     Duplicate {
         ticket: Ticket,
         first: FirstSend,
+        /// Where the first one is remembered: its id there is the stored
+        /// one once it commits (the store may renumber it).
+        sender: UserId,
+        client_id: Box<str>,
     },
     Acked {
         ticket: Ticket,
@@ -272,6 +281,8 @@ pub struct Core {
     binding_expiry: BTreeSet<(Millis, ConnId)>,
     /// Tokens revoked by LOGOUT.
     revocations: Revocations,
+    /// Other nodes on the same store, if any.
+    cluster: cluster::Cluster,
     /// Bound connections by user: who gets pushes.
     subscribers: IdMap<UserId, Vec<ConnId>>,
     /// Connections whose client stopped sending: their SYNCs do not wait.
@@ -321,7 +332,7 @@ impl Core {
             per_address: settings.hash_queue_per_address,
             workers: settings.hash_workers,
         });
-        let (accounts, mailboxes) = if settings.on_demand {
+        let (accounts, mut mailboxes) = if settings.on_demand {
             let window = mailbox::Window {
                 messages: settings.mailbox_window,
                 bytes: settings.mailbox_window_bytes,
@@ -333,7 +344,11 @@ impl Core {
         } else {
             (Accounts::default(), Mailboxes::default())
         };
+        if settings.cluster {
+            mailboxes.set_shared();
+        }
         Core {
+            cluster: cluster::Cluster::new(settings.cluster),
             key,
             accounts,
             mailboxes,
@@ -492,9 +507,9 @@ impl Core {
             }
             Some(old) => {
                 self.unsubscribe(conn, old);
-                self.subscribers.entry(binding.user).or_default().push(conn);
+                self.subscribe(conn, binding.user);
             }
-            None => self.subscribers.entry(binding.user).or_default().push(conn),
+            None => self.subscribe(conn, binding.user),
         }
         self.binding_expiry.insert((binding.expires, conn));
         // A logged-in user's account stays cached, and their mailbox in
@@ -544,6 +559,14 @@ impl Core {
         }
     }
 
+    fn subscribe(&mut self, conn: ConnId, user: UserId) {
+        let conns = self.subscribers.entry(user).or_default();
+        if conns.is_empty() {
+            self.cluster.bound(user);
+        }
+        conns.push(conn);
+    }
+
     fn unsubscribe(&mut self, conn: ConnId, binding: Binding) {
         self.binding_expiry.remove(&(binding.expires, conn));
         let user = binding.user;
@@ -551,6 +574,7 @@ impl Core {
             conns.retain(|&c| c != conn);
             if conns.is_empty() {
                 self.subscribers.remove(&user);
+                self.cluster.unbound(user);
                 self.accounts.pin(user, false);
                 self.mailboxes.set_active(user, false);
             }

@@ -43,6 +43,8 @@ pub(super) enum Waiting {
     },
     /// Extending an active user's head.
     Fill(UserId),
+    /// Following a change another node made (see `cluster`).
+    Cluster(super::cluster::ClusterRead),
 }
 
 /// The reply to a request whose read failed.
@@ -216,6 +218,7 @@ impl Core {
                     out.replies.push((ticket, reply));
                 }
             }
+            Waiting::Cluster(read) => self.on_cluster_read(read, done.answer, now, out),
             Waiting::Fill(user) => {
                 let page = match done.answer {
                     Ok(ReadAnswer::Page(page)) => Some(page.iter().map(message_of).collect()),

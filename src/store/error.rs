@@ -15,6 +15,9 @@ pub enum StoreError {
     /// The database refused the write (a broken constraint, a damaged
     /// file, ...): the cause as SQLite gave it.
     Database(String),
+    /// The database server cannot be reached (PostgreSQL down, restarting,
+    /// or the network to it cut); the store reconnects by itself.
+    Unavailable(String),
     /// The writer thread panicked while writing (a bug); the transaction
     /// was rolled back.
     Panicked,
@@ -30,6 +33,7 @@ impl fmt::Display for StoreError {
             StoreError::DiskFull => f.write_str("no space left on the device"),
             StoreError::Io(cause) => write!(f, "I/O error: {cause}"),
             StoreError::Database(cause) => f.write_str(cause),
+            StoreError::Unavailable(cause) => write!(f, "the database is unavailable: {cause}"),
             StoreError::Panicked => f.write_str("the store thread panicked while writing"),
             StoreError::Stopped => f.write_str("the store thread has stopped"),
         }

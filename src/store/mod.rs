@@ -1,12 +1,14 @@
 //! Where durable state goes. The core hands the store one [`Batch`] of
 //! writes per event-loop turn and learns through [`Committed`] when it is on
-//! disk; only then are the affected requests answered. Two implementations:
+//! disk; only then are the affected requests answered. Implementations:
 //! [`sqlite::SqliteStore`] (the default, a helper thread with group commit)
-//! and [`memory::MemoryStore`] (`--memory`, nothing kept). A networked
-//! backend would be a third implementation of [`Store`].
+//! and [`memory::MemoryStore`] (`--memory`, nothing kept).
+//! [`postgres::PostgresStore`] (`--postgres`, one database that several
+//! nodes can share) is the third.
 
 mod error;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 pub use error::StoreError;
@@ -36,8 +38,13 @@ pub enum WriteOp {
     Append(Arc<Message>),
     /// The user acknowledged every message up to `upto`: they leave custody.
     Ack { user: UserId, upto: MessageId },
-    /// LOGOUT: one token is revoked, kept until it would expire anyway.
-    RevokeToken { token: TokenId, expires: Millis },
+    /// LOGOUT: one token (of `user`) is revoked, kept until it would
+    /// expire anyway.
+    RevokeToken {
+        user: UserId,
+        token: TokenId,
+        expires: Millis,
+    },
     /// LOGOUT all: every token of `user` issued before `from` is void.
     VoidTokens { user: UserId, from: Millis },
 }
@@ -71,6 +78,26 @@ pub struct Committed {
     /// SENDs whose `client_id` the database already held for their
     /// sender: their message was not stored; the first one's id and time.
     pub duplicates: Vec<Duplicate>,
+    /// Ids the store gave in place of the core's, where it gives them
+    /// (PostgreSQL); empty where the core's ids stand (SQLite).
+    pub assigned: Assigned,
+}
+
+/// Ids decided by the database in the transaction rather than by the
+/// core: with several nodes on one database, only the transaction that
+/// holds a receiver's mailbox row can give its messages ids that grow in
+/// commit order (see `docs/storage.md`). The core numbers its writes
+/// provisionally and learns the final ids here; it answers and delivers
+/// with those. Each list is in batch order.
+#[derive(Debug, Default)]
+pub struct Assigned {
+    /// (provisional id, stored id) of each message stored.
+    pub messages: Vec<(MessageId, MessageId)>,
+    /// (provisional id, stored id) of each account created.
+    pub users: Vec<(UserId, UserId)>,
+    /// The provisional ids of REGISTERs whose username the database already
+    /// held (registered through another node): nothing was stored for them.
+    pub taken_names: Vec<UserId>,
 }
 
 /// What one ACK removed from the store.
@@ -101,6 +128,7 @@ impl Committed {
             result,
             removed: Vec::new(),
             duplicates: Vec::new(),
+            assigned: Assigned::default(),
         }
     }
 }
@@ -217,6 +245,39 @@ pub struct ReadDone {
     pub answer: Result<ReadAnswer, StoreError>,
 }
 
+/// A change another node made that this node may hold in RAM, told by the
+/// database's wake-ups (PostgreSQL's NOTIFY, see `docs/cluster.md`). Ids
+/// and figures only: the messages themselves are read from the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Remote {
+    /// A message stored for `user`, with its size as stored.
+    Stored {
+        user: UserId,
+        id: MessageId,
+        cost: usize,
+    },
+    /// `user` acknowledged up to `upto`, which removed `count` messages of
+    /// `bytes` from the store.
+    Acked {
+        user: UserId,
+        upto: MessageId,
+        count: usize,
+        bytes: usize,
+    },
+    /// LOGOUT of one token of `user`.
+    Revoked {
+        user: UserId,
+        token: TokenId,
+        expires: Millis,
+    },
+    /// LOGOUT all: `user`'s tokens issued before `from` are void.
+    Voided { user: UserId, from: Millis },
+    /// Wake-ups may have been missed (the listening connection came back)
+    /// or it is time for the periodic check: re-read what the node holds
+    /// for its bound users.
+    Resync,
+}
+
 /// The narrow interface between the core's effects and durable storage.
 pub trait Store {
     /// Reads the state saved by earlier runs.
@@ -234,6 +295,13 @@ pub trait Store {
     fn keeps_data(&self) -> bool {
         true
     }
+    /// Changes made by other nodes on a shared database, if any arrived.
+    fn remote(&mut self) -> Option<Vec<Remote>> {
+        None
+    }
+    /// Which users have (`true`) or no longer have (`false`) a bound
+    /// connection on this node, for a store shared by several nodes.
+    fn set_presence(&mut self, _changes: Vec<(UserId, bool)>) {}
     /// Commit figures for metrics, where the store keeps them.
     fn metrics(&self) -> Option<&StoreMetrics> {
         None

@@ -17,6 +17,8 @@
 //! it, hence the `dead_code` allowance below.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -126,6 +128,26 @@ enum Stream {
     Stderr,
 }
 
+/// The test binary that runs the line-protocol scenarios against nodes
+/// that keep their data in PostgreSQL.
+const POSTGRES_SUITE: &str = "postgres_line_suite";
+
+/// Where a server keeps its data when a test does not say: in RAM
+/// (`--memory`), or, in [`POSTGRES_SUITE`] (which compiles the scenario
+/// files of the line protocol again), in a fresh database of one
+/// PostgreSQL cluster shared by the binary, so the same test bodies check
+/// the contract on both stores.
+pub fn default_storage() -> Vec<String> {
+    if env!("CARGO_CRATE_NAME") == POSTGRES_SUITE {
+        vec![
+            "--postgres".to_string(),
+            postgres::Postgres::shared().fresh_database(),
+        ]
+    } else {
+        vec!["--memory".to_string()]
+    }
+}
+
 /// A running `gotalk` process, killed when dropped.
 pub struct TestServer {
     child: Child,
@@ -143,7 +165,9 @@ impl TestServer {
     /// `listening on 127.0.0.1:PORT`.
     ///
     /// `--memory` is added unless `extra` already says where data lives
-    /// (`--data DIR`) or asks for `--memory` itself. Panics, quoting the
+    /// (`--data DIR`, `--postgres URL`) or asks for `--memory` itself; in
+    /// the test binary `postgres_line_suite` a fresh database of the
+    /// binary's PostgreSQL cluster is added instead (see [`default_storage`]). Panics, quoting the
     /// server's output, if the line does not appear within
     /// [`START_TIMEOUT`] or the process exits first.
     ///
@@ -172,9 +196,9 @@ impl TestServer {
     fn start_with_default_limits_args(mut args: Vec<String>) -> TestServer {
         let names_storage = args
             .iter()
-            .any(|a| a == "--memory" || a == "--data" || a.starts_with("--data="));
+            .any(|a| a == "--memory" || a.starts_with("--data") || a.starts_with("--postgres"));
         if !names_storage {
-            args.push("--memory".to_string());
+            args.extend(default_storage());
         }
         Self::spawn(args)
     }
@@ -801,6 +825,28 @@ pub fn sync_all_ids(client: &mut LineClient) -> Vec<u64> {
     let mut after = 0;
     loop {
         let reply = client.request(&json!({"cmd": "sync", "after": after, "limit": 1000}));
+        let ids = message_ids(&reply);
+        let Some(&last) = ids.last() else {
+            return got;
+        };
+        after = last;
+        got.extend(ids);
+    }
+}
+
+/// [`sync_all_ids`], SYNCing again after each `unavailable` (a node on
+/// PostgreSQL reconnects each of its connections by itself, one after the
+/// other, after the database comes back).
+pub fn sync_all_retrying(client: &mut LineClient) -> Vec<u64> {
+    let mut got = Vec::new();
+    let mut after = 0;
+    loop {
+        let reply = client.request(&json!({"cmd": "sync", "after": after, "limit": 1000}));
+        if reply["ok"] != true {
+            assert_eq!(reply["error"]["code"], "unavailable", "{reply}");
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
         let ids = message_ids(&reply);
         let Some(&last) = ids.last() else {
             return got;

@@ -76,7 +76,11 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     let mut results = Vec::new();
     let mut first_errors = Vec::new();
     let mut failed = None;
-    for mode in [Mode::Memory, Mode::Durable] {
+    let mut modes = vec![Mode::Memory, Mode::Durable];
+    if opts.postgres.is_some() {
+        modes.push(Mode::Postgres);
+    }
+    for mode in modes {
         match run_mode(opts, mode, warmup, measure) {
             Ok((levels, first_error)) => {
                 results.extend(levels);
@@ -290,7 +294,7 @@ fn run_level(
     }
     barrier.wait();
     std::thread::sleep(warmup);
-    let window = if mode == Mode::Durable {
+    let window = if mode != Mode::Memory {
         stats_window(server, shared, measure)
     } else {
         None

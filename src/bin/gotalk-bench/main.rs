@@ -17,6 +17,7 @@
 mod abuse;
 mod backlog;
 mod chaos;
+mod cluster;
 mod compare;
 mod durable;
 mod hotpath;
@@ -41,6 +42,8 @@ pub struct Opts {
     /// Seconds of load before measuring starts.
     pub warmup: Option<f64>,
     pub senders: Option<usize>,
+    /// `cluster`: SENDs per second of the latency step.
+    pub rate: Option<u64>,
     pub receivers: Option<usize>,
     /// Requests in flight per pipelining sender.
     pub window: usize,
@@ -52,6 +55,10 @@ pub struct Opts {
     pub max_messages: u64,
     /// `relay` against the durable store instead of `--memory`.
     pub durable: bool,
+    /// A PostgreSQL database for `durable` (a third store beside `--memory`
+    /// and SQLite) and `relay --durable` (in place of SQLite); emptied at
+    /// each server start.
+    pub postgres: Option<String>,
     /// `relay`: the same load plain, then over TLS, side by side.
     pub tls: bool,
     /// `abuse`: the attacks to run (empty: all).
@@ -69,12 +76,14 @@ impl Default for Opts {
             seconds: None,
             warmup: None,
             senders: None,
+            rate: None,
             receivers: None,
             window: 512,
             conns: None,
             levels: vec![1, 16, 64],
             max_messages: 100_000_000,
             durable: false,
+            postgres: None,
             tls: false,
             attacks: Vec::new(),
             server_args: Vec::new(),
@@ -121,6 +130,11 @@ kills the server at the end):
             RSS; a kill -9 and restart: time to the first PING and SYNC,
             RSS; the drain with SYNC/ACK on 8 connections: messages/s,
             RSS. Fails if the drain does not return every message once.
+  cluster   two nodes on one PostgreSQL (--postgres URL, emptied):
+            the relay load with senders on node A and receivers on node
+            B (relayed messages/s; A's commits/s and writes per commit),
+            then one sender on A at --rate (default 5000) messages/s and
+            one receiver on B: SEND-to-push p50, p99 and max.
   compare   the relay shape against redis-server (PUBLISH/SUBSCRIBE) and
             nats-server (PUB/SUB), and idle connection memory of
             mosquitto (MQTT CONNECT), redis and nats, next to goTalk; each
@@ -140,10 +154,15 @@ Flags:
                        compare 5 per server)
   --warmup N           seconds of load before measuring (relay 2, durable 1)
   --senders S          relay senders (default 4)
+  --rate N             cluster: messages/s of the latency step (default
+                       5000)
   --receivers R        relay receivers (default 4)
   --window W           SENDs in flight per relay sender (default 512)
   --durable            relay against the durable store (--data in a temp
                        dir) instead of --memory
+  --postgres URL       durable: also measure a server on this PostgreSQL
+                       database; relay --durable: use it instead of SQLite.
+                       Every table in it is dropped at each server start
   --tls                relay plain, then over TLS against a server with a
                        certificate from its own gen-cert (setup LOGINs
                        plain, relay connections AUTH over TLS), side by
@@ -191,11 +210,13 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
         match name.as_str() {
             "--help" | "-h" => return Ok(("help".into(), opts)),
             "--durable" => opts.durable = true,
+            "--postgres" => opts.postgres = Some(value("URL")?),
             "--tls" => opts.tls = true,
             "--server" => opts.server = PathBuf::from(value("PATH")?),
             "--seconds" => opts.seconds = Some(positive(&name, &value("N")?)?),
             "--warmup" => opts.warmup = Some(non_negative(&name, &value("N")?)?),
             "--senders" => opts.senders = Some(count(&name, &value("S")?)?),
+            "--rate" => opts.rate = Some(count(&name, &value("N")?)? as u64),
             "--receivers" => opts.receivers = Some(count(&name, &value("R")?)?),
             "--window" => opts.window = count(&name, &value("W")?)?,
             "--conns" => opts.conns = Some(count(&name, &value("N")?)?),
@@ -302,6 +323,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(url) = &opts.postgres {
+        let _ = server::POSTGRES_URL.set(url.clone());
+    }
     let result = match scenario.as_str() {
         "help" => {
             print!("{HELP}");
@@ -313,6 +337,7 @@ fn main() -> ExitCode {
         "login" => login::run(&opts),
         "hotpath" => hotpath::run(&opts),
         "compare" => compare::run(&opts),
+        "cluster" => cluster::run(&opts),
         "abuse" => abuse::run(&opts),
         "chaos" => chaos::run(&opts),
         "backlog" => backlog::run(&opts),

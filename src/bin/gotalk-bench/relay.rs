@@ -494,7 +494,9 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         window: opts.window as u64,
         max_messages: opts.max_messages,
     };
-    let mode = if opts.durable {
+    let mode = if opts.durable && opts.postgres.is_some() {
+        Mode::Postgres
+    } else if opts.durable {
         Mode::Durable
     } else {
         Mode::Memory

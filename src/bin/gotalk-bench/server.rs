@@ -75,6 +75,21 @@ pub enum Mode {
     Memory,
     /// The default SQLite store in a fresh temporary `--data` directory.
     Durable,
+    /// `--postgres` on [`POSTGRES_URL`], emptied first (the token key in a
+    /// fresh temporary `--data` directory).
+    Postgres,
+}
+
+/// The database `Mode::Postgres` servers use (`gotalk-bench --postgres`).
+pub static POSTGRES_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Drops every table of the database at `url`, so a run starts empty.
+fn empty_database(url: &str) -> Result<(), String> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls)
+        .map_err(|e| format!("cannot connect to the --postgres database: {e}"))?;
+    client
+        .batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        .map_err(|e| format!("cannot empty the --postgres database: {e}"))
 }
 
 impl Mode {
@@ -82,6 +97,7 @@ impl Mode {
         match self {
             Mode::Memory => "--memory",
             Mode::Durable => "durable",
+            Mode::Postgres => "postgres",
         }
     }
 }
@@ -97,6 +113,13 @@ impl Gotalk {
         let data_dir = match mode {
             Mode::Memory => None,
             Mode::Durable => Some(temp_dir("data")?),
+            Mode::Postgres => {
+                let url = POSTGRES_URL.get().ok_or("no --postgres URL given")?;
+                empty_database(url)?;
+                let mut launch = launch.clone();
+                launch.args.extend(["--postgres".to_string(), url.clone()]);
+                return Gotalk::spawn(path, Some(temp_dir("data")?), &launch);
+            }
         };
         Gotalk::spawn(path, data_dir, launch)
     }

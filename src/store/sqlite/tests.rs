@@ -491,10 +491,12 @@ fn revocations_come_back_until_their_tokens_expire() {
             user(1, "alice"),
             user(2, "bob"),
             WriteOp::RevokeToken {
+                user: 1,
                 token: big_id,
                 expires: now + 60_000,
             },
             WriteOp::RevokeToken {
+                user: 1,
                 token: 7,
                 expires: now - 1,
             },

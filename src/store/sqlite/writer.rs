@@ -194,6 +194,7 @@ impl Writer {
                 acks: acks.clone(),
                 removed: outcome.removed,
                 duplicates: outcome.duplicates,
+                assigned: Default::default(),
             };
             if self.done.send(done).is_err() {
                 return; // the store was dropped: nobody is waiting
@@ -505,7 +506,7 @@ impl<'c> Statements<'c> {
                     bytes,
                 });
             }
-            WriteOp::RevokeToken { token, expires } => {
+            WriteOp::RevokeToken { token, expires, .. } => {
                 // Token ids use all 64 bits; SQLite's integers are signed.
                 self.revoke.execute([*token as i64, *expires as i64])?;
             }

@@ -1,0 +1,101 @@
+//! Ids the store gave in place of the core's. Where the database numbers
+//! messages and accounts inside the writing transaction (PostgreSQL, see
+//! [`crate::store::Assigned`]), the core's ids are provisional: each
+//! finished request is rewritten here with the stored ids before it is
+//! answered, so replies, pushes, mailboxes and remembered `client_id`s
+//! carry those. A REGISTER whose name the database found taken (through
+//! another node) is answered `conflict` here. With SQLite the lists are
+//! empty and none of this runs.
+
+use super::{AfterCommit, Core, Outbox};
+use crate::error::{ErrorCode, Failure};
+use crate::request::Reply;
+use crate::store::Assigned;
+use crate::MessageId;
+use std::iter::Peekable;
+use std::slice::Iter;
+use std::sync::Arc;
+
+/// The stored ids of one finished batch, looked up in the order the core
+/// wrote its operations (provisional ids grow, so each lookup moves on).
+pub(super) struct FinalIds<'a> {
+    messages: Peekable<Iter<'a, (MessageId, MessageId)>>,
+    assigned: &'a Assigned,
+}
+
+impl<'a> FinalIds<'a> {
+    pub fn new(assigned: &'a Assigned) -> FinalIds<'a> {
+        FinalIds {
+            messages: assigned.messages.iter().peekable(),
+            assigned,
+        }
+    }
+
+    /// Whether the store kept the core's ids (nothing to rewrite).
+    pub fn is_empty(&self) -> bool {
+        let a = self.assigned;
+        a.messages.is_empty() && a.users.is_empty() && a.taken_names.is_empty()
+    }
+
+    /// The stored id of the message the core numbered `provisional`.
+    fn message(&mut self, provisional: MessageId) -> Option<MessageId> {
+        while let Some(&&(p, stored)) = self.messages.peek() {
+            if p > provisional {
+                break;
+            }
+            self.messages.next();
+            if p == provisional {
+                return Some(stored);
+            }
+        }
+        None
+    }
+}
+
+impl Core {
+    /// `then` with the stored ids; `None` when it was answered here.
+    pub(super) fn with_final_ids(
+        &mut self,
+        then: AfterCommit,
+        ids: &mut FinalIds<'_>,
+        out: &mut Outbox,
+    ) -> Option<AfterCommit> {
+        match then {
+            AfterCommit::Sent { ticket, message } => match ids.message(message.id) {
+                Some(id) if id != message.id => {
+                    let stored = Arc::new(message.renumbered(id));
+                    let (was, is) = (
+                        super::mailbox::cost(&message),
+                        super::mailbox::cost(&stored),
+                    );
+                    self.mailboxes.resize_reservation(message.to_id, was, is);
+                    Some(AfterCommit::Sent {
+                        ticket,
+                        message: stored,
+                    })
+                }
+                _ => Some(AfterCommit::Sent { ticket, message }),
+            },
+            AfterCommit::Registered {
+                ticket,
+                mut account,
+            } => {
+                if ids.assigned.taken_names.contains(&account.id) {
+                    self.accounts.release(&account.username);
+                    let failure = Failure::new(
+                        ErrorCode::Conflict,
+                        format!("the username '{}' is taken", account.username),
+                    );
+                    out.replies.push((ticket, Reply::Error(failure)));
+                    return None;
+                }
+                let stored = ids.assigned.users.iter().find(|(p, _)| *p == account.id);
+                if let Some(&(_, id)) = stored {
+                    account.id = id;
+                }
+                Some(AfterCommit::Registered { ticket, account })
+            }
+            other => Some(other),
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The PostgreSQL store (`--postgres URL`): the same [`Store`] as the
+//! SQLite one, on a database that several goTalk nodes can share (see
+//! `docs/storage.md`, "PostgreSQL").
+//!
+//! - [`link`]: a connection per thread that reconnects with backoff, and
+//!   what a failed statement means.
+//! - [`schema`]: the versioned migrations (`schema_migrations`).
+//! - [`load`]: the figures read at start.
+//! - [`writer`]: the thread that commits groups of batches.
+//! - [`group`]: one group as one transaction, and the id scheme.
+//! - [`reader`]: the thread that answers the core's reads.
+//! - [`listener`]: the thread that hears other nodes (LISTEN) and
+//!   heartbeats this one; [`wakeup`]: what nodes tell each other.
+//!
+//! It uses the synchronous `postgres` client on those threads only; the
+//! event loop touches channels, as with SQLite. Message and account ids
+//! are given by the database inside the writing transaction and reported
+//! in [`crate::store::Assigned`].
+
+pub mod group;
+pub mod link;
+pub mod listener;
+pub mod load;
+pub mod reader;
+pub mod schema;
+pub mod wakeup;
+pub mod writer;
+
+use super::{Batch, Committed, Read, ReadDone, Remote, Snapshot, Store, StoreError, StoreMetrics};
+use crate::{Millis, UserId};
+use crossbeam_channel::{Receiver, Sender};
+use link::Link;
+use mio::Waker;
+use postgres::Client;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub struct PostgresStore {
+    jobs: Option<Sender<Batch>>,
+    done: Receiver<Committed>,
+    done_tx: Sender<Committed>,
+    writer: Option<JoinHandle<()>>,
+    reads: Option<Sender<Read>>,
+    read_done: Receiver<ReadDone>,
+    read_done_tx: Sender<ReadDone>,
+    read_thread: Option<JoinHandle<()>>,
+    /// Presence changes for the writer; other nodes' changes from the
+    /// listener; closing `stop` ends the listener.
+    presence: Option<Sender<(UserId, bool)>>,
+    remote: Receiver<Vec<Remote>>,
+    stop: Option<Sender<()>>,
+    listener: Option<JoinHandle<()>>,
+    /// The connection that migrated the schema; [`Store::load`] reads with
+    /// it and closes it.
+    loader: Option<Client>,
+    /// The URL without its password, for the log.
+    shown: String,
+    metrics: Arc<StoreMetrics>,
+}
+
+impl PostgresStore {
+    /// Connects to `url`, brings the schema up to date and starts the
+    /// writer and reader threads. Every failure is an error that names the
+    /// database (without its password) and the cause.
+    pub fn open(url: &str, node: &str, waker: Arc<Waker>) -> Result<PostgresStore, String> {
+        if !wakeup::is_node_id(node) {
+            return Err(format!(
+                "--node-id '{node}': use 1 to 40 letters, digits, '-' and '_'"
+            ));
+        }
+        let config = link::config(url)?;
+        let shown = link::redact(url);
+        let fail = |e: String| format!("cannot use the database {shown}: {e}");
+        let connect = || link::connect(&config).map_err(|e| fail(e.to_string()));
+        let mut loader = connect()?;
+        let found = schema::migrate(&mut loader).map_err(fail)?;
+        if found == 0 {
+            log::info!("created goTalk's tables in {shown}");
+        }
+        // A node that starts holds nobody yet (a restart after kill -9
+        // leaves the rows of the last run).
+        loader
+            .execute(
+                "INSERT INTO nodes (id) VALUES ($1) \
+                 ON CONFLICT (id) DO UPDATE SET started = now(), heartbeat = now()",
+                &[&node],
+            )
+            .and_then(|_| loader.execute("DELETE FROM presence WHERE node = $1", &[&node]))
+            .map_err(|e| fail(e.to_string()))?;
+        let (presence, presence_rx) = crossbeam_channel::unbounded();
+        let (jobs, jobs_rx) = crossbeam_channel::unbounded();
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        let metrics = Arc::new(StoreMetrics::default());
+        let writer_link = Link::new(config.clone(), "writer", connect()?);
+        let writer = writer::spawn(
+            writer_link,
+            node.to_string(),
+            presence_rx,
+            jobs_rx,
+            done_tx.clone(),
+            waker.clone(),
+            metrics.clone(),
+        )?;
+        let (reads, reads_rx) = crossbeam_channel::unbounded();
+        let (read_done_tx, read_done) = crossbeam_channel::unbounded();
+        let reader_client = connect()?;
+        let reader_link = Link::new(config.clone(), "reader", reader_client);
+        let read_thread =
+            reader::spawn(reader_link, reads_rx, read_done_tx.clone(), waker.clone())?;
+        let (remote_tx, remote) = crossbeam_channel::unbounded();
+        let (stop, stop_rx) = crossbeam_channel::bounded(0);
+        let listen_client = connect()?;
+        let listen_link = Link::new(config, "listener", listen_client);
+        let listener = listener::spawn(listen_link, node.to_string(), remote_tx, waker, stop_rx)?;
+        Ok(PostgresStore {
+            jobs: Some(jobs),
+            done,
+            done_tx,
+            writer: Some(writer),
+            reads: Some(reads),
+            read_done,
+            read_done_tx,
+            read_thread: Some(read_thread),
+            presence: Some(presence),
+            remote,
+            stop: Some(stop),
+            listener: Some(listener),
+            loader: Some(loader),
+            shown,
+            metrics,
+        })
+    }
+}
+
+impl Store for PostgresStore {
+    fn load(&mut self) -> Result<Snapshot, String> {
+        let fail = |e: String| format!("cannot read the database {}: {e}", self.shown);
+        let Some(mut client) = self.loader.take() else {
+            return Err(fail("the store was loaded already".into()));
+        };
+        let started = Instant::now();
+        let snapshot =
+            load::read_snapshot(&mut client, wall_clock_ms()).map_err(|e| fail(e.to_string()))?;
+        log::info!(
+            "opened {}: {} unacknowledged messages ({} bytes) stay in the database until \
+             read; started in {} ms",
+            self.shown,
+            snapshot.pending_messages,
+            snapshot.pending_bytes,
+            started.elapsed().as_millis()
+        );
+        Ok(snapshot)
+    }
+
+    fn submit(&mut self, batch: Batch) {
+        let Some(jobs) = &self.jobs else { return };
+        if let Err(lost) = jobs.send(batch) {
+            // Only if the writer thread died: answer rather than hang.
+            let _ = self
+                .done_tx
+                .send(Committed::of(lost.0.seq, Err(StoreError::Stopped)));
+        }
+    }
+
+    fn completed(&mut self) -> Option<Committed> {
+        self.done.try_recv().ok()
+    }
+
+    fn read(&mut self, read: Read) {
+        let Some(reads) = &self.reads else { return };
+        if let Err(lost) = reads.send(read) {
+            let _ = self.read_done_tx.send(ReadDone {
+                id: lost.0.id,
+                answer: Err(StoreError::Stopped),
+            });
+        }
+    }
+
+    fn read_done(&mut self) -> Option<ReadDone> {
+        self.read_done.try_recv().ok()
+    }
+
+    fn metrics(&self) -> Option<&StoreMetrics> {
+        Some(&self.metrics)
+    }
+
+    fn remote(&mut self) -> Option<Vec<Remote>> {
+        self.remote.try_recv().ok()
+    }
+
+    fn set_presence(&mut self, changes: Vec<(UserId, bool)>) {
+        if let Some(presence) = &self.presence {
+            for change in changes {
+                let _ = presence.send(change);
+            }
+        }
+    }
+}
+
+impl Drop for PostgresStore {
+    /// Lets the writer finish what was submitted, then stops both threads.
+    fn drop(&mut self) {
+        self.stop = None;
+        if let Some(listener) = self.listener.take() {
+            let _ = listener.join();
+        }
+        self.reads = None;
+        if let Some(reader) = self.read_thread.take() {
+            let _ = reader.join();
+        }
+        self.jobs = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        self.presence = None;
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn wall_clock_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}

@@ -1,0 +1,184 @@
+//! The PostgreSQL schema and how a database gets there: versioned forward
+//! migrations recorded in `schema_migrations` (one row per version
+//! applied). Each step runs in one transaction together with its row, so
+//! an upgrade cut short leaves the previous version intact. Nodes starting
+//! at the same time take a transaction-scoped advisory lock around each
+//! step, so exactly one of them applies it and the others see it done.
+//! Released steps never change; new ones are appended. A database whose
+//! version is newer than this code knows is refused.
+
+use postgres::Client;
+
+/// The migrations, oldest first: step `i` makes version `i + 1`.
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+
+/// The advisory lock key migrations hold (any fixed number; "gotalk" in
+/// ASCII).
+const MIGRATION_LOCK: i64 = 0x676f_74616c6b;
+
+/// Version 1. Ids come from sequences, taken inside the writing
+/// transaction (see `docs/storage.md`, "Ids across nodes"); `mailboxes`
+/// holds one row per receiver: its figures, and the row every writer to
+/// that receiver locks before it takes message ids.
+const V1: &str = "
+CREATE SEQUENCE user_ids;
+CREATE SEQUENCE message_ids;
+
+CREATE TABLE users (
+    id            bigint PRIMARY KEY,
+    username      text   NOT NULL UNIQUE,
+    password_hash text   NOT NULL,   -- argon2id PHC string
+    created       bigint NOT NULL,   -- ms since the Unix epoch
+    identity      bytea  NOT NULL    -- 16 random bytes, sealed into tokens
+);
+
+-- Unacknowledged messages only: an ACK deletes the row.
+CREATE TABLE messages (
+    id        bigint PRIMARY KEY,
+    from_id   bigint NOT NULL,
+    to_id     bigint NOT NULL,
+    ts        bigint NOT NULL,       -- ms since the Unix epoch
+    content   text   NOT NULL,
+    client_id text,                  -- as the sender gave it, or NULL
+    cost      bigint NOT NULL        -- its JSON's length: the mailbox budget's unit
+);
+CREATE INDEX messages_by_recipient ON messages (to_id, id);
+
+-- A receiver's figures, kept by every transaction that adds or removes
+-- its messages, and the row those transactions lock, in user id order.
+CREATE TABLE mailboxes (
+    user_id bigint PRIMARY KEY,
+    count   bigint NOT NULL DEFAULT 0,
+    bytes   bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX mailboxes_not_empty ON mailboxes (user_id) WHERE count > 0;
+
+-- A sender's client_id and the message it first named, kept 24 hours
+-- whether or not that message was acknowledged meanwhile.
+CREATE TABLE client_ids (
+    sender     bigint NOT NULL,
+    client_id  text   NOT NULL,
+    message_id bigint NOT NULL,
+    ts         bigint NOT NULL,      -- when first used, ms since the epoch
+    PRIMARY KEY (sender, client_id)
+);
+CREATE INDEX client_ids_by_age ON client_ids (ts);
+";
+
+/// Version 2: LOGOUT. A revoked token's id (all 64 bits, stored as a
+/// signed bigint) is kept until the token would have expired anyway;
+/// `LOGOUT all` voids every token of an account issued before a moment
+/// (ms since the epoch; 0: none).
+const V2: &str = "
+CREATE TABLE revoked_tokens (
+    token_id bigint PRIMARY KEY,     -- the token's 64-bit id, as signed
+    expires  bigint NOT NULL         -- ms since the epoch
+);
+CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires);
+ALTER TABLE users ADD COLUMN tokens_valid_from bigint NOT NULL DEFAULT 0;
+";
+
+/// Version 3: nodes sharing the database. Each node heartbeats its row;
+/// `presence` says which node holds a bound connection of which user, so
+/// a commit wakes only the nodes that hold its receivers. Rows of a node
+/// whose heartbeat is old are ignored, then deleted (with its presence).
+const V3: &str = "
+CREATE TABLE nodes (
+    id        text        PRIMARY KEY,
+    started   timestamptz NOT NULL DEFAULT now(),
+    heartbeat timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE presence (
+    node    text   NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    user_id bigint NOT NULL,
+    PRIMARY KEY (user_id, node)
+);
+CREATE INDEX presence_by_node ON presence (node);
+";
+
+/// The schema version this code writes.
+pub fn latest_version() -> i32 {
+    MIGRATIONS.len() as i32
+}
+
+/// Brings the database up to [`latest_version`]. Returns the version it
+/// found, or an error for a version newer than this code knows.
+pub fn migrate(client: &mut Client) -> Result<i32, String> {
+    migrate_with(client, MIGRATIONS)
+}
+
+/// [`migrate`] with the steps given (so tests can add future ones).
+pub fn migrate_with(client: &mut Client, steps: &[&str]) -> Result<i32, String> {
+    let known = steps.len() as i32;
+    let mut found = None;
+    for (i, step) in steps.iter().enumerate() {
+        let to = i as i32 + 1;
+        let was = apply_step(client, step, to, known)
+            .map_err(|e| format!("upgrading the schema to version {to} failed: {e}"))?;
+        found.get_or_insert(was);
+    }
+    let found = match found {
+        Some(found) => found,
+        None => version(client)?,
+    };
+    if found > known {
+        return Err(format!(
+            "its schema version is {found}, newer than the {known} this gotalk knows; \
+             run the newer gotalk that wrote it"
+        ));
+    }
+    Ok(found)
+}
+
+/// The version recorded (0 for a database gotalk has never used).
+pub fn version(client: &mut Client) -> Result<i32, String> {
+    let row = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .map_err(|e| e.to_string())?;
+    if !row.get::<_, bool>(0) {
+        return Ok(0);
+    }
+    let row = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(row.get(0))
+}
+
+/// Applies step `to` unless it is there already, in one transaction with
+/// its row. Returns the version found before.
+fn apply_step(
+    client: &mut Client,
+    step: &str,
+    to: i32,
+    known: i32,
+) -> Result<i32, postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    integer     PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )?;
+    let found: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )?
+        .get(0);
+    if found >= to || found > known {
+        tx.commit()?;
+        return Ok(found);
+    }
+    tx.batch_execute(step)?;
+    tx.execute(
+        "INSERT INTO schema_migrations (version) VALUES ($1)",
+        &[&to],
+    )?;
+    tx.commit()?;
+    log::info!("database schema upgraded to version {to}");
+    Ok(found)
+}

@@ -1,0 +1,309 @@
+//! The PostgreSQL store's writing thread, with group commit as in the
+//! SQLite store: it blocks for one batch, takes every batch already queued
+//! behind it, and writes them all in ONE transaction ([`super::group`]),
+//! then sends one [`Committed`] per batch, in order, and wakes the loop.
+//!
+//! A deadlock or serialization failure rolls the group back and runs it
+//! again, up to [`RETRIES`] times. A lost connection fails the group (the
+//! transaction is rolled back by the server: nothing is half-written) and
+//! its requests are answered `unavailable`; the [`Link`] reconnects with
+//! backoff, also while no batch comes. If the connection breaks during
+//! COMMIT itself, the outcome is unknown to the writer and the requests
+//! are answered `unavailable` all the same: a client that retries a SEND
+//! with its `client_id` finds it stored once either way.
+//!
+//! It also records which users have a bound connection on this node
+//! (`presence`): changes the loop hands it are written, in one statement
+//! each way, before the next group or at once when no group comes. A
+//! failure there fails no request; the loop announces its users again at
+//! the next periodic check.
+//!
+//! When idle it forgets `client_id`s older than a day, in small steps, and
+//! revoked tokens that have expired (they no longer open anyway).
+
+use super::group::{self, BatchOutcome, Statements};
+use super::link::{Link, Trouble};
+use crate::config::limits::CLIENT_ID_RETENTION_MS;
+use crate::store::sqlite::stats::Stats;
+use crate::store::{Batch, Committed, StoreError, StoreMetrics};
+use crate::UserId;
+use crossbeam_channel::{Receiver, Sender};
+use mio::Waker;
+use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How often a group that met a deadlock or serialization failure runs
+/// again before its requests are answered `unavailable`.
+pub const RETRIES: usize = 5;
+/// How long the writer waits for a batch before doing idle work.
+const IDLE_AFTER: Duration = Duration::from_secs(1);
+/// Shortest time between two prunes of old `client_id`s.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// `client_id`s forgotten per statement, and most statements per prune.
+const PRUNE_STEP: i64 = 5000;
+const PRUNE_STEPS: usize = 20;
+
+pub struct Writer {
+    link: Link,
+    /// The statements and the connection generation they belong to.
+    statements: Option<(u64, Statements)>,
+    jobs: Receiver<Batch>,
+    done: Sender<Committed>,
+    waker: Arc<Waker>,
+    stats: Stats,
+    metrics: Arc<StoreMetrics>,
+    last_prune: Instant,
+    /// This node's id, and presence changes from the loop.
+    node: String,
+    presence: Receiver<(UserId, bool)>,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn spawn(
+    link: Link,
+    node: String,
+    presence: Receiver<(UserId, bool)>,
+    jobs: Receiver<Batch>,
+    done: Sender<Committed>,
+    waker: Arc<Waker>,
+    metrics: Arc<StoreMetrics>,
+) -> Result<JoinHandle<()>, String> {
+    let now = Instant::now();
+    let writer = Writer {
+        link,
+        statements: None,
+        jobs,
+        done,
+        waker,
+        stats: Stats::new(now),
+        metrics,
+        last_prune: now,
+        node,
+        presence,
+    };
+    thread::Builder::new()
+        .name("gotalk-pg-store".into())
+        .spawn(move || writer.run())
+        .map_err(|e| format!("cannot start the store thread: {e}"))
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            let wait = match self.link.retry_at() {
+                Some(at) => at.saturating_duration_since(Instant::now()),
+                None => IDLE_AFTER,
+            };
+            crossbeam_channel::select! {
+                recv(self.jobs) -> first => {
+                    let Ok(first) = first else { return };
+                    self.write_presence(None);
+                    let mut group = vec![first];
+                    group.extend(self.jobs.try_iter());
+                    self.commit(group);
+                }
+                recv(self.presence) -> change => {
+                    if let Ok(change) = change {
+                        self.write_presence(Some(change));
+                    }
+                }
+                default(wait) => self.idle(),
+            }
+        }
+    }
+
+    fn idle(&mut self) {
+        let now = Instant::now();
+        if !self.link.reconnect_if_due(now) {
+            return;
+        }
+        if let Some(line) = self.stats.due(now) {
+            log::info!("{line}");
+        }
+        if now.duration_since(self.last_prune) >= PRUNE_EVERY {
+            self.last_prune = now;
+            self.prune_client_ids();
+        }
+    }
+
+    /// Writes the presence changes queued (and `first`): the last change
+    /// of each user wins. A failure is logged; the loop announces its
+    /// users again at its next periodic check.
+    fn write_presence(&mut self, first: Option<(UserId, bool)>) {
+        let mut last: HashMap<UserId, bool> = HashMap::new();
+        for (user, present) in first.into_iter().chain(self.presence.try_iter()) {
+            last.insert(user, present);
+        }
+        if last.is_empty() {
+            return;
+        }
+        let (mut add, mut remove) = (Vec::new(), Vec::new());
+        for (user, present) in last {
+            let list = if present { &mut add } else { &mut remove };
+            list.push(user as i64);
+        }
+        let Ok(client) = self.link.client() else {
+            return;
+        };
+        let result = client
+            .execute(
+                "INSERT INTO presence (node, user_id) \
+                 SELECT $1, u FROM unnest($2::bigint[]) AS u \
+                 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = $1) ON CONFLICT DO NOTHING",
+                &[&self.node, &add],
+            )
+            .and_then(|_| {
+                client.execute(
+                    "DELETE FROM presence WHERE node = $1 AND user_id = ANY($2::bigint[])",
+                    &[&self.node, &remove],
+                )
+            });
+        if let Err(e) = result {
+            if !matches!(self.link.failed(&e), Trouble::Lost(_)) {
+                log::warn!("store: recording who is connected here failed (will retry): {e}");
+            }
+        }
+    }
+
+    /// Commits a group and reports every batch in it.
+    fn commit(&mut self, group: Vec<Batch>) {
+        let started = Instant::now();
+        let (result, outcomes) = match self.write(&group) {
+            Ok((writes, outcomes)) => {
+                if writes > 0 {
+                    let m = &self.metrics;
+                    m.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    m.writes_per_commit.observe(writes as f64);
+                }
+                self.stats
+                    .committed(group.len(), usize::from(writes > 0), writes);
+                (Ok(()), outcomes)
+            }
+            Err(cause) => {
+                if !matches!(cause, StoreError::Unavailable(_)) {
+                    // An outage is logged once by the link, not per group.
+                    log::error!(
+                        "store: a transaction of {} batch(es) failed and was rolled back; \
+                         their requests are answered unavailable: {cause}",
+                        group.len()
+                    );
+                }
+                (Err(cause), Vec::new())
+            }
+        };
+        let mut outcomes = outcomes.into_iter();
+        for batch in &group {
+            let outcome = outcomes.next().unwrap_or_default();
+            let done = Committed {
+                seq: batch.seq,
+                result: result.clone(),
+                acks: result.clone(),
+                removed: outcome.removed,
+                duplicates: outcome.duplicates,
+                assigned: outcome.assigned,
+            };
+            if self.done.send(done).is_err() {
+                return; // the store was dropped: nobody is waiting
+            }
+        }
+        if let Err(e) = self.waker.wake() {
+            log::error!("store: cannot wake the event loop: {e}");
+        }
+        if let Some(line) = self.stats.due(Instant::now()) {
+            log::info!("{line}");
+        }
+    }
+
+    /// Writes `group`, running it again after a deadlock.
+    fn write(&mut self, group: &[Batch]) -> Result<(usize, Vec<BatchOutcome>), StoreError> {
+        if group.iter().all(|b| b.ops.is_empty()) {
+            return Ok((0, Vec::new()));
+        }
+        let mut attempt = 0;
+        loop {
+            let e = match self.attempt(group)? {
+                Ok(done) => return Ok(done),
+                Err(e) => e,
+            };
+            match self.link.failed(&e) {
+                Trouble::Retry if attempt < RETRIES => {
+                    attempt += 1;
+                    log::debug!("store: group rolled back ({e}); running it again");
+                }
+                Trouble::Retry => return Err(StoreError::Database(e.to_string())),
+                Trouble::Lost(cause) => return Err(StoreError::Unavailable(cause)),
+                Trouble::Failed(err) => return Err(err),
+            }
+        }
+    }
+
+    /// One try at writing `group`: the outer error when there is no
+    /// connection or the code panicked (a bug; the requests are still
+    /// answered), the inner one when the database failed the transaction.
+    #[allow(clippy::type_complexity)]
+    fn attempt(
+        &mut self,
+        group: &[Batch],
+    ) -> Result<Result<(usize, Vec<BatchOutcome>), postgres::Error>, StoreError> {
+        let generation = self.link.generation();
+        let client = self.link.client()?;
+        let statements = match self.statements.take() {
+            Some((g, s)) if g == generation => s,
+            _ => match Statements::prepare(client) {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(e)),
+            },
+        };
+        let now = super::wall_clock_ms();
+        let node = &self.node;
+        let run = || group::write(client, &statements, group, now, node);
+        let result = panic::catch_unwind(AssertUnwindSafe(run));
+        self.statements = Some((generation, statements));
+        result.map_err(|_| StoreError::Panicked)
+    }
+
+    /// Forgets `client_id`s older than a day, in steps of [`PRUNE_STEP`]
+    /// (each its own short transaction); failures wait for the next time.
+    fn prune_client_ids(&mut self) {
+        let cutoff = super::wall_clock_ms().saturating_sub(CLIENT_ID_RETENTION_MS) as i64;
+        let Ok(client) = self.link.client() else {
+            return;
+        };
+        let mut pruned = 0;
+        for _ in 0..PRUNE_STEPS {
+            let step = client.execute(
+                "DELETE FROM client_ids WHERE ctid = ANY(ARRAY(\
+                 SELECT ctid FROM client_ids WHERE ts < $1 LIMIT $2))",
+                &[&cutoff, &PRUNE_STEP],
+            );
+            match step {
+                Ok(n) => {
+                    pruned += n;
+                    if (n as i64) < PRUNE_STEP {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    if !matches!(self.link.failed(&e), Trouble::Lost(_)) {
+                        log::warn!("store: pruning old client_ids failed (will retry): {e}");
+                    }
+                    break;
+                }
+            }
+        }
+        log::debug!("store: {pruned} client_ids older than a day forgotten");
+        let now = super::wall_clock_ms() as i64;
+        if let Ok(client) = self.link.client() {
+            if let Err(e) =
+                client.execute("DELETE FROM revoked_tokens WHERE expires <= $1", &[&now])
+            {
+                if !matches!(self.link.failed(&e), Trouble::Lost(_)) {
+                    log::warn!("store: forgetting expired revoked tokens failed (will retry): {e}");
+                }
+            }
+        }
+    }
+}
