@@ -235,7 +235,7 @@ impl Core {
             Err(e) => return log::debug!("a read for another node's change failed: {e}"),
         };
         match (read, answer) {
-            (ClusterRead::Figures { user, before }, ReadAnswer::Mailbox { count, bytes })
+            (ClusterRead::Figures { user, before }, ReadAnswer::Mailbox { count, bytes, .. })
                 if self.mailboxes.resync(user, before, count, bytes) =>
             {
                 self.fill(user, out);

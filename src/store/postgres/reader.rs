@@ -132,11 +132,23 @@ fn answer(client: &mut Client, s: &Statements, op: &ReadOp) -> Result<ReadAnswer
             ReadAnswer::User(row.as_ref().map(user))
         }
         ReadOp::Mailbox(user) => {
-            let row = client.query_opt(&s.mailbox, &[&(*user as i64)])?;
-            let (count, bytes) = row.map_or((0, 0), |r| (r.get::<_, i64>(0), r.get::<_, i64>(1)));
+            let (count, bytes) = figures(client, s, *user)?;
             ReadAnswer::Mailbox {
-                count: count.max(0) as usize,
-                bytes: bytes.max(0) as usize,
+                count,
+                bytes,
+                head: Vec::new(),
+            }
+        }
+        ReadOp::MailboxAndHead {
+            user,
+            limit,
+            max_bytes,
+        } => {
+            let (count, bytes) = figures(client, s, *user)?;
+            ReadAnswer::Mailbox {
+                count,
+                bytes,
+                head: page(client, s, *user, 0, *limit, *max_bytes)?,
             }
         }
         ReadOp::Page {
@@ -144,37 +156,59 @@ fn answer(client: &mut Client, s: &Statements, op: &ReadOp) -> Result<ReadAnswer
             after,
             limit,
             max_bytes,
-        } => {
-            let rows = client.query(
-                &s.page,
-                &[
-                    &(*user as i64),
-                    &((*after).min(i64::MAX as u64) as i64),
-                    &((*limit).min(i64::MAX as usize) as i64),
-                ],
-            )?;
-            let mut out = Vec::new();
-            let mut bytes = 0usize;
-            for r in rows {
-                let cost: i64 = r.get(6);
-                bytes = bytes.saturating_add(cost.max(0) as usize + 1);
-                if bytes > *max_bytes && !out.is_empty() {
-                    break;
-                }
-                out.push(StoredMessage {
-                    id: r.get::<_, i64>(0) as u64,
-                    from_id: r.get::<_, i64>(1) as u64,
-                    to_id: r.get::<_, i64>(2) as u64,
-                    ts: r.get::<_, i64>(3) as u64,
-                    content: r.get(4),
-                    client_id: r.get(5),
-                    from: r.get(7),
-                    to: r.get(8),
-                });
-            }
-            ReadAnswer::Page(out)
-        }
+        } => ReadAnswer::Page(page(client, s, *user, *after, *limit, *max_bytes)?),
     })
+}
+
+/// A mailbox's count and size, from its `mailboxes` row.
+fn figures(
+    client: &mut Client,
+    s: &Statements,
+    user: u64,
+) -> Result<(usize, usize), postgres::Error> {
+    let row = client.query_opt(&s.mailbox, &[&(user as i64)])?;
+    let (count, bytes) = row.map_or((0, 0), |r| (r.get::<_, i64>(0), r.get::<_, i64>(1)));
+    Ok((count.max(0) as usize, bytes.max(0) as usize))
+}
+
+/// `user`'s oldest messages above `after`, in id order: at most `limit`,
+/// stopping before `max_bytes` (but at least one).
+fn page(
+    client: &mut Client,
+    s: &Statements,
+    user: u64,
+    after: u64,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<Vec<StoredMessage>, postgres::Error> {
+    let rows = client.query(
+        &s.page,
+        &[
+            &(user as i64),
+            &(after.min(i64::MAX as u64) as i64),
+            &(limit.min(i64::MAX as usize) as i64),
+        ],
+    )?;
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    for r in rows {
+        let cost: i64 = r.get(6);
+        bytes = bytes.saturating_add(cost.max(0) as usize + 1);
+        if bytes > max_bytes && !out.is_empty() {
+            break;
+        }
+        out.push(StoredMessage {
+            id: r.get::<_, i64>(0) as u64,
+            from_id: r.get::<_, i64>(1) as u64,
+            to_id: r.get::<_, i64>(2) as u64,
+            ts: r.get::<_, i64>(3) as u64,
+            content: r.get(4),
+            client_id: r.get(5),
+            from: r.get(7),
+            to: r.get(8),
+        });
+    }
+    Ok(out)
 }
 
 /// An account from a row of `id, username, password_hash, identity,
