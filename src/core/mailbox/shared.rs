@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn a_message_stored_elsewhere_is_counted_and_sends_sync_to_the_store() {
         let mut boxes = shared();
-        boxes.load(1, 0, 0, true);
+        boxes.load(1, 0, 0, true, Vec::new());
         boxes.remote_stored(1, 7, 100);
         assert_eq!((boxes.len_of(1), boxes.total()), (1, 1));
         assert!(boxes.read(1, 0, 10, 1 << 20).is_none(), "the store answers");
@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn a_head_is_cut_back_below_a_message_committed_earlier_elsewhere() {
         let mut boxes = shared();
-        boxes.load(1, 0, 0, true);
+        boxes.load(1, 0, 0, true, Vec::new());
         let eleven = msg(11);
         boxes
             .reserve(1, super::super::cost(&eleven), &budget())
@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn an_ack_elsewhere_moves_the_floor_and_the_figures() {
         let mut boxes = shared();
-        boxes.load(1, 3, 300, true);
+        boxes.load(1, 3, 300, true, Vec::new());
         boxes.remote_acked(1, 20, 2, 200);
         assert_eq!((boxes.len_of(1), boxes.floor(1)), (1, 20));
         boxes.remote_stored(1, 15, 100);
@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn a_resync_applies_only_if_nothing_changed_meanwhile() {
         let mut boxes = shared();
-        boxes.load(1, 2, 200, true);
+        boxes.load(1, 2, 200, true, Vec::new());
         let before = boxes.quiet_fingerprint(1).unwrap();
         boxes.remote_stored(1, 30, 100);
         assert!(!boxes.resync(1, before, 5, 500));
