@@ -210,27 +210,6 @@ fn a_new_password_has_at_least_8_characters_in_both_doors() {
     login(&mut c, "alice", "eight888");
 }
 
-/// A hash as goTalk made them before m=47104 (argon2's defaults then).
-fn old_hash(password: &str) -> String {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    use argon2::{Algorithm, Argon2, Params, Version};
-    let params = Params::new(19_456, 2, 1, None).unwrap();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string()
-}
-
-fn stored_hash(dir: &TempDir, name: &str) -> String {
-    let conn = rusqlite::Connection::open(dir.path().join("gotalk.db")).unwrap();
-    conn.query_row(
-        "SELECT password_hash FROM users WHERE username = ?1",
-        [name],
-        |row| row.get(0),
-    )
-    .unwrap()
-}
-
 #[test]
 fn a_hash_with_older_parameters_is_upgraded_at_the_next_login() {
     let dir = TempDir::new("rehash");

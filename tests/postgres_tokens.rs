@@ -75,17 +75,6 @@ fn logout_is_stored_and_logout_all_holds_on_another_node() {
     assert!(auth_ok(&b, &fresh));
 }
 
-/// A hash as goTalk made them before m=47104 (argon2's defaults then).
-fn old_hash(password: &str) -> String {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    use argon2::{Algorithm, Argon2, Params, Version};
-    let params = Params::new(19_456, 2, 1, None).unwrap();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn a_password_hash_upgraded_at_login_is_stored() {
     let pg = Postgres::start();

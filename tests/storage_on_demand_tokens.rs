@@ -97,27 +97,6 @@ fn logout_all_and_logout_hold_for_an_account_read_from_the_store() {
     assert_ok(&auth(&server, &fresh));
 }
 
-/// A hash as goTalk made them before m=47104 (argon2's defaults then).
-fn old_hash(password: &str) -> String {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    use argon2::{Algorithm, Argon2, Params, Version};
-    let params = Params::new(19_456, 2, 1, None).unwrap();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string()
-}
-
-fn stored_hash(dir: &TempDir, name: &str) -> String {
-    let conn = rusqlite::Connection::open(dir.path().join("gotalk.db")).unwrap();
-    conn.query_row(
-        "SELECT password_hash FROM users WHERE username = ?1",
-        [name],
-        |row| row.get(0),
-    )
-    .unwrap()
-}
-
 #[test]
 fn a_password_hash_upgraded_at_login_is_what_the_store_gives_back() {
     let dir = TempDir::new("on-demand-rehash");

@@ -10,6 +10,7 @@ mod error;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
+pub mod threads;
 
 pub use error::StoreError;
 

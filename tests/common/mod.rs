@@ -569,6 +569,33 @@ impl Drop for TempDir {
 }
 
 // ---------------------------------------------------------------------------
+// Password hashes as stored
+// ---------------------------------------------------------------------------
+
+/// A hash as goTalk made them before m=47104 (argon2's defaults then), to
+/// write into a database and see it upgraded at the next LOGIN.
+pub fn old_hash(password: &str) -> String {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    use argon2::{Algorithm, Argon2, Params, Version};
+    let params = Params::new(19_456, 2, 1, None).unwrap();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string()
+}
+
+/// The password hash the durable store in `dir` holds for `name`.
+pub fn stored_hash(dir: &TempDir, name: &str) -> String {
+    let conn = rusqlite::Connection::open(dir.path().join("gotalk.db")).unwrap();
+    conn.query_row(
+        "SELECT password_hash FROM users WHERE username = ?1",
+        [name],
+        |row| row.get(0),
+    )
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------
 // The line-protocol client
 // ---------------------------------------------------------------------------
 

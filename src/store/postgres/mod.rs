@@ -26,7 +26,8 @@ pub mod schema;
 pub mod wakeup;
 pub mod writer;
 
-use super::{Batch, Committed, Read, ReadDone, Remote, Snapshot, Store, StoreError, StoreMetrics};
+use super::threads::StoreThreads;
+use super::{Batch, Committed, Read, ReadDone, Remote, Snapshot, Store, StoreMetrics};
 use crate::{Millis, UserId};
 use crossbeam_channel::{Receiver, Sender};
 use link::Link;
@@ -37,14 +38,8 @@ use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub struct PostgresStore {
-    jobs: Option<Sender<Batch>>,
-    done: Receiver<Committed>,
-    done_tx: Sender<Committed>,
-    writer: Option<JoinHandle<()>>,
-    reads: Option<Sender<Read>>,
-    read_done: Receiver<ReadDone>,
-    read_done_tx: Sender<ReadDone>,
-    read_thread: Option<JoinHandle<()>>,
+    /// The writer and reader threads and the channels to them.
+    threads: StoreThreads,
     /// Presence changes for the writer; other nodes' changes from the
     /// listener; closing `stop` ends the listener.
     presence: Option<Sender<(UserId, bool)>>,
@@ -89,39 +84,28 @@ impl PostgresStore {
             .and_then(|_| loader.execute("DELETE FROM presence WHERE node = $1", &[&node]))
             .map_err(|e| fail(e.to_string()))?;
         let (presence, presence_rx) = crossbeam_channel::unbounded();
-        let (jobs, jobs_rx) = crossbeam_channel::unbounded();
-        let (done_tx, done) = crossbeam_channel::unbounded();
+        let (mut threads, ends) = StoreThreads::channels();
         let metrics = Arc::new(StoreMetrics::default());
         let writer_link = Link::new(config.clone(), "writer", connect()?);
+        let reader_link = Link::new(config.clone(), "reader", connect()?);
         let writer = writer::spawn(
             writer_link,
             node.to_string(),
             presence_rx,
-            jobs_rx,
-            done_tx.clone(),
+            ends.jobs,
+            ends.done,
             waker.clone(),
             metrics.clone(),
         )?;
-        let (reads, reads_rx) = crossbeam_channel::unbounded();
-        let (read_done_tx, read_done) = crossbeam_channel::unbounded();
-        let reader_client = connect()?;
-        let reader_link = Link::new(config.clone(), "reader", reader_client);
-        let read_thread =
-            reader::spawn(reader_link, reads_rx, read_done_tx.clone(), waker.clone())?;
+        let read_thread = reader::spawn(reader_link, ends.reads, ends.read_done, waker.clone())?;
+        threads.started(writer, read_thread);
         let (remote_tx, remote) = crossbeam_channel::unbounded();
         let (stop, stop_rx) = crossbeam_channel::bounded(0);
         let listen_client = connect()?;
         let listen_link = Link::new(config, "listener", listen_client);
         let listener = listener::spawn(listen_link, node.to_string(), remote_tx, waker, stop_rx)?;
         Ok(PostgresStore {
-            jobs: Some(jobs),
-            done,
-            done_tx,
-            writer: Some(writer),
-            reads: Some(reads),
-            read_done,
-            read_done_tx,
-            read_thread: Some(read_thread),
+            threads,
             presence: Some(presence),
             remote,
             stop: Some(stop),
@@ -154,31 +138,19 @@ impl Store for PostgresStore {
     }
 
     fn submit(&mut self, batch: Batch) {
-        let Some(jobs) = &self.jobs else { return };
-        if let Err(lost) = jobs.send(batch) {
-            // Only if the writer thread died: answer rather than hang.
-            let _ = self
-                .done_tx
-                .send(Committed::of(lost.0.seq, Err(StoreError::Stopped)));
-        }
+        self.threads.submit(batch);
     }
 
     fn completed(&mut self) -> Option<Committed> {
-        self.done.try_recv().ok()
+        self.threads.completed()
     }
 
     fn read(&mut self, read: Read) {
-        let Some(reads) = &self.reads else { return };
-        if let Err(lost) = reads.send(read) {
-            let _ = self.read_done_tx.send(ReadDone {
-                id: lost.0.id,
-                answer: Err(StoreError::Stopped),
-            });
-        }
+        self.threads.read(read);
     }
 
     fn read_done(&mut self) -> Option<ReadDone> {
-        self.read_done.try_recv().ok()
+        self.threads.read_done()
     }
 
     fn metrics(&self) -> Option<&StoreMetrics> {
@@ -205,14 +177,7 @@ impl Drop for PostgresStore {
         if let Some(listener) = self.listener.take() {
             let _ = listener.join();
         }
-        self.reads = None;
-        if let Some(reader) = self.read_thread.take() {
-            let _ = reader.join();
-        }
-        self.jobs = None;
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
+        self.threads.stop();
         self.presence = None;
     }
 }

@@ -28,38 +28,27 @@ pub mod stats;
 pub mod upkeep;
 pub mod writer;
 
-use super::{Batch, Committed, Read, ReadDone, Snapshot, Store, StoreError, StoreMetrics};
+use super::threads::StoreThreads;
+use super::{Batch, Committed, Read, ReadDone, Snapshot, Store, StoreMetrics};
 use crate::config::DEFAULT_DISK_RESERVE;
 use crate::Millis;
-use crossbeam_channel::{Receiver, Sender};
 use disk_full::DiskSpace;
 use lock::DataDirLock;
 use mio::Waker;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "gotalk.db";
 
 pub struct SqliteStore {
-    /// Batches for the writer; `None` once dropping.
-    jobs: Option<Sender<Batch>>,
-    /// Finished batches from the writer.
-    done: Receiver<Committed>,
-    /// A copy of the writer's end, to answer batches if the writer is gone.
-    done_tx: Sender<Committed>,
+    /// The writer and reader threads and the channels to them.
+    threads: StoreThreads,
     /// The connection that migrated the schema; [`Store::load`] reads with
     /// it and closes it.
     reader: Option<Connection>,
-    writer: Option<JoinHandle<()>>,
-    /// Reads for the reader thread; `None` once dropping.
-    reads: Option<Sender<Read>>,
-    read_done: Receiver<ReadDone>,
-    read_done_tx: Sender<ReadDone>,
-    read_thread: Option<JoinHandle<()>>,
     path: PathBuf,
     metrics: Arc<StoreMetrics>,
     /// Held for as long as the store lives (the process, in the server).
@@ -101,32 +90,23 @@ impl SqliteStore {
             log::info!("created the database {}", path.display());
         }
         let conn = connect(&path).map_err(fail)?;
-        let (jobs, jobs_rx) = crossbeam_channel::unbounded();
-        let (done_tx, done) = crossbeam_channel::unbounded();
+        let read_conn = connect(&path).map_err(fail)?;
+        let (mut threads, ends) = StoreThreads::channels();
         let metrics = Arc::new(StoreMetrics::default());
         let writer = writer::spawn(
             conn,
-            jobs_rx,
-            done_tx.clone(),
+            ends.jobs,
+            ends.done,
             waker.clone(),
             space,
             metrics.clone(),
         )?;
-        let (reads, reads_rx) = crossbeam_channel::unbounded();
-        let (read_done_tx, read_done) = crossbeam_channel::unbounded();
-        let read_conn = connect(&path).map_err(fail)?;
-        let read_thread = reader::spawn(read_conn, reads_rx, read_done_tx.clone(), waker)?;
+        let read_thread = reader::spawn(read_conn, ends.reads, ends.read_done, waker)?;
+        threads.started(writer, read_thread);
         Ok(SqliteStore {
-            reads: Some(reads),
-            read_done,
-            read_done_tx,
-            read_thread: Some(read_thread),
+            threads,
             metrics,
-            jobs: Some(jobs),
-            done,
-            done_tx,
             reader: Some(reader),
-            writer: Some(writer),
             path,
             _lock: lock,
         })
@@ -159,32 +139,19 @@ impl Store for SqliteStore {
     }
 
     fn submit(&mut self, batch: Batch) {
-        let Some(jobs) = &self.jobs else { return };
-        if let Err(lost) = jobs.send(batch) {
-            // Only if the writer thread died: answer rather than hang.
-            let _ = self
-                .done_tx
-                .send(Committed::of(lost.0.seq, Err(StoreError::Stopped)));
-        }
+        self.threads.submit(batch);
     }
 
     fn completed(&mut self) -> Option<Committed> {
-        self.done.try_recv().ok()
+        self.threads.completed()
     }
 
     fn read(&mut self, read: Read) {
-        let Some(reads) = &self.reads else { return };
-        if let Err(lost) = reads.send(read) {
-            // Only if the reader thread died: answer rather than hang.
-            let _ = self.read_done_tx.send(ReadDone {
-                id: lost.0.id,
-                answer: Err(StoreError::Stopped),
-            });
-        }
+        self.threads.read(read);
     }
 
     fn read_done(&mut self) -> Option<ReadDone> {
-        self.read_done.try_recv().ok()
+        self.threads.read_done()
     }
 
     fn metrics(&self) -> Option<&StoreMetrics> {
@@ -195,14 +162,7 @@ impl Store for SqliteStore {
 impl Drop for SqliteStore {
     /// Lets the writer finish what was submitted, then stops it.
     fn drop(&mut self) {
-        self.reads = None;
-        if let Some(reader) = self.read_thread.take() {
-            let _ = reader.join();
-        }
-        self.jobs = None;
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
+        self.threads.stop();
     }
 }
 
