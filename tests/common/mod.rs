@@ -139,9 +139,13 @@ const POSTGRES_SUITE: &str = "postgres_line_suite";
 /// the contract on both stores.
 pub fn default_storage() -> Vec<String> {
     if env!("CARGO_CRATE_NAME") == POSTGRES_SUITE {
+        let pg = postgres::Postgres::shared();
+        let key_file = pg.ready_key_file();
         vec![
             "--postgres".to_string(),
-            postgres::Postgres::shared().fresh_database(),
+            pg.fresh_database(),
+            "--key-file".to_string(),
+            key_file.to_str().expect("utf-8 path").to_string(),
         ]
     } else {
         vec!["--memory".to_string()]

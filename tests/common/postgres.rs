@@ -104,6 +104,33 @@ impl Postgres {
         self.dir.join("secret.key")
     }
 
+    /// [`Postgres::key_file`], written once before any server uses it:
+    /// servers started at the same moment would otherwise race to create
+    /// it (and a server given no key file would make one in the working
+    /// directory).
+    pub fn ready_key_file(&self) -> PathBuf {
+        static WRITTEN: OnceLock<PathBuf> = OnceLock::new();
+        WRITTEN
+            .get_or_init(|| {
+                use std::io::{Read, Write};
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut key = [0u8; 32];
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut f| f.read_exact(&mut key))
+                    .expect("read /dev/urandom");
+                let path = self.key_file();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(&key))
+                    .expect("write the token key file");
+                path
+            })
+            .clone()
+    }
+
     /// A new, empty database in this cluster; returns its URL.
     pub fn fresh_database(&self) -> String {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
