@@ -148,7 +148,11 @@ fn start(mut config: Config) -> Result<(), String> {
             None => generated_node_id(),
         };
         log::info!("node id {node} (--node-id)");
-        let store = PostgresStore::open(url, &node, waker.clone())?;
+        let caps = gotalk::store::MailboxCaps {
+            messages: config.mailbox_limit,
+            bytes: config.mailbox_bytes,
+        };
+        let store = PostgresStore::open(url, &node, caps, waker.clone())?;
         // The key stays a file: every node on one database must be given
         // the same one, or tokens from one are refused by the others.
         let key_path = match &config.key_file {

@@ -307,3 +307,58 @@ fn a_postgres_restart_mid_stream_is_unavailable_then_both_nodes_recover() {
     }
     assert_eq!(seen.last(), Some(&live));
 }
+
+/// `--mailbox-limit` holds for one receiver written to through two nodes:
+/// B learned bob's figures with its first SEND and hears nothing of what A
+/// stores for him (bob is bound nowhere), so only the database, which
+/// counts his mailbox in the row every writer locks, can refuse B's SENDs
+/// past the cap. Each refusal is `rate_limited` naming the cap, and
+/// exactly the cap is stored.
+#[test]
+fn the_mailbox_cap_holds_across_nodes() {
+    let pg = Postgres::start();
+    let url = pg.url();
+    let start = |name: &str| {
+        let key = pg.key_file();
+        TestServer::start(&[
+            "--postgres",
+            &url,
+            "--key-file",
+            key.to_str().unwrap(),
+            "--node-id",
+            name,
+            "--mailbox-limit",
+            "5",
+        ])
+    };
+    let a = start("a");
+    let b = start("b");
+    register(&mut a.connect(), "bob", PASSWORD);
+    let (mut alice, _, _) = register_and_login(&a, "alice", PASSWORD);
+    let (mut carol, _, _) = register_and_login(&b, "carol", PASSWORD);
+
+    assert_ok(&carol.text("SEND bob one from B"));
+    for n in 0..4 {
+        assert_ok(&alice.text(&format!("SEND bob {n} from A")));
+    }
+    for n in 0..3 {
+        let reply = carol.text(&format!("SEND bob {n} more from B"));
+        assert_error(&reply, "rate_limited");
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("--mailbox-limit"), "{reply}");
+    }
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM messages m JOIN users u ON u.id = m.to_id WHERE u.username = 'bob'"),
+        "5"
+    );
+    // A SEND refused for a full mailbox keeps nothing of its client_id:
+    // sent again once there is room, it is stored.
+    let retry = json!({"cmd": "send", "to": "bob", "content": "retry", "client_id": "r-1"});
+    assert_error(&carol.request(&retry), "rate_limited");
+    let mut bob = b.connect();
+    login(&mut bob, "bob", PASSWORD);
+    let ids = message_ids(&bob.request(&json!({"cmd": "sync", "limit": 100})));
+    assert_eq!(ids.len(), 5);
+    assert_ok(&bob.request(&json!({"cmd": "ack", "upto": ids[4]})));
+    assert_ok(&carol.request(&retry));
+}

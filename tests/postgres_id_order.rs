@@ -32,7 +32,11 @@ impl Node {
     fn open(url: &str) -> Node {
         let poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
-        let mut store = PostgresStore::open(url, "test", waker).unwrap();
+        let caps = gotalk::store::MailboxCaps {
+            messages: usize::MAX,
+            bytes: usize::MAX,
+        };
+        let mut store = PostgresStore::open(url, "test", caps, waker).unwrap();
         store.load().unwrap();
         Node { store, poll }
     }

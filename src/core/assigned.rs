@@ -7,10 +7,12 @@
 //! another node) is answered `conflict` here. With SQLite the lists are
 //! empty and none of this runs.
 
+use super::mailbox::Full;
 use super::{AfterCommit, Core, Outbox};
 use crate::error::{ErrorCode, Failure};
+use crate::message::Message;
 use crate::request::Reply;
-use crate::store::Assigned;
+use crate::store::{Assigned, MailboxFull};
 use crate::MessageId;
 use std::iter::Peekable;
 use std::slice::Iter;
@@ -34,7 +36,17 @@ impl<'a> FinalIds<'a> {
     /// Whether the store kept the core's ids (nothing to rewrite).
     pub fn is_empty(&self) -> bool {
         let a = self.assigned;
-        a.messages.is_empty() && a.users.is_empty() && a.taken_names.is_empty()
+        a.messages.is_empty() && a.users.is_empty() && a.taken_names.is_empty() && a.full.is_empty()
+    }
+
+    /// Whether the database refused the message the core numbered
+    /// `provisional` for a full mailbox.
+    fn is_full(&self, provisional: MessageId) -> Option<MailboxFull> {
+        self.assigned
+            .full
+            .iter()
+            .find(|f| f.message == provisional)
+            .copied()
     }
 
     /// The stored id of the message the core numbered `provisional`.
@@ -53,6 +65,30 @@ impl<'a> FinalIds<'a> {
 }
 
 impl Core {
+    /// A SEND the database refused for a full mailbox: its room and its
+    /// `client_id` are given back and it is answered as the core's own
+    /// cap check answers.
+    fn refuse_full(
+        &mut self,
+        ticket: super::Ticket,
+        message: &Message,
+        full: MailboxFull,
+        out: &mut Outbox,
+    ) {
+        let cost = super::mailbox::cost(message);
+        self.mailboxes.release(message.to_id, cost);
+        if let Some(cid) = message.client_id() {
+            self.client_ids.remove(message.from_id, &cid);
+        }
+        let held = if full.by_bytes {
+            Full::Bytes(full.held_bytes)
+        } else {
+            Full::Messages(full.held)
+        };
+        let failure = super::commands::mailbox_full(held, cost, "the recipient", &self.budget());
+        out.replies.push((ticket, Reply::Error(failure)));
+    }
+
     /// `then` with the stored ids; `None` when it was answered here.
     pub(super) fn with_final_ids(
         &mut self,
@@ -61,6 +97,11 @@ impl Core {
         out: &mut Outbox,
     ) -> Option<AfterCommit> {
         match then {
+            AfterCommit::Sent { ticket, message } if ids.is_full(message.id).is_some() => {
+                let full = ids.is_full(message.id).expect("checked");
+                self.refuse_full(ticket, &message, full, out);
+                None
+            }
             AfterCommit::Sent { ticket, message } => match ids.message(message.id) {
                 Some(id) if id != message.id => {
                     let stored = Arc::new(message.renumbered(id));

@@ -703,7 +703,7 @@ fn sync_window(args: SyncArgs) -> (MessageId, usize) {
 }
 
 /// The reply to a SEND that a mailbox budget refused, naming the limit.
-fn mailbox_full(full: Full, cost: usize, recipient: &str, budget: &Budget) -> Failure {
+pub(super) fn mailbox_full(full: Full, cost: usize, recipient: &str, budget: &Budget) -> Failure {
     let message = match full {
         Full::Bytes(_) if cost > budget.bytes => format!(
             "this message takes {cost} bytes as stored, more than a mailbox may hold, {} (--mailbox-bytes)",

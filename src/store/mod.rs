@@ -99,6 +99,30 @@ pub struct Assigned {
     /// The provisional ids of REGISTERs whose username the database already
     /// held (registered through another node): nothing was stored for them.
     pub taken_names: Vec<UserId>,
+    /// SENDs the database refused because their receiver's mailbox, as it
+    /// counts it across every node, would pass a cap: nothing was stored.
+    pub full: Vec<MailboxFull>,
+}
+
+/// The caps a store that counts mailboxes in the database checks in the
+/// writing transaction (`--mailbox-limit`, `--mailbox-bytes`), so that
+/// several nodes writing to one receiver cannot together pass them.
+#[derive(Clone, Copy, Debug)]
+pub struct MailboxCaps {
+    pub messages: usize,
+    pub bytes: usize,
+}
+
+/// A SEND refused in the transaction for a full mailbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MailboxFull {
+    /// The core's (provisional) id of the message.
+    pub message: MessageId,
+    /// The mailbox's figures when it was refused.
+    pub held: usize,
+    pub held_bytes: usize,
+    /// Which cap it would pass: the byte cap, else the message cap.
+    pub by_bytes: bool,
 }
 
 /// What one ACK removed from the store.

@@ -39,7 +39,9 @@
 use super::wakeup::{self, Packer};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::message::Message;
-use crate::store::{Assigned, Batch, Duplicate, Remote, Removed, WriteOp};
+use crate::store::{
+    Assigned, Batch, Duplicate, MailboxCaps, MailboxFull, Remote, Removed, WriteOp,
+};
 use crate::{MessageId, Millis, UserId};
 use postgres::{Client, Statement};
 use std::collections::{HashMap, HashSet};
@@ -62,6 +64,7 @@ pub struct Statements {
     insert_client_ids: Statement,
     first_sends: Statement,
     insert_messages: Statement,
+    forget_client_ids: Statement,
     ack: Statement,
     move_mailboxes: Statement,
     password_hashes: Statement,
@@ -84,7 +87,7 @@ impl Statements {
                  ON CONFLICT (user_id) DO NOTHING",
             )?,
             lock_mailboxes: client.prepare(
-                "SELECT user_id FROM mailboxes WHERE user_id = ANY($1::bigint[]) \
+                "SELECT user_id, count, bytes FROM mailboxes WHERE user_id = ANY($1::bigint[]) \
                  ORDER BY user_id FOR UPDATE",
             )?,
             insert_users: client.prepare(
@@ -108,6 +111,12 @@ impl Statements {
                 "SELECT c.sender, c.client_id, c.message_id, c.ts FROM client_ids c \
                  JOIN unnest($1::bigint[], $2::text[]) AS k(sender, client_id) \
                  ON c.sender = k.sender AND c.client_id = k.client_id",
+            )?,
+            forget_client_ids: client.prepare(
+                "DELETE FROM client_ids c USING unnest($1::bigint[], $2::text[], $3::bigint[]) \
+                 AS k(sender, client_id, message_id) \
+                 WHERE c.sender = k.sender AND c.client_id = k.client_id \
+                 AND c.message_id = k.message_id",
             )?,
             insert_messages: client.prepare(
                 "INSERT INTO messages (id, from_id, to_id, ts, content, client_id, cost) \
@@ -175,6 +184,7 @@ pub fn write(
     group: &[Batch],
     now: Millis,
     node: &str,
+    caps: MailboxCaps,
 ) -> Result<(usize, Vec<BatchOutcome>), postgres::Error> {
     let mut outcomes: Vec<BatchOutcome> = group.iter().map(|_| BatchOutcome::default()).collect();
     let writes: usize = group.iter().map(|b| b.ops.len()).sum();
@@ -215,9 +225,12 @@ pub fn write(
         .collect();
     locked.sort_unstable();
     locked.dedup();
+    let mut figures: HashMap<i64, (i64, i64)> = HashMap::new();
     if !locked.is_empty() {
         tx.execute(&s.ensure_mailboxes, &[&locked])?;
-        tx.query(&s.lock_mailboxes, &[&locked])?;
+        for row in tx.query(&s.lock_mailboxes, &[&locked])? {
+            figures.insert(row.get(0), (row.get(1), row.get(2)));
+        }
     }
 
     // 2. Accounts; a name already taken is reported, not fatal.
@@ -237,6 +250,7 @@ pub fn write(
         }
         let cutoff = now.saturating_sub(CLIENT_ID_RETENTION_MS) as i64;
         client_ids(&mut tx, s, &mut appends, cutoff, &mut outcomes)?;
+        refuse_over_caps(&mut tx, s, &mut appends, &figures, caps, &mut outcomes)?;
         insert_messages(&mut tx, s, &appends, &mut outcomes, &mut moved)?;
     }
 
@@ -560,6 +574,52 @@ fn client_ids(
             first_id,
             first_ts,
         });
+    }
+    Ok(())
+}
+
+/// Refuses the messages that would take their receiver's mailbox past a
+/// cap, counted as the database holds it (the rows are locked, so no other
+/// node's transaction can add to it meanwhile), in batch order. A refused
+/// message is not stored and its `client_id` is given back, so a retry is
+/// a new SEND.
+fn refuse_over_caps(
+    tx: &mut postgres::Transaction<'_>,
+    s: &Statements,
+    appends: &mut [Append<'_>],
+    figures: &HashMap<i64, (i64, i64)>,
+    caps: MailboxCaps,
+    outcomes: &mut [BatchOutcome],
+) -> Result<(), postgres::Error> {
+    let mut held: HashMap<i64, (usize, usize)> = HashMap::new();
+    let (mut senders, mut cids, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    for a in appends.iter_mut().filter(|a| a.stored) {
+        let to = a.message.to_id as i64;
+        let (count, bytes) = *held.entry(to).or_insert_with(|| {
+            let (c, b) = figures.get(&to).copied().unwrap_or((0, 0));
+            (c.max(0) as usize, b.max(0) as usize)
+        });
+        let cost = cost_with_id(a.message, a.id);
+        let by_bytes = bytes.saturating_add(cost) > caps.bytes;
+        if count >= caps.messages || by_bytes {
+            a.stored = false;
+            outcomes[a.batch].assigned.full.push(MailboxFull {
+                message: a.message.id,
+                held: count,
+                held_bytes: bytes,
+                by_bytes,
+            });
+            if let Some(cid) = a.client_id.as_deref() {
+                senders.push(a.message.from_id as i64);
+                cids.push(cid);
+                ids.push(a.id as i64);
+            }
+            continue;
+        }
+        held.insert(to, (count + 1, bytes + cost));
+    }
+    if !senders.is_empty() {
+        tx.execute(&s.forget_client_ids, &[&senders, &cids, &ids])?;
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ pub mod wakeup;
 pub mod writer;
 
 use super::threads::StoreThreads;
-use super::{Batch, Committed, Read, ReadDone, Remote, Snapshot, Store, StoreMetrics};
+use super::{Batch, Committed, MailboxCaps, Read, ReadDone, Remote, Snapshot, Store, StoreMetrics};
 use crate::{Millis, UserId};
 use crossbeam_channel::{Receiver, Sender};
 use link::Link;
@@ -58,7 +58,12 @@ impl PostgresStore {
     /// Connects to `url`, brings the schema up to date and starts the
     /// writer and reader threads. Every failure is an error that names the
     /// database (without its password) and the cause.
-    pub fn open(url: &str, node: &str, waker: Arc<Waker>) -> Result<PostgresStore, String> {
+    pub fn open(
+        url: &str,
+        node: &str,
+        caps: MailboxCaps,
+        waker: Arc<Waker>,
+    ) -> Result<PostgresStore, String> {
         if !wakeup::is_node_id(node) {
             return Err(format!(
                 "--node-id '{node}': use 1 to 40 letters, digits, '-' and '_'"
@@ -91,6 +96,7 @@ impl PostgresStore {
         let writer = writer::spawn(
             writer_link,
             node.to_string(),
+            caps,
             presence_rx,
             ends.jobs,
             ends.done,

@@ -25,7 +25,7 @@ use super::group::{self, BatchOutcome, Statements};
 use super::link::{Link, Trouble};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::store::sqlite::stats::Stats;
-use crate::store::{Batch, Committed, StoreError, StoreMetrics};
+use crate::store::{Batch, Committed, MailboxCaps, StoreError, StoreMetrics};
 use crate::UserId;
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
@@ -58,6 +58,8 @@ pub struct Writer {
     last_prune: Instant,
     /// This node's id, and presence changes from the loop.
     node: String,
+    /// The mailbox caps checked in each transaction.
+    caps: MailboxCaps,
     presence: Receiver<(UserId, bool)>,
 }
 
@@ -65,6 +67,7 @@ pub struct Writer {
 pub fn spawn(
     link: Link,
     node: String,
+    caps: MailboxCaps,
     presence: Receiver<(UserId, bool)>,
     jobs: Receiver<Batch>,
     done: Sender<Committed>,
@@ -82,6 +85,7 @@ pub fn spawn(
         metrics,
         last_prune: now,
         node,
+        caps,
         presence,
     };
     thread::Builder::new()
@@ -259,7 +263,8 @@ impl Writer {
         };
         let now = super::wall_clock_ms();
         let node = &self.node;
-        let run = || group::write(client, &statements, group, now, node);
+        let caps = self.caps;
+        let run = || group::write(client, &statements, group, now, node, caps);
         let result = panic::catch_unwind(AssertUnwindSafe(run));
         self.statements = Some((generation, statements));
         result.map_err(|_| StoreError::Panicked)
