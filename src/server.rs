@@ -832,15 +832,8 @@ impl Server {
         if !matches!(client.door, Door::Line(_)) {
             return;
         }
-        let conn = &mut client.conn;
-        line_door::push(conn, &mut self.budget, message);
-        if let Some(reason) = conn.overflow {
-            return self.close_overflowing(id, reason, now);
-        }
-        if !conn.queued_write {
-            conn.queued_write = true;
-            self.dirty.push(id);
-        }
+        line_door::push(&mut client.conn, &mut self.budget, message);
+        self.after_queued(id, now);
     }
 
     /// Tells a line connection its token was revoked or expired.
@@ -848,14 +841,16 @@ impl Server {
         let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
-        let conn = &mut client.conn;
-        line_door::session_event(conn, &mut self.budget, event);
-        if let Some(reason) = conn.overflow {
-            return self.close_overflowing(id, reason, now);
-        }
-        if !conn.queued_write {
-            conn.queued_write = true;
-            self.dirty.push(id);
+        line_door::session_event(&mut client.conn, &mut self.budget, event);
+        self.after_queued(id, now);
+    }
+
+    /// Output was queued for `id` outside its own input: a connection past
+    /// its output cap is closed, any other is written at the turn's end.
+    fn after_queued(&mut self, id: ConnId, now: Millis) {
+        match self.client(id).and_then(|client| client.conn.overflow) {
+            Some(reason) => self.close_overflowing(id, reason, now),
+            None => self.mark_dirty(id),
         }
     }
 
