@@ -18,6 +18,7 @@
 //!   reply order; no door.
 //! - [`timers`]: connection deadlines in a heap.
 //! - [`tls`]: TLS sessions on the client port (rustls), certificates.
+//! - [`peer_addr`]: the key every per-address budget counts a peer under.
 //! - [`fdlimit`]: the open-file limit and the connection limit it implies.
 //! - [`keepalive`]: TCP keep-alive, which finds vanished idle peers.
 //! - [`logging`]: the log's shape (text, or JSON lines).
@@ -45,6 +46,7 @@ pub mod log_limit;
 pub mod logging;
 pub mod message;
 pub mod metrics;
+pub mod peer_addr;
 pub mod request;
 pub mod server;
 pub mod signals;

@@ -30,8 +30,8 @@
 //! known addresses) are never evicted to make room.
 
 use super::bucket::{Bucket, Rate};
-use super::password_queue::address_key;
 use super::throttle_table::{Idle, ThrottleTable, PRUNE_STEP};
+use crate::peer_addr::address_key;
 use crate::Millis;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

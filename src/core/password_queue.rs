@@ -20,9 +20,10 @@
 
 use crate::hasher::{HashJob, JobId};
 use crate::idhash::IdMap;
+use crate::peer_addr::address_key;
 use crate::ConnId;
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The queue's bounds and the number of workers it feeds.
 #[derive(Clone, Copy, Debug)]
@@ -73,21 +74,6 @@ pub struct PasswordQueue {
     conns: IdMap<ConnId, ConnJobs>,
     waiting: usize,
     running: usize,
-}
-
-/// The address a peer's jobs are counted under: IPv4 as is (also when
-/// written as IPv4-mapped IPv6), IPv6 by its /64 prefix.
-pub fn address_key(peer: IpAddr) -> IpAddr {
-    match peer {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
 }
 
 /// Jobs of connections the queue was not told about count under this.
@@ -356,17 +342,6 @@ mod tests {
         // A running job no longer counts as waiting.
         assert_eq!(q.next().map(|j| j.0), Some(1));
         assert_eq!(q.check_room(3), Ok(()));
-    }
-
-    #[test]
-    fn ipv6_peers_count_per_64_and_mapped_ipv4_as_ipv4() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::7".parse().unwrap();
-        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(address_key(a), address_key(b));
-        assert_ne!(address_key(a), address_key(c));
-        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
-        assert_eq!(address_key(mapped), "10.1.2.3".parse::<IpAddr>().unwrap());
     }
 
     #[test]
