@@ -28,6 +28,7 @@
 //! - [`figures`]: the server's figures as Prometheus text and JSON.
 //! - [`metrics`]: the `--metrics` listener's thread (`GET /stats`).
 
+pub mod accept_budget;
 pub mod bufpool;
 pub mod config;
 pub mod conn;

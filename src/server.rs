@@ -8,6 +8,7 @@
 //! connection speaks. Closing a connection happens in one place,
 //! [`Server::close`].
 
+use crate::accept_budget::PerAddress;
 use crate::config::limits::{
     ACCEPTS_PER_TURN, ACCEPT_RETRY_MS, OUTPUT_PAUSE_BYTES, OUTPUT_TOTAL_RELIEF_PERCENT,
     READ_BUDGET_PER_TURN, READ_CHUNK, TOTAL_WRITE_BUDGET_PER_TURN, WRITE_BUDGET_PER_TURN,
@@ -33,7 +34,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -148,8 +149,8 @@ pub struct Server {
     clients: Vec<Option<Client>>,
     free: Vec<ConnId>,
     live: usize,
-    /// Open connections per peer address.
-    per_address: HashMap<IpAddr, usize>,
+    /// Open connections per client address (IPv6 by /64).
+    per_address: PerAddress,
     next_serial: u64,
     outbox: Outbox,
     next_seq: u64,
@@ -206,7 +207,7 @@ impl Server {
             clients: Vec::new(),
             free: Vec::new(),
             live: 0,
-            per_address: HashMap::new(),
+            per_address: PerAddress::default(),
             next_serial: 0,
             outbox: Outbox::default(),
             next_seq: 0,
@@ -377,8 +378,10 @@ impl Server {
                 "the server has too many connections; try again later",
             );
         }
-        let from_peer = self.per_address.get(&peer.ip()).copied().unwrap_or(0);
-        if from_peer >= self.config.max_connections_per_address {
+        if !self
+            .per_address
+            .has_room(peer.ip(), self.config.max_connections_per_address)
+        {
             let per = self.config.max_connections_per_address;
             *self.refused.entry("address_full").or_insert(0) += 1;
             self.warnings.address_full.warn(now, || {
@@ -420,7 +423,7 @@ impl Server {
             conn,
             door: Door::Sniffing,
         });
-        *self.per_address.entry(peer.ip()).or_insert(0) += 1;
+        self.per_address.add(peer.ip());
         self.live += 1;
     }
 
@@ -1066,12 +1069,7 @@ impl Server {
         self.core.close_session(id);
         self.free.push(id);
         self.live -= 1;
-        if let Some(n) = self.per_address.get_mut(&conn.peer.ip()) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_address.remove(&conn.peer.ip());
-            }
-        }
+        self.per_address.remove(conn.peer.ip());
         *self.closed.entry(close_reason_name(reason)).or_insert(0) += 1;
         log::debug!(
             "connection {id} ({} door) from {} closed after {} ms: {}, {} bytes in, {} bytes out",
