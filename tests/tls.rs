@@ -420,3 +420,27 @@ fn a_public_address_without_tls_refuses_to_start_with_a_hint() {
     assert!(run.stderr.contains("--tls-cert"), "{}", run.stderr);
     assert!(run.stderr.contains("--allow-plaintext"), "{}", run.stderr);
 }
+
+#[test]
+fn a_key_others_may_read_refuses_to_start_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let pair = Pair::generate();
+    std::fs::set_permissions(pair.key(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut args = pair.flags();
+    args.extend(["--listen", "127.0.0.1:0", "--memory"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = run_cli(&args, Duration::from_secs(20));
+    assert!(run.status.is_some_and(|s| !s.success()), "started: {run:?}");
+    assert!(run.stderr.contains("mode 666"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("chmod 600 {}", pair.key().display())),
+        "{}",
+        run.stderr
+    );
+    // Made private again, the same pair starts.
+    std::fs::set_permissions(pair.key(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let server = pair.start(&[]);
+    let mut line = TlsLine::connect(server.addr(), &pair);
+    line.ping();
+}
