@@ -30,12 +30,14 @@
 
 pub mod accept_budget;
 pub mod bufpool;
+pub mod cidr;
 pub mod config;
 pub mod conn;
 pub mod core;
 pub mod error;
 pub mod fdlimit;
 pub mod figures;
+pub mod handshake_rate;
 pub mod hasher;
 pub mod histogram;
 pub mod http;
@@ -48,6 +50,7 @@ pub mod logging;
 pub mod message;
 pub mod metrics;
 pub mod peer_addr;
+pub mod proxy_protocol;
 pub mod request;
 pub mod server;
 pub mod signals;

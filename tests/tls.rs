@@ -444,3 +444,29 @@ fn a_key_others_may_read_refuses_to_start_with_the_fix() {
     let mut line = TlsLine::connect(server.addr(), &pair);
     line.ping();
 }
+
+#[test]
+fn over_tls_only_an_https_page_may_post() {
+    let pair = Pair::generate();
+    let server = pair.start(&[]);
+    let port = server.addr().port();
+    let lookup = |origin: &str| {
+        let body = "username=nobody";
+        https(
+            server.addr(),
+            &pair,
+            &format!(
+                "POST /getuseridbyname HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: {origin}\r\n\
+                 Connection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    // An http:// page of the same host and port, posting to https://.
+    let refused = lookup(&format!("http://localhost:{port}"));
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(refused.contains("may not post"), "{refused}");
+    let own = lookup(&format!("https://localhost:{port}"));
+    assert!(!own.starts_with("HTTP/1.1 403"), "{own}");
+}

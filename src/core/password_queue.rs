@@ -109,6 +109,20 @@ impl PasswordQueue {
         );
     }
 
+    /// `conn`'s client turned out to be `peer` (a PROXY header, or a
+    /// trusted proxy's `X-Forwarded-For` for one HTTP request). Jobs
+    /// already queued stay under the address they were queued with; a
+    /// connection has none when its next request is read, since LOGIN and
+    /// REGISTER hold its requests until answered.
+    pub fn set_address(&mut self, conn: ConnId, peer: IpAddr) {
+        let addr = address_key(peer);
+        match self.conns.get_mut(&conn) {
+            Some(c) if c.jobs.is_empty() => c.addr = addr,
+            Some(_) => {}
+            None => self.open(conn, peer),
+        }
+    }
+
     /// The address `conn`'s jobs count under (for logs).
     pub fn address_of(&self, conn: ConnId) -> IpAddr {
         self.addr_of(conn)
