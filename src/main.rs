@@ -204,8 +204,9 @@ fn start(mut config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot watch for SIGTERM and SIGINT: {e}"))?;
     let stats_requests = match config.metrics {
         Some(addr) => {
-            let (bound, requests) = gotalk::metrics::start(addr, waker.clone())
-                .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+            let (bound, requests) =
+                gotalk::metrics::start(addr, waker.clone(), config.http_hosts.clone())
+                    .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
             log::info!("metrics served at http://{bound}/stats");
             Some(requests)
         }

@@ -188,6 +188,22 @@ fn same_origin(origin: &str, host: &str, scheme: Scheme) -> bool {
     same_name && o.port.unwrap_or(default_port) == h.port.unwrap_or(default_port)
 }
 
+/// Whether the metrics listener at `listen` answers to `host`: a loopback
+/// name or address, its own address, or a `--http-host` name (the port is
+/// not compared).
+pub fn metrics_host_ok(host: &str, listen: IpAddr, names: &[String]) -> bool {
+    let Some(h) = authority(host) else {
+        return false;
+    };
+    match h.ip {
+        Some(ip) => ip.is_loopback() || ip == listen,
+        None => {
+            h.name.eq_ignore_ascii_case("localhost")
+                || names.iter().any(|n| n.eq_ignore_ascii_case(h.name))
+        }
+    }
+}
+
 /// The start-up note on which names the web page answers to.
 pub fn startup_note(config: &Config) -> String {
     format!(
@@ -287,6 +303,30 @@ mod tests {
         assert!(!host_ok("chat.example.com", &all));
         let err = check_host(Some(b"evil.example"), &all).unwrap_err();
         assert!(err.message.contains("any of its IP addresses, localhost"));
+    }
+
+    #[test]
+    fn the_metrics_listener_answers_to_loopback_itself_and_configured_names() {
+        let names = vec!["chat.example.com".to_string()];
+        let listen: IpAddr = "10.0.0.5".parse().unwrap();
+        for ok in [
+            "localhost:9100",
+            "127.0.0.1",
+            "[::1]:9100",
+            "10.0.0.5:9100",
+            "chat.example.com",
+        ] {
+            assert!(metrics_host_ok(ok, listen, &names), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "10.0.0.6",
+            "",
+            "x",
+            "localhost.evil.example",
+        ] {
+            assert!(!metrics_host_ok(bad, listen, &names), "{bad}");
+        }
     }
 
     #[test]
