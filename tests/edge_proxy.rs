@@ -224,3 +224,48 @@ fn x_forwarded_for_names_the_client_from_a_trusted_proxy_only() {
         429
     );
 }
+
+#[test]
+fn a_proxy_header_that_never_ends_is_cut_at_the_request_timeout() {
+    let mut args = TRUSTED.to_vec();
+    args.extend(["--proxy-protocol", "--request-timeout", "1"]);
+    let server = TestServer::start(&args);
+    let mut partial = TcpStream::connect(server.addr()).unwrap();
+    partial.write_all(b"PROXY TCP4 203.0.113.1 ").unwrap();
+    let silent = TcpStream::connect(server.addr()).unwrap();
+    // Both are closed at the deadline (not the 60 s login timeout), and
+    // a whole header on a third connection is served meanwhile.
+    let mut good = proxied(&server, &v1("203.0.113.2"));
+    assert_eq!(good.text("PING")["pong"], true);
+    closed_without_reply(partial);
+    closed_without_reply(silent);
+    assert_eq!(good.text("PING")["pong"], true);
+}
+
+#[test]
+fn one_clients_failed_logins_behind_the_proxy_do_not_lock_out_another() {
+    let mut args = TRUSTED.to_vec();
+    args.extend([
+        "--login-failure-burst",
+        "1",
+        "--login-failures-per-address-minute",
+        "1",
+        "--login-failures-per-minute",
+        "1000",
+    ]);
+    let server = TestServer::start(&args);
+    let mut owner = proxied(&server, &v1("203.0.113.2"));
+    owner.set_timeout(HASH_TIMEOUT);
+    register(&mut owner, "alice", "alice-password");
+    let mut guesser = proxied(&server, &v1("203.0.113.1"));
+    guesser.set_timeout(HASH_TIMEOUT);
+    let mut limited = false;
+    for n in 0..5 {
+        let reply = guesser.text(&format!("LOGIN ghost{n} wrong-password"));
+        assert_eq!(reply["ok"], false, "{reply}");
+        limited |= reply["error"]["code"] == "rate_limited";
+    }
+    assert!(limited, "the guessing client reached its address's limit");
+    let reply = owner.text("LOGIN alice alice-password");
+    assert_eq!(reply["ok"], true, "another client of the proxy: {reply}");
+}
