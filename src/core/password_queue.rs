@@ -305,6 +305,24 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_moves_to_the_client_a_proxy_names_between_jobs() {
+        let mut q = queue(100, 1, 1);
+        q.open(1, ip(9)); // the proxy
+        q.open(2, ip(9));
+        q.set_address(1, ip(1));
+        q.set_address(2, ip(2));
+        assert_eq!(q.address_of(1), ip(1));
+        q.push(1, 1, work());
+        // Its job stays where it was queued: the address does not move
+        // under a waiting job.
+        q.set_address(1, ip(3));
+        assert_eq!(q.address_of(1), ip(1));
+        assert_eq!(q.check_room(2), Ok(()), "another client of the proxy");
+        q.push(2, 2, work());
+        assert_eq!(drain(&mut q), [1, 2]);
+    }
+
+    #[test]
     fn addresses_take_turns_whatever_their_backlog() {
         let mut q = queue(100, 10, 1);
         q.open(1, ip(1)); // a flood: jobs 1..=5
