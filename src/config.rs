@@ -340,8 +340,8 @@ Flags:
                          closed (default: the open-file limit, raised to
                          its hard limit at start, less {reserved})
   --max-connections-per-address N
-                         simultaneous connections from one address
-                         (default {per_address})
+                         simultaneous connections from one address (IPv6:
+                         one /64) (default {per_address})
   --max-output-total BYTES
                          output queued for all clients together; past it the
                          clients holding the most unread output are
@@ -390,7 +390,8 @@ Flags:
                          (default text)
   --metrics ADDR:PORT    serve the server's figures as JSON at GET /stats on
                          this separate address (default off; bind it to
-                         loopback or a private address)
+                         loopback or a private address; it answers a Host
+                         that is loopback, its address or an --http-host)
   --help                 print this help
   --version              print the version
 ",
