@@ -119,6 +119,15 @@ pub struct Config {
     pub allow_plaintext: bool,
     /// A TLS handshake must finish within this from the connection's start.
     pub tls_handshake_timeout: Duration,
+    /// Peers whose PROXY header (and, for HTTP, `X-Forwarded-For`) name
+    /// the client that every budget, throttle and log line then uses.
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
+    /// A trusted peer must open with a PROXY header.
+    pub proxy_protocol: bool,
+    /// TLS handshakes each client address may start per second (0: no
+    /// limit), and how many at once past that rate.
+    pub tls_handshakes_per_address_second: u64,
+    pub tls_handshake_burst: u64,
 }
 
 /// Limits that are not flags: fixed by the contract or by sense.
@@ -221,6 +230,10 @@ impl Default for Config {
             tls_key: None,
             allow_plaintext: false,
             tls_handshake_timeout: Duration::from_secs(10),
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
+            tls_handshakes_per_address_second: 20,
+            tls_handshake_burst: 40,
         }
     }
 }
@@ -327,8 +340,8 @@ Flags:
                          closed (default: the open-file limit, raised to
                          its hard limit at start, less {reserved})
   --max-connections-per-address N
-                         simultaneous connections from one address
-                         (default {per_address})
+                         simultaneous connections from one address (IPv6:
+                         one /64) (default {per_address})
   --max-output-total BYTES
                          output queued for all clients together; past it the
                          clients holding the most unread output are
@@ -355,12 +368,30 @@ Flags:
   --allow-plaintext      with TLS on: take plain connections too; without
                          it: listen on a non-loopback address anyway (a
                          TLS-terminating proxy in front) (default off)
+  --tls-handshakes-per-address-second N
+                         TLS handshakes one client address (IPv6: its /64)
+                         may start per second; past it the connection is
+                         closed at once; 0 for no limit (default {hs_rate})
+  --tls-handshake-burst N
+                         handshakes an address may start at once before
+                         that rate applies (default {hs_burst})
+  --trusted-proxies CIDR,...
+                         proxies in front of the server (10.0.0.0/8,
+                         2001:db8::/32, or one address): their PROXY
+                         protocol header, and for HTTP the last
+                         X-Forwarded-For hop, name the client whose address
+                         every budget, throttle and log line uses; a PROXY
+                         header from any other peer is refused (default none)
+  --proxy-protocol       a trusted proxy must open every connection with a
+                         PROXY protocol header (v1 or v2); one without it is
+                         closed (default off)
   --log-level LEVEL      error, warn, info, debug or trace (default info)
   --log-format FORMAT    text, or json for one JSON object per line
                          (default text)
   --metrics ADDR:PORT    serve the server's figures as JSON at GET /stats on
                          this separate address (default off; bind it to
-                         loopback or a private address)
+                         loopback or a private address; it answers a Host
+                         that is loopback, its address or an --http-host)
   --help                 print this help
   --version              print the version
 ",
@@ -396,6 +427,8 @@ Flags:
         http_idle = d.http_idle_timeout.as_secs(),
         shutdown = d.shutdown_timeout.as_secs(),
         handshake = d.tls_handshake_timeout.as_secs(),
+        hs_rate = d.tls_handshakes_per_address_second,
+        hs_burst = d.tls_handshake_burst,
     )
 }
 
@@ -565,6 +598,18 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--tls-handshake-timeout" => {
                 config.tls_handshake_timeout = seconds(&name, &value("SECONDS")?)?
             }
+            "--tls-handshakes-per-address-second" => {
+                config.tls_handshakes_per_address_second = number(&name, &value("N")?, 0)?
+            }
+            "--tls-handshake-burst" => config.tls_handshake_burst = number(&name, &value("N")?, 1)?,
+            "--trusted-proxies" => {
+                for block in value("CIDR,...")?.split(',').filter(|b| !b.is_empty()) {
+                    let cidr = crate::cidr::Cidr::parse(block.trim())
+                        .map_err(|e| format!("--trusted-proxies: {e}"))?;
+                    config.trusted_proxies.push(cidr);
+                }
+            }
+            "--proxy-protocol" => config.proxy_protocol = true,
             "--log-format" => {
                 config.log_format = match value("FORMAT")?.as_str() {
                     "text" => crate::logging::LogFormat::Text,
@@ -605,6 +650,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
         return Ok(Invocation::RotateKey(Box::new(config)));
     }
     check_tls(&config)?;
+    if config.proxy_protocol && config.trusted_proxies.is_empty() {
+        return Err(
+            "--proxy-protocol needs --trusted-proxies: the proxies whose header is believed"
+                .to_string(),
+        );
+    }
     Ok(Invocation::Run(Box::new(config)))
 }
 
@@ -849,6 +900,36 @@ mod tests {
         }
         assert!(parse_args(["rotate-key", "--memory"].map(String::from)).is_err());
         assert!(parse_args(["--data", "d", "rotate-key"].map(String::from)).is_err());
+    }
+
+    #[test]
+    fn proxy_and_handshake_flags_parse_and_check() {
+        let c = run(&[
+            "--trusted-proxies",
+            "10.0.0.0/8,127.0.0.1",
+            "--proxy-protocol",
+        ])
+        .unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(c.trusted_proxies[1].contains("127.0.0.1".parse().unwrap()));
+        assert!(c.proxy_protocol);
+        assert!(run(&["--trusted-proxies", "10.0.0.0/40"])
+            .unwrap_err()
+            .contains("--trusted-proxies"));
+        assert!(run(&["--proxy-protocol"])
+            .unwrap_err()
+            .contains("--trusted-proxies"));
+        let d = run(&[]).unwrap();
+        assert!(d.trusted_proxies.is_empty() && !d.proxy_protocol);
+        assert_eq!(
+            (d.tls_handshakes_per_address_second, d.tls_handshake_burst),
+            (20, 40)
+        );
+        let c = run(&["--tls-handshakes-per-address-second", "0"]).unwrap();
+        assert_eq!(c.tls_handshakes_per_address_second, 0);
+        assert!(run(&["--tls-handshake-burst", "0"]).is_err());
+        let help = help_text();
+        assert!(help.contains("--trusted-proxies") && help.contains("(default 20)"));
     }
 
     #[test]

@@ -44,6 +44,7 @@ fn limit_of_reason(reason: &str) -> Option<&'static str> {
         "login_timeout" => "--login-timeout",
         "request_timeout" => "--request-timeout",
         "idle_timeout" => "--http-idle-timeout",
+        "tls_handshake_rate" => "--tls-handshakes-per-address-second",
         _ => return None,
     })
 }

@@ -204,8 +204,9 @@ fn start(mut config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot watch for SIGTERM and SIGINT: {e}"))?;
     let stats_requests = match config.metrics {
         Some(addr) => {
-            let (bound, requests) = gotalk::metrics::start(addr, waker.clone())
-                .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+            let (bound, requests) =
+                gotalk::metrics::start(addr, waker.clone(), config.http_hosts.clone())
+                    .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
             log::info!("metrics served at http://{bound}/stats");
             Some(requests)
         }
@@ -275,6 +276,22 @@ fn start(mut config: Config) -> Result<(), String> {
     };
     log::info!("gotalk listening on {addr} ({mode}; {security})");
     log::info!("{}", gotalk::http::host::startup_note(&config));
+    if !config.trusted_proxies.is_empty() {
+        let proxies: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        log::info!(
+            "trusted proxies {}: their PROXY header{} and X-Forwarded-For name the client",
+            proxies.join(", "),
+            if config.proxy_protocol {
+                " (required)"
+            } else {
+                ""
+            }
+        );
+    }
     server
         .run()
         .map_err(|e| format!("event loop failed: {e}"))?;

@@ -439,6 +439,13 @@ impl Core {
         self.passwords.open(conn, peer);
     }
 
+    /// `conn`'s client is `peer` from now on: a trusted proxy named it
+    /// (PROXY header, or `X-Forwarded-For` for one HTTP request). The
+    /// login throttle and the password queue count it there.
+    pub fn set_address(&mut self, conn: ConnId, peer: IpAddr) {
+        self.passwords.set_address(conn, peer);
+    }
+
     /// A line-protocol connection opened: LOGIN/AUTH may bind it.
     pub fn open_session(&mut self, conn: ConnId) {
         self.sessions.insert(conn, None);
