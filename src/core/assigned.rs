@@ -76,7 +76,7 @@ impl Core {
         out: &mut Outbox,
     ) {
         let cost = super::mailbox::cost(message);
-        self.mailboxes.release(message.to_id, cost);
+        self.mailboxes.release(message.to_id, message.from_id, cost);
         if let Some(cid) = message.client_id() {
             self.client_ids.remove(message.from_id, &cid);
         }
@@ -109,7 +109,8 @@ impl Core {
                         super::mailbox::cost(&message),
                         super::mailbox::cost(&stored),
                     );
-                    self.mailboxes.resize_reservation(message.to_id, was, is);
+                    let (to, from) = (message.to_id, message.from_id);
+                    self.mailboxes.resize_reservation(to, from, was, is);
                     Some(AfterCommit::Sent {
                         ticket,
                         message: stored,

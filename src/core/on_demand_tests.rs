@@ -153,12 +153,25 @@ impl FakeStore {
                         upto: *upto,
                         count: gone.len(),
                         bytes: gone.iter().map(Self::cost).sum(),
+                        senders: Self::by_sender(&gone),
                     });
                 }
                 _ => {}
             }
         }
         done
+    }
+
+    /// What `messages` cost, by sender.
+    fn by_sender(messages: &[StoredMessage]) -> Vec<(UserId, usize)> {
+        let mut senders: Vec<(UserId, usize)> = Vec::new();
+        for m in messages {
+            match senders.iter_mut().find(|(s, _)| *s == m.from_id) {
+                Some((_, bytes)) => *bytes += Self::cost(m),
+                None => senders.push((m.from_id, Self::cost(m))),
+            }
+        }
+        senders
     }
 
     fn pending_bytes(&self) -> usize {

@@ -53,6 +53,7 @@ pub struct BatchOutcome {
     pub removed: Vec<Removed>,
     pub duplicates: Vec<Duplicate>,
     pub assigned: Assigned,
+    pub expired: Vec<Removed>,
 }
 
 /// The writer's statements, prepared once per connection.
@@ -125,7 +126,7 @@ impl Statements {
             )?,
             ack: client.prepare(
                 "DELETE FROM messages m USING unnest($1::bigint[], $2::bigint[]) AS a(u, upto) \
-                 WHERE m.to_id = a.u AND m.id <= a.upto RETURNING m.to_id, m.id, m.cost",
+                 WHERE m.to_id = a.u AND m.id <= a.upto RETURNING m.to_id, m.id, m.cost, m.from_id",
             )?,
             move_mailboxes: client.prepare(
                 "UPDATE mailboxes m SET count = m.count + d.c, bytes = m.bytes + d.b \
@@ -412,7 +413,10 @@ impl TokenWrites {
                 self.void_users.push(*user as i64);
                 self.void_from.push(*from as i64);
             }
-            WriteOp::CreateUser { .. } | WriteOp::Append(_) | WriteOp::Ack { .. } => {}
+            WriteOp::CreateUser { .. }
+            | WriteOp::Append(_)
+            | WriteOp::Ack { .. }
+            | WriteOp::Expire { .. } => {}
         }
     }
 
@@ -701,6 +705,7 @@ fn remove_acked(
             upto: *upto,
             count: 0,
             bytes: 0,
+            senders: Vec::new(),
         })
         .collect();
     let mut by_user: HashMap<UserId, Vec<usize>> = HashMap::new();
@@ -715,8 +720,14 @@ fn remove_acked(
             .get(&user)
             .and_then(|at| at.iter().find(|&&i| removed[i].upto >= id));
         if let Some(&i) = covering {
-            removed[i].count += 1;
-            removed[i].bytes += cost as usize;
+            let sender = row.get::<_, i64>(3) as UserId;
+            let r = &mut removed[i];
+            r.count += 1;
+            r.bytes += cost as usize;
+            match r.senders.iter_mut().find(|(s, _)| *s == sender) {
+                Some((_, bytes)) => *bytes += cost as usize,
+                None => r.senders.push((sender, cost as usize)),
+            }
         }
         let entry = moved.entry(user as i64).or_default();
         entry.0 -= 1;
