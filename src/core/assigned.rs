@@ -80,12 +80,18 @@ impl Core {
         if let Some(cid) = message.client_id() {
             self.client_ids.remove(message.from_id, &cid);
         }
-        let held = if full.by_bytes {
+        let held = if full.by_sender {
+            Full::Sender(full.held_bytes)
+        } else if full.by_bytes {
             Full::Bytes(full.held_bytes)
         } else {
             Full::Messages(full.held)
         };
-        let failure = super::commands::mailbox_full(held, cost, "the recipient", &self.budget());
+        let budget = super::mailbox::Budget {
+            per_sender: self.settings.pending_bytes_per_sender,
+            ..self.budget()
+        };
+        let failure = super::commands::mailbox_full(held, cost, "the recipient", &budget);
         out.replies.push((ticket, Reply::Error(failure)));
     }
 

@@ -134,8 +134,11 @@ pub struct MailboxFull {
     /// The mailbox's figures when it was refused.
     pub held: usize,
     pub held_bytes: usize,
-    /// Which cap it would pass: the byte cap, else the message cap.
+    /// Which cap it would pass: the byte cap, else the message cap...
     pub by_bytes: bool,
+    /// ...or the sender's (`--pending-bytes-per-sender`); `held_bytes` is
+    /// then the sender's figure.
+    pub by_sender: bool,
 }
 
 /// What one ACK removed from the store.

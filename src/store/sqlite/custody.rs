@@ -130,3 +130,80 @@ pub fn expire(tx: &Connection, before: Millis, limit: usize) -> rusqlite::Result
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database at version 5 with messages from senders 1 and 2 (cost
+    /// 10 and 100), user 3's first two acknowledged, then upgraded.
+    fn upgraded() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let steps = &super::super::schema::MIGRATIONS[..5];
+        for step in steps {
+            conn.execute_batch(step).unwrap();
+        }
+        for (id, from, to, ts, cost) in [
+            (1, 1, 3, 100, 10),
+            (2, 2, 3, 100, 100),
+            (3, 1, 3, 200, 10),
+            (4, 2, 4, 300, 100),
+            (5, 1, 4, 900, 10),
+        ] {
+            conn.execute(
+                "INSERT INTO messages (id, from_id, to_id, ts, content, cost) \
+                 VALUES (?1, ?2, ?3, ?4, 'x', ?5)",
+                [id, from, to, ts, cost],
+            )
+            .unwrap();
+        }
+        conn.execute("INSERT INTO acked VALUES (3, 2)", []).unwrap();
+        conn.execute_batch("PRAGMA user_version = 5").unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        conn
+    }
+
+    #[test]
+    fn the_upgrade_counts_what_is_in_custody_by_sender() {
+        let conn = upgraded();
+        let mut figures = sender_bytes(&conn).unwrap();
+        figures.sort();
+        assert_eq!(figures, [(1, 20), (2, 100)]);
+    }
+
+    #[test]
+    fn an_ack_says_what_it_ends_by_sender() {
+        let conn = upgraded();
+        let mut ending = acked(&conn, 4, 10).unwrap();
+        ending.senders.sort();
+        assert_eq!((ending.count, ending.bytes, ending.newest), (2, 110, 5));
+        assert_eq!(ending.senders, [(1, 10), (2, 100)]);
+        ended(&conn, &ending.senders).unwrap();
+        assert_eq!(sender_bytes(&conn).unwrap(), [(1, 10)]);
+    }
+
+    #[test]
+    fn an_expiry_step_takes_the_oldest_in_id_order_and_stops_at_a_younger_one() {
+        let conn = upgraded();
+        // Ids 1 and 2 are acknowledged already; 3 and 4 are older than 500,
+        // 5 is not.
+        let mut gone = expire(&conn, 500, 10).unwrap();
+        gone.sort_by_key(|r| r.user);
+        let summary: Vec<_> = gone
+            .iter()
+            .map(|r| (r.user, r.upto, r.count, r.bytes, r.senders.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [(3, 3, 1, 10, vec![(1, 10)]), (4, 4, 1, 100, vec![(2, 100)])]
+        );
+        assert_eq!(sender_bytes(&conn).unwrap(), [(1, 10)]);
+        // The marks moved: an ACK or a second step ends nothing more.
+        assert_eq!(acked(&conn, 3, 10).unwrap().count, 0);
+        assert!(expire(&conn, 500, 10).unwrap().is_empty());
+        // A step is bounded: one message, the oldest in custody.
+        let fresh = upgraded();
+        let one = expire(&fresh, 1000, 1).unwrap();
+        assert_eq!((one.len(), one[0].upto, one[0].count), (1, 3, 1));
+    }
+}
