@@ -339,7 +339,6 @@ impl Core {
         }
         let waiting = self.waiters.count_of(to) > 0;
         self.cluster.delivered(&message);
-        self.expiry_track(&message);
         self.mailboxes.deliver_reserved(message, pushed || waiting);
         if waiting {
             for waiter in self.waiters.take_user(to) {

@@ -10,8 +10,9 @@
 //!   oldest messages past the TTL ([`WriteOp::Expire`]) in a batch like
 //!   any other write; the store says what left which mailbox, and from
 //!   which senders ([`crate::store::Committed::expired`]);
-//! - with `--memory`, every message is in RAM: a queue of what was
-//!   delivered, in id order, says what is due.
+//! - with `--memory`, every message is in RAM: an index of the mailboxes
+//!   by their oldest message's time says where to start (see
+//!   `mailbox/age.rs`), one entry per mailbox that holds any.
 //!
 //! Taken in id order, what leaves one mailbox is always its oldest
 //! messages, so an expiry is applied like an ACK up to the newest one
@@ -22,10 +23,8 @@
 use super::mailbox::Taken;
 use super::{Core, Outbox};
 use crate::idhash::IdMap;
-use crate::message::Message;
 use crate::store::{Committed, WriteOp};
-use crate::{MessageId, Millis, UserId};
-use std::collections::VecDeque;
+use crate::{Millis, UserId};
 
 /// Most messages one step takes out of custody.
 pub const STEP: usize = 1024;
@@ -34,9 +33,6 @@ pub const EVERY_MS: Millis = 1000;
 
 #[derive(Default)]
 pub(super) struct Expiry {
-    /// `--memory`: (stored at, id, receiver) of each delivered message,
-    /// oldest first; acknowledged ones are found gone when their turn comes.
-    queue: VecDeque<(Millis, MessageId, UserId)>,
     /// The batch whose step is in flight, if one is.
     in_flight: Option<u64>,
     /// When the next step is due.
@@ -62,14 +58,6 @@ impl Expiry {
 }
 
 impl Core {
-    /// A message was delivered: with `--memory`, it may expire later.
-    pub(super) fn expiry_track(&mut self, message: &Message) {
-        if self.settings.message_ttl_ms.is_some() && !self.settings.on_demand {
-            let entry = (message.ts, message.id, message.to_id);
-            self.expiry.queue.push_back(entry);
-        }
-    }
-
     /// A step of expiry, when one is due.
     pub(super) fn expire_step(&mut self, now: Millis, _out: &mut Outbox) {
         let Some(ttl) = self.settings.message_ttl_ms else {
@@ -89,12 +77,11 @@ impl Core {
         }
         let mut taken = 0;
         while taken < STEP {
-            match self.expiry.queue.front() {
-                Some(&(ts, id, user)) if ts < before => {
-                    self.expiry.queue.pop_front();
-                    let n = self.mailboxes.expire(user, id, None);
+            match self.mailboxes.oldest() {
+                Some((ts, user)) if ts < before => {
+                    let n = self.mailboxes.expire_older(user, before, STEP - taken);
                     self.counters.messages_expired += n as u64;
-                    taken += 1;
+                    taken += n.max(1);
                 }
                 _ => break,
             }

@@ -20,6 +20,7 @@
 //! (`--pending-bytes-per-sender`, see [`super::senders`]) moves with the
 //! same reservations and removals.
 
+mod age;
 mod shared;
 
 pub use shared::Fingerprint;
@@ -142,6 +143,9 @@ pub struct Mailboxes {
     shared: bool,
     /// Each sender's bytes in custody, reservations included.
     senders: Senders,
+    /// `--memory` with `--message-ttl`: (oldest message's time, user) of
+    /// every non-empty mailbox (see [`age`]).
+    ages: Option<std::collections::BTreeSet<(crate::Millis, UserId)>>,
 }
 
 impl Default for Mailboxes {
@@ -182,6 +186,7 @@ impl Mailboxes {
             resident: 0,
             shared: false,
             senders: Senders::default(),
+            ages: None,
         }
     }
 
@@ -402,6 +407,13 @@ impl Mailboxes {
     }
 
     pub fn deliver_reserved(&mut self, message: Arc<Message>, wanted: bool) {
+        let user = message.to_id;
+        let was = self.front_age(user);
+        self.deliver_reserved_here(message, wanted);
+        self.reindex(user, was);
+    }
+
+    fn deliver_reserved_here(&mut self, message: Arc<Message>, wanted: bool) {
         let bytes = cost(&message);
         let window = self.window;
         let Some(mailbox) = self.boxes.get_mut(&message.to_id) else {
@@ -429,6 +441,12 @@ impl Mailboxes {
     /// at start: a mailbox may then hold more than a cap lowered since, and
     /// takes no SEND until it is back under).
     pub fn deliver(&mut self, message: Arc<Message>) {
+        let (user, was) = (message.to_id, self.front_age(message.to_id));
+        self.deliver_here(message);
+        self.reindex(user, was);
+    }
+
+    fn deliver_here(&mut self, message: Arc<Message>) {
         self.total += 1;
         self.pending_bytes += cost(&message);
         self.senders.add(message.from_id, cost(&message));
@@ -534,6 +552,13 @@ impl Mailboxes {
     }
 
     fn take(&mut self, user: UserId, upto: MessageId, removed: Option<Taken<'_>>) -> usize {
+        let was = self.front_age(user);
+        let n = self.take_here(user, upto, removed);
+        self.reindex(user, was);
+        n
+    }
+
+    fn take_here(&mut self, user: UserId, upto: MessageId, removed: Option<Taken<'_>>) -> usize {
         let Some(mailbox) = self.boxes.get_mut(&user) else {
             return 0;
         };

@@ -357,6 +357,9 @@ impl Core {
         if settings.cluster {
             mailboxes.set_shared();
         }
+        if settings.message_ttl_ms.is_some() {
+            mailboxes.track_age();
+        }
         Core {
             cluster: cluster::Cluster::new(settings.cluster),
             key,

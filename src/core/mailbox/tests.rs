@@ -214,3 +214,35 @@ fn a_sender_is_capped_across_mailboxes_and_gets_its_room_back_by_ack() {
     assert_eq!(boxes.senders().held(9), size);
     assert_eq!(boxes.senders().top(1), [(9, size)]);
 }
+
+#[test]
+fn the_age_index_finds_the_oldest_mailbox_and_follows_acks_and_expiry() {
+    let at = |id: MessageId, to: UserId, ts: crate::Millis| {
+        let parties = Parties {
+            from_id: 9,
+            from: "sender",
+            to_id: to,
+            to: "rcpt",
+        };
+        Arc::new(Message::new(id, &parties, ts, "hello", None))
+    };
+    let mut boxes = Mailboxes::default();
+    boxes.track_age();
+    boxes.deliver(at(1, 1, 100));
+    boxes.deliver(at(2, 2, 200));
+    boxes.deliver(at(3, 1, 300));
+    assert_eq!(boxes.oldest(), Some((100, 1)));
+    // An ACK moves user 1's entry to its next message.
+    assert_eq!(boxes.ack(1, 1, None), 1);
+    assert_eq!(boxes.oldest(), Some((200, 2)));
+    // Expiry takes what is older than the cut, at most `max`.
+    assert_eq!(boxes.expire_older(2, 250, 10), 1);
+    assert_eq!(boxes.oldest(), Some((300, 1)));
+    assert_eq!(boxes.expire_older(1, 250, 10), 0, "younger");
+    assert_eq!(boxes.expire_older(1, 400, 10), 1);
+    assert_eq!(
+        (boxes.oldest(), boxes.total(), boxes.pending_bytes()),
+        (None, 0, 0)
+    );
+    assert_eq!(boxes.senders().held(9), 0);
+}
