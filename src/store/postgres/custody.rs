@@ -14,6 +14,7 @@
 //! candidates are read first, their receivers' rows are locked with the
 //! others, and only the candidates still there are deleted.
 
+use crate::store::Removed;
 use crate::{MessageId, Millis, UserId};
 use postgres::{Client, Statement, Transaction};
 use std::collections::HashMap;
@@ -161,6 +162,39 @@ pub fn apply(
         tx.execute(&s.add, &[&senders, &bytes])?;
     }
     Ok(())
+}
+
+/// What an expiry step deleted, per receiver (the newest id taken there
+/// as `upto`), with the receivers' figures moved.
+pub fn expired(
+    gone: &[(i64, i64, i64, i64)],
+    moved: &mut HashMap<i64, (i64, i64)>,
+) -> Vec<Removed> {
+    let mut by_receiver: Vec<Removed> = Vec::new();
+    for &(to, id, cost, from) in gone {
+        let at = match by_receiver.iter().position(|r| r.user == to as UserId) {
+            Some(at) => at,
+            None => {
+                by_receiver.push(Removed {
+                    user: to as UserId,
+                    upto: 0,
+                    count: 0,
+                    bytes: 0,
+                    senders: Vec::new(),
+                });
+                by_receiver.len() - 1
+            }
+        };
+        let r = &mut by_receiver[at];
+        r.upto = r.upto.max(id as MessageId);
+        r.count += 1;
+        r.bytes += cost as usize;
+        credit(&mut r.senders, from as UserId, cost as usize);
+        let entry = moved.entry(to).or_default();
+        entry.0 -= 1;
+        entry.1 -= cost;
+    }
+    by_receiver
 }
 
 /// Adds `cost` of `sender` to `by`.

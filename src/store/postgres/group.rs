@@ -287,7 +287,7 @@ pub fn write(
     }
     if let Some((batch, ..)) = expire {
         let gone = custody::delete(&mut tx, &s.custody, &candidates)?;
-        outcomes[batch].expired = expired(&gone, &mut moved);
+        outcomes[batch].expired = custody::expired(&gone, &mut moved);
     }
     for r in outcomes
         .iter()
@@ -682,36 +682,6 @@ fn refuse_over_caps(
 struct Held<'a> {
     mailboxes: &'a HashMap<i64, (i64, i64)>,
     senders: &'a HashMap<i64, i64>,
-}
-
-/// What an expiry step deleted, per receiver (the newest id taken there
-/// as `upto`), with the receivers' figures moved.
-fn expired(gone: &[(i64, i64, i64, i64)], moved: &mut HashMap<i64, (i64, i64)>) -> Vec<Removed> {
-    let mut by_receiver: Vec<Removed> = Vec::new();
-    for &(to, id, cost, from) in gone {
-        let at = match by_receiver.iter().position(|r| r.user == to as UserId) {
-            Some(at) => at,
-            None => {
-                by_receiver.push(Removed {
-                    user: to as UserId,
-                    upto: 0,
-                    count: 0,
-                    bytes: 0,
-                    senders: Vec::new(),
-                });
-                by_receiver.len() - 1
-            }
-        };
-        let r = &mut by_receiver[at];
-        r.upto = r.upto.max(id as MessageId);
-        r.count += 1;
-        r.bytes += cost as usize;
-        custody::credit(&mut r.senders, from as UserId, cost as usize);
-        let entry = moved.entry(to).or_default();
-        entry.0 -= 1;
-        entry.1 -= cost;
-    }
-    by_receiver
 }
 
 /// What a message costs its mailbox under the id the store gave it: its
