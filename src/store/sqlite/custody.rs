@@ -43,25 +43,39 @@ pub fn acked(tx: &Connection, user: UserId, upto: MessageId) -> rusqlite::Result
     Ok(ending)
 }
 
-/// A message of `sender`'s costing `bytes` was stored.
-pub fn stored(tx: &Connection, sender: UserId, bytes: usize) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO sender_bytes (sender, bytes) VALUES (?1, ?2) \
-         ON CONFLICT (sender) DO UPDATE SET bytes = bytes + excluded.bytes",
-    )?
-    .execute([sender as i64, bytes as i64])?;
-    Ok(())
+/// How a group moves each sender's figure: added up over the group, so
+/// a sender's row is written once per transaction however many of its
+/// messages come and go.
+#[derive(Debug, Default)]
+pub struct Moves(BTreeMap<UserId, i64>);
+
+impl Moves {
+    /// A message of `sender`'s costing `bytes` is stored.
+    pub fn add(&mut self, sender: UserId, bytes: i64) {
+        *self.0.entry(sender).or_default() += bytes;
+    }
+
+    /// Custody of these senders' bytes ends.
+    pub fn take(&mut self, senders: &[(UserId, usize)]) {
+        for &(sender, bytes) in senders {
+            self.add(sender, -(bytes as i64));
+        }
+    }
 }
 
-/// Custody of these senders' bytes ended; a figure at zero goes.
-pub fn ended(tx: &Connection, senders: &[(UserId, usize)]) -> rusqlite::Result<()> {
-    let mut lower =
-        tx.prepare_cached("UPDATE sender_bytes SET bytes = bytes - ?2 WHERE sender = ?1")?;
+/// Writes the moves; a figure at zero goes.
+pub fn apply(tx: &Connection, moves: &Moves) -> rusqlite::Result<()> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO sender_bytes (sender, bytes) VALUES (?1, ?2) \
+         ON CONFLICT (sender) DO UPDATE SET bytes = bytes + excluded.bytes",
+    )?;
     let mut gone =
         tx.prepare_cached("DELETE FROM sender_bytes WHERE sender = ?1 AND bytes <= 0")?;
-    for &(sender, bytes) in senders {
-        lower.execute([sender as i64, bytes as i64])?;
-        gone.execute([sender as i64])?;
+    for (&sender, &delta) in moves.0.iter().filter(|(_, d)| **d != 0) {
+        upsert.execute([sender as i64, delta])?;
+        if delta < 0 {
+            gone.execute([sender as i64])?;
+        }
     }
     Ok(())
 }
@@ -79,7 +93,8 @@ pub fn sender_bytes(tx: &Connection) -> rusqlite::Result<Vec<(UserId, usize)>> {
 /// (in id order) stored before `before`, at most `limit`, stopping at the
 /// first younger one. Each receiver's mark is raised to the newest one
 /// taken from them (a prefix of their mailbox) and each sender's figure
-/// goes down. Returns what left each mailbox.
+/// goes down (by the caller, with [`Moves::take`]). Returns what left
+/// each mailbox.
 ///
 /// A history of conversations, once there is one, would keep these rows:
 /// only the custody mark moves here, and [`super::purge`] is what deletes.
@@ -119,7 +134,6 @@ pub fn expire(tx: &Connection, before: Millis, limit: usize) -> rusqlite::Result
     for (receiver, (ending, senders)) in by_receiver {
         mark.execute([receiver as i64, ending.newest as i64])?;
         let senders: Vec<(UserId, usize)> = senders.into_iter().collect();
-        ended(tx, &senders)?;
         out.push(Removed {
             user: receiver,
             upto: ending.newest,
@@ -178,7 +192,9 @@ mod tests {
         ending.senders.sort();
         assert_eq!((ending.count, ending.bytes, ending.newest), (2, 110, 5));
         assert_eq!(ending.senders, [(1, 10), (2, 100)]);
-        ended(&conn, &ending.senders).unwrap();
+        let mut moves = Moves::default();
+        moves.take(&ending.senders);
+        apply(&conn, &moves).unwrap();
         assert_eq!(sender_bytes(&conn).unwrap(), [(1, 10)]);
     }
 
@@ -197,6 +213,11 @@ mod tests {
             summary,
             [(3, 3, 1, 10, vec![(1, 10)]), (4, 4, 1, 100, vec![(2, 100)])]
         );
+        let mut moves = Moves::default();
+        for r in &gone {
+            moves.take(&r.senders);
+        }
+        apply(&conn, &moves).unwrap();
         assert_eq!(sender_bytes(&conn).unwrap(), [(1, 10)]);
         // The marks moved: an ACK or a second step ends nothing more.
         assert_eq!(acked(&conn, 3, 10).unwrap().count, 0);

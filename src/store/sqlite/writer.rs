@@ -332,6 +332,7 @@ fn write_batches(
         statements
             .last_message_id
             .execute([last_message_id as i64])?;
+        custody::apply(&tx, &totals.senders)?;
         if totals.messages != 0 || totals.bytes != 0 {
             statements
                 .total
@@ -350,6 +351,8 @@ fn write_batches(
 struct Totals {
     messages: i64,
     bytes: i64,
+    /// Each sender's figure moves by this (one write per sender per group).
+    senders: custody::Moves,
 }
 
 /// The statements a group needs, prepared once per connection (SQLite's
@@ -479,7 +482,7 @@ impl<'c> Statements<'c> {
                     client_id.as_deref(),
                     cost as i64,
                 ])?;
-                custody::stored(self.conn, message.from_id, cost)?;
+                totals.senders.add(message.from_id, cost as i64);
                 totals.messages += 1;
                 totals.bytes += cost as i64;
             }
@@ -487,7 +490,7 @@ impl<'c> Statements<'c> {
                 // What it ends, by sender (from the index alone).
                 let ending = custody::acked(self.conn, *user, *upto)?;
                 let (count, bytes, newest) = (ending.count, ending.bytes, ending.newest as i64);
-                custody::ended(self.conn, &ending.senders)?;
+                totals.senders.take(&ending.senders);
                 if self.at_once {
                     self.delete_acked.execute([*user as i64, *upto as i64])?;
                 } else if count > 0 {
@@ -509,6 +512,7 @@ impl<'c> Statements<'c> {
             WriteOp::Expire { before, limit } => {
                 let expired = custody::expire(self.conn, *before, *limit)?;
                 for r in &expired {
+                    totals.senders.take(&r.senders);
                     totals.messages -= r.count as i64;
                     totals.bytes -= r.bytes as i64;
                 }
