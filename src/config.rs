@@ -128,6 +128,13 @@ pub struct Config {
     /// limit), and how many at once past that rate.
     pub tls_handshakes_per_address_second: u64,
     pub tls_handshake_burst: u64,
+    /// Bytes of unacknowledged messages one sender may have in custody
+    /// across all receivers, SENDs in flight included, before its SENDs are
+    /// refused (so one account cannot fill `pending_bytes` for everyone).
+    pub pending_bytes_per_sender: usize,
+    /// Unacknowledged messages older than this leave custody unread;
+    /// `None`: they wait for their ACK however long it takes.
+    pub message_ttl: Option<Duration>,
 }
 
 /// Limits that are not flags: fixed by the contract or by sense.
@@ -234,6 +241,8 @@ impl Default for Config {
             proxy_protocol: false,
             tls_handshakes_per_address_second: 20,
             tls_handshake_burst: 40,
+            pending_bytes_per_sender: 8 * 1024 * 1024,
+            message_ttl: None,
         }
     }
 }
@@ -388,6 +397,17 @@ Flags:
   --log-level LEVEL      error, warn, info, debug or trace (default info)
   --log-format FORMAT    text, or json for one JSON object per line
                          (default text)
+  --pending-bytes-per-sender BYTES
+                         unacknowledged messages one sender may have in
+                         custody across all receivers, in bytes as stored,
+                         SENDs in flight included: room for a 64 KiB message
+                         to each of 100 offline friends, while 64 senders are
+                         needed to fill --pending-bytes (default {per_sender},
+                         or --pending-bytes / 64 if smaller, but at least
+                         twice the largest message)
+  --message-ttl SECONDS  unacknowledged messages older than this are deleted
+                         unread, freeing their receiver's and sender's
+                         budgets (default off: kept until acknowledged)
   --metrics ADDR:PORT    serve the server's figures as JSON at GET /stats on
                          this separate address (default off; bind it to
                          loopback or a private address; it answers a Host
@@ -429,6 +449,7 @@ Flags:
         handshake = d.tls_handshake_timeout.as_secs(),
         hs_rate = d.tls_handshakes_per_address_second,
         hs_burst = d.tls_handshake_burst,
+        per_sender = d.pending_bytes_per_sender,
     )
 }
 
@@ -496,6 +517,7 @@ fn parse_gen_cert<I: Iterator<Item = String>>(args: I) -> Result<Invocation, Str
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, String> {
     let mut config = Config::default();
     let mut data_given = false;
+    let mut per_sender_given = false;
     let mut args = args.into_iter().peekable();
     if args.next_if(|a| a == "gen-cert").is_some() {
         return parse_gen_cert(args);
@@ -610,6 +632,11 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
                 }
             }
             "--proxy-protocol" => config.proxy_protocol = true,
+            "--pending-bytes-per-sender" => {
+                config.pending_bytes_per_sender = number(&name, &value("BYTES")?, 1024)? as usize;
+                per_sender_given = true;
+            }
+            "--message-ttl" => config.message_ttl = Some(seconds(&name, &value("SECONDS")?)?),
             "--log-format" => {
                 config.log_format = match value("FORMAT")?.as_str() {
                     "text" => crate::logging::LogFormat::Text,
@@ -625,6 +652,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             }
             _ => return Err(format!("unknown flag '{flag}' (see --help)")),
         }
+    }
+    if !per_sender_given {
+        config.pending_bytes_per_sender = default_per_sender(config.pending_bytes);
     }
     if config.memory && data_given {
         return Err(
@@ -715,6 +745,17 @@ fn host_name(text: &str) -> Result<String, String> {
             "--http-host: '{text}' is not a host name like chat.example.com (no port, no scheme)"
         ))
     }
+}
+
+/// `--pending-bytes-per-sender` when not given: 8 MiB, or a 64th of the
+/// global pool if that is less (a pool lowered for a small machine still
+/// takes 64 senders to fill), but never under one largest message.
+fn default_per_sender(pending_bytes: usize) -> usize {
+    let largest = 2 * limits::MAX_CONTENT_BYTES;
+    Config::default()
+        .pending_bytes_per_sender
+        .min(pending_bytes / 64)
+        .max(largest)
 }
 
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
@@ -1028,5 +1069,38 @@ mod tests {
         ] {
             assert!(help.contains(flag), "{flag} missing from help");
         }
+    }
+
+    #[test]
+    fn sender_budget_and_message_ttl_have_defaults_and_take_values() {
+        let d = run(&[]).unwrap();
+        assert_eq!(d.pending_bytes_per_sender, 8 << 20);
+        assert!(d.pending_bytes_per_sender < d.pending_bytes / 32);
+        assert_eq!(d.message_ttl, None);
+        let c = run(&[
+            "--pending-bytes-per-sender",
+            "4096",
+            "--message-ttl",
+            "3600",
+        ])
+        .unwrap();
+        assert_eq!(c.pending_bytes_per_sender, 4096);
+        assert_eq!(c.message_ttl, Some(Duration::from_secs(3600)));
+        assert!(run(&["--pending-bytes-per-sender", "10"]).is_err());
+        assert!(run(&["--message-ttl", "0"]).is_err());
+        let help = help_text();
+        assert!(help.contains("--pending-bytes-per-sender BYTES"));
+        assert!(help.contains("--message-ttl SECONDS"));
+        // A lowered pool lowers the default with it, never below one
+        // largest message.
+        let small = run(&["--pending-bytes", "4194304"]).unwrap();
+        assert_eq!(small.pending_bytes_per_sender, 4194304 / 64 * 2);
+        let given = run(&[
+            "--pending-bytes",
+            "4194304",
+            "--pending-bytes-per-sender",
+            "2048",
+        ]);
+        assert_eq!(given.unwrap().pending_bytes_per_sender, 2048);
     }
 }

@@ -151,6 +151,7 @@ fn start(mut config: Config) -> Result<(), String> {
         let caps = gotalk::store::MailboxCaps {
             messages: config.mailbox_limit,
             bytes: config.mailbox_bytes,
+            per_sender: config.pending_bytes_per_sender,
         };
         let store = PostgresStore::open(url, &node, caps, waker.clone())?;
         // The key stays a file: every node on one database must be given
@@ -196,6 +197,8 @@ fn start(mut config: Config) -> Result<(), String> {
         mailbox_window: config.mailbox_window,
         mailbox_window_bytes: config.mailbox_window_bytes,
         cluster: config.postgres.is_some(),
+        pending_bytes_per_sender: config.pending_bytes_per_sender,
+        message_ttl_ms: config.message_ttl.map(|t| t.as_millis() as u64),
     };
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);

@@ -15,6 +15,7 @@ mod commit;
 #[cfg(test)]
 mod commit_failure_tests;
 pub mod counters;
+mod expiry;
 pub mod help;
 mod login_throttle;
 mod mailbox;
@@ -22,6 +23,7 @@ mod password_queue;
 mod passwords;
 mod reads;
 mod revocations;
+mod senders;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -181,6 +183,10 @@ pub struct CoreSettings {
     pub mailbox_window_bytes: usize,
     /// Whether other nodes share the store (PostgreSQL): see `cluster`.
     pub cluster: bool,
+    /// Bytes in custody one sender may hold across all receivers.
+    pub pending_bytes_per_sender: usize,
+    /// Unacknowledged messages older than this leave custody (`None`: never).
+    pub message_ttl_ms: Option<Millis>,
 }
 
 impl Default for CoreSettings {
@@ -204,6 +210,8 @@ impl Default for CoreSettings {
             mailbox_window: c.mailbox_window,
             mailbox_window_bytes: c.mailbox_window_bytes,
             cluster: false,
+            pending_bytes_per_sender: c.pending_bytes_per_sender,
+            message_ttl_ms: c.message_ttl.map(|t| t.as_millis() as Millis),
         }
     }
 }
@@ -320,6 +328,8 @@ pub struct Core {
     /// Failed LOGINs are logged at info, rate-limited (a guessing attack
     /// must not flood the log).
     failed_logins: LogLimit,
+    /// `--message-ttl`: what expires next, and when the next step is due.
+    expiry: expiry::Expiry,
 }
 
 /// How often a refusal at one limit, or a failed login, is logged at most.
@@ -346,6 +356,9 @@ impl Core {
         };
         if settings.cluster {
             mailboxes.set_shared();
+        }
+        if settings.message_ttl_ms.is_some() {
+            mailboxes.track_age();
         }
         Core {
             cluster: cluster::Cluster::new(settings.cluster),
@@ -378,6 +391,7 @@ impl Core {
             counters: counters::Counters::default(),
             limit_warnings: std::collections::BTreeMap::new(),
             failed_logins: LogLimit::new(LIMIT_WARNING_EVERY_MS),
+            expiry: expiry::Expiry::default(),
             settings,
         }
     }
@@ -424,6 +438,9 @@ impl Core {
         self.accounts.set_last_id(snapshot.last_user_id);
         self.mailboxes
             .add_totals(snapshot.pending_messages, snapshot.pending_bytes);
+        for (sender, bytes) in snapshot.sender_bytes {
+            self.mailboxes.add_sender_bytes(sender, bytes);
+        }
         for (token, expires) in snapshot.revoked_tokens {
             self.revocations.revoke(token, expires);
         }
@@ -645,6 +662,7 @@ impl Core {
                 self.log_stats();
             }
         }
+        self.expire_step(now, out);
         if now >= self.next_throttle_prune {
             let more = self.throttle.prune(now);
             self.next_throttle_prune = now + if more { 1 } else { THROTTLE_PRUNE_EVERY_MS };
@@ -687,6 +705,10 @@ impl Core {
             .unwrap_or(Millis::MAX)
             .min(self.next_prune)
             .min(self.next_throttle_prune)
+            .min(match self.settings.message_ttl_ms {
+                Some(_) => self.expiry.next_deadline(),
+                None => Millis::MAX,
+            })
             .min(
                 self.binding_expiry
                     .first()
@@ -724,6 +746,12 @@ impl Core {
         mailbox::Budget {
             messages: self.settings.mailbox_limit,
             bytes: self.settings.mailbox_bytes,
+            // Several nodes: the database checks it in the writing
+            // transaction, where every node's SENDs and ACKs are counted.
+            per_sender: match self.settings.cluster {
+                true => usize::MAX,
+                false => self.settings.pending_bytes_per_sender,
+            },
             pending_bytes: self.settings.pending_bytes,
         }
     }

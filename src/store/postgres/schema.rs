@@ -10,7 +10,7 @@
 use postgres::Client;
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The advisory lock key migrations hold (any fixed number; "gotalk" in
 /// ASCII).
@@ -94,6 +94,18 @@ CREATE TABLE presence (
     PRIMARY KEY (user_id, node)
 );
 CREATE INDEX presence_by_node ON presence (node);
+";
+
+/// Version 4: each sender's bytes in custody (`--pending-bytes-per-sender`),
+/// kept by every transaction that stores or ends messages and locked
+/// after the receivers' rows (see `custody.rs`).
+const V4: &str = "
+CREATE TABLE sender_bytes (
+    sender bigint PRIMARY KEY,
+    bytes  bigint NOT NULL DEFAULT 0   -- the cost of their messages in custody
+);
+INSERT INTO sender_bytes (sender, bytes)
+    SELECT from_id, sum(cost) FROM messages GROUP BY from_id;
 ";
 
 /// The schema version this code writes.

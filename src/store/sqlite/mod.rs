@@ -18,6 +18,7 @@
 //! batch to the writer and returns at once, and [`Store::completed`] takes
 //! a finished one if there is one. Disk waits happen on the writer thread.
 
+pub mod custody;
 pub mod disk_full;
 pub mod load;
 pub mod lock;

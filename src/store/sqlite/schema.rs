@@ -17,7 +17,7 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The `meta` keys holding how many messages are in custody and their size
 /// as stored, kept by every batch, so a start reads two numbers instead of
@@ -114,6 +114,25 @@ CREATE TABLE acked (
 );
 DROP INDEX messages_by_recipient;
 CREATE INDEX messages_by_recipient ON messages (to_id, id, cost);
+";
+
+/// Version 6: each sender's bytes in custody (`--pending-bytes-per-sender`),
+/// one row per sender that has any, kept by the writer in the transaction
+/// that stores or ends the messages, so a start reads one row per sender
+/// instead of counting messages. The recipient index carries `from_id`
+/// too, so what an ACK ends is still counted from the index alone, now
+/// by sender.
+const V6: &str = "
+CREATE TABLE sender_bytes (
+    sender INTEGER PRIMARY KEY,
+    bytes  INTEGER NOT NULL          -- the cost of their messages in custody
+);
+INSERT INTO sender_bytes (sender, bytes)
+    SELECT from_id, sum(cost) FROM messages m
+    WHERE id > (SELECT coalesce(max(upto), 0) FROM acked a WHERE a.to_id = m.to_id)
+    GROUP BY from_id HAVING sum(cost) > 0;
+DROP INDEX messages_by_recipient;
+CREATE INDEX messages_by_recipient ON messages (to_id, id, cost, from_id);
 ";
 
 /// The schema version this code writes.
@@ -224,6 +243,7 @@ mod tests {
                 "messages",
                 "meta",
                 "revoked_tokens",
+                "sender_bytes",
                 "users"
             ]
             .map(String::from)
