@@ -5,7 +5,7 @@ use super::client_ids::FirstSend;
 use super::login_throttle::{LoginCharge, Throttled};
 use super::mailbox::{self, Budget, Full};
 use super::reads::{Stop, Waiting};
-use super::waiters::Waiter;
+use super::waiters::{Poll, Waiter};
 use super::{AfterCommit, Binding, Core, Handled, HashWait, Outbox, Revoke, Ticket};
 use crate::config::limits;
 use crate::error::{ErrorCode, Failure};
@@ -92,8 +92,9 @@ impl Core {
                 self.send(ticket, from, to, content, client_id.as_deref(), now)
             }
             Request::Sync(args) => {
-                let user = self.caller(ticket, call, now)?;
-                self.sync(ticket, user, *args, now, out)
+                let (user, token) = self.caller_token(ticket, call, now)?;
+                let poll = Poll { args: *args, token };
+                self.sync(ticket, user, poll, now, out)
             }
             Request::Ack { upto } => {
                 let user = self.caller(ticket, call, now)?;
@@ -117,8 +118,22 @@ impl Core {
 
     /// Who is asking: the request's own token, else the connection's user.
     fn caller(&self, ticket: Ticket, call: &Call<'_>, now: Millis) -> Result<UserId, Stop> {
-        let user = match &call.token {
-            Some(token) => self.open_token(token, now)?.user,
+        self.caller_token(ticket, call, now).map(|(user, _)| user)
+    }
+
+    /// [`Core::caller`], and the request's own token if it carried one.
+    fn caller_token(
+        &self,
+        ticket: Ticket,
+        call: &Call<'_>,
+        now: Millis,
+    ) -> Result<(UserId, Option<OpenedToken>), Stop> {
+        let opened = match &call.token {
+            Some(token) => Some(self.open_token(token, now)?),
+            None => None,
+        };
+        let user = match opened {
+            Some(t) => t.user,
             None => self.session_user(ticket.conn).ok_or_else(|| {
                 Failure::new(
                     ErrorCode::Unauthorized,
@@ -133,7 +148,7 @@ impl Core {
             )
             .into());
         }
-        Ok(user)
+        Ok((user, opened))
     }
 
     fn open_token(&self, token: &str, now: Millis) -> Result<OpenedToken, Stop> {
@@ -588,18 +603,18 @@ impl Core {
         &mut self,
         ticket: Ticket,
         user: UserId,
-        args: SyncArgs,
+        poll: Poll,
         now: Millis,
         out: &mut Outbox,
     ) -> Result<Handled, Stop> {
-        if let Some(after) = args.after {
+        if let Some(after) = poll.args.after {
             match self.mailboxes.would_ack(user, after) {
                 None => return Err(self.need_mailbox(user)),
-                Some(true) => return self.ack(ticket, user, after, Some(args)),
+                Some(true) => return self.ack(ticket, user, after, Some(poll)),
                 Some(false) => {}
             }
         }
-        Ok(match self.read_or_wait(ticket, user, args, now, out) {
+        Ok(match self.read_or_wait(ticket, user, poll, now, out) {
             Some(reply) => Handled::Now(reply),
             None => Handled::Later { barrier: true },
         })
@@ -611,16 +626,16 @@ impl Core {
         &mut self,
         ticket: Ticket,
         user: UserId,
-        args: SyncArgs,
+        poll: Poll,
         now: Millis,
         out: &mut Outbox,
     ) -> Option<Reply> {
-        let (after, limit) = sync_window(args);
+        let (after, limit) = sync_window(poll.args);
         match self
             .mailboxes
             .read(user, after, limit, limits::SYNC_MAX_BYTES)
         {
-            Some(messages) => self.answer_sync(ticket, user, args, messages, now, out),
+            Some(messages) => self.answer_sync(ticket, user, poll, messages, now, out),
             None => {
                 let op = ReadOp::Page {
                     user,
@@ -628,23 +643,29 @@ impl Core {
                     limit,
                     max_bytes: limits::SYNC_MAX_BYTES,
                 };
-                self.submit_read(op, Waiting::Sync { ticket, user, args }, out);
+                self.submit_read(op, Waiting::Sync { ticket, user, poll }, out);
                 None
             }
         }
     }
 
     /// SYNC's answer once its messages are known: them, or (none there,
-    /// and it may wait) `None` while it waits for one.
+    /// and it may wait) `None` while it waits for one. A token the SYNC
+    /// carried is checked again first: a long-poll may have waited past a
+    /// LOGOUT or its expiry (see `poll_tokens.rs`).
     pub(super) fn answer_sync(
         &mut self,
         ticket: Ticket,
         user: UserId,
-        args: SyncArgs,
+        poll: Poll,
         messages: Vec<Arc<Message>>,
         now: Millis,
         out: &mut Outbox,
     ) -> Option<Reply> {
+        if poll.token.is_some_and(|t| !self.poll_token_holds(&t, now)) {
+            return Some(super::poll_tokens::token_gone());
+        }
+        let args = poll.args;
         if messages.is_empty() && args.wait_ms > 0 && !self.input_closed.contains_key(&ticket.conn)
         {
             let limit = self.settings.waiters_per_user;
@@ -656,10 +677,11 @@ impl Core {
                     ),
                 )));
             }
-            let deadline = now + args.wait_ms.min(limits::MAX_WAIT_MS);
+            let wait_ms = args.wait_ms.min(limits::MAX_WAIT_MS);
+            let deadline = Self::poll_deadline(poll.token.as_ref(), now, wait_ms);
             let bound = self.subscribers.contains_key(&user);
             self.cluster.polling(user, bound);
-            if let Some(old) = self.waiters.add(Waiter { ticket, user, args }, deadline) {
+            if let Some(old) = self.waiters.add(Waiter { ticket, user, poll }, deadline) {
                 // Not expected (a waiting SYNC is a barrier), but never left
                 // unanswered.
                 out.replies.push((old.ticket, Reply::Messages(Vec::new())));
@@ -674,7 +696,7 @@ impl Core {
         ticket: Ticket,
         user: UserId,
         upto: MessageId,
-        then_sync: Option<SyncArgs>,
+        then_sync: Option<Poll>,
     ) -> Result<Handled, Stop> {
         match self.mailboxes.would_ack(user, upto) {
             None => return Err(self.need_mailbox(user)),

@@ -20,6 +20,7 @@ mod login_throttle;
 mod mailbox;
 mod password_queue;
 mod passwords;
+mod poll_tokens;
 mod reads;
 mod revocations;
 pub mod stats;
@@ -248,7 +249,7 @@ enum AfterCommit {
         user: UserId,
         upto: MessageId,
         /// A SYNC with `after` continues with its read once the ack is stored.
-        then_sync: Option<crate::request::SyncArgs>,
+        then_sync: Option<waiters::Poll>,
     },
     LoggedOut {
         ticket: Ticket,
@@ -624,8 +625,7 @@ impl Core {
     /// token expired, forgetting old `client_id`s and revoked tokens.
     pub fn tick(&mut self, now: Millis, out: &mut Outbox) {
         for waiter in self.waiters.expire(now) {
-            out.replies
-                .push((waiter.ticket, Reply::Messages(Vec::new())));
+            out.replies.push((waiter.ticket, Self::due_reply(&waiter, now)));
         }
         self.expire_bindings(now, out);
         if now >= self.next_prune {
