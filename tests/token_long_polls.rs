@@ -15,7 +15,9 @@ use serde_json::json;
 use std::time::Duration;
 
 fn waiters(server: &TestServer) -> u64 {
-    server.stats()["core"]["waiters"].as_u64().expect("a waiter count")
+    server.stats()["core"]["waiters"]
+        .as_u64()
+        .expect("a waiter count")
 }
 
 /// Starts an HTTP long-poll and a line long-poll with `token`, and waits

@@ -82,7 +82,7 @@ impl Core {
                 self.login(ticket, username, password, now, out)
             }
             Request::Auth { token } => self.auth(ticket, token, now, out),
-            Request::Lookup { username } => self.lookup(username),
+            Request::Lookup { username } => self.lookup(ticket, username, now),
             Request::Send {
                 to,
                 content,
@@ -240,19 +240,14 @@ impl Core {
     ) -> Result<Handled, Stop> {
         Self::check_new_password(password)?;
         self.check_password_room(ticket.conn)?;
-        // The store is asked whether the name is free (the database's
-        // unique index has the last word); names being registered are
-        // reserved meanwhile.
-        if !self.accounts.is_reserved(username) {
-            self.account_by_name(username)?;
-        }
-        self.accounts.reserve(username)?;
-        let password = password.to_string();
+        check_username(username)?;
+        // Charged before the name is looked at: a `conflict` costs a
+        // registration too, so REGISTER cannot list which names exist
+        // faster than accounts can be made.
         let peer = self.passwords.address_of(ticket.conn);
         let charge = match self.throttle.admit_register(peer, now) {
             Ok(charge) => charge,
             Err(retry_after_ms) => {
-                self.accounts.release(username);
                 let per_hour = self.throttle.settings().registers_per_address_hour;
                 return Err(Failure::retry_after(
                     format!(
@@ -265,6 +260,18 @@ impl Core {
                 .into());
             }
         };
+        // The store is asked whether the name is free (the database's
+        // unique index has the last word); names being registered are
+        // reserved meanwhile.
+        if !self.accounts.is_reserved(username) {
+            if let Err(stop) = self.account_by_name(username) {
+                // It runs again once the name is read, and is charged then.
+                self.throttle.register_failed(charge);
+                return Err(stop);
+            }
+        }
+        self.accounts.reserve(username)?;
+        let password = password.to_string();
         let job = self.new_job();
         let wait = HashWait::Register {
             ticket,
@@ -488,13 +495,6 @@ impl Core {
         Ok(Handled::Later { barrier: true })
     }
 
-    fn lookup(&self, username: &str) -> Result<Handled, Stop> {
-        check_username(username)?;
-        self.account_by_name(username)?
-            .map(|a| Handled::Now(Reply::User(a.user_ref())))
-            .ok_or_else(|| no_such_user(username).into())
-    }
-
     fn send(
         &mut self,
         ticket: Ticket,
@@ -505,11 +505,7 @@ impl Core {
         now: Millis,
     ) -> Result<Handled, Stop> {
         let to_id = match to {
-            Recipient::Name(name) => {
-                self.account_by_name(name)?
-                    .ok_or_else(|| no_such_user(name))?
-                    .id
-            }
+            Recipient::Name(name) => self.recipient_by_name(ticket, name, now)?,
             Recipient::Id(id) => {
                 self.account_by_id(*id)?
                     .ok_or_else(|| {
@@ -748,7 +744,7 @@ pub(super) fn mailbox_full(full: Full, cost: usize, recipient: &str, budget: &Bu
 }
 
 /// A wait in words: "3 s", "2 min" (the exact figure is `retry_after_ms`).
-fn wait_text(ms: u64) -> String {
+pub(super) fn wait_text(ms: u64) -> String {
     let seconds = ms.div_ceil(1000);
     if seconds < 120 {
         format!("{seconds} s")
@@ -757,7 +753,7 @@ fn wait_text(ms: u64) -> String {
     }
 }
 
-fn no_such_user(name: &str) -> Failure {
+pub(super) fn no_such_user(name: &str) -> Failure {
     Failure::new(
         ErrorCode::NotFound,
         format!("there is no user named '{name}'"),

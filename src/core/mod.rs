@@ -16,8 +16,12 @@ mod commit;
 mod commit_failure_tests;
 pub mod counters;
 pub mod help;
+mod keyed_buckets;
 mod login_throttle;
+#[cfg(test)]
+mod login_throttle_tests;
 mod mailbox;
+mod name_lookups;
 mod password_queue;
 mod passwords;
 mod poll_tokens;
@@ -625,7 +629,8 @@ impl Core {
     /// token expired, forgetting old `client_id`s and revoked tokens.
     pub fn tick(&mut self, now: Millis, out: &mut Outbox) {
         for waiter in self.waiters.expire(now) {
-            out.replies.push((waiter.ticket, Self::due_reply(&waiter, now)));
+            out.replies
+                .push((waiter.ticket, Self::due_reply(&waiter, now)));
         }
         self.expire_bindings(now, out);
         if now >= self.next_prune {

@@ -91,7 +91,11 @@ impl Core {
 
     /// When a long-poll asked at `now` to wait `wait_ms` is due: its own
     /// deadline, or its token's expiry if that comes first.
-    pub(super) fn poll_deadline(token: Option<&OpenedToken>, now: Millis, wait_ms: Millis) -> Millis {
+    pub(super) fn poll_deadline(
+        token: Option<&OpenedToken>,
+        now: Millis,
+        wait_ms: Millis,
+    ) -> Millis {
         let deadline = now + wait_ms;
         token.map_or(deadline, |t| deadline.min(t.expires))
     }

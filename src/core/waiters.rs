@@ -95,7 +95,11 @@ impl Waiters {
     /// Removes and returns the waiters of `user` that `matches` picks (a
     /// token was revoked). Only `user`'s list is looked at: at most
     /// `--waiters-per-user`.
-    pub fn take_matching(&mut self, user: UserId, matches: impl Fn(&Waiter) -> bool) -> Vec<Waiter> {
+    pub fn take_matching(
+        &mut self,
+        user: UserId,
+        matches: impl Fn(&Waiter) -> bool,
+    ) -> Vec<Waiter> {
         let picked: Vec<ConnId> = self
             .by_user
             .get(&user)
