@@ -241,6 +241,7 @@ impl Core {
         Self::check_new_password(password)?;
         self.check_password_room(ticket.conn)?;
         check_username(username)?;
+        crate::username::check_new_shape(username)?;
         // Charged before the name is looked at: a `conflict` costs a
         // registration too, so REGISTER cannot list which names exist
         // faster than accounts can be made.

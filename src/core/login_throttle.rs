@@ -258,8 +258,10 @@ impl LoginThrottle {
         self.settings
     }
 
+    /// A username's key: of its folded form, so `ALICE` and `alice` (one
+    /// account name) share one bucket.
     fn name_key(&self, username: &str) -> u64 {
-        self.hash_key.hash_one(username)
+        self.hash_key.hash_one(crate::username::fold(username))
     }
 
     /// A LOGIN of `username` from `peer`: takes a token from the address's
@@ -275,7 +277,7 @@ impl LoginThrottle {
             (self.settings.account_rate(), self.settings.address_rate());
         let name = self.name_key(username);
         let addr = address_key(peer);
-        let pair = self.hash_key.hash_one((username, addr));
+        let pair = self.hash_key.hash_one((name, addr));
         // Look both up (making entries as needed) and check before taking.
         let (address_bucket, address_overflow) = match self.addresses.entry(addr, now) {
             Some(state) => (&mut state.0, false),

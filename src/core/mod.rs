@@ -432,6 +432,19 @@ impl Core {
         for (token, expires) in snapshot.revoked_tokens {
             self.revocations.revoke(token, expires);
         }
+        for (name, holder) in &snapshot.name_clashes {
+            log::warn!(
+                "username clash: '{name}' and '{holder}' differ only in case or separators \
+                 (registered before names were folded); both accounts are kept: '{name}' \
+                 logs in by its exact name only, other spellings reach '{holder}'"
+            );
+        }
+        self.accounts.set_unfolded(
+            snapshot
+                .name_clashes
+                .into_iter()
+                .map(|(name, _)| name.into_boxed_str()),
+        );
         log::info!(
             "started with {} unacknowledged messages ({} in RAM)",
             self.mailboxes.total(),

@@ -214,6 +214,10 @@ pub struct Snapshot {
     /// Tokens revoked by LOGOUT that have not expired yet, with their
     /// expiry (bounded by the tokens' lifetime, so held in RAM).
     pub revoked_tokens: Vec<(TokenId, Millis)>,
+    /// Usernames registered before names were folded that clash with an
+    /// older account's folded form, each with that account's name: they
+    /// are found by their exact name only (see `crate::username`).
+    pub name_clashes: Vec<(String, String)>,
 }
 
 /// A question for the store, answered off the loop. A read submitted after
