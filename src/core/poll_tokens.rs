@@ -109,3 +109,94 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Core, CoreSettings, Handled, Outbox, Ticket};
+    use crate::error::ErrorCode;
+    use crate::request::{Call, Recipient, Reply, Request, SyncArgs};
+    use crate::store::{Committed, Snapshot, StoredUser};
+    use crate::token::TokenKey;
+    use crate::Millis;
+    use std::borrow::Cow;
+
+    const NOW: Millis = 1_764_000_000_000;
+
+    fn user(id: u64, name: &str) -> StoredUser {
+        StoredUser {
+            id,
+            identity: u128::from(id),
+            username: name.into(),
+            password_hash: "unused".into(),
+            tokens_valid_from: 0,
+        }
+    }
+
+    fn with_token(request: Request<'static>, token: &str) -> Call<'static> {
+        Call {
+            token: Some(Cow::Owned(token.to_string())),
+            ..Call::new(request)
+        }
+    }
+
+    fn wait(ms: u64) -> Request<'static> {
+        Request::Sync(SyncArgs {
+            wait_ms: ms,
+            ..SyncArgs::default()
+        })
+    }
+
+    /// A message committed when the waiting token has just expired (before
+    /// the tick that would answer the wait) is not handed to it: the wait
+    /// is answered `unauthorized`, and the message stays for a valid token.
+    #[test]
+    fn delivery_checks_the_token_of_a_long_poll_again() {
+        let mut core = Core::new(CoreSettings::default(), TokenKey::random(), "x".into());
+        core.restore(Snapshot {
+            users: vec![user(1, "alice"), user(2, "bob")],
+            ..Snapshot::default()
+        });
+        let mut out = Outbox::default();
+        let peer = std::net::IpAddr::from([127, 0, 0, 1]);
+        let short = core.key.seal(1, 1, NOW, NOW + 1000);
+        let long = core.key.seal(1, 1, NOW, NOW + 3_600_000);
+        let bob = core.key.seal(2, 2, NOW, NOW + 3_600_000);
+        for conn in [1, 2, 3] {
+            core.open_connection(conn, peer);
+        }
+        let poll = Ticket::new(1, 1);
+        let handled = core.handle(poll, with_token(wait(60_000), &short), NOW, &mut out);
+        assert!(matches!(handled, Handled::Later { .. }), "{handled:?}");
+        let send = Request::Send {
+            to: Recipient::Name(Cow::Borrowed("alice")),
+            content: Cow::Borrowed("for alice"),
+            client_id: None,
+        };
+        core.handle(
+            Ticket::new(2, 2),
+            with_token(send, &bob),
+            NOW + 500,
+            &mut out,
+        );
+        let batch = core.take_batch().expect("the SEND waits on a commit");
+        let at = NOW + 1000;
+        core.on_committed(Committed::of(batch.seq, Ok(())), at, &mut out);
+        let answers: Vec<&Reply> = out
+            .replies
+            .iter()
+            .filter(|(t, _)| *t == poll)
+            .map(|(_, r)| r)
+            .collect();
+        assert!(
+            matches!(answers[..], [Reply::Error(ref f)] if f.code == ErrorCode::Unauthorized),
+            "{answers:?}"
+        );
+        assert_eq!(core.waiters.len(), 0, "its slot is free");
+        let handled = core.handle(Ticket::new(3, 3), with_token(wait(0), &long), at, &mut out);
+        let Handled::Now(Reply::Messages(messages)) = handled else {
+            panic!("{handled:?}");
+        };
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].content(), "for alice");
+    }
+}
