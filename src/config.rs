@@ -86,6 +86,16 @@ pub struct Config {
     /// Entries each throttle table (usernames, login addresses, register
     /// addresses) holds at most.
     pub throttle_entries: usize,
+    /// Name→id lookups (LOOKUP, `/getuseridbyname`, a SEND to a name
+    /// that does not exist) one peer address (IPv6: one /64) makes a
+    /// minute, that many at once; more are `rate_limited`.
+    pub lookups_per_address_minute: u64,
+    /// LOGINs of one username an hour that an address which has not tried
+    /// it before gets of its own once the username's shared bucket is
+    /// empty (that many at once), so guesses from many addresses cannot
+    /// lock the owner out of a new address. 0: none (the shared bucket
+    /// alone; the owner may then be locked out of new addresses).
+    pub login_tries_per_new_address_hour: u64,
     /// Most simultaneous connections; more are accepted, told why, and
     /// closed. 0 means "derive it from the open-file limit".
     pub max_connections: usize,
@@ -223,6 +233,8 @@ impl Default for Config {
             login_failures_per_address_minute: 30,
             registers_per_address_hour: 20,
             throttle_entries: 100_000,
+            lookups_per_address_minute: 60,
+            login_tries_per_new_address_hour: 3,
             max_connections: 0,
             max_connections_per_address: 256,
             max_output_total: 256 * 1024 * 1024,
@@ -345,6 +357,15 @@ Flags:
                          rate_limited (default {registers})
   --throttle-entries N   usernames and addresses each login or register
                          throttle table remembers (default {throttle_entries})
+  --lookups-per-address-minute N
+                         name lookups (LOOKUP, /getuseridbyname, SEND to an
+                         unknown name) from one address (IPv6: one /64) a
+                         minute; more are rate_limited (default {lookups})
+  --login-tries-per-new-address-hour N
+                         LOGINs of one username an hour from an address of
+                         its own once the username's shared budget is used
+                         up, so guesses from elsewhere cannot lock the
+                         owner out; 0: none (default {new_address})
   --max-connections N    simultaneous connections; more are told why and
                          closed (default: the open-file limit, raised to
                          its hard limit at start, less {reserved})
@@ -439,6 +460,8 @@ Flags:
         login_addr = d.login_failures_per_address_minute,
         registers = d.registers_per_address_hour,
         throttle_entries = d.throttle_entries,
+        lookups = d.lookups_per_address_minute,
+        new_address = d.login_tries_per_new_address_hour,
         reserved = crate::fdlimit::RESERVED_FDS,
         per_address = d.max_connections_per_address,
         output_total = d.max_output_total,
@@ -600,6 +623,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             }
             "--throttle-entries" => {
                 config.throttle_entries = number(&name, &value("N")?, 16)? as usize
+            }
+            "--lookups-per-address-minute" => {
+                config.lookups_per_address_minute = number(&name, &value("N")?, 1)?
+            }
+            "--login-tries-per-new-address-hour" => {
+                config.login_tries_per_new_address_hour = number(&name, &value("N")?, 0)?
             }
             "--max-connections" => {
                 config.max_connections = number(&name, &value("N")?, 1)? as usize
@@ -914,6 +943,35 @@ mod tests {
     }
 
     #[test]
+    fn lookup_and_new_address_rates_have_defaults_and_a_minimum() {
+        let c = run(&[]).unwrap();
+        assert_eq!(
+            (
+                c.lookups_per_address_minute,
+                c.login_tries_per_new_address_hour
+            ),
+            (60, 3)
+        );
+        let c = run(&[
+            "--lookups-per-address-minute=5",
+            "--login-tries-per-new-address-hour",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.lookups_per_address_minute,
+                c.login_tries_per_new_address_hour
+            ),
+            (5, 9)
+        );
+        assert!(run(&["--lookups-per-address-minute", "0"]).is_err());
+        assert!(run(&["--login-tries-per-new-address-hour", "x"]).is_err());
+        let c = run(&["--login-tries-per-new-address-hour", "0"]).unwrap();
+        assert_eq!(c.login_tries_per_new_address_hour, 0);
+    }
+
+    #[test]
     fn disk_reserve_defaults_to_8_mib_and_may_be_0() {
         assert_eq!(run(&[]).unwrap().disk_reserve, 8 << 20);
         assert_eq!(run(&["--disk-reserve", "0"]).unwrap().disk_reserve, 0);
@@ -1061,6 +1119,8 @@ mod tests {
             "--login-failures-per-address-minute",
             "--registers-per-address-hour",
             "--throttle-entries",
+            "--lookups-per-address-minute",
+            "--login-tries-per-new-address-hour",
             "--tls-cert",
             "--tls-key",
             "--tls-handshake-timeout",

@@ -61,6 +61,7 @@ pub mod tls;
 pub mod token;
 pub mod token_file;
 pub mod turn;
+pub mod username;
 
 /// A user's numeric id, as the contract's `id`/`to_id`/`from_id`.
 pub type UserId = u64;

@@ -4,9 +4,13 @@
 //! The throttle's documented numbers: a username takes 5 failed LOGINs at
 //! once, then one every 6 s (10 a minute), from all addresses that have not
 //! logged in to it lately; an address that has uses a bucket of its own.
-//! An address takes 10 failures at once, then 30 a minute. A REGISTER
-//! address takes `--registers-per-address-hour` at once. Tests use separate
-//! loopback addresses (127.0.0.x) for the attacker and the owner.
+//! Once that shared bucket is empty, every other address gets 3 tries an
+//! hour of its own (`--login-tries-per-new-address-hour`), so the owner is
+//! not locked out of a new address. An address takes 10 failures at once,
+//! then 30 a minute. A REGISTER address takes `--registers-per-address-hour`
+//! at once, conflicts included; name lookups take from
+//! `--lookups-per-address-minute`. Tests use separate loopback addresses
+//! (127.0.0.x) for the attacker and the owner.
 
 mod common;
 #[path = "common/http.rs"]
@@ -42,7 +46,9 @@ fn assert_throttled(reply: &Value, flag: &str) -> u64 {
 
 #[test]
 fn guesses_at_one_account_are_throttled_while_its_owner_still_logs_in() {
-    let server = TestServer::start_with_default_limits(&[]);
+    // The shared bucket alone: no tries of their own for new addresses.
+    let server =
+        TestServer::start_with_default_limits(&["--login-tries-per-new-address-hour", "0"]);
     let mut owner = from(&server, 1);
     register(&mut owner, "alice", "alice-password");
     login(&mut owner, "alice", "alice-password");
@@ -100,20 +106,21 @@ fn an_unknown_username_is_throttled_exactly_like_a_known_one() {
     let mut unknown = Vec::new();
     let mut a = from(&server, 2);
     let mut b = from(&server, 3);
-    for _ in 0..6 {
+    // 5 from the shared bucket, then 3 of the address's own.
+    for _ in 0..9 {
         known.push(login_reply(&mut a, "alice", "guess-1234"));
         unknown.push(login_reply(&mut b, "nobody", "guess-1234"));
     }
     let shape = |r: &Value| (r["error"]["code"].clone(), r["error"]["message"].clone());
-    for (k, u) in known.iter().zip(&unknown).take(5) {
+    for (k, u) in known.iter().zip(&unknown).take(8) {
         assert_error(k, "unauthorized");
         assert_eq!(shape(k), shape(u));
     }
-    assert_throttled(&known[5], "--login-failures-per-minute");
-    assert_throttled(&unknown[5], "--login-failures-per-minute");
+    assert_throttled(&known[8], "--login-failures-per-minute");
+    assert_throttled(&unknown[8], "--login-failures-per-minute");
     assert_eq!(
-        error_message(&known[5]).len(),
-        error_message(&unknown[5]).len()
+        error_message(&known[8]).len(),
+        error_message(&unknown[8]).len()
     );
 }
 
@@ -174,14 +181,52 @@ fn registrations_are_limited_per_address_per_hour() {
     // A refused name is not taken, and another address registers it.
     let mut other = from(&server, 3);
     register(&mut other, "user3", "user-password");
-    // Conflicts cost nothing.
+    // A conflict costs a registration too: REGISTER does not list names
+    // faster than accounts can be made.
     let mut d = from(&server, 4);
-    for _ in 0..5 {
+    for _ in 0..3 {
         let reply = d
             .request(&json!({"cmd": "register", "username": "user0", "password": "user-password"}));
         assert_error(&reply, "conflict");
     }
-    register(&mut d, "user4", "user-password");
+    for name in ["user0", "user4"] {
+        let reply =
+            d.request(&json!({"cmd": "register", "username": name, "password": "user-password"}));
+        assert_throttled(&reply, "--registers-per-address-hour");
+    }
+}
+
+#[test]
+fn guesses_from_many_addresses_do_not_lock_the_owner_out_of_a_new_address() {
+    let server = TestServer::start_with_default_limits(&[]);
+    let mut owner = from(&server, 1);
+    register(&mut owner, "alice", "alice-password");
+    // One guess each from 20 addresses: the shared bucket (5) is empty.
+    for last in 10..30 {
+        let reply = login_reply(&mut from(&server, last), "alice", "guess-1234");
+        assert_error(&reply, "unauthorized");
+    }
+    // An address that used one of its own goes on: 2 more (3 if the
+    // shared bucket refilled meanwhile, one every 6 s), then refused.
+    let mut attacker = from(&server, 20);
+    let mut guesses = 0;
+    let refused = loop {
+        let reply = login_reply(&mut attacker, "alice", "guess-5678");
+        if reply["error"]["code"] != "unauthorized" {
+            break reply;
+        }
+        guesses += 1;
+        assert!(guesses <= 3, "never throttled");
+    };
+    assert!(guesses >= 2, "{guesses}");
+    assert_throttled(&refused, "--login-failures-per-minute");
+    // The owner, from an address never seen, logs in with the right
+    // password, and again (a success gives its try back).
+    let mut travelling = from(&server, 99);
+    for _ in 0..5 {
+        let reply = login_reply(&mut travelling, "alice", "alice-password");
+        assert_eq!(assert_ok(&reply)["user"]["username"], "alice", "{reply}");
+    }
 }
 
 #[test]
@@ -244,5 +289,53 @@ fn a_hash_with_older_parameters_is_upgraded_at_the_next_login() {
     assert_error(
         &login_reply(&mut c, "alice", "wrong-password"),
         "unauthorized",
+    );
+}
+
+#[test]
+fn name_lookups_share_a_budget_per_address_in_both_doors() {
+    let server = TestServer::start_with_default_limits(&["--lookups-per-address-minute", "3"]);
+    let mut alice = from(&server, 1);
+    register(&mut alice, "alice", "alice-password");
+    let lookup = |last: u8, name: &str| {
+        let stream = connect_from(Ipv4Addr::new(127, 0, 0, last), server.addr());
+        HttpClient::from_stream(stream).post("/getuseridbyname", &[("username", name)])
+    };
+    // HTTP: 3 a minute from 127.0.0.2, found or not.
+    assert_eq!(lookup(2, "alice").expect_json(200)["Name"], "alice");
+    lookup(2, "nobody").expect_error(404, "not_found");
+    assert_eq!(lookup(2, "alice").expect_json(200)["Name"], "alice");
+    let r = lookup(2, "alice");
+    let message = r.expect_error(429, "rate_limited");
+    assert!(
+        message.contains("--lookups-per-address-minute"),
+        "{message}"
+    );
+    let seconds: u64 = r
+        .header("Retry-After")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&seconds), "one every 20 s: {seconds}");
+    // Another address has its own budget.
+    assert_eq!(lookup(3, "alice").expect_json(200)["Id"], 1);
+
+    // The line door: a SEND to a name that does not exist is a lookup; a
+    // SEND to one that does costs nothing, until the budget is spent.
+    let mut sender = from(&server, 4);
+    login(&mut sender, "alice", "alice-password");
+    for _ in 0..5 {
+        assert_ok(&sender.text("SEND alice hello"));
+    }
+    for n in 0..3 {
+        assert_error(&sender.text(&format!("SEND nobody{n} hello")), "not_found");
+    }
+    let reply = sender.text("SEND nobody9 hello");
+    let wait = assert_throttled(&reply, "--lookups-per-address-minute");
+    assert!((1..=20_000).contains(&wait), "{reply}");
+    // Refused whatever the name: the refusal says nothing about it.
+    assert_throttled(
+        &sender.text("SEND alice hello"),
+        "--lookups-per-address-minute",
     );
 }

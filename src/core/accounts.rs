@@ -6,10 +6,17 @@
 //! approximation of least recently used: an account used since it was
 //! last passed gets another round). Accounts of logged-in users are
 //! pinned and never evicted. A miss is read from the store by the core.
+//!
+//! Names are found by their folded form (`crate::username`): `ALICE` finds
+//! `alice`. An exact match wins: a name registered before folding that
+//! clashes with an older one (listed by the store at start, see
+//! [`Accounts::set_unfolded`]) is found by its exact name only, and its
+//! folded form finds the older account.
 
 use crate::error::{ErrorCode, Failure};
 use crate::idhash::IdMap;
 use crate::request::UserRef;
+use crate::username::fold;
 use crate::{Millis, UserId};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -50,7 +57,14 @@ struct Cached {
 /// The accounts held, plus names reserved by registrations in progress.
 pub struct Accounts {
     by_id: IdMap<UserId, Cached>,
+    /// By the exact name.
     by_name: HashMap<Arc<str>, UserId>,
+    /// By the folded name, for the account that holds it.
+    by_key: HashMap<Box<str>, UserId>,
+    /// Exact names that clash with an older account's folded form (from
+    /// before names were folded): found by their exact name only.
+    unfolded: HashSet<Box<str>>,
+    /// Folded names being registered.
     reserved: HashSet<Box<str>>,
     last_id: UserId,
     capacity: usize,
@@ -72,6 +86,8 @@ impl Accounts {
         Accounts {
             by_id: IdMap::default(),
             by_name: HashMap::new(),
+            by_key: HashMap::new(),
+            unfolded: HashSet::new(),
             reserved: HashSet::new(),
             last_id: 0,
             capacity: capacity.max(1),
@@ -87,13 +103,30 @@ impl Accounts {
         })
     }
 
+    /// The account named `username`: the exact name first, else the
+    /// account holding its folded form (`None`: not cached).
     pub fn find(&self, username: &str) -> Option<&Account> {
-        self.by_name.get(username).and_then(|id| self.get(*id))
+        if let Some(&id) = self.by_name.get(username) {
+            return self.get(id);
+        }
+        if self.unfolded.contains(username) {
+            return None; // its own account, not cached
+        }
+        self.by_key
+            .get(fold(username).as_str())
+            .and_then(|&id| self.get(id))
     }
 
-    /// Whether `username` is reserved by a registration in progress.
+    /// The exact names that clash with an older account's folded form (the
+    /// store lists them at start).
+    pub fn set_unfolded(&mut self, names: impl IntoIterator<Item = Box<str>>) {
+        self.unfolded = names.into_iter().collect();
+    }
+
+    /// Whether `username` (folded) is reserved by a registration in
+    /// progress.
     pub fn is_reserved(&self, username: &str) -> bool {
-        self.reserved.contains(username)
+        self.reserved.contains(fold(username).as_str())
     }
 
     /// A logged-in user's account stays while `pinned`.
@@ -133,6 +166,10 @@ impl Accounts {
             }
             let c = self.by_id.remove(&id).expect("just seen");
             self.by_name.remove(&c.account.username);
+            let key = fold(&c.account.username);
+            if self.by_key.get(key.as_str()) == Some(&id) {
+                self.by_key.remove(key.as_str());
+            }
         }
     }
 
@@ -142,21 +179,26 @@ impl Accounts {
 
     /// Claims `username` for a registration in progress, or says why not.
     /// (The caller has made sure the store holds no such name.)
+    /// A name is taken when its folded form is: `Alice` beside `alice`.
     pub fn reserve(&mut self, username: &str) -> Result<(), Failure> {
         check_username(username)?;
-        if self.by_name.contains_key(username) || self.reserved.contains(username) {
+        let key = fold(username);
+        if self.by_name.contains_key(username)
+            || self.by_key.contains_key(key.as_str())
+            || self.reserved.contains(key.as_str())
+        {
             return Err(Failure::new(
                 ErrorCode::Conflict,
-                format!("the username '{username}' is taken"),
+                format!("the username '{username}' is taken (names differing only in case or in '.', '-', '_' are one)"),
             ));
         }
-        self.reserved.insert(username.into());
+        self.reserved.insert(key.into());
         Ok(())
     }
 
     /// Gives up a reservation (the registration failed).
     pub fn release(&mut self, username: &str) {
-        self.reserved.remove(username);
+        self.reserved.remove(fold(username).as_str());
     }
 
     /// The id the next new account gets.
@@ -184,12 +226,16 @@ impl Accounts {
     /// Adds an account (a finished registration, or one read from the
     /// store), evicting another if the cache is full.
     pub fn insert(&mut self, account: Account) {
-        self.reserved.remove(&*account.username);
+        let key = fold(&account.username);
+        self.reserved.remove(key.as_str());
         self.last_id = self.last_id.max(account.id);
         if self.by_id.contains_key(&account.id) {
             return;
         }
         self.by_name.insert(account.username.clone(), account.id);
+        if !self.unfolded.contains(&*account.username) {
+            self.by_key.insert(key.into(), account.id);
+        }
         self.clock.push_back(account.id);
         self.by_id.insert(
             account.id,
@@ -267,7 +313,44 @@ mod tests {
             ErrorCode::Conflict
         );
         assert_eq!(accounts.find("alice").unwrap().id, 1);
+        assert_eq!(accounts.find("ALICE").unwrap().id, 1, "folded");
+        accounts.insert(account(2, "j.s"));
+        for look_alike in ["Alice", "ALICE", "aLiCe", "J-S", "j_s"] {
+            assert_eq!(
+                accounts.reserve(look_alike).unwrap_err().code,
+                ErrorCode::Conflict,
+                "{look_alike}"
+            );
+        }
+        accounts.reserve("Bob").unwrap();
+        assert!(accounts.is_reserved("bob"));
+        assert_eq!(
+            accounts.reserve("BOB").unwrap_err().code,
+            ErrorCode::Conflict
+        );
+    }
+
+    #[test]
+    fn an_unfolded_name_is_found_by_its_exact_name_only() {
+        let mut accounts = Accounts::new(1);
+        accounts.set_unfolded(["Alice".into()]);
+        accounts.insert(account(1, "alice"));
+        accounts.pin(1, true);
+        accounts.insert(account(2, "Alice"));
+        accounts.pin(2, true);
+        assert_eq!(accounts.find("alice").unwrap().id, 1);
+        assert_eq!(accounts.find("Alice").unwrap().id, 2, "the exact name wins");
+        assert_eq!(
+            accounts.find("ALICE").unwrap().id,
+            1,
+            "the older holds the fold"
+        );
+        // Not cached: the exact name is read from the store, not taken for
+        // the holder of its fold.
+        accounts.pin(2, false);
+        accounts.insert(account(3, "carol"));
         assert!(accounts.find("Alice").is_none());
+        assert_eq!(accounts.find("ALICE").unwrap().id, 1);
     }
 
     #[test]

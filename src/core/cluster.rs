@@ -295,8 +295,8 @@ impl Core {
         }
         if any {
             for waiter in self.waiters.take_user(user) {
-                let args = waiter.args;
-                if let Some(reply) = self.read_or_wait(waiter.ticket, user, args, now, out) {
+                let poll = waiter.poll;
+                if let Some(reply) = self.read_or_wait(waiter.ticket, user, poll, now, out) {
                     out.replies.push((waiter.ticket, reply));
                 }
             }

@@ -5,7 +5,7 @@ use super::client_ids::FirstSend;
 use super::login_throttle::{LoginCharge, Throttled};
 use super::mailbox::{self, Budget, Full};
 use super::reads::{Stop, Waiting};
-use super::waiters::Waiter;
+use super::waiters::{Poll, Waiter};
 use super::{AfterCommit, Binding, Core, Handled, HashWait, Outbox, Revoke, Ticket};
 use crate::config::limits;
 use crate::error::{ErrorCode, Failure};
@@ -82,7 +82,7 @@ impl Core {
                 self.login(ticket, username, password, now, out)
             }
             Request::Auth { token } => self.auth(ticket, token, now, out),
-            Request::Lookup { username } => self.lookup(username),
+            Request::Lookup { username } => self.lookup(ticket, username, now),
             Request::Send {
                 to,
                 content,
@@ -92,8 +92,9 @@ impl Core {
                 self.send(ticket, from, to, content, client_id.as_deref(), now)
             }
             Request::Sync(args) => {
-                let user = self.caller(ticket, call, now)?;
-                self.sync(ticket, user, *args, now, out)
+                let (user, token) = self.caller_token(ticket, call, now)?;
+                let poll = Poll { args: *args, token };
+                self.sync(ticket, user, poll, now, out)
             }
             Request::Ack { upto } => {
                 let user = self.caller(ticket, call, now)?;
@@ -117,8 +118,22 @@ impl Core {
 
     /// Who is asking: the request's own token, else the connection's user.
     fn caller(&self, ticket: Ticket, call: &Call<'_>, now: Millis) -> Result<UserId, Stop> {
-        let user = match &call.token {
-            Some(token) => self.open_token(token, now)?.user,
+        self.caller_token(ticket, call, now).map(|(user, _)| user)
+    }
+
+    /// [`Core::caller`], and the request's own token if it carried one.
+    fn caller_token(
+        &self,
+        ticket: Ticket,
+        call: &Call<'_>,
+        now: Millis,
+    ) -> Result<(UserId, Option<OpenedToken>), Stop> {
+        let opened = match &call.token {
+            Some(token) => Some(self.open_token(token, now)?),
+            None => None,
+        };
+        let user = match opened {
+            Some(t) => t.user,
             None => self.session_user(ticket.conn).ok_or_else(|| {
                 Failure::new(
                     ErrorCode::Unauthorized,
@@ -133,7 +148,7 @@ impl Core {
             )
             .into());
         }
-        Ok(user)
+        Ok((user, opened))
     }
 
     fn open_token(&self, token: &str, now: Millis) -> Result<OpenedToken, Stop> {
@@ -225,19 +240,15 @@ impl Core {
     ) -> Result<Handled, Stop> {
         Self::check_new_password(password)?;
         self.check_password_room(ticket.conn)?;
-        // The store is asked whether the name is free (the database's
-        // unique index has the last word); names being registered are
-        // reserved meanwhile.
-        if !self.accounts.is_reserved(username) {
-            self.account_by_name(username)?;
-        }
-        self.accounts.reserve(username)?;
-        let password = password.to_string();
+        check_username(username)?;
+        crate::username::check_new_shape(username)?;
+        // Charged before the name is looked at: a `conflict` costs a
+        // registration too, so REGISTER cannot list which names exist
+        // faster than accounts can be made.
         let peer = self.passwords.address_of(ticket.conn);
         let charge = match self.throttle.admit_register(peer, now) {
             Ok(charge) => charge,
             Err(retry_after_ms) => {
-                self.accounts.release(username);
                 let per_hour = self.throttle.settings().registers_per_address_hour;
                 return Err(Failure::retry_after(
                     format!(
@@ -250,6 +261,18 @@ impl Core {
                 .into());
             }
         };
+        // The store is asked whether the name is free (the database's
+        // unique index has the last word); names being registered are
+        // reserved meanwhile.
+        if !self.accounts.is_reserved(username) {
+            if let Err(stop) = self.account_by_name(username) {
+                // It runs again once the name is read, and is charged then.
+                self.throttle.register_failed(charge);
+                return Err(stop);
+            }
+        }
+        self.accounts.reserve(username)?;
+        let password = password.to_string();
         let job = self.new_job();
         let wait = HashWait::Register {
             ticket,
@@ -473,13 +496,6 @@ impl Core {
         Ok(Handled::Later { barrier: true })
     }
 
-    fn lookup(&self, username: &str) -> Result<Handled, Stop> {
-        check_username(username)?;
-        self.account_by_name(username)?
-            .map(|a| Handled::Now(Reply::User(a.user_ref())))
-            .ok_or_else(|| no_such_user(username).into())
-    }
-
     fn send(
         &mut self,
         ticket: Ticket,
@@ -490,11 +506,7 @@ impl Core {
         now: Millis,
     ) -> Result<Handled, Stop> {
         let to_id = match to {
-            Recipient::Name(name) => {
-                self.account_by_name(name)?
-                    .ok_or_else(|| no_such_user(name))?
-                    .id
-            }
+            Recipient::Name(name) => self.recipient_by_name(ticket, name, now)?,
             Recipient::Id(id) => {
                 self.account_by_id(*id)?
                     .ok_or_else(|| {
@@ -588,18 +600,18 @@ impl Core {
         &mut self,
         ticket: Ticket,
         user: UserId,
-        args: SyncArgs,
+        poll: Poll,
         now: Millis,
         out: &mut Outbox,
     ) -> Result<Handled, Stop> {
-        if let Some(after) = args.after {
+        if let Some(after) = poll.args.after {
             match self.mailboxes.would_ack(user, after) {
                 None => return Err(self.need_mailbox(user)),
-                Some(true) => return self.ack(ticket, user, after, Some(args)),
+                Some(true) => return self.ack(ticket, user, after, Some(poll)),
                 Some(false) => {}
             }
         }
-        Ok(match self.read_or_wait(ticket, user, args, now, out) {
+        Ok(match self.read_or_wait(ticket, user, poll, now, out) {
             Some(reply) => Handled::Now(reply),
             None => Handled::Later { barrier: true },
         })
@@ -611,16 +623,16 @@ impl Core {
         &mut self,
         ticket: Ticket,
         user: UserId,
-        args: SyncArgs,
+        poll: Poll,
         now: Millis,
         out: &mut Outbox,
     ) -> Option<Reply> {
-        let (after, limit) = sync_window(args);
+        let (after, limit) = sync_window(poll.args);
         match self
             .mailboxes
             .read(user, after, limit, limits::SYNC_MAX_BYTES)
         {
-            Some(messages) => self.answer_sync(ticket, user, args, messages, now, out),
+            Some(messages) => self.answer_sync(ticket, user, poll, messages, now, out),
             None => {
                 let op = ReadOp::Page {
                     user,
@@ -628,23 +640,29 @@ impl Core {
                     limit,
                     max_bytes: limits::SYNC_MAX_BYTES,
                 };
-                self.submit_read(op, Waiting::Sync { ticket, user, args }, out);
+                self.submit_read(op, Waiting::Sync { ticket, user, poll }, out);
                 None
             }
         }
     }
 
     /// SYNC's answer once its messages are known: them, or (none there,
-    /// and it may wait) `None` while it waits for one.
+    /// and it may wait) `None` while it waits for one. A token the SYNC
+    /// carried is checked again first: a long-poll may have waited past a
+    /// LOGOUT or its expiry (see `poll_tokens.rs`).
     pub(super) fn answer_sync(
         &mut self,
         ticket: Ticket,
         user: UserId,
-        args: SyncArgs,
+        poll: Poll,
         messages: Vec<Arc<Message>>,
         now: Millis,
         out: &mut Outbox,
     ) -> Option<Reply> {
+        if poll.token.is_some_and(|t| !self.poll_token_holds(&t, now)) {
+            return Some(super::poll_tokens::token_gone());
+        }
+        let args = poll.args;
         if messages.is_empty() && args.wait_ms > 0 && !self.input_closed.contains_key(&ticket.conn)
         {
             let limit = self.settings.waiters_per_user;
@@ -656,10 +674,11 @@ impl Core {
                     ),
                 )));
             }
-            let deadline = now + args.wait_ms.min(limits::MAX_WAIT_MS);
+            let wait_ms = args.wait_ms.min(limits::MAX_WAIT_MS);
+            let deadline = Self::poll_deadline(poll.token.as_ref(), now, wait_ms);
             let bound = self.subscribers.contains_key(&user);
             self.cluster.polling(user, bound);
-            if let Some(old) = self.waiters.add(Waiter { ticket, user, args }, deadline) {
+            if let Some(old) = self.waiters.add(Waiter { ticket, user, poll }, deadline) {
                 // Not expected (a waiting SYNC is a barrier), but never left
                 // unanswered.
                 out.replies.push((old.ticket, Reply::Messages(Vec::new())));
@@ -674,7 +693,7 @@ impl Core {
         ticket: Ticket,
         user: UserId,
         upto: MessageId,
-        then_sync: Option<SyncArgs>,
+        then_sync: Option<Poll>,
     ) -> Result<Handled, Stop> {
         match self.mailboxes.would_ack(user, upto) {
             None => return Err(self.need_mailbox(user)),
@@ -730,7 +749,7 @@ pub(super) fn mailbox_full(full: Full, cost: usize, recipient: &str, budget: &Bu
 }
 
 /// A wait in words: "3 s", "2 min" (the exact figure is `retry_after_ms`).
-fn wait_text(ms: u64) -> String {
+pub(super) fn wait_text(ms: u64) -> String {
     let seconds = ms.div_ceil(1000);
     if seconds < 120 {
         format!("{seconds} s")
@@ -739,7 +758,7 @@ fn wait_text(ms: u64) -> String {
     }
 }
 
-fn no_such_user(name: &str) -> Failure {
+pub(super) fn no_such_user(name: &str) -> Failure {
     Failure::new(
         ErrorCode::NotFound,
         format!("there is no user named '{name}'"),

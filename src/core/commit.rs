@@ -3,6 +3,7 @@
 //! a message is pushed and put in its mailbox only once it is stored.
 
 use super::client_ids::FirstSend;
+use super::poll_tokens::PollsOf;
 use super::{Account, AfterCommit, Core, HashWait, Outbox, Revoke, SessionEvent, Ticket};
 use crate::error::{ErrorCode, Failure};
 use crate::hasher::HashDone;
@@ -302,6 +303,8 @@ impl Core {
                 self.accounts.void_tokens_before(user, from);
             }
         }
+        // Long-polls started by a revoked token end now, `unauthorized`.
+        self.refuse_polls(user, PollsOf::of(revoke), out);
         let Some(conns) = self.subscribers.get(&user) else {
             return;
         };
@@ -342,9 +345,10 @@ impl Core {
         self.mailboxes.deliver_reserved(message, pushed || waiting);
         if waiting {
             for waiter in self.waiters.take_user(to) {
-                // From the head, or from a page of the store.
-                let args = waiter.args;
-                if let Some(reply) = self.read_or_wait(waiter.ticket, to, args, now, out) {
+                // From the head, or from a page of the store; a waiter
+                // whose token no longer opens gets `unauthorized` there.
+                let poll = waiter.poll;
+                if let Some(reply) = self.read_or_wait(waiter.ticket, to, poll, now, out) {
                     out.replies.push((waiter.ticket, reply));
                 }
             }

@@ -12,9 +12,20 @@
 //!   the same rate, so the owner is not locked out by guesses from
 //!   elsewhere. An account remembers its [`KNOWN_ADDRESSES`] most recent.
 //!
+//! - once the username's shared bucket is empty, an address gets a small
+//!   bucket of its own for it (`--login-tries-per-new-address-hour`, that
+//!   many at once): guesses from many addresses cannot lock the owner out
+//!   of a new address for good; they log in at their address's first try.
+//!
 //! So one account's password can be guessed at most `--login-failures-per-
 //! minute` times a minute (after the first burst) from any number of
-//! addresses, plus as many from each address that logged in to it lately.
+//! addresses, plus as many from each address that logged in to it lately,
+//! plus `--login-tries-per-new-address-hour` an hour from each other
+//! address (bounded in turn by that address's own bucket).
+//!
+//! Name→id lookups (LOOKUP, `/getuseridbyname`, a SEND to a name that does
+//! not exist) take from a bucket per address too
+//! (`--lookups-per-address-minute`; see `keyed_buckets`).
 //!
 //! Usernames are keyed by a keyed hash of the name, whether an account has
 //! it or not: an unknown name is throttled exactly like a known one, so the
@@ -30,6 +41,7 @@
 //! known addresses) are never evicted to make room.
 
 use super::bucket::{Bucket, Rate};
+use super::keyed_buckets::{KeyedBuckets, Taken};
 use super::throttle_table::{Idle, ThrottleTable, PRUNE_STEP};
 use crate::peer_addr::address_key;
 use crate::Millis;
@@ -51,6 +63,8 @@ pub struct ThrottleSettings {
     pub login_failures_per_address_minute: u64,
     pub registers_per_address_hour: u64,
     pub entries: usize,
+    pub lookups_per_address_minute: u64,
+    pub login_tries_per_new_address_hour: u64,
 }
 
 impl ThrottleSettings {
@@ -62,6 +76,8 @@ impl ThrottleSettings {
             login_failures_per_address_minute: config.login_failures_per_address_minute,
             registers_per_address_hour: config.registers_per_address_hour,
             entries: config.throttle_entries,
+            lookups_per_address_minute: config.lookups_per_address_minute,
+            login_tries_per_new_address_hour: config.login_tries_per_new_address_hour,
         }
     }
 
@@ -79,6 +95,16 @@ impl ThrottleSettings {
             60_000,
             self.login_failure_burst.saturating_mul(2),
         )
+    }
+
+    fn lookup_rate(&self) -> Rate {
+        let n = self.lookups_per_address_minute;
+        Rate::per(n, 60_000, n)
+    }
+
+    fn new_address_rate(&self) -> Rate {
+        let n = self.login_tries_per_new_address_hour;
+        Rate::per(n, 3_600_000, n)
     }
 
     fn register_rate(&self) -> Rate {
@@ -167,6 +193,9 @@ enum NameBucket {
     Shared,
     Known,
     Overflow,
+    /// The address's own bucket for this username (the shared one was
+    /// empty).
+    NewAddress(Taken<u64>),
 }
 
 /// The tokens one LOGIN took, to give back if its password was right.
@@ -202,6 +231,11 @@ pub struct LoginThrottle {
     name_overflow: Bucket,
     address_overflow: Bucket,
     register_overflow: Bucket,
+    /// Name→id lookups per address.
+    lookups: KeyedBuckets<IpAddr>,
+    /// Per (username, address): tries once the username's shared bucket
+    /// is empty.
+    new_addresses: KeyedBuckets<u64>,
 }
 
 impl LoginThrottle {
@@ -214,6 +248,8 @@ impl LoginThrottle {
             name_overflow: Bucket::default(),
             address_overflow: Bucket::default(),
             register_overflow: Bucket::default(),
+            lookups: KeyedBuckets::new(settings.lookup_rate(), settings.entries),
+            new_addresses: KeyedBuckets::new(settings.new_address_rate(), settings.entries),
             settings,
         }
     }
@@ -222,8 +258,10 @@ impl LoginThrottle {
         self.settings
     }
 
+    /// A username's key: of its folded form, so `ALICE` and `alice` (one
+    /// account name) share one bucket.
     fn name_key(&self, username: &str) -> u64 {
-        self.hash_key.hash_one(username)
+        self.hash_key.hash_one(crate::username::fold(username))
     }
 
     /// A LOGIN of `username` from `peer`: takes a token from the address's
@@ -239,6 +277,7 @@ impl LoginThrottle {
             (self.settings.account_rate(), self.settings.address_rate());
         let name = self.name_key(username);
         let addr = address_key(peer);
+        let pair = self.hash_key.hash_one((name, addr));
         // Look both up (making entries as needed) and check before taking.
         let (address_bucket, address_overflow) = match self.addresses.entry(addr, now) {
             Some(state) => (&mut state.0, false),
@@ -257,7 +296,23 @@ impl LoginThrottle {
             }
             None => (&mut self.name_overflow, NameBucket::Overflow),
         };
-        let name_wait = name_bucket.wait(account_rate, now);
+        let mut name_wait = name_bucket.wait(account_rate, now);
+        let mut which = which;
+        let new_addresses = self.settings.login_tries_per_new_address_hour > 0;
+        if which == NameBucket::Shared && name_wait.is_some() && new_addresses {
+            // The shared bucket is empty: the address's own for this name.
+            match self.new_addresses.wait(pair, now) {
+                None if address_wait.is_none() => match self.new_addresses.take(pair, now) {
+                    Ok(taken) => which = NameBucket::NewAddress(taken),
+                    Err(wait) => name_wait = name_wait.min(Some(wait)),
+                },
+                None => {}
+                Some(wait) => name_wait = name_wait.min(Some(wait)),
+            }
+            if let NameBucket::NewAddress(_) = which {
+                name_wait = None;
+            }
+        }
         if address_wait.is_some() || name_wait.is_some() {
             let by_address = address_wait.unwrap_or(0) >= name_wait.unwrap_or(0);
             return Err(Throttled {
@@ -265,7 +320,9 @@ impl LoginThrottle {
                 by_address,
             });
         }
-        name_bucket.take(account_rate, now);
+        if !matches!(which, NameBucket::NewAddress(_)) {
+            name_bucket.take(account_rate, now);
+        }
         address_bucket.take(address_rate, now);
         Ok(LoginCharge {
             name,
@@ -298,8 +355,10 @@ impl LoginThrottle {
                 }
             }
         }
-        if charge.name_bucket == NameBucket::Overflow {
-            self.name_overflow.give_back(account_rate);
+        match charge.name_bucket {
+            NameBucket::Overflow => self.name_overflow.give_back(account_rate),
+            NameBucket::NewAddress(taken) => self.new_addresses.give_back(taken),
+            _ => {}
         }
         if let Some(state) = self.names.get_mut(&charge.name) {
             match charge.name_bucket {
@@ -309,7 +368,7 @@ impl LoginThrottle {
                         k.bucket.give_back(account_rate);
                     }
                 }
-                NameBucket::Overflow => {}
+                NameBucket::Overflow | NameBucket::NewAddress(_) => {}
             }
         }
     }
@@ -321,6 +380,24 @@ impl LoginThrottle {
         if let Some(state) = self.names.entry(name, now) {
             state.remember(address_key(peer), now);
         }
+    }
+
+    /// A name→id lookup from `peer`: takes a token from the address's
+    /// lookup bucket, or says how long to wait.
+    pub fn admit_lookup(&mut self, peer: IpAddr, now: Millis) -> Result<Taken<IpAddr>, u64> {
+        self.lookups.take(address_key(peer), now)
+    }
+
+    /// How long a lookup from `peer` would wait (`None`: it may run now),
+    /// taking nothing.
+    pub fn lookup_wait(&mut self, peer: IpAddr, now: Millis) -> Option<u64> {
+        self.lookups.wait(address_key(peer), now)
+    }
+
+    /// The lookup stopped before its answer (it waits for a read, and is
+    /// admitted again then): its token goes back.
+    pub fn lookup_not_done(&mut self, taken: Taken<IpAddr>) {
+        self.lookups.give_back(taken);
     }
 
     /// A REGISTER from `peer`: takes a token from the address's bucket, or
@@ -355,174 +432,13 @@ impl LoginThrottle {
         let names = self.names.prune(now, PRUNE_STEP);
         let addresses = self.addresses.prune(now, PRUNE_STEP);
         let registers = self.registers.prune(now, PRUNE_STEP);
-        !(names && addresses && registers)
+        let lookups = self.lookups.prune(now);
+        let new_addresses = self.new_addresses.prune(now);
+        !(names && addresses && registers && lookups && new_addresses)
     }
 
     /// Entries held: (usernames, login addresses, register addresses).
     pub fn len(&self) -> (usize, usize, usize) {
         (self.names.len(), self.addresses.len(), self.registers.len())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T0: Millis = 1_700_000_000_000;
-
-    fn settings() -> ThrottleSettings {
-        ThrottleSettings {
-            login_failures_per_minute: 10,
-            login_failure_burst: 5,
-            login_failures_per_address_minute: 30,
-            registers_per_address_hour: 20,
-            entries: 1000,
-        }
-    }
-
-    fn ip(last: u8) -> IpAddr {
-        IpAddr::from([10, 0, 0, last])
-    }
-
-    /// Failed LOGINs of `name` from `peer` at `now` until one is refused;
-    /// returns how many were admitted and the refusal.
-    fn fail_until_throttled(
-        t: &mut LoginThrottle,
-        name: &str,
-        peer: IpAddr,
-        now: Millis,
-    ) -> (usize, Throttled) {
-        for n in 0.. {
-            if let Err(refused) = t.admit_login(name, peer, now) {
-                return (n, refused);
-            }
-        }
-        unreachable!()
-    }
-
-    #[test]
-    fn an_account_takes_a_burst_then_ten_failures_a_minute_from_any_addresses() {
-        let mut t = LoginThrottle::new(settings());
-        // Attempts from many addresses (one each, so no address bucket
-        // runs dry) share the username's bucket.
-        let mut admitted = 0;
-        let mut last = 0;
-        for ms in (0..60_000u64).step_by(500) {
-            let peer = ip((ms / 500) as u8);
-            if t.admit_login("alice", peer, T0 + ms).is_ok() {
-                admitted += 1;
-                last = ms;
-            }
-        }
-        assert_eq!(admitted, 5 + 9, "a burst of 5, then one every 6 s");
-        assert_eq!(last, 54_000);
-        let refused = t.admit_login("alice", ip(200), T0 + 59_999).unwrap_err();
-        assert_eq!(
-            refused,
-            Throttled {
-                retry_after_ms: 1,
-                by_address: false
-            }
-        );
-    }
-
-    #[test]
-    fn one_address_is_throttled_across_usernames() {
-        let mut t = LoginThrottle::new(settings());
-        let mut admitted = 0;
-        for n in 0..100 {
-            if t.admit_login(&format!("user{n}"), ip(1), T0).is_ok() {
-                admitted += 1;
-            }
-        }
-        assert_eq!(admitted, 10, "twice the burst");
-        let refused = t.admit_login("anyone", ip(1), T0).unwrap_err();
-        assert_eq!(refused.retry_after_ms, 2_000, "30 a minute");
-        assert!(refused.by_address);
-        assert!(t.admit_login("anyone", ip(2), T0).is_ok());
-    }
-
-    #[test]
-    fn the_owner_from_a_known_address_is_not_locked_out() {
-        let mut t = LoginThrottle::new(settings());
-        let home = ip(1);
-        let charge = t.admit_login("alice", home, T0).unwrap();
-        t.login_succeeded(charge, T0);
-        // Guessing from elsewhere empties alice's shared bucket ...
-        let (n, refused) = fail_until_throttled(&mut t, "alice", ip(66), T0 + 1);
-        assert_eq!(n, 5);
-        assert!(!refused.by_address);
-        assert!(t.admit_login("alice", ip(67), T0 + 1).is_err());
-        // ... while her own address has its own bucket, and a successful
-        // login gives its token back, so she logs in again and again.
-        for k in 0..20 {
-            let charge = t.admit_login("alice", home, T0 + 2 + k).unwrap();
-            t.login_succeeded(charge, T0 + 2 + k);
-        }
-        // Failures from her address are throttled at the same rate.
-        let (n, _) = fail_until_throttled(&mut t, "alice", home, T0 + 100);
-        assert_eq!(n, 5);
-    }
-
-    #[test]
-    fn a_known_address_is_forgotten_after_30_days_and_only_4_are_kept() {
-        let mut t = LoginThrottle::new(settings());
-        for last in 1..=5 {
-            t.registered("alice", ip(last), T0 + u64::from(last));
-        }
-        fail_until_throttled(&mut t, "alice", ip(99), T0 + 10);
-        assert!(t.admit_login("alice", ip(1), T0 + 10).is_err(), "evicted");
-        assert!(t.admit_login("alice", ip(2), T0 + 10).is_ok());
-        let later = T0 + 10 + KNOWN_ADDRESS_MS;
-        fail_until_throttled(&mut t, "alice", ip(99), later);
-        assert!(t.admit_login("alice", ip(3), later).is_err(), "expired");
-    }
-
-    #[test]
-    fn unknown_and_known_usernames_are_throttled_alike() {
-        let mut t = LoginThrottle::new(settings());
-        t.registered("alice", ip(1), T0);
-        let known = fail_until_throttled(&mut t, "alice", ip(50), T0);
-        let unknown = fail_until_throttled(&mut t, "nobody", ip(60), T0);
-        assert_eq!(known, unknown);
-    }
-
-    #[test]
-    fn registrations_per_address_per_hour() {
-        let mut t = LoginThrottle::new(settings());
-        for _ in 0..20 {
-            t.admit_register(ip(1), T0).unwrap();
-        }
-        assert_eq!(t.admit_register(ip(1), T0).unwrap_err(), 180_000);
-        assert!(t.admit_register(ip(2), T0).is_ok());
-        let charge = t.admit_register(ip(1), T0 + 180_000).unwrap();
-        assert!(t.admit_register(ip(1), T0 + 180_000).is_err());
-        t.register_failed(charge);
-        assert!(t.admit_register(ip(1), T0 + 180_000).is_ok());
-    }
-
-    #[test]
-    fn full_tables_share_an_overflow_bucket_and_idle_entries_are_pruned() {
-        let mut t = LoginThrottle::new(ThrottleSettings {
-            entries: 4,
-            ..settings()
-        });
-        t.registered("alice", ip(1), T0);
-        for n in 0..3 {
-            t.admit_login(&format!("u{n}"), ip(10 + n), T0).unwrap();
-        }
-        assert_eq!(t.len().0, 4);
-        // New names now share one bucket: five failures in all.
-        let mut admitted = 0;
-        for n in 0..20 {
-            if t.admit_login(&format!("x{n}"), ip(20 + n), T0).is_ok() {
-                admitted += 1;
-            }
-        }
-        assert_eq!(admitted, 5);
-        assert_eq!(t.len().0, 4, "alice's known address was not evicted");
-        // Later the failures' buckets are full again and forgotten.
-        while t.prune(T0 + 60_000) {}
-        assert_eq!(t.len(), (1, 0, 0));
     }
 }

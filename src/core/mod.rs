@@ -17,10 +17,15 @@ mod commit_failure_tests;
 pub mod counters;
 mod expiry;
 pub mod help;
+mod keyed_buckets;
 mod login_throttle;
+#[cfg(test)]
+mod login_throttle_tests;
 mod mailbox;
+mod name_lookups;
 mod password_queue;
 mod passwords;
+mod poll_tokens;
 mod reads;
 mod revocations;
 mod senders;
@@ -256,7 +261,7 @@ enum AfterCommit {
         user: UserId,
         upto: MessageId,
         /// A SYNC with `after` continues with its read once the ack is stored.
-        then_sync: Option<crate::request::SyncArgs>,
+        then_sync: Option<waiters::Poll>,
     },
     LoggedOut {
         ticket: Ticket,
@@ -444,6 +449,19 @@ impl Core {
         for (token, expires) in snapshot.revoked_tokens {
             self.revocations.revoke(token, expires);
         }
+        for (name, holder) in &snapshot.name_clashes {
+            log::warn!(
+                "username clash: '{name}' and '{holder}' differ only in case or separators \
+                 (registered before names were folded); both accounts are kept: '{name}' \
+                 logs in by its exact name only, other spellings reach '{holder}'"
+            );
+        }
+        self.accounts.set_unfolded(
+            snapshot
+                .name_clashes
+                .into_iter()
+                .map(|(name, _)| name.into_boxed_str()),
+        );
         log::info!(
             "started with {} unacknowledged messages ({} in RAM)",
             self.mailboxes.total(),
@@ -649,7 +667,7 @@ impl Core {
     pub fn tick(&mut self, now: Millis, out: &mut Outbox) {
         for waiter in self.waiters.expire(now) {
             out.replies
-                .push((waiter.ticket, Reply::Messages(Vec::new())));
+                .push((waiter.ticket, Self::due_reply(&waiter, now)));
         }
         self.expire_bindings(now, out);
         if now >= self.next_prune {

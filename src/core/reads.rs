@@ -12,7 +12,7 @@ use super::accounts::Account;
 use super::{Core, Outbox, Ticket};
 use crate::error::{ErrorCode, Failure};
 use crate::message::{Message, Parties};
-use crate::request::{Call, Reply, SyncArgs};
+use crate::request::{Call, Reply};
 use crate::store::{Read, ReadAnswer, ReadDone, ReadOp, StoredMessage};
 use crate::{Millis, UserId};
 use std::sync::Arc;
@@ -39,7 +39,7 @@ pub(super) enum Waiting {
     Sync {
         ticket: Ticket,
         user: UserId,
-        args: SyncArgs,
+        poll: super::waiters::Poll,
     },
     /// Extending an active user's head.
     Fill(UserId),
@@ -215,7 +215,7 @@ impl Core {
                 }
                 self.absent = None;
             }
-            Waiting::Sync { ticket, user, args } => {
+            Waiting::Sync { ticket, user, poll } => {
                 let page = match done.answer {
                     Ok(ReadAnswer::Page(page)) => page,
                     _ => return out.replies.push((ticket, unavailable())),
@@ -226,7 +226,7 @@ impl Core {
                     .filter(|m| m.id > floor)
                     .map(message_of)
                     .collect();
-                if let Some(reply) = self.answer_sync(ticket, user, args, messages, now, out) {
+                if let Some(reply) = self.answer_sync(ticket, user, poll, messages, now, out) {
                     out.replies.push((ticket, reply));
                 }
             }

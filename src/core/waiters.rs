@@ -9,10 +9,17 @@
 //! outnumber live ones the heap is rebuilt from the live ones, which costs
 //! O(1) per removal amortised and keeps the heap's size bounded by the
 //! waiters that exist.
+//!
+//! A long-poll started by a request that carried its own token (HTTP, or a
+//! line SYNC with `token`) records that token: revoking it (LOGOUT, LOGOUT
+//! all) takes the account's matching waiters out through the per-user list
+//! ([`Waiters::take_matching`]), and its expiry is a deadline like the
+//! wait's own (see `poll_tokens.rs`).
 
 use super::Ticket;
 use crate::idhash::IdMap;
 use crate::request::SyncArgs;
+use crate::token::OpenedToken;
 use crate::{ConnId, Millis, UserId};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -20,12 +27,21 @@ use std::collections::BinaryHeap;
 /// Stale heap entries tolerated beyond the live ones before a rebuild.
 const STALE_SLACK: usize = 1024;
 
+/// A SYNC as asked: its arguments, and the token its request carried
+/// (none when it runs as the connection's bound user: unbinding the
+/// connection ends its long-poll).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Poll {
+    pub args: SyncArgs,
+    pub token: Option<OpenedToken>,
+}
+
 /// One waiting SYNC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Waiter {
     pub ticket: Ticket,
     pub user: UserId,
-    pub args: SyncArgs,
+    pub poll: Poll,
 }
 
 /// Waiting SYNCs by connection and by user, with their deadlines in a heap.
@@ -74,6 +90,28 @@ impl Waiters {
             .collect();
         self.compact();
         taken
+    }
+
+    /// Removes and returns the waiters of `user` that `matches` picks (a
+    /// token was revoked). Only `user`'s list is looked at: at most
+    /// `--waiters-per-user`.
+    pub fn take_matching(
+        &mut self,
+        user: UserId,
+        matches: impl Fn(&Waiter) -> bool,
+    ) -> Vec<Waiter> {
+        let picked: Vec<ConnId> = self
+            .by_user
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|conn| self.by_conn.get(conn).is_some_and(|(_, w)| matches(w)))
+            .collect();
+        picked
+            .into_iter()
+            .filter_map(|conn| self.remove_conn(conn))
+            .collect()
     }
 
     /// Removes and returns the waiter of `conn`, if it has one.
@@ -136,7 +174,7 @@ mod tests {
         Waiter {
             ticket: Ticket::new(conn, conn as u64),
             user,
-            args: SyncArgs::default(),
+            poll: Poll::default(),
         }
     }
 
@@ -178,6 +216,28 @@ mod tests {
         assert_eq!(w.expire(100), vec![waiter(2, 10)]);
         assert_eq!(w.take_user(12), vec![waiter(1, 12)]);
         assert_eq!(w.len(), 0);
+    }
+
+    #[test]
+    fn matching_waiters_are_taken_and_free_their_slots() {
+        let mut w = Waiters::default();
+        let mut a = waiter(1, 10);
+        a.poll.token = Some(OpenedToken {
+            user: 10,
+            identity: 0,
+            id: 77,
+            issued: 5,
+            expires: 1000,
+            kid: 0,
+        });
+        w.add(a, 100);
+        w.add(waiter(2, 10), 100);
+        w.add(waiter(3, 11), 100);
+        let by_77 = |w: &Waiter| w.poll.token.is_some_and(|t| t.id == 77);
+        assert_eq!(w.take_matching(11, by_77), vec![]);
+        assert_eq!(w.take_matching(10, by_77), vec![a]);
+        assert_eq!((w.len(), w.count_of(10)), (2, 1));
+        assert_eq!(w.expire(100), vec![waiter(2, 10), waiter(3, 11)]);
     }
 
     #[test]

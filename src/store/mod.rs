@@ -238,6 +238,10 @@ pub struct Snapshot {
     /// has any (`--pending-bytes-per-sender`): one small row per sender
     /// with messages in custody, kept by the writer as messages come and go.
     pub sender_bytes: Vec<(UserId, usize)>,
+    /// Usernames registered before names were folded that clash with an
+    /// older account's folded form, each with that account's name: they
+    /// are found by their exact name only (see `crate::username`).
+    pub name_clashes: Vec<(String, String)>,
 }
 
 /// A question for the store, answered off the loop. A read submitted after

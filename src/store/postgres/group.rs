@@ -94,10 +94,10 @@ impl Statements {
                  ORDER BY user_id FOR UPDATE",
             )?,
             insert_users: client.prepare(
-                "INSERT INTO users (id, username, password_hash, created, identity) \
+                "INSERT INTO users (id, username, password_hash, created, identity, name_key) \
                  SELECT nextval('user_ids'), u.* FROM \
-                 unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[]) AS u \
-                 ON CONFLICT (username) DO NOTHING RETURNING id, username",
+                 unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::text[]) AS u \
+                 ON CONFLICT DO NOTHING RETURNING id, username",
             )?,
             take_ids: client
                 .prepare("SELECT nextval('message_ids') FROM generate_series(1, $1::bigint)")?,
@@ -514,6 +514,9 @@ fn create_users(
     let mut hashes = Vec::with_capacity(users.len());
     let mut created = Vec::with_capacity(users.len());
     let mut identities = Vec::with_capacity(users.len());
+    // The unique folded name refuses a look-alike registered through
+    // another node, like the same name.
+    let mut keys = Vec::with_capacity(users.len());
     for (_, op) in users {
         if let WriteOp::CreateUser {
             username,
@@ -527,9 +530,13 @@ fn create_users(
             hashes.push(&**password_hash);
             created.push(*at as i64);
             identities.push(identity.to_be_bytes().to_vec());
+            keys.push(crate::username::fold(username));
         }
     }
-    let rows = tx.query(&s.insert_users, &[&names, &hashes, &created, &identities])?;
+    let rows = tx.query(
+        &s.insert_users,
+        &[&names, &hashes, &created, &identities, &keys],
+    )?;
     let made: HashMap<String, i64> = rows.iter().map(|r| (r.get(1), r.get(0))).collect();
     for (batch, op) in users {
         if let WriteOp::CreateUser { id, username, .. } = op {

@@ -44,10 +44,25 @@ pub fn read_snapshot(client: &mut Client, now: Millis) -> Result<Snapshot, postg
         .iter()
         .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as usize))
         .collect();
+    // Names without a folded form clash with an older account's (see
+    // schema V5): a few rows.
+    let name_clashes = tx
+        .query(
+            &format!(
+                "SELECT u.username, coalesce(h.username, '') FROM users u \
+                 LEFT JOIN users h ON h.name_key = {} WHERE u.name_key IS NULL ORDER BY u.id",
+                crate::username::fold_sql("u.username")
+            ),
+            &[],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     tx.commit()?;
     Ok(Snapshot {
         revoked_tokens,
         sender_bytes,
+        name_clashes,
         last_message_id,
         last_user_id,
         pending_messages: row.get::<_, i64>(0).max(0) as usize,

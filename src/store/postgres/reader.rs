@@ -28,7 +28,11 @@ impl Statements {
             "SELECT id, username, password_hash, identity, tokens_valid_from FROM users";
         Ok(Statements {
             user_by_id: client.prepare(&format!("{USER} WHERE id = $1"))?,
-            user_by_name: client.prepare(&format!("{USER} WHERE username = $1"))?,
+            // The exact name wins; else the account holding the folded form.
+            user_by_name: client.prepare(&format!(
+                "{USER} WHERE username = $1 OR name_key = $2 \
+                 ORDER BY (username = $1) DESC LIMIT 1"
+            ))?,
             mailbox: client.prepare("SELECT count, bytes FROM mailboxes WHERE user_id = $1")?,
             page: client.prepare(
                 "SELECT m.id, m.from_id, m.to_id, m.ts, m.content, m.client_id, m.cost, \
@@ -128,7 +132,8 @@ fn answer(client: &mut Client, s: &Statements, op: &ReadOp) -> Result<ReadAnswer
             ReadAnswer::User(row.as_ref().map(user))
         }
         ReadOp::UserByName(name) => {
-            let row = client.query_opt(&s.user_by_name, &[&&**name])?;
+            let key = crate::username::fold(name);
+            let row = client.query_opt(&s.user_by_name, &[&&**name, &key])?;
             ReadAnswer::User(row.as_ref().map(user))
         }
         ReadOp::Mailbox(user) => {

@@ -10,7 +10,7 @@
 use postgres::Client;
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The advisory lock key migrations hold (any fixed number; "gotalk" in
 /// ASCII).
@@ -106,6 +106,23 @@ CREATE TABLE sender_bytes (
 );
 INSERT INTO sender_bytes (sender, bytes)
     SELECT from_id, sum(cost) FROM messages GROUP BY from_id;
+";
+
+/// Version 5: usernames are compared by their folded form
+/// (`crate::username`: ASCII case and the separators `.`, `-`, `_` do not
+/// count), kept in `name_key`, unique, so two nodes cannot register
+/// `alice` and `Alice` together. Accounts that clash already are never
+/// merged: the oldest of each group holds the folded form, the others get
+/// none (NULL) and are found by their exact name only; each start reports
+/// them (see `load.rs`).
+const V5: &str = "
+ALTER TABLE users ADD COLUMN name_key text;
+UPDATE users SET name_key = replace(replace(lower(username), '.', '_'), '-', '_');
+UPDATE users AS u SET name_key = NULL WHERE EXISTS (
+    SELECT 1 FROM users AS older
+    WHERE older.name_key = u.name_key AND older.id < u.id
+);
+CREATE UNIQUE INDEX users_by_name_key ON users (name_key);
 ";
 
 /// The schema version this code writes.

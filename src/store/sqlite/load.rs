@@ -40,10 +40,22 @@ pub fn read_snapshot(conn: &mut Connection, now: Millis) -> rusqlite::Result<Sna
         .collect::<rusqlite::Result<_>>()?;
     drop(stmt);
     let sender_bytes = super::custody::sender_bytes(&tx)?;
+    // Names without a folded form clash with an older account's (see
+    // schema V7): a few rows, found through the unique index's NULLs.
+    let mut stmt = tx.prepare(&format!(
+        "SELECT u.username, coalesce(h.username, '') FROM users u \
+         LEFT JOIN users h ON h.name_key = {} WHERE u.name_key IS NULL ORDER BY u.id",
+        crate::username::fold_sql("u.username")
+    ))?;
+    let name_clashes = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(stmt);
     tx.finish()?;
     Ok(Snapshot {
         revoked_tokens,
         sender_bytes,
+        name_clashes,
         last_message_id: last.max(newest_stored).max(0) as u64,
         last_user_id: last_user.max(0) as u64,
         pending_messages: pending_messages.max(0) as usize,

@@ -122,10 +122,14 @@ pub fn answer(conn: &Connection, op: &ReadOp) -> rusqlite::Result<ReadAnswer> {
                 .query_row([*id as i64], user)
                 .optional()?,
         ),
+        // The exact name wins; else the account holding the folded form.
         ReadOp::UserByName(name) => ReadAnswer::User(
-            conn.prepare_cached(&format!("{USER} WHERE username = ?1"))?
-                .query_row([&**name], user)
-                .optional()?,
+            conn.prepare_cached(&format!(
+                "{USER} WHERE username = ?1 OR name_key = ?2 \
+                 ORDER BY username = ?1 DESC LIMIT 1"
+            ))?
+            .query_row([&**name, crate::username::fold(name).as_str()], user)
+            .optional()?,
         ),
         ReadOp::Mailbox(user) => {
             let (count, bytes) = figures(conn, *user)?;

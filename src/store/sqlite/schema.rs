@@ -17,7 +17,7 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The `meta` keys holding how many messages are in custody and their size
 /// as stored, kept by every batch, so a start reads two numbers instead of
@@ -133,6 +133,25 @@ INSERT INTO sender_bytes (sender, bytes)
     GROUP BY from_id HAVING sum(cost) > 0;
 DROP INDEX messages_by_recipient;
 CREATE INDEX messages_by_recipient ON messages (to_id, id, cost, from_id);
+";
+
+/// Version 7: usernames are compared by their folded form
+/// (`crate::username`: ASCII case and the separators `.`, `-`, `_` do not
+/// count), kept in `name_key`, unique. Accounts that clash already
+/// (`alice` and `Alice`) are never merged: the oldest of each group holds
+/// the folded form, the others get none (NULL) and are found by their
+/// exact name only; each start reports them (see `load.rs`). The fold is
+/// spelled out as in `crate::username::fold_sql`.
+const V7: &str = "
+ALTER TABLE users ADD COLUMN name_key TEXT;
+UPDATE users SET name_key = replace(replace(lower(username), '.', '_'), '-', '_');
+CREATE INDEX users_by_name_key_all ON users (name_key, id);
+UPDATE users SET name_key = NULL WHERE EXISTS (
+    SELECT 1 FROM users AS older
+    WHERE older.name_key = users.name_key AND older.id < users.id
+);
+DROP INDEX users_by_name_key_all;
+CREATE UNIQUE INDEX users_by_name_key ON users (name_key);
 ";
 
 /// The schema version this code writes.
@@ -322,6 +341,51 @@ mod tests {
         assert_eq!(identities.len(), 2);
         assert!(identities.iter().all(|i| i.len() == 16));
         assert_ne!(identities[0], identities[1]);
+    }
+
+    #[test]
+    fn clashing_names_keep_their_accounts_and_the_oldest_holds_the_fold() {
+        let mut conn = fresh();
+        migrate_with(&mut conn, &MIGRATIONS[..5]).unwrap();
+        for (id, name) in [
+            (1, "alice"),
+            (2, "Alice"),
+            (3, "bob"),
+            (4, "ALICE"),
+            (5, "j.s"),
+        ] {
+            conn.execute(
+                "INSERT INTO users (id, username, password_hash, created) VALUES (?1, ?2, 'h', 0)",
+                rusqlite::params![id, name],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let keys: Vec<(String, Option<String>)> = conn
+            .prepare("SELECT username, name_key FROM users ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = |k: &str| Some(k.to_string());
+        assert_eq!(
+            keys,
+            [
+                ("alice".into(), key("alice")),
+                ("Alice".into(), None),
+                ("bob".into(), key("bob")),
+                ("ALICE".into(), None),
+                ("j.s".into(), key("j_s")),
+            ]
+        );
+        // A new look-alike is refused by the index.
+        let clash = conn.execute(
+            "INSERT INTO users (id, username, password_hash, created, name_key) \
+             VALUES (6, 'J-S', 'h', 0, 'j_s')",
+            [],
+        );
+        assert!(clash.is_err());
     }
 
     #[test]

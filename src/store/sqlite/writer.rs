@@ -379,8 +379,8 @@ impl<'c> Statements<'c> {
         Ok(Statements {
             conn,
             user: conn.prepare_cached(
-                "INSERT INTO users (id, username, password_hash, created, identity) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO users (id, username, password_hash, created, identity, name_key) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?,
             password_hash: conn
                 .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?,
@@ -441,7 +441,8 @@ impl<'c> Statements<'c> {
                     &**username,
                     &**password_hash,
                     *created as i64,
-                    &identity.to_be_bytes()[..]
+                    &identity.to_be_bytes()[..],
+                    crate::username::fold(username)
                 ])?;
             }
             WriteOp::SetPasswordHash { id, password_hash } => {
