@@ -190,6 +190,11 @@ impl Figures<'_> {
             stats.client_ids as f64,
         );
         e.gauge(
+            "gotalk_client_id_queue",
+            "Entries of the per-sender client_id queues, stale ones included.",
+            stats.client_id_queue as f64,
+        );
+        e.gauge(
             "gotalk_long_poll_waiters",
             "SYNCs waiting for a message.",
             stats.waiters as f64,

@@ -707,6 +707,7 @@ impl Core {
             seq: self.open_seq,
             ops: std::mem::take(&mut self.open_ops),
             last_message_id: self.last_message_id,
+            client_ids_per_sender: self.settings.client_ids_per_sender,
         };
         self.open_seq += 1;
         Some(batch)

@@ -58,6 +58,10 @@ pub struct Batch {
     /// Highest message id issued so far, so ids keep growing across restarts
     /// even when every message has been acknowledged and removed.
     pub last_message_id: MessageId,
+    /// `--client-ids-per-sender`: a sender's remembered `client_id`s are
+    /// its newest this many (and no older than a day); the store deletes
+    /// the rest as it adds new ones. 0: no limit but the day.
+    pub client_ids_per_sender: usize,
 }
 
 /// The outcome of a batch.

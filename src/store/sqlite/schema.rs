@@ -17,7 +17,7 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The `meta` keys holding how many messages are in custody and their size
 /// as stored, kept by every batch, so a start reads two numbers instead of
@@ -114,6 +114,30 @@ CREATE TABLE acked (
 );
 DROP INDEX messages_by_recipient;
 CREATE INDEX messages_by_recipient ON messages (to_id, id, cost);
+";
+
+/// Version 6: a sender's remembered `client_id`s are its newest N, on disk
+/// too. Each row carries `seq`, the sender's count of fresh ids when it
+/// came (1, 2, …); a new one deletes those at or below `seq - N` through
+/// the (sender, seq) index, one or a few rows, never a scan. Rows kept
+/// from before are numbered per sender in the order they came.
+const V6: &str = "
+CREATE TABLE client_ids_v6 (
+    sender     INTEGER NOT NULL,
+    client_id  TEXT    NOT NULL,
+    message_id INTEGER NOT NULL,
+    ts         INTEGER NOT NULL,     -- when first used, ms since the epoch
+    seq        INTEGER NOT NULL,     -- the sender's count of fresh ids then
+    PRIMARY KEY (sender, client_id)
+) WITHOUT ROWID;
+INSERT INTO client_ids_v6 (sender, client_id, message_id, ts, seq)
+    SELECT sender, client_id, message_id, ts,
+           row_number() OVER (PARTITION BY sender ORDER BY ts, message_id)
+    FROM client_ids;
+DROP TABLE client_ids;
+ALTER TABLE client_ids_v6 RENAME TO client_ids;
+CREATE INDEX client_ids_by_age ON client_ids (ts);
+CREATE INDEX client_ids_by_sender ON client_ids (sender, seq);
 ";
 
 /// The schema version this code writes.
@@ -302,6 +326,30 @@ mod tests {
         assert_eq!(identities.len(), 2);
         assert!(identities.iter().all(|i| i.len() == 16));
         assert_ne!(identities[0], identities[1]);
+    }
+
+    #[test]
+    fn client_ids_from_version_5_are_numbered_per_sender_in_order() {
+        let mut conn = fresh();
+        migrate_with(&mut conn, &MIGRATIONS[..5]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO client_ids VALUES (1, 'b', 2, 20), (1, 'a', 1, 10), \
+             (2, 'a', 3, 15), (1, 'c', 4, 30);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(i64, String, i64)> = conn
+            .prepare("SELECT sender, client_id, seq FROM client_ids ORDER BY sender, seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let expected = [(1, "a", 1), (1, "b", 2), (1, "c", 3), (2, "a", 1)];
+        assert_eq!(
+            rows,
+            expected.map(|(s, c, q)| (s, c.to_string(), q)).to_vec()
+        );
     }
 
     #[test]

@@ -77,6 +77,7 @@ fn batch(seq: u64, last_message_id: u64, ops: Vec<WriteOp>) -> Batch {
         seq,
         ops,
         last_message_id,
+        client_ids_per_sender: 0,
     }
 }
 

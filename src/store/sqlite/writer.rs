@@ -16,7 +16,7 @@
 //! (a SEND's message and its `client_id` are one operation).
 //!
 //! The database's unique key on (sender, `client_id`) decides duplicates:
-//! a SEND whose `client_id` its sender used within the day stores nothing,
+//! a SEND whose `client_id` is among its sender's newest N of the day stores nothing,
 //! and its [`Committed`] names the first message instead. An ACK reports
 //! how many messages it removed and their size, and every transaction
 //! moves the totals in custody kept in `meta`.
@@ -35,7 +35,7 @@ use crate::store::{Batch, Committed, Duplicate, Removed, StoreError, StoreMetric
 use crate::Millis;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mio::Waker;
-use rusqlite::{CachedStatement, Connection, TransactionBehavior};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, TransactionBehavior};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -318,8 +318,12 @@ fn write_batches(
         let mut totals = Totals::default();
         for batch in group {
             let mut outcome = BatchOutcome::default();
+            let window = Window {
+                cutoff,
+                per_sender: batch.client_ids_per_sender,
+            };
             for op in batch.ops.iter().filter(|op| wanted(op)) {
-                statements.apply(op, cutoff, &mut outcome, &mut totals)?;
+                statements.apply(op, window, &mut outcome, &mut totals)?;
                 writes += 1;
             }
             outcomes.push(outcome);
@@ -340,6 +344,21 @@ fn write_batches(
     Ok((writes, outcomes))
 }
 
+/// Which remembered `client_id`s still count: first used at or after
+/// `cutoff` (ms since the epoch) and among their sender's newest
+/// `per_sender` (0: any number).
+#[derive(Clone, Copy)]
+struct Window {
+    cutoff: Millis,
+    per_sender: usize,
+}
+
+/// Rows beyond a sender's newest N one fresh `client_id` deletes at most:
+/// one in the steady state; more drain a surplus left by a smaller N (rows
+/// beyond the window never deduplicate meanwhile, and the daily prune
+/// takes what is left).
+const TRIM_STEP: i64 = 8;
+
 /// How a group changes the totals in custody.
 #[derive(Default)]
 struct Totals {
@@ -354,6 +373,8 @@ struct Statements<'c> {
     password_hash: CachedStatement<'c>,
     message: CachedStatement<'c>,
     client_id: CachedStatement<'c>,
+    newest_seq: CachedStatement<'c>,
+    trim: CachedStatement<'c>,
     first_send: CachedStatement<'c>,
     ack: CachedStatement<'c>,
     mark: CachedStatement<'c>,
@@ -379,15 +400,23 @@ impl<'c> Statements<'c> {
                 "INSERT INTO messages (id, from_id, to_id, ts, content, client_id, cost) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?,
-            // The unique key decides: a row younger than a day is a
-            // duplicate and stays; an older one (the prune has not
-            // reached it yet) no longer counts and is taken over.
+            // The unique key decides: a row in the window (younger than
+            // a day and among the sender's newest N) is a duplicate and
+            // stays; any other (not deleted yet) no longer counts and is
+            // taken over.
             client_id: conn.prepare_cached(
-                "INSERT INTO client_ids (sender, client_id, message_id, ts) \
-                 VALUES (?1, ?2, ?3, ?4) \
+                "INSERT INTO client_ids (sender, client_id, message_id, ts, seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?6) \
                  ON CONFLICT (sender, client_id) DO UPDATE \
-                 SET message_id = excluded.message_id, ts = excluded.ts \
-                 WHERE client_ids.ts < ?5",
+                 SET message_id = excluded.message_id, ts = excluded.ts, seq = excluded.seq \
+                 WHERE client_ids.ts < ?5 OR client_ids.seq <= ?7",
+            )?,
+            newest_seq: conn.prepare_cached(
+                "SELECT seq FROM client_ids WHERE sender = ?1 ORDER BY seq DESC LIMIT 1",
+            )?,
+            trim: conn.prepare_cached(
+                "DELETE FROM client_ids WHERE sender = ?1 AND seq IN \
+                 (SELECT seq FROM client_ids WHERE sender = ?1 AND seq <= ?2 LIMIT ?3)",
             )?,
             first_send: conn.prepare_cached(
                 "SELECT message_id, ts FROM client_ids WHERE sender = ?1 AND client_id = ?2",
@@ -422,7 +451,7 @@ impl<'c> Statements<'c> {
     fn apply(
         &mut self,
         op: &WriteOp,
-        cutoff: Millis,
+        window: Window,
         outcome: &mut BatchOutcome,
         totals: &mut Totals,
     ) -> rusqlite::Result<()> {
@@ -449,13 +478,33 @@ impl<'c> Statements<'c> {
             WriteOp::Append(message) => {
                 let client_id = message.client_id();
                 if let Some(cid) = &client_id {
+                    let sender = message.from_id as i64;
+                    let seq = self
+                        .newest_seq
+                        .query_row([sender], |r| r.get::<_, i64>(0))
+                        .optional()?
+                        .unwrap_or(0)
+                        + 1;
+                    // Once this id is in, rows at or below `beyond` are
+                    // not among the sender's newest N; before, the N
+                    // newest are those above `beyond - 1`.
+                    let beyond = match window.per_sender {
+                        0 => i64::MIN + 1,
+                        n => seq - n.min(i64::MAX as usize) as i64,
+                    };
                     let fresh = self.client_id.execute(rusqlite::params![
-                        message.from_id as i64,
+                        sender,
                         cid,
                         message.id as i64,
                         message.ts as i64,
-                        cutoff as i64
+                        window.cutoff as i64,
+                        seq,
+                        beyond - 1
                     ])?;
+                    if fresh != 0 && beyond > 0 {
+                        self.trim
+                            .execute(rusqlite::params![sender, beyond, TRIM_STEP])?;
+                    }
                     if fresh == 0 {
                         let (first_id, first_ts) = self
                             .first_send
@@ -552,6 +601,7 @@ mod tests {
             seq,
             ops,
             last_message_id: 10,
+            client_ids_per_sender: 0,
         }
     }
 
