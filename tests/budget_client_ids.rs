@@ -174,3 +174,42 @@ fn fresh_client_ids_cost_at_most_n_in_ram_without_a_store() {
         5 * N
     );
 }
+
+#[test]
+fn fresh_client_ids_cost_at_most_n_rows_on_postgres() {
+    let pg = common::postgres::Postgres::start();
+    let url = pg.url();
+    let key = pg.key_file();
+    let mut server = TestServer::start(&[
+        "--postgres",
+        &url,
+        "--key-file",
+        key.to_str().unwrap(),
+        "--client-ids-per-sender",
+        "100",
+    ]);
+    let (mut alice, alice_token, _) = register_and_login(&server, "alice", "pw-a-secret");
+    let (mut bob, _, _) = register_and_login(&server, "bob", "pw-b-secret");
+    let first = five_n_fresh_ids(&mut alice, &mut bob);
+    let rows = || {
+        pg.psql(
+            "SELECT count(*) FROM client_ids \
+             WHERE sender = (SELECT id FROM users WHERE username = 'alice')",
+        )
+    };
+    assert_eq!(rows(), N.to_string(), "the newest N rows after {}", 5 * N);
+    // After a restart (nothing in RAM) the database alone decides: the
+    // newest still deduplicates, one with N newer ones does not.
+    drop((alice, bob));
+    server.restart();
+    let mut alice = server.connect();
+    assert_ok(&alice.request(&json!({"cmd": "auth", "token": alice_token})));
+    let newest = cids(5 * N - 1..5 * N);
+    let again = send_all(&mut alice, &newest);
+    let older = send_all(&mut alice, &cids(0..1));
+    assert!(older[0] > first[N - 1], "{older:?} is a new message");
+    assert_eq!(send_all(&mut alice, &newest), again, "still a repeat");
+    // A repeat that reaches the database takes a number too: at most N.
+    let now: usize = rows().parse().unwrap();
+    assert!(now <= N && now >= N - 2, "{now} rows");
+}

@@ -36,6 +36,7 @@
 //! moves (LOGOUT all) name accounts that are already stored, and are
 //! written after the accounts of the group, each kind as one statement.
 
+use super::client_id_window::{self, WindowStatements};
 use super::wakeup::{self, Packer};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::message::Message;
@@ -62,6 +63,7 @@ pub struct Statements {
     insert_users: Statement,
     take_ids: Statement,
     insert_client_ids: Statement,
+    window: WindowStatements,
     first_sends: Statement,
     insert_messages: Statement,
     forget_client_ids: Statement,
@@ -98,15 +100,19 @@ impl Statements {
             )?,
             take_ids: client
                 .prepare("SELECT nextval('message_ids') FROM generate_series(1, $1::bigint)")?,
-            // A row younger than a day is a duplicate and stays; an older
-            // one (not pruned yet) no longer counts and is taken over.
+            // A row in the window (younger than a day, among its
+            // sender's newest N) is a duplicate and stays; any other (not
+            // deleted yet) no longer counts and is taken over.
             insert_client_ids: client.prepare(
-                "INSERT INTO client_ids AS c (sender, client_id, message_id, ts) \
-                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) \
+                "INSERT INTO client_ids AS c (sender, client_id, message_id, ts, seq) \
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], \
+                 $6::bigint[]) \
                  ON CONFLICT (sender, client_id) DO UPDATE \
-                 SET message_id = excluded.message_id, ts = excluded.ts \
-                 WHERE c.ts < $5::bigint RETURNING message_id",
+                 SET message_id = excluded.message_id, ts = excluded.ts, seq = excluded.seq \
+                 WHERE c.ts < $5::bigint OR c.seq < excluded.seq - $7::bigint \
+                 RETURNING message_id",
             )?,
+            window: WindowStatements::prepare(client)?,
             first_sends: client.prepare(
                 "SELECT c.sender, c.client_id, c.message_id, c.ts FROM client_ids c \
                  JOIN unnest($1::bigint[], $2::text[]) AS k(sender, client_id) \
@@ -249,7 +255,8 @@ pub fn write(
             append.id = id as MessageId;
         }
         let cutoff = now.saturating_sub(CLIENT_ID_RETENTION_MS) as i64;
-        client_ids(&mut tx, s, &mut appends, cutoff, &mut outcomes)?;
+        let per_sender = group.first().map_or(0, |b| b.client_ids_per_sender);
+        client_ids(&mut tx, s, &mut appends, cutoff, per_sender, &mut outcomes)?;
         refuse_over_caps(&mut tx, s, &mut appends, &figures, caps, &mut outcomes)?;
         insert_messages(&mut tx, s, &appends, &mut outcomes, &mut moved)?;
     }
@@ -508,6 +515,7 @@ fn client_ids(
     s: &Statements,
     appends: &mut [Append<'_>],
     cutoff: i64,
+    per_sender: usize,
     outcomes: &mut [BatchOutcome],
 ) -> Result<(), postgres::Error> {
     // A key twice in one statement is an error in PostgreSQL: the second
@@ -532,8 +540,18 @@ fn client_ids(
     if senders.is_empty() {
         return Ok(());
     }
-    let rows = tx.query(&s.insert_client_ids, &[&senders, &cids, &ids, &ts, &cutoff])?;
+    let seqs = client_id_window::number(tx, &s.window, &senders)?;
+    let window = client_id_window::window(per_sender);
+    let rows = tx.query(
+        &s.insert_client_ids,
+        &[&senders, &cids, &ids, &ts, &cutoff, &seqs, &window],
+    )?;
     let fresh: HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let numbered: Vec<(UserId, i64)> = (0..ids.len())
+        .filter(|&i| fresh.contains(&ids[i]))
+        .map(|i| (senders[i] as UserId, seqs[i]))
+        .collect();
+    client_id_window::trim(tx, &s.window, &numbered, per_sender)?;
     let inside_at: HashSet<usize> = inside.iter().map(|p| p.0).collect();
     let mut refused: HashMap<(i64, &str), usize> = HashMap::new();
     for (i, a) in appends.iter().enumerate() {

@@ -17,6 +17,7 @@
 //! are given by the database inside the writing transaction and reported
 //! in [`crate::store::Assigned`].
 
+pub mod client_id_window;
 pub mod group;
 pub mod link;
 pub mod listener;

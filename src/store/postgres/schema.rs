@@ -10,7 +10,7 @@
 use postgres::Client;
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The advisory lock key migrations hold (any fixed number; "gotalk" in
 /// ASCII).
@@ -94,6 +94,26 @@ CREATE TABLE presence (
     PRIMARY KEY (user_id, node)
 );
 CREATE INDEX presence_by_node ON presence (node);
+";
+
+/// Version 4: a sender's remembered `client_id`s are its newest N (see
+/// `client_id_window`). Each row gets `seq`, its sender's count of ids
+/// when it came; `client_id_senders` holds each sender's counter. Rows
+/// kept from before are numbered per sender in the order they came.
+const V4: &str = "
+ALTER TABLE client_ids ADD COLUMN seq bigint NOT NULL DEFAULT 0;
+UPDATE client_ids c SET seq = n.seq
+    FROM (SELECT sender, client_id,
+                 row_number() OVER (PARTITION BY sender ORDER BY ts, message_id) AS seq
+          FROM client_ids) n
+    WHERE c.sender = n.sender AND c.client_id = n.client_id;
+CREATE INDEX client_ids_by_sender ON client_ids (sender, seq);
+CREATE TABLE client_id_senders (
+    sender bigint PRIMARY KEY,
+    seq    bigint NOT NULL           -- the sender's count of ids so far
+);
+INSERT INTO client_id_senders (sender, seq)
+    SELECT sender, max(seq) FROM client_ids GROUP BY sender;
 ";
 
 /// The schema version this code writes.
