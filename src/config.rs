@@ -119,6 +119,13 @@ pub struct Config {
     pub allow_plaintext: bool,
     /// A TLS handshake must finish within this from the connection's start.
     pub tls_handshake_timeout: Duration,
+    /// Tokens one account may have revoked one by one (LOGOUT) at once,
+    /// each remembered until it would have expired; a LOGOUT past it ends
+    /// every session of the account instead (as `LOGOUT all` does).
+    pub revocations_per_account: usize,
+    /// Successful LOGINs one account takes a minute (that many at once);
+    /// more are `rate_limited`.
+    pub logins_per_account_minute: u64,
 }
 
 /// Limits that are not flags: fixed by the contract or by sense.
@@ -221,6 +228,8 @@ impl Default for Config {
             tls_key: None,
             allow_plaintext: false,
             tls_handshake_timeout: Duration::from_secs(10),
+            revocations_per_account: 100,
+            logins_per_account_minute: 30,
         }
     }
 }
@@ -323,6 +332,14 @@ Flags:
                          rate_limited (default {registers})
   --throttle-entries N   usernames and addresses each login or register
                          throttle table remembers (default {throttle_entries})
+  --revocations-per-account N
+                         tokens of one account LOGOUT revokes one by one
+                         (each kept until it would expire); a LOGOUT past
+                         it ends all the account's sessions, like LOGOUT
+                         all (default {revocations})
+  --logins-per-account-minute N
+                         successful LOGINs of one account a minute (that
+                         many at once); more are rate_limited (default {logins})
   --max-connections N    simultaneous connections; more are told why and
                          closed (default: the open-file limit, raised to
                          its hard limit at start, less {reserved})
@@ -388,6 +405,8 @@ Flags:
         login_addr = d.login_failures_per_address_minute,
         registers = d.registers_per_address_hour,
         throttle_entries = d.throttle_entries,
+        revocations = d.revocations_per_account,
+        logins = d.logins_per_account_minute,
         reserved = crate::fdlimit::RESERVED_FDS,
         per_address = d.max_connections_per_address,
         output_total = d.max_output_total,
@@ -564,6 +583,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--allow-plaintext" => config.allow_plaintext = true,
             "--tls-handshake-timeout" => {
                 config.tls_handshake_timeout = seconds(&name, &value("SECONDS")?)?
+            }
+            "--revocations-per-account" => {
+                config.revocations_per_account = number(&name, &value("N")?, 1)? as usize
+            }
+            "--logins-per-account-minute" => {
+                config.logins_per_account_minute = number(&name, &value("N")?, 1)?
             }
             "--log-format" => {
                 config.log_format = match value("FORMAT")?.as_str() {
@@ -819,6 +844,29 @@ mod tests {
         assert!(run(&["--registers-per-address-hour", "0"]).is_err());
         assert!(run(&["--login-failures-per-minute", "x"]).is_err());
         assert!(run(&["--throttle-entries", "3"]).is_err());
+    }
+
+    #[test]
+    fn revocation_and_login_flags_have_defaults_and_a_minimum() {
+        let c = run(&[]).unwrap();
+        assert_eq!(
+            (c.revocations_per_account, c.logins_per_account_minute),
+            (100, 30)
+        );
+        let c = run(&[
+            "--revocations-per-account",
+            "3",
+            "--logins-per-account-minute=1000",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.revocations_per_account, c.logins_per_account_minute),
+            (3, 1000)
+        );
+        assert!(run(&["--revocations-per-account", "0"]).is_err());
+        assert!(run(&["--logins-per-account-minute", "0"]).is_err());
+        assert!(help_text().contains("--revocations-per-account N"));
+        assert!(help_text().contains("--logins-per-account-minute N"));
     }
 
     #[test]

@@ -311,6 +311,17 @@ impl Core {
     /// or not, naming the limit that refused it.
     fn login_throttled(&self, refused: Throttled) -> Failure {
         let s = self.throttle.settings();
+        if refused.logins {
+            return Failure::retry_after(
+                format!(
+                    "too many logins for this username: at most {} a minute \
+                     (--logins-per-account-minute); try again in {}",
+                    s.logins_per_account_minute,
+                    wait_text(refused.retry_after_ms)
+                ),
+                refused.retry_after_ms,
+            );
+        }
         let (what, per_minute, flag) = if refused.by_address {
             (
                 "from your address",

@@ -20,6 +20,12 @@
 //! it or not: an unknown name is throttled exactly like a known one, so the
 //! replies say nothing about which names exist.
 //!
+//! Successful LOGINs take a token of their own too, from the username's
+//! `logins` bucket (`--logins-per-account-minute`, that many at once),
+//! checked with the others before any hashing: each success mints a token
+//! (and its LOGOUT a revocation), so even the owner mints at a bounded
+//! rate. Only successes use it, so it says nothing about which names exist.
+//!
 //! REGISTER: one bucket per address, `--registers-per-address-hour` at once
 //! and that many an hour after.
 //!
@@ -51,6 +57,7 @@ pub struct ThrottleSettings {
     pub login_failures_per_address_minute: u64,
     pub registers_per_address_hour: u64,
     pub entries: usize,
+    pub logins_per_account_minute: u64,
 }
 
 impl ThrottleSettings {
@@ -62,7 +69,16 @@ impl ThrottleSettings {
             login_failures_per_address_minute: config.login_failures_per_address_minute,
             registers_per_address_hour: config.registers_per_address_hour,
             entries: config.throttle_entries,
+            logins_per_account_minute: config.logins_per_account_minute,
         }
+    }
+
+    fn login_rate(&self) -> Rate {
+        Rate::per(
+            self.logins_per_account_minute,
+            60_000,
+            self.logins_per_account_minute,
+        )
     }
 
     fn account_rate(&self) -> Rate {
@@ -96,6 +112,8 @@ pub struct Throttled {
     pub retry_after_ms: u64,
     /// The address's bucket was empty (else the username's).
     pub by_address: bool,
+    /// The username's successful LOGINs were used up (not its failures).
+    pub logins: bool,
 }
 
 /// An address that logged in to an account, with its own bucket.
@@ -111,6 +129,8 @@ struct KnownAddress {
 struct NameState {
     shared: Bucket,
     known: [Option<KnownAddress>; KNOWN_ADDRESSES],
+    /// Successful LOGINs (`--logins-per-account-minute`).
+    logins: Bucket,
 }
 
 impl NameState {
@@ -143,6 +163,7 @@ impl NameState {
 impl Idle for NameState {
     fn idle(&self, now: Millis) -> bool {
         self.shared.is_full(now)
+            && self.logins.is_full(now)
             && self
                 .known
                 .iter()
@@ -202,6 +223,7 @@ pub struct LoginThrottle {
     name_overflow: Bucket,
     address_overflow: Bucket,
     register_overflow: Bucket,
+    login_overflow: Bucket,
 }
 
 impl LoginThrottle {
@@ -214,6 +236,7 @@ impl LoginThrottle {
             name_overflow: Bucket::default(),
             address_overflow: Bucket::default(),
             register_overflow: Bucket::default(),
+            login_overflow: Bucket::default(),
             settings,
         }
     }
@@ -263,9 +286,30 @@ impl LoginThrottle {
             return Err(Throttled {
                 retry_after_ms: address_wait.max(name_wait).unwrap_or(1),
                 by_address,
+                logins: false,
             });
         }
         name_bucket.take(account_rate, now);
+        let login_rate = self.settings.login_rate();
+        let logins = match self.names.get_mut(&name) {
+            Some(state) if which != NameBucket::Overflow => &state.logins,
+            _ => &self.login_overflow,
+        };
+        if let Some(wait) = logins.wait(login_rate, now) {
+            // Nothing taken: the failure tokens go back.
+            let charge = LoginCharge {
+                name,
+                addr,
+                name_bucket: which,
+                address_overflow,
+            };
+            self.login_not_tried(charge, now);
+            return Err(Throttled {
+                retry_after_ms: wait,
+                by_address: false,
+                logins: true,
+            });
+        }
         address_bucket.take(address_rate, now);
         Ok(LoginCharge {
             name,
@@ -279,8 +323,13 @@ impl LoginThrottle {
     /// is now known for the account.
     pub fn login_succeeded(&mut self, charge: LoginCharge, now: Millis) {
         self.login_not_tried(charge, now);
-        if let Some(state) = self.names.entry(charge.name, now) {
-            state.remember(charge.addr, now);
+        let login_rate = self.settings.login_rate();
+        match self.names.entry(charge.name, now) {
+            Some(state) => {
+                state.remember(charge.addr, now);
+                state.logins.take(login_rate, now);
+            }
+            None => self.login_overflow.take(login_rate, now),
         }
     }
 
@@ -377,6 +426,7 @@ mod tests {
             login_failures_per_address_minute: 30,
             registers_per_address_hour: 20,
             entries: 1000,
+            logins_per_account_minute: 1000,
         }
     }
 
@@ -421,7 +471,8 @@ mod tests {
             refused,
             Throttled {
                 retry_after_ms: 1,
-                by_address: false
+                by_address: false,
+                logins: false,
             }
         );
     }
@@ -524,5 +575,22 @@ mod tests {
         // Later the failures' buckets are full again and forgotten.
         while t.prune(T0 + 60_000) {}
         assert_eq!(t.len(), (1, 0, 0));
+    }
+
+    #[test]
+    fn successful_logins_of_one_account_are_rate_limited() {
+        let mut t = LoginThrottle::new(ThrottleSettings {
+            logins_per_account_minute: 3,
+            ..settings()
+        });
+        for _ in 0..3 {
+            let charge = t.admit_login("alice", ip(1), T0).unwrap();
+            t.login_succeeded(charge, T0);
+        }
+        let refused = t.admit_login("alice", ip(2), T0).unwrap_err();
+        assert!(refused.logins && !refused.by_address);
+        assert_eq!(refused.retry_after_ms, 20_000, "3 a minute: one per 20 s");
+        assert!(t.admit_login("bob", ip(1), T0).is_ok(), "per account");
+        assert!(t.admit_login("alice", ip(1), T0 + 20_000).is_ok());
     }
 }
