@@ -195,6 +195,11 @@ impl Figures<'_> {
             stats.client_id_queue as f64,
         );
         e.gauge(
+            "gotalk_revoked_tokens",
+            "Tokens revoked one by one by LOGOUT and not expired yet.",
+            stats.revoked_tokens as f64,
+        );
+        e.gauge(
             "gotalk_long_poll_waiters",
             "SYNCs waiting for a message.",
             stats.waiters as f64,

@@ -196,6 +196,7 @@ fn start(mut config: Config) -> Result<(), String> {
         mailbox_window: config.mailbox_window,
         mailbox_window_bytes: config.mailbox_window_bytes,
         cluster: config.postgres.is_some(),
+        revocations_per_account: config.revocations_per_account,
     };
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);

@@ -462,7 +462,10 @@ impl Core {
             )
             .into());
         }
-        let revoke = if all {
+        // Past the account's share of single revocations, every session
+        // ends instead: one moment stored, and the single ones forgotten.
+        let capped = !all && self.revocations.count(user) >= self.settings.revocations_per_account;
+        let revoke = if all || capped {
             // Every token issued up to this millisecond.
             let from = now + 1;
             self.open_ops.push(WriteOp::VoidTokens { user, from });
@@ -480,6 +483,7 @@ impl Core {
             ticket,
             user,
             revoke,
+            capped,
         });
         Ok(Handled::Later { barrier: true })
     }

@@ -181,6 +181,9 @@ pub struct CoreSettings {
     pub mailbox_window_bytes: usize,
     /// Whether other nodes share the store (PostgreSQL): see `cluster`.
     pub cluster: bool,
+    /// Tokens of one account revoked one by one at most; past it a LOGOUT
+    /// ends all the account's sessions.
+    pub revocations_per_account: usize,
 }
 
 impl Default for CoreSettings {
@@ -204,6 +207,7 @@ impl Default for CoreSettings {
             mailbox_window: c.mailbox_window,
             mailbox_window_bytes: c.mailbox_window_bytes,
             cluster: false,
+            revocations_per_account: c.revocations_per_account,
         }
     }
 }
@@ -254,6 +258,9 @@ enum AfterCommit {
         ticket: Ticket,
         user: UserId,
         revoke: Revoke,
+        /// A LOGOUT of one token that ended all the account's sessions:
+        /// `--revocations-per-account` were revoked already.
+        capped: bool,
     },
 }
 
@@ -424,8 +431,8 @@ impl Core {
         self.accounts.set_last_id(snapshot.last_user_id);
         self.mailboxes
             .add_totals(snapshot.pending_messages, snapshot.pending_bytes);
-        for (token, expires) in snapshot.revoked_tokens {
-            self.revocations.revoke(token, expires);
+        for (token, expires, user) in snapshot.revoked_tokens {
+            self.revocations.revoke(token, expires, user);
         }
         log::info!(
             "started with {} unacknowledged messages ({} in RAM)",

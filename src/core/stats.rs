@@ -26,6 +26,9 @@ pub struct CoreStats {
     /// Entries of the per-sender `client_id` queues (stale ones included):
     /// at most 2 N + 16 per sender, whatever the rate of fresh ids.
     pub client_id_queue: usize,
+    /// Tokens revoked one by one (LOGOUT) and not expired yet: at most
+    /// `--revocations-per-account` per account.
+    pub revoked_tokens: usize,
     /// LOGIN/REGISTER password jobs queued or running.
     pub password_jobs: usize,
     /// Entries of the LOGIN and REGISTER throttle tables (usernames and
@@ -45,6 +48,7 @@ impl Core {
             waiters: self.waiters.len(),
             client_ids: self.client_ids.len(),
             client_id_queue: self.client_ids.queued(),
+            revoked_tokens: self.revocations.len(),
             password_jobs: self.hashing.len(),
             throttle_entries: {
                 let (names, logins, registers) = self.throttle.len();

@@ -216,8 +216,9 @@ pub struct Snapshot {
     pub pending_messages: usize,
     pub pending_bytes: usize,
     /// Tokens revoked by LOGOUT that have not expired yet, with their
-    /// expiry (bounded by the tokens' lifetime, so held in RAM).
-    pub revoked_tokens: Vec<(TokenId, Millis)>,
+    /// expiry and account (at most `--revocations-per-account` each, so
+    /// held in RAM; 0 for rows stored before accounts were recorded).
+    pub revoked_tokens: Vec<(TokenId, Millis, UserId)>,
 }
 
 /// A question for the store, answered off the loop. A read submitted after

@@ -71,6 +71,7 @@ pub struct Statements {
     move_mailboxes: Statement,
     password_hashes: Statement,
     revoke_tokens: Statement,
+    forget_revoked: Statement,
     void_tokens: Statement,
     present_elsewhere: Statement,
     live_nodes: Statement,
@@ -144,10 +145,13 @@ impl Statements {
             )?,
             // Token ids use all 64 bits, stored as signed bigints.
             revoke_tokens: client.prepare(
-                "INSERT INTO revoked_tokens AS r (token_id, expires) \
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[]) \
+                "INSERT INTO revoked_tokens AS r (token_id, expires, user_id) \
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) \
                  ON CONFLICT (token_id) DO UPDATE SET expires = excluded.expires",
             )?,
+            // A `LOGOUT all` covers the account's single revocations.
+            forget_revoked: client
+                .prepare("DELETE FROM revoked_tokens WHERE user_id = ANY($1::bigint[])")?,
             // Never moves back: the latest of what is stored and asked.
             present_elsewhere: client.prepare(
                 "SELECT p.node, p.user_id FROM presence p JOIN nodes n ON n.id = p.node \
@@ -399,7 +403,8 @@ struct TokenWrites {
     hash_ids: Vec<i64>,
     hashes: Vec<Arc<str>>,
     revoked: Vec<i64>,
-    expires: Vec<i64>,
+    /// Each revoked token's expiry and account.
+    expires: Vec<(i64, i64)>,
     void_users: Vec<i64>,
     void_from: Vec<i64>,
 }
@@ -411,9 +416,13 @@ impl TokenWrites {
                 self.hash_ids.push(*id as i64);
                 self.hashes.push(password_hash.clone());
             }
-            WriteOp::RevokeToken { token, expires, .. } => {
+            WriteOp::RevokeToken {
+                token,
+                expires,
+                user,
+            } => {
                 self.revoked.push(*token as i64);
-                self.expires.push(*expires as i64);
+                self.expires.push((*expires as i64, *user as i64));
             }
             WriteOp::VoidTokens { user, from } => {
                 self.void_users.push(*user as i64);
@@ -442,11 +451,15 @@ impl TokenWrites {
             let hashes: Vec<&str> = self.hashes.iter().map(|h| &**h).collect();
             tx.execute(&s.password_hashes, &[&self.hash_ids, &hashes])?;
         }
-        if !self.revoked.is_empty() {
-            tx.execute(&s.revoke_tokens, &[&self.revoked, &self.expires])?;
-        }
+        // Voids first: a token revoked after a `LOGOUT all` of the same
+        // group may be newer than its moment, and must stay.
         if !self.void_users.is_empty() {
             tx.execute(&s.void_tokens, &[&self.void_users, &self.void_from])?;
+            tx.execute(&s.forget_revoked, &[&self.void_users])?;
+        }
+        if !self.revoked.is_empty() {
+            let (expires, users): (Vec<i64>, Vec<i64>) = self.expires.iter().copied().unzip();
+            tx.execute(&s.revoke_tokens, &[&self.revoked, &expires, &users])?;
         }
         Ok(())
     }

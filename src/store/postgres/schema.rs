@@ -96,10 +96,14 @@ CREATE TABLE presence (
 CREATE INDEX presence_by_node ON presence (node);
 ";
 
-/// Version 4: a sender's remembered `client_id`s are its newest N (see
-/// `client_id_window`). Each row gets `seq`, its sender's count of ids
-/// when it came; `client_id_senders` holds each sender's counter. Rows
-/// kept from before are numbered per sender in the order they came.
+/// Version 4: bounds per account. A sender's remembered `client_id`s are
+/// its newest N (see `client_id_window`). Each row gets `seq`, its
+/// sender's count of ids when it came; `client_id_senders` holds each
+/// sender's counter. Rows kept from before are numbered per sender in the
+/// order they came. A revoked token records its account, so the core
+/// counts an account's revocations (`--revocations-per-account`) and a
+/// `LOGOUT all` deletes them (its moment covers them); rows from before
+/// get account 0.
 const V4: &str = "
 ALTER TABLE client_ids ADD COLUMN seq bigint NOT NULL DEFAULT 0;
 UPDATE client_ids c SET seq = n.seq
@@ -114,6 +118,8 @@ CREATE TABLE client_id_senders (
 );
 INSERT INTO client_id_senders (sender, seq)
     SELECT sender, max(seq) FROM client_ids GROUP BY sender;
+ALTER TABLE revoked_tokens ADD COLUMN user_id bigint NOT NULL DEFAULT 0;
+CREATE INDEX revoked_tokens_by_user ON revoked_tokens (user_id);
 ";
 
 /// The schema version this code writes.

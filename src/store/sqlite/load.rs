@@ -31,10 +31,15 @@ pub fn read_snapshot(conn: &mut Connection, now: Millis) -> rusqlite::Result<Sna
         })?;
     let last_user: i64 =
         tx.query_row("SELECT coalesce(max(id), 0) FROM users", [], |r| r.get(0))?;
-    let mut stmt = tx.prepare("SELECT token_id, expires FROM revoked_tokens WHERE expires > ?1")?;
+    let mut stmt =
+        tx.prepare("SELECT token_id, expires, user_id FROM revoked_tokens WHERE expires > ?1")?;
     let revoked_tokens = stmt
         .query_map([now as i64], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
         })?
         .collect::<rusqlite::Result<_>>()?;
     drop(stmt);

@@ -116,11 +116,17 @@ DROP INDEX messages_by_recipient;
 CREATE INDEX messages_by_recipient ON messages (to_id, id, cost);
 ";
 
-/// Version 6: a sender's remembered `client_id`s are its newest N, on disk
-/// too. Each row carries `seq`, the sender's count of fresh ids when it
-/// came (1, 2, …); a new one deletes those at or below `seq - N` through
-/// the (sender, seq) index, one or a few rows, never a scan. Rows kept
-/// from before are numbered per sender in the order they came.
+/// Version 6: bounds per account.
+///
+/// A sender's remembered `client_id`s are its newest N, on disk too. Each
+/// row carries `seq`, the sender's count of fresh ids when it came (1, 2,
+/// …); a new one deletes those at or below `seq - N` through the (sender,
+/// seq) index, one or a few rows, never a scan. Rows kept from before are
+/// numbered per sender in the order they came.
+///
+/// A revoked token records its account, so the core counts an account's
+/// revocations (`--revocations-per-account`) and a `LOGOUT all` deletes
+/// them (its moment covers them). Rows from before get account 0.
 const V6: &str = "
 CREATE TABLE client_ids_v6 (
     sender     INTEGER NOT NULL,
@@ -138,6 +144,8 @@ DROP TABLE client_ids;
 ALTER TABLE client_ids_v6 RENAME TO client_ids;
 CREATE INDEX client_ids_by_age ON client_ids (ts);
 CREATE INDEX client_ids_by_sender ON client_ids (sender, seq);
+ALTER TABLE revoked_tokens ADD COLUMN user_id INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX revoked_tokens_by_user ON revoked_tokens (user_id);
 ";
 
 /// The schema version this code writes.

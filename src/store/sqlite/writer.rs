@@ -383,6 +383,7 @@ struct Statements<'c> {
     at_once: bool,
     revoke: CachedStatement<'c>,
     void: CachedStatement<'c>,
+    forget_revoked: CachedStatement<'c>,
     last_message_id: CachedStatement<'c>,
     total: CachedStatement<'c>,
 }
@@ -436,8 +437,10 @@ impl<'c> Statements<'c> {
                 .prepare_cached("DELETE FROM messages WHERE to_id = ?1 AND id <= ?2")?,
             at_once,
             revoke: conn.prepare_cached(
-                "INSERT OR REPLACE INTO revoked_tokens (token_id, expires) VALUES (?1, ?2)",
+                "INSERT OR REPLACE INTO revoked_tokens (token_id, expires, user_id) \
+                 VALUES (?1, ?2, ?3)",
             )?,
+            forget_revoked: conn.prepare_cached("DELETE FROM revoked_tokens WHERE user_id = ?1")?,
             void: conn.prepare_cached(
                 "UPDATE users SET tokens_valid_from = max(tokens_valid_from, ?2) WHERE id = ?1",
             )?,
@@ -555,12 +558,20 @@ impl<'c> Statements<'c> {
                     bytes,
                 });
             }
-            WriteOp::RevokeToken { token, expires, .. } => {
+            WriteOp::RevokeToken {
+                token,
+                expires,
+                user,
+            } => {
                 // Token ids use all 64 bits; SQLite's integers are signed.
-                self.revoke.execute([*token as i64, *expires as i64])?;
+                self.revoke
+                    .execute([*token as i64, *expires as i64, *user as i64])?;
             }
             WriteOp::VoidTokens { user, from } => {
                 self.void.execute([*user as i64, *from as i64])?;
+                // Issued before the moment, so covered by it: at most
+                // `--revocations-per-account` rows, through their index.
+                self.forget_revoked.execute([*user as i64])?;
             }
         }
         Ok(())
