@@ -207,7 +207,7 @@ fn past_its_share_of_revocations_a_logout_ends_every_session() {
             Reply::LoggedOut { all, capped: c } => assert_eq!((all, c), (capped, capped)),
             other => panic!("{other:?}"),
         }
-        let expected = if capped { 0 } else { conn as usize - 9 };
+        let expected = if capped { 0 } else { conn - 9 };
         assert_eq!(b.core.revocations.len(), expected, "one by one, then none");
     }
     b.core.open_session(13);
