@@ -16,8 +16,9 @@
 //! (a SEND's message and its `client_id` are one operation).
 //!
 //! The database's unique key on (sender, `client_id`) decides duplicates:
-//! a SEND whose `client_id` is among its sender's newest N of the day stores nothing,
-//! and its [`Committed`] names the first message instead. An ACK reports
+//! a SEND whose `client_id` is among its sender's newest N of the day
+//! stores nothing, and its [`Committed`] names the first message instead
+//! (see [`super::client_id_window`]). An ACK reports
 //! how many messages it removed and their size, and every transaction
 //! moves the totals in custody kept in `meta`.
 //!
@@ -25,6 +26,7 @@
 //! rows are deleted later, in steps between commits ([`super::purge`]);
 //! on a full disk its rows are deleted at once instead, to free room.
 
+use super::client_id_window::{ClientIdStatements, Window};
 use super::disk_full::DiskSpace;
 use super::purge::{self, Backlog};
 use super::schema::{PENDING_BYTES, PENDING_MESSAGES};
@@ -35,7 +37,7 @@ use crate::store::{Batch, Committed, Duplicate, Removed, StoreError, StoreMetric
 use crate::Millis;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mio::Waker;
-use rusqlite::{CachedStatement, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{CachedStatement, Connection, TransactionBehavior};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -344,21 +346,6 @@ fn write_batches(
     Ok((writes, outcomes))
 }
 
-/// Which remembered `client_id`s still count: first used at or after
-/// `cutoff` (ms since the epoch) and among their sender's newest
-/// `per_sender` (0: any number).
-#[derive(Clone, Copy)]
-struct Window {
-    cutoff: Millis,
-    per_sender: usize,
-}
-
-/// Rows beyond a sender's newest N one fresh `client_id` deletes at most:
-/// one in the steady state; more drain a surplus left by a smaller N (rows
-/// beyond the window never deduplicate meanwhile, and the daily prune
-/// takes what is left).
-const TRIM_STEP: i64 = 8;
-
 /// How a group changes the totals in custody.
 #[derive(Default)]
 struct Totals {
@@ -372,10 +359,7 @@ struct Statements<'c> {
     user: CachedStatement<'c>,
     password_hash: CachedStatement<'c>,
     message: CachedStatement<'c>,
-    client_id: CachedStatement<'c>,
-    newest_seq: CachedStatement<'c>,
-    trim: CachedStatement<'c>,
-    first_send: CachedStatement<'c>,
+    client_ids: ClientIdStatements<'c>,
     ack: CachedStatement<'c>,
     mark: CachedStatement<'c>,
     delete_acked: CachedStatement<'c>,
@@ -401,27 +385,7 @@ impl<'c> Statements<'c> {
                 "INSERT INTO messages (id, from_id, to_id, ts, content, client_id, cost) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?,
-            // The unique key decides: a row in the window (younger than
-            // a day and among the sender's newest N) is a duplicate and
-            // stays; any other (not deleted yet) no longer counts and is
-            // taken over.
-            client_id: conn.prepare_cached(
-                "INSERT INTO client_ids (sender, client_id, message_id, ts, seq) \
-                 VALUES (?1, ?2, ?3, ?4, ?6) \
-                 ON CONFLICT (sender, client_id) DO UPDATE \
-                 SET message_id = excluded.message_id, ts = excluded.ts, seq = excluded.seq \
-                 WHERE client_ids.ts < ?5 OR client_ids.seq <= ?7",
-            )?,
-            newest_seq: conn.prepare_cached(
-                "SELECT seq FROM client_ids WHERE sender = ?1 ORDER BY seq DESC LIMIT 1",
-            )?,
-            trim: conn.prepare_cached(
-                "DELETE FROM client_ids WHERE sender = ?1 AND seq IN \
-                 (SELECT seq FROM client_ids WHERE sender = ?1 AND seq <= ?2 LIMIT ?3)",
-            )?,
-            first_send: conn.prepare_cached(
-                "SELECT message_id, ts FROM client_ids WHERE sender = ?1 AND client_id = ?2",
-            )?,
+            client_ids: ClientIdStatements::prepare(conn)?,
             // What an ACK ends: its recipient's messages up to `upto` not
             // marked already (from the index alone).
             ack: conn.prepare_cached(
@@ -481,39 +445,9 @@ impl<'c> Statements<'c> {
             WriteOp::Append(message) => {
                 let client_id = message.client_id();
                 if let Some(cid) = &client_id {
-                    let sender = message.from_id as i64;
-                    let seq = self
-                        .newest_seq
-                        .query_row([sender], |r| r.get::<_, i64>(0))
-                        .optional()?
-                        .unwrap_or(0)
-                        + 1;
-                    // Once this id is in, rows at or below `beyond` are
-                    // not among the sender's newest N; before, the N
-                    // newest are those above `beyond - 1`.
-                    let beyond = match window.per_sender {
-                        0 => i64::MIN + 1,
-                        n => seq - n.min(i64::MAX as usize) as i64,
-                    };
-                    let fresh = self.client_id.execute(rusqlite::params![
-                        sender,
-                        cid,
-                        message.id as i64,
-                        message.ts as i64,
-                        window.cutoff as i64,
-                        seq,
-                        beyond - 1
-                    ])?;
-                    if fresh != 0 && beyond > 0 {
-                        self.trim
-                            .execute(rusqlite::params![sender, beyond, TRIM_STEP])?;
-                    }
-                    if fresh == 0 {
-                        let (first_id, first_ts) = self
-                            .first_send
-                            .query_row(rusqlite::params![message.from_id as i64, cid], |r| {
-                                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-                            })?;
+                    if let Some((first_id, first_ts)) =
+                        self.client_ids.record(message, cid, window)?
+                    {
                         outcome.duplicates.push(Duplicate {
                             message_id: message.id,
                             first_id,
