@@ -6,7 +6,8 @@
 # (checks deploy/gotalk.service; it works without systemd running),
 # prometheus_client (parses /metrics), PostgreSQL's server programs (the
 # PostgreSQL store's tests start a throw-away cluster with initdb and
-# pg_ctl; no system service is used). Idempotent: installs only what is
+# pg_ctl; no system service is used), iproute2 and util-linux (a test
+# gives a network namespace of its own ten IPv6 addresses). Idempotent: installs only what is
 # missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,8 @@ command -v node >/dev/null || missing+=(nodejs npm)
 command -v curl >/dev/null || missing+=(curl)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v unshare >/dev/null || missing+=(util-linux)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"

@@ -119,6 +119,22 @@ pub struct Config {
     pub allow_plaintext: bool,
     /// A TLS handshake must finish within this from the connection's start.
     pub tls_handshake_timeout: Duration,
+    /// Peers whose PROXY header (and, for HTTP, `X-Forwarded-For`) name
+    /// the client that every budget, throttle and log line then uses.
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
+    /// A trusted peer must open with a PROXY header.
+    pub proxy_protocol: bool,
+    /// TLS handshakes each client address may start per second (0: no
+    /// limit), and how many at once past that rate.
+    pub tls_handshakes_per_address_second: u64,
+    pub tls_handshake_burst: u64,
+    /// Bytes of unacknowledged messages one sender may have in custody
+    /// across all receivers, SENDs in flight included, before its SENDs are
+    /// refused (so one account cannot fill `pending_bytes` for everyone).
+    pub pending_bytes_per_sender: usize,
+    /// Unacknowledged messages older than this leave custody unread;
+    /// `None`: they wait for their ACK however long it takes.
+    pub message_ttl: Option<Duration>,
     /// Tokens one account may have revoked one by one (LOGOUT) at once,
     /// each remembered until it would have expired; a LOGOUT past it ends
     /// every session of the account instead (as `LOGOUT all` does).
@@ -228,6 +244,12 @@ impl Default for Config {
             tls_key: None,
             allow_plaintext: false,
             tls_handshake_timeout: Duration::from_secs(10),
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
+            tls_handshakes_per_address_second: 20,
+            tls_handshake_burst: 40,
+            pending_bytes_per_sender: 8 * 1024 * 1024,
+            message_ttl: None,
             revocations_per_account: 100,
             logins_per_account_minute: 30,
         }
@@ -344,8 +366,8 @@ Flags:
                          closed (default: the open-file limit, raised to
                          its hard limit at start, less {reserved})
   --max-connections-per-address N
-                         simultaneous connections from one address
-                         (default {per_address})
+                         simultaneous connections from one address (IPv6:
+                         one /64) (default {per_address})
   --max-output-total BYTES
                          output queued for all clients together; past it the
                          clients holding the most unread output are
@@ -372,12 +394,41 @@ Flags:
   --allow-plaintext      with TLS on: take plain connections too; without
                          it: listen on a non-loopback address anyway (a
                          TLS-terminating proxy in front) (default off)
+  --tls-handshakes-per-address-second N
+                         TLS handshakes one client address (IPv6: its /64)
+                         may start per second; past it the connection is
+                         closed at once; 0 for no limit (default {hs_rate})
+  --tls-handshake-burst N
+                         handshakes an address may start at once before
+                         that rate applies (default {hs_burst})
+  --trusted-proxies CIDR,...
+                         proxies in front of the server (10.0.0.0/8,
+                         2001:db8::/32, or one address): their PROXY
+                         protocol header, and for HTTP the last
+                         X-Forwarded-For hop, name the client whose address
+                         every budget, throttle and log line uses; a PROXY
+                         header from any other peer is refused (default none)
+  --proxy-protocol       a trusted proxy must open every connection with a
+                         PROXY protocol header (v1 or v2); one without it is
+                         closed (default off)
   --log-level LEVEL      error, warn, info, debug or trace (default info)
   --log-format FORMAT    text, or json for one JSON object per line
                          (default text)
+  --pending-bytes-per-sender BYTES
+                         unacknowledged messages one sender may have in
+                         custody across all receivers, in bytes as stored,
+                         SENDs in flight included: room for a 64 KiB message
+                         to each of 100 offline friends, while 64 senders are
+                         needed to fill --pending-bytes (default {per_sender},
+                         or --pending-bytes / 64 if smaller, but at least
+                         twice the largest message)
+  --message-ttl SECONDS  unacknowledged messages older than this are deleted
+                         unread, freeing their receiver's and sender's
+                         budgets (default off: kept until acknowledged)
   --metrics ADDR:PORT    serve the server's figures as JSON at GET /stats on
                          this separate address (default off; bind it to
-                         loopback or a private address)
+                         loopback or a private address; it answers a Host
+                         that is loopback, its address or an --http-host)
   --help                 print this help
   --version              print the version
 ",
@@ -415,6 +466,9 @@ Flags:
         http_idle = d.http_idle_timeout.as_secs(),
         shutdown = d.shutdown_timeout.as_secs(),
         handshake = d.tls_handshake_timeout.as_secs(),
+        hs_rate = d.tls_handshakes_per_address_second,
+        hs_burst = d.tls_handshake_burst,
+        per_sender = d.pending_bytes_per_sender,
     )
 }
 
@@ -482,6 +536,7 @@ fn parse_gen_cert<I: Iterator<Item = String>>(args: I) -> Result<Invocation, Str
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, String> {
     let mut config = Config::default();
     let mut data_given = false;
+    let mut per_sender_given = false;
     let mut args = args.into_iter().peekable();
     if args.next_if(|a| a == "gen-cert").is_some() {
         return parse_gen_cert(args);
@@ -584,6 +639,23 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             "--tls-handshake-timeout" => {
                 config.tls_handshake_timeout = seconds(&name, &value("SECONDS")?)?
             }
+            "--tls-handshakes-per-address-second" => {
+                config.tls_handshakes_per_address_second = number(&name, &value("N")?, 0)?
+            }
+            "--tls-handshake-burst" => config.tls_handshake_burst = number(&name, &value("N")?, 1)?,
+            "--trusted-proxies" => {
+                for block in value("CIDR,...")?.split(',').filter(|b| !b.is_empty()) {
+                    let cidr = crate::cidr::Cidr::parse(block.trim())
+                        .map_err(|e| format!("--trusted-proxies: {e}"))?;
+                    config.trusted_proxies.push(cidr);
+                }
+            }
+            "--proxy-protocol" => config.proxy_protocol = true,
+            "--pending-bytes-per-sender" => {
+                config.pending_bytes_per_sender = number(&name, &value("BYTES")?, 1024)? as usize;
+                per_sender_given = true;
+            }
+            "--message-ttl" => config.message_ttl = Some(seconds(&name, &value("SECONDS")?)?),
             "--revocations-per-account" => {
                 config.revocations_per_account = number(&name, &value("N")?, 1)? as usize
             }
@@ -605,6 +677,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
             }
             _ => return Err(format!("unknown flag '{flag}' (see --help)")),
         }
+    }
+    if !per_sender_given {
+        config.pending_bytes_per_sender = default_per_sender(config.pending_bytes);
     }
     if config.memory && data_given {
         return Err(
@@ -630,6 +705,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
         return Ok(Invocation::RotateKey(Box::new(config)));
     }
     check_tls(&config)?;
+    if config.proxy_protocol && config.trusted_proxies.is_empty() {
+        return Err(
+            "--proxy-protocol needs --trusted-proxies: the proxies whose header is believed"
+                .to_string(),
+        );
+    }
     Ok(Invocation::Run(Box::new(config)))
 }
 
@@ -689,6 +770,17 @@ fn host_name(text: &str) -> Result<String, String> {
             "--http-host: '{text}' is not a host name like chat.example.com (no port, no scheme)"
         ))
     }
+}
+
+/// `--pending-bytes-per-sender` when not given: 8 MiB, or a 64th of the
+/// global pool if that is less (a pool lowered for a small machine still
+/// takes 64 senders to fill), but never under one largest message.
+fn default_per_sender(pending_bytes: usize) -> usize {
+    let largest = 2 * limits::MAX_CONTENT_BYTES;
+    Config::default()
+        .pending_bytes_per_sender
+        .min(pending_bytes / 64)
+        .max(largest)
 }
 
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
@@ -900,6 +992,36 @@ mod tests {
     }
 
     #[test]
+    fn proxy_and_handshake_flags_parse_and_check() {
+        let c = run(&[
+            "--trusted-proxies",
+            "10.0.0.0/8,127.0.0.1",
+            "--proxy-protocol",
+        ])
+        .unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(c.trusted_proxies[1].contains("127.0.0.1".parse().unwrap()));
+        assert!(c.proxy_protocol);
+        assert!(run(&["--trusted-proxies", "10.0.0.0/40"])
+            .unwrap_err()
+            .contains("--trusted-proxies"));
+        assert!(run(&["--proxy-protocol"])
+            .unwrap_err()
+            .contains("--trusted-proxies"));
+        let d = run(&[]).unwrap();
+        assert!(d.trusted_proxies.is_empty() && !d.proxy_protocol);
+        assert_eq!(
+            (d.tls_handshakes_per_address_second, d.tls_handshake_burst),
+            (20, 40)
+        );
+        let c = run(&["--tls-handshakes-per-address-second", "0"]).unwrap();
+        assert_eq!(c.tls_handshakes_per_address_second, 0);
+        assert!(run(&["--tls-handshake-burst", "0"]).is_err());
+        let help = help_text();
+        assert!(help.contains("--trusted-proxies") && help.contains("(default 20)"));
+    }
+
+    #[test]
     fn tls_flags_go_together_and_public_addresses_need_tls() {
         let c = run(&["--tls-cert", "c.pem", "--tls-key=k.pem"]).unwrap();
         assert_eq!(c.tls_cert, Some(PathBuf::from("c.pem")));
@@ -995,5 +1117,38 @@ mod tests {
         ] {
             assert!(help.contains(flag), "{flag} missing from help");
         }
+    }
+
+    #[test]
+    fn sender_budget_and_message_ttl_have_defaults_and_take_values() {
+        let d = run(&[]).unwrap();
+        assert_eq!(d.pending_bytes_per_sender, 8 << 20);
+        assert!(d.pending_bytes_per_sender < d.pending_bytes / 32);
+        assert_eq!(d.message_ttl, None);
+        let c = run(&[
+            "--pending-bytes-per-sender",
+            "4096",
+            "--message-ttl",
+            "3600",
+        ])
+        .unwrap();
+        assert_eq!(c.pending_bytes_per_sender, 4096);
+        assert_eq!(c.message_ttl, Some(Duration::from_secs(3600)));
+        assert!(run(&["--pending-bytes-per-sender", "10"]).is_err());
+        assert!(run(&["--message-ttl", "0"]).is_err());
+        let help = help_text();
+        assert!(help.contains("--pending-bytes-per-sender BYTES"));
+        assert!(help.contains("--message-ttl SECONDS"));
+        // A lowered pool lowers the default with it, never below one
+        // largest message.
+        let small = run(&["--pending-bytes", "4194304"]).unwrap();
+        assert_eq!(small.pending_bytes_per_sender, 4194304 / 64 * 2);
+        let given = run(&[
+            "--pending-bytes",
+            "4194304",
+            "--pending-bytes-per-sender",
+            "2048",
+        ]);
+        assert_eq!(given.unwrap().pending_bytes_per_sender, 2048);
     }
 }

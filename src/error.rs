@@ -138,4 +138,9 @@ pub enum CloseReason {
     TlsHandshakeTimeout,
     /// A plain connection to a server that requires TLS (told why first).
     PlaintextRefused,
+    /// A PROXY header from an untrusted peer, a malformed one, or none
+    /// from a trusted proxy under `--proxy-protocol`.
+    ProxyRefused,
+    /// A TLS handshake past `--tls-handshakes-per-address-second`.
+    HandshakeRate,
 }

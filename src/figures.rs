@@ -44,6 +44,7 @@ fn limit_of_reason(reason: &str) -> Option<&'static str> {
         "login_timeout" => "--login-timeout",
         "request_timeout" => "--request-timeout",
         "idle_timeout" => "--http-idle-timeout",
+        "tls_handshake_rate" => "--tls-handshakes-per-address-second",
         _ => return None,
     })
 }
@@ -163,6 +164,39 @@ impl Figures<'_> {
             "gotalk_messages_acknowledged_total",
             "Messages whose custody ended by ACK.",
             counters.messages_acknowledged as f64,
+        );
+        e.counter(
+            "gotalk_messages_expired_total",
+            "Messages whose custody ended unread (--message-ttl).",
+            counters.messages_expired as f64,
+        );
+        e.gauge(
+            "gotalk_senders_holding",
+            "Senders with unacknowledged messages in custody.",
+            self.core.senders_holding() as f64,
+        );
+        let top = self.core.top_senders();
+        let top: Vec<(String, String, f64)> = top
+            .iter()
+            .enumerate()
+            .map(|(i, (user, bytes))| ((i + 1).to_string(), user.to_string(), *bytes as f64))
+            .collect();
+        let samples: Vec<_> = top
+            .iter()
+            .map(|(rank, user, bytes)| {
+                (
+                    vec![("rank", rank.as_str()), ("user_id", user.as_str())],
+                    *bytes,
+                )
+            })
+            .collect();
+        labelled(
+            &mut e,
+            "gotalk_sender_pending_bytes",
+            "Bytes of unacknowledged messages held by the senders holding the most \
+             (what --pending-bytes-per-sender caps), by rank.",
+            "gauge",
+            &samples,
         );
         e.gauge(
             "gotalk_pending_messages",
@@ -308,6 +342,13 @@ impl Figures<'_> {
                 "stored": counters.messages_stored,
                 "pushed": counters.messages_pushed,
                 "acknowledged": counters.messages_acknowledged,
+                "expired": counters.messages_expired,
+            },
+            "senders": {
+                "holding": self.core.senders_holding(),
+                "top": self.core.top_senders().iter().map(|(user, bytes)| {
+                    serde_json::json!({"user_id": user, "bytes": bytes})
+                }).collect::<Vec<_>>(),
             },
             "logins": {"failed": self.logins_failed(), "throttled": self.logins_throttled()},
             "password_jobs": {"waiting": waiting, "running": running},

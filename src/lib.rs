@@ -28,13 +28,16 @@
 //! - [`figures`]: the server's figures as Prometheus text and JSON.
 //! - [`metrics`]: the `--metrics` listener's thread (`GET /stats`).
 
+pub mod accept_budget;
 pub mod bufpool;
+pub mod cidr;
 pub mod config;
 pub mod conn;
 pub mod core;
 pub mod error;
 pub mod fdlimit;
 pub mod figures;
+pub mod handshake_rate;
 pub mod hasher;
 pub mod histogram;
 pub mod http;
@@ -47,6 +50,7 @@ pub mod logging;
 pub mod message;
 pub mod metrics;
 pub mod peer_addr;
+pub mod proxy_protocol;
 pub mod request;
 pub mod server;
 pub mod signals;

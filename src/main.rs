@@ -151,6 +151,7 @@ fn start(mut config: Config) -> Result<(), String> {
         let caps = gotalk::store::MailboxCaps {
             messages: config.mailbox_limit,
             bytes: config.mailbox_bytes,
+            per_sender: config.pending_bytes_per_sender,
         };
         let store = PostgresStore::open(url, &node, caps, waker.clone())?;
         // The key stays a file: every node on one database must be given
@@ -196,6 +197,8 @@ fn start(mut config: Config) -> Result<(), String> {
         mailbox_window: config.mailbox_window,
         mailbox_window_bytes: config.mailbox_window_bytes,
         cluster: config.postgres.is_some(),
+        pending_bytes_per_sender: config.pending_bytes_per_sender,
+        message_ttl_ms: config.message_ttl.map(|t| t.as_millis() as u64),
         revocations_per_account: config.revocations_per_account,
     };
     let mut core = Core::new(settings, key, dummy_hash());
@@ -205,8 +208,9 @@ fn start(mut config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot watch for SIGTERM and SIGINT: {e}"))?;
     let stats_requests = match config.metrics {
         Some(addr) => {
-            let (bound, requests) = gotalk::metrics::start(addr, waker.clone())
-                .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+            let (bound, requests) =
+                gotalk::metrics::start(addr, waker.clone(), config.http_hosts.clone())
+                    .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
             log::info!("metrics served at http://{bound}/stats");
             Some(requests)
         }
@@ -276,6 +280,22 @@ fn start(mut config: Config) -> Result<(), String> {
     };
     log::info!("gotalk listening on {addr} ({mode}; {security})");
     log::info!("{}", gotalk::http::host::startup_note(&config));
+    if !config.trusted_proxies.is_empty() {
+        let proxies: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        log::info!(
+            "trusted proxies {}: their PROXY header{} and X-Forwarded-For name the client",
+            proxies.join(", "),
+            if config.proxy_protocol {
+                " (required)"
+            } else {
+                ""
+            }
+        );
+    }
     server
         .run()
         .map_err(|e| format!("event loop failed: {e}"))?;

@@ -8,6 +8,9 @@
 //! connection speaks. Closing a connection happens in one place,
 //! [`Server::close`].
 
+mod edge;
+
+use crate::accept_budget::PerAddress;
 use crate::config::limits::{
     ACCEPTS_PER_TURN, ACCEPT_RETRY_MS, OUTPUT_PAUSE_BYTES, OUTPUT_TOTAL_RELIEF_PERCENT,
     READ_BUDGET_PER_TURN, READ_CHUNK, TOTAL_WRITE_BUDGET_PER_TURN, WRITE_BUDGET_PER_TURN,
@@ -29,11 +32,12 @@ use crate::store::Store;
 use crate::timers::Timers;
 use crate::turn::Turn;
 use crate::{ConnId, Millis};
+use edge::{Edge, EdgeState};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -101,10 +105,11 @@ impl Door {
     }
 }
 
-/// One connection: its transport and its door.
+/// One connection: its transport, its door, and who its client is.
 struct Client {
     conn: Conn,
     door: Door,
+    edge: Edge,
 }
 
 impl Client {
@@ -148,8 +153,8 @@ pub struct Server {
     clients: Vec<Option<Client>>,
     free: Vec<ConnId>,
     live: usize,
-    /// Open connections per peer address.
-    per_address: HashMap<IpAddr, usize>,
+    /// Open connections per client address (IPv6 by /64).
+    per_address: PerAddress,
     next_serial: u64,
     outbox: Outbox,
     next_seq: u64,
@@ -183,6 +188,8 @@ pub struct Server {
     stop_signals: Option<crossbeam_channel::Receiver<StopSignal>>,
     stopping: Option<Stopping>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// PROXY headers and the TLS handshake rate ([`edge`]).
+    edge: EdgeState,
 }
 
 impl Server {
@@ -195,6 +202,7 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let budget = OutputBudget::new(parts.config.max_output_total, parts.config.max_output);
         let local_addr = listener.local_addr()?;
+        let edge = EdgeState::new(&parts.config);
         Ok(Server {
             config: parts.config,
             poll: parts.poll,
@@ -206,7 +214,7 @@ impl Server {
             clients: Vec::new(),
             free: Vec::new(),
             live: 0,
-            per_address: HashMap::new(),
+            per_address: PerAddress::default(),
             next_serial: 0,
             outbox: Outbox::default(),
             next_seq: 0,
@@ -228,6 +236,7 @@ impl Server {
             stop_signals: parts.stop_signals,
             stopping: None,
             tls: parts.tls,
+            edge,
         })
     }
 
@@ -377,8 +386,14 @@ impl Server {
                 "the server has too many connections; try again later",
             );
         }
-        let from_peer = self.per_address.get(&peer.ip()).copied().unwrap_or(0);
-        if from_peer >= self.config.max_connections_per_address {
+        // A trusted proxy's connections count for their clients once
+        // its PROXY header names them (see `edge`).
+        let trusted = self.is_trusted_proxy(peer);
+        if !trusted
+            && !self
+                .per_address
+                .has_room(peer.ip(), self.config.max_connections_per_address)
+        {
             let per = self.config.max_connections_per_address;
             *self.refused.entry("address_full").or_insert(0) += 1;
             self.warnings.address_full.warn(now, || {
@@ -414,13 +429,20 @@ impl Server {
         let login_deadline = now + self.config.login_timeout.as_millis() as Millis;
         self.timers
             .arm(&mut conn.timer_at, login_deadline, id, conn.serial);
+        let edge = Edge::new(trusted);
+        if edge.awaits_header(self.config.proxy_protocol) {
+            let header_deadline = now + self.config.request_timeout.as_millis() as Millis;
+            self.timers
+                .arm(&mut conn.timer_at, header_deadline, id, conn.serial);
+        }
         log::debug!("connection {id} from {peer}");
         self.core.open_connection(id, peer.ip());
         self.clients[id] = Some(Client {
             conn,
             door: Door::Sniffing,
+            edge,
         });
-        *self.per_address.entry(peer.ip()).or_insert(0) += 1;
+        self.per_address.add(peer.ip());
         self.live += 1;
     }
 
@@ -652,6 +674,10 @@ impl Server {
 
     /// Hands the connection's unparsed input to its door.
     fn process_input(&mut self, id: ConnId, now: Millis) {
+        let header_pending = self.client(id).is_some_and(|c| c.edge.header_pending);
+        if header_pending && !self.read_proxy_header(id, now) {
+            return;
+        }
         let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
@@ -674,7 +700,9 @@ impl Server {
                     client.door = Door::Line(LineDoor::new(self.config.max_line));
                     self.core.open_session(id);
                 }
-                DoorKind::Http => client.door = Door::Http(HttpDoor::new(secure)),
+                DoorKind::Http => {
+                    client.door = Door::Http(HttpDoor::new(secure, client.edge.via()))
+                }
             }
         }
         let mut turn = Turn::new(
@@ -701,6 +729,9 @@ impl Server {
     /// the door is sniffed again from the first plaintext inside it. The
     /// handshake must finish within `--tls-handshake-timeout`.
     fn start_tls(&mut self, id: ConnId, now: Millis) {
+        if !self.admit_handshake(id, now) {
+            return;
+        }
         let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
@@ -1054,7 +1085,7 @@ impl Server {
 
     /// The one place a connection is closed.
     fn close(&mut self, id: ConnId, reason: CloseReason) {
-        let Some(Client { mut conn, door }) = self.clients.get_mut(id).and_then(Option::take)
+        let Some(Client { mut conn, door, .. }) = self.clients.get_mut(id).and_then(Option::take)
         else {
             return;
         };
@@ -1066,12 +1097,7 @@ impl Server {
         self.core.close_session(id);
         self.free.push(id);
         self.live -= 1;
-        if let Some(n) = self.per_address.get_mut(&conn.peer.ip()) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_address.remove(&conn.peer.ip());
-            }
-        }
+        self.per_address.remove(conn.peer.ip());
         *self.closed.entry(close_reason_name(reason)).or_insert(0) += 1;
         log::debug!(
             "connection {id} ({} door) from {} closed after {} ms: {}, {} bytes in, {} bytes out",
@@ -1099,6 +1125,10 @@ fn deadline(client: &Client, logged_in: bool, config: &Config) -> Option<(Millis
         .input_since
         .map(|since| since + config.request_timeout.as_millis() as Millis);
     match &client.door {
+        Door::Sniffing if client.edge.awaits_header(config.proxy_protocol) => {
+            let header = conn.opened + config.request_timeout.as_millis() as Millis;
+            Some((header, CloseReason::RequestTimeout))
+        }
         Door::Sniffing if conn.is_handshaking() => {
             let handshake = conn.opened + config.tls_handshake_timeout.as_millis() as Millis;
             Some((handshake.min(login), CloseReason::TlsHandshakeTimeout))
@@ -1136,13 +1166,18 @@ fn is_orderly(reason: CloseReason) -> bool {
 
 /// Tells a connection that is not taken in why, in one line, and closes it.
 fn refuse(mut socket: TcpStream, why: &str) {
+    // A fresh socket's buffer takes one line; if it does not, the client
+    // only misses the reason.
+    let _ = socket.write(&refusal_line(why));
+}
+
+/// The one line a refused connection is told.
+fn refusal_line(why: &str) -> Vec<u8> {
     let mut line = Vec::with_capacity(why.len() + 64);
     line.extend_from_slice(b"{\"ok\":false,\"error\":{\"code\":\"unavailable\",\"message\":");
     crate::json::push_str(&mut line, why);
     line.extend_from_slice(b"}}\n");
-    // A fresh socket's buffer takes one line; if it does not, the client
-    // only misses the reason.
-    let _ = socket.write(&line);
+    line
 }
 
 /// Errors after which `accept` keeps failing until descriptors or memory
@@ -1173,5 +1208,7 @@ fn close_reason_name(reason: CloseReason) -> &'static str {
         CloseReason::TlsError => "tls_error",
         CloseReason::TlsHandshakeTimeout => "tls_handshake_timeout",
         CloseReason::PlaintextRefused => "plaintext_refused",
+        CloseReason::ProxyRefused => "proxy_refused",
+        CloseReason::HandshakeRate => "tls_handshake_rate",
     }
 }

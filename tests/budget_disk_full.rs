@@ -58,7 +58,14 @@ const CONTENT_BYTES: usize = 32 * 1024;
 fn ack_frees_space_on_a_full_disk_and_the_log_says_so_once() {
     let disk = Tmpfs::mount("24m");
     let data: PathBuf = disk.path().join("data");
-    let server = TestServer::start(&["--data", data.to_str().unwrap()]);
+    // One sender fills the disk: its own budget of unacknowledged bytes
+    // must not stop it first.
+    let server = TestServer::start(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--pending-bytes-per-sender",
+        "1073741824",
+    ]);
 
     let mut alice = server.connect();
     register(&mut alice, "alice", "pw-secret");

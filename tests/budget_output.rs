@@ -18,8 +18,11 @@ fn readers_that_never_read_are_cut_off_at_the_total_budget() {
         "1048576",
         "--max-output",
         "67108864",
-        // 300 messages of 60 KiB pass the default mailbox byte cap.
+        // 300 messages of 60 KiB pass the default mailbox byte cap, and
+        // the sender's.
         "--mailbox-bytes",
+        "67108864",
+        "--pending-bytes-per-sender",
         "67108864",
         "--metrics",
         "127.0.0.1:0",

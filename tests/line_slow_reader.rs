@@ -16,7 +16,15 @@ const CONTENT_BYTES: usize = 60 * 1024;
 
 #[test]
 fn a_receiver_that_never_reads_is_disconnected_and_loses_nothing() {
-    let server = TestServer::start(&["--max-output", "65536", "--mailbox-bytes", "67108864"]);
+    // 24 MiB unacknowledged: past the default mailbox and sender budgets.
+    let server = TestServer::start(&[
+        "--max-output",
+        "65536",
+        "--mailbox-bytes",
+        "67108864",
+        "--pending-bytes-per-sender",
+        "67108864",
+    ]);
     let (mut alice, _, _) = register_and_login(&server, "alice", "pw-a-secret");
     let (bob_setup, bob_token, _) = register_and_login(&server, "bob", "pw-b-secret");
     drop(bob_setup);

@@ -35,6 +35,7 @@ impl Node {
         let caps = gotalk::store::MailboxCaps {
             messages: usize::MAX,
             bytes: usize::MAX,
+            per_sender: usize::MAX,
         };
         let mut store = PostgresStore::open(url, "test", caps, waker).unwrap();
         store.load().unwrap();

@@ -420,3 +420,105 @@ fn a_public_address_without_tls_refuses_to_start_with_a_hint() {
     assert!(run.stderr.contains("--tls-cert"), "{}", run.stderr);
     assert!(run.stderr.contains("--allow-plaintext"), "{}", run.stderr);
 }
+
+#[test]
+fn a_key_others_may_read_refuses_to_start_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let pair = Pair::generate();
+    std::fs::set_permissions(pair.key(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut args = pair.flags();
+    args.extend(["--listen", "127.0.0.1:0", "--memory"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = run_cli(&args, Duration::from_secs(20));
+    assert!(run.status.is_some_and(|s| !s.success()), "started: {run:?}");
+    assert!(run.stderr.contains("mode 666"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("chmod 600 {}", pair.key().display())),
+        "{}",
+        run.stderr
+    );
+    // Made private again, the same pair starts.
+    std::fs::set_permissions(pair.key(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let server = pair.start(&[]);
+    let mut line = TlsLine::connect(server.addr(), &pair);
+    line.ping();
+}
+
+#[test]
+fn over_tls_only_an_https_page_may_post() {
+    let pair = Pair::generate();
+    let server = pair.start(&[]);
+    let port = server.addr().port();
+    let lookup = |origin: &str| {
+        let body = "username=nobody";
+        https(
+            server.addr(),
+            &pair,
+            &format!(
+                "POST /getuseridbyname HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: {origin}\r\n\
+                 Connection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    // An http:// page of the same host and port, posting to https://.
+    let refused = lookup(&format!("http://localhost:{port}"));
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(refused.contains("may not post"), "{refused}");
+    let own = lookup(&format!("https://localhost:{port}"));
+    assert!(!own.starts_with("HTTP/1.1 403"), "{own}");
+}
+
+#[test]
+fn tls_handshakes_past_the_per_address_rate_are_closed_at_once() {
+    let pair = Pair::generate();
+    let server = pair.start(&[
+        "--tls-handshakes-per-address-second",
+        "1",
+        "--tls-handshake-burst",
+        "2",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let hello = client_hello(&pair);
+    let started = std::time::Instant::now();
+    let mut answered = 0;
+    for _ in 0..10 {
+        let mut socket = TcpStream::connect(server.addr()).unwrap();
+        socket.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        socket.write_all(&hello).unwrap();
+        let mut first = [0u8; 1];
+        match socket.read(&mut first) {
+            Ok(1) if first[0] == 0x16 => answered += 1, // a ServerHello
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("neither a ServerHello nor a close: {other:?} {first:?}"),
+        }
+    }
+    // Two at once, then one a second.
+    let most = 2 + started.elapsed().as_secs() as usize + 1;
+    assert!((2..=most).contains(&answered), "{answered} of 10 answered");
+    assert!(server.wait_for_stderr(
+        "refusing TLS handshakes from 127.0.0.1",
+        Duration::from_secs(10)
+    ));
+    let stats = server.stats();
+    assert!(
+        stats["server"]["closed_by_reason"]["tls_handshake_rate"]
+            .as_u64()
+            .is_some_and(|n| n >= 10 - answered as u64),
+        "{}",
+        stats["server"]
+    );
+    // Another address has its own rate.
+    let socket = connect_from(std::net::Ipv4Addr::new(127, 0, 0, 2), server.addr());
+    socket.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let session = ClientConnection::new(pair.client_config(), name).unwrap();
+    let mut other = TlsLine {
+        reader: BufReader::new(StreamOwned::new(session, socket)),
+    };
+    other.ping();
+}

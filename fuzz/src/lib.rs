@@ -451,9 +451,16 @@ fn answer(request: &HttpRequest<'_>) {
     let persistence = Persistence::of(request.keep_alive, request.http10);
     // Any Host and Origin is answered or refused, never a panic.
     let config = gotalk::config::Config::default();
-    if let Err(refusal) = gotalk::http::host::check_host(request.host, &config)
-        .and_then(|()| gotalk::http::host::check_origin(request.origin, request.host))
-    {
+    if let Err(refusal) = gotalk::http::host::check_host(request.host, &config).and_then(|()| {
+        let scheme = gotalk::http::forwarded::scheme(
+            false,
+            gotalk::http::forwarded::Via::TrustedProxy,
+            false,
+            request.forwarded_proto,
+        );
+        gotalk::http::host::check_origin(request.origin, request.host, scheme)
+    }) {
+        let _ = gotalk::http::forwarded::last_hop(request.forwarded_for);
         check_refusal(&refusal, persistence);
     }
     let endpoint = match routes::route(request.method, request.path) {

@@ -76,16 +76,22 @@ impl Core {
         out: &mut Outbox,
     ) {
         let cost = super::mailbox::cost(message);
-        self.mailboxes.release(message.to_id, cost);
+        self.mailboxes.release(message.to_id, message.from_id, cost);
         if let Some(cid) = message.client_id() {
             self.client_ids.remove(message.from_id, &cid);
         }
-        let held = if full.by_bytes {
+        let held = if full.by_sender {
+            Full::Sender(full.held_bytes)
+        } else if full.by_bytes {
             Full::Bytes(full.held_bytes)
         } else {
             Full::Messages(full.held)
         };
-        let failure = super::commands::mailbox_full(held, cost, "the recipient", &self.budget());
+        let budget = super::mailbox::Budget {
+            per_sender: self.settings.pending_bytes_per_sender,
+            ..self.budget()
+        };
+        let failure = super::commands::mailbox_full(held, cost, "the recipient", &budget);
         out.replies.push((ticket, Reply::Error(failure)));
     }
 
@@ -109,7 +115,8 @@ impl Core {
                         super::mailbox::cost(&message),
                         super::mailbox::cost(&stored),
                     );
-                    self.mailboxes.resize_reservation(message.to_id, was, is);
+                    let (to, from) = (message.to_id, message.from_id);
+                    self.mailboxes.resize_reservation(to, from, was, is);
                     Some(AfterCommit::Sent {
                         ticket,
                         message: stored,

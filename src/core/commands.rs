@@ -581,7 +581,7 @@ impl Core {
         // flight count against its caps; the commit stores or releases it.
         let budget = self.budget();
         let cost = mailbox::cost(&message);
-        if let Err(full) = self.mailboxes.reserve(to_id, cost, &budget) {
+        if let Err(full) = self.mailboxes.reserve(to_id, from, cost, &budget) {
             let name = self.accounts.get(to_id).map_or("", |a| &a.username);
             return Err(mailbox_full(full, cost, name, &budget).into());
         }
@@ -731,6 +731,10 @@ pub(super) fn mailbox_full(full: Full, cost: usize, recipient: &str, budget: &Bu
         Full::Bytes(held) => format!(
             "{recipient}'s mailbox is full: {held} bytes of unacknowledged messages, the limit is {} (--mailbox-bytes); try again later",
             budget.bytes
+        ),
+        Full::Sender(held) => format!(
+            "your unacknowledged messages take {held} bytes in their receivers' mailboxes, the limit is {} (--pending-bytes-per-sender); try again once some are read",
+            budget.per_sender
         ),
         Full::Pending(held) => format!(
             "the server holds {held} bytes of unacknowledged messages for all users, the limit is {} (--pending-bytes); try again later",

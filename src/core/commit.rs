@@ -105,6 +105,7 @@ impl Core {
             }
             Err(cause) => log::error!("storing batch {} failed: {cause}", done.seq),
         }
+        self.expired(&done, now, out);
         let mut removed = done.removed.iter();
         let mut final_ids = super::assigned::FinalIds::new(&done.assigned);
         let renumber = !final_ids.is_empty();
@@ -127,7 +128,7 @@ impl Core {
             };
             // The store reports each ACK it wrote, in order.
             let removed = match then {
-                AfterCommit::Acked { .. } if done.acks.is_ok() => removed.next().copied(),
+                AfterCommit::Acked { .. } if done.acks.is_ok() => removed.next().cloned(),
                 _ => None,
             };
             self.finish(then, result, &done.duplicates, removed, now, out);
@@ -166,8 +167,8 @@ impl Core {
                         committed: true,
                     };
                     self.client_ids.insert(message.from_id, cid, first);
-                    self.mailboxes
-                        .release(message.to_id, super::mailbox::cost(&message));
+                    let cost = super::mailbox::cost(&message);
+                    self.mailboxes.release(message.to_id, message.from_id, cost);
                     let reply = Reply::Sent {
                         id: first.id,
                         ts: first.ts,
@@ -188,8 +189,8 @@ impl Core {
                     if let Some(cid) = &client_id {
                         self.client_ids.remove(message.from_id, cid);
                     }
-                    self.mailboxes
-                        .release(message.to_id, super::mailbox::cost(&message));
+                    let cost = super::mailbox::cost(&message);
+                    self.mailboxes.release(message.to_id, message.from_id, cost);
                     out.replies.push((ticket, unavailable(result)));
                 }
             }
@@ -225,9 +226,12 @@ impl Core {
                     out.replies.push((ticket, unavailable(result)));
                     return;
                 }
-                let removed = removed
-                    .filter(|r| (r.user, r.upto) == (user, upto))
-                    .map(|r| (r.count, r.bytes));
+                let removed = removed.filter(|r| (r.user, r.upto) == (user, upto));
+                let removed = removed.as_ref().map(|r| super::mailbox::Taken {
+                    count: r.count,
+                    bytes: r.bytes,
+                    senders: &r.senders,
+                });
                 // Shared store: the floor only up to ids known to exist (a
                 // message committed after an ACK above every id gets an id
                 // below that ACK's, and must not be hidden by the floor).

@@ -82,6 +82,7 @@ fn on_a_full_disk_acks_stored_alone_succeed_and_the_rest_is_unavailable() {
         acks: Ok(()),
         removed: Vec::new(),
         duplicates: Vec::new(),
+        expired: Vec::new(),
         assigned: Default::default(),
     };
     core.on_committed(done, NOW, &mut out);
@@ -121,6 +122,7 @@ fn another_store_failure_fails_the_acks_too_and_says_nothing_of_the_disk() {
         acks: Err(cause),
         removed: Vec::new(),
         duplicates: Vec::new(),
+        expired: Vec::new(),
         assigned: Default::default(),
     };
     core.on_committed(done, NOW, &mut out);

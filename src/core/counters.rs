@@ -17,6 +17,8 @@ pub struct Counters {
     pub messages_stored: u64,
     pub messages_pushed: u64,
     pub messages_acknowledged: u64,
+    /// Messages whose custody ended unread (`--message-ttl`).
+    pub messages_expired: u64,
     /// Refusals by the flag of the limit reached (`--mailbox-bytes`, ...).
     pub limit_hits: BTreeMap<String, u64>,
 }

@@ -16,12 +16,16 @@
 //! message and byte caps and the global budget of pending bytes; the
 //! commit turns the reservation into the stored message, a failed commit
 //! gives it back. Every figure is a counter kept as messages come and go,
-//! so a check is a comparison.
+//! so a check is a comparison. The sender's figure
+//! (`--pending-bytes-per-sender`, see [`super::senders`]) moves with the
+//! same reservations and removals.
 
+mod age;
 mod shared;
 
 pub use shared::Fingerprint;
 
+use super::senders::Senders;
 use crate::idhash::IdMap;
 use crate::message::Message;
 use crate::store::ReadOp;
@@ -65,6 +69,9 @@ pub struct Budget {
     pub messages: usize,
     /// Most bytes one mailbox holds, reservations included.
     pub bytes: usize,
+    /// Most bytes one sender's messages take in all mailboxes together,
+    /// reservations included.
+    pub per_sender: usize,
     /// Most bytes all mailboxes hold together, reservations included.
     pub pending_bytes: usize,
 }
@@ -74,7 +81,17 @@ pub struct Budget {
 pub enum Full {
     Messages(usize),
     Bytes(usize),
+    Sender(usize),
     Pending(usize),
+}
+
+/// What left a mailbox's custody as the store counted it: how many
+/// messages, their bytes, and those bytes by sender.
+#[derive(Clone, Copy, Debug)]
+pub struct Taken<'a> {
+    pub count: usize,
+    pub bytes: usize,
+    pub senders: &'a [(UserId, usize)],
 }
 
 impl Mailbox {
@@ -124,6 +141,11 @@ pub struct Mailboxes {
     /// see [`shared`]): figures are kept only for this node's users, and
     /// a head answers only what it holds in full.
     shared: bool,
+    /// Each sender's bytes in custody, reservations included.
+    senders: Senders,
+    /// `--memory` with `--message-ttl`: (oldest message's time, user) of
+    /// every non-empty mailbox (see [`age`]).
+    ages: Option<std::collections::BTreeSet<(crate::Millis, UserId)>>,
 }
 
 impl Default for Mailboxes {
@@ -163,6 +185,8 @@ impl Mailboxes {
             pending_bytes: 0,
             resident: 0,
             shared: false,
+            senders: Senders::default(),
+            ages: None,
         }
     }
 
@@ -184,6 +208,16 @@ impl Mailboxes {
     /// Bytes held in all mailboxes, reservations included.
     pub fn pending_bytes(&self) -> usize {
         self.pending_bytes
+    }
+
+    /// Each sender's bytes in custody.
+    pub fn senders(&self) -> &Senders {
+        &self.senders
+    }
+
+    /// A sender's figure as the store kept it, at start.
+    pub fn add_sender_bytes(&mut self, sender: UserId, bytes: usize) {
+        self.senders.add(sender, bytes);
     }
 
     /// The totals in the store at start.
@@ -305,11 +339,19 @@ impl Mailboxes {
         self.settle(user);
     }
 
-    /// Claims room for one message of `bytes` in `user`'s mailbox (whose
-    /// figures are known), or says which cap it would pass. Nothing
-    /// changes when it fails.
-    pub fn reserve(&mut self, user: UserId, bytes: usize, budget: &Budget) -> Result<(), Full> {
+    /// Claims room for one message of `bytes` from `from` in `user`'s
+    /// mailbox (whose figures are known), or says which cap it would pass:
+    /// the mailbox's, the sender's, then the global pool. Nothing changes
+    /// when it fails.
+    pub fn reserve(
+        &mut self,
+        user: UserId,
+        from: UserId,
+        bytes: usize,
+        budget: &Budget,
+    ) -> Result<(), Full> {
         let pending = self.pending_bytes;
+        let sent = self.senders.held(from);
         let mailbox = self.boxes.entry(user).or_default();
         let held = mailbox.count + mailbox.reserved;
         let held_bytes = mailbox.bytes + mailbox.reserved_bytes;
@@ -317,6 +359,8 @@ impl Mailboxes {
             Err(Full::Messages(held))
         } else if held_bytes.saturating_add(bytes) > budget.bytes {
             Err(Full::Bytes(held_bytes))
+        } else if sent.saturating_add(bytes) > budget.per_sender {
+            Err(Full::Sender(sent))
         } else if pending.saturating_add(bytes) > budget.pending_bytes {
             Err(Full::Pending(pending))
         } else {
@@ -329,11 +373,13 @@ impl Mailboxes {
         mailbox.reserved += 1;
         mailbox.reserved_bytes += bytes;
         self.pending_bytes += bytes;
+        self.senders.add(from, bytes);
         Ok(())
     }
 
-    /// Gives back a reservation whose message was not stored.
-    pub fn release(&mut self, user: UserId, bytes: usize) {
+    /// Gives back a reservation (of `from`'s) whose message was not stored.
+    pub fn release(&mut self, user: UserId, from: UserId, bytes: usize) {
+        self.senders.sub(from, bytes);
         let Some(mailbox) = self.boxes.get_mut(&user) else {
             debug_assert!(false, "a reservation keeps its mailbox");
             return;
@@ -349,7 +395,9 @@ impl Mailboxes {
     /// room, and the user is active or `wanted` (a long-poll waits).
     /// A reserved message turned out to cost `now` bytes instead of `was`
     /// (the store gave it an id with another number of digits).
-    pub fn resize_reservation(&mut self, user: UserId, was: usize, now: usize) {
+    pub fn resize_reservation(&mut self, user: UserId, from: UserId, was: usize, now: usize) {
+        self.senders.sub(from, was);
+        self.senders.add(from, now);
         let Some(mailbox) = self.boxes.get_mut(&user) else {
             debug_assert!(false, "a reservation keeps its mailbox");
             return;
@@ -359,6 +407,13 @@ impl Mailboxes {
     }
 
     pub fn deliver_reserved(&mut self, message: Arc<Message>, wanted: bool) {
+        let user = message.to_id;
+        let was = self.front_age(user);
+        self.deliver_reserved_here(message, wanted);
+        self.reindex(user, was);
+    }
+
+    fn deliver_reserved_here(&mut self, message: Arc<Message>, wanted: bool) {
         let bytes = cost(&message);
         let window = self.window;
         let Some(mailbox) = self.boxes.get_mut(&message.to_id) else {
@@ -386,8 +441,15 @@ impl Mailboxes {
     /// at start: a mailbox may then hold more than a cap lowered since, and
     /// takes no SEND until it is back under).
     pub fn deliver(&mut self, message: Arc<Message>) {
+        let (user, was) = (message.to_id, self.front_age(message.to_id));
+        self.deliver_here(message);
+        self.reindex(user, was);
+    }
+
+    fn deliver_here(&mut self, message: Arc<Message>) {
         self.total += 1;
         self.pending_bytes += cost(&message);
+        self.senders.add(message.from_id, cost(&message));
         let mailbox = self.boxes.entry(message.to_id).or_default();
         mailbox.count += 1;
         mailbox.bytes += cost(&message);
@@ -459,19 +521,62 @@ impl Mailboxes {
         self.settle(user);
     }
 
-    /// Ends custody of `user`'s messages up to `upto`; returns how many.
-    /// `removed` is what the store deleted (count, bytes), when it counts;
-    /// else the head held them all.
-    pub fn ack(&mut self, user: UserId, upto: MessageId, removed: Option<(usize, usize)>) -> usize {
+    /// Ends custody of `user`'s messages up to `upto` (their ACK was
+    /// stored); returns how many. `removed` is what the store deleted,
+    /// when it counts; else the head held them all.
+    pub fn ack(&mut self, user: UserId, upto: MessageId, removed: Option<Taken<'_>>) -> usize {
         let Some(mailbox) = self.boxes.get_mut(&user) else {
             return 0;
         };
         mailbox.acking = mailbox.acking.saturating_sub(1);
+        self.take(user, upto, removed)
+    }
+
+    /// `--message-ttl` ended custody of `user`'s messages up to `upto`
+    /// (the oldest ones, as an ACK would); returns how many. Every figure
+    /// goes down, the sender's and the totals too when the mailbox's
+    /// figures are not in RAM.
+    pub fn expire(&mut self, user: UserId, upto: MessageId, removed: Option<Taken<'_>>) -> usize {
+        if self.boxes.contains_key(&user) {
+            return self.take(user, upto, removed);
+        }
+        let Some(taken) = removed else {
+            return 0;
+        };
+        self.total = self.total.saturating_sub(taken.count);
+        self.pending_bytes -= taken.bytes.min(self.pending_bytes);
+        for &(sender, bytes) in taken.senders {
+            self.senders.sub(sender, bytes);
+        }
+        taken.count
+    }
+
+    fn take(&mut self, user: UserId, upto: MessageId, removed: Option<Taken<'_>>) -> usize {
+        let was = self.front_age(user);
+        let n = self.take_here(user, upto, removed);
+        self.reindex(user, was);
+        n
+    }
+
+    fn take_here(&mut self, user: UserId, upto: MessageId, removed: Option<Taken<'_>>) -> usize {
+        let Some(mailbox) = self.boxes.get_mut(&user) else {
+            return 0;
+        };
         let n = mailbox.head.partition_point(|m| m.id <= upto);
-        let head_bytes: usize = mailbox.head.drain(..n).map(|m| cost(&m)).sum();
+        let mut head_bytes = 0;
+        for m in mailbox.head.drain(..n) {
+            let bytes = cost(&m);
+            head_bytes += bytes;
+            if removed.is_none() {
+                self.senders.sub(m.from_id, bytes);
+            }
+        }
         mailbox.head_bytes -= head_bytes;
         self.resident -= n;
-        let (count, bytes) = removed.unwrap_or((n, head_bytes));
+        let (count, bytes) = removed.map_or((n, head_bytes), |t| (t.count, t.bytes));
+        for &(sender, bytes) in removed.map_or(&[][..], |t| t.senders) {
+            self.senders.sub(sender, bytes);
+        }
         let count = count.min(mailbox.count);
         let bytes = bytes.min(mailbox.bytes);
         mailbox.count -= count;
@@ -521,182 +626,4 @@ impl Mailboxes {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::message::Parties;
-
-    fn msg(id: MessageId, to: UserId) -> Arc<Message> {
-        let parties = Parties {
-            from_id: 9,
-            from: "sender",
-            to_id: to,
-            to: "rcpt",
-        };
-        Arc::new(Message::new(id, &parties, 0, "hello", None))
-    }
-
-    fn ids(v: &[Arc<Message>]) -> Vec<MessageId> {
-        v.iter().map(|m| m.id).collect()
-    }
-
-    #[test]
-    fn read_is_repeatable_until_acknowledged() {
-        let mut boxes = Mailboxes::default();
-        for id in [3, 5, 8] {
-            boxes.deliver(msg(id, 1));
-        }
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20).unwrap()), [3, 5, 8]);
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20).unwrap()), [3, 5, 8]);
-        assert_eq!(ids(&boxes.read(1, 3, 1, 1 << 20).unwrap()), [5]);
-        assert_eq!(boxes.ack(1, 5, None), 2);
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20).unwrap()), [8]);
-        assert_eq!(boxes.total(), 1);
-    }
-
-    #[test]
-    fn pushed_and_queued_messages_keep_id_order() {
-        let mut boxes = Mailboxes::default();
-        boxes.deliver(msg(1, 1));
-        boxes.deliver(msg(2, 1));
-        boxes.deliver(msg(3, 1));
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20).unwrap()), [1, 2, 3]);
-    }
-
-    #[test]
-    fn ack_above_newest_leaves_later_messages() {
-        let mut boxes = Mailboxes::default();
-        boxes.deliver(msg(1, 1));
-        assert_eq!(boxes.ack(1, 1000, None), 1);
-        assert_eq!(boxes.len_of(1), 0);
-        boxes.deliver(msg(2, 1));
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20).unwrap()), [2]);
-    }
-
-    #[test]
-    fn would_ack_sees_queued_messages() {
-        let mut boxes = Mailboxes::default();
-        assert!(!boxes.would_ack(1, 10).unwrap());
-        boxes.deliver(msg(4, 1));
-        assert!(!boxes.would_ack(1, 3).unwrap());
-        assert!(boxes.would_ack(1, 4).unwrap());
-    }
-
-    #[test]
-    fn byte_budget_still_returns_one_message() {
-        let mut boxes = Mailboxes::default();
-        boxes.deliver(msg(1, 1));
-        boxes.deliver(msg(2, 1));
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1).unwrap()), [1]);
-    }
-
-    #[test]
-    fn mailboxes_of_users_are_separate() {
-        let mut boxes = Mailboxes::default();
-        boxes.deliver(msg(1, 1));
-        boxes.deliver(msg(2, 2));
-        assert_eq!(ids(&boxes.read(2, 0, 100, 1 << 20).unwrap()), [2]);
-        assert_eq!(boxes.ack(2, 100, None), 1);
-        assert_eq!(boxes.len_of(1), 1);
-    }
-
-    const ROOMY: Budget = Budget {
-        messages: 100,
-        bytes: 1 << 20,
-        pending_bytes: 1 << 20,
-    };
-
-    #[test]
-    fn reservations_count_against_the_caps_until_stored_or_released() {
-        let mut boxes = Mailboxes::default();
-        let m = msg(1, 1);
-        let size = cost(&m);
-        let two = Budget {
-            messages: 2,
-            ..ROOMY
-        };
-        boxes.reserve(1, size, &two).unwrap();
-        boxes.reserve(1, size, &two).unwrap();
-        assert_eq!(boxes.reserve(1, size, &two), Err(Full::Messages(2)));
-        assert_eq!(boxes.pending_bytes(), 2 * size);
-        boxes.deliver_reserved(m, false);
-        boxes.release(1, size);
-        assert_eq!((boxes.total(), boxes.len_of(1)), (1, 1));
-        assert_eq!(boxes.pending_bytes(), size);
-        boxes.reserve(1, size, &two).unwrap();
-        assert_eq!(boxes.reserve(1, size, &two), Err(Full::Messages(2)));
-    }
-
-    #[test]
-    fn bytes_are_capped_per_mailbox_and_in_all() {
-        let mut boxes = Mailboxes::default();
-        let size = cost(&msg(1, 1));
-        let tight = Budget {
-            bytes: 2 * size,
-            pending_bytes: 3 * size,
-            ..ROOMY
-        };
-        boxes.reserve(1, size, &tight).unwrap();
-        boxes.reserve(1, size, &tight).unwrap();
-        assert_eq!(boxes.reserve(1, 1, &tight), Err(Full::Bytes(2 * size)));
-        boxes.reserve(2, size, &tight).unwrap();
-        assert_eq!(boxes.reserve(3, 1, &tight), Err(Full::Pending(3 * size)));
-        // A refusal changes nothing.
-        assert_eq!(boxes.pending_bytes(), 3 * size);
-        boxes.deliver_reserved(msg(1, 1), false);
-        boxes.deliver_reserved(msg(2, 1), false);
-        assert_eq!(boxes.ack(1, 2, None), 2);
-        assert_eq!(boxes.pending_bytes(), size);
-        boxes.reserve(3, size, &tight).unwrap();
-    }
-
-    #[test]
-    fn a_mailbox_with_reservations_outlives_its_messages() {
-        let mut boxes = Mailboxes::default();
-        boxes.deliver(msg(1, 1));
-        let size = cost(&msg(2, 1));
-        boxes.reserve(1, size, &ROOMY).unwrap();
-        assert_eq!(boxes.ack(1, 1, None), 1);
-        boxes.deliver_reserved(msg(2, 1), false);
-        assert_eq!(ids(&boxes.read(1, 0, 100, 1 << 20).unwrap()), [2]);
-        assert_eq!(boxes.pending_bytes(), size);
-        assert_eq!(boxes.ack(1, 2, None), 1);
-        assert_eq!(boxes.pending_bytes(), 0);
-        assert!(boxes.boxes.is_empty());
-    }
-
-    #[test]
-    fn figures_read_with_a_head_keep_it_only_while_active_and_within_the_window() {
-        let window = Window {
-            messages: 2,
-            bytes: 1 << 20,
-        };
-        let mut boxes = Mailboxes::new(true, window, 10);
-        let oldest = || vec![msg(1, 1), msg(2, 1), msg(3, 1)];
-        boxes.load(1, 5, 500, true, oldest());
-        assert_eq!(boxes.resident(), 2, "the window's worth");
-        assert_eq!(ids(&boxes.read(1, 0, 2, 1 << 20).unwrap()), [1, 2]);
-        assert!(boxes.read(1, 0, 3, 1 << 20).is_none(), "the rest is stored");
-        // Known figures are not replaced by a later answer.
-        boxes.load(1, 9, 900, true, oldest());
-        assert_eq!((boxes.len_of(1), boxes.resident()), (5, 2));
-        // A user who is not active keeps the figures only.
-        boxes.load(2, 3, 300, false, vec![msg(4, 2)]);
-        assert_eq!((boxes.len_of(2), boxes.resident()), (3, 2));
-        // A whole mailbox in RAM answers to the end without the store.
-        boxes.load(3, 1, 100, true, vec![msg(5, 3)]);
-        assert_eq!(ids(&boxes.read(3, 0, 100, 1 << 20).unwrap()), [5]);
-    }
-
-    #[test]
-    fn escaped_content_costs_its_stored_size() {
-        let parties = Parties {
-            from_id: 9,
-            from: "s",
-            to_id: 1,
-            to: "r",
-        };
-        let plain = Message::new(1, &parties, 0, "aaaa", None);
-        let control = Message::new(1, &parties, 0, "\u{1}\u{1}\u{1}\u{1}", None);
-        assert_eq!(cost(&control), cost(&plain) + 4 * 5);
-    }
-}
+mod tests;

@@ -15,6 +15,7 @@ mod commit;
 #[cfg(test)]
 mod commit_failure_tests;
 pub mod counters;
+mod expiry;
 pub mod help;
 mod login_throttle;
 mod mailbox;
@@ -22,6 +23,7 @@ mod password_queue;
 mod passwords;
 mod reads;
 mod revocations;
+mod senders;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -181,6 +183,10 @@ pub struct CoreSettings {
     pub mailbox_window_bytes: usize,
     /// Whether other nodes share the store (PostgreSQL): see `cluster`.
     pub cluster: bool,
+    /// Bytes in custody one sender may hold across all receivers.
+    pub pending_bytes_per_sender: usize,
+    /// Unacknowledged messages older than this leave custody (`None`: never).
+    pub message_ttl_ms: Option<Millis>,
     /// Tokens of one account revoked one by one at most; past it a LOGOUT
     /// ends all the account's sessions.
     pub revocations_per_account: usize,
@@ -207,6 +213,8 @@ impl Default for CoreSettings {
             mailbox_window: c.mailbox_window,
             mailbox_window_bytes: c.mailbox_window_bytes,
             cluster: false,
+            pending_bytes_per_sender: c.pending_bytes_per_sender,
+            message_ttl_ms: c.message_ttl.map(|t| t.as_millis() as Millis),
             revocations_per_account: c.revocations_per_account,
         }
     }
@@ -327,6 +335,8 @@ pub struct Core {
     /// Failed LOGINs are logged at info, rate-limited (a guessing attack
     /// must not flood the log).
     failed_logins: LogLimit,
+    /// `--message-ttl`: what expires next, and when the next step is due.
+    expiry: expiry::Expiry,
 }
 
 /// How often a refusal at one limit, or a failed login, is logged at most.
@@ -353,6 +363,9 @@ impl Core {
         };
         if settings.cluster {
             mailboxes.set_shared();
+        }
+        if settings.message_ttl_ms.is_some() {
+            mailboxes.track_age();
         }
         Core {
             cluster: cluster::Cluster::new(settings.cluster),
@@ -385,6 +398,7 @@ impl Core {
             counters: counters::Counters::default(),
             limit_warnings: std::collections::BTreeMap::new(),
             failed_logins: LogLimit::new(LIMIT_WARNING_EVERY_MS),
+            expiry: expiry::Expiry::default(),
             settings,
         }
     }
@@ -431,6 +445,9 @@ impl Core {
         self.accounts.set_last_id(snapshot.last_user_id);
         self.mailboxes
             .add_totals(snapshot.pending_messages, snapshot.pending_bytes);
+        for (sender, bytes) in snapshot.sender_bytes {
+            self.mailboxes.add_sender_bytes(sender, bytes);
+        }
         for (token, expires, user) in snapshot.revoked_tokens {
             self.revocations.revoke(token, expires, user);
         }
@@ -444,6 +461,13 @@ impl Core {
     /// A connection (line or HTTP) was accepted from `peer`.
     pub fn open_connection(&mut self, conn: ConnId, peer: IpAddr) {
         self.passwords.open(conn, peer);
+    }
+
+    /// `conn`'s client is `peer` from now on: a trusted proxy named it
+    /// (PROXY header, or `X-Forwarded-For` for one HTTP request). The
+    /// login throttle and the password queue count it there.
+    pub fn set_address(&mut self, conn: ConnId, peer: IpAddr) {
+        self.passwords.set_address(conn, peer);
     }
 
     /// A line-protocol connection opened: LOGIN/AUTH may bind it.
@@ -645,6 +669,7 @@ impl Core {
                 self.log_stats();
             }
         }
+        self.expire_step(now, out);
         if now >= self.next_throttle_prune {
             let more = self.throttle.prune(now);
             self.next_throttle_prune = now + if more { 1 } else { THROTTLE_PRUNE_EVERY_MS };
@@ -687,6 +712,10 @@ impl Core {
             .unwrap_or(Millis::MAX)
             .min(self.next_prune)
             .min(self.next_throttle_prune)
+            .min(match self.settings.message_ttl_ms {
+                Some(_) => self.expiry.next_deadline(),
+                None => Millis::MAX,
+            })
             .min(
                 self.binding_expiry
                     .first()
@@ -725,6 +754,12 @@ impl Core {
         mailbox::Budget {
             messages: self.settings.mailbox_limit,
             bytes: self.settings.mailbox_bytes,
+            // Several nodes: the database checks it in the writing
+            // transaction, where every node's SENDs and ACKs are counted.
+            per_sender: match self.settings.cluster {
+                true => usize::MAX,
+                false => self.settings.pending_bytes_per_sender,
+            },
             pending_bytes: self.settings.pending_bytes,
         }
     }

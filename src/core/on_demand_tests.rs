@@ -6,6 +6,9 @@
 //! mailbox's head refills from the store as ACKs drain it, and that the
 //! figures ACKs report keep the caps exact for messages RAM never held.
 
+#[path = "on_demand_expiry_tests.rs"]
+mod expiry_tests;
+
 use super::*;
 use crate::store::{
     Duplicate, Read, ReadAnswer, ReadDone, ReadOp, Removed, StoredMessage, StoredUser, WriteOp,
@@ -153,12 +156,44 @@ impl FakeStore {
                         upto: *upto,
                         count: gone.len(),
                         bytes: gone.iter().map(Self::cost).sum(),
+                        senders: Self::by_sender(&gone),
                     });
+                }
+                WriteOp::Expire { before, limit } => {
+                    // The oldest in id order, stopping at a younger one.
+                    let n = self.messages.iter().take(*limit);
+                    let n = n.take_while(|m| m.ts < *before).count();
+                    let gone: Vec<_> = self.messages.drain(..n).collect();
+                    let mut users: Vec<UserId> = gone.iter().map(|m| m.to_id).collect();
+                    users.dedup();
+                    for user in users {
+                        let mine: Vec<_> =
+                            gone.iter().filter(|m| m.to_id == user).cloned().collect();
+                        done.expired.push(Removed {
+                            user,
+                            upto: mine.last().map_or(0, |m| m.id),
+                            count: mine.len(),
+                            bytes: mine.iter().map(Self::cost).sum(),
+                            senders: Self::by_sender(&mine),
+                        });
+                    }
                 }
                 _ => {}
             }
         }
         done
+    }
+
+    /// What `messages` cost, by sender.
+    fn by_sender(messages: &[StoredMessage]) -> Vec<(UserId, usize)> {
+        let mut senders: Vec<(UserId, usize)> = Vec::new();
+        for m in messages {
+            match senders.iter_mut().find(|(s, _)| *s == m.from_id) {
+                Some((_, bytes)) => *bytes += Self::cost(m),
+                None => senders.push((m.from_id, Self::cost(m))),
+            }
+        }
+        senders
     }
 
     fn pending_bytes(&self) -> usize {

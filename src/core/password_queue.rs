@@ -109,6 +109,20 @@ impl PasswordQueue {
         );
     }
 
+    /// `conn`'s client turned out to be `peer` (a PROXY header, or a
+    /// trusted proxy's `X-Forwarded-For` for one HTTP request). Jobs
+    /// already queued stay under the address they were queued with; a
+    /// connection has none when its next request is read, since LOGIN and
+    /// REGISTER hold its requests until answered.
+    pub fn set_address(&mut self, conn: ConnId, peer: IpAddr) {
+        let addr = address_key(peer);
+        match self.conns.get_mut(&conn) {
+            Some(c) if c.jobs.is_empty() => c.addr = addr,
+            Some(_) => {}
+            None => self.open(conn, peer),
+        }
+    }
+
     /// The address `conn`'s jobs count under (for logs).
     pub fn address_of(&self, conn: ConnId) -> IpAddr {
         self.addr_of(conn)
@@ -288,6 +302,24 @@ mod tests {
             order.push(job);
         }
         order
+    }
+
+    #[test]
+    fn a_connection_moves_to_the_client_a_proxy_names_between_jobs() {
+        let mut q = queue(100, 1, 1);
+        q.open(1, ip(9)); // the proxy
+        q.open(2, ip(9));
+        q.set_address(1, ip(1));
+        q.set_address(2, ip(2));
+        assert_eq!(q.address_of(1), ip(1));
+        q.push(1, 1, work());
+        // Its job stays where it was queued: the address does not move
+        // under a waiting job.
+        q.set_address(1, ip(3));
+        assert_eq!(q.address_of(1), ip(1));
+        assert_eq!(q.check_room(2), Ok(()), "another client of the proxy");
+        q.push(2, 2, work());
+        assert_eq!(drain(&mut q), [1, 2]);
     }
 
     #[test]

@@ -188,6 +188,18 @@ impl Core {
                     ReadAnswer::User(None) => self.absent = Some(op.clone()),
                     ReadAnswer::Mailbox { count, bytes, head } => {
                         if let ReadOp::Mailbox(user) | ReadOp::MailboxAndHead { user, .. } = op {
+                            if self.expiry.take_stale(user) {
+                                // An expiry step took some of these meanwhile:
+                                // the calls below ask again.
+                                for (ticket, call) in calls {
+                                    if let super::Handled::Now(reply) =
+                                        self.run(ticket, call, now, out)
+                                    {
+                                        out.replies.push((ticket, reply));
+                                    }
+                                }
+                                return;
+                            }
                             let active = self.subscribers.contains_key(&user);
                             let head = head.iter().map(message_of).collect();
                             self.mailboxes.load(user, count, bytes, active, head);

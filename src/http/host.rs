@@ -11,8 +11,10 @@
 //!   1.1: every browser sends one, so its absence is never a rebinding,
 //!   and the original goTalk's clients and hand-typed requests keep working.
 //! - `Origin`, when a `POST` carries one (browsers do on every cross-site
-//!   and same-site POST), must be this very page: `http` or `https`, the
-//!   host and port of the request's `Host`. `Origin: null` (a sandboxed
+//!   and same-site POST), must be this very page: the request's own
+//!   scheme ([`Scheme`]: `https` over TLS, so an `http://` page cannot
+//!   post to an `https://` server), the host and port of the request's
+//!   `Host`. `Origin: null` (a sandboxed
 //!   frame, a `data:` page) is refused. Requests without `Origin` (curl,
 //!   the Python client, the original clients) are not affected.
 //!
@@ -110,16 +112,38 @@ pub fn check_host(host: Option<&[u8]>, config: &Config) -> Result<(), Refusal> {
     }
 }
 
-/// Checks the `Origin` of a state-changing request (every `POST`). The
-/// `Host` has passed [`check_host`] already.
-pub fn check_origin(origin: Option<&[u8]>, host: Option<&[u8]>) -> Result<(), Refusal> {
+/// The scheme a request came in with, which its page's `Origin` must
+/// name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+    /// Unknown: a plain connection to a server without TLS of its own may
+    /// come through a TLS-terminating proxy that is not in
+    /// `--trusted-proxies`, so both are taken.
+    Either,
+}
+
+impl Scheme {
+    fn admits(self, origin_scheme: Scheme) -> bool {
+        self == Scheme::Either || self == origin_scheme
+    }
+}
+
+/// Checks the `Origin` of a state-changing request (every `POST`) that
+/// came in with `scheme`. The `Host` has passed [`check_host`] already.
+pub fn check_origin(
+    origin: Option<&[u8]>,
+    host: Option<&[u8]>,
+    scheme: Scheme,
+) -> Result<(), Refusal> {
     let Some(raw) = origin else {
         return Ok(());
     };
     let same = std::str::from_utf8(raw)
         .ok()
         .zip(host.and_then(|h| std::str::from_utf8(h).ok()))
-        .is_some_and(|(origin, host)| same_origin(origin, host));
+        .is_some_and(|(origin, host)| same_origin(origin, host, scheme));
     if same {
         return Ok(());
     }
@@ -139,16 +163,20 @@ pub fn check_origin(origin: Option<&[u8]>, host: Option<&[u8]>) -> Result<(), Re
 }
 
 /// Whether `origin` (`scheme://host[:port]`) is the page at `host` (the
-/// request's `Host`): the same name and the same port, the scheme's
-/// default standing in for a port not given.
-fn same_origin(origin: &str, host: &str) -> bool {
-    let (default_port, rest) = if let Some(rest) = origin.strip_prefix("http://") {
-        (80, rest)
+/// request's `Host`) reached with `scheme`: the same scheme, the same
+/// name and the same port, the scheme's default standing in for a port
+/// not given.
+fn same_origin(origin: &str, host: &str, scheme: Scheme) -> bool {
+    let (origin_scheme, default_port, rest) = if let Some(rest) = origin.strip_prefix("http://") {
+        (Scheme::Http, 80, rest)
     } else if let Some(rest) = origin.strip_prefix("https://") {
-        (443, rest)
+        (Scheme::Https, 443, rest)
     } else {
         return false;
     };
+    if !scheme.admits(origin_scheme) {
+        return false;
+    }
     let (Some(o), Some(h)) = (authority(rest), authority(host)) else {
         return false;
     };
@@ -158,6 +186,22 @@ fn same_origin(origin: &str, host: &str) -> bool {
         _ => false,
     };
     same_name && o.port.unwrap_or(default_port) == h.port.unwrap_or(default_port)
+}
+
+/// Whether the metrics listener at `listen` answers to `host`: a loopback
+/// name or address, its own address, or a `--http-host` name (the port is
+/// not compared).
+pub fn metrics_host_ok(host: &str, listen: IpAddr, names: &[String]) -> bool {
+    let Some(h) = authority(host) else {
+        return false;
+    };
+    match h.ip {
+        Some(ip) => ip.is_loopback() || ip == listen,
+        None => {
+            h.name.eq_ignore_ascii_case("localhost")
+                || names.iter().any(|n| n.eq_ignore_ascii_case(h.name))
+        }
+    }
 }
 
 /// The start-up note on which names the web page answers to.
@@ -262,6 +306,30 @@ mod tests {
     }
 
     #[test]
+    fn the_metrics_listener_answers_to_loopback_itself_and_configured_names() {
+        let names = vec!["chat.example.com".to_string()];
+        let listen: IpAddr = "10.0.0.5".parse().unwrap();
+        for ok in [
+            "localhost:9100",
+            "127.0.0.1",
+            "[::1]:9100",
+            "10.0.0.5:9100",
+            "chat.example.com",
+        ] {
+            assert!(metrics_host_ok(ok, listen, &names), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "10.0.0.6",
+            "",
+            "x",
+            "localhost.evil.example",
+        ] {
+            assert!(!metrics_host_ok(bad, listen, &names), "{bad}");
+        }
+    }
+
+    #[test]
     fn a_missing_host_is_accepted() {
         assert!(check_host(None, &config("127.0.0.1:9000", &[])).is_ok());
     }
@@ -269,12 +337,13 @@ mod tests {
     #[test]
     fn origin_must_be_the_page_itself() {
         let host = Some(&b"localhost:9000"[..]);
-        assert!(check_origin(None, host).is_ok());
-        assert!(check_origin(Some(b"http://localhost:9000"), host).is_ok());
-        assert!(check_origin(Some(b"https://LOCALHOST:9000"), host).is_ok());
-        assert!(check_origin(Some(b"http://example.com"), Some(b"example.com:80")).is_ok());
-        assert!(check_origin(Some(b"https://example.com"), Some(b"example.com")).is_ok());
-        assert!(check_origin(Some(b"http://[::1]:9000"), Some(b"[::1]:9000")).is_ok());
+        let any = Scheme::Either;
+        assert!(check_origin(None, host, any).is_ok());
+        assert!(check_origin(Some(b"http://localhost:9000"), host, any).is_ok());
+        assert!(check_origin(Some(b"https://LOCALHOST:9000"), host, any).is_ok());
+        assert!(check_origin(Some(b"http://example.com"), Some(b"example.com:80"), any).is_ok());
+        assert!(check_origin(Some(b"https://example.com"), Some(b"example.com"), any).is_ok());
+        assert!(check_origin(Some(b"http://[::1]:9000"), Some(b"[::1]:9000"), any).is_ok());
         for bad in [
             &b"null"[..],
             b"http://evil.example:9000",
@@ -285,7 +354,7 @@ mod tests {
             b"localhost:9000",
             b"ftp://localhost:9000",
         ] {
-            let refusal = check_origin(Some(bad), host).unwrap_err();
+            let refusal = check_origin(Some(bad), host, any).unwrap_err();
             assert_eq!(
                 refusal.status,
                 FORBIDDEN,
@@ -293,10 +362,24 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-        assert!(check_origin(Some(b"null"), host)
+        assert!(check_origin(Some(b"null"), host, any)
             .unwrap_err()
             .message
             .contains("Origin: null"));
-        assert!(check_origin(Some(b"http://localhost:9000"), None).is_err());
+        assert!(check_origin(Some(b"http://localhost:9000"), None, any).is_err());
+    }
+
+    #[test]
+    fn origin_must_name_the_scheme_the_request_came_in_with() {
+        let host = Some(&b"chat.example.com"[..]);
+        let https = Scheme::Https;
+        assert!(check_origin(Some(b"https://chat.example.com"), host, https).is_ok());
+        // An http:// page of the same name, posting to the https:// server.
+        let refusal = check_origin(Some(b"http://chat.example.com"), host, https).unwrap_err();
+        assert_eq!(refusal.status, FORBIDDEN);
+        assert!(check_origin(Some(b"http://chat.example.com:443"), host, https).is_err());
+        let http = Scheme::Http;
+        assert!(check_origin(Some(b"http://chat.example.com"), host, http).is_ok());
+        assert!(check_origin(Some(b"https://chat.example.com:80"), host, http).is_err());
     }
 }

@@ -7,6 +7,7 @@
 //! - [`routes`]: method and path → endpoint; fields → [`Call`].
 //! - [`render`]: [`Reply`] → status and JSON; the response head.
 //! - [`host`]: the `Host` and `Origin` a request may carry.
+//! - [`forwarded`]: the client address and scheme a trusted proxy names.
 //! - [`page`]: `GET /`, the embedded chat page, its script and style.
 //!
 //! Requests on one connection run one at a time: a request whose reply
@@ -17,6 +18,7 @@
 //! user: the token in each request decides who acts.
 
 pub mod form;
+pub mod forwarded;
 pub mod host;
 pub mod page;
 pub mod parse;
@@ -41,6 +43,8 @@ use std::borrow::Cow;
 pub struct HttpDoor {
     /// The connection is TLS: responses carry HSTS.
     secure: bool,
+    /// Whether a trusted proxy's forwarding headers name the client.
+    via: forwarded::Via,
     reader: parse::Reader,
     slots: ReplySlots<SlotContext>,
     /// Requests to run once the output is fully written (the `/sync`
@@ -138,10 +142,12 @@ impl ReplyContext {
 }
 
 impl HttpDoor {
-    /// The door of a connection; `secure` when it is TLS.
-    pub fn new(secure: bool) -> HttpDoor {
+    /// The door of a connection; `secure` when it is TLS, `via` whether
+    /// it comes from a trusted proxy that named no client.
+    pub fn new(secure: bool, via: forwarded::Via) -> HttpDoor {
         HttpDoor {
             secure,
+            via,
             ..HttpDoor::default()
         }
     }
@@ -243,7 +249,13 @@ impl HttpDoor {
             Err(refusal) => return refuse(id, conn, budget, &refusal, persistence, secure),
         };
         // Every API route is a POST that may change something.
-        if let Err(refusal) = host::check_origin(request.origin, request.host) {
+        let scheme = forwarded::scheme(
+            secure,
+            self.via,
+            turn.config.tls_cert.is_some(),
+            request.forwarded_proto,
+        );
+        if let Err(refusal) = host::check_origin(request.origin, request.host, scheme) {
             return refuse(id, conn, budget, &refusal, persistence, secure);
         }
         let fields = match form::Fields::parse(request.body, request.query, request.content_type) {
@@ -271,6 +283,12 @@ impl HttpDoor {
                 token: token.clone().into_owned(),
                 claimed_id: call.claimed_id,
             });
+        }
+        if self.via == forwarded::Via::TrustedProxy {
+            // Throttles count this request under the client the proxy
+            // names (its own address when it names none).
+            let client = forwarded::last_hop(request.forwarded_for).unwrap_or(conn.peer.ip());
+            turn.core.set_address(id, client);
         }
         let ticket = turn.ticket(id);
         match turn.core.handle(ticket, call, turn.now, turn.outbox) {

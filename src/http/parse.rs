@@ -38,6 +38,10 @@ pub struct Request<'a> {
     pub host: Option<&'a [u8]>,
     /// The `Origin` header (a browser's; at most one is accepted).
     pub origin: Option<&'a [u8]>,
+    /// The last `X-Forwarded-For` and `X-Forwarded-Proto` headers, which
+    /// only a trusted proxy's requests are read for.
+    pub forwarded_for: Option<&'a [u8]>,
+    pub forwarded_proto: Option<&'a [u8]>,
     pub body: &'a [u8],
 }
 
@@ -87,6 +91,8 @@ struct Head<'a> {
     content_type: Option<&'a [u8]>,
     host: Option<&'a [u8]>,
     origin: Option<&'a [u8]>,
+    forwarded_for: Option<&'a [u8]>,
+    forwarded_proto: Option<&'a [u8]>,
     content_length: usize,
     expect_continue: bool,
 }
@@ -165,6 +171,8 @@ impl Reader {
                 content_type: head.content_type,
                 host: head.host,
                 origin: head.origin,
+                forwarded_for: head.forwarded_for,
+                forwarded_proto: head.forwarded_proto,
                 body: &buf[framing.head_len..consumed],
             },
             consumed,
@@ -234,6 +242,7 @@ fn parse_head(buf: &[u8]) -> Result<Head<'_>, Refusal> {
     let mut expect_continue = false;
     let mut host = None;
     let mut origin = None;
+    let (mut forwarded_for, mut forwarded_proto) = (None, None);
     for header in req.headers.iter() {
         let name = header.name;
         let value = trim(header.value);
@@ -262,6 +271,10 @@ fn parse_head(buf: &[u8]) -> Result<Head<'_>, Refusal> {
             if origin.replace(value).is_some() {
                 return Err(bad("the request has more than one Origin header"));
             }
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            forwarded_for = Some(value);
+        } else if name.eq_ignore_ascii_case("x-forwarded-proto") {
+            forwarded_proto = Some(value);
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = value.eq_ignore_ascii_case(b"100-continue");
         }
@@ -296,6 +309,8 @@ fn parse_head(buf: &[u8]) -> Result<Head<'_>, Refusal> {
         content_type,
         host,
         origin,
+        forwarded_for,
+        forwarded_proto,
         content_length,
         expect_continue,
     })

@@ -48,6 +48,13 @@ pub enum WriteOp {
     },
     /// LOGOUT all: every token of `user` issued before `from` is void.
     VoidTokens { user: UserId, from: Millis },
+    /// `--message-ttl`: custody of the oldest unacknowledged messages
+    /// stored before `before` ends as if their receivers had acknowledged
+    /// them, at most `limit` of them (a bounded step; the core asks again
+    /// while steps come back full). Taken in id order, so what leaves each
+    /// mailbox is its oldest: a prefix, like an ACK's. Reported in
+    /// [`Committed::expired`].
+    Expire { before: Millis, limit: usize },
 }
 
 /// The writes of one event-loop turn, committed all or nothing.
@@ -83,6 +90,9 @@ pub struct Committed {
     /// SENDs whose `client_id` the database already held for their
     /// sender: their message was not stored; the first one's id and time.
     pub duplicates: Vec<Duplicate>,
+    /// What the batch's [`WriteOp::Expire`] took out of custody, per
+    /// receiver (`upto`: the newest id it took there).
+    pub expired: Vec<Removed>,
     /// Ids the store gave in place of the core's, where it gives them
     /// (PostgreSQL); empty where the core's ids stand (SQLite).
     pub assigned: Assigned,
@@ -115,6 +125,9 @@ pub struct Assigned {
 pub struct MailboxCaps {
     pub messages: usize,
     pub bytes: usize,
+    /// `--pending-bytes-per-sender`: a sender's bytes in custody across
+    /// every receiver, counted in the database (`sender_bytes`).
+    pub per_sender: usize,
 }
 
 /// A SEND refused in the transaction for a full mailbox.
@@ -125,18 +138,24 @@ pub struct MailboxFull {
     /// The mailbox's figures when it was refused.
     pub held: usize,
     pub held_bytes: usize,
-    /// Which cap it would pass: the byte cap, else the message cap.
+    /// Which cap it would pass: the byte cap, else the message cap...
     pub by_bytes: bool,
+    /// ...or the sender's (`--pending-bytes-per-sender`); `held_bytes` is
+    /// then the sender's figure.
+    pub by_sender: bool,
 }
 
 /// What one ACK removed from the store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Removed {
     pub user: UserId,
     pub upto: MessageId,
     pub count: usize,
     /// Their size as stored (the `cost` of each, see [`WriteOp::Append`]).
     pub bytes: usize,
+    /// The same bytes by sender, so each sender's figure
+    /// (`--pending-bytes-per-sender`) goes down by what left custody.
+    pub senders: Vec<(UserId, usize)>,
 }
 
 /// A SEND refused by the database's unique key on (sender, `client_id`).
@@ -157,6 +176,7 @@ impl Committed {
             result,
             removed: Vec::new(),
             duplicates: Vec::new(),
+            expired: Vec::new(),
             assigned: Assigned::default(),
         }
     }
@@ -219,6 +239,10 @@ pub struct Snapshot {
     /// expiry and account (at most `--revocations-per-account` each, so
     /// held in RAM; 0 for rows stored before accounts were recorded).
     pub revoked_tokens: Vec<(TokenId, Millis, UserId)>,
+    /// Bytes of unacknowledged messages by sender, for every sender that
+    /// has any (`--pending-bytes-per-sender`): one small row per sender
+    /// with messages in custody, kept by the writer as messages come and go.
+    pub sender_bytes: Vec<(UserId, usize)>,
 }
 
 /// A question for the store, answered off the loop. A read submitted after

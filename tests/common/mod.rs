@@ -396,7 +396,7 @@ impl TestServer {
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         stream
-            .write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+            .write_all(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();

@@ -168,7 +168,7 @@ mod tests {
         boxes.load(1, 0, 0, true, Vec::new());
         let eleven = msg(11);
         boxes
-            .reserve(1, super::super::cost(&eleven), &budget())
+            .reserve(1, 9, super::super::cost(&eleven), &budget())
             .unwrap();
         boxes.deliver_reserved(eleven, true);
         assert_eq!(boxes.resident(), 1);
@@ -202,6 +202,7 @@ mod tests {
         super::super::Budget {
             messages: 100,
             bytes: 1 << 20,
+            per_sender: 1 << 30,
             pending_bytes: 1 << 30,
         }
     }

@@ -37,6 +37,7 @@
 //! written after the accounts of the group, each kind as one statement.
 
 use super::client_id_window::{self, WindowStatements};
+use super::custody;
 use super::wakeup::{self, Packer};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::message::Message;
@@ -54,6 +55,7 @@ pub struct BatchOutcome {
     pub removed: Vec<Removed>,
     pub duplicates: Vec<Duplicate>,
     pub assigned: Assigned,
+    pub expired: Vec<Removed>,
 }
 
 /// The writer's statements, prepared once per connection.
@@ -76,6 +78,7 @@ pub struct Statements {
     present_elsewhere: Statement,
     live_nodes: Statement,
     notify: Statement,
+    custody: custody::Statements,
 }
 
 /// A node whose heartbeat is older than this is taken for gone: its
@@ -132,7 +135,7 @@ impl Statements {
             )?,
             ack: client.prepare(
                 "DELETE FROM messages m USING unnest($1::bigint[], $2::bigint[]) AS a(u, upto) \
-                 WHERE m.to_id = a.u AND m.id <= a.upto RETURNING m.to_id, m.id, m.cost",
+                 WHERE m.to_id = a.u AND m.id <= a.upto RETURNING m.to_id, m.id, m.cost, m.from_id",
             )?,
             move_mailboxes: client.prepare(
                 "UPDATE mailboxes m SET count = m.count + d.c, bytes = m.bytes + d.b \
@@ -169,6 +172,7 @@ impl Statements {
                 "UPDATE users u SET tokens_valid_from = greatest(u.tokens_valid_from, v.f) \
                  FROM unnest($1::bigint[], $2::bigint[]) AS v(id, f) WHERE u.id = v.id",
             )?,
+            custody: custody::Statements::prepare(client)?,
         })
     }
 }
@@ -204,6 +208,7 @@ pub fn write(
     let mut appends = Vec::new();
     let mut users = Vec::new();
     let mut acks = Vec::new();
+    let mut expire = None;
     let mut tokens = TokenWrites::default();
     let mut broadcast = Vec::new();
     for (i, batch) in group.iter().enumerate() {
@@ -218,6 +223,7 @@ pub fn write(
                 }),
                 WriteOp::CreateUser { .. } => users.push((i, op)),
                 WriteOp::Ack { user, upto } => acks.push((i, *user, *upto)),
+                WriteOp::Expire { before, limit } => expire = Some((i, *before, *limit)),
                 other => {
                     tokens.add(other);
                     broadcast.extend(revocation(other));
@@ -227,11 +233,19 @@ pub fn write(
     }
     let mut tx = client.transaction()?;
 
-    // 1. Every mailbox row this group touches, locked in user id order.
+    // 0. An expiry step's candidates, whose receivers are locked too.
+    let candidates = match expire {
+        Some((_, before, limit)) => custody::candidates(&mut tx, &s.custody, before, limit)?,
+        None => Vec::new(),
+    };
+
+    // 1. Every mailbox row this group touches, locked in user id order;
+    // then every sender's row, in sender id order.
     let mut locked: Vec<i64> = appends
         .iter()
         .map(|a| a.message.to_id as i64)
         .chain(acks.iter().map(|(_, user, _)| *user as i64))
+        .chain(candidates.iter().map(|c| c.2))
         .collect();
     locked.sort_unstable();
     locked.dedup();
@@ -242,6 +256,11 @@ pub fn write(
             figures.insert(row.get(0), (row.get(1), row.get(2)));
         }
     }
+    let mut senders: Vec<i64> = appends.iter().map(|a| a.message.from_id as i64).collect();
+    senders.extend(custody::ack_senders(&mut tx, &s.custody, &acks)?);
+    senders.extend(candidates.iter().map(|c| c.1));
+    let sent = custody::lock(&mut tx, &s.custody, senders)?;
+    let mut sent_moved: HashMap<i64, i64> = HashMap::new();
 
     // 2. Accounts; a name already taken is reported, not fatal.
     if !users.is_empty() {
@@ -261,13 +280,33 @@ pub fn write(
         let cutoff = now.saturating_sub(CLIENT_ID_RETENTION_MS) as i64;
         let per_sender = group.first().map_or(0, |b| b.client_ids_per_sender);
         client_ids(&mut tx, s, &mut appends, cutoff, per_sender, &mut outcomes)?;
-        refuse_over_caps(&mut tx, s, &mut appends, &figures, caps, &mut outcomes)?;
+        let held = Held {
+            mailboxes: &figures,
+            senders: &sent,
+        };
+        refuse_over_caps(&mut tx, s, &mut appends, held, caps, &mut outcomes)?;
         insert_messages(&mut tx, s, &appends, &mut outcomes, &mut moved)?;
+        for a in appends.iter().filter(|a| a.stored) {
+            let cost = cost_with_id(a.message, a.id) as i64;
+            *sent_moved.entry(a.message.from_id as i64).or_default() += cost;
+        }
     }
 
-    // 4. ACKs, each credited with what it removed.
+    // 4. ACKs, each credited with what it removed; then the expiry step.
     if !acks.is_empty() {
         remove_acked(&mut tx, s, &acks, &mut outcomes, &mut moved)?;
+    }
+    if let Some((batch, ..)) = expire {
+        let gone = custody::delete(&mut tx, &s.custody, &candidates)?;
+        outcomes[batch].expired = custody::expired(&gone, &mut moved);
+    }
+    for r in outcomes
+        .iter()
+        .flat_map(|o| o.removed.iter().chain(&o.expired))
+    {
+        for &(sender, bytes) in &r.senders {
+            *sent_moved.entry(sender as i64).or_default() -= bytes as i64;
+        }
     }
 
     // 5. Wake-ups for the other nodes, sent at COMMIT: stored messages to
@@ -285,7 +324,7 @@ pub fn write(
     broadcast.extend(
         outcomes
             .iter()
-            .flat_map(|o| &o.removed)
+            .flat_map(|o| o.removed.iter().chain(&o.expired))
             .filter(|r| r.count > 0)
             .map(|r| Remote::Acked {
                 user: r.user,
@@ -311,6 +350,7 @@ pub fn write(
         }
         tx.execute(&s.move_mailboxes, &[&users, &counts, &bytes])?;
     }
+    custody::apply(&mut tx, &s.custody, &sent_moved)?;
     tx.commit()?;
     Ok((writes, outcomes))
 }
@@ -428,7 +468,10 @@ impl TokenWrites {
                 self.void_users.push(*user as i64);
                 self.void_from.push(*from as i64);
             }
-            WriteOp::CreateUser { .. } | WriteOp::Append(_) | WriteOp::Ack { .. } => {}
+            WriteOp::CreateUser { .. }
+            | WriteOp::Append(_)
+            | WriteOp::Ack { .. }
+            | WriteOp::Expire { .. } => {}
         }
     }
 
@@ -618,27 +661,35 @@ fn refuse_over_caps(
     tx: &mut postgres::Transaction<'_>,
     s: &Statements,
     appends: &mut [Append<'_>],
-    figures: &HashMap<i64, (i64, i64)>,
+    figures: Held<'_>,
     caps: MailboxCaps,
     outcomes: &mut [BatchOutcome],
 ) -> Result<(), postgres::Error> {
     let mut held: HashMap<i64, (usize, usize)> = HashMap::new();
+    let mut sent: HashMap<i64, usize> = HashMap::new();
     let (mut senders, mut cids, mut ids) = (Vec::new(), Vec::new(), Vec::new());
     for a in appends.iter_mut().filter(|a| a.stored) {
         let to = a.message.to_id as i64;
         let (count, bytes) = *held.entry(to).or_insert_with(|| {
-            let (c, b) = figures.get(&to).copied().unwrap_or((0, 0));
+            let (c, b) = figures.mailboxes.get(&to).copied().unwrap_or((0, 0));
             (c.max(0) as usize, b.max(0) as usize)
         });
+        let from = a.message.from_id as i64;
+        let from_held = *sent
+            .entry(from)
+            .or_insert_with(|| figures.senders.get(&from).copied().unwrap_or(0).max(0) as usize);
         let cost = cost_with_id(a.message, a.id);
         let by_bytes = bytes.saturating_add(cost) > caps.bytes;
-        if count >= caps.messages || by_bytes {
+        let by_sender = from_held.saturating_add(cost) > caps.per_sender;
+        if count >= caps.messages || by_bytes || by_sender {
             a.stored = false;
+            let by_sender = by_sender && count < caps.messages && !by_bytes;
             outcomes[a.batch].assigned.full.push(MailboxFull {
                 message: a.message.id,
                 held: count,
-                held_bytes: bytes,
+                held_bytes: if by_sender { from_held } else { bytes },
                 by_bytes,
+                by_sender,
             });
             if let Some(cid) = a.client_id.as_deref() {
                 senders.push(a.message.from_id as i64);
@@ -648,11 +699,20 @@ fn refuse_over_caps(
             continue;
         }
         held.insert(to, (count + 1, bytes + cost));
+        sent.insert(from, from_held + cost);
     }
     if !senders.is_empty() {
         tx.execute(&s.forget_client_ids, &[&senders, &cids, &ids])?;
     }
     Ok(())
+}
+
+/// The figures the group's rows held when locked: each receiver's
+/// (count, bytes) and each sender's bytes.
+#[derive(Clone, Copy)]
+struct Held<'a> {
+    mailboxes: &'a HashMap<i64, (i64, i64)>,
+    senders: &'a HashMap<i64, i64>,
 }
 
 /// What a message costs its mailbox under the id the store gave it: its
@@ -732,6 +792,7 @@ fn remove_acked(
             upto: *upto,
             count: 0,
             bytes: 0,
+            senders: Vec::new(),
         })
         .collect();
     let mut by_user: HashMap<UserId, Vec<usize>> = HashMap::new();
@@ -746,8 +807,11 @@ fn remove_acked(
             .get(&user)
             .and_then(|at| at.iter().find(|&&i| removed[i].upto >= id));
         if let Some(&i) = covering {
-            removed[i].count += 1;
-            removed[i].bytes += cost as usize;
+            let sender = row.get::<_, i64>(3) as UserId;
+            let r = &mut removed[i];
+            r.count += 1;
+            r.bytes += cost as usize;
+            custody::credit(&mut r.senders, sender, cost as usize);
         }
         let entry = moved.entry(user as i64).or_default();
         entry.0 -= 1;

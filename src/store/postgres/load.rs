@@ -42,9 +42,18 @@ pub fn read_snapshot(client: &mut Client, now: Millis) -> Result<Snapshot, postg
             )
         })
         .collect();
+    let sender_bytes = tx
+        .query(
+            "SELECT sender, bytes FROM sender_bytes WHERE bytes > 0",
+            &[],
+        )?
+        .iter()
+        .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as usize))
+        .collect();
     tx.commit()?;
     Ok(Snapshot {
         revoked_tokens,
+        sender_bytes,
         last_message_id,
         last_user_id,
         pending_messages: row.get::<_, i64>(0).max(0) as usize,

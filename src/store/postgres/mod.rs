@@ -20,6 +20,7 @@
 //! in [`crate::store::Assigned`].
 
 pub mod client_id_window;
+pub mod custody;
 pub mod group;
 pub mod link;
 pub mod listener;

@@ -10,7 +10,7 @@
 use postgres::Client;
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The advisory lock key migrations hold (any fixed number; "gotalk" in
 /// ASCII).
@@ -96,7 +96,19 @@ CREATE TABLE presence (
 CREATE INDEX presence_by_node ON presence (node);
 ";
 
-/// Version 4: bounds per account. A sender's remembered `client_id`s are
+/// Version 4: each sender's bytes in custody (`--pending-bytes-per-sender`),
+/// kept by every transaction that stores or ends messages and locked
+/// after the receivers' rows (see `custody.rs`).
+const V4: &str = "
+CREATE TABLE sender_bytes (
+    sender bigint PRIMARY KEY,
+    bytes  bigint NOT NULL DEFAULT 0   -- the cost of their messages in custody
+);
+INSERT INTO sender_bytes (sender, bytes)
+    SELECT from_id, sum(cost) FROM messages GROUP BY from_id;
+";
+
+/// Version 5: bounds per account. A sender's remembered `client_id`s are
 /// its newest N (see `client_id_window`). Each row gets `seq`, its
 /// sender's count of ids when it came; `client_id_senders` holds each
 /// sender's counter. Rows kept from before are numbered per sender in the
@@ -104,7 +116,7 @@ CREATE INDEX presence_by_node ON presence (node);
 /// counts an account's revocations (`--revocations-per-account`) and a
 /// `LOGOUT all` deletes them (its moment covers them); rows from before
 /// get account 0.
-const V4: &str = "
+const V5: &str = "
 ALTER TABLE client_ids ADD COLUMN seq bigint NOT NULL DEFAULT 0;
 UPDATE client_ids c SET seq = n.seq
     FROM (SELECT sender, client_id,

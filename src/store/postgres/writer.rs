@@ -206,6 +206,7 @@ impl Writer {
                 result: result.clone(),
                 acks: result.clone(),
                 removed: outcome.removed,
+                expired: outcome.expired,
                 duplicates: outcome.duplicates,
                 assigned: outcome.assigned,
             };

@@ -1,7 +1,8 @@
 //! Reading what a start needs: the highest message and account ids (so new
 //! ones keep growing), the totals in custody (for the global budget) and
 //! the revoked tokens that have not expired yet (bounded by the tokens'
-//! lifetime). A handful of rows besides those, whatever the size of the
+//! lifetime), and each sender's bytes in custody (one row per sender that
+//! has messages in custody). A handful of rows besides those, whatever the size of the
 //! database: accounts (with their `tokens_valid_from`), messages and
 //! `client_id`s are read on demand (see [`super::reader`]). Tests can still
 //! read everything, to check what a batch stored.
@@ -43,9 +44,11 @@ pub fn read_snapshot(conn: &mut Connection, now: Millis) -> rusqlite::Result<Sna
         })?
         .collect::<rusqlite::Result<_>>()?;
     drop(stmt);
+    let sender_bytes = super::custody::sender_bytes(&tx)?;
     tx.finish()?;
     Ok(Snapshot {
         revoked_tokens,
+        sender_bytes,
         last_message_id: last.max(newest_stored).max(0) as u64,
         last_user_id: last_user.max(0) as u64,
         pending_messages: pending_messages.max(0) as usize,

@@ -21,6 +21,7 @@
 //! a finished one if there is one. Disk waits happen on the writer thread.
 
 pub mod client_id_window;
+pub mod custody;
 pub mod disk_full;
 pub mod load;
 pub mod lock;

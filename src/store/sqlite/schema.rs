@@ -17,7 +17,7 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The `meta` keys holding how many messages are in custody and their size
 /// as stored, kept by every batch, so a start reads two numbers instead of
@@ -116,7 +116,26 @@ DROP INDEX messages_by_recipient;
 CREATE INDEX messages_by_recipient ON messages (to_id, id, cost);
 ";
 
-/// Version 6: bounds per account.
+/// Version 6: each sender's bytes in custody (`--pending-bytes-per-sender`),
+/// one row per sender that has any, kept by the writer in the transaction
+/// that stores or ends the messages, so a start reads one row per sender
+/// instead of counting messages. The recipient index carries `from_id`
+/// too, so what an ACK ends is still counted from the index alone, now
+/// by sender.
+const V6: &str = "
+CREATE TABLE sender_bytes (
+    sender INTEGER PRIMARY KEY,
+    bytes  INTEGER NOT NULL          -- the cost of their messages in custody
+);
+INSERT INTO sender_bytes (sender, bytes)
+    SELECT from_id, sum(cost) FROM messages m
+    WHERE id > (SELECT coalesce(max(upto), 0) FROM acked a WHERE a.to_id = m.to_id)
+    GROUP BY from_id HAVING sum(cost) > 0;
+DROP INDEX messages_by_recipient;
+CREATE INDEX messages_by_recipient ON messages (to_id, id, cost, from_id);
+";
+
+/// Version 7: bounds per account.
 ///
 /// A sender's remembered `client_id`s are its newest N, on disk too. Each
 /// row carries `seq`, the sender's count of fresh ids when it came (1, 2,
@@ -127,8 +146,8 @@ CREATE INDEX messages_by_recipient ON messages (to_id, id, cost);
 /// A revoked token records its account, so the core counts an account's
 /// revocations (`--revocations-per-account`) and a `LOGOUT all` deletes
 /// them (its moment covers them). Rows from before get account 0.
-const V6: &str = "
-CREATE TABLE client_ids_v6 (
+const V7: &str = "
+CREATE TABLE client_ids_v7 (
     sender     INTEGER NOT NULL,
     client_id  TEXT    NOT NULL,
     message_id INTEGER NOT NULL,
@@ -136,12 +155,12 @@ CREATE TABLE client_ids_v6 (
     seq        INTEGER NOT NULL,     -- the sender's count of fresh ids then
     PRIMARY KEY (sender, client_id)
 ) WITHOUT ROWID;
-INSERT INTO client_ids_v6 (sender, client_id, message_id, ts, seq)
+INSERT INTO client_ids_v7 (sender, client_id, message_id, ts, seq)
     SELECT sender, client_id, message_id, ts,
            row_number() OVER (PARTITION BY sender ORDER BY ts, message_id)
     FROM client_ids;
 DROP TABLE client_ids;
-ALTER TABLE client_ids_v6 RENAME TO client_ids;
+ALTER TABLE client_ids_v7 RENAME TO client_ids;
 CREATE INDEX client_ids_by_age ON client_ids (ts);
 CREATE INDEX client_ids_by_sender ON client_ids (sender, seq);
 ALTER TABLE revoked_tokens ADD COLUMN user_id INTEGER NOT NULL DEFAULT 0;
@@ -256,6 +275,7 @@ mod tests {
                 "messages",
                 "meta",
                 "revoked_tokens",
+                "sender_bytes",
                 "users"
             ]
             .map(String::from)
@@ -337,9 +357,9 @@ mod tests {
     }
 
     #[test]
-    fn client_ids_from_version_5_are_numbered_per_sender_in_order() {
+    fn client_ids_from_version_6_are_numbered_per_sender_in_order() {
         let mut conn = fresh();
-        migrate_with(&mut conn, &MIGRATIONS[..5]).unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..6]).unwrap();
         conn.execute_batch(
             "INSERT INTO client_ids VALUES (1, 'b', 2, 20), (1, 'a', 1, 10), \
              (2, 'a', 3, 15), (1, 'c', 4, 30);",

@@ -27,6 +27,7 @@
 //! on a full disk its rows are deleted at once instead, to free room.
 
 use super::client_id_window::{ClientIdStatements, Window};
+use super::custody;
 use super::disk_full::DiskSpace;
 use super::purge::{self, Backlog};
 use super::schema::{PENDING_BYTES, PENDING_MESSAGES};
@@ -170,7 +171,9 @@ impl Writer {
                 }
                 let transactions = usize::from(writes > 0);
                 self.stats.committed(group.len(), transactions, writes);
-                let marked = outcomes.iter().flat_map(|o| &o.removed);
+                let marked = outcomes
+                    .iter()
+                    .flat_map(|o| o.removed.iter().chain(&o.expired));
                 self.purge.marked(marked.map(|r| r.count).sum());
                 (Ok(()), Ok(()), outcomes)
             }
@@ -196,6 +199,7 @@ impl Writer {
                 acks: acks.clone(),
                 removed: outcome.removed,
                 duplicates: outcome.duplicates,
+                expired: outcome.expired,
                 assigned: Default::default(),
             };
             if self.done.send(done).is_err() {
@@ -285,6 +289,7 @@ fn is_ack(op: &WriteOp) -> bool {
 pub struct BatchOutcome {
     pub removed: Vec<Removed>,
     pub duplicates: Vec<Duplicate>,
+    pub expired: Vec<Removed>,
 }
 
 /// Writes `group` in one transaction, all or nothing. Returns how many
@@ -333,6 +338,7 @@ fn write_batches(
         statements
             .last_message_id
             .execute([last_message_id as i64])?;
+        custody::apply(&tx, &totals.senders)?;
         if totals.messages != 0 || totals.bytes != 0 {
             statements
                 .total
@@ -351,16 +357,18 @@ fn write_batches(
 struct Totals {
     messages: i64,
     bytes: i64,
+    /// Each sender's figure moves by this (one write per sender per group).
+    senders: custody::Moves,
 }
 
 /// The statements a group needs, prepared once per connection (SQLite's
 /// statement cache keeps them between groups).
 struct Statements<'c> {
+    conn: &'c Connection,
     user: CachedStatement<'c>,
     password_hash: CachedStatement<'c>,
     message: CachedStatement<'c>,
     client_ids: ClientIdStatements<'c>,
-    ack: CachedStatement<'c>,
     mark: CachedStatement<'c>,
     delete_acked: CachedStatement<'c>,
     /// Delete an ACK's rows at once (on a full disk) instead of marking.
@@ -375,6 +383,7 @@ struct Statements<'c> {
 impl<'c> Statements<'c> {
     fn prepare(conn: &'c Connection, at_once: bool) -> rusqlite::Result<Statements<'c>> {
         Ok(Statements {
+            conn,
             user: conn.prepare_cached(
                 "INSERT INTO users (id, username, password_hash, created, identity) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -386,13 +395,6 @@ impl<'c> Statements<'c> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?,
             client_ids: ClientIdStatements::prepare(conn)?,
-            // What an ACK ends: its recipient's messages up to `upto` not
-            // marked already (from the index alone).
-            ack: conn.prepare_cached(
-                "SELECT count(*), coalesce(sum(cost), 0), coalesce(max(id), 0) FROM messages \
-                 WHERE to_id = ?1 AND id <= ?2 \
-                 AND id > (SELECT coalesce(max(upto), 0) FROM acked WHERE to_id = ?1)",
-            )?,
             mark: conn.prepare_cached(
                 "INSERT INTO acked (to_id, upto) VALUES (?1, ?2) \
                  ON CONFLICT (to_id) DO UPDATE SET upto = max(upto, excluded.upto)",
@@ -466,15 +468,15 @@ impl<'c> Statements<'c> {
                     client_id.as_deref(),
                     cost as i64,
                 ])?;
+                totals.senders.add(message.from_id, cost as i64);
                 totals.messages += 1;
                 totals.bytes += cost as i64;
             }
             WriteOp::Ack { user, upto } => {
-                let (count, bytes, newest): (i64, i64, i64) =
-                    self.ack.query_row([*user as i64, *upto as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?;
-                let (count, bytes) = (count.max(0) as usize, bytes.max(0) as usize);
+                // What it ends, by sender (from the index alone).
+                let ending = custody::acked(self.conn, *user, *upto)?;
+                let (count, bytes, newest) = (ending.count, ending.bytes, ending.newest as i64);
+                totals.senders.take(&ending.senders);
                 if self.at_once {
                     self.delete_acked.execute([*user as i64, *upto as i64])?;
                 } else if count > 0 {
@@ -490,7 +492,17 @@ impl<'c> Statements<'c> {
                     upto: *upto,
                     count,
                     bytes,
+                    senders: ending.senders,
                 });
+            }
+            WriteOp::Expire { before, limit } => {
+                let expired = custody::expire(self.conn, *before, *limit)?;
+                for r in &expired {
+                    totals.senders.take(&r.senders);
+                    totals.messages -= r.count as i64;
+                    totals.bytes -= r.bytes as i64;
+                }
+                outcome.expired.extend(expired);
             }
             WriteOp::RevokeToken {
                 token,

@@ -1,0 +1,100 @@
+//! Each sender's unacknowledged bytes across all receivers: the figure
+//! `--pending-bytes-per-sender` caps, so one account (with any number of
+//! sink mailboxes, or dormant accounts as receivers) cannot fill the
+//! global pool (`--pending-bytes`) and starve every other sender.
+//!
+//! The figure of a message is its cost as its mailbox counts it
+//! ([`super::mailbox::cost`]), taken when its SEND reserves room and given
+//! back when its reservation is released, or when it leaves custody (ACK
+//! or `--message-ttl`). It is kept for every sender that has any, whether
+//! or not the sender's account or the receiver's mailbox is in RAM: an ACK
+//! of a message whose sender is not cached still lowers the right figure
+//! (the store says by how much per sender, see
+//! [`crate::store::Removed::senders`]). That is one entry per sender with
+//! messages in custody, read from the store at start.
+//!
+//! The senders holding the most are kept in order as well, so `/stats`
+//! names the top holders without walking every entry.
+
+use crate::idhash::IdMap;
+use crate::UserId;
+use std::collections::BTreeSet;
+
+/// How many top holders `/stats` and `/metrics` show.
+pub const TOP_HOLDERS: usize = 5;
+
+#[derive(Default)]
+pub struct Senders {
+    bytes: IdMap<UserId, usize>,
+    /// The same figures ordered by size, for the top holders.
+    by_size: BTreeSet<(usize, UserId)>,
+}
+
+impl Senders {
+    /// What `sender` holds, reservations included.
+    pub fn held(&self, sender: UserId) -> usize {
+        self.bytes.get(&sender).copied().unwrap_or(0)
+    }
+
+    fn set(&mut self, sender: UserId, was: usize, now: usize) {
+        if was == now {
+            return;
+        }
+        if was > 0 {
+            self.by_size.remove(&(was, sender));
+        }
+        if now > 0 {
+            self.by_size.insert((now, sender));
+            self.bytes.insert(sender, now);
+        } else {
+            self.bytes.remove(&sender);
+        }
+    }
+
+    pub fn add(&mut self, sender: UserId, bytes: usize) {
+        let was = self.held(sender);
+        self.set(sender, was, was.saturating_add(bytes));
+    }
+
+    /// Never below zero: a figure read from an older store may be short.
+    pub fn sub(&mut self, sender: UserId, bytes: usize) {
+        let was = self.held(sender);
+        self.set(sender, was, was.saturating_sub(bytes));
+    }
+
+    /// Senders that hold anything.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The `n` senders holding the most, largest first.
+    pub fn top(&self, n: usize) -> Vec<(UserId, usize)> {
+        self.by_size
+            .iter()
+            .rev()
+            .take(n)
+            .map(|&(bytes, sender)| (sender, bytes))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_follow_additions_and_removals_and_the_top_stays_in_order() {
+        let mut s = Senders::default();
+        s.add(1, 100);
+        s.add(2, 300);
+        s.add(3, 200);
+        s.add(1, 250);
+        assert_eq!(s.top(2), [(1, 350), (2, 300)]);
+        s.sub(1, 350);
+        assert_eq!(s.held(1), 0);
+        assert_eq!(s.len(), 2, "an empty figure is forgotten");
+        assert_eq!(s.top(5), [(2, 300), (3, 200)]);
+        s.sub(3, 1000);
+        assert_eq!((s.held(3), s.len()), (0, 1), "never below zero");
+    }
+}
