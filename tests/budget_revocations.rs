@@ -25,25 +25,18 @@ fn revoked_rows(dir: &TempDir) -> usize {
     .unwrap() as usize
 }
 
-#[test]
-fn past_n_revocations_a_logout_ends_every_session_of_the_account() {
-    let dir = TempDir::new("revocations-cap");
-    let server = TestServer::start(&[
-        "--data",
-        dir.arg(),
-        "--revocations-per-account",
-        "3",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
-    let (_, older, _) = register_and_login(&server, "alice", PASSWORD);
-    let (_, bob_token, _) = register_and_login(&server, "bob", "bob-password");
+/// N + 1 LOGIN and LOGOUT cycles of alice on `server`, whose revoked
+/// tokens `rows` counts: N revoke one token each, the next ends every
+/// session; an older token of alice's is void then, bob's is not.
+fn n_plus_one_cycles(server: &TestServer, rows: &dyn Fn() -> usize) {
+    let (_, older, _) = register_and_login(server, "alice", PASSWORD);
+    let (_, bob_token, _) = register_and_login(server, "bob", "bob-password");
     for cycle in 0..=N {
         let mut c = server.connect();
         login(&mut c, "alice", PASSWORD);
         let reply = c.request(&json!({"cmd": "logout"}));
         let reply = assert_ok(&reply);
-        let rows = revoked_rows(&dir);
+        let rows = rows();
         let in_ram = server.stats()["core"]["revoked_tokens"].as_u64().unwrap() as usize;
         assert!(rows <= N && in_ram <= N, "{rows} rows, {in_ram} in RAM");
         if cycle < N {
@@ -56,7 +49,6 @@ fn past_n_revocations_a_logout_ends_every_session_of_the_account() {
             assert_eq!((rows, in_ram), (0, 0), "the moment covers them all");
         }
     }
-    // A token of alice's from before is void; bob's is not.
     let mut c = server.connect();
     assert_error(&c.text(&format!("AUTH {older}")), "unauthorized");
     assert_ok(&c.text(&format!("AUTH {bob_token}")));
@@ -65,7 +57,42 @@ fn past_n_revocations_a_logout_ends_every_session_of_the_account() {
     login(&mut c, "alice", PASSWORD);
     let reply = c.request(&json!({"cmd": "logout"}));
     assert_eq!(assert_ok(&reply)["revoked"], "token", "{reply}");
-    assert_eq!(revoked_rows(&dir), 1);
+    assert_eq!(rows(), 1);
+}
+
+#[test]
+fn past_n_revocations_a_logout_ends_every_session_of_the_account() {
+    let dir = TempDir::new("revocations-cap");
+    let server = TestServer::start(&[
+        "--data",
+        dir.arg(),
+        "--revocations-per-account",
+        "3",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    n_plus_one_cycles(&server, &|| revoked_rows(&dir));
+}
+
+#[test]
+fn past_n_revocations_a_logout_ends_every_session_on_postgres() {
+    let pg = common::postgres::Postgres::start();
+    let (url, key) = (pg.url(), pg.key_file());
+    let server = TestServer::start(&[
+        "--postgres",
+        &url,
+        "--key-file",
+        key.to_str().unwrap(),
+        "--revocations-per-account",
+        "3",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    n_plus_one_cycles(&server, &|| {
+        pg.psql("SELECT count(*) FROM revoked_tokens")
+            .parse()
+            .unwrap()
+    });
 }
 
 #[test]

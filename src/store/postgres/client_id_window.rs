@@ -4,10 +4,11 @@
 //! in `client_id_senders`, one row per sender, taken with `ON CONFLICT DO
 //! UPDATE … RETURNING` so nodes sharing the database number one sender's
 //! ids in turn (the row stays locked until the transaction ends; rows are
-//! taken in sender id order, after the mailbox rows, so two nodes cannot
-//! deadlock on them). A row at or below `seq - N` of its sender's newest
-//! no longer deduplicates, and each fresh id deletes a few such rows
-//! through the (sender, seq) index: one in the steady state, never a scan.
+//! taken in sender id order, after the mailbox and `sender_bytes` rows, so
+//! two nodes cannot deadlock on them). A row at or below `seq - N` of its
+//! sender's newest no longer deduplicates, and each fresh id deletes a few
+//! such rows through the (sender, seq) index: one in the steady state,
+//! never a scan.
 //!
 //! A number is taken before the database says whether the id is a repeat,
 //! so a repeat that reaches the database (after a restart, or through
