@@ -145,6 +145,13 @@ pub struct Config {
     /// Unacknowledged messages older than this leave custody unread;
     /// `None`: they wait for their ACK however long it takes.
     pub message_ttl: Option<Duration>,
+    /// Tokens one account may have revoked one by one (LOGOUT) at once,
+    /// each remembered until it would have expired; a LOGOUT past it ends
+    /// every session of the account instead (as `LOGOUT all` does).
+    pub revocations_per_account: usize,
+    /// Successful LOGINs one account takes a minute (that many at once);
+    /// more are `rate_limited`.
+    pub logins_per_account_minute: u64,
 }
 
 /// Limits that are not flags: fixed by the contract or by sense.
@@ -255,6 +262,8 @@ impl Default for Config {
             tls_handshake_burst: 40,
             pending_bytes_per_sender: 8 * 1024 * 1024,
             message_ttl: None,
+            revocations_per_account: 100,
+            logins_per_account_minute: 30,
         }
     }
 }
@@ -366,6 +375,14 @@ Flags:
                          its own once the username's shared budget is used
                          up, so guesses from elsewhere cannot lock the
                          owner out; 0: none (default {new_address})
+  --revocations-per-account N
+                         tokens of one account LOGOUT revokes one by one
+                         (each kept until it would expire); a LOGOUT past
+                         it ends all the account's sessions, like LOGOUT
+                         all (default {revocations})
+  --logins-per-account-minute N
+                         successful LOGINs of one account a minute (that
+                         many at once); more are rate_limited (default {logins})
   --max-connections N    simultaneous connections; more are told why and
                          closed (default: the open-file limit, raised to
                          its hard limit at start, less {reserved})
@@ -462,6 +479,8 @@ Flags:
         throttle_entries = d.throttle_entries,
         lookups = d.lookups_per_address_minute,
         new_address = d.login_tries_per_new_address_hour,
+        revocations = d.revocations_per_account,
+        logins = d.logins_per_account_minute,
         reserved = crate::fdlimit::RESERVED_FDS,
         per_address = d.max_connections_per_address,
         output_total = d.max_output_total,
@@ -666,6 +685,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
                 per_sender_given = true;
             }
             "--message-ttl" => config.message_ttl = Some(seconds(&name, &value("SECONDS")?)?),
+            "--revocations-per-account" => {
+                config.revocations_per_account = number(&name, &value("N")?, 1)? as usize
+            }
+            "--logins-per-account-minute" => {
+                config.logins_per_account_minute = number(&name, &value("N")?, 1)?
+            }
             "--log-format" => {
                 config.log_format = match value("FORMAT")?.as_str() {
                     "text" => crate::logging::LogFormat::Text,
@@ -969,6 +994,29 @@ mod tests {
         assert!(run(&["--login-tries-per-new-address-hour", "x"]).is_err());
         let c = run(&["--login-tries-per-new-address-hour", "0"]).unwrap();
         assert_eq!(c.login_tries_per_new_address_hour, 0);
+    }
+
+    #[test]
+    fn revocation_and_login_flags_have_defaults_and_a_minimum() {
+        let c = run(&[]).unwrap();
+        assert_eq!(
+            (c.revocations_per_account, c.logins_per_account_minute),
+            (100, 30)
+        );
+        let c = run(&[
+            "--revocations-per-account",
+            "3",
+            "--logins-per-account-minute=1000",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.revocations_per_account, c.logins_per_account_minute),
+            (3, 1000)
+        );
+        assert!(run(&["--revocations-per-account", "0"]).is_err());
+        assert!(run(&["--logins-per-account-minute", "0"]).is_err());
+        assert!(help_text().contains("--revocations-per-account N"));
+        assert!(help_text().contains("--logins-per-account-minute N"));
     }
 
     #[test]

@@ -224,6 +224,16 @@ impl Figures<'_> {
             stats.client_ids as f64,
         );
         e.gauge(
+            "gotalk_client_id_queue",
+            "Entries of the per-sender client_id queues, stale ones included.",
+            stats.client_id_queue as f64,
+        );
+        e.gauge(
+            "gotalk_revoked_tokens",
+            "Tokens revoked one by one by LOGOUT and not expired yet.",
+            stats.revoked_tokens as f64,
+        );
+        e.gauge(
             "gotalk_long_poll_waiters",
             "SYNCs waiting for a message.",
             stats.waiters as f64,

@@ -228,6 +228,9 @@ pub enum Reply {
     /// longer opens.
     LoggedOut {
         all: bool,
+        /// `all` although one token was asked for: the account had
+        /// `--revocations-per-account` revoked already.
+        capped: bool,
     },
     Pong,
     Help,

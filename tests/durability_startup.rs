@@ -54,6 +54,7 @@ fn fill(dir: &std::path::Path) {
         seq,
         ops: users,
         last_message_id: 0,
+        client_ids_per_sender: 0,
     });
     let ts = now_ms();
     let mut id = 0;
@@ -84,6 +85,7 @@ fn fill(dir: &std::path::Path) {
             seq,
             ops,
             last_message_id: id,
+            client_ids_per_sender: 0,
         });
     }
     let deadline = Instant::now() + Duration::from_secs(600);

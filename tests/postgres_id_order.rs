@@ -93,6 +93,7 @@ fn sender(url: String, sender: u64) -> Vec<u64> {
             seq,
             ops,
             last_message_id: 0,
+            client_ids_per_sender: 0,
         });
         assert_eq!(done.result, Ok(()));
         let ids: Vec<u64> = done.assigned.messages.iter().map(|&(_, id)| id).collect();
@@ -158,6 +159,7 @@ fn messages_to_one_receiver_commit_in_id_order_across_writers() {
                     upto: last.id,
                 }],
                 last_message_id: 0,
+                client_ids_per_sender: 0,
             });
             assert_eq!(done.result, Ok(()));
             acked = last.id;

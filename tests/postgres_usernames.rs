@@ -63,10 +63,10 @@ fn a_database_with_clashing_names_is_migrated_and_keeps_both_accounts() {
     let pg = Postgres::start();
     let url = pg.url();
     drop(node(&pg, &url));
-    // Back to schema 4, with accounts it allowed.
+    // Back to schema 5, with accounts it allowed.
     pg.psql(
         "DROP INDEX users_by_name_key; ALTER TABLE users DROP COLUMN name_key; \
-         DELETE FROM schema_migrations WHERE version = 5",
+         DELETE FROM schema_migrations WHERE version = 6",
     );
     for (name, password) in [("alice", "first-alice-pw"), ("Alice", "second-alice-pw")] {
         pg.psql(&format!(

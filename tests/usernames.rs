@@ -64,13 +64,13 @@ fn a_database_with_clashing_names_starts_reports_them_and_keeps_both_accounts() 
     let data = TempDir::new("name-clash");
     let mut server = TestServer::start(&["--data", data.arg()]);
     server.kill();
-    // Back to the schema before names were folded (version 6), with
+    // Back to the schema before names were folded (version 7), with
     // accounts it allowed.
     {
         let conn = rusqlite::Connection::open(data.path().join("gotalk.db")).unwrap();
         conn.execute_batch(
             "DROP INDEX users_by_name_key; ALTER TABLE users DROP COLUMN name_key; \
-             PRAGMA user_version = 6;",
+             PRAGMA user_version = 7;",
         )
         .unwrap();
         for (id, name, password) in [

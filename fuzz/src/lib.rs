@@ -146,7 +146,10 @@ fn reply_to(request: &Request<'_>) -> (Reply, Option<Message>) {
         }
         Request::Sync(_) => Reply::Messages(Vec::new()),
         Request::Ack { .. } => Reply::Acked,
-        Request::Logout { all } => Reply::LoggedOut { all: *all },
+        Request::Logout { all } => Reply::LoggedOut {
+            all: *all,
+            capped: false,
+        },
         Request::Ping => Reply::Pong,
         Request::Help => Reply::Help,
         Request::Quit => Reply::Bye,

@@ -3,20 +3,24 @@
 //! hours or until its sender has used `--client-ids-per-sender` newer ones,
 //! whichever is shorter.
 //!
-//! Kept compact and bounded: an id is held as a 128-bit keyed hash (two
-//! SipHash-1-3 with random keys, chosen per run), not as its text. Every
-//! insertion is queued twice in insertion order: per sender, where the
-//! oldest is evicted once the sender has more than N, and globally by time,
-//! where [`ClientIds::prune`] pops at most [`PRUNE_BATCH`] expired entries
-//! per call. Queue entries carry a generation number; one whose id was
-//! removed or replaced since is stale and skipped when it comes up. No call
-//! walks the whole table.
+//! Kept compact and bounded by N per sender, whatever the rate of SENDs: an
+//! id is held as a 128-bit keyed hash (two SipHash-1-3 with random keys,
+//! chosen per run), not as its text. Each sender keeps its ids' insertion
+//! order, where the oldest is evicted once the sender has more than N.
+//! Expiry by time looks at senders, not ids: one entry per sender in
+//! [`ClientIds::due`], keyed by the time of its oldest id (or earlier:
+//! evictions do not move it, so it is corrected when it comes up).
+//! [`ClientIds::prune`] takes at most [`PRUNE_BATCH`] steps per call. Order
+//! entries carry a generation number; one whose id was removed or replaced
+//! since is stale and skipped when it comes up, and a sender's order is
+//! compacted when stale entries outnumber its ids (so it holds at most
+//! 2 N + [`STALE_SLACK`] entries). No call walks the whole table.
 
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::idhash::IdMap;
 use crate::{MessageId, Millis, UserId};
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
 /// Most expired ids [`ClientIds::prune`] forgets per call.
@@ -68,28 +72,46 @@ struct Entry {
     generation: u64,
 }
 
+/// Stale order entries a sender may hold beyond its ids before its order
+/// is compacted.
+pub const STALE_SLACK: usize = 16;
+
 /// One sender's remembered ids and their insertion order.
 #[derive(Default)]
 struct SenderIds {
     by_key: HashMap<Key, Entry, BuildHasherDefault<KeyHasher>>,
     order: VecDeque<(Key, u64)>,
+    /// This sender's key in [`ClientIds::due`].
+    due: Millis,
 }
 
 impl SenderIds {
-    /// Pops the front of `order`, forgetting its id unless the entry is stale.
-    fn pop_oldest(&mut self) -> bool {
-        let Some((key, generation)) = self.order.pop_front() else {
-            return false;
-        };
-        if self
-            .by_key
+    fn is_live(&self, &(key, generation): &(Key, u64)) -> bool {
+        self.by_key
             .get(&key)
             .is_some_and(|e| e.generation == generation)
-        {
-            self.by_key.remove(&key);
+    }
+
+    /// Pops the front of `order`, forgetting its id unless the entry is stale.
+    fn pop_oldest(&mut self) -> bool {
+        let Some(front) = self.order.pop_front() else {
+            return false;
+        };
+        if self.is_live(&front) {
+            self.by_key.remove(&front.0);
             return true;
         }
         false
+    }
+
+    /// Drops stale entries once they outnumber the ids (amortised: each
+    /// compaction follows at least as many insertions as it visits).
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.by_key.len() + STALE_SLACK {
+            let by_key = &self.by_key;
+            self.order
+                .retain(|&(key, g)| by_key.get(&key).is_some_and(|e| e.generation == g));
+        }
     }
 }
 
@@ -98,11 +120,13 @@ pub struct ClientIds {
     hash_keys: [RandomState; 2],
     per_sender: usize,
     senders: IdMap<UserId, SenderIds>,
-    /// Every insertion, oldest first: (time, sender, generation).
-    by_time: VecDeque<(Millis, UserId, u64)>,
+    /// One entry per sender: (no later than its oldest id's time, sender).
+    due: BTreeSet<(Millis, UserId)>,
     next_generation: u64,
     /// Ids remembered (not stale), for metrics.
     live: usize,
+    /// Entries of every sender's order, stale ones included, for metrics.
+    queued: usize,
 }
 
 impl ClientIds {
@@ -112,9 +136,10 @@ impl ClientIds {
             hash_keys: [RandomState::new(), RandomState::new()],
             per_sender: per_sender.max(1),
             senders: IdMap::default(),
-            by_time: VecDeque::new(),
+            due: BTreeSet::new(),
             next_generation: 0,
             live: 0,
+            queued: 0,
         }
     }
 
@@ -130,6 +155,13 @@ impl ClientIds {
         self.live
     }
 
+    /// How many entries the order queues hold, stale ones included: what
+    /// the structure costs besides the ids (at most 2 N + [`STALE_SLACK`]
+    /// per sender).
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
     pub fn get(&self, sender: UserId, client_id: &str) -> Option<FirstSend> {
         let key = self.key(client_id);
         self.senders.get(&sender)?.by_key.get(&key).map(|e| e.first)
@@ -141,7 +173,21 @@ impl ClientIds {
         let key = self.key(client_id);
         self.next_generation += 1;
         let generation = self.next_generation;
-        let ids = self.senders.entry(sender).or_default();
+        let ids = self.senders.entry(sender).or_insert_with(|| {
+            self.due.insert((first.ts, sender));
+            SenderIds {
+                due: first.ts,
+                ..SenderIds::default()
+            }
+        });
+        if first.ts < ids.due {
+            // An id older than the sender's oldest (a first SEND the
+            // store named): expiry must not come later than it.
+            self.due.remove(&(ids.due, sender));
+            ids.due = first.ts;
+            self.due.insert((ids.due, sender));
+        }
+        let before = ids.order.len();
         if ids
             .by_key
             .insert(key, Entry { first, generation })
@@ -150,12 +196,13 @@ impl ClientIds {
             self.live += 1;
         }
         ids.order.push_back((key, generation));
-        self.by_time.push_back((first.ts, sender, generation));
         while ids.by_key.len() > self.per_sender {
             if ids.pop_oldest() {
                 self.live -= 1;
             }
         }
+        ids.compact();
+        self.queued = self.queued + ids.order.len() - before;
     }
 
     /// The first SEND with `client_id` is stored, as message `id` (which
@@ -180,44 +227,70 @@ impl ClientIds {
         if ids.by_key.remove(&key).is_some() {
             self.live -= 1;
         }
+        let before = ids.order.len();
         if ids.by_key.is_empty() {
-            // Its queued entries are all stale now; the time queue's find
-            // no sender, or a newer one, and are skipped.
+            self.due.remove(&(ids.due, sender));
             self.senders.remove(&sender);
+            self.queued -= before;
+        } else {
+            ids.compact();
+            self.queued -= before - ids.order.len();
         }
     }
 
-    /// Forgets up to [`PRUNE_BATCH`] ids first used more than 24 hours
-    /// before `now`. Returns whether more are due (call again soon).
+    /// Forgets ids first used more than 24 hours before `now`, in at most
+    /// [`PRUNE_BATCH`] steps. Returns whether more are due (call again
+    /// soon).
     pub fn prune(&mut self, now: Millis) -> bool {
         let cutoff = now.saturating_sub(CLIENT_ID_RETENTION_MS);
-        for _ in 0..PRUNE_BATCH {
-            match self.by_time.front() {
-                Some(&(ts, sender, generation)) if ts < cutoff => {
-                    self.by_time.pop_front();
-                    self.expire(sender, generation);
+        let mut steps = 0;
+        while steps < PRUNE_BATCH {
+            let Some(&(ts, sender)) = self.due.first() else {
+                return false;
+            };
+            if ts >= cutoff {
+                return false;
+            }
+            self.due.pop_first();
+            let Some(ids) = self.senders.get_mut(&sender) else {
+                continue;
+            };
+            // The front, stale entries and expired ids, until one is not.
+            while steps < PRUNE_BATCH {
+                let Some(&front) = ids.order.front() else {
+                    break;
+                };
+                let expired = ids
+                    .by_key
+                    .get(&front.0)
+                    .filter(|e| e.generation == front.1)
+                    .map(|e| e.first.ts < cutoff);
+                if expired == Some(false) {
+                    break;
                 }
-                _ => return false,
+                steps += 1;
+                self.queued -= 1;
+                if ids.pop_oldest() {
+                    self.live -= 1;
+                }
+            }
+            steps += 1;
+            match ids.order.front() {
+                Some(front) => {
+                    // The oldest id's time; a stale front (the step budget
+                    // ran out) keeps the sender due.
+                    ids.due = match ids.by_key.get(&front.0) {
+                        Some(e) if e.generation == front.1 => e.first.ts,
+                        _ => ts,
+                    };
+                    self.due.insert((ids.due, sender));
+                }
+                None => {
+                    self.senders.remove(&sender);
+                }
             }
         }
-        self.by_time.front().is_some_and(|&(ts, _, _)| ts < cutoff)
-    }
-
-    /// Forgets `sender`'s id of `generation`, unless it went already. The
-    /// sender's queue is in generation order and its older entries went
-    /// before (evicted, or expired by earlier entries of the time queue).
-    fn expire(&mut self, sender: UserId, generation: u64) {
-        let Some(ids) = self.senders.get_mut(&sender) else {
-            return;
-        };
-        while ids.order.front().is_some_and(|&(_, g)| g <= generation) {
-            if ids.pop_oldest() {
-                self.live -= 1;
-            }
-        }
-        if ids.by_key.is_empty() {
-            self.senders.remove(&sender);
-        }
+        self.due.first().is_some_and(|&(ts, _)| ts < cutoff)
     }
 }
 
@@ -298,10 +371,44 @@ mod tests {
         }
         let now = n + CLIENT_ID_RETENTION_MS;
         assert!(ids.prune(now));
-        assert_eq!(ids.len(), n as usize - PRUNE_BATCH);
-        assert!(ids.prune(now));
-        assert!(!ids.prune(now));
+        assert!(ids.len() >= n as usize - PRUNE_BATCH, "{}", ids.len());
+        let mut calls = 1;
+        while ids.prune(now) {
+            calls += 1;
+        }
+        assert!(calls <= 4, "{calls} calls");
         assert_eq!(ids.len(), 0);
-        assert!(ids.by_time.is_empty() && ids.senders.is_empty());
+        assert!(ids.due.is_empty() && ids.senders.is_empty());
+    }
+
+    #[test]
+    fn fresh_ids_without_end_cost_at_most_the_newest_n() {
+        let n = 50;
+        let mut ids = ClientIds::new(n);
+        for i in 0..100 * n as u64 {
+            ids.insert(1, &format!("fresh-{i}"), first(i, 1000 + i));
+            // A failed SEND's id given back, and the same id used again.
+            if i % 3 == 0 {
+                ids.remove(1, &format!("fresh-{i}"));
+                ids.insert(1, &format!("fresh-{i}"), first(i, 1000 + i));
+            }
+            assert!(ids.len() <= n);
+            assert!(ids.queued() <= 2 * n + STALE_SLACK + 1, "{}", ids.queued());
+            let counted: usize = ids.senders.values().map(|s| s.order.len()).sum();
+            assert_eq!(ids.queued(), counted);
+        }
+        assert_eq!(ids.due.len(), 1, "one time entry per sender");
+        // The oldest of the newest N is still known; the one before is not.
+        let last = 100 * n as u64 - 1;
+        assert!(ids
+            .get(1, &format!("fresh-{}", last + 1 - n as u64))
+            .is_some());
+        assert!(ids.get(1, &format!("fresh-{}", last - n as u64)).is_none());
+        // Eviction leaves the sender's time entry early; expiry corrects it.
+        assert!(!ids.prune(1000 + last - n as u64 + CLIENT_ID_RETENTION_MS));
+        assert_eq!(ids.len(), n);
+        assert!(!ids.prune(1001 + last + CLIENT_ID_RETENTION_MS));
+        assert_eq!((ids.len(), ids.queued()), (0, 0));
+        assert!(ids.due.is_empty() && ids.senders.is_empty());
     }
 }

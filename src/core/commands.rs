@@ -334,6 +334,17 @@ impl Core {
     /// or not, naming the limit that refused it.
     fn login_throttled(&self, refused: Throttled) -> Failure {
         let s = self.throttle.settings();
+        if refused.logins {
+            return Failure::retry_after(
+                format!(
+                    "too many logins for this username: at most {} a minute \
+                     (--logins-per-account-minute); try again in {}",
+                    s.logins_per_account_minute,
+                    wait_text(refused.retry_after_ms)
+                ),
+                refused.retry_after_ms,
+            );
+        }
         let (what, per_minute, flag) = if refused.by_address {
             (
                 "from your address",
@@ -474,7 +485,10 @@ impl Core {
             )
             .into());
         }
-        let revoke = if all {
+        // Past the account's share of single revocations, every session
+        // ends instead: one moment stored, and the single ones forgotten.
+        let capped = !all && self.revocations.count(user) >= self.settings.revocations_per_account;
+        let revoke = if all || capped {
             // Every token issued up to this millisecond.
             let from = now + 1;
             self.open_ops.push(WriteOp::VoidTokens { user, from });
@@ -492,6 +506,7 @@ impl Core {
             ticket,
             user,
             revoke,
+            capped,
         });
         Ok(Handled::Later { barrier: true })
     }

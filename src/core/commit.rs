@@ -253,6 +253,7 @@ impl Core {
                 ticket,
                 user,
                 revoke,
+                capped,
             } => {
                 if !ok {
                     out.replies.push((ticket, unavailable(result)));
@@ -260,7 +261,7 @@ impl Core {
                 }
                 self.logged_out(ticket, user, revoke, out);
                 let all = matches!(revoke, Revoke::All { .. });
-                out.replies.push((ticket, Reply::LoggedOut { all }));
+                out.replies.push((ticket, Reply::LoggedOut { all, capped }));
             }
         }
     }
@@ -293,8 +294,10 @@ impl Core {
         out: &mut Outbox,
     ) {
         match revoke {
-            Revoke::One { token, expires } => self.revocations.revoke(token, expires),
+            Revoke::One { token, expires } => self.revocations.revoke(token, expires, user),
             Revoke::All { from } => {
+                // The moment covers every token revoked one by one.
+                self.revocations.forget_user(user);
                 // The account (cached, or read later from the store) says
                 // so from now on; this run's tokens are checked against the
                 // moment here too until they have all expired.

@@ -31,6 +31,12 @@
 //! it or not: an unknown name is throttled exactly like a known one, so the
 //! replies say nothing about which names exist.
 //!
+//! Successful LOGINs take a token of their own too, from the username's
+//! `logins` bucket (`--logins-per-account-minute`, that many at once),
+//! checked with the others before any hashing: each success mints a token
+//! (and its LOGOUT a revocation), so even the owner mints at a bounded
+//! rate. Only successes use it, so it says nothing about which names exist.
+//!
 //! REGISTER: one bucket per address, `--registers-per-address-hour` at once
 //! and that many an hour after.
 //!
@@ -65,6 +71,7 @@ pub struct ThrottleSettings {
     pub entries: usize,
     pub lookups_per_address_minute: u64,
     pub login_tries_per_new_address_hour: u64,
+    pub logins_per_account_minute: u64,
 }
 
 impl ThrottleSettings {
@@ -78,7 +85,16 @@ impl ThrottleSettings {
             entries: config.throttle_entries,
             lookups_per_address_minute: config.lookups_per_address_minute,
             login_tries_per_new_address_hour: config.login_tries_per_new_address_hour,
+            logins_per_account_minute: config.logins_per_account_minute,
         }
+    }
+
+    fn login_rate(&self) -> Rate {
+        Rate::per(
+            self.logins_per_account_minute,
+            60_000,
+            self.logins_per_account_minute,
+        )
     }
 
     fn account_rate(&self) -> Rate {
@@ -122,6 +138,8 @@ pub struct Throttled {
     pub retry_after_ms: u64,
     /// The address's bucket was empty (else the username's).
     pub by_address: bool,
+    /// The username's successful LOGINs were used up (not its failures).
+    pub logins: bool,
 }
 
 /// An address that logged in to an account, with its own bucket.
@@ -137,6 +155,8 @@ struct KnownAddress {
 struct NameState {
     shared: Bucket,
     known: [Option<KnownAddress>; KNOWN_ADDRESSES],
+    /// Successful LOGINs (`--logins-per-account-minute`).
+    logins: Bucket,
 }
 
 impl NameState {
@@ -169,6 +189,7 @@ impl NameState {
 impl Idle for NameState {
     fn idle(&self, now: Millis) -> bool {
         self.shared.is_full(now)
+            && self.logins.is_full(now)
             && self
                 .known
                 .iter()
@@ -236,6 +257,7 @@ pub struct LoginThrottle {
     /// Per (username, address): tries once the username's shared bucket
     /// is empty.
     new_addresses: KeyedBuckets<u64>,
+    login_overflow: Bucket,
 }
 
 impl LoginThrottle {
@@ -250,6 +272,7 @@ impl LoginThrottle {
             register_overflow: Bucket::default(),
             lookups: KeyedBuckets::new(settings.lookup_rate(), settings.entries),
             new_addresses: KeyedBuckets::new(settings.new_address_rate(), settings.entries),
+            login_overflow: Bucket::default(),
             settings,
         }
     }
@@ -284,6 +307,20 @@ impl LoginThrottle {
             None => (&mut self.address_overflow, true),
         };
         let address_wait = address_bucket.wait(address_rate, now);
+        // Successful LOGINs of this account (--logins-per-account-minute):
+        // checked before anything is taken, so a refusal costs no tries.
+        let login_rate = self.settings.login_rate();
+        let logins_wait = match self.names.get_mut(&name) {
+            Some(state) => state.logins.wait(login_rate, now),
+            None => self.login_overflow.wait(login_rate, now),
+        };
+        if let (Some(wait), None) = (logins_wait, address_wait) {
+            return Err(Throttled {
+                retry_after_ms: wait,
+                by_address: false,
+                logins: true,
+            });
+        }
         let (name_bucket, which) = match self.names.entry(name, now) {
             Some(state) => {
                 // The borrow checker cannot see the two arms are disjoint.
@@ -318,6 +355,7 @@ impl LoginThrottle {
             return Err(Throttled {
                 retry_after_ms: address_wait.max(name_wait).unwrap_or(1),
                 by_address,
+                logins: false,
             });
         }
         if !matches!(which, NameBucket::NewAddress(_)) {
@@ -336,8 +374,13 @@ impl LoginThrottle {
     /// is now known for the account.
     pub fn login_succeeded(&mut self, charge: LoginCharge, now: Millis) {
         self.login_not_tried(charge, now);
-        if let Some(state) = self.names.entry(charge.name, now) {
-            state.remember(charge.addr, now);
+        let login_rate = self.settings.login_rate();
+        match self.names.entry(charge.name, now) {
+            Some(state) => {
+                state.remember(charge.addr, now);
+                state.logins.take(login_rate, now);
+            }
+            None => self.login_overflow.take(login_rate, now),
         }
     }
 

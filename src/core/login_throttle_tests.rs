@@ -19,6 +19,7 @@ fn settings() -> ThrottleSettings {
         entries: 1000,
         lookups_per_address_minute: 60,
         login_tries_per_new_address_hour: 0,
+        logins_per_account_minute: 1000,
     }
 }
 
@@ -63,7 +64,8 @@ fn an_account_takes_a_burst_then_ten_failures_a_minute_from_any_addresses() {
         refused,
         Throttled {
             retry_after_ms: 1,
-            by_address: false
+            by_address: false,
+            logins: false,
         }
     );
 }
@@ -231,4 +233,21 @@ fn lookups_take_from_a_bucket_per_address() {
     let taken = t.admit_lookup(ip(1), T0 + 20_000).unwrap();
     t.lookup_not_done(taken);
     assert!(t.lookup_wait(ip(1), T0 + 20_000).is_none());
+}
+
+#[test]
+fn successful_logins_of_one_account_are_rate_limited() {
+    let mut t = LoginThrottle::new(ThrottleSettings {
+        logins_per_account_minute: 3,
+        ..settings()
+    });
+    for _ in 0..3 {
+        let charge = t.admit_login("alice", ip(1), T0).unwrap();
+        t.login_succeeded(charge, T0);
+    }
+    let refused = t.admit_login("alice", ip(2), T0).unwrap_err();
+    assert!(refused.logins && !refused.by_address);
+    assert_eq!(refused.retry_after_ms, 20_000, "3 a minute: one per 20 s");
+    assert!(t.admit_login("bob", ip(1), T0).is_ok(), "per account");
+    assert!(t.admit_login("alice", ip(1), T0 + 20_000).is_ok());
 }

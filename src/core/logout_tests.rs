@@ -50,7 +50,7 @@ fn logout_unbinds_every_connection_of_that_token_once_stored() {
     assert!(b.events().is_empty(), "nothing before the commit");
     assert_eq!(b.core.session_user(11), Some(ALICE));
     b.commit(true);
-    assert!(matches!(b.reply(t), Reply::LoggedOut { all: false }));
+    assert!(matches!(b.reply(t), Reply::LoggedOut { all: false, .. }));
     assert_eq!(
         b.events(),
         [(11, SessionEvent::Revoked)],
@@ -78,7 +78,7 @@ fn logout_all_voids_every_earlier_token_of_the_account_only() {
     b.connect(12, BOB);
     let t = b.logout(10, true);
     b.commit(true);
-    assert!(matches!(b.reply(t), Reply::LoggedOut { all: true }));
+    assert!(matches!(b.reply(t), Reply::LoggedOut { all: true, .. }));
     assert_eq!(b.events(), [(11, SessionEvent::Revoked)]);
     b.core.open_session(13);
     for token in [&first, &second] {
@@ -104,7 +104,10 @@ fn logout_with_a_token_argument_revokes_that_token() {
     };
     later(b.core.handle(ticket, call, b.now, &mut b.out));
     b.commit(true);
-    assert!(matches!(b.reply(ticket), Reply::LoggedOut { all: false }));
+    assert!(matches!(
+        b.reply(ticket),
+        Reply::LoggedOut { all: false, .. }
+    ));
     assert_eq!(b.events(), [(10, SessionEvent::Revoked)]);
 }
 
@@ -132,7 +135,7 @@ fn revocations_come_back_from_the_store() {
     let mut b = Bench::restored(
         CoreSettings::default(),
         Snapshot {
-            revoked_tokens: vec![(issued.id, NOW + TTL)],
+            revoked_tokens: vec![(issued.id, NOW + TTL, ALICE)],
             // LOGOUT all is stored with the account.
             users: accounts()
                 .into_iter()
@@ -186,4 +189,30 @@ fn an_expiring_connection_ends_its_long_poll() {
     b.tick(NOW + TTL);
     assert!(ids(b.reply(poll)).is_empty());
     assert_eq!(b.events(), [(10, SessionEvent::Expired)]);
+}
+
+#[test]
+fn past_its_share_of_revocations_a_logout_ends_every_session() {
+    let mut b = Bench::new(CoreSettings {
+        revocations_per_account: 2,
+        ..CoreSettings::default()
+    });
+    let kept = b.token(ALICE);
+    for (conn, capped) in [(10, false), (11, false), (12, true)] {
+        let token = b.token(ALICE);
+        b.bind(conn, &token);
+        let t = b.logout(conn, false);
+        b.commit(true);
+        match b.reply(t) {
+            Reply::LoggedOut { all, capped: c } => assert_eq!((all, c), (capped, capped)),
+            other => panic!("{other:?}"),
+        }
+        let expected = if capped { 0 } else { conn - 9 };
+        assert_eq!(b.core.revocations.len(), expected, "one by one, then none");
+    }
+    b.core.open_session(13);
+    failure(b.auth_with(13, &kept), ErrorCode::Unauthorized, "revoked");
+    b.now += 1;
+    let later_token = b.token(ALICE);
+    assert!(matches!(b.auth_with(13, &later_token), Reply::User(_)));
 }

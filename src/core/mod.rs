@@ -192,6 +192,9 @@ pub struct CoreSettings {
     pub pending_bytes_per_sender: usize,
     /// Unacknowledged messages older than this leave custody (`None`: never).
     pub message_ttl_ms: Option<Millis>,
+    /// Tokens of one account revoked one by one at most; past it a LOGOUT
+    /// ends all the account's sessions.
+    pub revocations_per_account: usize,
 }
 
 impl Default for CoreSettings {
@@ -217,6 +220,7 @@ impl Default for CoreSettings {
             cluster: false,
             pending_bytes_per_sender: c.pending_bytes_per_sender,
             message_ttl_ms: c.message_ttl.map(|t| t.as_millis() as Millis),
+            revocations_per_account: c.revocations_per_account,
         }
     }
 }
@@ -267,6 +271,9 @@ enum AfterCommit {
         ticket: Ticket,
         user: UserId,
         revoke: Revoke,
+        /// A LOGOUT of one token that ended all the account's sessions:
+        /// `--revocations-per-account` were revoked already.
+        capped: bool,
     },
 }
 
@@ -446,8 +453,8 @@ impl Core {
         for (sender, bytes) in snapshot.sender_bytes {
             self.mailboxes.add_sender_bytes(sender, bytes);
         }
-        for (token, expires) in snapshot.revoked_tokens {
-            self.revocations.revoke(token, expires);
+        for (token, expires, user) in snapshot.revoked_tokens {
+            self.revocations.revoke(token, expires, user);
         }
         for (name, holder) in &snapshot.name_clashes {
             log::warn!(
@@ -754,6 +761,7 @@ impl Core {
             seq: self.open_seq,
             ops: std::mem::take(&mut self.open_ops),
             last_message_id: self.last_message_id,
+            client_ids_per_sender: self.settings.client_ids_per_sender,
         };
         self.open_seq += 1;
         Some(batch)

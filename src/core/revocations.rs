@@ -1,9 +1,13 @@
 //! Tokens taken back before they expire. `LOGOUT` revokes one token: its
 //! id is kept (with its expiry) until it would have expired anyway, in a
 //! set consulted on every token check (one hash lookup). The set is stored
-//! durably and loaded at start: it is bounded, since each entry needs a
-//! valid token (so a successful LOGIN), and entries leave at their token's
-//! expiry, pruned in small steps by [`Revocations::prune`].
+//! durably and loaded at start. It is bounded per account: the core
+//! revokes one by one at most `--revocations-per-account` tokens of an
+//! account ([`Revocations::count`]); past that a LOGOUT ends all the
+//! account's sessions as `LOGOUT all` does, which also forgets the
+//! account's entries here ([`Revocations::forget_user`]: the moment covers
+//! them). Entries leave at their token's expiry too, pruned in small steps
+//! by [`Revocations::prune`].
 //!
 //! `LOGOUT all` voids every token of an account issued before a moment.
 //! That moment is the account's `tokens_valid_from`, stored with the
@@ -24,8 +28,11 @@ pub const PRUNE_BATCH: usize = 256;
 
 #[derive(Default)]
 pub struct Revocations {
-    /// Revoked token ids and when each token expires.
-    tokens: IdMap<TokenId, Millis>,
+    /// Revoked token ids, when each token expires and whose it is.
+    tokens: IdMap<TokenId, (Millis, UserId)>,
+    /// The same per account (at most `--revocations-per-account` each, so
+    /// a search of one is short).
+    by_user: IdMap<UserId, Vec<TokenId>>,
     /// The same, by expiry, for pruning.
     by_expiry: BTreeSet<(Millis, TokenId)>,
     /// Per account: tokens issued before this are void (`LOGOUT all`s
@@ -53,10 +60,41 @@ impl Revocations {
         self.valid_from.get(&user).map_or(0, |&(from, _)| from)
     }
 
-    /// Revokes one token until it expires.
-    pub fn revoke(&mut self, id: TokenId, expires: Millis) {
-        if self.tokens.insert(id, expires).is_none() {
+    /// Revokes one token of `user` until it expires.
+    pub fn revoke(&mut self, id: TokenId, expires: Millis, user: UserId) {
+        if self.tokens.insert(id, (expires, user)).is_none() {
             self.by_expiry.insert((expires, id));
+            self.by_user.entry(user).or_default().push(id);
+        }
+    }
+
+    /// Tokens of `user` revoked one by one and not expired yet.
+    pub fn count(&self, user: UserId) -> usize {
+        self.by_user.get(&user).map_or(0, Vec::len)
+    }
+
+    /// Forgets the tokens of `user` revoked one by one: a `LOGOUT all`
+    /// voided them all (they were issued before its moment).
+    pub fn forget_user(&mut self, user: UserId) {
+        for id in self.by_user.remove(&user).unwrap_or_default() {
+            if let Some((expires, _)) = self.tokens.remove(&id) {
+                self.by_expiry.remove(&(expires, id));
+            }
+        }
+    }
+
+    /// Forgets one expired token (its account's list is short).
+    fn forget(&mut self, id: TokenId) {
+        let Some((_, user)) = self.tokens.remove(&id) else {
+            return;
+        };
+        if let Some(ids) = self.by_user.get_mut(&user) {
+            if let Some(at) = ids.iter().position(|&t| t == id) {
+                ids.swap_remove(at);
+            }
+            if ids.is_empty() {
+                self.by_user.remove(&user);
+            }
         }
     }
 
@@ -88,7 +126,7 @@ impl Revocations {
             match self.by_expiry.first() {
                 Some(&(expires, id)) if expires <= now => {
                     self.by_expiry.pop_first();
-                    self.tokens.remove(&id);
+                    self.forget(id);
                 }
                 _ => break,
             }
@@ -101,7 +139,6 @@ impl Revocations {
     }
 
     /// Revoked tokens remembered.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.tokens.len()
     }
@@ -126,7 +163,7 @@ mod tests {
     fn one_token_or_all_before_a_moment() {
         let mut r = Revocations::default();
         assert!(!r.is_revoked(&token(1, 7, 10)));
-        r.revoke(1, 110);
+        r.revoke(1, 110, 7);
         assert!(r.is_revoked(&token(1, 7, 10)));
         assert!(!r.is_revoked(&token(2, 7, 10)));
         r.void_before(7, 50, 150);
@@ -150,10 +187,10 @@ mod tests {
         let mut r = Revocations::default();
         let n = PRUNE_BATCH as u64 + 10;
         for id in 0..n {
-            r.revoke(id, 100 + id % 2);
+            r.revoke(id, 100 + id % 2, id % 3);
         }
-        r.revoke(n, 1000);
-        r.revoke(n, 1000);
+        r.revoke(n, 1000, 7);
+        r.revoke(n, 1000, 7);
         assert_eq!(r.len(), n as usize + 1);
         assert!(r.prune(200), "more are due after one step");
         assert!(!r.prune(200));
@@ -161,5 +198,23 @@ mod tests {
         assert!(r.is_revoked(&token(n, 7, 0)));
         assert!(!r.prune(1000));
         assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn an_account_counts_its_revocations_and_a_void_forgets_them() {
+        let mut r = Revocations::default();
+        for id in 0..5 {
+            r.revoke(id, 100 + id, 7);
+        }
+        r.revoke(9, 200, 8);
+        assert_eq!((r.count(7), r.count(8), r.len()), (5, 1, 6));
+        assert!(!r.prune(101));
+        assert_eq!(r.count(7), 3, "expired ones leave the count");
+        r.forget_user(7);
+        assert_eq!((r.count(7), r.count(8), r.len()), (0, 1, 1));
+        assert!(r.by_expiry.len() == 1 && !r.is_revoked(&token(4, 7, 0)));
+        assert!(!r.prune(1000));
+        assert_eq!(r.len(), 0);
+        assert!(r.by_user.is_empty());
     }
 }

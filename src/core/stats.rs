@@ -23,6 +23,12 @@ pub struct CoreStats {
     pub waiters: usize,
     /// `client_id`s remembered for deduplication.
     pub client_ids: usize,
+    /// Entries of the per-sender `client_id` queues (stale ones included):
+    /// at most 2 N + 16 per sender, whatever the rate of fresh ids.
+    pub client_id_queue: usize,
+    /// Tokens revoked one by one (LOGOUT) and not expired yet: at most
+    /// `--revocations-per-account` per account.
+    pub revoked_tokens: usize,
     /// LOGIN/REGISTER password jobs queued or running.
     pub password_jobs: usize,
     /// Entries of the LOGIN and REGISTER throttle tables (usernames and
@@ -53,6 +59,8 @@ impl Core {
             pending_bytes: self.mailboxes.pending_bytes(),
             waiters: self.waiters.len(),
             client_ids: self.client_ids.len(),
+            client_id_queue: self.client_ids.queued(),
+            revoked_tokens: self.revocations.len(),
             password_jobs: self.hashing.len(),
             throttle_entries: {
                 let (names, logins, registers) = self.throttle.len();

@@ -220,9 +220,12 @@ pub fn reply_body(body: &mut Vec<u8>, endpoint: Endpoint, reply: &Reply) -> u16 
             messages_array(body, messages);
             200
         }
-        (Endpoint::Logout, Reply::LoggedOut { all }) => {
+        (Endpoint::Logout, Reply::LoggedOut { all, capped }) => {
             body.extend_from_slice(b"{\"ok\":true");
             json::push_field_str(body, "revoked", if *all { "all" } else { "token" });
+            if *capped {
+                json::push_field_str(body, "reason", "revocations_per_account");
+            }
             body.push(b'}');
             200
         }

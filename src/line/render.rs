@@ -73,8 +73,11 @@ pub fn reply_line(out: &mut Vec<u8>, reply: &Reply, tag: Option<&RawValue>) {
             }
             out.push(b']');
         }
-        Reply::LoggedOut { all } => {
-            json::push_field_str(out, "revoked", if *all { "all" } else { "token" })
+        Reply::LoggedOut { all, capped } => {
+            json::push_field_str(out, "revoked", if *all { "all" } else { "token" });
+            if *capped {
+                json::push_field_str(out, "reason", "revocations_per_account");
+            }
         }
         Reply::Pong => out.extend_from_slice(b",\"pong\":true"),
         Reply::Help => json::push_field_str(out, "help", HELP),

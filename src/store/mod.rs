@@ -65,6 +65,10 @@ pub struct Batch {
     /// Highest message id issued so far, so ids keep growing across restarts
     /// even when every message has been acknowledged and removed.
     pub last_message_id: MessageId,
+    /// `--client-ids-per-sender`: a sender's remembered `client_id`s are
+    /// its newest this many (and no older than a day); the store deletes
+    /// the rest as it adds new ones. 0: no limit but the day.
+    pub client_ids_per_sender: usize,
 }
 
 /// The outcome of a batch.
@@ -232,8 +236,9 @@ pub struct Snapshot {
     pub pending_messages: usize,
     pub pending_bytes: usize,
     /// Tokens revoked by LOGOUT that have not expired yet, with their
-    /// expiry (bounded by the tokens' lifetime, so held in RAM).
-    pub revoked_tokens: Vec<(TokenId, Millis)>,
+    /// expiry and account (at most `--revocations-per-account` each, so
+    /// held in RAM; 0 for rows stored before accounts were recorded).
+    pub revoked_tokens: Vec<(TokenId, Millis, UserId)>,
     /// Bytes of unacknowledged messages by sender, for every sender that
     /// has any (`--pending-bytes-per-sender`): one small row per sender
     /// with messages in custody, kept by the writer as messages come and go.

@@ -101,12 +101,13 @@ pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
 
 /// Throttle flags and the values that open them wide, for tests that
 /// register many users or try wrong passwords from one address.
-pub const UNTHROTTLED: [(&str, &str); 5] = [
+pub const UNTHROTTLED: [(&str, &str); 6] = [
     ("--registers-per-address-hour", "1000000"),
     ("--login-failures-per-minute", "1000000"),
     ("--login-failure-burst", "1000000"),
     ("--login-failures-per-address-minute", "1000000"),
     ("--lookups-per-address-minute", "1000000"),
+    ("--logins-per-account-minute", "1000000"),
 ];
 
 /// Adds each of [`UNTHROTTLED`] that `args` does not set already.

@@ -47,7 +47,7 @@ pub struct Gotalk {
 }
 
 /// Throttle flags that let one address register and log in at will.
-pub const UNTHROTTLED: [&str; 10] = [
+pub const UNTHROTTLED: [&str; 12] = [
     "--registers-per-address-hour",
     "1000000",
     "--login-failures-per-minute",
@@ -57,6 +57,8 @@ pub const UNTHROTTLED: [&str; 10] = [
     "--login-failures-per-address-minute",
     "1000000",
     "--lookups-per-address-minute",
+    "1000000",
+    "--logins-per-account-minute",
     "1000000",
 ];
 

@@ -36,6 +36,7 @@
 //! moves (LOGOUT all) name accounts that are already stored, and are
 //! written after the accounts of the group, each kind as one statement.
 
+use super::client_id_window::{self, WindowStatements};
 use super::custody;
 use super::wakeup::{self, Packer};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
@@ -64,6 +65,7 @@ pub struct Statements {
     insert_users: Statement,
     take_ids: Statement,
     insert_client_ids: Statement,
+    window: WindowStatements,
     first_sends: Statement,
     insert_messages: Statement,
     forget_client_ids: Statement,
@@ -71,6 +73,7 @@ pub struct Statements {
     move_mailboxes: Statement,
     password_hashes: Statement,
     revoke_tokens: Statement,
+    forget_revoked: Statement,
     void_tokens: Statement,
     present_elsewhere: Statement,
     live_nodes: Statement,
@@ -101,15 +104,19 @@ impl Statements {
             )?,
             take_ids: client
                 .prepare("SELECT nextval('message_ids') FROM generate_series(1, $1::bigint)")?,
-            // A row younger than a day is a duplicate and stays; an older
-            // one (not pruned yet) no longer counts and is taken over.
+            // A row in the window (younger than a day, among its
+            // sender's newest N) is a duplicate and stays; any other (not
+            // deleted yet) no longer counts and is taken over.
             insert_client_ids: client.prepare(
-                "INSERT INTO client_ids AS c (sender, client_id, message_id, ts) \
-                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) \
+                "INSERT INTO client_ids AS c (sender, client_id, message_id, ts, seq) \
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], \
+                 $6::bigint[]) \
                  ON CONFLICT (sender, client_id) DO UPDATE \
-                 SET message_id = excluded.message_id, ts = excluded.ts \
-                 WHERE c.ts < $5::bigint RETURNING message_id",
+                 SET message_id = excluded.message_id, ts = excluded.ts, seq = excluded.seq \
+                 WHERE c.ts < $5::bigint OR c.seq < excluded.seq - $7::bigint \
+                 RETURNING message_id",
             )?,
+            window: WindowStatements::prepare(client)?,
             first_sends: client.prepare(
                 "SELECT c.sender, c.client_id, c.message_id, c.ts FROM client_ids c \
                  JOIN unnest($1::bigint[], $2::text[]) AS k(sender, client_id) \
@@ -141,10 +148,13 @@ impl Statements {
             )?,
             // Token ids use all 64 bits, stored as signed bigints.
             revoke_tokens: client.prepare(
-                "INSERT INTO revoked_tokens AS r (token_id, expires) \
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[]) \
+                "INSERT INTO revoked_tokens AS r (token_id, expires, user_id) \
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) \
                  ON CONFLICT (token_id) DO UPDATE SET expires = excluded.expires",
             )?,
+            // A `LOGOUT all` covers the account's single revocations.
+            forget_revoked: client
+                .prepare("DELETE FROM revoked_tokens WHERE user_id = ANY($1::bigint[])")?,
             // Never moves back: the latest of what is stored and asked.
             present_elsewhere: client.prepare(
                 "SELECT p.node, p.user_id FROM presence p JOIN nodes n ON n.id = p.node \
@@ -268,7 +278,8 @@ pub fn write(
             append.id = id as MessageId;
         }
         let cutoff = now.saturating_sub(CLIENT_ID_RETENTION_MS) as i64;
-        client_ids(&mut tx, s, &mut appends, cutoff, &mut outcomes)?;
+        let per_sender = group.first().map_or(0, |b| b.client_ids_per_sender);
+        client_ids(&mut tx, s, &mut appends, cutoff, per_sender, &mut outcomes)?;
         let held = Held {
             mailboxes: &figures,
             senders: &sent,
@@ -432,7 +443,8 @@ struct TokenWrites {
     hash_ids: Vec<i64>,
     hashes: Vec<Arc<str>>,
     revoked: Vec<i64>,
-    expires: Vec<i64>,
+    /// Each revoked token's expiry and account.
+    expires: Vec<(i64, i64)>,
     void_users: Vec<i64>,
     void_from: Vec<i64>,
 }
@@ -444,9 +456,13 @@ impl TokenWrites {
                 self.hash_ids.push(*id as i64);
                 self.hashes.push(password_hash.clone());
             }
-            WriteOp::RevokeToken { token, expires, .. } => {
+            WriteOp::RevokeToken {
+                token,
+                expires,
+                user,
+            } => {
                 self.revoked.push(*token as i64);
-                self.expires.push(*expires as i64);
+                self.expires.push((*expires as i64, *user as i64));
             }
             WriteOp::VoidTokens { user, from } => {
                 self.void_users.push(*user as i64);
@@ -478,11 +494,15 @@ impl TokenWrites {
             let hashes: Vec<&str> = self.hashes.iter().map(|h| &**h).collect();
             tx.execute(&s.password_hashes, &[&self.hash_ids, &hashes])?;
         }
-        if !self.revoked.is_empty() {
-            tx.execute(&s.revoke_tokens, &[&self.revoked, &self.expires])?;
-        }
+        // Voids first: a token revoked after a `LOGOUT all` of the same
+        // group may be newer than its moment, and must stay.
         if !self.void_users.is_empty() {
             tx.execute(&s.void_tokens, &[&self.void_users, &self.void_from])?;
+            tx.execute(&s.forget_revoked, &[&self.void_users])?;
+        }
+        if !self.revoked.is_empty() {
+            let (expires, users): (Vec<i64>, Vec<i64>) = self.expires.iter().copied().unzip();
+            tx.execute(&s.revoke_tokens, &[&self.revoked, &expires, &users])?;
         }
         Ok(())
     }
@@ -558,6 +578,7 @@ fn client_ids(
     s: &Statements,
     appends: &mut [Append<'_>],
     cutoff: i64,
+    per_sender: usize,
     outcomes: &mut [BatchOutcome],
 ) -> Result<(), postgres::Error> {
     // A key twice in one statement is an error in PostgreSQL: the second
@@ -582,8 +603,18 @@ fn client_ids(
     if senders.is_empty() {
         return Ok(());
     }
-    let rows = tx.query(&s.insert_client_ids, &[&senders, &cids, &ids, &ts, &cutoff])?;
+    let seqs = client_id_window::number(tx, &s.window, &senders)?;
+    let window = client_id_window::window(per_sender);
+    let rows = tx.query(
+        &s.insert_client_ids,
+        &[&senders, &cids, &ids, &ts, &cutoff, &seqs, &window],
+    )?;
     let fresh: HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let numbered: Vec<(UserId, i64)> = (0..ids.len())
+        .filter(|&i| fresh.contains(&ids[i]))
+        .map(|i| (senders[i] as UserId, seqs[i]))
+        .collect();
+    client_id_window::trim(tx, &s.window, &numbered, per_sender)?;
     let inside_at: HashSet<usize> = inside.iter().map(|p| p.0).collect();
     let mut refused: HashMap<(i64, &str), usize> = HashMap::new();
     for (i, a) in appends.iter().enumerate() {

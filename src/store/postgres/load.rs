@@ -30,11 +30,17 @@ pub fn read_snapshot(client: &mut Client, now: Millis) -> Result<Snapshot, postg
     )?;
     let revoked_tokens = tx
         .query(
-            "SELECT token_id, expires FROM revoked_tokens WHERE expires > $1",
+            "SELECT token_id, expires, user_id FROM revoked_tokens WHERE expires > $1",
             &[&(now as i64)],
         )?
         .iter()
-        .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+        .map(|r| {
+            (
+                r.get::<_, i64>(0) as u64,
+                r.get::<_, i64>(1) as u64,
+                r.get::<_, i64>(2) as u64,
+            )
+        })
         .collect();
     let sender_bytes = tx
         .query(
@@ -45,7 +51,7 @@ pub fn read_snapshot(client: &mut Client, now: Millis) -> Result<Snapshot, postg
         .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as usize))
         .collect();
     // Names without a folded form clash with an older account's (see
-    // schema V5): a few rows.
+    // schema V6): a few rows.
     let name_clashes = tx
         .query(
             &format!(

@@ -8,6 +8,8 @@
 //! - [`load`]: the figures read at start.
 //! - [`writer`]: the thread that commits groups of batches.
 //! - [`group`]: one group as one transaction, and the id scheme.
+//! - [`client_id_window`]: a sender's newest N `client_id`s, numbered
+//!   through a counter row per sender.
 //! - [`reader`]: the thread that answers the core's reads.
 //! - [`listener`]: the thread that hears other nodes (LISTEN) and
 //!   heartbeats this one; [`wakeup`]: what nodes tell each other.
@@ -17,6 +19,7 @@
 //! are given by the database inside the writing transaction and reported
 //! in [`crate::store::Assigned`].
 
+pub mod client_id_window;
 pub mod custody;
 pub mod group;
 pub mod link;

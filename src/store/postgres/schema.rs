@@ -10,7 +10,7 @@
 use postgres::Client;
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The advisory lock key migrations hold (any fixed number; "gotalk" in
 /// ASCII).
@@ -108,14 +108,40 @@ INSERT INTO sender_bytes (sender, bytes)
     SELECT from_id, sum(cost) FROM messages GROUP BY from_id;
 ";
 
-/// Version 5: usernames are compared by their folded form
+/// Version 5: bounds per account. A sender's remembered `client_id`s are
+/// its newest N (see `client_id_window`). Each row gets `seq`, its
+/// sender's count of ids when it came; `client_id_senders` holds each
+/// sender's counter. Rows kept from before are numbered per sender in the
+/// order they came. A revoked token records its account, so the core
+/// counts an account's revocations (`--revocations-per-account`) and a
+/// `LOGOUT all` deletes them (its moment covers them); rows from before
+/// get account 0.
+const V5: &str = "
+ALTER TABLE client_ids ADD COLUMN seq bigint NOT NULL DEFAULT 0;
+UPDATE client_ids c SET seq = n.seq
+    FROM (SELECT sender, client_id,
+                 row_number() OVER (PARTITION BY sender ORDER BY ts, message_id) AS seq
+          FROM client_ids) n
+    WHERE c.sender = n.sender AND c.client_id = n.client_id;
+CREATE INDEX client_ids_by_sender ON client_ids (sender, seq);
+CREATE TABLE client_id_senders (
+    sender bigint PRIMARY KEY,
+    seq    bigint NOT NULL           -- the sender's count of ids so far
+);
+INSERT INTO client_id_senders (sender, seq)
+    SELECT sender, max(seq) FROM client_ids GROUP BY sender;
+ALTER TABLE revoked_tokens ADD COLUMN user_id bigint NOT NULL DEFAULT 0;
+CREATE INDEX revoked_tokens_by_user ON revoked_tokens (user_id);
+";
+
+/// Version 6: usernames are compared by their folded form
 /// (`crate::username`: ASCII case and the separators `.`, `-`, `_` do not
 /// count), kept in `name_key`, unique, so two nodes cannot register
 /// `alice` and `Alice` together. Accounts that clash already are never
 /// merged: the oldest of each group holds the folded form, the others get
 /// none (NULL) and are found by their exact name only; each start reports
 /// them (see `load.rs`).
-const V5: &str = "
+const V6: &str = "
 ALTER TABLE users ADD COLUMN name_key text;
 UPDATE users SET name_key = replace(replace(lower(username), '.', '_'), '-', '_');
 UPDATE users AS u SET name_key = NULL WHERE EXISTS (

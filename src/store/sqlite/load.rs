@@ -32,16 +32,21 @@ pub fn read_snapshot(conn: &mut Connection, now: Millis) -> rusqlite::Result<Sna
         })?;
     let last_user: i64 =
         tx.query_row("SELECT coalesce(max(id), 0) FROM users", [], |r| r.get(0))?;
-    let mut stmt = tx.prepare("SELECT token_id, expires FROM revoked_tokens WHERE expires > ?1")?;
+    let mut stmt =
+        tx.prepare("SELECT token_id, expires, user_id FROM revoked_tokens WHERE expires > ?1")?;
     let revoked_tokens = stmt
         .query_map([now as i64], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
         })?
         .collect::<rusqlite::Result<_>>()?;
     drop(stmt);
     let sender_bytes = super::custody::sender_bytes(&tx)?;
     // Names without a folded form clash with an older account's (see
-    // schema V7): a few rows, found through the unique index's NULLs.
+    // schema V8): a few rows, found through the unique index's NULLs.
     let mut stmt = tx.prepare(&format!(
         "SELECT u.username, coalesce(h.username, '') FROM users u \
          LEFT JOIN users h ON h.name_key = {} WHERE u.name_key IS NULL ORDER BY u.id",

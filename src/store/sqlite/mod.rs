@@ -7,6 +7,8 @@
 //!   incremental auto-vacuum) and the versioned forward migrations.
 //! - [`load`]: the figures read at start.
 //! - [`writer`]: the thread that commits groups of batches.
+//! - [`client_id_window`]: a sender's newest N `client_id`s, kept by each
+//!   SEND that adds one.
 //! - [`reader`]: the thread that answers the core's reads on demand.
 //! - [`purge`]: deleting the messages ACKs marked, many at a time.
 //! - [`upkeep`]: giving freed space back and pruning old `client_id`s.
@@ -18,6 +20,7 @@
 //! batch to the writer and returns at once, and [`Store::completed`] takes
 //! a finished one if there is one. Disk waits happen on the writer thread.
 
+pub mod client_id_window;
 pub mod custody;
 pub mod disk_full;
 pub mod load;

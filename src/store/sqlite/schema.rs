@@ -17,7 +17,7 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The `meta` keys holding how many messages are in custody and their size
 /// as stored, kept by every batch, so a start reads two numbers instead of
@@ -135,14 +135,46 @@ DROP INDEX messages_by_recipient;
 CREATE INDEX messages_by_recipient ON messages (to_id, id, cost, from_id);
 ";
 
-/// Version 7: usernames are compared by their folded form
+/// Version 7: bounds per account.
+///
+/// A sender's remembered `client_id`s are its newest N, on disk too. Each
+/// row carries `seq`, the sender's count of fresh ids when it came (1, 2,
+/// …); a new one deletes those at or below `seq - N` through the (sender,
+/// seq) index, one or a few rows, never a scan. Rows kept from before are
+/// numbered per sender in the order they came.
+///
+/// A revoked token records its account, so the core counts an account's
+/// revocations (`--revocations-per-account`) and a `LOGOUT all` deletes
+/// them (its moment covers them). Rows from before get account 0.
+const V7: &str = "
+CREATE TABLE client_ids_v7 (
+    sender     INTEGER NOT NULL,
+    client_id  TEXT    NOT NULL,
+    message_id INTEGER NOT NULL,
+    ts         INTEGER NOT NULL,     -- when first used, ms since the epoch
+    seq        INTEGER NOT NULL,     -- the sender's count of fresh ids then
+    PRIMARY KEY (sender, client_id)
+) WITHOUT ROWID;
+INSERT INTO client_ids_v7 (sender, client_id, message_id, ts, seq)
+    SELECT sender, client_id, message_id, ts,
+           row_number() OVER (PARTITION BY sender ORDER BY ts, message_id)
+    FROM client_ids;
+DROP TABLE client_ids;
+ALTER TABLE client_ids_v7 RENAME TO client_ids;
+CREATE INDEX client_ids_by_age ON client_ids (ts);
+CREATE INDEX client_ids_by_sender ON client_ids (sender, seq);
+ALTER TABLE revoked_tokens ADD COLUMN user_id INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX revoked_tokens_by_user ON revoked_tokens (user_id);
+";
+
+/// Version 8: usernames are compared by their folded form
 /// (`crate::username`: ASCII case and the separators `.`, `-`, `_` do not
 /// count), kept in `name_key`, unique. Accounts that clash already
 /// (`alice` and `Alice`) are never merged: the oldest of each group holds
 /// the folded form, the others get none (NULL) and are found by their
 /// exact name only; each start reports them (see `load.rs`). The fold is
 /// spelled out as in `crate::username::fold_sql`.
-const V7: &str = "
+const V8: &str = "
 ALTER TABLE users ADD COLUMN name_key TEXT;
 UPDATE users SET name_key = replace(replace(lower(username), '.', '_'), '-', '_');
 CREATE INDEX users_by_name_key_all ON users (name_key, id);
@@ -386,6 +418,30 @@ mod tests {
             [],
         );
         assert!(clash.is_err());
+    }
+
+    #[test]
+    fn client_ids_from_version_6_are_numbered_per_sender_in_order() {
+        let mut conn = fresh();
+        migrate_with(&mut conn, &MIGRATIONS[..6]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO client_ids VALUES (1, 'b', 2, 20), (1, 'a', 1, 10), \
+             (2, 'a', 3, 15), (1, 'c', 4, 30);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(i64, String, i64)> = conn
+            .prepare("SELECT sender, client_id, seq FROM client_ids ORDER BY sender, seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let expected = [(1, "a", 1), (1, "b", 2), (1, "c", 3), (2, "a", 1)];
+        assert_eq!(
+            rows,
+            expected.map(|(s, c, q)| (s, c.to_string(), q)).to_vec()
+        );
     }
 
     #[test]

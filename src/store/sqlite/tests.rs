@@ -77,6 +77,7 @@ fn batch(seq: u64, last_message_id: u64, ops: Vec<WriteOp>) -> Batch {
         seq,
         ops,
         last_message_id,
+        client_ids_per_sender: 0,
     }
 }
 
@@ -500,6 +501,12 @@ fn revocations_come_back_until_their_tokens_expire() {
                 token: 7,
                 expires: now - 1,
             },
+            // Covered by the LOGOUT all that follows: deleted by it.
+            WriteOp::RevokeToken {
+                user: 2,
+                token: 9,
+                expires: now + 60_000,
+            },
             WriteOp::VoidTokens { user: 2, from: now },
             WriteOp::VoidTokens {
                 user: 2,
@@ -513,8 +520,8 @@ fn revocations_come_back_until_their_tokens_expire() {
     let snap = fx.open().unwrap().load().unwrap();
     assert_eq!(
         snap.revoked_tokens,
-        [(big_id, now + 60_000)],
-        "expired ones are not loaded"
+        [(big_id, now + 60_000, 1)],
+        "expired ones and those a LOGOUT all covers are not loaded"
     );
     let users = fx.everything().users;
     let valid_from: Vec<_> = users.iter().map(|u| u.tokens_valid_from).collect();

@@ -162,7 +162,7 @@ mod tests {
         let day = CLIENT_ID_RETENTION_MS as i64;
         let now = 10 * day;
         conn.execute_batch(&format!(
-            "INSERT INTO client_ids VALUES (1, 'old', 1, {old}), (1, 'new', 2, {new});",
+            "INSERT INTO client_ids VALUES (1, 'old', 1, {old}, 1), (1, 'new', 2, {new}, 2);",
             old = now - day - 1,
             new = now - day + 1
         ))

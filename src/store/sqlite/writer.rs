@@ -16,8 +16,9 @@
 //! (a SEND's message and its `client_id` are one operation).
 //!
 //! The database's unique key on (sender, `client_id`) decides duplicates:
-//! a SEND whose `client_id` its sender used within the day stores nothing,
-//! and its [`Committed`] names the first message instead. An ACK reports
+//! a SEND whose `client_id` is among its sender's newest N of the day
+//! stores nothing, and its [`Committed`] names the first message instead
+//! (see [`super::client_id_window`]). An ACK reports
 //! how many messages it removed and their size, and every transaction
 //! moves the totals in custody kept in `meta`.
 //!
@@ -25,6 +26,7 @@
 //! rows are deleted later, in steps between commits ([`super::purge`]);
 //! on a full disk its rows are deleted at once instead, to free room.
 
+use super::client_id_window::{ClientIdStatements, Window};
 use super::custody;
 use super::disk_full::DiskSpace;
 use super::purge::{self, Backlog};
@@ -323,8 +325,12 @@ fn write_batches(
         let mut totals = Totals::default();
         for batch in group {
             let mut outcome = BatchOutcome::default();
+            let window = Window {
+                cutoff,
+                per_sender: batch.client_ids_per_sender,
+            };
             for op in batch.ops.iter().filter(|op| wanted(op)) {
-                statements.apply(op, cutoff, &mut outcome, &mut totals)?;
+                statements.apply(op, window, &mut outcome, &mut totals)?;
                 writes += 1;
             }
             outcomes.push(outcome);
@@ -362,14 +368,14 @@ struct Statements<'c> {
     user: CachedStatement<'c>,
     password_hash: CachedStatement<'c>,
     message: CachedStatement<'c>,
-    client_id: CachedStatement<'c>,
-    first_send: CachedStatement<'c>,
+    client_ids: ClientIdStatements<'c>,
     mark: CachedStatement<'c>,
     delete_acked: CachedStatement<'c>,
     /// Delete an ACK's rows at once (on a full disk) instead of marking.
     at_once: bool,
     revoke: CachedStatement<'c>,
     void: CachedStatement<'c>,
+    forget_revoked: CachedStatement<'c>,
     last_message_id: CachedStatement<'c>,
     total: CachedStatement<'c>,
 }
@@ -388,19 +394,7 @@ impl<'c> Statements<'c> {
                 "INSERT INTO messages (id, from_id, to_id, ts, content, client_id, cost) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?,
-            // The unique key decides: a row younger than a day is a
-            // duplicate and stays; an older one (the prune has not
-            // reached it yet) no longer counts and is taken over.
-            client_id: conn.prepare_cached(
-                "INSERT INTO client_ids (sender, client_id, message_id, ts) \
-                 VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (sender, client_id) DO UPDATE \
-                 SET message_id = excluded.message_id, ts = excluded.ts \
-                 WHERE client_ids.ts < ?5",
-            )?,
-            first_send: conn.prepare_cached(
-                "SELECT message_id, ts FROM client_ids WHERE sender = ?1 AND client_id = ?2",
-            )?,
+            client_ids: ClientIdStatements::prepare(conn)?,
             mark: conn.prepare_cached(
                 "INSERT INTO acked (to_id, upto) VALUES (?1, ?2) \
                  ON CONFLICT (to_id) DO UPDATE SET upto = max(upto, excluded.upto)",
@@ -409,8 +403,10 @@ impl<'c> Statements<'c> {
                 .prepare_cached("DELETE FROM messages WHERE to_id = ?1 AND id <= ?2")?,
             at_once,
             revoke: conn.prepare_cached(
-                "INSERT OR REPLACE INTO revoked_tokens (token_id, expires) VALUES (?1, ?2)",
+                "INSERT OR REPLACE INTO revoked_tokens (token_id, expires, user_id) \
+                 VALUES (?1, ?2, ?3)",
             )?,
+            forget_revoked: conn.prepare_cached("DELETE FROM revoked_tokens WHERE user_id = ?1")?,
             void: conn.prepare_cached(
                 "UPDATE users SET tokens_valid_from = max(tokens_valid_from, ?2) WHERE id = ?1",
             )?,
@@ -424,7 +420,7 @@ impl<'c> Statements<'c> {
     fn apply(
         &mut self,
         op: &WriteOp,
-        cutoff: Millis,
+        window: Window,
         outcome: &mut BatchOutcome,
         totals: &mut Totals,
     ) -> rusqlite::Result<()> {
@@ -452,19 +448,9 @@ impl<'c> Statements<'c> {
             WriteOp::Append(message) => {
                 let client_id = message.client_id();
                 if let Some(cid) = &client_id {
-                    let fresh = self.client_id.execute(rusqlite::params![
-                        message.from_id as i64,
-                        cid,
-                        message.id as i64,
-                        message.ts as i64,
-                        cutoff as i64
-                    ])?;
-                    if fresh == 0 {
-                        let (first_id, first_ts) = self
-                            .first_send
-                            .query_row(rusqlite::params![message.from_id as i64, cid], |r| {
-                                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-                            })?;
+                    if let Some((first_id, first_ts)) =
+                        self.client_ids.record(message, cid, window)?
+                    {
                         outcome.duplicates.push(Duplicate {
                             message_id: message.id,
                             first_id,
@@ -519,12 +505,20 @@ impl<'c> Statements<'c> {
                 }
                 outcome.expired.extend(expired);
             }
-            WriteOp::RevokeToken { token, expires, .. } => {
+            WriteOp::RevokeToken {
+                token,
+                expires,
+                user,
+            } => {
                 // Token ids use all 64 bits; SQLite's integers are signed.
-                self.revoke.execute([*token as i64, *expires as i64])?;
+                self.revoke
+                    .execute([*token as i64, *expires as i64, *user as i64])?;
             }
             WriteOp::VoidTokens { user, from } => {
                 self.void.execute([*user as i64, *from as i64])?;
+                // Issued before the moment, so covered by it: at most
+                // `--revocations-per-account` rows, through their index.
+                self.forget_revoked.execute([*user as i64])?;
             }
         }
         Ok(())
@@ -565,6 +559,7 @@ mod tests {
             seq,
             ops,
             last_message_id: 10,
+            client_ids_per_sender: 0,
         }
     }
 
