@@ -10,12 +10,13 @@ bash scripts/install-test-deps.sh
 
 echo "== cargo fmt and clippy"
 cargo fmt --all -- --check
-cargo clippy --all-targets --all-features --quiet -- -D warnings
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
 echo "== Rust tests"
-cargo build --quiet --all-features
-# --all-features builds gotalk-bench too, which the chaos test drives.
-cargo test --all-targets --all-features
+# Every workspace member: the server and the load generator (bench/), whose
+# chaos test drives target/debug/gotalk, built here and by the same run.
+cargo build --quiet --workspace --all-features
+cargo test --workspace --all-targets --all-features
 
 echo "== Python client tests"
 GOTALK_BIN="$PWD/target/debug/gotalk" python3 -m pytest -q clients/python/tests

@@ -164,7 +164,7 @@ impl Gotalk {
         };
         if !path.exists() {
             return Err(format!(
-                "no server binary at {} (cargo build --release, or --server PATH)",
+                "no server binary at {} (build it with `cargo build --release`, or give --server PATH)",
                 path.display()
             ));
         }

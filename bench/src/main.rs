@@ -35,7 +35,7 @@ use std::process::ExitCode;
 /// defaults for what was not given.
 #[derive(Clone, Debug)]
 pub struct Opts {
-    /// The `gotalk` binary to start.
+    /// The `gotalk` binary to start (default: [`server_beside_bench`]).
     pub server: PathBuf,
     /// Measured seconds (per level in `durable`).
     pub seconds: Option<f64>,
@@ -72,7 +72,7 @@ pub struct Opts {
 impl Default for Opts {
     fn default() -> Opts {
         Opts {
-            server: PathBuf::from("target/release/gotalk"),
+            server: server_beside_bench(),
             seconds: None,
             warmup: None,
             senders: None,
@@ -90,6 +90,19 @@ impl Default for Opts {
             server_open_files: None,
         }
     }
+}
+
+/// The `gotalk` binary in the directory this bench runs from: the
+/// workspace builds both into one (`target/release/gotalk-bench` starts
+/// `target/release/gotalk`), whatever the working directory or
+/// `CARGO_TARGET_DIR`. `target/release/gotalk` if the bench's own path is
+/// unknown.
+fn server_beside_bench() -> PathBuf {
+    let name = format!("gotalk{}", std::env::consts::EXE_SUFFIX);
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(&name)))
+        .unwrap_or_else(|| PathBuf::from("target/release").join(name))
 }
 
 const HELP: &str = "gotalk-bench: load generator for the goTalk server
@@ -149,7 +162,8 @@ kills the server at the end):
             127.0.0.1, everyone else from 127.0.0.2.
 
 Flags:
-  --server PATH        gotalk binary (default target/release/gotalk)
+  --server PATH        gotalk binary (default: the gotalk beside this
+                       binary, e.g. target/release/gotalk)
   --seconds N          measured seconds (relay 10, durable 5 per level,
                        compare 5 per server)
   --warmup N           seconds of load before measuring (relay 2, durable 1)
@@ -185,7 +199,7 @@ Flags:
                        bench's own; 0 inherits the bench's for all)
   --help               print this help
 
-Example: cargo build --release --features bench && target/release/gotalk-bench relay
+Example: cargo build --release --workspace && target/release/gotalk-bench relay
 ";
 
 fn parse(args: &[String]) -> Result<(String, Opts), String> {
@@ -393,6 +407,19 @@ mod tests {
         assert!(parse(&args(&["relay", "--senders", "0"])).is_err());
         assert!(parse(&args(&["--seconds", "2"])).is_err());
         assert!(parse(&args(&["relay", "--seconds"])).is_err());
+    }
+
+    #[test]
+    fn the_default_server_sits_beside_the_bench() {
+        let (_, o) = parse(&args(&["relay"])).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(o.server.parent(), exe.parent());
+        assert_eq!(
+            o.server.file_name().unwrap(),
+            format!("gotalk{}", std::env::consts::EXE_SUFFIX).as_str()
+        );
+        let (_, o) = parse(&args(&["relay", "--server", "/opt/gotalk"])).unwrap();
+        assert_eq!(o.server, PathBuf::from("/opt/gotalk"));
     }
 
     #[test]
