@@ -42,7 +42,9 @@ def gotalk_bin():
 UNTHROTTLED = ["--registers-per-address-hour", "1000000",
                "--login-failures-per-minute", "1000000",
                "--login-failure-burst", "1000000",
-               "--login-failures-per-address-minute", "1000000"]
+               "--login-failures-per-address-minute", "1000000",
+               "--lookups-per-address-minute", "1000000",
+               "--logins-per-account-minute", "1000000"]
 
 
 class Server:

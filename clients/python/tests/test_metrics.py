@@ -157,7 +157,7 @@ def test_figures_move_as_traffic_flows(metered):
 
     with urllib.request.urlopen("http://%s/stats" % address, timeout=10) as response:
         stats = json.loads(response.read())
-    assert stats["messages"] == {"stored": 5, "pushed": 5, "acknowledged": 5}
+    assert stats["messages"] == {"stored": 5, "pushed": 5, "acknowledged": 5, "expired": 0}
     assert stats["logins"]["failed"] == 1
     assert stats["limit_hits"]["--waiters-per-user"] == 1
     for c in (alice, bob, waiter):
