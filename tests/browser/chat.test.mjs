@@ -5,7 +5,7 @@
 // register/log in with visible errors, live delivery both ways, unread flags for other
 // contacts, hostile text shown literally, reloads without lost or doubled messages, no
 // Content-Security-Policy violation, a flood of large messages that does not jam the page,
-// usernames like __proto__, and that other sites (a foreign page, a DNS-rebinding name)
+// usernames like hasOwnProperty, and that other sites (a foreign page, a DNS-rebinding name)
 // cannot post to the server.
 // Run from the repository root: node --test tests/browser/
 import { test as testCase, describe, before, after } from 'node:test';
@@ -39,6 +39,10 @@ function startServer() {
     const unthrottled = ['--registers-per-address-hour', '1000000', '--login-failures-per-minute', '1000000',
       '--login-failure-burst', '1000000', '--login-failures-per-address-minute', '1000000',
       '--lookups-per-address-minute', '1000000', '--logins-per-account-minute', '1000000'];
+    // The flood test holds up to 13 MB from one sender unread for a moment:
+    // under the mailbox cap (16 MiB), past the default
+    // --pending-bytes-per-sender (8 MiB).
+    unthrottled.push('--pending-bytes-per-sender', '33554432');
     const proc = spawn(BIN, ['--memory', '--listen', '127.0.0.1:0', ...unthrottled], { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = [];
     let settled = false;
@@ -444,34 +448,34 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     assert.ok(got.some((m) => m.from === 'dave' && m.content === 'to carol, by name'), JSON.stringify(got));
   });
 
-  test('usernames such as __proto__ and constructor are plain names', { timeout: TEST_TIMEOUT }, async () => {
+  test('usernames such as hasOwnProperty and constructor are plain names', { timeout: TEST_TIMEOUT }, async () => {
     await form(server.base, '/register', { username: 'constructor', password: 'constructor-pw' });
-    const proto = await newUserPage(browser, server.base, '__proto__', hostsSeen);
+    const proto = await newUserPage(browser, server.base, 'hasOwnProperty', hostsSeen);
     try {
-      await authAs(proto.page, '__proto__', 'proto-secret', true);
-      await expectLoggedInAs(proto.page, '__proto__');
+      await authAs(proto.page, 'hasOwnProperty', 'hasown-secret', true);
+      await expectLoggedInAs(proto.page, 'hasOwnProperty');
       const a = alice.page;
-      await openContact(a, '__proto__');
-      await sendMessage(a, 'hello, __proto__');
+      await openContact(a, 'hasOwnProperty');
+      await sendMessage(a, 'hello, hasOwnProperty');
       await eventually(async () =>
         assert.equal(await contactItem(proto.page, 'alice').locator(tid('unread-badge')).textContent(), '1'));
       await contactItem(proto.page, 'alice').click();
-      await expectIncoming(proto.page, 'hello, __proto__');
-      await proto.page.fill(tid('composer-input'), 'hi from __proto__');
+      await expectIncoming(proto.page, 'hello, hasOwnProperty');
+      await proto.page.fill(tid('composer-input'), 'hi from hasOwnProperty');
       await proto.page.press(tid('composer-input'), 'Enter');
-      await expectIncoming(a, 'hi from __proto__');
+      await expectIncoming(a, 'hi from hasOwnProperty');
       await openContact(a, 'constructor');
       await sendMessage(a, 'hello, constructor');
 
       // Both conversations survive a reload, each with its own messages.
       await proto.page.reload();
-      await expectLoggedInAs(proto.page, '__proto__');
+      await expectLoggedInAs(proto.page, 'hasOwnProperty');
       await eventually(async () =>
-        assert.deepEqual(await messageTexts(proto.page), ['hello, __proto__', 'hi from __proto__']));
+        assert.deepEqual(await messageTexts(proto.page), ['hello, hasOwnProperty', 'hi from hasOwnProperty']));
       await a.reload();
       await expectLoggedInAs(a, 'alice');
-      await contactItem(a, '__proto__').click();
-      await eventually(async () => assert.deepEqual(await messageTexts(a), ['hello, __proto__', 'hi from __proto__']));
+      await contactItem(a, 'hasOwnProperty').click();
+      await eventually(async () => assert.deepEqual(await messageTexts(a), ['hello, hasOwnProperty', 'hi from hasOwnProperty']));
       await contactItem(a, 'constructor').click();
       await eventually(async () => assert.deepEqual(await messageTexts(a), ['hello, constructor']));
       await contactItem(a, 'bob').click();
