@@ -22,7 +22,6 @@ mod login_throttle;
 #[cfg(test)]
 mod login_throttle_tests;
 mod mailbox;
-mod name_lookups;
 mod password_queue;
 mod passwords;
 mod poll_tokens;

@@ -6,19 +6,19 @@
 //! the name does not exist (ordinary messaging is not slowed), and is
 //! refused while the address has none left, found or not, so the refusal
 //! says nothing about the name. REGISTER's `conflict` is charged to the
-//! registration budget instead (see `commands.rs`).
+//! registration budget instead (see `commands/accounts.rs`).
 
-use super::accounts::check_username;
-use super::commands::{no_such_user, wait_text};
-use super::reads::Stop;
-use super::{Core, Handled, Ticket};
+use super::{no_such_user, wait_text};
+use crate::core::accounts::check_username;
+use crate::core::reads::Stop;
+use crate::core::{Core, Handled, Ticket};
 use crate::error::Failure;
 use crate::request::Reply;
 use crate::{Millis, UserId};
 
 impl Core {
     /// LOOKUP: the user named `username`, charged to the caller's address.
-    pub(super) fn lookup(
+    pub(in crate::core) fn lookup(
         &mut self,
         ticket: Ticket,
         username: &str,
@@ -43,7 +43,7 @@ impl Core {
 
     /// A SEND's recipient named `name`: refused while the caller's address
     /// has no lookup left; a name that does not exist takes one.
-    pub(super) fn recipient_by_name(
+    pub(in crate::core) fn recipient_by_name(
         &mut self,
         ticket: Ticket,
         name: &str,
