@@ -26,6 +26,7 @@ mod password_queue;
 mod passwords;
 mod poll_tokens;
 mod reads;
+mod remote;
 mod revocations;
 mod senders;
 pub mod stats;
