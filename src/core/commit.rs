@@ -294,35 +294,25 @@ impl Core {
         out: &mut Outbox,
     ) {
         match revoke {
-            Revoke::One { token, expires } => self.revocations.revoke(token, expires, user),
+            Revoke::One { token, expires } => {
+                self.sessions.revocations.revoke(token, expires, user)
+            }
             Revoke::All { from } => {
                 // The moment covers every token revoked one by one.
-                self.revocations.forget_user(user);
+                self.sessions.revocations.forget_user(user);
                 // The account (cached, or read later from the store) says
                 // so from now on; this run's tokens are checked against the
                 // moment here too until they have all expired.
                 let keep_until = from.saturating_add(self.settings.token_ttl_ms);
-                self.revocations.void_before(user, from, keep_until);
+                self.sessions
+                    .revocations
+                    .void_before(user, from, keep_until);
                 self.accounts.void_tokens_before(user, from);
             }
         }
         // Long-polls started by a revoked token end now, `unauthorized`.
         self.refuse_polls(user, PollsOf::of(revoke), out);
-        let Some(conns) = self.subscribers.get(&user) else {
-            return;
-        };
-        let revoked: Vec<ConnId> = conns
-            .iter()
-            .copied()
-            .filter(|conn| {
-                let binding = self.sessions.get(conn).copied().flatten();
-                match revoke {
-                    Revoke::One { token, .. } => binding.is_some_and(|b| b.token == token),
-                    Revoke::All { .. } => true,
-                }
-            })
-            .collect();
-        for conn in revoked {
+        for conn in self.sessions.bound_by(user, revoke) {
             let event = (Some(conn) != asking).then_some(SessionEvent::Revoked);
             self.unbind(conn, event, out);
         }
@@ -336,7 +326,7 @@ impl Core {
         let to = message.to_id;
         let mut pushed = false;
         self.counters.messages_stored += 1;
-        if let Some(conns) = self.subscribers.get(&to) {
+        if let Some(conns) = self.sessions.subscribers(to) {
             for &conn in conns {
                 out.pushes.push((conn, message.clone()));
                 pushed = true;

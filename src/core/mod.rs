@@ -7,6 +7,7 @@
 
 mod accounts;
 mod assigned;
+mod binding;
 mod bucket;
 mod client_ids;
 mod cluster;
@@ -29,6 +30,7 @@ mod reads;
 mod remote;
 mod revocations;
 mod senders;
+mod sessions;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -37,23 +39,23 @@ mod waiters;
 
 pub use accounts::check_username;
 pub use login_throttle::ThrottleSettings;
+pub use sessions::{Binding, SessionEvent};
 
-use crate::error::{ErrorCode, Failure};
 use crate::hasher::{HashJob, JobId};
 use crate::idhash::IdMap;
 use crate::log_limit::LogLimit;
 use crate::message::{Message, Parties};
 use crate::request::{CommandKind, Reply};
 use crate::store::{Batch, Snapshot, WriteOp};
-use crate::token::{TokenId, TokenKey};
+use crate::token::TokenKey;
 use crate::{ConnId, MessageId, Millis, UserId};
 use accounts::{Account, Accounts};
 use client_ids::{ClientIds, FirstSend};
 use login_throttle::{LoginCharge, LoginThrottle, RegisterCharge};
 use mailbox::Mailboxes;
 use password_queue::{PasswordQueue, QueueLimits};
-use revocations::Revocations;
-use std::collections::{BTreeSet, VecDeque};
+use sessions::{Revoke, Sessions};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 use waiters::Waiters;
@@ -119,45 +121,6 @@ pub struct Outbox {
     pub reads: Vec<crate::store::Read>,
     /// Events for line connections that are no longer bound.
     pub events: Vec<(ConnId, SessionEvent)>,
-}
-
-/// Why a bound line connection was unbound (a push event; the connection
-/// stays open and may AUTH or LOGIN again).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SessionEvent {
-    /// Its token was revoked (LOGOUT elsewhere).
-    Revoked,
-    /// Its token expired.
-    Expired,
-}
-
-impl SessionEvent {
-    /// The event's name on the wire: `{"event":"<name>"}`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SessionEvent::Revoked => "revoked",
-            SessionEvent::Expired => "expired",
-        }
-    }
-}
-
-/// What a bound line connection is bound by: the user, and the token
-/// (LOGIN's, or the one given to AUTH), so revoking or expiring that token
-/// reaches it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Binding {
-    pub user: UserId,
-    pub token: TokenId,
-    pub expires: Millis,
-}
-
-/// What a LOGOUT takes back.
-#[derive(Clone, Copy, Debug)]
-enum Revoke {
-    /// One token, remembered until it expires.
-    One { token: TokenId, expires: Millis },
-    /// Every token of the account issued before `from`.
-    All { from: Millis },
 }
 
 /// Settings the core needs from the configuration (see `config.rs` for
@@ -293,20 +256,11 @@ pub struct Core {
     mailboxes: Mailboxes,
     waiters: Waiters,
     client_ids: ClientIds,
-    /// Connections that can be bound to a user (line protocol), and by
-    /// which token.
-    sessions: IdMap<ConnId, Option<Binding>>,
-    /// Bound connections by their token's expiry, to tell them when it
-    /// expires (one entry per bound connection).
-    binding_expiry: BTreeSet<(Millis, ConnId)>,
-    /// Tokens revoked by LOGOUT.
-    revocations: Revocations,
+
     /// Other nodes on the same store, if any.
     cluster: cluster::Cluster,
-    /// Bound connections by user: who gets pushes.
-    subscribers: IdMap<UserId, Vec<ConnId>>,
-    /// Connections whose client stopped sending: their SYNCs do not wait.
-    input_closed: IdMap<ConnId, ()>,
+    /// Line connections, their bindings, and revoked tokens.
+    sessions: Sessions,
     /// Requests waiting for a password job, queued or running.
     hashing: IdMap<JobId, HashWait>,
     passwords: PasswordQueue,
@@ -383,11 +337,7 @@ impl Core {
             absent: None,
             waiters: Waiters::default(),
             client_ids: ClientIds::new(settings.client_ids_per_sender),
-            sessions: IdMap::default(),
-            binding_expiry: BTreeSet::new(),
-            revocations: Revocations::default(),
-            subscribers: IdMap::default(),
-            input_closed: IdMap::default(),
+            sessions: Sessions::default(),
             hashing: IdMap::default(),
             passwords,
             throttle: LoginThrottle::new(settings.throttle),
@@ -454,7 +404,7 @@ impl Core {
             self.mailboxes.add_sender_bytes(sender, bytes);
         }
         for (token, expires, user) in snapshot.revoked_tokens {
-            self.revocations.revoke(token, expires, user);
+            self.sessions.revocations.revoke(token, expires, user);
         }
         for (name, holder) in &snapshot.name_clashes {
             log::warn!(
@@ -488,148 +438,6 @@ impl Core {
         self.passwords.set_address(conn, peer);
     }
 
-    /// A line-protocol connection opened: LOGIN/AUTH may bind it.
-    pub fn open_session(&mut self, conn: ConnId) {
-        self.sessions.insert(conn, None);
-    }
-
-    /// A connection closed (line or HTTP; the server calls this for every
-    /// one): it gets no more pushes, its long-poll is dropped, and its
-    /// password jobs are dropped (nobody reads their replies).
-    pub fn close_session(&mut self, conn: ConnId) {
-        if let Some(Some(binding)) = self.sessions.remove(&conn) {
-            self.unsubscribe(conn, binding);
-        }
-        self.waiters.remove_conn(conn);
-        self.input_closed.remove(&conn);
-        self.drop_password_jobs(conn);
-    }
-
-    /// The client closed its sending side but the connection still owes it
-    /// replies: work that only it waits for is settled now (its long-poll
-    /// answered, password jobs not yet started cancelled), so the
-    /// connection can finish and close.
-    pub fn peer_closed(&mut self, conn: ConnId, now: Millis, out: &mut Outbox) {
-        self.stop_waiting(conn, now, out);
-        // Password jobs not yet started.
-        self.cancel_waiting_password_jobs(conn, out);
-    }
-
-    /// Long-polls of `conn` get their normal empty reply: the one waiting
-    /// now at once, later ones (still buffered) without waiting.
-    fn stop_waiting(&mut self, conn: ConnId, _now: Millis, out: &mut Outbox) {
-        self.input_closed.insert(conn, ());
-        if let Some(waiter) = self.waiters.remove_conn(conn) {
-            out.replies
-                .push((waiter.ticket, Reply::Messages(Vec::new())));
-        }
-    }
-
-    /// Whether `conn` may be bound to `user`: not past `--conns-per-user`.
-    /// (Connections that cannot be bound, HTTP's, and one bound to that
-    /// user already, always may.)
-    fn check_bind(&self, conn: ConnId, user: UserId) -> Result<(), Failure> {
-        match self.sessions.get(&conn) {
-            Some(bound) if bound.map(|b| b.user) != Some(user) => {}
-            _ => return Ok(()),
-        }
-        let limit = self.settings.conns_per_user;
-        if self.subscribers.get(&user).map_or(0, Vec::len) >= limit {
-            return Err(Failure::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "{limit} connections are logged in as this user, the limit (--conns-per-user); close one first"
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn bind(&mut self, conn: ConnId, binding: Binding) {
-        let Some(bound) = self.sessions.get_mut(&conn) else {
-            return; // HTTP requests are not bound to a connection
-        };
-        let previous = bound.replace(binding);
-        match previous {
-            Some(old) if old.user == binding.user => {
-                self.binding_expiry.remove(&(old.expires, conn));
-            }
-            Some(old) => {
-                self.unsubscribe(conn, old);
-                self.subscribe(conn, binding.user);
-            }
-            None => self.subscribe(conn, binding.user),
-        }
-        self.binding_expiry.insert((binding.expires, conn));
-        // A logged-in user's account stays cached, and their mailbox in
-        // RAM, so what is sent to them is pushed without reading the store.
-        self.accounts.pin(binding.user, true);
-        self.mailboxes.set_active(binding.user, true);
-    }
-
-    /// After a bind: the user's mailbox figures are read if not known
-    /// (SENDs to them wait for it), and their head filled.
-    fn warm_up(&mut self, user: UserId, out: &mut Outbox) {
-        if self.mailboxes.is_known(user) {
-            self.fill(user, out);
-        } else {
-            self.prefetch_mailbox(user, out);
-        }
-    }
-
-    /// Unbinds a connection (its token was revoked or expired): it gets
-    /// `event` if one is given, no more pushes, and its long-poll ends
-    /// with the normal empty reply.
-    fn unbind(&mut self, conn: ConnId, event: Option<SessionEvent>, out: &mut Outbox) {
-        let Some(Some(binding)) = self.sessions.get_mut(&conn).map(Option::take) else {
-            return;
-        };
-        self.unsubscribe(conn, binding);
-        if let Some(waiter) = self.waiters.remove_conn(conn) {
-            out.replies
-                .push((waiter.ticket, Reply::Messages(Vec::new())));
-        }
-        if let Some(event) = event {
-            out.events.push((conn, event));
-        }
-    }
-
-    /// Tells bound connections whose token expired, and unbinds them.
-    fn expire_bindings(&mut self, now: Millis, out: &mut Outbox) {
-        while let Some(&(expires, conn)) = self.binding_expiry.first() {
-            if expires > now {
-                return;
-            }
-            let current = self.sessions.get(&conn).copied().flatten();
-            if current.is_some_and(|b| b.expires == expires) {
-                self.unbind(conn, Some(SessionEvent::Expired), out);
-            }
-            self.binding_expiry.remove(&(expires, conn));
-        }
-    }
-
-    fn subscribe(&mut self, conn: ConnId, user: UserId) {
-        let conns = self.subscribers.entry(user).or_default();
-        if conns.is_empty() {
-            self.cluster.bound(user);
-        }
-        conns.push(conn);
-    }
-
-    fn unsubscribe(&mut self, conn: ConnId, binding: Binding) {
-        self.binding_expiry.remove(&(binding.expires, conn));
-        let user = binding.user;
-        if let Some(conns) = self.subscribers.get_mut(&user) {
-            conns.retain(|&c| c != conn);
-            if conns.is_empty() {
-                self.subscribers.remove(&user);
-                self.cluster.unbound(user);
-                self.accounts.pin(user, false);
-                self.mailboxes.set_active(user, false);
-            }
-        }
-    }
-
     /// Counts a reply, and warns (at most every few seconds per limit)
     /// when it refuses at a limit. Replies given at once are counted by
     /// [`Core::handle`]; the server counts those that come later (through
@@ -654,11 +462,6 @@ impl Core {
         }
     }
 
-    /// The user a connection is bound to, if any.
-    pub fn session_user(&self, conn: ConnId) -> Option<UserId> {
-        self.sessions.get(&conn).copied().flatten().map(|b| b.user)
-    }
-
     /// Unacknowledged messages held in all mailboxes.
     pub fn pending_messages(&self) -> usize {
         self.mailboxes.total()
@@ -679,7 +482,7 @@ impl Core {
         self.expire_bindings(now, out);
         if now >= self.next_prune {
             // A bounded step each time; soon again while more are due.
-            let more_revoked = self.revocations.prune(now);
+            let more_revoked = self.sessions.revocations.prune(now);
             if self.client_ids.prune(now) || more_revoked {
                 self.next_prune = now + 1;
             } else {
@@ -734,11 +537,7 @@ impl Core {
                 Some(_) => self.expiry.next_deadline(),
                 None => Millis::MAX,
             })
-            .min(
-                self.binding_expiry
-                    .first()
-                    .map_or(Millis::MAX, |&(at, _)| at),
-            )
+            .min(self.sessions.next_deadline())
     }
 
     /// Whether writes (or requests waiting on a commit) are collected but

@@ -134,7 +134,7 @@ impl Core {
 
     /// What a command that needs `user`'s mailbox figures waits for.
     pub(super) fn need_mailbox(&self, user: UserId) -> Stop {
-        Stop::Need(self.mailbox_read(user, self.subscribers.contains_key(&user)))
+        Stop::Need(self.mailbox_read(user, self.sessions.is_online(user)))
     }
 
     /// Asks for `user`'s mailbox figures and oldest messages unless known
@@ -200,7 +200,7 @@ impl Core {
                                 }
                                 return;
                             }
-                            let active = self.subscribers.contains_key(&user);
+                            let active = self.sessions.is_online(user);
                             let head = head.iter().map(message_of).collect();
                             self.mailboxes.load(user, count, bytes, active, head);
                             self.fill(user, out);

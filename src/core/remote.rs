@@ -48,7 +48,7 @@ impl Core {
             }
         }
         for (user, ids) in stored {
-            let held = self.subscribers.contains_key(&user) || self.waiters.count_of(user) > 0;
+            let held = self.sessions.is_online(user) || self.waiters.count_of(user) > 0;
             if !held {
                 continue;
             }
@@ -88,12 +88,12 @@ impl Core {
             return;
         }
         self.mailboxes.forget_idle();
-        let (waiters, subscribers) = (&self.waiters, &self.subscribers);
+        let (waiters, sessions) = (&self.waiters, &self.sessions);
         self.cluster.recheck_polling(
             |user| waiters.count_of(user) > 0,
-            |user| subscribers.contains_key(&user),
+            |user| sessions.is_online(user),
         );
-        let users: Vec<UserId> = self.subscribers.keys().copied().collect();
+        let users: Vec<UserId> = self.sessions.online();
         for user in users {
             self.cluster.announce(user);
             if let Some(before) = self.mailboxes.quiet_fingerprint(user) {
@@ -157,7 +157,7 @@ impl Core {
             newest = newest.max(stored.id);
             any = true;
             let message = message_of(stored);
-            if let Some(conns) = self.subscribers.get(&user) {
+            if let Some(conns) = self.sessions.subscribers(user) {
                 for &conn in conns {
                     out.pushes.push((conn, message.clone()));
                 }

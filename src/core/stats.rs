@@ -52,15 +52,15 @@ impl Core {
     pub fn stats(&self) -> CoreStats {
         CoreStats {
             accounts: self.accounts.len(),
-            line_sessions: self.sessions.len(),
-            users_online: self.subscribers.len(),
+            line_sessions: self.sessions.len().0,
+            users_online: self.sessions.len().1,
             pending_messages: self.mailboxes.total(),
             resident_messages: self.mailboxes.resident(),
             pending_bytes: self.mailboxes.pending_bytes(),
             waiters: self.waiters.len(),
             client_ids: self.client_ids.len(),
             client_id_queue: self.client_ids.queued(),
-            revoked_tokens: self.revocations.len(),
+            revoked_tokens: self.sessions.revocations.len(),
             password_jobs: self.hashing.len(),
             throttle_entries: {
                 let (names, logins, registers) = self.throttle.len();

@@ -206,7 +206,10 @@ impl Core {
                 .info(now, || format!("failed login for {who} from {from}"));
             return Reply::Error(Failure::new(ErrorCode::Unauthorized, BAD_LOGIN));
         };
-        if let Err(failure) = self.check_bind(ticket.conn, account.id) {
+        if let Err(failure) =
+            self.sessions
+                .check_bind(ticket.conn, account.id, self.settings.conns_per_user)
+        {
             return Reply::Error(failure);
         }
         let identity = account.identity;
@@ -243,7 +246,8 @@ impl Core {
     ) -> Result<Handled, Stop> {
         let opened = self.open_token(token, now)?;
         let user = opened.user;
-        self.check_bind(ticket.conn, user)?;
+        self.sessions
+            .check_bind(ticket.conn, user, self.settings.conns_per_user)?;
         let binding = Binding {
             user,
             token: opened.id,
@@ -279,18 +283,13 @@ impl Core {
                     expires: t.expires,
                 }
             }
-            None => self
-                .sessions
-                .get(&ticket.conn)
-                .copied()
-                .flatten()
-                .ok_or_else(|| {
-                    Failure::new(
-                        ErrorCode::Unauthorized,
-                        "LOGOUT takes back the token this connection logged in with; \
+            None => self.sessions.binding(ticket.conn).ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::Unauthorized,
+                    "LOGOUT takes back the token this connection logged in with; \
                          log in first (LOGIN or AUTH), or give the token",
-                    )
-                })?,
+                )
+            })?,
         };
         let user = binding.user;
         if call.claimed_id.is_some_and(|claimed| claimed != user) {
@@ -302,7 +301,8 @@ impl Core {
         }
         // Past the account's share of single revocations, every session
         // ends instead: one moment stored, and the single ones forgotten.
-        let capped = !all && self.revocations.count(user) >= self.settings.revocations_per_account;
+        let capped =
+            !all && self.sessions.revocations.count(user) >= self.settings.revocations_per_account;
         let revoke = if all || capped {
             // Every token issued up to this millisecond.
             let from = now + 1;

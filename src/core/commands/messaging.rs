@@ -185,8 +185,7 @@ impl Core {
             return Some(poll_tokens::token_gone());
         }
         let args = poll.args;
-        if messages.is_empty() && args.wait_ms > 0 && !self.input_closed.contains_key(&ticket.conn)
-        {
+        if messages.is_empty() && args.wait_ms > 0 && !self.sessions.is_input_closed(ticket.conn) {
             let limit = self.settings.waiters_per_user;
             if self.waiters.count_of(user) >= limit {
                 return Some(Reply::Error(Failure::new(
@@ -198,7 +197,7 @@ impl Core {
             }
             let wait_ms = args.wait_ms.min(limits::MAX_WAIT_MS);
             let deadline = Self::poll_deadline(poll.token.as_ref(), now, wait_ms);
-            let bound = self.subscribers.contains_key(&user);
+            let bound = self.sessions.is_online(user);
             self.cluster.polling(user, bound);
             if let Some(old) = self.waiters.add(Waiter { ticket, user, poll }, deadline) {
                 // Not expected (a waiting SYNC is a barrier), but never left

@@ -68,7 +68,7 @@ impl Core {
             Some(account)
                 if account.identity == t.identity
                     && t.issued >= self.tokens_valid_from(account)
-                    && !self.revocations.is_revoked(&t) =>
+                    && !self.sessions.revocations.is_revoked(&t) =>
             {
                 Ok(t)
             }
@@ -81,7 +81,7 @@ impl Core {
     pub(in crate::core) fn tokens_valid_from(&self, account: &Account) -> Millis {
         account
             .tokens_valid_from
-            .max(self.revocations.valid_from(account.id))
+            .max(self.sessions.revocations.valid_from(account.id))
     }
 
     /// The account with `id`: `None` if there is none, or the read it needs.
