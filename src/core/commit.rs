@@ -51,14 +51,15 @@ impl Core {
                         tokens_valid_from: 0,
                     };
                     self.throttle.registered(&username, charge.addr(), now);
-                    self.open_ops.push(WriteOp::CreateUser {
+                    self.writes.push(WriteOp::CreateUser {
                         id: account.id,
                         identity: account.identity,
                         username: account.username.clone(),
                         password_hash: account.password_hash.clone(),
                         created: now,
                     });
-                    self.after_commit(AfterCommit::Registered { ticket, account });
+                    self.writes
+                        .after_commit(AfterCommit::Registered { ticket, account });
                 }
                 Err(e) => {
                     log::error!("hashing a password failed: {e}");
@@ -85,7 +86,7 @@ impl Core {
                     // hash back, which still verifies and is upgraded again.
                     let hash: Arc<str> = hash.into();
                     self.accounts.set_password_hash(user.id, hash.clone());
-                    self.open_ops.push(WriteOp::SetPasswordHash {
+                    self.writes.push(WriteOp::SetPasswordHash {
                         id: user.id,
                         password_hash: hash,
                     });
@@ -110,12 +111,7 @@ impl Core {
         let mut removed = done.removed.iter();
         let mut final_ids = super::assigned::FinalIds::new(&done.assigned);
         let renumber = !final_ids.is_empty();
-        while self
-            .awaiting
-            .front()
-            .is_some_and(|(seq, _)| *seq <= done.seq)
-        {
-            let (_, then) = self.awaiting.pop_front().expect("front exists");
+        while let Some(then) = self.writes.next_done(done.seq) {
             let then = match renumber {
                 false => then,
                 true => match self.with_final_ids(then, &mut final_ids, out) {

@@ -68,11 +68,11 @@ impl Core {
         }
         let before = now.saturating_sub(ttl);
         if self.settings.on_demand {
-            self.open_ops.push(WriteOp::Expire {
+            self.writes.push(WriteOp::Expire {
                 before,
                 limit: STEP,
             });
-            self.expiry.in_flight = Some(self.open_seq);
+            self.expiry.in_flight = Some(self.writes.open_seq());
             return;
         }
         let mut taken = 0;

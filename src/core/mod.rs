@@ -36,6 +36,7 @@ pub mod stats;
 mod tests;
 mod throttle_table;
 mod waiters;
+mod writes;
 
 pub use accounts::check_username;
 pub use login_throttle::ThrottleSettings;
@@ -46,19 +47,22 @@ use crate::idhash::IdMap;
 use crate::log_limit::LogLimit;
 use crate::message::{Message, Parties};
 use crate::request::{CommandKind, Reply};
-use crate::store::{Batch, Snapshot, WriteOp};
+use crate::store::{Batch, Snapshot};
 use crate::token::TokenKey;
-use crate::{ConnId, MessageId, Millis, UserId};
+use crate::{ConnId, MessageId, Millis};
+// The core's tests name users through `super::*`.
+#[cfg(test)]
+use crate::UserId;
 use accounts::{Account, Accounts};
 use client_ids::{ClientIds, FirstSend};
 use login_throttle::{LoginCharge, LoginThrottle, RegisterCharge};
 use mailbox::Mailboxes;
 use password_queue::{PasswordQueue, QueueLimits};
 use sessions::{Revoke, Sessions};
-use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 use waiters::Waiters;
+use writes::{AfterCommit, Writes};
 
 /// Where a reply goes: a connection and the request's sequence number there.
 /// Sequence numbers are unique for the server's lifetime, so a reply for a
@@ -204,42 +208,6 @@ enum HashWait {
     },
 }
 
-/// What to do once the batch holding a request's writes has committed.
-enum AfterCommit {
-    Registered {
-        ticket: Ticket,
-        account: Account,
-    },
-    Sent {
-        ticket: Ticket,
-        message: Arc<Message>,
-    },
-    /// A repeated `client_id` whose first SEND was still being committed.
-    Duplicate {
-        ticket: Ticket,
-        first: FirstSend,
-        /// Where the first one is remembered: its id there is the stored
-        /// one once it commits (the store may renumber it).
-        sender: UserId,
-        client_id: Box<str>,
-    },
-    Acked {
-        ticket: Ticket,
-        user: UserId,
-        upto: MessageId,
-        /// A SYNC with `after` continues with its read once the ack is stored.
-        then_sync: Option<waiters::Poll>,
-    },
-    LoggedOut {
-        ticket: Ticket,
-        user: UserId,
-        revoke: Revoke,
-        /// A LOGOUT of one token that ended all the account's sessions:
-        /// `--revocations-per-account` were revoked already.
-        capped: bool,
-    },
-}
-
 /// How often `client_id`s older than a day are forgotten (in steps of
 /// [`client_ids::PRUNE_BATCH`], one per millisecond while more are due).
 const PRUNE_EVERY_MS: Millis = 60_000;
@@ -272,10 +240,8 @@ pub struct Core {
     /// LOGIN of an unknown user verifies against this, so it takes as long
     /// as a wrong password and the two cannot be told apart.
     dummy_hash: Arc<str>,
-    /// Writes collected this turn, and the sequence number they will commit as.
-    open_ops: Vec<WriteOp>,
-    open_seq: u64,
-    awaiting: VecDeque<(u64, AfterCommit)>,
+    /// This turn's writes, and the requests waiting on a commit.
+    writes: Writes,
     last_message_id: MessageId,
     next_prune: Millis,
     /// Reads in flight, what each asked and who waits for it; the same
@@ -344,9 +310,7 @@ impl Core {
             next_throttle_prune: 0,
             next_job: 0,
             dummy_hash,
-            open_ops: Vec::new(),
-            open_seq: 1,
-            awaiting: VecDeque::new(),
+            writes: Writes::default(),
             last_message_id: 0,
             next_prune: 0,
             last_stats: stats::CoreStats::default(),
@@ -521,7 +485,7 @@ impl Core {
     /// Whether no password check or commit is in progress.
     pub fn is_idle(&self) -> bool {
         self.hashing.is_empty()
-            && self.awaiting.is_empty()
+            && self.writes.is_idle()
             && self.reads.is_empty()
             && !self.has_open_writes()
     }
@@ -543,27 +507,14 @@ impl Core {
     /// Whether writes (or requests waiting on a commit) are collected but
     /// not yet taken as a batch.
     pub fn has_open_writes(&self) -> bool {
-        !self.open_ops.is_empty()
-            || self
-                .awaiting
-                .back()
-                .is_some_and(|(seq, _)| *seq == self.open_seq)
+        self.writes.has_open()
     }
 
     /// The writes collected since the last call, as a batch for the store.
     /// Returns `None` when no request waits on a commit.
     pub fn take_batch(&mut self) -> Option<Batch> {
-        if !self.has_open_writes() {
-            return None;
-        }
-        let batch = Batch {
-            seq: self.open_seq,
-            ops: std::mem::take(&mut self.open_ops),
-            last_message_id: self.last_message_id,
-            client_ids_per_sender: self.settings.client_ids_per_sender,
-        };
-        self.open_seq += 1;
-        Some(batch)
+        let per_sender = self.settings.client_ids_per_sender;
+        self.writes.take(self.last_message_id, per_sender)
     }
 
     /// The mailbox caps SENDs are checked against.
@@ -584,9 +535,5 @@ impl Core {
     fn new_job(&mut self) -> JobId {
         self.next_job += 1;
         self.next_job
-    }
-
-    fn after_commit(&mut self, then: AfterCommit) {
-        self.awaiting.push_back((self.open_seq, then));
     }
 }

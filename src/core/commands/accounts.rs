@@ -306,18 +306,18 @@ impl Core {
         let revoke = if all || capped {
             // Every token issued up to this millisecond.
             let from = now + 1;
-            self.open_ops.push(WriteOp::VoidTokens { user, from });
+            self.writes.push(WriteOp::VoidTokens { user, from });
             Revoke::All { from }
         } else {
             let (token, expires) = (binding.token, binding.expires);
-            self.open_ops.push(WriteOp::RevokeToken {
+            self.writes.push(WriteOp::RevokeToken {
                 user,
                 token,
                 expires,
             });
             Revoke::One { token, expires }
         };
-        self.after_commit(AfterCommit::LoggedOut {
+        self.writes.after_commit(AfterCommit::LoggedOut {
             ticket,
             user,
             revoke,

@@ -71,7 +71,7 @@ impl Core {
                         ts: first.ts,
                     }));
                 }
-                self.after_commit(AfterCommit::Duplicate {
+                self.writes.after_commit(AfterCommit::Duplicate {
                     ticket,
                     first,
                     sender: from,
@@ -113,8 +113,9 @@ impl Core {
             };
             self.client_ids.insert(from, cid, first);
         }
-        self.open_ops.push(WriteOp::Append(message.clone()));
-        self.after_commit(AfterCommit::Sent { ticket, message });
+        self.writes.push(WriteOp::Append(message.clone()));
+        self.writes
+            .after_commit(AfterCommit::Sent { ticket, message });
         Ok(Handled::Later { barrier: false })
     }
 
@@ -222,8 +223,8 @@ impl Core {
             Some(true) => {}
         }
         self.mailboxes.begin_ack(user);
-        self.open_ops.push(WriteOp::Ack { user, upto });
-        self.after_commit(AfterCommit::Acked {
+        self.writes.push(WriteOp::Ack { user, upto });
+        self.writes.after_commit(AfterCommit::Acked {
             ticket,
             user,
             upto,
