@@ -6,6 +6,7 @@
 //! sockets, JSON, HTTP, SQLite or the clock.
 
 mod accounts;
+mod answers;
 mod assigned;
 mod binding;
 mod bucket;
@@ -58,6 +59,7 @@ use client_ids::{ClientIds, FirstSend};
 use login_throttle::{LoginCharge, LoginThrottle, RegisterCharge};
 use mailbox::Mailboxes;
 use password_queue::{PasswordQueue, QueueLimits};
+use reads::Reads;
 use sessions::{Revoke, Sessions};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -244,13 +246,8 @@ pub struct Core {
     writes: Writes,
     last_message_id: MessageId,
     next_prune: Millis,
-    /// Reads in flight, what each asked and who waits for it; the same
-    /// question is asked once at a time.
-    reads: IdMap<u64, (crate::store::ReadOp, reads::Waiting)>,
-    read_keys: std::collections::HashMap<crate::store::ReadOp, u64>,
-    next_read: u64,
-    /// While calls run again after a read that found nothing: that read.
-    absent: Option<crate::store::ReadOp>,
+    /// Reads in flight and the calls parked on them.
+    reads: Reads,
     /// What the last stats line said, to log only changes.
     last_stats: stats::CoreStats,
     /// What the core has done, for metrics.
@@ -297,10 +294,7 @@ impl Core {
             key,
             accounts,
             mailboxes,
-            reads: IdMap::default(),
-            read_keys: std::collections::HashMap::new(),
-            next_read: 0,
-            absent: None,
+            reads: Reads::new(settings.mailbox_window, settings.mailbox_window_bytes),
             waiters: Waiters::default(),
             client_ids: ClientIds::new(settings.client_ids_per_sender),
             sessions: Sessions::default(),

@@ -78,7 +78,8 @@ impl Core {
             limit,
             max_bytes: usize::MAX,
         };
-        self.submit_read(op, Waiting::Cluster(ClusterRead::Push { user, ids }), out);
+        self.reads
+            .submit(op, Waiting::Cluster(ClusterRead::Push { user, ids }), out);
     }
 
     /// Every bound user: announced again, figures read again where
@@ -98,7 +99,7 @@ impl Core {
             self.cluster.announce(user);
             if let Some(before) = self.mailboxes.quiet_fingerprint(user) {
                 let waiting = Waiting::Cluster(ClusterRead::Figures { user, before });
-                self.submit_read(ReadOp::Mailbox(user), waiting, out);
+                self.reads.submit(ReadOp::Mailbox(user), waiting, out);
             }
             let mark = self.cluster.mark(user).unwrap_or(0);
             self.read_to_push(user, mark, Vec::new(), out);

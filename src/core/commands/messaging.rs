@@ -163,7 +163,8 @@ impl Core {
                     limit,
                     max_bytes: limits::SYNC_MAX_BYTES,
                 };
-                self.submit_read(op, Waiting::Sync { ticket, user, poll }, out);
+                self.reads
+                    .submit(op, Waiting::Sync { ticket, user, poll }, out);
                 None
             }
         }

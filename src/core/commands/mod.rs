@@ -53,7 +53,7 @@ impl Core {
             Err(Stop::Fail(failure)) => Handled::Now(Reply::Error(failure)),
             Err(Stop::Need(op)) => {
                 let beside = self.read_beside(&call, &op, now);
-                self.park(ticket, call.into_owned(), op, out);
+                self.reads.park(ticket, call.into_owned(), op, out);
                 if let Some(user) = beside {
                     self.prefetch_mailbox(user, out);
                 }

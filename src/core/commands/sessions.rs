@@ -90,7 +90,7 @@ impl Core {
             return Ok(Some(account));
         }
         let op = ReadOp::UserById(id);
-        if !self.settings.on_demand || self.is_absent(&op) {
+        if !self.settings.on_demand || self.reads.is_absent(&op) {
             return Ok(None);
         }
         Err(Stop::Need(op))
@@ -106,7 +106,10 @@ impl Core {
             return Ok(Some(account));
         }
         let op = ReadOp::UserByName(username.into());
-        if !self.settings.on_demand || self.is_absent(&op) || check_username(username).is_err() {
+        if !self.settings.on_demand
+            || self.reads.is_absent(&op)
+            || check_username(username).is_err()
+        {
             return Ok(None);
         }
         Err(Stop::Need(op))
