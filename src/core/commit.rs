@@ -50,7 +50,9 @@ impl Core {
                         password_hash: hash.into(),
                         tokens_valid_from: 0,
                     };
-                    self.throttle.registered(&username, charge.addr(), now);
+                    self.logins
+                        .throttle
+                        .registered(&username, charge.addr(), now);
                     self.writes.push(WriteOp::CreateUser {
                         id: account.id,
                         identity: account.identity,
@@ -64,7 +66,7 @@ impl Core {
                 Err(e) => {
                     log::error!("hashing a password failed: {e}");
                     self.accounts.release(&username);
-                    self.throttle.register_failed(charge);
+                    self.logins.throttle.register_failed(charge);
                     let failure = Failure::new(ErrorCode::Internal, "could not hash the password");
                     out.replies.push((ticket, Reply::Error(failure)));
                 }

@@ -23,6 +23,7 @@ mod keyed_buckets;
 mod login_throttle;
 #[cfg(test)]
 mod login_throttle_tests;
+mod logins;
 mod mailbox;
 mod password_queue;
 mod passwords;
@@ -43,8 +44,7 @@ pub use accounts::check_username;
 pub use login_throttle::ThrottleSettings;
 pub use sessions::{Binding, SessionEvent};
 
-use crate::hasher::{HashJob, JobId};
-use crate::idhash::IdMap;
+use crate::hasher::HashJob;
 use crate::log_limit::LogLimit;
 use crate::message::{Message, Parties};
 use crate::request::{CommandKind, Reply};
@@ -56,9 +56,10 @@ use crate::{ConnId, MessageId, Millis};
 use crate::UserId;
 use accounts::{Account, Accounts};
 use client_ids::{ClientIds, FirstSend};
-use login_throttle::{LoginCharge, LoginThrottle, RegisterCharge};
+
+use logins::{HashWait, Logins};
 use mailbox::Mailboxes;
-use password_queue::{PasswordQueue, QueueLimits};
+use password_queue::QueueLimits;
 use reads::Reads;
 use sessions::{Revoke, Sessions};
 use std::net::IpAddr;
@@ -194,71 +195,49 @@ impl Default for CoreSettings {
     }
 }
 
-/// A request waiting for a password job.
-enum HashWait {
-    Register {
-        ticket: Ticket,
-        username: Box<str>,
-        charge: RegisterCharge,
-    },
-    Login {
-        ticket: Ticket,
-        /// The account the name found (kept here: the cache may drop it
-        /// while the hash runs).
-        account: Option<Account>,
-        charge: LoginCharge,
-    },
-}
-
 /// How often `client_id`s older than a day are forgotten (in steps of
 /// [`client_ids::PRUNE_BATCH`], one per millisecond while more are due).
 const PRUNE_EVERY_MS: Millis = 60_000;
 
-/// How often the throttle tables are walked for idle entries (in steps of
-/// `throttle_table::PRUNE_STEP` per table, one per millisecond while a
-/// walk is under way).
-const THROTTLE_PRUNE_EVERY_MS: Millis = 10_000;
-
+/// The dispatcher: it holds the owners and runs each request through
+/// them. Each owner keeps its own state and invariants; what one change
+/// means for several owners is carried out here and in the glue files
+/// (`binding.rs`, `answers.rs`, `commit.rs`, `remote.rs`, `expiry.rs`).
 pub struct Core {
     settings: CoreSettings,
+    /// Seals and opens tokens.
     key: TokenKey,
+    /// The account cache, names being registered, accounts pinned.
     accounts: Accounts,
-    mailboxes: Mailboxes,
-    waiters: Waiters,
-    client_ids: ClientIds,
-
-    /// Other nodes on the same store, if any.
-    cluster: cluster::Cluster,
-    /// Line connections, their bindings, and revoked tokens.
+    /// Throttles, password jobs, failed logins.
+    logins: Logins,
+    /// Line connections, their bindings, who gets pushes, revoked tokens.
     sessions: Sessions,
-    /// Requests waiting for a password job, queued or running.
-    hashing: IdMap<JobId, HashWait>,
-    passwords: PasswordQueue,
-    /// Failed LOGINs and REGISTERs per username and address.
-    throttle: LoginThrottle,
-    /// When the throttle tables are next pruned a step.
-    next_throttle_prune: Millis,
-    next_job: JobId,
-    /// LOGIN of an unknown user verifies against this, so it takes as long
-    /// as a wrong password and the two cannot be told apart.
-    dummy_hash: Arc<str>,
-    /// This turn's writes, and the requests waiting on a commit.
-    writes: Writes,
-    last_message_id: MessageId,
-    next_prune: Millis,
+    /// Every user's mailbox, and each sender's bytes in custody.
+    mailboxes: Mailboxes,
+    /// The `client_id`s each sender used (a repeated SEND is answered
+    /// with the first one's id).
+    client_ids: ClientIds,
+    /// `--message-ttl`: what expires next, and when the next step is due.
+    expiry: expiry::Expiry,
+    /// Long-polls.
+    waiters: Waiters,
     /// Reads in flight and the calls parked on them.
     reads: Reads,
+    /// This turn's writes, and the requests waiting on a commit.
+    writes: Writes,
+    /// Other nodes on the same store, if any.
+    cluster: cluster::Cluster,
+    /// The highest message id issued (or stored) so far.
+    last_message_id: MessageId,
+    /// When `client_id`s and revoked tokens are next pruned a step.
+    next_prune: Millis,
     /// What the last stats line said, to log only changes.
     last_stats: stats::CoreStats,
     /// What the core has done, for metrics.
     pub counters: counters::Counters,
     /// Warnings for refusals at a limit, by its flag, each rate-limited.
     limit_warnings: std::collections::BTreeMap<String, LogLimit>,
-    /// Failed LOGINs are logged at info, rate-limited (a guessing attack
-    /// must not flood the log).
-    failed_logins: LogLimit,
-    /// `--message-ttl`: what expires next, and when the next step is due.
-    expiry: expiry::Expiry,
 }
 
 /// How often a refusal at one limit, or a failed login, is logged at most.
@@ -266,11 +245,17 @@ const LIMIT_WARNING_EVERY_MS: Millis = 10_000;
 
 impl Core {
     pub fn new(settings: CoreSettings, key: TokenKey, dummy_hash: Arc<str>) -> Core {
-        let passwords = PasswordQueue::new(QueueLimits {
+        let limits = QueueLimits {
             total: settings.hash_queue,
             per_address: settings.hash_queue_per_address,
             workers: settings.hash_workers,
-        });
+        };
+        let logins = Logins::new(
+            limits,
+            settings.throttle,
+            dummy_hash,
+            LIMIT_WARNING_EVERY_MS,
+        );
         let (accounts, mut mailboxes) = if settings.on_demand {
             let window = mailbox::Window {
                 messages: settings.mailbox_window,
@@ -298,19 +283,13 @@ impl Core {
             waiters: Waiters::default(),
             client_ids: ClientIds::new(settings.client_ids_per_sender),
             sessions: Sessions::default(),
-            hashing: IdMap::default(),
-            passwords,
-            throttle: LoginThrottle::new(settings.throttle),
-            next_throttle_prune: 0,
-            next_job: 0,
-            dummy_hash,
+            logins,
             writes: Writes::default(),
             last_message_id: 0,
             next_prune: 0,
             last_stats: stats::CoreStats::default(),
             counters: counters::Counters::default(),
             limit_warnings: std::collections::BTreeMap::new(),
-            failed_logins: LogLimit::new(LIMIT_WARNING_EVERY_MS),
             expiry: expiry::Expiry::default(),
             settings,
         }
@@ -386,14 +365,14 @@ impl Core {
 
     /// A connection (line or HTTP) was accepted from `peer`.
     pub fn open_connection(&mut self, conn: ConnId, peer: IpAddr) {
-        self.passwords.open(conn, peer);
+        self.logins.open(conn, peer);
     }
 
     /// `conn`'s client is `peer` from now on: a trusted proxy named it
     /// (PROXY header, or `X-Forwarded-For` for one HTTP request). The
     /// login throttle and the password queue count it there.
     pub fn set_address(&mut self, conn: ConnId, peer: IpAddr) {
-        self.passwords.set_address(conn, peer);
+        self.logins.set_address(conn, peer);
     }
 
     /// Counts a reply, and warns (at most every few seconds per limit)
@@ -449,10 +428,7 @@ impl Core {
             }
         }
         self.expire_step(now, out);
-        if now >= self.next_throttle_prune {
-            let more = self.throttle.prune(now);
-            self.next_throttle_prune = now + if more { 1 } else { THROTTLE_PRUNE_EVERY_MS };
-        }
+        self.logins.prune(now);
     }
 
     /// Logs the core's figures once a minute, when they changed.
@@ -478,7 +454,7 @@ impl Core {
 
     /// Whether no password check or commit is in progress.
     pub fn is_idle(&self) -> bool {
-        self.hashing.is_empty()
+        self.logins.waiting_requests() == 0
             && self.writes.is_idle()
             && self.reads.is_empty()
             && !self.has_open_writes()
@@ -490,7 +466,7 @@ impl Core {
             .next_deadline()
             .unwrap_or(Millis::MAX)
             .min(self.next_prune)
-            .min(self.next_throttle_prune)
+            .min(self.logins.next_deadline())
             .min(match self.settings.message_ttl_ms {
                 Some(_) => self.expiry.next_deadline(),
                 None => Millis::MAX,
@@ -524,10 +500,5 @@ impl Core {
             },
             pending_bytes: self.settings.pending_bytes,
         }
-    }
-
-    fn new_job(&mut self) -> JobId {
-        self.next_job += 1;
-        self.next_job
     }
 }

@@ -61,9 +61,9 @@ impl Core {
             client_ids: self.client_ids.len(),
             client_id_queue: self.client_ids.queued(),
             revoked_tokens: self.sessions.revocations.len(),
-            password_jobs: self.hashing.len(),
+            password_jobs: self.logins.waiting_requests(),
             throttle_entries: {
-                let (names, logins, registers) = self.throttle.len();
+                let (names, logins, registers) = self.logins.throttle.len();
                 names + logins + registers
             },
         }

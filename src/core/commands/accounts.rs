@@ -60,11 +60,11 @@ impl Core {
         // Charged before the name is looked at: a `conflict` costs a
         // registration too, so REGISTER cannot list which names exist
         // faster than accounts can be made.
-        let peer = self.passwords.address_of(ticket.conn);
-        let charge = match self.throttle.admit_register(peer, now) {
+        let peer = self.logins.address_of(ticket.conn);
+        let charge = match self.logins.throttle.admit_register(peer, now) {
             Ok(charge) => charge,
             Err(retry_after_ms) => {
-                let per_hour = self.throttle.settings().registers_per_address_hour;
+                let per_hour = self.logins.throttle.settings().registers_per_address_hour;
                 return Err(Failure::retry_after(
                     format!(
                         "too many new accounts from your address: at most {per_hour} an hour \
@@ -82,13 +82,13 @@ impl Core {
         if !self.accounts.is_reserved(username) {
             if let Err(stop) = self.account_by_name(username) {
                 // It runs again once the name is read, and is charged then.
-                self.throttle.register_failed(charge);
+                self.logins.throttle.register_failed(charge);
                 return Err(stop);
             }
         }
         self.accounts.reserve(username)?;
         let password = password.to_string();
-        let job = self.new_job();
+        let job = self.logins.new_job();
         let wait = HashWait::Register {
             ticket,
             username: username.into(),
@@ -113,8 +113,9 @@ impl Core {
         self.check_password_room(ticket.conn)?;
         // Before any hashing (or reading): a throttled attempt costs
         // nothing.
-        let peer = self.passwords.address_of(ticket.conn);
+        let peer = self.logins.address_of(ticket.conn);
         let charge = self
+            .logins
             .throttle
             .admit_login(username, peer, now)
             .map_err(|refused| self.login_throttled(refused))?;
@@ -123,14 +124,15 @@ impl Core {
             Err(stop) => {
                 // It runs again once the account is read, and is charged
                 // then.
-                self.throttle.login_not_tried(charge, now);
+                self.logins.throttle.login_not_tried(charge, now);
                 return Err(stop);
             }
         };
-        let hash = account
-            .as_ref()
-            .map_or_else(|| self.dummy_hash.clone(), |a| a.password_hash.clone());
-        let job = self.new_job();
+        let hash = account.as_ref().map_or_else(
+            || self.logins.dummy_hash.clone(),
+            |a| a.password_hash.clone(),
+        );
+        let job = self.logins.new_job();
         let work = HashJob::Verify {
             job,
             password: password.to_string(),
@@ -148,7 +150,7 @@ impl Core {
     /// The reply to a throttled LOGIN: the same for every username, known
     /// or not, naming the limit that refused it.
     pub(in crate::core) fn login_throttled(&self, refused: Throttled) -> Failure {
-        let s = self.throttle.settings();
+        let s = self.logins.throttle.settings();
         if refused.logins {
             return Failure::retry_after(
                 format!(
@@ -193,16 +195,17 @@ impl Core {
         now: Millis,
         out: &mut Outbox,
     ) -> Reply {
-        let from = self.passwords.address_of(ticket.conn);
+        let from = self.logins.address_of(ticket.conn);
         if ok && account.is_some() {
-            self.throttle.login_succeeded(charge, now);
+            self.logins.throttle.login_succeeded(charge, now);
         }
         let Some(account) = account.as_ref().filter(|_| ok) else {
             let who = account.as_ref().map_or_else(
                 || "an unknown username".to_string(),
                 |a| a.username.to_string(),
             );
-            self.failed_logins
+            self.logins
+                .failed_logins
                 .info(now, || format!("failed login for {who} from {from}"));
             return Reply::Error(Failure::new(ErrorCode::Unauthorized, BAD_LOGIN));
         };

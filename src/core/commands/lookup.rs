@@ -25,8 +25,9 @@ impl Core {
         now: Millis,
     ) -> Result<Handled, Stop> {
         check_username(username)?;
-        let peer = self.passwords.address_of(ticket.conn);
+        let peer = self.logins.address_of(ticket.conn);
         let taken = self
+            .logins
             .throttle
             .admit_lookup(peer, now)
             .map_err(|wait| self.lookups_refused(wait))?;
@@ -35,7 +36,7 @@ impl Core {
             Ok(None) => Err(no_such_user(username).into()),
             Err(stop) => {
                 // It runs again once the account is read, and is charged then.
-                self.throttle.lookup_not_done(taken);
+                self.logins.throttle.lookup_not_done(taken);
                 Err(stop)
             }
         }
@@ -49,21 +50,21 @@ impl Core {
         name: &str,
         now: Millis,
     ) -> Result<UserId, Stop> {
-        let peer = self.passwords.address_of(ticket.conn);
-        if let Some(wait) = self.throttle.lookup_wait(peer, now) {
+        let peer = self.logins.address_of(ticket.conn);
+        if let Some(wait) = self.logins.throttle.lookup_wait(peer, now) {
             return Err(self.lookups_refused(wait).into());
         }
         match self.account_by_name(name)? {
             Some(account) => Ok(account.id),
             None => {
-                let _ = self.throttle.admit_lookup(peer, now);
+                let _ = self.logins.throttle.admit_lookup(peer, now);
                 Err(no_such_user(name).into())
             }
         }
     }
 
     fn lookups_refused(&self, retry_after_ms: u64) -> Failure {
-        let per_minute = self.throttle.settings().lookups_per_address_minute;
+        let per_minute = self.logins.throttle.settings().lookups_per_address_minute;
         Failure::retry_after(
             format!(
                 "too many name lookups from your address: at most {per_minute} a minute \
