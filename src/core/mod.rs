@@ -31,7 +31,6 @@ mod poll_tokens;
 mod reads;
 mod remote;
 mod revocations;
-mod senders;
 mod sessions;
 pub mod stats;
 #[cfg(test)]

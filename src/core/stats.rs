@@ -38,10 +38,12 @@ pub struct CoreStats {
 
 impl Core {
     /// The senders holding the most unacknowledged bytes (reservations
-    /// included), largest first, at most [`super::senders::TOP_HOLDERS`];
+    /// included), largest first, at most [`super::mailbox::senders::TOP_HOLDERS`];
     /// read from an ordered index, not a walk of every sender.
     pub fn top_senders(&self) -> Vec<(crate::UserId, usize)> {
-        self.mailboxes.senders().top(super::senders::TOP_HOLDERS)
+        self.mailboxes
+            .senders()
+            .top(super::mailbox::senders::TOP_HOLDERS)
     }
 
     /// Senders with any bytes in custody.
