@@ -4,6 +4,28 @@
 //! [`Outbox`], plus effects: password jobs, pushes, and writes that the
 //! server hands to the store once per loop turn. The core never touches
 //! sockets, JSON, HTTP, SQLite or the clock.
+//!
+//! [`Core`] is a thin dispatcher over owners, each a struct that keeps its
+//! own state and invariants and is unit-tested alone:
+//!
+//! | owner | file | keeps |
+//! | --- | --- | --- |
+//! | `Sessions` | `sessions.rs` | line connections, bindings and their expiry, who gets pushes, revoked tokens (`revocations.rs`) |
+//! | `Accounts` | `accounts.rs` | the account cache, names being registered, pins |
+//! | `Logins` | `logins.rs` | the login throttle (`login_throttle.rs`), the password queue (`password_queue.rs`) and the requests waiting on it |
+//! | `Mailboxes` | `mailbox.rs`, `mailbox/` | every mailbox, the per-sender figures (`mailbox/senders.rs`), the age index for expiry |
+//! | `ClientIds` | `client_ids.rs` | the `client_id`s each sender used |
+//! | `Expiry` | `expiry.rs` | `--message-ttl`'s steps |
+//! | `Waiters` | `waiters.rs` | long-polls |
+//! | `Reads` | `reads.rs` | reads in flight and the calls parked on them |
+//! | `Writes` | `writes.rs` | this turn's batch and the requests waiting on a commit |
+//! | `Cluster` | `cluster.rs` | presence and push marks when nodes share PostgreSQL |
+//!
+//! What a request does is in `commands/` (one file per family). What one
+//! event means for several owners is carried out in the glue files:
+//! `binding.rs` (a connection bound or unbound), `answers.rs` (a read
+//! answered), `commit.rs` (a password job or a batch done), `remote.rs`
+//! (another node's change), `expiry.rs` (a step of `--message-ttl`).
 
 mod accounts;
 mod answers;
@@ -25,6 +47,7 @@ mod login_throttle;
 mod login_throttle_tests;
 mod logins;
 mod mailbox;
+mod outbox;
 mod password_queue;
 mod passwords;
 mod poll_tokens;
@@ -32,6 +55,7 @@ mod reads;
 mod remote;
 mod revocations;
 mod sessions;
+mod settings;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -41,12 +65,13 @@ mod writes;
 
 pub use accounts::check_username;
 pub use login_throttle::ThrottleSettings;
+pub use outbox::{Handled, Outbox, Ticket};
 pub use sessions::{Binding, SessionEvent};
+pub use settings::CoreSettings;
 
-use crate::hasher::HashJob;
 use crate::log_limit::LogLimit;
 use crate::message::{Message, Parties};
-use crate::request::{CommandKind, Reply};
+use crate::request::Reply;
 use crate::store::{Batch, Snapshot};
 use crate::token::TokenKey;
 use crate::{ConnId, MessageId, Millis};
@@ -55,7 +80,6 @@ use crate::{ConnId, MessageId, Millis};
 use crate::UserId;
 use accounts::{Account, Accounts};
 use client_ids::{ClientIds, FirstSend};
-
 use logins::{HashWait, Logins};
 use mailbox::Mailboxes;
 use password_queue::QueueLimits;
@@ -65,134 +89,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use waiters::Waiters;
 use writes::{AfterCommit, Writes};
-
-/// Where a reply goes: a connection and the request's sequence number there.
-/// Sequence numbers are unique for the server's lifetime, so a reply for a
-/// connection that closed (and whose id was reused) is recognised and dropped.
-#[derive(Clone, Copy, Debug)]
-pub struct Ticket {
-    pub conn: ConnId,
-    pub seq: u64,
-    /// The command, set by [`Core::handle`], so its reply can be counted.
-    pub kind: CommandKind,
-}
-
-/// A ticket is its connection and sequence number; the kind rides along.
-impl PartialEq for Ticket {
-    fn eq(&self, other: &Ticket) -> bool {
-        (self.conn, self.seq) == (other.conn, other.seq)
-    }
-}
-
-impl Eq for Ticket {}
-
-impl std::hash::Hash for Ticket {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self.conn, self.seq).hash(state);
-    }
-}
-
-impl Ticket {
-    pub fn new(conn: ConnId, seq: u64) -> Ticket {
-        Ticket {
-            conn,
-            seq,
-            kind: CommandKind::Unparsed,
-        }
-    }
-}
-
-/// What [`Core::handle`] did with a request.
-#[derive(Debug)]
-pub enum Handled {
-    /// The reply, now.
-    Now(Reply),
-    /// The reply comes later through the [`Outbox`] (after a password job,
-    /// a commit or a long-poll). `barrier` says the connection must not run
-    /// its next request until then, because that request may depend on this
-    /// one (a LOGIN binds the connection; an ACK changes what SYNC returns).
-    Later { barrier: bool },
-}
-
-/// Effects of the core for the server to carry out.
-#[derive(Default)]
-pub struct Outbox {
-    /// Replies to requests that were answered `Later`.
-    pub replies: Vec<(Ticket, Reply)>,
-    /// Messages to write to connections as push events.
-    pub pushes: Vec<(ConnId, Arc<Message>)>,
-    /// Work for the password workers.
-    pub hash_jobs: Vec<HashJob>,
-    /// Questions for the store (answers come to [`Core::on_read`]).
-    pub reads: Vec<crate::store::Read>,
-    /// Events for line connections that are no longer bound.
-    pub events: Vec<(ConnId, SessionEvent)>,
-}
-
-/// Settings the core needs from the configuration (see `config.rs` for
-/// what each budget means and its flag).
-#[derive(Clone, Debug)]
-pub struct CoreSettings {
-    pub token_ttl_ms: Millis,
-    pub mailbox_limit: usize,
-    pub mailbox_bytes: usize,
-    pub pending_bytes: usize,
-    pub client_ids_per_sender: usize,
-    pub waiters_per_user: usize,
-    pub conns_per_user: usize,
-    /// Password jobs: worker threads, most waiting in all, most waiting
-    /// from one peer address.
-    pub hash_workers: usize,
-    pub hash_queue: usize,
-    pub hash_queue_per_address: usize,
-    /// LOGIN and REGISTER throttling.
-    pub throttle: ThrottleSettings,
-    /// Whether the store keeps what RAM does not hold (SQLite): then
-    /// accounts are a cache of `account_cache`, and a mailbox holds at most
-    /// a window of `mailbox_window` messages and `mailbox_window_bytes`.
-    /// Without (`--memory`), everything stays in RAM.
-    pub on_demand: bool,
-    pub account_cache: usize,
-    pub mailbox_window: usize,
-    pub mailbox_window_bytes: usize,
-    /// Whether other nodes share the store (PostgreSQL): see `cluster`.
-    pub cluster: bool,
-    /// Bytes in custody one sender may hold across all receivers.
-    pub pending_bytes_per_sender: usize,
-    /// Unacknowledged messages older than this leave custody (`None`: never).
-    pub message_ttl_ms: Option<Millis>,
-    /// Tokens of one account revoked one by one at most; past it a LOGOUT
-    /// ends all the account's sessions.
-    pub revocations_per_account: usize,
-}
-
-impl Default for CoreSettings {
-    /// The defaults of the flags.
-    fn default() -> CoreSettings {
-        let c = crate::config::Config::default();
-        CoreSettings {
-            token_ttl_ms: c.token_ttl.as_millis() as Millis,
-            mailbox_limit: c.mailbox_limit,
-            mailbox_bytes: c.mailbox_bytes,
-            pending_bytes: c.pending_bytes,
-            client_ids_per_sender: c.client_ids_per_sender,
-            waiters_per_user: c.waiters_per_user,
-            conns_per_user: c.conns_per_user,
-            hash_workers: c.hash_threads,
-            hash_queue: c.hash_queue,
-            hash_queue_per_address: c.hash_queue_per_address,
-            throttle: ThrottleSettings::of(&c),
-            on_demand: false,
-            account_cache: c.account_cache,
-            mailbox_window: c.mailbox_window,
-            mailbox_window_bytes: c.mailbox_window_bytes,
-            cluster: false,
-            pending_bytes_per_sender: c.pending_bytes_per_sender,
-            message_ttl_ms: c.message_ttl.map(|t| t.as_millis() as Millis),
-            revocations_per_account: c.revocations_per_account,
-        }
-    }
-}
 
 /// How often `client_id`s older than a day are forgotten (in steps of
 /// [`client_ids::PRUNE_BATCH`], one per millisecond while more are due).
