@@ -10,9 +10,9 @@
 //!
 //! | owner | file | keeps |
 //! | --- | --- | --- |
-//! | `Sessions` | `sessions.rs` | line connections, bindings and their expiry, who gets pushes, revoked tokens (`revocations.rs`) |
+//! | `Sessions` | `sessions/` | line connections, bindings and their expiry, who gets pushes, revoked tokens (`sessions/revocations.rs`) |
 //! | `Accounts` | `accounts.rs` | the account cache, names being registered, pins |
-//! | `Logins` | `logins.rs` | the login throttle (`login_throttle.rs`), the password queue (`password_queue.rs`) and the requests waiting on it |
+//! | `Logins` | `logins/` | the login throttle (`logins/login_throttle.rs`), the password queue (`logins/password_queue.rs`) and the requests waiting on it |
 //! | `Mailboxes` | `mailbox.rs`, `mailbox/` | every mailbox, the per-sender figures (`mailbox/senders.rs`), the age index for expiry |
 //! | `ClientIds` | `client_ids.rs` | the `client_id`s each sender used |
 //! | `Expiry` | `expiry.rs` | `--message-ttl`'s steps |
@@ -31,7 +31,6 @@ mod accounts;
 mod answers;
 mod assigned;
 mod binding;
-mod bucket;
 mod client_ids;
 mod cluster;
 mod commands;
@@ -41,30 +40,23 @@ mod commit_failure_tests;
 pub mod counters;
 mod expiry;
 pub mod help;
-mod keyed_buckets;
-mod login_throttle;
-#[cfg(test)]
-mod login_throttle_tests;
 mod logins;
 mod mailbox;
 mod outbox;
-mod password_queue;
 mod passwords;
 mod poll_tokens;
 mod reads;
 mod remote;
-mod revocations;
 mod sessions;
 mod settings;
 pub mod stats;
 #[cfg(test)]
 mod tests;
-mod throttle_table;
 mod waiters;
 mod writes;
 
 pub use accounts::check_username;
-pub use login_throttle::ThrottleSettings;
+pub use logins::login_throttle::ThrottleSettings;
 pub use outbox::{Handled, Outbox, Ticket};
 pub use sessions::{Binding, SessionEvent};
 pub use settings::CoreSettings;
@@ -80,9 +72,9 @@ use crate::{ConnId, MessageId, Millis};
 use crate::UserId;
 use accounts::{Account, Accounts};
 use client_ids::{ClientIds, FirstSend};
+use logins::password_queue::QueueLimits;
 use logins::{HashWait, Logins};
 use mailbox::Mailboxes;
-use password_queue::QueueLimits;
 use reads::Reads;
 use sessions::{Revoke, Sessions};
 use std::net::IpAddr;

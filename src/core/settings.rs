@@ -1,7 +1,7 @@
 //! The settings the core takes from the configuration, with the flags'
 //! defaults.
 
-use super::login_throttle::ThrottleSettings;
+use super::logins::login_throttle::ThrottleSettings;
 use crate::Millis;
 
 /// Settings the core needs from the configuration (see `config.rs` for

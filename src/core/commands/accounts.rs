@@ -5,7 +5,7 @@
 use super::wait_text;
 use crate::config::limits;
 use crate::core::accounts::{check_username, Account};
-use crate::core::login_throttle::{LoginCharge, Throttled};
+use crate::core::logins::login_throttle::{LoginCharge, Throttled};
 use crate::core::reads::Stop;
 use crate::core::{AfterCommit, Binding, Core, Handled, HashWait, Outbox, Revoke, Ticket};
 use crate::error::{ErrorCode, Failure};

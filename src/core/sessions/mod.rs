@@ -8,11 +8,13 @@
 //! the other owners (pin the account, keep the mailbox's head, tell the
 //! cluster) is returned as a [`Presence`] for the core to carry out.
 
-use super::revocations::Revocations;
+mod revocations;
+
 use crate::error::{ErrorCode, Failure};
 use crate::idhash::IdMap;
 use crate::token::TokenId;
 use crate::{ConnId, Millis, UserId};
+use revocations::Revocations;
 use std::collections::BTreeSet;
 
 /// Why a bound line connection was unbound (a push event; the connection

@@ -5,18 +5,30 @@
 //! log of failed logins. Connections' peer addresses are kept here too
 //! (in the queue): the throttle and the queue count by them.
 //!
+//! Beside it in this folder: the throttle (`login_throttle.rs`, over the
+//! token buckets of `bucket.rs`, `keyed_buckets.rs` and the idle-pruned
+//! tables of `throttle_table.rs`) and the fair queue (`password_queue.rs`).
+//!
 //! Invariant: every job in the queue (waiting or running) has its request
 //! in `hashing`, until the job is done or its connection closes.
 
+mod bucket;
+mod keyed_buckets;
+pub(super) mod login_throttle;
+#[cfg(test)]
+mod login_throttle_tests;
+pub(super) mod password_queue;
+mod throttle_table;
+
 use super::accounts::Account;
-use super::login_throttle::{LoginCharge, LoginThrottle, RegisterCharge, ThrottleSettings};
-use super::password_queue::{PasswordQueue, QueueLimits, Refusal};
 use super::{Outbox, Ticket};
 use crate::error::{ErrorCode, Failure};
 use crate::hasher::{HashJob, JobId};
 use crate::idhash::IdMap;
 use crate::log_limit::LogLimit;
 use crate::{ConnId, Millis};
+use login_throttle::{LoginCharge, LoginThrottle, RegisterCharge, ThrottleSettings};
+use password_queue::{PasswordQueue, QueueLimits, Refusal};
 use std::net::IpAddr;
 use std::sync::Arc;
 
