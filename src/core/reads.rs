@@ -215,7 +215,7 @@ mod tests {
             &mut out,
         );
         reads.prefetch(op.clone(), &mut out);
-        assert_eq!(ops(&out), [op.clone()]);
+        assert_eq!(ops(&out), std::slice::from_ref(&op));
         let (asked, waiting) = reads.answered(out.reads[0].id).expect("in flight");
         assert_eq!(asked, op);
         assert!(matches!(waiting, Waiting::Calls(ref calls) if calls.len() == 2));
