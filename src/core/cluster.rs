@@ -7,7 +7,7 @@
 //! users. Inactive with SQLite and `--memory`.
 //!
 //! - **Presence**: a user's first bound connection here, and the last one
-//!   going, are handed to the store ([`Core::take_presence`]), which
+//!   going, are handed to the store ([`Core::take_presence`](super::Core::take_presence)), which
 //!   records them so other nodes wake this one for that user; so is a
 //!   long-poll of a user not bound here (an HTTP SYNC), withdrawn at the
 //!   periodic check after the last one ends.

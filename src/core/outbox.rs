@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub struct Ticket {
     pub conn: ConnId,
     pub seq: u64,
-    /// The command, set by [`Core::handle`], so its reply can be counted.
+    /// The command, set by [`Core::handle`](super::Core::handle), so its reply can be counted.
     pub kind: CommandKind,
 }
 
@@ -46,7 +46,7 @@ impl Ticket {
     }
 }
 
-/// What [`Core::handle`] did with a request.
+/// What [`Core::handle`](super::Core::handle) did with a request.
 #[derive(Debug)]
 pub enum Handled {
     /// The reply, now.
@@ -67,7 +67,7 @@ pub struct Outbox {
     pub pushes: Vec<(ConnId, Arc<Message>)>,
     /// Work for the password workers.
     pub hash_jobs: Vec<HashJob>,
-    /// Questions for the store (answers come to [`Core::on_read`]).
+    /// Questions for the store (answers come to [`Core::on_read`](super::Core::on_read)).
     pub reads: Vec<crate::store::Read>,
     /// Events for line connections that are no longer bound.
     pub events: Vec<(ConnId, SessionEvent)>,
