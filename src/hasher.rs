@@ -3,7 +3,7 @@
 //! channel and wake the loop with its `mio::Waker`.
 //!
 //! The channel is never a queue: jobs wait in the core's fair queue
-//! (`core::password_queue`), which hands over only as many as there are
+//! (`core::logins::password_queue`), which hands over only as many as there are
 //! idle workers, so a job can still be dropped while it waits.
 
 use crate::histogram::Histogram;

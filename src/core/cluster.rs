@@ -1,10 +1,13 @@
-//! Several nodes on one PostgreSQL database: what the core does with the
-//! changes other nodes made (heard through the store's wake-ups, see
+//! Several nodes on one PostgreSQL database: the owner of this node's
+//! cluster state ([`Cluster`]: presence, push marks, the highest stored id).
+//! What the core does with the changes other nodes made lives in
+//! `remote.rs`, which drives this owner with the mailboxes and waiters.
+//! The changes are (heard through the store's wake-ups, see
 //! `store::postgres::listener`) and what it tells the store of this node's
 //! users. Inactive with SQLite and `--memory`.
 //!
 //! - **Presence**: a user's first bound connection here, and the last one
-//!   going, are handed to the store ([`Core::take_presence`]), which
+//!   going, are handed to the store ([`Core::take_presence`](super::Core::take_presence)), which
 //!   records them so other nodes wake this one for that user; so is a
 //!   long-poll of a user not bound here (an HTTP SYNC), withdrawn at the
 //!   periodic check after the last one ends.
@@ -25,13 +28,9 @@
 //!   thus delays a push, and loses nothing.
 
 use super::mailbox::Fingerprint;
-use super::reads::{message_of, Waiting};
-use super::{Core, Outbox, Revoke};
 use crate::idhash::IdMap;
 use crate::message::Message;
-use crate::store::{ReadAnswer, ReadOp, Remote, StoredMessage};
-use crate::{MessageId, Millis, UserId};
-use std::collections::BTreeMap;
+use crate::{MessageId, UserId};
 
 /// The core's state for a shared store.
 #[derive(Default)]
@@ -60,7 +59,7 @@ pub(super) enum ClusterRead {
 }
 
 /// Messages read per page when pushing after a resync.
-const RESYNC_PAGE: usize = 256;
+pub(super) const RESYNC_PAGE: usize = 256;
 
 impl Cluster {
     pub fn new(enabled: bool) -> Cluster {
@@ -119,187 +118,55 @@ impl Cluster {
             self.presence.push((user, true));
         }
     }
-}
+    /// Whether other nodes share the store.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
 
-impl Core {
-    /// Presence changes for the store (see the module comment).
+    /// Presence changes for the store, handed over once.
     pub fn take_presence(&mut self) -> Vec<(UserId, bool)> {
-        std::mem::take(&mut self.cluster.presence)
+        std::mem::take(&mut self.presence)
     }
 
-    /// Changes other nodes made, in the order they committed.
-    pub fn on_remote(&mut self, events: Vec<Remote>, out: &mut Outbox) {
-        let mut stored: BTreeMap<UserId, Vec<MessageId>> = BTreeMap::new();
-        for event in events {
-            match event {
-                Remote::Stored { user, id, cost } => {
-                    self.cluster.stored_high = self.cluster.stored_high.max(id);
-                    self.mailboxes.remote_stored(user, id, cost);
-                    stored.entry(user).or_default().push(id);
-                }
-                Remote::Acked {
-                    user,
-                    upto,
-                    count,
-                    bytes,
-                } => {
-                    let floor = self.cluster.known_floor(upto, self.last_message_id);
-                    self.mailboxes.remote_acked(user, floor, count, bytes);
-                }
-                Remote::Revoked {
-                    user,
-                    token,
-                    expires,
-                } => self.take_back(user, Revoke::One { token, expires }, None, out),
-                Remote::Voided { user, from } => {
-                    self.take_back(user, Revoke::All { from }, None, out)
-                }
-                Remote::Resync => self.resync(out),
-            }
-        }
-        for (user, ids) in stored {
-            let held = self.subscribers.contains_key(&user) || self.waiters.count_of(user) > 0;
-            if !held {
-                continue;
-            }
-            let after = ids.iter().min().map_or(0, |id| id - 1);
-            self.read_to_push(user, after, ids, out);
-        }
+    /// Another node stored message `id`.
+    pub fn stored(&mut self, id: MessageId) {
+        self.stored_high = self.stored_high.max(id);
     }
 
-    /// Reads `user`'s messages above `after` to push those in `ids` (all
-    /// when empty).
-    fn read_to_push(
+    /// `user` is announced present (again) to the store.
+    pub fn announce(&mut self, user: UserId) {
+        self.presence.push((user, true));
+    }
+
+    /// At a resync: users recorded for a long-poll alone are withdrawn
+    /// once none waits (`waiting`), unless bound here (`bound`).
+    pub fn recheck_polling(
         &mut self,
-        user: UserId,
-        after: MessageId,
-        ids: Vec<MessageId>,
-        out: &mut Outbox,
+        waiting: impl Fn(UserId) -> bool,
+        bound: impl Fn(UserId) -> bool,
     ) {
-        let limit = if ids.is_empty() {
-            RESYNC_PAGE
-        } else {
-            // The ids told, and room for messages between them known here.
-            ids.len() * 2 + 16
-        };
-        let op = ReadOp::Page {
-            user,
-            after,
-            limit,
-            max_bytes: usize::MAX,
-        };
-        self.submit_read(op, Waiting::Cluster(ClusterRead::Push { user, ids }), out);
-    }
-
-    /// Every bound user: announced again, figures read again where
-    /// nothing is in flight, and what is above the last push read.
-    fn resync(&mut self, out: &mut Outbox) {
-        if !self.cluster.enabled {
-            return;
-        }
-        self.mailboxes.forget_idle();
-        let polling: Vec<UserId> = self.cluster.polling.keys().copied().collect();
+        let polling: Vec<UserId> = self.polling.keys().copied().collect();
         for user in polling {
-            if self.waiters.count_of(user) == 0 {
-                self.cluster.polling.remove(&user);
-                if !self.subscribers.contains_key(&user) {
-                    self.cluster.presence.push((user, false));
+            if !waiting(user) {
+                self.polling.remove(&user);
+                if !bound(user) {
+                    self.presence.push((user, false));
                 }
             } else {
-                self.cluster.presence.push((user, true));
+                self.presence.push((user, true));
             }
-        }
-        let users: Vec<UserId> = self.subscribers.keys().copied().collect();
-        for user in users {
-            self.cluster.presence.push((user, true));
-            if let Some(before) = self.mailboxes.quiet_fingerprint(user) {
-                let waiting = Waiting::Cluster(ClusterRead::Figures { user, before });
-                self.submit_read(ReadOp::Mailbox(user), waiting, out);
-            }
-            let mark = self.cluster.pushed.get(&user).copied().unwrap_or(0);
-            self.read_to_push(user, mark, Vec::new(), out);
         }
     }
 
-    /// The store answered a read the cluster asked for.
-    pub(super) fn on_cluster_read(
-        &mut self,
-        read: ClusterRead,
-        answer: Result<ReadAnswer, crate::store::StoreError>,
-        now: Millis,
-        out: &mut Outbox,
-    ) {
-        let answer = match answer {
-            Ok(answer) => answer,
-            // The next resync tries again.
-            Err(e) => return log::debug!("a read for another node's change failed: {e}"),
-        };
-        match (read, answer) {
-            (ClusterRead::Figures { user, before }, ReadAnswer::Mailbox { count, bytes, .. })
-                if self.mailboxes.resync(user, before, count, bytes) =>
-            {
-                self.fill(user, out);
-            }
-            (ClusterRead::Push { user, ids }, ReadAnswer::Page(page)) => {
-                self.push_remote(user, &ids, &page, now, out);
-            }
-            _ => {}
-        }
+    /// The highest id pushed (or known) here to bound `user`.
+    pub fn mark(&self, user: UserId) -> Option<MessageId> {
+        self.pushed.get(&user).copied()
     }
 
-    /// Pushes the messages of `page` that `ids` names (all above the mark
-    /// when `ids` is empty) to `user`'s connections, and runs their
-    /// long-polls again.
-    fn push_remote(
-        &mut self,
-        user: UserId,
-        ids: &[MessageId],
-        page: &[StoredMessage],
-        now: Millis,
-        out: &mut Outbox,
-    ) {
-        let mark = self.cluster.pushed.get(&user).copied();
-        let mut newest = mark.unwrap_or(0);
-        let mut any = false;
-        for stored in page {
-            let wanted = if ids.is_empty() {
-                mark.is_some_and(|m| stored.id > m)
-            } else {
-                ids.contains(&stored.id)
-            };
-            if !wanted || stored.id <= self.mailboxes.floor(user) {
-                continue;
-            }
-            newest = newest.max(stored.id);
-            any = true;
-            let message = message_of(stored);
-            if let Some(conns) = self.subscribers.get(&user) {
-                for &conn in conns {
-                    out.pushes.push((conn, message.clone()));
-                }
-                self.counters.messages_pushed += conns.len() as u64;
-            }
-        }
-        if let Some(m) = self.cluster.pushed.get_mut(&user) {
+    /// Raises `user`'s push mark to `newest`, if the user is bound here.
+    pub fn advance(&mut self, user: UserId, newest: MessageId) {
+        if let Some(m) = self.pushed.get_mut(&user) {
             *m = (*m).max(newest);
-        }
-        // Ids told beyond the page: read on.
-        let last = page.last().map_or(MessageId::MAX, |m| m.id);
-        let beyond: Vec<MessageId> = ids.iter().copied().filter(|&id| id > last).collect();
-        if !beyond.is_empty() {
-            self.read_to_push(user, last, beyond, out);
-        }
-        // More above a full resync page: read on.
-        if ids.is_empty() && page.len() >= RESYNC_PAGE && mark.is_some() {
-            self.read_to_push(user, newest, Vec::new(), out);
-        }
-        if any {
-            for waiter in self.waiters.take_user(user) {
-                let poll = waiter.poll;
-                if let Some(reply) = self.read_or_wait(waiter.ticket, user, poll, now, out) {
-                    out.replies.push((waiter.ticket, reply));
-                }
-            }
         }
     }
 }

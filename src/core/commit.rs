@@ -50,20 +50,23 @@ impl Core {
                         password_hash: hash.into(),
                         tokens_valid_from: 0,
                     };
-                    self.throttle.registered(&username, charge.addr(), now);
-                    self.open_ops.push(WriteOp::CreateUser {
+                    self.logins
+                        .throttle
+                        .registered(&username, charge.addr(), now);
+                    self.writes.push(WriteOp::CreateUser {
                         id: account.id,
                         identity: account.identity,
                         username: account.username.clone(),
                         password_hash: account.password_hash.clone(),
                         created: now,
                     });
-                    self.after_commit(AfterCommit::Registered { ticket, account });
+                    self.writes
+                        .after_commit(AfterCommit::Registered { ticket, account });
                 }
                 Err(e) => {
                     log::error!("hashing a password failed: {e}");
                     self.accounts.release(&username);
-                    self.throttle.register_failed(charge);
+                    self.logins.throttle.register_failed(charge);
                     let failure = Failure::new(ErrorCode::Internal, "could not hash the password");
                     out.replies.push((ticket, Reply::Error(failure)));
                 }
@@ -85,7 +88,7 @@ impl Core {
                     // hash back, which still verifies and is upgraded again.
                     let hash: Arc<str> = hash.into();
                     self.accounts.set_password_hash(user.id, hash.clone());
-                    self.open_ops.push(WriteOp::SetPasswordHash {
+                    self.writes.push(WriteOp::SetPasswordHash {
                         id: user.id,
                         password_hash: hash,
                     });
@@ -110,12 +113,7 @@ impl Core {
         let mut removed = done.removed.iter();
         let mut final_ids = super::assigned::FinalIds::new(&done.assigned);
         let renumber = !final_ids.is_empty();
-        while self
-            .awaiting
-            .front()
-            .is_some_and(|(seq, _)| *seq <= done.seq)
-        {
-            let (_, then) = self.awaiting.pop_front().expect("front exists");
+        while let Some(then) = self.writes.next_done(done.seq) {
             let then = match renumber {
                 false => then,
                 true => match self.with_final_ids(then, &mut final_ids, out) {
@@ -294,35 +292,25 @@ impl Core {
         out: &mut Outbox,
     ) {
         match revoke {
-            Revoke::One { token, expires } => self.revocations.revoke(token, expires, user),
+            Revoke::One { token, expires } => {
+                self.sessions.revocations.revoke(token, expires, user)
+            }
             Revoke::All { from } => {
                 // The moment covers every token revoked one by one.
-                self.revocations.forget_user(user);
+                self.sessions.revocations.forget_user(user);
                 // The account (cached, or read later from the store) says
                 // so from now on; this run's tokens are checked against the
                 // moment here too until they have all expired.
                 let keep_until = from.saturating_add(self.settings.token_ttl_ms);
-                self.revocations.void_before(user, from, keep_until);
+                self.sessions
+                    .revocations
+                    .void_before(user, from, keep_until);
                 self.accounts.void_tokens_before(user, from);
             }
         }
         // Long-polls started by a revoked token end now, `unauthorized`.
         self.refuse_polls(user, PollsOf::of(revoke), out);
-        let Some(conns) = self.subscribers.get(&user) else {
-            return;
-        };
-        let revoked: Vec<ConnId> = conns
-            .iter()
-            .copied()
-            .filter(|conn| {
-                let binding = self.sessions.get(conn).copied().flatten();
-                match revoke {
-                    Revoke::One { token, .. } => binding.is_some_and(|b| b.token == token),
-                    Revoke::All { .. } => true,
-                }
-            })
-            .collect();
-        for conn in revoked {
+        for conn in self.sessions.bound_by(user, revoke) {
             let event = (Some(conn) != asking).then_some(SessionEvent::Revoked);
             self.unbind(conn, event, out);
         }
@@ -336,7 +324,7 @@ impl Core {
         let to = message.to_id;
         let mut pushed = false;
         self.counters.messages_stored += 1;
-        if let Some(conns) = self.subscribers.get(&to) {
+        if let Some(conns) = self.sessions.subscribers(to) {
             for &conn in conns {
                 out.pushes.push((conn, message.clone()));
                 pushed = true;

@@ -68,11 +68,11 @@ impl Core {
         }
         let before = now.saturating_sub(ttl);
         if self.settings.on_demand {
-            self.open_ops.push(WriteOp::Expire {
+            self.writes.push(WriteOp::Expire {
                 before,
                 limit: STEP,
             });
-            self.expiry.in_flight = Some(self.open_seq);
+            self.expiry.in_flight = Some(self.writes.open_seq());
             return;
         }
         let mut taken = 0;
@@ -100,10 +100,7 @@ impl Core {
         if done.result.is_ok() {
             for r in &done.expired {
                 let (user, upto) = (r.user, r.upto);
-                if !self.mailboxes.is_known(user)
-                    && (self.read_keys.contains_key(&self.mailbox_read(user, true))
-                        || self.read_keys.contains_key(&self.mailbox_read(user, false)))
-                {
+                if !self.mailboxes.is_known(user) && self.reads.is_mailbox_asked(user) {
                     self.expiry.stale.insert(user, ());
                 }
                 let t = Taken {

@@ -208,7 +208,11 @@ fn past_its_share_of_revocations_a_logout_ends_every_session() {
             other => panic!("{other:?}"),
         }
         let expected = if capped { 0 } else { conn - 9 };
-        assert_eq!(b.core.revocations.len(), expected, "one by one, then none");
+        assert_eq!(
+            b.core.sessions.revocations.len(),
+            expected,
+            "one by one, then none"
+        );
     }
     b.core.open_session(13);
     failure(b.auth_with(13, &kept), ErrorCode::Unauthorized, "revoked");

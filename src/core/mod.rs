@@ -4,10 +4,33 @@
 //! [`Outbox`], plus effects: password jobs, pushes, and writes that the
 //! server hands to the store once per loop turn. The core never touches
 //! sockets, JSON, HTTP, SQLite or the clock.
+//!
+//! [`Core`] is a thin dispatcher over owners, each a struct that keeps its
+//! own state and invariants and is unit-tested alone:
+//!
+//! | owner | file | keeps |
+//! | --- | --- | --- |
+//! | `Sessions` | `sessions/` | line connections, bindings and their expiry, who gets pushes, revoked tokens (`sessions/revocations.rs`) |
+//! | `Accounts` | `accounts.rs` | the account cache, names being registered, pins |
+//! | `Logins` | `logins/` | the login throttle (`logins/login_throttle.rs`), the password queue (`logins/password_queue.rs`) and the requests waiting on it |
+//! | `Mailboxes` | `mailbox.rs`, `mailbox/` | every mailbox, the per-sender figures (`mailbox/senders.rs`), the age index for expiry |
+//! | `ClientIds` | `client_ids.rs` | the `client_id`s each sender used |
+//! | `Expiry` | `expiry.rs` | `--message-ttl`'s steps |
+//! | `Waiters` | `waiters.rs` | long-polls |
+//! | `Reads` | `reads.rs` | reads in flight and the calls parked on them |
+//! | `Writes` | `writes.rs` | this turn's batch and the requests waiting on a commit |
+//! | `Cluster` | `cluster.rs` | presence and push marks when nodes share PostgreSQL |
+//!
+//! What a request does is in `commands/` (one file per family). What one
+//! event means for several owners is carried out in the glue files:
+//! `binding.rs` (a connection bound or unbound), `answers.rs` (a read
+//! answered), `commit.rs` (a password job or a batch done), `remote.rs`
+//! (another node's change), `expiry.rs` (a step of `--message-ttl`).
 
 mod accounts;
+mod answers;
 mod assigned;
-mod bucket;
+mod binding;
 mod client_ids;
 mod cluster;
 mod commands;
@@ -17,331 +40,91 @@ mod commit_failure_tests;
 pub mod counters;
 mod expiry;
 pub mod help;
-mod keyed_buckets;
-mod login_throttle;
-#[cfg(test)]
-mod login_throttle_tests;
+mod logins;
 mod mailbox;
-mod name_lookups;
-mod password_queue;
+mod outbox;
 mod passwords;
 mod poll_tokens;
 mod reads;
-mod revocations;
-mod senders;
+mod remote;
+mod sessions;
+mod settings;
 pub mod stats;
 #[cfg(test)]
 mod tests;
-mod throttle_table;
 mod waiters;
+mod writes;
 
 pub use accounts::check_username;
-pub use login_throttle::ThrottleSettings;
+pub use logins::login_throttle::ThrottleSettings;
+pub use outbox::{Handled, Outbox, Ticket};
+pub use sessions::{Binding, SessionEvent};
+pub use settings::CoreSettings;
 
-use crate::error::{ErrorCode, Failure};
-use crate::hasher::{HashJob, JobId};
-use crate::idhash::IdMap;
 use crate::log_limit::LogLimit;
 use crate::message::{Message, Parties};
-use crate::request::{CommandKind, Reply};
-use crate::store::{Batch, Snapshot, WriteOp};
-use crate::token::{TokenId, TokenKey};
-use crate::{ConnId, MessageId, Millis, UserId};
+use crate::request::Reply;
+use crate::store::{Batch, Snapshot};
+use crate::token::TokenKey;
+use crate::{ConnId, MessageId, Millis};
+// The core's tests name users through `super::*`.
+#[cfg(test)]
+use crate::UserId;
 use accounts::{Account, Accounts};
 use client_ids::{ClientIds, FirstSend};
-use login_throttle::{LoginCharge, LoginThrottle, RegisterCharge};
+use logins::password_queue::QueueLimits;
+use logins::{HashWait, Logins};
 use mailbox::Mailboxes;
-use password_queue::{PasswordQueue, QueueLimits};
-use revocations::Revocations;
-use std::collections::{BTreeSet, VecDeque};
+use reads::Reads;
+use sessions::{Revoke, Sessions};
 use std::net::IpAddr;
 use std::sync::Arc;
 use waiters::Waiters;
-
-/// Where a reply goes: a connection and the request's sequence number there.
-/// Sequence numbers are unique for the server's lifetime, so a reply for a
-/// connection that closed (and whose id was reused) is recognised and dropped.
-#[derive(Clone, Copy, Debug)]
-pub struct Ticket {
-    pub conn: ConnId,
-    pub seq: u64,
-    /// The command, set by [`Core::handle`], so its reply can be counted.
-    pub kind: CommandKind,
-}
-
-/// A ticket is its connection and sequence number; the kind rides along.
-impl PartialEq for Ticket {
-    fn eq(&self, other: &Ticket) -> bool {
-        (self.conn, self.seq) == (other.conn, other.seq)
-    }
-}
-
-impl Eq for Ticket {}
-
-impl std::hash::Hash for Ticket {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self.conn, self.seq).hash(state);
-    }
-}
-
-impl Ticket {
-    pub fn new(conn: ConnId, seq: u64) -> Ticket {
-        Ticket {
-            conn,
-            seq,
-            kind: CommandKind::Unparsed,
-        }
-    }
-}
-
-/// What [`Core::handle`] did with a request.
-#[derive(Debug)]
-pub enum Handled {
-    /// The reply, now.
-    Now(Reply),
-    /// The reply comes later through the [`Outbox`] (after a password job,
-    /// a commit or a long-poll). `barrier` says the connection must not run
-    /// its next request until then, because that request may depend on this
-    /// one (a LOGIN binds the connection; an ACK changes what SYNC returns).
-    Later { barrier: bool },
-}
-
-/// Effects of the core for the server to carry out.
-#[derive(Default)]
-pub struct Outbox {
-    /// Replies to requests that were answered `Later`.
-    pub replies: Vec<(Ticket, Reply)>,
-    /// Messages to write to connections as push events.
-    pub pushes: Vec<(ConnId, Arc<Message>)>,
-    /// Work for the password workers.
-    pub hash_jobs: Vec<HashJob>,
-    /// Questions for the store (answers come to [`Core::on_read`]).
-    pub reads: Vec<crate::store::Read>,
-    /// Events for line connections that are no longer bound.
-    pub events: Vec<(ConnId, SessionEvent)>,
-}
-
-/// Why a bound line connection was unbound (a push event; the connection
-/// stays open and may AUTH or LOGIN again).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SessionEvent {
-    /// Its token was revoked (LOGOUT elsewhere).
-    Revoked,
-    /// Its token expired.
-    Expired,
-}
-
-impl SessionEvent {
-    /// The event's name on the wire: `{"event":"<name>"}`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SessionEvent::Revoked => "revoked",
-            SessionEvent::Expired => "expired",
-        }
-    }
-}
-
-/// What a bound line connection is bound by: the user, and the token
-/// (LOGIN's, or the one given to AUTH), so revoking or expiring that token
-/// reaches it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Binding {
-    pub user: UserId,
-    pub token: TokenId,
-    pub expires: Millis,
-}
-
-/// What a LOGOUT takes back.
-#[derive(Clone, Copy, Debug)]
-enum Revoke {
-    /// One token, remembered until it expires.
-    One { token: TokenId, expires: Millis },
-    /// Every token of the account issued before `from`.
-    All { from: Millis },
-}
-
-/// Settings the core needs from the configuration (see `config.rs` for
-/// what each budget means and its flag).
-#[derive(Clone, Debug)]
-pub struct CoreSettings {
-    pub token_ttl_ms: Millis,
-    pub mailbox_limit: usize,
-    pub mailbox_bytes: usize,
-    pub pending_bytes: usize,
-    pub client_ids_per_sender: usize,
-    pub waiters_per_user: usize,
-    pub conns_per_user: usize,
-    /// Password jobs: worker threads, most waiting in all, most waiting
-    /// from one peer address.
-    pub hash_workers: usize,
-    pub hash_queue: usize,
-    pub hash_queue_per_address: usize,
-    /// LOGIN and REGISTER throttling.
-    pub throttle: ThrottleSettings,
-    /// Whether the store keeps what RAM does not hold (SQLite): then
-    /// accounts are a cache of `account_cache`, and a mailbox holds at most
-    /// a window of `mailbox_window` messages and `mailbox_window_bytes`.
-    /// Without (`--memory`), everything stays in RAM.
-    pub on_demand: bool,
-    pub account_cache: usize,
-    pub mailbox_window: usize,
-    pub mailbox_window_bytes: usize,
-    /// Whether other nodes share the store (PostgreSQL): see `cluster`.
-    pub cluster: bool,
-    /// Bytes in custody one sender may hold across all receivers.
-    pub pending_bytes_per_sender: usize,
-    /// Unacknowledged messages older than this leave custody (`None`: never).
-    pub message_ttl_ms: Option<Millis>,
-    /// Tokens of one account revoked one by one at most; past it a LOGOUT
-    /// ends all the account's sessions.
-    pub revocations_per_account: usize,
-}
-
-impl Default for CoreSettings {
-    /// The defaults of the flags.
-    fn default() -> CoreSettings {
-        let c = crate::config::Config::default();
-        CoreSettings {
-            token_ttl_ms: c.token_ttl.as_millis() as Millis,
-            mailbox_limit: c.mailbox_limit,
-            mailbox_bytes: c.mailbox_bytes,
-            pending_bytes: c.pending_bytes,
-            client_ids_per_sender: c.client_ids_per_sender,
-            waiters_per_user: c.waiters_per_user,
-            conns_per_user: c.conns_per_user,
-            hash_workers: c.hash_threads,
-            hash_queue: c.hash_queue,
-            hash_queue_per_address: c.hash_queue_per_address,
-            throttle: ThrottleSettings::of(&c),
-            on_demand: false,
-            account_cache: c.account_cache,
-            mailbox_window: c.mailbox_window,
-            mailbox_window_bytes: c.mailbox_window_bytes,
-            cluster: false,
-            pending_bytes_per_sender: c.pending_bytes_per_sender,
-            message_ttl_ms: c.message_ttl.map(|t| t.as_millis() as Millis),
-            revocations_per_account: c.revocations_per_account,
-        }
-    }
-}
-
-/// A request waiting for a password job.
-enum HashWait {
-    Register {
-        ticket: Ticket,
-        username: Box<str>,
-        charge: RegisterCharge,
-    },
-    Login {
-        ticket: Ticket,
-        /// The account the name found (kept here: the cache may drop it
-        /// while the hash runs).
-        account: Option<Account>,
-        charge: LoginCharge,
-    },
-}
-
-/// What to do once the batch holding a request's writes has committed.
-enum AfterCommit {
-    Registered {
-        ticket: Ticket,
-        account: Account,
-    },
-    Sent {
-        ticket: Ticket,
-        message: Arc<Message>,
-    },
-    /// A repeated `client_id` whose first SEND was still being committed.
-    Duplicate {
-        ticket: Ticket,
-        first: FirstSend,
-        /// Where the first one is remembered: its id there is the stored
-        /// one once it commits (the store may renumber it).
-        sender: UserId,
-        client_id: Box<str>,
-    },
-    Acked {
-        ticket: Ticket,
-        user: UserId,
-        upto: MessageId,
-        /// A SYNC with `after` continues with its read once the ack is stored.
-        then_sync: Option<waiters::Poll>,
-    },
-    LoggedOut {
-        ticket: Ticket,
-        user: UserId,
-        revoke: Revoke,
-        /// A LOGOUT of one token that ended all the account's sessions:
-        /// `--revocations-per-account` were revoked already.
-        capped: bool,
-    },
-}
+use writes::{AfterCommit, Writes};
 
 /// How often `client_id`s older than a day are forgotten (in steps of
 /// [`client_ids::PRUNE_BATCH`], one per millisecond while more are due).
 const PRUNE_EVERY_MS: Millis = 60_000;
 
-/// How often the throttle tables are walked for idle entries (in steps of
-/// `throttle_table::PRUNE_STEP` per table, one per millisecond while a
-/// walk is under way).
-const THROTTLE_PRUNE_EVERY_MS: Millis = 10_000;
-
+/// The dispatcher: it holds the owners and runs each request through
+/// them. Each owner keeps its own state and invariants; what one change
+/// means for several owners is carried out here and in the glue files
+/// (`binding.rs`, `answers.rs`, `commit.rs`, `remote.rs`, `expiry.rs`).
 pub struct Core {
     settings: CoreSettings,
+    /// Seals and opens tokens.
     key: TokenKey,
+    /// The account cache, names being registered, accounts pinned.
     accounts: Accounts,
+    /// Throttles, password jobs, failed logins.
+    logins: Logins,
+    /// Line connections, their bindings, who gets pushes, revoked tokens.
+    sessions: Sessions,
+    /// Every user's mailbox, and each sender's bytes in custody.
     mailboxes: Mailboxes,
-    waiters: Waiters,
+    /// The `client_id`s each sender used (a repeated SEND is answered
+    /// with the first one's id).
     client_ids: ClientIds,
-    /// Connections that can be bound to a user (line protocol), and by
-    /// which token.
-    sessions: IdMap<ConnId, Option<Binding>>,
-    /// Bound connections by their token's expiry, to tell them when it
-    /// expires (one entry per bound connection).
-    binding_expiry: BTreeSet<(Millis, ConnId)>,
-    /// Tokens revoked by LOGOUT.
-    revocations: Revocations,
+    /// `--message-ttl`: what expires next, and when the next step is due.
+    expiry: expiry::Expiry,
+    /// Long-polls.
+    waiters: Waiters,
+    /// Reads in flight and the calls parked on them.
+    reads: Reads,
+    /// This turn's writes, and the requests waiting on a commit.
+    writes: Writes,
     /// Other nodes on the same store, if any.
     cluster: cluster::Cluster,
-    /// Bound connections by user: who gets pushes.
-    subscribers: IdMap<UserId, Vec<ConnId>>,
-    /// Connections whose client stopped sending: their SYNCs do not wait.
-    input_closed: IdMap<ConnId, ()>,
-    /// Requests waiting for a password job, queued or running.
-    hashing: IdMap<JobId, HashWait>,
-    passwords: PasswordQueue,
-    /// Failed LOGINs and REGISTERs per username and address.
-    throttle: LoginThrottle,
-    /// When the throttle tables are next pruned a step.
-    next_throttle_prune: Millis,
-    next_job: JobId,
-    /// LOGIN of an unknown user verifies against this, so it takes as long
-    /// as a wrong password and the two cannot be told apart.
-    dummy_hash: Arc<str>,
-    /// Writes collected this turn, and the sequence number they will commit as.
-    open_ops: Vec<WriteOp>,
-    open_seq: u64,
-    awaiting: VecDeque<(u64, AfterCommit)>,
+    /// The highest message id issued (or stored) so far.
     last_message_id: MessageId,
+    /// When `client_id`s and revoked tokens are next pruned a step.
     next_prune: Millis,
-    /// Reads in flight, what each asked and who waits for it; the same
-    /// question is asked once at a time.
-    reads: IdMap<u64, (crate::store::ReadOp, reads::Waiting)>,
-    read_keys: std::collections::HashMap<crate::store::ReadOp, u64>,
-    next_read: u64,
-    /// While calls run again after a read that found nothing: that read.
-    absent: Option<crate::store::ReadOp>,
     /// What the last stats line said, to log only changes.
     last_stats: stats::CoreStats,
     /// What the core has done, for metrics.
     pub counters: counters::Counters,
     /// Warnings for refusals at a limit, by its flag, each rate-limited.
     limit_warnings: std::collections::BTreeMap<String, LogLimit>,
-    /// Failed LOGINs are logged at info, rate-limited (a guessing attack
-    /// must not flood the log).
-    failed_logins: LogLimit,
-    /// `--message-ttl`: what expires next, and when the next step is due.
-    expiry: expiry::Expiry,
 }
 
 /// How often a refusal at one limit, or a failed login, is logged at most.
@@ -349,11 +132,17 @@ const LIMIT_WARNING_EVERY_MS: Millis = 10_000;
 
 impl Core {
     pub fn new(settings: CoreSettings, key: TokenKey, dummy_hash: Arc<str>) -> Core {
-        let passwords = PasswordQueue::new(QueueLimits {
+        let limits = QueueLimits {
             total: settings.hash_queue,
             per_address: settings.hash_queue_per_address,
             workers: settings.hash_workers,
-        });
+        };
+        let logins = Logins::new(
+            limits,
+            settings.throttle,
+            dummy_hash,
+            LIMIT_WARNING_EVERY_MS,
+        );
         let (accounts, mut mailboxes) = if settings.on_demand {
             let window = mailbox::Window {
                 messages: settings.mailbox_window,
@@ -377,32 +166,17 @@ impl Core {
             key,
             accounts,
             mailboxes,
-            reads: IdMap::default(),
-            read_keys: std::collections::HashMap::new(),
-            next_read: 0,
-            absent: None,
+            reads: Reads::new(settings.mailbox_window, settings.mailbox_window_bytes),
             waiters: Waiters::default(),
             client_ids: ClientIds::new(settings.client_ids_per_sender),
-            sessions: IdMap::default(),
-            binding_expiry: BTreeSet::new(),
-            revocations: Revocations::default(),
-            subscribers: IdMap::default(),
-            input_closed: IdMap::default(),
-            hashing: IdMap::default(),
-            passwords,
-            throttle: LoginThrottle::new(settings.throttle),
-            next_throttle_prune: 0,
-            next_job: 0,
-            dummy_hash,
-            open_ops: Vec::new(),
-            open_seq: 1,
-            awaiting: VecDeque::new(),
+            sessions: Sessions::default(),
+            logins,
+            writes: Writes::default(),
             last_message_id: 0,
             next_prune: 0,
             last_stats: stats::CoreStats::default(),
             counters: counters::Counters::default(),
             limit_warnings: std::collections::BTreeMap::new(),
-            failed_logins: LogLimit::new(LIMIT_WARNING_EVERY_MS),
             expiry: expiry::Expiry::default(),
             settings,
         }
@@ -454,7 +228,7 @@ impl Core {
             self.mailboxes.add_sender_bytes(sender, bytes);
         }
         for (token, expires, user) in snapshot.revoked_tokens {
-            self.revocations.revoke(token, expires, user);
+            self.sessions.revocations.revoke(token, expires, user);
         }
         for (name, holder) in &snapshot.name_clashes {
             log::warn!(
@@ -478,156 +252,14 @@ impl Core {
 
     /// A connection (line or HTTP) was accepted from `peer`.
     pub fn open_connection(&mut self, conn: ConnId, peer: IpAddr) {
-        self.passwords.open(conn, peer);
+        self.logins.open(conn, peer);
     }
 
     /// `conn`'s client is `peer` from now on: a trusted proxy named it
     /// (PROXY header, or `X-Forwarded-For` for one HTTP request). The
     /// login throttle and the password queue count it there.
     pub fn set_address(&mut self, conn: ConnId, peer: IpAddr) {
-        self.passwords.set_address(conn, peer);
-    }
-
-    /// A line-protocol connection opened: LOGIN/AUTH may bind it.
-    pub fn open_session(&mut self, conn: ConnId) {
-        self.sessions.insert(conn, None);
-    }
-
-    /// A connection closed (line or HTTP; the server calls this for every
-    /// one): it gets no more pushes, its long-poll is dropped, and its
-    /// password jobs are dropped (nobody reads their replies).
-    pub fn close_session(&mut self, conn: ConnId) {
-        if let Some(Some(binding)) = self.sessions.remove(&conn) {
-            self.unsubscribe(conn, binding);
-        }
-        self.waiters.remove_conn(conn);
-        self.input_closed.remove(&conn);
-        self.drop_password_jobs(conn);
-    }
-
-    /// The client closed its sending side but the connection still owes it
-    /// replies: work that only it waits for is settled now (its long-poll
-    /// answered, password jobs not yet started cancelled), so the
-    /// connection can finish and close.
-    pub fn peer_closed(&mut self, conn: ConnId, now: Millis, out: &mut Outbox) {
-        self.stop_waiting(conn, now, out);
-        // Password jobs not yet started.
-        self.cancel_waiting_password_jobs(conn, out);
-    }
-
-    /// Long-polls of `conn` get their normal empty reply: the one waiting
-    /// now at once, later ones (still buffered) without waiting.
-    fn stop_waiting(&mut self, conn: ConnId, _now: Millis, out: &mut Outbox) {
-        self.input_closed.insert(conn, ());
-        if let Some(waiter) = self.waiters.remove_conn(conn) {
-            out.replies
-                .push((waiter.ticket, Reply::Messages(Vec::new())));
-        }
-    }
-
-    /// Whether `conn` may be bound to `user`: not past `--conns-per-user`.
-    /// (Connections that cannot be bound, HTTP's, and one bound to that
-    /// user already, always may.)
-    fn check_bind(&self, conn: ConnId, user: UserId) -> Result<(), Failure> {
-        match self.sessions.get(&conn) {
-            Some(bound) if bound.map(|b| b.user) != Some(user) => {}
-            _ => return Ok(()),
-        }
-        let limit = self.settings.conns_per_user;
-        if self.subscribers.get(&user).map_or(0, Vec::len) >= limit {
-            return Err(Failure::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "{limit} connections are logged in as this user, the limit (--conns-per-user); close one first"
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn bind(&mut self, conn: ConnId, binding: Binding) {
-        let Some(bound) = self.sessions.get_mut(&conn) else {
-            return; // HTTP requests are not bound to a connection
-        };
-        let previous = bound.replace(binding);
-        match previous {
-            Some(old) if old.user == binding.user => {
-                self.binding_expiry.remove(&(old.expires, conn));
-            }
-            Some(old) => {
-                self.unsubscribe(conn, old);
-                self.subscribe(conn, binding.user);
-            }
-            None => self.subscribe(conn, binding.user),
-        }
-        self.binding_expiry.insert((binding.expires, conn));
-        // A logged-in user's account stays cached, and their mailbox in
-        // RAM, so what is sent to them is pushed without reading the store.
-        self.accounts.pin(binding.user, true);
-        self.mailboxes.set_active(binding.user, true);
-    }
-
-    /// After a bind: the user's mailbox figures are read if not known
-    /// (SENDs to them wait for it), and their head filled.
-    fn warm_up(&mut self, user: UserId, out: &mut Outbox) {
-        if self.mailboxes.is_known(user) {
-            self.fill(user, out);
-        } else {
-            self.prefetch_mailbox(user, out);
-        }
-    }
-
-    /// Unbinds a connection (its token was revoked or expired): it gets
-    /// `event` if one is given, no more pushes, and its long-poll ends
-    /// with the normal empty reply.
-    fn unbind(&mut self, conn: ConnId, event: Option<SessionEvent>, out: &mut Outbox) {
-        let Some(Some(binding)) = self.sessions.get_mut(&conn).map(Option::take) else {
-            return;
-        };
-        self.unsubscribe(conn, binding);
-        if let Some(waiter) = self.waiters.remove_conn(conn) {
-            out.replies
-                .push((waiter.ticket, Reply::Messages(Vec::new())));
-        }
-        if let Some(event) = event {
-            out.events.push((conn, event));
-        }
-    }
-
-    /// Tells bound connections whose token expired, and unbinds them.
-    fn expire_bindings(&mut self, now: Millis, out: &mut Outbox) {
-        while let Some(&(expires, conn)) = self.binding_expiry.first() {
-            if expires > now {
-                return;
-            }
-            let current = self.sessions.get(&conn).copied().flatten();
-            if current.is_some_and(|b| b.expires == expires) {
-                self.unbind(conn, Some(SessionEvent::Expired), out);
-            }
-            self.binding_expiry.remove(&(expires, conn));
-        }
-    }
-
-    fn subscribe(&mut self, conn: ConnId, user: UserId) {
-        let conns = self.subscribers.entry(user).or_default();
-        if conns.is_empty() {
-            self.cluster.bound(user);
-        }
-        conns.push(conn);
-    }
-
-    fn unsubscribe(&mut self, conn: ConnId, binding: Binding) {
-        self.binding_expiry.remove(&(binding.expires, conn));
-        let user = binding.user;
-        if let Some(conns) = self.subscribers.get_mut(&user) {
-            conns.retain(|&c| c != conn);
-            if conns.is_empty() {
-                self.subscribers.remove(&user);
-                self.cluster.unbound(user);
-                self.accounts.pin(user, false);
-                self.mailboxes.set_active(user, false);
-            }
-        }
+        self.logins.set_address(conn, peer);
     }
 
     /// Counts a reply, and warns (at most every few seconds per limit)
@@ -654,11 +286,6 @@ impl Core {
         }
     }
 
-    /// The user a connection is bound to, if any.
-    pub fn session_user(&self, conn: ConnId) -> Option<UserId> {
-        self.sessions.get(&conn).copied().flatten().map(|b| b.user)
-    }
-
     /// Unacknowledged messages held in all mailboxes.
     pub fn pending_messages(&self) -> usize {
         self.mailboxes.total()
@@ -679,7 +306,7 @@ impl Core {
         self.expire_bindings(now, out);
         if now >= self.next_prune {
             // A bounded step each time; soon again while more are due.
-            let more_revoked = self.revocations.prune(now);
+            let more_revoked = self.sessions.revocations.prune(now);
             if self.client_ids.prune(now) || more_revoked {
                 self.next_prune = now + 1;
             } else {
@@ -688,10 +315,7 @@ impl Core {
             }
         }
         self.expire_step(now, out);
-        if now >= self.next_throttle_prune {
-            let more = self.throttle.prune(now);
-            self.next_throttle_prune = now + if more { 1 } else { THROTTLE_PRUNE_EVERY_MS };
-        }
+        self.logins.prune(now);
     }
 
     /// Logs the core's figures once a minute, when they changed.
@@ -717,8 +341,8 @@ impl Core {
 
     /// Whether no password check or commit is in progress.
     pub fn is_idle(&self) -> bool {
-        self.hashing.is_empty()
-            && self.awaiting.is_empty()
+        self.logins.waiting_requests() == 0
+            && self.writes.is_idle()
             && self.reads.is_empty()
             && !self.has_open_writes()
     }
@@ -729,42 +353,25 @@ impl Core {
             .next_deadline()
             .unwrap_or(Millis::MAX)
             .min(self.next_prune)
-            .min(self.next_throttle_prune)
+            .min(self.logins.next_deadline())
             .min(match self.settings.message_ttl_ms {
                 Some(_) => self.expiry.next_deadline(),
                 None => Millis::MAX,
             })
-            .min(
-                self.binding_expiry
-                    .first()
-                    .map_or(Millis::MAX, |&(at, _)| at),
-            )
+            .min(self.sessions.next_deadline())
     }
 
     /// Whether writes (or requests waiting on a commit) are collected but
     /// not yet taken as a batch.
     pub fn has_open_writes(&self) -> bool {
-        !self.open_ops.is_empty()
-            || self
-                .awaiting
-                .back()
-                .is_some_and(|(seq, _)| *seq == self.open_seq)
+        self.writes.has_open()
     }
 
     /// The writes collected since the last call, as a batch for the store.
     /// Returns `None` when no request waits on a commit.
     pub fn take_batch(&mut self) -> Option<Batch> {
-        if !self.has_open_writes() {
-            return None;
-        }
-        let batch = Batch {
-            seq: self.open_seq,
-            ops: std::mem::take(&mut self.open_ops),
-            last_message_id: self.last_message_id,
-            client_ids_per_sender: self.settings.client_ids_per_sender,
-        };
-        self.open_seq += 1;
-        Some(batch)
+        let per_sender = self.settings.client_ids_per_sender;
+        self.writes.take(self.last_message_id, per_sender)
     }
 
     /// The mailbox caps SENDs are checked against.
@@ -780,14 +387,5 @@ impl Core {
             },
             pending_bytes: self.settings.pending_bytes,
         }
-    }
-
-    fn new_job(&mut self) -> JobId {
-        self.next_job += 1;
-        self.next_job
-    }
-
-    fn after_commit(&mut self, then: AfterCommit) {
-        self.awaiting.push_back((self.open_seq, then));
     }
 }

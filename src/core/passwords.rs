@@ -1,47 +1,23 @@
 //! Password jobs seen from the core: LOGIN and REGISTER queue their argon2
-//! work in the fair [`PasswordQueue`], jobs go to the workers only as
-//! workers become idle, and a job whose connection has gone is dropped
-//! before it is hashed.
+//! work in the fair password queue (kept by the logins owner, `logins.rs`),
+//! jobs go to the workers only as workers become idle, and a job whose
+//! connection has gone is dropped before it is hashed; what it held (a
+//! name reserved in the account cache) is given back here.
 
-use super::password_queue::Refusal;
-use super::{Core, HashWait, Outbox, Ticket};
+use super::logins::HashWait;
+use super::{Core, Outbox};
 use crate::error::{ErrorCode, Failure};
 use crate::hasher::{HashJob, JobId};
 use crate::request::Reply;
 use crate::ConnId;
 
-impl HashWait {
-    pub(super) fn ticket(&self) -> Ticket {
-        match self {
-            HashWait::Register { ticket, .. } | HashWait::Login { ticket, .. } => *ticket,
-        }
-    }
-}
-
 impl Core {
-    /// Whether a password job of `conn` may be queued now; the refusal
-    /// names the limit it reached.
+    /// Whether a password job of `conn` may be queued now.
     pub(super) fn check_password_room(&self, conn: ConnId) -> Result<(), Failure> {
-        let limits = self.passwords.limits();
-        self.passwords.check_room(conn).map_err(|refusal| {
-            let message = match refusal {
-                Refusal::AddressFull => format!(
-                    "too many password checks are queued from your address \
-                     (--hash-queue-per-address {}); try again in a moment",
-                    limits.per_address
-                ),
-                Refusal::Full => format!(
-                    "too many password checks are queued (--hash-queue {}); \
-                     try again in a moment",
-                    limits.total
-                ),
-            };
-            Failure::new(ErrorCode::RateLimited, message)
-        })
+        self.logins.check_room(conn)
     }
 
-    /// Queues a password job ([`check_password_room`](Self::check_password_room)
-    /// said yes) and hands it to a worker if one is idle.
+    /// Queues a password job and hands it to a worker if one is idle.
     pub(super) fn queue_password_job(
         &mut self,
         wait: HashWait,
@@ -49,37 +25,20 @@ impl Core {
         work: HashJob,
         out: &mut Outbox,
     ) {
-        self.passwords.push(wait.ticket().conn, job, work);
-        self.hashing.insert(job, wait);
-        self.release_password_jobs(out);
+        self.logins.queue(wait, job, work, out);
     }
 
-    /// Hands waiting jobs to the workers, as many as are idle.
-    pub(super) fn release_password_jobs(&mut self, out: &mut Outbox) {
-        while let Some((_, work)) = self.passwords.next() {
-            out.hash_jobs.push(work);
-        }
-    }
-
-    /// A worker finished `job`: it frees its worker for the next job, and
-    /// returns what waited for it (`None` if its connection has gone).
+    /// A worker finished `job`: what waited for it (`None` if its
+    /// connection has gone).
     pub(super) fn password_job_done(&mut self, job: JobId, out: &mut Outbox) -> Option<HashWait> {
-        let wait = self.hashing.remove(&job);
-        self.passwords
-            .finished(job, wait.as_ref().map(|w| w.ticket().conn));
-        self.release_password_jobs(out);
-        wait
+        self.logins.job_done(job, out)
     }
 
     /// The connection closed: its jobs are forgotten (nobody reads their
-    /// replies). Waiting ones never run; a running one finishes and is
-    /// ignored, so its result cannot bind a later connection that gets the
-    /// same id.
+    /// replies), and what they held is given back.
     pub(super) fn drop_password_jobs(&mut self, conn: ConnId) {
-        for job in self.passwords.close(conn) {
-            if let Some(wait) = self.hashing.remove(&job) {
-                self.abandon(wait);
-            }
+        for wait in self.logins.close(conn) {
+            self.abandon(wait);
         }
     }
 
@@ -87,16 +46,14 @@ impl Core {
     /// answered `unavailable` at once, so the connection can finish and
     /// close without waiting for hashes nobody will act on.
     pub(super) fn cancel_waiting_password_jobs(&mut self, conn: ConnId, out: &mut Outbox) {
-        for job in self.passwords.cancel_waiting(conn) {
-            if let Some(wait) = self.hashing.remove(&job) {
-                let ticket = wait.ticket();
-                self.abandon(wait);
-                let failure = Failure::new(
-                    ErrorCode::Unavailable,
-                    "the connection closed before the password was checked",
-                );
-                out.replies.push((ticket, Reply::Error(failure)));
-            }
+        for wait in self.logins.cancel_waiting(conn) {
+            let ticket = wait.ticket();
+            self.abandon(wait);
+            let failure = Failure::new(
+                ErrorCode::Unavailable,
+                "the connection closed before the password was checked",
+            );
+            out.replies.push((ticket, Reply::Error(failure)));
         }
     }
 
@@ -107,19 +64,19 @@ impl Core {
         } = wait
         {
             self.accounts.release(&username);
-            self.throttle.register_failed(charge);
+            self.logins.throttle.register_failed(charge);
         }
     }
 
     /// Password jobs waiting for a worker, and running.
     pub fn password_jobs(&self) -> (usize, usize) {
-        (self.passwords.waiting(), self.passwords.running())
+        self.logins.jobs()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CoreSettings, Handled};
+    use super::super::{CoreSettings, Handled, Ticket};
     use super::*;
     use crate::hasher::HashDone;
     use crate::request::{Call, Request};

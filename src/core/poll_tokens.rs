@@ -82,7 +82,7 @@ impl Core {
     /// account on this node or another reaches the waiters directly).
     pub(super) fn poll_token_holds(&self, token: &OpenedToken, now: Millis) -> bool {
         now < token.expires
-            && !self.revocations.is_revoked(token)
+            && !self.sessions.revocations.is_revoked(token)
             && self
                 .accounts
                 .get(token.user)

@@ -1,4 +1,4 @@
-//! Requests that wait for the store. A command that needs what RAM does
+//! The reads owner: requests that wait for the store. A command that needs what RAM does
 //! not hold (an account not in the cache, a mailbox's figures, a page of
 //! messages beyond a mailbox's head) stops with [`Stop::Need`]; the call is
 //! kept, the read goes to the store, and the connection runs nothing else
@@ -7,14 +7,19 @@
 //! kept calls run again from the start, as if they had just arrived.
 //! Reads of the same thing are asked once; everyone waiting for it runs
 //! again when it comes.
+//!
+//! [`Reads`] keeps the reads in flight and the parked calls; `answers.rs`
+//! is the dispatcher's side, which puts an answer into the other owners'
+//! caches and runs the parked calls again.
 
-use super::accounts::Account;
-use super::{Core, Outbox, Ticket};
+use super::{Outbox, Ticket};
 use crate::error::{ErrorCode, Failure};
+use crate::idhash::IdMap;
 use crate::message::{Message, Parties};
 use crate::request::{Call, Reply};
-use crate::store::{Read, ReadAnswer, ReadDone, ReadOp, StoredMessage};
-use crate::{Millis, UserId};
+use crate::store::{Read, ReadOp, StoredMessage};
+use crate::UserId;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Why a command did not finish now.
@@ -48,7 +53,7 @@ pub(super) enum Waiting {
 }
 
 /// The reply to a request whose read failed.
-fn unavailable() -> Reply {
+pub(super) fn unavailable() -> Reply {
     Reply::Error(Failure::new(
         ErrorCode::Unavailable,
         "the server could not read its store; try again",
@@ -72,176 +77,177 @@ pub(super) fn message_of(m: &StoredMessage) -> Arc<Message> {
     ))
 }
 
-impl Core {
+/// The reads in flight, what each asked and who waits for it; the same
+/// question is asked once at a time.
+pub(super) struct Reads {
+    asked: IdMap<u64, (ReadOp, Waiting)>,
+    /// The read asking each question whose callers are parked on it.
+    keys: HashMap<ReadOp, u64>,
+    next: u64,
+    /// While calls run again after a read that found nothing: that read.
+    absent: Option<ReadOp>,
+    /// A mailbox's head read with its figures: most messages and bytes
+    /// (`--mailbox-window`, `--mailbox-window-bytes`).
+    window: (usize, usize),
+}
+
+impl Reads {
+    pub fn new(window_messages: usize, window_bytes: usize) -> Reads {
+        Reads {
+            asked: IdMap::default(),
+            keys: HashMap::new(),
+            next: 0,
+            absent: None,
+            window: (window_messages.max(1), window_bytes.max(1)),
+        }
+    }
+
     /// Keeps `call` until `op` is answered (asking for it unless it is
     /// asked already).
-    pub(super) fn park(
-        &mut self,
-        ticket: Ticket,
-        call: Call<'static>,
-        op: ReadOp,
-        out: &mut Outbox,
-    ) {
+    pub fn park(&mut self, ticket: Ticket, call: Call<'static>, op: ReadOp, out: &mut Outbox) {
         // Whoever needs a mailbox's figures waits for a read of them with
         // its head as well, if one is asked.
         let op = match op {
-            ReadOp::Mailbox(user)
-                if self.read_keys.contains_key(&self.mailbox_read(user, true)) =>
-            {
+            ReadOp::Mailbox(user) if self.keys.contains_key(&self.mailbox_read(user, true)) => {
                 self.mailbox_read(user, true)
             }
             op => op,
         };
-        if let Some(id) = self.read_keys.get(&op) {
-            if let Some((_, Waiting::Calls(calls))) = self.reads.get_mut(id) {
+        if let Some(id) = self.keys.get(&op) {
+            if let Some((_, Waiting::Calls(calls))) = self.asked.get_mut(id) {
                 calls.push((ticket, call));
                 return;
             }
         }
-        let id = self.submit_read(op.clone(), Waiting::Calls(vec![(ticket, call)]), out);
-        self.read_keys.insert(op, id);
+        let id = self.submit(op.clone(), Waiting::Calls(vec![(ticket, call)]), out);
+        self.keys.insert(op, id);
     }
 
     /// Asks for `op` unless it is asked already, with nobody waiting: the
     /// answer only fills a cache.
-    pub(super) fn prefetch(&mut self, op: ReadOp, out: &mut Outbox) {
-        if !self.read_keys.contains_key(&op) {
-            let id = self.submit_read(op.clone(), Waiting::Calls(Vec::new()), out);
-            self.read_keys.insert(op, id);
+    pub fn prefetch(&mut self, op: ReadOp, out: &mut Outbox) {
+        if !self.keys.contains_key(&op) {
+            let id = self.submit(op.clone(), Waiting::Calls(Vec::new()), out);
+            self.keys.insert(op, id);
         }
     }
 
-    pub(super) fn submit_read(&mut self, op: ReadOp, waiting: Waiting, out: &mut Outbox) -> u64 {
-        self.next_read += 1;
-        let id = self.next_read;
+    /// Asks for `op` for `waiting`, whether or not it is asked already.
+    pub fn submit(&mut self, op: ReadOp, waiting: Waiting, out: &mut Outbox) -> u64 {
+        self.next += 1;
+        let id = self.next;
         out.reads.push(Read { id, op: op.clone() });
-        self.reads.insert(id, (op, waiting));
+        self.asked.insert(id, (op, waiting));
         id
     }
 
     /// The read of `user`'s mailbox figures: with its oldest messages for
     /// a user whose head RAM keeps (`head`), else the figures alone.
-    pub(super) fn mailbox_read(&self, user: UserId, head: bool) -> ReadOp {
+    pub fn mailbox_read(&self, user: UserId, head: bool) -> ReadOp {
         if !head {
             return ReadOp::Mailbox(user);
         }
         ReadOp::MailboxAndHead {
             user,
-            limit: self.settings.mailbox_window.max(1),
-            max_bytes: self.settings.mailbox_window_bytes.max(1),
+            limit: self.window.0,
+            max_bytes: self.window.1,
         }
     }
 
-    /// What a command that needs `user`'s mailbox figures waits for.
-    pub(super) fn need_mailbox(&self, user: UserId) -> Stop {
-        Stop::Need(self.mailbox_read(user, self.subscribers.contains_key(&user)))
-    }
-
-    /// Asks for `user`'s mailbox figures and oldest messages unless known
-    /// or asked already: at a LOGIN or AUTH, so the first SYNC finds them
-    /// in RAM.
-    pub(super) fn prefetch_mailbox(&mut self, user: UserId, out: &mut Outbox) {
-        if !self.mailboxes.is_known(user) {
-            self.prefetch(self.mailbox_read(user, true), out);
-        }
-    }
-
-    /// Asks for more of `user`'s messages if their head runs low.
-    pub(super) fn fill(&mut self, user: UserId, out: &mut Outbox) {
-        if let Some(op) = self.mailboxes.fill(user) {
-            self.submit_read(op, Waiting::Fill(user), out);
-        }
+    /// Whether callers are parked on a read of `user`'s mailbox figures.
+    pub fn is_mailbox_asked(&self, user: UserId) -> bool {
+        self.keys.contains_key(&self.mailbox_read(user, true))
+            || self.keys.contains_key(&self.mailbox_read(user, false))
     }
 
     /// Whether the store said, in the answer being handled, that `op`
     /// finds nothing.
-    pub(super) fn is_absent(&self, op: &ReadOp) -> bool {
+    pub fn is_absent(&self, op: &ReadOp) -> bool {
         self.absent.as_ref() == Some(op)
     }
 
-    /// The store answered a read.
-    pub fn on_read(&mut self, done: ReadDone, now: Millis, out: &mut Outbox) {
-        let Some((op, waiting)) = self.reads.remove(&done.id) else {
-            return;
-        };
-        match waiting {
-            Waiting::Calls(calls) => {
-                self.read_keys.remove(&op);
-                let answer = match done.answer {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        log::warn!("a read from the store failed: {e}");
-                        for (ticket, _) in calls {
-                            out.replies.push((ticket, unavailable()));
-                        }
-                        return;
-                    }
-                };
-                match answer {
-                    ReadAnswer::User(Some(user)) => self.accounts.insert(Account {
-                        id: user.id,
-                        identity: user.identity,
-                        username: user.username.into(),
-                        password_hash: user.password_hash.into(),
-                        tokens_valid_from: user.tokens_valid_from,
-                    }),
-                    ReadAnswer::User(None) => self.absent = Some(op.clone()),
-                    ReadAnswer::Mailbox { count, bytes, head } => {
-                        if let ReadOp::Mailbox(user) | ReadOp::MailboxAndHead { user, .. } = op {
-                            if self.expiry.take_stale(user) {
-                                // An expiry step took some of these meanwhile:
-                                // the calls below ask again.
-                                for (ticket, call) in calls {
-                                    if let super::Handled::Now(reply) =
-                                        self.run(ticket, call, now, out)
-                                    {
-                                        out.replies.push((ticket, reply));
-                                    }
-                                }
-                                return;
-                            }
-                            let active = self.subscribers.contains_key(&user);
-                            let head = head.iter().map(message_of).collect();
-                            self.mailboxes.load(user, count, bytes, active, head);
-                            self.fill(user, out);
-                        }
-                    }
-                    ReadAnswer::Page(_) => {}
-                }
-                for (ticket, call) in calls {
-                    if let super::Handled::Now(reply) = self.run(ticket, call, now, out) {
-                        out.replies.push((ticket, reply));
-                    }
-                }
-                self.absent = None;
-            }
-            Waiting::Sync { ticket, user, poll } => {
-                let page = match done.answer {
-                    Ok(ReadAnswer::Page(page)) => page,
-                    _ => return out.replies.push((ticket, unavailable())),
-                };
-                let floor = self.mailboxes.floor(user);
-                let messages = page
-                    .iter()
-                    .filter(|m| m.id > floor)
-                    .map(message_of)
-                    .collect();
-                if let Some(reply) = self.answer_sync(ticket, user, poll, messages, now, out) {
-                    out.replies.push((ticket, reply));
-                }
-            }
-            Waiting::Cluster(read) => self.on_cluster_read(read, done.answer, now, out),
-            Waiting::Fill(user) => {
-                let page = match done.answer {
-                    Ok(ReadAnswer::Page(page)) => Some(page.iter().map(message_of).collect()),
-                    _ => None,
-                };
-                let ok = page.is_some();
-                self.mailboxes.filled(user, page);
-                if ok {
-                    self.fill(user, out);
-                }
-            }
+    /// While the calls parked on `op` run again: it found nothing
+    /// (`Some`), or that is over (`None`).
+    pub fn set_absent(&mut self, op: Option<ReadOp>) {
+        self.absent = op;
+    }
+
+    /// The read `id` was answered: what it asked and who waits. Parked
+    /// calls take their question with them (a new caller asks again).
+    pub fn answered(&mut self, id: u64) -> Option<(ReadOp, Waiting)> {
+        let (op, waiting) = self.asked.remove(&id)?;
+        if let Waiting::Calls(_) = waiting {
+            self.keys.remove(&op);
         }
+        Some((op, waiting))
+    }
+
+    /// Whether no read is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.asked.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Request;
+
+    fn ops(out: &Outbox) -> Vec<ReadOp> {
+        out.reads.iter().map(|r| r.op.clone()).collect()
+    }
+
+    #[test]
+    fn the_same_question_is_asked_once_and_answers_everyone() {
+        let mut reads = Reads::new(10, 1000);
+        let mut out = Outbox::default();
+        let op = ReadOp::UserById(7);
+        reads.park(
+            Ticket::new(1, 1),
+            Call::new(Request::Ping),
+            op.clone(),
+            &mut out,
+        );
+        reads.park(
+            Ticket::new(2, 2),
+            Call::new(Request::Ping),
+            op.clone(),
+            &mut out,
+        );
+        reads.prefetch(op.clone(), &mut out);
+        assert_eq!(ops(&out), std::slice::from_ref(&op));
+        let (asked, waiting) = reads.answered(out.reads[0].id).expect("in flight");
+        assert_eq!(asked, op);
+        assert!(matches!(waiting, Waiting::Calls(ref calls) if calls.len() == 2));
+        assert!(reads.is_empty());
+        reads.prefetch(op.clone(), &mut out);
+        assert_eq!(out.reads.len(), 2, "asked again once answered");
+    }
+
+    #[test]
+    fn a_caller_needing_figures_joins_a_read_of_them_with_the_head() {
+        let mut reads = Reads::new(10, 1000);
+        let mut out = Outbox::default();
+        reads.prefetch(reads.mailbox_read(7, true), &mut out);
+        assert!(reads.is_mailbox_asked(7));
+        reads.park(
+            Ticket::new(1, 1),
+            Call::new(Request::Ping),
+            ReadOp::Mailbox(7),
+            &mut out,
+        );
+        assert_eq!(out.reads.len(), 1, "no second read");
+        assert!(!reads.is_mailbox_asked(8));
+    }
+
+    #[test]
+    fn a_read_for_a_fill_leaves_no_question_behind() {
+        let mut reads = Reads::new(10, 1000);
+        let mut out = Outbox::default();
+        let op = ReadOp::Mailbox(7);
+        let id = reads.submit(op.clone(), Waiting::Fill(7), &mut out);
+        assert!(reads.answered(id).is_some());
+        assert!(reads.answered(id).is_none(), "answered once");
+        assert!(reads.is_empty());
     }
 }

@@ -38,10 +38,12 @@ pub struct CoreStats {
 
 impl Core {
     /// The senders holding the most unacknowledged bytes (reservations
-    /// included), largest first, at most [`super::senders::TOP_HOLDERS`];
+    /// included), largest first, at most [`super::mailbox::senders::TOP_HOLDERS`];
     /// read from an ordered index, not a walk of every sender.
     pub fn top_senders(&self) -> Vec<(crate::UserId, usize)> {
-        self.mailboxes.senders().top(super::senders::TOP_HOLDERS)
+        self.mailboxes
+            .senders()
+            .top(super::mailbox::senders::TOP_HOLDERS)
     }
 
     /// Senders with any bytes in custody.
@@ -52,18 +54,18 @@ impl Core {
     pub fn stats(&self) -> CoreStats {
         CoreStats {
             accounts: self.accounts.len(),
-            line_sessions: self.sessions.len(),
-            users_online: self.subscribers.len(),
+            line_sessions: self.sessions.len().0,
+            users_online: self.sessions.len().1,
             pending_messages: self.mailboxes.total(),
             resident_messages: self.mailboxes.resident(),
             pending_bytes: self.mailboxes.pending_bytes(),
             waiters: self.waiters.len(),
             client_ids: self.client_ids.len(),
             client_id_queue: self.client_ids.queued(),
-            revoked_tokens: self.revocations.len(),
-            password_jobs: self.hashing.len(),
+            revoked_tokens: self.sessions.revocations.len(),
+            password_jobs: self.logins.waiting_requests(),
             throttle_entries: {
-                let (names, logins, registers) = self.throttle.len();
+                let (names, logins, registers) = self.logins.throttle.len();
                 names + logins + registers
             },
         }

@@ -4,7 +4,7 @@
 //! global pool (`--pending-bytes`) and starve every other sender.
 //!
 //! The figure of a message is its cost as its mailbox counts it
-//! ([`super::mailbox::cost`]), taken when its SEND reserves room and given
+//! ([`super::cost`]), taken when its SEND reserves room and given
 //! back when its reservation is released, or when it leaves custody (ACK
 //! or `--message-ttl`). It is kept for every sender that has any, whether
 //! or not the sender's account or the receiver's mailbox is in RAM: an ACK

@@ -6,27 +6,28 @@
 //! the name does not exist (ordinary messaging is not slowed), and is
 //! refused while the address has none left, found or not, so the refusal
 //! says nothing about the name. REGISTER's `conflict` is charged to the
-//! registration budget instead (see `commands.rs`).
+//! registration budget instead (see `commands/accounts.rs`).
 
-use super::accounts::check_username;
-use super::commands::{no_such_user, wait_text};
-use super::reads::Stop;
-use super::{Core, Handled, Ticket};
+use super::{no_such_user, wait_text};
+use crate::core::accounts::check_username;
+use crate::core::reads::Stop;
+use crate::core::{Core, Handled, Ticket};
 use crate::error::Failure;
 use crate::request::Reply;
 use crate::{Millis, UserId};
 
 impl Core {
     /// LOOKUP: the user named `username`, charged to the caller's address.
-    pub(super) fn lookup(
+    pub(in crate::core) fn lookup(
         &mut self,
         ticket: Ticket,
         username: &str,
         now: Millis,
     ) -> Result<Handled, Stop> {
         check_username(username)?;
-        let peer = self.passwords.address_of(ticket.conn);
+        let peer = self.logins.address_of(ticket.conn);
         let taken = self
+            .logins
             .throttle
             .admit_lookup(peer, now)
             .map_err(|wait| self.lookups_refused(wait))?;
@@ -35,7 +36,7 @@ impl Core {
             Ok(None) => Err(no_such_user(username).into()),
             Err(stop) => {
                 // It runs again once the account is read, and is charged then.
-                self.throttle.lookup_not_done(taken);
+                self.logins.throttle.lookup_not_done(taken);
                 Err(stop)
             }
         }
@@ -43,27 +44,27 @@ impl Core {
 
     /// A SEND's recipient named `name`: refused while the caller's address
     /// has no lookup left; a name that does not exist takes one.
-    pub(super) fn recipient_by_name(
+    pub(in crate::core) fn recipient_by_name(
         &mut self,
         ticket: Ticket,
         name: &str,
         now: Millis,
     ) -> Result<UserId, Stop> {
-        let peer = self.passwords.address_of(ticket.conn);
-        if let Some(wait) = self.throttle.lookup_wait(peer, now) {
+        let peer = self.logins.address_of(ticket.conn);
+        if let Some(wait) = self.logins.throttle.lookup_wait(peer, now) {
             return Err(self.lookups_refused(wait).into());
         }
         match self.account_by_name(name)? {
             Some(account) => Ok(account.id),
             None => {
-                let _ = self.throttle.admit_lookup(peer, now);
+                let _ = self.logins.throttle.admit_lookup(peer, now);
                 Err(no_such_user(name).into())
             }
         }
     }
 
     fn lookups_refused(&self, retry_after_ms: u64) -> Failure {
-        let per_minute = self.throttle.settings().lookups_per_address_minute;
+        let per_minute = self.logins.throttle.settings().lookups_per_address_minute;
         Failure::retry_after(
             format!(
                 "too many name lookups from your address: at most {per_minute} a minute \
