@@ -1,0 +1,410 @@
+//! The server's settings: `Config`, the one struct the rest of the crate
+//! reads, made from the flag table (`flags.rs`, `budgets.rs`: each setting
+//! declared once with its `GOTALK_*` variable, default and help), the value
+//! parsers (`values.rs`) and the checks across flags (`checks.rs`). The
+//! limits that are not flags are in `limits.rs`. No I/O happens here: a
+//! host name is resolved by the caller's resolver (`main.rs`).
+
+mod budgets;
+pub mod checks;
+pub mod flags;
+pub mod limits;
+pub mod values;
+
+pub use checks::ConfigError;
+pub use flags::{Cli, Flags, GenCertArgs, Sub};
+pub use values::HostPort;
+
+use crate::tls::gen_cert::GenCert;
+use clap::{CommandFactory, FromArgMatches};
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default of `--disk-reserve`: bytes set aside so ACK works on a full disk.
+pub const DEFAULT_DISK_RESERVE: u64 = 8 << 20;
+
+/// Everything the server needs to know to start; no I/O happens here.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address the one port (line protocol and HTTP) listens on.
+    pub listen: SocketAddr,
+    /// Names (lowercase, no port) an HTTP request's `Host` may carry
+    /// besides the ones the listen address implies (`--http-host`).
+    pub http_hosts: Vec<String>,
+    /// Directory of the durable state.
+    pub data_dir: PathBuf,
+    /// Keep nothing on disk.
+    pub memory: bool,
+    /// Keep the durable state in this PostgreSQL database instead of the
+    /// SQLite file in `data_dir` (`--postgres URL`).
+    pub postgres: Option<String>,
+    /// This node's name among the nodes sharing one PostgreSQL database
+    /// (`--node-id NAME`); generated and logged at start when not given.
+    pub node_id: Option<String>,
+    /// Bytes of disk set aside in the data directory (`gotalk.reserve`)
+    /// and released when the disk fills, so ACKs can still free space.
+    pub disk_reserve: u64,
+    /// Where the token key lives; default `<data>/secret.key`.
+    pub key_file: Option<PathBuf>,
+    /// How long a LOGIN token stays valid.
+    pub token_ttl: Duration,
+    /// Longest request line (line protocol) in bytes, newline excluded.
+    pub max_line: usize,
+    /// Output queued for one connection past which it is closed as a slow
+    /// consumer (its messages stay in the mailbox).
+    pub max_output: usize,
+    /// Unacknowledged messages one mailbox may hold before SEND to it is
+    /// refused with `rate_limited`.
+    pub mailbox_limit: usize,
+    /// Bytes of unacknowledged messages (as stored: their JSON) one mailbox
+    /// may hold, SENDs in flight included, before SEND to it is refused.
+    pub mailbox_bytes: usize,
+    /// Bytes of unacknowledged messages held in memory across all mailboxes,
+    /// SENDs in flight included, before any SEND is refused.
+    pub pending_bytes: usize,
+    /// `client_id`s remembered per sender (the newest ones; each for at most
+    /// 24 hours).
+    pub client_ids_per_sender: usize,
+    /// Accounts held in RAM (a cache; logged-in users' accounts are always
+    /// held besides), and idle mailboxes whose figures are kept.
+    pub account_cache: usize,
+    /// Most messages, and bytes, of an active user's mailbox held in RAM;
+    /// the rest is read from the store in id order as it drains.
+    pub mailbox_window: usize,
+    pub mailbox_window_bytes: usize,
+    /// Long-polls (SYNC with `wait_ms`) waiting at once for one user.
+    pub waiters_per_user: usize,
+    /// Line connections bound to one user at once (by LOGIN or AUTH).
+    pub conns_per_user: usize,
+    /// Password-hashing worker threads.
+    pub hash_threads: usize,
+    /// Password checks (LOGIN, REGISTER) waiting for a worker, from all
+    /// addresses together; past it they are refused with `rate_limited`.
+    pub hash_queue: usize,
+    /// Password checks waiting from one peer address (IPv6: one /64);
+    /// addresses take turns, so one cannot hold up the others.
+    pub hash_queue_per_address: usize,
+    /// Failed LOGINs one username takes a minute from addresses that have
+    /// not logged in to it lately (and each that has, on its own), after
+    /// `login_failure_burst` at once; more are `rate_limited`.
+    pub login_failures_per_minute: u64,
+    /// Failed LOGINs a username (twice as many for an address) takes at
+    /// once before the per-minute rates apply.
+    pub login_failure_burst: u64,
+    /// Failed LOGINs one peer address (IPv6: one /64) makes a minute,
+    /// whatever usernames it tries.
+    pub login_failures_per_address_minute: u64,
+    /// REGISTERs one peer address makes an hour (that many at once).
+    pub registers_per_address_hour: u64,
+    /// Entries each throttle table (usernames, login addresses, register
+    /// addresses) holds at most.
+    pub throttle_entries: usize,
+    /// Name→id lookups (LOOKUP, `/getuseridbyname`, a SEND to a name
+    /// that does not exist) one peer address (IPv6: one /64) makes a
+    /// minute, that many at once; more are `rate_limited`.
+    pub lookups_per_address_minute: u64,
+    /// LOGINs of one username an hour that an address which has not tried
+    /// it before gets of its own once the username's shared bucket is
+    /// empty (that many at once), so guesses from many addresses cannot
+    /// lock the owner out of a new address. 0: none (the shared bucket
+    /// alone; the owner may then be locked out of new addresses).
+    pub login_tries_per_new_address_hour: u64,
+    /// Most simultaneous connections; more are accepted, told why, and
+    /// closed. 0 means "derive it from the open-file limit".
+    pub max_connections: usize,
+    /// Most simultaneous connections from one peer address.
+    pub max_connections_per_address: usize,
+    /// Output queued for all connections together past which the ones
+    /// holding the most unread output are closed.
+    pub max_output_total: usize,
+    /// A line connection must log in (LOGIN or AUTH) within this; a new
+    /// connection must say which door it speaks within it too.
+    pub login_timeout: Duration,
+    /// An HTTP request (and a first line still being sniffed) must arrive
+    /// whole within this from its first byte.
+    pub request_timeout: Duration,
+    /// An HTTP connection with no request in progress is closed after this.
+    pub http_idle_timeout: Duration,
+    /// Log level name for `log` (error, warn, info, debug, trace).
+    pub log_level: log::LevelFilter,
+    /// Plain lines or JSON objects.
+    pub log_format: crate::logging::LogFormat,
+    /// Where the metrics listener serves `GET /stats`; off when `None`.
+    pub metrics: Option<SocketAddr>,
+    /// How long a graceful shutdown may take before the rest is cut off.
+    pub shutdown_timeout: Duration,
+    /// The certificate chain (PEM) that turns TLS on, with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Take plain connections even with TLS on, and listen on a public
+    /// address without TLS (a TLS-terminating proxy in front).
+    pub allow_plaintext: bool,
+    /// A TLS handshake must finish within this from the connection's start.
+    pub tls_handshake_timeout: Duration,
+    /// Peers whose PROXY header (and, for HTTP, `X-Forwarded-For`) name
+    /// the client that every budget, throttle and log line then uses.
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
+    /// A trusted peer must open with a PROXY header.
+    pub proxy_protocol: bool,
+    /// TLS handshakes each client address may start per second (0: no
+    /// limit), and how many at once past that rate.
+    pub tls_handshakes_per_address_second: u64,
+    pub tls_handshake_burst: u64,
+    /// Bytes of unacknowledged messages one sender may have in custody
+    /// across all receivers, SENDs in flight included, before its SENDs are
+    /// refused (so one account cannot fill `pending_bytes` for everyone).
+    pub pending_bytes_per_sender: usize,
+    /// Unacknowledged messages older than this leave custody unread;
+    /// `None`: they wait for their ACK however long it takes.
+    pub message_ttl: Option<Duration>,
+    /// Tokens one account may have revoked one by one (LOGOUT) at once,
+    /// each remembered until it would have expired; a LOGOUT past it ends
+    /// every session of the account instead (as `LOGOUT all` does).
+    pub revocations_per_account: usize,
+    /// Successful LOGINs one account takes a minute (that many at once);
+    /// more are `rate_limited`.
+    pub logins_per_account_minute: u64,
+}
+
+impl Default for Config {
+    /// The defaults of the flag table (no variable read, nothing resolved).
+    fn default() -> Config {
+        let command = command().mut_args(|a| a.env(None::<&str>));
+        let matches = command
+            .try_get_matches_from(["gotalk"])
+            .expect("the defaults parse");
+        let flags = Flags::from_arg_matches(&matches).expect("the defaults parse");
+        flags
+            .into_config(Purpose::Server, &|_| {
+                unreachable!("the default listen address is literal")
+            })
+            .expect("the defaults pass the checks")
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    Run(Box<Flags>),
+    /// `gotalk rotate-key [--data DIR | --key-file PATH] [--token-ttl S]`:
+    /// add a new current token key to the key file, keeping the old ones.
+    RotateKey(Box<Flags>),
+    /// `gotalk gen-cert`: make a self-signed certificate and key.
+    GenCert(GenCert),
+}
+
+/// What the settings are for: the server checks more than `rotate-key`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Server,
+    RotateKey,
+}
+
+/// Resolves a `NAME:PORT` to its addresses (`main.rs` asks the system).
+pub type Resolver<'a> = &'a dyn Fn(&str) -> std::io::Result<Vec<SocketAddr>>;
+
+/// The command line as clap parses it, with each flag's default and
+/// variable shown in `--help` the same way: `(default N)` after its help
+/// and `[env: GOTALK_...]` (the variable's value is never shown: it may
+/// hold a password, as a `--postgres` URL can).
+pub fn command() -> clap::Command {
+    Cli::command()
+        .mut_args(show_default)
+        .mut_subcommand("rotate-key", |s| s.mut_args(show_default))
+        .mut_subcommand("gen-cert", |s| s.mut_args(show_default))
+}
+
+fn show_default(arg: clap::Arg) -> clap::Arg {
+    let defaults: Vec<String> = arg
+        .get_default_values()
+        .iter()
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect();
+    let arg = arg.hide_env_values(true);
+    let note = if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+        "(default off)".to_string()
+    } else if defaults.is_empty() {
+        return arg;
+    } else {
+        format!("(default {})", defaults.join(" "))
+    };
+    let help = match arg.get_help() {
+        Some(help) => format!("{help} {note}"),
+        None => note,
+    };
+    let arg = arg.help(help);
+    if arg.get_action().takes_values() {
+        arg.hide_default_value(true)
+    } else {
+        arg
+    }
+}
+
+/// The `--help` text.
+pub fn help_text() -> String {
+    command().render_long_help().to_string()
+}
+
+/// Parses the arguments, program name first. A usage error (an unknown or
+/// misspelt flag, a bad value), `--help` and `--version` come back as
+/// clap's error, which prints itself and exits with 2 (or 0).
+pub fn parse_args<I, T>(args: I) -> Result<Invocation, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = command().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    let given = |m: &clap::ArgMatches| flags::Given {
+        data: m.value_source("data_dir") != Some(clap::parser::ValueSource::DefaultValue),
+        pending_bytes_per_sender: m.value_source("pending_bytes_per_sender")
+            != Some(clap::parser::ValueSource::DefaultValue),
+    };
+    Ok(match cli.command {
+        None => Invocation::Run(Box::new(Flags {
+            given: given(&matches),
+            ..cli.flags
+        })),
+        Some(Sub::RotateKey(flags)) => {
+            let sub = matches.subcommand_matches("rotate-key").expect("matched");
+            Invocation::RotateKey(Box::new(Flags {
+                given: given(sub),
+                ..*flags
+            }))
+        }
+        Some(Sub::GenCert(args)) => Invocation::GenCert(GenCert {
+            hosts: if args.hosts.is_empty() {
+                crate::tls::gen_cert::DEFAULT_HOSTS
+                    .map(String::from)
+                    .to_vec()
+            } else {
+                args.hosts
+            },
+            dir: args.dir,
+            force: args.force,
+        }),
+    })
+}
+
+impl Flags {
+    /// The settings, with `--listen` and `--metrics` names resolved by
+    /// `resolve`, checked for `purpose`.
+    pub fn into_config(self, purpose: Purpose, resolve: Resolver) -> Result<Config, ConfigError> {
+        let Flags {
+            network: n,
+            storage: s,
+            limits: l,
+            throttles: t,
+            timeouts: w,
+            tls,
+            logging,
+            given,
+        } = self;
+        let per_sender = if given.pending_bytes_per_sender {
+            l.pending_bytes_per_sender
+        } else {
+            default_per_sender(l.pending_bytes_per_sender, l.pending_bytes)
+        };
+        let config = Config {
+            listen: address("--listen", &n.listen, resolve)?,
+            http_hosts: n.http_hosts,
+            data_dir: s.data_dir,
+            memory: s.memory,
+            postgres: s.postgres,
+            node_id: s.node_id,
+            disk_reserve: s.disk_reserve,
+            key_file: s.key_file,
+            token_ttl: s.token_ttl,
+            max_line: l.max_line,
+            max_output: l.max_output,
+            mailbox_limit: l.mailbox_limit,
+            mailbox_bytes: l.mailbox_bytes,
+            pending_bytes: l.pending_bytes,
+            client_ids_per_sender: l.client_ids_per_sender,
+            account_cache: l.account_cache,
+            mailbox_window: l.mailbox_window,
+            mailbox_window_bytes: l.mailbox_window_bytes,
+            waiters_per_user: l.waiters_per_user,
+            conns_per_user: l.conns_per_user,
+            hash_threads: t.hash_threads,
+            hash_queue: t.hash_queue,
+            hash_queue_per_address: t.hash_queue_per_address,
+            login_failures_per_minute: t.login_failures_per_minute,
+            login_failure_burst: t.login_failure_burst,
+            login_failures_per_address_minute: t.login_failures_per_address_minute,
+            registers_per_address_hour: t.registers_per_address_hour,
+            throttle_entries: t.throttle_entries,
+            lookups_per_address_minute: t.lookups_per_address_minute,
+            login_tries_per_new_address_hour: t.login_tries_per_new_address_hour,
+            max_connections: n.max_connections.unwrap_or(0),
+            max_connections_per_address: n.max_connections_per_address,
+            max_output_total: l.max_output_total,
+            login_timeout: w.login_timeout,
+            request_timeout: w.request_timeout,
+            http_idle_timeout: w.http_idle_timeout,
+            log_level: logging.log_level,
+            log_format: logging.log_format,
+            metrics: match &n.metrics {
+                Some(m) => Some(address("--metrics", m, resolve)?),
+                None => None,
+            },
+            shutdown_timeout: w.shutdown_timeout,
+            tls_cert: tls.tls_cert,
+            tls_key: tls.tls_key,
+            allow_plaintext: tls.allow_plaintext,
+            tls_handshake_timeout: tls.tls_handshake_timeout,
+            trusted_proxies: n.trusted_proxies.into_iter().flat_map(|l| l.0).collect(),
+            proxy_protocol: n.proxy_protocol,
+            tls_handshakes_per_address_second: tls.tls_handshakes_per_address_second,
+            tls_handshake_burst: tls.tls_handshake_burst,
+            pending_bytes_per_sender: per_sender,
+            message_ttl: s.message_ttl,
+            revocations_per_account: l.revocations_per_account,
+            logins_per_account_minute: t.logins_per_account_minute,
+        };
+        checks::storage(&config, given.data)?;
+        match purpose {
+            Purpose::RotateKey if config.memory => Err(ConfigError::RotateKeyInMemory),
+            Purpose::RotateKey => Ok(config),
+            Purpose::Server => checks::server(&config).map(|()| config),
+        }
+    }
+}
+
+/// An address, or the first one a name resolves to.
+fn address(
+    flag: &'static str,
+    at: &HostPort,
+    resolve: Resolver,
+) -> Result<SocketAddr, ConfigError> {
+    match at {
+        HostPort::Addr(addr) => Ok(*addr),
+        HostPort::Name(text) => resolve(text)
+            .map_err(|source| ConfigError::Resolve {
+                flag,
+                host: at.host(),
+                source,
+            })?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ConfigError::NoAddress {
+                flag,
+                host: at.host(),
+            }),
+    }
+}
+
+/// `--pending-bytes-per-sender` when not given: its default (8 MiB), or a
+/// 64th of the global pool if that is less (a pool lowered for a small
+/// machine still takes 64 senders to fill), but never under one largest
+/// message.
+fn default_per_sender(default: usize, pending_bytes: usize) -> usize {
+    let largest = 2 * limits::MAX_CONTENT_BYTES;
+    default.min(pending_bytes / 64).max(largest)
+}
+
+#[cfg(test)]
+mod tests;
