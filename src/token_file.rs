@@ -15,7 +15,8 @@
 //! for any account). New files are written to a temporary file created
 //! exclusively with mode 0600, synced, then renamed into place.
 
-use crate::token::{parse_hex, push_hex, random_key, KeyId};
+use crate::token::keys::{parse_hex, push_hex, random_key, KeyId};
+use crate::token::TokenKey;
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
@@ -33,6 +34,14 @@ pub struct FileKey {
 const HEADER: &str =
     "# gotalk token keys: <key id> <key, 64 hex digits> <unix seconds it became current>\n\
      # The first key seals new tokens; the others still open the tokens they sealed.\n";
+
+/// Reads the key file (or creates it with one random key) into the ring
+/// that seals and opens tokens.
+pub fn load_key(path: &Path) -> io::Result<TokenKey> {
+    let keys = load_or_create(path)?;
+    let pairs: Vec<(KeyId, [u8; 32])> = keys.iter().map(|k| (k.kid, k.key)).collect();
+    Ok(TokenKey::from_ring(&pairs))
+}
 
 /// Reads the key file, or creates it with one random key (key id 0).
 pub fn load_or_create(path: &Path) -> io::Result<Vec<FileKey>> {
@@ -152,7 +161,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<FileKey>, String> {
             .ok_or_else(|| bad("the key id must be a whole number"))?;
         let key: [u8; 32] = words
             .next()
-            .and_then(parse_hex)
+            .and_then(|w| parse_hex(w, 32))
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| bad("the key must be 64 hex digits"))?;
         let since = match words.next() {
@@ -255,7 +264,6 @@ fn refuse_if_shared(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::TokenKey;
 
     const NOW: u64 = 1_764_160_000_000;
 
@@ -270,9 +278,9 @@ mod tests {
     fn key_file_is_created_private_and_reused() {
         let dir = scratch("key");
         let path = dir.join("secret.key");
-        let first = TokenKey::load_or_create(&path).unwrap();
+        let first = load_key(&path).unwrap();
         let token = first.seal(7, 9, NOW, NOW + 10);
-        let again = TokenKey::load_or_create(&path).unwrap();
+        let again = load_key(&path).unwrap();
         assert_eq!(again.open(&token, NOW).unwrap().user, 7);
         #[cfg(unix)]
         {
@@ -285,7 +293,7 @@ mod tests {
             "no temporary file is left"
         );
         fs::write(&path, b"short").unwrap();
-        assert!(TokenKey::load_or_create(&path).is_err());
+        assert!(load_key(&path).is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -308,14 +316,12 @@ mod tests {
                 since: None
             }]
         );
-        let token = TokenKey::load_or_create(&path)
-            .unwrap()
-            .seal(7, 9, NOW, NOW + 10);
+        let token = load_key(&path).unwrap().seal(7, 9, NOW, NOW + 10);
 
         let keys = rotate(&path).unwrap();
         assert_eq!(keys.iter().map(|k| k.kid).collect::<Vec<_>>(), [1, 0]);
         assert_eq!(load_or_create(&path).unwrap(), keys);
-        let ring = TokenKey::load_or_create(&path).unwrap();
+        let ring = load_key(&path).unwrap();
         assert_eq!(ring.current_kid(), 1);
         assert_eq!(ring.open(&token, NOW).unwrap().kid, 0);
         let keys = rotate(&path).unwrap();
