@@ -142,7 +142,9 @@ fn start(mut config: Config) -> Result<(), String> {
     }
     // Read before the port is bound: a bad file stops the start cleanly.
     let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(gotalk::tls::load::server_config(cert, key)?),
+        (Some(cert), Some(key)) => {
+            Some(gotalk::tls::load::server_config(cert, key).map_err(|e| e.to_string())?)
+        }
         _ => None,
     };
     let listener = std::net::TcpListener::bind(config.listen)

@@ -48,7 +48,7 @@ pub fn load_or_create(path: &Path) -> io::Result<Vec<FileKey>> {
     match fs::read(path) {
         Ok(bytes) => {
             refuse_if_shared(path)?;
-            parse(&bytes).map_err(|why| invalid(path, &why))
+            parse(&bytes).map_err(|why| invalid(path, &why.to_string()))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let keys = vec![FileKey {
@@ -71,7 +71,7 @@ pub fn rotate(path: &Path) -> io::Result<Vec<FileKey>> {
     let mut keys = match fs::read(path) {
         Ok(bytes) => {
             refuse_if_shared(path)?;
-            parse(&bytes).map_err(|why| invalid(path, &why))?
+            parse(&bytes).map_err(|why| invalid(path, &why.to_string()))?
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),
@@ -127,8 +127,31 @@ pub fn retirement_notes(keys: &[FileKey], ttl_secs: u64, now: u64) -> Vec<String
         .collect()
 }
 
+/// What is wrong with a key file's contents (the path is added by the
+/// caller's `io::Error`).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error(
+        "holds {0} bytes that are neither a 32-byte key nor lines of \
+         '<key id> <64 hex digits> [<unix seconds>]'"
+    )]
+    Neither(usize),
+    #[error("line {0}: the key id must be a whole number")]
+    KeyId(usize),
+    #[error("line {0}: the key must be 64 hex digits")]
+    Key(usize),
+    #[error("line {0}: the third field is unix seconds")]
+    Since(usize),
+    #[error("line {0}: more than three fields")]
+    Fields(usize),
+    #[error("line {0}: key id {1} appears twice")]
+    Twice(usize, KeyId),
+    #[error("holds no key")]
+    Empty,
+}
+
 /// Parses a key file: the old raw 32 bytes, or lines of the text format.
-pub fn parse(bytes: &[u8]) -> Result<Vec<FileKey>, String> {
+pub fn parse(bytes: &[u8]) -> Result<Vec<FileKey>, KeyFileError> {
     let text = match std::str::from_utf8(bytes) {
         Ok(text) if bytes.len() != 32 || text.trim_start().starts_with('#') => text,
         _ if bytes.len() == 32 => {
@@ -139,13 +162,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<FileKey>, String> {
                 since: None,
             }]);
         }
-        _ => {
-            return Err(format!(
-                "holds {} bytes that are neither a 32-byte key nor lines of \
-                 '<key id> <64 hex digits> [<unix seconds>]'",
-                bytes.len()
-            ))
-        }
+        _ => return Err(KeyFileError::Neither(bytes.len())),
     };
     let mut keys: Vec<FileKey> = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -153,34 +170,31 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<FileKey>, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = |what: &str| format!("line {}: {what}", n + 1);
+        let n = n + 1;
         let mut words = line.split_whitespace();
         let kid: KeyId = words
             .next()
             .and_then(|w| w.parse().ok())
-            .ok_or_else(|| bad("the key id must be a whole number"))?;
+            .ok_or(KeyFileError::KeyId(n))?;
         let key: [u8; 32] = words
             .next()
             .and_then(|w| parse_hex(w, 32))
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| bad("the key must be 64 hex digits"))?;
+            .ok_or(KeyFileError::Key(n))?;
         let since = match words.next() {
             None => None,
-            Some(w) => Some(
-                w.parse()
-                    .map_err(|_| bad("the third field is unix seconds"))?,
-            ),
+            Some(w) => Some(w.parse().map_err(|_| KeyFileError::Since(n))?),
         };
         if words.next().is_some() {
-            return Err(bad("more than three fields"));
+            return Err(KeyFileError::Fields(n));
         }
         if keys.iter().any(|k| k.kid == kid) {
-            return Err(bad(&format!("key id {kid} appears twice")));
+            return Err(KeyFileError::Twice(n, kid));
         }
         keys.push(FileKey { kid, key, since });
     }
     if keys.is_empty() {
-        return Err("holds no key".to_string());
+        return Err(KeyFileError::Empty);
     }
     Ok(keys)
 }
@@ -342,7 +356,7 @@ mod tests {
             (format!("0 {key} soon\n"), "unix seconds"),
             ("# only a comment\n".to_string(), "holds no key"),
         ] {
-            let err = parse(text.as_bytes()).unwrap_err();
+            let err = parse(text.as_bytes()).unwrap_err().to_string();
             assert!(err.contains(says), "{text:?}: {err}");
         }
         let keys = parse(format!("\n 3 {key} 17 \n0 {key}\n").as_bytes()).unwrap();
