@@ -28,6 +28,9 @@ pub const DEFAULT_DATA_DIR: &str = "./gotalk-data";
     after_help = "Every flag may also be set by its GOTALK_* variable (e.g. GOTALK_LISTEN); \
                   a flag on the command line wins over its variable. See docs/operating.md.",
     args_conflicts_with_subcommands = true,
+    // As before clap: a flag given twice takes its last value (a repeatable
+    // one, like --http-host, collects them all).
+    args_override_self = true,
     disable_help_subcommand = true,
     max_term_width = 100
 )]

@@ -213,8 +213,12 @@ pub type Resolver<'a> = &'a dyn Fn(&str) -> std::io::Result<Vec<SocketAddr>>;
 pub fn command() -> clap::Command {
     Cli::command()
         .mut_args(show_default)
-        .mut_subcommand("rotate-key", |s| s.mut_args(show_default))
-        .mut_subcommand("gen-cert", |s| s.mut_args(show_default))
+        .mut_subcommand("rotate-key", |s| {
+            s.mut_args(show_default).args_override_self(true)
+        })
+        .mut_subcommand("gen-cert", |s| {
+            s.mut_args(show_default).args_override_self(true)
+        })
 }
 
 fn show_default(arg: clap::Arg) -> clap::Arg {

@@ -504,3 +504,23 @@ fn a_misspelt_flag_is_a_usage_error_with_a_suggestion() {
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("--mailbox-bytes"), "{err}");
 }
+
+#[test]
+fn a_flag_given_twice_takes_its_last_value_and_lists_collect() {
+    let c = run(&[
+        "--memory",
+        "--memory",
+        "--max-line",
+        "100",
+        "--max-line=200",
+        "--trusted-proxies",
+        "10.0.0.0/8,",
+        "--trusted-proxies=127.0.0.1",
+    ])
+    .unwrap();
+    assert!(c.memory);
+    assert_eq!(c.max_line, 200);
+    assert_eq!(c.trusted_proxies.len(), 2);
+    let rotate = parse(&["rotate-key", "--token-ttl", "5", "--token-ttl", "6"]);
+    assert!(rotate.is_ok(), "{rotate:?}");
+}
