@@ -3,7 +3,7 @@
 //! would put passwords on the network in clear text. Each refusal says
 //! which flags to give instead; `main.rs` prints it and exits with 2.
 
-use super::Config;
+use super::settings::Config;
 use std::net::SocketAddr;
 
 /// Why the flags, each valid alone, cannot run together.

@@ -14,6 +14,8 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Default of `--disk-reserve`: bytes set aside so ACK works on a full disk.
+pub const DEFAULT_DISK_RESERVE: u64 = 8 << 20;
 /// Default of `--listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
 /// Default of `--data` (and of `gen-cert --data`).
@@ -170,7 +172,7 @@ pub struct Storage {
     /// Disk space set aside in DIR and released when the disk fills, so ACK
     /// still works; 0 for none
     #[arg(long, env = "GOTALK_DISK_RESERVE", value_name = "BYTES",
-          default_value_t = super::DEFAULT_DISK_RESERVE, value_parser = values::at_least::<0>)]
+          default_value_t = DEFAULT_DISK_RESERVE, value_parser = values::at_least::<0>)]
     pub disk_reserve: u64,
     /// Token key file: the current key and older ones (default
     /// DIR/secret.key; a fresh random key per run with --memory)

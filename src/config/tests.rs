@@ -4,6 +4,8 @@
 
 use super::*;
 use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Resolves `localhost` only, as the system would, without asking it.
 fn fake_resolve(text: &str) -> io::Result<Vec<SocketAddr>> {
