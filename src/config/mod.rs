@@ -1,10 +1,11 @@
-//! The server's settings: `Config`, the one struct the rest of the crate
-//! reads, made from the flag table (`flags.rs`, `budgets.rs`: each setting
-//! declared once with its `GOTALK_*` variable, default and help), the value
-//! parsers (`values.rs`) and the checks across flags (`checks.rs`);
-//! `Config` itself is in `settings.rs`. The
-//! limits that are not flags are in `limits.rs`. No I/O happens here: a
-//! host name is resolved by the caller's resolver (`main.rs`).
+//! The server's settings. `Config` (`settings.rs`) is the one struct the
+//! rest of the crate reads; this file makes it from the flag table
+//! (`flags.rs`, `budgets.rs`: each setting declared once with its flag,
+//! `GOTALK_*` variable, default and help), the value parsers (`values.rs`)
+//! and the checks across flags (`checks.rs`). The limits that are not
+//! flags are in `limits.rs`. No I/O happens here: a host name is resolved
+//! by the caller's resolver (`main.rs`), and the node-id rule, which is the
+//! store's, is checked there too.
 
 mod budgets;
 pub mod checks;
