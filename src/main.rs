@@ -1,7 +1,7 @@
 //! The `gotalk` program: reads flags and `GOTALK_*` variables (the table
-//! is `config::flags`), resolves the names in them, binds the port, opens the store and
-//! the token key, starts the helper threads and runs the event loop until
-//! a graceful stop. The port is bound first, so a start that fails for want
+//! is `config::flags`), resolves the names in them, binds the port, opens
+//! the store and the token key, starts the helper threads and runs the
+//! event loop until a graceful stop. The port is bound first, so a start that fails for want
 //! of it creates nothing on disk.
 
 use gotalk::config::{parse_args, Config, ConfigError, Flags, Invocation, Purpose};
