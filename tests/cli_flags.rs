@@ -114,3 +114,27 @@ fn help_names_each_flags_variable_and_version_exits_0() {
         format!("gotalk {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn a_node_id_outside_the_stores_rule_is_a_usage_error_before_any_connection() {
+    // Checked in main.rs by the store's rule, before the database is
+    // reached (nothing listens on port 1).
+    for bad in ["a b", "", "é"] {
+        let run = run_cli(
+            &[
+                "--postgres",
+                "postgres://gotalk@127.0.0.1:1/gotalk",
+                "--node-id",
+                bad,
+            ],
+            Duration::from_secs(20),
+        );
+        assert_eq!(run.status.and_then(|s| s.code()), Some(2), "{run:?}");
+        assert!(
+            run.stderr
+                .contains(&format!("--node-id '{bad}': use 1 to 40 letters")),
+            "{}",
+            run.stderr
+        );
+    }
+}
