@@ -12,22 +12,31 @@ pub struct Cidr {
     prefix: u8,
 }
 
+/// Why a block was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BadCidr {
+    #[error("'{0}' is not an address block like 10.0.0.0/8")]
+    Address(String),
+    #[error("'{0}': the prefix must be 0 to {1}")]
+    Prefix(String, u8),
+}
+
 impl Cidr {
     /// Parses `ADDR/PREFIX` or a single `ADDR`.
-    pub fn parse(text: &str) -> Result<Cidr, String> {
+    pub fn parse(text: &str) -> Result<Cidr, BadCidr> {
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
         let net: IpAddr = addr
             .parse()
-            .map_err(|_| format!("'{text}' is not an address block like 10.0.0.0/8"))?;
+            .map_err(|_| BadCidr::Address(text.to_string()))?;
         let max = if net.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
             Some(p) => match p.parse::<u8>() {
                 Ok(n) if n <= max && !p.starts_with('+') => n,
-                _ => return Err(format!("'{text}': the prefix must be 0 to {max}")),
+                _ => return Err(BadCidr::Prefix(text.to_string(), max)),
             },
         };
         Ok(Cidr {

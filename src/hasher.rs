@@ -38,7 +38,7 @@ pub enum HashJob {
 pub enum HashDone {
     Hashed {
         job: JobId,
-        hash: Result<String, String>,
+        hash: Result<String, HashError>,
     },
     Verified {
         job: JobId,
@@ -83,13 +83,18 @@ pub fn needs_rehash(hash: &str) -> bool {
         })
 }
 
+/// Why a password could not be hashed (argon2's own reason).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HashError(argon2::password_hash::Error);
+
 /// Hashes a password into a PHC string (`$argon2id$v=19$...`).
-pub fn hash_password(password: &str) -> Result<String, String> {
+pub fn hash_password(password: &str) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut OsRng);
     argon2()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(HashError)
 }
 
 /// Whether `password` matches the PHC string `hash` (with the parameters

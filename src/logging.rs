@@ -15,15 +15,14 @@ pub enum LogFormat {
 }
 
 /// Installs the logger; says why not if one cannot be installed.
-pub fn init(format: LogFormat, level: LevelFilter) -> Result<(), String> {
+pub fn init(format: LogFormat, level: LevelFilter) -> Result<(), log::SetLoggerError> {
     match format {
         LogFormat::Text => simple_logger::SimpleLogger::new()
             .with_level(level)
             .with_utc_timestamps()
-            .init()
-            .map_err(|e| e.to_string()),
+            .init(),
         LogFormat::Json => {
-            log::set_boxed_logger(Box::new(JsonLogger { level })).map_err(|e| e.to_string())?;
+            log::set_boxed_logger(Box::new(JsonLogger { level }))?;
             log::set_max_level(level);
             Ok(())
         }

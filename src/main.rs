@@ -1,9 +1,10 @@
-//! The `gotalk` program: reads flags, binds the port, opens the store and
-//! the token key, starts the helper threads and runs the event loop until
-//! a graceful stop. The port is bound first, so a start that fails for want
+//! The `gotalk` program: reads flags and `GOTALK_*` variables (the table
+//! is `config::flags`), resolves the names in them, binds the port, opens
+//! the store and the token key, starts the helper threads and runs the
+//! event loop until a graceful stop. The port is bound first, so a start that fails for want
 //! of it creates nothing on disk.
 
-use gotalk::config::{gen_cert_help_text, help_text, parse_args, Config, Invocation};
+use gotalk::config::{parse_args, Config, ConfigError, Flags, Invocation, Purpose};
 use gotalk::core::{Core, CoreSettings, ThrottleSettings};
 use gotalk::hasher::{dummy_hash, Hasher};
 use gotalk::server::{Parts, Server, WAKER};
@@ -18,12 +19,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
-    let config = match parse_args(std::env::args().skip(1)) {
-        Ok(Invocation::Run(config)) => *config,
-        Ok(Invocation::GenCertHelp) => {
-            print!("{}", gen_cert_help_text());
-            return ExitCode::SUCCESS;
-        }
+    // A usage error prints clap's message (with a suggestion for a
+    // misspelt flag) and exits with 2; --help and --version exit with 0.
+    let flags = match parse_args(std::env::args_os()) {
+        Ok(Invocation::Run(flags)) => flags,
         Ok(Invocation::GenCert(request)) => {
             return match gotalk::tls::gen_cert::run(&request) {
                 Ok(said) => {
@@ -36,19 +35,17 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Ok(Invocation::Help) => {
-            print!("{}", help_text());
-            return ExitCode::SUCCESS;
+        Ok(Invocation::RotateKey(flags)) => {
+            return match settings(*flags, Purpose::RotateKey) {
+                Ok(config) => rotate_key(&config),
+                Err(code) => code,
+            }
         }
-        Ok(Invocation::RotateKey(config)) => return rotate_key(&config),
-        Ok(Invocation::Version) => {
-            println!("gotalk {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("gotalk: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => e.exit(),
+    };
+    let config = match settings(*flags, Purpose::Server) {
+        Ok(config) => config,
+        Err(code) => return code,
     };
     let logging = gotalk::logging::init(config.log_format, config.log_level);
     if let Err(e) = &logging {
@@ -67,6 +64,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The settings from the flags: names in `--listen` and `--metrics`
+/// resolved, and the checks that need the store's rules made. A refusal is
+/// a usage error: printed, exit status 2.
+fn settings(flags: Flags, purpose: Purpose) -> Result<Config, ExitCode> {
+    let resolve = |text: &str| -> std::io::Result<Vec<std::net::SocketAddr>> {
+        std::net::ToSocketAddrs::to_socket_addrs(text).map(Iterator::collect)
+    };
+    let checked = flags
+        .into_config(purpose, &resolve)
+        .and_then(|config| match &config.node_id {
+            Some(name) if !gotalk::store::postgres::wakeup::is_node_id(name) => {
+                Err(ConfigError::BadNodeId(name.clone()))
+            }
+            _ => Ok(config),
+        });
+    checked.map_err(|e| {
+        eprintln!("gotalk: {e}");
+        ExitCode::from(2)
+    })
 }
 
 /// The key file of a server started with `config`.
@@ -125,7 +143,9 @@ fn start(mut config: Config) -> Result<(), String> {
     }
     // Read before the port is bound: a bad file stops the start cleanly.
     let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(gotalk::tls::load::server_config(cert, key)?),
+        (Some(cert), Some(key)) => {
+            Some(gotalk::tls::load::server_config(cert, key).map_err(|e| e.to_string())?)
+        }
         _ => None,
     };
     let listener = std::net::TcpListener::bind(config.listen)

@@ -15,7 +15,8 @@
 //! for any account). New files are written to a temporary file created
 //! exclusively with mode 0600, synced, then renamed into place.
 
-use crate::token::{parse_hex, push_hex, random_key, KeyId};
+use crate::token::keys::{parse_hex, push_hex, random_key, KeyId};
+use crate::token::TokenKey;
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
@@ -34,12 +35,20 @@ const HEADER: &str =
     "# gotalk token keys: <key id> <key, 64 hex digits> <unix seconds it became current>\n\
      # The first key seals new tokens; the others still open the tokens they sealed.\n";
 
+/// Reads the key file (or creates it with one random key) into the ring
+/// that seals and opens tokens.
+pub fn load_key(path: &Path) -> io::Result<TokenKey> {
+    let keys = load_or_create(path)?;
+    let pairs: Vec<(KeyId, [u8; 32])> = keys.iter().map(|k| (k.kid, k.key)).collect();
+    Ok(TokenKey::from_ring(&pairs))
+}
+
 /// Reads the key file, or creates it with one random key (key id 0).
 pub fn load_or_create(path: &Path) -> io::Result<Vec<FileKey>> {
     match fs::read(path) {
         Ok(bytes) => {
             refuse_if_shared(path)?;
-            parse(&bytes).map_err(|why| invalid(path, &why))
+            parse(&bytes).map_err(|why| invalid(path, &why.to_string()))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let keys = vec![FileKey {
@@ -62,7 +71,7 @@ pub fn rotate(path: &Path) -> io::Result<Vec<FileKey>> {
     let mut keys = match fs::read(path) {
         Ok(bytes) => {
             refuse_if_shared(path)?;
-            parse(&bytes).map_err(|why| invalid(path, &why))?
+            parse(&bytes).map_err(|why| invalid(path, &why.to_string()))?
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),
@@ -118,8 +127,31 @@ pub fn retirement_notes(keys: &[FileKey], ttl_secs: u64, now: u64) -> Vec<String
         .collect()
 }
 
+/// What is wrong with a key file's contents (the path is added by the
+/// caller's `io::Error`).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error(
+        "holds {0} bytes that are neither a 32-byte key nor lines of \
+         '<key id> <64 hex digits> [<unix seconds>]'"
+    )]
+    Neither(usize),
+    #[error("line {0}: the key id must be a whole number")]
+    KeyId(usize),
+    #[error("line {0}: the key must be 64 hex digits")]
+    Key(usize),
+    #[error("line {0}: the third field is unix seconds")]
+    Since(usize),
+    #[error("line {0}: more than three fields")]
+    Fields(usize),
+    #[error("line {0}: key id {1} appears twice")]
+    Twice(usize, KeyId),
+    #[error("holds no key")]
+    Empty,
+}
+
 /// Parses a key file: the old raw 32 bytes, or lines of the text format.
-pub fn parse(bytes: &[u8]) -> Result<Vec<FileKey>, String> {
+pub fn parse(bytes: &[u8]) -> Result<Vec<FileKey>, KeyFileError> {
     let text = match std::str::from_utf8(bytes) {
         Ok(text) if bytes.len() != 32 || text.trim_start().starts_with('#') => text,
         _ if bytes.len() == 32 => {
@@ -130,13 +162,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<FileKey>, String> {
                 since: None,
             }]);
         }
-        _ => {
-            return Err(format!(
-                "holds {} bytes that are neither a 32-byte key nor lines of \
-                 '<key id> <64 hex digits> [<unix seconds>]'",
-                bytes.len()
-            ))
-        }
+        _ => return Err(KeyFileError::Neither(bytes.len())),
     };
     let mut keys: Vec<FileKey> = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -144,34 +170,31 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<FileKey>, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = |what: &str| format!("line {}: {what}", n + 1);
+        let n = n + 1;
         let mut words = line.split_whitespace();
         let kid: KeyId = words
             .next()
             .and_then(|w| w.parse().ok())
-            .ok_or_else(|| bad("the key id must be a whole number"))?;
+            .ok_or(KeyFileError::KeyId(n))?;
         let key: [u8; 32] = words
             .next()
-            .and_then(parse_hex)
+            .and_then(|w| parse_hex(w, 32))
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| bad("the key must be 64 hex digits"))?;
+            .ok_or(KeyFileError::Key(n))?;
         let since = match words.next() {
             None => None,
-            Some(w) => Some(
-                w.parse()
-                    .map_err(|_| bad("the third field is unix seconds"))?,
-            ),
+            Some(w) => Some(w.parse().map_err(|_| KeyFileError::Since(n))?),
         };
         if words.next().is_some() {
-            return Err(bad("more than three fields"));
+            return Err(KeyFileError::Fields(n));
         }
         if keys.iter().any(|k| k.kid == kid) {
-            return Err(bad(&format!("key id {kid} appears twice")));
+            return Err(KeyFileError::Twice(n, kid));
         }
         keys.push(FileKey { kid, key, since });
     }
     if keys.is_empty() {
-        return Err("holds no key".to_string());
+        return Err(KeyFileError::Empty);
     }
     Ok(keys)
 }
@@ -255,7 +278,6 @@ fn refuse_if_shared(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::TokenKey;
 
     const NOW: u64 = 1_764_160_000_000;
 
@@ -270,9 +292,9 @@ mod tests {
     fn key_file_is_created_private_and_reused() {
         let dir = scratch("key");
         let path = dir.join("secret.key");
-        let first = TokenKey::load_or_create(&path).unwrap();
+        let first = load_key(&path).unwrap();
         let token = first.seal(7, 9, NOW, NOW + 10);
-        let again = TokenKey::load_or_create(&path).unwrap();
+        let again = load_key(&path).unwrap();
         assert_eq!(again.open(&token, NOW).unwrap().user, 7);
         #[cfg(unix)]
         {
@@ -285,7 +307,7 @@ mod tests {
             "no temporary file is left"
         );
         fs::write(&path, b"short").unwrap();
-        assert!(TokenKey::load_or_create(&path).is_err());
+        assert!(load_key(&path).is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -308,14 +330,12 @@ mod tests {
                 since: None
             }]
         );
-        let token = TokenKey::load_or_create(&path)
-            .unwrap()
-            .seal(7, 9, NOW, NOW + 10);
+        let token = load_key(&path).unwrap().seal(7, 9, NOW, NOW + 10);
 
         let keys = rotate(&path).unwrap();
         assert_eq!(keys.iter().map(|k| k.kid).collect::<Vec<_>>(), [1, 0]);
         assert_eq!(load_or_create(&path).unwrap(), keys);
-        let ring = TokenKey::load_or_create(&path).unwrap();
+        let ring = load_key(&path).unwrap();
         assert_eq!(ring.current_kid(), 1);
         assert_eq!(ring.open(&token, NOW).unwrap().kid, 0);
         let keys = rotate(&path).unwrap();
@@ -336,7 +356,7 @@ mod tests {
             (format!("0 {key} soon\n"), "unix seconds"),
             ("# only a comment\n".to_string(), "holds no key"),
         ] {
-            let err = parse(text.as_bytes()).unwrap_err();
+            let err = parse(text.as_bytes()).unwrap_err().to_string();
             assert!(err.contains(says), "{text:?}: {err}");
         }
         let keys = parse(format!("\n 3 {key} 17 \n0 {key}\n").as_bytes()).unwrap();

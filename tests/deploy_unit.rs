@@ -204,3 +204,25 @@ fn the_units_command_line_starts_the_server_and_sigterm_stops_it_within_the_time
         "the database is not in the state directory"
     );
 }
+
+#[test]
+fn the_unit_reads_an_optional_environment_file_of_gotalk_variables() {
+    let unit = shipped_unit();
+    assert!(
+        unit.lines()
+            .any(|l| l == "EnvironmentFile=-/etc/gotalk/env"),
+        "the unit reads no optional /etc/gotalk/env"
+    );
+    // Each variable the unit sets is one `gotalk --help` names.
+    let help = run_cli(&["--help"], Duration::from_secs(20)).stdout;
+    let set: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .flat_map(str::split_whitespace)
+        .map(|kv| kv.split_once('=').map_or(kv, |(k, _)| k))
+        .collect();
+    assert!(set.contains(&"GOTALK_LISTEN"), "{set:?}");
+    for name in set {
+        assert!(help.contains(name), "{name} is no gotalk variable");
+    }
+}

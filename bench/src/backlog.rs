@@ -97,7 +97,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     // 3. Restart on the backlog.
     let data = server.stop()?;
     let users = read_users(&data, &names)?;
-    let key = TokenKey::load_or_create(&data.join("secret.key"))
+    let key = gotalk::token_file::load_key(&data.join("secret.key"))
         .map_err(|e| format!("cannot read the server's key: {e}"))?;
     let spawned = Instant::now();
     let server = Gotalk::start_on(&opts.server, data, &launch)?;

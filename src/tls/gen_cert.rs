@@ -32,24 +32,52 @@ pub const KEY_FILE: &str = "tls-key.pem";
 /// Names used when none is given.
 pub const DEFAULT_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
+/// Why no pair was written.
+#[derive(Debug, thiserror::Error)]
+pub enum GenCertError {
+    #[error(
+        "{} exists; keeping it (give --force to replace the certificate and key)",
+        .0.display()
+    )]
+    Exists(PathBuf),
+    #[error("cannot make a certificate for {hosts:?}: {source}")]
+    Generate {
+        hosts: Vec<String>,
+        source: rcgen::Error,
+    },
+    #[error("cannot {what} {}: {source}", .path.display())]
+    File {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// `what` failed on `path`.
+fn file_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> GenCertError {
+    let path = path.to_path_buf();
+    move |source| GenCertError::File { what, path, source }
+}
+
 /// Writes the pair; returns what to tell the user.
-pub fn run(request: &GenCert) -> Result<String, String> {
+pub fn run(request: &GenCert) -> Result<String, GenCertError> {
     let cert_path = request.dir.join(CERT_FILE);
     let key_path = request.dir.join(KEY_FILE);
     if !request.force {
         for path in [&cert_path, &key_path] {
             if path.exists() {
-                return Err(format!(
-                    "{} exists; keeping it (give --force to replace the certificate and key)",
-                    path.display()
-                ));
+                return Err(GenCertError::Exists(path.clone()));
             }
         }
     }
-    let generated = rcgen::generate_simple_self_signed(request.hosts.clone())
-        .map_err(|e| format!("cannot make a certificate for {:?}: {e}", request.hosts))?;
-    std::fs::create_dir_all(&request.dir)
-        .map_err(|e| format!("cannot create {}: {e}", request.dir.display()))?;
+    let generated =
+        rcgen::generate_simple_self_signed(request.hosts.clone()).map_err(|source| {
+            GenCertError::Generate {
+                hosts: request.hosts.clone(),
+                source,
+            }
+        })?;
+    std::fs::create_dir_all(&request.dir).map_err(file_error("create", &request.dir))?;
     write_new(
         &key_path,
         generated.key_pair.serialize_pem().as_bytes(),
@@ -81,12 +109,12 @@ Clients must trust the certificate, for example:
 
 /// Creates `path` exclusively with `mode` (after removing an old one when
 /// replacing) and writes `contents`.
-fn write_new(path: &Path, contents: &[u8], mode: u32, replace: bool) -> Result<(), String> {
+fn write_new(path: &Path, contents: &[u8], mode: u32, replace: bool) -> Result<(), GenCertError> {
     if replace {
         match std::fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot replace {}: {e}", path.display())),
+            Err(e) => return Err(file_error("replace", path)(e)),
         }
     }
     let mut file = OpenOptions::new()
@@ -94,10 +122,10 @@ fn write_new(path: &Path, contents: &[u8], mode: u32, replace: bool) -> Result<(
         .create_new(true)
         .mode(mode)
         .open(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        .map_err(file_error("create", path))?;
     file.write_all(contents)
         .and_then(|()| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(file_error("write", path))
 }
 
 #[cfg(test)]
@@ -128,7 +156,7 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         crate::tls::load::server_config(&dir.join(CERT_FILE), &dir.join(KEY_FILE)).unwrap();
-        let again = run(&request).unwrap_err();
+        let again = run(&request).unwrap_err().to_string();
         assert!(again.contains("--force"), "{again}");
         let forced = GenCert {
             force: true,

@@ -15,16 +15,19 @@
 //! too): that is what LOGOUT revokes.
 //!
 //! A token that was tampered with, truncated, sealed under another key, or
-//! has expired does not open. The key file is [`crate::token_file`]'s.
+//! has expired does not open. The key file is [`crate::token_file`]'s (it
+//! reads keys into a `TokenKey`; this module knows no files). The key
+//! primitives both use (`KeyId`, a random key, hex) are in `keys.rs`.
+
+pub mod keys;
+
+pub use keys::{new_identity, random_key, KeyId};
 
 use crate::{Millis, UserId};
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
-use std::io;
-use std::path::Path;
+use keys::{parse_hex, push_hex};
 
-/// A key's id in the key file and in the tokens it seals.
-pub type KeyId = u32;
 /// A token's own id (the first 8 bytes of its nonce).
 pub type TokenId = u64;
 
@@ -96,14 +99,6 @@ impl TokenKey {
         TokenKey::from_bytes(&random_key())
     }
 
-    /// Reads the key file, or creates it with one random key; see
-    /// [`crate::token_file`] for its format and permission checks.
-    pub fn load_or_create(path: &Path) -> io::Result<TokenKey> {
-        let keys = crate::token_file::load_or_create(path)?;
-        let pairs: Vec<(KeyId, [u8; 32])> = keys.iter().map(|k| (k.kid, k.key)).collect();
-        Ok(TokenKey::from_ring(&pairs))
-    }
-
     /// The id of the key new tokens are sealed with.
     pub fn current_kid(&self) -> KeyId {
         self.ring[0].0
@@ -147,7 +142,7 @@ impl TokenKey {
     /// Opens a token (v3, or v2 with key id 0) if it is genuine and
     /// unexpired. The caller checks the identity and revocations.
     pub fn open(&self, token: &str, now: Millis) -> Result<OpenedToken, TokenError> {
-        let bytes = parse_hex(token.trim()).ok_or(TokenError::Malformed)?;
+        let bytes = parse_hex(token.trim(), V3_LEN).ok_or(TokenError::Malformed)?;
         let v3 = match bytes.len() {
             V3_LEN => true,
             V2_LEN => false,
@@ -198,38 +193,6 @@ fn aad_v3(kid: [u8; KID_LEN]) -> [u8; AAD_V3.len() + KID_LEN] {
 
 fn token_id(nonce: &[u8]) -> TokenId {
     u64::from_be_bytes(nonce[..8].try_into().expect("a nonce is 12 bytes"))
-}
-
-/// 32 random bytes from the system's RNG: a new token key.
-pub fn random_key() -> [u8; 32] {
-    Aes256Gcm::generate_key(OsRng).into()
-}
-
-/// A fresh random account identity (128 bits from the system's RNG).
-pub fn new_identity() -> u128 {
-    use aes_gcm::aead::rand_core::RngCore;
-    let mut bytes = [0u8; 16];
-    OsRng.fill_bytes(&mut bytes);
-    u128::from_be_bytes(bytes)
-}
-
-pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-}
-
-pub(crate) fn parse_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.len() > V3_LEN * 2 {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
 }
 
 #[cfg(test)]
