@@ -41,22 +41,13 @@ use super::custody;
 use super::wakeup::{self, Packer};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::message::Message;
-use crate::store::{
-    Assigned, Batch, Duplicate, MailboxCaps, MailboxFull, Remote, Removed, WriteOp,
-};
+use crate::store::{Batch, Duplicate, MailboxCaps, MailboxFull, Over, Remote, Removed, WriteOp};
 use crate::{MessageId, Millis, UserId};
 use postgres::{Client, Statement};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-/// What the store learned while writing one batch, for the core.
-#[derive(Debug, Default)]
-pub struct BatchOutcome {
-    pub removed: Vec<Removed>,
-    pub duplicates: Vec<Duplicate>,
-    pub assigned: Assigned,
-    pub expired: Vec<Removed>,
-}
+pub use crate::store::group_commit::BatchOutcome;
 
 /// The writer's statements, prepared once per connection.
 pub struct Statements {
@@ -287,7 +278,7 @@ pub fn write(
         refuse_over_caps(&mut tx, s, &mut appends, held, caps, &mut outcomes)?;
         insert_messages(&mut tx, s, &appends, &mut outcomes, &mut moved)?;
         for a in appends.iter().filter(|a| a.stored) {
-            let cost = cost_with_id(a.message, a.id) as i64;
+            let cost = a.message.cost_with_id(a.id) as i64;
             *sent_moved.entry(a.message.from_id as i64).or_default() += cost;
         }
     }
@@ -318,7 +309,7 @@ pub fn write(
         .map(|a| Remote::Stored {
             user: a.message.to_id,
             id: a.id,
-            cost: cost_with_id(a.message, a.id),
+            cost: a.message.cost_with_id(a.id),
         })
         .collect();
     broadcast.extend(
@@ -685,17 +676,15 @@ fn refuse_over_caps(
         let from_held = *sent
             .entry(from)
             .or_insert_with(|| figures.senders.get(&from).copied().unwrap_or(0).max(0) as usize);
-        let cost = cost_with_id(a.message, a.id);
-        let by_bytes = bytes.saturating_add(cost) > caps.bytes;
-        let by_sender = from_held.saturating_add(cost) > caps.per_sender;
-        if count >= caps.messages || by_bytes || by_sender {
+        let cost = a.message.cost_with_id(a.id);
+        if let Err(over) = caps.fits(count, bytes, from_held, cost) {
             a.stored = false;
-            let by_sender = by_sender && count < caps.messages && !by_bytes;
+            let by_sender = over == Over::Sender;
             outcomes[a.batch].assigned.full.push(MailboxFull {
                 message: a.message.id,
                 held: count,
                 held_bytes: if by_sender { from_held } else { bytes },
-                by_bytes,
+                by_bytes: over == Over::Bytes,
                 by_sender,
             });
             if let Some(cid) = a.client_id.as_deref() {
@@ -722,16 +711,6 @@ struct Held<'a> {
     senders: &'a HashMap<i64, i64>,
 }
 
-/// What a message costs its mailbox under the id the store gave it: its
-/// JSON's length, which changes with the number of digits of the id.
-pub fn cost_with_id(message: &Message, id: MessageId) -> usize {
-    message.json().len() + digits(id) - digits(message.id)
-}
-
-fn digits(n: u64) -> usize {
-    n.checked_ilog10().map_or(1, |d| d as usize + 1)
-}
-
 fn insert_messages(
     tx: &mut postgres::Transaction<'_>,
     s: &Statements,
@@ -752,7 +731,7 @@ fn insert_messages(
     let mut costs = Vec::with_capacity(stored);
     for a in appends.iter().filter(|a| a.stored) {
         let m = a.message;
-        let cost = cost_with_id(m, a.id) as i64;
+        let cost = m.cost_with_id(a.id) as i64;
         ids.push(a.id as i64);
         from.push(m.from_id as i64);
         to.push(m.to_id as i64);
@@ -828,24 +807,4 @@ fn remove_acked(
         outcomes[*batch].removed.push(r);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::message::Parties;
-
-    #[test]
-    fn the_cost_follows_the_id_s_digits() {
-        let parties = Parties {
-            from_id: 1,
-            from: "alice",
-            to_id: 2,
-            to: "bob",
-        };
-        let m = Message::new(7, &parties, 1, "hi", None);
-        let renumbered = Message::new(12345, &parties, 1, "hi", None);
-        assert_eq!(cost_with_id(&m, 12345), renumbered.json().len());
-        assert_eq!(cost_with_id(&m, 7), m.json().len());
-    }
 }

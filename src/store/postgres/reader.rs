@@ -6,7 +6,9 @@
 //! the [`Link`] reconnects with backoff.
 
 use super::link::{Link, Trouble};
-use crate::store::{Read, ReadAnswer, ReadDone, ReadOp, StoreError, StoredMessage, StoredUser};
+use crate::store::{
+    OpenError, Read, ReadAnswer, ReadDone, ReadOp, StoreError, StoredMessage, StoredUser,
+};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mio::Waker;
 use postgres::{Client, Row, Statement};
@@ -55,7 +57,7 @@ pub fn spawn(
     reads: Receiver<Read>,
     done: Sender<ReadDone>,
     waker: Arc<Waker>,
-) -> Result<JoinHandle<()>, String> {
+) -> Result<JoinHandle<()>, OpenError> {
     let mut reader = Reader {
         link,
         statements: None,
@@ -63,7 +65,10 @@ pub fn spawn(
     thread::Builder::new()
         .name("gotalk-pg-reader".into())
         .spawn(move || reader.run(&reads, &done, &waker))
-        .map_err(|e| format!("cannot start the store's reader thread: {e}"))
+        .map_err(|cause| OpenError::Thread {
+            what: "store's reader thread",
+            cause,
+        })
 }
 
 impl Reader {

@@ -5,7 +5,9 @@
 //! read the core submits after learning of a commit sees that commit.
 //! Answers go back over a channel and the loop is woken, as commits are.
 
-use crate::store::{Read, ReadAnswer, ReadDone, ReadOp, StoreError, StoredMessage, StoredUser};
+use crate::store::{
+    OpenError, Read, ReadAnswer, ReadDone, ReadOp, StoreError, StoredMessage, StoredUser,
+};
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -19,11 +21,14 @@ pub fn spawn(
     reads: Receiver<Read>,
     done: Sender<ReadDone>,
     waker: Arc<Waker>,
-) -> Result<JoinHandle<()>, String> {
+) -> Result<JoinHandle<()>, OpenError> {
     thread::Builder::new()
         .name("gotalk-reader".into())
         .spawn(move || run(&conn, &reads, &done, &waker))
-        .map_err(|e| format!("cannot start the store's reader thread: {e}"))
+        .map_err(|cause| OpenError::Thread {
+            what: "store's reader thread",
+            cause,
+        })
 }
 
 fn run(conn: &Connection, reads: &Receiver<Read>, done: &Sender<ReadDone>, waker: &Waker) {
