@@ -8,7 +8,9 @@
 //! - [`load`]: the figures read at start.
 //! - [`writer`]: the writing thread's PostgreSQL side (retries,
 //!   reconnecting, presence, pruning).
-//! - [`group`]: one group as one transaction, and the id scheme.
+//! - [`group`]: one group as one transaction, and the id scheme; its
+//!   statements, accounts, messages and NOTIFYs in `statements`,
+//!   `accounts`, `messages` and `notify`.
 //! - [`client_id_window`]: a sender's newest N `client_id`s, numbered
 //!   through a counter row per sender.
 //! - [`reader`]: the thread that answers the core's reads.
@@ -20,14 +22,18 @@
 //! are given by the database inside the writing transaction and reported
 //! in [`crate::store::Assigned`].
 
+mod accounts;
 pub mod client_id_window;
 pub mod custody;
 pub mod group;
 pub mod link;
 pub mod listener;
 pub mod load;
+mod messages;
+mod notify;
 pub mod reader;
 pub mod schema;
+mod statements;
 pub mod wakeup;
 pub mod writer;
 
