@@ -10,13 +10,15 @@
 //!   types only), re-exported here.
 //! - [`threaded`]: the one [`Store`] of a store that writes on one thread
 //!   and reads on another; SQLite and PostgreSQL supply their back ends.
-//! - [`group_commit`]: the writing thread's loop, over a back end.
+//! - [`group_commit`]: the writing thread's loop, over a back end;
+//!   [`read_loop`]: the reading thread's.
 //! - [`threads`]: the loop's ends of those threads' channels.
 
 mod error;
 pub mod group_commit;
 pub mod memory;
 pub mod postgres;
+pub mod read_loop;
 pub mod sqlite;
 pub mod threaded;
 pub mod threads;

@@ -37,9 +37,9 @@ mod statements;
 pub mod wakeup;
 pub mod writer;
 
-use super::group_commit;
 use super::threaded::{Opened, Threaded};
 use super::threads::StoreThreads;
+use super::{group_commit, read_loop};
 use super::{MailboxCaps, OpenError, Remote, SchemaError, Snapshot, StoreMetrics};
 use crate::{Millis, UserId};
 use crossbeam_channel::{Receiver, Sender};
@@ -117,7 +117,13 @@ impl Threaded<Cluster> {
             waker.clone(),
             metrics.clone(),
         )?;
-        let read_thread = reader::spawn(reader_link, ends.reads, ends.read_done, waker.clone())?;
+        let read_thread = read_loop::spawn(
+            "gotalk-pg-reader",
+            reader::PgReader::new(reader_link),
+            ends.reads,
+            ends.read_done,
+            waker.clone(),
+        )?;
         threads.started(writer, read_thread);
         let (remote_tx, remote) = crossbeam_channel::unbounded();
         let (stop, stop_rx) = crossbeam_channel::bounded(0);

@@ -36,9 +36,9 @@ pub mod stats;
 pub mod upkeep;
 pub mod writer;
 
-use super::group_commit;
 use super::threaded::{Opened, Threaded};
 use super::threads::StoreThreads;
+use super::{group_commit, read_loop};
 use super::{OpenError, SchemaError, Snapshot, StoreMetrics};
 use crate::config::DEFAULT_DISK_RESERVE;
 use crate::Millis;
@@ -109,7 +109,13 @@ impl Threaded<Files> {
             waker.clone(),
             metrics.clone(),
         )?;
-        let read_thread = reader::spawn(read_conn, ends.reads, ends.read_done, waker)?;
+        let read_thread = read_loop::spawn(
+            "gotalk-reader",
+            reader::SqliteReader(read_conn),
+            ends.reads,
+            ends.read_done,
+            waker,
+        )?;
         threads.started(writer, read_thread);
         let files = Files {
             reader: Some(reader),
