@@ -6,47 +6,37 @@
 //! or database and the cause, for the operator. Plain types only: each
 //! store turns its driver's errors into these.
 
-use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
 /// A failed commit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// The file system has no space left (SQLite's `SQLITE_FULL`).
+    /// The file system has no space left (SQLite's `SQLITE_FULL`). Not
+    /// SQLite's own "database or disk is full": the store says that once,
+    /// in its own words, for as long as it lasts.
+    #[error("no space left on the device")]
     DiskFull,
     /// Reading or writing the file failed (`SQLITE_IOERR`, a file that
     /// cannot be opened, ...): the cause as the system gave it.
+    #[error("I/O error: {0}")]
     Io(String),
     /// The database refused the write (a broken constraint, a damaged
     /// file, ...): the cause as SQLite gave it.
+    #[error("{0}")]
     Database(String),
     /// The database server cannot be reached (PostgreSQL down, restarting,
     /// or the network to it cut); the store reconnects by itself.
+    #[error("the database is unavailable: {0}")]
     Unavailable(String),
     /// The writer thread panicked while writing (a bug); the transaction
     /// was rolled back.
+    #[error("the store thread panicked while writing")]
     Panicked,
     /// The writer thread has stopped; nothing can be stored any more.
+    #[error("the store thread has stopped")]
     Stopped,
 }
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            // Not SQLite's own "database or disk is full": the store says
-            // that once, in its own words, for as long as it lasts.
-            StoreError::DiskFull => f.write_str("no space left on the device"),
-            StoreError::Io(cause) => write!(f, "I/O error: {cause}"),
-            StoreError::Database(cause) => f.write_str(cause),
-            StoreError::Unavailable(cause) => write!(f, "the database is unavailable: {cause}"),
-            StoreError::Panicked => f.write_str("the store thread panicked while writing"),
-            StoreError::Stopped => f.write_str("the store thread has stopped"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
 
 /// Why a database's connection settings or schema could not be made
 /// right.

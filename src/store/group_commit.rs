@@ -12,7 +12,7 @@
 //! presence, pruning). The loop records the commit figures for metrics and
 //! the `store stats:` line.
 
-use super::sqlite::stats::Stats;
+use super::stats::Stats;
 use super::{Assigned, Batch, Committed, Duplicate, OpenError, Removed, StoreError, StoreMetrics};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mio::Waker;

@@ -12,6 +12,7 @@
 //!   and reads on another; SQLite and PostgreSQL supply their back ends.
 //! - [`group_commit`]: the writing thread's loop, over a back end;
 //!   [`read_loop`]: the reading thread's.
+//! - [`stats`]: the `store stats:` log line benchmarks read (both stores).
 //! - [`threads`]: the loop's ends of those threads' channels.
 
 mod error;
@@ -20,6 +21,7 @@ pub mod memory;
 pub mod postgres;
 pub mod read_loop;
 pub mod sqlite;
+pub mod stats;
 pub mod threaded;
 pub mod threads;
 pub mod vocab;

@@ -24,7 +24,7 @@ use super::group::{self, BatchOutcome, Statements};
 use super::link::{Link, Trouble};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::store::group_commit::{WriteBackend, Written};
-use crate::store::sqlite::stats::Stats;
+use crate::store::stats::Stats;
 use crate::store::{Batch, MailboxCaps, StoreError};
 use crate::UserId;
 use crossbeam_channel::Receiver;

@@ -15,7 +15,6 @@
 //! - [`upkeep`]: giving freed space back and pruning old `client_id`s.
 //! - `error_kind`: SQLite's result codes as [`StoreError`](super::StoreError) kinds.
 //! - [`disk_full`]: the reserve file that keeps ACK working on a full disk.
-//! - [`stats`]: the `store stats:` log line benchmarks read.
 //! - `tests`: the store end to end on a real file.
 //!
 //! The event loop only ever touches channels (see [`super::threaded`]);
@@ -32,7 +31,6 @@ pub mod lock;
 pub mod purge;
 pub mod reader;
 pub mod schema;
-pub mod stats;
 pub mod upkeep;
 pub mod writer;
 

@@ -17,9 +17,9 @@
 use super::disk_full::DiskSpace;
 use super::group::{is_ack, write_batches};
 use super::purge::{self, Backlog};
-use super::stats::Stats;
 use super::upkeep::{Upkeep, IDLE_AFTER};
 use crate::store::group_commit::{BatchOutcome, WriteBackend, Written};
+use crate::store::stats::Stats;
 use crate::store::{Batch, StoreError};
 use crossbeam_channel::Receiver;
 use rusqlite::Connection;
