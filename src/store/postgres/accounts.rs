@@ -2,8 +2,8 @@
 //! through another node is reported, not fatal), password-hash upgrades,
 //! revoked tokens and `tokens_valid_from` moves, each kind one statement.
 
-use super::group::BatchOutcome;
 use super::statements::Statements;
+use crate::store::group_commit::BatchOutcome;
 use crate::store::WriteOp;
 use crate::UserId;
 use std::collections::{HashMap, HashSet};

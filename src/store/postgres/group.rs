@@ -38,29 +38,16 @@
 
 use super::accounts::{create_users, TokenWrites};
 use super::custody;
-use super::messages::{client_ids, insert_messages, refuse_over_caps, remove_acked, Held};
+use super::messages::{client_ids, insert_messages, refuse_over_caps, remove_acked, Append, Held};
 use super::notify::{revocation, wake_others};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
-use crate::message::Message;
 use crate::store::{Batch, MailboxCaps, Remote, WriteOp};
 use crate::{MessageId, Millis};
 use postgres::Client;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 pub use super::statements::{Statements, NODE_TIMEOUT_SECONDS};
 pub use crate::store::group_commit::BatchOutcome;
-
-/// A message of the group and where it belongs.
-pub(super) struct Append<'g> {
-    pub(super) batch: usize,
-    pub(super) message: &'g Arc<Message>,
-    pub(super) client_id: Option<String>,
-    /// The id the transaction gave it.
-    pub(super) id: MessageId,
-    /// Whether it is stored (not a repeated `client_id`).
-    pub(super) stored: bool,
-}
 
 /// Writes `group` in one transaction, all or nothing, as of `now` (ms
 /// since the epoch, for `client_id` expiry). Returns how many operations

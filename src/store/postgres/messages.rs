@@ -4,11 +4,24 @@
 
 use super::client_id_window;
 use super::custody;
-use super::group::{Append, BatchOutcome};
 use super::statements::Statements;
+use crate::message::Message;
+use crate::store::group_commit::BatchOutcome;
 use crate::store::{Duplicate, MailboxCaps, MailboxFull, Over, Removed};
 use crate::{MessageId, Millis, UserId};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// A message of the group and where it belongs.
+pub(super) struct Append<'g> {
+    pub(super) batch: usize,
+    pub(super) message: &'g Arc<Message>,
+    pub(super) client_id: Option<String>,
+    /// The id the transaction gave it.
+    pub(super) id: MessageId,
+    /// Whether it is stored (not a repeated `client_id`).
+    pub(super) stored: bool,
+}
 
 /// Records the group's `client_id`s; a SEND whose `client_id` its sender
 /// used within the day (through any node, or earlier in this group) is
