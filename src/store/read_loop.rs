@@ -104,7 +104,7 @@ pub struct Queue {
 }
 
 /// Most account reads answered in a row while a page waits.
-const ACCOUNTS_BEFORE_A_PAGE: usize = 16;
+pub const ACCOUNTS_BEFORE_A_PAGE: usize = 16;
 
 impl Queue {
     fn is_empty(&self) -> bool {

@@ -248,7 +248,7 @@ pub struct StoredClientId {
 
 /// What the core needs at start: the figures that let it assign ids and
 /// enforce the global budget. Nothing grows with the number of accounts or
-/// messages; those are read on demand ([`Store::read`]). `users`,
+/// messages; those are read on demand ([`Store::read`](super::Store::read)). `users`,
 /// `messages` and `client_ids` are only filled by tests that hand the core
 /// a state of their own.
 #[derive(Debug, Default)]

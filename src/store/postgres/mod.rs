@@ -1,4 +1,4 @@
-//! The PostgreSQL store (`--postgres URL`): the same [`Store`] as the
+//! The PostgreSQL store (`--postgres URL`): the same [`Store`](super::Store) as the
 //! SQLite one, on a database that several goTalk nodes can share (see
 //! `docs/storage.md`, "PostgreSQL").
 //!
