@@ -23,6 +23,11 @@ pub struct Message {
     client_id_at: Option<Range<u32>>,
 }
 
+/// How many decimal digits `n` takes in the JSON.
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
 /// Who a message is between, by id and name.
 pub struct Parties<'a> {
     pub from_id: UserId,
@@ -91,7 +96,7 @@ impl Message {
     /// the store assigns ids (PostgreSQL). Copies the JSON once.
     pub fn renumbered(&self, id: MessageId) -> Message {
         const PREFIX: &[u8] = b"{\"id\":";
-        let old_end = PREFIX.len() + self.id.checked_ilog10().map_or(1, |d| d as usize + 1);
+        let old_end = PREFIX.len() + digits(self.id);
         let mut out = Vec::with_capacity(self.json.len() + 20);
         out.extend_from_slice(PREFIX);
         json::push_u64(&mut out, id);
@@ -119,6 +124,20 @@ impl Message {
     /// The message as a JSON object.
     pub fn json(&self) -> &str {
         &self.json
+    }
+
+    /// What the message costs a mailbox, the sender's figure and the
+    /// global budget: its JSON, as held in memory (a message of control
+    /// characters costs its escaped size). The stores keep this figure
+    /// per row (`cost`).
+    pub fn cost(&self) -> usize {
+        self.json.len()
+    }
+
+    /// What the message will cost under `id`, the id the store gives it
+    /// (PostgreSQL): its JSON's length changes with the number of digits.
+    pub fn cost_with_id(&self, id: MessageId) -> usize {
+        self.json.len() + digits(id) - digits(self.id)
     }
 
     /// The content as a JSON string literal (quoted, escaped).
@@ -196,5 +215,20 @@ mod tests {
             assert_eq!(renumbered.content(), "h\u{e9} \"x\"");
             assert_eq!(renumbered.client_id().as_deref(), Some("c \u{e9}"));
         }
+    }
+
+    #[test]
+    fn the_cost_follows_the_id_s_digits() {
+        let parties = Parties {
+            from_id: 1,
+            from: "alice",
+            to_id: 2,
+            to: "bob",
+        };
+        let m = Message::new(7, &parties, 1, "hi", None);
+        let renumbered = Message::new(12345, &parties, 1, "hi", None);
+        assert_eq!(m.cost_with_id(12345), renumbered.cost());
+        assert_eq!(m.cost_with_id(7), m.cost());
+        assert_eq!(m.cost(), m.json().len());
     }
 }

@@ -61,7 +61,7 @@ pub struct Mailbox {
 /// What a message costs a mailbox: its JSON, as held in memory (a message
 /// of control characters costs its escaped size).
 pub fn cost(message: &Message) -> usize {
-    message.json().len()
+    message.cost()
 }
 
 /// The caps a reservation is checked against.
@@ -357,16 +357,19 @@ impl Mailboxes {
         let mailbox = self.boxes.entry(user).or_default();
         let held = mailbox.count + mailbox.reserved;
         let held_bytes = mailbox.bytes + mailbox.reserved_bytes;
-        let check = if held >= budget.messages {
-            Err(Full::Messages(held))
-        } else if held_bytes.saturating_add(bytes) > budget.bytes {
-            Err(Full::Bytes(held_bytes))
-        } else if sent.saturating_add(bytes) > budget.per_sender {
-            Err(Full::Sender(sent))
-        } else if pending.saturating_add(bytes) > budget.pending_bytes {
-            Err(Full::Pending(pending))
-        } else {
-            Ok(())
+        let caps = crate::store::MailboxCaps {
+            messages: budget.messages,
+            bytes: budget.bytes,
+            per_sender: budget.per_sender,
+        };
+        let check = match caps.fits(held, held_bytes, sent, bytes) {
+            Err(crate::store::Over::Messages) => Err(Full::Messages(held)),
+            Err(crate::store::Over::Bytes) => Err(Full::Bytes(held_bytes)),
+            Err(crate::store::Over::Sender) => Err(Full::Sender(sent)),
+            Ok(()) if pending.saturating_add(bytes) > budget.pending_bytes => {
+                Err(Full::Pending(pending))
+            }
+            Ok(()) => Ok(()),
         };
         if check.is_err() {
             self.settle(user);

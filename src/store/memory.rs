@@ -3,7 +3,7 @@
 //! account and message in RAM with this store ([`Store::keeps_data`]), so
 //! reads find nothing the core does not already hold.
 
-use super::{Batch, Committed, Read, ReadAnswer, ReadDone, ReadOp, Snapshot, Store};
+use super::{Batch, Committed, OpenError, Read, ReadAnswer, ReadDone, ReadOp, Snapshot, Store};
 use std::collections::VecDeque;
 
 #[derive(Default)]
@@ -19,7 +19,7 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn load(&mut self) -> Result<Snapshot, String> {
+    fn load(&mut self) -> Result<Snapshot, OpenError> {
         Ok(Snapshot::default())
     }
 

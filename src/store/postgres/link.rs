@@ -11,7 +11,7 @@
 //! failure is worth retrying at once, a broken connection is an outage, and
 //! anything else is the database refusing the write.
 
-use crate::store::StoreError;
+use crate::store::{OpenError, StoreError};
 use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls};
 use std::time::{Duration, Instant};
@@ -30,10 +30,11 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The connection settings every link uses: `url` plus timeouts that turn
 /// a silent network into an error within seconds.
-pub fn config(url: &str) -> Result<Config, String> {
-    let mut config: Config = url
-        .parse()
-        .map_err(|e| format!("--postgres: '{}' is not a usable URL: {e}", redact(url)))?;
+pub fn config(url: &str) -> Result<Config, OpenError> {
+    let mut config: Config = url.parse().map_err(|e: postgres::Error| OpenError::Url {
+        url: redact(url),
+        cause: e.to_string(),
+    })?;
     config
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_user_timeout(TCP_USER_TIMEOUT)
@@ -239,7 +240,9 @@ mod tests {
 
     #[test]
     fn a_bad_url_is_refused_without_its_password() {
-        let err = config("postgres://u:sekrit-password@db:notaport/x").unwrap_err();
+        let err = config("postgres://u:sekrit-password@db:notaport/x")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("sekrit"), "{err}");
     }
 }

@@ -14,7 +14,7 @@
 use super::group::NODE_TIMEOUT_SECONDS;
 use super::link::Link;
 use super::wakeup;
-use crate::store::Remote;
+use crate::store::{OpenError, Remote};
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 use postgres::fallible_iterator::FallibleIterator;
@@ -48,7 +48,7 @@ pub fn spawn(
     events: Sender<Vec<Remote>>,
     waker: Arc<Waker>,
     stop: Receiver<()>,
-) -> Result<JoinHandle<()>, String> {
+) -> Result<JoinHandle<()>, OpenError> {
     let listener = Listener {
         link,
         node,
@@ -60,7 +60,10 @@ pub fn spawn(
     thread::Builder::new()
         .name("gotalk-pg-listen".into())
         .spawn(move || listener.run())
-        .map_err(|e| format!("cannot start the store's listening thread: {e}"))
+        .map_err(|cause| OpenError::Thread {
+            what: "store's listening thread",
+            cause,
+        })
 }
 
 impl Listener {

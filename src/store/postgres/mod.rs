@@ -1,4 +1,4 @@
-//! The PostgreSQL store (`--postgres URL`): the same [`Store`] as the
+//! The PostgreSQL store (`--postgres URL`): the same [`Store`](super::Store) as the
 //! SQLite one, on a database that several goTalk nodes can share (see
 //! `docs/storage.md`, "PostgreSQL").
 //!
@@ -6,8 +6,11 @@
 //!   what a failed statement means.
 //! - [`schema`]: the versioned migrations (`schema_migrations`).
 //! - [`load`]: the figures read at start.
-//! - [`writer`]: the thread that commits groups of batches.
-//! - [`group`]: one group as one transaction, and the id scheme.
+//! - [`writer`]: the writing thread's PostgreSQL side (retries,
+//!   reconnecting, presence, pruning).
+//! - [`group`]: one group as one transaction, and the id scheme; its
+//!   statements, accounts, messages and NOTIFYs in `statements`,
+//!   `accounts`, `messages` and `notify`.
 //! - [`client_id_window`]: a sender's newest N `client_id`s, numbered
 //!   through a counter row per sender.
 //! - [`reader`]: the thread that answers the core's reads.
@@ -19,19 +22,25 @@
 //! are given by the database inside the writing transaction and reported
 //! in [`crate::store::Assigned`].
 
+mod accounts;
 pub mod client_id_window;
 pub mod custody;
 pub mod group;
 pub mod link;
 pub mod listener;
 pub mod load;
+mod messages;
+mod notify;
 pub mod reader;
 pub mod schema;
+mod statements;
 pub mod wakeup;
 pub mod writer;
 
+use super::threaded::{Opened, Threaded};
 use super::threads::StoreThreads;
-use super::{Batch, Committed, MailboxCaps, Read, ReadDone, Remote, Snapshot, Store, StoreMetrics};
+use super::{group_commit, read_loop};
+use super::{MailboxCaps, OpenError, Remote, SchemaError, Snapshot, StoreMetrics};
 use crate::{Millis, UserId};
 use crossbeam_channel::{Receiver, Sender};
 use link::Link;
@@ -41,24 +50,25 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-pub struct PostgresStore {
-    /// The writer and reader threads and the channels to them.
-    threads: StoreThreads,
+/// The PostgreSQL store: its threads, and [`Cluster`] on the loop's side.
+pub type PostgresStore = Threaded<Cluster>;
+
+/// What the PostgreSQL store keeps on the loop's side.
+pub struct Cluster {
     /// Presence changes for the writer; other nodes' changes from the
     /// listener; closing `stop` ends the listener.
     presence: Option<Sender<(UserId, bool)>>,
     remote: Receiver<Vec<Remote>>,
     stop: Option<Sender<()>>,
     listener: Option<JoinHandle<()>>,
-    /// The connection that migrated the schema; [`Store::load`] reads with
-    /// it and closes it.
+    /// The connection that migrated the schema; [`Opened::load`] reads
+    /// with it and closes it.
     loader: Option<Client>,
     /// The URL without its password, for the log.
     shown: String,
-    metrics: Arc<StoreMetrics>,
 }
 
-impl PostgresStore {
+impl Threaded<Cluster> {
     /// Connects to `url`, brings the schema up to date and starts the
     /// writer and reader threads. Every failure is an error that names the
     /// database (without its password) and the cause.
@@ -67,16 +77,18 @@ impl PostgresStore {
         node: &str,
         caps: MailboxCaps,
         waker: Arc<Waker>,
-    ) -> Result<PostgresStore, String> {
+    ) -> Result<PostgresStore, OpenError> {
         if !wakeup::is_node_id(node) {
-            return Err(format!(
-                "--node-id '{node}': use 1 to 40 letters, digits, '-' and '_'"
-            ));
+            return Err(OpenError::NodeId(node.to_string()));
         }
         let config = link::config(url)?;
         let shown = link::redact(url);
-        let fail = |e: String| format!("cannot use the database {shown}: {e}");
-        let connect = || link::connect(&config).map_err(|e| fail(e.to_string()));
+        let fail = |cause: SchemaError| OpenError::UseDatabase {
+            shown: shown.clone(),
+            cause,
+        };
+        let failed = |e: postgres::Error| fail(SchemaError::Database(e.to_string()));
+        let connect = || link::connect(&config).map_err(failed);
         let mut loader = connect()?;
         let found = schema::migrate(&mut loader).map_err(fail)?;
         if found == 0 {
@@ -91,45 +103,51 @@ impl PostgresStore {
                 &[&node],
             )
             .and_then(|_| loader.execute("DELETE FROM presence WHERE node = $1", &[&node]))
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(failed)?;
         let (presence, presence_rx) = crossbeam_channel::unbounded();
         let (mut threads, ends) = StoreThreads::channels();
         let metrics = Arc::new(StoreMetrics::default());
         let writer_link = Link::new(config.clone(), "writer", connect()?);
         let reader_link = Link::new(config.clone(), "reader", connect()?);
-        let writer = writer::spawn(
-            writer_link,
-            node.to_string(),
-            caps,
-            presence_rx,
+        let writer = group_commit::spawn(
+            "gotalk-pg-store",
+            writer::Postgres::new(writer_link, node.to_string(), caps, presence_rx),
             ends.jobs,
             ends.done,
             waker.clone(),
             metrics.clone(),
         )?;
-        let read_thread = reader::spawn(reader_link, ends.reads, ends.read_done, waker.clone())?;
+        let read_thread = read_loop::spawn(
+            "gotalk-pg-reader",
+            reader::PgReader::new(reader_link),
+            ends.reads,
+            ends.read_done,
+            waker.clone(),
+        )?;
         threads.started(writer, read_thread);
         let (remote_tx, remote) = crossbeam_channel::unbounded();
         let (stop, stop_rx) = crossbeam_channel::bounded(0);
         let listen_client = connect()?;
         let listen_link = Link::new(config, "listener", listen_client);
         let listener = listener::spawn(listen_link, node.to_string(), remote_tx, waker, stop_rx)?;
-        Ok(PostgresStore {
-            threads,
+        let cluster = Cluster {
             presence: Some(presence),
             remote,
             stop: Some(stop),
             listener: Some(listener),
             loader: Some(loader),
             shown,
-            metrics,
-        })
+        };
+        Ok(Threaded::new(threads, metrics, cluster))
     }
 }
 
-impl Store for PostgresStore {
-    fn load(&mut self) -> Result<Snapshot, String> {
-        let fail = |e: String| format!("cannot read the database {}: {e}", self.shown);
+impl Opened for Cluster {
+    fn load(&mut self) -> Result<Snapshot, OpenError> {
+        let fail = |cause: String| OpenError::ReadDatabase {
+            shown: self.shown.clone(),
+            cause,
+        };
         let Some(mut client) = self.loader.take() else {
             return Err(fail("the store was loaded already".into()));
         };
@@ -147,26 +165,6 @@ impl Store for PostgresStore {
         Ok(snapshot)
     }
 
-    fn submit(&mut self, batch: Batch) {
-        self.threads.submit(batch);
-    }
-
-    fn completed(&mut self) -> Option<Committed> {
-        self.threads.completed()
-    }
-
-    fn read(&mut self, read: Read) {
-        self.threads.read(read);
-    }
-
-    fn read_done(&mut self) -> Option<ReadDone> {
-        self.threads.read_done()
-    }
-
-    fn metrics(&self) -> Option<&StoreMetrics> {
-        Some(&self.metrics)
-    }
-
     fn remote(&mut self) -> Option<Vec<Remote>> {
         self.remote.try_recv().ok()
     }
@@ -178,17 +176,14 @@ impl Store for PostgresStore {
             }
         }
     }
-}
 
-impl Drop for PostgresStore {
-    /// Lets the writer finish what was submitted, then stops both threads.
-    fn drop(&mut self) {
+    /// The listener stops first; the writer then finishes what was
+    /// submitted (presence closes after it, with this side).
+    fn stopping(&mut self) {
         self.stop = None;
         if let Some(listener) = self.listener.take() {
             let _ = listener.join();
         }
-        self.threads.stop();
-        self.presence = None;
     }
 }
 

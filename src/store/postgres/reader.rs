@@ -6,12 +6,9 @@
 //! the [`Link`] reconnects with backoff.
 
 use super::link::{Link, Trouble};
-use crate::store::{Read, ReadAnswer, ReadDone, ReadOp, StoreError, StoredMessage, StoredUser};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use mio::Waker;
+use crate::store::read_loop::ReadBackend;
+use crate::store::{ReadAnswer, ReadOp, StoreError, StoredMessage, StoredUser};
 use postgres::{Client, Row, Statement};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// The reader's statements, prepared once per connection.
@@ -44,62 +41,34 @@ impl Statements {
     }
 }
 
-struct Reader {
+/// The PostgreSQL side of the reading thread ([`crate::store::read_loop`]).
+pub struct PgReader {
     link: Link,
     statements: Option<(u64, Statements)>,
 }
 
-/// Starts the reader thread. It runs until `reads` is closed.
-pub fn spawn(
-    link: Link,
-    reads: Receiver<Read>,
-    done: Sender<ReadDone>,
-    waker: Arc<Waker>,
-) -> Result<JoinHandle<()>, String> {
-    let mut reader = Reader {
-        link,
-        statements: None,
-    };
-    thread::Builder::new()
-        .name("gotalk-pg-reader".into())
-        .spawn(move || reader.run(&reads, &done, &waker))
-        .map_err(|e| format!("cannot start the store's reader thread: {e}"))
+impl PgReader {
+    pub fn new(link: Link) -> PgReader {
+        PgReader {
+            link,
+            statements: None,
+        }
+    }
 }
 
-impl Reader {
-    fn run(&mut self, reads: &Receiver<Read>, done: &Sender<ReadDone>, waker: &Waker) {
-        loop {
-            let wait = self
-                .link
-                .retry_at()
-                .map_or(Duration::from_secs(3600), |at| {
-                    at.saturating_duration_since(Instant::now())
-                });
-            let first = match reads.recv_timeout(wait) {
-                Ok(read) => read,
-                Err(RecvTimeoutError::Timeout) => {
-                    self.link.reconnect_if_due(Instant::now());
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
-            // Everything queued is answered before the loop is woken once.
-            for read in std::iter::once(first).chain(reads.try_iter()) {
-                let answer = self.answer(&read.op);
-                if done
-                    .send(ReadDone {
-                        id: read.id,
-                        answer,
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            if let Err(e) = waker.wake() {
-                log::error!("store: cannot wake the event loop: {e}");
-            }
-        }
+impl ReadBackend for PgReader {
+    fn wait(&self) -> Option<Duration> {
+        let wait = self
+            .link
+            .retry_at()
+            .map_or(Duration::from_secs(3600), |at| {
+                at.saturating_duration_since(Instant::now())
+            });
+        Some(wait)
+    }
+
+    fn idle(&mut self) {
+        self.link.reconnect_if_due(Instant::now());
     }
 
     fn answer(&mut self, op: &ReadOp) -> Result<ReadAnswer, StoreError> {

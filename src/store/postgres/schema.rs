@@ -7,6 +7,7 @@
 //! Released steps never change; new ones are appended. A database whose
 //! version is newer than this code knows is refused.
 
+use crate::store::SchemaError;
 use postgres::Client;
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
@@ -158,18 +159,20 @@ pub fn latest_version() -> i32 {
 
 /// Brings the database up to [`latest_version`]. Returns the version it
 /// found, or an error for a version newer than this code knows.
-pub fn migrate(client: &mut Client) -> Result<i32, String> {
+pub fn migrate(client: &mut Client) -> Result<i32, SchemaError> {
     migrate_with(client, MIGRATIONS)
 }
 
 /// [`migrate`] with the steps given (so tests can add future ones).
-pub fn migrate_with(client: &mut Client, steps: &[&str]) -> Result<i32, String> {
+pub fn migrate_with(client: &mut Client, steps: &[&str]) -> Result<i32, SchemaError> {
     let known = steps.len() as i32;
     let mut found = None;
     for (i, step) in steps.iter().enumerate() {
         let to = i as i32 + 1;
-        let was = apply_step(client, step, to, known)
-            .map_err(|e| format!("upgrading the schema to version {to} failed: {e}"))?;
+        let was = apply_step(client, step, to, known).map_err(|e| SchemaError::Step {
+            to: to.into(),
+            cause: e.to_string(),
+        })?;
         found.get_or_insert(was);
     }
     let found = match found {
@@ -177,19 +180,19 @@ pub fn migrate_with(client: &mut Client, steps: &[&str]) -> Result<i32, String> 
         None => version(client)?,
     };
     if found > known {
-        return Err(format!(
-            "its schema version is {found}, newer than the {known} this gotalk knows; \
-             run the newer gotalk that wrote it"
-        ));
+        return Err(SchemaError::TooNew {
+            found: found.into(),
+            known: known.into(),
+        });
     }
     Ok(found)
 }
 
 /// The version recorded (0 for a database gotalk has never used).
-pub fn version(client: &mut Client) -> Result<i32, String> {
+pub fn version(client: &mut Client) -> Result<i32, SchemaError> {
     let row = client
         .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| SchemaError::Database(e.to_string()))?;
     if !row.get::<_, bool>(0) {
         return Ok(0);
     }
@@ -198,7 +201,7 @@ pub fn version(client: &mut Client) -> Result<i32, String> {
             "SELECT coalesce(max(version), 0) FROM schema_migrations",
             &[],
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| SchemaError::Database(e.to_string()))?;
     Ok(row.get(0))
 }
 

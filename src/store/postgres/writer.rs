@@ -1,7 +1,6 @@
-//! The PostgreSQL store's writing thread, with group commit as in the
-//! SQLite store: it blocks for one batch, takes every batch already queued
-//! behind it, and writes them all in ONE transaction ([`super::group`]),
-//! then sends one [`Committed`] per batch, in order, and wakes the loop.
+//! The PostgreSQL store's side of the writing thread, whose loop is
+//! [`crate::store::group_commit`] (group commit, as with SQLite): each
+//! group is ONE transaction ([`super::group`]).
 //!
 //! A deadlock or serialization failure rolls the group back and runs it
 //! again, up to [`RETRIES`] times. A lost connection fails the group (the
@@ -24,15 +23,13 @@
 use super::group::{self, BatchOutcome, Statements};
 use super::link::{Link, Trouble};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
-use crate::store::sqlite::stats::Stats;
-use crate::store::{Batch, Committed, MailboxCaps, StoreError, StoreMetrics};
+use crate::store::group_commit::{WriteBackend, Written};
+use crate::store::stats::Stats;
+use crate::store::{Batch, MailboxCaps, StoreError};
 use crate::UserId;
-use crossbeam_channel::{Receiver, Sender};
-use mio::Waker;
+use crossbeam_channel::Receiver;
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// How often a group that met a deadlock or serialization failure runs
@@ -46,15 +43,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_STEP: i64 = 5000;
 const PRUNE_STEPS: usize = 20;
 
-pub struct Writer {
+/// The writer's PostgreSQL state; lives on its thread.
+pub struct Postgres {
     link: Link,
     /// The statements and the connection generation they belong to.
     statements: Option<(u64, Statements)>,
-    jobs: Receiver<Batch>,
-    done: Sender<Committed>,
-    waker: Arc<Waker>,
-    stats: Stats,
-    metrics: Arc<StoreMetrics>,
     last_prune: Instant,
     /// This node's id, and presence changes from the loop.
     node: String,
@@ -63,68 +56,40 @@ pub struct Writer {
     presence: Receiver<(UserId, bool)>,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn spawn(
-    link: Link,
-    node: String,
-    caps: MailboxCaps,
-    presence: Receiver<(UserId, bool)>,
-    jobs: Receiver<Batch>,
-    done: Sender<Committed>,
-    waker: Arc<Waker>,
-    metrics: Arc<StoreMetrics>,
-) -> Result<JoinHandle<()>, String> {
-    let now = Instant::now();
-    let writer = Writer {
-        link,
-        statements: None,
-        jobs,
-        done,
-        waker,
-        stats: Stats::new(now),
-        metrics,
-        last_prune: now,
-        node,
-        caps,
-        presence,
-    };
-    thread::Builder::new()
-        .name("gotalk-pg-store".into())
-        .spawn(move || writer.run())
-        .map_err(|e| format!("cannot start the store thread: {e}"))
+impl Postgres {
+    pub fn new(
+        link: Link,
+        node: String,
+        caps: MailboxCaps,
+        presence: Receiver<(UserId, bool)>,
+    ) -> Postgres {
+        Postgres {
+            link,
+            statements: None,
+            last_prune: Instant::now(),
+            node,
+            caps,
+            presence,
+        }
+    }
 }
 
-impl Writer {
-    fn run(mut self) {
-        loop {
-            let wait = match self.link.retry_at() {
-                Some(at) => at.saturating_duration_since(Instant::now()),
-                None => IDLE_AFTER,
-            };
-            crossbeam_channel::select! {
-                recv(self.jobs) -> first => {
-                    let Ok(first) = first else { return };
-                    self.write_presence(None);
-                    let mut group = vec![first];
-                    group.extend(self.jobs.try_iter());
-                    self.commit(group);
-                }
-                recv(self.presence) -> change => {
-                    if let Ok(change) = change {
-                        self.write_presence(Some(change));
-                    }
-                }
-                default(wait) => self.idle(),
-            }
+impl WriteBackend for Postgres {
+    type Note = (UserId, bool);
+
+    fn wait(&self) -> Duration {
+        match self.link.retry_at() {
+            Some(at) => at.saturating_duration_since(Instant::now()),
+            None => IDLE_AFTER,
         }
     }
 
-    fn idle(&mut self) {
+    fn idle(&mut self, _jobs: &Receiver<Batch>, stats: &mut Stats) {
         let now = Instant::now();
         if !self.link.reconnect_if_due(now) {
             return;
         }
-        if let Some(line) = self.stats.due(now) {
+        if let Some(line) = stats.due(now) {
             log::info!("{line}");
         }
         if now.duration_since(self.last_prune) >= PRUNE_EVERY {
@@ -133,6 +98,60 @@ impl Writer {
         }
     }
 
+    fn before_group(&mut self) {
+        self.write_presence(None);
+    }
+
+    fn notes(&self) -> Option<Receiver<(UserId, bool)>> {
+        Some(self.presence.clone())
+    }
+
+    fn note(&mut self, change: (UserId, bool)) {
+        self.write_presence(Some(change));
+    }
+
+    /// Writes `group`, running it again after a deadlock.
+    fn write(&mut self, group: &[Batch]) -> Result<Written, StoreError> {
+        if group.iter().all(|b| b.ops.is_empty()) {
+            return Ok((0, Vec::new()));
+        }
+        let mut attempt = 0;
+        loop {
+            let e = match self.attempt(group)? {
+                Ok(done) => return Ok(done),
+                Err(e) => e,
+            };
+            match self.link.failed(&e) {
+                Trouble::Retry if attempt < RETRIES => {
+                    attempt += 1;
+                    log::debug!("store: group rolled back ({e}); running it again");
+                }
+                Trouble::Retry => return Err(StoreError::Database(e.to_string())),
+                Trouble::Lost(cause) => return Err(StoreError::Unavailable(cause)),
+                Trouble::Failed(err) => return Err(err),
+            }
+        }
+    }
+
+    fn failed(
+        &mut self,
+        group: &[Batch],
+        cause: &StoreError,
+        _stats: &mut Stats,
+    ) -> (Result<(), StoreError>, Vec<BatchOutcome>) {
+        if !matches!(cause, StoreError::Unavailable(_)) {
+            // An outage is logged once by the link, not per group.
+            log::error!(
+                "store: a transaction of {} batch(es) failed and was rolled back; \
+                 their requests are answered unavailable: {cause}",
+                group.len()
+            );
+        }
+        (Err(cause.clone()), Vec::new())
+    }
+}
+
+impl Postgres {
     /// Writes the presence changes queued (and `first`): the last change
     /// of each user wins. A failure is logged; the loop announces its
     /// users again at its next periodic check.
@@ -172,87 +191,11 @@ impl Writer {
         }
     }
 
-    /// Commits a group and reports every batch in it.
-    fn commit(&mut self, group: Vec<Batch>) {
-        let started = Instant::now();
-        let (result, outcomes) = match self.write(&group) {
-            Ok((writes, outcomes)) => {
-                if writes > 0 {
-                    let m = &self.metrics;
-                    m.commit_seconds.observe(started.elapsed().as_secs_f64());
-                    m.writes_per_commit.observe(writes as f64);
-                }
-                self.stats
-                    .committed(group.len(), usize::from(writes > 0), writes);
-                (Ok(()), outcomes)
-            }
-            Err(cause) => {
-                if !matches!(cause, StoreError::Unavailable(_)) {
-                    // An outage is logged once by the link, not per group.
-                    log::error!(
-                        "store: a transaction of {} batch(es) failed and was rolled back; \
-                         their requests are answered unavailable: {cause}",
-                        group.len()
-                    );
-                }
-                (Err(cause), Vec::new())
-            }
-        };
-        let mut outcomes = outcomes.into_iter();
-        for batch in &group {
-            let outcome = outcomes.next().unwrap_or_default();
-            let done = Committed {
-                seq: batch.seq,
-                result: result.clone(),
-                acks: result.clone(),
-                removed: outcome.removed,
-                expired: outcome.expired,
-                duplicates: outcome.duplicates,
-                assigned: outcome.assigned,
-            };
-            if self.done.send(done).is_err() {
-                return; // the store was dropped: nobody is waiting
-            }
-        }
-        if let Err(e) = self.waker.wake() {
-            log::error!("store: cannot wake the event loop: {e}");
-        }
-        if let Some(line) = self.stats.due(Instant::now()) {
-            log::info!("{line}");
-        }
-    }
-
-    /// Writes `group`, running it again after a deadlock.
-    fn write(&mut self, group: &[Batch]) -> Result<(usize, Vec<BatchOutcome>), StoreError> {
-        if group.iter().all(|b| b.ops.is_empty()) {
-            return Ok((0, Vec::new()));
-        }
-        let mut attempt = 0;
-        loop {
-            let e = match self.attempt(group)? {
-                Ok(done) => return Ok(done),
-                Err(e) => e,
-            };
-            match self.link.failed(&e) {
-                Trouble::Retry if attempt < RETRIES => {
-                    attempt += 1;
-                    log::debug!("store: group rolled back ({e}); running it again");
-                }
-                Trouble::Retry => return Err(StoreError::Database(e.to_string())),
-                Trouble::Lost(cause) => return Err(StoreError::Unavailable(cause)),
-                Trouble::Failed(err) => return Err(err),
-            }
-        }
-    }
-
     /// One try at writing `group`: the outer error when there is no
     /// connection or the code panicked (a bug; the requests are still
     /// answered), the inner one when the database failed the transaction.
     #[allow(clippy::type_complexity)]
-    fn attempt(
-        &mut self,
-        group: &[Batch],
-    ) -> Result<Result<(usize, Vec<BatchOutcome>), postgres::Error>, StoreError> {
+    fn attempt(&mut self, group: &[Batch]) -> Result<Result<Written, postgres::Error>, StoreError> {
         let generation = self.link.generation();
         let client = self.link.client()?;
         let statements = match self.statements.take() {

@@ -5,6 +5,7 @@
 //! it when the process ends, however it ends (kill -9 included), so a crash
 //! never leaves a stale lock behind.
 
+use crate::store::OpenError;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
@@ -20,25 +21,23 @@ pub struct DataDirLock {
 
 impl DataDirLock {
     /// Takes the lock without waiting: an error if another process has it.
-    pub fn acquire(dir: &Path) -> Result<DataDirLock, String> {
+    pub fn acquire(dir: &Path) -> Result<DataDirLock, OpenError> {
         let path = dir.join(LOCK_FILE);
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options
-            .open(&path)
-            .map_err(|e| format!("cannot create the lock file {}: {e}", path.display()))?;
+        let file = match options.open(&path) {
+            Ok(file) => file,
+            Err(cause) => return Err(OpenError::LockFile { path, cause }),
+        };
         match file.try_lock() {
             Ok(()) => Ok(DataDirLock { _file: file, path }),
-            Err(TryLockError::WouldBlock) => Err(format!(
-                "another gotalk is using {} (it holds {}); stop it first or choose another --data directory",
-                dir.display(),
-                path.display()
-            )),
-            Err(TryLockError::Error(e)) => {
-                Err(format!("cannot lock {}: {e}", path.display()))
-            }
+            Err(TryLockError::WouldBlock) => Err(OpenError::Locked {
+                dir: dir.to_path_buf(),
+                path,
+            }),
+            Err(TryLockError::Error(cause)) => Err(OpenError::Lock { path, cause }),
         }
     }
 
@@ -58,6 +57,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let first = DataDirLock::acquire(&dir).unwrap();
         let err = DataDirLock::acquire(&dir).unwrap_err();
+        let err = err.to_string();
         assert!(err.contains("another gotalk is using"), "{err}");
         drop(first);
         let again = DataDirLock::acquire(&dir).unwrap();

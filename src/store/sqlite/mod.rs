@@ -6,34 +6,38 @@
 //! - [`schema`]: connection settings (WAL, `synchronous = FULL`,
 //!   incremental auto-vacuum) and the versioned forward migrations.
 //! - [`load`]: the figures read at start.
-//! - [`writer`]: the thread that commits groups of batches.
+//! - [`writer`]: the writing thread's SQLite side (purge, upkeep, a full
+//!   disk); [`group`]: one group of batches as one transaction.
 //! - [`client_id_window`]: a sender's newest N `client_id`s, kept by each
 //!   SEND that adds one.
 //! - [`reader`]: the thread that answers the core's reads on demand.
 //! - [`purge`]: deleting the messages ACKs marked, many at a time.
 //! - [`upkeep`]: giving freed space back and pruning old `client_id`s.
+//! - `error_kind`: SQLite's result codes as [`StoreError`](super::StoreError) kinds.
 //! - [`disk_full`]: the reserve file that keeps ACK working on a full disk.
-//! - [`stats`]: the `store stats:` log line benchmarks read.
 //! - `tests`: the store end to end on a real file.
 //!
-//! The event loop only ever touches channels: [`Store::submit`] sends a
-//! batch to the writer and returns at once, and [`Store::completed`] takes
-//! a finished one if there is one. Disk waits happen on the writer thread.
+//! The event loop only ever touches channels (see [`super::threaded`]);
+//! disk waits happen on the writer thread, whose loop is
+//! [`super::group_commit`] over this store's [`writer::Sqlite`].
 
 pub mod client_id_window;
 pub mod custody;
 pub mod disk_full;
+mod error_kind;
+pub mod group;
 pub mod load;
 pub mod lock;
 pub mod purge;
 pub mod reader;
 pub mod schema;
-pub mod stats;
 pub mod upkeep;
 pub mod writer;
 
+use super::threaded::{Opened, Threaded};
 use super::threads::StoreThreads;
-use super::{Batch, Committed, Read, ReadDone, Snapshot, Store, StoreMetrics};
+use super::{group_commit, read_loop};
+use super::{OpenError, SchemaError, Snapshot, StoreMetrics};
 use crate::config::DEFAULT_DISK_RESERVE;
 use crate::Millis;
 use disk_full::DiskSpace;
@@ -47,25 +51,26 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "gotalk.db";
 
-pub struct SqliteStore {
-    /// The writer and reader threads and the channels to them.
-    threads: StoreThreads,
-    /// The connection that migrated the schema; [`Store::load`] reads with
+/// The SQLite store: its threads, and [`Files`] on the loop's side.
+pub type SqliteStore = Threaded<Files>;
+
+/// What the SQLite store keeps on the loop's side.
+pub struct Files {
+    /// The connection that migrated the schema; [`Opened::load`] reads with
     /// it and closes it.
     reader: Option<Connection>,
     path: PathBuf,
-    metrics: Arc<StoreMetrics>,
-    /// Held for as long as the store lives (the process, in the server).
-    /// Declared last so it is released after the writer has stopped.
+    /// Held for as long as the store lives (the process, in the server);
+    /// dropped after the writer has stopped.
     _lock: DataDirLock,
 }
 
-impl SqliteStore {
+impl Threaded<Files> {
     /// Opens (creating if need be) the store in `dir`: the directory, its
     /// lock, the database and its schema, and the writer thread. Every
     /// failure is an error that names the file and the cause. Sets the
     /// default reserve aside (see [`disk_full`]).
-    pub fn open(dir: &Path, waker: Arc<Waker>) -> Result<SqliteStore, String> {
+    pub fn open(dir: &Path, waker: Arc<Waker>) -> Result<SqliteStore, OpenError> {
         Self::open_with_reserve(dir, DEFAULT_DISK_RESERVE, waker)
     }
 
@@ -75,18 +80,15 @@ impl SqliteStore {
         dir: &Path,
         reserve_bytes: u64,
         waker: Arc<Waker>,
-    ) -> Result<SqliteStore, String> {
+    ) -> Result<SqliteStore, OpenError> {
         create_data_dir(dir)?;
         let lock = DataDirLock::acquire(dir)?;
         let space = DiskSpace::open(dir, reserve_bytes);
         let path = dir.join(DB_FILE);
         create_private_file(&path)?;
-        let fail = |e: String| {
-            format!(
-                "cannot use the database {}: {e} (if the file is damaged, move it \
-                 aside to start empty, or restore a backup)",
-                path.display()
-            )
+        let fail = |cause: SchemaError| OpenError::UseFile {
+            path: path.clone(),
+            cause,
         };
         let mut reader = connect(&path).map_err(fail)?;
         let found = schema::migrate(&mut reader).map_err(fail)?;
@@ -97,40 +99,43 @@ impl SqliteStore {
         let read_conn = connect(&path).map_err(fail)?;
         let (mut threads, ends) = StoreThreads::channels();
         let metrics = Arc::new(StoreMetrics::default());
-        let writer = writer::spawn(
-            conn,
+        let writer = group_commit::spawn(
+            "gotalk-store",
+            writer::Sqlite::new(conn, space),
             ends.jobs,
             ends.done,
             waker.clone(),
-            space,
             metrics.clone(),
         )?;
-        let read_thread = reader::spawn(read_conn, ends.reads, ends.read_done, waker)?;
+        let read_thread = read_loop::spawn(
+            "gotalk-reader",
+            reader::SqliteReader(read_conn),
+            ends.reads,
+            ends.read_done,
+            waker,
+        )?;
         threads.started(writer, read_thread);
-        Ok(SqliteStore {
-            threads,
-            metrics,
+        let files = Files {
             reader: Some(reader),
             path,
             _lock: lock,
-        })
+        };
+        Ok(Threaded::new(threads, metrics, files))
     }
 }
 
-impl Store for SqliteStore {
-    fn load(&mut self) -> Result<Snapshot, String> {
+impl Opened for Files {
+    fn load(&mut self) -> Result<Snapshot, OpenError> {
         let mut conn = match self.reader.take() {
             Some(conn) => conn,
             None => connect(&self.path)?,
         };
         let started = Instant::now();
-        let snapshot = load::read_snapshot(&mut conn, wall_clock_ms()).map_err(|e| {
-            format!(
-                "cannot read the database {}: {e} (if the file is damaged, move it \
-                 aside to start empty, or restore a backup)",
-                self.path.display()
-            )
-        })?;
+        let snapshot =
+            load::read_snapshot(&mut conn, wall_clock_ms()).map_err(|e| OpenError::ReadFile {
+                path: self.path.clone(),
+                cause: e.to_string(),
+            })?;
         log::info!(
             "opened {}: {} unacknowledged messages ({} bytes) stay on disk until read; \
              started in {} ms",
@@ -140,33 +145,6 @@ impl Store for SqliteStore {
             started.elapsed().as_millis()
         );
         Ok(snapshot)
-    }
-
-    fn submit(&mut self, batch: Batch) {
-        self.threads.submit(batch);
-    }
-
-    fn completed(&mut self) -> Option<Committed> {
-        self.threads.completed()
-    }
-
-    fn read(&mut self, read: Read) {
-        self.threads.read(read);
-    }
-
-    fn read_done(&mut self) -> Option<ReadDone> {
-        self.threads.read_done()
-    }
-
-    fn metrics(&self) -> Option<&StoreMetrics> {
-        Some(&self.metrics)
-    }
-}
-
-impl Drop for SqliteStore {
-    /// Lets the writer finish what was submitted, then stops it.
-    fn drop(&mut self) {
-        self.threads.stop();
     }
 }
 
@@ -178,8 +156,8 @@ fn wall_clock_ms() -> Millis {
 }
 
 /// A configured connection to the database file.
-fn connect(path: &Path) -> Result<Connection, String> {
-    let conn = Connection::open(path).map_err(|e| e.to_string())?;
+fn connect(path: &Path) -> Result<Connection, SchemaError> {
+    let conn = Connection::open(path).map_err(|e| SchemaError::Database(e.to_string()))?;
     schema::configure(&conn)?;
     Ok(conn)
 }
@@ -187,17 +165,16 @@ fn connect(path: &Path) -> Result<Connection, String> {
 /// Creates the data directory (and its parents). A directory made here is
 /// synced into its parent, so it does not vanish in a power cut along with
 /// everything committed inside it.
-fn create_data_dir(dir: &Path) -> Result<(), String> {
-    let fail =
-        |e: std::io::Error| format!("cannot create the data directory {}: {e}", dir.display());
+fn create_data_dir(dir: &Path) -> Result<(), OpenError> {
+    let fail = |cause: std::io::Error| OpenError::CreateDir {
+        dir: dir.to_path_buf(),
+        cause,
+    };
     if dir.is_dir() {
         return Ok(());
     }
     if dir.exists() {
-        return Err(format!(
-            "the data directory {} exists but is not a directory",
-            dir.display()
-        ));
+        return Err(OpenError::NotADirectory(dir.to_path_buf()));
     }
     std::fs::create_dir_all(dir).map_err(fail)?;
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -211,7 +188,7 @@ fn create_data_dir(dir: &Path) -> Result<(), String> {
 /// Creates `path` readable by its owner only, if it does not exist yet;
 /// SQLite gives its `-wal` and `-shm` files the same permissions. Messages
 /// and password hashes are nobody else's business.
-fn create_private_file(path: &Path) -> Result<(), String> {
+fn create_private_file(path: &Path) -> Result<(), OpenError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -219,10 +196,10 @@ fn create_private_file(path: &Path) -> Result<(), String> {
     match options.open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(format!(
-            "cannot create the database {}: {e}",
-            path.display()
-        )),
+        Err(cause) => Err(OpenError::CreateFile {
+            path: path.to_path_buf(),
+            cause,
+        }),
     }
 }
 

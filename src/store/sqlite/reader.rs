@@ -3,109 +3,22 @@
 //! write-ahead logging it reads beside the writer without blocking it, and
 //! each statement sees every transaction committed before it began, so a
 //! read the core submits after learning of a commit sees that commit.
-//! Answers go back over a channel and the loop is woken, as commits are.
+//! The thread's loop is [`crate::store::read_loop`]; this is its SQL.
 
-use crate::store::{Read, ReadAnswer, ReadDone, ReadOp, StoreError, StoredMessage, StoredUser};
-use crossbeam_channel::{Receiver, Sender};
-use mio::Waker;
+use crate::store::read_loop::ReadBackend;
+use crate::store::{ReadAnswer, ReadOp, StoreError, StoredMessage, StoredUser};
 use rusqlite::{Connection, OptionalExtension, Row};
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::collections::HashMap;
 
-/// Starts the reader thread on `conn`. It runs until `reads` is closed.
-pub fn spawn(
-    conn: Connection,
-    reads: Receiver<Read>,
-    done: Sender<ReadDone>,
-    waker: Arc<Waker>,
-) -> Result<JoinHandle<()>, String> {
-    thread::Builder::new()
-        .name("gotalk-reader".into())
-        .spawn(move || run(&conn, &reads, &done, &waker))
-        .map_err(|e| format!("cannot start the store's reader thread: {e}"))
-}
+/// The SQLite side of the reading thread ([`crate::store::read_loop`]).
+pub struct SqliteReader(pub Connection);
 
-fn run(conn: &Connection, reads: &Receiver<Read>, done: &Sender<ReadDone>, waker: &Waker) {
-    let mut queue = Queue::default();
-    loop {
-        if queue.is_empty() {
-            match reads.recv() {
-                Ok(read) => queue.push(read),
-                Err(_) => return,
-            }
-        }
-        queue.extend(reads.try_iter());
-        let Some(read) = queue.next() else { continue };
-        let answer = answer(conn, &read.op).map_err(|e| {
-            log::error!("store: reading {:?} failed: {e}", read.op);
+impl ReadBackend for SqliteReader {
+    fn answer(&mut self, op: &ReadOp) -> Result<ReadAnswer, StoreError> {
+        answer(&self.0, op).map_err(|e| {
+            log::error!("store: reading {op:?} failed: {e}");
             StoreError::from(e)
-        });
-        if done
-            .send(ReadDone {
-                id: read.id,
-                answer,
-            })
-            .is_err()
-        {
-            return;
-        }
-        // Each answer is handed over as soon as it is read; the loop takes
-        // every finished read per turn, so wakes that come while it is
-        // busy cost one turn, not one each.
-        if let Err(e) = waker.wake() {
-            log::error!("store: cannot wake the event loop: {e}");
-        }
-    }
-}
-
-/// The reads taken from the channel and not answered yet: accounts (a row
-/// each) before mailboxes and pages (up to a window of rows), each kind in
-/// the order asked. A LOGIN or AUTH waits for its account, not for the
-/// pages other users asked before it. Reads of one kind never overtake
-/// each other, and a page waits for at most [`ACCOUNTS_BEFORE_A_PAGE`]
-/// accounts, so a flood of account reads cannot starve pages.
-#[derive(Default)]
-struct Queue {
-    accounts: VecDeque<Read>,
-    pages: VecDeque<Read>,
-    /// Accounts answered in a row while a page waited.
-    overtaken: usize,
-}
-
-/// Most account reads answered in a row while a page waits.
-const ACCOUNTS_BEFORE_A_PAGE: usize = 16;
-
-impl Queue {
-    fn is_empty(&self) -> bool {
-        self.accounts.is_empty() && self.pages.is_empty()
-    }
-
-    fn push(&mut self, read: Read) {
-        match read.op {
-            ReadOp::UserById(_) | ReadOp::UserByName(_) => self.accounts.push_back(read),
-            _ => self.pages.push_back(read),
-        }
-    }
-
-    fn extend(&mut self, reads: impl Iterator<Item = Read>) {
-        for read in reads {
-            self.push(read);
-        }
-    }
-
-    fn next(&mut self) -> Option<Read> {
-        if self.pages.is_empty() || self.overtaken >= ACCOUNTS_BEFORE_A_PAGE {
-            self.overtaken = 0;
-            return self.pages.pop_front().or_else(|| self.accounts.pop_front());
-        }
-        match self.accounts.pop_front() {
-            Some(read) => {
-                self.overtaken += 1;
-                Some(read)
-            }
-            None => self.pages.pop_front(),
-        }
+        })
     }
 }
 
@@ -290,41 +203,4 @@ pub fn user(r: &Row<'_>) -> rusqlite::Result<StoredUser> {
         password_hash: r.get(2)?,
         tokens_valid_from: r.get::<_, i64>(4)?.max(0) as u64,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read(id: u64, op: ReadOp) -> Read {
-        Read { id, op }
-    }
-
-    fn order(queue: &mut Queue) -> Vec<u64> {
-        std::iter::from_fn(|| queue.next()).map(|r| r.id).collect()
-    }
-
-    #[test]
-    fn accounts_go_before_pages_each_kind_in_order() {
-        let mut queue = Queue::default();
-        queue.push(read(1, ReadOp::Mailbox(5)));
-        queue.push(read(2, ReadOp::UserById(5)));
-        queue.push(read(3, ReadOp::Mailbox(6)));
-        queue.push(read(4, ReadOp::UserByName("bob".into())));
-        assert_eq!(order(&mut queue), [2, 4, 1, 3]);
-        assert!(queue.is_empty());
-    }
-
-    #[test]
-    fn a_page_waits_for_a_bounded_number_of_accounts() {
-        let mut queue = Queue::default();
-        queue.push(read(0, ReadOp::Mailbox(5)));
-        for id in 1..=40 {
-            queue.push(read(id, ReadOp::UserById(id)));
-        }
-        let ids = order(&mut queue);
-        let page = ids.iter().position(|&id| id == 0).unwrap();
-        assert_eq!(page, ACCOUNTS_BEFORE_A_PAGE);
-        assert_eq!(ids.len(), 41);
-    }
 }

@@ -10,6 +10,7 @@
 //! appended. A file whose version is newer than [`MIGRATIONS`] knows was
 //! written by a newer gotalk and is refused rather than guessed at.
 
+use crate::store::SchemaError;
 use rusqlite::Connection;
 use std::time::Duration;
 
@@ -207,7 +208,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 ///   and a power cut could lose the last transactions, which breaks the
 ///   promise that a SEND answered `ok` survives. FULL syncs the log at
 ///   every commit; group commit makes that one fsync per group of batches.
-pub fn configure(conn: &Connection) -> Result<(), String> {
+pub fn configure(conn: &Connection) -> Result<(), SchemaError> {
     let set = || -> rusqlite::Result<String> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
@@ -215,11 +216,9 @@ pub fn configure(conn: &Connection) -> Result<(), String> {
         conn.pragma_update(None, "synchronous", "FULL")?;
         Ok(mode)
     };
-    let mode: String = set().map_err(|e| e.to_string())?;
+    let mode: String = set().map_err(|e| SchemaError::Database(e.to_string()))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!(
-            "it refused write-ahead logging (journal mode stays {mode})"
-        ));
+        return Err(SchemaError::NoWal(mode));
     }
     Ok(())
 }
@@ -231,24 +230,26 @@ pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
 
 /// Brings the database up to [`latest_version`]. Returns the version it
 /// found, or an error for a version newer than this code knows.
-pub fn migrate(conn: &mut Connection) -> Result<u32, String> {
+pub fn migrate(conn: &mut Connection) -> Result<u32, SchemaError> {
     migrate_with(conn, MIGRATIONS)
 }
 
 /// [`migrate`] with the steps given (so tests can add future ones).
-pub fn migrate_with(conn: &mut Connection, steps: &[&str]) -> Result<u32, String> {
-    let found = version(conn).map_err(|e| e.to_string())?;
+pub fn migrate_with(conn: &mut Connection, steps: &[&str]) -> Result<u32, SchemaError> {
+    let found = version(conn).map_err(|e| SchemaError::Database(e.to_string()))?;
     let known = steps.len() as u32;
     if found > known {
-        return Err(format!(
-            "its schema version is {found}, newer than the {known} this gotalk knows; \
-             run the newer gotalk that wrote it"
-        ));
+        return Err(SchemaError::TooNew {
+            found: found.into(),
+            known: known.into(),
+        });
     }
     for (i, step) in steps.iter().enumerate().skip(found as usize) {
         let to = i as u32 + 1;
-        apply_step(conn, step, to)
-            .map_err(|e| format!("upgrading the schema to version {to} failed: {e}"))?;
+        apply_step(conn, step, to).map_err(|e| SchemaError::Step {
+            to: to.into(),
+            cause: e.to_string(),
+        })?;
         log::info!("database schema upgraded to version {to}");
     }
     Ok(found)
@@ -344,7 +345,7 @@ mod tests {
         migrate(&mut conn).unwrap();
         let mut steps = MIGRATIONS.to_vec();
         steps.push("CREATE TABLE extra (x); INSERT INTO no_such_table VALUES (1);");
-        let err = migrate_with(&mut conn, &steps).unwrap_err();
+        let err = migrate_with(&mut conn, &steps).unwrap_err().to_string();
         let failing = format!("version {}", latest_version() + 1);
         assert!(err.contains(&failing), "{err}");
         assert_eq!(version(&conn).unwrap(), latest_version());
@@ -449,7 +450,7 @@ mod tests {
         let mut conn = fresh();
         conn.pragma_update(None, "user_version", latest_version() + 1)
             .unwrap();
-        let err = migrate(&mut conn).unwrap_err();
+        let err = migrate(&mut conn).unwrap_err().to_string();
         assert!(err.contains("newer"), "{err}");
         assert!(tables(&conn).is_empty(), "nothing may be created");
     }

@@ -5,7 +5,7 @@
 use super::*;
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::message::{Message, Parties};
-use crate::store::{Read, ReadDone, ReadOp, StoreError, WriteOp};
+use crate::store::{Batch, Committed, Read, ReadDone, ReadOp, Store, StoreError, WriteOp};
 use mio::{Poll, Token};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ impl Fixture {
     }
 
     fn open(&self) -> Result<SqliteStore, String> {
-        SqliteStore::open(&self.dir, self.waker.clone())
+        SqliteStore::open(&self.dir, self.waker.clone()).map_err(String::from)
     }
 
     /// Everything the database holds, read beside any open store.
