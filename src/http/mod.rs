@@ -9,6 +9,8 @@
 //! - [`host`]: the `Host` and `Origin` a request may carry.
 //! - [`forwarded`]: the client address and scheme a trusted proxy names.
 //! - [`page`]: `GET /`, the embedded chat page, its script and style.
+//! - [`door`]: the door's state on one connection and its rules (what the
+//!   event loop asks of it: deadlines, what follows a flush).
 //!
 //! Requests on one connection run one at a time: a request whose reply
 //! comes later (a password hash, a commit, a long-poll) sets the
@@ -17,6 +19,7 @@
 //! sees what an earlier one did. HTTP connections are never bound to a
 //! user: the token in each request decides who acts.
 
+pub mod door;
 pub mod form;
 pub mod forwarded;
 pub mod host;
@@ -25,49 +28,14 @@ pub mod parse;
 pub mod render;
 pub mod routes;
 
-use crate::config::limits::OUTPUT_PAUSE_BYTES;
-use crate::conn::{Conn, OutputBudget, ReplySlots};
-use crate::core::{Handled, Ticket};
-use crate::error::{CloseReason, ErrorCode};
-use crate::request::{Call, Reply, Request, SyncArgs};
-use crate::turn::Turn;
-use crate::{ConnId, UserId};
-use parse::Step;
+pub use door::HttpDoor;
+
+use crate::error::ErrorCode;
+use crate::request::{Call, Reply, Request};
+use crate::UserId;
 use render::Persistence;
-use routes::{Endpoint, Route};
+use routes::Endpoint;
 use std::borrow::Cow;
-
-/// The HTTP door's state on one connection: how far the current request
-/// has been read, the replies owed, and work owed once they are written.
-#[derive(Default)]
-pub struct HttpDoor {
-    /// The connection is TLS: responses carry HSTS.
-    secure: bool,
-    /// Whether a trusted proxy's forwarding headers name the client.
-    via: forwarded::Via,
-    reader: parse::Reader,
-    slots: ReplySlots<SlotContext>,
-    /// Requests to run once the output is fully written (the `/sync`
-    /// acknowledgement).
-    once_flushed: Vec<Call<'static>>,
-}
-
-/// What a reply slot of an HTTP connection renders.
-enum SlotContext {
-    Api(ReplyContext),
-    /// A request the server runs for the connection itself (the `/sync`
-    /// acknowledgement once its reply is written): no reply is written.
-    Internal,
-}
-
-impl SlotContext {
-    fn render(&self, reply: &Reply, out: &mut Vec<u8>) -> AfterReply {
-        match self {
-            SlotContext::Api(ctx) => ctx.render(reply, out),
-            SlotContext::Internal => AfterReply::default(),
-        }
-    }
-}
 
 /// What the connection must do once a reply is written.
 #[derive(Default)]
@@ -138,269 +106,5 @@ impl ReplyContext {
             close: self.persistence == Persistence::Close,
             once_flushed,
         }
-    }
-}
-
-impl HttpDoor {
-    /// The door of a connection; `secure` when it is TLS, `via` whether
-    /// it comes from a trusted proxy that named no client.
-    pub fn new(secure: bool, via: forwarded::Via) -> HttpDoor {
-        HttpDoor {
-            secure,
-            via,
-            ..HttpDoor::default()
-        }
-    }
-
-    /// Whether every reply owed has been rendered and no work waits for
-    /// the output to be written.
-    pub fn is_settled(&self) -> bool {
-        self.slots.is_empty() && self.once_flushed.is_empty()
-    }
-
-    /// Whether part of a request has been read.
-    pub fn has_partial_request(conn: &Conn) -> bool {
-        !conn.inbuf.is_empty()
-    }
-
-    /// Runs the complete HTTP requests in `conn.inbuf` that may run now:
-    /// one at a time, stopping at a barrier (a reply still to come), at a
-    /// reply whose acknowledgement waits for the output to be written, or
-    /// when the client is not reading its responses.
-    pub fn process(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) {
-        let input = std::mem::take(&mut conn.inbuf);
-        let mut pos = 0;
-        while conn.accepts_requests(OUTPUT_PAUSE_BYTES) && self.once_flushed.is_empty() {
-            match self.reader.next(&input[pos..]) {
-                Step::Skip { consumed } => pos += consumed,
-                Step::Request { request, consumed } => {
-                    pos += consumed;
-                    self.run(id, conn, turn, &request);
-                }
-                Step::Continue => {
-                    debug_assert!(self.slots.is_empty(), "requests run one at a time");
-                    conn.queue(turn.budget, |out| {
-                        out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n")
-                    });
-                }
-                Step::NeedMore => break,
-                Step::Refuse(refusal) => {
-                    log::debug!(
-                        "connection {id} ({}): refused HTTP request: {} {}",
-                        conn.peer,
-                        refusal.status,
-                        refusal.message
-                    );
-                    debug_assert!(self.slots.is_empty(), "requests run one at a time");
-                    conn.queue(turn.budget, |out| {
-                        render::refusal(out, &refusal, Persistence::Close, self.secure)
-                    });
-                    conn.closing = Some(CloseReason::ProtocolError);
-                    pos = input.len();
-                    break;
-                }
-            }
-        }
-        conn.inbuf = input;
-        conn.consume_input(pos);
-    }
-
-    /// Answers one complete request.
-    fn run(
-        &mut self,
-        id: ConnId,
-        conn: &mut Conn,
-        turn: &mut Turn<'_>,
-        request: &parse::Request<'_>,
-    ) {
-        let persistence = Persistence::of(request.keep_alive, request.http10);
-        let secure = self.secure;
-        let head_only = request.method == "HEAD";
-        let budget = &mut *turn.budget;
-        if let Err(refusal) = host::check_host(request.host, turn.config) {
-            return refuse(id, conn, budget, &refusal, persistence, secure);
-        }
-        let endpoint = match routes::route(request.method, request.path) {
-            Ok(Route::Api(endpoint)) => endpoint,
-            Ok(Route::Page(asset)) => {
-                conn.queue(budget, |out| {
-                    page::respond(out, asset, head_only, persistence, secure)
-                });
-                return finish_direct(conn, persistence);
-            }
-            Ok(Route::Health) => {
-                let body = b"{\"ok\":true}";
-                conn.queue(budget, |out| {
-                    render::push_head(
-                        out,
-                        200,
-                        persistence,
-                        secure,
-                        "application/json",
-                        body.len(),
-                        &[("Cache-Control", "no-store")],
-                    );
-                    if !head_only {
-                        out.extend_from_slice(body);
-                    }
-                });
-                return finish_direct(conn, persistence);
-            }
-            Err(refusal) => return refuse(id, conn, budget, &refusal, persistence, secure),
-        };
-        // Every API route is a POST that may change something.
-        let scheme = forwarded::scheme(
-            secure,
-            self.via,
-            turn.config.tls_cert.is_some(),
-            request.forwarded_proto,
-        );
-        if let Err(refusal) = host::check_origin(request.origin, request.host, scheme) {
-            return refuse(id, conn, budget, &refusal, persistence, secure);
-        }
-        let fields = match form::Fields::parse(request.body, request.query, request.content_type) {
-            Ok(fields) => fields,
-            Err(refusal) => return refuse(id, conn, budget, &refusal, persistence, secure),
-        };
-        let mut ctx = ReplyContext {
-            endpoint,
-            persistence,
-            secure,
-            ack_as: None,
-        };
-        let call = match routes::call(endpoint, &fields) {
-            Ok(call) => call,
-            Err(failure) => {
-                log::debug!("connection {id}: {failure}");
-                let after = conn.queue(budget, |out| ctx.render(&Reply::Error(failure), out));
-                return self.apply(conn, after);
-            }
-        };
-        if let (Request::Sync(SyncArgs { after: None, .. }), Some(token)) =
-            (&call.request, &call.token)
-        {
-            ctx.ack_as = Some(AckAs {
-                token: token.clone().into_owned(),
-                claimed_id: call.claimed_id,
-            });
-        }
-        if self.via == forwarded::Via::TrustedProxy {
-            // Throttles count this request under the client the proxy
-            // names (its own address when it names none).
-            let client = forwarded::last_hop(request.forwarded_for).unwrap_or(conn.peer.ip());
-            turn.core.set_address(id, client);
-        }
-        let ticket = turn.ticket(id);
-        match turn.core.handle(ticket, call, turn.now, turn.outbox) {
-            Handled::Now(reply) => {
-                let after = self.slots.reply_now(
-                    conn,
-                    turn.budget,
-                    ticket.seq,
-                    SlotContext::Api(ctx),
-                    |ctx, out| ctx.render(&reply, out),
-                );
-                self.apply(conn, after);
-            }
-            Handled::Later { .. } => {
-                self.slots.defer(ticket.seq, SlotContext::Api(ctx));
-                // Every deferred HTTP request is a barrier: one at a time.
-                conn.barrier = Some(ticket.seq);
-            }
-        }
-    }
-
-    /// Fills in a reply that came later. False if this connection has no
-    /// such request.
-    pub fn complete(
-        &mut self,
-        conn: &mut Conn,
-        budget: &mut OutputBudget,
-        seq: u64,
-        reply: &Reply,
-    ) -> bool {
-        match self
-            .slots
-            .complete(conn, budget, seq, |ctx, out| ctx.render(reply, out))
-        {
-            Some(after) => {
-                self.apply(conn, after);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn apply(&mut self, conn: &mut Conn, after: AfterReply) {
-        if after.close && conn.closing.is_none() {
-            conn.closing = Some(CloseReason::ClientQuit);
-        }
-        if let Some(call) = after.once_flushed {
-            self.once_flushed.push(call);
-        }
-    }
-
-    /// The output was written in full: runs the work owed at that point.
-    /// Returns true if the connection may take requests again.
-    pub fn on_flushed(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) -> bool {
-        if self.once_flushed.is_empty() {
-            return false;
-        }
-        for call in std::mem::take(&mut self.once_flushed) {
-            let ticket: Ticket = turn.ticket(id);
-            // Nobody reads this reply, but the connection's next request
-            // waits for it: an HTTP /sync must not return again what the
-            // acknowledgement being stored covers.
-            if let Handled::Later { .. } = turn.core.handle(ticket, call, turn.now, turn.outbox) {
-                self.slots.defer(ticket.seq, SlotContext::Internal);
-                conn.barrier = Some(ticket.seq);
-            }
-        }
-        true
-    }
-}
-
-/// Answers a request the shim refuses itself; the connection stays usable.
-fn refuse(
-    id: ConnId,
-    conn: &mut Conn,
-    budget: &mut OutputBudget,
-    refusal: &Refusal,
-    persistence: Persistence,
-    secure: bool,
-) {
-    log::debug!("connection {id}: {} {}", refusal.status, refusal.message);
-    conn.queue(budget, |out| {
-        render::refusal(out, refusal, persistence, secure)
-    });
-    finish_direct(conn, persistence);
-}
-
-/// What a plain HTTP request to a server that requires TLS is told.
-pub const PLAINTEXT_REFUSED: &str =
-    "This server requires TLS: use https:// instead of http:// for this address.\n";
-
-/// Answers a plain HTTP request on a server that requires TLS: 400 with a
-/// plain-text reason a person reads in the browser, then close.
-pub fn refuse_plaintext(conn: &mut Conn, budget: &mut OutputBudget) {
-    conn.queue(budget, |out| {
-        render::push_head(
-            out,
-            400,
-            Persistence::Close,
-            false,
-            "text/plain; charset=utf-8",
-            PLAINTEXT_REFUSED.len(),
-            &[("Cache-Control", "no-store")],
-        );
-        out.extend_from_slice(PLAINTEXT_REFUSED.as_bytes());
-    });
-}
-
-/// After a response written straight to the output (requests run one at a
-/// time, so nothing is pending before it).
-fn finish_direct(conn: &mut Conn, persistence: Persistence) {
-    if persistence == Persistence::Close && conn.closing.is_none() {
-        conn.closing = Some(CloseReason::ClientQuit);
     }
 }
