@@ -335,18 +335,21 @@ pub const PLAINTEXT_REFUSED: &str =
 /// Answers a plain HTTP request on a server that requires TLS: 400 with a
 /// plain-text reason a person reads in the browser, then close.
 pub fn refuse_plaintext(conn: &mut Conn, budget: &mut OutputBudget) {
-    conn.queue(budget, |out| {
-        render::push_head(
-            out,
-            400,
-            Persistence::Close,
-            false,
-            "text/plain; charset=utf-8",
-            PLAINTEXT_REFUSED.len(),
-            &[("Cache-Control", "no-store")],
-        );
-        out.extend_from_slice(PLAINTEXT_REFUSED.as_bytes());
-    });
+    conn.queue(budget, plaintext_refusal);
+}
+
+/// Appends the response [`refuse_plaintext`] sends.
+fn plaintext_refusal(out: &mut Vec<u8>) {
+    render::push_head(
+        out,
+        400,
+        Persistence::Close,
+        false,
+        "text/plain; charset=utf-8",
+        PLAINTEXT_REFUSED.len(),
+        &[("Cache-Control", "no-store")],
+    );
+    out.extend_from_slice(PLAINTEXT_REFUSED.as_bytes());
 }
 
 /// After a response written straight to the output (requests run one at a
@@ -354,5 +357,24 @@ pub fn refuse_plaintext(conn: &mut Conn, budget: &mut OutputBudget) {
 fn finish_direct(conn: &mut Conn, persistence: Persistence) {
     if persistence == Persistence::Close && conn.closing.is_none() {
         conn.closing = Some(CloseReason::ClientQuit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_request_to_a_tls_only_server_gets_a_readable_400_and_a_close() {
+        let mut out = Vec::new();
+        plaintext_refusal(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+        assert!(head.contains("\r\nContent-Type: text/plain; charset=utf-8\r\n"));
+        assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())));
+        assert!(head.ends_with("\r\nConnection: close"), "{head}");
+        assert!(!head.contains("Strict-Transport-Security"));
+        assert_eq!(body, PLAINTEXT_REFUSED);
     }
 }

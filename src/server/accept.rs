@@ -96,23 +96,21 @@ impl Server {
             return;
         }
         self.next_serial += 1;
-        let mut conn = Conn::new(socket, peer, self.next_serial, now);
-        let login_deadline = now + self.timeouts.login;
-        self.timers
-            .arm(&mut conn.timer_at, login_deadline, id, conn.serial);
-        let edge = Edge::new(trusted);
-        if edge.awaits_header(self.config.proxy_protocol) {
-            let header_deadline = now + self.timeouts.request;
-            self.timers
-                .arm(&mut conn.timer_at, header_deadline, id, conn.serial);
+        let mut client = Client {
+            conn: Conn::new(socket, peer, self.next_serial, now),
+            door: Door::Sniffing(Sniffing),
+            edge: Edge::new(trusted),
+        };
+        // A new connection must say which door it wants (or send its
+        // PROXY header) in time.
+        let progress = client.progress(false, self.config.proxy_protocol);
+        if let Some((at, _)) = client.door.deadline(&progress, &self.timeouts) {
+            let conn = &mut client.conn;
+            self.timers.arm(&mut conn.timer_at, at, id, conn.serial);
         }
         log::debug!("connection {id} from {peer}");
         self.core.open_connection(id, peer.ip());
-        self.clients[id] = Some(Client {
-            conn,
-            door: Door::Sniffing(Sniffing),
-            edge,
-        });
+        self.clients[id] = Some(client);
         self.per_address.add(peer.ip());
         self.live += 1;
     }

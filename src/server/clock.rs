@@ -3,7 +3,6 @@
 //! is), and the graceful stop on SIGTERM or SIGINT with its own deadline.
 
 use super::Server;
-use crate::door::Progress;
 use crate::error::CloseReason;
 use crate::signals::StopSignal;
 use crate::Millis;
@@ -53,16 +52,8 @@ impl Server {
             let Some(client) = self.clients[due.conn].as_mut() else {
                 continue;
             };
+            let progress = client.progress(logged_in, self.config.proxy_protocol);
             let conn = &client.conn;
-            let progress = Progress {
-                opened: conn.opened,
-                input_since: conn.input_since,
-                last_active: conn.last_active,
-                barrier: conn.barrier.is_some(),
-                handshaking: conn.is_handshaking(),
-                logged_in,
-                awaits_header: client.edge.awaits_header(self.config.proxy_protocol),
-            };
             match client.door.deadline(&progress, &self.timeouts) {
                 Some((at, reason)) if at <= now => {
                     log::debug!("connection {} from {}: {reason:?}", due.conn, conn.peer);

@@ -27,7 +27,7 @@ use crate::config::limits::READ_CHUNK;
 use crate::config::Config;
 use crate::conn::{Conn, OutputBudget};
 use crate::core::{Core, Outbox};
-use crate::door::{Door, Timeouts};
+use crate::door::{Door, Progress, Timeouts};
 use crate::error::CloseReason;
 use crate::hasher::Hasher;
 use crate::log_limit::LogLimit;
@@ -88,6 +88,20 @@ impl Client {
     /// Whether every reply owed has been written out to the socket.
     fn is_settled(&self) -> bool {
         self.door.is_settled() && self.conn.barrier.is_none() && self.conn.owed() == 0
+    }
+
+    /// Where the connection stands, for its door's deadline.
+    fn progress(&self, logged_in: bool, proxy_protocol: bool) -> Progress {
+        let conn = &self.conn;
+        Progress {
+            opened: conn.opened,
+            input_since: conn.input_since,
+            last_active: conn.last_active,
+            barrier: conn.barrier.is_some(),
+            handshaking: conn.is_handshaking(),
+            logged_in,
+            awaits_header: self.edge.awaits_header(proxy_protocol),
+        }
     }
 }
 
