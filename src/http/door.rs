@@ -3,11 +3,12 @@
 //! acknowledgement runs once its response has reached the socket, a
 //! request must arrive whole within `--request-timeout`, and a keep-alive
 //! connection with nothing in progress closes after `--http-idle-timeout`.
-//! What a plain request to a TLS-only server is told lives here too.
+//! How a reply is rendered once the core answers ([`ReplyContext`]) and
+//! what a plain request to a TLS-only server is told live here too.
 
 use super::render::{self, Persistence};
-use super::routes::{self, Route};
-use super::{form, forwarded, host, page, parse, AckAs, AfterReply, Refusal, ReplyContext};
+use super::routes::{self, Endpoint, Route};
+use super::{form, forwarded, host, page, parse, Refusal};
 use crate::config::limits::OUTPUT_PAUSE_BYTES;
 use crate::conn::{Conn, OutputBudget, ReplySlots};
 use crate::core::{Handled, Ticket};
@@ -15,8 +16,9 @@ use crate::door::{DoorRules, Progress, Timeouts};
 use crate::error::CloseReason;
 use crate::request::{Call, Reply, Request, SyncArgs};
 use crate::turn::Turn;
-use crate::{ConnId, Millis};
+use crate::{ConnId, Millis, UserId};
 use parse::Step;
+use std::borrow::Cow;
 
 /// The HTTP door's state on one connection: how far the current request
 /// has been read, the replies owed, and work owed once they are written.
@@ -46,6 +48,50 @@ impl SlotContext {
         match self {
             SlotContext::Api(ctx) => ctx.render(reply, out),
             SlotContext::Internal => AfterReply::default(),
+        }
+    }
+}
+
+/// What the connection must do once a reply is written.
+#[derive(Default)]
+pub struct AfterReply {
+    /// Close once the output is flushed (`Connection: close`).
+    pub close: bool,
+    /// A request to run once the reply has fully reached the socket.
+    pub once_flushed: Option<Call<'static>>,
+}
+
+/// How to render the reply of one API request, kept while the core works.
+pub struct ReplyContext {
+    endpoint: Endpoint,
+    persistence: Persistence,
+    secure: bool,
+    /// For `/sync` without `after`: whose messages to acknowledge once the
+    /// response has been written in full.
+    ack_as: Option<AckAs>,
+}
+
+struct AckAs {
+    token: String,
+    claimed_id: Option<UserId>,
+}
+
+impl ReplyContext {
+    pub fn render(&self, reply: &Reply, out: &mut Vec<u8>) -> AfterReply {
+        render::reply(out, self.endpoint, reply, self.persistence, self.secure);
+        let once_flushed = match (&self.ack_as, reply) {
+            (Some(ack), Reply::Messages(messages)) => {
+                messages.iter().map(|m| m.id).max().map(|upto| Call {
+                    request: Request::Ack { upto },
+                    token: Some(Cow::Owned(ack.token.clone())),
+                    claimed_id: ack.claimed_id,
+                })
+            }
+            _ => None,
+        };
+        AfterReply {
+            close: self.persistence == Persistence::Close,
+            once_flushed,
         }
     }
 }

@@ -9,8 +9,9 @@
 //! - [`host`]: the `Host` and `Origin` a request may carry.
 //! - [`forwarded`]: the client address and scheme a trusted proxy names.
 //! - [`page`]: `GET /`, the embedded chat page, its script and style.
-//! - [`door`]: the door's state on one connection and its rules (what the
-//!   event loop asks of it: deadlines, what follows a flush).
+//! - [`door`]: the door's state on one connection, how each reply is
+//!   rendered, and its rules (what the event loop asks of it: deadlines,
+//!   what follows a flush).
 //!
 //! Requests on one connection run one at a time: a request whose reply
 //! comes later (a password hash, a commit, a long-poll) sets the
@@ -28,23 +29,8 @@ pub mod parse;
 pub mod render;
 pub mod routes;
 
-pub use door::HttpDoor;
-
 use crate::error::ErrorCode;
-use crate::request::{Call, Reply, Request};
-use crate::UserId;
-use render::Persistence;
-use routes::Endpoint;
 use std::borrow::Cow;
-
-/// What the connection must do once a reply is written.
-#[derive(Default)]
-pub struct AfterReply {
-    /// Close once the output is flushed (`Connection: close`).
-    pub close: bool,
-    /// A request to run once the reply has fully reached the socket.
-    pub once_flushed: Option<Call<'static>>,
-}
 
 /// A request the shim answers itself, with an HTTP status the core's error
 /// codes do not cover (405, 411, 415, 431) or before the core is asked.
@@ -71,40 +57,5 @@ impl Refusal {
     pub fn allow(mut self, methods: &'static str) -> Refusal {
         self.allow = Some(methods);
         self
-    }
-}
-
-/// How to render the reply of one API request, kept while the core works.
-pub struct ReplyContext {
-    endpoint: Endpoint,
-    persistence: Persistence,
-    secure: bool,
-    /// For `/sync` without `after`: whose messages to acknowledge once the
-    /// response has been written in full.
-    ack_as: Option<AckAs>,
-}
-
-struct AckAs {
-    token: String,
-    claimed_id: Option<UserId>,
-}
-
-impl ReplyContext {
-    pub fn render(&self, reply: &Reply, out: &mut Vec<u8>) -> AfterReply {
-        render::reply(out, self.endpoint, reply, self.persistence, self.secure);
-        let once_flushed = match (&self.ack_as, reply) {
-            (Some(ack), Reply::Messages(messages)) => {
-                messages.iter().map(|m| m.id).max().map(|upto| Call {
-                    request: Request::Ack { upto },
-                    token: Some(Cow::Owned(ack.token.clone())),
-                    claimed_id: ack.claimed_id,
-                })
-            }
-            _ => None,
-        };
-        AfterReply {
-            close: self.persistence == Persistence::Close,
-            once_flushed,
-        }
     }
 }
