@@ -3,15 +3,15 @@
 //! told why in one line), and a pause on a timer when the process runs out
 //! of file descriptors.
 
-use super::edge::Edge;
-use super::{Client, Server, FIRST_CONN};
+use super::edge::{address_full, Edge};
+use super::{refuse, Client, Server, FIRST_CONN};
 use crate::config::limits::{ACCEPTS_PER_TURN, ACCEPT_RETRY_MS};
 use crate::conn::Conn;
-use crate::door::{Door, Sniffing};
+use crate::doors::{Door, Sniffing};
 use crate::Millis;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 
 impl Server {
@@ -114,19 +114,6 @@ impl Server {
         self.per_address.add(peer.ip());
         self.live += 1;
     }
-}
-
-/// What a connection from an address at its connection limit is told.
-pub(super) fn address_full(per: usize) -> String {
-    format!("too many connections from your address (at most {per}); close some first")
-}
-
-/// Tells a connection that is not taken in why, in one line (before its
-/// door is known, in the line door's words); the caller then drops it.
-pub(super) fn refuse(socket: &mut TcpStream, why: &str) {
-    // A fresh socket's buffer takes one line; if it does not, the client
-    // only misses the reason.
-    let _ = socket.write(&crate::line::door::unavailable(why));
 }
 
 /// Errors after which `accept` keeps failing until descriptors or memory

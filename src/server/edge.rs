@@ -164,7 +164,7 @@ impl Server {
                 source.ip()
             )
         });
-        super::accept::refuse(&mut client.conn.socket, &super::accept::address_full(per));
+        super::refuse(&mut client.conn.socket, &address_full(per));
         self.close(id, CloseReason::AddressFull);
         false
     }
@@ -202,4 +202,9 @@ impl Server {
         self.close(id, CloseReason::HandshakeRate);
         false
     }
+}
+
+/// What a connection from an address at its connection limit is told.
+pub(super) fn address_full(per: usize) -> String {
+    format!("too many connections from your address (at most {per}); close some first")
 }

@@ -8,7 +8,7 @@
 
 use super::{queue_write, Server};
 use crate::conn::{Conn, OutputBudget};
-use crate::door::Door;
+use crate::doors::Door;
 use crate::figures::{Figures, ServerFigures};
 use crate::metrics::Format;
 use crate::request::Reply;

@@ -13,7 +13,7 @@
 //! - [`edge`]: PROXY headers and the TLS handshake rate.
 //!
 //! The loop knows no door's rules: it asks the connection's
-//! [`Door`](crate::door::Door), which hands each question to its door.
+//! [`Door`](crate::doors::Door), which hands each question to its door.
 
 mod accept;
 mod clock;
@@ -27,7 +27,8 @@ use crate::config::limits::READ_CHUNK;
 use crate::config::Config;
 use crate::conn::{Conn, OutputBudget};
 use crate::core::{Core, Outbox};
-use crate::door::{Door, Progress, Timeouts};
+use crate::door::{Progress, Timeouts};
+use crate::doors::Door;
 use crate::error::CloseReason;
 use crate::hasher::Hasher;
 use crate::log_limit::LogLimit;
@@ -38,10 +39,10 @@ use crate::timers::Timers;
 use crate::{ConnId, Millis};
 use clock::Stopping;
 use edge::{Edge, EdgeState};
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -357,4 +358,13 @@ fn queue_write(dirty: &mut Vec<ConnId>, id: ConnId, conn: &mut Conn) {
         conn.queued_write = true;
         dirty.push(id);
     }
+}
+
+/// Tells a connection that is not taken in why, in one line (before its
+/// door is known, in the words [`Door::refusal`] picks); the caller then
+/// drops it.
+fn refuse(socket: &mut TcpStream, why: &str) {
+    // A fresh socket's buffer takes one line; if it does not, the client
+    // only misses the reason.
+    let _ = socket.write(&Door::refusal(why));
 }

@@ -5,7 +5,7 @@
 
 use super::{queue_write, Server};
 use crate::config::limits::{OUTPUT_PAUSE_BYTES, READ_BUDGET_PER_TURN};
-use crate::door::Door;
+use crate::doors::Door;
 use crate::error::CloseReason;
 use crate::sniff::{sniff, DoorKind};
 use crate::turn::Turn;
