@@ -69,30 +69,37 @@ impl Door {
         crate::line::door::unavailable(why)
     }
 
+    #[inline]
     pub fn is_sniffing(&self) -> bool {
         matches!(self, Door::Sniffing(_))
     }
 
+    #[inline]
     pub fn name(&self) -> &'static str {
         each_door!(self, door => door.name())
     }
 
+    #[inline]
     pub fn state(&self, logged_in: bool, settled: bool) -> &'static str {
         each_door!(self, door => door.state(logged_in, settled))
     }
 
+    #[inline]
     pub fn is_settled(&self) -> bool {
         each_door!(self, door => door.is_settled())
     }
 
+    #[inline]
     pub fn opens_session(&self) -> bool {
         each_door!(self, door => door.opens_session())
     }
 
+    #[inline]
     pub fn process(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) {
         each_door!(self, door => door.process(id, conn, turn))
     }
 
+    #[inline]
     pub fn complete(
         &mut self,
         conn: &mut Conn,
@@ -103,26 +110,32 @@ impl Door {
         each_door!(self, door => door.complete(conn, budget, seq, reply))
     }
 
+    #[inline]
     pub fn deadline(&self, at: &Progress, limits: &Timeouts) -> Option<(Millis, CloseReason)> {
         each_door!(self, door => door.deadline(at, limits))
     }
 
+    #[inline]
     pub fn times_requests(&self) -> bool {
         each_door!(self, door => door.times_requests())
     }
 
+    #[inline]
     pub fn on_flushed(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) -> bool {
         each_door!(self, door => door.on_flushed(id, conn, turn))
     }
 
+    #[inline]
     pub fn idle_deadline(&self, now: Millis, limits: &Timeouts) -> Option<Millis> {
         each_door!(self, door => door.idle_deadline(now, limits))
     }
 
+    #[inline]
     pub fn push(&mut self, conn: &mut Conn, budget: &mut OutputBudget, message: &Message) {
         each_door!(self, door => door.push(conn, budget, message))
     }
 
+    #[inline]
     pub fn session_event(
         &mut self,
         conn: &mut Conn,
@@ -132,6 +145,7 @@ impl Door {
         each_door!(self, door => door.session_event(conn, budget, event))
     }
 
+    #[inline]
     pub fn shutdown_event(&mut self, conn: &mut Conn, budget: &mut OutputBudget) {
         each_door!(self, door => door.shutdown_event(conn, budget))
     }

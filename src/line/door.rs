@@ -99,6 +99,7 @@ impl DoorRules for LineDoor {
     }
 
     /// Whether every reply owed has been rendered.
+    #[inline]
     fn is_settled(&self) -> bool {
         self.slots.is_empty()
     }
@@ -173,11 +174,13 @@ impl DoorRules for LineDoor {
 
     /// A line is read as it comes; the login deadline covers a client
     /// that never finishes one.
+    #[inline]
     fn times_requests(&self) -> bool {
         false
     }
 
     /// Writes a message event (a push).
+    #[inline]
     fn push(&mut self, conn: &mut Conn, budget: &mut OutputBudget, message: &Message) {
         if conn.closing.is_none() {
             conn.queue(budget, |out| message_event(out, message));

@@ -353,6 +353,7 @@ impl Server {
 
 /// Puts connection `id` on the end-of-turn write list `dirty`, once: the
 /// one step every piece of new output ends with.
+#[inline]
 fn queue_write(dirty: &mut Vec<ConnId>, id: ConnId, conn: &mut Conn) {
     if !conn.queued_write {
         conn.queued_write = true;
