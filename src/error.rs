@@ -144,3 +144,113 @@ pub enum CloseReason {
     /// A TLS handshake past `--tls-handshakes-per-address-second`.
     HandshakeRate,
 }
+
+impl CloseReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [CloseReason; 18] = [
+        CloseReason::PeerClosed,
+        CloseReason::ClientQuit,
+        CloseReason::SlowConsumer,
+        CloseReason::ProtocolError,
+        CloseReason::IoError,
+        CloseReason::ServerFull,
+        CloseReason::AddressFull,
+        CloseReason::OutputBudget,
+        CloseReason::LoginTimeout,
+        CloseReason::RequestTimeout,
+        CloseReason::IdleTimeout,
+        CloseReason::ServerShutdown,
+        CloseReason::ShutdownTimeout,
+        CloseReason::TlsError,
+        CloseReason::TlsHandshakeTimeout,
+        CloseReason::PlaintextRefused,
+        CloseReason::ProxyRefused,
+        CloseReason::HandshakeRate,
+    ];
+
+    /// The reason as logs and the `closed` figures name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::ClientQuit => "client_quit",
+            CloseReason::SlowConsumer => "slow_consumer",
+            CloseReason::ProtocolError => "protocol_error",
+            CloseReason::IoError => "io_error",
+            CloseReason::ServerFull => "server_full",
+            CloseReason::AddressFull => "address_full",
+            CloseReason::OutputBudget => "output_budget",
+            CloseReason::LoginTimeout => "login_timeout",
+            CloseReason::RequestTimeout => "request_timeout",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::ServerShutdown => "server_shutdown",
+            CloseReason::ShutdownTimeout => "shutdown_timeout",
+            CloseReason::TlsError => "tls_error",
+            CloseReason::TlsHandshakeTimeout => "tls_handshake_timeout",
+            CloseReason::PlaintextRefused => "plaintext_refused",
+            CloseReason::ProxyRefused => "proxy_refused",
+            CloseReason::HandshakeRate => "tls_handshake_rate",
+        }
+    }
+
+    /// Whether the client should get everything written before the close
+    /// (a close it asked for, a refusal it is told, or the server's stop),
+    /// rather than being cut off.
+    pub fn is_orderly(self) -> bool {
+        matches!(
+            self,
+            CloseReason::ClientQuit
+                | CloseReason::ServerShutdown
+                | CloseReason::ProtocolError
+                | CloseReason::PlaintextRefused
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_close_reason_has_its_own_snake_case_name() {
+        let names: HashSet<&str> = CloseReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), CloseReason::ALL.len());
+        for name in names {
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+        }
+        // Names the figures and the operator docs use.
+        assert_eq!(CloseReason::HandshakeRate.name(), "tls_handshake_rate");
+        assert_eq!(CloseReason::PeerClosed.name(), "peer_closed");
+        assert_eq!(CloseReason::OutputBudget.name(), "output_budget");
+    }
+
+    #[test]
+    fn only_closes_the_client_is_owed_an_answer_for_are_orderly() {
+        let orderly: Vec<CloseReason> = CloseReason::ALL
+            .into_iter()
+            .filter(|r| r.is_orderly())
+            .collect();
+        assert_eq!(
+            orderly,
+            [
+                CloseReason::ClientQuit,
+                CloseReason::ProtocolError,
+                CloseReason::ServerShutdown,
+                CloseReason::PlaintextRefused,
+            ]
+        );
+    }
+
+    #[test]
+    fn every_error_code_has_its_wire_name_and_status() {
+        let names: HashSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(code as usize, i);
+            assert!((400..600).contains(&code.http_status()));
+        }
+    }
+}

@@ -14,6 +14,8 @@
 //! - [`store`]: where durable state goes (SQLite, or nothing with `--memory`).
 //! - [`line`]: the line protocol: framing, parsing, rendering replies.
 //! - [`http`]: the HTTP shim: request parsing, form fields, JSON replies.
+//! - [`door`]: what the event loop asks of a door ([`door::DoorRules`]).
+//! - [`doors`]: the doors there are, in the enum the event loop calls.
 //! - [`conn`]: one client connection's socket, buffers, output budget and
 //!   reply order; no door.
 //! - [`timers`]: connection deadlines in a heap.
@@ -34,6 +36,8 @@ pub mod cidr;
 pub mod config;
 pub mod conn;
 pub mod core;
+pub mod door;
+pub mod doors;
 pub mod error;
 pub mod fdlimit;
 pub mod figures;

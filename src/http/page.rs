@@ -5,6 +5,7 @@
 //! run only files from this server and talk only to this server.
 
 use super::render::{push_head, Persistence};
+use super::routes::Asset;
 
 /// `web/index.html`, embedded at build time.
 pub const PAGE: &str = include_str!("../../web/index.html");
@@ -23,27 +24,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
 form-action 'self'; frame-ancestors 'none'";
 
-/// One of the files the page is made of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Asset {
-    Page,
-    Script,
-    Style,
-    Favicon,
-}
-
 impl Asset {
-    /// The asset served at `path`, if any.
-    pub fn at(path: &str) -> Option<Asset> {
-        Some(match path {
-            "/" | "/index.html" => Asset::Page,
-            "/app.js" => Asset::Script,
-            "/app.css" => Asset::Style,
-            "/favicon.ico" => Asset::Favicon,
-            _ => return None,
-        })
-    }
-
     pub fn body(self) -> &'static [u8] {
         match self {
             Asset::Page => PAGE.as_bytes(),

@@ -5,7 +5,6 @@
 //! line protocol.
 
 use super::form::Fields;
-use super::page::Asset;
 use super::Refusal;
 use crate::error::{ErrorCode, Failure};
 use crate::request::{Call, Recipient, Request, SyncArgs};
@@ -38,6 +37,28 @@ pub enum Route {
 
 const API_METHODS: &str = "POST";
 const PAGE_METHODS: &str = "GET, HEAD";
+
+/// One of the files the web page is made of (served by `page`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asset {
+    Page,
+    Script,
+    Style,
+    Favicon,
+}
+
+impl Asset {
+    /// The asset served at `path`, if any.
+    pub fn at(path: &str) -> Option<Asset> {
+        Some(match path {
+            "/" | "/index.html" => Asset::Page,
+            "/app.js" => Asset::Script,
+            "/app.css" => Asset::Style,
+            "/favicon.ico" => Asset::Favicon,
+            _ => return None,
+        })
+    }
+}
 
 /// Finds the route of `method` and `path`: 404 for an unknown path, 405
 /// (with the methods it takes) for a known path asked the wrong way.

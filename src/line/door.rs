@@ -1,13 +1,16 @@
 //! The line protocol door: its framer, its replies' order (each reply
-//! carries its request's `tag`), and pushes. Runs the complete lines of a
-//! connection's input through the core, writing replies in request order.
-//! Stops at a barrier (a request the next one must wait for) or when the
-//! client is not reading its replies; the rest of the input waits in the
-//! buffer.
+//! carries its request's `tag`), pushes and events, and its rules for the
+//! loop (a connection must log in within `--login-timeout`, then may stay
+//! idle). Runs the complete lines of a connection's input through the
+//! core, writing replies in request order. Stops at a barrier (a request
+//! the next one must wait for) or when the client is not reading its
+//! replies; the rest of the input waits in the buffer. The one line a
+//! refused connection is told is written here too.
 
 use crate::config::limits::OUTPUT_PAUSE_BYTES;
 use crate::conn::{Conn, OutputBudget, ReplySlots};
 use crate::core::{Handled, SessionEvent};
+use crate::door::{DoorRules, Progress, Timeouts};
 use crate::error::{CloseReason, ErrorCode, Failure};
 use crate::line::framer::{Framer, Step};
 use crate::line::parse::{parse_line, Form, Parsed};
@@ -15,7 +18,7 @@ use crate::line::render::{self, message_event, reply_line};
 use crate::message::Message;
 use crate::request::Reply;
 use crate::turn::Turn;
-use crate::ConnId;
+use crate::{ConnId, Millis};
 use serde_json::value::RawValue;
 
 /// A request's `tag`, echoed on its reply.
@@ -33,44 +36,6 @@ impl LineDoor {
             framer: Framer::new(max_line),
             slots: ReplySlots::default(),
         }
-    }
-
-    /// Whether every reply owed has been rendered.
-    pub fn is_settled(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    /// Runs every complete line in `conn.inbuf` that may run now.
-    pub fn process(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) {
-        let input = std::mem::take(&mut conn.inbuf);
-        let mut pos = 0;
-        while conn.accepts_requests(OUTPUT_PAUSE_BYTES) {
-            match self.framer.next(&input[pos..]) {
-                Step::Line { line, consumed } => {
-                    pos += consumed;
-                    if let Some(parsed) = parse_line(line) {
-                        self.run(id, conn, turn, parsed);
-                    }
-                }
-                Step::TooLong { consumed } => {
-                    pos += consumed;
-                    let failure = Failure::new(
-                        ErrorCode::TooLarge,
-                        format!(
-                            "the line is longer than {} bytes; it was discarded",
-                            turn.config.max_line
-                        ),
-                    );
-                    let seq = turn.ticket(id).seq;
-                    let reply = Reply::Error(failure);
-                    self.answer(conn, turn.budget, seq, None, Form::Json, &reply);
-                }
-                Step::Skip { consumed } => pos += consumed,
-                Step::NeedMore => break,
-            }
-        }
-        conn.inbuf = input;
-        conn.consume_input(pos);
     }
 
     fn run(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>, parsed: Parsed<'_>) {
@@ -118,10 +83,69 @@ impl LineDoor {
         }
         after_reply(conn, reply);
     }
+}
+
+impl DoorRules for LineDoor {
+    fn name(&self) -> &'static str {
+        "line"
+    }
+
+    fn state(&self, logged_in: bool, _settled: bool) -> &'static str {
+        if logged_in {
+            "logged_in"
+        } else {
+            "anonymous"
+        }
+    }
+
+    /// Whether every reply owed has been rendered.
+    #[inline]
+    fn is_settled(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// A line connection can be bound to a user (LOGIN), and gets the
+    /// pushes and events of its session.
+    fn opens_session(&self) -> bool {
+        true
+    }
+
+    /// Runs every complete line in `conn.inbuf` that may run now.
+    fn process(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) {
+        let input = std::mem::take(&mut conn.inbuf);
+        let mut pos = 0;
+        while conn.accepts_requests(OUTPUT_PAUSE_BYTES) {
+            match self.framer.next(&input[pos..]) {
+                Step::Line { line, consumed } => {
+                    pos += consumed;
+                    if let Some(parsed) = parse_line(line) {
+                        self.run(id, conn, turn, parsed);
+                    }
+                }
+                Step::TooLong { consumed } => {
+                    pos += consumed;
+                    let failure = Failure::new(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "the line is longer than {} bytes; it was discarded",
+                            turn.config.max_line
+                        ),
+                    );
+                    let seq = turn.ticket(id).seq;
+                    let reply = Reply::Error(failure);
+                    self.answer(conn, turn.budget, seq, None, Form::Json, &reply);
+                }
+                Step::Skip { consumed } => pos += consumed,
+                Step::NeedMore => break,
+            }
+        }
+        conn.inbuf = input;
+        conn.consume_input(pos);
+    }
 
     /// Fills in a reply that came later. False if this connection has no
     /// such request.
-    pub fn complete(
+    fn complete(
         &mut self,
         conn: &mut Conn,
         budget: &mut OutputBudget,
@@ -135,6 +159,45 @@ impl LineDoor {
             after_reply(conn, reply);
         }
         done.is_some()
+    }
+
+    /// A line connection must log in within `--login-timeout` of
+    /// connecting; once logged in it may stay idle (TCP keep-alive finds
+    /// dead peers; a client that wants to know sends PING).
+    fn deadline(&self, at: &Progress, limits: &Timeouts) -> Option<(Millis, CloseReason)> {
+        if at.logged_in {
+            None
+        } else {
+            Some((at.opened + limits.login, CloseReason::LoginTimeout))
+        }
+    }
+
+    /// A line is read as it comes; the login deadline covers a client
+    /// that never finishes one.
+    #[inline]
+    fn times_requests(&self) -> bool {
+        false
+    }
+
+    /// Writes a message event (a push).
+    #[inline]
+    fn push(&mut self, conn: &mut Conn, budget: &mut OutputBudget, message: &Message) {
+        if conn.closing.is_none() {
+            conn.queue(budget, |out| message_event(out, message));
+        }
+    }
+
+    /// `{"event":"revoked"}` or `{"event":"expired"}`: the connection is no
+    /// longer bound.
+    fn session_event(&mut self, conn: &mut Conn, budget: &mut OutputBudget, event: SessionEvent) {
+        if conn.closing.is_none() {
+            conn.queue(budget, |out| session_event(out, event));
+        }
+    }
+
+    /// `{"event":"shutdown"}`.
+    fn shutdown_event(&mut self, conn: &mut Conn, budget: &mut OutputBudget) {
+        conn.queue(budget, |out| out.extend_from_slice(SHUTDOWN_EVENT));
     }
 }
 
@@ -156,28 +219,56 @@ pub fn refuse_plaintext(conn: &mut Conn, budget: &mut OutputBudget) {
     conn.queue(budget, |out| out.extend_from_slice(PLAINTEXT_REFUSED));
 }
 
-/// Tells a line connection that the server is shutting down.
-pub fn shutdown_event(conn: &mut Conn, budget: &mut OutputBudget) {
-    conn.queue(budget, |out| {
-        out.extend_from_slice(b"{\"event\":\"shutdown\"}\n")
-    });
+/// The event a line connection gets when the server begins a graceful stop.
+pub const SHUTDOWN_EVENT: &[u8] = b"{\"event\":\"shutdown\"}\n";
+
+/// Appends the event telling a line connection its session ended.
+pub fn session_event(out: &mut Vec<u8>, event: SessionEvent) {
+    out.extend_from_slice(b"{\"event\":\"");
+    out.extend_from_slice(event.name().as_bytes());
+    out.extend_from_slice(b"\"}\n");
 }
 
-/// Tells a line connection it is no longer bound: `{"event":"revoked"}`
-/// or `{"event":"expired"}`.
-pub fn session_event(conn: &mut Conn, budget: &mut OutputBudget, event: SessionEvent) {
-    if conn.closing.is_none() {
-        conn.queue(budget, |out| {
-            out.extend_from_slice(b"{\"event\":\"");
-            out.extend_from_slice(event.name().as_bytes());
-            out.extend_from_slice(b"\"}\n");
-        });
+/// The one line a connection the server does not take in is told (before
+/// its door is known, in the line door's words): an `unavailable` error.
+pub fn unavailable(why: &str) -> Vec<u8> {
+    let mut line = Vec::with_capacity(why.len() + 64);
+    let failure = Failure::new(ErrorCode::Unavailable, why.to_owned());
+    reply_line(&mut line, &Reply::Error(failure), None);
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_is_told_why_in_one_error_line() {
+        let line = unavailable("too many \"connections\"; try again later");
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "{\"ok\":false,\"error\":{\"code\":\"unavailable\",\"message\":\
+             \"too many \\\"connections\\\"; try again later\"}}\n"
+        );
     }
-}
 
-/// Writes a message event (a push) to a line connection.
-pub fn push(conn: &mut Conn, budget: &mut OutputBudget, message: &Message) {
-    if conn.closing.is_none() {
-        conn.queue(budget, |out| message_event(out, message));
+    #[test]
+    fn events_are_one_json_line_each() {
+        let mut out = Vec::new();
+        session_event(&mut out, SessionEvent::Revoked);
+        out.extend_from_slice(SHUTDOWN_EVENT);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"event\":\"revoked\"}\n{\"event\":\"shutdown\"}\n"
+        );
+    }
+
+    #[test]
+    fn the_plaintext_refusal_is_a_bad_request_line() {
+        let line: serde_json::Value = serde_json::from_slice(PLAINTEXT_REFUSED).unwrap();
+        assert_eq!(line["ok"], false);
+        assert_eq!(line["error"]["code"], "bad_request");
+        assert!(PLAINTEXT_REFUSED.ends_with(b"}\n"));
+        assert_eq!(PLAINTEXT_REFUSED.iter().filter(|&&b| b == b'\n').count(), 1);
     }
 }

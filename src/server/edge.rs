@@ -3,7 +3,7 @@
 //! and before the door is sniffed) moves the connection, its
 //! per-address count and the core's throttles to the client it names; a
 //! PROXY header from anyone else is refused. TLS handshakes are held to a
-//! per-address rate. Kept apart from the loop in `server.rs`, which only
+//! per-address rate. Kept apart from the rest of the loop, which only
 //! calls in at accept, before sniffing and before TLS.
 
 use super::Server;
@@ -13,7 +13,6 @@ use crate::http::forwarded::Via;
 use crate::log_limit::LogLimit;
 use crate::proxy_protocol::{self, Detect, Parsed};
 use crate::{ConnId, Millis};
-use std::io::Write;
 use std::net::SocketAddr;
 
 /// What the edge knows of one connection.
@@ -165,10 +164,7 @@ impl Server {
                 source.ip()
             )
         });
-        let line = super::refusal_line(&format!(
-            "too many connections from your address (at most {per}); close some first"
-        ));
-        let _ = client.conn.socket.write(&line);
+        super::refuse(&mut client.conn.socket, &address_full(per));
         self.close(id, CloseReason::AddressFull);
         false
     }
@@ -206,4 +202,9 @@ impl Server {
         self.close(id, CloseReason::HandshakeRate);
         false
     }
+}
+
+/// What a connection from an address at its connection limit is told.
+pub(super) fn address_full(per: usize) -> String {
+    format!("too many connections from your address (at most {per}); close some first")
 }
