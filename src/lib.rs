@@ -2,33 +2,65 @@
 //! and two doors onto it (a newline-delimited line protocol and an HTTP
 //! compatibility shim) on one port.
 //!
-//! Map of the crate:
-//! - [`config`]: command-line flags and every limit as a named value.
-//! - [`error`]: the contract's error codes and why connections close.
-//! - [`request`]: the requests and replies both doors share.
-//! - [`message`]: a stored message, serialised once at creation.
-//! - [`token`]: AES-256-GCM sealed session tokens.
-//! - [`core`]: accounts, mailboxes, delivery, acknowledgements, long-polls.
-//! - [`hasher`]: password-hashing worker threads.
-//! - [`histogram`]: lock-free histograms helper threads record into.
-//! - [`store`]: where durable state goes (SQLite, or nothing with `--memory`).
-//! - [`line`]: the line protocol: framing, parsing, rendering replies.
-//! - [`http`]: the HTTP shim: request parsing, form fields, JSON replies.
-//! - [`door`]: what the event loop asks of a door ([`door::DoorRules`]).
-//! - [`doors`]: the doors there are, in the enum the event loop calls.
-//! - [`conn`]: one client connection's socket, buffers, output budget and
-//!   reply order; no door.
-//! - [`timers`]: connection deadlines in a heap.
-//! - [`tls`]: TLS sessions on the client port (rustls), certificates.
-//! - [`peer_addr`]: the key every per-address budget counts a peer under.
-//! - [`fdlimit`]: the open-file limit and the connection limit it implies.
-//! - [`keepalive`]: TCP keep-alive, which finds vanished idle peers.
+//! Map of the crate, from the outside in (the load generator is its own
+//! crate, `bench/`):
+//!
+//! Settings and start-up
+//! - [`config`]: the flag table (clap, with a `GOTALK_*` variable for each
+//!   flag) and every limit as a named value; no I/O.
+//! - [`cidr`]: address blocks (`--trusted-proxies`).
 //! - [`logging`]: the log's shape (text, or JSON lines).
-//! - [`log_limit`]: warnings an attacker could repeat, logged once a while.
-//! - [`server`]: the `mio` event loop that ties them together.
+//! - [`fdlimit`]: the open-file limit and the connection limit it implies.
 //! - [`signals`]: SIGTERM/SIGINT handed to the loop for a graceful stop.
+//!
+//! The event loop and the connection layer (no command semantics)
+//! - [`server`]: the `mio` loop, split by job: accepting, reading and
+//!   dispatch, the core's effects, the end-of-turn write pass, deadlines.
+//! - [`door`]: what the loop asks of a door ([`door::DoorRules`]).
+//! - [`doors`]: the doors there are, in the enum the loop calls.
+//! - [`sniff`]: TLS, HTTP or line, from a connection's first bytes.
+//! - [`proxy_protocol`]: PROXY v1/v2 headers from trusted proxies.
+//! - [`conn`]: one connection's socket, buffers, output budget and reply
+//!   order; no door.
+//! - [`bufpool`]: buffers lent to busy connections only while they read
+//!   or write, so an idle connection holds none.
+//! - [`timers`]: connection deadlines in a heap.
+//! - [`turn`]: what a door needs while it runs requests in one loop turn.
+//! - [`tls`]: TLS sessions on the client port (rustls), certificates.
+//! - [`accept_budget`], [`handshake_rate`], [`peer_addr`]: per-address
+//!   connection and handshake budgets, and the key (IPv6 by /64) every
+//!   per-address figure counts a peer under.
+//! - [`keepalive`]: TCP keep-alive, which finds vanished idle peers.
+//!
+//! The doors (they only translate)
+//! - [`line`]: the line protocol: framing, parsing, rendering replies.
+//! - [`http`]: the HTTP shim: request parsing, form fields, JSON replies,
+//!   the web page.
+//!
+//! What both doors share
+//! - [`request`]: the requests and replies.
+//! - [`error`]: the contract's error codes and why connections close.
+//! - [`message`]: a stored message, serialised once at creation, and its
+//!   cost.
+//! - [`json`]: JSON fragments appended straight to an output buffer.
+//! - [`username`]: how usernames are checked and compared (folded).
+//!
+//! The core (no I/O) and what it hands work to
+//! - [`core`]: a dispatcher over owners: sessions, accounts, logins,
+//!   mailboxes, reads, writes, waiters and the cluster.
+//! - [`token`], [`token_file`]: AES-256-GCM sealed session tokens, and the
+//!   key file they are sealed with.
+//! - [`hasher`]: password-hashing worker threads.
+//! - [`store`]: where durable state goes: SQLite, PostgreSQL (several nodes
+//!   on one database) or nothing with `--memory`, behind one threaded
+//!   `Store` and one vocabulary (`store::vocab`).
+//!
+//! Figures
+//! - [`histogram`]: lock-free histograms helper threads record into.
 //! - [`figures`]: the server's figures as Prometheus text and JSON.
-//! - [`metrics`]: the `--metrics` listener's thread (`GET /stats`).
+//! - [`metrics`]: the `--metrics` listener (`GET /stats`, `/metrics`).
+//! - [`log_limit`]: warnings an attacker could repeat, logged once a while.
+//! - [`idhash`]: the cheap hasher for maps keyed by ids.
 
 pub mod accept_budget;
 pub mod bufpool;
