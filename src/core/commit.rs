@@ -241,7 +241,7 @@ impl Core {
                 match then_sync {
                     None => out.replies.push((ticket, Reply::Acked)),
                     Some(args) => {
-                        if let Some(reply) = self.read_or_wait(ticket, user, args, now, out) {
+                        if let Some(reply) = self.read_or_wait(ticket, user, *args, now, out) {
                             out.replies.push((ticket, reply));
                         }
                     }

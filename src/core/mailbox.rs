@@ -213,6 +213,12 @@ impl Mailboxes {
     }
 
     /// Each sender's bytes in custody.
+    /// Names as top holders only senders holding at least `floor` bytes
+    /// (see [`Senders::rank_from`]).
+    pub fn rank_senders_from(&mut self, floor: usize) {
+        self.senders.rank_from(floor);
+    }
+
     pub fn senders(&self) -> &Senders {
         &self.senders
     }

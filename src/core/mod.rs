@@ -158,6 +158,7 @@ impl Core {
         if settings.cluster {
             mailboxes.set_shared();
         }
+        mailboxes.rank_senders_from(settings.pending_bytes_per_sender / 8);
         if settings.message_ttl_ms.is_some() {
             mailboxes.track_age();
         }

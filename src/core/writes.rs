@@ -39,7 +39,9 @@ pub(super) enum AfterCommit {
         user: UserId,
         upto: MessageId,
         /// A SYNC with `after` continues with its read once the ack is stored.
-        then_sync: Option<Poll>,
+        /// Boxed: a poll is 128 bytes, and every request waiting on a
+        /// commit (each SEND of the relay) moves through this enum.
+        then_sync: Option<Box<Poll>>,
     },
     LoggedOut {
         ticket: Ticket,

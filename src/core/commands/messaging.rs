@@ -229,7 +229,7 @@ impl Core {
             ticket,
             user,
             upto,
-            then_sync,
+            then_sync: then_sync.map(Box::new),
         });
         Ok(Handled::Later { barrier: true })
     }

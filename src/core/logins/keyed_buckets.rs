@@ -10,7 +10,11 @@
 //!   (`--login-tries-per-new-address-hour`).
 //!
 //! Each is one bucket per key in a [`ThrottleTable`] of at most
-//! `--throttle-entries` entries; a check is one hash lookup.
+//! `--throttle-entries` entries; a check is one hash lookup, or none at
+//! all while no bucket can be empty: a bucket empties only by a take, so
+//! the table remembers until when the last emptied one stays short, and a
+//! SEND to a name (which asks on every call) costs a comparison while
+//! nobody has used up a budget.
 
 use super::bucket::{Bucket, Rate};
 use super::throttle_table::{Idle, ThrottleTable, PRUNE_STEP};
@@ -38,6 +42,8 @@ pub struct KeyedBuckets<K> {
     rate: Rate,
     table: ThrottleTable<K, Slot>,
     overflow: Bucket,
+    /// No bucket lacks a token from this time on.
+    empty_until: Millis,
 }
 
 impl<K: Hash + Eq + Copy> KeyedBuckets<K> {
@@ -47,11 +53,15 @@ impl<K: Hash + Eq + Copy> KeyedBuckets<K> {
             rate,
             table: ThrottleTable::new(entries),
             overflow: Bucket::default(),
+            empty_until: 0,
         }
     }
 
     /// How long `key` must wait for a token (`None`: one is there now).
     pub fn wait(&mut self, key: K, now: Millis) -> Option<u64> {
+        if now >= self.empty_until {
+            return None;
+        }
         let rate = self.rate;
         match self.table.entry(key, now) {
             Some(slot) => slot.0.wait(rate, now),
@@ -70,6 +80,9 @@ impl<K: Hash + Eq + Copy> KeyedBuckets<K> {
             return Err(wait);
         }
         bucket.take(rate, now);
+        if let Some(short) = bucket.wait(rate, now) {
+            self.empty_until = self.empty_until.max(now.saturating_add(short));
+        }
         Ok(Taken { key, overflow })
     }
 
