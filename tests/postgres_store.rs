@@ -154,12 +154,7 @@ fn two_nodes_store_a_client_id_once_and_give_a_name_to_one_of_them() {
         with_timeout(&mut on_a, HASH_TIMEOUT, |c| c.read_reply()),
         with_timeout(&mut on_b, HASH_TIMEOUT, |c| c.read_reply()),
     ];
-    let oks = replies.iter().filter(|r| r["ok"] == true).count();
-    let conflicts = replies
-        .iter()
-        .filter(|r| r["error"]["code"] == "conflict")
-        .count();
-    assert_eq!((oks, conflicts), (1, 1), "{replies:?}");
+    assert_one_registered_one_conflict(&replies);
     assert_eq!(
         pg.psql("SELECT count(*) FROM users WHERE username = 'zed'"),
         "1"

@@ -41,12 +41,7 @@ fn two_nodes_registering_look_alikes_at_once_make_one_account() {
         with_timeout(&mut on_a, HASH_TIMEOUT, |c| c.read_reply()),
         with_timeout(&mut on_b, HASH_TIMEOUT, |c| c.read_reply()),
     ];
-    let oks = replies.iter().filter(|r| r["ok"] == true).count();
-    let conflicts = replies
-        .iter()
-        .filter(|r| r["error"]["code"] == "conflict")
-        .count();
-    assert_eq!((oks, conflicts), (1, 1), "{replies:?}");
+    assert_one_registered_one_conflict(&replies);
     assert_eq!(
         pg.psql("SELECT count(*) FROM users WHERE name_key = 'zed'"),
         "1"

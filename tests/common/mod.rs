@@ -1145,3 +1145,15 @@ pub fn assert_message_event(event: &Value) -> Value {
     );
     event["message"].clone()
 }
+
+/// Two nodes (or connections) raced the same REGISTER: exactly one is
+/// `ok` and the other `conflict`.
+#[track_caller]
+pub fn assert_one_registered_one_conflict(replies: &[Value]) {
+    let oks = replies.iter().filter(|r| r["ok"] == true).count();
+    let conflicts = replies
+        .iter()
+        .filter(|r| r["error"]["code"] == "conflict")
+        .count();
+    assert_eq!((oks, conflicts), (1, 1), "{replies:?}");
+}
