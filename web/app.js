@@ -178,7 +178,9 @@
     if (err instanceof HttpError) {
       switch (err.status) {
         case 400: return what === "auth"
-          ? "Usernames are 1–32 letters, digits, '_', '.' or '-'; the password must not be empty."
+          ? "The server did not accept that" + (err.message ? ": " + err.message : ".")
+            + " Usernames are 1–32 letters, digits, '_', '.' or '-', beginning and ending with a letter or digit;"
+            + " a new password has at least 8 characters."
           : "The server did not accept that" + (err.message ? ": " + err.message : ".");
         case 401: return what === "auth" ? "Wrong username or password." : "Your session has expired. Please log in again.";
         case 404: return what === "contact" || what === "send" ? "There is no user with that name." : "Not found.";

@@ -101,7 +101,7 @@ Start the server with:
 Clients must trust the certificate, for example:
   curl --cacert {cert} https://localhost:9000/healthz
   openssl s_client -quiet -connect 127.0.0.1:9000 -CAfile {cert}
-  python3 clients/python/gotalk_client.py --tls --cafile {cert} ...
+  python3 clients/python/gotalk_client.py chat --tls --cafile {cert} --server localhost:9000 --user alice
 ",
         hosts = request.hosts.join(", "),
     ))
