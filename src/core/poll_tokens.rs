@@ -112,25 +112,16 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::user;
     use super::super::{Core, CoreSettings, Handled, Outbox, Ticket};
     use crate::error::ErrorCode;
     use crate::request::{Call, Recipient, Reply, Request, SyncArgs};
-    use crate::store::{Committed, Snapshot, StoredUser};
+    use crate::store::{Committed, Snapshot};
     use crate::token::TokenKey;
     use crate::Millis;
     use std::borrow::Cow;
 
     const NOW: Millis = 1_764_000_000_000;
-
-    fn user(id: u64, name: &str) -> StoredUser {
-        StoredUser {
-            id,
-            identity: u128::from(id),
-            username: name.into(),
-            password_hash: "unused".into(),
-            tokens_valid_from: 0,
-        }
-    }
 
     fn with_token(request: Request<'static>, token: &str) -> Call<'static> {
         Call {

@@ -16,7 +16,7 @@ const ALICE: UserId = 1;
 const BOB: UserId = 2;
 const CAROL: UserId = 3;
 
-fn user(id: UserId, name: &str) -> StoredUser {
+pub(super) fn user(id: UserId, name: &str) -> StoredUser {
     StoredUser {
         id,
         identity: u128::from(id),
