@@ -695,7 +695,7 @@ SYNC_PAGE_MAX = 1000  # the server's cap on a SYNC's limit
 def cmd_sync(client, args):
     """Prints unacknowledged messages as JSON lines, oldest first. With
     --ack, each page is acknowledged once it is written and flushed (by the
-    next SYNC's `after`), so a reader that dies loses nothing."""
+    next SYNC's `after`): what could not be written stays on the server."""
     client.login(args.user, get_password(args))
     left = args.limit or float("inf")  # with --ack: messages still to print
     page = int(min(left, SYNC_PAGE_MAX)) if args.ack else args.limit or client.SYNC_PAGE
