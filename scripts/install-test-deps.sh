@@ -28,8 +28,6 @@ command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v unshare >/dev/null || missing+=(util-linux)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
-# Debian's python3 makes virtual environments only with python3-venv.
-python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   sudo_if_needed apt-get update -q
@@ -42,7 +40,14 @@ VENV=target/python-venv
 if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
   echo "making the Python test environment $VENV"
   rm -rf "$VENV"
-  python3 -m venv "$VENV"
+  if ! python3 -m venv "$VENV"; then
+    # Debian's own python3 makes virtual environments only with python3-venv.
+    echo "installing Debian's python3-venv"
+    rm -rf "$VENV"
+    sudo_if_needed apt-get update -q
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv
+    python3 -m venv "$VENV"
+  fi
 fi
 # setuptools 71 or newer builds a wheel by itself (an older one needs the
 # wheel package), for scripts/test.sh's install without build isolation.
