@@ -166,6 +166,18 @@ pub fn migrate(client: &mut Client) -> Result<i32, SchemaError> {
 /// [`migrate`] with the steps given (so tests can add future ones).
 pub fn migrate_with(client: &mut Client, steps: &[&str]) -> Result<i32, SchemaError> {
     let known = steps.len() as i32;
+    // Up to date (every start but the first after an upgrade): no step
+    // transaction, no lock.
+    let now = version(client)?;
+    if now >= known {
+        if now > known {
+            return Err(SchemaError::TooNew {
+                found: now.into(),
+                known: known.into(),
+            });
+        }
+        return Ok(now);
+    }
     let mut found = None;
     for (i, step) in steps.iter().enumerate() {
         let to = i as i32 + 1;
@@ -215,12 +227,20 @@ fn apply_step(
 ) -> Result<i32, postgres::Error> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version    integer     PRIMARY KEY,
-             applied_at timestamptz NOT NULL DEFAULT now()
-         )",
-    )?;
+    // Looked up rather than `CREATE TABLE IF NOT EXISTS`, which sends a
+    // NOTICE (logged by the client) whenever the table is there; the lock
+    // keeps another node from creating it between the two statements.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        tx.batch_execute(
+            "CREATE TABLE schema_migrations (
+                 version    integer     PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )?;
+    }
     let found: i32 = tx
         .query_one(
             "SELECT coalesce(max(version), 0) FROM schema_migrations",
