@@ -101,7 +101,8 @@ fn rotate_key(config: &Config) -> ExitCode {
     match gotalk::token_file::rotate(&path) {
         Ok(keys) => {
             println!(
-                "{}: key {} is now the current token key; restart gotalk to seal new tokens with it",
+                "{}: key {} is now the current token key; reload gotalk (SIGHUP: systemctl reload \
+                 gotalk) or restart it to seal new tokens with it",
                 path.display(),
                 keys[0].kid
             );
@@ -224,8 +225,15 @@ fn start(mut config: Config) -> Result<(), String> {
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);
     let hasher = Hasher::start(config.hash_threads, waker.clone());
-    let stop_signals = gotalk::signals::start(waker.clone())
-        .map_err(|e| format!("cannot watch for SIGTERM and SIGINT: {e}"))?;
+    let reload_files = gotalk::reload::ReloadFiles {
+        tls: config.tls_cert.clone().zip(config.tls_key.clone()),
+        token_keys: (!config.memory || config.key_file.is_some()).then(|| key_path(&config)),
+        token_ttl_secs: config.token_ttl.as_secs(),
+    };
+    let (reload, reloads) = gotalk::reload::start(reload_files, waker.clone())
+        .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+    let stop_signals = gotalk::signals::start(waker.clone(), reload)
+        .map_err(|e| format!("cannot watch for SIGTERM, SIGINT and SIGHUP: {e}"))?;
     let stats_requests = match config.metrics {
         Some(addr) => {
             let (bound, requests) =
@@ -256,6 +264,7 @@ fn start(mut config: Config) -> Result<(), String> {
         stats_requests,
         stop_signals: Some(stop_signals),
         tls: tls.clone(),
+        reloads: Some(reloads),
     })
     .map_err(|e| format!("cannot watch the port {}: {e}", config.listen))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
