@@ -163,7 +163,7 @@ impl Opened for Cluster {
             load::read_snapshot(&mut client, wall_clock_ms()).map_err(|e| fail(e.to_string()))?;
         log::info!(
             "opened {}: {} unacknowledged messages ({} bytes) stay in the database until \
-             read; started in {} ms",
+             read (figures read in {} ms)",
             self.shown,
             snapshot.pending_messages,
             snapshot.pending_bytes,

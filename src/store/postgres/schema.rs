@@ -178,6 +178,7 @@ pub fn migrate_with(client: &mut Client, steps: &[&str]) -> Result<i32, SchemaEr
         }
         return Ok(now);
     }
+    let started = std::time::Instant::now();
     let mut found = None;
     for (i, step) in steps.iter().enumerate() {
         let to = i as i32 + 1;
@@ -191,6 +192,12 @@ pub fn migrate_with(client: &mut Client, steps: &[&str]) -> Result<i32, SchemaEr
         Some(found) => found,
         None => version(client)?,
     };
+    if found > 0 && found < known {
+        log::info!(
+            "database schema upgraded from version {found} to {known} in {} ms",
+            started.elapsed().as_millis()
+        );
+    }
     if found > known {
         return Err(SchemaError::TooNew {
             found: found.into(),
@@ -225,6 +232,7 @@ fn apply_step(
     to: i32,
     known: i32,
 ) -> Result<i32, postgres::Error> {
+    let started = std::time::Instant::now();
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     // Looked up rather than `CREATE TABLE IF NOT EXISTS`, which sends a
@@ -257,6 +265,9 @@ fn apply_step(
         &[&to],
     )?;
     tx.commit()?;
-    log::info!("database schema upgraded to version {to}");
+    log::info!(
+        "database schema upgraded to version {to} in {} ms",
+        started.elapsed().as_millis()
+    );
     Ok(found)
 }

@@ -30,6 +30,7 @@ pub mod load;
 pub mod lock;
 pub mod purge;
 pub mod reader;
+pub mod recount;
 pub mod schema;
 pub mod upkeep;
 pub mod writer;
@@ -137,8 +138,8 @@ impl Opened for Files {
                 cause: e.to_string(),
             })?;
         log::info!(
-            "opened {}: {} unacknowledged messages ({} bytes) stay on disk until read; \
-             started in {} ms",
+            "opened {}: {} unacknowledged messages ({} bytes) stay on disk until read \
+             (figures read in {} ms)",
             self.path.display(),
             snapshot.pending_messages,
             snapshot.pending_bytes,
