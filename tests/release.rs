@@ -152,3 +152,35 @@ fn register_and_login_existing(server: &TestServer, name: &str) -> (LineClient, 
     let (token, id) = login(&mut client, name, &format!("{name}-password"));
     (client, token, id)
 }
+
+#[test]
+fn a_retry_deduplicated_from_disk_takes_no_message_id() {
+    let data = TempDir::new("retry-ids");
+    let mut server = TestServer::start(&["--data", data.arg()]);
+    let (mut alice, _, _) = register_and_login(&server, "alice", "alice-password");
+    let mut bob = server.connect();
+    register(&mut bob, "bob", "bob-password");
+    let send = |client: &mut LineClient, content: &str, client_id: &str| {
+        let reply = client.request(&serde_json::json!({
+            "cmd": "send", "to": "bob", "content": content, "client_id": client_id
+        }));
+        sent_id(&reply)
+    };
+    let first = send(&mut alice, "hello", "c-1");
+    // After a restart the client_id is known from disk only.
+    server.restart();
+    let mut alice = server.connect();
+    login(&mut alice, "alice", "alice-password");
+    for _ in 0..5 {
+        assert_eq!(
+            send(&mut alice, "hello", "c-1"),
+            first,
+            "a retry gets the first id"
+        );
+    }
+    let next = send(&mut alice, "next", "c-2");
+    assert_eq!(next, first + 1, "the retries took no id");
+    let mut bob = server.connect();
+    login(&mut bob, "bob", "bob-password");
+    assert_eq!(sync_all_ids(&mut bob), [first, next]);
+}
