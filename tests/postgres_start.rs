@@ -42,6 +42,7 @@ fn nodes_start_without_notices_and_stop_by_leaving_the_cluster() {
     second.signal(libc::SIGTERM);
     let status = second.wait_exit(Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(second.wait_for_stderr("gotalk stopped", Duration::from_secs(5)));
     let log = second.stderr_text();
     let last = log.lines().last().unwrap_or("");
     assert!(last.contains("gotalk stopped"), "{log}");

@@ -184,3 +184,19 @@ fn a_retry_deduplicated_from_disk_takes_no_message_id() {
     login(&mut bob, "bob", "bob-password");
     assert_eq!(sync_all_ids(&mut bob), [first, next]);
 }
+
+#[test]
+fn the_process_ends_after_its_last_line_says_it_stopped() {
+    let data = TempDir::new("stop-last-line");
+    let mut server = TestServer::start(&["--data", data.arg(), "--metrics", "127.0.0.1:0"]);
+    let (_alice, _, _) = register_and_login(&server, "alice", "alice-password");
+    server.signal(libc::SIGTERM);
+    // Generous: a graceful stop with nothing in flight takes milliseconds.
+    let status = server.wait_exit(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(server.wait_for_stderr("gotalk stopped", Duration::from_secs(5)));
+    let log = server.stderr_text();
+    let last = log.lines().last().unwrap_or("");
+    assert!(last.contains("gotalk stopped"), "{log}");
+    assert!(log.find("stopped after SIGTERM").unwrap() < log.find("gotalk stopped").unwrap());
+}
