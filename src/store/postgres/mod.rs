@@ -97,7 +97,10 @@ impl Threaded<Cluster> {
         let mut loader = connect()?;
         let found = schema::migrate(&mut loader).map_err(fail)?;
         if found == 0 {
-            log::info!("created goTalk's tables in {shown}");
+            log::info!(
+                "created goTalk's tables in {shown} (schema version {})",
+                schema::latest_version()
+            );
         }
         // A node that starts holds nobody yet (a restart after kill -9
         // leaves the rows of the last run).

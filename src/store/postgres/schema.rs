@@ -182,7 +182,7 @@ pub fn migrate_with(client: &mut Client, steps: &[&str]) -> Result<i32, SchemaEr
     let mut found = None;
     for (i, step) in steps.iter().enumerate() {
         let to = i as i32 + 1;
-        let was = apply_step(client, step, to, known).map_err(|e| SchemaError::Step {
+        let was = apply_step(client, step, to, known, now == 0).map_err(|e| SchemaError::Step {
             to: to.into(),
             cause: e.to_string(),
         })?;
@@ -225,12 +225,14 @@ pub fn version(client: &mut Client) -> Result<i32, SchemaError> {
 }
 
 /// Applies step `to` unless it is there already, in one transaction with
-/// its row. Returns the version found before.
+/// its row (`new_database`: the tables were not there when this node
+/// started migrating). Returns the version found before.
 fn apply_step(
     client: &mut Client,
     step: &str,
     to: i32,
     known: i32,
+    new_database: bool,
 ) -> Result<i32, postgres::Error> {
     let started = std::time::Instant::now();
     let mut tx = client.transaction()?;
@@ -265,7 +267,15 @@ fn apply_step(
         &[&to],
     )?;
     tx.commit()?;
-    log::info!(
+    // A new database's steps are its creation, said in one line by the
+    // caller; an upgrade's are worth a line each.
+    let level = if new_database {
+        log::Level::Debug
+    } else {
+        log::Level::Info
+    };
+    log::log!(
+        level,
         "database schema upgraded to version {to} in {} ms",
         started.elapsed().as_millis()
     );

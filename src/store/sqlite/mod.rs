@@ -94,7 +94,11 @@ impl Threaded<Files> {
         let mut reader = connect(&path).map_err(fail)?;
         let found = schema::migrate(&mut reader).map_err(fail)?;
         if found == 0 {
-            log::info!("created the database {}", path.display());
+            log::info!(
+                "created the database {} (schema version {})",
+                path.display(),
+                schema::latest_version()
+            );
         }
         let conn = connect(&path).map_err(fail)?;
         let read_conn = connect(&path).map_err(fail)?;

@@ -259,7 +259,15 @@ pub fn migrate_with(conn: &mut Connection, steps: &[&str]) -> Result<u32, Schema
             to: to.into(),
             cause: e.to_string(),
         })?;
-        log::info!(
+        // A new database's steps are its creation, said in one line by
+        // the caller; an upgrade's are worth a line each.
+        let level = if found == 0 {
+            log::Level::Debug
+        } else {
+            log::Level::Info
+        };
+        log::log!(
+            level,
             "database schema upgraded to version {to} in {} ms",
             step_started.elapsed().as_millis()
         );
