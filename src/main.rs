@@ -138,6 +138,8 @@ fn load_keys(path: &std::path::Path, ttl_secs: u64) -> Result<TokenKey, String> 
 }
 
 fn start(mut config: Config) -> Result<(), String> {
+    let early_sighup = gotalk::reload::catch_early_sighup()
+        .map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
     let open_files = gotalk::fdlimit::raise_to_hard_limit();
     if config.max_connections == 0 {
         config.max_connections = gotalk::fdlimit::connections_for(open_files);
@@ -232,6 +234,10 @@ fn start(mut config: Config) -> Result<(), String> {
     };
     let (reload, reloads) = gotalk::reload::start(reload_files, waker.clone())
         .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+    if early_sighup.load(std::sync::atomic::Ordering::SeqCst) {
+        // Came while starting: the files may have been read before it.
+        let _ = reload.try_send(());
+    }
     let stop_signals = gotalk::signals::start(waker.clone(), reload)
         .map_err(|e| format!("cannot watch for SIGTERM, SIGINT and SIGHUP: {e}"))?;
     let stats_requests = match config.metrics {

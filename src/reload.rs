@@ -19,6 +19,7 @@ use mio::Waker;
 use rustls::ServerConfig;
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread;
 
@@ -38,6 +39,16 @@ pub struct ReloadFiles {
 pub struct Reloaded {
     pub tls: Option<Arc<ServerConfig>>,
     pub token_key: Option<TokenKey>,
+}
+
+/// From now on SIGHUP no longer ends the process (its default action):
+/// until the signal thread runs, one only sets the returned flag, so a
+/// `systemctl reload` during a long start (a schema upgrade) is taken up
+/// once the server runs instead of killing it.
+pub fn catch_early_sighup() -> io::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, flag.clone())?;
+    Ok(flag)
 }
 
 /// Starts the reload thread. Send `()` on the returned sender to ask for a
