@@ -12,6 +12,7 @@
 //! - [`logging`]: the log's shape (text, or JSON lines).
 //! - [`fdlimit`]: the open-file limit and the connection limit it implies.
 //! - [`signals`]: SIGTERM/SIGINT handed to the loop for a graceful stop.
+//! - [`reload`]: SIGHUP reads the TLS certificate and token keys again.
 //!
 //! The event loop and the connection layer (no command semantics)
 //! - [`server`]: the `mio` loop, split by job: accepting, reading and
@@ -87,6 +88,7 @@ pub mod message;
 pub mod metrics;
 pub mod peer_addr;
 pub mod proxy_protocol;
+pub mod reload;
 pub mod request;
 pub mod server;
 pub mod signals;

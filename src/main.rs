@@ -101,7 +101,8 @@ fn rotate_key(config: &Config) -> ExitCode {
     match gotalk::token_file::rotate(&path) {
         Ok(keys) => {
             println!(
-                "{}: key {} is now the current token key; restart gotalk to seal new tokens with it",
+                "{}: key {} is now the current token key; reload gotalk (SIGHUP: systemctl reload \
+                 gotalk) or restart it to seal new tokens with it",
                 path.display(),
                 keys[0].kid
             );
@@ -137,6 +138,8 @@ fn load_keys(path: &std::path::Path, ttl_secs: u64) -> Result<TokenKey, String> 
 }
 
 fn start(mut config: Config) -> Result<(), String> {
+    let early_sighup = gotalk::reload::catch_early_sighup()
+        .map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
     let open_files = gotalk::fdlimit::raise_to_hard_limit();
     if config.max_connections == 0 {
         config.max_connections = gotalk::fdlimit::connections_for(open_files);
@@ -224,8 +227,19 @@ fn start(mut config: Config) -> Result<(), String> {
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);
     let hasher = Hasher::start(config.hash_threads, waker.clone());
-    let stop_signals = gotalk::signals::start(waker.clone())
-        .map_err(|e| format!("cannot watch for SIGTERM and SIGINT: {e}"))?;
+    let reload_files = gotalk::reload::ReloadFiles {
+        tls: config.tls_cert.clone().zip(config.tls_key.clone()),
+        token_keys: (!config.memory || config.key_file.is_some()).then(|| key_path(&config)),
+        token_ttl_secs: config.token_ttl.as_secs(),
+    };
+    let (reload, reloads) = gotalk::reload::start(reload_files, waker.clone())
+        .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+    if early_sighup.load(std::sync::atomic::Ordering::SeqCst) {
+        // Came while starting: the files may have been read before it.
+        let _ = reload.try_send(());
+    }
+    let stop_signals = gotalk::signals::start(waker.clone(), reload)
+        .map_err(|e| format!("cannot watch for SIGTERM, SIGINT and SIGHUP: {e}"))?;
     let stats_requests = match config.metrics {
         Some(addr) => {
             let (bound, requests) =
@@ -256,6 +270,7 @@ fn start(mut config: Config) -> Result<(), String> {
         stats_requests,
         stop_signals: Some(stop_signals),
         tls: tls.clone(),
+        reloads: Some(reloads),
     })
     .map_err(|e| format!("cannot watch the port {}: {e}", config.listen))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;

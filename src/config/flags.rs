@@ -21,11 +21,15 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
 /// Default of `--data` (and of `gen-cert --data`).
 pub const DEFAULT_DATA_DIR: &str = "./gotalk-data";
 
+/// What `gotalk --version` prints after the name: the crate's version
+/// (raised at each release) and the commit it was built from (`build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BUILD_COMMIT"), ")");
+
 /// The whole command line.
 #[derive(Parser, Debug)]
 #[command(
     name = "gotalk",
-    version,
+    version = VERSION,
     about = "gotalk: instant-messaging server (line protocol and HTTP on one port)",
     after_help = "Every flag may also be set by its GOTALK_* variable (e.g. GOTALK_LISTEN); \
                   a flag on the command line wins over its variable. See docs/operating.md.",

@@ -168,6 +168,14 @@ impl Core {
                     self.client_ids.insert(message.from_id, cid, first);
                     let cost = super::mailbox::cost(&message);
                     self.mailboxes.release(message.to_id, message.from_id, cost);
+                    // An id is for a stored message: give it back if no
+                    // later SEND took one meanwhile (a retry alone, as
+                    // clients retry; one that shared a batch with later
+                    // SENDs leaves a gap). On a shared store ids are the
+                    // store's to give.
+                    if !self.settings.cluster && message.id == self.last_message_id {
+                        self.last_message_id -= 1;
+                    }
                     let reply = Reply::Sent {
                         id: first.id,
                         ts: first.ts,

@@ -183,6 +183,12 @@ impl Core {
         }
     }
 
+    /// The token keys read again (SIGHUP): new tokens are sealed with its
+    /// current key; its older keys open the tokens they sealed.
+    pub fn set_token_key(&mut self, key: TokenKey) {
+        self.key = key;
+    }
+
     /// Loads the state saved by earlier runs.
     pub fn restore(&mut self, snapshot: Snapshot) {
         for user in snapshot.users {

@@ -3,7 +3,7 @@
 //! password jobs, the store batch and reads) until nothing more follows;
 //! [`Server::collect_background`] takes in what the helper threads finished
 //! (password checks, store commits and reads, other nodes' events, figures
-//! requests, stop signals). Store results are drained in one place,
+//! requests, files read again after SIGHUP, stop signals). Store results are drained in one place,
 //! [`Server::drain_store`].
 
 use super::{queue_write, Server};
@@ -28,6 +28,17 @@ impl Server {
         if let Some(requests) = &self.stats_requests {
             while let Ok(request) = requests.try_recv() {
                 let _ = request.reply.send(self.figures(request.format));
+            }
+        }
+        if let Some(reloads) = &self.reloads {
+            while let Ok(reloaded) = reloads.try_recv() {
+                // Read on the reload thread; only swapped here.
+                if let Some(tls) = reloaded.tls {
+                    self.tls = Some(tls);
+                }
+                if let Some(key) = reloaded.token_key {
+                    self.core.set_token_key(key);
+                }
             }
         }
         let signal = self.stop_signals.as_ref().and_then(|s| s.try_recv().ok());

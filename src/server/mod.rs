@@ -76,6 +76,8 @@ pub struct Parts {
     pub stop_signals: Option<crossbeam_channel::Receiver<StopSignal>>,
     /// The TLS configuration, with `--tls-cert` and `--tls-key`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Files read again after SIGHUP, from the reload thread.
+    pub reloads: Option<crossbeam_channel::Receiver<crate::reload::Reloaded>>,
 }
 
 /// One connection: its transport, its door, and who its client is.
@@ -176,7 +178,9 @@ pub struct Server {
     refused: HashMap<&'static str, u64>,
     stop_signals: Option<crossbeam_channel::Receiver<StopSignal>>,
     stopping: Option<Stopping>,
+    /// Swapped by a reload; open TLS sessions keep the one they started with.
     tls: Option<Arc<rustls::ServerConfig>>,
+    reloads: Option<crossbeam_channel::Receiver<crate::reload::Reloaded>>,
     /// PROXY headers and the TLS handshake rate ([`edge`]).
     edge: EdgeState,
 }
@@ -226,6 +230,7 @@ impl Server {
             stop_signals: parts.stop_signals,
             stopping: None,
             tls: parts.tls,
+            reloads: parts.reloads,
             edge,
         })
     }

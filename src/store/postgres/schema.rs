@@ -166,10 +166,23 @@ pub fn migrate(client: &mut Client) -> Result<i32, SchemaError> {
 /// [`migrate`] with the steps given (so tests can add future ones).
 pub fn migrate_with(client: &mut Client, steps: &[&str]) -> Result<i32, SchemaError> {
     let known = steps.len() as i32;
+    // Up to date (every start but the first after an upgrade): no step
+    // transaction, no lock.
+    let now = version(client)?;
+    if now >= known {
+        if now > known {
+            return Err(SchemaError::TooNew {
+                found: now.into(),
+                known: known.into(),
+            });
+        }
+        return Ok(now);
+    }
+    let started = std::time::Instant::now();
     let mut found = None;
     for (i, step) in steps.iter().enumerate() {
         let to = i as i32 + 1;
-        let was = apply_step(client, step, to, known).map_err(|e| SchemaError::Step {
+        let was = apply_step(client, step, to, known, now == 0).map_err(|e| SchemaError::Step {
             to: to.into(),
             cause: e.to_string(),
         })?;
@@ -179,6 +192,12 @@ pub fn migrate_with(client: &mut Client, steps: &[&str]) -> Result<i32, SchemaEr
         Some(found) => found,
         None => version(client)?,
     };
+    if found > 0 && found < known {
+        log::info!(
+            "database schema upgraded from version {found} to {known} in {} ms",
+            started.elapsed().as_millis()
+        );
+    }
     if found > known {
         return Err(SchemaError::TooNew {
             found: found.into(),
@@ -206,21 +225,32 @@ pub fn version(client: &mut Client) -> Result<i32, SchemaError> {
 }
 
 /// Applies step `to` unless it is there already, in one transaction with
-/// its row. Returns the version found before.
+/// its row (`new_database`: the tables were not there when this node
+/// started migrating). Returns the version found before.
 fn apply_step(
     client: &mut Client,
     step: &str,
     to: i32,
     known: i32,
+    new_database: bool,
 ) -> Result<i32, postgres::Error> {
+    let started = std::time::Instant::now();
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version    integer     PRIMARY KEY,
-             applied_at timestamptz NOT NULL DEFAULT now()
-         )",
-    )?;
+    // Looked up rather than `CREATE TABLE IF NOT EXISTS`, which sends a
+    // NOTICE (logged by the client) whenever the table is there; the lock
+    // keeps another node from creating it between the two statements.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        tx.batch_execute(
+            "CREATE TABLE schema_migrations (
+                 version    integer     PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )?;
+    }
     let found: i32 = tx
         .query_one(
             "SELECT coalesce(max(version), 0) FROM schema_migrations",
@@ -237,6 +267,17 @@ fn apply_step(
         &[&to],
     )?;
     tx.commit()?;
-    log::info!("database schema upgraded to version {to}");
+    // A new database's steps are its creation, said in one line by the
+    // caller; an upgrade's are worth a line each.
+    let level = if new_database {
+        log::Level::Debug
+    } else {
+        log::Level::Info
+    };
+    log::log!(
+        level,
+        "database schema upgraded to version {to} in {} ms",
+        started.elapsed().as_millis()
+    );
     Ok(found)
 }

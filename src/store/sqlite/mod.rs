@@ -30,6 +30,7 @@ pub mod load;
 pub mod lock;
 pub mod purge;
 pub mod reader;
+pub mod recount;
 pub mod schema;
 pub mod upkeep;
 pub mod writer;
@@ -93,7 +94,11 @@ impl Threaded<Files> {
         let mut reader = connect(&path).map_err(fail)?;
         let found = schema::migrate(&mut reader).map_err(fail)?;
         if found == 0 {
-            log::info!("created the database {}", path.display());
+            log::info!(
+                "created the database {} (schema version {})",
+                path.display(),
+                schema::latest_version()
+            );
         }
         let conn = connect(&path).map_err(fail)?;
         let read_conn = connect(&path).map_err(fail)?;
@@ -137,8 +142,8 @@ impl Opened for Files {
                 cause: e.to_string(),
             })?;
         log::info!(
-            "opened {}: {} unacknowledged messages ({} bytes) stay on disk until read; \
-             started in {} ms",
+            "opened {}: {} unacknowledged messages ({} bytes) stay on disk until read \
+             (figures read in {} ms)",
             self.path.display(),
             snapshot.pending_messages,
             snapshot.pending_bytes,

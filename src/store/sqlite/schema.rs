@@ -18,7 +18,7 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, super::recount::V11];
 
 /// The `meta` keys holding how many messages are in custody and their size
 /// as stored, kept by every batch, so a start reads two numbers instead of
@@ -187,6 +187,12 @@ DROP INDEX users_by_name_key_all;
 CREATE UNIQUE INDEX users_by_name_key ON users (name_key);
 ";
 
+/// Version 9: reserved for the conversation history's step.
+const V9: &str = "-- reserved: history's step";
+
+/// Version 10: reserved for the admin socket's step.
+const V10: &str = "-- reserved: admin's step";
+
 /// The schema version this code writes.
 pub fn latest_version() -> u32 {
     MIGRATIONS.len() as u32
@@ -237,6 +243,7 @@ pub fn migrate(conn: &mut Connection) -> Result<u32, SchemaError> {
 /// [`migrate`] with the steps given (so tests can add future ones).
 pub fn migrate_with(conn: &mut Connection, steps: &[&str]) -> Result<u32, SchemaError> {
     let found = version(conn).map_err(|e| SchemaError::Database(e.to_string()))?;
+    super::recount::register(conn).map_err(|e| SchemaError::Database(e.to_string()))?;
     let known = steps.len() as u32;
     if found > known {
         return Err(SchemaError::TooNew {
@@ -244,13 +251,32 @@ pub fn migrate_with(conn: &mut Connection, steps: &[&str]) -> Result<u32, Schema
             known: known.into(),
         });
     }
+    let started = std::time::Instant::now();
     for (i, step) in steps.iter().enumerate().skip(found as usize) {
         let to = i as u32 + 1;
+        let step_started = std::time::Instant::now();
         apply_step(conn, step, to).map_err(|e| SchemaError::Step {
             to: to.into(),
             cause: e.to_string(),
         })?;
-        log::info!("database schema upgraded to version {to}");
+        // A new database's steps are its creation, said in one line by
+        // the caller; an upgrade's are worth a line each.
+        let level = if found == 0 {
+            log::Level::Debug
+        } else {
+            log::Level::Info
+        };
+        log::log!(
+            level,
+            "database schema upgraded to version {to} in {} ms",
+            step_started.elapsed().as_millis()
+        );
+    }
+    if found > 0 && found < known {
+        log::info!(
+            "database schema upgraded from version {found} to {known} in {} ms",
+            started.elapsed().as_millis()
+        );
     }
     Ok(found)
 }
