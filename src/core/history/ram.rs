@@ -217,7 +217,7 @@ impl Ram {
             found.select_nth_unstable_by(limit, |a, b| b.0.cmp(&a.0));
             found.truncate(limit);
         }
-        found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        found.sort_unstable_by_key(|f| std::cmp::Reverse(f.0));
         let list = found
             .into_iter()
             .map(|(last_id, with_id, conv)| Listed {
