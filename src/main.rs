@@ -176,7 +176,13 @@ fn start(mut config: Config) -> Result<(), String> {
             bytes: config.mailbox_bytes,
             per_sender: config.pending_bytes_per_sender,
         };
-        let store = PostgresStore::open(url, &node, caps, waker.clone())?;
+        let store = PostgresStore::open_with_history(
+            url,
+            &node,
+            caps,
+            history_rules(&config),
+            waker.clone(),
+        )?;
         // The key stays a file: every node on one database must be given
         // the same one, or tokens from one are refused by the others.
         let key_path = match &config.key_file {
@@ -197,8 +203,12 @@ fn start(mut config: Config) -> Result<(), String> {
         // The store creates the data directory and takes its lock first, so
         // a second gotalk on the same directory stops here, before it can
         // race this one to create the token key.
-        let store =
-            SqliteStore::open_with_reserve(&config.data_dir, config.disk_reserve, waker.clone())?;
+        let store = SqliteStore::open_with_history(
+            &config.data_dir,
+            config.disk_reserve,
+            history_rules(&config),
+            waker.clone(),
+        )?;
         let key = load_keys(&key_path(&config), config.token_ttl.as_secs())?;
         (Box::new(store), key)
     };
@@ -223,6 +233,7 @@ fn start(mut config: Config) -> Result<(), String> {
         pending_bytes_per_sender: config.pending_bytes_per_sender,
         message_ttl_ms: config.message_ttl.map(|t| t.as_millis() as u64),
         revocations_per_account: config.revocations_per_account,
+        history: history_settings(&config),
     };
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);
@@ -347,4 +358,21 @@ fn generated_node_id() -> String {
     let random = gotalk::token::new_identity().to_be_bytes();
     let hex: String = random[..6].iter().map(|b| format!("{b:02x}")).collect();
     format!("node-{hex}")
+}
+
+/// What the history flags say, for a durable store.
+fn history_rules(config: &Config) -> gotalk::store::HistoryRules {
+    gotalk::store::HistoryRules {
+        keep: config.history,
+        retention_ms: config.history_retention.map(|d| d.as_millis() as u64),
+    }
+}
+
+/// What the history flags say, for the core.
+fn history_settings(config: &Config) -> gotalk::core::history::HistorySettings {
+    gotalk::core::history::HistorySettings {
+        enabled: config.history,
+        retention_ms: config.history_retention.map(|d| d.as_millis() as u64),
+        memory_bytes: config.history_memory_bytes,
+    }
 }
