@@ -61,6 +61,9 @@ pub enum Request<'a> {
     Ping,
     Help,
     Quit,
+    /// An operator's request from the admin socket (`gotalk admin`); no
+    /// door makes one.
+    Admin(Box<crate::admin::AdminRequest>),
 }
 
 /// Which command a request is, for counting (metrics) without keeping the
@@ -78,12 +81,13 @@ pub enum CommandKind {
     Ping,
     Help,
     Quit,
+    Admin,
     #[default]
     Unparsed,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 12] = [
+    pub const ALL: [CommandKind; 13] = [
         CommandKind::Register,
         CommandKind::Login,
         CommandKind::Auth,
@@ -95,6 +99,7 @@ impl CommandKind {
         CommandKind::Ping,
         CommandKind::Help,
         CommandKind::Quit,
+        CommandKind::Admin,
         CommandKind::Unparsed,
     ];
 
@@ -111,6 +116,7 @@ impl CommandKind {
             CommandKind::Ping => "ping",
             CommandKind::Help => "help",
             CommandKind::Quit => "quit",
+            CommandKind::Admin => "admin",
             CommandKind::Unparsed => "unparsed",
         }
     }
@@ -130,6 +136,7 @@ impl Request<'_> {
             Request::Ping => CommandKind::Ping,
             Request::Help => CommandKind::Help,
             Request::Quit => CommandKind::Quit,
+            Request::Admin(_) => CommandKind::Admin,
         }
     }
 }
@@ -191,6 +198,7 @@ impl<'a> Call<'a> {
             Request::Ping => Request::Ping,
             Request::Help => Request::Help,
             Request::Quit => Request::Quit,
+            Request::Admin(admin) => Request::Admin(admin),
         };
         Call {
             request,
@@ -237,6 +245,8 @@ pub enum Reply {
     /// QUIT: the door closes the connection after writing this.
     Bye,
     Error(Failure),
+    /// To an operator's request (`gotalk admin`); no door renders it.
+    Admin(Box<crate::admin::AdminReply>),
 }
 
 impl From<Failure> for Reply {

@@ -46,6 +46,15 @@ pub enum WriteOp {
     /// mailbox is its oldest: a prefix, like an ACK's. Reported in
     /// [`Committed::expired`].
     Expire { before: Millis, limit: usize },
+    /// `gotalk admin user delete`: the account row, its remembered
+    /// `client_id`s and revoked tokens go. Its mailbox is emptied by an
+    /// [`WriteOp::Ack`] up to every id in the same batch, before this;
+    /// messages it sent that others hold stay (their sender then reads as
+    /// [`super::admin::DELETED_SENDER`]).
+    DeleteUser { id: UserId },
+    /// A successful LOGIN, recorded for `gotalk admin user show` (nobody
+    /// waits for it: it goes with the next batch).
+    LastLogin { id: UserId, at: Millis },
 }
 
 /// The writes of one event-loop turn, committed all or nothing.
@@ -302,6 +311,8 @@ pub enum ReadOp {
         limit: usize,
         max_bytes: usize,
     },
+    /// A question from `gotalk admin` (see [`super::admin`]).
+    Admin(super::admin::AdminQuery),
 }
 
 /// A read and the number the core knows it by.
@@ -322,6 +333,7 @@ pub enum ReadAnswer {
         head: Vec<StoredMessage>,
     },
     Page(Vec<StoredMessage>),
+    Admin(super::admin::AdminAnswer),
 }
 
 /// A finished read.

@@ -5,10 +5,12 @@
 //! (LOOKUP, and names as recipients). PING, HELP and QUIT answer here.
 
 mod accounts;
+mod admin;
 mod lookup;
 mod messaging;
 mod sessions;
 
+pub(super) use admin::row_of;
 pub(super) use messaging::mailbox_full;
 
 use crate::core::reads::Stop;
@@ -99,6 +101,7 @@ impl Core {
                 self.ack(ticket, user, *upto, None)
             }
             Request::Logout { all } => self.logout(ticket, call, *all, now),
+            Request::Admin(request) => self.admin(ticket, request, now, out),
         }
     }
 

@@ -44,7 +44,9 @@ impl TokenWrites {
             WriteOp::CreateUser { .. }
             | WriteOp::Append(_)
             | WriteOp::Ack { .. }
-            | WriteOp::Expire { .. } => {}
+            | WriteOp::Expire { .. }
+            | WriteOp::DeleteUser { .. }
+            | WriteOp::LastLogin { .. } => {}
         }
     }
 

@@ -72,6 +72,7 @@ pub fn write(
     let mut expire = None;
     let mut tokens = TokenWrites::default();
     let mut broadcast = Vec::new();
+    let mut admin = Vec::new();
     for (i, batch) in group.iter().enumerate() {
         for op in &batch.ops {
             match op {
@@ -85,6 +86,7 @@ pub fn write(
                 WriteOp::CreateUser { .. } => users.push((i, op)),
                 WriteOp::Ack { user, upto } => acks.push((i, *user, *upto)),
                 WriteOp::Expire { before, limit } => expire = Some((i, *before, *limit)),
+                WriteOp::DeleteUser { .. } | WriteOp::LastLogin { .. } => admin.push(op),
                 other => {
                     tokens.add(other);
                     broadcast.extend(revocation(other));
@@ -212,6 +214,10 @@ pub fn write(
         tx.execute(&s.move_mailboxes, &[&users, &counts, &bytes])?;
     }
     custody::apply(&mut tx, &s.custody, &sent_moved)?;
+    // 7. `gotalk admin`'s writes: accounts deleted, logins recorded.
+    if !admin.is_empty() {
+        super::admin::write(&mut tx, &admin)?;
+    }
     tx.commit()?;
     Ok((writes, outcomes))
 }

@@ -11,7 +11,7 @@ use crate::store::SchemaError;
 use postgres::Client;
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The advisory lock key migrations hold (any fixed number; "gotalk" in
 /// ASCII).
@@ -150,6 +150,15 @@ UPDATE users AS u SET name_key = NULL WHERE EXISTS (
     WHERE older.name_key = u.name_key AND older.id < u.id
 );
 CREATE UNIQUE INDEX users_by_name_key ON users (name_key);
+";
+
+/// Version 7: reserved for the history step (replaced at its merge).
+const V7: &str = "-- reserved: history's step";
+
+/// Version 8: when each account last logged in (ms since the epoch; 0:
+/// never, or before this version), for `gotalk admin user show`.
+const V8: &str = "
+ALTER TABLE users ADD COLUMN last_login bigint NOT NULL DEFAULT 0;
 ";
 
 /// The schema version this code writes.

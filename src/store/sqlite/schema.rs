@@ -18,7 +18,7 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The `meta` keys holding how many messages are in custody and their size
 /// as stored, kept by every batch, so a start reads two numbers instead of
@@ -185,6 +185,15 @@ UPDATE users SET name_key = NULL WHERE EXISTS (
 );
 DROP INDEX users_by_name_key_all;
 CREATE UNIQUE INDEX users_by_name_key ON users (name_key);
+";
+
+/// Version 9: reserved for the history step (replaced at its merge).
+const V9: &str = "-- reserved: history's step";
+
+/// Version 10: when each account last logged in (ms since the epoch; 0:
+/// never, or before this version), for `gotalk admin user show`.
+const V10: &str = "
+ALTER TABLE users ADD COLUMN last_login INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// The schema version this code writes.
