@@ -57,6 +57,13 @@ pub enum Sub {
     /// flags to start the server with. Clients must be told to trust the
     /// certificate.
     GenCert(GenCertArgs),
+    /// Manage accounts on a running server through its admin socket.
+    ///
+    /// Talks to the server's admin socket (--socket, default
+    /// DIR/admin.sock): create, list, show, disable, enable, log out,
+    /// delete and export accounts, reset passwords, read the figures.
+    /// Exits 0 on success, 1 with a one-line reason otherwise.
+    Admin(crate::admin::cli::AdminArgs),
 }
 
 /// `gotalk gen-cert`.
@@ -188,6 +195,16 @@ pub struct Storage {
     #[arg(long, env = "GOTALK_MESSAGE_TTL", value_name = "SECONDS",
           value_parser = values::seconds)]
     pub message_ttl: Option<Duration>,
+    // admin: the socket `gotalk admin` talks to (src/admin/)
+    /// Unix socket (mode 0600) for `gotalk admin`; no network port takes
+    /// admin requests (default DIR/admin.sock; with --memory, none unless
+    /// given)
+    #[arg(long, env = "GOTALK_ADMIN_SOCKET", value_name = "PATH")]
+    pub admin_socket: Option<PathBuf>,
+    /// Open no admin socket
+    #[arg(long, env = "GOTALK_NO_ADMIN_SOCKET", value_parser = FalseyValueParser::new(),
+          conflicts_with = "admin_socket")]
+    pub no_admin_socket: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -149,4 +149,7 @@ pub struct Config {
     /// Successful LOGINs one account takes a minute (that many at once);
     /// more are `rate_limited`.
     pub logins_per_account_minute: u64,
+    // admin
+    /// The admin socket's path (`--admin-socket`), if one is opened.
+    pub admin_socket: Option<PathBuf>,
 }

@@ -169,7 +169,11 @@ impl Core {
         match then {
             AfterCommit::Registered { ticket, account } => {
                 if ok {
-                    log::info!("registered user {} ({})", account.id, account.username);
+                    let by = match ticket.kind {
+                        crate::request::CommandKind::Admin => " by gotalk admin",
+                        _ => "",
+                    };
+                    log::info!("registered user {} ({}){by}", account.id, account.username);
                     out.replies.push((ticket, Reply::User(account.user_ref())));
                     self.accounts.insert(account);
                 } else {

@@ -16,6 +16,7 @@
 //! [`Door`](crate::doors::Door), which hands each question to its door.
 
 mod accept;
+mod admin;
 mod clock;
 mod edge;
 mod effects;
@@ -50,6 +51,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const LISTENER: Token = Token(0);
 /// The token of the `mio::Waker` helper threads use to wake the loop.
 pub const WAKER: Token = Token(1);
+pub use admin::ADMIN_CONNS;
 /// Connection ids are slab indexes; their tokens are offset past the two above.
 const FIRST_CONN: usize = 2;
 
@@ -76,6 +78,8 @@ pub struct Parts {
     pub stop_signals: Option<crossbeam_channel::Receiver<StopSignal>>,
     /// The TLS configuration, with `--tls-cert` and `--tls-key`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Requests from the admin socket's threads, when it is open.
+    pub admin_calls: Option<crossbeam_channel::Receiver<crate::admin::listener::AdminCall>>,
 }
 
 /// One connection: its transport, its door, and who its client is.
@@ -179,6 +183,8 @@ pub struct Server {
     tls: Option<Arc<rustls::ServerConfig>>,
     /// PROXY headers and the TLS handshake rate ([`edge`]).
     edge: EdgeState,
+    /// Admin requests ([`admin`]).
+    admin: admin::AdminRequests,
 }
 
 impl Server {
@@ -227,6 +233,7 @@ impl Server {
             stopping: None,
             tls: parts.tls,
             edge,
+            admin: admin::AdminRequests::new(parts.admin_calls),
         })
     }
 
