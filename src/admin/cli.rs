@@ -100,7 +100,7 @@ pub fn run(args: AdminArgs) -> ExitCode {
     match command(&socket, args.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
-            esay!("gotalk admin: {reason}");
+            eprintln!("gotalk admin: {reason}");
             ExitCode::FAILURE
         }
     }

@@ -197,8 +197,8 @@ pub struct Storage {
     pub message_ttl: Option<Duration>,
     // admin: the socket `gotalk admin` talks to (src/admin/)
     /// Unix socket (mode 0600) for `gotalk admin`; no network port takes
-    /// admin requests (default DIR/admin.sock; with --memory, none unless
-    /// given)
+    /// admin requests (default DIR/admin.sock; none with --memory, or with
+    /// --postgres and no --data, unless given)
     #[arg(long, env = "GOTALK_ADMIN_SOCKET", value_name = "PATH")]
     pub admin_socket: Option<PathBuf>,
     /// Open no admin socket

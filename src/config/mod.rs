@@ -171,11 +171,13 @@ impl Flags {
         } else {
             default_per_sender(l.pending_bytes_per_sender, l.pending_bytes)
         };
-        // admin: DIR/admin.sock unless told otherwise; --memory has no DIR.
+        // admin: DIR/admin.sock unless told otherwise. --memory has no
+        // DIR, and nodes on one --postgres database may share a machine:
+        // without --data they open none unless --admin-socket names it.
         let admin_socket = match (s.no_admin_socket, s.admin_socket) {
             (true, _) => None,
             (false, Some(path)) => Some(path),
-            (false, None) if s.memory => None,
+            (false, None) if s.memory || (s.postgres.is_some() && !given.data) => None,
             (false, None) => Some(s.data_dir.join("admin.sock")),
         };
         let config = Config {
