@@ -65,7 +65,7 @@ impl Core {
                 self.ask_store(ticket, query, 0, out)
             }
             AdminRequest::Show { name } | AdminRequest::Export { name } => {
-                let account = self.admin_account(name)?;
+                let account = self.admin_account(ticket, name)?;
                 let online = self.sessions.subscribers(account.id).map_or(0, Vec::len);
                 if !self.settings.on_demand {
                     return Ok(found(self.record_in_ram(&account), online));
@@ -77,7 +77,7 @@ impl Core {
                 self.ask_store(ticket, query, online, out)
             }
             AdminRequest::Disable { name } | AdminRequest::Enable { name } => {
-                let account = self.admin_account(name)?;
+                let account = self.admin_account(ticket, name)?;
                 let disable = matches!(request, AdminRequest::Disable { .. });
                 let hash: std::sync::Arc<str> =
                     lock::with_lock(&account.password_hash, disable).into();
@@ -86,7 +86,10 @@ impl Core {
                     id: account.id,
                     password_hash: hash,
                 });
-                let revoke = disable.then(|| self.void_all(account.id, now));
+                // Enabling voids too, though a disabled account has no
+                // token left that opens: on PostgreSQL that is what tells
+                // the other nodes to read the account again.
+                let revoke = Some(self.void_all(account.id, now));
                 let what = format!(
                     "{} {} (id {})",
                     if disable { "disabled" } else { "enabled" },
@@ -98,7 +101,7 @@ impl Core {
             }
             AdminRequest::ResetPassword { name, password } => {
                 Self::check_new_password(password)?;
-                let account = self.admin_account(name)?;
+                let account = self.admin_account(ticket, name)?;
                 let wait = HashWait::Admin {
                     ticket,
                     username: account.username.as_ref().into(),
@@ -108,7 +111,7 @@ impl Core {
                 Ok(Handled::Later { barrier: true })
             }
             AdminRequest::Logout { name } => {
-                let account = self.admin_account(name)?;
+                let account = self.admin_account(ticket, name)?;
                 let revoke = Some(self.void_all(account.id, now));
                 let what = format!(
                     "logged out every session of {} (id {})",
@@ -118,7 +121,7 @@ impl Core {
                 Ok(Handled::Later { barrier: true })
             }
             AdminRequest::Delete { name } => {
-                let account = self.admin_account(name)?;
+                let account = self.admin_account(ticket, name)?;
                 let user = account.id;
                 // Its mailbox leaves custody as by an ACK of every id, so
                 // every figure (totals, each sender's) follows.
@@ -139,11 +142,20 @@ impl Core {
         }
     }
 
-    /// The account an admin request names, or `not_found`.
-    fn admin_account(&self, name: &str) -> Result<Account, Stop> {
-        self.account_by_name(name)?
-            .cloned()
-            .ok_or_else(|| no_such_user(name).into())
+    /// The account an admin request names, or `not_found`. With several
+    /// nodes it is read from the store once per request, whatever the
+    /// cache holds: another node may have changed it a moment ago (its
+    /// wake-up on the way), and a change made on a stale copy would undo
+    /// that one.
+    fn admin_account(&mut self, ticket: Ticket, name: &str) -> Result<Account, Stop> {
+        if self.settings.cluster && self.admin_fresh.insert(ticket.conn) {
+            if let Some(id) = self.accounts.find(name).map(|a| a.id) {
+                self.accounts.forget(id, false);
+            }
+        }
+        let found = self.account_by_name(name)?.cloned();
+        self.admin_fresh.remove(&ticket.conn);
+        found.ok_or_else(|| no_such_user(name).into())
     }
 
     /// Every token of `user` issued until now is void (as LOGOUT all).
