@@ -90,7 +90,10 @@ fn any_nodes_socket_acts_for_the_whole_cluster() {
         assert!(shown["last_login"].is_string(), "{shown}");
         assert!(admin(socket, &["stats"]).json()["core"].is_object());
     }
-    assert_eq!(admin(&sock_b, &["user", "show", "bob"]).json()["sessions_online"], 1);
+    assert_eq!(
+        admin(&sock_b, &["user", "show", "bob"]).json()["sessions_online"],
+        1
+    );
 
     // Disabled through A: B unbinds bob and refuses his LOGIN.
     admin(&sock_a, &["user", "disable", "bob"]);
@@ -111,7 +114,11 @@ fn any_nodes_socket_acts_for_the_whole_cluster() {
 
     // A new password through A: B's session of bob ends, the old
     // password and token fail on both nodes.
-    let run = admin_with(&sock_a, &["user", "reset-password", "bob"], Some("another-password\n"));
+    let run = admin_with(
+        &sock_a,
+        &["user", "reset-password", "bob"],
+        Some("another-password\n"),
+    );
     assert!(run.ok, "{run:?}");
     assert_eq!(bob.read_event(), json!({"event": "revoked"}));
     let mut c = b.connect();
@@ -140,8 +147,14 @@ fn any_nodes_socket_acts_for_the_whole_cluster() {
     let count = |sql: &str| pg.psql(&sql.replace("$1", &bob_id.to_string()));
     assert_eq!(count("SELECT count(*) FROM users WHERE id = $1"), "0");
     assert_eq!(count("SELECT count(*) FROM messages WHERE to_id = $1"), "0");
-    assert_eq!(count("SELECT count(*) FROM client_ids WHERE sender = $1"), "0");
-    assert_eq!(count("SELECT count(*) FROM mailboxes WHERE user_id = $1"), "0");
+    assert_eq!(
+        count("SELECT count(*) FROM client_ids WHERE sender = $1"),
+        "0"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM mailboxes WHERE user_id = $1"),
+        "0"
+    );
     let why = admin_fails(&sock_b, &["user", "show", "bob"]);
     assert!(why.contains("not_found"), "{why}");
     // alice still holds his message, from a deleted sender.

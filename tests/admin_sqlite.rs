@@ -68,7 +68,10 @@ fn each_subcommand_answers_and_a_wrong_one_says_why_in_one_line() {
     assert_eq!(shown["name"], "bob");
     assert_eq!(shown["disabled"], false);
     assert_eq!(shown["unacknowledged_messages"], 1);
-    assert!(shown["unacknowledged_bytes"].as_u64().unwrap() > 0, "{shown}");
+    assert!(
+        shown["unacknowledged_bytes"].as_u64().unwrap() > 0,
+        "{shown}"
+    );
     assert!(shown["created"].is_string(), "{shown}");
     assert!(shown["last_login"].is_string(), "bob logged in: {shown}");
     assert!(shown["history_messages"].is_null(), "{shown}");
@@ -98,7 +101,11 @@ fn each_subcommand_answers_and_a_wrong_one_says_why_in_one_line() {
     assert!(why.contains("--yes"), "{why}");
     let run = admin_with(&socket, &["user", "add", "dave"], Some("short\n"));
     assert!(!run.ok && run.stderr.contains("at least 8"), "{run:?}");
-    let run = admin_with(&socket, &["user", "add", "alice"], Some(&format!("{PASSWORD}\n")));
+    let run = admin_with(
+        &socket,
+        &["user", "add", "alice"],
+        Some(&format!("{PASSWORD}\n")),
+    );
     assert!(!run.ok && run.stderr.contains("conflict"), "{run:?}");
     let why = admin_fails(&dir.path().join("nowhere.sock"), &["stats"]);
     assert!(why.contains("cannot connect"), "{why}");
@@ -119,7 +126,10 @@ fn disable_unbinds_a_live_connection_refuses_login_and_keeps_messages_until_enab
     assert_eq!(error_message(&refused), WRONG_PASSWORD_REPLY);
     let mut c = server.connect();
     assert_error(&c.text(&format!("AUTH {token}")), "unauthorized");
-    assert_eq!(admin(&socket, &["user", "show", "alice"]).json()["disabled"], true);
+    assert_eq!(
+        admin(&socket, &["user", "show", "alice"]).json()["disabled"],
+        true
+    );
 
     // Messages to a disabled account are kept for it.
     assert_ok(&bob.text("SEND alice while you were away"));
@@ -156,7 +166,8 @@ fn delete_removes_everything_the_export_listed_and_the_name_comes_back_as_a_new_
     let (server, socket) = server(&dir);
     let (mut alice, token, alice_id) = register_and_login(&server, "alice", PASSWORD);
     let (mut bob, _, _) = register_and_login(&server, "bob", PASSWORD);
-    let sent = alice.request(&json!({"cmd": "send", "to": "bob", "content": "from alice", "client_id": "c-1"}));
+    let sent = alice
+        .request(&json!({"cmd": "send", "to": "bob", "content": "from alice", "client_id": "c-1"}));
     assert_ok(&sent);
     assert_ok(&bob.text("SEND alice from bob"));
     assert_eq!(alice.read_event()["message"]["content"], "from bob");
@@ -182,8 +193,14 @@ fn delete_removes_everything_the_export_listed_and_the_name_comes_back_as_a_new_
     let count = |sql: &str| -> i64 { db.query_row(sql, [alice_id as i64], |r| r.get(0)).unwrap() };
     assert_eq!(count("SELECT count(*) FROM users WHERE id = ?1"), 0);
     assert_eq!(count("SELECT count(*) FROM messages WHERE to_id = ?1"), 0);
-    assert_eq!(count("SELECT count(*) FROM client_ids WHERE sender = ?1"), 0);
-    assert_eq!(count("SELECT count(*) FROM revoked_tokens WHERE user_id = ?1"), 0);
+    assert_eq!(
+        count("SELECT count(*) FROM client_ids WHERE sender = ?1"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM revoked_tokens WHERE user_id = ?1"),
+        0
+    );
     assert_eq!(count("SELECT count(*) FROM messages WHERE from_id = ?1"), 1);
     let mut bob = server.connect();
     login(&mut bob, "bob", PASSWORD);
@@ -230,7 +247,11 @@ fn an_import_of_1000_rows_reports_each_bad_row_and_creates_the_rest() {
     std::fs::write(&path, file).unwrap();
     let run = admin_with(&socket, &["user", "import", path.to_str().unwrap()], None);
     assert!(!run.ok, "bad rows make it fail: {run:?}");
-    assert!(run.stdout.contains("import: 995 created, 5 failed"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("import: 995 created, 5 failed"),
+        "{}",
+        run.stdout
+    );
     for line in &bad {
         let said = run
             .stdout
@@ -239,7 +260,11 @@ fn an_import_of_1000_rows_reports_each_bad_row_and_creates_the_rest() {
             .unwrap_or_else(|| panic!("line {line} not reported"));
         assert!(!said.contains("created"), "{said}");
     }
-    assert_eq!(run.stdout.lines().count(), 1001, "one line per row and a summary");
+    assert_eq!(
+        run.stdout.lines().count(),
+        1001,
+        "one line per row and a summary"
+    );
     let listed = admin(&socket, &["user", "list", "--limit", "10000"]);
     assert_eq!(listed.stdout.lines().count(), 995);
     assert_ok(&login_reply(&server, "user0600", "password-600"));
@@ -272,9 +297,7 @@ fn a_garbage_request_gets_an_error_and_the_server_is_unharmed() {
     let dir = TempDir::new("admin-garbage");
     let (server, socket) = server(&dir);
     let stream = UnixStream::connect(&socket).unwrap();
-    stream
-        .set_read_timeout(Some(READ_TIMEOUT))
-        .unwrap();
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     let mut out = stream.try_clone().unwrap();
     let mut input = BufReader::new(stream);
     let mut ask = |bytes: &[u8]| -> Value {
@@ -284,7 +307,10 @@ fn a_garbage_request_gets_an_error_and_the_server_is_unharmed() {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
     };
     let r = ask(b"\x00\xff garbage\n");
-    assert_eq!((r["ok"].clone(), r["error"].clone()), (json!(false), json!("bad_request")));
+    assert_eq!(
+        (r["ok"].clone(), r["error"].clone()),
+        (json!(false), json!("bad_request"))
+    );
     let r = ask(b"{\"op\":\"user.explode\",\"name\":\"x\"}\n");
     assert_eq!(r["error"], "unknown_command");
     let r = ask(b"{\"op\":\"user.show\"}\n");
@@ -308,7 +334,11 @@ fn memory_mode_opens_no_socket_unless_given_and_no_admin_socket_opens_none() {
     let _mem = TestServer::start(&["--memory", "--admin-socket", socket.to_str().unwrap()]);
     let id = add_user(&socket, "alice", PASSWORD);
     let list = admin(&socket, &["user", "list"]);
-    assert!(list.stdout.contains(&format!("\"id\":{id}")), "{}", list.stdout);
+    assert!(
+        list.stdout.contains(&format!("\"id\":{id}")),
+        "{}",
+        list.stdout
+    );
     let data = TempDir::new("admin-none");
     let _none = TestServer::start(&["--data", data.arg(), "--no-admin-socket"]);
     assert!(!data.path().join("admin.sock").exists());

@@ -127,7 +127,8 @@ impl Session {
 
     /// Sends one request; the reply, or its refusal as one line.
     fn ask(&mut self, request: &Value) -> Result<Value, String> {
-        writeln!(self.out, "{request}").map_err(|e| format!("the server closed the socket: {e}"))?;
+        writeln!(self.out, "{request}")
+            .map_err(|e| format!("the server closed the socket: {e}"))?;
         let mut line = String::new();
         self.input
             .read_line(&mut line)
@@ -174,7 +175,10 @@ fn command(socket: &Path, command: AdminCommand) -> Result<(), String> {
             random_password,
         } => {
             let (password, shown) = password(*random_password)?;
-            (json!({"op": "user.add", "name": name, "password": password}), shown)
+            (
+                json!({"op": "user.add", "name": name, "password": password}),
+                shown,
+            )
         }
         UserCommand::ResetPassword {
             name,
@@ -199,7 +203,11 @@ fn command(socket: &Path, command: AdminCommand) -> Result<(), String> {
     let reply = Session::open(socket)?.ask(&request)?;
     match &user {
         UserCommand::Add { .. } => {
-            say!("created {} (id {})", reply["name"].as_str().unwrap_or("?"), reply["id"]);
+            say!(
+                "created {} (id {})",
+                reply["name"].as_str().unwrap_or("?"),
+                reply["id"]
+            );
         }
         UserCommand::List { .. } => {
             for row in reply["users"].as_array().into_iter().flatten() {
@@ -264,10 +272,13 @@ fn random_password() -> String {
     out
 }
 
+/// A row's name and password, or why it has none.
+type Parsed = Result<(String, String), String>;
+
 /// One row of an import file: its line number and what it holds.
 struct Row {
     line: usize,
-    parsed: Result<(String, String), String>,
+    parsed: Parsed,
 }
 
 /// Reads `name,password` rows (CSV) or JSON lines; blank lines and lines
@@ -298,7 +309,10 @@ fn rows(text: &str) -> Vec<Row> {
                 _ => Err("a CSV row is name,password".to_string()),
             }
         };
-        out.push(Row { line: i + 1, parsed });
+        out.push(Row {
+            line: i + 1,
+            parsed,
+        });
     }
     out
 }
@@ -337,7 +351,10 @@ fn import(socket: &Path, file: &Path) -> Result<(), String> {
     });
     let (mut created, mut failed) = (0, 0);
     for (row, result) in rows.iter().zip(results) {
-        let result = result.into_inner().expect("not poisoned").expect("every row ran");
+        let result = result
+            .into_inner()
+            .expect("not poisoned")
+            .expect("every row ran");
         match result {
             Ok(said) => {
                 created += 1;
@@ -364,7 +381,7 @@ mod tests {
     #[test]
     fn import_rows_are_csv_or_json_lines_each_with_its_line_number() {
         let text = "name,password\nalice,pass,word1\n\n# a comment\n{\"name\":\"bob\",\"password\":\"p\"}\nnocomma\n{\"name\":1}\n";
-        let got: Vec<(usize, Result<(String, String), String>)> =
+        let got: Vec<(usize, Parsed)> =
             rows(text).into_iter().map(|r| (r.line, r.parsed)).collect();
         assert_eq!(got[0], (2, Ok(("alice".into(), "pass,word1".into()))));
         assert_eq!(got[1], (5, Ok(("bob".into(), "p".into()))));

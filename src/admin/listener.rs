@@ -128,9 +128,8 @@ fn serve(stream: UnixStream, tx: &Sender<AdminCall>, waker: &Waker) -> io::Resul
             return Ok(());
         }
         if !line.ends_with(b"\n") && n as u64 == MAX_LINE {
-            let failure = Failure::bad_request(format!(
-                "an admin request line is at most {MAX_LINE} bytes"
-            ));
+            let failure =
+                Failure::bad_request(format!("an admin request line is at most {MAX_LINE} bytes"));
             writeln!(out, "{}", wire::error(&failure))?;
             return Ok(());
         }

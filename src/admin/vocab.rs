@@ -9,21 +9,42 @@ use crate::store::admin::AdminAnswer;
 #[derive(Clone, PartialEq, Eq)]
 pub enum AdminRequest {
     /// A new account, without the REGISTER-per-address limit.
-    Add { name: String, password: String },
+    Add {
+        name: String,
+        password: String,
+    },
     /// A page of accounts by name.
-    List { prefix: String, limit: usize },
-    Show { name: String },
-    Export { name: String },
+    List {
+        prefix: String,
+        limit: usize,
+    },
+    Show {
+        name: String,
+    },
+    Export {
+        name: String,
+    },
     /// LOGIN and AUTH refused; every session ends.
-    Disable { name: String },
-    Enable { name: String },
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
     /// A new password; every session ends.
-    ResetPassword { name: String, password: String },
+    ResetPassword {
+        name: String,
+        password: String,
+    },
     /// Every session ends.
-    Logout { name: String },
+    Logout {
+        name: String,
+    },
     /// The account and what is stored for it go; a new registration of
     /// the name is a new identity.
-    Delete { name: String },
+    Delete {
+        name: String,
+    },
 }
 
 /// Passwords never reach a log through `{:?}`.

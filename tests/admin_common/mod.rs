@@ -67,7 +67,11 @@ pub fn admin_fails(socket: &Path, args: &[&str]) -> String {
 
 /// `user add NAME` with `password` on stdin; the new account's id.
 pub fn add_user(socket: &Path, name: &str, password: &str) -> u64 {
-    let run = admin_with(socket, &["user", "add", name], Some(&format!("{password}\n")));
+    let run = admin_with(
+        socket,
+        &["user", "add", name],
+        Some(&format!("{password}\n")),
+    );
     assert!(run.ok, "user add {name}: {run:?}");
     let id = run
         .stdout

@@ -238,7 +238,10 @@ impl Core {
         self.bind(ticket.conn, binding);
         self.warm_up(user.id, out);
         // For `gotalk admin user show`; nobody waits for it.
-        self.writes.push(WriteOp::LastLogin { id: user.id, at: now });
+        self.writes.push(WriteOp::LastLogin {
+            id: user.id,
+            at: now,
+        });
         log::info!(
             "login: {} (id {}) from {from} on connection {}",
             user.username,

@@ -18,7 +18,10 @@ const ROW: &str = "SELECT id, username, created, last_login, \
                    left(password_hash, 1) = $9 FROM users";
 
 /// Answers one admin question.
-pub fn answer(client: &mut impl GenericClient, q: &AdminQuery) -> Result<AdminAnswer, postgres::Error> {
+pub fn answer(
+    client: &mut impl GenericClient,
+    q: &AdminQuery,
+) -> Result<AdminAnswer, postgres::Error> {
     Ok(match q {
         AdminQuery::List { prefix, limit } => {
             let sql = format!(
@@ -50,9 +53,15 @@ pub fn answer(client: &mut impl GenericClient, q: &AdminQuery) -> Result<AdminAn
     })
 }
 
-fn account(client: &mut impl GenericClient, id: UserId) -> Result<Option<AccountRow>, postgres::Error> {
+fn account(
+    client: &mut impl GenericClient,
+    id: UserId,
+) -> Result<Option<AccountRow>, postgres::Error> {
     let sql = format!("{} WHERE id = $1", ROW.replace("$9", "$2"));
-    Ok(client.query_opt(&sql, &[&(id as i64), &LOCK])?.as_ref().map(row))
+    Ok(client
+        .query_opt(&sql, &[&(id as i64), &LOCK])?
+        .as_ref()
+        .map(row))
 }
 
 fn row(r: &Row) -> AccountRow {
@@ -80,7 +89,11 @@ fn export(client: &mut impl GenericClient, id: UserId) -> Result<AccountExport, 
         .max(0) as u64;
     let held = "SELECT id, from_id, to_id, ts, content, client_id FROM messages";
     out.received = messages(client, &format!("{held} WHERE to_id = $1 ORDER BY id"), uid)?;
-    out.sent = messages(client, &format!("{held} WHERE from_id = $1 ORDER BY id"), uid)?;
+    out.sent = messages(
+        client,
+        &format!("{held} WHERE from_id = $1 ORDER BY id"),
+        uid,
+    )?;
     out.client_ids = client
         .query(
             "SELECT client_id, message_id, ts FROM client_ids WHERE sender = $1 ORDER BY ts",
@@ -128,7 +141,10 @@ fn messages(
 
 /// HISTORY HOOK (show): how many messages the account's conversation
 /// history keeps. `None` until the store keeps history.
-fn history_size(_client: &mut impl GenericClient, _id: UserId) -> Result<Option<usize>, postgres::Error> {
+fn history_size(
+    _client: &mut impl GenericClient,
+    _id: UserId,
+) -> Result<Option<usize>, postgres::Error> {
     Ok(None)
 }
 
@@ -152,7 +168,10 @@ fn delete_history(_tx: &mut postgres::Transaction<'_>, _id: i64) -> Result<(), p
 /// The group's admin writes, last in its transaction: accounts deleted
 /// (their mailbox was acknowledged whole earlier in the same batch, which
 /// moved the figures), and logins recorded.
-pub(super) fn write(tx: &mut postgres::Transaction<'_>, ops: &[&WriteOp]) -> Result<(), postgres::Error> {
+pub(super) fn write(
+    tx: &mut postgres::Transaction<'_>,
+    ops: &[&WriteOp],
+) -> Result<(), postgres::Error> {
     let mut ids = Vec::new();
     let mut ats = Vec::new();
     for op in ops {

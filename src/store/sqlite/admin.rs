@@ -87,7 +87,11 @@ fn export(conn: &Connection, id: UserId) -> rusqlite::Result<AccountExport> {
     let held = "SELECT id, from_id, to_id, ts, content, client_id FROM messages m \
                 WHERE m.id > (SELECT coalesce(max(upto), 0) FROM acked a WHERE a.to_id = m.to_id)";
     out.received = messages(conn, &format!("{held} AND m.to_id = ?1 ORDER BY m.id"), id)?;
-    out.sent = messages(conn, &format!("{held} AND m.from_id = ?1 ORDER BY m.id"), id)?;
+    out.sent = messages(
+        conn,
+        &format!("{held} AND m.from_id = ?1 ORDER BY m.id"),
+        id,
+    )?;
     let mut stmt = conn.prepare_cached(
         "SELECT client_id, message_id, ts FROM client_ids WHERE sender = ?1 ORDER BY ts",
     )?;
@@ -104,7 +108,10 @@ fn export(conn: &Connection, id: UserId) -> rusqlite::Result<AccountExport> {
         conn.prepare_cached("SELECT token_id, expires FROM revoked_tokens WHERE user_id = ?1")?;
     out.revoked_tokens = stmt
         .query_map([id as i64], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?.max(0) as u64))
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, i64>(1)?.max(0) as u64,
+            ))
         })?
         .collect::<rusqlite::Result<_>>()?;
     export_history(conn, id, &mut out)?;
