@@ -224,9 +224,9 @@ fn command(socket: &Path, command: AdminCommand) -> Result<(), String> {
     Ok(())
 }
 
+/// One line of JSON (`| jq` makes it pretty).
 fn print_json(value: &Value) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    say!("{text}");
+    say!("{value}");
     Ok(())
 }
 
