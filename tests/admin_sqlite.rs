@@ -339,6 +339,9 @@ fn memory_mode_opens_no_socket_unless_given_and_no_admin_socket_opens_none() {
         "{}",
         list.stdout
     );
+    let export = admin(&socket, &["user", "export", "alice"]).json();
+    assert_eq!(export["account"]["id"], id);
+    assert_eq!(admin(&socket, &["user", "show", "alice"]).json()["id"], id);
     let data = TempDir::new("admin-none");
     let _none = TestServer::start(&["--data", data.arg(), "--no-admin-socket"]);
     assert!(!data.path().join("admin.sock").exists());

@@ -18,7 +18,10 @@ use crate::core::reads::{Stop, Waiting};
 use crate::core::{AfterCommit, Core, Handled, HashWait, Outbox, Revoke, Ticket};
 use crate::hasher::HashJob;
 use crate::request::Reply;
-use crate::store::admin::{self as lock, AccountRecord, AccountRow, AdminAnswer, AdminQuery};
+use crate::store::admin::{
+    self as lock, AccountExport, AccountRecord, AccountRow, AdminAnswer, AdminQuery,
+    ExportedMessage,
+};
 use crate::store::{ReadOp, WriteOp};
 use crate::{Millis, UserId};
 
@@ -68,7 +71,11 @@ impl Core {
                 let account = self.admin_account(ticket, name)?;
                 let online = self.sessions.subscribers(account.id).map_or(0, Vec::len);
                 if !self.settings.on_demand {
-                    return Ok(found(self.record_in_ram(&account), online));
+                    let answer = match request {
+                        AdminRequest::Show { .. } => self.record_in_ram(&account),
+                        _ => self.export_in_ram(&account),
+                    };
+                    return Ok(found(answer, online));
                 }
                 let query = match request {
                     AdminRequest::Show { .. } => AdminQuery::Show(account.id),
@@ -214,6 +221,33 @@ impl Core {
             pending_messages: self.mailboxes.figures_of(account.id).0,
             pending_bytes: self.mailboxes.figures_of(account.id).1,
             history_messages: None,
+        }))
+    }
+
+    /// `export` without a store (`--memory`): the account and the
+    /// messages waiting for it (what it sent sits in other mailboxes,
+    /// which RAM does not index by sender).
+    fn export_in_ram(&mut self, account: &Account) -> AdminAnswer {
+        let held = self
+            .mailboxes
+            .read(account.id, 0, usize::MAX, usize::MAX)
+            .unwrap_or_default();
+        let received = held
+            .iter()
+            .map(|m| ExportedMessage {
+                id: m.id,
+                from_id: m.from_id,
+                to_id: m.to_id,
+                ts: m.ts,
+                content: m.content(),
+                client_id: m.client_id(),
+            })
+            .collect();
+        AdminAnswer::Export(Box::new(AccountExport {
+            row: Some(row_of(account)),
+            tokens_valid_from: account.tokens_valid_from,
+            received,
+            ..AccountExport::default()
         }))
     }
 
