@@ -25,6 +25,8 @@ use std::time::Duration;
 pub const MAX_CONNECTIONS: usize = 16;
 /// The longest request line (a password is at most a few KiB).
 pub const MAX_LINE: u64 = 64 * 1024;
+/// How long a connection may stay silent between requests.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a connection waits for the loop's answer (a delete's commit,
 /// a password hash behind a queue) before giving up on it.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -118,6 +120,8 @@ pub fn start(path: &Path, waker: Arc<Waker>) -> io::Result<(AdminSocket, Receive
 
 /// Serves one connection: a reply line for each request line, in order.
 fn serve(stream: UnixStream, tx: &Sender<AdminCall>, waker: &Waker) -> io::Result<()> {
+    // A connection that sends nothing gives its thread back in time.
+    stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     let mut out = stream.try_clone()?;
     let mut input = BufReader::new(stream);
     let mut line = Vec::new();
