@@ -64,6 +64,7 @@
 //! - [`idhash`]: the cheap hasher for maps keyed by ids.
 
 pub mod accept_budget;
+pub mod admin;
 pub mod bufpool;
 pub mod cidr;
 pub mod config;

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
+        Ok(Invocation::Admin(args)) => return gotalk::admin::cli::run(args),
         Err(e) => e.exit(),
     };
     let config = match settings(*flags, Purpose::Server) {
@@ -261,6 +262,16 @@ fn start(mut config: Config) -> Result<(), String> {
         }
         None => None,
     };
+    // After the store: it made the data directory (and holds its lock).
+    let (admin_socket, admin_calls) = match &config.admin_socket {
+        Some(path) => {
+            let (socket, calls) = gotalk::admin::listener::start(path, waker.clone())
+                .map_err(|e| format!("cannot open the admin socket {}: {e}", path.display()))?;
+            log::info!("admin socket {} (mode 0600; gotalk admin)", path.display());
+            (Some(socket), Some(calls))
+        }
+        None => (None, None),
+    };
     let mode = if config.memory {
         "in memory only (--memory)".to_string()
     } else if let Some(url) = &config.postgres {
@@ -282,6 +293,7 @@ fn start(mut config: Config) -> Result<(), String> {
         stop_signals: Some(stop_signals),
         tls: tls.clone(),
         reloads: Some(reloads),
+        admin_calls,
     })
     .map_err(|e| format!("cannot watch the port {}: {e}", config.listen))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
@@ -348,6 +360,7 @@ fn start(mut config: Config) -> Result<(), String> {
     // Dropping the server stops the store's writer once it has written
     // everything submitted; its last connection checkpoints the log.
     drop(server);
+    drop(admin_socket);
     log::info!("gotalk stopped");
     Ok(())
 }

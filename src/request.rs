@@ -84,6 +84,9 @@ pub enum Request<'a> {
     Ping,
     Help,
     Quit,
+    /// An operator's request from the admin socket (`gotalk admin`); no
+    /// door makes one.
+    Admin(Box<crate::admin::AdminRequest>),
 }
 
 /// Which command a request is, for counting (metrics) without keeping the
@@ -104,12 +107,13 @@ pub enum CommandKind {
     Ping,
     Help,
     Quit,
+    Admin,
     #[default]
     Unparsed,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 15] = [
+    pub const ALL: [CommandKind; 16] = [
         CommandKind::Register,
         CommandKind::Login,
         CommandKind::Auth,
@@ -124,6 +128,7 @@ impl CommandKind {
         CommandKind::Ping,
         CommandKind::Help,
         CommandKind::Quit,
+        CommandKind::Admin,
         CommandKind::Unparsed,
     ];
 
@@ -143,6 +148,7 @@ impl CommandKind {
             CommandKind::Ping => "ping",
             CommandKind::Help => "help",
             CommandKind::Quit => "quit",
+            CommandKind::Admin => "admin",
             CommandKind::Unparsed => "unparsed",
         }
     }
@@ -165,6 +171,7 @@ impl Request<'_> {
             Request::Ping => CommandKind::Ping,
             Request::Help => CommandKind::Help,
             Request::Quit => CommandKind::Quit,
+            Request::Admin(_) => CommandKind::Admin,
         }
     }
 }
@@ -239,6 +246,7 @@ impl<'a> Call<'a> {
             Request::Ping => Request::Ping,
             Request::Help => Request::Help,
             Request::Quit => Request::Quit,
+            Request::Admin(admin) => Request::Admin(admin),
         };
         Call {
             request,
@@ -310,6 +318,8 @@ pub enum Reply {
     /// QUIT: the door closes the connection after writing this.
     Bye,
     Error(Failure),
+    /// To an operator's request (`gotalk admin`); no door renders it.
+    Admin(Box<crate::admin::AdminReply>),
 }
 
 impl From<Failure> for Reply {

@@ -162,6 +162,7 @@ fn reply_to(request: &Request<'_>) -> (Reply, Option<Message>) {
         Request::Ping => Reply::Pong,
         Request::Help => Reply::Help,
         Request::Quit => Reply::Bye,
+        Request::Admin(_) => unreachable!("no door parses an admin request"),
     };
     (reply, None)
 }

@@ -61,6 +61,13 @@ pub enum Sub {
     /// flags to start the server with. Clients must be told to trust the
     /// certificate.
     GenCert(GenCertArgs),
+    /// Manage accounts on a running server through its admin socket.
+    ///
+    /// Talks to the server's admin socket (--socket, default
+    /// DIR/admin.sock): create, list, show, disable, enable, log out,
+    /// delete and export accounts, reset passwords, read the figures.
+    /// Exits 0 on success, 1 with a one-line reason otherwise.
+    Admin(crate::admin::cli::AdminArgs),
 }
 
 /// `gotalk gen-cert`.
@@ -212,6 +219,16 @@ pub struct Storage {
     #[arg(long, env = "GOTALK_HISTORY_MEMORY_BYTES", value_name = "BYTES",
           default_value = "67108864", value_parser = values::at_least::<0>)]
     pub history_memory_bytes: u64,
+    // admin: the socket `gotalk admin` talks to (src/admin/)
+    /// Unix socket (mode 0600) for `gotalk admin`; no network port takes
+    /// admin requests (default DIR/admin.sock; none with --memory, or with
+    /// --postgres and no --data, unless given)
+    #[arg(long, env = "GOTALK_ADMIN_SOCKET", value_name = "PATH")]
+    pub admin_socket: Option<PathBuf>,
+    /// Open no admin socket
+    #[arg(long, env = "GOTALK_NO_ADMIN_SOCKET", value_parser = FalseyValueParser::new(),
+          conflicts_with = "admin_socket")]
+    pub no_admin_socket: bool,
 }
 
 #[derive(Args, Debug, Clone)]

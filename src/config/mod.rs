@@ -49,6 +49,8 @@ pub enum Invocation {
     RotateKey(Box<Flags>),
     /// `gotalk gen-cert`: make a self-signed certificate and key.
     GenCert(GenCert),
+    /// `gotalk admin …`: a client of the running server's admin socket.
+    Admin(crate::admin::cli::AdminArgs),
 }
 
 /// What the settings are for: the server checks more than `rotate-key`.
@@ -74,6 +76,7 @@ pub fn command() -> clap::Command {
         .mut_subcommand("gen-cert", |s| {
             s.mut_args(show_default).args_override_self(true)
         })
+        .mut_subcommand("admin", |s| s.mut_args(show_default))
 }
 
 fn show_default(arg: clap::Arg) -> clap::Arg {
@@ -145,6 +148,7 @@ where
             dir: args.dir,
             force: args.force,
         }),
+        Some(Sub::Admin(args)) => Invocation::Admin(args),
     })
 }
 
@@ -166,6 +170,15 @@ impl Flags {
             l.pending_bytes_per_sender
         } else {
             default_per_sender(l.pending_bytes_per_sender, l.pending_bytes)
+        };
+        // admin: DIR/admin.sock unless told otherwise. --memory has no
+        // DIR, and nodes on one --postgres database may share a machine:
+        // without --data they open none unless --admin-socket names it.
+        let admin_socket = match (s.no_admin_socket, s.admin_socket) {
+            (true, _) => None,
+            (false, Some(path)) => Some(path),
+            (false, None) if s.memory || (s.postgres.is_some() && !given.data) => None,
+            (false, None) => Some(s.data_dir.join("admin.sock")),
         };
         let config = Config {
             listen: address("--listen", &n.listen, resolve)?,
@@ -230,6 +243,7 @@ impl Flags {
                 (None, days) => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
             },
             history_memory_bytes: s.history_memory_bytes.min(usize::MAX as u64) as usize,
+            admin_socket,
         };
         checks::storage(&config, given.data)?;
         match purpose {

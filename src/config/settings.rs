@@ -156,4 +156,7 @@ pub struct Config {
     pub history_retention: Option<Duration>,
     /// With `--memory`: most bytes the conversations hold in RAM.
     pub history_memory_bytes: usize,
+    // admin
+    /// The admin socket's path (`--admin-socket`), if one is opened.
+    pub admin_socket: Option<PathBuf>,
 }

@@ -95,6 +95,24 @@ impl Core {
                 }
                 out.replies.push((ticket, reply));
             }
+            (
+                HashWait::Admin {
+                    ticket,
+                    username,
+                    user,
+                },
+                HashDone::Hashed { hash, .. },
+            ) => match hash {
+                Ok(hash) => self.admin_hashed(ticket, &username, user, hash, now),
+                Err(e) => {
+                    log::error!("hashing a password failed: {e}");
+                    if user.is_none() {
+                        self.accounts.release(&username);
+                    }
+                    let failure = Failure::new(ErrorCode::Internal, "could not hash the password");
+                    out.replies.push((ticket, Reply::Error(failure)));
+                }
+            },
             _ => unreachable!("a job's result matches its kind"),
         }
     }
@@ -128,7 +146,11 @@ impl Core {
             };
             // The store reports each ACK it wrote, in order.
             let removed = match then {
-                AfterCommit::Acked { .. } if done.acks.is_ok() => removed.next().cloned(),
+                AfterCommit::Acked { .. } | AfterCommit::Admin { deleted: true, .. }
+                    if done.acks.is_ok() =>
+                {
+                    removed.next().cloned()
+                }
                 _ => None,
             };
             if let AfterCommit::Read { ticket, note } = then {
@@ -155,7 +177,11 @@ impl Core {
         match then {
             AfterCommit::Registered { ticket, account } => {
                 if ok {
-                    log::info!("registered user {} ({})", account.id, account.username);
+                    let by = match ticket.kind {
+                        crate::request::CommandKind::Admin => " by gotalk admin",
+                        _ => "",
+                    };
+                    log::info!("registered user {} ({}){by}", account.id, account.username);
                     out.replies.push((ticket, Reply::User(account.user_ref())));
                     self.accounts.insert(account);
                 } else {
@@ -278,6 +304,16 @@ impl Core {
                 self.logged_out(ticket, user, revoke, out);
                 let all = matches!(revoke, Revoke::All { .. });
                 out.replies.push((ticket, Reply::LoggedOut { all, capped }));
+            }
+            AfterCommit::Admin {
+                ticket,
+                user,
+                revoke,
+                deleted,
+                what,
+            } => {
+                let reply = self.admin_committed(user, revoke, deleted, what, result, removed, out);
+                out.replies.push((ticket, reply));
             }
         }
     }

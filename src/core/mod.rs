@@ -128,6 +128,9 @@ pub struct Core {
     pub counters: counters::Counters,
     /// Warnings for refusals at a limit, by its flag, each rate-limited.
     limit_warnings: std::collections::BTreeMap<String, LogLimit>,
+    /// Admin requests (by connection) whose account is being read afresh
+    /// (`commands/admin.rs`).
+    admin_fresh: std::collections::HashSet<ConnId>,
 }
 
 /// How often a refusal at one limit, or a failed login, is logged at most.
@@ -183,6 +186,7 @@ impl Core {
             counters: counters::Counters::default(),
             limit_warnings: std::collections::BTreeMap::new(),
             expiry: expiry::Expiry::default(),
+            admin_fresh: std::collections::HashSet::new(),
             settings,
         }
     }

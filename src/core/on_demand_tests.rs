@@ -94,6 +94,9 @@ impl FakeStore {
                 limit,
                 max_bytes,
             } => ReadAnswer::Page(self.page(*user, *after, *limit, *max_bytes)),
+            ReadOp::Admin(_) => {
+                ReadAnswer::Admin(crate::store::admin::AdminAnswer::List(Vec::new()))
+            }
         }
     }
 

@@ -52,6 +52,12 @@ pub(super) enum Waiting {
     Answer(Ticket),
     /// Following a change another node made (see `cluster`).
     Cluster(super::cluster::ClusterRead),
+    /// An operator's question (`gotalk admin`): the answer is the reply,
+    /// with this node's bound connections of the account.
+    Admin {
+        ticket: Ticket,
+        sessions_online: usize,
+    },
 }
 
 /// The reply to a request whose read failed.

@@ -42,7 +42,10 @@ impl Core {
                     expires,
                 } => self.take_back(user, Revoke::One { token, expires }, None, out),
                 Remote::Voided { user, from } => {
-                    self.take_back(user, Revoke::All { from }, None, out)
+                    self.take_back(user, Revoke::All { from }, None, out);
+                    // `gotalk admin` voids tokens when it changes or
+                    // deletes an account: read it again when next needed.
+                    self.accounts.forget(user, false);
                 }
                 Remote::Resync => self.resync(out),
                 Remote::Sent { user, with, id } => {

@@ -56,6 +56,17 @@ pub(super) enum AfterCommit {
         /// `--revocations-per-account` were revoked already.
         capped: bool,
     },
+    /// `gotalk admin` (see `commands/admin.rs`): `revoke` takes effect
+    /// as LOGOUT all's does; `deleted`: the batch also acknowledged the
+    /// whole mailbox and deleted the account. `what` is logged and
+    /// answered.
+    Admin {
+        ticket: Ticket,
+        user: UserId,
+        revoke: Option<Revoke>,
+        deleted: bool,
+        what: String,
+    },
 }
 
 pub(super) struct Writes {

@@ -110,7 +110,7 @@ pub fn reply_line(out: &mut Vec<u8>, reply: &Reply, tag: Option<&RawValue>) {
         Reply::ReadUpto(upto) => json::push_field_u64(out, "upto", *upto),
         Reply::Pong => out.extend_from_slice(b",\"pong\":true"),
         Reply::Help => json::push_field_str(out, "help", HELP),
-        Reply::Acked | Reply::Bye | Reply::Error(_) => {}
+        Reply::Acked | Reply::Bye | Reply::Error(_) | Reply::Admin(_) => {}
     }
     if let Some(tag) = tag {
         out.extend_from_slice(b",\"tag\":");

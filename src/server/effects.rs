@@ -41,6 +41,7 @@ impl Server {
                 }
             }
         }
+        self.collect_admin(now);
         let signal = self.stop_signals.as_ref().and_then(|s| s.try_recv().ok());
         if let Some(signal) = signal {
             self.begin_stop(signal, now);
@@ -73,7 +74,9 @@ impl Server {
             let replies = std::mem::take(&mut self.outbox.replies);
             for (ticket, reply) in &replies {
                 self.core.count_reply(*ticket, reply, now);
-                self.deliver_reply(ticket.conn, ticket.seq, reply);
+                if !self.admin_reply(ticket.conn, reply) {
+                    self.deliver_reply(ticket.conn, ticket.seq, reply);
+                }
             }
             let pushes = std::mem::take(&mut self.outbox.pushes);
             for (id, message) in &pushes {
@@ -155,7 +158,7 @@ impl Server {
     }
 
     /// The figures `/metrics` and `/stats` serve, in `format`.
-    fn figures(&self, format: Format) -> String {
+    pub(super) fn figures(&self, format: Format) -> String {
         let mut connections = BTreeMap::new();
         for (id, client) in self.clients.iter().enumerate() {
             let Some(client) = client else { continue };

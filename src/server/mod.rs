@@ -16,6 +16,7 @@
 //! [`Door`](crate::doors::Door), which hands each question to its door.
 
 mod accept;
+mod admin;
 mod clock;
 mod edge;
 mod effects;
@@ -50,6 +51,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const LISTENER: Token = Token(0);
 /// The token of the `mio::Waker` helper threads use to wake the loop.
 pub const WAKER: Token = Token(1);
+pub use admin::ADMIN_CONNS;
 /// Connection ids are slab indexes; their tokens are offset past the two above.
 const FIRST_CONN: usize = 2;
 
@@ -78,6 +80,8 @@ pub struct Parts {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Files read again after SIGHUP, from the reload thread.
     pub reloads: Option<crossbeam_channel::Receiver<crate::reload::Reloaded>>,
+    /// Requests from the admin socket's threads, when it is open.
+    pub admin_calls: Option<crossbeam_channel::Receiver<crate::admin::listener::AdminCall>>,
 }
 
 /// One connection: its transport, its door, and who its client is.
@@ -183,6 +187,8 @@ pub struct Server {
     reloads: Option<crossbeam_channel::Receiver<crate::reload::Reloaded>>,
     /// PROXY headers and the TLS handshake rate ([`edge`]).
     edge: EdgeState,
+    /// Admin requests ([`admin`]).
+    admin: admin::AdminRequests,
 }
 
 impl Server {
@@ -232,6 +238,7 @@ impl Server {
             tls: parts.tls,
             reloads: parts.reloads,
             edge,
+            admin: admin::AdminRequests::new(parts.admin_calls),
         })
     }
 

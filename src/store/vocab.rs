@@ -56,6 +56,15 @@ pub enum WriteOp {
         /// Both names, for other nodes' `read` events.
         names: (Arc<str>, Arc<str>),
     },
+    /// `gotalk admin user delete`: the account row, its remembered
+    /// `client_id`s and revoked tokens go. Its mailbox is emptied by an
+    /// [`WriteOp::Ack`] up to every id in the same batch, before this;
+    /// messages it sent that others hold stay (their sender then reads as
+    /// [`super::admin::DELETED_SENDER`]).
+    DeleteUser { id: UserId },
+    /// A successful LOGIN, recorded for `gotalk admin user show` (nobody
+    /// waits for it: it goes with the next batch).
+    LastLogin { id: UserId, at: Millis },
 }
 
 /// What a durable store keeps of conversations (the history flags). The
@@ -368,6 +377,8 @@ pub enum ReadOp {
         before: MessageId,
         limit: usize,
     },
+    /// A question from `gotalk admin` (see [`super::admin`]).
+    Admin(super::admin::AdminQuery),
 }
 
 /// A read and the number the core knows it by.
@@ -397,6 +408,7 @@ pub enum ReadAnswer {
         list: Vec<StoredConversation>,
         more: bool,
     },
+    Admin(super::admin::AdminAnswer),
 }
 
 /// A finished read.

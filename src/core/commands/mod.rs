@@ -6,10 +6,12 @@
 
 mod accounts;
 mod history;
+mod admin;
 mod lookup;
 mod messaging;
 mod sessions;
 
+pub(super) use admin::row_of;
 pub(super) use messaging::mailbox_full;
 
 use crate::core::reads::Stop;
@@ -112,6 +114,7 @@ impl Core {
                 let user = self.caller(ticket, call, now)?;
                 self.conversations(ticket, user, *before, *limit, out)
             }
+            Request::Admin(request) => self.admin(ticket, request, now, out),
         }
     }
 

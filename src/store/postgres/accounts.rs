@@ -45,7 +45,9 @@ impl TokenWrites {
             | WriteOp::Append(_)
             | WriteOp::Ack { .. }
             | WriteOp::Expire { .. }
-            | WriteOp::ReadMark { .. } => {}
+            | WriteOp::ReadMark { .. }
+            | WriteOp::DeleteUser { .. }
+            | WriteOp::LastLogin { .. } => {}
         }
     }
 

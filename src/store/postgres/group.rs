@@ -75,6 +75,7 @@ pub fn write(
     let mut tokens = TokenWrites::default();
     let mut broadcast = Vec::new();
     let mut marks = Vec::new();
+    let mut admin = Vec::new();
     for (i, batch) in group.iter().enumerate() {
         for op in &batch.ops {
             match op {
@@ -94,6 +95,7 @@ pub fn write(
                     upto,
                     names,
                 } => marks.push((i, *user, *with, *upto, names)),
+                WriteOp::DeleteUser { .. } | WriteOp::LastLogin { .. } => admin.push(op),
                 other => {
                     tokens.add(other);
                     broadcast.extend(revocation(other));
@@ -254,6 +256,10 @@ pub fn write(
         tx.execute(&s.move_mailboxes, &[&users, &counts, &bytes])?;
     }
     custody::apply(&mut tx, &s.custody, &sent_moved)?;
+    // 7. `gotalk admin`'s writes: accounts deleted, logins recorded.
+    if !admin.is_empty() {
+        super::admin::write(&mut tx, &admin)?;
+    }
     tx.commit()?;
     Ok((writes, outcomes))
 }

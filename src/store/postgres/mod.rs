@@ -23,6 +23,7 @@
 //! in [`crate::store::Assigned`].
 
 mod accounts;
+pub mod admin;
 pub mod client_id_window;
 pub mod custody;
 pub mod group;

@@ -34,8 +34,9 @@ impl Statements {
             mailbox: client.prepare("SELECT count, bytes FROM mailboxes WHERE user_id = $1")?,
             page: client.prepare(
                 "SELECT m.id, m.from_id, m.to_id, m.ts, m.content, m.client_id, m.cost, \
-                        f.username, t.username \
-                 FROM messages m JOIN users f ON f.id = m.from_id JOIN users t ON t.id = m.to_id \
+                        coalesce(f.username, '(deleted)'), t.username \
+                 FROM messages m LEFT JOIN users f ON f.id = m.from_id \
+                 JOIN users t ON t.id = m.to_id \
                  WHERE m.to_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3",
             )?,
             history: super::history::ReadStatements::prepare(client)?,
@@ -152,6 +153,7 @@ fn answer(client: &mut Client, s: &Statements, op: &ReadOp) -> Result<ReadAnswer
             before,
             limit,
         } => super::history::conversations(client, &s.history, *user, *before, *limit)?,
+        ReadOp::Admin(q) => ReadAnswer::Admin(super::admin::answer(client, q)?),
     })
 }
 

@@ -11,7 +11,7 @@ use crate::store::SchemaError;
 use postgres::Client;
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The advisory lock key migrations hold (any fixed number; "gotalk" in
 /// ASCII).
@@ -189,6 +189,12 @@ INSERT INTO conversations (user_id, partner_id, last_id, unread, read_upto)
         UNION ALL
         SELECT to_id, from_id, id, 1 FROM messages WHERE to_id <> from_id
     ) AS sides GROUP BY u, p;
+";
+
+/// Version 8: when each account last logged in (ms since the epoch; 0:
+/// never, or before this version), for `gotalk admin user show`.
+const V8: &str = "
+ALTER TABLE users ADD COLUMN last_login bigint NOT NULL DEFAULT 0;
 ";
 
 /// The schema version this code writes.

@@ -288,6 +288,8 @@ impl<'c> Statements<'c> {
                 // `--revocations-per-account` rows, through their index.
                 self.forget_revoked.execute([*user as i64])?;
             }
+            WriteOp::DeleteUser { id } => super::admin::delete_user(self.conn, *id)?,
+            WriteOp::LastLogin { id, at } => super::admin::last_login(self.conn, *id, *at)?,
         }
         Ok(())
     }

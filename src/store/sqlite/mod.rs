@@ -24,6 +24,7 @@
 //! disk waits happen on the writer thread, whose loop is
 //! [`super::group_commit`] over this store's [`writer::Sqlite`].
 
+pub mod admin;
 pub mod client_id_window;
 pub mod custody;
 pub mod disk_full;

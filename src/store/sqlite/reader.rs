@@ -5,6 +5,7 @@
 //! read the core submits after learning of a commit sees that commit.
 //! The thread's loop is [`crate::store::read_loop`]; this is its SQL.
 
+use crate::store::admin::DELETED_SENDER;
 use crate::store::read_loop::ReadBackend;
 use crate::store::{ReadAnswer, ReadOp, StoreError, StoredMessage, StoredUser};
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -89,6 +90,7 @@ pub fn answer(conn: &Connection, op: &ReadOp) -> rusqlite::Result<ReadAnswer> {
             before,
             limit,
         } => super::history_reads::conversations(conn, *user, *before, *limit)?,
+        ReadOp::Admin(q) => ReadAnswer::Admin(super::admin::answer(conn, q)?),
     })
 }
 
@@ -181,8 +183,8 @@ impl<'c> Names<'c> {
         }
     }
 
-    /// `id`'s username ("" if the account is gone; a message keeps its
-    /// sender's account, so that is not expected).
+    /// `id`'s username ([`DELETED_SENDER`] if the account was deleted by
+    /// `gotalk admin user delete` while others still held its messages).
     pub(super) fn of(&mut self, id: u64) -> rusqlite::Result<String> {
         if let Some(name) = self.known.get(&id) {
             return Ok(name.clone());
@@ -192,7 +194,7 @@ impl<'c> Names<'c> {
             .prepare_cached("SELECT username FROM users WHERE id = ?1")?
             .query_row([id as i64], |r| r.get(0))
             .optional()?
-            .unwrap_or_default();
+            .unwrap_or_else(|| DELETED_SENDER.to_string());
         self.known.insert(id, name.clone());
         Ok(name)
     }

@@ -187,9 +187,6 @@ DROP INDEX users_by_name_key_all;
 CREATE UNIQUE INDEX users_by_name_key ON users (name_key);
 ";
 
-/// Version 10: reserved for the admin socket's step.
-const V10: &str = "-- reserved: admin's step";
-
 /// Version 9: history. A message stays after its ACK (the mark in
 /// `acked` ends custody; with history on, [`super::purge`] does not run)
 /// until retention deletes it. A conversation is read through one index
@@ -217,6 +214,12 @@ INSERT INTO conversations (user_id, partner_id, last_id, unread, read_upto)
         UNION ALL
         SELECT to_id, from_id, id, 1 FROM messages WHERE to_id != from_id
     ) GROUP BY u, p;
+";
+
+/// Version 10: when each account last logged in (ms since the epoch; 0:
+/// never, or before this version), for `gotalk admin user show`.
+const V10: &str = "
+ALTER TABLE users ADD COLUMN last_login INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// The schema version this code writes.
