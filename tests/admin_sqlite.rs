@@ -74,7 +74,8 @@ fn each_subcommand_answers_and_a_wrong_one_says_why_in_one_line() {
     );
     assert!(shown["created"].is_string(), "{shown}");
     assert!(shown["last_login"].is_string(), "bob logged in: {shown}");
-    assert!(shown["history_messages"].is_null(), "{shown}");
+    // The one message of bob's conversation with alice.
+    assert_eq!(shown["history_messages"], 1, "{shown}");
     let shown = admin(&socket, &["user", "show", "alice"]).json();
     assert_eq!(shown["id"], alice);
     assert_eq!(shown["sessions_online"], 1);
@@ -87,6 +88,9 @@ fn each_subcommand_answers_and_a_wrong_one_says_why_in_one_line() {
     assert!(export["account"].get("password_hash").is_none());
     assert!(!export.to_string().contains("argon2"), "no hash: {export}");
     assert_eq!(export["messages_sent"][0]["content"], "hi");
+    // Its conversations: the message, and bob as a partner it has not read.
+    assert_eq!(export["history"][0]["content"], "hi", "{export}");
+    assert_eq!(export["markers"][0]["upto"], 0, "{export}");
 
     assert_eq!(
         admin(&socket, &["user", "logout", "alice"]).stdout.trim(),
@@ -177,6 +181,7 @@ fn delete_removes_everything_the_export_listed_and_the_name_comes_back_as_a_new_
     assert_eq!(export["messages_sent"][0]["content"], "from alice");
     assert_eq!(export["messages_received"][0]["content"], "from bob");
     assert_eq!(export["client_ids"][0]["client_id"], "c-1");
+    assert_eq!(export["history"].as_array().unwrap().len(), 2, "{export}");
 
     let run = admin(&socket, &["user", "delete", "alice", "--yes"]);
     assert_eq!(run.stdout.trim(), format!("deleted alice (id {alice_id})"));
@@ -202,6 +207,11 @@ fn delete_removes_everything_the_export_listed_and_the_name_comes_back_as_a_new_
         0
     );
     assert_eq!(count("SELECT count(*) FROM messages WHERE from_id = ?1"), 1);
+    assert_eq!(
+        count("SELECT count(*) FROM conversations WHERE user_id = ?1 OR partner_id = ?1"),
+        0,
+        "its conversations leave both lists"
+    );
     let mut bob = server.connect();
     login(&mut bob, "bob", PASSWORD);
     let held = messages(&bob.text("SYNC"));

@@ -155,7 +155,7 @@ fn found(answer: &AdminAnswer, sessions_online: usize) -> Value {
                 record.pending_messages.into(),
             );
             m.insert("unacknowledged_bytes".into(), record.pending_bytes.into());
-            // HISTORY HOOK: null until the store keeps history.
+            // Messages in its conversations; null with --memory.
             m.insert(
                 "history_messages".into(),
                 record.history_messages.map_or(Value::Null, Value::from),
@@ -196,7 +196,7 @@ fn export(e: &AccountExport, sessions_online: usize) -> Value {
         "messages_received": e.received.iter().map(message).collect::<Vec<_>>(),
         "client_ids": ids,
         "revoked_tokens": revoked,
-        // HISTORY HOOK: filled once the store keeps history.
+        // Every message of its conversations, and how far it has read each.
         "history": e.history.iter().map(message).collect::<Vec<_>>(),
         "markers": markers,
     })

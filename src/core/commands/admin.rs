@@ -142,6 +142,9 @@ impl Core {
                 });
                 let revoke = Some(self.void_all(user, now));
                 self.writes.push(WriteOp::DeleteUser { id: user });
+                // With --memory its conversations live here (a durable
+                // store deletes them in the same transaction as the row).
+                self.history.forget_user(user);
                 let what = format!("deleted {} (id {user})", account.username);
                 self.after_admin(ticket, user, revoke, true, what);
                 Ok(Handled::Later { barrier: true })

@@ -5,8 +5,8 @@
 //! (LOOKUP, and names as recipients). PING, HELP and QUIT answer here.
 
 mod accounts;
-mod history;
 mod admin;
+mod history;
 mod lookup;
 mod messaging;
 mod sessions;

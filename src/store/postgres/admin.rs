@@ -4,7 +4,7 @@
 //! account deleted, logins recorded) in the writer's transaction. The
 //! other nodes follow a deletion through the `LOGOUT all` written with it
 //! (its NOTIFY unbinds the account's connections and drops its cached
-//! account there). The history parts are one marked function each:
+//! account there). The history parts are one function each:
 //! [`history_size`], [`export_history`] and [`delete_history`].
 
 use crate::store::admin::{
@@ -139,29 +139,72 @@ fn messages(
         .collect())
 }
 
-/// HISTORY HOOK (show): how many messages the account's conversation
-/// history keeps. `None` until the store keeps history.
+/// How many messages the account's conversations keep in `history`,
+/// counted through its pair index one partner at a time; no conversation
+/// (or `--no-history`): 0.
 fn history_size(
-    _client: &mut impl GenericClient,
-    _id: UserId,
+    client: &mut impl GenericClient,
+    id: UserId,
 ) -> Result<Option<usize>, postgres::Error> {
-    Ok(None)
+    let n: i64 = client
+        .query_one(
+            "SELECT coalesce(sum((SELECT count(*) FROM history h \
+               WHERE least(h.from_id, h.to_id) = least(c.user_id, c.partner_id) \
+                 AND greatest(h.from_id, h.to_id) = greatest(c.user_id, c.partner_id))), 0)::bigint \
+             FROM conversations c WHERE c.user_id = $1",
+            &[&(id as i64)],
+        )?
+        .get(0);
+    Ok(Some(n.max(0) as usize))
 }
 
-/// HISTORY HOOK (export): the account's kept messages and conversation
-/// markers into `out.history` and `out.markers`. Nothing until the store
-/// keeps history.
+/// The account's conversations into `out.history` (every kept message
+/// either way, oldest first) and `out.markers` (each partner and how far
+/// the account has read them).
 fn export_history(
-    _client: &mut impl GenericClient,
-    _id: UserId,
-    _out: &mut AccountExport,
+    client: &mut impl GenericClient,
+    id: UserId,
+    out: &mut AccountExport,
 ) -> Result<(), postgres::Error> {
+    let uid = id as i64;
+    for r in client.query(
+        "SELECT partner_id, read_upto FROM conversations WHERE user_id = $1 ORDER BY partner_id",
+        &[&uid],
+    )? {
+        out.markers.push((
+            r.get::<_, i64>(0) as UserId,
+            r.get::<_, i64>(1).max(0) as u64,
+        ));
+    }
+    out.history = messages(
+        client,
+        "SELECT h.id, h.from_id, h.to_id, h.ts, h.content, h.client_id \
+         FROM conversations c JOIN history h \
+           ON least(h.from_id, h.to_id) = least(c.user_id, c.partner_id) \
+          AND greatest(h.from_id, h.to_id) = greatest(c.user_id, c.partner_id) \
+         WHERE c.user_id = $1 ORDER BY h.id",
+        uid,
+    )?;
     Ok(())
 }
 
-/// HISTORY HOOK (delete): removes the account's kept messages and its
-/// conversation markers. Nothing until the store keeps history.
-fn delete_history(_tx: &mut postgres::Transaction<'_>, _id: i64) -> Result<(), postgres::Error> {
+/// Removes the account's conversations: every `history` row of each pair
+/// and both sides' entries. Custody is `messages`, apart: what it sent
+/// that others still hold stays there.
+fn delete_history(tx: &mut postgres::Transaction<'_>, id: i64) -> Result<(), postgres::Error> {
+    tx.execute(
+        "DELETE FROM history h USING conversations c \
+         WHERE c.user_id = $1 \
+           AND least(h.from_id, h.to_id) = least(c.user_id, c.partner_id) \
+           AND greatest(h.from_id, h.to_id) = greatest(c.user_id, c.partner_id)",
+        &[&id],
+    )?;
+    tx.execute(
+        "DELETE FROM conversations WHERE partner_id = $1 \
+           AND user_id IN (SELECT partner_id FROM conversations WHERE user_id = $1)",
+        &[&id],
+    )?;
+    tx.execute("DELETE FROM conversations WHERE user_id = $1", &[&id])?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! reads (a page of accounts, one account's record, an export) on the
 //! reading thread's connection, and the operator's writes (an account
 //! deleted, a login recorded) in the writer's transaction. The history
-//! parts are one marked function each: [`history_size`],
+//! parts are one function each: [`history_size`],
 //! [`export_history`] and [`delete_history`].
 
 use crate::store::admin::{
@@ -133,26 +133,80 @@ fn messages(conn: &Connection, sql: &str, id: UserId) -> rusqlite::Result<Vec<Ex
     rows.collect()
 }
 
-/// HISTORY HOOK (show): how many messages the account's conversation
-/// history keeps. `None` until the store keeps history.
-fn history_size(_conn: &Connection, _id: UserId) -> rusqlite::Result<Option<usize>> {
-    Ok(None)
+/// How many messages the account's conversations keep (history and
+/// custody alike), counted through the conversation index one partner at
+/// a time; no conversation (or `--no-history`): 0.
+fn history_size(conn: &Connection, id: UserId) -> rusqlite::Result<Option<usize>> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT coalesce(sum((SELECT count(*) FROM messages m \
+               WHERE min(m.from_id, m.to_id) = min(c.user_id, c.partner_id) \
+                 AND max(m.from_id, m.to_id) = max(c.user_id, c.partner_id))), 0) \
+             FROM conversations c WHERE c.user_id = ?1",
+        )?
+        .query_row([id as i64], |r| r.get(0))?;
+    Ok(Some(n.max(0) as usize))
 }
 
-/// HISTORY HOOK (export): the account's kept messages and conversation
-/// markers into `out.history` and `out.markers`. Nothing until the store
-/// keeps history.
-fn export_history(
-    _conn: &Connection,
-    _id: UserId,
-    _out: &mut AccountExport,
-) -> rusqlite::Result<()> {
+/// The account's conversations into `out.history` (every kept message
+/// either way, oldest first) and `out.markers` (each partner and how far
+/// the account has read them).
+fn export_history(conn: &Connection, id: UserId, out: &mut AccountExport) -> rusqlite::Result<()> {
+    for (partner, read_upto) in sides(conn, id)? {
+        out.markers.push((partner, read_upto));
+        let (lo, hi) = super::history::pair(id, partner);
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, from_id, to_id, ts, content, client_id FROM messages \
+             WHERE min(from_id, to_id) = ?1 AND max(from_id, to_id) = ?2 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([lo, hi], |r| {
+            Ok(ExportedMessage {
+                id: r.get::<_, i64>(0)? as u64,
+                from_id: r.get::<_, i64>(1)? as u64,
+                to_id: r.get::<_, i64>(2)? as u64,
+                ts: r.get::<_, i64>(3)?.max(0) as u64,
+                content: r.get(4)?,
+                client_id: r.get(5)?,
+            })
+        })?;
+        for m in rows {
+            out.history.push(m?);
+        }
+    }
+    out.history.sort_by_key(|m| m.id);
     Ok(())
 }
 
-/// HISTORY HOOK (delete): removes the account's kept messages and its
-/// conversation markers. Nothing until the store keeps history.
-fn delete_history(_conn: &Connection, _id: UserId) -> rusqlite::Result<()> {
+/// The account's conversation sides: (partner, read marker).
+fn sides(conn: &Connection, id: UserId) -> rusqlite::Result<Vec<(UserId, u64)>> {
+    conn.prepare_cached("SELECT partner_id, read_upto FROM conversations WHERE user_id = ?1")?
+        .query_map([id as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as UserId,
+                r.get::<_, i64>(1)?.max(0) as u64,
+            ))
+        })?
+        .collect()
+}
+
+/// Removes the account's conversations: both sides' entries, and every
+/// kept message of each pair but those it sent that the partner still
+/// holds (unacknowledged: custody outlives the sender's account, and the
+/// totals counted them).
+fn delete_history(conn: &Connection, id: UserId) -> rusqlite::Result<()> {
+    for (partner, _) in sides(conn, id)? {
+        let (lo, hi) = super::history::pair(id, partner);
+        conn.prepare_cached(
+            "DELETE FROM messages WHERE min(from_id, to_id) = ?1 AND max(from_id, to_id) = ?2 \
+             AND NOT (from_id = ?3 AND to_id = ?4 \
+                      AND id > (SELECT coalesce(max(upto), 0) FROM acked WHERE to_id = ?4))",
+        )?
+        .execute([lo, hi, id as i64, partner as i64])?;
+        let mut side = conn
+            .prepare_cached("DELETE FROM conversations WHERE user_id = ?1 AND partner_id = ?2")?;
+        side.execute([id as i64, partner as i64])?;
+        side.execute([partner as i64, id as i64])?;
+    }
     Ok(())
 }
 
