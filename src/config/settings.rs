@@ -149,4 +149,10 @@ pub struct Config {
     /// Successful LOGINs one account takes a minute (that many at once);
     /// more are `rate_limited`.
     pub logins_per_account_minute: u64,
+    // WebSocket door
+    /// A logged-in WebSocket connection silent this long is pinged, and
+    /// closed after as long again without a word (`Duration::ZERO`: off).
+    pub ws_ping_interval: Duration,
+    /// `GET /ws` is refused (404): no WebSocket door.
+    pub no_websocket: bool,
 }

@@ -33,6 +33,8 @@ pub enum Route {
     Page(Asset),
     /// `GET /healthz`: the server answers.
     Health,
+    /// `GET /ws`: an upgrade to the WebSocket door.
+    WebSocket,
 }
 
 const API_METHODS: &str = "POST";
@@ -72,6 +74,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
         ("/sync", _) => (Route::Api(Endpoint::Sync), API_METHODS),
         ("/healthz", _) => (Route::Health, PAGE_METHODS),
         ("/logout", _) => (Route::Api(Endpoint::Logout), API_METHODS),
+        ("/ws", _) => (Route::WebSocket, "GET"),
         _ => {
             let shown: String = path.chars().take(64).collect();
             return Err(Refusal::new(
@@ -79,7 +82,8 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
                 ErrorCode::NotFound,
                 format!(
                     "there is nothing at {shown}; the endpoints are POST /register, /login, \
-                     /getuseridbyname, /send, /sync and /logout, and GET / (the chat page)"
+                     /getuseridbyname, /send, /sync and /logout, GET / (the chat page) and \
+                     GET /ws (a WebSocket)"
                 ),
             ));
         }
@@ -87,6 +91,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
     let ok = match route {
         Route::Api(_) => method == "POST",
         Route::Page(_) | Route::Health => method == "GET" || method == "HEAD",
+        Route::WebSocket => method == "GET",
     };
     if !ok {
         return Err(Refusal::new(
