@@ -94,9 +94,13 @@ impl WsDoor {
         }
         if let Some((code, why)) = self.close_owed {
             if self.answers.is_empty() {
-                conn.queue(budget, |out| output::close(out, code, why));
+                conn.queue(budget, |out| {
+                    if let Some(payload) = self.pong_owed.take() {
+                        output::control(out, Control::Pong, &payload);
+                    }
+                    output::close(out, code, why)
+                });
                 self.close_sent = true;
-                self.pong_owed = None;
             }
             return;
         }
