@@ -16,7 +16,7 @@
 //!   differently never changes which requests are read.
 //! - [`check_sniff`]: once `sniff` decides a door, longer inputs decide the
 //!   same.
-//! - [`ws::check_ws`]: the WebSocket frame decoder (its own file).
+//! - [`ws::check_ws`]: the WebSocket frame decoder, in `ws.rs`.
 
 use gotalk::config::limits::HTTP_MAX_BODY;
 use gotalk::http::form::Fields;
@@ -34,7 +34,6 @@ use serde::de::IgnoredAny;
 use std::sync::Arc;
 
 pub mod ws;
-
 /// At most this much of an input is quoted in a failure message.
 const SHOWN: usize = 300;
 
