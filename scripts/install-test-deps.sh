@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh machine lacks: Chromium
 # (browser test), a Python virtual environment in target/python-venv with
-# pytest, prometheus_client (parses /metrics) and setuptools (builds the
+# pytest, prometheus_client (parses /metrics), websockets (an independent
+# WebSocket client for the /ws door's tests) and setuptools (builds the
 # client package that scripts/test.sh installs there; nothing goes into the
 # system's Python), curl (the documented curl
 # commands are replayed, and run against TLS with --cacert), openssl (the
@@ -51,10 +52,10 @@ if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
 fi
 # setuptools 71 or newer builds a wheel by itself (an older one needs the
 # wheel package), for scripts/test.sh's install without build isolation.
-if ! "$VENV/bin/python" -c 'import sys, pytest, prometheus_client, setuptools
+if ! "$VENV/bin/python" -c 'import sys, pytest, prometheus_client, setuptools, websockets.sync.client
 sys.exit(int(setuptools.__version__.split(".")[0]) < 71)' 2>/dev/null; then
-  echo "installing pytest, prometheus_client and setuptools into $VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check pytest prometheus_client 'setuptools>=71'
+  echo "installing pytest, prometheus_client, websockets and setuptools into $VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check pytest prometheus_client 'websockets>=13' 'setuptools>=71'
 fi
 
 if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/axe-core ]; then

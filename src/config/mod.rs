@@ -23,6 +23,7 @@ use crate::tls::gen_cert::GenCert;
 use clap::{CommandFactory, FromArgMatches};
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 impl Default for Config {
     /// The defaults of the flag table (no variable read, nothing resolved).
@@ -164,6 +165,7 @@ impl Flags {
             timeouts: w,
             tls,
             logging,
+            websocket,
             given,
         } = self;
         let per_sender = if given.pending_bytes_per_sender {
@@ -244,6 +246,9 @@ impl Flags {
             },
             history_memory_bytes: s.history_memory_bytes.min(usize::MAX as u64) as usize,
             admin_socket,
+            // WebSocket door
+            ws_ping_interval: Duration::from_secs(websocket.ws_ping_interval),
+            no_websocket: websocket.no_websocket,
         };
         checks::storage(&config, given.data)?;
         match purpose {

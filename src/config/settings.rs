@@ -159,4 +159,10 @@ pub struct Config {
     // admin
     /// The admin socket's path (`--admin-socket`), if one is opened.
     pub admin_socket: Option<PathBuf>,
+    // WebSocket door
+    /// A logged-in WebSocket connection silent this long is pinged, and
+    /// closed after as long again without a word (`Duration::ZERO`: off).
+    pub ws_ping_interval: Duration,
+    /// `GET /ws` is refused (404): no WebSocket door.
+    pub no_websocket: bool,
 }
