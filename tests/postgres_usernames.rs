@@ -62,6 +62,7 @@ fn a_database_with_clashing_names_is_migrated_and_keeps_both_accounts() {
     pg.psql(
         "DROP INDEX users_by_name_key; ALTER TABLE users DROP COLUMN name_key; \
          ALTER TABLE users DROP COLUMN last_login; \
+         DROP TABLE history; DROP TABLE conversations; \
          DELETE FROM schema_migrations WHERE version >= 6",
     );
     for (name, password) in [("alice", "first-alice-pw"), ("Alice", "second-alice-pw")] {
