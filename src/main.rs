@@ -220,6 +220,7 @@ fn start(mut config: Config) -> Result<(), String> {
         pending_bytes_per_sender: config.pending_bytes_per_sender,
         message_ttl_ms: config.message_ttl.map(|t| t.as_millis() as u64),
         revocations_per_account: config.revocations_per_account,
+        shares: config.shares,
     };
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);

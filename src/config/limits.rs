@@ -53,3 +53,7 @@ pub const OUTPUT_TOTAL_RELIEF_PERCENT: usize = 90;
 pub const HTTP_MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const HTTP_MAX_HEADERS: usize = 64;
 pub const HTTP_MAX_BODY: usize = 256 * 1024;
+/// Partners (users written to or heard from this hour) one account's
+/// fan-out record holds (`core/shares.rs`); a partner past it is not
+/// remembered, so a reply to it counts as a new recipient.
+pub const PARTNERS_PER_ACCOUNT: usize = 1024;

@@ -149,4 +149,25 @@ pub struct Config {
     /// Successful LOGINs one account takes a minute (that many at once);
     /// more are `rate_limited`.
     pub logins_per_account_minute: u64,
+    /// Fair shares: send and fan-out rates per account, read rate per
+    /// connection, new connections per address.
+    pub shares: Shares,
+}
+
+/// The fair-share rates (0: no limit). See `docs/operating.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shares {
+    /// SENDs per second per account (all its connections and doors), and
+    /// how many at once.
+    pub sends_per_second: u64,
+    pub send_burst: u64,
+    /// Users an account may message for the first time in an hour.
+    pub new_recipients_per_hour: u64,
+    /// Bytes per second read from one connection, and how many at once.
+    pub read_bytes_per_second: u64,
+    pub read_burst: u64,
+    /// New connections per second per address (IPv6: /64), and how many
+    /// at once.
+    pub connections_per_address_per_second: u64,
+    pub connections_per_address_burst: u64,
 }

@@ -49,6 +49,7 @@ mod reads;
 mod remote;
 mod sessions;
 mod settings;
+pub mod shares;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -125,6 +126,8 @@ pub struct Core {
     pub counters: counters::Counters,
     /// Warnings for refusals at a limit, by its flag, each rate-limited.
     limit_warnings: std::collections::BTreeMap<String, LogLimit>,
+    /// Send and fan-out rates per account.
+    shares: shares::Shares,
 }
 
 /// How often a refusal at one limit, or a failed login, is logged at most.
@@ -178,6 +181,7 @@ impl Core {
             last_stats: stats::CoreStats::default(),
             counters: counters::Counters::default(),
             limit_warnings: std::collections::BTreeMap::new(),
+            shares: shares::Shares::new(&settings.shares, settings.throttle.entries),
             expiry: expiry::Expiry::default(),
             settings,
         }
@@ -317,6 +321,7 @@ impl Core {
         }
         self.expire_step(now, out);
         self.logins.prune(now);
+        self.shares.prune(now);
     }
 
     /// Logs the core's figures once a minute, when they changed.
