@@ -20,6 +20,7 @@ mod clock;
 mod edge;
 mod effects;
 mod read;
+mod shares;
 mod write;
 
 use crate::accept_budget::PerAddress;
@@ -83,6 +84,8 @@ struct Client {
     conn: Conn,
     door: Door,
     edge: Edge,
+    /// Its read rate (`--read-bytes-per-second`).
+    shaper: crate::read_shaping::ReadShaper,
 }
 
 impl Client {
@@ -179,6 +182,8 @@ pub struct Server {
     tls: Option<Arc<rustls::ServerConfig>>,
     /// PROXY headers and the TLS handshake rate ([`edge`]).
     edge: EdgeState,
+    /// New connections per address, read shaping ([`shares`]).
+    shares: shares::ShareState,
 }
 
 impl Server {
@@ -192,6 +197,7 @@ impl Server {
         let budget = OutputBudget::new(parts.config.max_output_total, parts.config.max_output);
         let local_addr = listener.local_addr()?;
         let edge = EdgeState::new(&parts.config);
+        let shares = shares::ShareState::new(&parts.config);
         Ok(Server {
             timeouts: Timeouts::of(&parts.config),
             config: parts.config,
@@ -227,6 +233,7 @@ impl Server {
             stopping: None,
             tls: parts.tls,
             edge,
+            shares,
         })
     }
 

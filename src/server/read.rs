@@ -4,7 +4,7 @@
 //! and its input is handed to that door, which runs the requests.
 
 use super::{queue_write, Server};
-use crate::config::limits::{OUTPUT_PAUSE_BYTES, READ_BUDGET_PER_TURN};
+use crate::config::limits::{OUTPUT_PAUSE_BYTES, READ_BUDGET_PER_TURN, READ_CHUNK};
 use crate::doors::Door;
 use crate::error::CloseReason;
 use crate::sniff::{sniff, DoorKind};
@@ -38,7 +38,18 @@ impl Server {
                 self.next_turn_reads.push(id);
                 break;
             }
-            match conn.read_input(&mut self.scratch) {
+            // Fair shares: past its read rate the socket waits for a timer.
+            let Some(allowed) = self.shares.read_allowance(&mut self.timers, id, client, now)
+            else {
+                break;
+            };
+            let conn = &mut client.conn;
+            let before = conn.bytes_in;
+            let read = conn.read_input(&mut self.scratch[..allowed.min(READ_CHUNK)]);
+            let taken = client.conn.bytes_in - before;
+            self.shares.spend_read(client, taken);
+            let conn = &mut client.conn;
+            match read {
                 Ok(0) => {
                     conn.read_closed = true;
                     if !conn.inbuf.is_empty() {
