@@ -221,6 +221,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
             let launch = Launch {
                 args: opts.server_args.clone(),
                 open_files,
+                fair_shares: true,
             };
             let row = measure(opts, attack, mode, &launch, seconds, fd_room)?;
             rows.push(row);

@@ -168,7 +168,7 @@ pub struct Throttles {
     pub read_bytes_per_second: u64,
     /// Bytes a connection may send at once before that rate applies
     #[arg(long, env = "GOTALK_READ_BURST", value_name = "BYTES",
-          default_value = "4194304", value_parser = values::at_least::<65536>)]
+          default_value = "4194304", value_parser = values::at_least::<4096>)]
     pub read_burst: u64,
     /// New connections one address (IPv6: its /64) may open a second; more
     /// are closed at once, unanswered; 0 for no limit
