@@ -291,6 +291,7 @@ fn start(mut config: Config) -> Result<(), String> {
         config.login_failures_per_address_minute,
         config.registers_per_address_hour,
     );
+    log::info!("fair shares: {}", config.shares);
     let security = match (&config.tls_cert, config.allow_plaintext) {
         (Some(cert), false) => format!("TLS only, certificate {}", cert.display()),
         (Some(cert), true) => format!(

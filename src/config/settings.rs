@@ -171,3 +171,29 @@ pub struct Shares {
     pub connections_per_address_per_second: u64,
     pub connections_per_address_burst: u64,
 }
+
+impl std::fmt::Display for Shares {
+    /// The start line's words for the rates (`0`: off).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rate = |n: u64, unit: &str, burst: u64| match n {
+            0 => "off".to_string(),
+            n => format!("{n} {unit} (burst {burst})"),
+        };
+        write!(
+            f,
+            "sends {} per account, new recipients {} per account, reads {} per connection, \
+             new connections {} per address",
+            rate(self.sends_per_second, "a second", self.send_burst),
+            match self.new_recipients_per_hour {
+                0 => "off".to_string(),
+                n => format!("{n} an hour"),
+            },
+            rate(self.read_bytes_per_second, "bytes a second", self.read_burst),
+            rate(
+                self.connections_per_address_per_second,
+                "a second",
+                self.connections_per_address_burst
+            ),
+        )
+    }
+}
