@@ -5,17 +5,21 @@
 //! bystander connection's PING round trips during the attack against the
 //! same connection's idle ones just before, whether a new client is served
 //! at the end of the attack and again after the attacker has gone, and,
-//! for the login flood, how long a genuine LOGIN takes.
+//! for the login flood and the connect storm, how long a genuine LOGIN
+//! takes.
 //!
 //! The attacker connects from 127.0.0.1; the bystander, the new clients
 //! and the genuine LOGINs from 127.0.0.2, so per-address limits see two
 //! hosts. Attacks go through the wire protocol only and the server runs
 //! with its default flags (plus `--server-arg`), so the scenario measures
-//! whatever budgets the server has. [`attacks`] holds the attacks,
+//! whatever budgets the server has (the login throttles are lifted, the
+//! fair shares are not). [`attacks`] holds the attacks, [`shares`] the
+//! attacks on the fair shares (send rate, fan-out, connect storm),
 //! [`probe`] the measuring instruments.
 
 mod attacks;
 mod probe;
+mod shares;
 
 use crate::login::PingStats;
 use crate::relay::login_all;
@@ -84,6 +88,9 @@ pub struct Outcome {
 }
 
 type AttackFn = fn(&Ctx, &Guard) -> Result<Outcome, String>;
+/// Work an attack needs done before the idle PINGs are measured (accounts
+/// to write to), outside the attack's time.
+type PrepareFn = fn(&Ctx) -> Result<(), String>;
 
 /// One attack of the table.
 struct Attack {
@@ -92,6 +99,7 @@ struct Attack {
     modes: &'static [Mode],
     /// Runs the server with [`FD_ATTACK_FILES`] open files by default.
     on_descriptors: bool,
+    prepare: Option<PrepareFn>,
     run: AttackFn,
 }
 
@@ -101,6 +109,7 @@ const ATTACKS: &[Attack] = &[
         what: "long-polls abandoned (line SYNC wait, HTTP /sync wait)",
         modes: &[Mode::Memory],
         on_descriptors: true,
+        prepare: None,
         run: attacks::longpoll,
     },
     Attack {
@@ -108,6 +117,7 @@ const ATTACKS: &[Attack] = &[
         what: "silent and half-sent sockets",
         modes: &[Mode::Memory],
         on_descriptors: true,
+        prepare: None,
         run: attacks::silent,
     },
     Attack {
@@ -115,6 +125,7 @@ const ATTACKS: &[Attack] = &[
         what: "abandoned waiters + one 60 KB SEND",
         modes: &[Mode::Memory],
         on_descriptors: false,
+        prepare: None,
         run: attacks::waiters,
     },
     Attack {
@@ -122,6 +133,7 @@ const ATTACKS: &[Attack] = &[
         what: "sockets of one user that never read, large SENDs",
         modes: &[Mode::Memory],
         on_descriptors: false,
+        prepare: None,
         run: attacks::unread,
     },
     Attack {
@@ -129,6 +141,7 @@ const ATTACKS: &[Attack] = &[
         what: "mailbox filled with 60 KB of control characters",
         modes: &[Mode::Memory, Mode::Durable],
         on_descriptors: false,
+        prepare: None,
         run: attacks::mailbox,
     },
     Attack {
@@ -136,6 +149,7 @@ const ATTACKS: &[Attack] = &[
         what: "a fresh client_id on every SEND",
         modes: &[Mode::Memory],
         on_descriptors: false,
+        prepare: None,
         run: attacks::client_id,
     },
     Attack {
@@ -143,7 +157,32 @@ const ATTACKS: &[Attack] = &[
         what: "wrong-password LOGIN flood, 32 threads",
         modes: &[Mode::Memory],
         on_descriptors: false,
+        prepare: None,
         run: attacks::login_flood,
+    },
+    Attack {
+        name: "send-rate",
+        what: "SENDs of one account as fast as answered, 256 in flight",
+        modes: &[Mode::Memory],
+        on_descriptors: false,
+        prepare: None,
+        run: shares::send_rate,
+    },
+    Attack {
+        name: "fan-out",
+        what: "a spam run: one SEND to each of 150 fresh users, round after round",
+        modes: &[Mode::Memory],
+        on_descriptors: false,
+        prepare: Some(shares::register_recipients),
+        run: shares::fan_out,
+    },
+    Attack {
+        name: "connect-storm",
+        what: "connect, PING, close from 32 threads",
+        modes: &[Mode::Memory],
+        on_descriptors: false,
+        prepare: None,
+        run: shares::connect_storm,
     },
 ];
 
@@ -259,6 +298,9 @@ fn measure(
         fd_room,
         data_dir: server.data_dir().map(PathBuf::from),
     };
+    if let Some(prepare) = attack.prepare {
+        prepare(&ctx).map_err(|e| with_log(e, &server))?;
+    }
     std::thread::sleep(Duration::from_millis(300));
     let rss_before = server::rss_kib(pid);
     let fds_before = server::open_fds(pid);
