@@ -72,7 +72,11 @@ fn a_reader_past_its_read_rate_is_answered_later_in_order_and_a_bystander_first(
         lines.push(flooder.read_json());
     }
     for (n, line) in lines.iter().enumerate() {
-        assert_eq!(line, &json!({"ok": true, "pong": true, "tag": n}), "reply {n}");
+        assert_eq!(
+            line,
+            &json!({"ok": true, "pong": true, "tag": n}),
+            "reply {n}"
+        );
     }
     flooder.expect_nothing_before_pong();
     let stats = server.stats();
@@ -121,7 +125,10 @@ fn a_connect_storm_from_one_address_is_cut_while_another_logs_in() {
     let streams: Vec<_> = (0..40)
         .map(|_| connect_from(storm, server.addr()))
         .collect();
-    let cut = streams.into_iter().filter(|s| dropped(s.try_clone().unwrap())).count();
+    let cut = streams
+        .into_iter()
+        .filter(|s| dropped(s.try_clone().unwrap()))
+        .count();
     assert!(
         (30..=35).contains(&cut),
         "5 at once (and maybe a few more a second later) of 40 taken: {cut} cut"
@@ -150,5 +157,8 @@ fn a_connect_storm_from_one_address_is_cut_while_another_logs_in() {
         .filter(|l| l.contains("closing new connections from 127.0.0.2"))
         .count();
     assert_eq!(lines, 1, "{log}");
-    assert!(log.contains("--connections-per-address-per-second"), "{log}");
+    assert!(
+        log.contains("--connections-per-address-per-second"),
+        "{log}"
+    );
 }

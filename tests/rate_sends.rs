@@ -65,11 +65,20 @@ fn an_account_past_its_send_rate_waits_and_two_connections_share_one_bucket() {
     let sent = send(&mut alice2, "bob", "four", Some("four"));
     let id = sent_id(&sent);
     let again = send(&mut alice2, "bob", "four", Some("four"));
-    assert_eq!(sent_id(&again), id, "a repeat is answered with the first id");
+    assert_eq!(
+        sent_id(&again),
+        id,
+        "a repeat is answered with the first id"
+    );
 
     // Bob got everything that was accepted, and not the refused attempt twice.
     let contents: Vec<String> = (0..5)
-        .map(|_| bob.read_event()["message"]["content"].as_str().unwrap().to_string())
+        .map(|_| {
+            bob.read_event()["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(contents, ["one", "two", "three", "from carol", "four"]);
     bob.expect_nothing_before_pong();

@@ -188,7 +188,11 @@ impl std::fmt::Display for Shares {
                 0 => "off".to_string(),
                 n => format!("{n} an hour"),
             },
-            rate(self.read_bytes_per_second, "bytes a second", self.read_burst),
+            rate(
+                self.read_bytes_per_second,
+                "bytes a second",
+                self.read_burst
+            ),
             rate(
                 self.connections_per_address_per_second,
                 "a second",

@@ -266,7 +266,10 @@ mod tests {
         }
         assert_eq!(send(&mut s, 1, 2, T0), Err(Refused::Rate(100)));
         assert_eq!(send(&mut s, 1, 2, T0 + 50), Err(Refused::Rate(50)));
-        assert!(send(&mut s, 3, 2, T0).is_ok(), "another account has its own");
+        assert!(
+            send(&mut s, 3, 2, T0).is_ok(),
+            "another account has its own"
+        );
         send(&mut s, 1, 2, T0 + 100).unwrap();
         assert!(send(&mut s, 1, 2, T0 + 100).is_err());
         // Checks that pass but are not taken (a full mailbox) cost nothing.

@@ -39,7 +39,9 @@ impl Server {
                 break;
             }
             // Fair shares: past its read rate the socket waits for a timer.
-            let Some(allowed) = self.shares.read_allowance(&mut self.timers, id, client, now)
+            let Some(allowed) = self
+                .shares
+                .read_allowance(&mut self.timers, id, client, now)
             else {
                 break;
             };

@@ -6,9 +6,9 @@
 //! per-account send and fan-out rates are the core's (`core/shares.rs`).
 
 use super::{Client, Server};
-use crate::timers::Timers;
 use crate::handshake_rate::HandshakeRate;
 use crate::read_shaping::{Allowance, ReadRate};
+use crate::timers::Timers;
 use crate::{ConnId, Millis};
 use std::net::SocketAddr;
 
