@@ -36,6 +36,16 @@ pub struct ReadShaper {
     at: Millis,
     /// Reading is paused until then.
     pub paused_until: Option<Millis>,
+    /// The loop turn `lines` counts for, and the request lines handed to
+    /// the door in it ([`LINES_PER_TURN`](crate::config::limits::LINES_PER_TURN)).
+    lines_turn: u64,
+    lines: usize,
+    /// The turn the connection was last put on the next turn's reads for
+    /// held input (so it is put there once).
+    held_turn: u64,
+    /// The door took nothing of the lines it was handed: it needs more
+    /// than its share for one request, and gets all the input next time.
+    pub stalled: bool,
 }
 
 /// What a connection may read now.
@@ -89,6 +99,45 @@ impl ReadShaper {
     }
 }
 
+impl ReadShaper {
+    /// Request lines the door may still be handed in loop turn `turn`,
+    /// of `per_turn`.
+    pub fn lines_left(&mut self, turn: u64, per_turn: usize) -> usize {
+        if self.lines_turn != turn {
+            self.lines_turn = turn;
+            self.lines = 0;
+        }
+        per_turn.saturating_sub(self.lines)
+    }
+
+    /// `n` request lines were handed to the door in this turn.
+    pub fn took_lines(&mut self, n: usize) {
+        self.lines += n;
+    }
+
+    /// Whether the connection's input was held back in turn `turn` (and
+    /// notes that it is, so the caller schedules it once).
+    pub fn hold(&mut self, turn: u64) -> bool {
+        std::mem::replace(&mut self.held_turn, turn) == turn
+    }
+}
+
+/// How many whole lines of `input` a door may be handed within `lines`,
+/// and where the input is cut after them when more lines follow (the rest
+/// waits for the next turn). One `memchr` pass up to the cut.
+pub fn cut_after_lines(input: &[u8], lines: usize) -> (usize, Option<usize>) {
+    let mut given = 0;
+    let mut cut = 0;
+    for end in memchr::memchr_iter(b'\n', input) {
+        if given == lines {
+            return (given, Some(cut));
+        }
+        given += 1;
+        cut = end + 1;
+    }
+    (given, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +162,26 @@ mod tests {
         assert_eq!(s.allowance(rate, until + 1), Allowance::Bytes(16_285));
         // Never more than the burst, however long it rested.
         assert_eq!(s.allowance(rate, T0 + 3_600_000), Allowance::Bytes(20_000));
+    }
+
+    #[test]
+    fn a_door_is_handed_whole_lines_up_to_its_share() {
+        assert_eq!(cut_after_lines(b"a\nb\nc\n", 2), (2, Some(4)));
+        assert_eq!(cut_after_lines(b"a\nb\n", 2), (2, None));
+        assert_eq!(
+            cut_after_lines(b"a\nb\npart", 2),
+            (2, None),
+            "a partial line waits anyway"
+        );
+        assert_eq!(cut_after_lines(b"a\nb", 0), (0, Some(0)));
+        assert_eq!(cut_after_lines(b"part", 0), (0, None));
+        assert_eq!(cut_after_lines(b"", 5), (0, None));
+        let mut s = ReadShaper::default();
+        assert_eq!(s.lines_left(7, 64), 64);
+        s.took_lines(60);
+        assert_eq!(s.lines_left(7, 64), 4);
+        assert_eq!(s.lines_left(8, 64), 64, "a new turn, a new share");
+        assert!(!s.hold(8) && s.hold(8), "scheduled once a turn");
     }
 
     #[test]
