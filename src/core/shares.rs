@@ -203,7 +203,8 @@ impl Shares {
     }
 
     /// Accounts remembered now.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.accounts.len()
     }
 }
