@@ -63,3 +63,8 @@ pub const PARTNERS_PER_ACCOUNT: usize = 1024;
 /// hundreds of cheap requests (SENDs refused at its rate) then holds the
 /// loop for a bounded stretch, and everyone else's requests run between.
 pub const LINES_PER_TURN: usize = 64;
+/// Most new connections closed at accept for their address's rate
+/// (`--connections-per-address-per-second`) in one loop turn; the rest of
+/// the backlog is taken next turn, so a connect storm's closes come in
+/// short stretches between everyone else's requests.
+pub const RATE_REFUSALS_PER_TURN: usize = 16;

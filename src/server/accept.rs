@@ -20,6 +20,9 @@ impl Server {
             if self.accept_paused_until.is_some() {
                 return;
             }
+            if self.shares.refusals_spent(self.turn) {
+                break; // a connect storm's closes: the rest next turn
+            }
             let Some(listener) = &self.listener else {
                 return;
             };

@@ -8,7 +8,7 @@
 //! per-account send and fan-out rates are the core's (`core/shares.rs`).
 
 use super::{Client, Server};
-use crate::config::limits::LINES_PER_TURN;
+use crate::config::limits::{LINES_PER_TURN, RATE_REFUSALS_PER_TURN};
 use crate::handshake_rate::HandshakeRate;
 use crate::read_shaping::{cut_after_lines, Allowance, ReadRate};
 use crate::timers::Timers;
@@ -24,6 +24,10 @@ pub(super) struct ShareState {
     pub read_rate: ReadRate,
     /// Times a connection's reading was paused by its read rate.
     pub read_pauses: u64,
+    /// The loop turn `refused_in_turn` counts for, and the connections
+    /// closed at accept for their rate in it.
+    refusal_turn: u64,
+    refused_in_turn: usize,
 }
 
 impl ShareState {
@@ -39,7 +43,15 @@ impl ShareState {
                 burst: s.read_burst,
             },
             read_pauses: 0,
+            refusal_turn: 0,
+            refused_in_turn: 0,
         }
+    }
+
+    /// Whether this turn's share of closes at accept is spent
+    /// ([`RATE_REFUSALS_PER_TURN`]): accept the rest next turn.
+    pub fn refusals_spent(&self, turn: u64) -> bool {
+        self.refusal_turn == turn && self.refused_in_turn >= RATE_REFUSALS_PER_TURN
     }
 
     /// Limit hits counted by the loop (not as a close or refusal), by flag.
@@ -140,6 +152,11 @@ impl Server {
             return true;
         }
         *self.refused.entry("connection_rate").or_insert(0) += 1;
+        let shares = &mut self.shares;
+        if shares.refusal_turn != self.turn {
+            (shares.refusal_turn, shares.refused_in_turn) = (self.turn, 0);
+        }
+        shares.refused_in_turn += 1;
         if self
             .shares
             .connections
