@@ -5,6 +5,8 @@
 //! and its `client_id` can be sent again.
 
 mod common;
+#[path = "common/http.rs"]
+mod http;
 
 use common::*;
 use serde_json::{json, Value};
@@ -123,4 +125,35 @@ fn the_n_plus_first_new_recipient_is_refused_and_replies_go_through() {
     dave.expect_nothing_before_pong();
     let ids = sync_all_ids(dave);
     assert!(ids.is_empty(), "nothing stored for dave: {ids:?}");
+}
+
+#[test]
+fn the_http_door_shares_the_account_bucket_and_answers_429_with_retry_after() {
+    let server = TestServer::start(&["--sends-per-second", "1", "--send-burst", "2"]);
+    let (mut alice, token, _) = register_and_login(&server, "alice", "password-a");
+    let (_bob, _, bob_id) = register_and_login(&server, "bob", "password-b");
+    // One SEND on the line, one over HTTP: the burst of two is spent.
+    assert_ok(&send(&mut alice, "bob", "by line", None));
+    http::http_send(server.addr(), &token, bob_id, "by http");
+    let to = bob_id.to_string();
+    let fields = [
+        ("token", token.as_str()),
+        ("sendToId", to.as_str()),
+        ("content", "one too many"),
+    ];
+    let refused = http::post(server.addr(), "/send", &fields);
+    refused.expect_error(429, "rate_limited");
+    assert!(
+        refused.json()["error"]["retry_after_ms"].as_u64() > Some(0),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(
+        refused.header("retry-after"),
+        Some("1"),
+        "{}",
+        refused.text()
+    );
+    // And the line door is refused as well.
+    retry_after(&send(&mut alice, "bob", "by line again", None));
 }
