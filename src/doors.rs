@@ -3,11 +3,13 @@
 //! methods, which hand each call to the connection's door in a `match`
 //! (no dynamic dispatch, no allocation). The rules themselves are
 //! [`DoorRules`] (in `door.rs`), answered by the line door
-//! (`line/door.rs`), the HTTP door (`http/door.rs`) and, before either is
-//! known, [`Sniffing`] here.
+//! (`line/door.rs`), the HTTP door (`http/door.rs`), the WebSocket door
+//! (`ws/door.rs`, which the HTTP door hands a connection over to) and,
+//! before any is known, [`Sniffing`] here.
 //!
 //! A new door is one variant of [`Door`], one arm in [`each_door!`] and one
-//! in [`Door::open`]; nothing in `server/` changes.
+//! in [`Door::open`] (or a door's [`DoorRules::next_door`]); nothing in
+//! `server/` changes.
 
 use crate::config::Config;
 use crate::conn::{Conn, OutputBudget};
@@ -18,9 +20,10 @@ use crate::http::door::HttpDoor;
 use crate::http::forwarded::Via;
 use crate::line::door::LineDoor;
 use crate::message::Message;
-use crate::request::Reply;
+use crate::request::{Note, Reply};
 use crate::sniff::DoorKind;
 use crate::turn::Turn;
+use crate::ws::door::WsDoor;
 use crate::{ConnId, Millis};
 
 /// What a connection speaks.
@@ -29,6 +32,9 @@ pub enum Door {
     Sniffing(Sniffing),
     Line(LineDoor),
     Http(HttpDoor),
+    /// Switched to from the HTTP door (`GET /ws`). Boxed: it is the
+    /// largest door, and every connection's slot is as large as the largest.
+    Ws(Box<WsDoor>),
 }
 
 /// Runs `$body` with `$door` bound to the door inside `$value`.
@@ -38,6 +44,7 @@ macro_rules! each_door {
             Door::Sniffing($door) => $body,
             Door::Line($door) => $body,
             Door::Http($door) => $body,
+            Door::Ws($door) => $body,
         }
     };
 }
@@ -136,6 +143,11 @@ impl Door {
     }
 
     #[inline]
+    pub fn note(&mut self, conn: &mut Conn, budget: &mut OutputBudget, note: &Note) {
+        each_door!(self, door => door.note(conn, budget, note))
+    }
+
+    #[inline]
     pub fn session_event(
         &mut self,
         conn: &mut Conn,
@@ -148,6 +160,20 @@ impl Door {
     #[inline]
     pub fn shutdown_event(&mut self, conn: &mut Conn, budget: &mut OutputBudget) {
         each_door!(self, door => door.shutdown_event(conn, budget))
+    }
+
+    pub fn deadline_due(
+        &mut self,
+        conn: &mut Conn,
+        budget: &mut OutputBudget,
+        now: Millis,
+        reason: CloseReason,
+    ) -> bool {
+        each_door!(self, door => door.deadline_due(conn, budget, now, reason))
+    }
+
+    pub fn next_door(&mut self) -> Option<Door> {
+        each_door!(self, door => door.next_door())
     }
 }
 
@@ -213,6 +239,7 @@ mod tests {
         request: 10_000,
         http_idle: 30_000,
         tls_handshake: 5_000,
+        ws_ping: 30_000,
     };
 
     fn opened_at(opened: Millis) -> Progress {

@@ -12,6 +12,7 @@
 //! - [`logging`]: the log's shape (text, or JSON lines).
 //! - [`fdlimit`]: the open-file limit and the connection limit it implies.
 //! - [`signals`]: SIGTERM/SIGINT handed to the loop for a graceful stop.
+//! - [`reload`]: SIGHUP reads the TLS certificate and token keys again.
 //!
 //! The event loop and the connection layer (no command semantics)
 //! - [`server`]: the `mio` loop, split by job: accepting, reading and
@@ -36,6 +37,8 @@
 //! - [`line`]: the line protocol: framing, parsing, rendering replies.
 //! - [`http`]: the HTTP shim: request parsing, form fields, JSON replies,
 //!   the web page.
+//! - [`ws`]: the WebSocket door (`GET /ws`), the line protocol in text
+//!   messages.
 //!
 //! What both doors share
 //! - [`request`]: the requests and replies.
@@ -63,6 +66,7 @@
 //! - [`idhash`]: the cheap hasher for maps keyed by ids.
 
 pub mod accept_budget;
+pub mod admin;
 pub mod bufpool;
 pub mod cidr;
 pub mod config;
@@ -88,6 +92,7 @@ pub mod metrics;
 pub mod peer_addr;
 pub mod proxy_protocol;
 pub mod read_shaping;
+pub mod reload;
 pub mod request;
 pub mod server;
 pub mod signals;
@@ -99,6 +104,7 @@ pub mod token;
 pub mod token_file;
 pub mod turn;
 pub mod username;
+pub mod ws;
 
 /// A user's numeric id, as the contract's `id`/`to_id`/`from_id`.
 pub type UserId = u64;

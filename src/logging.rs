@@ -78,7 +78,7 @@ fn json_line(ms: u64, level: Level, target: &str, message: &str) -> String {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch.
-fn rfc3339_utc(ms: u64) -> String {
+pub fn rfc3339_utc(ms: u64) -> String {
     let (days, rest) = (ms / 86_400_000, ms % 86_400_000);
     let (year, month, day) = civil_from_days(days as i64);
     format!(

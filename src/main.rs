@@ -41,6 +41,7 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
+        Ok(Invocation::Admin(args)) => return gotalk::admin::cli::run(args),
         Err(e) => e.exit(),
     };
     let config = match settings(*flags, Purpose::Server) {
@@ -101,7 +102,8 @@ fn rotate_key(config: &Config) -> ExitCode {
     match gotalk::token_file::rotate(&path) {
         Ok(keys) => {
             println!(
-                "{}: key {} is now the current token key; restart gotalk to seal new tokens with it",
+                "{}: key {} is now the current token key; reload gotalk (SIGHUP: systemctl reload \
+                 gotalk) or restart it to seal new tokens with it",
                 path.display(),
                 keys[0].kid
             );
@@ -137,6 +139,8 @@ fn load_keys(path: &std::path::Path, ttl_secs: u64) -> Result<TokenKey, String> 
 }
 
 fn start(mut config: Config) -> Result<(), String> {
+    let early_sighup = gotalk::reload::catch_early_sighup()
+        .map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
     let open_files = gotalk::fdlimit::raise_to_hard_limit();
     if config.max_connections == 0 {
         config.max_connections = gotalk::fdlimit::connections_for(open_files);
@@ -173,7 +177,13 @@ fn start(mut config: Config) -> Result<(), String> {
             bytes: config.mailbox_bytes,
             per_sender: config.pending_bytes_per_sender,
         };
-        let store = PostgresStore::open(url, &node, caps, waker.clone())?;
+        let store = PostgresStore::open_with_history(
+            url,
+            &node,
+            caps,
+            history_rules(&config),
+            waker.clone(),
+        )?;
         // The key stays a file: every node on one database must be given
         // the same one, or tokens from one are refused by the others.
         let key_path = match &config.key_file {
@@ -194,8 +204,12 @@ fn start(mut config: Config) -> Result<(), String> {
         // The store creates the data directory and takes its lock first, so
         // a second gotalk on the same directory stops here, before it can
         // race this one to create the token key.
-        let store =
-            SqliteStore::open_with_reserve(&config.data_dir, config.disk_reserve, waker.clone())?;
+        let store = SqliteStore::open_with_history(
+            &config.data_dir,
+            config.disk_reserve,
+            history_rules(&config),
+            waker.clone(),
+        )?;
         let key = load_keys(&key_path(&config), config.token_ttl.as_secs())?;
         (Box::new(store), key)
     };
@@ -221,12 +235,24 @@ fn start(mut config: Config) -> Result<(), String> {
         message_ttl_ms: config.message_ttl.map(|t| t.as_millis() as u64),
         revocations_per_account: config.revocations_per_account,
         shares: config.shares,
+        history: history_settings(&config),
     };
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);
     let hasher = Hasher::start(config.hash_threads, waker.clone());
-    let stop_signals = gotalk::signals::start(waker.clone())
-        .map_err(|e| format!("cannot watch for SIGTERM and SIGINT: {e}"))?;
+    let reload_files = gotalk::reload::ReloadFiles {
+        tls: config.tls_cert.clone().zip(config.tls_key.clone()),
+        token_keys: (!config.memory || config.key_file.is_some()).then(|| key_path(&config)),
+        token_ttl_secs: config.token_ttl.as_secs(),
+    };
+    let (reload, reloads) = gotalk::reload::start(reload_files, waker.clone())
+        .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+    if early_sighup.load(std::sync::atomic::Ordering::SeqCst) {
+        // Came while starting: the files may have been read before it.
+        let _ = reload.try_send(());
+    }
+    let stop_signals = gotalk::signals::start(waker.clone(), reload)
+        .map_err(|e| format!("cannot watch for SIGTERM, SIGINT and SIGHUP: {e}"))?;
     let stats_requests = match config.metrics {
         Some(addr) => {
             let (bound, requests) =
@@ -236,6 +262,16 @@ fn start(mut config: Config) -> Result<(), String> {
             Some(requests)
         }
         None => None,
+    };
+    // After the store: it made the data directory (and holds its lock).
+    let (admin_socket, admin_calls) = match &config.admin_socket {
+        Some(path) => {
+            let (socket, calls) = gotalk::admin::listener::start(path, waker.clone())
+                .map_err(|e| format!("cannot open the admin socket {}: {e}", path.display()))?;
+            log::info!("admin socket {} (mode 0600; gotalk admin)", path.display());
+            (Some(socket), Some(calls))
+        }
+        None => (None, None),
     };
     let mode = if config.memory {
         "in memory only (--memory)".to_string()
@@ -257,6 +293,8 @@ fn start(mut config: Config) -> Result<(), String> {
         stats_requests,
         stop_signals: Some(stop_signals),
         tls: tls.clone(),
+        reloads: Some(reloads),
+        admin_calls,
     })
     .map_err(|e| format!("cannot watch the port {}: {e}", config.listen))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
@@ -324,6 +362,7 @@ fn start(mut config: Config) -> Result<(), String> {
     // Dropping the server stops the store's writer once it has written
     // everything submitted; its last connection checkpoints the log.
     drop(server);
+    drop(admin_socket);
     log::info!("gotalk stopped");
     Ok(())
 }
@@ -334,4 +373,21 @@ fn generated_node_id() -> String {
     let random = gotalk::token::new_identity().to_be_bytes();
     let hex: String = random[..6].iter().map(|b| format!("{b:02x}")).collect();
     format!("node-{hex}")
+}
+
+/// What the history flags say, for a durable store.
+fn history_rules(config: &Config) -> gotalk::store::HistoryRules {
+    gotalk::store::HistoryRules {
+        keep: config.history,
+        retention_ms: config.history_retention.map(|d| d.as_millis() as u64),
+    }
+}
+
+/// What the history flags say, for the core.
+fn history_settings(config: &Config) -> gotalk::core::history::HistorySettings {
+    gotalk::core::history::HistorySettings {
+        enabled: config.history,
+        retention_ms: config.history_retention.map(|d| d.as_millis() as u64),
+        memory_bytes: config.history_memory_bytes,
+    }
 }

@@ -64,6 +64,14 @@ pub fn load_or_create(path: &Path) -> io::Result<Vec<FileKey>> {
     }
 }
 
+/// Reads an existing key file (a reload: a missing file is an error, not
+/// a reason to make a new key, which would void every token).
+pub fn read(path: &Path) -> io::Result<Vec<FileKey>> {
+    let bytes = fs::read(path)?;
+    refuse_if_shared(path)?;
+    parse(&bytes).map_err(|why| invalid(path, &why.to_string()))
+}
+
 /// Adds a new random current key (the highest key id so far plus one) in
 /// front of the file's keys, keeping them all. Creates the file if there
 /// is none. Returns the keys as now written.
@@ -111,7 +119,7 @@ pub fn retirement_notes(keys: &[FileKey], ttl_secs: u64, now: u64) -> Vec<String
                 ),
                 Some(retired) => format!(
                     "token key {}: still opens tokens until unix time {} (key {} current since \
-                     {retired}, plus --token-ttl {ttl_secs} s, counted from the restart that \
+                     {retired}, plus --token-ttl {ttl_secs} s, counted from the restart or reload that \
                      took it up if that was later); keep its line until then",
                     old.kid,
                     retired + ttl_secs,

@@ -70,7 +70,7 @@ fn a_database_with_clashing_names_starts_reports_them_and_keeps_both_accounts() 
         let conn = rusqlite::Connection::open(data.path().join("gotalk.db")).unwrap();
         conn.execute_batch(
             "DROP INDEX users_by_name_key; ALTER TABLE users DROP COLUMN name_key; \
-             PRAGMA user_version = 7;",
+             ALTER TABLE users DROP COLUMN last_login; PRAGMA user_version = 7;",
         )
         .unwrap();
         for (id, name, password) in [

@@ -297,10 +297,12 @@
         badge.className = "badge";
         badge.dataset.testid = "unread-badge";
         badge.textContent = String(n);
-        b.append(badge);
-        b.setAttribute("aria-label", name + ", " + n + " unread");
-      } else {
-        b.setAttribute("aria-label", name);
+        // The button is named by what it shows, "grace 1 unread": an aria-label
+        // would leave out the visible avatar letter (WCAG 2.5.3, label in name).
+        const unread = document.createElement("span");
+        unread.className = "sr-only";
+        unread.textContent = "unread";
+        b.append(badge, unread);
       }
       b.addEventListener("click", () => openContact(name));
       li.append(b);

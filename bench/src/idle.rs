@@ -142,6 +142,25 @@ impl Handshake for GotalkIdle {
     }
 }
 
+/// The server an idle run measures: every connection comes from one
+/// address, and the AUTHed half shares [`USERS`] users, far past the
+/// default `--max-connections-per-address` and `--conns-per-user`.
+pub fn start_server(opts: &Opts) -> Result<Gotalk, String> {
+    let launch = server::Launch {
+        args: [
+            "--conns-per-user",
+            "1000000",
+            "--max-connections-per-address",
+            "1000000",
+        ]
+        .map(String::from)
+        .to_vec(),
+        open_files: None,
+        fair_shares: false,
+    };
+    Gotalk::start_with(&opts.server, Mode::Memory, &launch)
+}
+
 /// Fails clearly unless `conns` connections fit under the open file limit.
 pub fn check_files(conns: usize) -> Result<(), String> {
     server::ensure_open_files(conns as u64 + SPARE_FILES)
@@ -150,7 +169,10 @@ pub fn check_files(conns: usize) -> Result<(), String> {
 pub fn run(opts: &Opts) -> Result<(), String> {
     let n = opts.conns.unwrap_or(10_000);
     check_files(n)?;
-    let server = Gotalk::start(&opts.server, Mode::Memory)?;
+    if opts.ws {
+        return crate::ws::run_idle(opts, n);
+    }
+    let server = start_server(opts)?;
     let outcome =
         gotalk_idle(&server, n).map_err(|e| format!("{e}\nserver log:\n{}", server.log_tail()))?;
     println!(

@@ -12,7 +12,8 @@
 //! Mosquitto when they are installed) and [`abuse`] (hostile clients, and
 //! what they cost the server and everyone else). [`server`] starts and watches server
 //! processes; [`wire`] is the client side: blocking setup requests and
-//! cheap line scanning.
+//! cheap line scanning; [`ws`] runs `relay` and `idle` over the WebSocket
+//! door (`--ws`).
 
 mod abuse;
 mod backlog;
@@ -20,6 +21,7 @@ mod chaos;
 mod cluster;
 mod compare;
 mod durable;
+mod history;
 mod hotpath;
 mod idle;
 mod login;
@@ -27,6 +29,7 @@ mod relay;
 mod server;
 mod tls;
 mod wire;
+mod ws;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +64,8 @@ pub struct Opts {
     pub postgres: Option<String>,
     /// `relay`: the same load plain, then over TLS, side by side.
     pub tls: bool,
+    /// `relay` and `idle`: the line door, then WebSocket (`/ws`), side by side.
+    pub ws: bool,
     /// `abuse`: the attacks to run (empty: all).
     pub attacks: Vec<String>,
     /// Flags passed on to the server (`abuse`).
@@ -85,6 +90,7 @@ impl Default for Opts {
             durable: false,
             postgres: None,
             tls: false,
+            ws: false,
             attacks: Vec::new(),
             server_args: Vec::new(),
             server_open_files: None,
@@ -148,6 +154,14 @@ kills the server at the end):
             B (relayed messages/s; A's commits/s and writes per commit),
             then one sender on A at --rate (default 5000) messages/s and
             one receiver on B: SEND-to-push p50, p99 and max.
+  history   a durable server (SQLite, or --postgres URL) filled with
+            --max-messages (default 1000000) messages in --conns (default
+            10000) conversations among 1001 users, one of them with 1000
+            partners; nothing acknowledged. Reports the fill rate, HISTORY
+            page (50) p50/p99 (newest, and from a random point back),
+            CONVERSATIONS p50/p99 for the user with 1000 partners, and
+            store bytes per message, then the same fill with --no-history
+            for its bytes per message. --server-arg passes flags on.
   compare   the relay shape against redis-server (PUBLISH/SUBSCRIBE) and
             nats-server (PUB/SUB), and idle connection memory of
             mosquitto (MQTT CONNECT), redis and nats, next to goTalk; each
@@ -184,6 +198,9 @@ Flags:
                        certificate from its own gen-cert (setup LOGINs
                        plain, relay connections AUTH over TLS), side by
                        side with the ratio
+  --ws                 relay and idle: the line door, then WebSocket (/ws,
+                       connections AUTH with the users' tokens), each on a
+                       fresh server, side by side
   --levels A,B,C       durable concurrency levels (default 1,16,64)
   --conns N            login: users logging in at once (default 32, at
                        most 1000); idle: connections (default 10000); needs about N+100
@@ -194,7 +211,7 @@ Flags:
   --max-messages N     stop sending after N messages whatever the time
                        (default 100000000)
   --attack NAME        abuse: run only this attack (repeat, or A,B,C)
-  --server-arg ARG     abuse: pass ARG to the server (repeat for more,
+  --server-arg ARG     abuse, backlog, history: pass ARG to the server (repeat for more,
                        e.g. --server-arg=--max-output=1048576)
   --server-open-files N
                        abuse: the server's open-file limit, soft and hard
@@ -229,6 +246,7 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
             "--durable" => opts.durable = true,
             "--postgres" => opts.postgres = Some(value("URL")?),
             "--tls" => opts.tls = true,
+            "--ws" => opts.ws = true,
             "--server" => opts.server = PathBuf::from(value("PATH")?),
             "--seconds" => opts.seconds = Some(positive(&name, &value("N")?)?),
             "--warmup" => opts.warmup = Some(non_negative(&name, &value("N")?)?),
@@ -358,8 +376,9 @@ fn main() -> ExitCode {
         "abuse" => abuse::run(&opts),
         "chaos" => chaos::run(&opts),
         "backlog" => backlog::run(&opts),
+        "history" => history::run(&opts),
         other => Err(format!(
-            "unknown scenario '{other}': relay, durable, idle, login, hotpath, compare, abuse, chaos or backlog (see --help)"
+            "unknown scenario '{other}': relay, durable, idle, login, hotpath, compare, abuse, chaos, backlog or history (see --help)"
         )),
     };
     match result {

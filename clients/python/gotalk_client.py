@@ -10,17 +10,21 @@ As a module (standard library only, Python 3.9+)::
         for msg in c.messages():          # blocks; acknowledges what you consumed
             print(msg["from"], msg["content"])
 
-As a program::
+As a program (`pip install ./clients/python` installs it as `gotalk-client`,
+with `gotalk-chat` and `gotalk-send` for its two most used commands; without
+installing, run `python3 gotalk_client.py` instead)::
 
-    gotalk_client.py register --server 127.0.0.1:9000 --user alice
-    gotalk_client.py send --server 127.0.0.1:9000 --user alice --to bob hello bob
-    gotalk_client.py chat --server 127.0.0.1:9000 --user alice
-    gotalk_client.py logout --server 127.0.0.1:9000 --user alice   # every token of alice
+    gotalk-client register --server 127.0.0.1:9000 --user alice
+    gotalk-client send --server 127.0.0.1:9000 --user alice --to bob hello bob
+    gotalk-client chat --server 127.0.0.1:9000 --user alice
+    gotalk-client sync --server 127.0.0.1:9000 --user alice --wait --ack   # JSON lines
+    gotalk-client logout --server 127.0.0.1:9000 --user alice   # every token of alice
+    GOTALK_SERVER=127.0.0.1:9000 gotalk-chat --user alice
 
 Over TLS (a server started with --tls-cert/--tls-key)::
 
     Client("localhost", 9000, tls=True, cafile="gotalk-data/tls-cert.pem")
-    gotalk_client.py chat --server localhost:9000 --tls --cafile gotalk-data/tls-cert.pem --user alice
+    gotalk-chat --server localhost:9000 --tls --cafile gotalk-data/tls-cert.pem --user alice
 
 `tls=True` verifies the server's certificate against the system's trusted
 authorities, or against `cafile` when given (a self-signed certificate from
@@ -45,6 +49,9 @@ import sys
 import threading
 import time
 import uuid
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+
+Message = Dict[str, Any]  # {"id", "from", "from_id", "to", "to_id", "content", "ts"}
 
 __all__ = [
     "Client", "GotalkError", "ConnectionLost", "RequestTimeout", "BadRequest",
@@ -64,13 +71,13 @@ class GotalkError(Exception):
 
     code = "error"
 
-    def __init__(self, message, code=None):
+    def __init__(self, message: str, code: Optional[str] = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "%s: %s" % (self.code, self.message)
 
 
@@ -127,7 +134,7 @@ ERRORS = {cls.code: cls for cls in (
     RateLimited, Unavailable, InternalError)}
 
 
-def error_from_reply(reply):
+def error_from_reply(reply: Dict[str, Any]) -> GotalkError:
     """Build the typed exception for an `{"ok":false,...}` reply."""
     err = reply.get("error") or {}
     code = err.get("code", "error")
@@ -260,15 +267,18 @@ def _lines(sock):
 # --------------------------------------------------------------------------
 
 class _Connection:
-    def __init__(self, host, port, timeout, on_event, ssl_context=None):
+    def __init__(self, host, port, timeout, on_event, ssl_context=None, transport="line"):
         self.sock = socket.create_connection((host, port), timeout=timeout)
-        if ssl_context is not None:
-            try:
+        try:
+            if ssl_context is not None:
                 # The handshake runs here, within the connect timeout.
                 self.sock = _TlsStream(self.sock, ssl_context, server_hostname=host)
-            except (OSError, ssl.SSLError):
-                self.sock.close()
-                raise
+            if transport == "ws":
+                import gotalk_ws  # the line protocol in WebSocket messages (/ws)
+                self.sock = gotalk_ws.WsStream(self.sock, host, port)
+        except (OSError, ssl.SSLError):
+            self.sock.close()
+            raise
         self.sock.settimeout(None)  # the reader thread blocks until data or close
         self._on_event = on_event
         self._lock = threading.Lock()
@@ -367,9 +377,12 @@ class Client:
     SYNC_PAGE = 100
     KEEPALIVE = 30.0  # seconds of silence before messages() pings the server
 
-    def __init__(self, host="127.0.0.1", port=DEFAULT_PORT, timeout=10.0,
-                 tls=False, cafile=None, ssl_context=None):
+    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, timeout: float = 10.0,
+                 tls: bool = False, cafile: Optional[str] = None,
+                 ssl_context: Optional[ssl.SSLContext] = None,
+                 transport: str = "line") -> None:
         self.host, self.port, self.timeout = host, int(port), timeout
+        self.transport = transport  # "line", or "ws" for WebSocket (gotalk_ws)
         if ssl_context is None and (tls or cafile):
             try:
                 ssl_context = ssl.create_default_context(cafile=cafile)
@@ -392,7 +405,7 @@ class Client:
     def _connect(self):
         try:
             self._conn = _Connection(self.host, self.port, self.timeout, self._on_event,
-                                     self.ssl_context)
+                                     self.ssl_context, self.transport)
         except OSError as exc:  # ssl.SSLError (a failed verification) is one too
             raise ConnectionLost("cannot connect to %s:%d: %s"
                                  % (self.host, self.port, exc)) from None
@@ -400,7 +413,7 @@ class Client:
     def _on_event(self, event, conn):
         self._events.put((event, conn))
 
-    def request(self, cmd, timeout=None, **fields):
+    def request(self, cmd: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
         """Send any command; return the reply without "ok"/"tag", or raise."""
         conn = self._conn
         if self._closed or conn is None:
@@ -414,29 +427,31 @@ class Client:
 
     # -- commands ---------------------------------------------------------
 
-    def register(self, username, password):
+    def register(self, username: str, password: str) -> Dict[str, Any]:
         """Create an account; returns the user object."""
         return self.request("register", username=username, password=password)["user"]
 
-    def login(self, username, password):
+    def login(self, username: str, password: str) -> Dict[str, Any]:
         """Log in and bind this connection to the user; returns the user object."""
         reply = self.request("login", username=username, password=password)
         self.token, self.user, self._password = reply["token"], reply["user"], password
         return self.user
 
-    def auth(self, token):
+    def auth(self, token: str) -> Dict[str, Any]:
         """Bind this connection to the user a token (from LOGIN) belongs to."""
         self.user = self.request("auth", token=token)["user"]
         self.token = token
         return self.user
 
-    def send(self, to, content, client_id=None):
+    def send(self, to: Union[str, int], content: str,
+             client_id: Optional[str] = None) -> Dict[str, Any]:
         """Send a message; returns {"id":..., "ts":...}. `to` is a username or
         an integer user id. The same `client_id` never stores a message twice."""
         target = {"to_id": to} if isinstance(to, int) else {"to": to}
         return self.request("send", content=content, client_id=client_id, **target)
 
-    def sync(self, after=None, limit=None, wait_ms=0):
+    def sync(self, after: Optional[int] = None, limit: Optional[int] = None,
+             wait_ms: int = 0) -> List[Message]:
         """Unacknowledged messages with id above `after` (which also
         acknowledges everything up to `after`), oldest first."""
         timeout = self.timeout + (wait_ms or 0) / 1000.0
@@ -446,15 +461,15 @@ class Client:
             self._acked = max(self._acked, after)
         return reply["messages"]
 
-    def ack(self, upto):
+    def ack(self, upto: int) -> None:
         """Acknowledge every message up to id `upto`."""
         self.request("ack", upto=upto)
         self._acked = max(self._acked, upto)
 
-    def ping(self):
+    def ping(self) -> bool:
         return bool(self.request("ping").get("pong"))
 
-    def logout(self, all=False):
+    def logout(self, all: bool = False) -> str:
         """Revoke this connection's token (all=True: every token of the
         account, on every connection). The connection stays open but is no
         longer logged in; other connections bound by a revoked token get a
@@ -464,7 +479,7 @@ class Client:
         self.token, self._password = None, None
         return reply["revoked"]
 
-    def close(self):
+    def close(self) -> None:
         """Say QUIT and close; messages() then ends. Safe to call twice."""
         self._closed = True
         conn = self._conn
@@ -472,15 +487,15 @@ class Client:
             conn.send_quiet({"cmd": "quit"})
             conn.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "Client":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
     # -- surviving a dropped connection ---------------------------------
 
-    def reconnect(self, give_up_after=30.0, force=False):
+    def reconnect(self, give_up_after: Optional[float] = 30.0, force: bool = False) -> None:
         """Open a new connection and authenticate it again with the token (or,
         if the server no longer knows the token, with the login password).
         Does nothing if another thread already reconnected, unless `force`:
@@ -526,7 +541,8 @@ class Client:
 
     # -- receiving --------------------------------------------------------
 
-    def messages(self, idle_timeout=None, reconnect_for=30.0):
+    def messages(self, idle_timeout: Optional[float] = None,
+                 reconnect_for: Optional[float] = 30.0) -> Iterator[Message]:
         """Yield incoming messages (dicts), oldest first, forever.
 
         First the unacknowledged backlog (SYNC), then pushed messages. A
@@ -638,7 +654,7 @@ class _Unbound(Exception):
 # Command-line program
 # --------------------------------------------------------------------------
 
-def parse_server(text):
+def parse_server(text: str) -> Tuple[str, int]:
     """"host:port" (or just "host") -> (host, port)."""
     host, _, port = text.rpartition(":")
     if not host:
@@ -654,7 +670,7 @@ def get_password(args):
     return getpass.getpass("password for %s: " % args.user)
 
 
-def format_message(msg):
+def format_message(msg: Message) -> str:
     stamp = time.strftime("%H:%M", time.localtime(msg.get("ts", 0) / 1000.0))
     return "[%s] %s: %s" % (stamp, msg.get("from"), msg.get("content"))
 
@@ -675,6 +691,37 @@ def cmd_logout(client, args):
     client.login(args.user, get_password(args))
     client.logout(all=True)
     print("revoked every token of %s; log in again where you use it" % args.user)
+
+
+SYNC_WAIT_MAX = 300.0  # seconds: the server's cap on one long-poll (wait_ms)
+SYNC_PAGE_MAX = 1000  # the server's cap on a SYNC's limit
+
+
+def cmd_sync(client, args):
+    """Prints unacknowledged messages as JSON lines, oldest first. With
+    --ack, each page is acknowledged once it is written and flushed (by the
+    next SYNC's `after`): what could not be written stays on the server."""
+    client.login(args.user, get_password(args))
+    left = args.limit or float("inf")  # with --ack: messages still to print
+    page = int(min(left, SYNC_PAGE_MAX)) if args.ack else args.limit or client.SYNC_PAGE
+    batch = client.sync(limit=page)
+    if not batch and args.wait is not None:
+        deadline = time.monotonic() + args.wait
+        while not batch and time.monotonic() < deadline:
+            wait = min(deadline - time.monotonic(), SYNC_WAIT_MAX)
+            batch = client.sync(limit=page, wait_ms=max(1, int(wait * 1000)))
+    while batch:
+        batch = batch[:int(min(len(batch), left))]
+        sys.stdout.write("".join(json.dumps(m, ensure_ascii=False, separators=(",", ":")) + "\n"
+                                 for m in batch))
+        sys.stdout.flush()  # a closed output raises here, before anything is acknowledged
+        if not args.ack:
+            return
+        left -= len(batch)
+        if left <= 0:
+            client.ack(batch[-1]["id"])
+            return
+        batch = client.sync(after=batch[-1]["id"], limit=int(min(left, SYNC_PAGE_MAX)))
 
 
 CHAT_HELP = """commands:
@@ -769,8 +816,9 @@ class Chat:
     def run(self):
         if self.tty and self.readline is not None:
             self.readline.set_pre_input_hook(self.prompt_drawn)
-        self.start_receiving()
+        # Said before the receiver starts, so it comes before the backlog.
         self.show("logged in as %s. /help for commands" % self.client.user["username"])
+        self.start_receiving()
         while True:
             self.next_prompt = self.prompt()
             try:
@@ -806,14 +854,20 @@ def cmd_chat(client, args):
     Chat(client, args.to).run()
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="gotalk_client.py", description="goTalk client")
+def main(argv: Optional[List[str]] = None, command: Optional[str] = None) -> int:
+    """The `gotalk-client COMMAND …` program (also `python3 gotalk_client.py
+    COMMAND …`). With `command`, that command alone as its own program:
+    `gotalk-chat …` is `gotalk-client chat …`. Returns the exit status."""
+    parser = argparse.ArgumentParser(description="goTalk client")
     sub = parser.add_subparsers(dest="command", required=True)
+    server = os.environ.get("GOTALK_SERVER") or "127.0.0.1:%d" % DEFAULT_PORT
 
     def add(name, func, help_text):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("--server", default="127.0.0.1:%d" % DEFAULT_PORT,
-                       help="HOST:PORT (default 127.0.0.1:%d)" % DEFAULT_PORT)
+        own = {"prog": "gotalk-" + name} if name == command else {}
+        p = sub.add_parser(name, help=help_text, description=help_text, **own)
+        p.add_argument("--server", default=server,
+                       help="HOST:PORT (default: $GOTALK_SERVER, else 127.0.0.1:%d)"
+                            % DEFAULT_PORT)
         p.add_argument("--user", required=True, help="your username")
         p.add_argument("--password", help="default: $GOTALK_PASSWORD, else asked")
         p.add_argument("--tls", action="store_true",
@@ -831,21 +885,63 @@ def main(argv=None):
     add("logout", cmd_logout, "revoke every login token of the account (log out everywhere)")
     p = add("chat", cmd_chat, "interactive terminal chat")
     p.add_argument("--to", help="first contact")
+    p = add("sync", cmd_sync, "print your unacknowledged messages as JSON lines, oldest first, "
+                              "and exit (for scripts)")
+    p.add_argument("--wait", nargs="?", type=_at_least(0, float), const=float("inf"),
+                   metavar="SECONDS",
+                   help="if none is waiting, wait for one (at most SECONDS; without a number, "
+                        "as long as it takes)")
+    p.add_argument("--ack", action="store_true",
+                   help="acknowledge the printed messages once written, and go on until none "
+                        "is left; without it they stay, and the next sync prints them again")
+    p.add_argument("--limit", type=_at_least(1, int), metavar="N",
+                   help="print at most N messages (default: without --ack one SYNC's worth, "
+                        "%d; with --ack all)" % Client.SYNC_PAGE)
 
+    if command is not None:
+        argv = [command, *(sys.argv[1:] if argv is None else argv)]
     args = parser.parse_args(argv)
     try:
         host, port = parse_server(args.server)
     except ValueError:
-        parser.error("--server must be HOST:PORT")
+        sub.choices[args.command].error("--server must be HOST:PORT")
     try:
         with Client(host, port, tls=args.tls, cafile=args.cafile) as client:
             args.func(client, args)
     except GotalkError as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader of our output went away: nothing more to say, and
+        # nothing printed since the last flush was acknowledged.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _at_least(low, kind):
+    """An argparse type: a number of `kind`, at least `low`."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or value < low:  # value != value: NaN
+            raise argparse.ArgumentTypeError("%r is not a number of at least %s" % (text, low))
+        return value
+    return parse
+
+
+def chat_main(argv: Optional[List[str]] = None) -> int:
+    """The `gotalk-chat` program: `gotalk-client chat` on its own."""
+    return main(argv, command="chat")
+
+
+def send_main(argv: Optional[List[str]] = None) -> int:
+    """The `gotalk-send` program: `gotalk-client send` on its own."""
+    return main(argv, command="send")
 
 
 if __name__ == "__main__":

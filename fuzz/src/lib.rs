@@ -16,6 +16,7 @@
 //!   differently never changes which requests are read.
 //! - [`check_sniff`]: once `sniff` decides a door, longer inputs decide the
 //!   same.
+//! - [`ws::check_ws`]: the WebSocket frame decoder, in `ws.rs`.
 
 use gotalk::config::limits::HTTP_MAX_BODY;
 use gotalk::http::form::Fields;
@@ -32,6 +33,7 @@ use gotalk::sniff::{sniff, DoorKind};
 use serde::de::IgnoredAny;
 use std::sync::Arc;
 
+pub mod ws;
 /// At most this much of an input is quoted in a failure message.
 const SHOWN: usize = 300;
 
@@ -145,6 +147,15 @@ fn reply_to(request: &Request<'_>) -> (Reply, Option<Message>) {
             );
         }
         Request::Sync(_) => Reply::Messages(Vec::new()),
+        Request::History(_) => Reply::History {
+            messages: Vec::new(),
+            more: false,
+        },
+        Request::Read { upto, .. } => Reply::ReadUpto(*upto),
+        Request::Conversations { .. } => Reply::Conversations {
+            list: Vec::new(),
+            more: false,
+        },
         Request::Ack { .. } => Reply::Acked,
         Request::Logout { all } => Reply::LoggedOut {
             all: *all,
@@ -153,6 +164,7 @@ fn reply_to(request: &Request<'_>) -> (Reply, Option<Message>) {
         Request::Ping => Reply::Pong,
         Request::Help => Reply::Help,
         Request::Quit => Reply::Bye,
+        Request::Admin(_) => unreachable!("no door parses an admin request"),
     };
     (reply, None)
 }
@@ -466,6 +478,7 @@ fn answer(request: &HttpRequest<'_>) {
     let endpoint = match routes::route(request.method, request.path) {
         Ok(Route::Api(endpoint)) => endpoint,
         Ok(Route::Page(_) | Route::Health) => return,
+        Ok(Route::WebSocket) => return ws::check_upgrade(request, persistence),
         Err(refusal) => return check_refusal(&refusal, persistence),
     };
     let fields = match Fields::parse(request.body, request.query, request.content_type) {

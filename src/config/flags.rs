@@ -21,11 +21,15 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
 /// Default of `--data` (and of `gen-cert --data`).
 pub const DEFAULT_DATA_DIR: &str = "./gotalk-data";
 
+/// What `gotalk --version` prints after the name: the crate's version
+/// (raised at each release) and the commit it was built from (`build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BUILD_COMMIT"), ")");
+
 /// The whole command line.
 #[derive(Parser, Debug)]
 #[command(
     name = "gotalk",
-    version,
+    version = VERSION,
     about = "gotalk: instant-messaging server (line protocol and HTTP on one port)",
     after_help = "Every flag may also be set by its GOTALK_* variable (e.g. GOTALK_LISTEN); \
                   a flag on the command line wins over its variable. See docs/operating.md.",
@@ -57,6 +61,13 @@ pub enum Sub {
     /// flags to start the server with. Clients must be told to trust the
     /// certificate.
     GenCert(GenCertArgs),
+    /// Manage accounts on a running server through its admin socket.
+    ///
+    /// Talks to the server's admin socket (--socket, default
+    /// DIR/admin.sock): create, list, show, disable, enable, log out,
+    /// delete and export accounts, reset passwords, read the figures.
+    /// Exits 0 on success, 1 with a one-line reason otherwise.
+    Admin(crate::admin::cli::AdminArgs),
 }
 
 /// `gotalk gen-cert`.
@@ -91,6 +102,9 @@ pub struct Flags {
     pub tls: Tls,
     #[command(flatten)]
     pub logging: Logging,
+    // WebSocket door (`GET /ws`).
+    #[command(flatten)]
+    pub websocket: WebSocket,
     /// Which settings were given (flag or variable) rather than defaulted;
     /// filled in from clap's matches (`mod.rs`).
     #[arg(skip)]
@@ -188,6 +202,36 @@ pub struct Storage {
     #[arg(long, env = "GOTALK_MESSAGE_TTL", value_name = "SECONDS",
           value_parser = values::seconds)]
     pub message_ttl: Option<Duration>,
+    // history (issue 18): conversations kept after ACK, and for how long
+    /// Messages leave their conversation's history this many days after
+    /// they were sent; 0 keeps them until deleted
+    #[arg(long, env = "GOTALK_HISTORY_DAYS", value_name = "DAYS",
+          default_value = "0", value_parser = values::at_least::<0>)]
+    pub history_days: u64,
+    /// The same retention in seconds, for tests (default off; overrides
+    /// --history-days)
+    #[arg(long, env = "GOTALK_HISTORY_SECONDS", value_name = "SECONDS",
+          value_parser = values::at_least::<1>)]
+    pub history_seconds: Option<u64>,
+    /// Keep no history: a message is gone once acknowledged, and HISTORY,
+    /// READ and CONVERSATIONS are refused (the behaviour before history)
+    #[arg(long, env = "GOTALK_NO_HISTORY", value_parser = FalseyValueParser::new())]
+    pub no_history: bool,
+    /// With --memory: most bytes of messages the conversations hold in RAM;
+    /// past it the oldest go first
+    #[arg(long, env = "GOTALK_HISTORY_MEMORY_BYTES", value_name = "BYTES",
+          default_value = "67108864", value_parser = values::at_least::<0>)]
+    pub history_memory_bytes: u64,
+    // admin: the socket `gotalk admin` talks to (src/admin/)
+    /// Unix socket (mode 0600) for `gotalk admin`; no network port takes
+    /// admin requests (default DIR/admin.sock; none with --memory, or with
+    /// --postgres and no --data, unless given)
+    #[arg(long, env = "GOTALK_ADMIN_SOCKET", value_name = "PATH")]
+    pub admin_socket: Option<PathBuf>,
+    /// Open no admin socket
+    #[arg(long, env = "GOTALK_NO_ADMIN_SOCKET", value_parser = FalseyValueParser::new(),
+          conflicts_with = "admin_socket")]
+    pub no_admin_socket: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -254,4 +298,19 @@ pub struct Logging {
     #[arg(long, env = "GOTALK_LOG_FORMAT", value_name = "FORMAT",
           default_value = "text", value_parser = values::log_format)]
     pub log_format: LogFormat,
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "WebSocket")]
+pub struct WebSocket {
+    /// A logged-in WebSocket connection the client has sent nothing on for
+    /// this long is pinged, and closed if it stays silent for as long
+    /// again; 0: no pings (TCP keep-alive still finds vanished peers)
+    #[arg(long, env = "GOTALK_WS_PING_INTERVAL", value_name = "SECONDS",
+          default_value = "30", value_parser = values::at_least::<0>)]
+    pub ws_ping_interval: u64,
+    /// Refuse WebSocket upgrades (GET /ws answers 404, so web pages fall
+    /// back to long-polling /sync)
+    #[arg(long, env = "GOTALK_NO_WEBSOCKET", value_parser = FalseyValueParser::new())]
+    pub no_websocket: bool,
 }

@@ -68,3 +68,13 @@ pub const LINES_PER_TURN: usize = 64;
 /// the backlog is taken next turn, so a connect storm's closes come in
 /// short stretches between everyone else's requests.
 pub const RATE_REFUSALS_PER_TURN: usize = 16;
+/// HISTORY: messages per page by default, and most (a larger `limit` is
+/// clamped to it; 0 is refused). A page also stops adding older messages
+/// past [`HISTORY_MAX_BYTES`] (at least one is returned), with `more`.
+pub const HISTORY_DEFAULT_LIMIT: usize = 50;
+pub const HISTORY_MAX_LIMIT: usize = 200;
+pub const HISTORY_MAX_BYTES: usize = 1 << 20;
+/// CONVERSATIONS: entries per page by default, and most (clamped; 0 is
+/// refused).
+pub const CONVERSATIONS_DEFAULT_LIMIT: usize = 50;
+pub const CONVERSATIONS_MAX_LIMIT: usize = 200;

@@ -23,6 +23,7 @@ use crate::tls::gen_cert::GenCert;
 use clap::{CommandFactory, FromArgMatches};
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 impl Default for Config {
     /// The defaults of the flag table (no variable read, nothing resolved).
@@ -49,6 +50,8 @@ pub enum Invocation {
     RotateKey(Box<Flags>),
     /// `gotalk gen-cert`: make a self-signed certificate and key.
     GenCert(GenCert),
+    /// `gotalk admin …`: a client of the running server's admin socket.
+    Admin(crate::admin::cli::AdminArgs),
 }
 
 /// What the settings are for: the server checks more than `rotate-key`.
@@ -74,6 +77,7 @@ pub fn command() -> clap::Command {
         .mut_subcommand("gen-cert", |s| {
             s.mut_args(show_default).args_override_self(true)
         })
+        .mut_subcommand("admin", |s| s.mut_args(show_default))
 }
 
 fn show_default(arg: clap::Arg) -> clap::Arg {
@@ -145,6 +149,7 @@ where
             dir: args.dir,
             force: args.force,
         }),
+        Some(Sub::Admin(args)) => Invocation::Admin(args),
     })
 }
 
@@ -160,12 +165,22 @@ impl Flags {
             timeouts: w,
             tls,
             logging,
+            websocket,
             given,
         } = self;
         let per_sender = if given.pending_bytes_per_sender {
             l.pending_bytes_per_sender
         } else {
             default_per_sender(l.pending_bytes_per_sender, l.pending_bytes)
+        };
+        // admin: DIR/admin.sock unless told otherwise. --memory has no
+        // DIR, and nodes on one --postgres database may share a machine:
+        // without --data they open none unless --admin-socket names it.
+        let admin_socket = match (s.no_admin_socket, s.admin_socket) {
+            (true, _) => None,
+            (false, Some(path)) => Some(path),
+            (false, None) if s.memory || (s.postgres.is_some() && !given.data) => None,
+            (false, None) => Some(s.data_dir.join("admin.sock")),
         };
         let config = Config {
             listen: address("--listen", &n.listen, resolve)?,
@@ -232,6 +247,17 @@ impl Flags {
                 connections_per_address_per_second: t.connections_per_address_per_second,
                 connections_per_address_burst: t.connections_per_address_burst,
             },
+            history: !s.no_history,
+            history_retention: match (s.history_seconds, s.history_days) {
+                (Some(secs), _) => Some(std::time::Duration::from_secs(secs)),
+                (None, 0) => None,
+                (None, days) => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
+            },
+            history_memory_bytes: s.history_memory_bytes.min(usize::MAX as u64) as usize,
+            admin_socket,
+            // WebSocket door
+            ws_ping_interval: Duration::from_secs(websocket.ws_ping_interval),
+            no_websocket: websocket.no_websocket,
         };
         checks::storage(&config, given.data)?;
         match purpose {

@@ -152,6 +152,22 @@ pub struct Config {
     /// Fair shares: send and fan-out rates per account, read rate per
     /// connection, new connections per address.
     pub shares: Shares,
+    // history (issue 18)
+    /// Whether conversations are kept after ACK (`--no-history`: not).
+    pub history: bool,
+    /// Messages leave history this long after they were sent (`None`: never).
+    pub history_retention: Option<Duration>,
+    /// With `--memory`: most bytes the conversations hold in RAM.
+    pub history_memory_bytes: usize,
+    // admin
+    /// The admin socket's path (`--admin-socket`), if one is opened.
+    pub admin_socket: Option<PathBuf>,
+    // WebSocket door
+    /// A logged-in WebSocket connection silent this long is pinged, and
+    /// closed after as long again without a word (`Duration::ZERO`: off).
+    pub ws_ping_interval: Duration,
+    /// `GET /ws` is refused (404): no WebSocket door.
+    pub no_websocket: bool,
 }
 
 /// The fair-share rates (0: no limit). See `docs/operating.md`.

@@ -223,6 +223,45 @@ impl Accounts {
         }
     }
 
+    /// Drops `id` from the cache (`gotalk admin user delete`, or another
+    /// node voided its tokens: its hash may have changed there too). A
+    /// pinned (logged-in) account stays unless `deleted`.
+    pub fn forget(&mut self, id: UserId, deleted: bool) {
+        let Some(c) = self.by_id.get(&id) else {
+            return;
+        };
+        if c.pinned && !deleted {
+            return;
+        }
+        let c = self.by_id.remove(&id).expect("just seen");
+        if c.pinned {
+            self.pinned -= 1;
+        }
+        self.by_name.remove(&c.account.username);
+        let key = fold(&c.account.username);
+        if self.by_key.get(key.as_str()) == Some(&id) {
+            self.by_key.remove(key.as_str());
+        }
+    }
+
+    /// Cached accounts whose name starts with `prefix`, by name, at most
+    /// `limit` (`gotalk admin user list` with `--memory`, where the cache
+    /// holds every account).
+    pub fn rows(&self, prefix: &str, limit: usize) -> Vec<crate::store::admin::AccountRow> {
+        let mut names: Vec<&Arc<str>> = self
+            .by_name
+            .keys()
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .take(limit)
+            .filter_map(|n| self.find(n))
+            .map(crate::core::commands::row_of)
+            .collect()
+    }
+
     /// Adds an account (a finished registration, or one read from the
     /// store), evicting another if the cache is full.
     pub fn insert(&mut self, account: Account) {

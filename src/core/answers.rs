@@ -6,6 +6,7 @@
 use super::accounts::Account;
 use super::reads::{message_of, unavailable, Stop, Waiting};
 use super::{Core, Handled, Outbox};
+use crate::request::Reply;
 use crate::store::{ReadAnswer, ReadDone, ReadOp};
 use crate::{Millis, UserId};
 
@@ -76,7 +77,10 @@ impl Core {
                             self.fill(user, out);
                         }
                     }
-                    ReadAnswer::Page(_) => {}
+                    ReadAnswer::Page(_)
+                    | ReadAnswer::History { .. }
+                    | ReadAnswer::Conversations { .. }
+                    | ReadAnswer::Admin(_) => {}
                 }
                 for (ticket, call) in calls {
                     if let Handled::Now(reply) = self.run(ticket, call, now, out) {
@@ -100,7 +104,32 @@ impl Core {
                     out.replies.push((ticket, reply));
                 }
             }
+            Waiting::Answer(ticket) => {
+                let reply = match done.answer {
+                    Ok(answer) => self.history_answer(answer),
+                    Err(e) => {
+                        log::warn!("a history read from the store failed: {e}");
+                        unavailable()
+                    }
+                };
+                out.replies.push((ticket, reply));
+            }
             Waiting::Cluster(read) => self.on_cluster_read(read, done.answer, now, out),
+            Waiting::Admin {
+                ticket,
+                sessions_online,
+            } => {
+                let reply = match done.answer {
+                    Ok(ReadAnswer::Admin(answer)) => {
+                        Reply::Admin(Box::new(crate::admin::AdminReply::Found {
+                            answer,
+                            sessions_online,
+                        }))
+                    }
+                    _ => unavailable(),
+                };
+                out.replies.push((ticket, reply));
+            }
             Waiting::Fill(user) => {
                 let page = match done.answer {
                     Ok(ReadAnswer::Page(page)) => Some(page.iter().map(message_of).collect()),

@@ -95,6 +95,24 @@ impl Core {
                 }
                 out.replies.push((ticket, reply));
             }
+            (
+                HashWait::Admin {
+                    ticket,
+                    username,
+                    user,
+                },
+                HashDone::Hashed { hash, .. },
+            ) => match hash {
+                Ok(hash) => self.admin_hashed(ticket, &username, user, hash, now),
+                Err(e) => {
+                    log::error!("hashing a password failed: {e}");
+                    if user.is_none() {
+                        self.accounts.release(&username);
+                    }
+                    let failure = Failure::new(ErrorCode::Internal, "could not hash the password");
+                    out.replies.push((ticket, Reply::Error(failure)));
+                }
+            },
             _ => unreachable!("a job's result matches its kind"),
         }
     }
@@ -111,6 +129,7 @@ impl Core {
         }
         self.expired(&done, now, out);
         let mut removed = done.removed.iter();
+        let mut marks = done.marks.iter();
         let mut final_ids = super::assigned::FinalIds::new(&done.assigned);
         let renumber = !final_ids.is_empty();
         while let Some(then) = self.writes.next_done(done.seq) {
@@ -127,9 +146,20 @@ impl Core {
             };
             // The store reports each ACK it wrote, in order.
             let removed = match then {
-                AfterCommit::Acked { .. } if done.acks.is_ok() => removed.next().cloned(),
+                AfterCommit::Acked { .. } | AfterCommit::Admin { deleted: true, .. }
+                    if done.acks.is_ok() =>
+                {
+                    removed.next().cloned()
+                }
                 _ => None,
             };
+            if let AfterCommit::Read { ticket, note } = then {
+                match result {
+                    Ok(()) => self.read_stored(ticket, *note, marks.next().copied(), out),
+                    Err(_) => out.replies.push((ticket, unavailable(result))),
+                }
+                continue;
+            }
             self.finish(then, result, &done.duplicates, removed, now, out);
         }
     }
@@ -147,7 +177,11 @@ impl Core {
         match then {
             AfterCommit::Registered { ticket, account } => {
                 if ok {
-                    log::info!("registered user {} ({})", account.id, account.username);
+                    let by = match ticket.kind {
+                        crate::request::CommandKind::Admin => " by gotalk admin",
+                        _ => "",
+                    };
+                    log::info!("registered user {} ({}){by}", account.id, account.username);
                     out.replies.push((ticket, Reply::User(account.user_ref())));
                     self.accounts.insert(account);
                 } else {
@@ -168,6 +202,14 @@ impl Core {
                     self.client_ids.insert(message.from_id, cid, first);
                     let cost = super::mailbox::cost(&message);
                     self.mailboxes.release(message.to_id, message.from_id, cost);
+                    // An id is for a stored message: give it back if no
+                    // later SEND took one meanwhile (a retry alone, as
+                    // clients retry; one that shared a batch with later
+                    // SENDs leaves a gap). On a shared store ids are the
+                    // store's to give.
+                    if !self.settings.cluster && message.id == self.last_message_id {
+                        self.last_message_id -= 1;
+                    }
                     let reply = Reply::Sent {
                         id: first.id,
                         ts: first.ts,
@@ -182,6 +224,7 @@ impl Core {
                         id: message.id,
                         ts: message.ts,
                     };
+                    self.tell_sent(&message, Some(ticket.conn), out);
                     self.deliver(message, now, out);
                     out.replies.push((ticket, reply));
                 } else {
@@ -247,6 +290,7 @@ impl Core {
                     }
                 }
             }
+            AfterCommit::Read { ticket, .. } => out.replies.push((ticket, unavailable(result))),
             AfterCommit::LoggedOut {
                 ticket,
                 user,
@@ -260,6 +304,16 @@ impl Core {
                 self.logged_out(ticket, user, revoke, out);
                 let all = matches!(revoke, Revoke::All { .. });
                 out.replies.push((ticket, Reply::LoggedOut { all, capped }));
+            }
+            AfterCommit::Admin {
+                ticket,
+                user,
+                revoke,
+                deleted,
+                what,
+            } => {
+                let reply = self.admin_committed(user, revoke, deleted, what, result, removed, out);
+                out.replies.push((ticket, reply));
             }
         }
     }
@@ -333,6 +387,9 @@ impl Core {
         }
         let waiting = self.waiters.count_of(to) > 0;
         self.cluster.delivered(&message);
+        if let Some(ram) = self.history.ram() {
+            ram.append(&message);
+        }
         self.mailboxes.deliver_reserved(message, pushed || waiting);
         if waiting {
             for waiter in self.waiters.take_user(to) {

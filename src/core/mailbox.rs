@@ -198,6 +198,11 @@ impl Mailboxes {
         self.boxes.get(&user).map_or(0, |m| m.count)
     }
 
+    /// `user`'s messages in custody and their size, as far as RAM knows.
+    pub fn figures_of(&self, user: UserId) -> (usize, usize) {
+        self.boxes.get(&user).map_or((0, 0), |m| (m.count, m.bytes))
+    }
+
     pub fn total(&self) -> usize {
         self.total
     }

@@ -40,6 +40,7 @@ mod commit_failure_tests;
 pub mod counters;
 mod expiry;
 pub mod help;
+pub mod history;
 mod logins;
 mod mailbox;
 mod outbox;
@@ -116,6 +117,8 @@ pub struct Core {
     writes: Writes,
     /// Other nodes on the same store, if any.
     cluster: cluster::Cluster,
+    /// Conversations (kept here with `--memory`, else by the store).
+    history: history::History,
     /// The highest message id issued (or stored) so far.
     last_message_id: MessageId,
     /// When `client_id`s and revoked tokens are next pruned a step.
@@ -128,6 +131,9 @@ pub struct Core {
     limit_warnings: std::collections::BTreeMap<String, LogLimit>,
     /// Send and fan-out rates per account.
     shares: shares::Shares,
+    /// Admin requests (by connection) whose account is being read afresh
+    /// (`commands/admin.rs`).
+    admin_fresh: std::collections::HashSet<ConnId>,
 }
 
 /// How often a refusal at one limit, or a failed login, is logged at most.
@@ -167,6 +173,7 @@ impl Core {
         }
         Core {
             cluster: cluster::Cluster::new(settings.cluster),
+            history: history::History::new(settings.history, !settings.on_demand),
             key,
             accounts,
             mailboxes,
@@ -183,8 +190,15 @@ impl Core {
             limit_warnings: std::collections::BTreeMap::new(),
             shares: shares::Shares::new(&settings.shares, settings.throttle.entries),
             expiry: expiry::Expiry::default(),
+            admin_fresh: std::collections::HashSet::new(),
             settings,
         }
+    }
+
+    /// The token keys read again (SIGHUP): new tokens are sealed with its
+    /// current key; its older keys open the tokens they sealed.
+    pub fn set_token_key(&mut self, key: TokenKey) {
+        self.key = key;
     }
 
     /// Loads the state saved by earlier runs.
@@ -320,6 +334,7 @@ impl Core {
             }
         }
         self.expire_step(now, out);
+        self.history.tick(now);
         self.logins.prune(now);
         self.shares.prune(now);
     }
@@ -365,6 +380,7 @@ impl Core {
                 None => Millis::MAX,
             })
             .min(self.sessions.next_deadline())
+            .min(self.history.next_deadline())
     }
 
     /// Whether writes (or requests waiting on a commit) are collected but

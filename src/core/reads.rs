@@ -48,8 +48,16 @@ pub(super) enum Waiting {
     },
     /// Extending an active user's head.
     Fill(UserId),
+    /// A HISTORY or CONVERSATIONS: the answer is its reply.
+    Answer(Ticket),
     /// Following a change another node made (see `cluster`).
     Cluster(super::cluster::ClusterRead),
+    /// An operator's question (`gotalk admin`): the answer is the reply,
+    /// with this node's bound connections of the account.
+    Admin {
+        ticket: Ticket,
+        sessions_online: usize,
+    },
 }
 
 /// The reply to a request whose read failed.

@@ -41,6 +41,8 @@ pub struct CoreSettings {
     pub revocations_per_account: usize,
     /// Fair shares: the send and fan-out rates per account.
     pub shares: crate::config::Shares,
+    /// History: on or off, retention, and the RAM budget with `--memory`.
+    pub history: super::history::HistorySettings,
 }
 
 impl Default for CoreSettings {
@@ -68,6 +70,7 @@ impl Default for CoreSettings {
             message_ttl_ms: c.message_ttl.map(|t| t.as_millis() as Millis),
             revocations_per_account: c.revocations_per_account,
             shares: c.shares,
+            history: super::history::HistorySettings::default(),
         }
     }
 }

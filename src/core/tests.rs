@@ -595,3 +595,7 @@ mod logout_tests;
 /// Reading accounts, mailbox figures and pages from a store on demand.
 #[path = "on_demand_tests.rs"]
 mod on_demand_tests;
+
+/// `gotalk admin`'s requests: disable, enable, delete, add.
+#[path = "admin_tests.rs"]
+mod admin_tests;

@@ -43,6 +43,11 @@ pub(super) enum AfterCommit {
         /// commit (each SEND of the relay) moves through this enum.
         then_sync: Option<Box<Poll>>,
     },
+    /// READ: the store reports the marker ([`crate::store::Marked`]).
+    Read {
+        ticket: Ticket,
+        note: Box<crate::request::ReadNote>,
+    },
     LoggedOut {
         ticket: Ticket,
         user: UserId,
@@ -50,6 +55,17 @@ pub(super) enum AfterCommit {
         /// A LOGOUT of one token that ended all the account's sessions:
         /// `--revocations-per-account` were revoked already.
         capped: bool,
+    },
+    /// `gotalk admin` (see `commands/admin.rs`): `revoke` takes effect
+    /// as LOGOUT all's does; `deleted`: the batch also acknowledged the
+    /// whole mailbox and deleted the account. `what` is logged and
+    /// answered.
+    Admin {
+        ticket: Ticket,
+        user: UserId,
+        revoke: Option<Revoke>,
+        deleted: bool,
+        what: String,
     },
 }
 

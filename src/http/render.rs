@@ -50,6 +50,7 @@ pub fn reason(status: u16) -> &'static str {
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
         421 => "Misdirected Request",
+        426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
@@ -227,6 +228,15 @@ pub fn reply_body(body: &mut Vec<u8>, endpoint: Endpoint, reply: &Reply) -> u16 
                 json::push_field_str(body, "reason", "revocations_per_account");
             }
             body.push(b'}');
+            200
+        }
+        (
+            Endpoint::History | Endpoint::Conversations | Endpoint::Read,
+            Reply::History { .. } | Reply::Conversations { .. } | Reply::ReadUpto(_),
+        ) => {
+            // The same body as the line protocol's reply.
+            crate::line::render::reply_line(body, reply, None);
+            body.pop();
             200
         }
         (endpoint, other) => {

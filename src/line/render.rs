@@ -11,7 +11,7 @@ use crate::core::help::HELP;
 use crate::json;
 use crate::line::parse::Form;
 use crate::message::Message;
-use crate::request::{Reply, UserRef};
+use crate::request::{Conversation, Note, Reply, UserRef};
 use serde_json::value::RawValue;
 
 fn push_user(out: &mut Vec<u8>, user: &UserRef) {
@@ -79,13 +79,76 @@ pub fn reply_line(out: &mut Vec<u8>, reply: &Reply, tag: Option<&RawValue>) {
                 json::push_field_str(out, "reason", "revocations_per_account");
             }
         }
+        Reply::History { messages, more } => {
+            out.extend_from_slice(b",\"messages\":[");
+            for (i, m) in messages.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(m.json().as_bytes());
+            }
+            out.extend_from_slice(if *more {
+                b"],\"more\":true"
+            } else {
+                b"],\"more\":false"
+            });
+        }
+        Reply::Conversations { list, more } => {
+            out.extend_from_slice(b",\"conversations\":[");
+            for (i, c) in list.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                conversation(out, c);
+            }
+            out.extend_from_slice(if *more {
+                b"],\"more\":true"
+            } else {
+                b"],\"more\":false"
+            });
+        }
+        Reply::ReadUpto(upto) => json::push_field_u64(out, "upto", *upto),
         Reply::Pong => out.extend_from_slice(b",\"pong\":true"),
         Reply::Help => json::push_field_str(out, "help", HELP),
-        Reply::Acked | Reply::Bye | Reply::Error(_) => {}
+        Reply::Acked | Reply::Bye | Reply::Error(_) | Reply::Admin(_) => {}
     }
     if let Some(tag) = tag {
         out.extend_from_slice(b",\"tag\":");
         out.extend_from_slice(tag.get().as_bytes());
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// One entry of a CONVERSATIONS reply.
+fn conversation(out: &mut Vec<u8>, c: &Conversation) {
+    out.extend_from_slice(b"{\"with\":");
+    json::push_str(out, &c.with);
+    json::push_field_u64(out, "with_id", c.with_id);
+    out.extend_from_slice(b",\"last\":");
+    match &c.last {
+        Some(m) => out.extend_from_slice(m.json().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    json::push_field_u64(out, "unread", c.unread);
+    json::push_field_u64(out, "read_upto", c.read_upto);
+    out.push(b'}');
+}
+
+/// Appends a `sent` or `read` event.
+pub fn note_event(out: &mut Vec<u8>, note: &Note) {
+    match note {
+        Note::Sent(message) => {
+            out.extend_from_slice(b"{\"event\":\"sent\",\"message\":");
+            out.extend_from_slice(message.json().as_bytes());
+        }
+        Note::Read(read) => {
+            out.extend_from_slice(b"{\"event\":\"read\",\"by\":");
+            json::push_str(out, &read.by);
+            json::push_field_u64(out, "by_id", read.by_id);
+            json::push_field_str(out, "with", &read.with);
+            json::push_field_u64(out, "with_id", read.with_id);
+            json::push_field_u64(out, "upto", read.upto);
+        }
     }
     out.extend_from_slice(b"}\n");
 }
@@ -102,6 +165,7 @@ mod tests {
     use super::*;
     use crate::error::{ErrorCode, Failure};
     use crate::message::Parties;
+    use crate::request::ReadNote;
     use serde_json::{json, Value};
     use std::sync::Arc;
 
@@ -213,5 +277,68 @@ mod tests {
         assert_eq!(e["event"], "message");
         assert_eq!(e["message"]["id"], 3);
         assert!(e.get("ok").is_none());
+    }
+
+    #[test]
+    fn history_replies_and_events_match_the_protocol() {
+        let parties = Parties {
+            from_id: 1,
+            from: "alice",
+            to_id: 2,
+            to: "bob",
+        };
+        let m = Arc::new(Message::new(3, &parties, 9, "hi", None));
+        let page = Reply::History {
+            messages: vec![m.clone()],
+            more: true,
+        };
+        let v = render(&page, None);
+        assert_eq!(
+            (v["messages"][0]["id"].as_u64(), v["more"].as_bool()),
+            (Some(3), Some(true))
+        );
+        let list = Reply::Conversations {
+            list: vec![Conversation {
+                with: "bob".into(),
+                with_id: 2,
+                last: Some(m.clone()),
+                unread: 4,
+                read_upto: 1,
+            }],
+            more: false,
+        };
+        assert_eq!(
+            render(&list, None),
+            json!({"ok":true,"conversations":[{"with":"bob","with_id":2,"last":
+                {"id":3,"from":"alice","from_id":1,"to":"bob","to_id":2,"content":"hi","ts":9},
+                "unread":4,"read_upto":1}],"more":false})
+        );
+        assert_eq!(
+            render(&Reply::ReadUpto(17), None),
+            json!({"ok":true,"upto":17})
+        );
+        let mut out = Vec::new();
+        note_event(&mut out, &Note::Sent(m.clone()));
+        let read = ReadNote {
+            by: "bob".into(),
+            by_id: 2,
+            with: "alice".into(),
+            with_id: 1,
+            upto: 3,
+        };
+        note_event(&mut out, &Note::Read(Arc::new(read)));
+        let lines: Vec<Value> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            json!({"event":"sent","message":serde_json::from_str::<Value>(m.json()).unwrap()})
+        );
+        assert_eq!(
+            lines[1],
+            json!({"event":"read","by":"bob","by_id":2,"with":"alice","with_id":1,"upto":3})
+        );
     }
 }

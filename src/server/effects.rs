@@ -3,7 +3,7 @@
 //! password jobs, the store batch and reads) until nothing more follows;
 //! [`Server::collect_background`] takes in what the helper threads finished
 //! (password checks, store commits and reads, other nodes' events, figures
-//! requests, stop signals). Store results are drained in one place,
+//! requests, files read again after SIGHUP, stop signals). Store results are drained in one place,
 //! [`Server::drain_store`].
 
 use super::{queue_write, Server};
@@ -30,6 +30,18 @@ impl Server {
                 let _ = request.reply.send(self.figures(request.format));
             }
         }
+        if let Some(reloads) = &self.reloads {
+            while let Ok(reloaded) = reloads.try_recv() {
+                // Read on the reload thread; only swapped here.
+                if let Some(tls) = reloaded.tls {
+                    self.tls = Some(tls);
+                }
+                if let Some(key) = reloaded.token_key {
+                    self.core.set_token_key(key);
+                }
+            }
+        }
+        self.collect_admin(now);
         let signal = self.stop_signals.as_ref().and_then(|s| s.try_recv().ok());
         if let Some(signal) = signal {
             self.begin_stop(signal, now);
@@ -62,13 +74,19 @@ impl Server {
             let replies = std::mem::take(&mut self.outbox.replies);
             for (ticket, reply) in &replies {
                 self.core.count_reply(*ticket, reply, now);
-                self.deliver_reply(ticket.conn, ticket.seq, reply);
+                if !self.admin_reply(ticket.conn, reply) {
+                    self.deliver_reply(ticket.conn, ticket.seq, reply);
+                }
             }
             let pushes = std::mem::take(&mut self.outbox.pushes);
             for (id, message) in &pushes {
                 self.door_output(*id, now, |door, conn, budget| {
                     door.push(conn, budget, message)
                 });
+            }
+            let notes = std::mem::take(&mut self.outbox.notes);
+            for (id, note) in &notes {
+                self.door_output(*id, now, |door, conn, budget| door.note(conn, budget, note));
             }
             let events = std::mem::take(&mut self.outbox.events);
             for &(id, event) in &events {
@@ -99,6 +117,7 @@ impl Server {
         self.resume.is_empty()
             && self.outbox.replies.is_empty()
             && self.outbox.pushes.is_empty()
+            && self.outbox.notes.is_empty()
             && self.outbox.events.is_empty()
             && self.outbox.hash_jobs.is_empty()
             && self.outbox.reads.is_empty()
@@ -139,7 +158,7 @@ impl Server {
     }
 
     /// The figures `/metrics` and `/stats` serve, in `format`.
-    fn figures(&self, format: Format) -> String {
+    pub(super) fn figures(&self, format: Format) -> String {
         let mut connections = BTreeMap::new();
         for (id, client) in self.clients.iter().enumerate() {
             let Some(client) = client else { continue };

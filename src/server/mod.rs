@@ -16,6 +16,7 @@
 //! [`Door`](crate::doors::Door), which hands each question to its door.
 
 mod accept;
+mod admin;
 mod clock;
 mod edge;
 mod effects;
@@ -51,6 +52,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const LISTENER: Token = Token(0);
 /// The token of the `mio::Waker` helper threads use to wake the loop.
 pub const WAKER: Token = Token(1);
+pub use admin::ADMIN_CONNS;
 /// Connection ids are slab indexes; their tokens are offset past the two above.
 const FIRST_CONN: usize = 2;
 
@@ -77,6 +79,10 @@ pub struct Parts {
     pub stop_signals: Option<crossbeam_channel::Receiver<StopSignal>>,
     /// The TLS configuration, with `--tls-cert` and `--tls-key`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Files read again after SIGHUP, from the reload thread.
+    pub reloads: Option<crossbeam_channel::Receiver<crate::reload::Reloaded>>,
+    /// Requests from the admin socket's threads, when it is open.
+    pub admin_calls: Option<crossbeam_channel::Receiver<crate::admin::listener::AdminCall>>,
 }
 
 /// One connection: its transport, its door, and who its client is.
@@ -179,11 +185,15 @@ pub struct Server {
     refused: HashMap<&'static str, u64>,
     stop_signals: Option<crossbeam_channel::Receiver<StopSignal>>,
     stopping: Option<Stopping>,
+    /// Swapped by a reload; open TLS sessions keep the one they started with.
     tls: Option<Arc<rustls::ServerConfig>>,
+    reloads: Option<crossbeam_channel::Receiver<crate::reload::Reloaded>>,
     /// PROXY headers and the TLS handshake rate ([`edge`]).
     edge: EdgeState,
     /// New connections per address, read shaping ([`shares`]).
     shares: shares::ShareState,
+    /// Admin requests ([`admin`]).
+    admin: admin::AdminRequests,
 }
 
 impl Server {
@@ -232,8 +242,10 @@ impl Server {
             stop_signals: parts.stop_signals,
             stopping: None,
             tls: parts.tls,
+            reloads: parts.reloads,
             edge,
             shares,
+            admin: admin::AdminRequests::new(parts.admin_calls),
         })
     }
 

@@ -42,10 +42,13 @@ pub enum StoreError {
 /// right.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    /// A file written by a newer gotalk.
+    /// A file written by a newer gotalk: run that one, or go back to the
+    /// backup taken before the upgrade. Starting empty loses the data, so
+    /// it comes last.
     #[error(
         "its schema version is {found}, newer than the {known} this gotalk knows; \
-         run the newer gotalk that wrote it"
+         run the newer gotalk that wrote it, or restore the backup taken before \
+         the upgrade (last resort, losing its data: move it aside to start empty)"
     )]
     TooNew { found: i64, known: i64 },
     #[error("upgrading the schema to version {to} failed: {cause}")]
@@ -57,6 +60,10 @@ pub enum SchemaError {
     #[error("{0}")]
     Database(String),
 }
+
+/// What to do about a database file that cannot be used, safest first.
+const IF_DAMAGED: &str = " (if the file is damaged, restore a backup; last resort, \
+     losing its data: move it aside to start empty)";
 
 /// Why a store could not be opened, or its state read at start.
 #[derive(Debug, thiserror::Error)]
@@ -78,19 +85,16 @@ pub enum OpenError {
     Lock { path: PathBuf, cause: io::Error },
     #[error("cannot create the database {}: {cause}", .path.display())]
     CreateFile { path: PathBuf, cause: io::Error },
-    /// The SQLite file cannot be opened or brought up to date.
+    /// The SQLite file cannot be opened or brought up to date. The advice
+    /// puts starting empty last: it loses the data.
     #[error(
-        "cannot use the database {}: {cause} (if the file is damaged, move it \
-         aside to start empty, or restore a backup)",
-        .path.display()
+        "cannot use the database {}: {cause}{}",
+        .path.display(),
+        if matches!(.cause, SchemaError::TooNew { .. }) { "" } else { IF_DAMAGED }
     )]
     UseFile { path: PathBuf, cause: SchemaError },
     /// The SQLite file's state cannot be read.
-    #[error(
-        "cannot read the database {}: {cause} (if the file is damaged, move it \
-         aside to start empty, or restore a backup)",
-        .path.display()
-    )]
+    #[error("cannot read the database {}: {cause}{IF_DAMAGED}", .path.display())]
     ReadFile { path: PathBuf, cause: String },
     #[error("--node-id '{0}': use 1 to 40 letters, digits, '-' and '_'")]
     NodeId(String),
@@ -125,6 +129,39 @@ impl From<OpenError> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_put_starting_empty_last() {
+        let newer = OpenError::UseFile {
+            path: "d/gotalk.db".into(),
+            cause: SchemaError::TooNew {
+                found: 12,
+                known: 11,
+            },
+        }
+        .to_string();
+        let damaged = OpenError::UseFile {
+            path: "d/gotalk.db".into(),
+            cause: SchemaError::Database("file is not a database".into()),
+        }
+        .to_string();
+        for (text, first) in [
+            (&newer, "run the newer gotalk"),
+            (&damaged, "restore a backup"),
+        ] {
+            let at = |needle: &str| {
+                text.find(needle)
+                    .unwrap_or_else(|| panic!("{needle}: {text}"))
+            };
+            assert!(at(first) <= at("restore"), "{text}");
+            assert!(at("restore") < at("start empty"), "{text}");
+            assert!(text.ends_with("start empty)"), "{text}");
+        }
+        assert!(
+            newer.contains("version is 12, newer than the 11"),
+            "{newer}"
+        );
+    }
 
     #[test]
     fn a_full_disk_is_not_worded_like_sqlite() {

@@ -15,6 +15,7 @@
 //! - [`stats`]: the `store stats:` log line benchmarks read (both stores).
 //! - [`threads`]: the loop's ends of those threads' channels.
 
+pub mod admin;
 mod error;
 pub mod group_commit;
 pub mod memory;

@@ -10,88 +10,17 @@
 // Run from the repository root: node --test tests/browser/
 import { test as testCase, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import {
+  HERE, REPO, BIN, CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, startServer, stopServer, eventually, tid,
+} from './harness.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
-const BIN = process.env.GOTALK_BIN || path.join(REPO, 'target', 'debug', 'gotalk');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const SHOTS = path.join(HERE, 'screenshots');
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-const STEP_TIMEOUT = 10_000;   // one UI expectation
 const TEST_TIMEOUT = 60_000;   // one test
 
-// ---------- helpers ----------
-
-/** Starts the server; resolves once its stderr names the address it listens on. */
-function startServer() {
-  return new Promise((resolve, reject) => {
-    // The throttles opened wide: the tests register many users from one address.
-    const unthrottled = ['--registers-per-address-hour', '1000000', '--login-failures-per-minute', '1000000',
-      '--login-failure-burst', '1000000', '--login-failures-per-address-minute', '1000000',
-      '--lookups-per-address-minute', '1000000', '--logins-per-account-minute', '1000000',
-      // The fair shares too: the flood test sends faster than a person types.
-      '--sends-per-second', '0', '--new-recipients-per-hour', '0', '--read-bytes-per-second', '0',
-      '--connections-per-address-per-second', '0'];
-    // The flood test holds up to 13 MB from one sender unread for a moment:
-    // under the mailbox cap (16 MiB), past the default
-    // --pending-bytes-per-sender (8 MiB).
-    unthrottled.push('--pending-bytes-per-sender', '33554432');
-    const proc = spawn(BIN, ['--memory', '--listen', '127.0.0.1:0', ...unthrottled], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const log = [];
-    let settled = false;
-    const finish = (err, value) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (err) { proc.kill('SIGKILL'); reject(err); } else resolve(value);
-    };
-    const timer = setTimeout(() => finish(new Error(
-      `server did not log "listening on 127.0.0.1:PORT" within 20s; its output:\n${log.join('\n')}`)), 20_000);
-    // Keep draining both pipes for the whole run so the server never blocks on a full pipe.
-    proc.stdout.on('data', (d) => { log.push(...String(d).split('\n').filter(Boolean)); if (log.length > 400) log.splice(0, log.length - 400); });
-    readline.createInterface({ input: proc.stderr }).on('line', (line) => {
-      log.push(line);
-      if (log.length > 400) log.splice(0, log.length - 400);
-      const m = /listening on (127\.0\.0\.1:\d+)/.exec(line);
-      if (m) finish(null, { proc, log, base: `http://${m[1]}` });
-    });
-    proc.on('error', (e) => finish(new Error(`cannot start server ${BIN}: ${e.message}`)));
-    proc.on('exit', (code, sig) => finish(new Error(
-      `server exited early (code ${code}, signal ${sig}); its output:\n${log.join('\n')}`)));
-  });
-}
-
-async function stopServer(server) {
-  if (!server || server.proc.exitCode !== null || server.proc.signalCode !== null) return;
-  const exited = new Promise((r) => server.proc.once('exit', r));
-  server.proc.kill('SIGTERM');
-  const t = setTimeout(() => server.proc.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(t);
-}
-
-/** Retries an assertion until it passes or the time is up (then throws its last error). */
-async function eventually(fn, timeout = STEP_TIMEOUT, interval = 100) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    try { return await fn(); } catch (e) {
-      if (Date.now() > end) throw e;
-      await new Promise((r) => setTimeout(r, interval));
-    }
-  }
-}
-
-const tid = (id) => `[data-testid="${id}"]`;
 const messageTexts = (page) =>
   page.$$eval(`${tid('message-list')} ${tid('message-text')}`, (els) => els.map((e) => e.textContent));
 const contactItem = (page, name) => page.locator(`${tid('contact-item')}[data-contact="${name}"]`);

@@ -12,8 +12,11 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from gotalk_client import Client, Conflict, GotalkError, parse_server  # noqa: E402
+try:  # the installed package (pip install ./clients/python) ...
+    from gotalk_client import Client, Conflict, GotalkError, parse_server
+except ImportError:  # ... else the module file in the directory above
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from gotalk_client import Client, Conflict, GotalkError, parse_server
 
 
 def main():

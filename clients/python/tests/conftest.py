@@ -3,6 +3,10 @@ loopback ports, a cuttable TCP proxy, and helpers to make users and clients.
 
 The server binary is $GOTALK_BIN, else <repo>/target/debug/gotalk (build it
 with `cargo build`). A missing binary fails the tests; it never skips them.
+
+The client is the installed package, not the files beside these tests: run
+them with the Python of an environment it was installed into (scripts/test.sh
+uses target/python-venv), so a module the package leaves out fails them.
 """
 
 import os
@@ -12,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from pathlib import Path
@@ -20,9 +25,24 @@ import pytest
 
 CLIENT_DIR = Path(__file__).resolve().parents[1]
 REPO = CLIENT_DIR.parents[1]
-sys.path.insert(0, str(CLIENT_DIR))
+INSTALL_HINT = ("python3 -m venv target/python-venv && target/python-venv/bin/pip install "
+                "pytest prometheus_client ./clients/python, then run the tests with "
+                "target/python-venv/bin/python -m pytest (scripts/test.sh does this)")
 
-from gotalk_client import Client  # noqa: E402
+try:
+    from gotalk_client import Client
+except ImportError:
+    raise pytest.UsageError("the goTalk client package is not installed for %s: %s"
+                            % (sys.executable, INSTALL_HINT)) from None
+
+
+def installed_script(name):
+    """The path of a console script the package installed (gotalk-client, …)."""
+    path = Path(sysconfig.get_path("scripts")) / name
+    if not path.is_file():
+        pytest.fail("%s is not installed beside %s: %s" % (name, sys.executable, INSTALL_HINT),
+                    pytrace=False)
+    return str(path)
 
 READY = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 START_TIMEOUT = 20.0

@@ -56,3 +56,18 @@ def test_a_message_that_comes_before_the_prompt_is_up_does_not_double_it(monkeyp
     assert "to bob> to bob> " not in out, repr(out)
     assert out.endswith(
         "[12:00] bob: early\nto bob> \r\x1b[2K[12:00] bob: later\nto bob> "), repr(out)
+
+
+def test_logged_in_is_said_before_the_backlog_can_print(monkeypatch):
+    # The backlog prints from the receiving thread: "logged in as" must be
+    # on the screen before that thread starts, not raced against it.
+    chat = Chat(Client(), "bob")
+    shown = []
+    at_start = []
+    monkeypatch.setattr(chat, "show", shown.append)
+    start = chat.start_receiving
+    monkeypatch.setattr(chat, "start_receiving", lambda: (at_start.append(list(shown)), start()))
+    monkeypatch.setattr("builtins.input", lambda prompt: (_ for _ in ()).throw(EOFError))
+    chat.run()
+    assert len(at_start) == 1 and at_start[0][:1] == ["logged in as alice. /help for commands"], (
+        at_start)

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from conftest import CLIENT_DIR, PASSWORD, read_until
+from conftest import CLIENT_DIR, PASSWORD, installed_script, read_until
 from gotalk_client import Unauthorized
 
-CLIENT = str(CLIENT_DIR / "gotalk_client.py")
+CLIENT = installed_script("gotalk-client")
 ECHO_BOT = str(CLIENT_DIR / "examples" / "echo_bot.py")
 
 
@@ -239,5 +239,20 @@ def test_chat_says_how_to_go_on_when_receiving_stops(server, connect, terminal):
     chat.expect("receiving again")
     bob.send("alice", "after the reset")
     chat.expect("bob: after the reset")
+    chat.type("/quit\n")
+    assert chat.wait_exit() == 0
+
+
+def test_chat_says_who_is_logged_in_before_the_backlog(server, connect, terminal):
+    connect(server).register("alice", PASSWORD)
+    bob = connect(server, "bob", register=True)
+    bob.send("alice", "sent before the chat started")
+    chat = terminal("chat", "--server", server.address, "--user", "alice")
+    chat.expect("password for alice: ")
+    chat.type(PASSWORD + "\n")
+    chat.expect("bob: sent before the chat started")
+    assert "logged in as alice" in chat.screen, chat.screen
+    assert chat.screen.index("logged in as alice") < chat.screen.index("bob: sent before"), (
+        chat.screen)
     chat.type("/quit\n")
     assert chat.wait_exit() == 0

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, read_until
+from conftest import REPO, installed_script, read_until
 from test_readme_walkthrough import replay_walkthrough
 
 README = REPO / "README.md"
@@ -44,6 +44,7 @@ HELP_RS = REPO / "src" / "core" / "help.rs"
 
 README_CURL = (README, "## From a browser, curl, or Python")
 HTTP_SESSION = (HTTP_DOC, "## A session with curl")
+PYTHON_PROGRAM = (PYTHON_README, "## The program")
 COMMAND_TIMEOUT = 30.0
 MIN_PASSWORD = 8
 # Commands a person then types into: replayed in a terminal by their own test.
@@ -281,7 +282,7 @@ def test_python_commands_in_the_docs_name_files_from_the_repository_root():
                 assert (REPO / script).is_file(), (
                     "%s runs `python3 %s`, which is not a file under the repository root"
                     % (path.relative_to(REPO), script))
-    assert found >= 4
+    assert found >= 3
 
 
 def test_the_echo_bot_command_works_from_the_repository_root(server, connect):
@@ -300,6 +301,34 @@ def test_the_echo_bot_command_works_from_the_repository_root(server, connect):
         os.killpg(bot.pid, signal.SIGKILL)  # bash and the bot it started
         bot.wait(10)
         bot.stdout.close()
+
+
+def test_the_client_readme_programs_work_when_pasted_in_order(server):
+    """The client README's commands, run with the installed programs on an
+    empty server (as the README says to start), each user's documented
+    password in $GOTALK_PASSWORD and the input closed (the chat leaves at
+    once); then its `sync` transcript, whose output must match."""
+    passwords = documented_passwords()
+    path = os.pathsep.join([os.path.dirname(installed_script("gotalk-client")),
+                            os.environ["PATH"]])
+    text = section(*PYTHON_PROGRAM)
+    block = re.search(r"^```sh\n(.*?)^```", text, re.S | re.M).group(1)
+    steps = [(command, None) for command in block.splitlines()] + transcript(*PYTHON_PROGRAM)
+    assert len(steps) >= 8, steps
+    for command, want in steps:
+        user = re.search(r"--user (\w+)", command).group(1)
+        env = dict(os.environ, PATH=path, GOTALK_PASSWORD=passwords[user],
+                   GOTALK_SERVER="127.0.0.1:%d" % server.port)
+        r = subprocess.run(["bash", "-c", command.replace(":9000", ":%d" % server.port)],
+                           cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=COMMAND_TIMEOUT)
+        assert r.returncode == 0, "%r exited with %d:\n%s%s" % (
+            command, r.returncode, r.stdout, r.stderr)
+        if want is not None:
+            got = r.stdout.splitlines()
+            assert lines_match(want, got), (
+                "clients/python/README.md, %r:\nthe document shows\n  %s\nthe client said\n  %s"
+                % (command, "\n  ".join(want), "\n  ".join(got)))
 
 
 # ------------------------------------------------------------ passwords

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from conftest import CLIENT_DIR, PASSWORD, Server, gotalk_bin
+from conftest import PASSWORD, Server, gotalk_bin, installed_script
 from gotalk_client import Client, ConnectionLost, GotalkError
 
-CLIENT = str(CLIENT_DIR / "gotalk_client.py")
+CLIENT = installed_script("gotalk-client")
 
 
 @pytest.fixture

@@ -128,10 +128,16 @@ impl Core {
                 return Err(stop);
             }
         };
-        let hash = account.as_ref().map_or_else(
-            || self.logins.dummy_hash.clone(),
-            |a| a.password_hash.clone(),
-        );
+        // A disabled account (`gotalk admin user disable`) is checked
+        // against the dummy hash, like an unknown name: the same work,
+        // the same reply as a wrong password.
+        let hash = account
+            .as_ref()
+            .filter(|a| !crate::store::admin::locked(&a.password_hash))
+            .map_or_else(
+                || self.logins.dummy_hash.clone(),
+                |a| a.password_hash.clone(),
+            );
         let job = self.logins.new_job();
         let work = HashJob::Verify {
             job,
@@ -231,6 +237,11 @@ impl Core {
         self.accounts.insert(account.clone());
         self.bind(ticket.conn, binding);
         self.warm_up(user.id, out);
+        // For `gotalk admin user show`; nobody waits for it.
+        self.writes.push(WriteOp::LastLogin {
+            id: user.id,
+            at: now,
+        });
         log::info!(
             "login: {} (id {}) from {from} on connection {}",
             user.username,

@@ -5,10 +5,13 @@
 //! (LOOKUP, and names as recipients). PING, HELP and QUIT answer here.
 
 mod accounts;
+mod admin;
+mod history;
 mod lookup;
 mod messaging;
 mod sessions;
 
+pub(super) use admin::row_of;
 pub(super) use messaging::mailbox_full;
 
 use crate::core::reads::Stop;
@@ -99,6 +102,19 @@ impl Core {
                 self.ack(ticket, user, *upto, None)
             }
             Request::Logout { all } => self.logout(ticket, call, *all, now),
+            Request::History(args) => {
+                let user = self.caller(ticket, call, now)?;
+                self.history(ticket, user, args, now, out)
+            }
+            Request::Read { with, upto } => {
+                let user = self.caller(ticket, call, now)?;
+                self.read_mark(ticket, user, with, *upto, now, out)
+            }
+            Request::Conversations { before, limit } => {
+                let user = self.caller(ticket, call, now)?;
+                self.conversations(ticket, user, *before, *limit, out)
+            }
+            Request::Admin(request) => self.admin(ticket, request, now, out),
         }
     }
 

@@ -51,12 +51,21 @@ pub(super) enum HashWait {
         account: Option<Account>,
         charge: LoginCharge,
     },
+    /// `gotalk admin user add` (`user` none: a new account, the name
+    /// reserved) or `reset-password`.
+    Admin {
+        ticket: Ticket,
+        username: Box<str>,
+        user: Option<crate::UserId>,
+    },
 }
 
 impl HashWait {
     pub(super) fn ticket(&self) -> Ticket {
         match self {
-            HashWait::Register { ticket, .. } | HashWait::Login { ticket, .. } => *ticket,
+            HashWait::Register { ticket, .. }
+            | HashWait::Login { ticket, .. }
+            | HashWait::Admin { ticket, .. } => *ticket,
         }
     }
 }

@@ -44,7 +44,10 @@ impl TokenWrites {
             WriteOp::CreateUser { .. }
             | WriteOp::Append(_)
             | WriteOp::Ack { .. }
-            | WriteOp::Expire { .. } => {}
+            | WriteOp::Expire { .. }
+            | WriteOp::ReadMark { .. }
+            | WriteOp::DeleteUser { .. }
+            | WriteOp::LastLogin { .. } => {}
         }
     }
 

@@ -23,9 +23,11 @@
 //! in [`crate::store::Assigned`].
 
 mod accounts;
+pub mod admin;
 pub mod client_id_window;
 pub mod custody;
 pub mod group;
+pub mod history;
 pub mod link;
 pub mod listener;
 pub mod load;
@@ -40,7 +42,7 @@ pub mod writer;
 use super::threaded::{Opened, Threaded};
 use super::threads::StoreThreads;
 use super::{group_commit, read_loop};
-use super::{MailboxCaps, OpenError, Remote, SchemaError, Snapshot, StoreMetrics};
+use super::{HistoryRules, MailboxCaps, OpenError, Remote, SchemaError, Snapshot, StoreMetrics};
 use crate::{Millis, UserId};
 use crossbeam_channel::{Receiver, Sender};
 use link::Link;
@@ -62,8 +64,13 @@ pub struct Cluster {
     stop: Option<Sender<()>>,
     listener: Option<JoinHandle<()>>,
     /// The connection that migrated the schema; [`Opened::load`] reads
-    /// with it and closes it.
+    /// with it, then keeps it as `nudge`.
     loader: Option<Client>,
+    /// Wakes this node's listener at a stop (a NOTIFY on its own channel),
+    /// so the stop does not wait out the listener's poll interval.
+    nudge: Option<Client>,
+    /// The node's id, for the channel `nudge` notifies.
+    node: String,
     /// The URL without its password, for the log.
     shown: String,
 }
@@ -76,6 +83,18 @@ impl Threaded<Cluster> {
         url: &str,
         node: &str,
         caps: MailboxCaps,
+        waker: Arc<Waker>,
+    ) -> Result<PostgresStore, OpenError> {
+        Self::open_with_history(url, node, caps, HistoryRules::default(), waker)
+    }
+
+    /// [`PostgresStore::open`] keeping conversations as `history` says (the
+    /// server's flags; the default keeps none).
+    pub fn open_with_history(
+        url: &str,
+        node: &str,
+        caps: MailboxCaps,
+        history: HistoryRules,
         waker: Arc<Waker>,
     ) -> Result<PostgresStore, OpenError> {
         if !wakeup::is_node_id(node) {
@@ -92,7 +111,10 @@ impl Threaded<Cluster> {
         let mut loader = connect()?;
         let found = schema::migrate(&mut loader).map_err(fail)?;
         if found == 0 {
-            log::info!("created goTalk's tables in {shown}");
+            log::info!(
+                "created goTalk's tables in {shown} (schema version {})",
+                schema::latest_version()
+            );
         }
         // A node that starts holds nobody yet (a restart after kill -9
         // leaves the rows of the last run).
@@ -111,7 +133,8 @@ impl Threaded<Cluster> {
         let reader_link = Link::new(config.clone(), "reader", connect()?);
         let writer = group_commit::spawn(
             "gotalk-pg-store",
-            writer::Postgres::new(writer_link, node.to_string(), caps, presence_rx),
+            writer::Postgres::new(writer_link, node.to_string(), caps, presence_rx)
+                .with_history(history),
             ends.jobs,
             ends.done,
             waker.clone(),
@@ -136,6 +159,8 @@ impl Threaded<Cluster> {
             stop: Some(stop),
             listener: Some(listener),
             loader: Some(loader),
+            nudge: None,
+            node: node.to_string(),
             shown,
         };
         Ok(Threaded::new(threads, metrics, cluster))
@@ -156,12 +181,13 @@ impl Opened for Cluster {
             load::read_snapshot(&mut client, wall_clock_ms()).map_err(|e| fail(e.to_string()))?;
         log::info!(
             "opened {}: {} unacknowledged messages ({} bytes) stay in the database until \
-             read; started in {} ms",
+             read (figures read in {} ms)",
             self.shown,
             snapshot.pending_messages,
             snapshot.pending_bytes,
             started.elapsed().as_millis()
         );
+        self.nudge = Some(client);
         Ok(snapshot)
     }
 
@@ -181,6 +207,15 @@ impl Opened for Cluster {
     /// submitted (presence closes after it, with this side).
     fn stopping(&mut self) {
         self.stop = None;
+        // The listener sees `stop` closed when its wait for a notification
+        // ends: this one ends it now. If the NOTIFY fails, the wait ends
+        // by itself within its poll interval.
+        if let Some(mut client) = self.nudge.take() {
+            let channel = wakeup::channel(&self.node);
+            if let Err(e) = client.execute("SELECT pg_notify($1, '')", &[&channel]) {
+                log::debug!("store: cannot wake the listener to stop: {e}");
+            }
+        }
         if let Some(listener) = self.listener.take() {
             let _ = listener.join();
         }

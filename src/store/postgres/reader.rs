@@ -17,6 +17,7 @@ struct Statements {
     user_by_name: Statement,
     mailbox: Statement,
     page: Statement,
+    history: super::history::ReadStatements,
 }
 
 impl Statements {
@@ -33,10 +34,12 @@ impl Statements {
             mailbox: client.prepare("SELECT count, bytes FROM mailboxes WHERE user_id = $1")?,
             page: client.prepare(
                 "SELECT m.id, m.from_id, m.to_id, m.ts, m.content, m.client_id, m.cost, \
-                        f.username, t.username \
-                 FROM messages m JOIN users f ON f.id = m.from_id JOIN users t ON t.id = m.to_id \
+                        coalesce(f.username, '(deleted)'), t.username \
+                 FROM messages m LEFT JOIN users f ON f.id = m.from_id \
+                 JOIN users t ON t.id = m.to_id \
                  WHERE m.to_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3",
             )?,
+            history: super::history::ReadStatements::prepare(client)?,
         })
     }
 }
@@ -131,6 +134,26 @@ fn answer(client: &mut Client, s: &Statements, op: &ReadOp) -> Result<ReadAnswer
             limit,
             max_bytes,
         } => ReadAnswer::Page(page(client, s, *user, *after, *limit, *max_bytes)?),
+        ReadOp::History {
+            user,
+            with,
+            before,
+            limit,
+            max_bytes,
+        } => super::history::history(
+            client,
+            &s.history,
+            (*user, *with),
+            *before,
+            *limit,
+            *max_bytes,
+        )?,
+        ReadOp::Conversations {
+            user,
+            before,
+            limit,
+        } => super::history::conversations(client, &s.history, *user, *before, *limit)?,
+        ReadOp::Admin(q) => ReadAnswer::Admin(super::admin::answer(client, q)?),
     })
 }
 

@@ -11,7 +11,7 @@ use crate::store::SchemaError;
 use postgres::Client;
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The advisory lock key migrations hold (any fixed number; "gotalk" in
 /// ASCII).
@@ -152,6 +152,51 @@ UPDATE users AS u SET name_key = NULL WHERE EXISTS (
 CREATE UNIQUE INDEX users_by_name_key ON users (name_key);
 ";
 
+/// Version 7: history. `messages` keeps custody as before (an ACK
+/// deletes the row); each stored message is also written to `history`,
+/// in the same transaction and statement round, where it stays until
+/// retention deletes it. A conversation is read through one index range
+/// on its pair of parties (lower id first) and id, an index on
+/// expressions. `conversations` holds each user's side of each
+/// conversation: the newest message either way, the partner's messages
+/// above the user's read marker (a counter, kept by the writer), and the
+/// marker. The messages in custody now become history, each unread.
+const V7: &str = "
+CREATE TABLE history (
+    id        bigint PRIMARY KEY,
+    from_id   bigint NOT NULL,
+    to_id     bigint NOT NULL,
+    ts        bigint NOT NULL,
+    content   text   NOT NULL,
+    client_id text,
+    cost      bigint NOT NULL
+);
+CREATE INDEX history_by_pair ON history (least(from_id, to_id), greatest(from_id, to_id), id);
+CREATE TABLE conversations (
+    user_id    bigint NOT NULL,
+    partner_id bigint NOT NULL,
+    last_id    bigint NOT NULL,      -- the newest message either way
+    unread     bigint NOT NULL,      -- the partner's messages above read_upto
+    read_upto  bigint NOT NULL,      -- user has read partner's messages up to here
+    PRIMARY KEY (user_id, partner_id)
+);
+CREATE INDEX conversations_by_last ON conversations (user_id, last_id);
+INSERT INTO history (id, from_id, to_id, ts, content, client_id, cost)
+    SELECT id, from_id, to_id, ts, content, client_id, cost FROM messages;
+INSERT INTO conversations (user_id, partner_id, last_id, unread, read_upto)
+    SELECT u, p, max(id), sum(n), 0 FROM (
+        SELECT from_id AS u, to_id AS p, id, 0 AS n FROM messages
+        UNION ALL
+        SELECT to_id, from_id, id, 1 FROM messages WHERE to_id <> from_id
+    ) AS sides GROUP BY u, p;
+";
+
+/// Version 8: when each account last logged in (ms since the epoch; 0:
+/// never, or before this version), for `gotalk admin user show`.
+const V8: &str = "
+ALTER TABLE users ADD COLUMN last_login bigint NOT NULL DEFAULT 0;
+";
+
 /// The schema version this code writes.
 pub fn latest_version() -> i32 {
     MIGRATIONS.len() as i32
@@ -166,10 +211,23 @@ pub fn migrate(client: &mut Client) -> Result<i32, SchemaError> {
 /// [`migrate`] with the steps given (so tests can add future ones).
 pub fn migrate_with(client: &mut Client, steps: &[&str]) -> Result<i32, SchemaError> {
     let known = steps.len() as i32;
+    // Up to date (every start but the first after an upgrade): no step
+    // transaction, no lock.
+    let now = version(client)?;
+    if now >= known {
+        if now > known {
+            return Err(SchemaError::TooNew {
+                found: now.into(),
+                known: known.into(),
+            });
+        }
+        return Ok(now);
+    }
+    let started = std::time::Instant::now();
     let mut found = None;
     for (i, step) in steps.iter().enumerate() {
         let to = i as i32 + 1;
-        let was = apply_step(client, step, to, known).map_err(|e| SchemaError::Step {
+        let was = apply_step(client, step, to, known, now == 0).map_err(|e| SchemaError::Step {
             to: to.into(),
             cause: e.to_string(),
         })?;
@@ -179,6 +237,12 @@ pub fn migrate_with(client: &mut Client, steps: &[&str]) -> Result<i32, SchemaEr
         Some(found) => found,
         None => version(client)?,
     };
+    if found > 0 && found < known {
+        log::info!(
+            "database schema upgraded from version {found} to {known} in {} ms",
+            started.elapsed().as_millis()
+        );
+    }
     if found > known {
         return Err(SchemaError::TooNew {
             found: found.into(),
@@ -206,21 +270,32 @@ pub fn version(client: &mut Client) -> Result<i32, SchemaError> {
 }
 
 /// Applies step `to` unless it is there already, in one transaction with
-/// its row. Returns the version found before.
+/// its row (`new_database`: the tables were not there when this node
+/// started migrating). Returns the version found before.
 fn apply_step(
     client: &mut Client,
     step: &str,
     to: i32,
     known: i32,
+    new_database: bool,
 ) -> Result<i32, postgres::Error> {
+    let started = std::time::Instant::now();
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version    integer     PRIMARY KEY,
-             applied_at timestamptz NOT NULL DEFAULT now()
-         )",
-    )?;
+    // Looked up rather than `CREATE TABLE IF NOT EXISTS`, which sends a
+    // NOTICE (logged by the client) whenever the table is there; the lock
+    // keeps another node from creating it between the two statements.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        tx.batch_execute(
+            "CREATE TABLE schema_migrations (
+                 version    integer     PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )?;
+    }
     let found: i32 = tx
         .query_one(
             "SELECT coalesce(max(version), 0) FROM schema_migrations",
@@ -237,6 +312,17 @@ fn apply_step(
         &[&to],
     )?;
     tx.commit()?;
-    log::info!("database schema upgraded to version {to}");
+    // A new database's steps are its creation, said in one line by the
+    // caller; an upgrade's are worth a line each.
+    let level = if new_database {
+        log::Level::Debug
+    } else {
+        log::Level::Info
+    };
+    log::log!(
+        level,
+        "database schema upgraded to version {to} in {} ms",
+        started.elapsed().as_millis()
+    );
     Ok(found)
 }

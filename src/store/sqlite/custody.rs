@@ -173,7 +173,11 @@ mod tests {
         }
         conn.execute("INSERT INTO acked VALUES (3, 2)", []).unwrap();
         conn.execute_batch("PRAGMA user_version = 5").unwrap();
-        super::super::schema::migrate(&mut conn).unwrap();
+        // Up to the step before the recount, which would replace these
+        // made-up costs with the messages' real sizes.
+        let before_recount =
+            &super::super::schema::MIGRATIONS[..super::super::recount::VERSION - 1];
+        super::super::schema::migrate_with(&mut conn, before_recount).unwrap();
         conn
     }
 

@@ -5,6 +5,7 @@
 //! read the core submits after learning of a commit sees that commit.
 //! The thread's loop is [`crate::store::read_loop`]; this is its SQL.
 
+use crate::store::admin::DELETED_SENDER;
 use crate::store::read_loop::ReadBackend;
 use crate::store::{ReadAnswer, ReadOp, StoreError, StoredMessage, StoredUser};
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -77,6 +78,19 @@ pub fn answer(conn: &Connection, op: &ReadOp) -> rusqlite::Result<ReadAnswer> {
             limit,
             max_bytes,
         } => ReadAnswer::Page(page(conn, *user, *after, *limit, *max_bytes)?.messages),
+        ReadOp::History {
+            user,
+            with,
+            before,
+            limit,
+            max_bytes,
+        } => super::history_reads::history(conn, *user, *with, *before, *limit, *max_bytes)?,
+        ReadOp::Conversations {
+            user,
+            before,
+            limit,
+        } => super::history_reads::conversations(conn, *user, *before, *limit)?,
+        ReadOp::Admin(q) => ReadAnswer::Admin(super::admin::answer(conn, q)?),
     })
 }
 
@@ -156,22 +170,22 @@ fn page(
 }
 
 /// Usernames by id, each read once per page.
-struct Names<'c> {
+pub(super) struct Names<'c> {
     conn: &'c Connection,
     known: HashMap<u64, String>,
 }
 
 impl<'c> Names<'c> {
-    fn new(conn: &'c Connection) -> Names<'c> {
+    pub(super) fn new(conn: &'c Connection) -> Names<'c> {
         Names {
             conn,
             known: HashMap::new(),
         }
     }
 
-    /// `id`'s username ("" if the account is gone; a message keeps its
-    /// sender's account, so that is not expected).
-    fn of(&mut self, id: u64) -> rusqlite::Result<String> {
+    /// `id`'s username ([`DELETED_SENDER`] if the account was deleted by
+    /// `gotalk admin user delete` while others still held its messages).
+    pub(super) fn of(&mut self, id: u64) -> rusqlite::Result<String> {
         if let Some(name) = self.known.get(&id) {
             return Ok(name.clone());
         }
@@ -180,7 +194,7 @@ impl<'c> Names<'c> {
             .prepare_cached("SELECT username FROM users WHERE id = ?1")?
             .query_row([id as i64], |r| r.get(0))
             .optional()?
-            .unwrap_or_default();
+            .unwrap_or_else(|| DELETED_SENDER.to_string());
         self.known.insert(id, name.clone());
         Ok(name)
     }
