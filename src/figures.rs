@@ -24,6 +24,8 @@ pub struct ServerFigures<'a> {
     pub closed: &'a HashMap<&'static str, u64>,
     /// Connections refused at the door, by reason.
     pub refused: &'a HashMap<&'static str, u64>,
+    /// Limits the loop counts otherwise (read shaping), by flag.
+    pub limit_hits: Vec<(&'static str, u64)>,
 }
 
 /// Everything `/metrics` and `/stats` show.
@@ -45,6 +47,7 @@ fn limit_of_reason(reason: &str) -> Option<&'static str> {
         "request_timeout" => "--request-timeout",
         "idle_timeout" => "--http-idle-timeout",
         "tls_handshake_rate" => "--tls-handshakes-per-address-second",
+        "connection_rate" => "--connections-per-address-per-second",
         _ => return None,
     })
 }
@@ -58,6 +61,9 @@ impl Figures<'_> {
             if let Some(flag) = limit_of_reason(reason) {
                 *hits.entry(flag.to_string()).or_insert(0) += n;
             }
+        }
+        for &(flag, n) in self.server.limit_hits.iter().filter(|(_, n)| *n > 0) {
+            *hits.entry(flag.to_string()).or_insert(0) += n;
         }
         hits
     }

@@ -1,8 +1,16 @@
-//! `--tls-handshakes-per-address-second` with `--tls-handshake-burst`:
-//! a token bucket per client address (IPv6 by its /64, through
-//! [`address_key`]). A handshake costs the loop about 120 µs of CPU, so
-//! one address starting thousands a second would slow every client;
-//! past its rate a connection that starts a handshake is closed at once.
+//! A token bucket per client address (IPv6 by its /64, through
+//! [`address_key`]), for two rates checked at the edge:
+//!
+//! - `--tls-handshakes-per-address-second` with `--tls-handshake-burst`:
+//!   a handshake costs the loop about 120 µs of CPU, so one address
+//!   starting thousands a second would slow every client; past its rate
+//!   a connection that starts a handshake is closed at once;
+//! - `--connections-per-address-per-second` with
+//!   `--connections-per-address-burst`: past it a new connection is closed
+//!   at accept, before it costs a read (`server/shares.rs`).
+//!
+//! Each bucket also remembers when its address was last logged, so a
+//! refusal is logged at most once per period per address.
 //!
 //! The table is bounded: when it is full, buckets that have filled up
 //! again (addresses idle for a while) are dropped in one pass, at most
@@ -21,6 +29,8 @@ struct Bucket {
     /// Tokens in thousandths, so whole-millisecond refills add up.
     milli_tokens: u64,
     at: Millis,
+    /// When a refusal of this address was last logged.
+    warned_at: Option<Millis>,
 }
 
 pub struct HandshakeRate {
@@ -68,6 +78,7 @@ impl HandshakeRate {
         let bucket = self.buckets.entry(key).or_insert(Bucket {
             milli_tokens: full,
             at: now,
+            warned_at: None,
         });
         let refill = now.saturating_sub(bucket.at).saturating_mul(rate);
         bucket.milli_tokens = (bucket.milli_tokens.saturating_add(refill)).min(full);
@@ -76,6 +87,19 @@ impl HandshakeRate {
             return false;
         }
         bucket.milli_tokens -= 1000;
+        true
+    }
+
+    /// Whether a refusal of `peer` should be logged now: not if one was
+    /// within `every_ms` (an untracked address is not logged).
+    pub fn warn_due(&mut self, peer: IpAddr, now: Millis, every_ms: Millis) -> bool {
+        let Some(bucket) = self.buckets.get_mut(&address_key(peer)) else {
+            return false;
+        };
+        if bucket.warned_at.is_some_and(|at| now < at + every_ms) {
+            return false;
+        }
+        bucket.warned_at = Some(now);
         true
     }
 
@@ -134,6 +158,18 @@ mod tests {
         assert!(rate.admit(ip("2001:db8:1:1::2"), 0));
         assert!(!rate.admit(ip("2001:db8:1:1::3"), 0));
         assert!(rate.admit(ip("2001:db8:1:2::1"), 0));
+    }
+
+    #[test]
+    fn a_refused_address_is_logged_once_per_period() {
+        let mut rate = HandshakeRate::new(1, 1);
+        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        assert!(rate.admit(a, 0) && !rate.admit(a, 0));
+        assert!(rate.admit(b, 0) && !rate.admit(b, 0));
+        assert!(rate.warn_due(a, 0, 10_000));
+        assert!(!rate.warn_due(a, 9_999, 10_000));
+        assert!(rate.warn_due(b, 5, 10_000), "each address has its own");
+        assert!(rate.warn_due(a, 10_000, 10_000));
     }
 
     #[test]

@@ -56,8 +56,12 @@ fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
         if escape == 0 {
             continue;
         }
-        buf[w..w + (i - run)].copy_from_slice(&bytes[run..i]);
-        w += i - run;
+        if i > run {
+            // Back to back escapes (a run of control characters) copy
+            // nothing between them: no call per character.
+            buf[w..w + (i - run)].copy_from_slice(&bytes[run..i]);
+            w += i - run;
+        }
         if escape == b'u' {
             buf[w..w + 6].copy_from_slice(&[
                 b'\\',

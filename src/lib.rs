@@ -91,6 +91,7 @@ pub mod message;
 pub mod metrics;
 pub mod peer_addr;
 pub mod proxy_protocol;
+pub mod read_shaping;
 pub mod reload;
 pub mod request;
 pub mod server;

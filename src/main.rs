@@ -234,6 +234,7 @@ fn start(mut config: Config) -> Result<(), String> {
         pending_bytes_per_sender: config.pending_bytes_per_sender,
         message_ttl_ms: config.message_ttl.map(|t| t.as_millis() as u64),
         revocations_per_account: config.revocations_per_account,
+        shares: config.shares,
         history: history_settings(&config),
     };
     let mut core = Core::new(settings, key, dummy_hash());
@@ -328,6 +329,7 @@ fn start(mut config: Config) -> Result<(), String> {
         config.login_failures_per_address_minute,
         config.registers_per_address_hour,
     );
+    log::info!("fair shares: {}", config.shares);
     let security = match (&config.tls_cert, config.allow_plaintext) {
         (Some(cert), false) => format!("TLS only, certificate {}", cert.display()),
         (Some(cert), true) => format!(

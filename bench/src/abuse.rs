@@ -5,23 +5,28 @@
 //! bystander connection's PING round trips during the attack against the
 //! same connection's idle ones just before, whether a new client is served
 //! at the end of the attack and again after the attacker has gone, and,
-//! for the login flood, how long a genuine LOGIN takes.
+//! for the login flood and the connect storm, how long a genuine LOGIN
+//! takes.
 //!
 //! The attacker connects from 127.0.0.1; the bystander, the new clients
 //! and the genuine LOGINs from 127.0.0.2, so per-address limits see two
 //! hosts. Attacks go through the wire protocol only and the server runs
 //! with its default flags (plus `--server-arg`), so the scenario measures
-//! whatever budgets the server has. [`attacks`] holds the attacks,
+//! whatever budgets the server has (the login throttles are lifted, the
+//! fair shares are not). [`attacks`] holds the attacks, [`shares`] the
+//! attacks on the fair shares (send rate, fan-out, connect storm),
 //! [`probe`] the measuring instruments.
 
 mod attacks;
 mod probe;
+mod report;
+mod shares;
 
 use crate::login::PingStats;
 use crate::relay::login_all;
 use crate::server::{self, Gotalk, Launch, Mode};
 use crate::wire;
-use crate::{print_table, thousands, Opts};
+use crate::Opts;
 use probe::{Bystander, Guard, RssWatch, Tally};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -84,6 +89,9 @@ pub struct Outcome {
 }
 
 type AttackFn = fn(&Ctx, &Guard) -> Result<Outcome, String>;
+/// Work an attack needs done before the idle PINGs are measured (accounts
+/// to write to), outside the attack's time.
+type PrepareFn = fn(&Ctx) -> Result<(), String>;
 
 /// One attack of the table.
 struct Attack {
@@ -92,6 +100,7 @@ struct Attack {
     modes: &'static [Mode],
     /// Runs the server with [`FD_ATTACK_FILES`] open files by default.
     on_descriptors: bool,
+    prepare: Option<PrepareFn>,
     run: AttackFn,
 }
 
@@ -101,6 +110,7 @@ const ATTACKS: &[Attack] = &[
         what: "long-polls abandoned (line SYNC wait, HTTP /sync wait)",
         modes: &[Mode::Memory],
         on_descriptors: true,
+        prepare: None,
         run: attacks::longpoll,
     },
     Attack {
@@ -108,6 +118,7 @@ const ATTACKS: &[Attack] = &[
         what: "silent and half-sent sockets",
         modes: &[Mode::Memory],
         on_descriptors: true,
+        prepare: None,
         run: attacks::silent,
     },
     Attack {
@@ -115,6 +126,7 @@ const ATTACKS: &[Attack] = &[
         what: "abandoned waiters + one 60 KB SEND",
         modes: &[Mode::Memory],
         on_descriptors: false,
+        prepare: None,
         run: attacks::waiters,
     },
     Attack {
@@ -122,6 +134,7 @@ const ATTACKS: &[Attack] = &[
         what: "sockets of one user that never read, large SENDs",
         modes: &[Mode::Memory],
         on_descriptors: false,
+        prepare: None,
         run: attacks::unread,
     },
     Attack {
@@ -129,6 +142,7 @@ const ATTACKS: &[Attack] = &[
         what: "mailbox filled with 60 KB of control characters",
         modes: &[Mode::Memory, Mode::Durable],
         on_descriptors: false,
+        prepare: None,
         run: attacks::mailbox,
     },
     Attack {
@@ -136,6 +150,7 @@ const ATTACKS: &[Attack] = &[
         what: "a fresh client_id on every SEND",
         modes: &[Mode::Memory],
         on_descriptors: false,
+        prepare: None,
         run: attacks::client_id,
     },
     Attack {
@@ -143,7 +158,32 @@ const ATTACKS: &[Attack] = &[
         what: "wrong-password LOGIN flood, 32 threads",
         modes: &[Mode::Memory],
         on_descriptors: false,
+        prepare: None,
         run: attacks::login_flood,
+    },
+    Attack {
+        name: "send-rate",
+        what: "SENDs of one account as fast as answered, 256 in flight",
+        modes: &[Mode::Memory],
+        on_descriptors: false,
+        prepare: None,
+        run: shares::send_rate,
+    },
+    Attack {
+        name: "fan-out",
+        what: "a spam run: one SEND to each of 150 fresh users, round after round",
+        modes: &[Mode::Memory],
+        on_descriptors: false,
+        prepare: Some(shares::register_recipients),
+        run: shares::fan_out,
+    },
+    Attack {
+        name: "connect-storm",
+        what: "connect, PING, close from 32 threads",
+        modes: &[Mode::Memory],
+        on_descriptors: false,
+        prepare: None,
+        run: shares::connect_storm,
     },
 ];
 
@@ -221,12 +261,13 @@ pub fn run(opts: &Opts) -> Result<(), String> {
             let launch = Launch {
                 args: opts.server_args.clone(),
                 open_files,
+                fair_shares: true,
             };
             let row = measure(opts, attack, mode, &launch, seconds, fd_room)?;
             rows.push(row);
         }
     }
-    report(&rows);
+    report::report(&rows);
     Ok(())
 }
 
@@ -258,6 +299,9 @@ fn measure(
         fd_room,
         data_dir: server.data_dir().map(PathBuf::from),
     };
+    if let Some(prepare) = attack.prepare {
+        prepare(&ctx).map_err(|e| with_log(e, &server))?;
+    }
     std::thread::sleep(Duration::from_millis(300));
     let rss_before = server::rss_kib(pid);
     let fds_before = server::open_fds(pid);
@@ -316,226 +360,6 @@ fn restart(
     Ok((took, server::rss_kib(server.pid())))
 }
 
-fn mib(kib: Option<u64>) -> String {
-    kib.map_or("n/a".into(), |k| format!("{:.0}", k as f64 / 1024.0))
-}
-
-fn ms(us: u64) -> String {
-    format!("{:.2}", us as f64 / 1e3)
-}
-
-fn served(r: &Result<(), String>) -> String {
-    match r {
-        Ok(()) => "yes".into(),
-        Err(e) => format!("no ({e})"),
-    }
-}
-
-/// The genuine LOGINs' p50 and max, and how many failed.
-fn login_summary(samples: &[LoginSample]) -> Option<(Duration, Duration, Vec<String>)> {
-    if samples.is_empty() {
-        return None;
-    }
-    let mut took: Vec<Duration> = samples.iter().map(|s| s.took).collect();
-    took.sort_unstable();
-    let p50 = took[(took.len() - 1) / 2];
-    let max = *took.last().expect("not empty");
-    let failed = samples
-        .iter()
-        .filter_map(|s| s.result.as_ref().err().cloned())
-        .collect();
-    Some((p50, max, failed))
-}
-
-/// Which of the issue's targets an attack missed (RSS is left to the
-/// reader: the budgets it is held to are the server's flags).
-fn verdict(row: &Row) -> String {
-    let mut missed = Vec::new();
-    if !row.server_alive {
-        missed.push("server died".to_string());
-    }
-    match (&row.idle, &row.during) {
-        (Some(i), Some(d)) if d.p99_us > 10 * i.p99_us.max(1) => missed.push(format!(
-            "PING p99 {:.0}x idle",
-            d.p99_us as f64 / i.p99_us.max(1) as f64
-        )),
-        (_, None) => missed.push("no PING answered".into()),
-        _ => {}
-    }
-    if row.bystander_lost.is_some() {
-        missed.push("bystander lost".into());
-    }
-    if row.new_after.is_err() {
-        missed.push("locked out".into());
-    }
-    if let Some((_, max, failed)) = row
-        .outcome
-        .as_ref()
-        .ok()
-        .and_then(|o| login_summary(&o.logins))
-    {
-        if max >= Duration::from_secs(2) {
-            missed.push(format!("LOGIN took {:.1} s", max.as_secs_f64()));
-        }
-        if !failed.is_empty() {
-            missed.push(format!("{} of the genuine logins gave up", failed.len()));
-        }
-    }
-    if missed.is_empty() {
-        "met".into()
-    } else {
-        missed.join("; ")
-    }
-}
-
-fn report(rows: &[Row]) {
-    println!();
-    println!(
-        "PING percentiles count the PINGs that a late reply kept the bystander from \
-         sending (one every 2 ms), so a stall weighs as long as it lasts."
-    );
-    println!();
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let (ops, errors) = match &r.outcome {
-                Ok(o) => (o.ops.clone(), o.errors.summary()),
-                Err(e) => (format!("failed: {e}"), "-".into()),
-            };
-            let ping = |s: &Option<PingStats>| match s {
-                Some(s) => format!("{} / {}", ms(s.p50_us), ms(s.p99_us)),
-                None => "-".into(),
-            };
-            let ratio = match (&r.idle, &r.during) {
-                (Some(i), Some(d)) => {
-                    format!("{:.1}x", d.p99_us as f64 / i.p99_us.max(1) as f64)
-                }
-                _ => "-".into(),
-            };
-            let fds = |f: Option<usize>| f.map_or("n/a".into(), |f| thousands(f as f64));
-            vec![
-                r.attack.name.to_string(),
-                format!(
-                    "{}{}",
-                    r.mode.name(),
-                    r.open_files
-                        .map_or(String::new(), |n| format!(", {n} files"))
-                ),
-                ops,
-                errors,
-                format!("{} / {} / {}", mib(r.rss[0]), mib(r.rss[1]), mib(r.rss[2])),
-                format!("{} / {} / {}", fds(r.fds[0]), fds(r.fds[1]), fds(r.fds[2])),
-                ping(&r.idle),
-                ping(&r.during),
-                ratio,
-                r.during.as_ref().map_or("-".into(), |d| ms(d.max_us)),
-                format!(
-                    "{} / {}",
-                    if r.new_at_end.is_ok() { "yes" } else { "no" },
-                    if r.new_after.is_ok() { "yes" } else { "no" }
-                ),
-                verdict(r),
-            ]
-        })
-        .collect();
-    print_table(
-        &[
-            "attack",
-            "server",
-            "operations",
-            "errors by code",
-            "RSS MiB before / peak / after",
-            "server fds before / end / after",
-            "PING idle p50 / p99 ms",
-            "PING during p50 / p99 ms",
-            "p99 during/idle",
-            "PING max ms",
-            "new client end / after",
-            "targets",
-        ],
-        &table,
-    );
-
-    let logins: Vec<Vec<String>> = rows
-        .iter()
-        .filter_map(|r| {
-            let o = r.outcome.as_ref().ok()?;
-            let (p50, max, failed) = login_summary(&o.logins)?;
-            Some(vec![
-                format!("{} ({})", r.attack.name, r.mode.name()),
-                o.logins.len().to_string(),
-                format!("{:.0}", p50.as_secs_f64() * 1e3),
-                format!("{:.0}", max.as_secs_f64() * 1e3),
-                thousands(o.logins.iter().map(|s| s.refusals as f64).sum::<f64>()),
-                if failed.is_empty() {
-                    "none".into()
-                } else {
-                    failed.join(", ")
-                },
-            ])
-        })
-        .collect();
-    if !logins.is_empty() {
-        println!();
-        print_table(
-            &[
-                "genuine login during the flood",
-                "users",
-                "p50 ms",
-                "max ms",
-                "rate_limited replies first",
-                "gave up",
-            ],
-            &logins,
-        );
-    }
-
-    println!();
-    for r in rows {
-        println!(
-            "- {} ({}): {}; ran {:.1} s.",
-            r.attack.name,
-            r.mode.name(),
-            r.attack.what,
-            r.seconds
-        );
-        let mut notes: Vec<String> = match &r.outcome {
-            Ok(o) => o.notes.clone(),
-            Err(e) => vec![format!("the attack failed: {e}")],
-        };
-        notes.extend(r.halted.clone());
-        notes.extend(r.bystander_lost.clone());
-        if let Err(e) = &r.new_at_end {
-            notes.push(format!(
-                "new client at the end of the attack: {}",
-                served(&Err(e.clone()))
-            ));
-        }
-        if let Err(e) = &r.new_after {
-            notes.push(format!(
-                "new client {} s after the attacker left: {}",
-                SETTLE.as_secs(),
-                served(&Err(e.clone()))
-            ));
-        }
-        if !r.server_alive {
-            notes.push("the server exited".into());
-        }
-        match &r.restart {
-            Some(Ok((took, rss))) => notes.push(format!(
-                "restarted on the same data: listening after {:.1} s, RSS {} MiB a second later",
-                took.as_secs_f64(),
-                mib(*rss)
-            )),
-            Some(Err(e)) => notes.push(format!("restart on the same data failed: {e}")),
-            None => {}
-        }
-        for n in notes {
-            println!("  - {n}");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,23 +370,5 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ATTACKS.len());
-    }
-
-    #[test]
-    fn login_summary_takes_median_and_max() {
-        let s = |ms: u64, ok: bool| LoginSample {
-            took: Duration::from_millis(ms),
-            refusals: 0,
-            result: if ok {
-                Ok(())
-            } else {
-                Err("rate_limited".into())
-            },
-        };
-        let (p50, max, failed) = login_summary(&[s(30, true), s(10, true), s(900, false)]).unwrap();
-        assert_eq!(p50, Duration::from_millis(30));
-        assert_eq!(max, Duration::from_millis(900));
-        assert_eq!(failed, ["rate_limited"]);
-        assert!(login_summary(&[]).is_none());
     }
 }

@@ -57,6 +57,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     let launch = Launch {
         args: opts.server_args.clone(),
         open_files: None,
+        ..Default::default()
     };
     let mut rows = Vec::new();
 

@@ -12,7 +12,7 @@
 //! 127.0.0.1, and the run stops by itself after `--seconds` (default 120)
 //! or `--max-messages` messages.
 
-use crate::server::{listening_addr, temp_dir, UNTHROTTLED};
+use crate::server::{listening_addr, temp_dir, UNSHARED, UNTHROTTLED};
 use crate::Opts;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -49,6 +49,7 @@ impl Durable {
             .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(&self.data)
             .args(UNTHROTTLED)
+            .args(UNSHARED)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -186,6 +186,7 @@ fn run_mode(
     let launch = Launch {
         args: vec!["--conns-per-user".into(), (most + 1).to_string()],
         open_files: None,
+        ..Default::default()
     };
     let mut server = Gotalk::start_with(&opts.server, mode, &launch)?;
     let outcome = levels(&mut server, opts, mode, warmup, measure);

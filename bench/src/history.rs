@@ -61,6 +61,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     let mut launch = Launch {
         args: UNCAPPED.iter().map(|s| s.to_string()).collect(),
         open_files: None,
+        fair_shares: false,
     };
     launch.args.extend(opts.server_args.iter().cloned());
     let plan = Plan::new(partners, conversations);

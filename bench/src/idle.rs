@@ -156,6 +156,7 @@ pub fn start_server(opts: &Opts) -> Result<Gotalk, String> {
         .map(String::from)
         .to_vec(),
         open_files: None,
+        fair_shares: false,
     };
     Gotalk::start_with(&opts.server, Mode::Memory, &launch)
 }

@@ -169,10 +169,13 @@ kills the server at the end):
   abuse     the attacks of RELIABILITY.md, each for --seconds (default 4)
             and a count limit against a fresh server: longpoll, silent,
             waiters, unread, mailbox (--memory and durable), client-id,
-            login-flood. Reports server RSS before / peak / after, its open
-            files, a bystander's PING p50/p99 during the attack against
-            idle, whether a new client is served, and for the login flood
-            the genuine LOGIN's latency. The attacker connects from
+            login-flood, send-rate, fan-out, connect-storm. Reports server
+            RSS before / peak / after, its open files, a bystander's PING
+            p50/p99 during the attack against idle, whether a new client is
+            served, and for the login flood and the connect storm the
+            genuine LOGIN's latency. The server keeps its fair shares
+            (send, fan-out, read and connection rates) at their defaults;
+            every other scenario lifts them. The attacker connects from
             127.0.0.1, everyone else from 127.0.0.2.
 
 Flags:

@@ -548,6 +548,7 @@ fn run_plain_and_tls(
             "--allow-plaintext".into(),
         ],
         open_files: None,
+        ..Default::default()
     };
     let tls = {
         let server = Gotalk::start_with(&opts.server, mode, &launch)?;

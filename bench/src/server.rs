@@ -62,6 +62,28 @@ pub const UNTHROTTLED: [&str; 12] = [
     "1000000",
 ];
 
+/// Fair-share flags that let one account send and one address connect
+/// and upload at will; every scenario but `abuse` (which measures them)
+/// starts with them. The rates stay on, far above any load a bench makes,
+/// so `relay` pays their checks (the cost a deployment pays) without ever
+/// meeting them.
+pub const UNSHARED: [&str; 14] = [
+    "--sends-per-second",
+    "1000000000",
+    "--send-burst",
+    "1000000000",
+    "--new-recipients-per-hour",
+    "1000000000",
+    "--read-bytes-per-second",
+    "1000000000000",
+    "--read-burst",
+    "1000000000000",
+    "--connections-per-address-per-second",
+    "1000000000",
+    "--connections-per-address-burst",
+    "1000000000",
+];
+
 /// How to start a server beyond its store: extra flags and, where the
 /// platform allows, a lower open-file limit for it alone.
 #[derive(Clone, Debug, Default)]
@@ -71,6 +93,9 @@ pub struct Launch {
     /// Sets the server's `RLIMIT_NOFILE` (soft and hard, so the server
     /// cannot raise it again) before it runs; `None` inherits the bench's.
     pub open_files: Option<u64>,
+    /// Keeps the fair shares at their defaults ([`UNSHARED`] is not
+    /// given), for `abuse`.
+    pub fair_shares: bool,
 }
 
 /// Which store the server runs with.
@@ -177,6 +202,9 @@ impl Gotalk {
         // Benchmarks register many users and log in over and over from one
         // address: the throttles are opened wide (a launch may still set them).
         cmd.args(UNTHROTTLED);
+        if !launch.fair_shares {
+            cmd.args(UNSHARED);
+        }
         cmd.args(&launch.args);
         if let Some(limit) = launch.open_files {
             limit_open_files(&mut cmd, limit)?;

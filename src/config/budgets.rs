@@ -143,4 +143,40 @@ pub struct Throttles {
     #[arg(long, env = "GOTALK_LOGINS_PER_ACCOUNT_MINUTE", value_name = "N",
           default_value = "30", value_parser = values::at_least::<1>)]
     pub logins_per_account_minute: u64,
+    // Fair shares: rates per account, per connection and per address.
+    /// SENDs one account may make a second, all its connections and doors
+    /// together (on PostgreSQL: on each node); more are rate_limited with
+    /// retry_after_ms and not stored; 0 for no limit
+    #[arg(long, env = "GOTALK_SENDS_PER_SECOND", value_name = "N",
+          default_value = "20", value_parser = values::at_least::<0>)]
+    pub sends_per_second: u64,
+    /// SENDs an account may make at once before that rate applies
+    #[arg(long, env = "GOTALK_SEND_BURST", value_name = "N",
+          default_value = "200", value_parser = values::at_least::<1>)]
+    pub send_burst: u64,
+    /// Users one account may message for the first time in an hour (a user
+    /// it wrote to or heard from this hour is not new); more are
+    /// rate_limited with retry_after_ms; 0 for no limit
+    #[arg(long, env = "GOTALK_NEW_RECIPIENTS_PER_HOUR", value_name = "N",
+          default_value = "100", value_parser = values::at_least::<0>)]
+    pub new_recipients_per_hour: u64,
+    /// Bytes a second read from one connection; past it the socket is not
+    /// read until the rate allows (the client waits, nothing is refused);
+    /// 0 for no limit
+    #[arg(long, env = "GOTALK_READ_BYTES_PER_SECOND", value_name = "BYTES",
+          default_value = "1048576", value_parser = values::at_least::<0>)]
+    pub read_bytes_per_second: u64,
+    /// Bytes a connection may send at once before that rate applies
+    #[arg(long, env = "GOTALK_READ_BURST", value_name = "BYTES",
+          default_value = "4194304", value_parser = values::at_least::<4096>)]
+    pub read_burst: u64,
+    /// New connections one address (IPv6: its /64) may open a second; more
+    /// are closed at once, unanswered; 0 for no limit
+    #[arg(long, env = "GOTALK_CONNECTIONS_PER_ADDRESS_PER_SECOND", value_name = "N",
+          default_value = "20", value_parser = values::at_least::<0>)]
+    pub connections_per_address_per_second: u64,
+    /// New connections an address may open at once before that rate applies
+    #[arg(long, env = "GOTALK_CONNECTIONS_PER_ADDRESS_BURST", value_name = "N",
+          default_value = "100", value_parser = values::at_least::<1>)]
+    pub connections_per_address_burst: u64,
 }

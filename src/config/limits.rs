@@ -53,6 +53,21 @@ pub const OUTPUT_TOTAL_RELIEF_PERCENT: usize = 90;
 pub const HTTP_MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const HTTP_MAX_HEADERS: usize = 64;
 pub const HTTP_MAX_BODY: usize = 256 * 1024;
+/// Partners (users written to or heard from this hour) one account's
+/// fan-out record holds (`core/shares.rs`); a partner past it is not
+/// remembered, so a reply to it counts as a new recipient.
+pub const PARTNERS_PER_ACCOUNT: usize = 1024;
+/// Most request lines (an HTTP request's head counts its lines) handed to
+/// one connection's door in one loop turn; the rest wait for the next
+/// turn, and the socket is not read meanwhile. A client pipelining
+/// hundreds of cheap requests (SENDs refused at its rate) then holds the
+/// loop for a bounded stretch, and everyone else's requests run between.
+pub const LINES_PER_TURN: usize = 64;
+/// Most new connections closed at accept for their address's rate
+/// (`--connections-per-address-per-second`) in one loop turn; the rest of
+/// the backlog is taken next turn, so a connect storm's closes come in
+/// short stretches between everyone else's requests.
+pub const RATE_REFUSALS_PER_TURN: usize = 16;
 /// HISTORY: messages per page by default, and most (a larger `limit` is
 /// clamped to it; 0 is refused). A page also stops adding older messages
 /// past [`HISTORY_MAX_BYTES`] (at least one is returned), with `more`.

@@ -16,7 +16,7 @@ pub mod values;
 
 pub use checks::ConfigError;
 pub use flags::{Cli, Flags, GenCertArgs, Sub, DEFAULT_DISK_RESERVE};
-pub use settings::Config;
+pub use settings::{Config, Shares};
 pub use values::HostPort;
 
 use crate::tls::gen_cert::GenCert;
@@ -238,6 +238,15 @@ impl Flags {
             message_ttl: s.message_ttl,
             revocations_per_account: l.revocations_per_account,
             logins_per_account_minute: t.logins_per_account_minute,
+            shares: Shares {
+                sends_per_second: t.sends_per_second,
+                send_burst: t.send_burst,
+                new_recipients_per_hour: t.new_recipients_per_hour,
+                read_bytes_per_second: t.read_bytes_per_second,
+                read_burst: t.read_burst,
+                connections_per_address_per_second: t.connections_per_address_per_second,
+                connections_per_address_burst: t.connections_per_address_burst,
+            },
             history: !s.no_history,
             history_retention: match (s.history_seconds, s.history_days) {
                 (Some(secs), _) => Some(std::time::Duration::from_secs(secs)),

@@ -149,6 +149,9 @@ pub struct Config {
     /// Successful LOGINs one account takes a minute (that many at once);
     /// more are `rate_limited`.
     pub logins_per_account_minute: u64,
+    /// Fair shares: send and fan-out rates per account, read rate per
+    /// connection, new connections per address.
+    pub shares: Shares,
     // history (issue 18)
     /// Whether conversations are kept after ACK (`--no-history`: not).
     pub history: bool,
@@ -165,4 +168,52 @@ pub struct Config {
     pub ws_ping_interval: Duration,
     /// `GET /ws` is refused (404): no WebSocket door.
     pub no_websocket: bool,
+}
+
+/// The fair-share rates (0: no limit). See `docs/operating.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shares {
+    /// SENDs per second per account (all its connections and doors), and
+    /// how many at once.
+    pub sends_per_second: u64,
+    pub send_burst: u64,
+    /// Users an account may message for the first time in an hour.
+    pub new_recipients_per_hour: u64,
+    /// Bytes per second read from one connection, and how many at once.
+    pub read_bytes_per_second: u64,
+    pub read_burst: u64,
+    /// New connections per second per address (IPv6: /64), and how many
+    /// at once.
+    pub connections_per_address_per_second: u64,
+    pub connections_per_address_burst: u64,
+}
+
+impl std::fmt::Display for Shares {
+    /// The start line's words for the rates (`0`: off).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rate = |n: u64, unit: &str, burst: u64| match n {
+            0 => "off".to_string(),
+            n => format!("{n} {unit} (burst {burst})"),
+        };
+        write!(
+            f,
+            "sends {} per account, new recipients {} per account, reads {} per connection, \
+             new connections {} per address",
+            rate(self.sends_per_second, "a second", self.send_burst),
+            match self.new_recipients_per_hour {
+                0 => "off".to_string(),
+                n => format!("{n} an hour"),
+            },
+            rate(
+                self.read_bytes_per_second,
+                "bytes a second",
+                self.read_burst
+            ),
+            rate(
+                self.connections_per_address_per_second,
+                "a second",
+                self.connections_per_address_burst
+            ),
+        )
+    }
 }

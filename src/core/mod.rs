@@ -50,6 +50,7 @@ mod reads;
 mod remote;
 mod sessions;
 mod settings;
+pub mod shares;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -128,6 +129,8 @@ pub struct Core {
     pub counters: counters::Counters,
     /// Warnings for refusals at a limit, by its flag, each rate-limited.
     limit_warnings: std::collections::BTreeMap<String, LogLimit>,
+    /// Send and fan-out rates per account.
+    shares: shares::Shares,
     /// Admin requests (by connection) whose account is being read afresh
     /// (`commands/admin.rs`).
     admin_fresh: std::collections::HashSet<ConnId>,
@@ -185,6 +188,7 @@ impl Core {
             last_stats: stats::CoreStats::default(),
             counters: counters::Counters::default(),
             limit_warnings: std::collections::BTreeMap::new(),
+            shares: shares::Shares::new(&settings.shares, settings.throttle.entries),
             expiry: expiry::Expiry::default(),
             admin_fresh: std::collections::HashSet::new(),
             settings,
@@ -332,6 +336,7 @@ impl Core {
         self.expire_step(now, out);
         self.history.tick(now);
         self.logins.prune(now);
+        self.shares.prune(now);
     }
 
     /// Logs the core's figures once a minute, when they changed.

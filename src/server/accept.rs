@@ -20,6 +20,9 @@ impl Server {
             if self.accept_paused_until.is_some() {
                 return;
             }
+            if self.shares.refusals_spent(self.turn) {
+                break; // a connect storm's closes: the rest next turn
+            }
             let Some(listener) = &self.listener else {
                 return;
             };
@@ -51,6 +54,10 @@ impl Server {
 
     /// Takes a new connection in, or tells it why not and closes it.
     fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr, now: Millis) {
+        let trusted = self.is_trusted_proxy(peer);
+        if !self.connection_rate_allows(peer, trusted, now) {
+            return; // dropped unanswered: no work for a connection storm
+        }
         let max = self.config.max_connections;
         if self.live >= max {
             *self.refused.entry("server_full").or_insert(0) += 1;
@@ -64,7 +71,6 @@ impl Server {
         }
         // A trusted proxy's connections count for their clients once
         // its PROXY header names them (see `edge`).
-        let trusted = self.is_trusted_proxy(peer);
         if !trusted
             && !self
                 .per_address
@@ -100,6 +106,7 @@ impl Server {
             conn: Conn::new(socket, peer, self.next_serial, now),
             door: Door::Sniffing(Sniffing),
             edge: Edge::new(trusted),
+            shaper: Default::default(),
         };
         // A new connection must say which door it wants (or send its
         // PROXY header) in time.

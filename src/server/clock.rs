@@ -48,6 +48,7 @@ impl Server {
                 continue; // closed and reused, or re-armed earlier
             }
             client.conn.timer_at = None;
+            self.wake_shaped(due.conn, now);
             let logged_in = self.core.session_user(due.conn).is_some();
             let Some(client) = self.clients[due.conn].as_mut() else {
                 continue;

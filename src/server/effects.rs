@@ -176,6 +176,7 @@ impl Server {
                 accept_paused: self.accept_paused_until.is_some(),
                 closed: &self.closed,
                 refused: &self.refused,
+                limit_hits: self.shares.limit_hits(),
             },
             password_seconds: self.hasher.seconds.snapshot(),
             store: self.store.metrics(),

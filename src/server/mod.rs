@@ -21,6 +21,7 @@ mod clock;
 mod edge;
 mod effects;
 mod read;
+mod shares;
 mod write;
 
 use crate::accept_budget::PerAddress;
@@ -89,6 +90,8 @@ struct Client {
     conn: Conn,
     door: Door,
     edge: Edge,
+    /// Its read rate (`--read-bytes-per-second`).
+    shaper: crate::read_shaping::ReadShaper,
 }
 
 impl Client {
@@ -187,6 +190,8 @@ pub struct Server {
     reloads: Option<crossbeam_channel::Receiver<crate::reload::Reloaded>>,
     /// PROXY headers and the TLS handshake rate ([`edge`]).
     edge: EdgeState,
+    /// New connections per address, read shaping ([`shares`]).
+    shares: shares::ShareState,
     /// Admin requests ([`admin`]).
     admin: admin::AdminRequests,
 }
@@ -202,6 +207,7 @@ impl Server {
         let budget = OutputBudget::new(parts.config.max_output_total, parts.config.max_output);
         let local_addr = listener.local_addr()?;
         let edge = EdgeState::new(&parts.config);
+        let shares = shares::ShareState::new(&parts.config);
         Ok(Server {
             timeouts: Timeouts::of(&parts.config),
             config: parts.config,
@@ -238,6 +244,7 @@ impl Server {
             tls: parts.tls,
             reloads: parts.reloads,
             edge,
+            shares,
             admin: admin::AdminRequests::new(parts.admin_calls),
         })
     }

@@ -3,8 +3,8 @@
 //! first bytes pick its door (or start TLS, or are refused as plaintext),
 //! and its input is handed to that door, which runs the requests.
 
-use super::{queue_write, Server};
-use crate::config::limits::{OUTPUT_PAUSE_BYTES, READ_BUDGET_PER_TURN};
+use super::{queue_write, shares, Server};
+use crate::config::limits::{LINES_PER_TURN, OUTPUT_PAUSE_BYTES, READ_BUDGET_PER_TURN, READ_CHUNK};
 use crate::doors::Door;
 use crate::error::CloseReason;
 use crate::sniff::{sniff, DoorKind};
@@ -38,7 +38,27 @@ impl Server {
                 self.next_turn_reads.push(id);
                 break;
             }
-            match conn.read_input(&mut self.scratch) {
+            if client.shaper.lines_left(turn, LINES_PER_TURN) == 0 {
+                // Its share of lines is run: the rest, and the socket, next turn.
+                if !client.shaper.hold(turn) {
+                    self.next_turn_reads.push(id);
+                }
+                break;
+            }
+            // Fair shares: past its read rate the socket waits for a timer.
+            let Some(allowed) = self
+                .shares
+                .read_allowance(&mut self.timers, id, client, now)
+            else {
+                break;
+            };
+            let conn = &mut client.conn;
+            let before = conn.bytes_in;
+            let read = conn.read_input(&mut self.scratch[..allowed.min(READ_CHUNK)]);
+            let taken = client.conn.bytes_in - before;
+            self.shares.spend_read(client, taken);
+            let conn = &mut client.conn;
+            match read {
                 Ok(0) => {
                     conn.read_closed = true;
                     if !conn.inbuf.is_empty() {
@@ -112,6 +132,8 @@ impl Server {
                 }
             }
         }
+        let turn_no = self.turn;
+        let held = shares::hold_lines(client, turn_no);
         let mut turn = Turn::new(
             &mut self.core,
             &mut self.outbox,
@@ -121,6 +143,10 @@ impl Server {
             &mut self.next_seq,
         );
         client.door.process(id, &mut client.conn, &mut turn);
+        if let Some(held) = held {
+            let next = (id, &mut self.next_turn_reads);
+            shares::give_back_lines(client, held, now, turn_no, next);
+        }
         queue_write(&mut self.dirty, id, &mut client.conn);
         if let Some(next) = client.door.next_door() {
             self.hand_over(id, next, now);

@@ -101,13 +101,19 @@ pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
 
 /// Throttle flags and the values that open them wide, for tests that
 /// register many users or try wrong passwords from one address.
-pub const UNTHROTTLED: [(&str, &str); 6] = [
+/// The fair shares (send, fan-out, read and connection rates) are off
+/// too: tests send, connect and upload faster than any person.
+pub const UNTHROTTLED: [(&str, &str); 10] = [
     ("--registers-per-address-hour", "1000000"),
     ("--login-failures-per-minute", "1000000"),
     ("--login-failure-burst", "1000000"),
     ("--login-failures-per-address-minute", "1000000"),
     ("--lookups-per-address-minute", "1000000"),
     ("--logins-per-account-minute", "1000000"),
+    ("--sends-per-second", "0"),
+    ("--new-recipients-per-hour", "0"),
+    ("--read-bytes-per-second", "0"),
+    ("--connections-per-address-per-second", "0"),
 ];
 
 /// Adds each of [`UNTHROTTLED`] that `args` does not set already.

@@ -33,7 +33,7 @@ const MAX_CLIENT_IDS: u64 = 3_000_000;
 /// message limit, so only client_ids pile up.
 const ACK_EVERY: u64 = 1000;
 
-fn attacker_connect(addr: SocketAddr) -> Result<TcpStream, String> {
+pub(super) fn attacker_connect(addr: SocketAddr) -> Result<TcpStream, String> {
     TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| io_key("connect", &e))
 }
 
@@ -48,18 +48,18 @@ fn token_send(to: &str, token: &str, fill: char, len: usize) -> Vec<u8> {
 }
 
 /// What [`cycles`] did.
-struct Cycles {
+pub(super) struct Cycles {
     /// Cycles that succeeded.
-    done: u64,
+    pub done: u64,
     /// Failures by kind.
-    errors: Tally,
+    pub errors: Tally,
     /// Whether it stopped after [`GIVE_UP_AFTER`] failures in a row.
     gave_up: bool,
 }
 
 impl Cycles {
     /// A note saying why the cycles stopped early, if they did.
-    fn note(&self, what: &str) -> Option<String> {
+    pub(super) fn note(&self, what: &str) -> Option<String> {
         self.gave_up.then(|| {
             format!("{what} stopped early: {GIVE_UP_AFTER} in a row failed (the server no longer answered)")
         })
@@ -68,7 +68,7 @@ impl Cycles {
 
 /// Runs `cycle(n)` from `threads` threads until `max` cycles, until
 /// `keep_going` says no, or until [`GIVE_UP_AFTER`] cycles in a row fail.
-fn cycles(
+pub(super) fn cycles(
     threads: usize,
     max: u64,
     keep_going: &(dyn Fn() -> bool + Sync),
@@ -359,13 +359,13 @@ pub fn unread(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
 
 /// What [`pump`] saw.
 #[derive(Default)]
-struct Pumped {
-    sent: u64,
-    ok: u64,
-    errors: Tally,
+pub(super) struct Pumped {
+    pub sent: u64,
+    pub ok: u64,
+    pub errors: Tally,
     /// The request after which the first error reply came.
-    first_error_at: Option<(u64, String)>,
-    unanswered: u64,
+    pub first_error_at: Option<(u64, String)>,
+    pub unanswered: u64,
 }
 
 /// Pipelines requests `make(n)` on `stream`, at most `window` unanswered,
@@ -373,7 +373,7 @@ struct Pumped {
 /// reply; reads replies (and skips events) on this thread while a second
 /// one writes. Waits at most 10 s past the guard's time for the last
 /// replies.
-fn pump(
+pub(super) fn pump(
     stream: TcpStream,
     guard: &Guard,
     window: u64,
@@ -582,14 +582,14 @@ pub fn client_id(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
 }
 
 /// How long a genuine user keeps trying to log in.
-const LOGIN_PATIENCE: Duration = Duration::from_secs(30);
+pub(super) const LOGIN_PATIENCE: Duration = Duration::from_secs(30);
 /// The pause before a genuine user tries again after `rate_limited`.
-const LOGIN_RETRY_PAUSE: Duration = Duration::from_millis(100);
+pub(super) const LOGIN_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// One genuine user logging in from [`probe::OTHER_HOST`] with the right
 /// password, as a client would: on `rate_limited` it pauses and tries
 /// again on the same connection, for at most [`LOGIN_PATIENCE`].
-fn genuine_login(addr: SocketAddr, name: &str) -> LoginSample {
+pub(super) fn genuine_login(addr: SocketAddr, name: &str) -> LoginSample {
     let t0 = Instant::now();
     let done = |refusals, result| LoginSample {
         took: t0.elapsed(),
@@ -629,13 +629,19 @@ fn genuine_login(addr: SocketAddr, name: &str) -> LoginSample {
 /// for 2 ms only (a refusal comes at once; a password check does not).
 fn wrong_login(addr: SocketAddr, request: &[u8], tally: &mut Tally) -> Result<(), String> {
     let mut s = attacker_connect(addr)?;
-    s.write_all(request).map_err(|e| io_key("write", &e))?;
+    if s.write_all(request).is_err() {
+        // Closed at accept (--connections-per-address-per-second): the
+        // server's answer, not a failure.
+        tally.add("closed at once");
+        return Ok(());
+    }
     let _ = s.set_read_timeout(Some(Duration::from_millis(2)));
     let mut buf = [0u8; 512];
-    if let Ok(n) = s.read(&mut buf) {
-        if n > 0 && is_error_reply(&buf[..n]) {
-            tally.add(probe::error_code(&buf[..n]));
-        }
+    match s.read(&mut buf) {
+        Ok(0) => tally.add("closed at once"),
+        Ok(n) if is_error_reply(&buf[..n]) => tally.add(probe::error_code(&buf[..n])),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => tally.add("closed at once"),
+        _ => {}
     }
     Ok(())
 }

@@ -64,7 +64,12 @@ UNTHROTTLED = ["--registers-per-address-hour", "1000000",
                "--login-failure-burst", "1000000",
                "--login-failures-per-address-minute", "1000000",
                "--lookups-per-address-minute", "1000000",
-               "--logins-per-account-minute", "1000000"]
+               "--logins-per-account-minute", "1000000",
+               # The fair shares too: tests send and connect faster than people.
+               "--sends-per-second", "0",
+               "--new-recipients-per-hour", "0",
+               "--read-bytes-per-second", "0",
+               "--connections-per-address-per-second", "0"]
 
 
 class Server:

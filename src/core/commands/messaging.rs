@@ -83,6 +83,9 @@ impl Core {
         if !self.mailboxes.is_known(to_id) {
             return Err(self.need_mailbox(to_id));
         }
+        // Fair shares (`core/shares.rs`): taken once the SEND is accepted.
+        let share = (self.shares.check(from, to_id, now))
+            .map_err(|refused| refused.failure(&self.settings.shares))?;
         // Both were found above, and nothing was cached since.
         let (Some(sender), Some(recipient)) = (self.accounts.get(from), self.accounts.get(to_id))
         else {
@@ -104,6 +107,7 @@ impl Core {
             let name = self.accounts.get(to_id).map_or("", |a| &a.username);
             return Err(mailbox_full(full, cost, name, &budget).into());
         }
+        self.shares.take(share, from, to_id, now);
         self.last_message_id = id;
         if let Some(cid) = client_id {
             let first = FirstSend {

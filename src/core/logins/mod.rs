@@ -12,13 +12,13 @@
 //! Invariant: every job in the queue (waiting or running) has its request
 //! in `hashing`, until the job is done or its connection closes.
 
-mod bucket;
+pub(super) mod bucket;
 mod keyed_buckets;
 pub(super) mod login_throttle;
 #[cfg(test)]
 mod login_throttle_tests;
 pub(super) mod password_queue;
-mod throttle_table;
+pub(super) mod throttle_table;
 
 use super::accounts::Account;
 use super::{Outbox, Ticket};

@@ -8,8 +8,9 @@
 //! its place. Nothing walks the whole table at once; a lookup is one hash.
 
 use crate::Millis;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 /// State that can tell when it holds nothing worth keeping.
 pub trait Idle {
@@ -23,19 +24,21 @@ pub const PRUNE_STEP: usize = 1024;
 /// Entries looked at before a new entry is refused for want of room.
 const ROOM_STEP: usize = 64;
 
-pub struct ThrottleTable<K, V> {
+/// `S` hashes the keys: the std default for keys a client chooses
+/// (addresses, usernames), `IdHasher` for ids the server assigns.
+pub struct ThrottleTable<K, V, S = RandomState> {
     entries: Vec<(K, V)>,
-    index: HashMap<K, usize>,
+    index: HashMap<K, usize, S>,
     cap: usize,
     cursor: usize,
 }
 
-impl<K: Hash + Eq + Copy, V: Idle + Default> ThrottleTable<K, V> {
+impl<K: Hash + Eq + Copy, V: Idle + Default, S: BuildHasher + Default> ThrottleTable<K, V, S> {
     /// A table of at most `cap` entries.
-    pub fn new(cap: usize) -> ThrottleTable<K, V> {
+    pub fn new(cap: usize) -> ThrottleTable<K, V, S> {
         ThrottleTable {
             entries: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             cap: cap.max(1),
             cursor: 0,
         }

@@ -1,0 +1,335 @@
+//! Fair shares of sending: the per-account send rate (`--sends-per-second`
+//! with `--send-burst`) and fan-out rate (`--new-recipients-per-hour`),
+//! checked by SEND before it reserves room in a mailbox. All of an
+//! account's connections and doors share its buckets; on PostgreSQL each
+//! node keeps its own (an account connected to two nodes may send twice
+//! the rate).
+//!
+//! "Existing conversation", with no store read: an account's partners are
+//! the users it sent a message to, or that sent one to it, through this
+//! node within the last hour ([`PARTNER_MS`]). A SEND to a partner (or to
+//! oneself) takes no fan-out token; a SEND to anyone else is a new
+//! recipient and takes one. Each account remembers at most
+//! [`limits::PARTNERS_PER_ACCOUNT`] partners; past that a new one is not
+//! remembered (a later reply to it counts as new). After a restart, the
+//! record starts empty.
+//!
+//! A check is one hash lookup and two bucket comparisons (the buckets of
+//! `logins/bucket.rs`, refilled lazily from the loop's clock). The table of
+//! accounts is a [`ThrottleTable`] of at most `--throttle-entries`, whose
+//! idle entries (buckets full, no partner this hour) are forgotten a step
+//! at a time; while it is full of busy accounts a new sender passes
+//! unchecked rather than be refused for others' traffic.
+
+use super::logins::bucket::{Bucket, Rate};
+use super::logins::throttle_table::{Idle, ThrottleTable, PRUNE_STEP};
+use crate::config::limits;
+use crate::error::Failure;
+use crate::idhash::{IdHasher, IdMap};
+use crate::{Millis, UserId};
+use std::hash::BuildHasherDefault;
+
+/// How long a partner stays known after the last message between them.
+pub const PARTNER_MS: Millis = 60 * 60 * 1000;
+/// A partner's time is written again only when older than this, so a
+/// conversation's SENDs touch only the sender's entry.
+const REFRESH_MS: Millis = 60 * 1000;
+
+/// One account's share.
+#[derive(Default)]
+pub struct Share {
+    sends: Bucket,
+    new_recipients: Bucket,
+    /// Partner → when the last message between them went through.
+    partners: IdMap<UserId, Millis>,
+    /// The latest time in `partners`.
+    last_partner: Millis,
+    /// When expired partners were last dropped (a full record is pruned
+    /// at most once per [`REFRESH_MS`]).
+    pruned_at: Millis,
+}
+
+impl Idle for Share {
+    fn idle(&self, now: Millis) -> bool {
+        self.sends.is_full(now)
+            && self.new_recipients.is_full(now)
+            && (self.partners.is_empty() || now >= self.last_partner + PARTNER_MS)
+    }
+}
+
+impl Share {
+    fn knows(&self, partner: UserId, now: Millis) -> Option<Millis> {
+        self.partners
+            .get(&partner)
+            .copied()
+            .filter(|&at| now < at + PARTNER_MS)
+    }
+
+    /// Remembers `partner` at `now`, if there is room.
+    fn remember(&mut self, partner: UserId, now: Millis) {
+        let full = self.partners.len() >= limits::PARTNERS_PER_ACCOUNT;
+        if full && !self.partners.contains_key(&partner) {
+            if now < self.pruned_at + REFRESH_MS {
+                return;
+            }
+            self.pruned_at = now;
+            self.partners.retain(|_, at| now < *at + PARTNER_MS);
+            if self.partners.len() >= limits::PARTNERS_PER_ACCOUNT {
+                return;
+            }
+        }
+        self.partners.insert(partner, now);
+        self.last_partner = self.last_partner.max(now);
+    }
+}
+
+/// Which limit refused a SEND.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// `--sends-per-second`, with the milliseconds until a token is back.
+    Rate(u64),
+    /// `--new-recipients-per-hour`, likewise.
+    NewRecipient(u64),
+}
+
+/// What a SEND that passed the check takes when it is accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pass {
+    /// The recipient is new: a fan-out token is taken.
+    new_recipient: bool,
+    /// The pair's record is written (new, or older than [`REFRESH_MS`]).
+    remember: bool,
+}
+
+pub struct Shares {
+    send_rate: Option<Rate>,
+    fan_out: Option<Rate>,
+    accounts: ThrottleTable<UserId, Share, BuildHasherDefault<IdHasher>>,
+    /// SENDs let through unchecked because the table was full.
+    pub untracked: u64,
+}
+
+impl Shares {
+    pub fn new(settings: &crate::config::Shares, entries: usize) -> Shares {
+        let s = settings;
+        Shares {
+            send_rate: (s.sends_per_second > 0)
+                .then(|| Rate::per(s.sends_per_second, 1000, s.send_burst)),
+            fan_out: (s.new_recipients_per_hour > 0).then(|| {
+                Rate::per(
+                    s.new_recipients_per_hour,
+                    PARTNER_MS,
+                    s.new_recipients_per_hour,
+                )
+            }),
+            accounts: ThrottleTable::new(entries),
+            untracked: 0,
+        }
+    }
+
+    /// Whether `from` may send to `to` now; takes nothing.
+    #[inline]
+    pub fn check(&mut self, from: UserId, to: UserId, now: Millis) -> Result<Pass, Refused> {
+        if self.send_rate.is_none() && self.fan_out.is_none() {
+            return Ok(Pass {
+                new_recipient: false,
+                remember: false,
+            });
+        }
+        let Some(share) = self.accounts.entry(from, now) else {
+            self.untracked += 1;
+            return Ok(Pass {
+                new_recipient: false,
+                remember: false,
+            });
+        };
+        if let Some(rate) = self.send_rate {
+            if let Some(wait) = share.sends.wait(rate, now) {
+                return Err(Refused::Rate(wait));
+            }
+        }
+        let Some(rate) = self.fan_out else {
+            return Ok(Pass {
+                new_recipient: false,
+                remember: false,
+            });
+        };
+        if from == to {
+            return Ok(Pass {
+                new_recipient: false,
+                remember: false,
+            });
+        }
+        match share.knows(to, now) {
+            Some(at) => Ok(Pass {
+                new_recipient: false,
+                remember: now >= at + REFRESH_MS,
+            }),
+            None => match share.new_recipients.wait(rate, now) {
+                Some(wait) => Err(Refused::NewRecipient(wait)),
+                None => Ok(Pass {
+                    new_recipient: true,
+                    remember: true,
+                }),
+            },
+        }
+    }
+
+    /// The SEND that [`Shares::check`] passed is accepted: its tokens are
+    /// taken and the pair remembered on both sides.
+    #[inline]
+    pub fn take(&mut self, pass: Pass, from: UserId, to: UserId, now: Millis) {
+        let Some(share) = self.accounts.get_mut(&from) else {
+            return;
+        };
+        if let Some(rate) = self.send_rate {
+            share.sends.take(rate, now);
+        }
+        if !pass.remember {
+            return;
+        }
+        if let (true, Some(rate)) = (pass.new_recipient, self.fan_out) {
+            share.new_recipients.take(rate, now);
+        }
+        share.remember(to, now);
+        if let Some(theirs) = self.accounts.entry(to, now) {
+            theirs.remember(from, now);
+        }
+    }
+
+    /// Forgets a step of idle accounts.
+    pub fn prune(&mut self, now: Millis) {
+        self.accounts.prune(now, PRUNE_STEP);
+    }
+
+    /// Accounts remembered now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.accounts.len()
+    }
+}
+
+impl Refused {
+    /// The reply, naming the flag (so it is counted and logged by it).
+    pub fn failure(self, settings: &crate::config::Shares) -> Failure {
+        match self {
+            Refused::Rate(wait) => Failure::retry_after(
+                format!(
+                    "more than {} SENDs a second ({} at once) from this account \
+                     (--sends-per-second); try again in {wait} ms",
+                    settings.sends_per_second, settings.send_burst
+                ),
+                wait,
+            ),
+            Refused::NewRecipient(wait) => Failure::retry_after(
+                format!(
+                    "this account has written to {} new users this hour, the limit \
+                     (--new-recipients-per-hour); replies to users it is in \
+                     conversation with still go through; a new one in {wait} ms",
+                    settings.new_recipients_per_hour
+                ),
+                wait,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Millis = 1_700_000_000_000;
+
+    fn shares(per_second: u64, burst: u64, per_hour: u64) -> Shares {
+        let settings = crate::config::Shares {
+            sends_per_second: per_second,
+            send_burst: burst,
+            new_recipients_per_hour: per_hour,
+            read_bytes_per_second: 0,
+            read_burst: 65536,
+            connections_per_address_per_second: 0,
+            connections_per_address_burst: 1,
+        };
+        Shares::new(&settings, 1000)
+    }
+
+    fn send(s: &mut Shares, from: UserId, to: UserId, now: Millis) -> Result<(), Refused> {
+        let pass = s.check(from, to, now)?;
+        s.take(pass, from, to, now);
+        Ok(())
+    }
+
+    #[test]
+    fn a_burst_then_the_rate_and_a_refusal_takes_nothing() {
+        let mut s = shares(10, 3, 0);
+        for _ in 0..3 {
+            send(&mut s, 1, 2, T0).unwrap();
+        }
+        assert_eq!(send(&mut s, 1, 2, T0), Err(Refused::Rate(100)));
+        assert_eq!(send(&mut s, 1, 2, T0 + 50), Err(Refused::Rate(50)));
+        assert!(
+            send(&mut s, 3, 2, T0).is_ok(),
+            "another account has its own"
+        );
+        send(&mut s, 1, 2, T0 + 100).unwrap();
+        assert!(send(&mut s, 1, 2, T0 + 100).is_err());
+        // Checks that pass but are not taken (a full mailbox) cost nothing.
+        for _ in 0..10 {
+            s.check(1, 2, T0 + 200).unwrap();
+        }
+        send(&mut s, 1, 2, T0 + 200).unwrap();
+    }
+
+    #[test]
+    fn new_recipients_are_counted_and_partners_are_not() {
+        let mut s = shares(0, 1, 2);
+        send(&mut s, 1, 10, T0).unwrap();
+        send(&mut s, 1, 11, T0).unwrap();
+        let Err(Refused::NewRecipient(wait)) = send(&mut s, 1, 12, T0) else {
+            panic!("the third new recipient in an hour is refused");
+        };
+        assert_eq!(wait, 30 * 60 * 1000, "two an hour: one per 30 minutes");
+        // Existing conversations go on: again to 10, to oneself, and to
+        // someone who wrote first.
+        send(&mut s, 1, 10, T0 + 1).unwrap();
+        send(&mut s, 1, 1, T0 + 1).unwrap();
+        send(&mut s, 12, 1, T0 + 2).unwrap();
+        send(&mut s, 1, 12, T0 + 3).unwrap();
+        // 10 may answer without spending its own budget.
+        send(&mut s, 10, 1, T0 + 4).unwrap();
+        send(&mut s, 10, 20, T0 + 4).unwrap();
+        send(&mut s, 10, 21, T0 + 4).unwrap();
+        assert!(send(&mut s, 10, 22, T0 + 4).is_err());
+        // An hour later, partners are forgotten and the budget is back.
+        let later = T0 + PARTNER_MS + 10;
+        send(&mut s, 1, 30, later).unwrap();
+        send(&mut s, 1, 31, later).unwrap();
+        assert!(send(&mut s, 1, 10, later).is_err(), "10 is new again");
+    }
+
+    #[test]
+    fn idle_accounts_are_forgotten_and_off_costs_nothing() {
+        let mut s = shares(10, 10, 5);
+        send(&mut s, 1, 2, T0).unwrap();
+        assert_eq!(s.len(), 2, "the sender and the recipient who may reply");
+        s.prune(T0 + PARTNER_MS);
+        assert_eq!(s.len(), 0);
+        let mut off = shares(0, 1, 0);
+        for n in 0..1000 {
+            send(&mut off, 1, n, T0).unwrap();
+        }
+        assert_eq!(off.len(), 0);
+    }
+
+    #[test]
+    fn a_full_partner_record_keeps_its_bound() {
+        let mut share = Share::default();
+        for n in 0..(limits::PARTNERS_PER_ACCOUNT as UserId + 10) {
+            share.remember(n, T0);
+        }
+        assert_eq!(share.partners.len(), limits::PARTNERS_PER_ACCOUNT);
+        // Once the old ones expire, a prune makes room.
+        share.remember(1_000_000, T0 + PARTNER_MS);
+        assert_eq!(share.partners.len(), 1);
+    }
+}

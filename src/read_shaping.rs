@@ -1,0 +1,208 @@
+//! Read shaping per connection (`--read-bytes-per-second` with
+//! `--read-burst`), as ejabberd's shapers do: a token bucket of bytes,
+//! refilled lazily from the loop's clock. Past it the server stops reading
+//! the socket until the bucket holds [`RESUME_BYTES`] again (a timer wakes
+//! it), so the client's TCP window fills and it waits: backpressure,
+//! nothing refused and nothing lost. The check is a multiplication and a
+//! comparison per read call.
+//!
+//! Tokens are kept in thousandths of a byte, so whole-millisecond refills
+//! at any rate add up exactly.
+
+use crate::Millis;
+
+/// Bytes the bucket must hold again before a paused socket is read, so a
+/// shaped connection is read in chunks, not a few bytes per wake-up.
+pub const RESUME_BYTES: u64 = 16 * 1024;
+
+/// The rate every connection is shaped to (0 bytes a second: no shaping).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadRate {
+    pub per_second: u64,
+    pub burst: u64,
+}
+
+impl ReadRate {
+    fn full(&self) -> u64 {
+        self.burst.saturating_mul(1000)
+    }
+}
+
+/// One connection's bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadShaper {
+    /// Thousandths of a byte in the bucket at `at` (full when `at` is 0).
+    milli: u64,
+    at: Millis,
+    /// Reading is paused until then.
+    pub paused_until: Option<Millis>,
+    /// The loop turn `lines` counts for, and the request lines handed to
+    /// the door in it ([`LINES_PER_TURN`](crate::config::limits::LINES_PER_TURN)).
+    lines_turn: u64,
+    lines: usize,
+    /// The turn the connection was last put on the next turn's reads for
+    /// held input (so it is put there once).
+    held_turn: u64,
+    /// The door took nothing of the lines it was handed: it needs more
+    /// than its share for one request, and gets all the input next time.
+    pub stalled: bool,
+}
+
+/// What a connection may read now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allowance {
+    /// Up to this many bytes (`usize::MAX`: no shaping).
+    Bytes(usize),
+    /// Nothing until then.
+    PausedUntil(Millis),
+}
+
+impl ReadShaper {
+    fn refill(&mut self, rate: ReadRate, now: Millis) {
+        if self.at == 0 {
+            self.milli = rate.full();
+        } else {
+            let refill = now.saturating_sub(self.at).saturating_mul(rate.per_second);
+            self.milli = self.milli.saturating_add(refill).min(rate.full());
+        }
+        self.at = now;
+    }
+
+    /// How much may be read now; when nothing, pauses the connection until
+    /// [`RESUME_BYTES`] (or the whole burst, if smaller) are back.
+    pub fn allowance(&mut self, rate: ReadRate, now: Millis) -> Allowance {
+        if rate.per_second == 0 {
+            return Allowance::Bytes(usize::MAX);
+        }
+        if let Some(until) = self.paused_until {
+            if now < until {
+                return Allowance::PausedUntil(until);
+            }
+            self.paused_until = None;
+        }
+        self.refill(rate, now);
+        let bytes = self.milli / 1000;
+        if bytes > 0 {
+            return Allowance::Bytes(bytes.min(usize::MAX as u64) as usize);
+        }
+        let want = RESUME_BYTES.min(rate.burst).saturating_mul(1000);
+        let until = now + (want - self.milli).div_ceil(rate.per_second).max(1);
+        self.paused_until = Some(until);
+        Allowance::PausedUntil(until)
+    }
+
+    /// `n` bytes were read.
+    pub fn spend(&mut self, rate: ReadRate, n: u64) {
+        if rate.per_second != 0 {
+            self.milli = self.milli.saturating_sub(n.saturating_mul(1000));
+        }
+    }
+}
+
+impl ReadShaper {
+    /// Request lines the door may still be handed in loop turn `turn`,
+    /// of `per_turn`.
+    pub fn lines_left(&mut self, turn: u64, per_turn: usize) -> usize {
+        if self.lines_turn != turn {
+            self.lines_turn = turn;
+            self.lines = 0;
+        }
+        per_turn.saturating_sub(self.lines)
+    }
+
+    /// `n` request lines were handed to the door in this turn.
+    pub fn took_lines(&mut self, n: usize) {
+        self.lines += n;
+    }
+
+    /// Whether the connection's input was held back in turn `turn` (and
+    /// notes that it is, so the caller schedules it once).
+    pub fn hold(&mut self, turn: u64) -> bool {
+        std::mem::replace(&mut self.held_turn, turn) == turn
+    }
+}
+
+/// How many whole lines of `input` a door may be handed within `lines`,
+/// and where the input is cut after them when more lines follow (the rest
+/// waits for the next turn). One `memchr` pass up to the cut.
+pub fn cut_after_lines(input: &[u8], lines: usize) -> (usize, Option<usize>) {
+    let mut given = 0;
+    let mut cut = 0;
+    for end in memchr::memchr_iter(b'\n', input) {
+        if given == lines {
+            return (given, Some(cut));
+        }
+        given += 1;
+        cut = end + 1;
+    }
+    (given, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Millis = 1_700_000_000_000;
+
+    #[test]
+    fn a_burst_then_a_pause_until_enough_is_back() {
+        let rate = ReadRate {
+            per_second: 1000,
+            burst: 20_000,
+        };
+        let mut s = ReadShaper::default();
+        assert_eq!(s.allowance(rate, T0), Allowance::Bytes(20_000));
+        s.spend(rate, 20_000);
+        // Empty: paused until 16 KiB are back, 16.384 s at 1000 B/s.
+        let until = T0 + 16_384;
+        assert_eq!(s.allowance(rate, T0), Allowance::PausedUntil(until));
+        assert_eq!(s.allowance(rate, T0 + 5), Allowance::PausedUntil(until));
+        assert_eq!(s.allowance(rate, until), Allowance::Bytes(16_384));
+        s.spend(rate, 100);
+        assert_eq!(s.allowance(rate, until + 1), Allowance::Bytes(16_285));
+        // Never more than the burst, however long it rested.
+        assert_eq!(s.allowance(rate, T0 + 3_600_000), Allowance::Bytes(20_000));
+    }
+
+    #[test]
+    fn a_door_is_handed_whole_lines_up_to_its_share() {
+        assert_eq!(cut_after_lines(b"a\nb\nc\n", 2), (2, Some(4)));
+        assert_eq!(cut_after_lines(b"a\nb\n", 2), (2, None));
+        assert_eq!(
+            cut_after_lines(b"a\nb\npart", 2),
+            (2, None),
+            "a partial line waits anyway"
+        );
+        assert_eq!(cut_after_lines(b"a\nb", 0), (0, Some(0)));
+        assert_eq!(cut_after_lines(b"part", 0), (0, None));
+        assert_eq!(cut_after_lines(b"", 5), (0, None));
+        let mut s = ReadShaper::default();
+        assert_eq!(s.lines_left(7, 64), 64);
+        s.took_lines(60);
+        assert_eq!(s.lines_left(7, 64), 4);
+        assert_eq!(s.lines_left(8, 64), 64, "a new turn, a new share");
+        assert!(!s.hold(8) && s.hold(8), "scheduled once a turn");
+    }
+
+    #[test]
+    fn over_a_minute_the_rate_holds_and_zero_is_no_shaping() {
+        let rate = ReadRate {
+            per_second: 10_000,
+            burst: 4096,
+        };
+        let mut s = ReadShaper::default();
+        let mut read = 0;
+        for ms in 0..60_000 {
+            if let Allowance::Bytes(n) = s.allowance(rate, T0 + ms) {
+                s.spend(rate, n as u64);
+                read += n as u64;
+            }
+        }
+        assert!(read <= 4096 + 600_000 && read > 590_000, "{read}");
+        let off = ReadRate {
+            per_second: 0,
+            burst: 4096,
+        };
+        assert_eq!(s.allowance(off, T0), Allowance::Bytes(usize::MAX));
+    }
+}

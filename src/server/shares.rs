@@ -1,0 +1,193 @@
+//! The loop's fair shares: new connections per address
+//! (`--connections-per-address-per-second`, checked at accept before any
+//! work is done for the connection) and read shaping per connection
+//! (`--read-bytes-per-second`, see `read_shaping.rs`): a shaped socket is
+//! not read until its bucket refills, and a timer wakes it then), and the
+//! share of request lines a connection's door runs per loop turn
+//! ([`LINES_PER_TURN`]; the rest waits for the next turn). The
+//! per-account send and fan-out rates are the core's (`core/shares.rs`).
+
+use super::{Client, Server};
+use crate::config::limits::{LINES_PER_TURN, RATE_REFUSALS_PER_TURN};
+use crate::handshake_rate::HandshakeRate;
+use crate::read_shaping::{cut_after_lines, Allowance, ReadRate};
+use crate::timers::Timers;
+use crate::{ConnId, Millis};
+use std::net::SocketAddr;
+
+/// A refused address is logged at most this often.
+const WARN_EVERY_MS: Millis = 10_000;
+
+/// The loop's share state.
+pub(super) struct ShareState {
+    connections: HandshakeRate,
+    pub read_rate: ReadRate,
+    /// Times a connection's reading was paused by its read rate.
+    pub read_pauses: u64,
+    /// The loop turn `refused_in_turn` counts for, and the connections
+    /// closed at accept for their rate in it.
+    refusal_turn: u64,
+    refused_in_turn: usize,
+}
+
+impl ShareState {
+    pub fn new(config: &crate::config::Config) -> ShareState {
+        let s = &config.shares;
+        ShareState {
+            connections: HandshakeRate::new(
+                s.connections_per_address_per_second,
+                s.connections_per_address_burst,
+            ),
+            read_rate: ReadRate {
+                per_second: s.read_bytes_per_second,
+                burst: s.read_burst,
+            },
+            read_pauses: 0,
+            refusal_turn: 0,
+            refused_in_turn: 0,
+        }
+    }
+
+    /// Whether this turn's share of closes at accept is spent
+    /// ([`RATE_REFUSALS_PER_TURN`]): accept the rest next turn.
+    pub fn refusals_spent(&self, turn: u64) -> bool {
+        self.refusal_turn == turn && self.refused_in_turn >= RATE_REFUSALS_PER_TURN
+    }
+
+    /// Limit hits counted by the loop (not as a close or refusal), by flag.
+    pub fn limit_hits(&self) -> Vec<(&'static str, u64)> {
+        vec![("--read-bytes-per-second", self.read_pauses)]
+    }
+}
+
+impl ShareState {
+    /// How many bytes `client` (connection `id`) may read now (`None`:
+    /// none; it is paused and its timer is armed to read it again).
+    pub fn read_allowance(
+        &mut self,
+        timers: &mut Timers,
+        id: ConnId,
+        client: &mut Client,
+        now: Millis,
+    ) -> Option<usize> {
+        let was_paused = client.shaper.paused_until.is_some();
+        match client.shaper.allowance(self.read_rate, now) {
+            Allowance::Bytes(n) => Some(n),
+            Allowance::PausedUntil(until) => {
+                if !was_paused {
+                    self.read_pauses += 1;
+                }
+                let conn = &mut client.conn;
+                timers.arm(&mut conn.timer_at, until, id, conn.serial);
+                None
+            }
+        }
+    }
+
+    /// `n` bytes were read from `client`.
+    pub fn spend_read(&self, client: &mut Client, n: u64) {
+        client.shaper.spend(self.read_rate, n);
+    }
+}
+
+/// Input held back from a door for the next turn.
+pub(super) struct Held {
+    rest: Vec<u8>,
+    /// Bytes the door was handed.
+    handed: usize,
+}
+
+/// Before a door runs: keeps back the input past this turn's share of
+/// request lines ([`LINES_PER_TURN`]), to be put back after. Not when the
+/// door made no progress on its share last time (a request longer than
+/// the share, such as an HTTP head of many headers or a frame of another
+/// framing): then it gets everything, so every request is run in the end.
+pub(super) fn hold_lines(client: &mut Client, turn: u64) -> Option<Held> {
+    let left = client.shaper.lines_left(turn, LINES_PER_TURN);
+    if std::mem::take(&mut client.shaper.stalled) {
+        return None;
+    }
+    let (given, cut) = cut_after_lines(&client.conn.inbuf, left);
+    client.shaper.took_lines(given);
+    let rest = client.conn.inbuf.split_off(cut?);
+    Some(Held {
+        rest,
+        handed: client.conn.inbuf.len(),
+    })
+}
+
+/// After the door ran: puts the held input back behind what the door left
+/// and has the connection go on next turn (once).
+pub(super) fn give_back_lines(
+    client: &mut Client,
+    held: Held,
+    now: Millis,
+    turn: u64,
+    (id, next_turn_reads): (ConnId, &mut Vec<ConnId>),
+) {
+    let conn = &mut client.conn;
+    client.shaper.stalled = held.handed > 0 && conn.inbuf.len() == held.handed;
+    if conn.inbuf.is_empty() {
+        conn.inbuf = held.rest;
+        conn.input_since = Some(now);
+    } else {
+        conn.inbuf.extend_from_slice(&held.rest);
+    }
+    if !client.shaper.hold(turn) {
+        next_turn_reads.push(id);
+    }
+}
+
+impl Server {
+    /// Whether a new connection from `peer` is within its address's rate;
+    /// if not it is counted and (at most every 10 s per address) logged,
+    /// and the caller drops it unanswered.
+    pub(super) fn connection_rate_allows(
+        &mut self,
+        peer: SocketAddr,
+        trusted: bool,
+        now: Millis,
+    ) -> bool {
+        if trusted || self.shares.connections.admit(peer.ip(), now) {
+            return true;
+        }
+        *self.refused.entry("connection_rate").or_insert(0) += 1;
+        let shares = &mut self.shares;
+        if shares.refusal_turn != self.turn {
+            (shares.refusal_turn, shares.refused_in_turn) = (self.turn, 0);
+        }
+        shares.refused_in_turn += 1;
+        if self
+            .shares
+            .connections
+            .warn_due(peer.ip(), now, WARN_EVERY_MS)
+        {
+            let s = &self.config.shares;
+            log::warn!(
+                "closing new connections from {}: more than {} a second, {} at once \
+                 (--connections-per-address-per-second, --connections-per-address-burst)",
+                peer.ip(),
+                s.connections_per_address_per_second,
+                s.connections_per_address_burst
+            );
+        }
+        false
+    }
+
+    /// At a connection's timer: a shaped connection whose pause is over is
+    /// read again next turn; one still paused has its timer armed again.
+    pub(super) fn wake_shaped(&mut self, id: ConnId, now: Millis) {
+        let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(until) = client.shaper.paused_until else {
+            return;
+        };
+        if until <= now {
+            self.next_turn_reads.push(id);
+        } else {
+            let conn = &mut client.conn;
+            self.timers.arm(&mut conn.timer_at, until, id, conn.serial);
+        }
+    }
+}

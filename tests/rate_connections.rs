@@ -1,0 +1,164 @@
+//! Fair shares per connection and per address: `--read-bytes-per-second`
+//! shapes a client that sends faster than its rate (its requests are all
+//! answered, later, in order; nobody else waits for them), and
+//! `--connections-per-address-per-second` cuts a connect storm from one
+//! address while another connects and logs in.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::io::{ErrorKind, Read, Write};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+#[test]
+fn a_reader_past_its_read_rate_is_answered_later_in_order_and_a_bystander_first() {
+    // 4 KiB a second, 4 KiB at once; the flood is about 40 KiB: ten
+    // seconds of reading at that rate.
+    let server = TestServer::start(&[
+        "--read-bytes-per-second",
+        "4096",
+        "--read-burst",
+        "4096",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let mut flooder = server.connect();
+    let mut bystander = server.connect();
+    const PINGS: usize = 1200;
+    let mut flood = Vec::new();
+    for n in 0..PINGS {
+        flood.extend_from_slice(json!({"cmd": "ping", "tag": n}).to_string().as_bytes());
+        flood.push(b'\n');
+    }
+    assert!(flood.len() > 20_000, "{}", flood.len());
+    // The whole flood fits the socket buffers, so this returns at once.
+    flooder.send_raw(&flood);
+
+    // The bystander is answered at once, while most of the flood is unread.
+    bystander.expect_nothing_before_pong();
+    let mut early = Vec::new();
+    {
+        let mut reader = flooder.writer_clone();
+        reader.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 65536];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => panic!("the flooder's connection was closed"),
+                Ok(n) => early.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        reader.set_nonblocking(false).unwrap();
+    }
+    let answered_early = early.iter().filter(|&&b| b == b'\n').count();
+    assert!(
+        answered_early < PINGS / 2,
+        "the flooder's backlog was answered before the bystander's PING: {answered_early}"
+    );
+
+    // Then every request is answered, in order, none lost.
+    let mut lines: Vec<Value> = early
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let rest_bytes = early.len() - early.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    assert_eq!(rest_bytes, 0, "replies are whole lines");
+    flooder.set_timeout(Duration::from_secs(30));
+    while lines.len() < PINGS {
+        lines.push(flooder.read_json());
+    }
+    for (n, line) in lines.iter().enumerate() {
+        assert_eq!(
+            line,
+            &json!({"ok": true, "pong": true, "tag": n}),
+            "reply {n}"
+        );
+    }
+    flooder.expect_nothing_before_pong();
+    let stats = server.stats();
+    assert!(
+        stats["limit_hits"]["--read-bytes-per-second"].as_u64() >= Some(1),
+        "{stats}"
+    );
+}
+
+/// Whether the server dropped `stream` unanswered at accept: it reads
+/// end-of-file or a reset instead of the reply to a PING.
+fn dropped(mut stream: std::net::TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    if stream.write_all(b"PING\n").is_err() {
+        return true;
+    }
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => true,
+        Err(e) => panic!("no reply and no close: {e}"),
+    }
+}
+
+#[test]
+fn a_connect_storm_from_one_address_is_cut_while_another_logs_in() {
+    // One new connection a second, 5 at once, per address.
+    let server = TestServer::start(&[
+        "--connections-per-address-per-second",
+        "1",
+        "--connections-per-address-burst",
+        "5",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let storm = Ipv4Addr::new(127, 0, 0, 2);
+    let calm = Ipv4Addr::new(127, 0, 0, 3);
+    // Registered first, from the calm address (two of its five).
+    let mut first = LineClient::from_stream(connect_from(calm, server.addr()));
+    register(&mut first, "carol", "password-c");
+    drop(first);
+
+    let streams: Vec<_> = (0..40)
+        .map(|_| connect_from(storm, server.addr()))
+        .collect();
+    let cut = streams
+        .into_iter()
+        .filter(|s| dropped(s.try_clone().unwrap()))
+        .count();
+    assert!(
+        (30..=35).contains(&cut),
+        "5 at once (and maybe a few more a second later) of 40 taken: {cut} cut"
+    );
+
+    // Another address is not held back: it connects and logs in.
+    let mut carol = LineClient::from_stream(connect_from(calm, server.addr()));
+    login(&mut carol, "carol", "password-c");
+    carol.expect_nothing_before_pong();
+
+    let stats = server.stats();
+    assert_eq!(
+        stats["server"]["refused_by_reason"]["connection_rate"],
+        json!(cut),
+        "{stats}"
+    );
+    assert_eq!(
+        stats["limit_hits"]["--connections-per-address-per-second"],
+        json!(cut),
+        "{stats}"
+    );
+    // Logged once for the storm, naming the address and the flag.
+    let log = server.stderr_text();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("closing new connections from 127.0.0.2"))
+        .count();
+    assert_eq!(lines, 1, "{log}");
+    assert!(
+        log.contains("--connections-per-address-per-second"),
+        "{log}"
+    );
+}
