@@ -229,7 +229,7 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     assert.match(csp, /script-src 'self'/);
     assert.doesNotMatch(csp, /unsafe-inline/);
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
-    for (const file of ['app.js', 'app.css']) {
+    for (const file of ['app.js', 'cache.js', 'transport.js', 'convs.js', 'app.css']) {
       const r = await fetch(server.base + '/' + file, { signal: AbortSignal.timeout(5_000) });
       assert.equal(r.status, 200);
       assert.ok((await r.text()) === fs.readFileSync(path.join(REPO, 'web', file), 'utf8'),
