@@ -10,7 +10,7 @@ use crate::conn::{Conn, OutputBudget};
 use crate::core::SessionEvent;
 use crate::error::CloseReason;
 use crate::message::Message;
-use crate::request::Reply;
+use crate::request::{Note, Reply};
 use crate::turn::Turn;
 use crate::{ConnId, Millis};
 
@@ -110,6 +110,9 @@ pub trait DoorRules {
 
     /// A message pushed to the connection's user.
     fn push(&mut self, _conn: &mut Conn, _budget: &mut OutputBudget, _message: &Message) {}
+
+    /// A `sent` or `read` event for the connection's user.
+    fn note(&mut self, _conn: &mut Conn, _budget: &mut OutputBudget, _note: &Note) {}
 
     /// The connection's session ended (its token was revoked or expired).
     fn session_event(

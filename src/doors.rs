@@ -18,7 +18,7 @@ use crate::http::door::HttpDoor;
 use crate::http::forwarded::Via;
 use crate::line::door::LineDoor;
 use crate::message::Message;
-use crate::request::Reply;
+use crate::request::{Note, Reply};
 use crate::sniff::DoorKind;
 use crate::turn::Turn;
 use crate::{ConnId, Millis};
@@ -133,6 +133,11 @@ impl Door {
     #[inline]
     pub fn push(&mut self, conn: &mut Conn, budget: &mut OutputBudget, message: &Message) {
         each_door!(self, door => door.push(conn, budget, message))
+    }
+
+    #[inline]
+    pub fn note(&mut self, conn: &mut Conn, budget: &mut OutputBudget, note: &Note) {
+        each_door!(self, door => door.note(conn, budget, note))
     }
 
     #[inline]

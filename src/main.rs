@@ -194,8 +194,12 @@ fn start(mut config: Config) -> Result<(), String> {
         // The store creates the data directory and takes its lock first, so
         // a second gotalk on the same directory stops here, before it can
         // race this one to create the token key.
-        let store =
-            SqliteStore::open_with_reserve(&config.data_dir, config.disk_reserve, waker.clone())?;
+        let store = SqliteStore::open_with_history(
+            &config.data_dir,
+            config.disk_reserve,
+            history_rules(&config),
+            waker.clone(),
+        )?;
         let key = load_keys(&key_path(&config), config.token_ttl.as_secs())?;
         (Box::new(store), key)
     };
@@ -220,6 +224,7 @@ fn start(mut config: Config) -> Result<(), String> {
         pending_bytes_per_sender: config.pending_bytes_per_sender,
         message_ttl_ms: config.message_ttl.map(|t| t.as_millis() as u64),
         revocations_per_account: config.revocations_per_account,
+        history: history_settings(&config),
     };
     let mut core = Core::new(settings, key, dummy_hash());
     core.restore(snapshot);
@@ -332,4 +337,21 @@ fn generated_node_id() -> String {
     let random = gotalk::token::new_identity().to_be_bytes();
     let hex: String = random[..6].iter().map(|b| format!("{b:02x}")).collect();
     format!("node-{hex}")
+}
+
+/// What the history flags say, for a durable store.
+fn history_rules(config: &Config) -> gotalk::store::HistoryRules {
+    gotalk::store::HistoryRules {
+        keep: config.history,
+        retention_ms: config.history_retention.map(|d| d.as_millis() as u64),
+    }
+}
+
+/// What the history flags say, for the core.
+fn history_settings(config: &Config) -> gotalk::core::history::HistorySettings {
+    gotalk::core::history::HistorySettings {
+        enabled: config.history,
+        retention_ms: config.history_retention.map(|d| d.as_millis() as u64),
+        memory_bytes: config.history_memory_bytes,
+    }
 }

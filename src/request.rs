@@ -26,6 +26,17 @@ pub struct SyncArgs {
     pub wait_ms: u64,
 }
 
+/// What HISTORY asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryArgs<'a> {
+    pub with: Recipient<'a>,
+    /// Only ids below this (`None`: the newest).
+    pub before: Option<MessageId>,
+    /// How many (`None`: the default; 0 is refused, more than the maximum
+    /// clamped, see `config::limits`).
+    pub limit: Option<u64>,
+}
+
 /// One command, borrowed from the bytes it was parsed from where it can be.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
@@ -58,6 +69,18 @@ pub enum Request<'a> {
     Lookup {
         username: Cow<'a, str>,
     },
+    /// One page of the conversation with `with` (see `core/history/`).
+    History(HistoryArgs<'a>),
+    /// The caller has read the conversation with `with` up to `upto`.
+    Read {
+        with: Recipient<'a>,
+        upto: MessageId,
+    },
+    /// One page of the caller's conversations, newest first.
+    Conversations {
+        before: Option<MessageId>,
+        limit: Option<u64>,
+    },
     Ping,
     Help,
     Quit,
@@ -75,6 +98,9 @@ pub enum CommandKind {
     Ack,
     Logout,
     Lookup,
+    History,
+    Read,
+    Conversations,
     Ping,
     Help,
     Quit,
@@ -83,7 +109,7 @@ pub enum CommandKind {
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 12] = [
+    pub const ALL: [CommandKind; 15] = [
         CommandKind::Register,
         CommandKind::Login,
         CommandKind::Auth,
@@ -92,6 +118,9 @@ impl CommandKind {
         CommandKind::Ack,
         CommandKind::Logout,
         CommandKind::Lookup,
+        CommandKind::History,
+        CommandKind::Read,
+        CommandKind::Conversations,
         CommandKind::Ping,
         CommandKind::Help,
         CommandKind::Quit,
@@ -108,6 +137,9 @@ impl CommandKind {
             CommandKind::Ack => "ack",
             CommandKind::Logout => "logout",
             CommandKind::Lookup => "lookup",
+            CommandKind::History => "history",
+            CommandKind::Read => "read",
+            CommandKind::Conversations => "conversations",
             CommandKind::Ping => "ping",
             CommandKind::Help => "help",
             CommandKind::Quit => "quit",
@@ -127,6 +159,9 @@ impl Request<'_> {
             Request::Ack { .. } => CommandKind::Ack,
             Request::Logout { .. } => CommandKind::Logout,
             Request::Lookup { .. } => CommandKind::Lookup,
+            Request::History(_) => CommandKind::History,
+            Request::Read { .. } => CommandKind::Read,
+            Request::Conversations { .. } => CommandKind::Conversations,
             Request::Ping => CommandKind::Ping,
             Request::Help => CommandKind::Help,
             Request::Quit => CommandKind::Quit,
@@ -160,6 +195,12 @@ impl<'a> Call<'a> {
         fn own(s: Cow<'_, str>) -> Cow<'static, str> {
             Cow::Owned(s.into_owned())
         }
+        fn own_to(to: Recipient<'_>) -> Recipient<'static> {
+            match to {
+                Recipient::Name(name) => Recipient::Name(own(name)),
+                Recipient::Id(id) => Recipient::Id(id),
+            }
+        }
         let request = match self.request {
             Request::Register { username, password } => Request::Register {
                 username: own(username),
@@ -175,10 +216,7 @@ impl<'a> Call<'a> {
                 content,
                 client_id,
             } => Request::Send {
-                to: match to {
-                    Recipient::Name(name) => Recipient::Name(own(name)),
-                    Recipient::Id(id) => Recipient::Id(id),
-                },
+                to: own_to(to),
                 content: own(content),
                 client_id: client_id.map(own),
             },
@@ -188,6 +226,16 @@ impl<'a> Call<'a> {
             Request::Lookup { username } => Request::Lookup {
                 username: own(username),
             },
+            Request::History(args) => Request::History(HistoryArgs {
+                with: own_to(args.with),
+                before: args.before,
+                limit: args.limit,
+            }),
+            Request::Read { with, upto } => Request::Read {
+                with: own_to(with),
+                upto,
+            },
+            Request::Conversations { before, limit } => Request::Conversations { before, limit },
             Request::Ping => Request::Ping,
             Request::Help => Request::Help,
             Request::Quit => Request::Quit,
@@ -207,6 +255,19 @@ pub struct UserRef {
     pub username: Arc<str>,
 }
 
+/// One entry of a CONVERSATIONS reply.
+#[derive(Clone, Debug)]
+pub struct Conversation {
+    pub with: Arc<str>,
+    pub with_id: UserId,
+    /// The newest message either way (`None` once retention removed it).
+    pub last: Option<Arc<Message>>,
+    /// The partner's messages above the caller's read marker.
+    pub unread: u64,
+    /// The partner's marker on the caller's messages (0: none).
+    pub read_upto: MessageId,
+}
+
 /// The outcome of one request, for a door to render.
 #[derive(Clone, Debug)]
 pub enum Reply {
@@ -224,6 +285,18 @@ pub enum Reply {
     Messages(Vec<Arc<Message>>),
     /// ACK.
     Acked,
+    /// HISTORY: one page, oldest first, and whether older messages exist.
+    History {
+        messages: Vec<Arc<Message>>,
+        more: bool,
+    },
+    /// CONVERSATIONS: newest last message first.
+    Conversations {
+        list: Vec<Conversation>,
+        more: bool,
+    },
+    /// READ: the marker as stored.
+    ReadUpto(MessageId),
     /// LOGOUT: the token (or, with `all`, every token of the account) no
     /// longer opens.
     LoggedOut {
@@ -243,4 +316,26 @@ impl From<Failure> for Reply {
     fn from(f: Failure) -> Reply {
         Reply::Error(f)
     }
+}
+
+/// An event about a conversation for one of a user's connections (beside
+/// the message push): a copy of what the user sent from another device,
+/// or a read marker that moved.
+#[derive(Clone, Debug)]
+pub enum Note {
+    /// `{"event":"sent","message":{..}}`: the stored message, shared (its
+    /// JSON was written once).
+    Sent(Arc<Message>),
+    /// `{"event":"read",..}`, shared by every connection told.
+    Read(Arc<ReadNote>),
+}
+
+/// `by` has read `with`'s messages up to `upto`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadNote {
+    pub by: Arc<str>,
+    pub by_id: UserId,
+    pub with: Arc<str>,
+    pub with_id: UserId,
+    pub upto: MessageId,
 }

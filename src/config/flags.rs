@@ -188,6 +188,25 @@ pub struct Storage {
     #[arg(long, env = "GOTALK_MESSAGE_TTL", value_name = "SECONDS",
           value_parser = values::seconds)]
     pub message_ttl: Option<Duration>,
+    // history (issue 18): conversations kept after ACK, and for how long
+    /// Messages leave their conversation's history this many days after
+    /// they were sent; 0 keeps them until deleted
+    #[arg(long, env = "GOTALK_HISTORY_DAYS", value_name = "DAYS",
+          default_value = "0", value_parser = values::at_least::<0>)]
+    pub history_days: u64,
+    /// The same retention in seconds, for tests (overrides --history-days)
+    #[arg(long, env = "GOTALK_HISTORY_SECONDS", value_name = "SECONDS", hide = true,
+          value_parser = values::at_least::<1>)]
+    pub history_seconds: Option<u64>,
+    /// Keep no history: a message is gone once acknowledged, and HISTORY,
+    /// READ and CONVERSATIONS are refused (the behaviour before history)
+    #[arg(long, env = "GOTALK_NO_HISTORY", value_parser = FalseyValueParser::new())]
+    pub no_history: bool,
+    /// With --memory: most bytes of messages the conversations hold in RAM;
+    /// past it the oldest go first
+    #[arg(long, env = "GOTALK_HISTORY_MEMORY_BYTES", value_name = "BYTES",
+          default_value = "67108864", value_parser = values::at_least::<0>)]
+    pub history_memory_bytes: u64,
 }
 
 #[derive(Args, Debug, Clone)]

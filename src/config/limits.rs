@@ -53,3 +53,13 @@ pub const OUTPUT_TOTAL_RELIEF_PERCENT: usize = 90;
 pub const HTTP_MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const HTTP_MAX_HEADERS: usize = 64;
 pub const HTTP_MAX_BODY: usize = 256 * 1024;
+/// HISTORY: messages per page by default, and most (a larger `limit` is
+/// clamped to it; 0 is refused). A page also stops adding older messages
+/// past [`HISTORY_MAX_BYTES`] (at least one is returned), with `more`.
+pub const HISTORY_DEFAULT_LIMIT: usize = 50;
+pub const HISTORY_MAX_LIMIT: usize = 200;
+pub const HISTORY_MAX_BYTES: usize = 1 << 20;
+/// CONVERSATIONS: entries per page by default, and most (clamped; 0 is
+/// refused).
+pub const CONVERSATIONS_DEFAULT_LIMIT: usize = 50;
+pub const CONVERSATIONS_MAX_LIMIT: usize = 200;

@@ -223,6 +223,13 @@ impl Flags {
             message_ttl: s.message_ttl,
             revocations_per_account: l.revocations_per_account,
             logins_per_account_minute: t.logins_per_account_minute,
+            history: !s.no_history,
+            history_retention: match (s.history_seconds, s.history_days) {
+                (Some(secs), _) => Some(std::time::Duration::from_secs(secs)),
+                (None, 0) => None,
+                (None, days) => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
+            },
+            history_memory_bytes: s.history_memory_bytes.min(usize::MAX as u64) as usize,
         };
         checks::storage(&config, given.data)?;
         match purpose {

@@ -149,4 +149,11 @@ pub struct Config {
     /// Successful LOGINs one account takes a minute (that many at once);
     /// more are `rate_limited`.
     pub logins_per_account_minute: u64,
+    // history (issue 18)
+    /// Whether conversations are kept after ACK (`--no-history`: not).
+    pub history: bool,
+    /// Messages leave history this long after they were sent (`None`: never).
+    pub history_retention: Option<Duration>,
+    /// With `--memory`: most bytes the conversations hold in RAM.
+    pub history_memory_bytes: usize,
 }

@@ -76,7 +76,9 @@ impl Core {
                             self.fill(user, out);
                         }
                     }
-                    ReadAnswer::Page(_) => {}
+                    ReadAnswer::Page(_)
+                    | ReadAnswer::History { .. }
+                    | ReadAnswer::Conversations { .. } => {}
                 }
                 for (ticket, call) in calls {
                     if let Handled::Now(reply) = self.run(ticket, call, now, out) {
@@ -99,6 +101,16 @@ impl Core {
                 if let Some(reply) = self.answer_sync(ticket, user, poll, messages, now, out) {
                     out.replies.push((ticket, reply));
                 }
+            }
+            Waiting::Answer(ticket) => {
+                let reply = match done.answer {
+                    Ok(answer) => self.history_answer(answer),
+                    Err(e) => {
+                        log::warn!("a history read from the store failed: {e}");
+                        unavailable()
+                    }
+                };
+                out.replies.push((ticket, reply));
             }
             Waiting::Cluster(read) => self.on_cluster_read(read, done.answer, now, out),
             Waiting::Fill(user) => {

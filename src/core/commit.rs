@@ -111,6 +111,7 @@ impl Core {
         }
         self.expired(&done, now, out);
         let mut removed = done.removed.iter();
+        let mut marks = done.marks.iter();
         let mut final_ids = super::assigned::FinalIds::new(&done.assigned);
         let renumber = !final_ids.is_empty();
         while let Some(then) = self.writes.next_done(done.seq) {
@@ -130,6 +131,13 @@ impl Core {
                 AfterCommit::Acked { .. } if done.acks.is_ok() => removed.next().cloned(),
                 _ => None,
             };
+            if let AfterCommit::Read { ticket, note } = then {
+                match result {
+                    Ok(()) => self.read_stored(ticket, *note, marks.next().copied(), out),
+                    Err(_) => out.replies.push((ticket, unavailable(result))),
+                }
+                continue;
+            }
             self.finish(then, result, &done.duplicates, removed, now, out);
         }
     }
@@ -182,6 +190,7 @@ impl Core {
                         id: message.id,
                         ts: message.ts,
                     };
+                    self.tell_sent(&message, Some(ticket.conn), out);
                     self.deliver(message, now, out);
                     out.replies.push((ticket, reply));
                 } else {
@@ -247,6 +256,7 @@ impl Core {
                     }
                 }
             }
+            AfterCommit::Read { ticket, .. } => out.replies.push((ticket, unavailable(result))),
             AfterCommit::LoggedOut {
                 ticket,
                 user,
@@ -333,6 +343,9 @@ impl Core {
         }
         let waiting = self.waiters.count_of(to) > 0;
         self.cluster.delivered(&message);
+        if let Some(ram) = self.history.ram() {
+            ram.append(&message);
+        }
         self.mailboxes.deliver_reserved(message, pushed || waiting);
         if waiting {
             for waiter in self.waiters.take_user(to) {

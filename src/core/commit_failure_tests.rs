@@ -84,6 +84,7 @@ fn on_a_full_disk_acks_stored_alone_succeed_and_the_rest_is_unavailable() {
         duplicates: Vec::new(),
         expired: Vec::new(),
         assigned: Default::default(),
+        marks: Vec::new(),
     };
     core.on_committed(done, NOW, &mut out);
     match reply_to(&out, 1) {
@@ -124,6 +125,7 @@ fn another_store_failure_fails_the_acks_too_and_says_nothing_of_the_disk() {
         duplicates: Vec::new(),
         expired: Vec::new(),
         assigned: Default::default(),
+        marks: Vec::new(),
     };
     core.on_committed(done, NOW, &mut out);
     match reply_to(&out, 1) {

@@ -40,6 +40,7 @@ mod commit_failure_tests;
 pub mod counters;
 mod expiry;
 pub mod help;
+pub mod history;
 mod logins;
 mod mailbox;
 mod outbox;
@@ -115,6 +116,8 @@ pub struct Core {
     writes: Writes,
     /// Other nodes on the same store, if any.
     cluster: cluster::Cluster,
+    /// Conversations (kept here with `--memory`, else by the store).
+    history: history::History,
     /// The highest message id issued (or stored) so far.
     last_message_id: MessageId,
     /// When `client_id`s and revoked tokens are next pruned a step.
@@ -164,6 +167,7 @@ impl Core {
         }
         Core {
             cluster: cluster::Cluster::new(settings.cluster),
+            history: history::History::new(settings.history, !settings.on_demand),
             key,
             accounts,
             mailboxes,
@@ -316,6 +320,7 @@ impl Core {
             }
         }
         self.expire_step(now, out);
+        self.history.tick(now);
         self.logins.prune(now);
     }
 
@@ -360,6 +365,7 @@ impl Core {
                 None => Millis::MAX,
             })
             .min(self.sessions.next_deadline())
+            .min(self.history.next_deadline())
     }
 
     /// Whether writes (or requests waiting on a commit) are collected but

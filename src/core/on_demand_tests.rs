@@ -54,6 +54,14 @@ impl FakeStore {
     fn answer(&mut self, op: &ReadOp) -> ReadAnswer {
         self.answered.push(op.clone());
         match op {
+            ReadOp::History { .. } => ReadAnswer::History {
+                messages: Vec::new(),
+                more: false,
+            },
+            ReadOp::Conversations { .. } => ReadAnswer::Conversations {
+                list: Vec::new(),
+                more: false,
+            },
             ReadOp::UserById(id) => {
                 ReadAnswer::User(self.users.iter().find(|u| u.id == *id).cloned())
             }

@@ -6,7 +6,7 @@
 use super::sessions::SessionEvent;
 use crate::hasher::HashJob;
 use crate::message::Message;
-use crate::request::{CommandKind, Reply};
+use crate::request::{CommandKind, Note, Reply};
 use crate::ConnId;
 use std::sync::Arc;
 
@@ -69,6 +69,8 @@ pub struct Outbox {
     pub hash_jobs: Vec<HashJob>,
     /// Questions for the store (answers come to [`Core::on_read`](super::Core::on_read)).
     pub reads: Vec<crate::store::Read>,
+    /// `sent` and `read` events for a user's bound connections.
+    pub notes: Vec<(ConnId, Note)>,
     /// Events for line connections that are no longer bound.
     pub events: Vec<(ConnId, SessionEvent)>,
 }

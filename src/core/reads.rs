@@ -48,6 +48,8 @@ pub(super) enum Waiting {
     },
     /// Extending an active user's head.
     Fill(UserId),
+    /// A HISTORY or CONVERSATIONS: the answer is its reply.
+    Answer(Ticket),
     /// Following a change another node made (see `cluster`).
     Cluster(super::cluster::ClusterRead),
 }

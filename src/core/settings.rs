@@ -39,6 +39,8 @@ pub struct CoreSettings {
     /// Tokens of one account revoked one by one at most; past it a LOGOUT
     /// ends all the account's sessions.
     pub revocations_per_account: usize,
+    /// History: on or off, retention, and the RAM budget with `--memory`.
+    pub history: super::history::HistorySettings,
 }
 
 impl Default for CoreSettings {
@@ -65,6 +67,7 @@ impl Default for CoreSettings {
             pending_bytes_per_sender: c.pending_bytes_per_sender,
             message_ttl_ms: c.message_ttl.map(|t| t.as_millis() as Millis),
             revocations_per_account: c.revocations_per_account,
+            history: super::history::HistorySettings::default(),
         }
     }
 }

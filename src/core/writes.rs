@@ -43,6 +43,11 @@ pub(super) enum AfterCommit {
         /// commit (each SEND of the relay) moves through this enum.
         then_sync: Option<Box<Poll>>,
     },
+    /// READ: the store reports the marker ([`crate::store::Marked`]).
+    Read {
+        ticket: Ticket,
+        note: Box<crate::request::ReadNote>,
+    },
     LoggedOut {
         ticket: Ticket,
         user: UserId,

@@ -229,6 +229,15 @@ pub fn reply_body(body: &mut Vec<u8>, endpoint: Endpoint, reply: &Reply) -> u16 
             body.push(b'}');
             200
         }
+        (
+            Endpoint::History | Endpoint::Conversations | Endpoint::Read,
+            Reply::History { .. } | Reply::Conversations { .. } | Reply::ReadUpto(_),
+        ) => {
+            // The same body as the line protocol's reply.
+            crate::line::render::reply_line(body, reply, None);
+            body.pop();
+            200
+        }
         (endpoint, other) => {
             log::error!("the HTTP shim has no rendering of {other:?} for {endpoint:?}");
             let failure = Failure::new(ErrorCode::Internal, "the server gave an unexpected reply");

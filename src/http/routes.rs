@@ -7,7 +7,7 @@
 use super::form::Fields;
 use super::Refusal;
 use crate::error::{ErrorCode, Failure};
-use crate::request::{Call, Recipient, Request, SyncArgs};
+use crate::request::{Call, HistoryArgs, Recipient, Request, SyncArgs};
 use crate::UserId;
 use std::borrow::Cow;
 
@@ -21,6 +21,10 @@ pub enum Endpoint {
     Sync,
     /// `POST /logout`: revoke the token given (or all the account's).
     Logout,
+    /// `POST /history`, `/conversations` and `/read`: the line commands.
+    History,
+    Conversations,
+    Read,
 }
 
 /// What a request asks for.
@@ -81,6 +85,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
         ("/sync", _) => (Route::Api(Endpoint::Sync), API_METHODS),
         ("/healthz", _) => (Route::Health, PAGE_METHODS),
         ("/logout", _) => (Route::Api(Endpoint::Logout), API_METHODS),
+        ("/history", _) => (Route::Api(Endpoint::History), API_METHODS),
+        ("/conversations", _) => (Route::Api(Endpoint::Conversations), API_METHODS),
+        ("/read", _) => (Route::Api(Endpoint::Read), API_METHODS),
         _ => {
             let shown: String = path.chars().take(64).collect();
             return Err(Refusal::new(
@@ -88,7 +95,8 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
                 ErrorCode::NotFound,
                 format!(
                     "there is nothing at {shown}; the endpoints are POST /register, /login, \
-                     /getuseridbyname, /send, /sync and /logout, and GET / (the chat page)"
+                     /getuseridbyname, /send, /sync, /logout, /history, /conversations and /read, \
+                     and GET / (the chat page)"
                 ),
             ));
         }
@@ -156,11 +164,28 @@ pub fn call<'f>(endpoint: Endpoint, fields: &'f Fields<'_>) -> Result<Call<'f>, 
         Endpoint::Logout => Request::Logout {
             all: flag(fields, "all")?,
         },
+        Endpoint::History => Request::History(HistoryArgs {
+            with: partner(fields)?,
+            before: number(fields, "before")?,
+            limit: number(fields, "limit")?,
+        }),
+        Endpoint::Conversations => Request::Conversations {
+            before: number(fields, "before")?,
+            limit: number(fields, "limit")?,
+        },
+        Endpoint::Read => Request::Read {
+            with: partner(fields)?,
+            upto: number(fields, "upto")?
+                .ok_or_else(|| Failure::bad_request("the field \"upto\" is missing"))?,
+        },
     };
     let (token, claimed_id) = match endpoint {
-        Endpoint::Send | Endpoint::Sync | Endpoint::Logout => {
-            (Some(token(fields)?), claimed_id(fields)?)
-        }
+        Endpoint::Send
+        | Endpoint::Sync
+        | Endpoint::Logout
+        | Endpoint::History
+        | Endpoint::Conversations
+        | Endpoint::Read => (Some(token(fields)?), claimed_id(fields)?),
         Endpoint::Register | Endpoint::Login | Endpoint::Lookup => (None, None),
     };
     Ok(Call {
@@ -168,6 +193,18 @@ pub fn call<'f>(endpoint: Endpoint, fields: &'f Fields<'_>) -> Result<Call<'f>, 
         token,
         claimed_id,
     })
+}
+
+/// `/history`'s and `/read`'s other party: `with` (a username) or
+/// `withId` (a user id).
+fn partner<'f>(fields: &'f Fields<'_>) -> Result<Recipient<'f>, Failure> {
+    match (number(fields, "withId")?, fields.get("with")) {
+        (Some(id), _) => Ok(Recipient::Id(id)),
+        (None, Some(name)) => Ok(Recipient::Name(Cow::Borrowed(name))),
+        (None, None) => Err(Failure::bad_request(
+            "say whose conversation: \"with\" (a username) or \"withId\" (a user id)",
+        )),
+    }
 }
 
 /// `token`, also spelled `Token` (the original's README).

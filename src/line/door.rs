@@ -14,9 +14,9 @@ use crate::door::{DoorRules, Progress, Timeouts};
 use crate::error::{CloseReason, ErrorCode, Failure};
 use crate::line::framer::{Framer, Step};
 use crate::line::parse::{parse_line, Form, Parsed};
-use crate::line::render::{self, message_event, reply_line};
+use crate::line::render::{self, message_event, note_event, reply_line};
 use crate::message::Message;
-use crate::request::Reply;
+use crate::request::{Note, Reply};
 use crate::turn::Turn;
 use crate::{ConnId, Millis};
 use serde_json::value::RawValue;
@@ -184,6 +184,14 @@ impl DoorRules for LineDoor {
     fn push(&mut self, conn: &mut Conn, budget: &mut OutputBudget, message: &Message) {
         if conn.closing.is_none() {
             conn.queue(budget, |out| message_event(out, message));
+        }
+    }
+
+    /// A `sent` or `read` event.
+    #[inline]
+    fn note(&mut self, conn: &mut Conn, budget: &mut OutputBudget, note: &Note) {
+        if conn.closing.is_none() {
+            conn.queue(budget, |out| note_event(out, note));
         }
     }
 

@@ -138,6 +138,9 @@ fn assign<'a>(r: &mut JsonRequest<'a>, key: &str, value: Value<'a>, raw: &'a str
         "limit" => r.limit = number(value)?,
         "wait_ms" => r.wait_ms = number(value)?,
         "upto" => r.upto = number(value)?,
+        "with" => r.with = text(value)?,
+        "with_id" => r.with_id = number(value)?,
+        "before" => r.before = number(value)?,
         // A flag: serde reads it (and says when it is not true or false).
         "all" => return None,
         "tag" => r.tag = Some(serde_json::from_str::<&RawValue>(raw).ok()?),

@@ -51,6 +51,11 @@ pub struct JsonRequest<'a> {
     pub wait_ms: Option<u64>,
     pub upto: Option<u64>,
     pub all: Option<bool>,
+    /// HISTORY and READ: the other party, by name or id.
+    pub with: Option<Text<'a>>,
+    pub with_id: Option<u64>,
+    /// HISTORY and CONVERSATIONS: only ids below this.
+    pub before: Option<u64>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for JsonRequest<'a> {
@@ -88,6 +93,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonRequest<'a> {
                         "wait_ms" => field!(r.wait_ms, "a whole number of milliseconds"),
                         "upto" => field!(r.upto, "a message id (a whole number >= 0)"),
                         "all" => field!(r.all, "true or false"),
+                        "with" => field!(r.with, "a string (a username)"),
+                        "with_id" => field!(r.with_id, "a user id (a whole number)"),
+                        "before" => field!(r.before, "a message id (a whole number >= 0)"),
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }

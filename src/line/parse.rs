@@ -6,7 +6,7 @@ use super::fast_json;
 use super::json_request::{JsonRequest, Text};
 use crate::config::limits;
 use crate::error::{ErrorCode, Failure};
-use crate::request::{Call, Recipient, Request, SyncArgs};
+use crate::request::{Call, HistoryArgs, Recipient, Request, SyncArgs};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -163,12 +163,15 @@ enum Command {
     Sync,
     Ack,
     Logout,
+    History,
+    Read,
+    Conversations,
     Ping,
     Help,
     Quit,
 }
 
-const COMMANDS: [(&str, Command); 11] = [
+const COMMANDS: [(&str, Command); 14] = [
     ("send", Command::Send),
     ("sync", Command::Sync),
     ("ack", Command::Ack),
@@ -180,6 +183,9 @@ const COMMANDS: [(&str, Command); 11] = [
     ("help", Command::Help),
     ("quit", Command::Quit),
     ("exit", Command::Quit),
+    ("history", Command::History),
+    ("read", Command::Read),
+    ("conversations", Command::Conversations),
 ];
 
 /// Looks a command name up without allocating (this runs per request).
@@ -243,6 +249,21 @@ fn json_call<'a>(r: &mut JsonRequest<'a>) -> Result<Call<'a>, Failure> {
         Command::Logout => Request::Logout {
             all: r.all.unwrap_or(false),
         },
+        Command::History => Request::History(HistoryArgs {
+            with: partner(r, cmd)?,
+            before: r.before,
+            limit: r.limit,
+        }),
+        Command::Read => Request::Read {
+            with: partner(r, cmd)?,
+            upto: r.upto.ok_or_else(|| {
+                Failure::bad_request("\"read\" needs an \"upto\" field (a message id)")
+            })?,
+        },
+        Command::Conversations => Request::Conversations {
+            before: r.before,
+            limit: r.limit,
+        },
         Command::Ping => Request::Ping,
         Command::Help => Request::Help,
         Command::Quit => Request::Quit,
@@ -252,6 +273,17 @@ fn json_call<'a>(r: &mut JsonRequest<'a>) -> Result<Call<'a>, Failure> {
         token,
         claimed_id: None,
     })
+}
+
+/// HISTORY's and READ's other party: `with` (a username) or `with_id`.
+fn partner<'a>(r: &mut JsonRequest<'a>, cmd: &str) -> Result<Recipient<'a>, Failure> {
+    match (r.with.take(), r.with_id) {
+        (Some(name), _) => Ok(Recipient::Name(name.0)),
+        (None, Some(id)) => Ok(Recipient::Id(id)),
+        (None, None) => Err(Failure::bad_request(format!(
+            "\"{cmd}\" needs \"with\" (a username) or \"with_id\" (a user id)"
+        ))),
+    }
 }
 
 fn unknown_command(name: &str) -> Failure {
@@ -364,6 +396,45 @@ fn parse_text(line: &str) -> Result<Call<'_>, Failure> {
             _ => {
                 return Err(usage(
                     "usage: LOGOUT (this connection's token) or LOGOUT all (every token of the account)",
+                ))
+            }
+        },
+        Command::History => {
+            const USAGE: &str =
+                "usage: HISTORY <username> [before] [limit], e.g. HISTORY bob or HISTORY bob 120 50";
+            let (with, rest) = word(rest);
+            if with.is_empty() {
+                return Err(usage(USAGE));
+            }
+            let numbers = numbers(rest, 2).ok_or_else(|| usage(USAGE))?;
+            Request::History(HistoryArgs {
+                with: Recipient::Name(Cow::Borrowed(with)),
+                before: numbers.first().copied(),
+                limit: numbers.get(1).copied(),
+            })
+        }
+        Command::Read => {
+            let (with, rest) = word(rest);
+            match numbers(rest, 1).as_deref() {
+                Some([upto]) if !with.is_empty() => Request::Read {
+                    with: Recipient::Name(Cow::Borrowed(with)),
+                    upto: *upto,
+                },
+                _ => {
+                    return Err(usage(
+                        "usage: READ <username> <message id>, e.g. READ alice 17",
+                    ))
+                }
+            }
+        }
+        Command::Conversations => match numbers(rest, 1).as_deref() {
+            Some(before) => Request::Conversations {
+                before: before.first().copied(),
+                limit: None,
+            },
+            None => {
+                return Err(usage(
+                    "usage: CONVERSATIONS [before], before the last id of the previous page's last entry",
                 ))
             }
         },

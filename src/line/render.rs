@@ -11,7 +11,7 @@ use crate::core::help::HELP;
 use crate::json;
 use crate::line::parse::Form;
 use crate::message::Message;
-use crate::request::{Reply, UserRef};
+use crate::request::{Conversation, Note, Reply, UserRef};
 use serde_json::value::RawValue;
 
 fn push_user(out: &mut Vec<u8>, user: &UserRef) {
@@ -79,6 +79,35 @@ pub fn reply_line(out: &mut Vec<u8>, reply: &Reply, tag: Option<&RawValue>) {
                 json::push_field_str(out, "reason", "revocations_per_account");
             }
         }
+        Reply::History { messages, more } => {
+            out.extend_from_slice(b",\"messages\":[");
+            for (i, m) in messages.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(m.json().as_bytes());
+            }
+            out.extend_from_slice(if *more {
+                b"],\"more\":true"
+            } else {
+                b"],\"more\":false"
+            });
+        }
+        Reply::Conversations { list, more } => {
+            out.extend_from_slice(b",\"conversations\":[");
+            for (i, c) in list.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                conversation(out, c);
+            }
+            out.extend_from_slice(if *more {
+                b"],\"more\":true"
+            } else {
+                b"],\"more\":false"
+            });
+        }
+        Reply::ReadUpto(upto) => json::push_field_u64(out, "upto", *upto),
         Reply::Pong => out.extend_from_slice(b",\"pong\":true"),
         Reply::Help => json::push_field_str(out, "help", HELP),
         Reply::Acked | Reply::Bye | Reply::Error(_) => {}
@@ -86,6 +115,40 @@ pub fn reply_line(out: &mut Vec<u8>, reply: &Reply, tag: Option<&RawValue>) {
     if let Some(tag) = tag {
         out.extend_from_slice(b",\"tag\":");
         out.extend_from_slice(tag.get().as_bytes());
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// One entry of a CONVERSATIONS reply.
+fn conversation(out: &mut Vec<u8>, c: &Conversation) {
+    out.extend_from_slice(b"{\"with\":");
+    json::push_str(out, &c.with);
+    json::push_field_u64(out, "with_id", c.with_id);
+    out.extend_from_slice(b",\"last\":");
+    match &c.last {
+        Some(m) => out.extend_from_slice(m.json().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    json::push_field_u64(out, "unread", c.unread);
+    json::push_field_u64(out, "read_upto", c.read_upto);
+    out.push(b'}');
+}
+
+/// Appends a `sent` or `read` event.
+pub fn note_event(out: &mut Vec<u8>, note: &Note) {
+    match note {
+        Note::Sent(message) => {
+            out.extend_from_slice(b"{\"event\":\"sent\",\"message\":");
+            out.extend_from_slice(message.json().as_bytes());
+        }
+        Note::Read(read) => {
+            out.extend_from_slice(b"{\"event\":\"read\",\"by\":");
+            json::push_str(out, &read.by);
+            json::push_field_u64(out, "by_id", read.by_id);
+            json::push_field_str(out, "with", &read.with);
+            json::push_field_u64(out, "with_id", read.with_id);
+            json::push_field_u64(out, "upto", read.upto);
+        }
     }
     out.extend_from_slice(b"}\n");
 }

@@ -70,6 +70,10 @@ impl Server {
                     door.push(conn, budget, message)
                 });
             }
+            let notes = std::mem::take(&mut self.outbox.notes);
+            for (id, note) in &notes {
+                self.door_output(*id, now, |door, conn, budget| door.note(conn, budget, note));
+            }
             let events = std::mem::take(&mut self.outbox.events);
             for &(id, event) in &events {
                 self.door_output(id, now, |door, conn, budget| {
@@ -99,6 +103,7 @@ impl Server {
         self.resume.is_empty()
             && self.outbox.replies.is_empty()
             && self.outbox.pushes.is_empty()
+            && self.outbox.notes.is_empty()
             && self.outbox.events.is_empty()
             && self.outbox.hash_jobs.is_empty()
             && self.outbox.reads.is_empty()

@@ -28,6 +28,8 @@ pub struct BatchOutcome {
     /// Ids the store gave (PostgreSQL); empty where the core's stand.
     pub assigned: Assigned,
     pub expired: Vec<Removed>,
+    /// What each READ marker became (see [`crate::store::Marked`]).
+    pub marks: Vec<crate::store::Marked>,
 }
 
 /// A group's writes: how many operations it held and what each batch
@@ -197,6 +199,7 @@ impl<B: WriteBackend> GroupWriter<B> {
                 removed: outcome.removed,
                 duplicates: outcome.duplicates,
                 expired: outcome.expired,
+                marks: outcome.marks,
                 assigned: outcome.assigned,
             };
             if self.done.send(done).is_err() {

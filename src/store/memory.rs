@@ -40,6 +40,15 @@ impl Store for MemoryStore {
                 head: Vec::new(),
             },
             ReadOp::Page { .. } => ReadAnswer::Page(Vec::new()),
+            // The core keeps history in RAM with this store and never asks.
+            ReadOp::History { .. } => ReadAnswer::History {
+                messages: Vec::new(),
+                more: false,
+            },
+            ReadOp::Conversations { .. } => ReadAnswer::Conversations {
+                list: Vec::new(),
+                more: false,
+            },
         };
         self.reads.push_back(ReadDone {
             id: read.id,

@@ -46,6 +46,25 @@ pub enum WriteOp {
     /// mailbox is its oldest: a prefix, like an ACK's. Reported in
     /// [`Committed::expired`].
     Expire { before: Millis, limit: usize },
+    /// READ: `user` has read `with`'s messages up to `upto`. The store
+    /// clamps it to the conversation's newest message, never lowers the
+    /// marker, and reports the marker in [`Committed::marks`].
+    ReadMark {
+        user: UserId,
+        with: UserId,
+        upto: MessageId,
+    },
+}
+
+/// What a durable store keeps of conversations (the history flags). The
+/// default keeps none: a message is deleted once acknowledged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistoryRules {
+    /// Keep acknowledged messages, conversations and read markers.
+    pub keep: bool,
+    /// Delete acknowledged messages this long after they were sent
+    /// (`None`: never), in bounded steps on the writing thread.
+    pub retention_ms: Option<Millis>,
 }
 
 /// The writes of one event-loop turn, committed all or nothing.
@@ -87,6 +106,19 @@ pub struct Committed {
     /// Ids the store gave in place of the core's, where it gives them
     /// (PostgreSQL); empty where the core's ids stand (SQLite).
     pub assigned: Assigned,
+    /// The outcome of each [`WriteOp::ReadMark`], in order (empty from a
+    /// store that keeps nothing: the core then keeps the markers).
+    pub marks: Vec<Marked>,
+}
+
+/// A read marker as stored after a [`WriteOp::ReadMark`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marked {
+    pub user: UserId,
+    pub with: UserId,
+    pub upto: MessageId,
+    /// Whether it moved (else it was at or above the one asked already).
+    pub moved: bool,
 }
 
 /// Ids decided by the database in the transaction rather than by the
@@ -206,6 +238,7 @@ impl Committed {
             duplicates: Vec::new(),
             expired: Vec::new(),
             assigned: Assigned::default(),
+            marks: Vec::new(),
         }
     }
 }
@@ -234,6 +267,20 @@ pub struct StoredMessage {
     pub ts: Millis,
     pub content: String,
     pub client_id: Option<String>,
+}
+
+/// One conversation as stored, for CONVERSATIONS.
+#[derive(Clone, Debug, Default)]
+pub struct StoredConversation {
+    pub with_id: UserId,
+    pub with: String,
+    /// Its newest message either way (`None` once retention removed it).
+    pub last: Option<StoredMessage>,
+    /// Used for paging even when `last` is gone.
+    pub last_id: MessageId,
+    pub unread: u64,
+    /// The partner's marker on the caller's messages.
+    pub read_upto: MessageId,
 }
 
 /// A remembered `client_id` (kept 24 hours, whether or not its message was
@@ -302,6 +349,23 @@ pub enum ReadOp {
         limit: usize,
         max_bytes: usize,
     },
+    /// HISTORY: the newest `limit` messages between `user` and `with`
+    /// (either way) with ids below `before`, stopping before `max_bytes`
+    /// (but at least one); one index range read.
+    History {
+        user: UserId,
+        with: UserId,
+        before: MessageId,
+        limit: usize,
+        max_bytes: usize,
+    },
+    /// CONVERSATIONS: `user`'s conversations whose newest message is below
+    /// `before`, newest first, at most `limit`.
+    Conversations {
+        user: UserId,
+        before: MessageId,
+        limit: usize,
+    },
 }
 
 /// A read and the number the core knows it by.
@@ -322,6 +386,15 @@ pub enum ReadAnswer {
         head: Vec<StoredMessage>,
     },
     Page(Vec<StoredMessage>),
+    /// Oldest first; `more`: older ones exist.
+    History {
+        messages: Vec<StoredMessage>,
+        more: bool,
+    },
+    Conversations {
+        list: Vec<StoredConversation>,
+        more: bool,
+    },
 }
 
 /// A finished read.

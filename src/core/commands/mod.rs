@@ -5,6 +5,7 @@
 //! (LOOKUP, and names as recipients). PING, HELP and QUIT answer here.
 
 mod accounts;
+mod history;
 mod lookup;
 mod messaging;
 mod sessions;
@@ -99,6 +100,18 @@ impl Core {
                 self.ack(ticket, user, *upto, None)
             }
             Request::Logout { all } => self.logout(ticket, call, *all, now),
+            Request::History(args) => {
+                let user = self.caller(ticket, call, now)?;
+                self.history(ticket, user, args, now, out)
+            }
+            Request::Read { with, upto } => {
+                let user = self.caller(ticket, call, now)?;
+                self.read_mark(ticket, user, with, *upto, now, out)
+            }
+            Request::Conversations { before, limit } => {
+                let user = self.caller(ticket, call, now)?;
+                self.conversations(ticket, user, *before, *limit, out)
+            }
         }
     }
 

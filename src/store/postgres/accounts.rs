@@ -44,7 +44,8 @@ impl TokenWrites {
             WriteOp::CreateUser { .. }
             | WriteOp::Append(_)
             | WriteOp::Ack { .. }
-            | WriteOp::Expire { .. } => {}
+            | WriteOp::Expire { .. }
+            | WriteOp::ReadMark { .. } => {}
         }
     }
 

@@ -13,6 +13,7 @@
 
 use super::client_id_window::{ClientIdStatements, Window};
 use super::custody;
+use super::history;
 use super::schema::{PENDING_BYTES, PENDING_MESSAGES};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::store::group_commit::BatchOutcome;
@@ -44,6 +45,18 @@ pub fn write_batches(
     acks_only: bool,
     now: Millis,
 ) -> rusqlite::Result<(usize, Vec<BatchOutcome>)> {
+    write_batches_with(conn, group, acks_only, now, false)
+}
+
+/// [`write_batches`], keeping each conversation's side (`history`: see
+/// [`super::history`]) when `keep`.
+pub fn write_batches_with(
+    conn: &mut Connection,
+    group: &[Batch],
+    acks_only: bool,
+    now: Millis,
+    keep: bool,
+) -> rusqlite::Result<(usize, Vec<BatchOutcome>)> {
     let wanted = |op: &WriteOp| !acks_only || is_ack(op);
     if !group.iter().flat_map(|b| &b.ops).any(wanted) {
         return Ok((0, Vec::new()));
@@ -55,6 +68,7 @@ pub fn write_batches(
     let mut outcomes = Vec::with_capacity(group.len());
     {
         let mut statements = Statements::prepare(&tx, acks_only)?;
+        statements.sides = keep.then(history::Sides::default);
         let mut totals = Totals::default();
         for batch in group {
             let mut outcome = BatchOutcome::default();
@@ -67,6 +81,9 @@ pub fn write_batches(
                 writes += 1;
             }
             outcomes.push(outcome);
+        }
+        if let Some(sides) = &mut statements.sides {
+            sides.apply(&tx)?;
         }
         statements
             .last_message_id
@@ -111,6 +128,8 @@ struct Statements<'c> {
     forget_revoked: CachedStatement<'c>,
     last_message_id: CachedStatement<'c>,
     total: CachedStatement<'c>,
+    /// With history: each conversation's sides the group moves.
+    sides: Option<history::Sides>,
 }
 
 impl<'c> Statements<'c> {
@@ -147,6 +166,7 @@ impl<'c> Statements<'c> {
                 "UPDATE meta SET value = max(value, ?1) WHERE key = 'last_message_id'",
             )?,
             total: conn.prepare_cached("UPDATE meta SET value = value + ?2 WHERE key = ?1")?,
+            sides: None,
         })
     }
 
@@ -202,6 +222,9 @@ impl<'c> Statements<'c> {
                     client_id.as_deref(),
                     cost as i64,
                 ])?;
+                if let Some(sides) = &mut self.sides {
+                    sides.add(message);
+                }
                 totals.senders.add(message.from_id, cost as i64);
                 totals.messages += 1;
                 totals.bytes += cost as i64;
@@ -246,6 +269,16 @@ impl<'c> Statements<'c> {
                 // Token ids use all 64 bits; SQLite's integers are signed.
                 self.revoke
                     .execute([*token as i64, *expires as i64, *user as i64])?;
+            }
+            WriteOp::ReadMark { user, with, upto } => {
+                // The sides moved so far are written first: the marker's
+                // unread count is taken from the rows as they stand.
+                if let Some(sides) = &mut self.sides {
+                    sides.apply(self.conn)?;
+                }
+                outcome
+                    .marks
+                    .push(history::read_mark(self.conn, *user, *with, *upto)?);
             }
             WriteOp::VoidTokens { user, from } => {
                 self.void.execute([*user as i64, *from as i64])?;

@@ -11,7 +11,10 @@
 //! - [`client_id_window`]: a sender's newest N `client_id`s, kept by each
 //!   SEND that adds one.
 //! - [`reader`]: the thread that answers the core's reads on demand.
-//! - [`purge`]: deleting the messages ACKs marked, many at a time.
+//! - [`purge`]: deleting the messages ACKs marked, many at a time (only
+//!   with `--no-history`).
+//! - [`history`]: conversations and read markers kept by the writer, and
+//!   retention; `history_reads`: HISTORY and CONVERSATIONS on the reader.
 //! - [`upkeep`]: giving freed space back and pruning old `client_id`s.
 //! - `error_kind`: SQLite's result codes as [`StoreError`](super::StoreError) kinds.
 //! - [`disk_full`]: the reserve file that keeps ACK working on a full disk.
@@ -26,6 +29,8 @@ pub mod custody;
 pub mod disk_full;
 mod error_kind;
 pub mod group;
+pub mod history;
+mod history_reads;
 pub mod load;
 pub mod lock;
 pub mod purge;
@@ -37,7 +42,7 @@ pub mod writer;
 use super::threaded::{Opened, Threaded};
 use super::threads::StoreThreads;
 use super::{group_commit, read_loop};
-use super::{OpenError, SchemaError, Snapshot, StoreMetrics};
+use super::{HistoryRules, OpenError, SchemaError, Snapshot, StoreMetrics};
 use crate::config::DEFAULT_DISK_RESERVE;
 use crate::Millis;
 use disk_full::DiskSpace;
@@ -81,6 +86,17 @@ impl Threaded<Files> {
         reserve_bytes: u64,
         waker: Arc<Waker>,
     ) -> Result<SqliteStore, OpenError> {
+        Self::open_with_history(dir, reserve_bytes, HistoryRules::default(), waker)
+    }
+
+    /// [`SqliteStore::open_with_reserve`] keeping conversations as `history`
+    /// says (the server's flags; the default keeps none).
+    pub fn open_with_history(
+        dir: &Path,
+        reserve_bytes: u64,
+        history: HistoryRules,
+        waker: Arc<Waker>,
+    ) -> Result<SqliteStore, OpenError> {
         create_data_dir(dir)?;
         let lock = DataDirLock::acquire(dir)?;
         let space = DiskSpace::open(dir, reserve_bytes);
@@ -101,7 +117,7 @@ impl Threaded<Files> {
         let metrics = Arc::new(StoreMetrics::default());
         let writer = group_commit::spawn(
             "gotalk-store",
-            writer::Sqlite::new(conn, space),
+            writer::Sqlite::new(conn, space).with_history(history),
             ends.jobs,
             ends.done,
             waker.clone(),

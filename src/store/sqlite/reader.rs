@@ -77,6 +77,18 @@ pub fn answer(conn: &Connection, op: &ReadOp) -> rusqlite::Result<ReadAnswer> {
             limit,
             max_bytes,
         } => ReadAnswer::Page(page(conn, *user, *after, *limit, *max_bytes)?.messages),
+        ReadOp::History {
+            user,
+            with,
+            before,
+            limit,
+            max_bytes,
+        } => super::history_reads::history(conn, *user, *with, *before, *limit, *max_bytes)?,
+        ReadOp::Conversations {
+            user,
+            before,
+            limit,
+        } => super::history_reads::conversations(conn, *user, *before, *limit)?,
     })
 }
 
@@ -156,13 +168,13 @@ fn page(
 }
 
 /// Usernames by id, each read once per page.
-struct Names<'c> {
+pub(super) struct Names<'c> {
     conn: &'c Connection,
     known: HashMap<u64, String>,
 }
 
 impl<'c> Names<'c> {
-    fn new(conn: &'c Connection) -> Names<'c> {
+    pub(super) fn new(conn: &'c Connection) -> Names<'c> {
         Names {
             conn,
             known: HashMap::new(),
@@ -171,7 +183,7 @@ impl<'c> Names<'c> {
 
     /// `id`'s username ("" if the account is gone; a message keeps its
     /// sender's account, so that is not expected).
-    fn of(&mut self, id: u64) -> rusqlite::Result<String> {
+    pub(super) fn of(&mut self, id: u64) -> rusqlite::Result<String> {
         if let Some(name) = self.known.get(&id) {
             return Ok(name.clone());
         }

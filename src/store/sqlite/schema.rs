@@ -18,7 +18,7 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The `meta` keys holding how many messages are in custody and their size
 /// as stored, kept by every batch, so a start reads two numbers instead of
@@ -187,6 +187,35 @@ DROP INDEX users_by_name_key_all;
 CREATE UNIQUE INDEX users_by_name_key ON users (name_key);
 ";
 
+/// Version 9: history. A message stays after its ACK (the mark in
+/// `acked` ends custody; with history on, [`super::purge`] does not run)
+/// until retention deletes it. A conversation is read through one index
+/// range on its pair of parties (lower id first) and id, an index on
+/// expressions so the table carries no extra column. `conversations`
+/// holds each user's side of each conversation: the newest message
+/// either way, the partner's messages above the user's read marker (a
+/// counter, kept by the writer), and the marker; ordered per user by the
+/// newest message for the list. The messages already stored become
+/// history, each counted unread.
+const V9: &str = "
+CREATE INDEX messages_by_pair ON messages (min(from_id, to_id), max(from_id, to_id), id);
+CREATE TABLE conversations (
+    user_id    INTEGER NOT NULL,
+    partner_id INTEGER NOT NULL,
+    last_id    INTEGER NOT NULL,     -- the newest message either way
+    unread     INTEGER NOT NULL,     -- the partner's messages above read_upto
+    read_upto  INTEGER NOT NULL,     -- user has read partner's messages up to here
+    PRIMARY KEY (user_id, partner_id)
+) WITHOUT ROWID;
+CREATE INDEX conversations_by_last ON conversations (user_id, last_id);
+INSERT INTO conversations (user_id, partner_id, last_id, unread, read_upto)
+    SELECT u, p, max(id), sum(n), 0 FROM (
+        SELECT from_id AS u, to_id AS p, id, 0 AS n FROM messages
+        UNION ALL
+        SELECT to_id, from_id, id, 1 FROM messages WHERE to_id != from_id
+    ) GROUP BY u, p;
+";
+
 /// The schema version this code writes.
 pub fn latest_version() -> u32 {
     MIGRATIONS.len() as u32
@@ -292,6 +321,7 @@ mod tests {
             [
                 "acked",
                 "client_ids",
+                "conversations",
                 "messages",
                 "meta",
                 "revoked_tokens",

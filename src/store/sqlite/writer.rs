@@ -15,12 +15,13 @@
 //! ([`super::upkeep`]), and looks for room while the disk is full.
 
 use super::disk_full::DiskSpace;
-use super::group::{is_ack, write_batches};
+use super::group::{is_ack, write_batches_with};
+use super::history::Retention;
 use super::purge::{self, Backlog};
 use super::upkeep::{Upkeep, IDLE_AFTER};
 use crate::store::group_commit::{BatchOutcome, WriteBackend, Written};
 use crate::store::stats::Stats;
-use crate::store::{Batch, StoreError};
+use crate::store::{Batch, HistoryRules, StoreError};
 use crossbeam_channel::Receiver;
 use rusqlite::Connection;
 use std::panic::{self, AssertUnwindSafe};
@@ -39,6 +40,10 @@ pub struct Sqlite {
     space: DiskSpace,
     /// Rows marked acknowledged and not deleted yet.
     purge: Backlog,
+    /// With history on, acknowledged rows stay (no purge) and conversations
+    /// are kept; `--history-days` deletes them later.
+    keep: bool,
+    retention: Option<Retention>,
 }
 
 impl Sqlite {
@@ -49,6 +54,35 @@ impl Sqlite {
             purge: Backlog::at_start(&conn),
             conn,
             space,
+            keep: false,
+            retention: None,
+        }
+    }
+
+    /// Keeps conversations as `history` says: acknowledged rows stay until
+    /// retention deletes them (nothing is purged).
+    pub fn with_history(mut self, history: HistoryRules) -> Sqlite {
+        self.keep = history.keep;
+        if history.keep {
+            self.purge = Backlog::default();
+            self.retention = history.retention_ms.map(Retention::new);
+        }
+        self
+    }
+
+    /// A retention step if one is due. A failure is logged and the step
+    /// tried again later.
+    fn retention_step(&mut self, now: Instant) {
+        let Some(retention) = self.retention.as_mut() else {
+            return;
+        };
+        if !retention.is_due(now) {
+            return;
+        }
+        match retention.step(&mut self.conn, super::wall_clock_ms()) {
+            Ok(0) => {}
+            Ok(n) => log::debug!("store: retention deleted {n} messages from history"),
+            Err(e) => log::warn!("store: history retention failed (will retry): {e}"),
         }
     }
 }
@@ -74,6 +108,7 @@ impl WriteBackend for Sqlite {
             return;
         }
         let now = Instant::now();
+        self.retention_step(now);
         if let Some(line) = stats.due(now) {
             log::info!("{line}");
         }
@@ -88,6 +123,7 @@ impl WriteBackend for Sqlite {
         if self.purge.is_due_while_busy(now) {
             self.purge_step();
         }
+        self.retention_step(now);
         // While the disk is full, `look_for_space` does this in steps
         // that fit.
         if !self.space.is_full() && self.upkeep.due_busy(now) {
@@ -108,7 +144,9 @@ impl WriteBackend for Sqlite {
         let marked = outcomes
             .iter()
             .flat_map(|o| o.removed.iter().chain(&o.expired));
-        self.purge.marked(marked.map(|r| r.count).sum());
+        if !self.keep {
+            self.purge.marked(marked.map(|r| r.count).sum());
+        }
         Ok((writes, outcomes))
     }
 
@@ -151,7 +189,8 @@ impl Sqlite {
     /// waiting forever.
     fn write_some(&mut self, group: &[Batch], acks_only: bool) -> Result<Written, StoreError> {
         let conn = &mut self.conn;
-        let write = || write_batches(conn, group, acks_only, super::wall_clock_ms());
+        let keep = self.keep;
+        let write = || write_batches_with(conn, group, acks_only, super::wall_clock_ms(), keep);
         match panic::catch_unwind(AssertUnwindSafe(write)) {
             Ok(Ok(done)) => Ok(done),
             Ok(Err(e)) => Err(e.into()),

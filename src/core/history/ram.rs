@@ -1,0 +1,300 @@
+//! Conversations held in RAM (`--memory`, where the store keeps nothing):
+//! each conversation's messages in id order (shared `Arc`s: the mailbox's
+//! copy is the same allocation), one queue of every message in arrival
+//! order so the oldest goes first when the byte budget is passed or
+//! retention is due, and each user's side of each conversation (newest
+//! id, unread counter, read marker) with an ordered index for the
+//! conversation list. Every operation is a map look-up, a binary search
+//! or a walk bounded by the page asked for.
+
+use crate::message::Message;
+use crate::{MessageId, Millis, UserId};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Most messages one retention step removes.
+pub const PRUNE_STEP: usize = 4096;
+
+/// One user's side of a conversation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Side {
+    /// The newest message either way.
+    pub last_id: MessageId,
+    /// The partner's messages above `read_upto`.
+    pub unread: u64,
+    /// This user has read the partner's messages up to here.
+    pub read_upto: MessageId,
+}
+
+/// One entry of a conversation list, before names are put on it.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    pub with_id: UserId,
+    pub side: Side,
+    pub last: Option<Arc<Message>>,
+    /// The partner's marker on this user's messages.
+    pub read_upto: MessageId,
+}
+
+/// The conversations, bounded by a byte budget.
+#[derive(Default)]
+pub struct Ram {
+    convs: HashMap<(UserId, UserId), VecDeque<Arc<Message>>>,
+    /// Every message held, oldest first.
+    order: VecDeque<Arc<Message>>,
+    /// Bytes held (each message's JSON), and the most.
+    bytes: usize,
+    budget: usize,
+    sides: HashMap<(UserId, UserId), Side>,
+    /// Per user: (newest id, partner) of each conversation.
+    recent: HashMap<UserId, BTreeSet<(MessageId, UserId)>>,
+}
+
+/// A conversation's key: its two parties, lower id first.
+fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
+    (a.min(b), a.max(b))
+}
+
+impl Ram {
+    pub fn new(budget: usize) -> Ram {
+        Ram {
+            budget,
+            ..Ram::default()
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// A stored message joins its conversation.
+    pub fn append(&mut self, m: &Arc<Message>) {
+        self.convs
+            .entry(pair(m.from_id, m.to_id))
+            .or_default()
+            .push_back(m.clone());
+        self.order.push_back(m.clone());
+        self.bytes += m.json().len();
+        self.touch(m.from_id, m.to_id, m.id, false);
+        if m.from_id != m.to_id {
+            self.touch(m.to_id, m.from_id, m.id, true);
+        }
+        while self.bytes > self.budget && self.drop_oldest() {}
+    }
+
+    fn touch(&mut self, user: UserId, partner: UserId, id: MessageId, unread: bool) {
+        let side = self.sides.entry((user, partner)).or_default();
+        let recent = self.recent.entry(user).or_default();
+        recent.remove(&(side.last_id, partner));
+        side.last_id = side.last_id.max(id);
+        recent.insert((side.last_id, partner));
+        if unread {
+            side.unread += 1;
+        }
+    }
+
+    /// Removes the oldest message held; false if none.
+    fn drop_oldest(&mut self) -> bool {
+        let Some(m) = self.order.pop_front() else {
+            return false;
+        };
+        self.bytes -= m.json().len();
+        let key = pair(m.from_id, m.to_id);
+        if let Some(conv) = self.convs.get_mut(&key) {
+            // Both are in id order, so it is the conversation's oldest.
+            conv.pop_front();
+            if conv.is_empty() {
+                self.convs.remove(&key);
+            }
+        }
+        true
+    }
+
+    /// Removes up to `step` messages stored before `cutoff`; true if more
+    /// may be due.
+    pub fn prune_before(&mut self, cutoff: Millis, step: usize) -> bool {
+        for _ in 0..step {
+            match self.order.front() {
+                Some(m) if m.ts < cutoff => {
+                    self.drop_oldest();
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// The newest `limit` messages between `user` and `with` below
+    /// `before`, oldest first, stopping past `max_bytes` (at least one);
+    /// and whether older ones exist.
+    pub fn page(
+        &self,
+        user: UserId,
+        with: UserId,
+        before: MessageId,
+        limit: usize,
+        max_bytes: usize,
+    ) -> (Vec<Arc<Message>>, bool) {
+        let Some(conv) = self.convs.get(&pair(user, with)) else {
+            return (Vec::new(), false);
+        };
+        let end = conv.partition_point(|m| m.id < before);
+        let mut start = end;
+        let mut bytes = 0usize;
+        while start > 0 && end - start < limit {
+            let len = conv[start - 1].json().len();
+            if bytes + len > max_bytes && start < end {
+                break;
+            }
+            bytes += len;
+            start -= 1;
+        }
+        (conv.range(start..end).cloned().collect(), start > 0)
+    }
+
+    /// READ: `user` has read `with`'s messages up to `upto`, clamped to
+    /// the conversation's newest; never lowered. Returns the marker and
+    /// whether it moved.
+    pub fn read(&mut self, user: UserId, with: UserId, upto: MessageId) -> (MessageId, bool) {
+        let Some(side) = self.sides.get_mut(&(user, with)) else {
+            return (0, false);
+        };
+        let upto = upto.min(side.last_id);
+        if upto <= side.read_upto {
+            return (side.read_upto, false);
+        }
+        side.read_upto = upto;
+        side.unread = self.convs.get(&pair(user, with)).map_or(0, |conv| {
+            let from = conv.partition_point(|m| m.id <= upto);
+            conv.range(from..).filter(|m| m.from_id == with).count() as u64
+        });
+        (upto, true)
+    }
+
+    /// `user`'s conversations whose newest message is below `before`,
+    /// newest first, at most `limit`; and whether more follow.
+    pub fn conversations(
+        &self,
+        user: UserId,
+        before: MessageId,
+        limit: usize,
+    ) -> (Vec<Listed>, bool) {
+        let Some(recent) = self.recent.get(&user) else {
+            return (Vec::new(), false);
+        };
+        let mut range = recent.range(..(before, 0)).rev();
+        let mut list = Vec::new();
+        for &(last_id, with_id) in range.by_ref().take(limit) {
+            let side = self
+                .sides
+                .get(&(user, with_id))
+                .copied()
+                .unwrap_or_default();
+            let last = self
+                .convs
+                .get(&pair(user, with_id))
+                .and_then(|c| c.back())
+                .filter(|m| m.id == last_id)
+                .cloned();
+            let read_upto = self.sides.get(&(with_id, user)).map_or(0, |s| s.read_upto);
+            list.push(Listed {
+                with_id,
+                side,
+                last,
+                read_upto,
+            });
+        }
+        let more = range.next().is_some();
+        (list, more)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Parties;
+
+    fn msg(id: MessageId, from: UserId, to: UserId, ts: Millis) -> Arc<Message> {
+        let parties = Parties {
+            from_id: from,
+            from: "a",
+            to_id: to,
+            to: "b",
+        };
+        Arc::new(Message::new(id, &parties, ts, "hello", None))
+    }
+
+    fn ids(page: &[Arc<Message>]) -> Vec<MessageId> {
+        page.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn pages_walk_backwards_in_both_directions_without_gaps() {
+        let mut ram = Ram::new(usize::MAX);
+        for id in 1..=10 {
+            let (from, to) = if id % 2 == 0 { (1, 2) } else { (2, 1) };
+            ram.append(&msg(id, from, to, 0));
+            ram.append(&msg(100 + id, 1, 3, 0));
+        }
+        let (page, more) = ram.page(1, 2, MessageId::MAX, 4, usize::MAX);
+        assert_eq!((ids(&page), more), (vec![7, 8, 9, 10], true));
+        let (page, more) = ram.page(2, 1, 7, 4, usize::MAX);
+        assert_eq!((ids(&page), more), (vec![3, 4, 5, 6], true));
+        let (page, more) = ram.page(1, 2, 3, 4, usize::MAX);
+        assert_eq!((ids(&page), more), (vec![1, 2], false));
+        let (page, more) = ram.page(1, 2, 3, 4, 1);
+        assert_eq!((ids(&page), more), (vec![2], true), "at least one");
+        assert_eq!(ram.page(2, 3, 100, 4, usize::MAX).0.len(), 0);
+    }
+
+    #[test]
+    fn read_markers_clamp_never_go_back_and_recount_unread() {
+        let mut ram = Ram::new(usize::MAX);
+        for id in 1..=5 {
+            ram.append(&msg(id, 1, 2, 0));
+        }
+        ram.append(&msg(6, 2, 1, 0));
+        let (list, _) = ram.conversations(2, MessageId::MAX, 10);
+        assert_eq!((list[0].with_id, list[0].side.unread), (1, 5));
+        assert_eq!(ram.read(2, 1, 3), (3, true));
+        assert_eq!(ram.read(2, 1, 2), (3, false), "never backwards");
+        assert_eq!(ram.read(2, 1, 99), (6, true), "clamped to the newest");
+        let (list, _) = ram.conversations(2, MessageId::MAX, 10);
+        assert_eq!(list[0].side.unread, 0);
+        let (list, _) = ram.conversations(1, MessageId::MAX, 10);
+        assert_eq!((list[0].read_upto, list[0].side.unread), (6, 1));
+        assert_eq!(ram.read(3, 1, 5), (0, false), "no conversation");
+    }
+
+    #[test]
+    fn the_list_is_newest_first_and_pages() {
+        let mut ram = Ram::new(usize::MAX);
+        for (id, partner) in [(1, 2), (2, 3), (3, 4), (4, 2)] {
+            ram.append(&msg(id, 1, partner, 0));
+        }
+        let (list, more) = ram.conversations(1, MessageId::MAX, 2);
+        let who: Vec<_> = list.iter().map(|l| l.with_id).collect();
+        assert_eq!((who, more), (vec![2, 4], true));
+        let (list, more) = ram.conversations(1, list[1].side.last_id, 2);
+        let who: Vec<_> = list.iter().map(|l| l.with_id).collect();
+        assert_eq!((who, more), (vec![3], false));
+    }
+
+    #[test]
+    fn the_budget_and_retention_drop_the_oldest_first() {
+        let one = msg(1, 1, 2, 10).json().len();
+        let mut ram = Ram::new(3 * one);
+        for id in 1..=5 {
+            ram.append(&msg(id, 1, 2, id * 10));
+        }
+        assert_eq!(ram.bytes(), 3 * one);
+        let (page, more) = ram.page(1, 2, MessageId::MAX, 50, usize::MAX);
+        assert_eq!((ids(&page), more), (vec![3, 4, 5], false));
+        assert!(!ram.prune_before(45, 10));
+        assert_eq!(ids(&ram.page(1, 2, MessageId::MAX, 50, usize::MAX).0), [5]);
+        assert!(ram.prune_before(100, 1), "a bounded step");
+        let (list, _) = ram.conversations(1, MessageId::MAX, 10);
+        assert!(list[0].last.is_none(), "the list keeps the conversation");
+    }
+}
