@@ -112,6 +112,7 @@
       to_id: Number(m.to_id !== undefined ? m.to_id : m.UserIdReceive),
       content: content === undefined || content === null ? "" : String(content),
       ts: Number(m.ts) || Date.now(),
+      ...(typeof m.client_id === "string" ? { client_id: m.client_id } : {}),
     };
   }
   // The other side of a message, from this user's point of view.
@@ -248,7 +249,10 @@
     const atBottom = stuckToBottom;
     const floor = current ? convs.floorOf(current) : 0;
     const list = current ? sortedMessages().filter((m) => m.id >= floor && peerOf(m).name === current) : [];
-    const mine = current ? pending.filter((p) => p.to === current) : [];
+    // A message still being sent that the server already shows (its reply was
+    // lost, and history brought it) is drawn once, as the stored one.
+    const stored = new Set(list.map((m) => m.client_id).filter(Boolean));
+    const mine = current ? pending.filter((p) => p.to === current && !stored.has(p.clientId)) : [];
     const keyOf = (m) => m.id + ":" + m.content;
     const wanted = list.map(keyOf);
     // Drop what is always redrawn (placeholder, bubbles still being sent), keep the rest.
@@ -441,7 +445,7 @@
     const clientId = lastFailed && lastFailed.to === to && lastFailed.content === content ? lastFailed.clientId : newClientId();
     lastFailed = null;
     for (let i = pending.length - 1; i >= 0; i--) if (pending[i].failed) pending.splice(i, 1); // a retry replaces them
-    const p = { tmp: ++pendingSeq, to, content, ts: Date.now(), failed: false, error: "" };
+    const p = { tmp: ++pendingSeq, to, content, clientId, ts: Date.now(), failed: false, error: "" };
     pending.push(p);
     el.composerInput.value = "";
     el.composerError.textContent = "";

@@ -33,7 +33,9 @@
       : raw.messages && typeof raw.messages === "object" ? Object.values(raw.messages) : [];
     for (const m of list) if (m && Number.isFinite(m.id)) s.messages.set(m.id, m);
     for (const [name, c] of pairs(raw.contacts)) {
-      if (typeof name === "string") s.contacts.set(name, { id: Number(c && c.id), readBy: num(c && c.readBy) });
+      // An unknown id is stored as null (JSON has no NaN): it stays unknown.
+      const id = c && typeof c.id === "number" && Number.isFinite(c.id) ? c.id : NaN;
+      if (typeof name === "string") s.contacts.set(name, { id, readBy: num(c && c.readBy) });
     }
     for (const [name, id] of pairs(raw.lastRead)) if (typeof name === "string" && Number.isFinite(id)) s.lastRead.set(name, id);
     if (typeof raw.lastContact === "string") s.lastContact = raw.lastContact;
