@@ -24,7 +24,7 @@
     const hist = new Map();       // name -> {loaded, floor, more, busy, unsupported}
     const readPosted = new Map(); // name -> the read marker the server has from this page
     const readBusy = new Set();
-    const refresh = { busy: false, again: false, timer: null, last: 0 };
+    const refresh = { busy: false, again: false, timer: null, last: 0, off: false };
     const num = (x) => (Number.isFinite(Number(x)) ? Number(x) : 0);
     const lastRead = (store, name) => store.lastRead.get(name) || 0;
 
@@ -45,11 +45,15 @@
       if (!h) { h = { loaded: false, floor: 0, more: false, busy: false, unsupported: false }; hist.set(name, h); }
       return h;
     }
+    // A server that keeps no history (--no-history: unavailable, 503) or
+    // predates it (404): the page shows what this browser has kept, as before.
+    const noHistory = (e) => e instanceof ns.HttpError && (e.status === 404 || e.status === 503);
     // Failures the page acts on; others are tried again at the next refresh.
     function failed(e, h) {
       if (e instanceof ns.HttpError && e.status === 401) { ctx.unauthorized(e); return; }
-      // A server without history (404) shows what this browser has kept.
-      if (h && e instanceof ns.HttpError && e.status === 404) { h.unsupported = true; h.loaded = true; h.floor = 0; h.more = false; }
+      if (!noHistory(e)) return;
+      if (h) Object.assign(h, { unsupported: true, loaded: true, floor: 0, more: false });
+      else refresh.off = true;
     }
     const sorted = (list) => (Array.isArray(list) ? list : []).map(ctx.normalize)
       .filter((m) => Number.isFinite(m.id)).sort((a, b) => a.id - b.id);
@@ -152,6 +156,7 @@
 
     /** Refreshes the list soon: at once if idle, at most once a REFRESH_GAP_MS. */
     function schedule() {
+      if (refresh.off) return;
       if (refresh.busy) { refresh.again = true; return; }
       if (refresh.timer) return;
       const gen = ctx.state().gen;
@@ -172,7 +177,7 @@
     function reset() {
       snaps.clear(); hist.clear(); readPosted.clear(); readBusy.clear();
       if (refresh.timer) clearTimeout(refresh.timer);
-      Object.assign(refresh, { busy: false, again: false, timer: null, last: 0 });
+      Object.assign(refresh, { busy: false, again: false, timer: null, last: 0, off: false });
     }
 
     /** Unread messages per partner: the server's count, plus what arrived since. */
@@ -214,9 +219,9 @@
         readPosted.set(name, Math.max(readPosted.get(name) || 0, upto, num(r.upto)));
       } catch (e) {
         if (gen !== ctx.state().gen) return;
-        // A server without read markers, or a partner gone: not asked again.
-        if (e instanceof ns.HttpError && e.status === 404) readPosted.set(name, Infinity);
-        else failed(e, null);
+        if (e instanceof ns.HttpError && e.status === 401) ctx.unauthorized(e);
+        // Asked again when a newer message is shown, not at every redraw.
+        else readPosted.set(name, Math.max(readPosted.get(name) || 0, upto));
         return;
       } finally {
         if (gen === ctx.state().gen) readBusy.delete(name);
