@@ -173,7 +173,13 @@ fn start(mut config: Config) -> Result<(), String> {
             bytes: config.mailbox_bytes,
             per_sender: config.pending_bytes_per_sender,
         };
-        let store = PostgresStore::open(url, &node, caps, waker.clone())?;
+        let store = PostgresStore::open_with_history(
+            url,
+            &node,
+            caps,
+            history_rules(&config),
+            waker.clone(),
+        )?;
         // The key stays a file: every node on one database must be given
         // the same one, or tokens from one are refused by the others.
         let key_path = match &config.key_file {

@@ -20,6 +20,7 @@ mod chaos;
 mod cluster;
 mod compare;
 mod durable;
+mod history;
 mod hotpath;
 mod idle;
 mod login;
@@ -148,6 +149,14 @@ kills the server at the end):
             B (relayed messages/s; A's commits/s and writes per commit),
             then one sender on A at --rate (default 5000) messages/s and
             one receiver on B: SEND-to-push p50, p99 and max.
+  history   a durable server (SQLite, or --postgres URL) filled with
+            --max-messages (default 1000000) messages in --conns (default
+            10000) conversations among 1001 users, one of them with 1000
+            partners; nothing acknowledged. Reports the fill rate, HISTORY
+            page (50) p50/p99 (newest, and from a random point back),
+            CONVERSATIONS p50/p99 for the user with 1000 partners, and
+            store bytes per message, then the same fill with --no-history
+            for its bytes per message. --server-arg passes flags on.
   compare   the relay shape against redis-server (PUBLISH/SUBSCRIBE) and
             nats-server (PUB/SUB), and idle connection memory of
             mosquitto (MQTT CONNECT), redis and nats, next to goTalk; each
@@ -191,7 +200,7 @@ Flags:
   --max-messages N     stop sending after N messages whatever the time
                        (default 100000000)
   --attack NAME        abuse: run only this attack (repeat, or A,B,C)
-  --server-arg ARG     abuse: pass ARG to the server (repeat for more,
+  --server-arg ARG     abuse, backlog, history: pass ARG to the server (repeat for more,
                        e.g. --server-arg=--max-output=1048576)
   --server-open-files N
                        abuse: the server's open-file limit, soft and hard
@@ -355,8 +364,9 @@ fn main() -> ExitCode {
         "abuse" => abuse::run(&opts),
         "chaos" => chaos::run(&opts),
         "backlog" => backlog::run(&opts),
+        "history" => history::run(&opts),
         other => Err(format!(
-            "unknown scenario '{other}': relay, durable, idle, login, hotpath, compare, abuse, chaos or backlog (see --help)"
+            "unknown scenario '{other}': relay, durable, idle, login, hotpath, compare, abuse, chaos, backlog or history (see --help)"
         )),
     };
     match result {

@@ -194,8 +194,9 @@ pub struct Storage {
     #[arg(long, env = "GOTALK_HISTORY_DAYS", value_name = "DAYS",
           default_value = "0", value_parser = values::at_least::<0>)]
     pub history_days: u64,
-    /// The same retention in seconds, for tests (overrides --history-days)
-    #[arg(long, env = "GOTALK_HISTORY_SECONDS", value_name = "SECONDS", hide = true,
+    /// The same retention in seconds, for tests (default off; overrides
+    /// --history-days)
+    #[arg(long, env = "GOTALK_HISTORY_SECONDS", value_name = "SECONDS",
           value_parser = values::at_least::<1>)]
     pub history_seconds: Option<u64>,
     /// Keep no history: a message is gone once acknowledged, and HISTORY,

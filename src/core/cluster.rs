@@ -56,6 +56,9 @@ pub(super) enum ClusterRead {
     Push { user: UserId, ids: Vec<MessageId> },
     /// A mailbox's figures, to replace those held if unchanged since.
     Figures { user: UserId, before: Fingerprint },
+    /// A message another node stored for its sender, to copy to the
+    /// sender's connections here (`sent`).
+    Sent { id: MessageId },
 }
 
 /// Messages read per page when pushing after a resync.

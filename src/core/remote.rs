@@ -45,6 +45,35 @@ impl Core {
                     self.take_back(user, Revoke::All { from }, None, out)
                 }
                 Remote::Resync => self.resync(out),
+                Remote::Sent { user, with, id } => {
+                    if self.sessions.is_online(user) {
+                        let op = ReadOp::History {
+                            user,
+                            with,
+                            before: id.saturating_add(1),
+                            limit: 1,
+                            max_bytes: usize::MAX,
+                        };
+                        let waiting = Waiting::Cluster(ClusterRead::Sent { id });
+                        self.reads.submit(op, waiting, out);
+                    }
+                }
+                Remote::Read {
+                    by,
+                    with,
+                    upto,
+                    by_name,
+                    with_name,
+                } => {
+                    let note = crate::request::ReadNote {
+                        by: by_name.into(),
+                        by_id: by,
+                        with: with_name.into(),
+                        with_id: with,
+                        upto,
+                    };
+                    self.tell_read(note, None, out);
+                }
             }
         }
         for (user, ids) in stored {
@@ -127,6 +156,11 @@ impl Core {
             }
             (ClusterRead::Push { user, ids }, ReadAnswer::Page(page)) => {
                 self.push_remote(user, &ids, &page, now, out);
+            }
+            (ClusterRead::Sent { id }, ReadAnswer::History { messages, .. }) => {
+                if let Some(stored) = messages.iter().find(|m| m.id == id) {
+                    self.tell_sent(&message_of(stored), None, out);
+                }
             }
             _ => {}
         }

@@ -53,6 +53,8 @@ pub enum WriteOp {
         user: UserId,
         with: UserId,
         upto: MessageId,
+        /// Both names, for other nodes' `read` events.
+        names: (Arc<str>, Arc<str>),
     },
 }
 
@@ -431,6 +433,22 @@ pub enum Remote {
     },
     /// LOGOUT all: `user`'s tokens issued before `from` are void.
     Voided { user: UserId, from: Millis },
+    /// History: `user` sent message `id` to `with` (its `sent` copy for
+    /// `user`'s connections on other nodes; the message is read).
+    Sent {
+        user: UserId,
+        with: UserId,
+        id: MessageId,
+    },
+    /// History: `by` read `with`'s messages up to `upto` (READ), with both
+    /// names (a username holds no space or comma).
+    Read {
+        by: UserId,
+        with: UserId,
+        upto: MessageId,
+        by_name: Box<str>,
+        with_name: Box<str>,
+    },
     /// Wake-ups may have been missed (the listening connection came back)
     /// or it is time for the periodic check: re-read what the node holds
     /// for its bound users.

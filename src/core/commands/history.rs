@@ -138,7 +138,12 @@ impl Core {
             }
             return Ok(Handled::Now(Reply::ReadUpto(stored)));
         }
-        self.writes.push(WriteOp::ReadMark { user, with, upto });
+        self.writes.push(WriteOp::ReadMark {
+            user,
+            with,
+            upto,
+            names: (note.by.clone(), note.with.clone()),
+        });
         self.writes.after_commit(AfterCommit::Read {
             ticket,
             note: Box::new(note),

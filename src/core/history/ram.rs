@@ -5,11 +5,14 @@
 //! retention is due, and each user's side of each conversation (newest
 //! id, unread counter, read marker) with an ordered index for the
 //! conversation list. Every operation is a map look-up, a binary search
-//! or a walk bounded by the page asked for.
+//! or a walk bounded by the page asked for; a SEND costs one map look-up
+//! (the conversation holds both sides) and two queue pushes. The list
+//! walks the user's conversations and keeps the newest `limit`.
 
 use crate::message::Message;
 use crate::{MessageId, Millis, UserId};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Most messages one retention step removes.
@@ -36,18 +39,32 @@ pub struct Listed {
     pub read_upto: MessageId,
 }
 
+/// One conversation: its messages in id order and both parties' sides
+/// (the lower id's first), found by one look-up per message.
+#[derive(Default)]
+struct Conv {
+    messages: VecDeque<Arc<Message>>,
+    sides: [Side; 2],
+}
+
+impl Conv {
+    /// `user`'s side (`user` is one of the two parties).
+    fn side(&mut self, user: UserId, partner: UserId) -> &mut Side {
+        &mut self.sides[usize::from(user > partner)]
+    }
+}
+
 /// The conversations, bounded by a byte budget.
 #[derive(Default)]
 pub struct Ram {
-    convs: HashMap<(UserId, UserId), VecDeque<Arc<Message>>>,
+    convs: HashMap<(UserId, UserId), Conv>,
     /// Every message held, oldest first.
     order: VecDeque<Arc<Message>>,
     /// Bytes held (each message's JSON), and the most.
     bytes: usize,
     budget: usize,
-    sides: HashMap<(UserId, UserId), Side>,
-    /// Per user: (newest id, partner) of each conversation.
-    recent: HashMap<UserId, BTreeSet<(MessageId, UserId)>>,
+    /// Each user's partners, added when a conversation begins.
+    partners: HashMap<UserId, Vec<UserId>>,
 }
 
 /// A conversation's key: its two parties, lower id first.
@@ -68,45 +85,42 @@ impl Ram {
         self.bytes
     }
 
-    /// A stored message joins its conversation.
+    /// A stored message joins its conversation: one map look-up, two
+    /// queue pushes.
     pub fn append(&mut self, m: &Arc<Message>) {
-        self.convs
-            .entry(pair(m.from_id, m.to_id))
-            .or_default()
-            .push_back(m.clone());
+        let (from, to) = (m.from_id, m.to_id);
+        let conv = match self.convs.entry(pair(from, to)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                self.partners.entry(from).or_default().push(to);
+                if from != to {
+                    self.partners.entry(to).or_default().push(from);
+                }
+                e.insert(Conv::default())
+            }
+        };
+        conv.messages.push_back(m.clone());
+        for side in &mut conv.sides {
+            side.last_id = side.last_id.max(m.id);
+        }
+        if from != to {
+            conv.side(to, from).unread += 1;
+        }
         self.order.push_back(m.clone());
         self.bytes += m.json().len();
-        self.touch(m.from_id, m.to_id, m.id, false);
-        if m.from_id != m.to_id {
-            self.touch(m.to_id, m.from_id, m.id, true);
-        }
         while self.bytes > self.budget && self.drop_oldest() {}
     }
 
-    fn touch(&mut self, user: UserId, partner: UserId, id: MessageId, unread: bool) {
-        let side = self.sides.entry((user, partner)).or_default();
-        let recent = self.recent.entry(user).or_default();
-        recent.remove(&(side.last_id, partner));
-        side.last_id = side.last_id.max(id);
-        recent.insert((side.last_id, partner));
-        if unread {
-            side.unread += 1;
-        }
-    }
-
-    /// Removes the oldest message held; false if none.
+    /// Removes the oldest message held; false if none. Its conversation's
+    /// sides stay.
     fn drop_oldest(&mut self) -> bool {
         let Some(m) = self.order.pop_front() else {
             return false;
         };
         self.bytes -= m.json().len();
-        let key = pair(m.from_id, m.to_id);
-        if let Some(conv) = self.convs.get_mut(&key) {
+        if let Some(conv) = self.convs.get_mut(&pair(m.from_id, m.to_id)) {
             // Both are in id order, so it is the conversation's oldest.
-            conv.pop_front();
-            if conv.is_empty() {
-                self.convs.remove(&key);
-            }
+            conv.messages.pop_front();
         }
         true
     }
@@ -139,73 +153,80 @@ impl Ram {
         let Some(conv) = self.convs.get(&pair(user, with)) else {
             return (Vec::new(), false);
         };
-        let end = conv.partition_point(|m| m.id < before);
+        let messages = &conv.messages;
+        let end = messages.partition_point(|m| m.id < before);
         let mut start = end;
         let mut bytes = 0usize;
         while start > 0 && end - start < limit {
-            let len = conv[start - 1].json().len();
+            let len = messages[start - 1].json().len();
             if bytes + len > max_bytes && start < end {
                 break;
             }
             bytes += len;
             start -= 1;
         }
-        (conv.range(start..end).cloned().collect(), start > 0)
+        (messages.range(start..end).cloned().collect(), start > 0)
     }
 
     /// READ: `user` has read `with`'s messages up to `upto`, clamped to
     /// the conversation's newest; never lowered. Returns the marker and
     /// whether it moved.
     pub fn read(&mut self, user: UserId, with: UserId, upto: MessageId) -> (MessageId, bool) {
-        let Some(side) = self.sides.get_mut(&(user, with)) else {
+        let Some(conv) = self.convs.get_mut(&pair(user, with)) else {
             return (0, false);
         };
+        let side = *conv.side(user, with);
         let upto = upto.min(side.last_id);
         if upto <= side.read_upto {
             return (side.read_upto, false);
         }
+        let from = conv.messages.partition_point(|m| m.id <= upto);
+        let unread = conv
+            .messages
+            .range(from..)
+            .filter(|m| m.from_id == with)
+            .count() as u64;
+        let side = conv.side(user, with);
         side.read_upto = upto;
-        side.unread = self.convs.get(&pair(user, with)).map_or(0, |conv| {
-            let from = conv.partition_point(|m| m.id <= upto);
-            conv.range(from..).filter(|m| m.from_id == with).count() as u64
-        });
+        side.unread = unread;
         (upto, true)
     }
 
     /// `user`'s conversations whose newest message is below `before`,
-    /// newest first, at most `limit`; and whether more follow.
+    /// newest first, at most `limit`; and whether more follow. Walks the
+    /// user's own conversations (not their messages) and keeps the newest.
     pub fn conversations(
         &self,
         user: UserId,
         before: MessageId,
         limit: usize,
     ) -> (Vec<Listed>, bool) {
-        let Some(recent) = self.recent.get(&user) else {
+        let Some(partners) = self.partners.get(&user) else {
             return (Vec::new(), false);
         };
-        let mut range = recent.range(..(before, 0)).rev();
-        let mut list = Vec::new();
-        for &(last_id, with_id) in range.by_ref().take(limit) {
-            let side = self
-                .sides
-                .get(&(user, with_id))
-                .copied()
-                .unwrap_or_default();
-            let last = self
-                .convs
-                .get(&pair(user, with_id))
-                .and_then(|c| c.back())
-                .filter(|m| m.id == last_id)
-                .cloned();
-            let read_upto = self.sides.get(&(with_id, user)).map_or(0, |s| s.read_upto);
-            list.push(Listed {
-                with_id,
-                side,
-                last,
-                read_upto,
-            });
+        let mut found: Vec<(MessageId, UserId, &Conv)> = partners
+            .iter()
+            .filter_map(|&with| {
+                let conv = self.convs.get(&pair(user, with))?;
+                let last = conv.sides[usize::from(user > with)].last_id;
+                (last < before).then_some((last, with, conv))
+            })
+            .collect();
+        let more = found.len() > limit;
+        if more {
+            found.select_nth_unstable_by(limit, |a, b| b.0.cmp(&a.0));
+            found.truncate(limit);
         }
-        let more = range.next().is_some();
+        found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        let list = found
+            .into_iter()
+            .map(|(last_id, with_id, conv)| Listed {
+                with_id,
+                side: conv.sides[usize::from(user > with_id)],
+                last: conv.messages.back().filter(|m| m.id == last_id).cloned(),
+                read_upto: conv.sides[usize::from(with_id > user)].read_upto,
+            })
+            .collect();
         (list, more)
     }
 }

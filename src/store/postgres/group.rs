@@ -38,6 +38,7 @@
 
 use super::accounts::{create_users, TokenWrites};
 use super::custody;
+use super::history;
 use super::messages::{client_ids, insert_messages, refuse_over_caps, remove_acked, Append, Held};
 use super::notify::{revocation, wake_others};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
@@ -60,6 +61,7 @@ pub fn write(
     now: Millis,
     node: &str,
     caps: MailboxCaps,
+    keep: bool,
 ) -> Result<(usize, Vec<BatchOutcome>), postgres::Error> {
     let mut outcomes: Vec<BatchOutcome> = group.iter().map(|_| BatchOutcome::default()).collect();
     let writes: usize = group.iter().map(|b| b.ops.len()).sum();
@@ -72,6 +74,7 @@ pub fn write(
     let mut expire = None;
     let mut tokens = TokenWrites::default();
     let mut broadcast = Vec::new();
+    let mut marks = Vec::new();
     for (i, batch) in group.iter().enumerate() {
         for op in &batch.ops {
             match op {
@@ -85,6 +88,12 @@ pub fn write(
                 WriteOp::CreateUser { .. } => users.push((i, op)),
                 WriteOp::Ack { user, upto } => acks.push((i, *user, *upto)),
                 WriteOp::Expire { before, limit } => expire = Some((i, *before, *limit)),
+                WriteOp::ReadMark {
+                    user,
+                    with,
+                    upto,
+                    names,
+                } => marks.push((i, *user, *with, *upto, names)),
                 other => {
                     tokens.add(other);
                     broadcast.extend(revocation(other));
@@ -147,6 +156,9 @@ pub fn write(
         };
         refuse_over_caps(&mut tx, s, &mut appends, held, caps, &mut outcomes)?;
         insert_messages(&mut tx, s, &appends, &mut outcomes, &mut moved)?;
+        if keep {
+            history::store(&mut tx, &s.history, &appends)?;
+        }
         for a in appends.iter().filter(|a| a.stored) {
             let cost = a.message.cost_with_id(a.id) as i64;
             *sent_moved.entry(a.message.from_id as i64).or_default() += cost;
@@ -170,10 +182,28 @@ pub fn write(
         }
     }
 
+    // 4b. READ markers, after the group's messages (their unread counts
+    // see them).
+    for (batch, user, with, upto, (by_name, with_name)) in marks {
+        let marked = history::read_mark(&mut tx, &s.history, user, with, upto)?;
+        if marked.moved {
+            broadcast.push(Remote::Read {
+                by: user,
+                with,
+                upto: marked.upto,
+                by_name: by_name.as_ref().into(),
+                with_name: with_name.as_ref().into(),
+            });
+        }
+        outcomes[batch].marks.push(marked);
+    }
+
     // 5. Wake-ups for the other nodes, sent at COMMIT: stored messages to
-    // the nodes holding their receivers; ACKs and LOGOUTs to every node
-    // (a node sending to a user keeps that mailbox's figures too).
-    let events: Vec<Remote> = appends
+    // the nodes holding their receivers (and with history, to those
+    // holding their senders, for `sent` copies); ACKs, LOGOUTs and READs
+    // to every node (a node sending to a user keeps that mailbox's
+    // figures too).
+    let mut events: Vec<Remote> = appends
         .iter()
         .filter(|a| a.stored)
         .map(|a| Remote::Stored {
@@ -182,6 +212,18 @@ pub fn write(
             cost: a.message.cost_with_id(a.id),
         })
         .collect();
+    if keep {
+        events.extend(
+            appends
+                .iter()
+                .filter(|a| a.stored && a.message.from_id != a.message.to_id)
+                .map(|a| Remote::Sent {
+                    user: a.message.from_id,
+                    with: a.message.to_id,
+                    id: a.id,
+                }),
+        );
+    }
     broadcast.extend(
         outcomes
             .iter()

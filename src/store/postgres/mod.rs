@@ -26,6 +26,7 @@ mod accounts;
 pub mod client_id_window;
 pub mod custody;
 pub mod group;
+pub mod history;
 pub mod link;
 pub mod listener;
 pub mod load;
@@ -40,7 +41,7 @@ pub mod writer;
 use super::threaded::{Opened, Threaded};
 use super::threads::StoreThreads;
 use super::{group_commit, read_loop};
-use super::{MailboxCaps, OpenError, Remote, SchemaError, Snapshot, StoreMetrics};
+use super::{HistoryRules, MailboxCaps, OpenError, Remote, SchemaError, Snapshot, StoreMetrics};
 use crate::{Millis, UserId};
 use crossbeam_channel::{Receiver, Sender};
 use link::Link;
@@ -78,6 +79,18 @@ impl Threaded<Cluster> {
         caps: MailboxCaps,
         waker: Arc<Waker>,
     ) -> Result<PostgresStore, OpenError> {
+        Self::open_with_history(url, node, caps, HistoryRules::default(), waker)
+    }
+
+    /// [`PostgresStore::open`] keeping conversations as `history` says (the
+    /// server's flags; the default keeps none).
+    pub fn open_with_history(
+        url: &str,
+        node: &str,
+        caps: MailboxCaps,
+        history: HistoryRules,
+        waker: Arc<Waker>,
+    ) -> Result<PostgresStore, OpenError> {
         if !wakeup::is_node_id(node) {
             return Err(OpenError::NodeId(node.to_string()));
         }
@@ -111,7 +124,8 @@ impl Threaded<Cluster> {
         let reader_link = Link::new(config.clone(), "reader", connect()?);
         let writer = group_commit::spawn(
             "gotalk-pg-store",
-            writer::Postgres::new(writer_link, node.to_string(), caps, presence_rx),
+            writer::Postgres::new(writer_link, node.to_string(), caps, presence_rx)
+                .with_history(history),
             ends.jobs,
             ends.done,
             waker.clone(),

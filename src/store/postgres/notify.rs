@@ -31,7 +31,9 @@ pub(super) fn user_of(event: &Remote) -> u64 {
         Remote::Stored { user, .. }
         | Remote::Acked { user, .. }
         | Remote::Revoked { user, .. }
-        | Remote::Voided { user, .. } => user,
+        | Remote::Voided { user, .. }
+        | Remote::Sent { user, .. } => user,
+        Remote::Read { by, .. } => by,
         Remote::Resync => 0,
     }
 }

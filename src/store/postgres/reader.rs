@@ -17,6 +17,7 @@ struct Statements {
     user_by_name: Statement,
     mailbox: Statement,
     page: Statement,
+    history: super::history::ReadStatements,
 }
 
 impl Statements {
@@ -37,6 +38,7 @@ impl Statements {
                  FROM messages m JOIN users f ON f.id = m.from_id JOIN users t ON t.id = m.to_id \
                  WHERE m.to_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3",
             )?,
+            history: super::history::ReadStatements::prepare(client)?,
         })
     }
 }
@@ -131,14 +133,25 @@ fn answer(client: &mut Client, s: &Statements, op: &ReadOp) -> Result<ReadAnswer
             limit,
             max_bytes,
         } => ReadAnswer::Page(page(client, s, *user, *after, *limit, *max_bytes)?),
-        ReadOp::History { .. } => ReadAnswer::History {
-            messages: Vec::new(),
-            more: false,
-        },
-        ReadOp::Conversations { .. } => ReadAnswer::Conversations {
-            list: Vec::new(),
-            more: false,
-        },
+        ReadOp::History {
+            user,
+            with,
+            before,
+            limit,
+            max_bytes,
+        } => super::history::history(
+            client,
+            &s.history,
+            (*user, *with),
+            *before,
+            *limit,
+            *max_bytes,
+        )?,
+        ReadOp::Conversations {
+            user,
+            before,
+            limit,
+        } => super::history::conversations(client, &s.history, *user, *before, *limit)?,
     })
 }
 

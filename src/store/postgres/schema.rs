@@ -11,7 +11,7 @@ use crate::store::SchemaError;
 use postgres::Client;
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The advisory lock key migrations hold (any fixed number; "gotalk" in
 /// ASCII).
@@ -150,6 +150,45 @@ UPDATE users AS u SET name_key = NULL WHERE EXISTS (
     WHERE older.name_key = u.name_key AND older.id < u.id
 );
 CREATE UNIQUE INDEX users_by_name_key ON users (name_key);
+";
+
+/// Version 7: history. `messages` keeps custody as before (an ACK
+/// deletes the row); each stored message is also written to `history`,
+/// in the same transaction and statement round, where it stays until
+/// retention deletes it. A conversation is read through one index range
+/// on its pair of parties (lower id first) and id, an index on
+/// expressions. `conversations` holds each user's side of each
+/// conversation: the newest message either way, the partner's messages
+/// above the user's read marker (a counter, kept by the writer), and the
+/// marker. The messages in custody now become history, each unread.
+const V7: &str = "
+CREATE TABLE history (
+    id        bigint PRIMARY KEY,
+    from_id   bigint NOT NULL,
+    to_id     bigint NOT NULL,
+    ts        bigint NOT NULL,
+    content   text   NOT NULL,
+    client_id text,
+    cost      bigint NOT NULL
+);
+CREATE INDEX history_by_pair ON history (least(from_id, to_id), greatest(from_id, to_id), id);
+CREATE TABLE conversations (
+    user_id    bigint NOT NULL,
+    partner_id bigint NOT NULL,
+    last_id    bigint NOT NULL,      -- the newest message either way
+    unread     bigint NOT NULL,      -- the partner's messages above read_upto
+    read_upto  bigint NOT NULL,      -- user has read partner's messages up to here
+    PRIMARY KEY (user_id, partner_id)
+);
+CREATE INDEX conversations_by_last ON conversations (user_id, last_id);
+INSERT INTO history (id, from_id, to_id, ts, content, client_id, cost)
+    SELECT id, from_id, to_id, ts, content, client_id, cost FROM messages;
+INSERT INTO conversations (user_id, partner_id, last_id, unread, read_upto)
+    SELECT u, p, max(id), sum(n), 0 FROM (
+        SELECT from_id AS u, to_id AS p, id, 0 AS n FROM messages
+        UNION ALL
+        SELECT to_id, from_id, id, 1 FROM messages WHERE to_id <> from_id
+    ) AS sides GROUP BY u, p;
 ";
 
 /// The schema version this code writes.

@@ -27,6 +27,7 @@ pub struct Statements {
     pub(super) live_nodes: Statement,
     pub(super) notify: Statement,
     pub(super) custody: custody::Statements,
+    pub(super) history: super::history::Statements,
 }
 
 /// A node whose heartbeat is older than this is taken for gone: its
@@ -121,6 +122,7 @@ impl Statements {
                  FROM unnest($1::bigint[], $2::bigint[]) AS v(id, f) WHERE u.id = v.id",
             )?,
             custody: custody::Statements::prepare(client)?,
+            history: super::history::Statements::prepare(client)?,
         })
     }
 }

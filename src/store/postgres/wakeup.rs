@@ -11,6 +11,8 @@
 //! | `a<user>,<upto>,<count>,<bytes>` | `user` acknowledged up to `upto`, removing `count` messages of `bytes` |
 //! | `r<user>,<token>,<expires>` | a token of `user` revoked (LOGOUT) |
 //! | `v<user>,<from>` | `user`'s tokens issued before `from` are void (LOGOUT all) |
+//! | `s<user>,<with>,<id>` | `user` sent message `id` to `with` (history: a `sent` copy) |
+//! | `d<by>,<with>,<upto>,<by name>,<with name>` | `by` read `with`'s messages up to `upto` (READ) |
 //!
 //! Entries of one commit for one node are packed into as few payloads as
 //! fit under [`MAX_PAYLOAD`]. Each node listens on its own channel,
@@ -60,6 +62,14 @@ impl Packer {
                 expires,
             } => write!(entry, "r{user},{token},{expires}"),
             Remote::Voided { user, from } => write!(entry, "v{user},{from}"),
+            Remote::Sent { user, with, id } => write!(entry, "s{user},{with},{id}"),
+            Remote::Read {
+                by,
+                with,
+                upto,
+                ref by_name,
+                ref with_name,
+            } => write!(entry, "d{by},{with},{upto},{by_name},{with_name}"),
             Remote::Resync => return,
         };
         if !self.current.is_empty() && self.current.len() + 1 + entry.len() > MAX_PAYLOAD {
@@ -96,6 +106,9 @@ pub fn parse(payload: &str) -> (Vec<Remote>, usize) {
 
 fn parse_entry(entry: &str) -> Option<Remote> {
     let kind = entry.as_bytes()[0];
+    if kind == b'd' {
+        return parse_read(&entry[1..]);
+    }
     let numbers: Vec<u64> = entry[1..]
         .split(',')
         .map(str::parse)
@@ -119,7 +132,27 @@ fn parse_entry(entry: &str) -> Option<Remote> {
             expires,
         },
         (b'v', &[user, from]) => Remote::Voided { user, from },
+        (b's', &[user, with, id]) => Remote::Sent { user, with, id },
         _ => return None,
+    })
+}
+
+/// `d<by>,<with>,<upto>,<by name>,<with name>`: a READ.
+fn parse_read(fields: &str) -> Option<Remote> {
+    let mut parts = fields.split(',');
+    let mut number = || parts.next()?.parse::<u64>().ok();
+    let (by, with, upto) = (number()?, number()?, number()?);
+    let by_name = parts.next()?.into();
+    let with_name = parts.next()?.into();
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Remote::Read {
+        by,
+        with,
+        upto,
+        by_name,
+        with_name,
     })
 }
 
@@ -163,7 +196,8 @@ mod tests {
 
     #[test]
     fn unknown_or_damaged_entries_are_skipped() {
-        let (events, skipped) = parse("m1,2,3 x9 m1,2 a1,2,3,4 mz,1,1");
+        let (events, skipped) =
+            parse("m1,2,3 x9 m1,2 a1,2,3,4 mz,1,1 d1,2 s1,2,3 d1,2,3,bob,alice");
         assert_eq!(
             events,
             [
@@ -177,10 +211,22 @@ mod tests {
                     upto: 2,
                     count: 3,
                     bytes: 4
+                },
+                Remote::Sent {
+                    user: 1,
+                    with: 2,
+                    id: 3
+                },
+                Remote::Read {
+                    by: 1,
+                    with: 2,
+                    upto: 3,
+                    by_name: "bob".into(),
+                    with_name: "alice".into()
                 }
             ]
         );
-        assert_eq!(skipped, 3);
+        assert_eq!(skipped, 4);
     }
 
     #[test]

@@ -25,8 +25,8 @@ use super::link::{Link, Trouble};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
 use crate::store::group_commit::{WriteBackend, Written};
 use crate::store::stats::Stats;
-use crate::store::{Batch, MailboxCaps, StoreError};
-use crate::UserId;
+use crate::store::{Batch, HistoryRules, MailboxCaps, StoreError};
+use crate::{Millis, UserId};
 use crossbeam_channel::Receiver;
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -54,6 +54,11 @@ pub struct Postgres {
     /// The mailbox caps checked in each transaction.
     caps: MailboxCaps,
     presence: Receiver<(UserId, bool)>,
+    /// History kept (a copy of each message in `history`), and its
+    /// retention with when its next step is due.
+    keep: bool,
+    retention_ms: Option<Millis>,
+    next_retention: Instant,
 }
 
 impl Postgres {
@@ -70,6 +75,44 @@ impl Postgres {
             node,
             caps,
             presence,
+            keep: false,
+            retention_ms: None,
+            next_retention: Instant::now(),
+        }
+    }
+
+    /// Keeps conversations as `history` says.
+    pub fn with_history(mut self, history: HistoryRules) -> Postgres {
+        self.keep = history.keep;
+        self.retention_ms = history.retention_ms.filter(|_| history.keep);
+        self
+    }
+
+    /// Retention steps while they come back full, at most once a second
+    /// (each its own short transaction); failures wait for the next time.
+    fn retention(&mut self, now: Instant) {
+        let Some(keep_ms) = self.retention_ms else {
+            return;
+        };
+        if now < self.next_retention {
+            return;
+        }
+        self.next_retention = now + Duration::from_secs(1);
+        let cutoff = super::wall_clock_ms().saturating_sub(keep_ms);
+        let Ok(client) = self.link.client() else {
+            return;
+        };
+        for _ in 0..PRUNE_STEPS {
+            match super::history::retention_step(client, cutoff) {
+                Ok(n) if (n as i64) < super::history::RETENTION_STEP => break,
+                Ok(_) => {}
+                Err(e) => {
+                    if !matches!(self.link.failed(&e), Trouble::Lost(_)) {
+                        log::warn!("store: history retention failed (will retry): {e}");
+                    }
+                    break;
+                }
+            }
         }
     }
 }
@@ -92,6 +135,7 @@ impl WriteBackend for Postgres {
         if let Some(line) = stats.due(now) {
             log::info!("{line}");
         }
+        self.retention(now);
         if now.duration_since(self.last_prune) >= PRUNE_EVERY {
             self.last_prune = now;
             self.prune_client_ids();
@@ -208,7 +252,8 @@ impl Postgres {
         let now = super::wall_clock_ms();
         let node = &self.node;
         let caps = self.caps;
-        let run = || group::write(client, &statements, group, now, node, caps);
+        let keep = self.keep;
+        let run = || group::write(client, &statements, group, now, node, caps, keep);
         let result = panic::catch_unwind(AssertUnwindSafe(run));
         self.statements = Some((generation, statements));
         result.map_err(|_| StoreError::Panicked)

@@ -270,7 +270,9 @@ impl<'c> Statements<'c> {
                 self.revoke
                     .execute([*token as i64, *expires as i64, *user as i64])?;
             }
-            WriteOp::ReadMark { user, with, upto } => {
+            WriteOp::ReadMark {
+                user, with, upto, ..
+            } => {
                 // The sides moved so far are written first: the marker's
                 // unread count is taken from the rows as they stand.
                 if let Some(sides) = &mut self.sides {
