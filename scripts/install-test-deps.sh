@@ -36,6 +36,11 @@ if ! python3 -c 'import pytest' 2>/dev/null; then
   python3 -m pip install -q pytest
 fi
 
+if ! python3 -c 'import websockets.sync.client' 2>/dev/null; then
+  echo "installing websockets"
+  python3 -m pip install -q 'websockets>=13'
+fi
+
 if ! python3 -c 'import prometheus_client' 2>/dev/null; then
   echo "installing prometheus_client"
   python3 -m pip install -q prometheus_client

@@ -2,12 +2,14 @@
 //! door's deadline is made of ([`Progress`], [`Timeouts`]). Each door
 //! answers in its own file: the line door in `line/door.rs`, the HTTP door
 //! in `http/door.rs`, the first bytes before either is known in
-//! `doors.rs`, which also holds the [`Door`](crate::doors::Door) enum the
-//! loop calls through. This file depends on no door.
+//! `doors.rs`, which also holds the [`Door`] enum the loop calls through
+//! (and a door hands a connection over to, [`DoorRules::next_door`]).
+//! This file depends on no door.
 
 use crate::config::Config;
 use crate::conn::{Conn, OutputBudget};
 use crate::core::SessionEvent;
+use crate::doors::Door;
 use crate::error::CloseReason;
 use crate::message::Message;
 use crate::request::{Note, Reply};
@@ -26,6 +28,8 @@ pub struct Timeouts {
     pub http_idle: Millis,
     /// `--tls-handshake-timeout`.
     pub tls_handshake: Millis,
+    /// `--ws-ping-interval` (0: off).
+    pub ws_ping: Millis,
 }
 
 impl Timeouts {
@@ -35,6 +39,7 @@ impl Timeouts {
             request: config.request_timeout.as_millis() as Millis,
             http_idle: config.http_idle_timeout.as_millis() as Millis,
             tls_handshake: config.tls_handshake_timeout.as_millis() as Millis,
+            ws_ping: config.ws_ping_interval.as_millis() as Millis,
         }
     }
 }
@@ -125,6 +130,26 @@ pub trait DoorRules {
 
     /// The server began a graceful stop.
     fn shutdown_event(&mut self, _conn: &mut Conn, _budget: &mut OutputBudget) {}
+
+    /// The deadline [`DoorRules::deadline`] gave came due with `reason`:
+    /// true if the door acted instead of closing (a keep-alive ping), and
+    /// the connection stays with its next deadline.
+    fn deadline_due(
+        &mut self,
+        _conn: &mut Conn,
+        _budget: &mut OutputBudget,
+        _now: Millis,
+        _reason: CloseReason,
+    ) -> bool {
+        false
+    }
+
+    /// The door the connection switches to now, if its last request asked
+    /// for another (an HTTP upgrade to a WebSocket). The input after that
+    /// request is the new door's.
+    fn next_door(&mut self) -> Option<Door> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -3,11 +3,13 @@
 //! methods, which hand each call to the connection's door in a `match`
 //! (no dynamic dispatch, no allocation). The rules themselves are
 //! [`DoorRules`] (in `door.rs`), answered by the line door
-//! (`line/door.rs`), the HTTP door (`http/door.rs`) and, before either is
-//! known, [`Sniffing`] here.
+//! (`line/door.rs`), the HTTP door (`http/door.rs`), the WebSocket door
+//! (`ws/door.rs`, which the HTTP door hands a connection over to) and,
+//! before any is known, [`Sniffing`] here.
 //!
 //! A new door is one variant of [`Door`], one arm in [`each_door!`] and one
-//! in [`Door::open`]; nothing in `server/` changes.
+//! in [`Door::open`] (or a door's [`DoorRules::next_door`]); nothing in
+//! `server/` changes.
 
 use crate::config::Config;
 use crate::conn::{Conn, OutputBudget};
@@ -21,6 +23,7 @@ use crate::message::Message;
 use crate::request::{Note, Reply};
 use crate::sniff::DoorKind;
 use crate::turn::Turn;
+use crate::ws::door::WsDoor;
 use crate::{ConnId, Millis};
 
 /// What a connection speaks.
@@ -29,6 +32,8 @@ pub enum Door {
     Sniffing(Sniffing),
     Line(LineDoor),
     Http(HttpDoor),
+    /// Switched to from the HTTP door (`GET /ws`).
+    Ws(WsDoor),
 }
 
 /// Runs `$body` with `$door` bound to the door inside `$value`.
@@ -38,6 +43,7 @@ macro_rules! each_door {
             Door::Sniffing($door) => $body,
             Door::Line($door) => $body,
             Door::Http($door) => $body,
+            Door::Ws($door) => $body,
         }
     };
 }
@@ -154,6 +160,20 @@ impl Door {
     pub fn shutdown_event(&mut self, conn: &mut Conn, budget: &mut OutputBudget) {
         each_door!(self, door => door.shutdown_event(conn, budget))
     }
+
+    pub fn deadline_due(
+        &mut self,
+        conn: &mut Conn,
+        budget: &mut OutputBudget,
+        now: Millis,
+        reason: CloseReason,
+    ) -> bool {
+        each_door!(self, door => door.deadline_due(conn, budget, now, reason))
+    }
+
+    pub fn next_door(&mut self) -> Option<Door> {
+        each_door!(self, door => door.next_door())
+    }
 }
 
 /// A connection whose first bytes have not yet said which door it wants
@@ -218,6 +238,7 @@ mod tests {
         request: 10_000,
         http_idle: 30_000,
         tls_handshake: 5_000,
+        ws_ping: 30_000,
     };
 
     fn opened_at(opened: Millis) -> Progress {

@@ -143,11 +143,25 @@ pub enum CloseReason {
     ProxyRefused,
     /// A TLS handshake past `--tls-handshakes-per-address-second`.
     HandshakeRate,
+    /// WebSocket: the client's close handshake (its code echoed).
+    WsClosed,
+    /// WebSocket close 1002: an unmasked frame, reserved bits, an unknown
+    /// opcode, a bad control frame or continuation.
+    WsProtocolError,
+    /// WebSocket close 1003: a binary message.
+    WsUnsupportedData,
+    /// WebSocket close 1007: text that is not UTF-8.
+    WsInvalidUtf8,
+    /// WebSocket close 1009: a message over `--max-line`.
+    WsMessageTooBig,
+    /// WebSocket: no answer to a keep-alive ping within
+    /// `--ws-ping-interval`.
+    WsPingTimeout,
 }
 
 impl CloseReason {
     /// Every reason, in declaration order.
-    pub const ALL: [CloseReason; 18] = [
+    pub const ALL: [CloseReason; 24] = [
         CloseReason::PeerClosed,
         CloseReason::ClientQuit,
         CloseReason::SlowConsumer,
@@ -166,6 +180,12 @@ impl CloseReason {
         CloseReason::PlaintextRefused,
         CloseReason::ProxyRefused,
         CloseReason::HandshakeRate,
+        CloseReason::WsClosed,
+        CloseReason::WsProtocolError,
+        CloseReason::WsUnsupportedData,
+        CloseReason::WsInvalidUtf8,
+        CloseReason::WsMessageTooBig,
+        CloseReason::WsPingTimeout,
     ];
 
     /// The reason as logs and the `closed` figures name it.
@@ -189,6 +209,12 @@ impl CloseReason {
             CloseReason::PlaintextRefused => "plaintext_refused",
             CloseReason::ProxyRefused => "proxy_refused",
             CloseReason::HandshakeRate => "tls_handshake_rate",
+            CloseReason::WsClosed => "ws_closed",
+            CloseReason::WsProtocolError => "ws_protocol_error",
+            CloseReason::WsUnsupportedData => "ws_unsupported_data",
+            CloseReason::WsInvalidUtf8 => "ws_invalid_payload",
+            CloseReason::WsMessageTooBig => "ws_message_too_big",
+            CloseReason::WsPingTimeout => "ws_ping_timeout",
         }
     }
 
@@ -202,6 +228,11 @@ impl CloseReason {
                 | CloseReason::ServerShutdown
                 | CloseReason::ProtocolError
                 | CloseReason::PlaintextRefused
+                | CloseReason::WsClosed
+                | CloseReason::WsProtocolError
+                | CloseReason::WsUnsupportedData
+                | CloseReason::WsInvalidUtf8
+                | CloseReason::WsMessageTooBig
         )
     }
 }
@@ -240,6 +271,11 @@ mod tests {
                 CloseReason::ProtocolError,
                 CloseReason::ServerShutdown,
                 CloseReason::PlaintextRefused,
+                CloseReason::WsClosed,
+                CloseReason::WsProtocolError,
+                CloseReason::WsUnsupportedData,
+                CloseReason::WsInvalidUtf8,
+                CloseReason::WsMessageTooBig,
             ]
         );
     }

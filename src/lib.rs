@@ -36,6 +36,8 @@
 //! - [`line`]: the line protocol: framing, parsing, rendering replies.
 //! - [`http`]: the HTTP shim: request parsing, form fields, JSON replies,
 //!   the web page.
+//! - [`ws`]: the WebSocket door (`GET /ws`), the line protocol in text
+//!   messages.
 //!
 //! What both doors share
 //! - [`request`]: the requests and replies.
@@ -98,6 +100,7 @@ pub mod token;
 pub mod token_file;
 pub mod turn;
 pub mod username;
+pub mod ws;
 
 /// A user's numeric id, as the contract's `id`/`to_id`/`from_id`.
 pub type UserId = u64;

@@ -150,6 +150,9 @@ pub fn check_files(conns: usize) -> Result<(), String> {
 pub fn run(opts: &Opts) -> Result<(), String> {
     let n = opts.conns.unwrap_or(10_000);
     check_files(n)?;
+    if opts.ws {
+        return crate::ws::run_idle(opts, n);
+    }
     let server = Gotalk::start(&opts.server, Mode::Memory)?;
     let outcome =
         gotalk_idle(&server, n).map_err(|e| format!("{e}\nserver log:\n{}", server.log_tail()))?;

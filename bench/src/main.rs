@@ -12,7 +12,8 @@
 //! Mosquitto when they are installed) and [`abuse`] (hostile clients, and
 //! what they cost the server and everyone else). [`server`] starts and watches server
 //! processes; [`wire`] is the client side: blocking setup requests and
-//! cheap line scanning.
+//! cheap line scanning; [`ws`] runs `relay` and `idle` over the WebSocket
+//! door (`--ws`).
 
 mod abuse;
 mod backlog;
@@ -28,6 +29,7 @@ mod relay;
 mod server;
 mod tls;
 mod wire;
+mod ws;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +64,8 @@ pub struct Opts {
     pub postgres: Option<String>,
     /// `relay`: the same load plain, then over TLS, side by side.
     pub tls: bool,
+    /// `relay` and `idle`: the line door, then WebSocket (`/ws`), side by side.
+    pub ws: bool,
     /// `abuse`: the attacks to run (empty: all).
     pub attacks: Vec<String>,
     /// Flags passed on to the server (`abuse`).
@@ -86,6 +90,7 @@ impl Default for Opts {
             durable: false,
             postgres: None,
             tls: false,
+            ws: false,
             attacks: Vec::new(),
             server_args: Vec::new(),
             server_open_files: None,
@@ -190,6 +195,9 @@ Flags:
                        certificate from its own gen-cert (setup LOGINs
                        plain, relay connections AUTH over TLS), side by
                        side with the ratio
+  --ws                 relay and idle: the line door, then WebSocket (/ws,
+                       connections AUTH with the users' tokens), each on a
+                       fresh server, side by side
   --levels A,B,C       durable concurrency levels (default 1,16,64)
   --conns N            login: users logging in at once (default 32, at
                        most 1000); idle: connections (default 10000); needs about N+100
@@ -235,6 +243,7 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
             "--durable" => opts.durable = true,
             "--postgres" => opts.postgres = Some(value("URL")?),
             "--tls" => opts.tls = true,
+            "--ws" => opts.ws = true,
             "--server" => opts.server = PathBuf::from(value("PATH")?),
             "--seconds" => opts.seconds = Some(positive(&name, &value("N")?)?),
             "--warmup" => opts.warmup = Some(non_negative(&name, &value("N")?)?),

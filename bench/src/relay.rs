@@ -504,6 +504,9 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     if opts.tls {
         return run_plain_and_tls(opts, mode, s_count, r_count, &shape);
     }
+    if opts.ws {
+        return crate::ws::run_relay(opts, mode, s_count, r_count, &shape);
+    }
     let server = Gotalk::start(&opts.server, mode)?;
     let outcome = relay_gotalk(&server, s_count, r_count, &shape)
         .map_err(|e| format!("{e}\nserver log:\n{}", server.log_tail()))?;

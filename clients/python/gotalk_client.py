@@ -260,15 +260,18 @@ def _lines(sock):
 # --------------------------------------------------------------------------
 
 class _Connection:
-    def __init__(self, host, port, timeout, on_event, ssl_context=None):
+    def __init__(self, host, port, timeout, on_event, ssl_context=None, transport="line"):
         self.sock = socket.create_connection((host, port), timeout=timeout)
-        if ssl_context is not None:
-            try:
+        try:
+            if ssl_context is not None:
                 # The handshake runs here, within the connect timeout.
                 self.sock = _TlsStream(self.sock, ssl_context, server_hostname=host)
-            except (OSError, ssl.SSLError):
-                self.sock.close()
-                raise
+            if transport == "ws":
+                import gotalk_ws  # the line protocol in WebSocket messages (/ws)
+                self.sock = gotalk_ws.WsStream(self.sock, host, port)
+        except (OSError, ssl.SSLError):
+            self.sock.close()
+            raise
         self.sock.settimeout(None)  # the reader thread blocks until data or close
         self._on_event = on_event
         self._lock = threading.Lock()
@@ -368,8 +371,9 @@ class Client:
     KEEPALIVE = 30.0  # seconds of silence before messages() pings the server
 
     def __init__(self, host="127.0.0.1", port=DEFAULT_PORT, timeout=10.0,
-                 tls=False, cafile=None, ssl_context=None):
+                 tls=False, cafile=None, ssl_context=None, transport="line"):
         self.host, self.port, self.timeout = host, int(port), timeout
+        self.transport = transport  # "line", or "ws" for WebSocket (gotalk_ws)
         if ssl_context is None and (tls or cafile):
             try:
                 ssl_context = ssl.create_default_context(cafile=cafile)
@@ -395,7 +399,7 @@ class Client:
     def _connect(self):
         try:
             self._conn = _Connection(self.host, self.port, self.timeout, self._on_event,
-                                     self.ssl_context)
+                                     self.ssl_context, self.transport)
         except OSError as exc:  # ssl.SSLError (a failed verification) is one too
             raise ConnectionLost("cannot connect to %s:%d: %s"
                                  % (self.host, self.port, exc)) from None

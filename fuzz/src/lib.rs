@@ -16,6 +16,7 @@
 //!   differently never changes which requests are read.
 //! - [`check_sniff`]: once `sniff` decides a door, longer inputs decide the
 //!   same.
+//! - [`ws::check_ws`]: the WebSocket frame decoder (its own file).
 
 use gotalk::config::limits::HTTP_MAX_BODY;
 use gotalk::http::form::Fields;
@@ -31,6 +32,8 @@ use gotalk::request::{Recipient, Reply, Request, UserRef};
 use gotalk::sniff::{sniff, DoorKind};
 use serde::de::IgnoredAny;
 use std::sync::Arc;
+
+pub mod ws;
 
 /// At most this much of an input is quoted in a failure message.
 const SHOWN: usize = 300;
@@ -466,6 +469,7 @@ fn answer(request: &HttpRequest<'_>) {
     let endpoint = match routes::route(request.method, request.path) {
         Ok(Route::Api(endpoint)) => endpoint,
         Ok(Route::Page(_) | Route::Health) => return,
+        Ok(Route::WebSocket) => return ws::check_upgrade(request, persistence),
         Err(refusal) => return check_refusal(&refusal, persistence),
     };
     let fields = match Fields::parse(request.body, request.query, request.content_type) {

@@ -91,6 +91,9 @@ pub struct Flags {
     pub tls: Tls,
     #[command(flatten)]
     pub logging: Logging,
+    // WebSocket door (`GET /ws`).
+    #[command(flatten)]
+    pub websocket: WebSocket,
     /// Which settings were given (flag or variable) rather than defaulted;
     /// filled in from clap's matches (`mod.rs`).
     #[arg(skip)]
@@ -274,4 +277,19 @@ pub struct Logging {
     #[arg(long, env = "GOTALK_LOG_FORMAT", value_name = "FORMAT",
           default_value = "text", value_parser = values::log_format)]
     pub log_format: LogFormat,
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "WebSocket")]
+pub struct WebSocket {
+    /// A logged-in WebSocket connection the client has sent nothing on for
+    /// this long is pinged, and closed if it stays silent for as long
+    /// again; 0: no pings (TCP keep-alive still finds vanished peers)
+    #[arg(long, env = "GOTALK_WS_PING_INTERVAL", value_name = "SECONDS",
+          default_value = "30", value_parser = values::at_least::<0>)]
+    pub ws_ping_interval: u64,
+    /// Refuse WebSocket upgrades (GET /ws answers 404, so web pages fall
+    /// back to long-polling /sync)
+    #[arg(long, env = "GOTALK_NO_WEBSOCKET", value_parser = FalseyValueParser::new())]
+    pub no_websocket: bool,
 }

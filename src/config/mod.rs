@@ -23,6 +23,7 @@ use crate::tls::gen_cert::GenCert;
 use clap::{CommandFactory, FromArgMatches};
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 impl Default for Config {
     /// The defaults of the flag table (no variable read, nothing resolved).
@@ -160,6 +161,7 @@ impl Flags {
             timeouts: w,
             tls,
             logging,
+            websocket,
             given,
         } = self;
         let per_sender = if given.pending_bytes_per_sender {
@@ -230,6 +232,9 @@ impl Flags {
                 (None, days) => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
             },
             history_memory_bytes: s.history_memory_bytes.min(usize::MAX as u64) as usize,
+            // WebSocket door
+            ws_ping_interval: Duration::from_secs(websocket.ws_ping_interval),
+            no_websocket: websocket.no_websocket,
         };
         checks::storage(&config, given.data)?;
         match purpose {

@@ -156,4 +156,10 @@ pub struct Config {
     pub history_retention: Option<Duration>,
     /// With `--memory`: most bytes the conversations hold in RAM.
     pub history_memory_bytes: usize,
+    // WebSocket door
+    /// A logged-in WebSocket connection silent this long is pinged, and
+    /// closed after as long again without a word (`Duration::ZERO`: off).
+    pub ws_ping_interval: Duration,
+    /// `GET /ws` is refused (404): no WebSocket door.
+    pub no_websocket: bool,
 }

@@ -2,7 +2,8 @@
 //! one at a time (a reply that comes later sets the barrier), `/sync`'s
 //! acknowledgement runs once its response has reached the socket, a
 //! request must arrive whole within `--request-timeout`, and a keep-alive
-//! connection with nothing in progress closes after `--http-idle-timeout`.
+//! connection with nothing in progress closes after `--http-idle-timeout`,
+//! and `GET /ws` hands the connection over to the WebSocket door.
 //! How a reply is rendered once the core answers ([`ReplyContext`]) and
 //! what a plain request to a TLS-only server is told live here too.
 
@@ -13,9 +14,12 @@ use crate::config::limits::OUTPUT_PAUSE_BYTES;
 use crate::conn::{Conn, OutputBudget, ReplySlots};
 use crate::core::{Handled, Ticket};
 use crate::door::{DoorRules, Progress, Timeouts};
+use crate::doors::Door;
 use crate::error::CloseReason;
 use crate::request::{Call, Reply, Request, SyncArgs};
 use crate::turn::Turn;
+use crate::ws::door::WsDoor;
+use crate::ws::handshake;
 use crate::{ConnId, Millis, UserId};
 use parse::Step;
 use std::borrow::Cow;
@@ -33,6 +37,9 @@ pub struct HttpDoor {
     /// Requests to run once the output is fully written (the `/sync`
     /// acknowledgement).
     once_flushed: Vec<Call<'static>>,
+    /// `GET /ws` was answered `101`: the connection is the WebSocket
+    /// door's from the next byte on.
+    upgraded: Option<WsDoor>,
 }
 
 /// What a reply slot of an HTTP connection renders.
@@ -153,6 +160,7 @@ impl HttpDoor {
                 });
                 return finish_direct(conn, persistence);
             }
+            Ok(Route::WebSocket) => return self.upgrade(id, conn, turn, request, persistence),
             Err(refusal) => return refuse(id, conn, budget, &refusal, persistence, secure),
         };
         // Every API route is a POST that may change something.
@@ -217,6 +225,48 @@ impl HttpDoor {
         }
     }
 
+    /// `GET /ws`: answered `101` and handed to the WebSocket door when its
+    /// `Origin` passes (as a POST's must) and it says what RFC 6455 asks;
+    /// otherwise an HTTP error, and the connection stays HTTP.
+    fn upgrade(
+        &mut self,
+        id: ConnId,
+        conn: &mut Conn,
+        turn: &mut Turn<'_>,
+        request: &parse::Request<'_>,
+        persistence: Persistence,
+    ) {
+        let secure = self.secure;
+        let scheme = forwarded::scheme(
+            secure,
+            self.via,
+            turn.config.tls_cert.is_some(),
+            request.forwarded_proto,
+        );
+        let accepted = host::check_origin(request.origin, request.host, scheme)
+            .and_then(|()| handshake::accept(request, turn.config));
+        match accepted {
+            Ok(accepted) => {
+                if self.via == forwarded::Via::TrustedProxy {
+                    let client =
+                        forwarded::last_hop(request.forwarded_for).unwrap_or(conn.peer.ip());
+                    turn.core.set_address(id, client);
+                }
+                conn.queue(turn.budget, |out| {
+                    handshake::switching_protocols(out, &accepted, secure)
+                });
+                self.upgraded = Some(WsDoor::new(turn.config.max_line, turn.now));
+            }
+            Err(refusal) => {
+                log::debug!("connection {id}: {} {}", refusal.status, refusal.message);
+                conn.queue(turn.budget, |out| {
+                    handshake::refusal(out, &refusal, persistence, secure)
+                });
+                finish_direct(conn, persistence);
+            }
+        }
+    }
+
     fn apply(&mut self, conn: &mut Conn, after: AfterReply) {
         if after.close && conn.closing.is_none() {
             conn.closing = Some(CloseReason::ClientQuit);
@@ -259,7 +309,10 @@ impl DoorRules for HttpDoor {
     fn process(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) {
         let input = std::mem::take(&mut conn.inbuf);
         let mut pos = 0;
-        while conn.accepts_requests(OUTPUT_PAUSE_BYTES) && self.once_flushed.is_empty() {
+        while conn.accepts_requests(OUTPUT_PAUSE_BYTES)
+            && self.once_flushed.is_empty()
+            && self.upgraded.is_none()
+        {
             match self.reader.next(&input[pos..]) {
                 Step::Skip { consumed } => pos += consumed,
                 Step::Request { request, consumed } => {
@@ -355,6 +408,11 @@ impl DoorRules for HttpDoor {
     /// Idle between requests: keep-alive has a time limit.
     fn idle_deadline(&self, now: Millis, limits: &Timeouts) -> Option<Millis> {
         Some(now + limits.http_idle)
+    }
+
+    /// After `GET /ws` was answered `101`: the WebSocket door.
+    fn next_door(&mut self) -> Option<Door> {
+        self.upgraded.take().map(Door::Ws)
     }
 }
 

@@ -19,6 +19,7 @@
 use super::Refusal;
 use crate::config::limits::{HTTP_MAX_BODY, HTTP_MAX_HEADERS, HTTP_MAX_HEADER_BYTES};
 use crate::error::ErrorCode;
+use crate::ws::handshake::UpgradeHeaders;
 
 /// One complete request, borrowed from the input buffer.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,6 +43,8 @@ pub struct Request<'a> {
     /// only a trusted proxy's requests are read for.
     pub forwarded_for: Option<&'a [u8]>,
     pub forwarded_proto: Option<&'a [u8]>,
+    /// What the head says about a WebSocket upgrade.
+    pub upgrade: UpgradeHeaders<'a>,
     pub body: &'a [u8],
 }
 
@@ -93,6 +96,7 @@ struct Head<'a> {
     origin: Option<&'a [u8]>,
     forwarded_for: Option<&'a [u8]>,
     forwarded_proto: Option<&'a [u8]>,
+    upgrade: UpgradeHeaders<'a>,
     content_length: usize,
     expect_continue: bool,
 }
@@ -173,6 +177,7 @@ impl Reader {
                 origin: head.origin,
                 forwarded_for: head.forwarded_for,
                 forwarded_proto: head.forwarded_proto,
+                upgrade: head.upgrade,
                 body: &buf[framing.head_len..consumed],
             },
             consumed,
@@ -243,6 +248,7 @@ fn parse_head(buf: &[u8]) -> Result<Head<'_>, Refusal> {
     let mut host = None;
     let mut origin = None;
     let (mut forwarded_for, mut forwarded_proto) = (None, None);
+    let mut upgrade = UpgradeHeaders::default();
     for header in req.headers.iter() {
         let name = header.name;
         let value = trim(header.value);
@@ -260,6 +266,7 @@ fn parse_head(buf: &[u8]) -> Result<Head<'_>, Refusal> {
             for token in value.split(|&b| b == b',').map(trim) {
                 close |= token.eq_ignore_ascii_case(b"close");
                 keep |= token.eq_ignore_ascii_case(b"keep-alive");
+                upgrade.note_connection(token);
             }
         } else if name.eq_ignore_ascii_case("content-type") {
             content_type = Some(value);
@@ -277,6 +284,8 @@ fn parse_head(buf: &[u8]) -> Result<Head<'_>, Refusal> {
             forwarded_proto = Some(value);
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = value.eq_ignore_ascii_case(b"100-continue");
+        } else {
+            upgrade.note(name, value);
         }
     }
     // `close` anywhere wins; HTTP/1.0 stays open only when asked to.
@@ -311,6 +320,7 @@ fn parse_head(buf: &[u8]) -> Result<Head<'_>, Refusal> {
         origin,
         forwarded_for,
         forwarded_proto,
+        upgrade,
         content_length,
         expect_continue,
     })

@@ -37,6 +37,8 @@ pub enum Route {
     Page(Asset),
     /// `GET /healthz`: the server answers.
     Health,
+    /// `GET /ws`: an upgrade to the WebSocket door.
+    WebSocket,
 }
 
 const API_METHODS: &str = "POST";
@@ -88,6 +90,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
         ("/history", _) => (Route::Api(Endpoint::History), API_METHODS),
         ("/conversations", _) => (Route::Api(Endpoint::Conversations), API_METHODS),
         ("/read", _) => (Route::Api(Endpoint::Read), API_METHODS),
+        ("/ws", _) => (Route::WebSocket, "GET"),
         _ => {
             let shown: String = path.chars().take(64).collect();
             return Err(Refusal::new(
@@ -96,7 +99,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
                 format!(
                     "there is nothing at {shown}; the endpoints are POST /register, /login, \
                      /getuseridbyname, /send, /sync, /logout, /history, /conversations and /read, \
-                     and GET / (the chat page)"
+                     GET / (the chat page) and GET /ws (a WebSocket)"
                 ),
             ));
         }
@@ -104,6 +107,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refusal> {
     let ok = match route {
         Route::Api(_) => method == "POST",
         Route::Page(_) | Route::Health => method == "GET" || method == "HEAD",
+        Route::WebSocket => method == "GET",
     };
     if !ok {
         return Err(Refusal::new(

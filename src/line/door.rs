@@ -1,5 +1,6 @@
 //! The line protocol door: its framer, its replies' order (each reply
-//! carries its request's `tag`), pushes and events, and its rules for the
+//! carries its request's `tag`, in [`Answers`], which the WebSocket door
+//! shares through [`Framing`]), pushes and events, and its rules for the
 //! loop (a connection must log in within `--login-timeout`, then may stay
 //! idle). Runs the complete lines of a connection's input through the
 //! core, writing replies in request order. Stops at a barrier (a request
@@ -27,18 +28,60 @@ type Tag = Option<Box<RawValue>>;
 /// The line door's state on one connection.
 pub struct LineDoor {
     framer: Framer,
-    slots: ReplySlots<Tag>,
+    answers: Answers,
 }
 
 impl LineDoor {
     pub fn new(max_line: usize) -> LineDoor {
         LineDoor {
             framer: Framer::new(max_line),
-            slots: ReplySlots::default(),
+            answers: Answers::default(),
         }
     }
+}
 
-    fn run(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>, parsed: Parsed<'_>) {
+/// How a door lays each reply and event on the wire. Every one is rendered
+/// as the line protocol's JSON line; the line door writes it as it is
+/// ([`Lines`]), the WebSocket door wraps it in a text frame.
+pub trait Framing {
+    /// Appends what `render` writes (one reply or event line), framed.
+    fn frame<R>(out: &mut Vec<u8>, render: impl FnOnce(&mut Vec<u8>) -> R) -> R;
+}
+
+/// The line door's framing: the line itself.
+pub struct Lines;
+
+impl Framing for Lines {
+    #[inline(always)]
+    fn frame<R>(out: &mut Vec<u8>, render: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        render(out)
+    }
+}
+
+/// Requests of the line protocol run through the core, and their replies
+/// in request order (each carries its request's `tag`): shared by every
+/// door that speaks the line protocol, whatever its framing.
+#[derive(Default)]
+pub struct Answers {
+    slots: ReplySlots<Tag>,
+}
+
+impl Answers {
+    /// Whether every reply owed has been rendered.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Runs one parsed request.
+    #[inline]
+    pub fn run<F: Framing>(
+        &mut self,
+        id: ConnId,
+        conn: &mut Conn,
+        turn: &mut Turn<'_>,
+        parsed: Parsed<'_>,
+    ) {
         let ticket = turn.ticket(id);
         let (seq, tag, form) = (ticket.seq, parsed.tag, parsed.form);
         let call = match parsed.call {
@@ -46,11 +89,11 @@ impl LineDoor {
             Err(failure) => {
                 log::debug!("connection {id}: {failure}");
                 let reply = Reply::Error(failure);
-                return self.answer(conn, turn.budget, seq, tag, form, &reply);
+                return self.answer::<F>(conn, turn.budget, seq, tag, form, &reply);
             }
         };
         match turn.core.handle(ticket, call, turn.now, turn.outbox) {
-            Handled::Now(reply) => self.answer(conn, turn.budget, seq, tag, form, &reply),
+            Handled::Now(reply) => self.answer::<F>(conn, turn.budget, seq, tag, form, &reply),
             Handled::Later { barrier } => {
                 self.slots
                     .defer(ticket.seq, parsed.tag.map(RawValue::to_owned));
@@ -64,7 +107,8 @@ impl LineDoor {
     /// Writes a reply that is ready now: straight into the output when
     /// nothing is pending before it (no allocation), else in its place.
     /// (Only these replies differ by `form`; one that comes later is a line.)
-    fn answer(
+    #[inline]
+    pub fn answer<F: Framing>(
         &mut self,
         conn: &mut Conn,
         budget: &mut OutputBudget,
@@ -74,14 +118,35 @@ impl LineDoor {
         reply: &Reply,
     ) {
         if self.slots.is_empty() {
-            conn.queue(budget, |out| render::reply(out, reply, tag, form));
+            conn.queue(budget, |out| {
+                F::frame(out, |out| render::reply(out, reply, tag, form))
+            });
         } else {
             let tag = tag.map(RawValue::to_owned);
             self.slots.reply_now(conn, budget, seq, tag, |tag, out| {
-                render::reply(out, reply, tag.as_deref(), form)
+                F::frame(out, |out| render::reply(out, reply, tag.as_deref(), form))
             });
         }
         after_reply(conn, reply);
+    }
+
+    /// Fills in a reply that came later. False if this connection has no
+    /// such request.
+    #[inline]
+    pub fn complete<F: Framing>(
+        &mut self,
+        conn: &mut Conn,
+        budget: &mut OutputBudget,
+        seq: u64,
+        reply: &Reply,
+    ) -> bool {
+        let done = self.slots.complete(conn, budget, seq, |tag, out| {
+            F::frame(out, |out| reply_line(out, reply, tag.as_deref()))
+        });
+        if done.is_some() {
+            after_reply(conn, reply);
+        }
+        done.is_some()
     }
 }
 
@@ -101,7 +166,7 @@ impl DoorRules for LineDoor {
     /// Whether every reply owed has been rendered.
     #[inline]
     fn is_settled(&self) -> bool {
-        self.slots.is_empty()
+        self.answers.is_empty()
     }
 
     /// A line connection can be bound to a user (LOGIN), and gets the
@@ -119,7 +184,7 @@ impl DoorRules for LineDoor {
                 Step::Line { line, consumed } => {
                     pos += consumed;
                     if let Some(parsed) = parse_line(line) {
-                        self.run(id, conn, turn, parsed);
+                        self.answers.run::<Lines>(id, conn, turn, parsed);
                     }
                 }
                 Step::TooLong { consumed } => {
@@ -133,7 +198,8 @@ impl DoorRules for LineDoor {
                     );
                     let seq = turn.ticket(id).seq;
                     let reply = Reply::Error(failure);
-                    self.answer(conn, turn.budget, seq, None, Form::Json, &reply);
+                    self.answers
+                        .answer::<Lines>(conn, turn.budget, seq, None, Form::Json, &reply);
                 }
                 Step::Skip { consumed } => pos += consumed,
                 Step::NeedMore => break,
@@ -152,13 +218,7 @@ impl DoorRules for LineDoor {
         seq: u64,
         reply: &Reply,
     ) -> bool {
-        let done = self.slots.complete(conn, budget, seq, |tag, out| {
-            reply_line(out, reply, tag.as_deref())
-        });
-        if done.is_some() {
-            after_reply(conn, reply);
-        }
-        done.is_some()
+        self.answers.complete::<Lines>(conn, budget, seq, reply)
     }
 
     /// A line connection must log in within `--login-timeout` of

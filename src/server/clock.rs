@@ -53,8 +53,24 @@ impl Server {
                 continue;
             };
             let progress = client.progress(logged_in, self.config.proxy_protocol);
-            let conn = &client.conn;
+            let conn = &mut client.conn;
             match client.door.deadline(&progress, &self.timeouts) {
+                Some((at, reason))
+                    if at <= now
+                        && client
+                            .door
+                            .deadline_due(conn, &mut self.budget, now, reason) =>
+                {
+                    // The door acted instead (a keep-alive ping): its output
+                    // goes out with the turn, and its next deadline runs.
+                    super::queue_write(&mut self.dirty, due.conn, conn);
+                    let progress = client.progress(logged_in, self.config.proxy_protocol);
+                    if let Some((at, _)) = client.door.deadline(&progress, &self.timeouts) {
+                        let conn = &mut client.conn;
+                        self.timers
+                            .arm(&mut conn.timer_at, at, due.conn, conn.serial);
+                    }
+                }
                 Some((at, reason)) if at <= now => {
                     log::debug!("connection {} from {}: {reason:?}", due.conn, conn.peer);
                     self.close(due.conn, reason);

@@ -122,6 +122,34 @@ impl Server {
         );
         client.door.process(id, &mut client.conn, &mut turn);
         queue_write(&mut self.dirty, id, &mut client.conn);
+        if let Some(next) = client.door.next_door() {
+            self.hand_over(id, next, now);
+        }
+    }
+
+    /// The door asked to hand the connection to `next` (an HTTP upgrade to
+    /// a WebSocket): the new door gets its session and its deadline, and
+    /// the input after the request that switched is its own.
+    fn hand_over(&mut self, id: ConnId, next: Door, now: Millis) {
+        let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
+        log::debug!(
+            "connection {id} ({}): {} door -> {} door",
+            client.conn.peer,
+            client.door.name(),
+            next.name()
+        );
+        client.door = next;
+        if client.door.opens_session() {
+            self.core.open_session(id);
+        }
+        let progress = client.progress(false, self.config.proxy_protocol);
+        if let Some((at, _)) = client.door.deadline(&progress, &self.timeouts) {
+            let conn = &mut client.conn;
+            self.timers.arm(&mut conn.timer_at, at, id, conn.serial);
+        }
+        self.process_input(id, now);
     }
 
     /// The client opened with a TLS handshake: its session starts, and
