@@ -527,16 +527,13 @@
       onStatus: (state, text) => { if (g === gen) setStatus(state, text); },
       onSynced: () => { if (g === gen) convs.schedule(); },
       onUnauthorized: (e) => { if (g === gen) logout(describe(e, "sync")); },
-      onFallback: () => {
-        if (g !== gen) return;
-        transport = ns.pollTransport(session, hooks);
-        transport.start();
-      },
+      onFallback: () => { if (g === gen) run(ns.pollTransport(session, hooks)); },
     };
+    // The status line names the transport (data-transport), for people and tests.
+    const run = (t) => { transport = t; el.status.dataset.transport = t.kind; t.start(); };
     const asked = new URLSearchParams(location.search).get("transport");
     const ws = ns.wsTransport && window.WebSocket && asked !== "poll";
-    transport = ws ? ns.wsTransport(session, hooks) : ns.pollTransport(session, hooks);
-    transport.start();
+    run(ws ? ns.wsTransport(session, hooks) : ns.pollTransport(session, hooks));
   }
   // Over the long-poll, sent copies and read markers are fetched, not pushed.
   setInterval(() => { if (session && transport && !transport.live && !document.hidden) convs.schedule(); }, REFRESH_MS);

@@ -12,12 +12,13 @@ use super::routes::Asset;
 pub const PAGE: &str = include_str!("../../web/index.html");
 /// `web/app.js`: the page's views, rendering, sending and event handling.
 pub const SCRIPT: &str = include_str!("../../web/app.js");
-/// `web/cache.js`, `web/transport.js`, `web/convs.js`: the scripts app.js
-/// uses (loaded before it): the localStorage cache, the HTTP transport, the
-/// conversations the server keeps.
+/// `web/cache.js`, `web/transport.js`, `web/convs.js`, `web/ws.js`: the
+/// scripts app.js uses (loaded before it): the localStorage cache, the HTTP
+/// transport, the conversations the server keeps, the WebSocket transport.
 pub const CACHE_SCRIPT: &str = include_str!("../../web/cache.js");
 pub const TRANSPORT_SCRIPT: &str = include_str!("../../web/transport.js");
 pub const CONVS_SCRIPT: &str = include_str!("../../web/convs.js");
+pub const WS_SCRIPT: &str = include_str!("../../web/ws.js");
 /// `web/app.css`: all of the page's style.
 pub const STYLE: &str = include_str!("../../web/app.css");
 /// `web/favicon.ico`: a 16x16 icon, so a browser that asks for it gets one
@@ -41,15 +42,18 @@ impl Asset {
             Asset::CacheScript => CACHE_SCRIPT.as_bytes(),
             Asset::TransportScript => TRANSPORT_SCRIPT.as_bytes(),
             Asset::ConvsScript => CONVS_SCRIPT.as_bytes(),
+            Asset::WsScript => WS_SCRIPT.as_bytes(),
         }
     }
 
     fn content_type(self) -> &'static str {
         match self {
             Asset::Page => "text/html; charset=utf-8",
-            Asset::Script | Asset::CacheScript | Asset::TransportScript | Asset::ConvsScript => {
-                "text/javascript; charset=utf-8"
-            }
+            Asset::Script
+            | Asset::CacheScript
+            | Asset::TransportScript
+            | Asset::ConvsScript
+            | Asset::WsScript => "text/javascript; charset=utf-8",
             Asset::Style => "text/css; charset=utf-8",
             Asset::Favicon => "image/x-icon",
         }
@@ -94,6 +98,7 @@ pub fn respond(
         | Asset::CacheScript
         | Asset::TransportScript
         | Asset::ConvsScript
+        | Asset::WsScript
         | Asset::Style => push_head(
             out,
             200,
@@ -136,6 +141,7 @@ mod tests {
             Asset::CacheScript,
             Asset::TransportScript,
             Asset::ConvsScript,
+            Asset::WsScript,
         ] {
             let mut get = Vec::new();
             respond(&mut get, asset, false, Persistence::Implicit, false);

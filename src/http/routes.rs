@@ -57,6 +57,8 @@ pub enum Asset {
     TransportScript,
     /// `/convs.js`: conversation list, history pages, read markers.
     ConvsScript,
+    /// `/ws.js`: the WebSocket transport.
+    WsScript,
 }
 
 impl Asset {
@@ -70,6 +72,7 @@ impl Asset {
             "/cache.js" => Asset::CacheScript,
             "/transport.js" => Asset::TransportScript,
             "/convs.js" => Asset::ConvsScript,
+            "/ws.js" => Asset::WsScript,
             _ => return None,
         })
     }

@@ -22,9 +22,9 @@ use crate::door::{DoorRules, Progress, Timeouts};
 use crate::error::CloseReason;
 use crate::line::door::{session_event, Answers, Framing, SHUTDOWN_EVENT};
 use crate::line::parse::{parse_line, Form};
-use crate::line::render::message_event;
+use crate::line::render::{message_event, note_event};
 use crate::message::Message;
-use crate::request::Reply;
+use crate::request::{Note, Reply};
 use crate::turn::Turn;
 use crate::{ConnId, Millis};
 use tungstenite::protocol::frame::coding::{CloseCode, Control};
@@ -265,6 +265,15 @@ impl DoorRules for WsDoor {
         if self.open(conn) {
             conn.queue(budget, |out| {
                 Frames::frame(out, |out| message_event(out, message))
+            });
+        }
+    }
+
+    /// `{"event":"sent",…}` and `{"event":"read",…}` (history), as pushes.
+    fn note(&mut self, conn: &mut Conn, budget: &mut OutputBudget, note: &Note) {
+        if self.open(conn) {
+            conn.queue(budget, |out| {
+                Frames::frame(out, |out| note_event(out, note))
             });
         }
     }

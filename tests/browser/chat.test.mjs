@@ -20,6 +20,10 @@ import {
   expectIncoming, expectNoCspViolation, form,
 } from './helpers.mjs';
 
+// The page over its long-poll (/send, /sync), which these tests watch and
+// interrupt; ws.test.mjs drives the WebSocket, history.test.mjs both.
+const POLL = '?transport=poll';
+
 // ---------- the test ----------
 
 describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }, () => {
@@ -72,7 +76,7 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     assert.match(csp, /script-src 'self'/);
     assert.doesNotMatch(csp, /unsafe-inline/);
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
-    for (const file of ['app.js', 'cache.js', 'transport.js', 'convs.js', 'app.css']) {
+    for (const file of ['app.js', 'cache.js', 'transport.js', 'convs.js', 'ws.js', 'app.css']) {
       const r = await fetch(server.base + '/' + file, { signal: AbortSignal.timeout(5_000) });
       assert.equal(r.status, 200);
       assert.ok((await r.text()) === fs.readFileSync(path.join(REPO, 'web', file), 'utf8'),
@@ -81,11 +85,11 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
   });
 
   test('two users register and log in, with errors shown clearly', { timeout: TEST_TIMEOUT }, async () => {
-    bob = await newUserPage(browser, server.base, 'bob', hostsSeen);
+    bob = await newUserPage(browser, server.base, 'bob', hostsSeen, POLL);
     await authAs(bob.page, 'bob', 'bob-secret', true);
     await expectLoggedInAs(bob.page, 'bob');
 
-    alice = await newUserPage(browser, server.base, 'alice', hostsSeen);
+    alice = await newUserPage(browser, server.base, 'alice', hostsSeen, POLL);
     await alice.page.evaluate(() => { window.__noReloadMarker = 'still here'; });
     await authAs(alice.page, 'alice', 'alice-secret', true);
     await expectLoggedInAs(alice.page, 'alice');
@@ -223,7 +227,7 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     b.on('request', (r) => {
       if (r.url().endsWith('/sync')) syncAfters.push(Number(new URLSearchParams(r.postData() || '').get('after')));
     });
-    await b.goto(server.base + '/');
+    await b.goto(server.base + '/' + POLL);
     await expectLoggedInAs(b, 'bob');
     await eventually(async () => assert.deepEqual(await messageTexts(b), history));
     await eventually(async () => assert.ok(held.length >= 1, 'the page never asked to acknowledge'));
@@ -275,7 +279,7 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
       const page = await context.newPage();
       const posted = [];
       page.on('request', (r) => { if (r.url().endsWith('/send')) posted.push(new URLSearchParams(r.postData() || '')); });
-      await page.goto(server.base + '/');
+      await page.goto(server.base + '/' + POLL);
       await expectLoggedInAs(page, 'dave');
       await eventually(async () => assert.equal(await page.textContent(tid('conversation-title')), 'carol'));
       await sendMessage(page, 'to carol, by name');
@@ -293,7 +297,7 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
 
   test('usernames such as hasOwnProperty and constructor are plain names', { timeout: TEST_TIMEOUT }, async () => {
     await form(server.base, '/register', { username: 'constructor', password: 'constructor-pw' });
-    const proto = await newUserPage(browser, server.base, 'hasOwnProperty', hostsSeen);
+    const proto = await newUserPage(browser, server.base, 'hasOwnProperty', hostsSeen, POLL);
     try {
       await authAs(proto.page, 'hasOwnProperty', 'hasown-secret', true);
       await expectLoggedInAs(proto.page, 'hasOwnProperty');
@@ -334,7 +338,7 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     await form(server.base, '/register', { username: 'frank', password: 'frank-secret' });
     const frank = await form(server.base, '/login', { username: 'frank', password: 'frank-secret' });
     await form(server.base, '/register', { username: 'erin', password: 'erin-secret' });
-    const erin = await newUserPage(browser, server.base, 'erin', hostsSeen);
+    const erin = await newUserPage(browser, server.base, 'erin', hostsSeen, POLL);
     try {
       const e = erin.page;
       await authAs(e, 'erin', 'erin-secret', false);

@@ -90,7 +90,11 @@ export const messageTexts = (page) =>
   page.$$eval(`${tid('message-list')} ${tid('message-text')}`, (els) => els.map((e) => e.textContent));
 export const contactItem = (page, name) => page.locator(`${tid('contact-item')}[data-contact="${name}"]`);
 
-export async function newUserPage(browser, base, label, hostsSeen) {
+/**
+ * A new browser context (its own storage) with one page of the chat at `query`
+ * ('?transport=poll': the long-poll instead of the WebSocket).
+ */
+export async function newUserPage(browser, base, label, hostsSeen, query = '') {
   const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
   context.setDefaultTimeout(STEP_TIMEOUT);
   const page = await context.newPage();
@@ -116,7 +120,7 @@ export async function newUserPage(browser, base, label, hostsSeen) {
   watch(page);
   context.on('page', watch);
   context.on('request', (r) => hostsSeen.add(new URL(r.url()).origin));
-  await page.goto(base + '/');
+  await page.goto(base + '/' + query);
   return { context, page };
 }
 

@@ -4,9 +4,9 @@
 // ("Load older messages" scrolls back); two contexts of one user see each other's
 // sent messages; unread badges come from the server and agree across devices;
 // the user's own messages get a read tick when the partner has read them.
-// The page runs over its long-poll here (?transport=poll), where sent copies and
-// read markers arrive by refreshing the conversation list; ws.test.mjs covers
-// the WebSocket.
+// Each runs twice: over the long-poll (?transport=poll), where sent copies and
+// read markers arrive by refreshing the conversation list, and over the
+// WebSocket, where they arrive as events.
 // Run from the repository root: node --test tests/browser/
 import { test as testCase, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +18,9 @@ import {
 
 const PASSWORD = 'history-secret';
 
-describe('conversations on every device, in a real browser', { timeout: 8 * TEST_TIMEOUT }, () => {
+for (const [transport, query] of [['poll', '?transport=poll'], ['ws', '']]) describe(
+  `conversations on every device, in a real browser (${transport === 'ws' ? 'WebSocket' : 'long-poll'})`,
+  { timeout: 8 * TEST_TIMEOUT }, () => {
   let server;
   let browser;
   const contexts = [];
@@ -36,7 +38,7 @@ describe('conversations on every device, in a real browser', { timeout: 8 * TEST
   });
 
   /** A fresh browser context (its own empty localStorage), like another device. */
-  async function device(label, query = '?transport=poll') {
+  async function device(label) {
     const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
     context.setDefaultTimeout(STEP_TIMEOUT);
     contexts.push(context);
@@ -54,6 +56,7 @@ describe('conversations on every device, in a real browser', { timeout: 8 * TEST
     const page = await device(label);
     await authAs(page, user, PASSWORD, register);
     await expectLoggedInAs(page, user);
+    await eventually(async () => assert.equal(await page.getAttribute(tid('connection-status'), 'data-transport'), transport));
     return page;
   }
   /** An account driven over HTTP: {session, send(to, text) -> id}. */
