@@ -27,9 +27,10 @@ export const TEST_TIMEOUT = 60_000;   // one test
 /**
  * Starts the server; resolves once its stderr names the address it listens on.
  * `extra` is appended to its arguments; `port` 0 picks a free one (give the old
- * one to start it again where it was).
+ * one to start it again where it was); `data` a directory to keep its data in
+ * (else --memory).
  */
-export function startServer(extra = [], port = 0) {
+export function startServer(extra = [], port = 0, data = null) {
   return new Promise((resolve, reject) => {
     // The throttles opened wide: the tests register many users from one address.
     const unthrottled = ['--registers-per-address-hour', '1000000', '--login-failures-per-minute', '1000000',
@@ -39,7 +40,8 @@ export function startServer(extra = [], port = 0) {
     // under the mailbox cap (16 MiB), past the default
     // --pending-bytes-per-sender (8 MiB).
     unthrottled.push('--pending-bytes-per-sender', '33554432');
-    const proc = spawn(BIN, ['--memory', '--listen', `127.0.0.1:${port}`, ...unthrottled, ...extra],
+    const store = data ? ['--data', data] : ['--memory'];
+    const proc = spawn(BIN, [...store, '--listen', `127.0.0.1:${port}`, ...unthrottled, ...extra],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = [];
     let settled = false;
