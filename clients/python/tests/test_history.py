@@ -8,7 +8,7 @@ import queue
 import pytest
 
 from conftest import PASSWORD
-from gotalk_client import BadRequest, NotFound
+from gotalk_client import BadRequest, Client, NotFound
 from test_cli import CLIENT, Terminal
 
 WAIT = 10.0
@@ -166,3 +166,23 @@ def test_chat_history_command_read_markers_and_sent_copies(server, connect, chat
     chat.expect("usage: /history")
     chat.type("/quit\n")
     assert chat.wait_exit() == 0
+
+
+def test_history_and_its_events_over_a_websocket(server, connect):
+    # The same commands and events through the WebSocket door (transport="ws").
+    bob = connect(server, "bob", register=True)
+    alice = connect(server, "alice", register=True)
+    laptop = Client("127.0.0.1", server.port, timeout=10, transport="ws")
+    try:
+        laptop.login("alice", PASSWORD)
+        laptop_events = events_of(laptop)
+        sent = alice.send("bob", "over the line door")["id"]
+        assert next_event(laptop_events, "sent")["message"]["id"] == sent
+        bob.read("alice", sent)
+        assert next_event(laptop_events, "read")["upto"] == sent
+        page = laptop.history("bob")
+        assert [m["content"] for m in page["messages"]] == ["over the line door"]
+        [conv] = laptop.conversations()["conversations"]
+        assert (conv["with"], conv["read_upto"]) == ("bob", sent)
+    finally:
+        laptop.close()
