@@ -156,7 +156,7 @@ impl Plan {
     fn message(&self, n: u64) -> (usize, usize) {
         let c = (n % self.conversations as u64) as usize;
         let (a, b) = self.pair(c);
-        if (n / self.conversations as u64) % 2 == 0 {
+        if (n / self.conversations as u64).is_multiple_of(2) {
             (a, b)
         } else {
             (b, a)

@@ -148,6 +148,15 @@ fn reply_to(request: &Request<'_>) -> (Reply, Option<Message>) {
             );
         }
         Request::Sync(_) => Reply::Messages(Vec::new()),
+        Request::History(_) => Reply::History {
+            messages: Vec::new(),
+            more: false,
+        },
+        Request::Read { upto, .. } => Reply::ReadUpto(*upto),
+        Request::Conversations { .. } => Reply::Conversations {
+            list: Vec::new(),
+            more: false,
+        },
         Request::Ack { .. } => Reply::Acked,
         Request::Logout { all } => Reply::LoggedOut {
             all: *all,

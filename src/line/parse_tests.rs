@@ -234,3 +234,68 @@ fn a_tag_is_echoed_only_up_to_its_limit() {
 fn trailing_garbage_after_json_is_an_error() {
     assert_eq!(error(b"{\"cmd\":\"ping\"} x").code, ErrorCode::BadRequest);
 }
+
+#[test]
+fn history_read_and_conversations_in_both_forms() {
+    use crate::request::HistoryArgs;
+    let bob = |before, limit| {
+        Request::History(HistoryArgs {
+            with: Recipient::Name("bob".into()),
+            before,
+            limit,
+        })
+    };
+    assert_eq!(call("HISTORY bob").request, bob(None, None));
+    assert_eq!(call("history bob 120 50").request, bob(Some(120), Some(50)));
+    assert_eq!(
+        call(r#"{"cmd":"history","with":"bob","before":120,"limit":50}"#).request,
+        bob(Some(120), Some(50))
+    );
+    assert_eq!(
+        call(r#"{"cmd":"history","with_id":2}"#).request,
+        Request::History(HistoryArgs {
+            with: Recipient::Id(2),
+            before: None,
+            limit: None,
+        })
+    );
+    let read = Request::Read {
+        with: Recipient::Name("alice".into()),
+        upto: 17,
+    };
+    assert_eq!(call("READ alice 17").request, read);
+    assert_eq!(
+        call(r#"{"cmd":"read","with":"alice","upto":17}"#).request,
+        read
+    );
+    assert_eq!(
+        call("CONVERSATIONS").request,
+        Request::Conversations {
+            before: None,
+            limit: None
+        }
+    );
+    assert_eq!(
+        call(r#"{"cmd":"conversations","before":9,"limit":5}"#).request,
+        Request::Conversations {
+            before: Some(9),
+            limit: Some(5)
+        }
+    );
+    for bad in [
+        &b"HISTORY"[..],
+        b"HISTORY bob x",
+        b"HISTORY bob 1 2 3",
+        b"READ alice",
+        b"READ 17",
+        b"CONVERSATIONS x",
+        br#"{"cmd":"history"}"#,
+        br#"{"cmd":"history","with":"bob","limit":-1}"#,
+        br#"{"cmd":"history","with":"bob","limit":"5"}"#,
+        br#"{"cmd":"read","with":"alice"}"#,
+        br#"{"cmd":"read","upto":3}"#,
+    ] {
+        let line = String::from_utf8_lossy(bad);
+        assert_eq!(error(bad).code, ErrorCode::BadRequest, "{line}");
+    }
+}

@@ -165,6 +165,7 @@ mod tests {
     use super::*;
     use crate::error::{ErrorCode, Failure};
     use crate::message::Parties;
+    use crate::request::ReadNote;
     use serde_json::{json, Value};
     use std::sync::Arc;
 
@@ -276,5 +277,68 @@ mod tests {
         assert_eq!(e["event"], "message");
         assert_eq!(e["message"]["id"], 3);
         assert!(e.get("ok").is_none());
+    }
+
+    #[test]
+    fn history_replies_and_events_match_the_protocol() {
+        let parties = Parties {
+            from_id: 1,
+            from: "alice",
+            to_id: 2,
+            to: "bob",
+        };
+        let m = Arc::new(Message::new(3, &parties, 9, "hi", None));
+        let page = Reply::History {
+            messages: vec![m.clone()],
+            more: true,
+        };
+        let v = render(&page, None);
+        assert_eq!(
+            (v["messages"][0]["id"].as_u64(), v["more"].as_bool()),
+            (Some(3), Some(true))
+        );
+        let list = Reply::Conversations {
+            list: vec![Conversation {
+                with: "bob".into(),
+                with_id: 2,
+                last: Some(m.clone()),
+                unread: 4,
+                read_upto: 1,
+            }],
+            more: false,
+        };
+        assert_eq!(
+            render(&list, None),
+            json!({"ok":true,"conversations":[{"with":"bob","with_id":2,"last":
+                {"id":3,"from":"alice","from_id":1,"to":"bob","to_id":2,"content":"hi","ts":9},
+                "unread":4,"read_upto":1}],"more":false})
+        );
+        assert_eq!(
+            render(&Reply::ReadUpto(17), None),
+            json!({"ok":true,"upto":17})
+        );
+        let mut out = Vec::new();
+        note_event(&mut out, &Note::Sent(m.clone()));
+        let read = ReadNote {
+            by: "bob".into(),
+            by_id: 2,
+            with: "alice".into(),
+            with_id: 1,
+            upto: 3,
+        };
+        note_event(&mut out, &Note::Read(Arc::new(read)));
+        let lines: Vec<Value> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            json!({"event":"sent","message":serde_json::from_str::<Value>(m.json()).unwrap()})
+        );
+        assert_eq!(
+            lines[1],
+            json!({"event":"read","by":"bob","by_id":2,"with":"alice","with_id":1,"upto":3})
+        );
     }
 }

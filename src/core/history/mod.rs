@@ -73,6 +73,16 @@ impl History {
         self.ram.as_mut()
     }
 
+    /// Forgets `user`'s conversations held in RAM (an account deleted;
+    /// with a durable store, `store::sqlite::history::delete_user_history`
+    /// and `store::postgres::history::delete_user_history` do it in the
+    /// deleting transaction).
+    pub fn forget_user(&mut self, user: crate::UserId) {
+        if let Some(ram) = self.ram.as_mut() {
+            ram.forget_user(user);
+        }
+    }
+
     /// A retention step in RAM when one is due.
     pub fn tick(&mut self, now: Millis) {
         let (Some(ram), Some(keep)) = (self.ram.as_mut(), self.settings.retention_ms) else {

@@ -139,6 +139,18 @@ impl Ram {
         true
     }
 
+    /// Forgets `user`'s conversations (an account deleted): they are no
+    /// longer found; their messages leave RAM with the oldest, as the
+    /// budget or retention takes them. Walks the user's partners once.
+    pub fn forget_user(&mut self, user: UserId) {
+        for with in self.partners.remove(&user).unwrap_or_default() {
+            self.convs.remove(&pair(user, with));
+            if let Some(theirs) = self.partners.get_mut(&with) {
+                theirs.retain(|&p| p != user);
+            }
+        }
+    }
+
     /// The newest `limit` messages between `user` and `with` below
     /// `before`, oldest first, stopping past `max_bytes` (at least one);
     /// and whether older ones exist.
@@ -217,7 +229,7 @@ impl Ram {
             found.select_nth_unstable_by(limit, |a, b| b.0.cmp(&a.0));
             found.truncate(limit);
         }
-        found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        found.sort_unstable_by_key(|f| std::cmp::Reverse(f.0));
         let list = found
             .into_iter()
             .map(|(last_id, with_id, conv)| Listed {
@@ -300,6 +312,21 @@ mod tests {
         let (list, more) = ram.conversations(1, list[1].side.last_id, 2);
         let who: Vec<_> = list.iter().map(|l| l.with_id).collect();
         assert_eq!((who, more), (vec![3], false));
+    }
+
+    #[test]
+    fn a_forgotten_user_has_no_conversations_left_anywhere() {
+        let mut ram = Ram::new(usize::MAX);
+        ram.append(&msg(1, 1, 2, 0));
+        ram.append(&msg(2, 3, 1, 0));
+        ram.append(&msg(3, 2, 3, 0));
+        ram.forget_user(1);
+        assert!(ram.page(2, 1, MessageId::MAX, 50, usize::MAX).0.is_empty());
+        assert!(ram.conversations(1, MessageId::MAX, 10).0.is_empty());
+        let (list, _) = ram.conversations(3, MessageId::MAX, 10);
+        assert_eq!(list.iter().map(|l| l.with_id).collect::<Vec<_>>(), [2]);
+        while ram.prune_before(u64::MAX, 1) {}
+        assert_eq!(ram.bytes(), 0, "their bytes leave with the oldest");
     }
 
     #[test]

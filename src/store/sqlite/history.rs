@@ -329,6 +329,24 @@ mod tests {
     }
 
     #[test]
+    fn the_upgrade_makes_the_stored_messages_history() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let steps = super::super::schema::MIGRATIONS;
+        super::super::schema::migrate_with(&mut conn, &steps[..8]).unwrap();
+        for (id, from, to) in [(1, 1, 2), (2, 2, 1), (3, 1, 2), (4, 3, 3)] {
+            conn.execute(
+                "INSERT INTO messages (id, from_id, to_id, ts, content, cost) VALUES (?1, ?2, ?3, 0, 'x', 1)",
+                [id, from, to],
+            )
+            .unwrap();
+        }
+        super::super::schema::migrate(&mut conn).unwrap();
+        assert_eq!(side(&conn, 1, 2), (3, 1, 0));
+        assert_eq!(side(&conn, 2, 1), (3, 2, 0));
+        assert_eq!(side(&conn, 3, 3), (4, 0, 0), "to oneself: nothing unread");
+    }
+
+    #[test]
     fn a_users_history_is_deleted_with_both_sides() {
         let conn = db();
         let mut sides = Sides::default();
