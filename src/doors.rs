@@ -32,8 +32,9 @@ pub enum Door {
     Sniffing(Sniffing),
     Line(LineDoor),
     Http(HttpDoor),
-    /// Switched to from the HTTP door (`GET /ws`).
-    Ws(WsDoor),
+    /// Switched to from the HTTP door (`GET /ws`). Boxed: it is the
+    /// largest door, and every connection's slot is as large as the largest.
+    Ws(Box<WsDoor>),
 }
 
 /// Runs `$body` with `$door` bound to the door inside `$value`.

@@ -374,7 +374,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     let mut idle_rows: Vec<(String, IdleOutcome)> = Vec::new();
     let mut missing = Vec::new();
     {
-        let server = Gotalk::start(&opts.server, Mode::Memory)?;
+        let server = idle::start_server(opts)?;
         idle_rows.push(("gotalk --memory".into(), idle::gotalk_idle(&server, conns)?));
     }
     let others: [Contender; 3] = [

@@ -142,6 +142,24 @@ impl Handshake for GotalkIdle {
     }
 }
 
+/// The server an idle run measures: every connection comes from one
+/// address, and the AUTHed half shares [`USERS`] users, far past the
+/// default `--max-connections-per-address` and `--conns-per-user`.
+pub fn start_server(opts: &Opts) -> Result<Gotalk, String> {
+    let launch = server::Launch {
+        args: [
+            "--conns-per-user",
+            "1000000",
+            "--max-connections-per-address",
+            "1000000",
+        ]
+        .map(String::from)
+        .to_vec(),
+        open_files: None,
+    };
+    Gotalk::start_with(&opts.server, Mode::Memory, &launch)
+}
+
 /// Fails clearly unless `conns` connections fit under the open file limit.
 pub fn check_files(conns: usize) -> Result<(), String> {
     server::ensure_open_files(conns as u64 + SPARE_FILES)
@@ -153,7 +171,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     if opts.ws {
         return crate::ws::run_idle(opts, n);
     }
-    let server = Gotalk::start(&opts.server, Mode::Memory)?;
+    let server = start_server(opts)?;
     let outcome =
         gotalk_idle(&server, n).map_err(|e| format!("{e}\nserver log:\n{}", server.log_tail()))?;
     println!(

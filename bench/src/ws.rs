@@ -346,11 +346,11 @@ impl WsHandshake {
 /// connections, each on a fresh server.
 pub fn run_idle(opts: &Opts, n: usize) -> Result<(), String> {
     let line = {
-        let server = Gotalk::start(&opts.server, Mode::Memory)?;
+        let server = idle::start_server(opts)?;
         idle::gotalk_idle(&server, n).map_err(|e| format!("{e}\n{}", server.log_tail()))?
     };
     let ws = {
-        let server = Gotalk::start(&opts.server, Mode::Memory)?;
+        let server = idle::start_server(opts)?;
         ws_idle(&server, n).map_err(|e| format!("{e}\n{}", server.log_tail()))?
     };
     println!(

@@ -39,7 +39,7 @@ pub struct HttpDoor {
     once_flushed: Vec<Call<'static>>,
     /// `GET /ws` was answered `101`: the connection is the WebSocket
     /// door's from the next byte on.
-    upgraded: Option<WsDoor>,
+    upgraded: Option<Box<WsDoor>>,
 }
 
 /// What a reply slot of an HTTP connection renders.
@@ -255,7 +255,7 @@ impl HttpDoor {
                 conn.queue(turn.budget, |out| {
                     handshake::switching_protocols(out, &accepted, secure)
                 });
-                self.upgraded = Some(WsDoor::new(turn.config.max_line, turn.now));
+                self.upgraded = Some(Box::new(WsDoor::new(turn.config.max_line, turn.now)));
             }
             Err(refusal) => {
                 log::debug!("connection {id}: {} {}", refusal.status, refusal.message);

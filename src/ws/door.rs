@@ -312,3 +312,60 @@ fn run(answers: &mut Answers, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>, 
         answers.run::<Frames>(id, conn, turn, parsed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Timeouts = Timeouts {
+        login: 60_000,
+        request: 10_000,
+        http_idle: 30_000,
+        tls_handshake: 5_000,
+        ws_ping: 30_000,
+    };
+
+    fn at(logged_in: bool, last_active: Millis) -> Progress {
+        Progress {
+            opened: 0,
+            last_active,
+            logged_in,
+            ..Progress::default()
+        }
+    }
+
+    #[test]
+    fn login_runs_from_the_upgrade_then_the_keep_alive_from_the_last_word() {
+        let mut door = WsDoor::new(1024, 5_000);
+        assert_eq!(door.name(), "ws");
+        assert!(door.opens_session());
+        assert!(!door.times_requests());
+        assert_eq!(
+            door.deadline(&at(false, 0), &LIMITS),
+            Some((65_000, CloseReason::LoginTimeout))
+        );
+        // Logged in: one interval after the client was last heard from.
+        assert_eq!(
+            door.deadline(&at(true, 9_000), &LIMITS),
+            Some((39_000, CloseReason::WsPingTimeout))
+        );
+        // A ping went out at 39 s and nothing came since: one more interval.
+        door.ping_sent = Some(39_000);
+        assert_eq!(
+            door.deadline(&at(true, 9_000), &LIMITS),
+            Some((69_000, CloseReason::WsPingTimeout))
+        );
+        // Something came after the ping: the next ping is due from then.
+        assert_eq!(
+            door.deadline(&at(true, 40_000), &LIMITS),
+            Some((70_000, CloseReason::WsPingTimeout))
+        );
+        let off = Timeouts {
+            ws_ping: 0,
+            ..LIMITS
+        };
+        assert_eq!(door.deadline(&at(true, 9_000), &off), None);
+        assert_eq!(door.state(true, true), "logged_in");
+        assert_eq!(door.state(false, true), "anonymous");
+    }
+}
