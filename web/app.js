@@ -15,10 +15,10 @@
  *  - localStorage "gotalk:user:<id>" is a cache only (cache.js): the messages
  *    shown or sent (by server id), the contacts with the partner's read marker,
  *    and this user's read marker per contact, so the page draws at once and
- *    stays readable offline. It keeps per conversation the newest
+ *    stays readable offline. It writes per conversation the newest
  *    HISTORY_MESSAGES messages and no more than HISTORY_CHARS characters; when
  *    the browser's storage is full the oldest go first, then other accounts'
- *    caches; if even the newest messages do not fit, they are still shown.
+ *    caches. What is not written is still shown while the page is open.
  *    Once a conversation's history is loaded, only messages from the oldest
  *    page loaded on are shown (the cache below it may have gaps).
  *  - Everything keyed by username or id is a Map, never a plain object, so any

@@ -71,24 +71,27 @@
       for (const [n, id] of other.lastRead) store.lastRead.set(n, Math.max(store.lastRead.get(n) || 0, id));
     };
     cache.mergeRaw = (text) => cache.mergeFrom(decode(JSON.parse(text)));
-    // Keeps each conversation to its newest HISTORY_MESSAGES messages and HISTORY_CHARS of text.
-    function trim() {
-      const kept = new Map(); // peer name -> {count, chars}
+    // What is written: each conversation's newest HISTORY_MESSAGES messages, and
+    // no more than HISTORY_CHARS of its text. The page keeps showing the rest.
+    function trimmed() {
+      const kept = new Map();
+      const sizes = new Map(); // peer name -> {count, chars}
       for (const m of sorted().reverse()) {
         const peer = peerName(m);
-        const k = kept.get(peer) || { count: 0, chars: 0 };
-        kept.set(peer, k);
+        const k = sizes.get(peer) || { count: 0, chars: 0 };
+        sizes.set(peer, k);
         k.count += 1;
         k.chars += m.content.length;
-        if (k.count > HISTORY_MESSAGES || (k.count > 1 && k.chars > HISTORY_CHARS)) cache.store.messages.delete(m.id);
+        if (k.count <= HISTORY_MESSAGES && (k.count === 1 || k.chars <= HISTORY_CHARS)) kept.set(m.id, m);
       }
+      return kept;
     }
-    // The browser's storage is full: drops the oldest quarter of this user's messages,
-    // keeping those in `keep`. False when there is nothing left to drop.
-    function dropOldest(keep) {
-      const old = sorted().filter((m) => !keep.has(m.id));
+    // The browser's storage is full: drops the oldest quarter of what is written,
+    // keeping the messages in `keep`. False when there is nothing left to drop.
+    function dropOldest(kept, keep) {
+      const old = [...kept.values()].sort((a, b) => a.id - b.id).filter((m) => !keep.has(m.id));
       if (!old.length) return false;
-      for (const m of old.slice(0, Math.max(1, Math.ceil(old.length / 4)))) cache.store.messages.delete(m.id);
+      for (const m of old.slice(0, Math.max(1, Math.ceil(old.length / 4)))) kept.delete(m.id);
       return true;
     }
     // Last resort: other accounts' caches in this browser. False if there is none.
@@ -106,15 +109,18 @@
     // messages just received). False if even they could not be stored.
     cache.save = function (keep, lastContact) {
       cache.mergeFrom(decode(readJSON(key)));
-      trim();
       cache.store.lastContact = lastContact;
+      const kept = trimmed();
       for (;;) {
         let full = false;
-        try { localStorage.setItem(key, JSON.stringify(encode(cache.store))); return true; } catch (e) {
+        try {
+          localStorage.setItem(key, JSON.stringify(encode({ ...cache.store, messages: kept })));
+          return true;
+        } catch (e) {
           full = e && (e.name === "QuotaExceededError" || e.code === 22 || e.name === "NS_ERROR_DOM_QUOTA_REACHED");
         }
         if (!full) return false;
-        if (!dropOldest(keep || new Set()) && !dropOtherAccounts()) return false;
+        if (!dropOldest(kept, keep || new Set()) && !dropOtherAccounts()) return false;
       }
     };
     return cache;

@@ -35,6 +35,8 @@
     let caughtUp = false;   // the SYNC pages of this connection are all in
     let ackBusy = false;
     let ready = null;       // {promise, resolve}: settles when the connection is logged in
+    let batch = [];         // events received and not yet handed over
+    let batchTimer = null;
     const newReady = () => { let resolve; const promise = new Promise((r) => { resolve = r; }); ready = { promise, resolve }; };
     newReady();
 
@@ -132,13 +134,23 @@
         if ("ok" in obj) answer(obj);
         else if (typeof obj.event === "string") {
           if (obj.event === "shutdown") hooks.onStatus("retrying", "reconnecting…");
-          else deliver([obj], false);
+          else {
+            // Events that arrive together are saved together (one write of the cache).
+            batch.push(obj);
+            if (!batchTimer) batchTimer = setTimeout(() => { batchTimer = null; flush(s); }, 0);
+          }
         }
       };
       s.onclose = () => closed(s);
     }
+    function flush(s) {
+      const events = batch;
+      batch = [];
+      if (s === sock && events.length) deliver(events, false);
+    }
     function closed(s) {
       if (s !== sock) return;
+      flush(s);
       sock = null;
       failAll();
       newReady();

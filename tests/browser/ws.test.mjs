@@ -2,7 +2,8 @@
 // (issue 19, web/ws.js): after log in everything goes over GET /ws (no /send or
 // /sync posts) and messages arrive live; the page survives a server restart
 // (it reconnects with backoff and resumes with SYNC after the last id it saved:
-// nothing lost, nothing shown twice, everything acknowledged); and it falls
+// nothing lost, nothing shown twice, everything acknowledged); a burst of
+// pushes is shown once each in order and acknowledged; and it falls
 // back to the long-poll when /ws is refused (the server's --no-websocket flag
 // answers GET /ws with 404).
 // Run from the repository root: node --test tests/browser/
@@ -149,6 +150,35 @@ describe('the web page over WebSocket, in a real browser', { timeout: 6 * TEST_T
     await expectNoCspViolation(dave);
     assert.deepEqual(dave.errors, []);
     await dave.context().close();
+  });
+
+  test('a burst of pushes is shown once each, in order, and acknowledged', { timeout: 2 * TEST_TIMEOUT }, async () => {
+    const grace = await account(server.base, 'grace');
+    const heidi = await user(server.base, 'heidi');
+    await eventually(async () => assert.equal(await transportOf(heidi), 'ws'));
+    await httpSend(server.base, grace, 'heidi', 'the first');
+    await eventually(async () => assert.equal(await heidi.locator(tid('unread-badge')).textContent(), '1'));
+    await heidi.click(`${tid('contact-item')}[data-contact="grace"]`);
+    const sent = [];
+    const sends = [];
+    for (let i = 0; i < 120; i++) {
+      const text = `burst ${i} ` + 'y'.repeat(20_000);
+      sends.push(httpSend(server.base, grace, 'heidi', text).then((r) => sent.push({ id: r.id, text })));
+      if (sends.length === 8) await Promise.all(sends.splice(0));
+    }
+    await Promise.all(sends);
+    // Sent eight at a time, the ids may interleave; the page shows them in id order.
+    const short = (list) => list.map((t) => t.split(' ').slice(0, 2).join(' ')); // keeps failures readable
+    const inOrder = ['the first', ...short(sent.sort((x, y) => x.id - y.id).map((m) => m.text))];
+    await eventually(async () => assert.equal(short(await messageTexts(heidi)).at(-1), inOrder.at(-1)), 4 * STEP_TIMEOUT);
+    const shown = short(await messageTexts(heidi));
+    // All of them: the cache writes the newest 1,000,000 characters, the page shows everything.
+    assert.deepEqual(shown, inOrder, 'shown out of order, twice, or not at all');
+    const session = JSON.parse(await heidi.evaluate(() => localStorage.getItem('gotalk:session')));
+    await eventually(async () => assert.deepEqual(
+      await form(server.base, '/sync', { token: session.token, id: String(session.id) }), []));
+    assert.deepEqual(heidi.errors, []);
+    await heidi.context().close();
   });
 
   test('when /ws is refused the page falls back to the long-poll', { timeout: TEST_TIMEOUT }, async () => {
