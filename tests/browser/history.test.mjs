@@ -6,7 +6,8 @@
 // the user's own messages get a read tick when the partner has read them.
 // Each runs twice: over the long-poll (?transport=poll), where sent copies and
 // read markers arrive by refreshing the conversation list, and over the
-// WebSocket, where they arrive as events.
+// WebSocket, where they arrive as events. Against a server started with
+// --no-history the page works from what the browser keeps, as before.
 // Run from the repository root: node --test tests/browser/
 import { test as testCase, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -166,5 +167,48 @@ for (const [transport, query] of [['poll', '?transport=poll'], ['ws', '']]) desc
     await expectIncoming(grace, 'third');
     await eventually(async () => assert.deepEqual((await outgoing(heidi)).map((m) => m.read), [true, true, true]));
     for (const p of [heidi, grace]) { await expectNoCspViolation(p); assert.deepEqual(p.errors, []); }
+  });
+});
+
+describe('a server that keeps no history (--no-history)', { timeout: 3 * TEST_TIMEOUT }, () => {
+  let server;
+  let browser;
+  const { test, setup, failed } = guarded(testCase);
+  before(() => setup(async () => {
+    requireBinary();
+    server = await startServer(['--no-history']);
+    browser = await launchBrowser();
+  }));
+  after(async () => {
+    try { if (browser) await browser.close(); } finally { await stopServer(server); }
+    if (server && failed()) console.error('server log (tail):\n' + server.log.slice(-40).join('\n'));
+  });
+
+  test('the page works from what this browser keeps, as before', { timeout: TEST_TIMEOUT }, async () => {
+    await form(server.base, '/register', { username: 'ivan', password: PASSWORD });
+    const ivan = await form(server.base, '/login', { username: 'ivan', password: PASSWORD });
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    context.setDefaultTimeout(STEP_TIMEOUT);
+    const page = await context.newPage();
+    page.errors = [];
+    page.on('pageerror', (e) => page.errors.push(e.message));
+    const asked = [];
+    page.on('websocket', (ws) => ws.on('framesent', (f) => { try { asked.push(JSON.parse(f.payload).cmd); } catch (_) { /* text */ } }));
+    await page.goto(server.base + '/');
+    await authAs(page, 'judy', PASSWORD, true);
+    await expectLoggedInAs(page, 'judy');
+    await openContact(page, 'ivan');
+    await sendMessage(page, 'kept in this browser');
+    await form(server.base, '/send', { token: ivan.SessionID, id: String(ivan.Id), username: 'ivan', to: 'judy', content: 'and the reply' });
+    await expectIncoming(page, 'and the reply');
+    await page.reload();
+    await expectLoggedInAs(page, 'judy');
+    await eventually(async () => assert.deepEqual(await messageTexts(page), ['kept in this browser', 'and the reply']));
+    assert.equal(await page.locator(tid('load-older')).count(), 0);
+    // Refused once each (unavailable), the list and read markers are not asked again and again.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(asked.filter((c) => c === 'conversations').length <= 3, JSON.stringify(asked));
+    assert.deepEqual(page.errors, []);
+    await context.close();
   });
 });
