@@ -206,7 +206,6 @@ pub fn retention_step(client: &mut Client, cutoff: Millis) -> Result<u64, postgr
 pub struct ReadStatements {
     page: Statement,
     list: Statement,
-    message: Statement,
 }
 
 impl ReadStatements {
@@ -221,14 +220,18 @@ impl ReadStatements {
                  ORDER BY h.id DESC \
                  LIMIT $4"
             ))?,
+            // One round trip: each entry with its last message (by key;
+            // NULL once retention removed it) and the partner's marker.
             list: client.prepare(
-                "SELECT c.partner_id, c.last_id, c.unread, u.username, \
-                 coalesce(o.read_upto, 0) \
+                "SELECT h.id, h.from_id, h.to_id, h.ts, h.content, h.client_id, h.cost, \
+                 f.username, t.username, \
+                 c.partner_id, c.last_id, c.unread, u.username, coalesce(o.read_upto, 0) \
                  FROM conversations c JOIN users u ON u.id = c.partner_id \
                  LEFT JOIN conversations o ON o.user_id = c.partner_id AND o.partner_id = c.user_id \
+                 LEFT JOIN history h ON h.id = c.last_id \
+                 LEFT JOIN users f ON f.id = h.from_id LEFT JOIN users t ON t.id = h.to_id \
                  WHERE c.user_id = $1 AND c.last_id < $2 ORDER BY c.last_id DESC LIMIT $3",
             )?,
-            message: client.prepare(&format!("{MESSAGE} WHERE h.id = $1"))?,
         })
     }
 }
@@ -275,8 +278,8 @@ pub fn history(
     Ok(ReadAnswer::History { messages, more })
 }
 
-/// CONVERSATIONS: one range of `conversations_by_last`, with each entry's
-/// last message and the partner's marker by key.
+/// CONVERSATIONS: one range of `conversations_by_last`, joined by key
+/// with each entry's last message and the partner's marker.
 pub fn conversations(
     client: &mut Client,
     s: &ReadStatements,
@@ -289,15 +292,14 @@ pub fn conversations(
     let more = rows.len() > limit;
     let mut list = Vec::with_capacity(rows.len().min(limit));
     for r in rows.iter().take(limit) {
-        let last_id: i64 = r.get(1);
-        let last = client.query_opt(&s.message, &[&last_id])?;
+        let found: Option<i64> = r.get(0);
         list.push(StoredConversation {
-            with_id: r.get::<_, i64>(0) as UserId,
-            with: r.get(3),
-            last: last.as_ref().map(message_row),
-            last_id: last_id.max(0) as MessageId,
-            unread: r.get::<_, i64>(2).max(0) as u64,
-            read_upto: r.get::<_, i64>(4).max(0) as MessageId,
+            with_id: r.get::<_, i64>(9) as UserId,
+            with: r.get(12),
+            last: found.map(|_| message_row(r)),
+            last_id: r.get::<_, i64>(10).max(0) as MessageId,
+            unread: r.get::<_, i64>(11).max(0) as u64,
+            read_upto: r.get::<_, i64>(13).max(0) as MessageId,
         });
     }
     Ok(ReadAnswer::Conversations { list, more })
