@@ -190,3 +190,19 @@ fn an_oversized_frame_is_refused_from_its_header_alone() {
         vec![Seen::Ping(vec![]), Seen::Text("ab".into())]
     );
 }
+
+#[test]
+fn unmasking_eight_bytes_at_a_time_is_the_bytewise_xor() {
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    for n in 0..40 {
+        let data: Vec<u8> = (0..n as u8).map(|b| b.wrapping_mul(37)).collect();
+        let mut fast = data.clone();
+        unmask(&mut fast, mask);
+        let slow: Vec<u8> = data
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ mask[i % 4])
+            .collect();
+        assert_eq!(fast, slow, "{n} bytes");
+    }
+}
