@@ -1,36 +1,50 @@
-// goTalk web chat page: all of its script (served at /app.js; the page's
-// Content-Security-Policy allows no inline script).
+// goTalk web chat page: its views, rendering, sending and the one handler
+// of everything the server pushes (served at /app.js, after /cache.js,
+// /transport.js, /convs.js and /ws.js; the page's Content-Security-Policy
+// allows no inline script).
 "use strict";
 /*
  * State model.
+ *  - The server holds the conversations (history, read markers, unread
+ *    counts); this page shows them. After log in it loads the conversation
+ *    list (`conversations`: partners, unread badges, the partner's read
+ *    marker) and, for each conversation opened, its newest history page;
+ *    "Load older messages" asks for the page before. So a fresh browser shows
+ *    every conversation whole. convs.js does this asking.
  *  - The session {token, id, name} lives in localStorage under "gotalk:session".
- *  - Per user, "gotalk:user:<id>" keeps the messages shown or sent (by server id),
- *    the contacts, and the last-read id per contact. History is capped per
- *    conversation: the newest HISTORY_MESSAGES messages, and no more than
- *    HISTORY_CHARS characters of text. When the browser's storage is full
- *    (QuotaExceededError) the oldest history goes first (of every conversation),
- *    then other accounts' history kept in this browser; if even the newest
- *    messages do not fit, they are still shown (kept in memory only).
+ *  - localStorage "gotalk:user:<id>" is a cache only (cache.js): the messages
+ *    shown or sent (by server id), the contacts with the partner's read marker,
+ *    and this user's read marker per contact, so the page draws at once and
+ *    stays readable offline. It writes per conversation the newest
+ *    HISTORY_MESSAGES messages and no more than HISTORY_CHARS characters; when
+ *    the browser's storage is full the oldest go first, then other accounts'
+ *    caches. What is not written is still shown while the page is open.
+ *    Once a conversation's history is loaded, only messages from the oldest
+ *    page loaded on are shown (the cache below it may have gaps).
  *  - Everything keyed by username or id is a Map, never a plain object, so any
  *    valid username ("__proto__", "constructor") is just a name.
- *  - The receive loop long-polls /sync with after = highest id processed so far.
- *    Every message is saved to localStorage BEFORE the next /sync acknowledges it,
- *    so nothing is lost while the browser has room for it. Each page load starts again from after=0, which
- *    acknowledges nothing: the server sends whatever is still unacknowledged, and
- *    a message already stored is recognised by its id and not shown twice. (This
- *    also stays safe if the server was reset and hands out ids again: a stored id
- *    whose message differs is replaced by the server's.)
+ *  - One function, receive(), takes every event object the server sends
+ *    (message, sent copy, read marker, revoked, expired), whichever transport
+ *    brought it. The transport (transport.js: HTTP long-poll; ws.js:
+ *    WebSocket) stores nothing itself: receive() saves every message to the
+ *    cache BEFORE the transport acknowledges it, so nothing is lost while the
+ *    browser has room. Each page load starts from after=0, which acknowledges
+ *    nothing; a message already known is recognised by its id and not shown
+ *    twice (a known id whose message differs is replaced by the server's).
+ *  - Over the long-poll only messages arrive, so the page refreshes the
+ *    conversation list (and, when the list names a message it has not seen,
+ *    the open conversation's newest page) when a long-poll returns and every
+ *    REFRESH_MS while visible; that brings sent copies from the user's other
+ *    devices and read markers. Over WebSocket they arrive as events.
+ *  - A conversation on screen is marked read (`read`) up to its newest
+ *    message; the user's own messages up to the partner's marker show a tick.
  *  - All message text goes into the page through textContent, never as HTML.
  */
 (function () {
+  const ns = window.gotalk;
+  const { HttpError, post, sleep } = ns;
   const SESSION_KEY = "gotalk:session";
-  const WAIT_MS = 25000;            // long-poll length asked of the server
-  const FETCH_SLACK_MS = 15000;     // extra time before a long-poll is given up on
-  const REQUEST_TIMEOUT_MS = 15000; // plain requests
-  const MAX_BACKOFF_MS = 15000;
-  const HISTORY_MESSAGES = 200;     // newest messages kept per conversation
-  const HISTORY_CHARS = 1000000;    // and at most this much text per conversation
-  const USER_PREFIX = "gotalk:user:";
+  const REFRESH_MS = 5000;          // long-poll only: the conversation list is refreshed this often
   const USERNAME_RE = /^[A-Za-z0-9_.-]{1,32}$/;
   const AVATAR_COLORS = 8;          // .avatar.c0 … .c7 in app.css
 
@@ -47,133 +61,23 @@
   };
 
   let session = null;   // {token, id, name}
-  let store = null;     // per-user state, see emptyStore()
+  let cache = null;     // this user's localStorage cache (cache.js); its .store is the state
+  let store = null;     // cache.store: {messages, contacts, lastRead, lastContact}
   let current = null;   // name of the open contact
-  let loopGen = 0;      // bumps on log in / log out so an old loop stops
-  let loopAbort = null; // AbortController of the in-flight /sync
+  let transport = null; // the running transport (transport.js or ws.js)
+  let gen = 0;          // bumps on log in / log out, so an old request's answer is dropped
   let pendingSeq = 0;
   const pending = [];   // messages being sent: {tmp, to, content, failed, error}
+  const convs = ns.conversations({
+    state: () => ({ session, store, current, transport, gen }),
+    normalize, peerName: (m) => peerOf(m).name, remember,
+    save: () => saveStore(), render: () => { if (session) renderAll(); },
+    unauthorized: (e) => logout(describe(e, "sync")),
+  });
 
-  // ---------- storage ----------
-  function readJSON(key) {
-    try { const v = localStorage.getItem(key); return v ? JSON.parse(v) : null; } catch (_) { return null; }
-  }
-  function writeJSON(key, value) {
-    try { localStorage.setItem(key, JSON.stringify(value)); return true; } catch (_) { return false; }
-  }
-  function emptyStore() {
-    return { messages: new Map(), contacts: new Map(), lastRead: new Map(), lastContact: null };
-  }
-  function userKey() { return USER_PREFIX + session.id; }
-  // Stored form: {v: 2, messages: [m…], contacts: [[name, {id}]…], lastRead: [[name, id]…]}.
-  // Version 1 kept plain objects keyed by id and name; it is read as well.
-  function decode(raw) {
-    const s = emptyStore();
-    if (!raw || typeof raw !== "object") return s;
-    const pairs = (x) => Array.isArray(x) ? x.filter((p) => Array.isArray(p) && p.length === 2)
-      : x && typeof x === "object" ? Object.entries(x) : [];
-    const list = Array.isArray(raw.messages) ? raw.messages
-      : raw.messages && typeof raw.messages === "object" ? Object.values(raw.messages) : [];
-    for (const m of list) if (m && Number.isFinite(m.id)) s.messages.set(m.id, m);
-    for (const [name, c] of pairs(raw.contacts)) if (typeof name === "string") s.contacts.set(name, { id: Number(c && c.id) });
-    for (const [name, id] of pairs(raw.lastRead)) if (typeof name === "string" && Number.isFinite(id)) s.lastRead.set(name, id);
-    if (typeof raw.lastContact === "string") s.lastContact = raw.lastContact;
-    return s;
-  }
-  function encode(s) {
-    return {
-      v: 2, messages: [...s.messages.values()], contacts: [...s.contacts], lastRead: [...s.lastRead],
-      lastContact: s.lastContact,
-    };
-  }
-  function loadStore() { return decode(readJSON(userKey())); }
-  // Merge what another tab may have written: no tab drops another's messages.
-  function mergeFrom(other) {
-    for (const [id, m] of other.messages) if (!store.messages.has(id)) store.messages.set(id, m);
-    for (const [n, c] of other.contacts) if (!store.contacts.has(n)) store.contacts.set(n, c);
-    for (const [n, id] of other.lastRead) store.lastRead.set(n, Math.max(store.lastRead.get(n) || 0, id));
-  }
-  // Keeps each conversation to its newest HISTORY_MESSAGES messages and HISTORY_CHARS of text.
-  function trimHistory() {
-    const kept = new Map(); // peer name -> {count, chars}
-    for (const m of sortedMessages().reverse()) {
-      const peer = peerOf(m).name;
-      const k = kept.get(peer) || { count: 0, chars: 0 };
-      kept.set(peer, k);
-      k.count += 1;
-      k.chars += m.content.length;
-      if (k.count > HISTORY_MESSAGES || (k.count > 1 && k.chars > HISTORY_CHARS)) store.messages.delete(m.id);
-    }
-  }
-  // The browser's storage is full: drops the oldest quarter of this user's history,
-  // keeping the messages in `keep`. False when there is nothing left to drop.
-  function dropOldest(keep) {
-    const old = sortedMessages().filter((m) => !keep.has(m.id));
-    if (!old.length) return false;
-    for (const m of old.slice(0, Math.max(1, Math.ceil(old.length / 4)))) store.messages.delete(m.id);
-    return true;
-  }
-  // Last resort: other accounts' history kept in this browser. False if there is none.
-  function dropOtherAccounts() {
-    let dropped = false;
-    try {
-      for (let i = localStorage.length - 1; i >= 0; i--) {
-        const k = localStorage.key(i);
-        if (k && k.startsWith(USER_PREFIX) && k !== userKey()) { localStorage.removeItem(k); dropped = true; }
-      }
-    } catch (_) { /* storage unavailable */ }
-    return dropped;
-  }
-  // Writes this user's state. `keep` are ids that must not be dropped to make room
-  // (the messages just received). False if even they could not be stored.
-  function saveStore(keep) {
-    if (!session || !store) return true;
-    mergeFrom(loadStore());
-    trimHistory();
-    store.lastContact = current;
-    for (;;) {
-      let full = false;
-      try { localStorage.setItem(userKey(), JSON.stringify(encode(store))); return true; } catch (e) {
-        full = e && (e.name === "QuotaExceededError" || e.code === 22 || e.name === "NS_ERROR_DOM_QUOTA_REACHED");
-      }
-      if (!full) return false;
-      if (!dropOldest(keep || new Set()) && !dropOtherAccounts()) return false;
-    }
-  }
+  function saveStore(keep) { return !session || !cache || cache.save(keep, current); }
 
-  // ---------- HTTP shim ----------
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  class HttpError extends Error {
-    constructor(status, message) { super(message); this.status = status; }
-  }
-  async function post(path, fields, timeoutMs, outerSignal) {
-    const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), timeoutMs || REQUEST_TIMEOUT_MS);
-    const onOuter = () => ctl.abort();
-    if (outerSignal) outerSignal.addEventListener("abort", onOuter);
-    try {
-      const res = await fetch(path, {
-        method: "POST",
-        headers: { "Content-Type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams(fields).toString(),
-        signal: ctl.signal,
-        cache: "no-store",
-        credentials: "same-origin",
-      });
-      let data = null;
-      const text = await res.text();
-      try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
-      if (!res.ok) {
-        const msg = data && data.error && data.error.message ? data.error.message : "";
-        throw new HttpError(res.status, msg);
-      }
-      if (data === null) throw new HttpError(0, "The server sent an unreadable reply.");
-      return data;
-    } finally {
-      clearTimeout(timer);
-      if (outerSignal) outerSignal.removeEventListener("abort", onOuter);
-    }
-  }
+  // ---------- errors ----------
   function describe(err, what) {
     if (err instanceof HttpError) {
       switch (err.status) {
@@ -208,6 +112,7 @@
       to_id: Number(m.to_id !== undefined ? m.to_id : m.UserIdReceive),
       content: content === undefined || content === null ? "" : String(content),
       ts: Number(m.ts) || Date.now(),
+      ...(typeof m.client_id === "string" ? { client_id: m.client_id } : {}),
     };
   }
   // The other side of a message, from this user's point of view.
@@ -224,27 +129,12 @@
     if (old && sameMessage(old, m)) return false;
     store.messages.set(m.id, m);
     const p = peerOf(m);
-    if (p.name && !store.contacts.has(p.name)) store.contacts.set(p.name, { id: p.id });
+    if (p.name && !store.contacts.has(p.name)) store.contacts.set(p.name, { id: p.id, readBy: 0 });
     return true;
   }
   function sortedMessages() {
     return [...store.messages.values()].sort((a, b) => a.id - b.id);
   }
-  function unreadCounts() {
-    const counts = new Map();
-    for (const m of store.messages.values()) {
-      if (m.from_id === session.id) continue;
-      if (m.id > (store.lastRead.get(m.from) || 0)) counts.set(m.from, (counts.get(m.from) || 0) + 1);
-    }
-    return counts;
-  }
-  function markRead() {
-    if (!current || document.hidden) return;
-    let top = store.lastRead.get(current) || 0;
-    for (const m of store.messages.values()) if (m.from === current && m.from_id !== session.id && m.id > top) top = m.id;
-    if (top !== (store.lastRead.get(current) || 0)) { store.lastRead.set(current, top); saveStore(); }
-  }
-
   // ---------- rendering ----------
   function fmtTime(ts) {
     const d = new Date(ts);
@@ -264,8 +154,8 @@
     return a;
   }
   function renderContacts() {
-    const counts = unreadCounts();
-    const last = new Map();
+    const counts = convs.unreadCounts();
+    const last = new Map([...store.contacts.keys()].map((n) => [n, convs.newestOf(n)]));
     for (const m of store.messages.values()) {
       const p = peerOf(m).name;
       if (p) last.set(p, Math.max(last.get(p) || 0, m.id));
@@ -328,19 +218,48 @@
     wrap.append(b, meta);
     return wrap;
   }
+  // The tick on this user's message once the partner has read it.
+  function showRead(node, read) {
+    if ((node.dataset.read === "true") === read) return;
+    node.dataset.read = String(read);
+    const meta = node.querySelector(".meta");
+    let tick = meta.querySelector(".tick");
+    if (read && !tick) {
+      tick = document.createElement("span");
+      tick.className = "tick";
+      tick.dataset.testid = "read-tick";
+      tick.textContent = " \u00b7 Read \u2713";
+      meta.append(tick);
+    } else if (!read && tick) tick.remove();
+  }
+  const olderBtn = document.createElement("button");
+  olderBtn.type = "button";
+  olderBtn.className = "secondary older";
+  olderBtn.dataset.testid = "load-older";
+  olderBtn.addEventListener("click", async () => {
+    // Keeps the messages on screen where they are while older ones go above.
+    const box = el.messages;
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    await convs.loadOlder(current);
+    box.scrollTop = box.scrollHeight - fromBottom;
+  });
   // Draws the open conversation. When only new messages were added at the end (the
   // usual case), only those are appended, so the live region announces just them.
   let renderedFor = null;
   function renderMessages() {
     const box = el.messages;
     const atBottom = stuckToBottom;
-    const list = current ? sortedMessages().filter((m) => peerOf(m).name === current) : [];
-    const mine = current ? pending.filter((p) => p.to === current) : [];
+    const floor = current ? convs.floorOf(current) : 0;
+    const list = current ? sortedMessages().filter((m) => m.id >= floor && peerOf(m).name === current) : [];
+    // A message still being sent that the server already shows (its reply was
+    // lost, and history brought it) is drawn once, as the stored one.
+    const stored = new Set(list.map((m) => m.client_id).filter(Boolean));
+    const mine = current ? pending.filter((p) => p.to === current && !stored.has(p.clientId)) : [];
     const keyOf = (m) => m.id + ":" + m.content;
     const wanted = list.map(keyOf);
     // Drop what is always redrawn (placeholder, bubbles still being sent), keep the rest.
-    for (const n of [...box.children]) if (!n.dataset.key) n.remove();
-    const have = [...box.children].map((n) => n.dataset.key);
+    for (const n of [...box.children]) if (!n.dataset.key && n !== olderBtn) n.remove();
+    const have = [...box.children].filter((n) => n.dataset.key).map((n) => n.dataset.key);
     const prefix = renderedFor === current && have.length <= wanted.length && have.every((k, i) => k === wanted[i]);
     if (!prefix) box.replaceChildren();
     renderedFor = current;
@@ -354,6 +273,14 @@
       box.append(bubble({ content: p.content, ts: p.ts }, "out", p.failed ? "failed" : "pending",
         p.failed ? "Not sent: " + p.error : "Sending\u2026"));
     }
+    const readBy = current && store.contacts.has(current) ? store.contacts.get(current).readBy || 0 : 0;
+    for (const n of box.children) if (n.dataset.key && n.dataset.direction === "out") showRead(n, Number(n.dataset.id) <= readBy);
+    if (current && convs.canLoadOlder(current)) {
+      const busy = convs.loadingOlder(current);
+      olderBtn.disabled = busy;
+      olderBtn.textContent = busy ? "Loading\u2026" : "Load older messages";
+      if (box.firstChild !== olderBtn) box.prepend(olderBtn);
+    } else olderBtn.remove();
     if (!list.length && !mine.length) {
       const p = document.createElement("p");
       p.className = "placeholder";
@@ -374,7 +301,7 @@
     new ResizeObserver(() => { if (stuckToBottom) el.messages.scrollTop = el.messages.scrollHeight; }).observe(el.messages);
   }
   function renderAll() {
-    markRead();
+    convs.markRead();
     renderContacts();
     renderMessages();
     el.convTitle.textContent = current ? current : "No conversation selected";
@@ -410,21 +337,27 @@
     current = store.lastContact !== null && store.contacts.has(store.lastContact) ? store.lastContact : null;
     renderMessages.forceBottom = true;
     renderAll();
-    startLoop();
+    startTransport();
+    if (current) convs.loadNewest(current);
   }
   function startSession(s) {
     session = s;
-    writeJSON(SESSION_KEY, s);
-    store = loadStore();
+    ns.cache.writeJSON(SESSION_KEY, s);
+    cache = ns.cache.open(s.id, (m) => peerOf(m).name);
+    store = cache.store;
     pending.length = 0;
     renderedFor = null;
+    gen++;
+    convs.reset();
     showChat();
   }
   function logout(message) {
-    loopGen++;
-    if (loopAbort) loopAbort.abort();
+    gen++;
+    if (transport) transport.stop();
+    transport = null;
+    convs.reset();
     try { localStorage.removeItem(SESSION_KEY); } catch (_) { /* ignore */ }
-    session = null; store = null; current = null; pending.length = 0;
+    session = null; cache = null; store = null; current = null; pending.length = 0;
     el.authPass.value = "";
     el.contactError.textContent = "";
     el.composerError.textContent = "";
@@ -467,6 +400,7 @@
     renderMessages.forceBottom = true;
     saveStore();
     renderAll();
+    if (!convs.isLoaded(name)) convs.loadNewest(name);
     el.composerInput.focus();
   }
   el.contactForm.addEventListener("submit", async (ev) => {
@@ -476,17 +410,17 @@
     if (!name) return;
     if (!USERNAME_RE.test(name)) { el.contactError.textContent = "That is not a valid username."; return; }
     if (store.contacts.has(name)) { el.contactInput.value = ""; openContact(name); return; }
-    const gen = loopGen;
+    const g = gen;
     el.contactSubmit.disabled = true;
     try {
       const r = await post("/getuseridbyname", { username: name });
-      if (gen !== loopGen) return;
+      if (g !== gen) return;
       const real = String(r.Name || name);
-      store.contacts.set(real, { id: Number(r.Id) });
+      if (!store.contacts.has(real)) store.contacts.set(real, { id: Number(r.Id), readBy: 0 });
       el.contactInput.value = "";
       openContact(real);
     } catch (e) {
-      if (gen !== loopGen) return;
+      if (g !== gen) return;
       el.contactError.textContent = e instanceof HttpError && e.status === 404
         ? "No user named \u201c" + name + "\u201d." : describe(e, "contact");
     } finally {
@@ -513,25 +447,25 @@
     const clientId = lastFailed && lastFailed.to === to && lastFailed.content === content ? lastFailed.clientId : newClientId();
     lastFailed = null;
     for (let i = pending.length - 1; i >= 0; i--) if (pending[i].failed) pending.splice(i, 1); // a retry replaces them
-    const p = { tmp: ++pendingSeq, to, content, ts: Date.now(), failed: false, error: "" };
+    const p = { tmp: ++pendingSeq, to, content, clientId, ts: Date.now(), failed: false, error: "" };
     pending.push(p);
     el.composerInput.value = "";
     el.composerError.textContent = "";
     renderMessages.forceBottom = true;
     renderMessages();
-    const gen = loopGen;
-    const fields = { token: session.token, id: String(session.id), username: session.name, content, client_id: clientId };
-    if (Number.isFinite(contact.id)) fields.sendToId = String(contact.id); else fields.to = to;
+    const g = gen;
+    const args = { content, client_id: clientId };
+    if (Number.isFinite(contact.id)) args.to_id = contact.id; else args.to = to;
     try {
       let r;
       for (let attempt = 0; ; attempt++) {
-        try { r = await post("/send", fields); break; } catch (e) {
-          if (gen !== loopGen || attempt >= 2 || !retryable(e)) throw e;
+        try { r = await transport.call("send", args); break; } catch (e) {
+          if (g !== gen || attempt >= 2 || !retryable(e)) throw e;
           await sleep(1000 * (attempt + 1));
-          if (gen !== loopGen) throw e;
+          if (g !== gen) throw e;
         }
       }
-      if (gen !== loopGen) return;
+      if (g !== gen) return;
       const id = Number(r.id);
       if (!r.ok || !Number.isFinite(id)) throw new HttpError(0, "The server sent an unexpected reply.");
       pending.splice(pending.indexOf(p), 1);
@@ -539,7 +473,7 @@
       saveStore();
       renderAll();
     } catch (e) {
-      if (gen !== loopGen) return;
+      if (g !== gen) return;
       if (e instanceof HttpError && e.status === 401) { logout(describe(e, "send")); return; }
       p.failed = true;
       p.error = describe(e, "send");
@@ -557,61 +491,69 @@
   });
 
   // ---------- receiving ----------
-  async function startLoop() {
-    const gen = ++loopGen;
-    let backoff = 1000;
-    let after = 0;                // acknowledges nothing; repeats are recognised by id
-    let wait = 0;                 // the first request catches up at once, later ones long-poll
-    setStatus("connecting", "connecting…");
-    while (gen === loopGen) {
-      loopAbort = new AbortController();
-      try {
-        const list = await post("/sync", { token: session.token, id: String(session.id), after: String(after), wait: String(wait) },
-          WAIT_MS + FETCH_SLACK_MS, loopAbort.signal);
-        if (gen !== loopGen) return;
-        if (!Array.isArray(list)) throw new HttpError(0, "unexpected sync reply");
-        let changed = false;
-        let top = after;
-        const fresh = new Set();
-        for (const raw of list) {
-          const m = normalize(raw);
-          if (!Number.isFinite(m.id)) continue;
-          if (m.id > top) top = m.id;
-          fresh.add(m.id);
-          if (remember(m)) changed = true;
-        }
-        // Saved before the next request acknowledges these ids. If the browser has
-        // no room even for them, they are still shown: a full storage never stops
-        // new messages from appearing.
-        const saved = saveStore(fresh);
-        after = Math.max(after, top);
-        wait = WAIT_MS;
-        backoff = 1000;
-        if (saved) setStatus("live", "live");
-        else setStatus("unsaved", "live (this browser has no room to keep history)");
-        if (changed) renderAll();
-      } catch (e) {
-        if (gen !== loopGen) return;
-        if (e instanceof HttpError && e.status === 401) { logout(describe(e, "sync")); return; }
-        setStatus("retrying", "reconnecting…");
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+  // The one handler of what the server sends, whichever transport brought it:
+  // new messages and sent copies from the user's other devices are kept (and
+  // saved before the transport acknowledges them), read markers move ticks and
+  // badges, and a revoked or expired token ends the session.
+  function receive(events) {
+    if (!session) return true;
+    let changed = false;
+    let unbound = null;
+    const fresh = new Set();
+    for (const ev of events) {
+      if (!ev || typeof ev !== "object") continue;
+      if ((ev.event === "message" || ev.event === "sent") && ev.message && typeof ev.message === "object") {
+        const m = normalize(ev.message);
+        if (!Number.isFinite(m.id)) continue;
+        fresh.add(m.id);
+        if (remember(m)) changed = true;
+      } else if (ev.event === "read") {
+        if (convs.applyRead(ev)) changed = true;
+      } else if (ev.event === "revoked" || ev.event === "expired") {
+        unbound = ev.event;
       }
     }
+    const saved = saveStore(fresh);
+    if (unbound) {
+      logout(unbound === "revoked" ? "You were logged out (from another device or tab). Please log in again."
+        : "Your session has expired. Please log in again.");
+    } else if (changed) renderAll();
+    return saved;
   }
+  // WebSocket when the page has it (ws.js) and is not told otherwise with
+  // ?transport=poll; the long-poll otherwise, or when the WebSocket fails.
+  function startTransport() {
+    const g = gen;
+    const hooks = {
+      onEvents: receive,
+      onStatus: (state, text) => { if (g === gen) setStatus(state, text); },
+      onSynced: () => { if (g === gen) convs.schedule(); },
+      onUnauthorized: (e) => { if (g === gen) logout(describe(e, "sync")); },
+      onFallback: () => { if (g === gen) run(ns.pollTransport(session, hooks)); },
+    };
+    // The status line names the transport (data-transport), for people and tests.
+    const run = (t) => { transport = t; el.status.dataset.transport = t.kind; t.start(); };
+    const asked = new URLSearchParams(location.search).get("transport");
+    const ws = ns.wsTransport && window.WebSocket && asked !== "poll";
+    run(ws ? ns.wsTransport(session, hooks) : ns.pollTransport(session, hooks));
+  }
+  // Over the long-poll, sent copies and read markers are fetched, not pushed.
+  setInterval(() => { if (session && transport && !transport.live && !document.hidden) convs.schedule(); }, REFRESH_MS);
 
   // Another tab of the same user wrote new messages: merge and redraw.
   window.addEventListener("storage", (ev) => {
     if (!session) return;
     if (ev.key === SESSION_KEY && !ev.newValue) { logout("You logged out in another tab."); return; }
-    if (ev.key === userKey() && ev.newValue) {
-      try { mergeFrom(decode(JSON.parse(ev.newValue))); renderAll(); } catch (_) { /* ignore */ }
+    if (cache && ev.key === cache.key && ev.newValue) {
+      try { cache.mergeRaw(ev.newValue); renderAll(); } catch (_) { /* ignore */ }
     }
   });
-  document.addEventListener("visibilitychange", () => { if (session && !document.hidden) renderAll(); });
+  document.addEventListener("visibilitychange", () => {
+    if (session && !document.hidden) { renderAll(); if (transport && !transport.live) convs.schedule(); }
+  });
 
   // ---------- start ----------
-  const saved = readJSON(SESSION_KEY);
+  const saved = ns.cache.readJSON(SESSION_KEY);
   if (saved && saved.token && Number.isFinite(Number(saved.id)) && saved.name) {
     startSession({ token: String(saved.token), id: Number(saved.id), name: String(saved.name) });
   } else {

@@ -397,6 +397,9 @@ class Client:
         self._reconnect_lock = threading.Lock()
         self._closed = False
         self._acked = 0  # highest id this client acknowledged
+        # Called on the reader thread with each "sent" and "read" event
+        # (see on_event's use below); None: they are dropped.
+        self.on_event = None
         self._conn = None
         self._connect()
 
@@ -411,6 +414,13 @@ class Client:
                                  % (self.host, self.port, exc)) from None
 
     def _on_event(self, event, conn):
+        if event is not None and event.get("event") in ("sent", "read"):
+            # Not messages to consume: they go to the caller's hook. It runs on
+            # the reader thread, so it must not wait for a reply itself.
+            hook = self.on_event
+            if hook is not None:
+                hook(event)
+            return
         self._events.put((event, conn))
 
     def request(self, cmd: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
@@ -492,6 +502,37 @@ class Client:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    # -- conversations: history, read markers, the list ----------------
+
+    @staticmethod
+    def _partner(with_: "str | int") -> dict:
+        return {"with_id": with_} if isinstance(with_, int) else {"with": with_}
+
+    def history(self, with_: "str | int", before: "int | None" = None,
+                limit: "int | None" = None) -> dict:
+        """One page of the conversation with `with_` (a username or a user
+        id), both directions: {"messages": [...], "more": bool}. The messages
+        are the `limit` (default 50, at most 200) with ids below `before`
+        (the newest when None), oldest first; "more" says whether older ones
+        exist (ask again with before=messages[0]["id"]). Reading history
+        acknowledges nothing."""
+        return self.request("history", before=before, limit=limit, **self._partner(with_))
+
+    def conversations(self, before: "int | None" = None, limit: "int | None" = None) -> dict:
+        """The user's conversations, newest first: {"conversations": [{"with",
+        "with_id", "last" (the newest message), "unread" (the partner's
+        messages above your read marker), "read_upto" (the partner's marker on
+        your messages)}, ...], "more": bool}. The next page: before=the last
+        entry's last["id"]."""
+        return self.request("conversations", before=before, limit=limit)
+
+    def read(self, with_: "str | int", upto: int) -> int:
+        """Marks the conversation with `with_` read up to message id `upto`
+        (a marker never moves back; an id above the newest is clamped).
+        Returns the marker. The partner's connections, and your other ones,
+        get {"event":"read",...} (see `on_event`)."""
+        return self.request("read", upto=upto, **self._partner(with_))["upto"]
 
     # -- surviving a dropped connection ---------------------------------
 
@@ -726,6 +767,7 @@ def cmd_sync(client, args):
 
 CHAT_HELP = """commands:
   /to NAME     send the following lines to NAME
+  /history [N] show the last N messages with the current contact (default 20)
   /reconnect   connect and log in again (after "receiving stopped")
   /help        show this help
   /quit        leave (Ctrl-D works too)
@@ -747,6 +789,9 @@ class Chat:
         # after it (else the prompt showed twice: "> > ").
         self.shown_prompt = None
         self.receiver = None  # the thread printing incoming messages
+        self.sent = []  # (id, to, text) sent from this chat, until the partner reads them
+        self.read_by = {}  # partner -> their read marker on our messages, from events
+        client.on_event = self.on_event
         try:
             import readline  # noqa: F401  (line editing and get_line_buffer)
             self.readline = readline
@@ -781,6 +826,7 @@ class Chat:
                     self.contact = msg["from"]
                     self.show("(talking to %s now; /to NAME to change)" % self.contact)
                 self.show(format_message(msg))
+                self.mark_read(msg["from"], msg["id"])
         except GotalkError as exc:
             if not self.client._closed:
                 self.show("receiving stopped: %s" % exc)
@@ -806,12 +852,79 @@ class Chat:
         client_id = uuid.uuid4().hex  # makes the retry below safe
         try:
             try:
-                self.client.send(self.contact, text, client_id=client_id)
+                reply = self.client.send(self.contact, text, client_id=client_id)
             except ConnectionLost:
                 self.client.reconnect()
-                self.client.send(self.contact, text, client_id=client_id)
+                reply = self.client.send(self.contact, text, client_id=client_id)
+            with self.out:
+                self.sent.append((reply["id"], self.contact, text))
+            # The partner may have read it before the reply was seen here.
+            self.report_read(self.contact)
         except GotalkError as exc:
             self.show("not sent: %s" % exc)
+
+    def report_read(self, partner):
+        """Says which of our messages the partner has read, once each."""
+        with self.out:
+            upto = self.read_by.get(partner, 0)
+            seen = [s for s in self.sent if s[1] == partner and s[0] <= upto]
+            self.sent = [s for s in self.sent if s not in seen]
+        if seen:
+            self.show("(%s has read: %s)" % (partner, seen[-1][2]))
+
+    def mark_read(self, partner, upto):
+        """What is on the screen is read: tell the server (and so the partner)."""
+        try:
+            self.client.read(partner, upto)
+        except GotalkError:
+            pass  # marked again with the next message shown
+
+    def on_event(self, event):
+        """Sent copies from your other devices, and the partner's read markers
+        (called on the client's reader thread: prints, asks nothing)."""
+        me = self.client.user["username"] if self.client.user else None
+        if event.get("event") == "sent":
+            msg = event.get("message") or {}
+            stamp = time.strftime("%H:%M", time.localtime(msg.get("ts", 0) / 1000.0))
+            self.show("[%s] you (another device) to %s: %s" % (stamp, msg.get("to"), msg.get("content")))
+        elif event.get("event") == "read" and event.get("by") != me:
+            by = event.get("by")
+            with self.out:
+                self.read_by[by] = max(self.read_by.get(by, 0), event.get("upto", 0))
+            self.report_read(by)
+
+    def show_history(self, arg):
+        """/history [N]: the newest N messages with the current contact."""
+        if self.contact is None:
+            self.show("no contact yet: /to NAME first")
+            return
+        try:
+            want = int(arg) if arg else 20
+            if want < 1:
+                raise ValueError
+        except ValueError:
+            self.show("usage: /history [N], N a number of messages, e.g. /history 50")
+            return
+        msgs, before = [], None
+        try:
+            while len(msgs) < want:
+                page = self.client.history(self.contact, before=before,
+                                           limit=min(200, want - len(msgs)))
+                msgs = page["messages"] + msgs
+                if not page["more"] or not page["messages"]:
+                    break
+                before = page["messages"][0]["id"]
+        except GotalkError as exc:
+            self.show("no history: %s" % exc)
+            return
+        if not msgs:
+            self.show("(no messages with %s yet)" % self.contact)
+            return
+        self.show("--- the last %d with %s ---" % (len(msgs), self.contact))
+        for msg in msgs:
+            self.show(format_message(msg))
+        self.show("---")
+        self.mark_read(self.contact, msgs[-1]["id"])
 
     def run(self):
         if self.tty and self.readline is not None:
@@ -839,6 +952,8 @@ class Chat:
                     self.contact = rest.strip()
                 elif word == "/reconnect":
                     self.reconnect()
+                elif word == "/history":
+                    self.show_history(rest.strip())
                 elif word == "/help":
                     self.show(CHAT_HELP)
                 else:

@@ -1,5 +1,6 @@
 //! The web chat page served at `GET /` and the files it loads: the HTML
-//! (`web/index.html`), its script (`web/app.js`), its style
+//! (`web/index.html`), its scripts (`web/app.js` and the files it uses),
+//! its style
 //! (`web/app.css`) and its icon, all built into the binary. The page has no
 //! inline script or style, so its Content-Security-Policy lets the browser
 //! run only files from this server and talk only to this server.
@@ -9,8 +10,15 @@ use super::routes::Asset;
 
 /// `web/index.html`, embedded at build time.
 pub const PAGE: &str = include_str!("../../web/index.html");
-/// `web/app.js`: all of the page's script.
+/// `web/app.js`: the page's views, rendering, sending and event handling.
 pub const SCRIPT: &str = include_str!("../../web/app.js");
+/// `web/cache.js`, `web/transport.js`, `web/convs.js`, `web/ws.js`: the
+/// scripts app.js uses (loaded before it): the localStorage cache, the HTTP
+/// transport, the conversations the server keeps, the WebSocket transport.
+pub const CACHE_SCRIPT: &str = include_str!("../../web/cache.js");
+pub const TRANSPORT_SCRIPT: &str = include_str!("../../web/transport.js");
+pub const CONVS_SCRIPT: &str = include_str!("../../web/convs.js");
+pub const WS_SCRIPT: &str = include_str!("../../web/ws.js");
 /// `web/app.css`: all of the page's style.
 pub const STYLE: &str = include_str!("../../web/app.css");
 /// `web/favicon.ico`: a 16x16 icon, so a browser that asks for it gets one
@@ -31,13 +39,21 @@ impl Asset {
             Asset::Script => SCRIPT.as_bytes(),
             Asset::Style => STYLE.as_bytes(),
             Asset::Favicon => FAVICON,
+            Asset::CacheScript => CACHE_SCRIPT.as_bytes(),
+            Asset::TransportScript => TRANSPORT_SCRIPT.as_bytes(),
+            Asset::ConvsScript => CONVS_SCRIPT.as_bytes(),
+            Asset::WsScript => WS_SCRIPT.as_bytes(),
         }
     }
 
     fn content_type(self) -> &'static str {
         match self {
             Asset::Page => "text/html; charset=utf-8",
-            Asset::Script => "text/javascript; charset=utf-8",
+            Asset::Script
+            | Asset::CacheScript
+            | Asset::TransportScript
+            | Asset::ConvsScript
+            | Asset::WsScript => "text/javascript; charset=utf-8",
             Asset::Style => "text/css; charset=utf-8",
             Asset::Favicon => "image/x-icon",
         }
@@ -78,7 +94,12 @@ pub fn respond(
             ],
         ),
         // Revalidated each load, so a new build's script meets its page.
-        Asset::Script | Asset::Style => push_head(
+        Asset::Script
+        | Asset::CacheScript
+        | Asset::TransportScript
+        | Asset::ConvsScript
+        | Asset::WsScript
+        | Asset::Style => push_head(
             out,
             200,
             persistence,
@@ -112,7 +133,16 @@ mod tests {
 
     #[test]
     fn head_gives_the_length_without_the_body() {
-        for asset in [Asset::Page, Asset::Script, Asset::Style, Asset::Favicon] {
+        for asset in [
+            Asset::Page,
+            Asset::Script,
+            Asset::Style,
+            Asset::Favicon,
+            Asset::CacheScript,
+            Asset::TransportScript,
+            Asset::ConvsScript,
+            Asset::WsScript,
+        ] {
             let mut get = Vec::new();
             respond(&mut get, asset, false, Persistence::Implicit, false);
             let mut head = Vec::new();

@@ -32,8 +32,8 @@ pub enum Endpoint {
 pub enum Route {
     /// A form post, run through the core.
     Api(Endpoint),
-    /// `GET /` and the files the web chat page loads (`/app.js`,
-    /// `/app.css`, `/favicon.ico`).
+    /// `GET /` and the files the web chat page loads (`/app.js` and the
+    /// scripts before it, `/app.css`, `/favicon.ico`).
     Page(Asset),
     /// `GET /healthz`: the server answers.
     Health,
@@ -51,6 +51,14 @@ pub enum Asset {
     Script,
     Style,
     Favicon,
+    /// `/cache.js`: the page's localStorage cache.
+    CacheScript,
+    /// `/transport.js`: form posts and the long-poll.
+    TransportScript,
+    /// `/convs.js`: conversation list, history pages, read markers.
+    ConvsScript,
+    /// `/ws.js`: the WebSocket transport.
+    WsScript,
 }
 
 impl Asset {
@@ -61,6 +69,10 @@ impl Asset {
             "/app.js" => Asset::Script,
             "/app.css" => Asset::Style,
             "/favicon.ico" => Asset::Favicon,
+            "/cache.js" => Asset::CacheScript,
+            "/transport.js" => Asset::TransportScript,
+            "/convs.js" => Asset::ConvsScript,
+            "/ws.js" => Asset::WsScript,
             _ => return None,
         })
     }
@@ -283,6 +295,10 @@ mod tests {
         assert_eq!(route("HEAD", "/"), Ok(Route::Page(Asset::Page)));
         assert_eq!(route("GET", "/app.js"), Ok(Route::Page(Asset::Script)));
         assert_eq!(route("GET", "/app.css"), Ok(Route::Page(Asset::Style)));
+        assert_eq!(
+            route("GET", "/convs.js"),
+            Ok(Route::Page(Asset::ConvsScript))
+        );
         assert_eq!(route("GET", "/healthz"), Ok(Route::Health));
         assert_eq!(
             route("GET", "/favicon.ico"),

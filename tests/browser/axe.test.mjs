@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 import {
   BIN, CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, startServer, stopServer, eventually, tid,
-} from './harness.mjs';
+} from './helpers.mjs';
 
 const axeSource = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22a', 'wcag22aa', 'best-practice'];

@@ -15,99 +15,14 @@ import http from 'node:http';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  HERE, REPO, BIN, CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, startServer, stopServer, eventually, tid,
-} from './harness.mjs';
+  REPO, BIN, CHROMIUM, SHOTS, CHROMIUM_ARGS, STEP_TIMEOUT, TEST_TIMEOUT, startServer, stopServer, eventually,
+  tid, messageTexts, contactItem, newUserPage, authAs, expectLoggedInAs, openContact, sendMessage,
+  expectIncoming, expectNoCspViolation, form,
+} from './helpers.mjs';
 
-const SHOTS = path.join(HERE, 'screenshots');
-const TEST_TIMEOUT = 60_000;   // one test
-
-const messageTexts = (page) =>
-  page.$$eval(`${tid('message-list')} ${tid('message-text')}`, (els) => els.map((e) => e.textContent));
-const contactItem = (page, name) => page.locator(`${tid('contact-item')}[data-contact="${name}"]`);
-
-async function newUserPage(browser, base, label, hostsSeen) {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
-  context.setDefaultTimeout(STEP_TIMEOUT);
-  const page = await context.newPage();
-  // Every tab of this user records the dialogs it saw and the script errors it hit.
-  const watch = (p) => {
-    p.dialogs = [];
-    p.errors = [];
-    p.on('dialog', (d) => { p.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
-    p.on('pageerror', (e) => { p.errors.push(`${label}: ${e.message}`); });
-    p.on('console', (m) => {
-      if (/content security policy|refused to (load|execute|apply|connect)/i.test(m.text())) {
-        p.errors.push(`${label}: CSP: ${m.text()}`);
-      }
-    });
-  };
-  // The page reports what its policy blocked, too (added by the browser driver, not subject to it).
-  await context.addInitScript(() => {
-    window.__cspViolations = [];
-    document.addEventListener('securitypolicyviolation', (e) => {
-      window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
-    });
-  });
-  watch(page);
-  context.on('page', watch);
-  context.on('request', (r) => hostsSeen.add(new URL(r.url()).origin));
-  await page.goto(base + '/');
-  return { context, page };
-}
-
-async function authAs(page, username, password, register) {
-  await page.fill(tid('auth-username'), username);
-  await page.fill(tid('auth-password'), password);
-  await page.click(tid(register ? 'register-button' : 'login-button'));
-}
-
-async function expectLoggedInAs(page, username) {
-  await page.locator(tid('chat-view')).waitFor({ state: 'visible' });
-  await eventually(async () => assert.equal(await page.textContent(tid('current-user')), username));
-}
-
-async function openContact(page, name) {
-  await page.fill(tid('contact-input'), name);
-  await page.click(tid('contact-submit'));
-  await eventually(async () => assert.equal(await page.textContent(tid('conversation-title')), name));
-}
-
-/** Sends through the UI and waits until the server confirmed it (the bubble got its id). */
-async function sendMessage(page, text) {
-  await page.fill(tid('composer-input'), text);
-  await page.click(tid('send-button'));
-  await eventually(async () => {
-    const confirmed = await page.$$eval(`${tid('message-list')} ${tid('message')}[data-direction="out"][data-id]`,
-      (els) => els.map((e) => e.querySelector('[data-testid="message-text"]').textContent));
-    assert.ok(confirmed.includes(text), `sent message ${JSON.stringify(text)} not confirmed; shown: ${JSON.stringify(confirmed)}`);
-  });
-}
-
-async function expectIncoming(page, text) {
-  await eventually(async () => {
-    const incoming = await page.$$eval(`${tid('message-list')} ${tid('message')}[data-direction="in"]`,
-      (els) => els.map((e) => e.querySelector('[data-testid="message-text"]').textContent));
-    assert.ok(incoming.includes(text), `incoming ${JSON.stringify(text)} not shown; shown: ${JSON.stringify(incoming)}`);
-  });
-}
-
-/** Asserts that the page broke no rule of its Content-Security-Policy, by its own report and in the console. */
-async function expectNoCspViolation(page) {
-  assert.deepEqual(await page.evaluate(() => window.__cspViolations), [], 'CSP violations');
-  assert.deepEqual(page.errors.filter((e) => e.includes('CSP')), [], 'CSP messages in the console');
-}
-
-async function form(base, p, fields) {
-  const res = await fetch(base + p, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(fields).toString(),
-    signal: AbortSignal.timeout(5_000),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 200, `${p} answered ${res.status}: ${text}`);
-  return JSON.parse(text);
-}
+// The page over its long-poll (/send, /sync), which these tests watch and
+// interrupt; ws.test.mjs drives the WebSocket, history.test.mjs both.
+const POLL = '?transport=poll';
 
 // ---------- the test ----------
 
@@ -161,7 +76,7 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     assert.match(csp, /script-src 'self'/);
     assert.doesNotMatch(csp, /unsafe-inline/);
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
-    for (const file of ['app.js', 'app.css']) {
+    for (const file of ['app.js', 'cache.js', 'transport.js', 'convs.js', 'ws.js', 'app.css']) {
       const r = await fetch(server.base + '/' + file, { signal: AbortSignal.timeout(5_000) });
       assert.equal(r.status, 200);
       assert.ok((await r.text()) === fs.readFileSync(path.join(REPO, 'web', file), 'utf8'),
@@ -170,11 +85,11 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
   });
 
   test('two users register and log in, with errors shown clearly', { timeout: TEST_TIMEOUT }, async () => {
-    bob = await newUserPage(browser, server.base, 'bob', hostsSeen);
+    bob = await newUserPage(browser, server.base, 'bob', hostsSeen, POLL);
     await authAs(bob.page, 'bob', 'bob-secret', true);
     await expectLoggedInAs(bob.page, 'bob');
 
-    alice = await newUserPage(browser, server.base, 'alice', hostsSeen);
+    alice = await newUserPage(browser, server.base, 'alice', hostsSeen, POLL);
     await alice.page.evaluate(() => { window.__noReloadMarker = 'still here'; });
     await authAs(alice.page, 'alice', 'alice-secret', true);
     await expectLoggedInAs(alice.page, 'alice');
@@ -312,7 +227,7 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     b.on('request', (r) => {
       if (r.url().endsWith('/sync')) syncAfters.push(Number(new URLSearchParams(r.postData() || '').get('after')));
     });
-    await b.goto(server.base + '/');
+    await b.goto(server.base + '/' + POLL);
     await expectLoggedInAs(b, 'bob');
     await eventually(async () => assert.deepEqual(await messageTexts(b), history));
     await eventually(async () => assert.ok(held.length >= 1, 'the page never asked to acknowledge'));
@@ -364,7 +279,7 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
       const page = await context.newPage();
       const posted = [];
       page.on('request', (r) => { if (r.url().endsWith('/send')) posted.push(new URLSearchParams(r.postData() || '')); });
-      await page.goto(server.base + '/');
+      await page.goto(server.base + '/' + POLL);
       await expectLoggedInAs(page, 'dave');
       await eventually(async () => assert.equal(await page.textContent(tid('conversation-title')), 'carol'));
       await sendMessage(page, 'to carol, by name');
@@ -382,7 +297,7 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
 
   test('usernames such as hasOwnProperty and constructor are plain names', { timeout: TEST_TIMEOUT }, async () => {
     await form(server.base, '/register', { username: 'constructor', password: 'constructor-pw' });
-    const proto = await newUserPage(browser, server.base, 'hasOwnProperty', hostsSeen);
+    const proto = await newUserPage(browser, server.base, 'hasOwnProperty', hostsSeen, POLL);
     try {
       await authAs(proto.page, 'hasOwnProperty', 'hasown-secret', true);
       await expectLoggedInAs(proto.page, 'hasOwnProperty');
@@ -423,7 +338,7 @@ describe('goTalk web chat page in a real browser', { timeout: 5 * TEST_TIMEOUT }
     await form(server.base, '/register', { username: 'frank', password: 'frank-secret' });
     const frank = await form(server.base, '/login', { username: 'frank', password: 'frank-secret' });
     await form(server.base, '/register', { username: 'erin', password: 'erin-secret' });
-    const erin = await newUserPage(browser, server.base, 'erin', hostsSeen);
+    const erin = await newUserPage(browser, server.base, 'erin', hostsSeen, POLL);
     try {
       const e = erin.page;
       await authAs(e, 'erin', 'erin-secret', false);
