@@ -43,9 +43,6 @@ pub struct ReadShaper {
     /// The turn the connection was last put on the next turn's reads for
     /// held input (so it is put there once).
     held_turn: u64,
-    /// The door took nothing of the lines it was handed: it needs more
-    /// than its share for one request, and gets all the input next time.
-    pub stalled: bool,
 }
 
 /// What a connection may read now.
@@ -122,22 +119,6 @@ impl ReadShaper {
     }
 }
 
-/// How many whole lines of `input` a door may be handed within `lines`,
-/// and where the input is cut after them when more lines follow (the rest
-/// waits for the next turn). One `memchr` pass up to the cut.
-pub fn cut_after_lines(input: &[u8], lines: usize) -> (usize, Option<usize>) {
-    let mut given = 0;
-    let mut cut = 0;
-    for end in memchr::memchr_iter(b'\n', input) {
-        if given == lines {
-            return (given, Some(cut));
-        }
-        given += 1;
-        cut = end + 1;
-    }
-    (given, None)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,17 +146,7 @@ mod tests {
     }
 
     #[test]
-    fn a_door_is_handed_whole_lines_up_to_its_share() {
-        assert_eq!(cut_after_lines(b"a\nb\nc\n", 2), (2, Some(4)));
-        assert_eq!(cut_after_lines(b"a\nb\n", 2), (2, None));
-        assert_eq!(
-            cut_after_lines(b"a\nb\npart", 2),
-            (2, None),
-            "a partial line waits anyway"
-        );
-        assert_eq!(cut_after_lines(b"a\nb", 0), (0, Some(0)));
-        assert_eq!(cut_after_lines(b"part", 0), (0, None));
-        assert_eq!(cut_after_lines(b"", 5), (0, None));
+    fn a_door_runs_its_share_of_requests_a_turn() {
         let mut s = ReadShaper::default();
         assert_eq!(s.lines_left(7, 64), 64);
         s.took_lines(60);

@@ -15,6 +15,11 @@ pub struct Turn<'a> {
     /// The server-wide output budget every byte of output is counted in.
     pub budget: &'a mut OutputBudget,
     next_seq: &'a mut u64,
+    /// Requests the door may still run for this connection in this turn
+    /// (`LINES_PER_TURN`, set by the loop; unlimited where it sets none).
+    /// A door counts one per request and stops at 0, leaving the rest of
+    /// its input where it is for the next turn: no copy, no second scan.
+    pub requests_left: usize,
 }
 
 impl<'a> Turn<'a> {
@@ -33,6 +38,7 @@ impl<'a> Turn<'a> {
             now,
             budget,
             next_seq,
+            requests_left: usize::MAX,
         }
     }
 

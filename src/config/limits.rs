@@ -57,12 +57,12 @@ pub const HTTP_MAX_BODY: usize = 256 * 1024;
 /// fan-out record holds (`core/shares.rs`); a partner past it is not
 /// remembered, so a reply to it counts as a new recipient.
 pub const PARTNERS_PER_ACCOUNT: usize = 1024;
-/// Most request lines (an HTTP request's head counts its lines) handed to
-/// one connection's door in one loop turn; the rest wait for the next
-/// turn, and the socket is not read meanwhile. A client pipelining
+/// Most requests (lines, WebSocket messages, HTTP requests) one
+/// connection's door runs in one loop turn; the rest wait in its input for
+/// the next turn, and the socket is not read meanwhile. A client pipelining
 /// hundreds of cheap requests (SENDs refused at its rate) then holds the
 /// loop for a bounded stretch, and everyone else's requests run between.
-pub const LINES_PER_TURN: usize = 64;
+pub const LINES_PER_TURN: usize = 512;
 /// Most new connections closed at accept for their address's rate
 /// (`--connections-per-address-per-second`) in one loop turn; the rest of
 /// the backlog is taken next turn, so a connect storm's closes come in

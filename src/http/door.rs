@@ -309,7 +309,8 @@ impl DoorRules for HttpDoor {
     fn process(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) {
         let input = std::mem::take(&mut conn.inbuf);
         let mut pos = 0;
-        while conn.accepts_requests(OUTPUT_PAUSE_BYTES)
+        while turn.requests_left > 0
+            && conn.accepts_requests(OUTPUT_PAUSE_BYTES)
             && self.once_flushed.is_empty()
             && self.upgraded.is_none()
         {
@@ -317,6 +318,7 @@ impl DoorRules for HttpDoor {
                 Step::Skip { consumed } => pos += consumed,
                 Step::Request { request, consumed } => {
                     pos += consumed;
+                    turn.requests_left -= 1;
                     self.run(id, conn, turn, &request);
                 }
                 Step::Continue => {

@@ -179,16 +179,18 @@ impl DoorRules for LineDoor {
     fn process(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) {
         let input = std::mem::take(&mut conn.inbuf);
         let mut pos = 0;
-        while conn.accepts_requests(OUTPUT_PAUSE_BYTES) {
+        while turn.requests_left > 0 && conn.accepts_requests(OUTPUT_PAUSE_BYTES) {
             match self.framer.next(&input[pos..]) {
                 Step::Line { line, consumed } => {
                     pos += consumed;
+                    turn.requests_left -= 1;
                     if let Some(parsed) = parse_line(line) {
                         self.answers.run::<Lines>(id, conn, turn, parsed);
                     }
                 }
                 Step::TooLong { consumed } => {
                     pos += consumed;
+                    turn.requests_left -= 1;
                     let failure = Failure::new(
                         ErrorCode::TooLarge,
                         format!(

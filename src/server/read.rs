@@ -133,7 +133,7 @@ impl Server {
             }
         }
         let turn_no = self.turn;
-        let held = shares::hold_lines(client, turn_no);
+        let share = client.shaper.lines_left(turn_no, LINES_PER_TURN);
         let mut turn = Turn::new(
             &mut self.core,
             &mut self.outbox,
@@ -142,11 +142,15 @@ impl Server {
             &mut self.budget,
             &mut self.next_seq,
         );
+        turn.requests_left = share;
         client.door.process(id, &mut client.conn, &mut turn);
-        if let Some(held) = held {
-            let next = (id, &mut self.next_turn_reads);
-            shares::give_back_lines(client, held, now, turn_no, next);
-        }
+        let left = turn.requests_left;
+        shares::after_share(
+            client,
+            share - left,
+            turn_no,
+            (id, &mut self.next_turn_reads),
+        );
         queue_write(&mut self.dirty, id, &mut client.conn);
         if let Some(next) = client.door.next_door() {
             self.hand_over(id, next, now);

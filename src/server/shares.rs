@@ -3,14 +3,15 @@
 //! work is done for the connection) and read shaping per connection
 //! (`--read-bytes-per-second`, see `read_shaping.rs`): a shaped socket is
 //! not read until its bucket refills, and a timer wakes it then), and the
-//! share of request lines a connection's door runs per loop turn
-//! ([`LINES_PER_TURN`]; the rest waits for the next turn). The
+//! share of requests a connection's door runs per loop turn
+//! ([`LINES_PER_TURN`], counted by the door through `Turn::requests_left`;
+//! the rest waits in its input for the next turn). The
 //! per-account send and fan-out rates are the core's (`core/shares.rs`).
 
 use super::{Client, Server};
 use crate::config::limits::{LINES_PER_TURN, RATE_REFUSALS_PER_TURN};
 use crate::handshake_rate::HandshakeRate;
-use crate::read_shaping::{cut_after_lines, Allowance, ReadRate};
+use crate::read_shaping::{Allowance, ReadRate};
 use crate::timers::Timers;
 use crate::{ConnId, Millis};
 use std::net::SocketAddr;
@@ -90,50 +91,21 @@ impl ShareState {
     }
 }
 
-/// Input held back from a door for the next turn.
-pub(super) struct Held {
-    rest: Vec<u8>,
-    /// Bytes the door was handed.
-    handed: usize,
-}
-
-/// Before a door runs: keeps back the input past this turn's share of
-/// request lines ([`LINES_PER_TURN`]), to be put back after. Not when the
-/// door made no progress on its share last time (a request longer than
-/// the share, such as an HTTP head of many headers or a frame of another
-/// framing): then it gets everything, so every request is run in the end.
-pub(super) fn hold_lines(client: &mut Client, turn: u64) -> Option<Held> {
-    let left = client.shaper.lines_left(turn, LINES_PER_TURN);
-    if std::mem::take(&mut client.shaper.stalled) {
-        return None;
-    }
-    let (given, cut) = cut_after_lines(&client.conn.inbuf, left);
-    client.shaper.took_lines(given);
-    let rest = client.conn.inbuf.split_off(cut?);
-    Some(Held {
-        rest,
-        handed: client.conn.inbuf.len(),
-    })
-}
-
-/// After the door ran: puts the held input back behind what the door left
-/// and has the connection go on next turn (once).
-pub(super) fn give_back_lines(
+/// After a door ran: counts the requests it ran against the connection's
+/// share of this turn ([`LINES_PER_TURN`]), and when the share is spent
+/// with input left, has the connection go on next turn (once): its socket
+/// is not read meanwhile, and the rest of its input waits where it is.
+pub(super) fn after_share(
     client: &mut Client,
-    held: Held,
-    now: Millis,
+    ran: usize,
     turn: u64,
     (id, next_turn_reads): (ConnId, &mut Vec<ConnId>),
 ) {
-    let conn = &mut client.conn;
-    client.shaper.stalled = held.handed > 0 && conn.inbuf.len() == held.handed;
-    if conn.inbuf.is_empty() {
-        conn.inbuf = held.rest;
-        conn.input_since = Some(now);
-    } else {
-        conn.inbuf.extend_from_slice(&held.rest);
-    }
-    if !client.shaper.hold(turn) {
+    client.shaper.took_lines(ran);
+    if client.shaper.lines_left(turn, LINES_PER_TURN) == 0
+        && !client.conn.inbuf.is_empty()
+        && !client.shaper.hold(turn)
+    {
         next_turn_reads.push(id);
     }
 }

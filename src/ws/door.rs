@@ -139,14 +139,19 @@ impl DoorRules for WsDoor {
     fn process(&mut self, id: ConnId, conn: &mut Conn, turn: &mut Turn<'_>) {
         let mut input = std::mem::take(&mut conn.inbuf);
         let mut pos = 0;
-        while conn.accepts_requests(OUTPUT_PAUSE_BYTES) && self.close_owed.is_none() {
+        while turn.requests_left > 0
+            && conn.accepts_requests(OUTPUT_PAUSE_BYTES)
+            && self.close_owed.is_none()
+        {
             let step = self.decoder.next(&mut input[pos..]);
             match step {
                 Step::Text { text, consumed } => {
+                    turn.requests_left -= 1;
                     run(&mut self.answers, id, conn, turn, text);
                     pos += consumed;
                 }
                 Step::Assembled { text, consumed } => {
+                    turn.requests_left -= 1;
                     run(&mut self.answers, id, conn, turn, &text);
                     pos += consumed;
                 }
