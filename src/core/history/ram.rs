@@ -9,10 +9,11 @@
 //! (the conversation holds both sides) and two queue pushes. The list
 //! walks the user's conversations and keeps the newest `limit`.
 
+use crate::idhash::IdMap;
 use crate::message::Message;
 use crate::{MessageId, Millis, UserId};
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Most messages one retention step removes.
@@ -57,14 +58,14 @@ impl Conv {
 /// The conversations, bounded by a byte budget.
 #[derive(Default)]
 pub struct Ram {
-    convs: HashMap<(UserId, UserId), Conv>,
+    convs: IdMap<(UserId, UserId), Conv>,
     /// Every message held, oldest first.
     order: VecDeque<Arc<Message>>,
     /// Bytes held (each message's JSON), and the most.
     bytes: usize,
     budget: usize,
     /// Each user's partners, added when a conversation begins.
-    partners: HashMap<UserId, Vec<UserId>>,
+    partners: IdMap<UserId, Vec<UserId>>,
 }
 
 /// A conversation's key: its two parties, lower id first.
