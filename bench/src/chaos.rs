@@ -49,7 +49,7 @@ impl Durable {
             .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(&self.data)
             .args(UNTHROTTLED)
-            .args(UNSHARED)
+            .envs(UNSHARED)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -206,8 +206,17 @@ fn levels(
     warmup: Duration,
     measure: Duration,
 ) -> Result<(Vec<Level>, Option<String>), String> {
-    wire::register_all(server.addr, &[SENDER.to_string(), SINK.to_string()])?;
-    let token = Client::connect(server.addr)?.login(SENDER)?;
+    // One account per sender, as people sending: several connections of
+    // one account would each also get the others' `sent` copies.
+    let most = opts.levels.iter().copied().max().unwrap_or(1);
+    let senders: Vec<String> = (0..most).map(|i| format!("{SENDER}-{i}")).collect();
+    let mut names = senders.clone();
+    names.push(SINK.to_string());
+    wire::register_all(server.addr, &names)?;
+    let mut tokens = Vec::with_capacity(senders.len());
+    for name in &senders {
+        tokens.push(Client::connect(server.addr)?.login(name)?);
+    }
     let mut sink = Client::connect(server.addr)?;
     sink.login(SINK)?;
     let sink_stream = sink.into_stream()?;
@@ -229,7 +238,7 @@ fn levels(
     };
     let mut results = Vec::new();
     for &n in &opts.levels {
-        let level = run_level(server, &shared, &token, n, mode, warmup, measure);
+        let level = run_level(server, &shared, &tokens[..n], mode, warmup, measure);
         match level {
             Ok(level) => results.push(level),
             Err(e) => {
@@ -266,8 +275,7 @@ fn levels(
 fn run_level(
     server: &Gotalk,
     shared: &Arc<Shared>,
-    token: &str,
-    n: usize,
+    tokens: &[String],
     mode: Mode,
     warmup: Duration,
     measure: Duration,
@@ -275,9 +283,10 @@ fn run_level(
     shared.stop.store(false, Ordering::Relaxed);
     shared.recording.store(false, Ordering::Relaxed);
     let errors_before = shared.errors.load(Ordering::Relaxed);
+    let n = tokens.len();
     let barrier = Arc::new(Barrier::new(n + 1));
     let mut threads: Vec<JoinHandle<Result<Vec<u32>, String>>> = Vec::new();
-    for i in 0..n {
+    for (i, token) in tokens.iter().enumerate() {
         let mut client = Client::connect(server.addr)?;
         client.auth(token)?;
         let stream = client.into_stream()?;

@@ -62,26 +62,21 @@ pub const UNTHROTTLED: [&str; 12] = [
     "1000000",
 ];
 
-/// Fair-share flags that let one account send and one address connect
-/// and upload at will; every scenario but `abuse` (which measures them)
-/// starts with them. The rates stay on, far above any load a bench makes,
-/// so `relay` pays their checks (the cost a deployment pays) without ever
-/// meeting them.
-pub const UNSHARED: [&str; 14] = [
-    "--sends-per-second",
-    "1000000000",
-    "--send-burst",
-    "1000000000",
-    "--new-recipients-per-hour",
-    "1000000000",
-    "--read-bytes-per-second",
-    "1000000000000",
-    "--read-burst",
-    "1000000000000",
-    "--connections-per-address-per-second",
-    "1000000000",
-    "--connections-per-address-burst",
-    "1000000000",
+/// Fair shares that let one account send and one address connect and
+/// upload at will; every scenario but `abuse` (which measures them) starts
+/// with them. The rates stay on, far above any load a bench makes, so
+/// `relay` pays their checks (the cost a deployment pays) without ever
+/// meeting them. Given as `GOTALK_*` variables rather than flags, so the
+/// same bench also drives a server from before the fair shares (which
+/// ignores them) for a before-and-after run in one go.
+pub const UNSHARED: [(&str, &str); 7] = [
+    ("GOTALK_SENDS_PER_SECOND", "1000000000"),
+    ("GOTALK_SEND_BURST", "1000000000"),
+    ("GOTALK_NEW_RECIPIENTS_PER_HOUR", "1000000000"),
+    ("GOTALK_READ_BYTES_PER_SECOND", "1000000000000"),
+    ("GOTALK_READ_BURST", "1000000000000"),
+    ("GOTALK_CONNECTIONS_PER_ADDRESS_PER_SECOND", "1000000000"),
+    ("GOTALK_CONNECTIONS_PER_ADDRESS_BURST", "1000000000"),
 ];
 
 /// How to start a server beyond its store: extra flags and, where the
@@ -203,7 +198,7 @@ impl Gotalk {
         // address: the throttles are opened wide (a launch may still set them).
         cmd.args(UNTHROTTLED);
         if !launch.fair_shares {
-            cmd.args(UNSHARED);
+            cmd.envs(UNSHARED);
         }
         cmd.args(&launch.args);
         if let Some(limit) = launch.open_files {
