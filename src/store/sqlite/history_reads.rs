@@ -1,7 +1,8 @@
 //! HISTORY and CONVERSATIONS on the reading thread (schema version 9): a
-//! page is one range of the pair index read newest first; the list is one
-//! range of `conversations_by_last`, plus two key look-ups per entry (its
-//! last message, the partner's marker). Nothing here counts: unread
+//! page is one range of the pair index read newest first; the list reads
+//! the user's conversation rows by key, keeps the newest `limit` below
+//! `before`, plus two key look-ups per entry (its last message, the
+//! partner's marker). Nothing here counts: unread
 //! figures are the writer's counters.
 
 use super::history::pair;

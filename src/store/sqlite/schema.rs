@@ -194,8 +194,10 @@ CREATE UNIQUE INDEX users_by_name_key ON users (name_key);
 /// expressions so the table carries no extra column. `conversations`
 /// holds each user's side of each conversation: the newest message
 /// either way, the partner's messages above the user's read marker (a
-/// counter, kept by the writer), and the marker; ordered per user by the
-/// newest message for the list. The messages already stored become
+/// counter, kept by the writer), and the marker. The list reads the
+/// user's rows by key and orders them by the newest message; no index on
+/// it, since every message moves two sides' newest and such an index
+/// would be rewritten twice per message. The messages already stored become
 /// history, each counted unread.
 const V9: &str = "
 CREATE INDEX messages_by_pair ON messages (min(from_id, to_id), max(from_id, to_id), id);
@@ -207,7 +209,6 @@ CREATE TABLE conversations (
     read_upto  INTEGER NOT NULL,     -- user has read partner's messages up to here
     PRIMARY KEY (user_id, partner_id)
 ) WITHOUT ROWID;
-CREATE INDEX conversations_by_last ON conversations (user_id, last_id);
 INSERT INTO conversations (user_id, partner_id, last_id, unread, read_upto)
     SELECT u, p, max(id), sum(n), 0 FROM (
         SELECT from_id AS u, to_id AS p, id, 0 AS n FROM messages
