@@ -73,7 +73,14 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         ));
     }
     server::ensure_open_files(n as u64 + 100)?;
-    let mut server = Gotalk::start(&opts.server, Mode::Memory)?;
+    // Every LOGIN comes from one address, all at once: the per-address
+    // share of the password queue (--hash-queue-per-address, 16) would
+    // refuse most of them, which is not what this scenario measures.
+    let launch = server::Launch {
+        args: vec!["--hash-queue-per-address".into(), "1024".into()],
+        ..Default::default()
+    };
+    let mut server = Gotalk::start_with(&opts.server, Mode::Memory, &launch)?;
     let result = logins(&mut server, n);
     result.map_err(|e| format!("{e}\nserver log:\n{}", server.log_tail()))
 }
