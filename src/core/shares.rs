@@ -14,7 +14,9 @@
 //! remembered (a later reply to it counts as new). After a restart, the
 //! record starts empty.
 //!
-//! A check is one hash lookup and two bucket comparisons (the buckets of
+//! A check is one hash lookup (taking finds the entry by its slot, and a
+//! run of SENDs to one recipient skips the partner look-up) and two
+//! bucket comparisons (the buckets of
 //! `logins/bucket.rs`, refilled lazily from the loop's clock). The table of
 //! accounts is a [`ThrottleTable`] of at most `--throttle-entries`, whose
 //! idle entries (buckets full, no partner this hour) are forgotten a step
@@ -47,6 +49,9 @@ pub struct Share {
     /// When expired partners were last dropped (a full record is pruned
     /// at most once per [`REFRESH_MS`]).
     pruned_at: Millis,
+    /// The last recipient found in `partners` and its time there: a run of
+    /// SENDs to one person (the usual shape) skips the partner look-up.
+    recent: (UserId, Millis),
 }
 
 impl Idle for Share {
@@ -58,11 +63,18 @@ impl Idle for Share {
 }
 
 impl Share {
-    fn knows(&self, partner: UserId, now: Millis) -> Option<Millis> {
-        self.partners
+    fn knows(&mut self, partner: UserId, now: Millis) -> Option<Millis> {
+        let (recent, at) = self.recent;
+        if recent == partner && at != 0 && now < at + REFRESH_MS {
+            return Some(at);
+        }
+        let at = self
+            .partners
             .get(&partner)
             .copied()
-            .filter(|&at| now < at + PARTNER_MS)
+            .filter(|&at| now < at + PARTNER_MS)?;
+        self.recent = (partner, at);
+        Some(at)
     }
 
     /// Remembers `partner` at `now`, if there is room.
@@ -80,6 +92,7 @@ impl Share {
         }
         self.partners.insert(partner, now);
         self.last_partner = self.last_partner.max(now);
+        self.recent = (partner, now);
     }
 }
 
@@ -99,6 +112,9 @@ pub struct Pass {
     new_recipient: bool,
     /// The pair's record is written (new, or older than [`REFRESH_MS`]).
     remember: bool,
+    /// Where the sender's share is in the table, so taking finds it
+    /// without a second look-up.
+    slot: usize,
 }
 
 pub struct Shares {
@@ -134,13 +150,15 @@ impl Shares {
             return Ok(Pass {
                 new_recipient: false,
                 remember: false,
+                slot: usize::MAX,
             });
         }
-        let Some(share) = self.accounts.entry(from, now) else {
+        let Some((slot, share)) = self.accounts.entry_slot(from, now) else {
             self.untracked += 1;
             return Ok(Pass {
                 new_recipient: false,
                 remember: false,
+                slot: usize::MAX,
             });
         };
         if let Some(rate) = self.send_rate {
@@ -152,24 +170,28 @@ impl Shares {
             return Ok(Pass {
                 new_recipient: false,
                 remember: false,
+                slot,
             });
         };
         if from == to {
             return Ok(Pass {
                 new_recipient: false,
                 remember: false,
+                slot,
             });
         }
         match share.knows(to, now) {
             Some(at) => Ok(Pass {
                 new_recipient: false,
                 remember: now >= at + REFRESH_MS,
+                slot,
             }),
             None => match share.new_recipients.wait(rate, now) {
                 Some(wait) => Err(Refused::NewRecipient(wait)),
                 None => Ok(Pass {
                     new_recipient: true,
                     remember: true,
+                    slot,
                 }),
             },
         }
@@ -179,7 +201,7 @@ impl Shares {
     /// taken and the pair remembered on both sides.
     #[inline]
     pub fn take(&mut self, pass: Pass, from: UserId, to: UserId, now: Millis) {
-        let Some(share) = self.accounts.get_mut(&from) else {
+        let Some(share) = self.accounts.at_mut(pass.slot, &from) else {
             return;
         };
         if let Some(rate) = self.send_rate {
@@ -257,6 +279,21 @@ mod tests {
         let pass = s.check(from, to, now)?;
         s.take(pass, from, to, now);
         Ok(())
+    }
+
+    #[test]
+    fn a_run_to_one_partner_counts_as_before() {
+        let mut s = shares(1000, 1000, 2);
+        send(&mut s, 1, 2, T0).unwrap();
+        for k in 1..50 {
+            send(&mut s, 1, 2, T0 + k).unwrap(); // the recent partner
+        }
+        send(&mut s, 1, 3, T0 + 60).unwrap();
+        assert!(
+            matches!(send(&mut s, 1, 4, T0 + 61), Err(Refused::NewRecipient(_))),
+            "two new recipients an hour, however the look-ups went"
+        );
+        send(&mut s, 1, 2, T0 + 62).unwrap(); // still a partner
     }
 
     #[test]

@@ -53,6 +53,27 @@ impl<K: Hash + Eq + Copy, V: Idle + Default, S: BuildHasher + Default> ThrottleT
         Some(&mut self.entries[i].1)
     }
 
+    /// The entry at `slot` if it still holds `key` (a slot handed out by
+    /// [`ThrottleTable::entry_slot`] and nothing pruned since): no look-up.
+    pub fn at_mut(&mut self, slot: usize, key: &K) -> Option<&mut V> {
+        if self.entries.get(slot).is_some_and(|(k, _)| k == key) {
+            return Some(&mut self.entries[slot].1);
+        }
+        self.get_mut(key)
+    }
+
+    /// [`ThrottleTable::entry`], with the slot it is in.
+    pub fn entry_slot(&mut self, key: K, now: Millis) -> Option<(usize, &mut V)> {
+        let i = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.entry(key, now)?;
+                self.entries.len() - 1
+            }
+        };
+        Some((i, &mut self.entries[i].1))
+    }
+
     /// The entry of `key`, made (empty) if there is none and there is room,
     /// after forgetting idle entries if the table is full. `None` when the
     /// table is full of entries that are not idle.
@@ -101,6 +122,25 @@ impl<K: Hash + Eq + Copy, V: Idle + Default, S: BuildHasher + Default> ThrottleT
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_finds_its_entry_and_a_stale_one_falls_back_to_the_key() {
+        let mut t: ThrottleTable<u32, Until> = ThrottleTable::new(8);
+        let (a, _) = t.entry_slot(1, 0).unwrap();
+        let (b, v) = t.entry_slot(2, 0).unwrap();
+        v.0 = 7;
+        assert_eq!((a, b), (0, 1));
+        assert_eq!(t.entry_slot(2, 0).unwrap().0, 1, "found, not made again");
+        assert_eq!(t.at_mut(b, &2).map(|v| v.0), Some(7));
+        let stale = t.at_mut(a, &2).map(|v| v.0);
+        assert_eq!(stale, Some(7), "a slot holding another key");
+        assert_eq!(
+            t.at_mut(99, &2).map(|v| v.0),
+            Some(7),
+            "a slot past the end"
+        );
+        assert!(t.at_mut(0, &3).is_none());
+    }
 
     /// Idle once `now` passes its value.
     #[derive(Default)]
