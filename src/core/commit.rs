@@ -53,15 +53,7 @@ impl Core {
                     self.logins
                         .throttle
                         .registered(&username, charge.addr(), now);
-                    self.writes.push(WriteOp::CreateUser {
-                        id: account.id,
-                        identity: account.identity,
-                        username: account.username.clone(),
-                        password_hash: account.password_hash.clone(),
-                        created: now,
-                    });
-                    self.writes
-                        .after_commit(AfterCommit::Registered { ticket, account });
+                    self.write_account(ticket, account, now);
                 }
                 Err(e) => {
                     log::error!("hashing a password failed: {e}");
@@ -332,6 +324,20 @@ impl Core {
                 Revoke::All { .. } => "all their tokens",
             }
         );
+    }
+
+    /// A new account (REGISTER, or `gotalk admin user add`): its row goes
+    /// with the next batch, and `ticket` is answered once that commits.
+    pub(super) fn write_account(&mut self, ticket: Ticket, account: Account, now: Millis) {
+        self.writes.push(WriteOp::CreateUser {
+            id: account.id,
+            identity: account.identity,
+            username: account.username.clone(),
+            password_hash: account.password_hash.clone(),
+            created: now,
+        });
+        self.writes
+            .after_commit(AfterCommit::Registered { ticket, account });
     }
 
     /// The token (or all the account's) no longer opens, and the account's

@@ -272,15 +272,7 @@ impl Core {
                     password_hash: hash.into(),
                     tokens_valid_from: 0,
                 };
-                self.writes.push(WriteOp::CreateUser {
-                    id: account.id,
-                    identity: account.identity,
-                    username: account.username.clone(),
-                    password_hash: account.password_hash.clone(),
-                    created: now,
-                });
-                self.writes
-                    .after_commit(AfterCommit::Registered { ticket, account });
+                self.write_account(ticket, account, now);
             }
             Some(user) => {
                 // A disabled account stays disabled with its new password.

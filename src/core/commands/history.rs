@@ -251,19 +251,7 @@ impl Core {
         with: &Recipient<'_>,
         now: Millis,
     ) -> Result<(UserId, Arc<str>), Stop> {
-        let id = match with {
-            Recipient::Name(name) => self.recipient_by_name(ticket, name, now)?,
-            Recipient::Id(id) => {
-                self.account_by_id(*id)?
-                    .ok_or_else(|| {
-                        Failure::new(
-                            ErrorCode::NotFound,
-                            format!("there is no user with id {id}"),
-                        )
-                    })?
-                    .id
-            }
-        };
+        let id = self.recipient(ticket, with, now)?;
         let name = self
             .accounts
             .get(id)

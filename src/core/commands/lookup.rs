@@ -12,8 +12,8 @@ use super::{no_such_user, wait_text};
 use crate::core::accounts::check_username;
 use crate::core::reads::Stop;
 use crate::core::{Core, Handled, Ticket};
-use crate::error::Failure;
-use crate::request::Reply;
+use crate::error::{ErrorCode, Failure};
+use crate::request::{Recipient, Reply};
 use crate::{Millis, UserId};
 
 impl Core {
@@ -60,6 +60,28 @@ impl Core {
                 let _ = self.logins.throttle.admit_lookup(peer, now);
                 Err(no_such_user(name).into())
             }
+        }
+    }
+
+    /// A user named by a request (a SEND's `to`, a conversation's
+    /// `with`): by name as [`Core::recipient_by_name`], or by id.
+    pub(in crate::core) fn recipient(
+        &mut self,
+        ticket: Ticket,
+        who: &Recipient<'_>,
+        now: Millis,
+    ) -> Result<UserId, Stop> {
+        match who {
+            Recipient::Name(name) => self.recipient_by_name(ticket, name, now),
+            Recipient::Id(id) => Ok(self
+                .account_by_id(*id)?
+                .ok_or_else(|| {
+                    Failure::new(
+                        ErrorCode::NotFound,
+                        format!("there is no user with id {id}"),
+                    )
+                })?
+                .id),
         }
     }
 

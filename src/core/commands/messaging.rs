@@ -27,19 +27,7 @@ impl Core {
         client_id: Option<&str>,
         now: Millis,
     ) -> Result<Handled, Stop> {
-        let to_id = match to {
-            Recipient::Name(name) => self.recipient_by_name(ticket, name, now)?,
-            Recipient::Id(id) => {
-                self.account_by_id(*id)?
-                    .ok_or_else(|| {
-                        Failure::new(
-                            ErrorCode::NotFound,
-                            format!("there is no user with id {id}"),
-                        )
-                    })?
-                    .id
-            }
-        };
+        let to_id = self.recipient(ticket, to, now)?;
         if content.trim().is_empty() {
             return Err(Failure::bad_request(
                 "the message content must not be empty or only white space",

@@ -152,28 +152,17 @@ fn history_size(conn: &Connection, id: UserId) -> rusqlite::Result<Option<usize>
 /// either way, oldest first) and `out.markers` (each partner and how far
 /// the account has read them).
 fn export_history(conn: &Connection, id: UserId, out: &mut AccountExport) -> rusqlite::Result<()> {
-    for (partner, read_upto) in sides(conn, id)? {
-        out.markers.push((partner, read_upto));
-        let (lo, hi) = super::history::pair(id, partner);
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, from_id, to_id, ts, content, client_id FROM messages \
-             WHERE min(from_id, to_id) = ?1 AND max(from_id, to_id) = ?2 ORDER BY id",
-        )?;
-        let rows = stmt.query_map([lo, hi], |r| {
-            Ok(ExportedMessage {
-                id: r.get::<_, i64>(0)? as u64,
-                from_id: r.get::<_, i64>(1)? as u64,
-                to_id: r.get::<_, i64>(2)? as u64,
-                ts: r.get::<_, i64>(3)?.max(0) as u64,
-                content: r.get(4)?,
-                client_id: r.get(5)?,
-            })
-        })?;
-        for m in rows {
-            out.history.push(m?);
-        }
-    }
-    out.history.sort_by_key(|m| m.id);
+    out.markers = sides(conn, id)?;
+    // Each conversation through the pair index, one range per partner.
+    out.history = messages(
+        conn,
+        "SELECT m.id, m.from_id, m.to_id, m.ts, m.content, m.client_id \
+         FROM conversations c JOIN messages m \
+           ON min(m.from_id, m.to_id) = min(c.user_id, c.partner_id) \
+          AND max(m.from_id, m.to_id) = max(c.user_id, c.partner_id) \
+         WHERE c.user_id = ?1 ORDER BY m.id",
+        id,
+    )?;
     Ok(())
 }
 
