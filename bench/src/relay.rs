@@ -565,57 +565,60 @@ fn run_plain_and_tls(
         plain.seconds,
         shape.warmup.as_secs_f64()
     );
+    print_side_by_side(("plain", &plain), ("TLS", &tls));
+    Ok(())
+}
+
+/// Two relay runs of one shape side by side (the second against the
+/// first), and any accepted message either run did not deliver.
+pub fn print_side_by_side((a_name, a): (&str, &Outcome), (b_name, b): (&str, &Outcome)) {
     let per_cpu = |o: &Outcome| o.relayed_per_server_cpu_s.map_or("n/a".into(), thousands);
-    let ratio = |a: f64, b: f64| {
-        if b > 0.0 {
-            format!("{:.2}", a / b)
-        } else {
-            "n/a".into()
-        }
+    let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+        _ => "n/a".into(),
     };
+    let row = |metric: &str, x: String, y: String, r: String| vec![metric.into(), x, y, r];
     let rows = vec![
-        vec![
-            "relayed messages/s".into(),
-            thousands(plain.relayed_per_s),
-            thousands(tls.relayed_per_s),
-            ratio(tls.relayed_per_s, plain.relayed_per_s),
-        ],
-        vec![
-            "relayed per server CPU-second".into(),
-            per_cpu(&plain),
-            per_cpu(&tls),
-            match (plain.relayed_per_server_cpu_s, tls.relayed_per_server_cpu_s) {
-                (Some(p), Some(t)) => ratio(t, p),
-                _ => "n/a".into(),
-            },
-        ],
-        vec![
-            "server CPU".into(),
-            plain.server_cpu.clone(),
-            tls.server_cpu.clone(),
+        row(
+            "relayed messages/s",
+            thousands(a.relayed_per_s),
+            thousands(b.relayed_per_s),
+            ratio(Some(b.relayed_per_s), Some(a.relayed_per_s)),
+        ),
+        row(
+            "relayed per server CPU-second",
+            per_cpu(a),
+            per_cpu(b),
+            ratio(b.relayed_per_server_cpu_s, a.relayed_per_server_cpu_s),
+        ),
+        row(
+            "server CPU",
+            a.server_cpu.clone(),
+            b.server_cpu.clone(),
             String::new(),
-        ],
-        vec![
-            "bench CPU".into(),
-            plain.bench_cpu.clone(),
-            tls.bench_cpu.clone(),
+        ),
+        row(
+            "bench CPU",
+            a.bench_cpu.clone(),
+            b.bench_cpu.clone(),
             String::new(),
-        ],
-        vec![
-            "CPU of all other processes".into(),
-            plain.other_cpu.clone(),
-            tls.other_cpu.clone(),
+        ),
+        row(
+            "CPU of all other processes",
+            a.other_cpu.clone(),
+            b.other_cpu.clone(),
             String::new(),
-        ],
-        vec![
-            "errors".into(),
-            plain.errors.to_string(),
-            tls.errors.to_string(),
+        ),
+        row(
+            "errors",
+            a.errors.to_string(),
+            b.errors.to_string(),
             String::new(),
-        ],
+        ),
     ];
-    print_table(&["metric", "plain", "TLS", "TLS / plain"], &rows);
-    for (name, o) in [("plain", &plain), ("TLS", &tls)] {
+    let ratio_name = format!("{b_name} / {a_name}");
+    print_table(&["metric", a_name, b_name, &ratio_name], &rows);
+    for (name, o) in [(a_name, a), (b_name, b)] {
         if o.delivered_total < o.answered_total {
             println!(
                 "{name}: MISSING {} of {} accepted messages",
@@ -624,7 +627,6 @@ fn run_plain_and_tls(
             );
         }
     }
-    Ok(())
 }
 
 /// Sets up goTalk accounts and connections and drives the relay load.

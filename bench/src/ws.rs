@@ -12,7 +12,7 @@
 use crate::idle::{self, print_idle, Handshake, IdleOutcome};
 use crate::relay::{self, drive, login_all, GotalkProto, Outcome, Shape};
 use crate::server::{Gotalk, Mode};
-use crate::{print_table, thousands, wire, Opts};
+use crate::{thousands, wire, Opts};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
@@ -249,53 +249,7 @@ pub fn run_relay(opts: &Opts, mode: Mode, s: usize, r: usize, shape: &Shape) -> 
         line.seconds,
         shape.warmup.as_secs_f64()
     );
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-        _ => "n/a".into(),
-    };
-    let per_cpu = |o: &Outcome| o.relayed_per_server_cpu_s.map_or("n/a".into(), thousands);
-    let rows = vec![
-        vec![
-            "relayed messages/s".into(),
-            thousands(line.relayed_per_s),
-            thousands(ws.relayed_per_s),
-            ratio(Some(ws.relayed_per_s), Some(line.relayed_per_s)),
-        ],
-        vec![
-            "relayed per server CPU-second".into(),
-            per_cpu(&line),
-            per_cpu(&ws),
-            ratio(ws.relayed_per_server_cpu_s, line.relayed_per_server_cpu_s),
-        ],
-        vec![
-            "server CPU".into(),
-            line.server_cpu.clone(),
-            ws.server_cpu.clone(),
-            String::new(),
-        ],
-        vec![
-            "bench CPU".into(),
-            line.bench_cpu.clone(),
-            ws.bench_cpu.clone(),
-            String::new(),
-        ],
-        vec![
-            "errors".into(),
-            line.errors.to_string(),
-            ws.errors.to_string(),
-            String::new(),
-        ],
-    ];
-    print_table(&["metric", "line", "WebSocket", "WebSocket / line"], &rows);
-    for (name, o) in [("line", &line), ("WebSocket", &ws)] {
-        if o.delivered_total < o.answered_total {
-            println!(
-                "{name}: MISSING {} of {} accepted messages",
-                o.answered_total - o.delivered_total,
-                o.answered_total
-            );
-        }
-    }
+    relay::print_side_by_side(("line", &line), ("WebSocket", &ws));
     Ok(())
 }
 
