@@ -18,6 +18,7 @@
 //! [`probe`] the measuring instruments.
 
 mod attacks;
+pub mod priority;
 mod probe;
 mod report;
 mod shares;
@@ -234,14 +235,16 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         chosen
     };
     let seconds = opts.seconds.unwrap_or(DEFAULT_SECONDS);
+    priority::set_attacker_nice(opts.attacker_nice);
     let (soft, _) = server::raise_open_files().ok_or("cannot read the open-file limit")?;
     let open_now = server::open_fds(std::process::id()).unwrap_or(0);
     let fd_room = (soft as usize).saturating_sub(open_now + SPARE_FILES);
     println!(
         "abuse: each attack for {seconds} s (and its count limit) against a fresh gotalk on \
-         127.0.0.1 ({}); attacker from 127.0.0.1, bystander and new clients from 127.0.0.2; \
-         server flags: {}; bench open-file limit {soft}",
+         127.0.0.1 ({}); attacker from 127.0.0.1 at nice {}, bystander and new clients from \
+         127.0.0.2; server flags: {}; bench open-file limit {soft}",
         opts.server.display(),
+        opts.attacker_nice,
         if opts.server_args.is_empty() {
             "defaults".to_string()
         } else {

@@ -72,6 +72,8 @@ pub struct Opts {
     pub server_args: Vec<String>,
     /// `abuse`: the server's open-file limit (0: inherit the bench's).
     pub server_open_files: Option<u64>,
+    /// `abuse`: the nice value of the attacker's threads (0..=19).
+    pub attacker_nice: i32,
 }
 
 impl Default for Opts {
@@ -94,6 +96,7 @@ impl Default for Opts {
             attacks: Vec::new(),
             server_args: Vec::new(),
             server_open_files: None,
+            attacker_nice: abuse::priority::DEFAULT_NICE,
         }
     }
 }
@@ -176,7 +179,9 @@ kills the server at the end):
             genuine LOGIN's latency. The server keeps its fair shares
             (send, fan-out, read and connection rates) at their defaults;
             every other scenario lifts them. The attacker connects from
-            127.0.0.1, everyone else from 127.0.0.2.
+            127.0.0.1, everyone else from 127.0.0.2; its threads run at
+            nice 19 (--attacker-nice), as a remote attacker's CPU would
+            not be the server's.
 
 Flags:
   --server PATH        gotalk binary (default: the gotalk beside this
@@ -213,6 +218,11 @@ Flags:
   --attack NAME        abuse: run only this attack (repeat, or A,B,C)
   --server-arg ARG     abuse, backlog, history: pass ARG to the server (repeat for more,
                        e.g. --server-arg=--max-output=1048576)
+  --attacker-nice N    abuse: nice value of the attacker's threads, 0..=19
+                       (default 19: the attacker's own CPU, which a remote
+                       attacker spends on its own machine, gives way to the
+                       server and the bystander; 0: a co-located attacker
+                       at the server's priority)
   --server-open-files N
                        abuse: the server's open-file limit, soft and hard
                        (default 1024 for longpoll and silent, else the
@@ -268,6 +278,13 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
                     .parse::<u64>()
                     .map_err(|_| format!("{name}: '{v}' is not a whole number (0 inherits)"))?;
                 opts.server_open_files = Some(n);
+            }
+            "--attacker-nice" => {
+                let v = value("N")?;
+                opts.attacker_nice = match v.parse::<i32>() {
+                    Ok(n) if (0..=19).contains(&n) => n,
+                    _ => return Err(format!("{name}: '{v}' is not a nice value in 0..=19")),
+                };
             }
             "--levels" => {
                 let v = value("A,B,C")?;
@@ -416,8 +433,10 @@ mod tests {
             "--log-level=warn",
             "--server-open-files",
             "0",
+            "--attacker-nice=0",
         ]))
         .unwrap();
+        assert_eq!(o.attacker_nice, 0);
         assert_eq!(o.attacks, ["silent", "mailbox", "longpoll"]);
         assert_eq!(o.server_args, ["--max-output=1048576", "--log-level=warn"]);
         assert_eq!(o.server_open_files, Some(0));
@@ -427,6 +446,7 @@ mod tests {
     fn bad_flags_are_errors() {
         assert!(parse(&args(&["relay", "--bogus"])).is_err());
         assert!(parse(&args(&["relay", "--senders", "0"])).is_err());
+        assert!(parse(&args(&["abuse", "--attacker-nice", "20"])).is_err());
         assert!(parse(&args(&["--seconds", "2"])).is_err());
         assert!(parse(&args(&["relay", "--seconds"])).is_err());
     }

@@ -5,6 +5,7 @@
 //! sockets it wants kept open during the measurements go back in
 //! [`Outcome::held`].
 
+use super::priority::as_attacker;
 use super::probe::{self, io_key, Conn, Guard, Tally};
 use super::{Ctx, LoginSample, Outcome};
 use crate::thousands;
@@ -82,6 +83,7 @@ pub(super) fn cycles(
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
+                as_attacker();
                 let mut local = Tally::default();
                 while keep_going() && !gave_up.load(Ordering::Relaxed) {
                     let n = next.fetch_add(1, Ordering::Relaxed);
@@ -395,6 +397,7 @@ pub(super) fn pump(
     let write_error = Mutex::new(None);
     std::thread::scope(|s| {
         s.spawn(|| {
+            as_attacker();
             let mut buf = Vec::with_capacity(256 * 1024);
             let mut n = 0;
             'write: while n < max {
@@ -423,58 +426,63 @@ pub(super) fn pump(
             }
             writing.store(false, Ordering::Release);
         });
-        let mut reader = BufReader::with_capacity(1 << 20, stream);
-        let mut line = Vec::with_capacity(512 * 1024);
-        let hard_end = guard.until + Duration::from_secs(10);
-        loop {
-            let done_writing = !writing.load(Ordering::Acquire);
-            let got = answered.load(Ordering::Relaxed);
-            if done_writing && got >= sent.load(Ordering::Relaxed) {
-                break;
-            }
-            if Instant::now() >= hard_end {
-                stop.store(true, Ordering::Relaxed);
-                break;
-            }
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) => {
-                    out.errors.add("closed by the server");
+        // The reading side is the attacker's too: its own thread, so the
+        // caller keeps its priority.
+        s.spawn(|| {
+            as_attacker();
+            let mut reader = BufReader::with_capacity(1 << 20, stream);
+            let mut line = Vec::with_capacity(512 * 1024);
+            let hard_end = guard.until + Duration::from_secs(10);
+            loop {
+                let done_writing = !writing.load(Ordering::Acquire);
+                let got = answered.load(Ordering::Relaxed);
+                if done_writing && got >= sent.load(Ordering::Relaxed) {
+                    break;
+                }
+                if Instant::now() >= hard_end {
                     stop.store(true, Ordering::Relaxed);
                     break;
                 }
-                Ok(_) if line.last() == Some(&b'\n') => {}
-                Ok(_) => continue,
-                // A timeout keeps the partial line in `line`.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    continue
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) => {
+                        out.errors.add("closed by the server");
+                        stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    Ok(_) if line.last() == Some(&b'\n') => {}
+                    Ok(_) => continue,
+                    // A timeout keeps the partial line in `line`.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        continue
+                    }
+                    Err(e) => {
+                        out.errors.add(io_key("read", &e));
+                        stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
                 }
-                Err(e) => {
-                    out.errors.add(io_key("read", &e));
-                    stop.store(true, Ordering::Relaxed);
-                    break;
+                if line.starts_with(br#"{"ok":true"#) {
+                    out.ok += 1;
+                    answered.fetch_add(1, Ordering::Relaxed);
+                } else if is_error_reply(&line) {
+                    let code = probe::error_code(&line);
+                    let n = answered.fetch_add(1, Ordering::Relaxed) + 1;
+                    if out.first_error_at.is_none() {
+                        out.first_error_at = Some((n, code.clone()));
+                    }
+                    out.errors.add(code);
+                    if stop_on_error {
+                        stop.store(true, Ordering::Relaxed);
+                    }
                 }
+                line.clear();
             }
-            if line.starts_with(br#"{"ok":true"#) {
-                out.ok += 1;
-                answered.fetch_add(1, Ordering::Relaxed);
-            } else if is_error_reply(&line) {
-                let code = probe::error_code(&line);
-                let n = answered.fetch_add(1, Ordering::Relaxed) + 1;
-                if out.first_error_at.is_none() {
-                    out.first_error_at = Some((n, code.clone()));
-                }
-                out.errors.add(code);
-                if stop_on_error {
-                    stop.store(true, Ordering::Relaxed);
-                }
-            }
-            line.clear();
-        }
+        });
     });
     if let Some(e) = write_error.into_inner().expect("lock") {
         out.errors.add(e);
