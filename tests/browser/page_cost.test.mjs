@@ -72,7 +72,7 @@ async function lineClient(base) {
  */
 function watchTraffic(context) {
   const t = {
-    recording: false, requests: [], frames: [], framesReceived: 0, sockets: 0,
+    recording: false, requests: [], frames: [], framesReceived: 0, sockets: 0, wakeups: [],
     inflight: new Set(), tags: new Set(), lastActivity: Date.now(),
   };
   const touch = () => { t.lastActivity = Date.now(); };
@@ -84,7 +84,13 @@ function watchTraffic(context) {
     t.requests.push({ path: new URL(r.url()).pathname, wait: fields.get('wait'), after: fields.get('after') });
   });
   const done = (r) => { touch(); t.inflight.delete(r); };
-  context.on('requestfinished', done);
+  context.on('requestfinished', (r) => {
+    done(r);
+    // How many messages each long-poll wake-up brought (counted in the window only).
+    if (!t.recording || new URL(r.url()).pathname !== '/sync') return;
+    const batch = r.response().then((res) => res && res.json()).then((list) => (Array.isArray(list) ? list.length : -1), () => -1);
+    t.wakeups.push(batch);
+  });
   context.on('requestfailed', done);
   context.on('page', (page) => page.on('websocket', (ws) => {
     touch();
@@ -217,8 +223,14 @@ describe('what the web page costs per received message, in a real browser', { ti
       const summary = `page cost: ${transport.name} ${label}: ${requests} HTTP requests, ${frames} WebSocket frames sent, `
         + `for ${count} messages = ${perMessage} per message`;
       const paths = traffic.requests.map((r) => (r.path === '/sync' ? `${r.path} (wait ${r.wait})` : r.path));
+      // Where the page acknowledged: over the long-poll, the messages each /sync
+      // brought (the next /sync's `after` acknowledges them); over the WebSocket,
+      // the ordinal of the message each ACK reached.
+      const batches = transport.kind === 'poll'
+        ? `messages per /sync: ${(await Promise.all(traffic.wakeups)).join(' ')}`
+        : `ACKs reached messages ${traffic.frames.filter((f) => f.cmd === 'ack').map((f) => ids.indexOf(f.upto) + 1).join(' ')}`;
       const detail = `page cost: ${transport.name} ${label}: requests by path: ${tally(paths)}; `
-        + `frames sent by command: ${tally(traffic.frames.map((f) => f.cmd))}; frames received: ${traffic.framesReceived}`;
+        + `frames sent by command: ${tally(traffic.frames.map((f) => f.cmd))}; frames received: ${traffic.framesReceived}; ${batches}`;
       console.log(summary);
       console.log(detail);
     } finally {
