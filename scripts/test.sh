@@ -46,7 +46,7 @@ rm -rf clients/python/build clients/python/*.egg-info
 step "Python client tests, with $VENV/bin/python (about 2 minutes)"
 GOTALK_BIN="$PWD/target/debug/gotalk" "$VENV/bin/python" -m pytest -q clients/python/tests
 
-step "browser tests in headless Chromium: node --test tests/browser/ (about 1 minute)"
+step "browser tests in headless Chromium: node --test tests/browser/ (about 2 minutes: page_cost.test.mjs waits for the page to go quiet between messages)"
 GOTALK_BIN="$PWD/target/debug/gotalk" node --test tests/browser/
 
 echo "   (took $((SECONDS - step_started)) s)"
