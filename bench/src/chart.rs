@@ -9,9 +9,9 @@
 use crate::targets::{value_text, Better, Row};
 use std::fmt::Write;
 
-const WIDTH: f64 = 980.0;
+const WIDTH: f64 = 1000.0;
 /// Where the bars start and end.
-const PLOT_X: f64 = 380.0;
+const PLOT_X: f64 = 410.0;
 const PLOT_W: f64 = 440.0;
 const TOP: f64 = 78.0;
 const GROUP_H: f64 = 70.0;
@@ -173,7 +173,7 @@ mod tests {
             }
             let end = rest[start..].find('>').ok_or("unclosed tag")? + start;
             let tag = &rest[start + 1..end];
-            if tag.matches('"').count() % 2 != 0 || tag.contains('<') {
+            if !tag.matches('"').count().is_multiple_of(2) || tag.contains('<') {
                 return Err(format!("bad tag <{tag}>"));
             }
             if let Some(name) = tag.strip_prefix('/') {

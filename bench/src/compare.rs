@@ -70,7 +70,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     ];
     println!(
         "compare relay: {s} senders -> {r} receivers, window {} per sender, {SIZE}-byte \
-         messages, {:.0} s measured after {:.0} s warm-up each",
+         messages, {} s measured after {} s warm-up each",
         shape.window,
         shape.measure.as_secs_f64(),
         shape.warmup.as_secs_f64()

@@ -77,8 +77,8 @@ impl Schedule {
 
     pub fn describe(&self) -> String {
         format!(
-            "one sender at a fixed {} messages/s ({}-byte payloads) to one receiver, {:.0} s \
-             timed after {:.0} s",
+            "one sender at a fixed {} messages/s ({}-byte payloads) to one receiver, {} s \
+             timed after {} s",
             thousands(self.rate as f64),
             self.size,
             self.measure.as_secs_f64(),
@@ -345,10 +345,10 @@ pub fn gotalk_line(server: &Gotalk, schedule: &Schedule) -> Result<Latency, Stri
 fn cells(l: &Latency) -> Vec<String> {
     vec![
         thousands(l.latencies.len() as f64),
-        format!("{:.0}", l.micros(0.5)),
-        format!("{:.0}", l.micros(0.99)),
-        format!("{:.0}", l.micros(1.0)),
-        format!("{:.0}", quantile(&l.late, 0.99)),
+        thousands(l.micros(0.5)),
+        thousands(l.micros(0.99)),
+        thousands(l.micros(1.0)),
+        thousands(quantile(&l.late, 0.99)),
         l.missing.to_string(),
         l.errors.to_string(),
     ]
@@ -412,6 +412,13 @@ pub fn print_side_by_side((a_name, a): (&str, &Latency), (b_name, b): (&str, &La
             ]
         })
         .collect();
+    let late = |l: &Latency| thousands(quantile(&l.late, 0.99));
+    rows.push(vec![
+        "sender late p99 µs".into(),
+        late(a),
+        late(b),
+        String::new(),
+    ]);
     for (name, f) in [
         (
             "timed",

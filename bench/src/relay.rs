@@ -498,25 +498,34 @@ impl Proto for GotalkProto {
     }
 }
 
+/// LOGINs in flight at once from [`login_all`]: the server's default
+/// share of its password queue for one address (`--hash-queue-per-address`);
+/// more would be refused `rate_limited`.
+const LOGIN_WAVE: usize = 16;
+
 /// Connects one client per name and logs each in, the LOGINs (argon2 on
-/// the server) running concurrently. Returns the clients and their tokens.
+/// the server) running concurrently, [`LOGIN_WAVE`] at a time. Returns the
+/// clients and their tokens.
 pub fn login_all(
     addr: std::net::SocketAddr,
     names: &[String],
 ) -> Result<(Vec<Client>, Vec<String>), String> {
     let mut clients = Vec::new();
-    for name in names {
-        let mut c = Client::connect(addr)?;
-        c.send(&format!("LOGIN {name} {}", wire::PASSWORD))?;
-        clients.push(c);
-    }
     let mut tokens = Vec::new();
-    for (c, name) in clients.iter_mut().zip(names) {
-        let reply = c.reply().map_err(|e| format!("LOGIN {name}: {e}"))?;
-        let token = reply["token"]
-            .as_str()
-            .ok_or_else(|| format!("LOGIN {name}: no token in {reply}"))?;
-        tokens.push(token.to_string());
+    for wave in names.chunks(LOGIN_WAVE) {
+        let first = clients.len();
+        for name in wave {
+            let mut c = Client::connect(addr)?;
+            c.send(&format!("LOGIN {name} {}", wire::PASSWORD))?;
+            clients.push(c);
+        }
+        for (c, name) in clients[first..].iter_mut().zip(wave) {
+            let reply = c.reply().map_err(|e| format!("LOGIN {name}: {e}"))?;
+            let token = reply["token"]
+                .as_str()
+                .ok_or_else(|| format!("LOGIN {name}: no token in {reply}"))?;
+            tokens.push(token.to_string());
+        }
     }
     Ok((clients, tokens))
 }

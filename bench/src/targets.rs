@@ -12,7 +12,7 @@
 //! ));
 //! ```
 
-use crate::print_table;
+use crate::{print_table, thousands};
 
 /// What a figure counts, for its labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,7 +149,7 @@ pub fn value_text(v: f64, unit: Unit) -> String {
         Unit::PerSecond if v >= 1e6 => format!("{:.2} M msgs/s", v / 1e6),
         Unit::PerSecond if v >= 1e3 => format!("{:.0} k msgs/s", v / 1e3),
         Unit::PerSecond => format!("{v:.0} msgs/s"),
-        Unit::Micros => format!("{v:.0} µs"),
+        Unit::Micros => format!("{} µs", thousands(v)),
         Unit::Bytes if v >= 1e4 => format!("{:.0} KB", v / 1e3),
         Unit::Bytes if v >= 2e3 => format!("{:.1} KB", v / 1e3),
         Unit::Bytes => format!("{v:.0} B"),
