@@ -86,8 +86,10 @@ fn group(s: &mut String, i: usize, row: &Row, y: f64, x: &dyn Fn(f64) -> f64) {
         Better::Higher => "higher is better",
         Better::Lower => "lower is better",
     };
+    // An error is cut short: the chart has one line for both sides.
     let side = |v: &Result<f64, String>| match v {
         Ok(v) => value_text(*v, row.unit),
+        Err(e) if e.chars().count() > 32 => format!("{}…", e.chars().take(31).collect::<String>()),
         Err(e) => e.clone(),
     };
     let _ = writeln!(

@@ -79,6 +79,8 @@ pub struct Opts {
     pub server_open_files: Option<u64>,
     /// `compare`: write the targets chart (SVG) here.
     pub chart: Option<PathBuf>,
+    /// `compare`: rounds of each step, interleaved; the best is kept.
+    pub rounds: Option<usize>,
 }
 
 /// Requests in flight per pipelining sender unless `--window` says.
@@ -105,6 +107,7 @@ impl Default for Opts {
             server_args: Vec::new(),
             server_open_files: None,
             chart: None,
+            rounds: None,
         }
     }
 }
@@ -234,6 +237,10 @@ Flags:
                        compare 64)
   --chart PATH         compare: also write the targets table as a
                        self-contained SVG chart (e.g. docs/compare.svg)
+  --rounds N           compare: run each step N times, interleaved (every
+                       server's round 1, then every server's round 2, ...),
+                       and keep each server's best (default 1; issue 22's
+                       figures are best of 3)
   --durable            relay against the durable store (--data in a temp
                        dir) instead of --memory
   --postgres URL       durable: also measure a server on this PostgreSQL
@@ -300,6 +307,7 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
             "--receivers" => opts.receivers = Some(count(&name, &value("R")?)?),
             "--window" => opts.window = Some(count(&name, &value("W")?)?),
             "--chart" => opts.chart = Some(PathBuf::from(value("PATH")?)),
+            "--rounds" => opts.rounds = Some(count(&name, &value("N")?)?),
             "--conns" => opts.conns = Some(count(&name, &value("N")?)?),
             "--max-messages" => opts.max_messages = count(&name, &value("N")?)? as u64,
             "--attack" => {

@@ -384,7 +384,7 @@ pub fn latency_nats(ext: &External, schedule: &Schedule) -> Result<Latency, Stri
 
 /// Starts an installed server or says why not.
 pub fn start(program: &str, args: &[&str]) -> Result<External, String> {
-    let path = External::find(program).ok_or_else(|| format!("{program}: not installed"))?;
+    let path = External::find(program).ok_or("not installed")?;
     External::start(&path, args)
 }
 
@@ -436,7 +436,7 @@ pub fn start_nats() -> Result<External, String> {
 
 /// Writes a mosquitto config listening on `{port}` of 127.0.0.1.
 pub fn start_mosquitto() -> Result<External, String> {
-    let path = External::find("mosquitto").ok_or_else(|| "mosquitto: not installed".to_string())?;
+    let path = External::find("mosquitto").ok_or("not installed")?;
     let dir = server::temp_dir("mosquitto")?;
     let conf = dir.join("mosquitto.conf");
     // The port is only known inside External::start; mosquitto takes `-p`
