@@ -14,9 +14,11 @@
 //! 4. Idle memory: the same connection count against `mosquitto`, Redis
 //!    and NATS.
 //!
-//! It ends with issue 22's table ([`crate::targets`]) and, with
-//! `--chart PATH`, draws it ([`crate::chart`]). A program that is not
-//! installed is reported as such; the rest still runs.
+//! Each step runs its servers in turn, `--rounds` times interleaved, and
+//! keeps each server's best. It ends with issue 22's table
+//! ([`crate::targets`]) and, with `--chart PATH`, draws it
+//! ([`crate::chart`]). A program that is not installed is reported as
+//! such; the rest still runs.
 
 use crate::idle::{self, Handshake, IdleOutcome};
 use crate::open_loop::{self, Latency, Schedule};

@@ -13,7 +13,10 @@
 //! what they cost the server and everyone else). [`server`] starts and watches server
 //! processes; [`wire`] is the client side: blocking setup requests and
 //! cheap line scanning; [`ws`] runs `relay` and `idle` over the WebSocket
-//! door (`--ws`).
+//! door (`--ws`); [`open_loop`] is the fixed-rate latency step that `relay
+//! --ws`, `cluster` and `compare` share; [`peers`] speaks to Redis, NATS
+//! and Mosquitto; [`targets`] and [`chart`] are `compare`'s closing table
+//! and its SVG.
 
 mod abuse;
 mod backlog;
