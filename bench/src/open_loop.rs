@@ -404,12 +404,7 @@ pub fn print_side_by_side((a_name, a): (&str, &Latency), (b_name, b): (&str, &La
         .iter()
         .map(|&(name, q)| {
             let (x, y) = (a.micros(q), b.micros(q));
-            vec![
-                name.into(),
-                format!("{x:.0}"),
-                format!("{y:.0}"),
-                ratio(x, y),
-            ]
+            vec![name.into(), thousands(x), thousands(y), ratio(x, y)]
         })
         .collect();
     let late = |l: &Latency| thousands(quantile(&l.late, 0.99));
