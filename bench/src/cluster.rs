@@ -7,15 +7,15 @@
 //!    sender; every reply comes after the commit) from A to B: relayed
 //!    messages/s, and A's commits/s and messages per commit from its
 //!    `store stats:` lines.
-//! 2. **Latency**: one sender on A at a fixed `--rate` (default 5,000
-//!    messages/s), each message carrying its send time; one receiver on
-//!    B: the SEND-to-push time's p50, p99 and max.
+//! 2. **Latency**: the open-loop step ([`crate::open_loop`]): one sender
+//!    on A at a fixed `--rate` (default 5,000 messages/s), one receiver on
+//!    B: p50, p99 and max from each SEND's scheduled time to its push.
 
+use crate::open_loop::{self, Latency, Schedule};
 use crate::relay::{self, GotalkProto, Shape};
 use crate::server::{Gotalk, Launch, Mode, StoreStats, POSTGRES_URL};
 use crate::wire::{self, Client};
-use crate::{print_table, thousands, Opts};
-use std::io::{BufRead, BufReader, Write};
+use crate::{thousands, Opts};
 use std::time::{Duration, Instant};
 
 /// Sends per second of the latency step, unless `--rate` says.
@@ -32,7 +32,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     let shape = Shape {
         warmup: Duration::from_secs_f64(opts.warmup.unwrap_or(2.0)),
         measure: Duration::from_secs_f64(opts.seconds.unwrap_or(10.0)),
-        window: opts.window as u64,
+        window: opts.window.unwrap_or(crate::DEFAULT_WINDOW) as u64,
         max_messages: opts.max_messages,
     };
     let senders: Vec<String> = (0..s_count).map(|i| format!("bench-s{i}")).collect();
@@ -79,25 +79,14 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     drop((a, b));
 
     let (a, b) = start_nodes(opts, &url)?;
-    let rate = opts.rate.unwrap_or(DEFAULT_RATE);
-    let seconds = opts.seconds.unwrap_or(10.0);
-    let mut lat = latency(&a, &b, &url, rate, seconds)?;
-    lat.sort_unstable();
-    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
+    let schedule = Schedule::from_opts(opts, DEFAULT_RATE);
+    let lat = latency(&a, &b, &url, &schedule)
+        .map_err(|e| format!("{e}\nnode A:\n{}\nnode B:\n{}", a.log_tail(), b.log_tail()))?;
     println!(
-        "\ncluster latency: one sender on node A at {} messages/s, one receiver on node B, \
-         {seconds:.0} s",
-        thousands(rate as f64)
+        "\ncluster latency, sender on node A, receiver on node B: {}",
+        schedule.describe()
     );
-    print_table(
-        &["pushes timed", "p50 ms", "p99 ms", "max ms"],
-        &[vec![
-            thousands(lat.len() as f64),
-            format!("{:.2}", pct(0.5)),
-            format!("{:.2}", pct(0.99)),
-            format!("{:.2}", pct(1.0)),
-        ]],
-    );
+    open_loop::print_rows(&[("gotalk A -> B".into(), Ok(lat))]);
     Ok(())
 }
 
@@ -155,83 +144,15 @@ fn wait_present(url: &str, node: &str, count: usize) -> Result<(), String> {
     }
 }
 
-/// One sender on A at `rate` per second for `seconds`, one receiver on B;
-/// returns the SEND-to-push times in µs.
-fn latency(a: &Gotalk, b: &Gotalk, url: &str, rate: u64, seconds: f64) -> Result<Vec<u64>, String> {
-    let names = ["lat-sender".to_string(), "lat-receiver".to_string()];
+/// The open-loop step from node A to node B: the sender logged in on A,
+/// the receiver on B (recorded present there before the first SEND).
+fn latency(a: &Gotalk, b: &Gotalk, url: &str, schedule: &Schedule) -> Result<Latency, String> {
+    let names = open_loop::GOTALK_USERS.map(String::from);
     wire::register_all(a.addr, &names)?;
     let (mut tx, _) = relay::login_all(a.addr, &names[..1])?;
     let (mut rx, _) = relay::login_all(b.addr, &names[1..])?;
     wait_present(url, "b", 1)?;
-    let tx = tx.pop().ok_or("no sender")?.into_stream()?;
-    let rx = rx.pop().ok_or("no receiver")?.into_stream()?;
-    let origin = Instant::now();
-    let total = (rate as f64 * seconds) as u64;
-
-    // The sender's replies are read (and dropped) on a thread of their own.
-    let replies = tx.try_clone().map_err(|e| e.to_string())?;
-    let reply_reader = std::thread::spawn(move || {
-        let mut r = BufReader::new(replies);
-        let mut line = String::new();
-        let mut n = 0u64;
-        while n < total {
-            line.clear();
-            match r.read_line(&mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => n += 1,
-            }
-        }
-    });
-    let sender = std::thread::spawn(move || -> Result<(), String> {
-        let mut w = tx;
-        for i in 0..total {
-            let due = Duration::from_secs_f64(i as f64 / rate as f64);
-            let now = origin.elapsed();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            let sent_us = origin.elapsed().as_micros();
-            let line = format!(
-                "{{\"cmd\":\"send\",\"to\":\"lat-receiver\",\"content\":\"t{sent_us}\"}}\n"
-            );
-            w.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    });
-
-    let mut ack = rx.try_clone().map_err(|e| e.to_string())?;
-    let _ = rx.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut r = BufReader::new(rx);
-    let mut line = String::new();
-    let mut out = Vec::with_capacity(total as usize);
-    let mut since_ack = 0;
-    while (out.len() as u64) < total {
-        line.clear();
-        match r.read_line(&mut line) {
-            Ok(0) => return Err("node B closed the receiver".into()),
-            Ok(_) => {}
-            Err(e) => return Err(format!("receiver: {e} after {} pushes", out.len())),
-        }
-        let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap_or_default();
-        if v["event"] != "message" {
-            continue;
-        }
-        let now_us = origin.elapsed().as_micros() as u64;
-        let content = v["message"]["content"].as_str().unwrap_or("");
-        if let Some(sent) = content
-            .strip_prefix('t')
-            .and_then(|t| t.parse::<u64>().ok())
-        {
-            out.push(now_us.saturating_sub(sent));
-        }
-        since_ack += 1;
-        if since_ack >= relay::ACK_EVERY {
-            since_ack = 0;
-            let upto = v["message"]["id"].as_u64().unwrap_or(0);
-            let _ = ack.write_all(format!("{{\"cmd\":\"ack\",\"upto\":{upto}}}\n").as_bytes());
-        }
-    }
-    sender.join().map_err(|_| "sender panicked")??;
-    let _ = reply_reader.join();
-    Ok(out)
+    let tx = relay::plain(tx.pop().ok_or("no sender")?.into_stream()?)?;
+    let rx = relay::plain(rx.pop().ok_or("no receiver")?.into_stream()?)?;
+    open_loop::measure(&open_loop::gotalk_proto(), 0, tx, rx, schedule)
 }

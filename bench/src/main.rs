@@ -13,11 +13,15 @@
 //! what they cost the server and everyone else). [`server`] starts and watches server
 //! processes; [`wire`] is the client side: blocking setup requests and
 //! cheap line scanning; [`ws`] runs `relay` and `idle` over the WebSocket
-//! door (`--ws`).
+//! door (`--ws`); [`open_loop`] is the fixed-rate latency step that `relay
+//! --ws`, `cluster` and `compare` share; [`peers`] speaks to Redis, NATS
+//! and Mosquitto; [`targets`] and [`chart`] are `compare`'s closing table
+//! and its SVG.
 
 mod abuse;
 mod backlog;
 mod chaos;
+mod chart;
 mod cluster;
 mod compare;
 mod durable;
@@ -25,8 +29,11 @@ mod history;
 mod hotpath;
 mod idle;
 mod login;
+mod open_loop;
+mod peers;
 mod relay;
 mod server;
+mod targets;
 mod tls;
 mod wire;
 mod ws;
@@ -45,11 +52,12 @@ pub struct Opts {
     /// Seconds of load before measuring starts.
     pub warmup: Option<f64>,
     pub senders: Option<usize>,
-    /// `cluster`: SENDs per second of the latency step.
+    /// Messages per second of the open-loop latency step.
     pub rate: Option<u64>,
     pub receivers: Option<usize>,
-    /// Requests in flight per pipelining sender.
-    pub window: usize,
+    /// Requests in flight per pipelining sender (default [`DEFAULT_WINDOW`];
+    /// `compare` 64).
+    pub window: Option<usize>,
     /// Idle connections to open (`login`: users logging in at once).
     pub conns: Option<usize>,
     /// Concurrent senders per `durable` level.
@@ -74,7 +82,14 @@ pub struct Opts {
     pub server_open_files: Option<u64>,
     /// `abuse`: the nice value of the attacker's threads (0..=19).
     pub attacker_nice: i32,
+    /// `compare`: write the targets chart (SVG) here.
+    pub chart: Option<PathBuf>,
+    /// `compare`: rounds of each step, interleaved; the best is kept.
+    pub rounds: Option<usize>,
 }
+
+/// Requests in flight per pipelining sender unless `--window` says.
+pub const DEFAULT_WINDOW: usize = 512;
 
 impl Default for Opts {
     fn default() -> Opts {
@@ -85,7 +100,7 @@ impl Default for Opts {
             senders: None,
             rate: None,
             receivers: None,
-            window: 512,
+            window: None,
             conns: None,
             levels: vec![1, 16, 64],
             max_messages: 100_000_000,
@@ -97,6 +112,8 @@ impl Default for Opts {
             server_args: Vec::new(),
             server_open_files: None,
             attacker_nice: abuse::priority::DEFAULT_NICE,
+            chart: None,
+            rounds: None,
         }
     }
 }
@@ -123,6 +140,7 @@ kills the server at the end):
   relay     S senders pipeline JSON SENDs (a window in flight each) to R
             logged-in receivers that count pushes and ACK every 1000;
             --memory. Reports relayed messages/s, sends/s and CPU.
+            With --ws, also the open-loop latency (below) on each door.
   durable   SENDs with 1, 16 and 64 senders that each wait for the reply
             before the next; the durable store (--data in a temp dir) and
             --memory side by side, with commits/s from the server's
@@ -155,8 +173,8 @@ kills the server at the end):
   cluster   two nodes on one PostgreSQL (--postgres URL, emptied):
             the relay load with senders on node A and receivers on node
             B (relayed messages/s; A's commits/s and writes per commit),
-            then one sender on A at --rate (default 5000) messages/s and
-            one receiver on B: SEND-to-push p50, p99 and max.
+            then the open-loop latency (below) with the sender on A at
+            --rate (default 5000) messages/s and the receiver on B.
   history   a durable server (SQLite, or --postgres URL) filled with
             --max-messages (default 1000000) messages in --conns (default
             10000) conversations among 1001 users, one of them with 1000
@@ -165,10 +183,39 @@ kills the server at the end):
             CONVERSATIONS p50/p99 for the user with 1000 partners, and
             store bytes per message, then the same fill with --no-history
             for its bytes per message. --server-arg passes flags on.
-  compare   the relay shape against redis-server (PUBLISH/SUBSCRIBE) and
-            nats-server (PUB/SUB), and idle connection memory of
-            mosquitto (MQTT CONNECT), redis and nats, next to goTalk; each
-            missing program is reported as not installed.
+  compare   goTalk against the servers a user might pick instead, in one
+            run, in issue 22's shape: 32 sender -> receiver pairs (--senders,
+            --receivers), 100-byte messages, window 64 (--window):
+            1. relay: gotalk --memory, redis-server (PUBLISH to SUBSCRIBEd
+               receivers) and nats-server (PUB to SUBscribed receivers, a
+               PING per quarter window whose PONG answers it);
+            2. durable relay: gotalk with SQLite (--data in a temp dir)
+               against redis-server --appendonly yes --appendfsync always.
+               Redis is driven durably: XADD to one stream per receiver
+               (its reply, sent after the fsync, is the window, as goTalk's
+               SEND reply is sent after the commit), each receiver a
+               consumer group reading XREADGROUP COUNT 1000 BLOCK 0 NOACK.
+               Why that peer: like goTalk it keeps each message on disk
+               until read and keeps each receiver's place on the server
+               (the group's last id, logged like goTalk's ACK), so a
+               receiver that reconnects resumes; PUBLISH would keep
+               nothing, and plain XREAD would keep the place in the client;
+            3. latency: the open-loop step on goTalk (line door), Redis
+               (PUBLISH -> SUBSCRIBE) and NATS (PUB -> SUB);
+            4. idle memory per connection of gotalk, mosquitto (MQTT
+               CONNECT), redis and nats (--conns, default 10000).
+            Ends with the table of figure, goTalk, peer, ratio, target and
+            met; --chart PATH draws it as an SVG. A missing program is
+            reported as not installed; CI needs none of them.
+
+The open-loop latency step (relay --ws, cluster, compare): one sender at
+a fixed --rate (default 10000) messages/s of 100 bytes to one receiver,
+--seconds timed (default 5) after --warmup (default 1). Message i is due
+at i/rate s; a late sender sends what is overdue at once and each latency
+counts from the message's due time, so a stall is measured rather than
+hidden. Reports p50, p99 and max from due time to receipt (µs), the
+sender's own p99 lateness (if that is large, the bench fell behind) and
+any message missing 5 s after the last was due.
   abuse     the attacks of RELIABILITY.md, each for --seconds (default 4)
             and a count limit against a fresh server: longpoll, silent,
             waiters, unread, mailbox (--memory and durable), client-id,
@@ -187,13 +234,21 @@ Flags:
   --server PATH        gotalk binary (default: the gotalk beside this
                        binary, e.g. target/release/gotalk)
   --seconds N          measured seconds (relay 10, durable 5 per level,
-                       compare 5 per server)
-  --warmup N           seconds of load before measuring (relay 2, durable 1)
-  --senders S          relay senders (default 4)
-  --rate N             cluster: messages/s of the latency step (default
-                       5000)
-  --receivers R        relay receivers (default 4)
-  --window W           SENDs in flight per relay sender (default 512)
+                       compare 5 per server and step, open-loop latency 5)
+  --warmup N           seconds of load before measuring (relay 2, durable 1,
+                       compare and open-loop latency 1)
+  --senders S          relay senders (default 4, compare 32)
+  --rate N             messages/s of the open-loop latency step (default
+                       10000; cluster 5000)
+  --receivers R        relay receivers (default 4, compare 32)
+  --window W           SENDs in flight per relay sender (default 512,
+                       compare 64)
+  --chart PATH         compare: also write the targets table as a
+                       self-contained SVG chart (e.g. docs/compare.svg)
+  --rounds N           compare: run each step N times, interleaved (every
+                       server's round 1, then every server's round 2, ...),
+                       and keep each server's best (default 1; issue 22's
+                       figures are best of 3)
   --durable            relay against the durable store (--data in a temp
                        dir) instead of --memory
   --postgres URL       durable: also measure a server on this PostgreSQL
@@ -263,7 +318,9 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
             "--senders" => opts.senders = Some(count(&name, &value("S")?)?),
             "--rate" => opts.rate = Some(count(&name, &value("N")?)? as u64),
             "--receivers" => opts.receivers = Some(count(&name, &value("R")?)?),
-            "--window" => opts.window = count(&name, &value("W")?)?,
+            "--window" => opts.window = Some(count(&name, &value("W")?)?),
+            "--chart" => opts.chart = Some(PathBuf::from(value("PATH")?)),
+            "--rounds" => opts.rounds = Some(count(&name, &value("N")?)?),
             "--conns" => opts.conns = Some(count(&name, &value("N")?)?),
             "--max-messages" => opts.max_messages = count(&name, &value("N")?)? as u64,
             "--attack" => {

@@ -36,6 +36,9 @@ pub const CONTENT: &str = "relay-payload-0123456789";
 pub trait Proto {
     /// Appends the request that sends message `n` of sender `sender`.
     fn push_send(&self, sender: usize, n: u64, out: &mut Vec<u8>);
+    /// Appends the request that sends `payload` to receiver `to` (the
+    /// open-loop latency step, whose payloads carry their sequence number).
+    fn push_payload(&self, to: usize, payload: &[u8], out: &mut Vec<u8>);
     /// Sends go out in multiples of this (NATS: one PING per group).
     fn group(&self) -> u64 {
         1
@@ -49,6 +52,9 @@ pub trait Proto {
     fn push_ack(&self, _upto: u64, _out: &mut Vec<u8>) -> bool {
         false
     }
+    /// Appends receiver `receiver`'s next read request, for protocols whose
+    /// receivers ask for messages ([`ReceiverLine::Asked`]).
+    fn push_receive(&self, _receiver: usize, _out: &mut Vec<u8>) {}
 }
 
 pub enum SenderLine {
@@ -61,6 +67,9 @@ pub enum SenderLine {
 pub enum ReceiverLine {
     /// A relayed message, with its id where the protocol has one.
     Message(Option<u64>),
+    /// A reply to the receiver's read request began: ask for the next
+    /// ([`Proto::push_receive`]).
+    Asked,
     Error,
     Other,
 }
@@ -139,7 +148,7 @@ struct Snapshot {
 
 /// Writes as much of `out[pos..]` as the socket takes (over TLS, with
 /// the ciphertext of what was taken).
-fn flush(stream: &mut impl Write, out: &mut Vec<u8>, pos: &mut usize) -> io::Result<()> {
+pub fn flush(stream: &mut impl Write, out: &mut Vec<u8>, pos: &mut usize) -> io::Result<()> {
     while *pos < out.len() {
         match stream.write(&out[*pos..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -162,7 +171,7 @@ fn flush(stream: &mut impl Write, out: &mut Vec<u8>, pos: &mut usize) -> io::Res
 
 /// Reads up to [`READS_PER_EVENT`] times into `input`, calling `lines`
 /// after each read. Returns whether the socket may still hold data.
-fn read_some(
+pub fn read_some(
     stream: &mut impl Read,
     input: &mut LineBuf,
     mut lines: impl FnMut(&mut LineBuf) -> Result<(), String>,
@@ -351,7 +360,7 @@ pub fn drive<P: Proto, S: Stream>(
                 }
                 .map_err(|e| format!("write failed: {e}"))?;
             } else if let Some(c) = rx.get_mut(t - s_count) {
-                let (mut delivered, mut last_id) = (0u64, c.last_id);
+                let (mut delivered, mut last_id, mut asked) = (0u64, c.last_id, 0);
                 let more = read_some(&mut c.stream, &mut c.input, |input| {
                     input.lines(|line| match proto.receiver_line(line) {
                         ReceiverLine::Message(id) => {
@@ -360,6 +369,7 @@ pub fn drive<P: Proto, S: Stream>(
                                 last_id = id;
                             }
                         }
+                        ReceiverLine::Asked => asked += 1,
                         ReceiverLine::Error => {
                             errors += 1;
                             if first_error.is_none() {
@@ -369,6 +379,9 @@ pub fn drive<P: Proto, S: Stream>(
                         ReceiverLine::Other => {}
                     })
                 })?;
+                for _ in 0..asked {
+                    proto.push_receive(t - s_count, &mut c.out);
+                }
                 c.delivered += delivered;
                 c.since_ack += delivered;
                 c.last_id = last_id;
@@ -415,25 +428,48 @@ pub fn drive<P: Proto, S: Stream>(
 
 /// goTalk's line protocol: JSON SENDs, push events, JSON ACKs.
 pub struct GotalkProto {
+    receivers: Vec<String>,
     /// One ready SEND line per receiver.
     lines: Vec<Vec<u8>>,
 }
 
 impl GotalkProto {
     pub fn new(receivers: &[String]) -> GotalkProto {
-        let lines = receivers
-            .iter()
-            .map(|r| format!("{{\"cmd\":\"send\",\"to\":\"{r}\",\"content\":\"{CONTENT}\"}}\n"))
-            .map(String::into_bytes)
-            .collect();
-        GotalkProto { lines }
+        GotalkProto::with_content(receivers, CONTENT)
     }
+
+    /// SENDs of `content` (plain ASCII, nothing JSON would escape).
+    pub fn with_content(receivers: &[String], content: &str) -> GotalkProto {
+        let mut lines = Vec::new();
+        for r in receivers {
+            let mut line = Vec::new();
+            gotalk_send(r, content.as_bytes(), &mut line);
+            lines.push(line);
+        }
+        GotalkProto {
+            receivers: receivers.to_vec(),
+            lines,
+        }
+    }
+}
+
+/// Appends a JSON SEND of `content` to `to`.
+fn gotalk_send(to: &str, content: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"cmd\":\"send\",\"to\":\"");
+    out.extend_from_slice(to.as_bytes());
+    out.extend_from_slice(b"\",\"content\":\"");
+    out.extend_from_slice(content);
+    out.extend_from_slice(b"\"}\n");
 }
 
 impl Proto for GotalkProto {
     fn push_send(&self, sender: usize, n: u64, out: &mut Vec<u8>) {
         let target = (sender + n as usize) % self.lines.len();
         out.extend_from_slice(&self.lines[target]);
+    }
+
+    fn push_payload(&self, to: usize, payload: &[u8], out: &mut Vec<u8>) {
+        gotalk_send(&self.receivers[to], payload, out);
     }
 
     fn sender_line(&self, line: &[u8]) -> SenderLine {
@@ -462,25 +498,34 @@ impl Proto for GotalkProto {
     }
 }
 
+/// LOGINs in flight at once from [`login_all`]: the server's default
+/// share of its password queue for one address (`--hash-queue-per-address`);
+/// more would be refused `rate_limited`.
+const LOGIN_WAVE: usize = 16;
+
 /// Connects one client per name and logs each in, the LOGINs (argon2 on
-/// the server) running concurrently. Returns the clients and their tokens.
+/// the server) running concurrently, [`LOGIN_WAVE`] at a time. Returns the
+/// clients and their tokens.
 pub fn login_all(
     addr: std::net::SocketAddr,
     names: &[String],
 ) -> Result<(Vec<Client>, Vec<String>), String> {
     let mut clients = Vec::new();
-    for name in names {
-        let mut c = Client::connect(addr)?;
-        c.send(&format!("LOGIN {name} {}", wire::PASSWORD))?;
-        clients.push(c);
-    }
     let mut tokens = Vec::new();
-    for (c, name) in clients.iter_mut().zip(names) {
-        let reply = c.reply().map_err(|e| format!("LOGIN {name}: {e}"))?;
-        let token = reply["token"]
-            .as_str()
-            .ok_or_else(|| format!("LOGIN {name}: no token in {reply}"))?;
-        tokens.push(token.to_string());
+    for wave in names.chunks(LOGIN_WAVE) {
+        let first = clients.len();
+        for name in wave {
+            let mut c = Client::connect(addr)?;
+            c.send(&format!("LOGIN {name} {}", wire::PASSWORD))?;
+            clients.push(c);
+        }
+        for (c, name) in clients[first..].iter_mut().zip(wave) {
+            let reply = c.reply().map_err(|e| format!("LOGIN {name}: {e}"))?;
+            let token = reply["token"]
+                .as_str()
+                .ok_or_else(|| format!("LOGIN {name}: no token in {reply}"))?;
+            tokens.push(token.to_string());
+        }
     }
     Ok((clients, tokens))
 }
@@ -491,7 +536,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     let shape = Shape {
         warmup: Duration::from_secs_f64(opts.warmup.unwrap_or(2.0)),
         measure: Duration::from_secs_f64(opts.seconds.unwrap_or(10.0)),
-        window: opts.window as u64,
+        window: opts.window.unwrap_or(crate::DEFAULT_WINDOW) as u64,
         max_messages: opts.max_messages,
     };
     let mode = if opts.durable && opts.postgres.is_some() {
@@ -636,6 +681,17 @@ pub fn relay_gotalk(
     r_count: usize,
     shape: &Shape,
 ) -> Result<Outcome, String> {
+    relay_gotalk_content(server, s_count, r_count, shape, CONTENT)
+}
+
+/// [`relay_gotalk`] with messages of `content`.
+pub fn relay_gotalk_content(
+    server: &Gotalk,
+    s_count: usize,
+    r_count: usize,
+    shape: &Shape,
+    content: &str,
+) -> Result<Outcome, String> {
     let senders: Vec<String> = (0..s_count).map(|i| format!("bench-s{i}")).collect();
     let receivers: Vec<String> = (0..r_count).map(|i| format!("bench-r{i}")).collect();
     let everyone: Vec<String> = senders.iter().chain(&receivers).cloned().collect();
@@ -650,7 +706,7 @@ pub fn relay_gotalk(
         .into_iter()
         .map(Client::into_stream)
         .collect::<Result<_, _>>()?;
-    let proto = GotalkProto::new(&receivers);
+    let proto = GotalkProto::with_content(&receivers, content);
     drive(
         &proto,
         plain_all(tx_streams)?,
@@ -674,7 +730,9 @@ pub fn relay_gotalk_tls(
     let receivers: Vec<String> = (0..r_count).map(|i| format!("bench-r{i}")).collect();
     let everyone: Vec<String> = senders.iter().chain(&receivers).cloned().collect();
     wire::register_all(server.addr, &everyone)?;
-    let (_plain, tokens) = login_all(server.addr, &everyone)?;
+    // The LOGIN connections close first: left bound, each would get every
+    // push too, and the server would do twice the work.
+    let (_, tokens) = login_all(server.addr, &everyone)?;
     let config = crate::tls::client_config(cert)?;
     let mut streams = tokens
         .iter()

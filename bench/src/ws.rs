@@ -1,6 +1,7 @@
 //! The WebSocket door in the bench: `relay --ws` runs the relay load over
-//! the line door and then over `/ws` (fresh servers, the same shape), side
-//! by side; `idle --ws` measures idle line connections and then idle
+//! the line door and then over `/ws` (fresh servers, the same shape), then
+//! on each server the open-loop latency step over its door
+//! ([`crate::open_loop`]), side by side; `idle --ws` measures idle line connections and then idle
 //! WebSocket connections (half AUTHed, half after one PING, as `idle`).
 //!
 //! [`WsStream`] lets the relay engine drive WebSocket connections as if
@@ -10,6 +11,7 @@
 //! answered (a run is shorter than `--ws-ping-interval`).
 
 use crate::idle::{self, print_idle, Handshake, IdleOutcome};
+use crate::open_loop::{self, Latency, Schedule};
 use crate::relay::{self, drive, login_all, GotalkProto, Outcome, Shape};
 use crate::server::{Gotalk, Mode};
 use crate::{thousands, wire, Opts};
@@ -219,7 +221,9 @@ pub fn relay_gotalk_ws(
     let receivers: Vec<String> = (0..r_count).map(|i| format!("bench-r{i}")).collect();
     let everyone: Vec<String> = senders.iter().chain(&receivers).cloned().collect();
     wire::register_all(server.addr, &everyone)?;
-    let (_line, tokens) = login_all(server.addr, &everyone)?;
+    // The LOGIN connections close first: left bound, each would get every
+    // push too, and the server would do twice the work.
+    let (_, tokens) = login_all(server.addr, &everyone)?;
     let mut streams = tokens
         .iter()
         .map(|t| open_ws(server.addr, &format!("AUTH {t}")))
@@ -229,17 +233,32 @@ pub fn relay_gotalk_ws(
     drive(&proto, streams, rx_streams, shape, server.pid())
 }
 
-/// `relay --ws`: the line door, then WebSocket, each on a fresh server.
+/// The open-loop latency step over WebSocket: both users AUTH on `/ws`.
+pub fn latency_ws(server: &Gotalk, schedule: &Schedule) -> Result<Latency, String> {
+    let tokens = open_loop::gotalk_tokens(server)?;
+    let tx = open_ws(server.addr, &format!("AUTH {}", tokens[0]))?;
+    let rx = open_ws(server.addr, &format!("AUTH {}", tokens[1]))?;
+    open_loop::measure(&open_loop::gotalk_proto(), 0, tx, rx, schedule)
+}
+
+/// `relay --ws`: the line door, then WebSocket, each on a fresh server
+/// that then also runs the open-loop latency step over its door.
 pub fn run_relay(opts: &Opts, mode: Mode, s: usize, r: usize, shape: &Shape) -> Result<(), String> {
-    let line = {
+    let schedule = Schedule::from_opts(opts, open_loop::DEFAULT_RATE);
+    let (line, line_lat) = {
         let server = Gotalk::start(&opts.server, mode)?;
-        relay::relay_gotalk(&server, s, r, shape)
-            .map_err(|e| format!("line: {e}\nserver log:\n{}", server.log_tail()))?
+        let log = |e: String| format!("line: {e}\nserver log:\n{}", server.log_tail());
+        let relayed = relay::relay_gotalk(&server, s, r, shape).map_err(log)?;
+        (
+            relayed,
+            open_loop::gotalk_line(&server, &schedule).map_err(log)?,
+        )
     };
-    let ws = {
+    let (ws, ws_lat) = {
         let server = Gotalk::start(&opts.server, mode)?;
-        relay_gotalk_ws(&server, s, r, shape)
-            .map_err(|e| format!("WebSocket: {e}\nserver log:\n{}", server.log_tail()))?
+        let log = |e: String| format!("WebSocket: {e}\nserver log:\n{}", server.log_tail());
+        let relayed = relay_gotalk_ws(&server, s, r, shape).map_err(log)?;
+        (relayed, latency_ws(&server, &schedule).map_err(log)?)
     };
     println!(
         "relay, line door then WebSocket: {s} senders -> {r} receivers, window {} per sender, \
@@ -250,6 +269,12 @@ pub fn run_relay(opts: &Opts, mode: Mode, s: usize, r: usize, shape: &Shape) -> 
         shape.warmup.as_secs_f64()
     );
     relay::print_side_by_side(("line", &line), ("WebSocket", &ws));
+    println!(
+        "\nlatency, line door then WebSocket, gotalk {}: {}, each after its relay run",
+        mode.name(),
+        schedule.describe()
+    );
+    open_loop::print_side_by_side(("line", &line_lat), ("WebSocket", &ws_lat));
     Ok(())
 }
 
