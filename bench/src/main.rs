@@ -13,7 +13,7 @@
 //! what they cost the server and everyone else). [`server`] starts and watches server
 //! processes; [`wire`] is the client side: blocking setup requests and
 //! cheap line scanning; [`ws`] runs `relay` and `idle` over the WebSocket
-//! door (`--ws`).
+//! door (`--ws`); [`idle_tls`] runs `idle` over TLS (`--tls`).
 
 mod abuse;
 mod backlog;
@@ -24,6 +24,7 @@ mod durable;
 mod history;
 mod hotpath;
 mod idle;
+mod idle_tls;
 mod login;
 mod relay;
 mod server;
@@ -125,7 +126,10 @@ kills the server at the end):
             --memory side by side, with commits/s from the server's
             `store stats:` log lines (group commit).
   idle      opens N idle connections (half of them AUTHed users, half after
-            one PING) and reports the server's RSS per connection.
+            one PING) and reports the server's RSS per connection. With
+            --tls: N connections (default 2000) that each finish a TLS
+            handshake and one PING, not logged in, side by side with plain
+            ones of the same shape.
   login     registers N users (default 32, --conns N), times one LOGIN
             alone, then N LOGINs at once (a thread and connection each)
             while another connection PINGs every 2 ms; reports LOGIN
@@ -197,7 +201,8 @@ Flags:
   --tls                relay plain, then over TLS against a server with a
                        certificate from its own gen-cert (setup LOGINs
                        plain, relay connections AUTH over TLS), side by
-                       side with the ratio
+                       side with the ratio; idle: plain PINGed connections,
+                       then TLS ones, each on a fresh server
   --ws                 relay and idle: the line door, then WebSocket (/ws,
                        connections AUTH with the users' tokens), each on a
                        fresh server, side by side
