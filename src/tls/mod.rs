@@ -397,3 +397,6 @@ fn grow(out: &mut Vec<u8>, room: usize) -> usize {
     out.resize(start + room, 0);
     start
 }
+
+#[cfg(test)]
+mod session_tests;
