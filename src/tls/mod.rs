@@ -22,6 +22,7 @@ use crate::bufpool;
 use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 use rustls::ServerConfig;
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
@@ -57,10 +58,20 @@ pub struct TlsSession {
     peer_closed: bool,
 }
 
+thread_local! {
+    /// Where a record is sealed when nothing else waits to be written: it
+    /// goes from here to the socket, and only what the socket does not
+    /// take is copied into the connection's own buffer. Zeroed once and
+    /// shared by every connection of the loop thread.
+    static SEAL: RefCell<Vec<u8>> = RefCell::new(vec![0; PLAINTEXT_CHUNK + RECORD_OVERHEAD]);
+}
+
 /// What [`TlsSession::run`] does once the session can send application data.
 enum Then<'a> {
     Nothing,
-    Encrypt(&'a [u8]),
+    /// Encrypts the plaintext into the seal (the second slice) if nothing
+    /// waits in `outgoing` and it fits, else onto `outgoing`.
+    Encrypt(&'a [u8], &'a mut [u8]),
     CloseNotify,
 }
 
@@ -69,6 +80,8 @@ struct Sink<'a> {
     plaintext: &'a mut Vec<u8>,
     outgoing: &'a mut Vec<u8>,
     peer_closed: &'a mut bool,
+    /// Ciphertext bytes put in the seal (nothing waits in `outgoing`).
+    sealed: usize,
 }
 
 impl TlsSession {
@@ -134,6 +147,7 @@ impl TlsSession {
             plaintext: &mut self.plaintext,
             outgoing: &mut self.outgoing,
             peer_closed: &mut self.peer_closed,
+            sealed: 0,
         };
         let result = if self.incoming.is_empty() {
             // The usual case: whole records, processed where they were read.
@@ -191,15 +205,20 @@ impl TlsSession {
     /// Runs what `incoming` holds through rustls, then does `then` if the
     /// session may send application data. Returns the plaintext bytes
     /// encrypted (0 while handshaking).
-    fn run(&mut self, then: Then<'_>) -> io::Result<usize> {
+    fn run(&mut self, then: Then<'_>) -> io::Result<(usize, usize)> {
         let mut sink = Sink {
             plaintext: &mut self.plaintext,
             outgoing: &mut self.outgoing,
             peer_closed: &mut self.peer_closed,
+            sealed: 0,
         };
         let (used, result) = pump(&mut self.session, &mut self.incoming, &mut sink, then);
+        let sealed = sink.sealed;
         self.discard_incoming(used);
-        result.map_err(|e| self.failed(e))
+        match result {
+            Ok(taken) => Ok((taken, sealed)),
+            Err(e) => Err(self.failed(e)),
+        }
     }
 
     /// After a protocol error: queues the alert rustls has for the peer
@@ -210,6 +229,7 @@ impl TlsSession {
             plaintext: &mut self.plaintext,
             outgoing: &mut self.outgoing,
             peer_closed: &mut self.peer_closed,
+            sealed: 0,
         };
         // The session is dead now: this only moves out what it queued.
         let _ = pump(&mut self.session, &mut [], &mut sink, Then::Nothing);
@@ -243,15 +263,37 @@ impl TlsSession {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let chunk = &plaintext[..plaintext.len().min(PLAINTEXT_CHUNK)];
-        let taken = self.run(Then::Encrypt(chunk))?;
-        if taken == 0 {
-            // Still handshaking: wait.
+        SEAL.with(|seal| {
+            let mut seal = seal.borrow_mut();
+            let (taken, sealed) = self.run(Then::Encrypt(chunk, &mut seal))?;
+            // Encrypted now; sent now as far as the socket takes it.
+            self.send_sealed(socket, &seal[..sealed])?;
             self.write_pending(socket)?;
-            return Err(io::ErrorKind::WouldBlock.into());
+            if taken == 0 {
+                // Still handshaking: wait.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(taken)
+        })
+    }
+
+    /// Writes a record sealed outside `outgoing` (which was empty) to the
+    /// socket; what it does not take is kept in `outgoing`.
+    fn send_sealed(&mut self, socket: &mut impl Write, mut sealed: &[u8]) -> io::Result<()> {
+        while !sealed.is_empty() {
+            match socket.write(sealed) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => sealed = &sealed[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-        // Encrypted now; sent now if the socket takes it.
-        self.write_pending(socket)?;
-        Ok(taken)
+        if !sealed.is_empty() {
+            bufpool::ensure(&mut self.outgoing);
+            self.outgoing.extend_from_slice(sealed);
+        }
+        Ok(())
     }
 
     /// Tells the peer the server is done (`close_notify`), if the socket
@@ -312,10 +354,28 @@ fn pump(
             Ok(ConnectionState::WriteTraffic(mut traffic)) => {
                 let taken = match std::mem::replace(&mut then, Then::Nothing) {
                     Then::Nothing => Ok(0),
-                    Then::Encrypt(plaintext) => encrypt(sink.outgoing, plaintext.len(), |out| {
-                        traffic.encrypt(plaintext, out)
-                    })
-                    .map(|_| plaintext.len()),
+                    Then::Encrypt(plaintext, seal) => {
+                        let direct = if sink.outgoing.is_empty() {
+                            match traffic.encrypt(plaintext, seal) {
+                                Ok(n) => {
+                                    sink.sealed = n;
+                                    Some(Ok(plaintext.len()))
+                                }
+                                // More than a record's room (a key update
+                                // goes first): onto `outgoing` instead.
+                                Err(EncryptError::InsufficientSize(_)) => None,
+                                Err(e) => Some(Err(rustls::Error::General(e.to_string()))),
+                            }
+                        } else {
+                            None
+                        };
+                        direct.unwrap_or_else(|| {
+                            encrypt(sink.outgoing, plaintext.len(), |out| {
+                                traffic.encrypt(plaintext, out)
+                            })
+                            .map(|_| plaintext.len())
+                        })
+                    }
                     Then::CloseNotify => {
                         encrypt(sink.outgoing, 0, |out| traffic.queue_close_notify(out)).map(|_| 0)
                     }
