@@ -64,7 +64,13 @@ thread_local! {
     /// take is copied into the connection's own buffer. Zeroed once and
     /// shared by every connection of the loop thread.
     static SEAL: RefCell<Vec<u8>> = RefCell::new(vec![0; PLAINTEXT_CHUNK + RECORD_OVERHEAD]);
+    /// Where ciphertext is read and opened, so its plaintext can go
+    /// straight into the caller's buffer. Shared like [`SEAL`].
+    static OPEN: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
 }
+
+/// Ciphertext read from the socket at once at most.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// What [`TlsSession::run`] does once the session can send application data.
 enum Then<'a> {
@@ -82,6 +88,10 @@ struct Sink<'a> {
     peer_closed: &'a mut bool,
     /// Ciphertext bytes put in the seal (nothing waits in `outgoing`).
     sealed: usize,
+    /// The caller's buffer: plaintext goes here first, and to `plaintext`
+    /// once it is full; `direct_len` bytes of it are filled.
+    direct: &'a mut [u8],
+    direct_len: usize,
 }
 
 impl TlsSession {
@@ -137,42 +147,56 @@ impl TlsSession {
         if self.peer_closed || self.eof {
             return Ok(0);
         }
-        let n = socket.read(buf)?;
-        *ciphertext += n;
-        if n == 0 {
-            self.eof = true;
-            return Ok(0);
-        }
+        OPEN.with(|open| {
+            let mut open = open.borrow_mut();
+            let limit = buf.len().min(open.len());
+            let n = socket.read(&mut open[..limit])?;
+            *ciphertext += n;
+            if n == 0 {
+                self.eof = true;
+                return Ok(0);
+            }
+            self.open(&mut open[..n], buf)
+        })
+    }
+
+    /// Runs `n` bytes of fresh ciphertext through the session, plaintext
+    /// into `buf` first; returns like [`TlsSession::read`].
+    fn open(&mut self, fresh: &mut [u8], buf: &mut [u8]) -> io::Result<usize> {
+        let n = fresh.len();
         let mut sink = Sink {
             plaintext: &mut self.plaintext,
             outgoing: &mut self.outgoing,
             peer_closed: &mut self.peer_closed,
             sealed: 0,
+            direct: buf,
+            direct_len: 0,
         };
-        let result = if self.incoming.is_empty() {
-            // The usual case: whole records, processed where they were read.
-            let (used, result) = pump(&mut self.session, &mut buf[..n], &mut sink, Then::Nothing);
-            if used < n {
-                bufpool::ensure(&mut self.incoming);
-                self.incoming.extend_from_slice(&buf[used..n]);
-            }
-            result
+        let fresh_start = self.incoming.is_empty();
+        let (used, result) = if fresh_start {
+            // The usual case: whole records, opened where they were read.
+            pump(&mut self.session, fresh, &mut sink, Then::Nothing)
         } else {
-            self.incoming.extend_from_slice(&buf[..n]);
-            let (used, result) = pump(
+            self.incoming.extend_from_slice(fresh);
+            pump(
                 &mut self.session,
                 &mut self.incoming,
                 &mut sink,
                 Then::Nothing,
-            );
-            self.discard_incoming(used);
-            result
+            )
         };
+        let direct = sink.direct_len;
+        if !fresh_start {
+            self.discard_incoming(used);
+        } else if used < n {
+            bufpool::ensure(&mut self.incoming);
+            self.incoming.extend_from_slice(&fresh[used..]);
+        }
         if let Err(e) = result {
             return Err(self.failed(e));
         }
-        if self.plain_pos < self.plaintext.len() {
-            return Ok(self.take_plaintext(buf));
+        if direct > 0 {
+            return Ok(direct);
         }
         if self.peer_closed {
             return Ok(0);
@@ -211,6 +235,8 @@ impl TlsSession {
             outgoing: &mut self.outgoing,
             peer_closed: &mut self.peer_closed,
             sealed: 0,
+            direct: &mut [],
+            direct_len: 0,
         };
         let (used, result) = pump(&mut self.session, &mut self.incoming, &mut sink, then);
         let sealed = sink.sealed;
@@ -230,6 +256,8 @@ impl TlsSession {
             outgoing: &mut self.outgoing,
             peer_closed: &mut self.peer_closed,
             sealed: 0,
+            direct: &mut [],
+            direct_len: 0,
         };
         // The session is dead now: this only moves out what it queued.
         let _ = pump(&mut self.session, &mut [], &mut sink, Then::Nothing);
@@ -327,8 +355,18 @@ fn pump(
                     match record {
                         Ok(record) => {
                             extra += record.discard;
-                            bufpool::ensure(sink.plaintext);
-                            sink.plaintext.extend_from_slice(record.payload);
+                            let mut payload = record.payload;
+                            if sink.plaintext.is_empty() {
+                                let room = &mut sink.direct[sink.direct_len..];
+                                let fit = room.len().min(payload.len());
+                                room[..fit].copy_from_slice(&payload[..fit]);
+                                sink.direct_len += fit;
+                                payload = &payload[fit..];
+                            }
+                            if !payload.is_empty() {
+                                bufpool::ensure(sink.plaintext);
+                                sink.plaintext.extend_from_slice(payload);
+                            }
                         }
                         Err(e) => {
                             result = Err(e);
