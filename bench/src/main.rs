@@ -208,7 +208,7 @@ Flags:
                        fresh server, side by side
   --levels A,B,C       durable concurrency levels (default 1,16,64)
   --conns N            login: users logging in at once (default 32, at
-                       most 1000); idle: connections (default 10000); needs about N+100
+                       most 1000); idle: connections (default 10000, 2000 with --tls); needs about N+100
                        open files: the bench raises its soft RLIMIT_NOFILE
                        to the hard limit itself (the server inherits it) and
                        fails clearly when even that is too low; run it under
