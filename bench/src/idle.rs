@@ -167,6 +167,9 @@ pub fn check_files(conns: usize) -> Result<(), String> {
 }
 
 pub fn run(opts: &Opts) -> Result<(), String> {
+    if opts.tls {
+        return crate::idle_tls::run(opts);
+    }
     let n = opts.conns.unwrap_or(10_000);
     check_files(n)?;
     if opts.ws {

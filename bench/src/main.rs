@@ -16,7 +16,7 @@
 //! door (`--ws`); [`open_loop`] is the fixed-rate latency step that `relay
 //! --ws`, `cluster` and `compare` share; [`peers`] speaks to Redis, NATS
 //! and Mosquitto; [`targets`] and [`chart`] are `compare`'s closing table
-//! and its SVG.
+//! and its SVG; [`idle_tls`] runs `idle` over TLS (`--tls`).
 
 mod abuse;
 mod backlog;
@@ -28,6 +28,7 @@ mod durable;
 mod history;
 mod hotpath;
 mod idle;
+mod idle_tls;
 mod login;
 mod open_loop;
 mod peers;
@@ -146,7 +147,10 @@ kills the server at the end):
             --memory side by side, with commits/s from the server's
             `store stats:` log lines (group commit).
   idle      opens N idle connections (half of them AUTHed users, half after
-            one PING) and reports the server's RSS per connection.
+            one PING) and reports the server's RSS per connection. With
+            --tls: N connections (default 2000) that each finish a TLS
+            handshake and one PING, not logged in, side by side with plain
+            ones of the same shape.
   login     registers N users (default 32, --conns N), times one LOGIN
             alone, then N LOGINs at once (a thread and connection each)
             while another connection PINGs every 2 ms; reports LOGIN
@@ -257,13 +261,14 @@ Flags:
   --tls                relay plain, then over TLS against a server with a
                        certificate from its own gen-cert (setup LOGINs
                        plain, relay connections AUTH over TLS), side by
-                       side with the ratio
+                       side with the ratio; idle: plain PINGed connections,
+                       then TLS ones, each on a fresh server
   --ws                 relay and idle: the line door, then WebSocket (/ws,
                        connections AUTH with the users' tokens), each on a
                        fresh server, side by side
   --levels A,B,C       durable concurrency levels (default 1,16,64)
   --conns N            login: users logging in at once (default 32, at
-                       most 1000); idle: connections (default 10000); needs about N+100
+                       most 1000); idle: connections (default 10000, 2000 with --tls); needs about N+100
                        open files: the bench raises its soft RLIMIT_NOFILE
                        to the hard limit itself (the server inherits it) and
                        fails clearly when even that is too low; run it under
