@@ -1,15 +1,13 @@
 //! Conversations held in RAM (`--memory`, where the store keeps nothing):
 //! each conversation's messages in id order (shared `Arc`s: the mailbox's
 //! copy is the same allocation), one queue of every message in arrival
-//! order (by its conversation's slot: the message itself is the
-//! conversation's oldest) so the oldest goes first when the byte budget is
-//! passed or retention is due, and each user's side of each conversation
-//! (newest id, unread counter, read marker) with an ordered index for the
+//! order so the oldest goes first when the byte budget is passed or
+//! retention is due, and each user's side of each conversation (newest
+//! id, unread counter, read marker) with an ordered index for the
 //! conversation list. Every operation is a map look-up, a binary search
 //! or a walk bounded by the page asked for; a SEND costs one map look-up
-//! (the conversation holds both sides) and two queue pushes, and the
-//! oldest message leaves with no look-up. The list walks the user's
-//! conversations and keeps the newest `limit`.
+//! (the conversation holds both sides) and two queue pushes. The list
+//! walks the user's conversations and keeps the newest `limit`.
 
 use crate::idhash::IdMap;
 use crate::message::Message;
@@ -48,9 +46,6 @@ pub struct Listed {
 struct Conv {
     messages: VecDeque<Arc<Message>>,
     sides: [Side; 2],
-    /// A party was forgotten: no longer found, its messages leave with
-    /// the oldest, and its slot is free once the last has gone.
-    forgotten: bool,
 }
 
 impl Conv {
@@ -60,19 +55,12 @@ impl Conv {
     }
 }
 
-/// Where a conversation is in [`Ram::convs`].
-type Slot = u32;
-
 /// The conversations, bounded by a byte budget.
 #[derive(Default)]
 pub struct Ram {
-    /// The conversations, found through `index`; a slot is reused once
-    /// its conversation is forgotten and empty (`free`).
-    convs: Vec<Conv>,
-    index: IdMap<(UserId, UserId), Slot>,
-    free: Vec<Slot>,
-    /// The conversation of every message held, oldest message first.
-    order: VecDeque<Slot>,
+    convs: IdMap<(UserId, UserId), Conv>,
+    /// Every message held, oldest first.
+    order: VecDeque<Arc<Message>>,
     /// Bytes held (each message's JSON), and the most.
     bytes: usize,
     budget: usize,
@@ -98,39 +86,20 @@ impl Ram {
         self.bytes
     }
 
-    /// The conversation between `a` and `b`, if one is held.
-    fn conv(&self, a: UserId, b: UserId) -> Option<&Conv> {
-        let &slot = self.index.get(&pair(a, b))?;
-        Some(&self.convs[slot as usize])
-    }
-
-    fn conv_mut(&mut self, a: UserId, b: UserId) -> Option<&mut Conv> {
-        let &slot = self.index.get(&pair(a, b))?;
-        Some(&mut self.convs[slot as usize])
-    }
-
     /// A stored message joins its conversation: one map look-up, two
     /// queue pushes.
     pub fn append(&mut self, m: &Arc<Message>) {
         let (from, to) = (m.from_id, m.to_id);
-        let slot = match self.index.entry(pair(from, to)) {
-            Entry::Occupied(e) => *e.get(),
+        let conv = match self.convs.entry(pair(from, to)) {
+            Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 self.partners.entry(from).or_default().push(to);
                 if from != to {
                     self.partners.entry(to).or_default().push(from);
                 }
-                let slot = match self.free.pop() {
-                    Some(slot) => slot,
-                    None => {
-                        self.convs.push(Conv::default());
-                        (self.convs.len() - 1) as Slot
-                    }
-                };
-                *e.insert(slot)
+                e.insert(Conv::default())
             }
         };
-        let conv = &mut self.convs[slot as usize];
         conv.messages.push_back(m.clone());
         for side in &mut conv.sides {
             side.last_id = side.last_id.max(m.id);
@@ -138,7 +107,7 @@ impl Ram {
         if from != to {
             conv.side(to, from).unread += 1;
         }
-        self.order.push_back(slot);
+        self.order.push_back(m.clone());
         self.bytes += m.json().len();
         while self.bytes > self.budget && self.drop_oldest() {}
     }
@@ -146,33 +115,22 @@ impl Ram {
     /// Removes the oldest message held; false if none. Its conversation's
     /// sides stay.
     fn drop_oldest(&mut self) -> bool {
-        let Some(slot) = self.order.pop_front() else {
+        let Some(m) = self.order.pop_front() else {
             return false;
         };
-        let conv = &mut self.convs[slot as usize];
-        // Both are in id order, so it is the conversation's oldest.
-        let m = conv.messages.pop_front();
-        debug_assert!(m.is_some(), "a message held is in its conversation");
-        self.bytes -= m.map_or(0, |m| m.json().len());
-        if conv.forgotten && conv.messages.is_empty() {
-            self.release(slot);
+        self.bytes -= m.json().len();
+        if let Some(conv) = self.convs.get_mut(&pair(m.from_id, m.to_id)) {
+            // Both are in id order, so it is the conversation's oldest.
+            conv.messages.pop_front();
         }
         true
-    }
-
-    /// A forgotten conversation with nothing left: its slot is free.
-    fn release(&mut self, slot: Slot) {
-        self.convs[slot as usize] = Conv::default();
-        self.free.push(slot);
     }
 
     /// Removes up to `step` messages stored before `cutoff`; true if more
     /// may be due.
     pub fn prune_before(&mut self, cutoff: Millis, step: usize) -> bool {
         for _ in 0..step {
-            let oldest =
-                (self.order.front()).and_then(|&slot| self.convs[slot as usize].messages.front());
-            match oldest {
+            match self.order.front() {
                 Some(m) if m.ts < cutoff => {
                     self.drop_oldest();
                 }
@@ -187,13 +145,7 @@ impl Ram {
     /// budget or retention takes them. Walks the user's partners once.
     pub fn forget_user(&mut self, user: UserId) {
         for with in self.partners.remove(&user).unwrap_or_default() {
-            if let Some(slot) = self.index.remove(&pair(user, with)) {
-                let conv = &mut self.convs[slot as usize];
-                conv.forgotten = true;
-                if conv.messages.is_empty() {
-                    self.release(slot);
-                }
-            }
+            self.convs.remove(&pair(user, with));
             if let Some(theirs) = self.partners.get_mut(&with) {
                 theirs.retain(|&p| p != user);
             }
@@ -211,7 +163,7 @@ impl Ram {
         limit: usize,
         max_bytes: usize,
     ) -> (Vec<Arc<Message>>, bool) {
-        let Some(conv) = self.conv(user, with) else {
+        let Some(conv) = self.convs.get(&pair(user, with)) else {
             return (Vec::new(), false);
         };
         let messages = &conv.messages;
@@ -233,7 +185,7 @@ impl Ram {
     /// the conversation's newest; never lowered. Returns the marker and
     /// whether it moved.
     pub fn read(&mut self, user: UserId, with: UserId, upto: MessageId) -> (MessageId, bool) {
-        let Some(conv) = self.conv_mut(user, with) else {
+        let Some(conv) = self.convs.get_mut(&pair(user, with)) else {
             return (0, false);
         };
         let side = *conv.side(user, with);
@@ -268,7 +220,7 @@ impl Ram {
         let mut found: Vec<(MessageId, UserId, &Conv)> = partners
             .iter()
             .filter_map(|&with| {
-                let conv = self.conv(user, with)?;
+                let conv = self.convs.get(&pair(user, with))?;
                 let last = conv.sides[usize::from(user > with)].last_id;
                 (last < before).then_some((last, with, conv))
             })
@@ -374,19 +326,8 @@ mod tests {
         assert!(ram.conversations(1, MessageId::MAX, 10).0.is_empty());
         let (list, _) = ram.conversations(3, MessageId::MAX, 10);
         assert_eq!(list.iter().map(|l| l.with_id).collect::<Vec<_>>(), [2]);
-        assert_eq!(ram.bytes(), 3 * msg(1, 1, 2, 0).json().len());
-        assert!(ram.prune_before(1, 1), "(1, 2)'s message leaves first");
-        assert_eq!(ids(&ram.page(2, 3, MessageId::MAX, 50, usize::MAX).0), [3]);
-        assert_eq!(ram.free.len(), 1, "its conversation's slot is free");
         while ram.prune_before(u64::MAX, 1) {}
         assert_eq!(ram.bytes(), 0, "their bytes leave with the oldest");
-        assert_eq!(ram.free.len(), 2);
-        ram.append(&msg(4, 4, 5, 0));
-        assert_eq!(ram.convs.len(), 3, "a free slot is taken again");
-        assert_eq!(ids(&ram.page(5, 4, MessageId::MAX, 50, usize::MAX).0), [4]);
-        assert!(ram.page(2, 3, MessageId::MAX, 50, usize::MAX).0.is_empty());
-        let (list, _) = ram.conversations(3, MessageId::MAX, 10);
-        assert_eq!(list.iter().map(|l| l.with_id).collect::<Vec<_>>(), [2]);
     }
 
     #[test]
