@@ -85,14 +85,33 @@ fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     out.truncate(at + w + 1);
 }
 
-/// Appends a decimal unsigned integer.
+/// "00" to "99", for writing two digits per division.
+const PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// Appends a decimal unsigned integer, two digits per division (a
+/// timestamp is 13 digits, and every message and reply carries several
+/// numbers).
 #[inline]
 pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let len = n.checked_ilog10().map_or(1, |d| d as usize + 1);
     let mut digits = [b'0'; 20];
-    for slot in digits[..len].iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
+    let mut end = len;
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        digits[end - 2..end].copy_from_slice(&PAIRS[pair..pair + 2]);
+        end -= 2;
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        digits[end - 2..end].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        digits[end - 1] = b'0' + n as u8;
     }
     // Copying all 20 bytes and cutting back is a few vector moves; copying
     // exactly `len` bytes would be a call to memcpy per number.
@@ -174,7 +193,14 @@ mod tests {
 
     #[test]
     fn numbers_are_written_in_decimal() {
-        for n in [0, 7, 10, 99, 1_764_160_000_000, u64::MAX] {
+        let edges = (1..20).flat_map(|d| {
+            let p = 10u64.pow(d);
+            [p - 1, p, p + 1, p + 9]
+        });
+        for n in [0, 7, 10, 99, 1_764_160_000_000, u64::MAX]
+            .into_iter()
+            .chain(edges)
+        {
             let mut out = b"x".to_vec();
             push_u64(&mut out, n);
             assert_eq!(out, format!("x{n}").into_bytes());

@@ -6,8 +6,15 @@
 //! and the load generator, and it is deterministic: run it under
 //! `valgrind --tool=callgrind` to compare two builds by instruction count,
 //! which a busy machine cannot disturb.
+//!
+//! The core is set up as `relay`'s server (`--memory`): history held in
+//! RAM, and the per-account send and fan-out rates on at
+//! [`server::UNSHARED`]'s figures, far above the load, so each SEND pays
+//! their check without meeting them. `--no-history` and `--no-shares` turn
+//! each off as the server's flags do, so the four runs under callgrind give
+//! what each costs per message.
 
-use crate::{print_table, thousands, Opts};
+use crate::{print_table, server, thousands, Opts};
 use gotalk::core::{Core, CoreSettings, Handled, Outbox, Ticket};
 use gotalk::line::parse::parse_line;
 use gotalk::line::render::{message_event, reply_line};
@@ -33,11 +40,16 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     } else {
         total
     };
-    let mut hot = HotPath::new();
+    let mut hot = HotPath::new(settings(opts));
     let start = Instant::now();
     let relayed = hot.relay(total);
     let secs = start.elapsed().as_secs_f64();
-    println!("hotpath: {SENDERS} senders -> {RECEIVERS} receivers in-process, {total} SENDs, a commit every {TURN}");
+    let on = |off: bool| if off { "off" } else { "on" };
+    println!(
+        "hotpath: {SENDERS} senders -> {RECEIVERS} receivers in-process, {total} SENDs, a commit every {TURN}; history {}, shares {}",
+        on(opts.no_history),
+        on(opts.no_shares)
+    );
     print_table(
         &["metric", "value"],
         &[
@@ -58,6 +70,38 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         return Err(format!("{relayed} of {total} messages were pushed"));
     }
     Ok(())
+}
+
+/// The core's settings: `relay`'s server, less what `opts` turns off.
+fn settings(opts: &Opts) -> CoreSettings {
+    let mut settings = CoreSettings {
+        token_ttl_ms: 1 << 40,
+        mailbox_limit: 1 << 30,
+        mailbox_bytes: usize::MAX,
+        pending_bytes: usize::MAX,
+        ..CoreSettings::default()
+    };
+    let shares = &mut settings.shares;
+    if opts.no_shares {
+        shares.sends_per_second = 0;
+        shares.new_recipients_per_hour = 0;
+    } else {
+        let unshared = |name: &str| -> u64 {
+            let (_, value) = server::UNSHARED
+                .iter()
+                .find(|(n, _)| *n == name)
+                .expect("the bench lifts this rate");
+            value.parse().expect("a number")
+        };
+        shares.sends_per_second = unshared("GOTALK_SENDS_PER_SECOND");
+        shares.send_burst = unshared("GOTALK_SEND_BURST");
+        shares.new_recipients_per_hour = unshared("GOTALK_NEW_RECIPIENTS_PER_HOUR");
+    }
+    settings.history.enabled = !opts.no_history;
+    if let Some(bytes) = opts.history_memory_bytes {
+        settings.history.memory_bytes = bytes;
+    }
+    settings
 }
 
 struct HotPath {
@@ -81,14 +125,7 @@ fn sender_conn(i: usize) -> ConnId {
 }
 
 impl HotPath {
-    fn new() -> HotPath {
-        let settings = CoreSettings {
-            token_ttl_ms: 1 << 40,
-            mailbox_limit: 1 << 30,
-            mailbox_bytes: usize::MAX,
-            pending_bytes: usize::MAX,
-            ..CoreSettings::default()
-        };
+    fn new(settings: CoreSettings) -> HotPath {
         let mut core = Core::new(settings, TokenKey::from_bytes(&KEY), "unused".into());
         let users = (0..RECEIVERS + SENDERS)
             .map(|i| StoredUser {

@@ -87,6 +87,13 @@ pub struct Opts {
     pub chart: Option<PathBuf>,
     /// `compare`: rounds of each step, interleaved; the best is kept.
     pub rounds: Option<usize>,
+    /// `hotpath`: the core as `gotalk --no-history` sets it up.
+    pub no_history: bool,
+    /// `hotpath`: the core with the per-account send and fan-out rates
+    /// off (0), as `--sends-per-second 0 --new-recipients-per-hour 0`.
+    pub no_shares: bool,
+    /// `hotpath`: `--history-memory-bytes` (default the server's).
+    pub history_memory_bytes: Option<usize>,
 }
 
 /// Requests in flight per pipelining sender unless `--window` says.
@@ -115,6 +122,9 @@ impl Default for Opts {
             attacker_nice: abuse::priority::DEFAULT_NICE,
             chart: None,
             rounds: None,
+            no_history: false,
+            no_shares: false,
+            history_memory_bytes: None,
         }
     }
 }
@@ -159,8 +169,12 @@ kills the server at the end):
   hotpath   no sockets, no server process: SEND lines through the real
             parser, core and renderer in-process (4 senders, 4 receivers,
             a commit every 512, ACK every 1000); --max-messages sets the
-            count (default 2000000). Deterministic under
-            `valgrind --tool=callgrind`, to compare builds by instructions.
+            count (default 2000000). The core is set up as `relay`'s
+            server: --memory with history in RAM, and the send and
+            fan-out rates on but far above the load (so their checks
+            run); --no-history and --no-shares turn each off.
+            Deterministic under `valgrind --tool=callgrind`, to compare
+            builds (or the four settings) by instructions.
   chaos     4 senders (one SEND at a time, each with a client_id, retried
             after a broken connection) and 3 receivers (SYNC, ACK) against
             a durable server killed at random moments (SIGKILL, one time
@@ -287,6 +301,14 @@ Flags:
                        abuse: the server's open-file limit, soft and hard
                        (default 1024 for longpoll and silent, else the
                        bench's own; 0 inherits the bench's for all)
+  --no-history         hotpath: the core of `gotalk --no-history`
+  --no-shares          hotpath: no send or fan-out rate (0), so SEND skips
+                       the shares' check
+  --history-memory-bytes N
+                       hotpath: the history's RAM budget (default the
+                       server's, 64 MiB); a small one reaches the steady
+                       state (the oldest message leaves as one arrives)
+                       within a short run
   --help               print this help
 
 Example: cargo build --release --workspace && target/release/gotalk-bench relay
@@ -316,6 +338,11 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
             "--durable" => opts.durable = true,
             "--postgres" => opts.postgres = Some(value("URL")?),
             "--tls" => opts.tls = true,
+            "--no-history" => opts.no_history = true,
+            "--no-shares" => opts.no_shares = true,
+            "--history-memory-bytes" => {
+                opts.history_memory_bytes = Some(count(&name, &value("BYTES")?)?)
+            }
             "--ws" => opts.ws = true,
             "--server" => opts.server = PathBuf::from(value("PATH")?),
             "--seconds" => opts.seconds = Some(positive(&name, &value("N")?)?),

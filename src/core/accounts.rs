@@ -103,6 +103,18 @@ impl Accounts {
         })
     }
 
+    /// The account `id` if it is cached and named exactly `username` (the
+    /// one [`Accounts::find`] gives for that name), else `None`.
+    #[inline]
+    pub fn get_named(&self, id: UserId, username: &str) -> Option<&Account> {
+        let c = self.by_id.get(&id)?;
+        if *c.account.username != *username {
+            return None;
+        }
+        c.referenced.set(true);
+        Some(&c.account)
+    }
+
     /// The account named `username`: the exact name first, else the
     /// account holding its folded form (`None`: not cached).
     pub fn find(&self, username: &str) -> Option<&Account> {

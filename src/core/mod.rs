@@ -47,6 +47,7 @@ mod outbox;
 mod passwords;
 mod poll_tokens;
 mod reads;
+mod recent_to;
 mod remote;
 mod sessions;
 mod settings;
@@ -131,6 +132,8 @@ pub struct Core {
     limit_warnings: std::collections::BTreeMap<String, LogLimit>,
     /// Send and fan-out rates per account.
     shares: shares::Shares,
+    /// Whom each connection last sent to by name.
+    recent_to: recent_to::RecentTo,
     /// Admin requests (by connection) whose account is being read afresh
     /// (`commands/admin.rs`).
     admin_fresh: std::collections::HashSet<ConnId>,
@@ -189,6 +192,7 @@ impl Core {
             counters: counters::Counters::default(),
             limit_warnings: std::collections::BTreeMap::new(),
             shares: shares::Shares::new(&settings.shares, settings.throttle.entries),
+            recent_to: recent_to::RecentTo::default(),
             expiry: expiry::Expiry::default(),
             admin_fresh: std::collections::HashSet::new(),
             settings,

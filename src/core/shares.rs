@@ -14,10 +14,13 @@
 //! remembered (a later reply to it counts as new). After a restart, the
 //! record starts empty.
 //!
-//! A check is one hash lookup (taking finds the entry by its slot, and a
-//! run of SENDs to one recipient skips the partner look-up) and two
-//! bucket comparisons (the buckets of
-//! `logins/bucket.rs`, refilled lazily from the loop's clock). The table of
+//! A check is a comparison of counters, with no hash on the usual path:
+//! the sender's entry is found at the slot where it was last found (a
+//! table of [`HINTS`] slots indexed by account id, checked against the
+//! entry's key), a run of SENDs to one recipient skips the partner
+//! look-up, and the send bucket (`logins/bucket.rs`, refilled lazily from
+//! the loop's clock) is checked and taken in one step, given back if the
+//! SEND is refused after all (a full mailbox). The table of
 //! accounts is a [`ThrottleTable`] of at most `--throttle-entries`, whose
 //! idle entries (buckets full, no partner this hour) are forgotten a step
 //! at a time; while it is full of busy accounts a new sender passes
@@ -36,6 +39,10 @@ pub const PARTNER_MS: Millis = 60 * 60 * 1000;
 /// A partner's time is written again only when older than this, so a
 /// conversation's SENDs touch only the sender's entry.
 const REFRESH_MS: Millis = 60 * 1000;
+/// Slots in the table of where each sender's share was last found (a
+/// power of two; account ids are dense, so active senders rarely share
+/// one).
+const HINTS: usize = 256;
 
 /// One account's share.
 #[derive(Default)]
@@ -105,22 +112,40 @@ pub enum Refused {
     NewRecipient(u64),
 }
 
-/// What a SEND that passed the check takes when it is accepted.
+/// A SEND that passed the check: its send token is taken; what else it
+/// takes once accepted ([`Shares::accepted`]), and how to give the token
+/// back if it is refused after all ([`Shares::give_back`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pass {
     /// The recipient is new: a fan-out token is taken.
     new_recipient: bool,
     /// The pair's record is written (new, or older than [`REFRESH_MS`]).
     remember: bool,
-    /// Where the sender's share is in the table, so taking finds it
-    /// without a second look-up.
+    /// Where the sender's share is in the table (`usize::MAX`: none).
     slot: usize,
+    /// The send bucket before its token was taken.
+    before: Bucket,
+}
+
+impl Pass {
+    /// Nothing taken, nothing to take.
+    fn free() -> Pass {
+        Pass {
+            new_recipient: false,
+            remember: false,
+            slot: usize::MAX,
+            before: Bucket::default(),
+        }
+    }
 }
 
 pub struct Shares {
     send_rate: Option<Rate>,
     fan_out: Option<Rate>,
     accounts: ThrottleTable<UserId, Share, BuildHasherDefault<IdHasher>>,
+    /// Where each sender's share was last found: (account, slot), at the
+    /// account id modulo [`HINTS`].
+    hints: Box<[(UserId, usize); HINTS]>,
     /// SENDs let through unchecked because the table was full.
     pub untracked: u64,
 }
@@ -139,83 +164,93 @@ impl Shares {
                 )
             }),
             accounts: ThrottleTable::new(entries),
+            hints: Box::new([(UserId::MAX, 0); HINTS]),
             untracked: 0,
         }
     }
 
-    /// Whether `from` may send to `to` now; takes nothing.
+    /// Whether `from` may send to `to` now. If so its send token is taken:
+    /// finish with [`Shares::accepted`] or [`Shares::give_back`].
     #[inline]
     pub fn check(&mut self, from: UserId, to: UserId, now: Millis) -> Result<Pass, Refused> {
         if self.send_rate.is_none() && self.fan_out.is_none() {
-            return Ok(Pass {
-                new_recipient: false,
-                remember: false,
-                slot: usize::MAX,
-            });
+            return Ok(Pass::free());
         }
-        let Some((slot, share)) = self.accounts.entry_slot(from, now) else {
-            self.untracked += 1;
-            return Ok(Pass {
-                new_recipient: false,
-                remember: false,
-                slot: usize::MAX,
-            });
+        let hint = &mut self.hints[(from as usize) % HINTS];
+        let slot = if hint.0 == from && self.accounts.holds(hint.1, &from) {
+            hint.1
+        } else {
+            let Some((slot, _)) = self.accounts.entry_slot(from, now) else {
+                self.untracked += 1;
+                return Ok(Pass::free());
+            };
+            *hint = (from, slot);
+            slot
         };
+        let share = self.accounts.at_index(slot);
+        let before = share.sends;
         if let Some(rate) = self.send_rate {
-            if let Some(wait) = share.sends.wait(rate, now) {
-                return Err(Refused::Rate(wait));
-            }
+            share.sends = before.after_take(rate, now).map_err(Refused::Rate)?;
         }
+        let pass = Pass {
+            new_recipient: false,
+            remember: false,
+            slot,
+            before,
+        };
         let Some(rate) = self.fan_out else {
-            return Ok(Pass {
-                new_recipient: false,
-                remember: false,
-                slot,
-            });
+            return Ok(pass);
         };
         if from == to {
-            return Ok(Pass {
-                new_recipient: false,
-                remember: false,
-                slot,
-            });
+            return Ok(pass);
         }
         match share.knows(to, now) {
             Some(at) => Ok(Pass {
-                new_recipient: false,
                 remember: now >= at + REFRESH_MS,
-                slot,
+                ..pass
             }),
             None => match share.new_recipients.wait(rate, now) {
-                Some(wait) => Err(Refused::NewRecipient(wait)),
+                Some(wait) => {
+                    share.sends = before;
+                    Err(Refused::NewRecipient(wait))
+                }
                 None => Ok(Pass {
                     new_recipient: true,
                     remember: true,
-                    slot,
+                    ..pass
                 }),
             },
         }
     }
 
-    /// The SEND that [`Shares::check`] passed is accepted: its tokens are
-    /// taken and the pair remembered on both sides.
+    /// The SEND that [`Shares::check`] passed is accepted: a new
+    /// recipient's fan-out token is taken and the pair remembered on both
+    /// sides.
     #[inline]
-    pub fn take(&mut self, pass: Pass, from: UserId, to: UserId, now: Millis) {
-        let Some(share) = self.accounts.at_mut(pass.slot, &from) else {
-            return;
-        };
-        if let Some(rate) = self.send_rate {
-            share.sends.take(rate, now);
-        }
+    pub fn accepted(&mut self, pass: Pass, from: UserId, to: UserId, now: Millis) {
         if !pass.remember {
             return;
         }
+        let Some(share) = self.accounts.at_mut(pass.slot, &from) else {
+            return;
+        };
         if let (true, Some(rate)) = (pass.new_recipient, self.fan_out) {
             share.new_recipients.take(rate, now);
         }
         share.remember(to, now);
         if let Some(theirs) = self.accounts.entry(to, now) {
             theirs.remember(from, now);
+        }
+    }
+
+    /// The SEND that [`Shares::check`] passed was refused after all: its
+    /// send token is back, as if it had not been checked.
+    pub fn give_back(&mut self, pass: Pass, from: UserId) {
+        if pass.slot == usize::MAX {
+            return;
+        }
+        if let Some(share) = self.accounts.at_mut(pass.slot, &from) {
+            share.sends = pass.before;
         }
     }
 
@@ -277,7 +312,7 @@ mod tests {
 
     fn send(s: &mut Shares, from: UserId, to: UserId, now: Millis) -> Result<(), Refused> {
         let pass = s.check(from, to, now)?;
-        s.take(pass, from, to, now);
+        s.accepted(pass, from, to, now);
         Ok(())
     }
 
@@ -310,9 +345,11 @@ mod tests {
         );
         send(&mut s, 1, 2, T0 + 100).unwrap();
         assert!(send(&mut s, 1, 2, T0 + 100).is_err());
-        // Checks that pass but are not taken (a full mailbox) cost nothing.
+        // Checks that pass but are refused after all (a full mailbox) cost
+        // nothing once given back.
         for _ in 0..10 {
-            s.check(1, 2, T0 + 200).unwrap();
+            let pass = s.check(1, 2, T0 + 200).unwrap();
+            s.give_back(pass, 1);
         }
         send(&mut s, 1, 2, T0 + 200).unwrap();
     }

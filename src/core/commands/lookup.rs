@@ -43,7 +43,9 @@ impl Core {
     }
 
     /// A SEND's recipient named `name`: refused while the caller's address
-    /// has no lookup left; a name that does not exist takes one.
+    /// has no lookup left; a name that does not exist takes one. The user
+    /// this connection last sent to is found without hashing the name
+    /// (`recent_to.rs`).
     pub(in crate::core) fn recipient_by_name(
         &mut self,
         ticket: Ticket,
@@ -54,8 +56,15 @@ impl Core {
         if let Some(wait) = self.logins.throttle.lookup_wait(peer, now) {
             return Err(self.lookups_refused(wait).into());
         }
+        if let Some(id) = self.recent_to.get(ticket.conn, name, &self.accounts) {
+            return Ok(id);
+        }
         match self.account_by_name(name)? {
-            Some(account) => Ok(account.id),
+            Some(account) => {
+                let id = account.id;
+                self.recent_to.set(ticket.conn, id);
+                Ok(id)
+            }
             None => {
                 let _ = self.logins.throttle.admit_lookup(peer, now);
                 Err(no_such_user(name).into())

@@ -71,12 +71,14 @@ impl Core {
         if !self.mailboxes.is_known(to_id) {
             return Err(self.need_mailbox(to_id));
         }
-        // Fair shares (`core/shares.rs`): taken once the SEND is accepted.
+        // Fair shares (`core/shares.rs`): the send token is taken here and
+        // given back if the mailbox refuses.
         let share = (self.shares.check(from, to_id, now))
             .map_err(|refused| refused.failure(&self.settings.shares))?;
         // Both were found above, and nothing was cached since.
         let (Some(sender), Some(recipient)) = (self.accounts.get(from), self.accounts.get(to_id))
         else {
+            self.shares.give_back(share, from);
             return Err(Failure::new(ErrorCode::Internal, "an account went missing").into());
         };
         let parties = Parties {
@@ -92,10 +94,11 @@ impl Core {
         let budget = self.budget();
         let cost = mailbox::cost(&message);
         if let Err(full) = self.mailboxes.reserve(to_id, from, cost, &budget) {
+            self.shares.give_back(share, from);
             let name = self.accounts.get(to_id).map_or("", |a| &a.username);
             return Err(mailbox_full(full, cost, name, &budget).into());
         }
-        self.shares.take(share, from, to_id, now);
+        self.shares.accepted(share, from, to_id, now);
         self.last_message_id = id;
         if let Some(cid) = client_id {
             let first = FirstSend {

@@ -45,6 +45,21 @@ impl Bucket {
         (after > limit).then(|| (after - limit).div_ceil(1000).max(1))
     }
 
+    /// The bucket once a token is taken now, or (none left) the
+    /// milliseconds until one may be, as [`wait`](Self::wait): the check
+    /// and the take in one, for a caller that may still put the bucket
+    /// back as it was.
+    #[inline]
+    pub fn after_take(&self, rate: Rate, now: Millis) -> Result<Bucket, u64> {
+        let now_us = now.saturating_mul(1000);
+        let after = self.full_at_us.max(now_us) + rate.interval_us;
+        let limit = now_us + rate.burst.saturating_mul(rate.interval_us);
+        if after > limit {
+            return Err((after - limit).div_ceil(1000).max(1));
+        }
+        Ok(Bucket { full_at_us: after })
+    }
+
     /// Takes a token ([`wait`](Self::wait) said one is there).
     pub fn take(&mut self, rate: Rate, now: Millis) {
         self.full_at_us = self.full_at_us.max(now.saturating_mul(1000)) + rate.interval_us;
@@ -90,6 +105,20 @@ mod tests {
             }
         }
         assert_eq!(taken, 5 + 9, "5 at once, then one every 6 s after");
+        // after_take answers as wait and take do.
+        let mut b = Bucket::default();
+        for ms in (0..60_000).step_by(100) {
+            let now = T0 + ms;
+            match b.wait(rate, now) {
+                None => {
+                    let mut taken = b;
+                    taken.take(rate, now);
+                    assert_eq!(b.after_take(rate, now), Ok(taken));
+                    b = taken;
+                }
+                Some(wait) => assert_eq!(b.after_take(rate, now), Err(wait)),
+            }
+        }
     }
 
     #[test]

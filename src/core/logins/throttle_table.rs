@@ -62,6 +62,19 @@ impl<K: Hash + Eq + Copy, V: Idle + Default, S: BuildHasher + Default> ThrottleT
         self.get_mut(key)
     }
 
+    /// Whether the entry at `slot` holds `key` (a slot remembered from
+    /// [`ThrottleTable::entry_slot`]; a prune may have moved it).
+    #[inline]
+    pub fn holds(&self, slot: usize, key: &K) -> bool {
+        self.entries.get(slot).is_some_and(|(k, _)| k == key)
+    }
+
+    /// The entry at `slot`, which [`ThrottleTable::holds`] said is there.
+    #[inline]
+    pub fn at_index(&mut self, slot: usize) -> &mut V {
+        &mut self.entries[slot].1
+    }
+
     /// [`ThrottleTable::entry`], with the slot it is in.
     pub fn entry_slot(&mut self, key: K, now: Millis) -> Option<(usize, &mut V)> {
         let i = match self.index.get(&key) {
