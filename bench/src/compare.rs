@@ -158,9 +158,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     ));
 
     idle_memory(opts)?;
-    // The memory rows of issue 22 (per online user against Mosquitto,
-    // per idle TLS connection) join here with one `rows.push(Row::new(..))`
-    // each; see crate::targets.
+    rows.push(tls_idle_row(opts));
 
     println!("\ncompare against the targets:");
     crate::targets::print_rows(&rows);
@@ -262,6 +260,40 @@ fn print_relay(runs: &[(String, Result<Outcome, String>)]) {
             println!("{name}: first error: {e}");
         }
     }
+}
+
+/// Connections of the idle TLS row.
+const TLS_IDLE_CONNS: usize = 2_000;
+
+/// Memory per idle TLS connection (2,000, each after its handshake and
+/// one PING, not logged in), beside plain connections of the same shape;
+/// the target is goTalk's own figure, 2 KB.
+fn tls_idle_row(opts: &Opts) -> Row {
+    let measured = server::temp_dir("compare-tls").and_then(|dir| {
+        let both = crate::idle_tls::plain_and_tls(opts, &dir, TLS_IDLE_CONNS);
+        let _ = std::fs::remove_dir_all(&dir);
+        both
+    });
+    let (tls, plain) = match measured {
+        Ok((plain, tls)) => {
+            println!(
+                "\ncompare idle TLS: {} connections, handshaked and pinged, not logged in",
+                thousands(TLS_IDLE_CONNS as f64)
+            );
+            let bytes = (Ok(tls.bytes_per_conn()), Ok(plain.bytes_per_conn()));
+            idle::print_idle(&[("gotalk plain".into(), plain), ("gotalk TLS".into(), tls)]);
+            bytes
+        }
+        Err(e) => (Err(e.clone()), Err(e)),
+    };
+    Row::new(
+        "memory per idle TLS connection (2,000)",
+        Unit::Bytes,
+        Better::Lower,
+        tls,
+        ("a plain goTalk connection", plain),
+        Target::Value(2048.0),
+    )
 }
 
 /// Idle memory per connection: goTalk, Mosquitto, Redis, NATS.

@@ -49,7 +49,13 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     Ok(())
 }
 
-fn plain_and_tls(opts: &Opts, dir: &Path, n: usize) -> Result<(IdleOutcome, IdleOutcome), String> {
+/// `n` idle connections plain, then `n` over TLS, each on a fresh server
+/// with a certificate made in `dir`.
+pub fn plain_and_tls(
+    opts: &Opts,
+    dir: &Path,
+    n: usize,
+) -> Result<(IdleOutcome, IdleOutcome), String> {
     let (cert, key) = crate::tls::gen_cert(&opts.server, dir)?;
     let plain = {
         let server = start_tls_server(opts, &cert, &key)?;
