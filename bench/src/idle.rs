@@ -167,6 +167,9 @@ pub fn check_files(conns: usize) -> Result<(), String> {
 }
 
 pub fn run(opts: &Opts) -> Result<(), String> {
+    if let Some(users) = opts.users {
+        return crate::idle_users::run_users(opts, users);
+    }
     let n = opts.conns.unwrap_or(10_000);
     check_files(n)?;
     if opts.ws {

@@ -24,6 +24,7 @@ mod durable;
 mod history;
 mod hotpath;
 mod idle;
+mod idle_users;
 mod login;
 mod relay;
 mod server;
@@ -72,6 +73,8 @@ pub struct Opts {
     pub server_args: Vec<String>,
     /// `abuse`: the server's open-file limit (0: inherit the bench's).
     pub server_open_files: Option<u64>,
+    /// `idle --users N`: N different users, one idle connection each.
+    pub users: Option<usize>,
 }
 
 impl Default for Opts {
@@ -94,6 +97,7 @@ impl Default for Opts {
             attacks: Vec::new(),
             server_args: Vec::new(),
             server_open_files: None,
+            users: None,
         }
     }
 }
@@ -125,7 +129,9 @@ kills the server at the end):
             --memory side by side, with commits/s from the server's
             `store stats:` log lines (group commit).
   idle      opens N idle connections (half of them AUTHed users, half after
-            one PING) and reports the server's RSS per connection.
+            one PING) and reports the server's RSS per connection;
+            idle --users N: N users online, one idle connection each, and
+            the server's RSS per online user.
   login     registers N users (default 32, --conns N), times one LOGIN
             alone, then N LOGINs at once (a thread and connection each)
             while another connection PINGs every 2 ms; reports LOGIN
@@ -201,6 +207,9 @@ Flags:
   --ws                 relay and idle: the line door, then WebSocket (/ws,
                        connections AUTH with the users' tokens), each on a
                        fresh server, side by side
+  --users [N]          idle: N different users (default 2000), each AUTHed
+                       with its own token on one idle connection; reports
+                       RSS at rest and all online, and bytes per online user
   --levels A,B,C       durable concurrency levels (default 1,16,64)
   --conns N            login: users logging in at once (default 32, at
                        most 1000); idle: connections (default 10000); needs about N+100
@@ -268,6 +277,20 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
                     .parse::<u64>()
                     .map_err(|_| format!("{name}: '{v}' is not a whole number (0 inherits)"))?;
                 opts.server_open_files = Some(n);
+            }
+            "--users" => {
+                // The count is optional: `idle --users` alone means 2,000.
+                let given = inline.clone().or_else(|| {
+                    let next = args.get(i + 1)?;
+                    next.parse::<usize>().is_ok().then(|| {
+                        i += 1;
+                        next.clone()
+                    })
+                });
+                opts.users = Some(match given {
+                    Some(v) => count(&name, &v)?,
+                    None => idle_users::DEFAULT_USERS,
+                });
             }
             "--levels" => {
                 let v = value("A,B,C")?;
