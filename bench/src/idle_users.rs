@@ -11,8 +11,9 @@
 //! server's full cost: nothing is skipped or precomputed. It goes as fast
 //! as the machine allows by keeping every hash thread busy: the server
 //! gets one hash thread per core and a lifted `--hash-queue` and
-//! `--hash-queue-per-address`, and [`SETUP_CONNS`] connections pipeline
-//! their share of the users. The setup time is printed.
+//! `--hash-queue-per-address`, and [`SETUP_CONNS`] connections work
+//! through their share of the users in parallel, one request at a time
+//! each. The setup time is printed.
 
 use crate::idle::{self, Handshake, IdleOutcome};
 use crate::server::{self, Gotalk, Mode};
@@ -23,8 +24,8 @@ use std::time::Instant;
 
 /// Users when `--users` is given without a count (`--users 0` is refused).
 pub const DEFAULT_USERS: usize = 2_000;
-/// Connections that register and log the users in, each pipelining its
-/// share, so the hash threads never wait for a client.
+/// Connections that register and log the users in, each working through
+/// its share, so the hash threads never wait for a client.
 const SETUP_CONNS: usize = 16;
 
 /// What `idle --users` found.
@@ -76,7 +77,7 @@ pub fn start_users_server(opts: &Opts) -> Result<Gotalk, String> {
 }
 
 /// Registers `names` and logs each in once, over [`SETUP_CONNS`]
-/// pipelining connections in parallel; returns their tokens in order.
+/// connections in parallel; returns their tokens in order.
 pub fn register_and_login(addr: SocketAddr, names: &[String]) -> Result<Vec<String>, String> {
     let per_conn = names.len().div_ceil(SETUP_CONNS).max(1);
     let results: Vec<Result<Vec<String>, String>> = std::thread::scope(|scope| {
@@ -99,28 +100,18 @@ pub fn register_and_login(addr: SocketAddr, names: &[String]) -> Result<Vec<Stri
     Ok(tokens)
 }
 
-/// One setup connection: REGISTERs its share pipelined, then LOGINs it.
+/// One setup connection: each user of its share REGISTERs, then LOGINs.
+/// One request at a time: the first LOGIN binds the connection, so it is
+/// never closed for `--login-timeout` however long its share takes.
 fn setup_share(addr: SocketAddr, names: &[String]) -> Result<Vec<String>, String> {
     let mut client = Client::connect(addr)?;
-    for name in names {
-        client.send(&format!("REGISTER {name} {}", wire::PASSWORD))?;
-    }
-    for name in names {
-        client
-            .reply()
-            .map_err(|e| format!("REGISTER {name}: {e}"))?;
-    }
-    for name in names {
-        client.send(&format!("LOGIN {name} {}", wire::PASSWORD))?;
-    }
     names
         .iter()
         .map(|name| {
-            let reply = client.reply().map_err(|e| format!("LOGIN {name}: {e}"))?;
-            reply["token"]
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| format!("LOGIN {name}: no token in {reply}"))
+            client
+                .request(&format!("REGISTER {name} {}", wire::PASSWORD))
+                .map_err(|e| format!("REGISTER {name}: {e}"))?;
+            client.login(name)
         })
         .collect()
 }
