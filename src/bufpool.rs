@@ -6,8 +6,12 @@
 
 use std::cell::RefCell;
 
-/// Buffers kept for reuse at most; more are freed.
-const MAX_POOLED: usize = 256;
+/// Buffers kept for reuse at most; more are freed. Enough for the busy
+/// connections of a turn under a relay load (64 in `gotalk-bench relay`);
+/// a burst beyond it (hundreds of clients logging in within one turn) is
+/// not kept, since each kept buffer holds at least a resident page that
+/// every online user would otherwise pay a share of.
+const MAX_POOLED: usize = 64;
 /// Buffers that grew past this are freed rather than kept.
 const MAX_POOLED_CAPACITY: usize = 256 * 1024;
 /// Capacity of a fresh buffer.

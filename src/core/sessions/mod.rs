@@ -15,7 +15,11 @@ use crate::idhash::IdMap;
 use crate::token::TokenId;
 use crate::{ConnId, Millis, UserId};
 use revocations::Revocations;
+use smallvec::SmallVec;
 use std::collections::BTreeSet;
+
+/// A user's bound connections: one, inline, for nearly every user.
+type Bound = SmallVec<[ConnId; 1]>;
 
 /// Why a bound line connection was unbound (a push event; the connection
 /// stays open and may AUTH or LOGIN again).
@@ -73,7 +77,7 @@ pub(super) struct Sessions {
     /// expires (one entry per bound connection).
     expiry: BTreeSet<(Millis, ConnId)>,
     /// Bound connections by user: who gets pushes.
-    subscribers: IdMap<UserId, Vec<ConnId>>,
+    subscribers: IdMap<UserId, Bound>,
     /// Connections whose client stopped sending: their SYNCs do not wait.
     input_closed: IdMap<ConnId, ()>,
     /// Tokens revoked by LOGOUT.
@@ -117,8 +121,8 @@ impl Sessions {
 
     /// The connections bound to `user`, if any.
     #[inline]
-    pub fn subscribers(&self, user: UserId) -> Option<&Vec<ConnId>> {
-        self.subscribers.get(&user)
+    pub fn subscribers(&self, user: UserId) -> Option<&[ConnId]> {
+        self.subscribers.get(&user).map(|conns| conns.as_slice())
     }
 
     /// Whether `user` has a bound connection here.
@@ -145,7 +149,7 @@ impl Sessions {
             Some(bound) if bound.map(|b| b.user) != Some(user) => {}
             _ => return Ok(()),
         }
-        if self.subscribers.get(&user).map_or(0, Vec::len) >= limit {
+        if self.subscribers.get(&user).map_or(0, |c| c.len()) >= limit {
             return Err(Failure::new(
                 ErrorCode::RateLimited,
                 format!(
@@ -234,7 +238,7 @@ impl Sessions {
         let user = binding.user;
         let mut presence = Presence::default();
         if let Some(conns) = self.subscribers.get_mut(&user) {
-            conns.retain(|&c| c != conn);
+            conns.retain(|c| *c != conn);
             if conns.is_empty() {
                 self.subscribers.remove(&user);
                 presence.left = Some(user);
@@ -264,7 +268,7 @@ mod tests {
         let first = s.bind(1, binding(7, 1, 100)).expect("a line connection");
         assert_eq!(first.joined, Some(7));
         assert_eq!(s.bind(2, binding(7, 2, 100)).unwrap().joined, None);
-        assert_eq!(s.subscribers(7).unwrap(), &vec![1, 2]);
+        assert_eq!(s.subscribers(7).unwrap(), &[1, 2]);
         assert_eq!(s.unbind(1).unwrap().left, None);
         assert_eq!(s.close(2).left, Some(7));
         assert!(!s.is_online(7));
