@@ -304,6 +304,23 @@ mod tests {
         order
     }
 
+    /// An idle connection's entry is its address alone; its jobs live
+    /// apart, only while it has some.
+    #[test]
+    fn an_idle_connection_costs_one_address() {
+        let entry = std::mem::size_of::<(ConnId, IpAddr)>();
+        println!("password queue conns entry    {entry:4} B (+1 control byte)");
+        assert!(entry <= 32);
+        let mut q = queue(4, 4, 1);
+        q.open(1, ip(1));
+        q.push(1, 10, work());
+        assert_eq!(q.jobs.get(&1).map(Vec::len), Some(1));
+        assert_eq!(q.next().map(|(job, _)| job), Some(10));
+        q.finished(10, Some(1));
+        assert!(q.jobs.is_empty(), "a connection without jobs has no list");
+        assert_eq!(q.address_of(1), ip(1));
+    }
+
     #[test]
     fn a_connection_moves_to_the_client_a_proxy_names_between_jobs() {
         let mut q = queue(100, 1, 1);

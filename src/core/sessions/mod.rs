@@ -260,6 +260,28 @@ mod tests {
         }
     }
 
+    /// What an online user's entries here cost (printed with
+    /// `--nocapture` for the per-user accounting): a connection's binding,
+    /// and the user's bound connections, inline for one.
+    #[test]
+    fn an_online_users_entries_stay_small() {
+        use std::mem::size_of;
+        let conn_entry = size_of::<(ConnId, Option<Binding>)>();
+        let user_entry = size_of::<(UserId, Bound)>();
+        let expiry_entry = size_of::<(Millis, ConnId)>();
+        println!("sessions.conns entry          {conn_entry:4} B (+1 control byte)");
+        println!("sessions.subscribers entry    {user_entry:4} B (+1 control byte)");
+        println!("sessions.expiry entry         {expiry_entry:4} B (in B-tree nodes of 11)");
+        assert!(conn_entry <= 40 && user_entry <= 32 && expiry_entry <= 16);
+        let mut s = Sessions::default();
+        s.open(1);
+        s.bind(1, binding(7, 1, 100));
+        assert!(
+            !s.subscribers.get(&7).unwrap().spilled(),
+            "one connection is inline"
+        );
+    }
+
     #[test]
     fn the_first_and_last_connection_of_a_user_are_reported() {
         let mut s = Sessions::default();
