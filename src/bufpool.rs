@@ -6,12 +6,19 @@
 
 use std::cell::RefCell;
 
-/// Buffers kept for reuse at most; more are freed.
-const MAX_POOLED: usize = 256;
+/// Buffers kept for reuse at most; more are freed. Enough for the busy
+/// connections of a turn under a relay load (64 in `gotalk-bench relay`);
+/// a burst beyond it (hundreds of clients logging in within one turn) is
+/// not kept, since each kept buffer holds at least a resident page that
+/// every online user would otherwise pay a share of.
+const MAX_POOLED: usize = 64;
 /// Buffers that grew past this are freed rather than kept.
 const MAX_POOLED_CAPACITY: usize = 256 * 1024;
-/// Capacity of a fresh buffer.
-const FRESH_CAPACITY: usize = 16 * 1024;
+/// Capacity of a fresh buffer: a reply or a few pushes. Under a page, so
+/// the buffers of a burst (hundreds of connections answered in one turn)
+/// share pages instead of leaving a resident page each behind; a buffer
+/// that needs more grows, and comes back to the pool grown.
+const FRESH_CAPACITY: usize = 2 * 1024;
 
 thread_local! {
     static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };

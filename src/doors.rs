@@ -31,7 +31,10 @@ pub enum Door {
     /// No complete first line yet.
     Sniffing(Sniffing),
     Line(LineDoor),
-    Http(HttpDoor),
+    /// Boxed, like `Ws`: the HTTP door is twice the line door, and every
+    /// connection's slot (the line door's, an online user's) would be as
+    /// large. An HTTP connection pays one allocation when it opens.
+    Http(Box<HttpDoor>),
     /// Switched to from the HTTP door (`GET /ws`). Boxed: it is the
     /// largest door, and every connection's slot is as large as the largest.
     Ws(Box<WsDoor>),
@@ -56,7 +59,7 @@ impl Door {
         match kind {
             // Inside TLS, a second handshake byte is just a bad line.
             DoorKind::Line | DoorKind::Tls => Door::Line(LineDoor::new(config.max_line)),
-            DoorKind::Http => Door::Http(HttpDoor::new(secure, via)),
+            DoorKind::Http => Door::Http(Box::new(HttpDoor::new(secure, via))),
         }
     }
 

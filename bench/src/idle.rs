@@ -170,6 +170,9 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     if opts.tls {
         return crate::idle_tls::run(opts);
     }
+    if let Some(users) = opts.users {
+        return crate::idle_users::run_users(opts, users);
+    }
     let n = opts.conns.unwrap_or(10_000);
     check_files(n)?;
     if opts.ws {

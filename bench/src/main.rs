@@ -29,6 +29,7 @@ mod history;
 mod hotpath;
 mod idle;
 mod idle_tls;
+mod idle_users;
 mod login;
 mod open_loop;
 mod peers;
@@ -94,6 +95,8 @@ pub struct Opts {
     pub no_shares: bool,
     /// `hotpath`: `--history-memory-bytes` (default the server's).
     pub history_memory_bytes: Option<usize>,
+    /// `idle --users N`: N different users, one idle connection each.
+    pub users: Option<usize>,
 }
 
 /// Requests in flight per pipelining sender unless `--window` says.
@@ -125,6 +128,7 @@ impl Default for Opts {
             no_history: false,
             no_shares: false,
             history_memory_bytes: None,
+            users: None,
         }
     }
 }
@@ -160,7 +164,8 @@ kills the server at the end):
             one PING) and reports the server's RSS per connection. With
             --tls: N connections (default 2000) that each finish a TLS
             handshake and one PING, not logged in, side by side with plain
-            ones of the same shape.
+            ones of the same shape. With --users N: N users online, one
+            idle connection each, and the server's RSS per online user.
   login     registers N users (default 32, --conns N), times one LOGIN
             alone, then N LOGINs at once (a thread and connection each)
             while another connection PINGs every 2 ms; reports LOGIN
@@ -280,6 +285,9 @@ Flags:
   --ws                 relay and idle: the line door, then WebSocket (/ws,
                        connections AUTH with the users' tokens), each on a
                        fresh server, side by side
+  --users [N]          idle: N different users (default 2000), each AUTHed
+                       with its own token on one idle connection; reports
+                       RSS at rest and all online, and bytes per online user
   --levels A,B,C       durable concurrency levels (default 1,16,64)
   --conns N            login: users logging in at once (default 32, at
                        most 1000); idle: connections (default 10000, 2000 with --tls); needs about N+100
@@ -374,6 +382,20 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
                     Ok(n) if (0..=19).contains(&n) => n,
                     _ => return Err(format!("{name}: '{v}' is not a nice value in 0..=19")),
                 };
+            }
+            "--users" => {
+                // The count is optional: `idle --users` alone means 2,000.
+                let given = inline.clone().or_else(|| {
+                    let next = args.get(i + 1)?;
+                    next.parse::<usize>().is_ok().then(|| {
+                        i += 1;
+                        next.clone()
+                    })
+                });
+                opts.users = Some(match given {
+                    Some(v) => count(&name, &v)?,
+                    None => idle_users::DEFAULT_USERS,
+                });
             }
             "--levels" => {
                 let v = value("A,B,C")?;

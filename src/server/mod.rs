@@ -20,6 +20,8 @@ mod admin;
 mod clock;
 mod edge;
 mod effects;
+#[cfg(test)]
+mod footprint_tests;
 mod read;
 mod shares;
 mod write;

@@ -69,7 +69,7 @@ impl Core {
             }
             AdminRequest::Show { name } | AdminRequest::Export { name } => {
                 let account = self.admin_account(ticket, name)?;
-                let online = self.sessions.subscribers(account.id).map_or(0, Vec::len);
+                let online = self.sessions.subscribers(account.id).map_or(0, <[_]>::len);
                 if !self.settings.on_demand {
                     let answer = match request {
                         AdminRequest::Show { .. } => self.record_in_ram(&account),

@@ -57,21 +57,18 @@ struct AddressQueue {
     jobs: VecDeque<Waiting>,
 }
 
-/// What the queue knows of a connection.
-struct ConnJobs {
-    addr: IpAddr,
-    /// Its jobs, waiting or running (LOGIN and REGISTER hold the
-    /// connection's requests until answered, so this is almost always 0
-    /// or 1 long).
-    jobs: Vec<JobId>,
-}
-
 pub struct PasswordQueue {
     limits: QueueLimits,
     by_address: HashMap<IpAddr, AddressQueue>,
     /// Addresses in round-robin order; each key of `by_address` once.
     turns: VecDeque<IpAddr>,
-    conns: IdMap<ConnId, ConnJobs>,
+    /// The address each open connection's jobs count under.
+    conns: IdMap<ConnId, IpAddr>,
+    /// The jobs of connections that have some, waiting or running (LOGIN
+    /// and REGISTER hold the connection's requests until answered, so
+    /// this is almost always 1 long). Apart from `conns`, so an idle
+    /// connection's entry is only its address.
+    jobs: IdMap<ConnId, Vec<JobId>>,
     waiting: usize,
     running: usize,
 }
@@ -89,6 +86,7 @@ impl PasswordQueue {
             by_address: HashMap::new(),
             turns: VecDeque::new(),
             conns: IdMap::default(),
+            jobs: IdMap::default(),
             waiting: 0,
             running: 0,
         }
@@ -100,13 +98,8 @@ impl PasswordQueue {
 
     /// A connection from `peer` opened.
     pub fn open(&mut self, conn: ConnId, peer: IpAddr) {
-        self.conns.insert(
-            conn,
-            ConnJobs {
-                addr: address_key(peer),
-                jobs: Vec::new(),
-            },
-        );
+        self.conns.insert(conn, address_key(peer));
+        self.jobs.remove(&conn);
     }
 
     /// `conn`'s client turned out to be `peer` (a PROXY header, or a
@@ -116,8 +109,9 @@ impl PasswordQueue {
     /// REGISTER hold its requests until answered.
     pub fn set_address(&mut self, conn: ConnId, peer: IpAddr) {
         let addr = address_key(peer);
+        let has_jobs = self.jobs.contains_key(&conn);
         match self.conns.get_mut(&conn) {
-            Some(c) if c.jobs.is_empty() => c.addr = addr,
+            Some(known) if !has_jobs => *known = addr,
             Some(_) => {}
             None => self.open(conn, peer),
         }
@@ -129,7 +123,7 @@ impl PasswordQueue {
     }
 
     fn addr_of(&self, conn: ConnId) -> IpAddr {
-        self.conns.get(&conn).map_or(UNKNOWN_PEER, |c| c.addr)
+        self.conns.get(&conn).copied().unwrap_or(UNKNOWN_PEER)
     }
 
     /// Whether a job from `conn` may be queued now.
@@ -148,12 +142,8 @@ impl PasswordQueue {
     /// Queues a job of `conn` ([`check_room`](Self::check_room) said yes).
     pub fn push(&mut self, conn: ConnId, job: JobId, work: HashJob) {
         debug_assert!(self.check_room(conn).is_ok());
-        let entry = self.conns.entry(conn).or_insert_with(|| ConnJobs {
-            addr: UNKNOWN_PEER,
-            jobs: Vec::new(),
-        });
-        entry.jobs.push(job);
-        let addr = entry.addr;
+        let addr = *self.conns.entry(conn).or_insert(UNKNOWN_PEER);
+        self.jobs.entry(conn).or_default().push(job);
         if !self.by_address.contains_key(&addr) {
             self.compact_if_sparse();
             self.turns.push_back(addr);
@@ -195,8 +185,8 @@ impl PasswordQueue {
     /// that connection is still known (its jobs are dropped when it closes).
     pub fn finished(&mut self, job: JobId, conn: Option<ConnId>) {
         self.running = self.running.saturating_sub(1);
-        if let Some(c) = conn.and_then(|c| self.conns.get_mut(&c)) {
-            c.jobs.retain(|&j| j != job);
+        if let Some(conn) = conn {
+            self.forget_job(conn, job);
         }
     }
 
@@ -205,31 +195,41 @@ impl PasswordQueue {
     /// caller drops what it kept for them (a running job still finishes
     /// and frees its worker through [`finished`](Self::finished)).
     pub fn close(&mut self, conn: ConnId) -> Vec<JobId> {
-        let Some(c) = self.conns.remove(&conn) else {
+        let Some(addr) = self.conns.remove(&conn) else {
             return Vec::new();
         };
-        for &job in &c.jobs {
-            self.remove_waiting(c.addr, job);
+        let jobs = self.jobs.remove(&conn).unwrap_or_default();
+        for &job in &jobs {
+            self.remove_waiting(addr, job);
         }
-        c.jobs
+        jobs
     }
 
     /// The client stopped sending: its jobs that have not started are
     /// removed and returned (the caller answers them). Running ones stay.
     pub fn cancel_waiting(&mut self, conn: ConnId) -> Vec<JobId> {
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(&addr) = self.conns.get(&conn) else {
             return Vec::new();
         };
-        let addr = c.addr;
-        let jobs = c.jobs.clone();
+        let jobs = self.jobs.get(&conn).cloned().unwrap_or_default();
         let cancelled: Vec<JobId> = jobs
             .into_iter()
             .filter(|&job| self.remove_waiting(addr, job))
             .collect();
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.jobs.retain(|j| !cancelled.contains(j));
+        for &job in &cancelled {
+            self.forget_job(conn, job);
         }
         cancelled
+    }
+
+    /// Takes `job` off `conn`'s list; a list left empty goes.
+    fn forget_job(&mut self, conn: ConnId, job: JobId) {
+        if let Some(jobs) = self.jobs.get_mut(&conn) {
+            jobs.retain(|&j| j != job);
+            if jobs.is_empty() {
+                self.jobs.remove(&conn);
+            }
+        }
     }
 
     /// Removes `job` from `addr`'s waiting jobs; false if it is not there
@@ -302,6 +302,23 @@ mod tests {
             order.push(job);
         }
         order
+    }
+
+    /// An idle connection's entry is its address alone; its jobs live
+    /// apart, only while it has some.
+    #[test]
+    fn an_idle_connection_costs_one_address() {
+        let entry = std::mem::size_of::<(ConnId, IpAddr)>();
+        println!("password queue conns entry    {entry:4} B (+1 control byte)");
+        assert!(entry <= 32);
+        let mut q = queue(4, 4, 1);
+        q.open(1, ip(1));
+        q.push(1, 10, work());
+        assert_eq!(q.jobs.get(&1).map(Vec::len), Some(1));
+        assert_eq!(q.next().map(|(job, _)| job), Some(10));
+        q.finished(10, Some(1));
+        assert!(q.jobs.is_empty(), "a connection without jobs has no list");
+        assert_eq!(q.address_of(1), ip(1));
     }
 
     #[test]

@@ -15,7 +15,11 @@ use crate::idhash::IdMap;
 use crate::token::TokenId;
 use crate::{ConnId, Millis, UserId};
 use revocations::Revocations;
+use smallvec::SmallVec;
 use std::collections::BTreeSet;
+
+/// A user's bound connections: one, inline, for nearly every user.
+type Bound = SmallVec<[ConnId; 1]>;
 
 /// Why a bound line connection was unbound (a push event; the connection
 /// stays open and may AUTH or LOGIN again).
@@ -73,7 +77,7 @@ pub(super) struct Sessions {
     /// expires (one entry per bound connection).
     expiry: BTreeSet<(Millis, ConnId)>,
     /// Bound connections by user: who gets pushes.
-    subscribers: IdMap<UserId, Vec<ConnId>>,
+    subscribers: IdMap<UserId, Bound>,
     /// Connections whose client stopped sending: their SYNCs do not wait.
     input_closed: IdMap<ConnId, ()>,
     /// Tokens revoked by LOGOUT.
@@ -117,8 +121,8 @@ impl Sessions {
 
     /// The connections bound to `user`, if any.
     #[inline]
-    pub fn subscribers(&self, user: UserId) -> Option<&Vec<ConnId>> {
-        self.subscribers.get(&user)
+    pub fn subscribers(&self, user: UserId) -> Option<&[ConnId]> {
+        self.subscribers.get(&user).map(|conns| conns.as_slice())
     }
 
     /// Whether `user` has a bound connection here.
@@ -145,7 +149,7 @@ impl Sessions {
             Some(bound) if bound.map(|b| b.user) != Some(user) => {}
             _ => return Ok(()),
         }
-        if self.subscribers.get(&user).map_or(0, Vec::len) >= limit {
+        if self.subscribers.get(&user).map_or(0, |c| c.len()) >= limit {
             return Err(Failure::new(
                 ErrorCode::RateLimited,
                 format!(
@@ -234,7 +238,7 @@ impl Sessions {
         let user = binding.user;
         let mut presence = Presence::default();
         if let Some(conns) = self.subscribers.get_mut(&user) {
-            conns.retain(|&c| c != conn);
+            conns.retain(|c| *c != conn);
             if conns.is_empty() {
                 self.subscribers.remove(&user);
                 presence.left = Some(user);
@@ -256,6 +260,28 @@ mod tests {
         }
     }
 
+    /// What an online user's entries here cost (printed with
+    /// `--nocapture` for the per-user accounting): a connection's binding,
+    /// and the user's bound connections, inline for one.
+    #[test]
+    fn an_online_users_entries_stay_small() {
+        use std::mem::size_of;
+        let conn_entry = size_of::<(ConnId, Option<Binding>)>();
+        let user_entry = size_of::<(UserId, Bound)>();
+        let expiry_entry = size_of::<(Millis, ConnId)>();
+        println!("sessions.conns entry          {conn_entry:4} B (+1 control byte)");
+        println!("sessions.subscribers entry    {user_entry:4} B (+1 control byte)");
+        println!("sessions.expiry entry         {expiry_entry:4} B (in B-tree nodes of 11)");
+        assert!(conn_entry <= 40 && user_entry <= 32 && expiry_entry <= 16);
+        let mut s = Sessions::default();
+        s.open(1);
+        s.bind(1, binding(7, 1, 100));
+        assert!(
+            !s.subscribers.get(&7).unwrap().spilled(),
+            "one connection is inline"
+        );
+    }
+
     #[test]
     fn the_first_and_last_connection_of_a_user_are_reported() {
         let mut s = Sessions::default();
@@ -264,7 +290,7 @@ mod tests {
         let first = s.bind(1, binding(7, 1, 100)).expect("a line connection");
         assert_eq!(first.joined, Some(7));
         assert_eq!(s.bind(2, binding(7, 2, 100)).unwrap().joined, None);
-        assert_eq!(s.subscribers(7).unwrap(), &vec![1, 2]);
+        assert_eq!(s.subscribers(7).unwrap(), &[1, 2]);
         assert_eq!(s.unbind(1).unwrap().left, None);
         assert_eq!(s.close(2).left, Some(7));
         assert!(!s.is_online(7));
