@@ -157,7 +157,8 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         Target::Ratio(1.0),
     ));
 
-    idle_memory(opts)?;
+    let mosquitto = idle_memory(opts)?;
+    rows.push(users_row(opts, mosquitto));
     rows.push(tls_idle_row(opts));
 
     println!("\ncompare against the targets:");
@@ -296,13 +297,40 @@ fn tls_idle_row(opts: &Opts) -> Row {
     )
 }
 
-/// Idle memory per connection: goTalk, Mosquitto, Redis, NATS.
-fn idle_memory(opts: &Opts) -> Result<(), String> {
+/// Memory per online user: 2,000 users, each logged in on its own idle
+/// connection, against Mosquitto's bytes per idle connection (an MQTT
+/// client is one connection; `mosquitto` is what [`idle_memory`] measured).
+fn users_row(opts: &Opts, mosquitto: Result<f64, String>) -> Row {
+    let n = crate::idle_users::DEFAULT_USERS;
+    let gotalk = crate::idle_users::start_users_server(opts)
+        .and_then(|server| crate::idle_users::gotalk_users_idle(&server, n));
+    let gotalk = gotalk.map(|o| {
+        println!(
+            "\ncompare online users: {} users, one idle connection each",
+            thousands(n as f64)
+        );
+        let bytes = o.bytes_per_user();
+        crate::idle_users::print_users(&[("gotalk --memory".into(), o)]);
+        bytes
+    });
+    Row::new(
+        "memory per online user (2,000 users, one idle connection each)",
+        Unit::Bytes,
+        Better::Lower,
+        gotalk,
+        ("Mosquitto, per connection", mosquitto),
+        Target::Value(512.0),
+    )
+}
+
+/// Idle memory per connection: goTalk, Mosquitto, Redis, NATS. Returns
+/// Mosquitto's bytes per connection for the per-user row.
+fn idle_memory(opts: &Opts) -> Result<Result<f64, String>, String> {
     let conns = opts.conns.unwrap_or(10_000);
     println!();
     if let Err(e) = idle::check_files(conns) {
         println!("compare idle: skipped: {e}");
-        return Ok(());
+        return Ok(Err(format!("idle skipped: {e}")));
     }
     let mut idle_rows: Vec<(String, IdleOutcome)> = Vec::new();
     let mut missing = Vec::new();
@@ -358,7 +386,11 @@ fn idle_memory(opts: &Opts) -> Result<(), String> {
     for m in missing {
         println!("not measured: {m}");
     }
-    Ok(())
+    Ok(idle_rows
+        .iter()
+        .find(|(name, _)| name == "mosquitto")
+        .map(|(_, o)| o.bytes_per_conn())
+        .ok_or_else(|| "not installed".to_string()))
 }
 
 #[cfg(test)]

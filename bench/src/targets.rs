@@ -20,7 +20,6 @@ pub enum Unit {
     PerSecond,
     Micros,
     /// For the memory rows (per online user, per idle TLS connection).
-    #[allow(dead_code)]
     Bytes,
 }
 
@@ -38,7 +37,6 @@ pub enum Target {
     Ratio(f64),
     /// goTalk's own figure at least or at most this (in its unit): the
     /// memory rows' 512 B and 2 KB.
-    #[allow(dead_code)]
     Value(f64),
 }
 
