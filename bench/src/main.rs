@@ -211,7 +211,7 @@ Flags:
   --max-messages N     stop sending after N messages whatever the time
                        (default 100000000)
   --attack NAME        abuse: run only this attack (repeat, or A,B,C)
-  --server-arg ARG     abuse, backlog, history: pass ARG to the server (repeat for more,
+  --server-arg ARG     abuse, backlog, durable, history: pass ARG to the server (repeat for more,
                        e.g. --server-arg=--max-output=1048576)
   --server-open-files N
                        abuse: the server's open-file limit, soft and hard
