@@ -14,7 +14,8 @@
 //! - [`purge`]: deleting the messages ACKs marked, many at a time (only
 //!   with `--no-history`).
 //! - [`history`]: conversations and read markers kept by the writer, and
-//!   retention; `history_reads`: HISTORY and CONVERSATIONS on the reader.
+//!   retention; `history_reads`: HISTORY and CONVERSATIONS on the reader;
+//!   [`pairs`]: the conversation index, filled in steps behind the commit.
 //! - [`upkeep`]: giving freed space back and pruning old `client_id`s.
 //! - `error_kind`: SQLite's result codes as [`StoreError`](super::StoreError) kinds.
 //! - [`disk_full`]: the reserve file that keeps ACK working on a full disk.
@@ -34,6 +35,7 @@ pub mod history;
 mod history_reads;
 pub mod load;
 pub mod lock;
+pub mod pairs;
 pub mod purge;
 pub mod reader;
 pub mod recount;
