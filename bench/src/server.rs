@@ -37,13 +37,14 @@ pub struct StoreStats {
 /// The `store stats:` fields of the writing thread's CPU split: cumulative
 /// microseconds per phase, then the commits' wall time and the pages they
 /// wrote.
-pub const SPLIT_FIELDS: [&str; 9] = [
+pub const SPLIT_FIELDS: [&str; 10] = [
     "begin",
     "append",
     "ack",
     "sides",
     "totals",
     "other",
+    "index",
     "commit",
     "commit_wall_us",
     "pages",
@@ -685,11 +686,11 @@ mod tests {
         assert_eq!(s.split, None);
         let s = parse_store_stats(
             "store stats: batches=10 transactions=4 writes=120 cpu_us=36 begin=1 append=2 \
-             ack=3 sides=4 totals=5 other=6 commit=15 commit_wall_us=900 pages=7",
+             ack=3 sides=4 totals=5 other=6 index=8 commit=15 commit_wall_us=900 pages=7",
         )
         .unwrap();
         assert_eq!(s.writes, 120);
-        assert_eq!(s.split, Some([1, 2, 3, 4, 5, 6, 15, 900, 7]));
+        assert_eq!(s.split, Some([1, 2, 3, 4, 5, 6, 8, 15, 900, 7]));
         assert!(parse_store_stats("store stats: nothing").is_none());
     }
 

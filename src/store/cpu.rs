@@ -1,7 +1,8 @@
 //! The writing thread's CPU time, split by what it was doing, for the
 //! `store stats:` line ([`super::stats`]): starting a group's transaction
 //! and its statements, each kind of write, the conversations' sides, the
-//! totals in custody, and the commit (whose wall time, the fsync included,
+//! totals in custody, the conversation index's steps between groups, and
+//! the commit (whose wall time, the fsync included,
 //! is kept beside, with the pages the commits wrote to the log). CPU time
 //! of this thread only
 //! (`CLOCK_THREAD_CPUTIME_ID`), so other threads and other processes on a
@@ -30,18 +31,22 @@ pub enum Phase {
     Totals,
     /// Everything else: accounts, tokens, READ markers.
     Other,
+    /// Between groups: the conversation index's steps (history), each
+    /// its own transaction.
+    Index,
     /// COMMIT: the log's pages written, and the fsync.
     Commit,
 }
 
 /// The phases in the order the stats line names them.
-pub const PHASES: [(Phase, &str); 7] = [
+pub const PHASES: [(Phase, &str); 8] = [
     (Phase::Begin, "begin"),
     (Phase::Append, "append"),
     (Phase::Ack, "ack"),
     (Phase::Sides, "sides"),
     (Phase::Totals, "totals"),
     (Phase::Other, "other"),
+    (Phase::Index, "index"),
     (Phase::Commit, "commit"),
 ];
 

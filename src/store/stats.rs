@@ -6,7 +6,7 @@
 //! lines to compute commits per second and the group-commit factor B/T;
 //! keep the format. Where the writer splits its CPU time ([`super::cpu`]:
 //! SQLite), the line goes on with `cpu_us=… begin=… append=… ack=…
-//! sides=… totals=… other=… commit=… commit_wall_us=…`, cumulative
+//! sides=… totals=… other=… index=… commit=… commit_wall_us=… pages=…`, cumulative
 //! microseconds of the writing thread.
 
 use std::time::{Duration, Instant};

@@ -18,6 +18,7 @@
 //! mark has its entry. An entry whose message was deleted (by the purge,
 //! after history was switched off) is skipped by the join.
 
+use crate::store::cpu::{Meter, Phase};
 use crate::MessageId;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::time::{Duration, Instant};
@@ -137,6 +138,7 @@ impl Indexer {
     /// it, in one transaction without an fsync of its own. Returns the rows
     /// indexed.
     pub fn step(&mut self, conn: &mut Connection) -> rusqlite::Result<usize> {
+        let _meter = Meter::start(Phase::Index);
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let result = take(conn);
         conn.pragma_update(None, "synchronous", "FULL")?;
