@@ -71,7 +71,7 @@ fn a_database_with_clashing_names_starts_reports_them_and_keeps_both_accounts() 
         conn.execute_batch(
             "DROP INDEX users_by_name_key; ALTER TABLE users DROP COLUMN name_key; \
              ALTER TABLE users DROP COLUMN last_login; \
-             DROP INDEX messages_by_pair; DROP TABLE conversations; PRAGMA user_version = 7;",
+             DROP TABLE pairs; DROP TABLE conversations; PRAGMA user_version = 7;",
         )
         .unwrap();
         for (id, name, password) in [

@@ -59,6 +59,9 @@ struct StoreDelta {
     transactions: u64,
     batches: u64,
     writes: u64,
+    /// The writing thread's CPU µs by phase, and the commits' wall µs
+    /// ([`server::SPLIT_FIELDS`]), where the store reports them.
+    split: Option<[u64; server::SPLIT_FIELDS.len()]>,
 }
 
 /// Shared by the sender threads of a level.
@@ -147,6 +150,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         ],
         &rows,
     );
+    print_split(&opts.levels, &results);
     for &n in &opts.levels {
         let find = |m: Mode| results.iter().find(|r| r.senders == n && r.mode == m);
         if let (Some(mem), Some(dur)) = (find(Mode::Memory), find(Mode::Durable)) {
@@ -172,6 +176,46 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     }
 }
 
+/// The writing thread's CPU time per stored message, by phase, from the
+/// server's `store stats:` lines (its own thread clock, so the machine's
+/// other load moves it little), the commit's wall time less its CPU (the
+/// fsync) and the pages a commit wrote to the log.
+fn print_split(levels: &[usize], results: &[Level]) {
+    let mut rows = Vec::new();
+    for &n in levels {
+        for r in results.iter().filter(|r| r.senders == n) {
+            let Some((d, split)) = r.commits.and_then(|d| Some((d, d.split?))) else {
+                continue;
+            };
+            if r.messages == 0 || d.transactions == 0 {
+                continue;
+            }
+            let per_msg = |us: u64| format!("{:.2}", us as f64 / r.messages as f64);
+            let (phases, after) = split.split_at(split.len() - 2);
+            let (wall, pages) = (after[0], after[1]);
+            let mut row = vec![n.to_string(), r.mode.name().into()];
+            row.push(per_msg(phases.iter().sum()));
+            row.extend(phases.iter().map(|&us| per_msg(us)));
+            let commit_cpu = phases[phases.len() - 1];
+            let t = d.transactions as f64;
+            row.push(format!("{:.1}", wall.saturating_sub(commit_cpu) as f64 / t));
+            row.push(format!("{:.1}", pages as f64 / t));
+            rows.push(row);
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    println!(
+        "store thread CPU per message (µs), the disk wait per commit (µs) \
+         and the pages each commit wrote:"
+    );
+    let mut header = vec!["senders", "store", "cpu/msg"];
+    header.extend(&server::SPLIT_FIELDS[..server::SPLIT_FIELDS.len() - 2]);
+    header.extend(["wait/commit", "pages/commit"]);
+    print_table(&header, &rows);
+}
+
 /// All levels against one server in `mode`.
 fn run_mode(
     opts: &Opts,
@@ -183,11 +227,13 @@ fn run_mode(
     // many connections per user (the server's default is 16), plus the
     // LOGIN's own connection, which may not be closed yet.
     let most = opts.levels.iter().copied().max().unwrap_or(1);
-    let launch = Launch {
+    let mut launch = Launch {
         args: vec!["--conns-per-user".into(), (most + 1).to_string()],
         open_files: None,
         ..Default::default()
     };
+    // `--server-arg=--no-history`, say, for the cost of history.
+    launch.args.extend(opts.server_args.iter().cloned());
     let mut server = Gotalk::start_with(&opts.server, mode, &launch)?;
     let outcome = levels(&mut server, opts, mode, warmup, measure);
     outcome.map_err(|e| {
@@ -317,6 +363,13 @@ fn run_level(
                 transactions: b.transactions - a.transactions,
                 batches: b.batches - a.batches,
                 writes: b.writes - a.writes,
+                split: a.split.zip(b.split).map(|(a, b)| {
+                    let mut d = [0; server::SPLIT_FIELDS.len()];
+                    for (i, slot) in d.iter_mut().enumerate() {
+                        *slot = b[i].saturating_sub(a[i]);
+                    }
+                    d
+                }),
             }),
             (a_cpu, b_cpu),
         ),

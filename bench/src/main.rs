@@ -298,7 +298,7 @@ Flags:
   --max-messages N     stop sending after N messages whatever the time
                        (default 100000000)
   --attack NAME        abuse: run only this attack (repeat, or A,B,C)
-  --server-arg ARG     abuse, backlog, history: pass ARG to the server (repeat for more,
+  --server-arg ARG     abuse, backlog, durable, history: pass ARG to the server (repeat for more,
                        e.g. --server-arg=--max-output=1048576)
   --attacker-nice N    abuse: nice value of the attacker's threads, 0..=19
                        (default 19: the attacker's own CPU, which a remote

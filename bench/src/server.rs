@@ -29,7 +29,26 @@ pub struct StoreStats {
     pub writes: u64,
     /// The counter given to [`Gotalk::count_with`] when the line was read.
     pub counted: u64,
+    /// The writing thread's CPU microseconds by phase ([`SPLIT_FIELDS`]),
+    /// where the store splits them (SQLite).
+    pub split: Option<[u64; SPLIT_FIELDS.len()]>,
 }
+
+/// The `store stats:` fields of the writing thread's CPU split: cumulative
+/// microseconds per phase, then the commits' wall time and the pages they
+/// wrote.
+pub const SPLIT_FIELDS: [&str; 10] = [
+    "begin",
+    "append",
+    "ack",
+    "sides",
+    "totals",
+    "other",
+    "index",
+    "commit",
+    "commit_wall_us",
+    "pages",
+];
 
 #[derive(Default)]
 struct LogState {
@@ -353,6 +372,13 @@ pub fn parse_store_stats(line: &str) -> Option<StoreStats> {
         transactions: field("transactions")?,
         writes: field("writes").unwrap_or(0),
         counted: 0,
+        split: (|| {
+            let mut split = [0; SPLIT_FIELDS.len()];
+            for (slot, name) in split.iter_mut().zip(SPLIT_FIELDS) {
+                *slot = field(name)?;
+            }
+            Some(split)
+        })(),
     })
 }
 
@@ -657,6 +683,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.batches, s.transactions, s.writes), (10, 4, 120));
+        assert_eq!(s.split, None);
+        let s = parse_store_stats(
+            "store stats: batches=10 transactions=4 writes=120 cpu_us=36 begin=1 append=2 \
+             ack=3 sides=4 totals=5 other=6 index=8 commit=15 commit_wall_us=900 pages=7",
+        )
+        .unwrap();
+        assert_eq!(s.writes, 120);
+        assert_eq!(s.split, Some([1, 2, 3, 4, 5, 6, 8, 15, 900, 7]));
         assert!(parse_store_stats("store stats: nothing").is_none());
     }
 

@@ -12,10 +12,12 @@
 //!   and reads on another; SQLite and PostgreSQL supply their back ends.
 //! - [`group_commit`]: the writing thread's loop, over a back end;
 //!   [`read_loop`]: the reading thread's.
-//! - [`stats`]: the `store stats:` log line benchmarks read (both stores).
+//! - [`stats`]: the `store stats:` log line benchmarks read (both stores);
+//!   [`cpu`]: the writing thread's CPU time in it, split by phase.
 //! - [`threads`]: the loop's ends of those threads' channels.
 
 pub mod admin;
+pub mod cpu;
 mod error;
 pub mod group_commit;
 pub mod memory;

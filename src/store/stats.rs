@@ -4,7 +4,10 @@
 //! per event-loop turn that wrote), T counts committed transactions (one
 //! fsync each), W counts write operations. A load generator reads two such
 //! lines to compute commits per second and the group-commit factor B/T;
-//! keep the format.
+//! keep the format. Where the writer splits its CPU time ([`super::cpu`]:
+//! SQLite), the line goes on with `cpu_us=… begin=… append=… ack=…
+//! sides=… totals=… other=… index=… commit=… commit_wall_us=… pages=…`, cumulative
+//! microseconds of the writing thread.
 
 use std::time::{Duration, Instant};
 
@@ -58,7 +61,7 @@ impl Stats {
         }
         self.logged = self.counts;
         self.last_log = now;
-        Some(self.counts.line())
+        Some(self.counts.line() + &super::cpu::recorded().fields())
     }
 }
 

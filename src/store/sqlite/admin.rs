@@ -185,12 +185,14 @@ fn sides(conn: &Connection, id: UserId) -> rusqlite::Result<Vec<(UserId, u64)>> 
 fn delete_history(conn: &Connection, id: UserId) -> rusqlite::Result<()> {
     for (partner, _) in sides(conn, id)? {
         let (lo, hi) = super::history::pair(id, partner);
-        conn.prepare_cached(
-            "DELETE FROM messages WHERE min(from_id, to_id) = ?1 AND max(from_id, to_id) = ?2 \
+        conn.prepare_cached(&format!(
+            "DELETE FROM messages WHERE id IN ({}) \
              AND NOT (from_id = ?3 AND to_id = ?4 \
                       AND id > (SELECT coalesce(max(upto), 0) FROM acked WHERE to_id = ?4))",
-        )?
+            super::pairs::IDS
+        ))?
         .execute([lo, hi, id as i64, partner as i64])?;
+        super::pairs::forget_deleted(conn, lo, hi)?;
         let mut side = conn
             .prepare_cached("DELETE FROM conversations WHERE user_id = ?1 AND partner_id = ?2")?;
         side.execute([id as i64, partner as i64])?;

@@ -16,10 +16,12 @@ use super::custody;
 use super::history;
 use super::schema::{PENDING_BYTES, PENDING_MESSAGES};
 use crate::config::limits::CLIENT_ID_RETENTION_MS;
+use crate::store::cpu::{self, Meter, Phase};
 use crate::store::group_commit::BatchOutcome;
 use crate::store::{Batch, Duplicate, Removed, WriteOp};
 use crate::Millis;
 use rusqlite::{CachedStatement, Connection, TransactionBehavior};
+use std::time::Instant;
 
 /// Whether `op` is an ACK (what a full disk still lets through).
 pub fn is_ack(op: &WriteOp) -> bool {
@@ -61,6 +63,7 @@ pub fn write_batches_with(
     if !group.iter().flat_map(|b| &b.ops).any(wanted) {
         return Ok((0, Vec::new()));
     }
+    let mut meter = Meter::start(Phase::Begin);
     let last_message_id = group.iter().map(|b| b.last_message_id).max().unwrap_or(0);
     let cutoff = now.saturating_sub(CLIENT_ID_RETENTION_MS);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -77,14 +80,17 @@ pub fn write_batches_with(
                 per_sender: batch.client_ids_per_sender,
             };
             for op in batch.ops.iter().filter(|op| wanted(op)) {
+                meter.enter(phase(op));
                 statements.apply(op, window, &mut outcome, &mut totals)?;
                 writes += 1;
             }
             outcomes.push(outcome);
         }
         if let Some(sides) = &mut statements.sides {
+            meter.enter(Phase::Sides);
             sides.apply(&tx)?;
         }
+        meter.enter(Phase::Totals);
         statements
             .last_message_id
             .execute([last_message_id as i64])?;
@@ -98,8 +104,42 @@ pub fn write_batches_with(
                 .execute(rusqlite::params![PENDING_BYTES, totals.bytes])?;
         }
     }
+    meter.enter(Phase::Commit);
+    let started = Instant::now();
+    pages_written(&tx, true);
     tx.commit()?;
+    cpu::committed(started.elapsed(), pages_written(conn, true));
     Ok((writes, outcomes))
+}
+
+/// The pages this connection wrote to the log since the last call (with
+/// `reset`): a commit's size on disk, for the stats line.
+fn pages_written(conn: &Connection, reset: bool) -> u64 {
+    let (mut current, mut highest) = (0, 0);
+    // SAFETY: the handle is this open connection's, used on its own
+    // thread; sqlite3_db_status only reads its counters.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_db_status(
+            conn.handle(),
+            rusqlite::ffi::SQLITE_DBSTATUS_CACHE_WRITE,
+            &mut current,
+            &mut highest,
+            i32::from(reset),
+        )
+    };
+    match rc {
+        rusqlite::ffi::SQLITE_OK => current.max(0) as u64,
+        _ => 0,
+    }
+}
+
+/// The phase a write's CPU time is charged to.
+fn phase(op: &WriteOp) -> Phase {
+    match op {
+        WriteOp::Append(_) => Phase::Append,
+        WriteOp::Ack { .. } | WriteOp::Expire { .. } => Phase::Ack,
+        _ => Phase::Other,
+    }
 }
 
 /// How a group changes the totals in custody.

@@ -1,5 +1,6 @@
 //! HISTORY and CONVERSATIONS on the reading thread (schema version 9): a
-//! page is one range of the pair index read newest first; the list reads
+//! page is one range of the pair index read newest first, with the rows
+//! the index does not cover yet ([`super::pairs`]); the list reads
 //! the user's conversation rows by key, keeps the newest `limit` below
 //! `before`, plus two key look-ups per entry (its last message, the
 //! partner's marker). Nothing here counts: unread
@@ -23,11 +24,7 @@ pub fn history(
     max_bytes: usize,
 ) -> rusqlite::Result<ReadAnswer> {
     let (lo, hi) = pair(user, with);
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, from_id, to_id, ts, content, client_id, cost FROM messages \
-         WHERE min(from_id, to_id) = ?1 AND max(from_id, to_id) = ?2 AND id < ?3 \
-         ORDER BY id DESC LIMIT ?4",
-    )?;
+    let mut stmt = conn.prepare_cached(super::pairs::PAGE)?;
     let before = before.min(i64::MAX as u64) as i64;
     // One row more than asked says whether older ones exist.
     let mut rows = stmt.query(rusqlite::params![lo, hi, before, limit as i64 + 1])?;

@@ -14,7 +14,8 @@
 //! - [`purge`]: deleting the messages ACKs marked, many at a time (only
 //!   with `--no-history`).
 //! - [`history`]: conversations and read markers kept by the writer, and
-//!   retention; `history_reads`: HISTORY and CONVERSATIONS on the reader.
+//!   retention; `history_reads`: HISTORY and CONVERSATIONS on the reader;
+//!   [`pairs`]: the conversation index, filled in steps behind the commit.
 //! - [`upkeep`]: giving freed space back and pruning old `client_id`s.
 //! - `error_kind`: SQLite's result codes as [`StoreError`](super::StoreError) kinds.
 //! - [`disk_full`]: the reserve file that keeps ACK working on a full disk.
@@ -34,6 +35,7 @@ pub mod history;
 mod history_reads;
 pub mod load;
 pub mod lock;
+pub mod pairs;
 pub mod purge;
 pub mod reader;
 pub mod recount;
@@ -180,9 +182,17 @@ fn wall_clock_ms() -> Millis {
 /// A configured connection to the database file.
 fn connect(path: &Path) -> Result<Connection, SchemaError> {
     let conn = Connection::open(path).map_err(|e| SchemaError::Database(e.to_string()))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     schema::configure(&conn)?;
     Ok(conn)
 }
+
+/// Prepared statements each connection keeps. A group holds its sixteen
+/// statements at once and the sides, sender figures, ACKs and READs take
+/// more: with rusqlite's default of 16, those were evicted by every group
+/// and prepared again by the next (about 20 µs of the writer's CPU per
+/// group, a fifth of a one-message group's).
+const STATEMENT_CACHE: usize = 64;
 
 /// Creates the data directory (and its parents). A directory made here is
 /// synced into its parent, so it does not vanish in a power cut along with

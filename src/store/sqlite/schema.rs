@@ -18,7 +18,20 @@ use std::time::Duration;
 pub const LAST_MESSAGE_ID: &str = "last_message_id";
 
 /// The migrations, oldest first: step `i` makes version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, super::recount::V11];
+pub const MIGRATIONS: &[&str] = &[
+    V1,
+    V2,
+    V3,
+    V4,
+    V5,
+    V6,
+    V7,
+    V8,
+    V9,
+    V10,
+    super::recount::V11,
+    super::pairs::V12,
+];
 
 /// The `meta` keys holding how many messages are in custody and their size
 /// as stored, kept by every batch, so a start reads two numbers instead of
@@ -217,6 +230,9 @@ INSERT INTO conversations (user_id, partner_id, last_id, unread, read_upto)
     ) GROUP BY u, p;
 ";
 
+/// Version 11 is [`super::recount`]; version 12, the pair index kept
+/// behind the commit, is [`super::pairs`].
+///
 /// Version 10: when each account last logged in (ms since the epoch; 0:
 /// never, or before this version), for `gotalk admin user show`.
 const V10: &str = "
@@ -351,6 +367,7 @@ mod tests {
                 "conversations",
                 "messages",
                 "meta",
+                "pairs",
                 "revoked_tokens",
                 "sender_bytes",
                 "users"

@@ -17,11 +17,12 @@
 use super::disk_full::DiskSpace;
 use super::group::{is_ack, write_batches_with};
 use super::history::Retention;
+use super::pairs::Indexer;
 use super::purge::{self, Backlog};
 use super::upkeep::{Upkeep, IDLE_AFTER};
 use crate::store::group_commit::{BatchOutcome, WriteBackend, Written};
 use crate::store::stats::Stats;
-use crate::store::{Batch, HistoryRules, StoreError};
+use crate::store::{Batch, HistoryRules, StoreError, WriteOp};
 use crossbeam_channel::Receiver;
 use rusqlite::Connection;
 use std::panic::{self, AssertUnwindSafe};
@@ -44,6 +45,8 @@ pub struct Sqlite {
     /// are kept; `--history-days` deletes them later.
     keep: bool,
     retention: Option<Retention>,
+    /// With history: the conversation index, filled behind the commit.
+    pairs: Option<Indexer>,
 }
 
 impl Sqlite {
@@ -56,6 +59,7 @@ impl Sqlite {
             space,
             keep: false,
             retention: None,
+            pairs: None,
         }
     }
 
@@ -66,8 +70,29 @@ impl Sqlite {
         if history.keep {
             self.purge = Backlog::default();
             self.retention = history.retention_ms.map(Retention::new);
+            self.pairs = Some(Indexer::default());
         }
         self
+    }
+
+    /// Indexes conversations behind the commit: one step when `due`
+    /// says. A failure is logged and the step tried again later (readers
+    /// read the rows above the mark meanwhile). Returns whether more wait.
+    fn index_step(&mut self, due: impl Fn(&Indexer) -> bool) -> bool {
+        if self.space.is_full() {
+            return false; // the room is for ACKs
+        }
+        let Some(pairs) = self.pairs.as_mut().filter(|p| due(p)) else {
+            return false;
+        };
+        if let Err(e) = pairs.step(&mut self.conn) {
+            match StoreError::from(e) {
+                StoreError::DiskFull => log::debug!("store: indexing deferred, disk full"),
+                e => log::warn!("store: indexing conversations failed (will retry): {e}"),
+            }
+            return false;
+        }
+        pairs.is_pending()
     }
 
     /// A retention step if one is due. A failure is logged and the step
@@ -107,6 +132,8 @@ impl WriteBackend for Sqlite {
             }
             return;
         }
+        // Idle: index what waits, step by step until a batch comes.
+        while self.index_step(Indexer::is_pending) && jobs.is_empty() {}
         let now = Instant::now();
         self.retention_step(now);
         if let Some(line) = stats.due(now) {
@@ -123,6 +150,7 @@ impl WriteBackend for Sqlite {
         if self.purge.is_due_while_busy(now) {
             self.purge_step();
         }
+        self.index_step(|p| p.is_due_while_busy(now));
         self.retention_step(now);
         // While the disk is full, `look_for_space` does this in steps
         // that fit.
@@ -141,6 +169,10 @@ impl WriteBackend for Sqlite {
             return Err(StoreError::DiskFull);
         }
         let (writes, outcomes) = self.write_some(group, false)?;
+        if let Some(pairs) = &mut self.pairs {
+            let ops = group.iter().flat_map(|b| &b.ops);
+            pairs.stored(ops.filter(|op| matches!(op, WriteOp::Append(_))).count());
+        }
         let marked = outcomes
             .iter()
             .flat_map(|o| o.removed.iter().chain(&o.expired));
