@@ -35,6 +35,7 @@ mod client_ids;
 mod cluster;
 mod commands;
 mod commit;
+mod conn_table;
 #[cfg(test)]
 mod commit_failure_tests;
 pub mod counters;

@@ -18,6 +18,7 @@
 //! Every operation is O(1) amortised, except cancelling a job, which looks
 //! through that one address's waiting jobs (at most `per_address`).
 
+use crate::core::conn_table::ConnTable;
 use crate::hasher::{HashJob, JobId};
 use crate::idhash::IdMap;
 use crate::peer_addr::address_key;
@@ -63,7 +64,7 @@ pub struct PasswordQueue {
     /// Addresses in round-robin order; each key of `by_address` once.
     turns: VecDeque<IpAddr>,
     /// The address each open connection's jobs count under.
-    conns: IdMap<ConnId, IpAddr>,
+    conns: ConnTable<IpAddr>,
     /// The jobs of connections that have some, waiting or running (LOGIN
     /// and REGISTER hold the connection's requests until answered, so
     /// this is almost always 1 long). Apart from `conns`, so an idle
@@ -85,7 +86,7 @@ impl PasswordQueue {
             },
             by_address: HashMap::new(),
             turns: VecDeque::new(),
-            conns: IdMap::default(),
+            conns: ConnTable::default(),
             jobs: IdMap::default(),
             waiting: 0,
             running: 0,
@@ -110,7 +111,7 @@ impl PasswordQueue {
     pub fn set_address(&mut self, conn: ConnId, peer: IpAddr) {
         let addr = address_key(peer);
         let has_jobs = self.jobs.contains_key(&conn);
-        match self.conns.get_mut(&conn) {
+        match self.conns.get_mut(conn) {
             Some(known) if !has_jobs => *known = addr,
             Some(_) => {}
             None => self.open(conn, peer),
@@ -123,7 +124,7 @@ impl PasswordQueue {
     }
 
     fn addr_of(&self, conn: ConnId) -> IpAddr {
-        self.conns.get(&conn).copied().unwrap_or(UNKNOWN_PEER)
+        self.conns.get(conn).copied().unwrap_or(UNKNOWN_PEER)
     }
 
     /// Whether a job from `conn` may be queued now.
@@ -142,7 +143,7 @@ impl PasswordQueue {
     /// Queues a job of `conn` ([`check_room`](Self::check_room) said yes).
     pub fn push(&mut self, conn: ConnId, job: JobId, work: HashJob) {
         debug_assert!(self.check_room(conn).is_ok());
-        let addr = *self.conns.entry(conn).or_insert(UNKNOWN_PEER);
+        let addr = *self.conns.get_or_insert_with(conn, || UNKNOWN_PEER);
         self.jobs.entry(conn).or_default().push(job);
         if !self.by_address.contains_key(&addr) {
             self.compact_if_sparse();
@@ -195,7 +196,7 @@ impl PasswordQueue {
     /// caller drops what it kept for them (a running job still finishes
     /// and frees its worker through [`finished`](Self::finished)).
     pub fn close(&mut self, conn: ConnId) -> Vec<JobId> {
-        let Some(addr) = self.conns.remove(&conn) else {
+        let Some(addr) = self.conns.remove(conn) else {
             return Vec::new();
         };
         let jobs = self.jobs.remove(&conn).unwrap_or_default();
@@ -208,7 +209,7 @@ impl PasswordQueue {
     /// The client stopped sending: its jobs that have not started are
     /// removed and returned (the caller answers them). Running ones stay.
     pub fn cancel_waiting(&mut self, conn: ConnId) -> Vec<JobId> {
-        let Some(&addr) = self.conns.get(&conn) else {
+        let Some(&addr) = self.conns.get(conn) else {
             return Vec::new();
         };
         let jobs = self.jobs.get(&conn).cloned().unwrap_or_default();
@@ -308,9 +309,9 @@ mod tests {
     /// apart, only while it has some.
     #[test]
     fn an_idle_connection_costs_one_address() {
-        let entry = std::mem::size_of::<(ConnId, IpAddr)>();
-        println!("password queue conns entry    {entry:4} B (+1 control byte)");
-        assert!(entry <= 32);
+        let entry = std::mem::size_of::<Option<IpAddr>>();
+        println!("password queue conns slot     {entry:4} B (dense, by connection id)");
+        assert!(entry <= 17);
         let mut q = queue(4, 4, 1);
         q.open(1, ip(1));
         q.push(1, 10, work());

@@ -11,6 +11,7 @@
 mod revocations;
 
 use crate::error::{ErrorCode, Failure};
+use super::conn_table::ConnTable;
 use crate::idhash::IdMap;
 use crate::token::TokenId;
 use crate::{ConnId, Millis, UserId};
@@ -72,7 +73,7 @@ pub(super) struct Presence {
 pub(super) struct Sessions {
     /// Connections that can be bound to a user (line protocol), and by
     /// which token.
-    conns: IdMap<ConnId, Option<Binding>>,
+    conns: ConnTable<Option<Binding>>,
     /// Bound connections by their token's expiry, to tell them when it
     /// expires (one entry per bound connection).
     expiry: BTreeSet<(Millis, ConnId)>,
@@ -93,7 +94,7 @@ impl Sessions {
     /// A connection closed: forgotten, and unbound if it was bound.
     pub fn close(&mut self, conn: ConnId) -> Presence {
         self.input_closed.remove(&conn);
-        match self.conns.remove(&conn) {
+        match self.conns.remove(conn) {
             Some(Some(binding)) => self.unsubscribe(conn, binding),
             _ => Presence::default(),
         }
@@ -111,7 +112,7 @@ impl Sessions {
 
     /// What `conn` is bound by, if anything.
     pub fn binding(&self, conn: ConnId) -> Option<Binding> {
-        self.conns.get(&conn).copied().flatten()
+        self.conns.get(conn).copied().flatten()
     }
 
     /// The user `conn` is bound to, if any.
@@ -145,7 +146,7 @@ impl Sessions {
     /// (`--conns-per-user`). Connections that cannot be bound (HTTP's),
     /// and one bound to that user already, always may.
     pub fn check_bind(&self, conn: ConnId, user: UserId, limit: usize) -> Result<(), Failure> {
-        match self.conns.get(&conn) {
+        match self.conns.get(conn) {
             Some(bound) if bound.map(|b| b.user) != Some(user) => {}
             _ => return Ok(()),
         }
@@ -163,7 +164,7 @@ impl Sessions {
     /// Binds `conn` by `binding`; `None` when `conn` cannot be bound (an
     /// HTTP request is not bound to its connection).
     pub fn bind(&mut self, conn: ConnId, binding: Binding) -> Option<Presence> {
-        let bound = self.conns.get_mut(&conn)?;
+        let bound = self.conns.get_mut(conn)?;
         let previous = bound.replace(binding);
         let presence = match previous {
             Some(old) if old.user == binding.user => {
@@ -186,7 +187,7 @@ impl Sessions {
 
     /// Unbinds `conn` (it stays open); `None` if it was not bound.
     pub fn unbind(&mut self, conn: ConnId) -> Option<Presence> {
-        let binding = self.conns.get_mut(&conn).and_then(Option::take)?;
+        let binding = self.conns.get_mut(conn).and_then(Option::take)?;
         Some(self.unsubscribe(conn, binding))
     }
 
@@ -266,13 +267,13 @@ mod tests {
     #[test]
     fn an_online_users_entries_stay_small() {
         use std::mem::size_of;
-        let conn_entry = size_of::<(ConnId, Option<Binding>)>();
+        let conn_entry = size_of::<Option<Option<Binding>>>();
         let user_entry = size_of::<(UserId, Bound)>();
         let expiry_entry = size_of::<(Millis, ConnId)>();
-        println!("sessions.conns entry          {conn_entry:4} B (+1 control byte)");
+        println!("sessions.conns slot           {conn_entry:4} B (dense, by connection id)");
         println!("sessions.subscribers entry    {user_entry:4} B (+1 control byte)");
         println!("sessions.expiry entry         {expiry_entry:4} B (in B-tree nodes of 11)");
-        assert!(conn_entry <= 40 && user_entry <= 32 && expiry_entry <= 16);
+        assert!(conn_entry <= 32 && user_entry <= 32 && expiry_entry <= 16);
         let mut s = Sessions::default();
         s.open(1);
         s.bind(1, binding(7, 1, 100));
