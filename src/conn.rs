@@ -12,8 +12,15 @@
 
 use crate::bufpool;
 use crate::error::CloseReason;
+use crate::opt_u64::OptU64;
 use crate::tls::TlsSession;
 use crate::Millis;
+
+/// A byte count as a per-turn counter (saturating).
+#[inline]
+fn clamp_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
 use mio::net::TcpStream;
 use rustls::ServerConfig;
 use std::collections::VecDeque;
@@ -94,7 +101,7 @@ pub struct Conn {
     pub overflow: Option<CloseReason>,
     /// A request the next one must wait for (LOGIN binds the connection, for
     /// example), by sequence number.
-    pub barrier: Option<u64>,
+    pub barrier: OptU64,
     /// Set once no more requests will be read; the connection closes when
     /// everything owed is written.
     pub closing: Option<CloseReason>,
@@ -111,18 +118,18 @@ pub struct Conn {
     /// When the client last sent bytes or was last answered in full.
     pub last_active: Millis,
     /// When the first byte of the request now being read arrived.
-    pub input_since: Option<Millis>,
+    pub input_since: OptU64,
     /// The deadline armed in the server's timer heap, if any.
-    pub timer_at: Option<Millis>,
+    pub timer_at: OptU64,
     /// Bytes read from and written to the socket (for the close log line).
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// The loop turn `read_in_turn` and `written_in_turn` count for: the
     /// per-turn budgets hold however often a turn comes back to this
     /// connection (a flush can resume reading within the same turn).
-    pub budget_turn: u64,
-    pub read_in_turn: usize,
-    pub written_in_turn: usize,
+    pub budget_turn: u32,
+    pub read_in_turn: u32,
+    pub written_in_turn: u32,
 }
 
 impl Conn {
@@ -137,7 +144,7 @@ impl Conn {
             out_pos: 0,
             owed: 0,
             overflow: None,
-            barrier: None,
+            barrier: OptU64::NONE,
             closing: None,
             read_closed: false,
             paused_on_output: false,
@@ -145,8 +152,8 @@ impl Conn {
             writable_armed: false,
             opened: now,
             last_active: now,
-            input_since: None,
-            timer_at: None,
+            input_since: OptU64::NONE,
+            timer_at: OptU64::NONE,
             bytes_in: 0,
             bytes_out: 0,
             budget_turn: 0,
@@ -188,13 +195,13 @@ impl Conn {
     pub fn read_input(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Some(tls) = &mut self.tls else {
             let n = self.socket.read(buf)?;
-            self.read_in_turn += n;
+            self.read_in_turn = self.read_in_turn.saturating_add(clamp_u32(n));
             self.bytes_in += n as u64;
             return Ok(n);
         };
         let mut ciphertext = 0;
         let result = tls.read(&mut self.socket, buf, &mut ciphertext);
-        self.read_in_turn += ciphertext;
+        self.read_in_turn = self.read_in_turn.saturating_add(clamp_u32(ciphertext));
         self.bytes_in += ciphertext as u64;
         if let Err(e) = &result {
             if e.kind() == io::ErrorKind::InvalidData {
@@ -229,6 +236,10 @@ impl Conn {
 
     /// Starts the per-turn budgets afresh if `turn` is a new turn.
     pub fn enter_turn(&mut self, turn: u64) {
+        // The turn's low 32 bits: only compared for equality, and a
+        // connection seen again exactly 2^32 turns later keeps the counts
+        // of that turn, which can only end its budget early.
+        let turn = turn as u32;
         if self.budget_turn != turn {
             self.budget_turn = turn;
             self.read_in_turn = 0;
@@ -364,7 +375,7 @@ impl Conn {
     pub fn consume_input(&mut self, n: usize) {
         if n >= self.inbuf.len() {
             bufpool::release(&mut self.inbuf);
-            self.input_since = None;
+            self.input_since = OptU64::NONE;
         } else {
             self.inbuf.drain(..n);
         }
@@ -454,8 +465,8 @@ impl<C> ReplySlots<C> {
             self.slots[index].done = Some(done);
             after
         };
-        if conn.barrier == Some(seq) {
-            conn.barrier = None;
+        if conn.barrier.get() == Some(seq) {
+            conn.barrier = OptU64::NONE;
         }
         while self.slots.front().is_some_and(|s| s.done.is_some()) {
             let slot = self.slots.pop_front().expect("front exists");

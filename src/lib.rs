@@ -89,6 +89,7 @@ pub mod log_limit;
 pub mod logging;
 pub mod message;
 pub mod metrics;
+pub mod opt_u64;
 pub mod peer_addr;
 pub mod proxy_protocol;
 pub mod read_shaping;

@@ -9,6 +9,7 @@
 //! Tokens are kept in thousandths of a byte, so whole-millisecond refills
 //! at any rate add up exactly.
 
+use crate::opt_u64::OptU64;
 use crate::Millis;
 
 /// Bytes the bucket must hold again before a paused socket is read, so a
@@ -35,11 +36,11 @@ pub struct ReadShaper {
     milli: u64,
     at: Millis,
     /// Reading is paused until then.
-    pub paused_until: Option<Millis>,
+    pub paused_until: OptU64,
     /// The loop turn `lines` counts for, and the request lines handed to
     /// the door in it ([`LINES_PER_TURN`](crate::config::limits::LINES_PER_TURN)).
-    lines_turn: u64,
-    lines: usize,
+    lines_turn: u32,
+    lines: u32,
     /// The turn the connection was last put on the next turn's reads for
     /// held input (so it is put there once).
     held_turn: u64,
@@ -71,11 +72,11 @@ impl ReadShaper {
         if rate.per_second == 0 {
             return Allowance::Bytes(usize::MAX);
         }
-        if let Some(until) = self.paused_until {
+        if let Some(until) = self.paused_until.get() {
             if now < until {
                 return Allowance::PausedUntil(until);
             }
-            self.paused_until = None;
+            self.paused_until = OptU64::NONE;
         }
         self.refill(rate, now);
         let bytes = self.milli / 1000;
@@ -84,7 +85,7 @@ impl ReadShaper {
         }
         let want = RESUME_BYTES.min(rate.burst).saturating_mul(1000);
         let until = now + (want - self.milli).div_ceil(rate.per_second).max(1);
-        self.paused_until = Some(until);
+        self.paused_until = OptU64::some(until);
         Allowance::PausedUntil(until)
     }
 
@@ -100,16 +101,21 @@ impl ReadShaper {
     /// Request lines the door may still be handed in loop turn `turn`,
     /// of `per_turn`.
     pub fn lines_left(&mut self, turn: u64, per_turn: usize) -> usize {
+        // The turn's low 32 bits, compared for equality only (as
+        // `Conn::enter_turn`'s).
+        let turn = turn as u32;
         if self.lines_turn != turn {
             self.lines_turn = turn;
             self.lines = 0;
         }
-        per_turn.saturating_sub(self.lines)
+        per_turn.saturating_sub(self.lines as usize)
     }
 
     /// `n` request lines were handed to the door in this turn.
     pub fn took_lines(&mut self, n: usize) {
-        self.lines += n;
+        self.lines = self
+            .lines
+            .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
     }
 
     /// Whether the connection's input was held back in turn `turn` (and

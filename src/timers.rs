@@ -5,6 +5,7 @@
 //! it for the true deadline then. A closed (or reused) connection's entries
 //! are recognised by its serial and skipped.
 
+use crate::opt_u64::OptU64;
 use crate::{ConnId, Millis};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -25,11 +26,11 @@ pub struct Timers {
 impl Timers {
     /// Arms `at` for a connection whose armed deadline is `*armed`, unless
     /// an earlier one is armed already.
-    pub fn arm(&mut self, armed: &mut Option<Millis>, at: Millis, conn: ConnId, serial: u64) {
-        if armed.is_some_and(|t| t <= at) {
+    pub fn arm(&mut self, armed: &mut OptU64, at: Millis, conn: ConnId, serial: u64) {
+        if armed.get().is_some_and(|t| t <= at) {
             return;
         }
-        *armed = Some(at);
+        *armed = OptU64::some(at);
         self.heap.push(Reverse(Due { at, conn, serial }));
     }
 
@@ -62,12 +63,12 @@ mod tests {
     #[test]
     fn earlier_deadlines_replace_later_ones_and_later_ones_wait() {
         let mut timers = Timers::default();
-        let mut armed = None;
+        let mut armed = OptU64::NONE;
         timers.arm(&mut armed, 500, 1, 7);
         timers.arm(&mut armed, 900, 1, 7); // later: no new entry
         assert_eq!(timers.len(), 1);
         timers.arm(&mut armed, 100, 1, 7); // earlier: armed
-        assert_eq!(armed, Some(100));
+        assert_eq!(armed.get(), Some(100));
         assert_eq!(timers.next(), Some(100));
         assert_eq!(timers.pop_due(99), None);
         assert_eq!(

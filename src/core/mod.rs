@@ -35,9 +35,9 @@ mod client_ids;
 mod cluster;
 mod commands;
 mod commit;
-mod conn_table;
 #[cfg(test)]
 mod commit_failure_tests;
+mod conn_table;
 pub mod counters;
 mod expiry;
 pub mod help;

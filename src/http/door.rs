@@ -16,6 +16,7 @@ use crate::core::{Handled, Ticket};
 use crate::door::{DoorRules, Progress, Timeouts};
 use crate::doors::Door;
 use crate::error::CloseReason;
+use crate::opt_u64::OptU64;
 use crate::request::{Call, Reply, Request, SyncArgs};
 use crate::turn::Turn;
 use crate::ws::door::WsDoor;
@@ -220,7 +221,7 @@ impl HttpDoor {
             Handled::Later { .. } => {
                 self.slots.defer(ticket.seq, SlotContext::Api(ctx));
                 // Every deferred HTTP request is a barrier: one at a time.
-                conn.barrier = Some(ticket.seq);
+                conn.barrier = OptU64::some(ticket.seq);
             }
         }
     }
@@ -401,7 +402,7 @@ impl DoorRules for HttpDoor {
             // acknowledgement being stored covers.
             if let Handled::Later { .. } = turn.core.handle(ticket, call, turn.now, turn.outbox) {
                 self.slots.defer(ticket.seq, SlotContext::Internal);
-                conn.barrier = Some(ticket.seq);
+                conn.barrier = OptU64::some(ticket.seq);
             }
         }
         true

@@ -17,6 +17,7 @@ use crate::line::framer::{Framer, Step};
 use crate::line::parse::{parse_line, Form, Parsed};
 use crate::line::render::{self, message_event, note_event, reply_line};
 use crate::message::Message;
+use crate::opt_u64::OptU64;
 use crate::request::{Note, Reply};
 use crate::turn::Turn;
 use crate::{ConnId, Millis};
@@ -98,7 +99,7 @@ impl Answers {
                 self.slots
                     .defer(ticket.seq, parsed.tag.map(RawValue::to_owned));
                 if barrier {
-                    conn.barrier = Some(ticket.seq);
+                    conn.barrier = OptU64::some(ticket.seq);
                 }
             }
         }

@@ -4,6 +4,7 @@
 
 use super::Server;
 use crate::error::CloseReason;
+use crate::opt_u64::OptU64;
 use crate::signals::StopSignal;
 use crate::Millis;
 use std::time::Duration;
@@ -44,10 +45,10 @@ impl Server {
             let Some(client) = self.client(due.conn) else {
                 continue;
             };
-            if client.conn.serial != due.serial || client.conn.timer_at != Some(due.at) {
+            if client.conn.serial != due.serial || client.conn.timer_at.get() != Some(due.at) {
                 continue; // closed and reused, or re-armed earlier
             }
-            client.conn.timer_at = None;
+            client.conn.timer_at = OptU64::NONE;
             self.wake_shaped(due.conn, now);
             let logged_in = self.core.session_user(due.conn).is_some();
             let Some(client) = self.clients[due.conn].as_mut() else {

@@ -107,7 +107,7 @@ impl Client {
         let conn = &self.conn;
         Progress {
             opened: conn.opened,
-            input_since: conn.input_since,
+            input_since: conn.input_since.get(),
             last_active: conn.last_active,
             barrier: conn.barrier.is_some(),
             handshaking: conn.is_handshaking(),

@@ -7,6 +7,7 @@ use super::{queue_write, shares, Server};
 use crate::config::limits::{LINES_PER_TURN, OUTPUT_PAUSE_BYTES, READ_BUDGET_PER_TURN, READ_CHUNK};
 use crate::doors::Door;
 use crate::error::CloseReason;
+use crate::opt_u64::OptU64;
 use crate::sniff::{sniff, DoorKind};
 use crate::turn::Turn;
 use crate::{ConnId, Millis};
@@ -34,7 +35,7 @@ impl Server {
                 break;
             }
             conn.enter_turn(turn);
-            if conn.read_in_turn >= READ_BUDGET_PER_TURN {
+            if conn.read_in_turn as usize >= READ_BUDGET_PER_TURN {
                 self.next_turn_reads.push(id);
                 break;
             }
@@ -76,7 +77,7 @@ impl Server {
                 Ok(n) => {
                     conn.last_active = now;
                     if conn.inbuf.is_empty() {
-                        conn.input_since = Some(now);
+                        conn.input_since = OptU64::some(now);
                         if client.door.times_requests() {
                             let request_deadline = now + self.timeouts.request;
                             self.timers

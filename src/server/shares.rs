@@ -152,7 +152,7 @@ impl Server {
         let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
-        let Some(until) = client.shaper.paused_until else {
+        let Some(until) = client.shaper.paused_until.get() else {
             return;
         };
         if until <= now {

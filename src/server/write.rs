@@ -49,10 +49,12 @@ impl Server {
         let conn = &mut client.conn;
         conn.enter_turn(self.turn);
         let written_before = conn.bytes_out;
-        let allowed = WRITE_BUDGET_PER_TURN.saturating_sub(conn.written_in_turn);
+        let allowed = WRITE_BUDGET_PER_TURN.saturating_sub(conn.written_in_turn as usize);
         let flushed = conn.flush(&mut self.budget, allowed);
         let written = (conn.bytes_out - written_before) as usize;
-        conn.written_in_turn += written;
+        conn.written_in_turn = conn
+            .written_in_turn
+            .saturating_add(u32::try_from(written).unwrap_or(u32::MAX));
         self.written_this_turn += written;
         let flushed = match flushed {
             Ok(flushed) => flushed,

@@ -10,8 +10,8 @@
 
 mod revocations;
 
-use crate::error::{ErrorCode, Failure};
 use super::conn_table::ConnTable;
+use crate::error::{ErrorCode, Failure};
 use crate::idhash::IdMap;
 use crate::token::TokenId;
 use crate::{ConnId, Millis, UserId};
