@@ -4,6 +4,13 @@
 //! the server re-checks a connection when its entry comes due and re-arms
 //! it for the true deadline then. A closed (or reused) connection's entries
 //! are recognised by its serial and skipped.
+//!
+//! An entry is 16 bytes: a connection's login and request deadlines wait
+//! here until due, so every idle online user pays for one or two. The
+//! connection id is a slab index (well under 2^32: one per open socket)
+//! and the serial is kept by its low 32 bits; an entry that matched a later
+//! connection by those bits alone would be a re-check of its deadline too
+//! early, which re-arms it, since the armed time must match as well.
 
 use crate::opt_u64::OptU64;
 use crate::{ConnId, Millis};
@@ -11,16 +18,33 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 /// One armed deadline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Due {
     pub at: Millis,
     pub conn: ConnId,
-    pub serial: u64,
+    /// The low 32 bits of the connection's serial.
+    serial: u32,
+}
+
+impl Due {
+    /// Whether the entry was armed for the connection with `serial` (or
+    /// one whose serial has the same low 32 bits).
+    pub fn is_for(&self, serial: u64) -> bool {
+        self.serial == serial as u32
+    }
+}
+
+/// A heap entry: `Due` in 16 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    at: Millis,
+    conn: u32,
+    serial: u32,
 }
 
 #[derive(Default)]
 pub struct Timers {
-    heap: BinaryHeap<Reverse<Due>>,
+    heap: BinaryHeap<Reverse<Entry>>,
 }
 
 impl Timers {
@@ -31,7 +55,12 @@ impl Timers {
             return;
         }
         *armed = OptU64::some(at);
-        self.heap.push(Reverse(Due { at, conn, serial }));
+        debug_assert!(u32::try_from(conn).is_ok(), "a slab index");
+        self.heap.push(Reverse(Entry {
+            at,
+            conn: conn as u32,
+            serial: serial as u32,
+        }));
     }
 
     /// The earliest deadline armed (possibly of a closed connection).
@@ -44,7 +73,11 @@ impl Timers {
         if self.next()? > now {
             return None;
         }
-        self.heap.pop().map(|Reverse(due)| due)
+        self.heap.pop().map(|Reverse(e)| Due {
+            at: e.at,
+            conn: e.conn as ConnId,
+            serial: e.serial,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -71,15 +104,15 @@ mod tests {
         assert_eq!(armed.get(), Some(100));
         assert_eq!(timers.next(), Some(100));
         assert_eq!(timers.pop_due(99), None);
-        assert_eq!(
-            timers.pop_due(100),
-            Some(Due {
-                at: 100,
-                conn: 1,
-                serial: 7
-            })
-        );
+        let due = timers.pop_due(100).expect("due at 100");
+        assert_eq!((due.at, due.conn), (100, 1));
+        assert!(due.is_for(7) && !due.is_for(8));
         assert_eq!(timers.pop_due(1000).map(|d| d.at), Some(500));
         assert!(timers.is_empty());
+    }
+
+    #[test]
+    fn an_entry_is_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<Reverse<Entry>>(), 16);
     }
 }

@@ -45,7 +45,7 @@ impl Server {
             let Some(client) = self.client(due.conn) else {
                 continue;
             };
-            if client.conn.serial != due.serial || client.conn.timer_at.get() != Some(due.at) {
+            if !due.is_for(client.conn.serial) || client.conn.timer_at.get() != Some(due.at) {
                 continue; // closed and reused, or re-armed earlier
             }
             client.conn.timer_at = OptU64::NONE;

@@ -23,7 +23,6 @@ fn a_connection_slot_stays_small() {
         ("ReadShaper", size_of::<ReadShaper>()),
         ("mio TcpStream", size_of::<mio::net::TcpStream>()),
         ("SocketAddr", size_of::<std::net::SocketAddr>()),
-        ("timer entry (Due)", size_of::<crate::timers::Due>()),
     ];
     for (name, bytes) in parts {
         println!("{name:28} {bytes:4} B");
