@@ -8,6 +8,7 @@
 //! the other owners (pin the account, keep the mailbox's head, tell the
 //! cluster) is returned as a [`Presence`] for the core to carry out.
 
+mod bound;
 mod revocations;
 
 use super::conn_table::ConnTable;
@@ -15,12 +16,10 @@ use crate::error::{ErrorCode, Failure};
 use crate::idhash::IdMap;
 use crate::token::TokenId;
 use crate::{ConnId, Millis, UserId};
+use bound::Bound;
 use revocations::Revocations;
-use smallvec::SmallVec;
+use std::collections::hash_map::Entry;
 use std::collections::BTreeSet;
-
-/// A user's bound connections: one, inline, for nearly every user.
-type Bound = SmallVec<[ConnId; 1]>;
 
 /// Why a bound line connection was unbound (a push event; the connection
 /// stays open and may AUTH or LOGIN again).
@@ -217,6 +216,7 @@ impl Sessions {
             return Vec::new();
         };
         conns
+            .as_slice()
             .iter()
             .copied()
             .filter(|conn| match revoke {
@@ -228,10 +228,16 @@ impl Sessions {
 
     /// Returns `Some(user)` if `conn` is the user's first bound connection.
     fn subscribe(&mut self, conn: ConnId, user: UserId) -> Option<UserId> {
-        let conns = self.subscribers.entry(user).or_default();
-        let first = conns.is_empty();
-        conns.push(conn);
-        first.then_some(user)
+        match self.subscribers.entry(user) {
+            Entry::Vacant(entry) => {
+                entry.insert(Bound::One(conn));
+                Some(user)
+            }
+            Entry::Occupied(mut entry) => {
+                entry.get_mut().push(conn);
+                None
+            }
+        }
     }
 
     fn unsubscribe(&mut self, conn: ConnId, binding: Binding) -> Presence {
@@ -239,8 +245,7 @@ impl Sessions {
         let user = binding.user;
         let mut presence = Presence::default();
         if let Some(conns) = self.subscribers.get_mut(&user) {
-            conns.retain(|c| *c != conn);
-            if conns.is_empty() {
+            if conns.remove(conn) {
                 self.subscribers.remove(&user);
                 presence.left = Some(user);
             }
@@ -273,7 +278,7 @@ mod tests {
         println!("sessions.conns slot           {conn_entry:4} B (dense, by connection id)");
         println!("sessions.subscribers entry    {user_entry:4} B (+1 control byte)");
         println!("sessions.expiry entry         {expiry_entry:4} B (in B-tree nodes of 11)");
-        assert!(conn_entry <= 32 && user_entry <= 32 && expiry_entry <= 16);
+        assert!(conn_entry <= 32 && user_entry <= 24 && expiry_entry <= 16);
         let mut s = Sessions::default();
         s.open(1);
         s.bind(1, binding(7, 1, 100));
