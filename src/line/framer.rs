@@ -19,22 +19,30 @@ pub enum Step<'a> {
     NeedMore,
 }
 
+/// The longest line limit kept (bytes); larger settings are capped here,
+/// far above any memory budget.
+const MAX_LINE_CAP: u32 = u32::MAX - 2;
+
 /// The framing state of one connection.
 #[derive(Clone, Copy, Debug)]
 pub struct Framer {
-    max_line: usize,
+    /// 32 bits, as `scanned`: it is in every connection's slot, and no
+    /// line limit comes near 4 GiB (larger settings are capped).
+    max_line: u32,
     /// Inside an over-long line, skipping to its end.
     discarding: bool,
     /// Bytes at the start of the unread data already searched for a
     /// newline without finding one (the caller passes the same unread
     /// bytes again, with more after them).
-    scanned: usize,
+    scanned: u32,
 }
 
 impl Framer {
     pub fn new(max_line: usize) -> Framer {
         Framer {
-            max_line,
+            max_line: u32::try_from(max_line)
+                .unwrap_or(u32::MAX)
+                .min(MAX_LINE_CAP),
             discarding: false,
             scanned: 0,
         }
@@ -58,8 +66,8 @@ impl Framer {
         }
         // A line may hold max_line bytes plus "\r\n": never search further.
         // (Saturating: `--max-line` takes any u64.)
-        let window = &data[..data.len().min(self.max_line.saturating_add(2))];
-        let from = self.scanned.min(window.len());
+        let window = &data[..data.len().min((self.max_line as usize).saturating_add(2))];
+        let from = (self.scanned as usize).min(window.len());
         match memchr::memchr(b'\n', &window[from..]).map(|i| from + i) {
             Some(i) => {
                 self.scanned = 0;
@@ -67,7 +75,7 @@ impl Framer {
                 if let [rest @ .., b'\r'] = line {
                     line = rest;
                 }
-                if line.len() > self.max_line {
+                if line.len() > self.max_line as usize {
                     Step::TooLong { consumed: i + 1 }
                 } else {
                     Step::Line {
@@ -76,7 +84,7 @@ impl Framer {
                     }
                 }
             }
-            None if window.len() > self.max_line.saturating_add(1) => {
+            None if window.len() > (self.max_line as usize).saturating_add(1) => {
                 self.scanned = 0;
                 self.discarding = true;
                 Step::TooLong {
@@ -84,7 +92,8 @@ impl Framer {
                 }
             }
             None => {
-                self.scanned = window.len();
+                // At most max_line + 2, so it fits.
+                self.scanned = window.len() as u32;
                 Step::NeedMore
             }
         }
@@ -171,7 +180,11 @@ mod tests {
         for _ in 0..1000 {
             buf.push(b'x');
             assert_eq!(framer.next(&buf), Step::NeedMore);
-            assert_eq!(framer.scanned, buf.len(), "resumes where it stopped");
+            assert_eq!(
+                framer.scanned as usize,
+                buf.len(),
+                "resumes where it stopped"
+            );
         }
         buf.push(b'\n');
         assert_eq!(
