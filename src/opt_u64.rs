@@ -3,7 +3,8 @@
 //! `Conn::timer_at`, `Conn::barrier`, `ReadShaper::paused_until`): with
 //! thousands of idle connections the slot's size is most of what an
 //! online user costs. `u64::MAX` stands for "none"; no millisecond time
-//! and no request sequence number reaches it.
+//! and no request sequence number reaches it (a value of `u64::MAX` is
+//! kept as `u64::MAX - 1`).
 
 /// An optional `u64` without a separate tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,10 +13,15 @@ pub struct OptU64(u64);
 impl OptU64 {
     pub const NONE: OptU64 = OptU64(u64::MAX);
 
+    /// `value`, or `u64::MAX - 1` for `u64::MAX` itself (a millisecond
+    /// later than any time the server sees), so it is never "none".
     #[inline]
     pub const fn some(value: u64) -> OptU64 {
-        debug_assert!(value != u64::MAX);
-        OptU64(value)
+        if value == u64::MAX {
+            OptU64(u64::MAX - 1)
+        } else {
+            OptU64(value)
+        }
     }
 
     #[inline]
@@ -62,5 +68,6 @@ mod tests {
         assert_eq!(OptU64::some(0).get(), Some(0));
         assert_eq!(OptU64::from(Some(7)).get(), Some(7));
         assert!(OptU64::some(5).is_some() && OptU64::NONE.is_none());
+        assert!(OptU64::some(u64::MAX).is_some(), "never mistaken for none");
     }
 }
