@@ -3,7 +3,9 @@
 //! pushes, which clients stopped sending, and the tokens LOGOUT revoked.
 //!
 //! Invariants kept here: a bound connection is in its user's subscriber
-//! list exactly once and has one entry in the expiry index; a user with
+//! list exactly once and has an entry in the expiry index that matches
+//! its binding (entries of bindings since changed wait there until they
+//! come up or are compacted away, and are skipped); a user with
 //! no bound connection has no subscriber list. What a change means for
 //! the other owners (pin the account, keep the mailbox's head, tell the
 //! cluster) is returned as a [`Presence`] for the core to carry out.
@@ -18,8 +20,9 @@ use crate::token::TokenId;
 use crate::{ConnId, Millis, UserId};
 use bound::Bound;
 use revocations::Revocations;
+use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
-use std::collections::BTreeSet;
+use std::collections::BinaryHeap;
 
 /// Why a bound line connection was unbound (a push event; the connection
 /// stays open and may AUTH or LOGIN again).
@@ -75,7 +78,13 @@ pub(super) struct Sessions {
     conns: ConnTable<Option<Binding>>,
     /// Bound connections by their token's expiry, to tell them when it
     /// expires (one entry per bound connection).
-    expiry: BTreeSet<(Millis, ConnId)>,
+    /// A heap, 16 bytes an entry (a B-tree's half-full nodes cost twice
+    /// that per online user): an entry is not taken out when its binding
+    /// changes, but skipped when it comes up, and such entries are dropped
+    /// once they outnumber the bound connections.
+    expiry: BinaryHeap<Reverse<(Millis, ConnId)>>,
+    /// Bound connections (each has a matching entry in `expiry`).
+    bound: usize,
     /// Bound connections by user: who gets pushes.
     subscribers: IdMap<UserId, Bound>,
     /// Connections whose client stopped sending: their SYNCs do not wait.
@@ -167,7 +176,11 @@ impl Sessions {
         let previous = bound.replace(binding);
         let presence = match previous {
             Some(old) if old.user == binding.user => {
-                self.expiry.remove(&(old.expires, conn));
+                if old.expires == binding.expires {
+                    // Its entry is there already.
+                    return Some(Presence::default());
+                }
+                self.bound -= 1; // counted again below
                 Presence::default()
             }
             Some(old) => {
@@ -180,7 +193,11 @@ impl Sessions {
                 left: None,
             },
         };
-        self.expiry.insert((binding.expires, conn));
+        self.bound += 1;
+        self.expiry.push(Reverse((binding.expires, conn)));
+        if self.expiry.len() > 2 * self.bound + 32 {
+            self.compact_expiry();
+        }
         Some(presence)
     }
 
@@ -193,11 +210,11 @@ impl Sessions {
     /// A bound connection whose token expired by `now`, if any (its entry
     /// in the expiry index is gone; the caller unbinds it).
     pub fn next_expired(&mut self, now: Millis) -> Option<ConnId> {
-        while let Some(&(expires, conn)) = self.expiry.first() {
+        while let Some(&Reverse((expires, conn))) = self.expiry.peek() {
             if expires > now {
                 return None;
             }
-            self.expiry.remove(&(expires, conn));
+            self.expiry.pop();
             if self.binding(conn).is_some_and(|b| b.expires == expires) {
                 return Some(conn);
             }
@@ -207,7 +224,9 @@ impl Sessions {
 
     /// When the next bound connection's token expires.
     pub fn next_deadline(&self) -> Millis {
-        self.expiry.first().map_or(Millis::MAX, |&(at, _)| at)
+        self.expiry
+            .peek()
+            .map_or(Millis::MAX, |&Reverse((at, _))| at)
     }
 
     /// `user`'s bound connections that `revoke` takes back.
@@ -240,8 +259,27 @@ impl Sessions {
         }
     }
 
+    /// Keeps only the expiry entries that match a binding, once each.
+    fn compact_expiry(&mut self) {
+        let mut entries = std::mem::take(&mut self.expiry).into_vec();
+        entries.retain(|Reverse((at, conn))| {
+            self.conns
+                .get(*conn)
+                .copied()
+                .flatten()
+                .is_some_and(|b| b.expires == *at)
+        });
+        entries.sort_unstable();
+        entries.dedup();
+        self.expiry = BinaryHeap::from(entries);
+    }
+
     fn unsubscribe(&mut self, conn: ConnId, binding: Binding) -> Presence {
-        self.expiry.remove(&(binding.expires, conn));
+        // Its expiry entry no longer matches (and is skipped).
+        self.bound -= 1;
+        if self.bound == 0 {
+            self.expiry.clear();
+        }
         let user = binding.user;
         let mut presence = Presence::default();
         if let Some(conns) = self.subscribers.get_mut(&user) {
@@ -277,7 +315,7 @@ mod tests {
         let expiry_entry = size_of::<(Millis, ConnId)>();
         println!("sessions.conns slot           {conn_entry:4} B (dense, by connection id)");
         println!("sessions.subscribers entry    {user_entry:4} B (+1 control byte)");
-        println!("sessions.expiry entry         {expiry_entry:4} B (in B-tree nodes of 11)");
+        println!("sessions.expiry entry         {expiry_entry:4} B (in a heap)");
         assert!(conn_entry <= 32 && user_entry <= 24 && expiry_entry <= 16);
         let mut s = Sessions::default();
         s.open(1);
@@ -344,5 +382,54 @@ mod tests {
         assert_eq!(s.bound_by(7, one), [1, 3]);
         assert_eq!(s.bound_by(7, Revoke::All { from: 5 }), [1, 2, 3]);
         assert!(s.bound_by(8, one).is_empty());
+    }
+
+    #[test]
+    fn a_rebound_connection_expires_by_its_new_token_only() {
+        let mut s = Sessions::default();
+        s.open(1);
+        s.open(2);
+        s.bind(1, binding(7, 1, 100));
+        s.bind(2, binding(8, 2, 500));
+        s.bind(1, binding(7, 3, 300)); // AUTH again with a later token
+        assert_eq!(
+            s.next_expired(200),
+            None,
+            "the old token's entry is skipped"
+        );
+        assert_eq!(s.next_expired(300), Some(1));
+        s.unbind(1);
+        assert_eq!(s.next_expired(400), None);
+        assert_eq!(s.next_expired(500), Some(2));
+    }
+
+    #[test]
+    fn rebinding_over_and_over_keeps_the_expiry_index_small() {
+        let mut s = Sessions::default();
+        s.open(1);
+        s.open(2);
+        s.bind(2, binding(8, 2, 10_000));
+        for i in 0..1_000 {
+            s.bind(1, binding(7, i, 1_000 + i % 2)); // two tokens, in turn
+        }
+        assert!(
+            s.expiry.len() <= 2 * 2 + 32 + 1,
+            "{} entries",
+            s.expiry.len()
+        );
+        assert_eq!(
+            s.next_expired(1_000),
+            None,
+            "bound by the token ending at 1001"
+        );
+        assert_eq!(s.next_expired(1_001), Some(1));
+        s.close(1);
+        assert_eq!(s.next_expired(9_999), None);
+        s.close(2);
+        assert_eq!(
+            s.next_deadline(),
+            Millis::MAX,
+            "nothing bound, no entry left"
+        );
     }
 }
