@@ -27,5 +27,6 @@ fn a_connection_slot_stays_small() {
     for (name, bytes) in parts {
         println!("{name:28} {bytes:4} B");
     }
-    assert!(size_of::<Option<Client>>() <= 1024);
+    // 304 B in a test build (mio's socket is 16 B there, 4 B in release).
+    assert!(size_of::<Option<Client>>() <= 320);
 }
