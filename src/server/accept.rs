@@ -109,10 +109,16 @@ impl Server {
             shaper: Default::default(),
         };
         // A new connection must say which door it wants (or send its
-        // PROXY header) in time.
+        // PROXY header) in time. Armed no later than a request's limit from
+        // now: its first bytes then need no second heap entry for their
+        // request deadline (it cannot be earlier), so a client that logs
+        // in at once leaves one entry, not two, until it comes due. A
+        // silent connection is re-checked then and re-armed for its true
+        // deadline.
         let progress = client.progress(false, self.config.proxy_protocol);
         if let Some((at, _)) = client.door.deadline(&progress, &self.timeouts) {
             let conn = &mut client.conn;
+            let at = at.min(now.saturating_add(self.timeouts.request));
             self.timers.arm(&mut conn.timer_at, at, id, conn.serial);
         }
         log::debug!("connection {id} from {peer}");
