@@ -13,7 +13,9 @@
 //! what they cost the server and everyone else). [`server`] starts and watches server
 //! processes; [`wire`] is the client side: blocking setup requests and
 //! cheap line scanning; [`ws`] runs `relay` and `idle` over the WebSocket
-//! door (`--ws`).
+//! door (`--ws`); [`http`] is the original goTalk's form posts over the
+//! HTTP shim, beside the original itself (`--peer-url`), with
+//! [`http_wire`] its client side of HTTP/1.1.
 
 mod abuse;
 mod backlog;
@@ -23,6 +25,8 @@ mod compare;
 mod durable;
 mod history;
 mod hotpath;
+mod http;
+mod http_wire;
 mod idle;
 mod login;
 mod relay;
@@ -74,6 +78,11 @@ pub struct Opts {
     pub server_open_files: Option<u64>,
     /// `abuse`: the nice value of the attacker's threads (0..=19).
     pub attacker_nice: i32,
+    /// `http`: another server speaking the original goTalk's forms, run
+    /// under the same load side by side.
+    pub peer_url: Option<String>,
+    /// `http`: interleaved rounds (goTalk, then the peer), best of each.
+    pub rounds: usize,
 }
 
 impl Default for Opts {
@@ -97,6 +106,8 @@ impl Default for Opts {
             server_args: Vec::new(),
             server_open_files: None,
             attacker_nice: abuse::priority::DEFAULT_NICE,
+            peer_url: None,
+            rounds: 1,
         }
     }
 }
@@ -165,6 +176,16 @@ kills the server at the end):
             CONVERSATIONS p50/p99 for the user with 1000 partners, and
             store bytes per message, then the same fill with --no-history
             for its bytes per message. --server-arg passes flags on.
+  http      the original goTalk's HTTP load: --senders P (default 16)
+            pairs, each sender posting /send (token, id, username,
+            sendToId, content) on its own keep-alive connection and
+            waiting for the reply before the next, each receiver posting
+            /sync (token, id; for goTalk also wait=5000, its long-poll) and
+            counting messages; --memory (--durable: SQLite). Reports
+            messages delivered/s, sends answered/s, /sync requests/s and
+            server CPU. --peer-url runs the same load against a server
+            speaking the original's forms (the original Go goTalk),
+            side by side with the ratio.
   compare   the relay shape against redis-server (PUBLISH/SUBSCRIBE) and
             nats-server (PUB/SUB), and idle connection memory of
             mosquitto (MQTT CONNECT), redis and nats, next to goTalk; each
@@ -186,10 +207,11 @@ kills the server at the end):
 Flags:
   --server PATH        gotalk binary (default: the gotalk beside this
                        binary, e.g. target/release/gotalk)
-  --seconds N          measured seconds (relay 10, durable 5 per level,
+  --seconds N          measured seconds (relay 10, durable 5 per level, http 5,
                        compare 5 per server)
-  --warmup N           seconds of load before measuring (relay 2, durable 1)
-  --senders S          relay senders (default 4)
+  --warmup N           seconds of load before measuring (relay 2, durable 1,
+                       http 1)
+  --senders S          relay senders (default 4); http: pairs (default 16)
   --rate N             cluster: messages/s of the latency step (default
                        5000)
   --receivers R        relay receivers (default 4)
@@ -227,6 +249,12 @@ Flags:
                        abuse: the server's open-file limit, soft and hard
                        (default 1024 for longpoll and silent, else the
                        bench's own; 0 inherits the bench's for all)
+  --peer-url URL       http: also load the server at http://HOST:PORT
+                       (the original Go goTalk: tokens are not checked
+                       there; its CPU is read from the process listening
+                       on the port, when this user may see it)
+  --rounds N           http: N interleaved rounds (goTalk on a fresh
+                       server, then the peer), the best of each (default 1)
   --help               print this help
 
 Example: cargo build --release --workspace && target/release/gotalk-bench relay
@@ -272,6 +300,8 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
                     .extend(v.split(',').map(|s| s.trim().to_string()));
             }
             "--server-arg" => opts.server_args.push(value("ARG")?),
+            "--peer-url" => opts.peer_url = Some(value("URL")?),
+            "--rounds" => opts.rounds = count(&name, &value("N")?)?,
             "--server-open-files" => {
                 let v = value("N")?;
                 let n = v
@@ -299,7 +329,7 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
         i += 1;
     }
     let scenario = scenario.ok_or(
-        "name a scenario: relay, durable, idle, login, hotpath, compare, abuse, chaos or backlog",
+        "name a scenario: relay, durable, idle, login, hotpath, http, compare, abuse, chaos or backlog",
     )?;
     Ok((scenario, opts))
 }
@@ -394,8 +424,9 @@ fn main() -> ExitCode {
         "chaos" => chaos::run(&opts),
         "backlog" => backlog::run(&opts),
         "history" => history::run(&opts),
+        "http" => http::run(&opts),
         other => Err(format!(
-            "unknown scenario '{other}': relay, durable, idle, login, hotpath, compare, abuse, chaos, backlog or history (see --help)"
+            "unknown scenario '{other}': relay, durable, idle, login, hotpath, compare, abuse, chaos, backlog, history or http (see --help)"
         )),
     };
     match result {
