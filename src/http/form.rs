@@ -43,6 +43,15 @@ impl<'a> Fields<'a> {
         // at once rather than growing one by one.
         let mut pairs = Vec::with_capacity(8);
         for input in [body, query.as_bytes()] {
+            if let Some(plain) = plain_text(input) {
+                // Nothing to decode and all UTF-8: fields are borrowed
+                // slices of text checked once, not field by field.
+                for pair in plain.split('&').filter(|p| !p.is_empty()) {
+                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    pairs.push((Cow::Borrowed(name), Cow::Borrowed(value)));
+                }
+                continue;
+            }
             for pair in input.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
                 let (name, value) = match memchr::memchr(b'=', pair) {
                     Some(i) => (&pair[..i], &pair[i + 1..]),
@@ -63,6 +72,16 @@ impl<'a> Fields<'a> {
             .find(|(k, v)| k == name && !v.is_empty())
             .map(|(_, v)| &**v)
     }
+}
+
+/// `input` as text when it holds no `+` or `%` (so decoding changes
+/// nothing) and is UTF-8 throughout: the common form, such as a token,
+/// ids and plain content.
+fn plain_text(input: &[u8]) -> Option<&str> {
+    if memchr::memchr2(b'+', b'%', input).is_some() {
+        return None;
+    }
+    std::str::from_utf8(input).ok()
 }
 
 /// Undoes urlencoding: `+` is a space, `%XX` the byte XX. Borrows when

@@ -26,7 +26,7 @@ pub use keys::{new_identity, random_key, KeyId};
 use crate::{Millis, UserId};
 use aes_gcm::aead::{Aead, AeadCore, AeadInPlace, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce, Tag};
-use keys::{parse_hex, push_hex};
+use keys::{parse_hex_into, push_hex};
 
 /// A token's own id (the first 8 bytes of its nonce).
 pub type TokenId = u64;
@@ -142,12 +142,16 @@ impl TokenKey {
     /// Opens a token (v3, or v2 with key id 0) if it is genuine and
     /// unexpired. The caller checks the identity and revocations.
     pub fn open(&self, token: &str, now: Millis) -> Result<OpenedToken, TokenError> {
-        let mut bytes = parse_hex(token.trim(), V3_LEN).ok_or(TokenError::Malformed)?;
-        let v3 = match bytes.len() {
-            V3_LEN => true,
-            V2_LEN => false,
+        let hex = token.trim().as_bytes();
+        let v3 = match hex.len() {
+            n if n == V3_LEN * 2 => true,
+            n if n == V2_LEN * 2 => false,
             _ => return Err(TokenError::Malformed),
         };
+        // Decoded on the stack: a token is opened for every HTTP request.
+        let mut buf = [0u8; V3_LEN];
+        let bytes = &mut buf[..hex.len() / 2];
+        parse_hex_into(hex, bytes).ok_or(TokenError::Malformed)?;
         let kid_bytes: [u8; KID_LEN] = match v3 {
             true => bytes[..KID_LEN].try_into().expect("4 bytes"),
             false => [0u8; KID_LEN],
