@@ -1,0 +1,95 @@
+//! Tokens opened lately, so that a client sending the same token with
+//! every request (an HTTP keep-alive connection, a long-poll loop) does not
+//! pay its hex decoding and AES-GCM opening each time. A memo maps the
+//! exact token text to what opening it gave, which depends on nothing but
+//! the text and the key ring: a hit is what opening again would give. Only
+//! tokens that opened are kept, so invalid ones cannot push valid ones
+//! out faster than they could already be sent; expiry is checked on every
+//! use, and identity and revocations are checked by the caller as before.
+//! A new key ring (SIGHUP) empties it.
+
+use crate::token::{OpenedToken, TokenError, TokenKey};
+use crate::Millis;
+
+/// Slots: tokens of this many recent clients are remembered at once.
+const SLOTS: usize = 64;
+
+/// A direct-mapped memo: each token has one slot, picked from its last
+/// hex digits (its authentication tag, which no one chooses without the
+/// key).
+pub struct TokenMemo {
+    slots: Vec<Option<(Box<str>, OpenedToken)>>,
+}
+
+impl Default for TokenMemo {
+    fn default() -> TokenMemo {
+        TokenMemo {
+            slots: vec![None; SLOTS],
+        }
+    }
+}
+
+impl TokenMemo {
+    /// Opens `token` with `key`, from the memo when it was opened before.
+    pub fn open(
+        &mut self,
+        key: &TokenKey,
+        token: &str,
+        now: Millis,
+    ) -> Result<OpenedToken, TokenError> {
+        let slot = slot_of(token);
+        if let Some((text, opened)) = &self.slots[slot] {
+            if **text == *token {
+                if now >= opened.expires {
+                    return Err(TokenError::Expired);
+                }
+                return Ok(*opened);
+            }
+        }
+        let opened = key.open(token, now)?;
+        self.slots[slot] = Some((token.into(), opened));
+        Ok(opened)
+    }
+
+    /// Forgets every token (the key ring changed).
+    pub fn clear(&mut self) {
+        self.slots.iter_mut().for_each(|s| *s = None);
+    }
+}
+
+fn slot_of(token: &str) -> usize {
+    let tail = &token.as_bytes()[token.len().saturating_sub(8)..];
+    let mut h: usize = 0;
+    for &b in tail {
+        h = h.wrapping_mul(31).wrapping_add(b as usize);
+    }
+    h % SLOTS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Millis = 1_764_160_000_000;
+
+    #[test]
+    fn a_memo_gives_what_opening_gives_and_still_checks_expiry() {
+        let key = TokenKey::random();
+        let sealed = key.issue(7, 42, NOW, NOW + 1000);
+        let mut memo = TokenMemo::default();
+        let first = memo.open(&key, &sealed.token, NOW).unwrap();
+        assert_eq!(first, key.open(&sealed.token, NOW).unwrap());
+        assert_eq!(memo.open(&key, &sealed.token, NOW + 1).unwrap(), first);
+        assert_eq!(
+            memo.open(&key, &sealed.token, NOW + 1000),
+            Err(TokenError::Expired)
+        );
+        let mut tampered = sealed.token.clone();
+        tampered.replace_range(0..1, if tampered.starts_with('0') { "1" } else { "0" });
+        assert!(memo.open(&key, &tampered, NOW).is_err());
+        assert_eq!(memo.open(&key, &sealed.token, NOW).unwrap(), first);
+        memo.clear();
+        let other = TokenKey::random();
+        assert!(memo.open(&other, &sealed.token, NOW).is_err());
+    }
+}
