@@ -11,20 +11,25 @@
 use crate::token::{OpenedToken, TokenError, TokenKey};
 use crate::Millis;
 
-/// Slots: tokens of this many recent clients are remembered at once.
-const SLOTS: usize = 64;
+/// Sets of [`WAYS`] slots: tokens of up to `SETS * WAYS` recent clients
+/// are remembered at once (about 40 KB when full).
+const SETS: usize = 64;
+const WAYS: usize = 4;
 
-/// A direct-mapped memo: each token has one slot, picked from its last
-/// hex digits (its authentication tag, which no one chooses without the
-/// key).
+/// A set-associative memo: each token belongs to one set, picked from its
+/// last hex digits (its authentication tag, which no one chooses without
+/// the key), and replaces the set's slots in turn.
 pub struct TokenMemo {
     slots: Vec<Option<(Box<str>, OpenedToken)>>,
+    /// The slot of each set the next new token takes.
+    next: Vec<u8>,
 }
 
 impl Default for TokenMemo {
     fn default() -> TokenMemo {
         TokenMemo {
-            slots: vec![None; SLOTS],
+            slots: vec![None; SETS * WAYS],
+            next: vec![0; SETS],
         }
     }
 }
@@ -37,17 +42,18 @@ impl TokenMemo {
         token: &str,
         now: Millis,
     ) -> Result<OpenedToken, TokenError> {
-        let slot = slot_of(token);
-        if let Some((text, opened)) = &self.slots[slot] {
-            if **text == *token {
-                if now >= opened.expires {
-                    return Err(TokenError::Expired);
-                }
-                return Ok(*opened);
+        let set = set_of(token);
+        let ways = &self.slots[set * WAYS..(set + 1) * WAYS];
+        if let Some((_, opened)) = ways.iter().flatten().find(|(t, _)| **t == *token) {
+            if now >= opened.expires {
+                return Err(TokenError::Expired);
             }
+            return Ok(*opened);
         }
         let opened = key.open(token, now)?;
-        self.slots[slot] = Some((token.into(), opened));
+        let way = self.next[set] as usize;
+        self.next[set] = ((way + 1) % WAYS) as u8;
+        self.slots[set * WAYS + way] = Some((token.into(), opened));
         Ok(opened)
     }
 
@@ -57,13 +63,13 @@ impl TokenMemo {
     }
 }
 
-fn slot_of(token: &str) -> usize {
+fn set_of(token: &str) -> usize {
     let tail = &token.as_bytes()[token.len().saturating_sub(8)..];
     let mut h: usize = 0;
     for &b in tail {
         h = h.wrapping_mul(31).wrapping_add(b as usize);
     }
-    h % SLOTS
+    h % SETS
 }
 
 #[cfg(test)]

@@ -46,8 +46,18 @@ impl<'a> Fields<'a> {
             if let Some(plain) = plain_text(input) {
                 // Nothing to decode and all UTF-8: fields are borrowed
                 // slices of text checked once, not field by field.
-                for pair in plain.split('&').filter(|p| !p.is_empty()) {
-                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                let mut start = 0;
+                for end in memchr::memchr_iter(b'&', input).chain([input.len()]) {
+                    // `&` and `=` are ASCII: the slices stay on characters.
+                    let pair = &plain[start..end];
+                    start = end + 1;
+                    if pair.is_empty() {
+                        continue;
+                    }
+                    let (name, value) = match memchr::memchr(b'=', pair.as_bytes()) {
+                        Some(i) => (&pair[..i], &pair[i + 1..]),
+                        None => (pair, ""),
+                    };
                     pairs.push((Cow::Borrowed(name), Cow::Borrowed(value)));
                 }
                 continue;

@@ -171,15 +171,7 @@ pub fn reply(
     BODY.with_borrow_mut(|body| {
         body.clear();
         let status = reply_body(body, endpoint, reply);
-        push_json_retry(
-            out,
-            status,
-            persistence,
-            secure,
-            body,
-            None,
-            retry_after_ms,
-        );
+        push_json_retry(out, status, persistence, secure, body, None, retry_after_ms);
         if body.capacity() > KEEP_BODY_BYTES {
             *body = Vec::new();
         }
