@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 /// The text of every message: 100 bytes, nothing to escape.
 const CONTENT: &str = "goTalk-bench-http-message-0123456789-abcdefghijklmnopqrstuvwxyz-\
-ABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789";
+ABCDEFGHIJKLMNOPQRSTUVWXYZ-012345678";
 /// goTalk's long-poll on an empty `/sync`, in milliseconds.
 const WAIT_MS: &str = "5000";
 /// LOGINs sent before their replies are read.
@@ -185,7 +185,11 @@ fn drive(target: &Target, load: &Load) -> Result<Outcome, String> {
             .map_err(|e| format!("cannot connect to {}: {e}", target.addr))?;
         let mut stream = crate::relay::plain(s)?;
         poll.registry()
-            .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)
+            .register(
+                &mut stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )
             .map_err(|e| e.to_string())?;
         conns.push(Conn {
             stream,
@@ -427,7 +431,10 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         ours = best(ours, gotalk_round(opts, mode, &load)?);
         if let Some(addr) = peer {
             let target = peer_target(addr, load.pairs)?;
-            theirs = best(theirs, drive(&target, &load).map_err(|e| format!("peer: {e}"))?);
+            theirs = best(
+                theirs,
+                drive(&target, &load).map_err(|e| format!("peer: {e}"))?,
+            );
         }
     }
     let ours = ours.ok_or("no round ran")?;
@@ -446,9 +453,15 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         },
         p = load.pairs,
     );
-    print_outcomes(&ours, theirs.as_ref().map(|t| (opts.peer_url.as_deref(), t)));
+    print_outcomes(
+        &ours,
+        theirs.as_ref().map(|t| (opts.peer_url.as_deref(), t)),
+    );
     Ok(())
 }
+
+/// A figure of an outcome, if it was measured.
+type Figure = fn(&Outcome) -> Option<f64>;
 
 fn print_outcomes(ours: &Outcome, peer: Option<(Option<&str>, &Outcome)>) {
     let rate = |v: f64| thousands(v);
@@ -460,11 +473,14 @@ fn print_outcomes(ours: &Outcome, peer: Option<(Option<&str>, &Outcome)>) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
         _ => String::new(),
     };
-    let rows: [(&str, fn(&Outcome) -> Option<f64>); 4] = [
+    let rows: [(&str, Figure); 4] = [
         ("messages delivered/s", |o| Some(o.delivered_per_s)),
         ("sends answered/s", |o| Some(o.sent_per_s)),
         ("/sync requests/s", |o| Some(o.syncs_per_s)),
-        ("delivered per server CPU-second", Outcome::delivered_per_cpu_s),
+        (
+            "delivered per server CPU-second",
+            Outcome::delivered_per_cpu_s,
+        ),
     ];
     let table: Vec<Vec<String>> = rows
         .iter()
@@ -476,20 +492,22 @@ fn print_outcomes(ours: &Outcome, peer: Option<(Option<&str>, &Outcome)>) {
             }
             row
         })
-        .chain([
-            ("server CPU", cores as fn(&Outcome) -> String),
-            ("bench CPU", |o| o.bench_cpu.clone()),
-            ("other CPU", |o| o.other_cpu.clone()),
-            ("errors", |o| o.errors.to_string()),
-        ]
-        .iter()
-        .map(|(name, f)| {
-            let mut row = vec![name.to_string(), f(ours)];
-            if let Some((_, p)) = peer {
-                row.extend([f(p), String::new()]);
-            }
-            row
-        }))
+        .chain(
+            [
+                ("server CPU", cores as fn(&Outcome) -> String),
+                ("bench CPU", |o| o.bench_cpu.clone()),
+                ("other CPU", |o| o.other_cpu.clone()),
+                ("errors", |o| o.errors.to_string()),
+            ]
+            .iter()
+            .map(|(name, f)| {
+                let mut row = vec![name.to_string(), f(ours)];
+                if let Some((_, p)) = peer {
+                    row.extend([f(p), String::new()]);
+                }
+                row
+            }),
+        )
         .collect();
     match peer {
         Some((url, _)) => print_table(

@@ -202,7 +202,11 @@ mod tests {
     #[test]
     fn forms_are_encoded_with_their_length() {
         let addr: SocketAddr = "127.0.0.1:9000".parse().unwrap();
-        let req = post(addr, "/send", &[("token", "a+b/c="), ("content", "hi there")]);
+        let req = post(
+            addr,
+            "/send",
+            &[("token", "a+b/c="), ("content", "hi there")],
+        );
         let text = String::from_utf8(req).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert_eq!(body, "token=a%2Bb%2Fc%3D&content=hi%20there");
@@ -230,7 +234,11 @@ mod tests {
         let whole = chunked.len();
         chunked.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
         for cut in 0..whole {
-            assert_eq!(take_response(&chunked[..cut], &mut scratch), Ok(None), "{cut}");
+            assert_eq!(
+                take_response(&chunked[..cut], &mut scratch),
+                Ok(None),
+                "{cut}"
+            );
         }
         let r = take_response(&chunked, &mut scratch).unwrap().unwrap();
         assert_eq!(r.consumed, whole);
