@@ -63,6 +63,11 @@ struct Outcome {
     server_cores: Option<f64>,
     bench_cpu: String,
     other_cpu: String,
+    /// `GET /healthz` round trips per second on as many connections in
+    /// the same closed loop: the cheapest request the shim answers, so
+    /// messages/s cannot pass half of it (a message costs a `/send` and a
+    /// `/sync`). Measured on goTalk only.
+    floor_per_s: Option<f64>,
 }
 
 impl Outcome {
@@ -257,6 +262,7 @@ fn drive(target: &Target, load: &Load) -> Result<Outcome, String> {
             (end.machine, end.server, end.bench),
             seconds,
         ),
+        floor_per_s: None,
     })
 }
 
@@ -401,9 +407,19 @@ fn peer_addr(url: &str) -> Result<SocketAddr, String> {
 /// One round on a fresh goTalk server.
 fn gotalk_round(opts: &Opts, mode: Mode, load: &Load) -> Result<Outcome, String> {
     let server = Gotalk::start(&opts.server, mode)?;
-    gotalk_target(&server, load.pairs)
-        .and_then(|target| drive(&target, load))
-        .map_err(|e| format!("gotalk: {e}\nserver log:\n{}", server.log_tail()))
+    let run = || {
+        let mut outcome = drive(&gotalk_target(&server, load.pairs)?, load)?;
+        let health = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+        let floor = Target {
+            addr: server.addr,
+            pid: Some(server.pid()),
+            sends: vec![health.into_bytes(); 2 * load.pairs],
+            syncs: Vec::new(),
+        };
+        outcome.floor_per_s = Some(drive(&floor, load)?.sent_per_s);
+        Ok(outcome)
+    };
+    run().map_err(|e: String| format!("gotalk: {e}\nserver log:\n{}", server.log_tail()))
 }
 
 fn best(a: Option<Outcome>, b: Outcome) -> Option<Outcome> {
@@ -473,7 +489,7 @@ fn print_outcomes(ours: &Outcome, peer: Option<(Option<&str>, &Outcome)>) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
         _ => String::new(),
     };
-    let rows: [(&str, Figure); 4] = [
+    let rows: [(&str, Figure); 5] = [
         ("messages delivered/s", |o| Some(o.delivered_per_s)),
         ("sends answered/s", |o| Some(o.sent_per_s)),
         ("/sync requests/s", |o| Some(o.syncs_per_s)),
@@ -481,6 +497,7 @@ fn print_outcomes(ours: &Outcome, peer: Option<(Option<&str>, &Outcome)>) {
             "delivered per server CPU-second",
             Outcome::delivered_per_cpu_s,
         ),
+        ("GET /healthz round trips/s (floor)", |o| o.floor_per_s),
     ];
     let table: Vec<Vec<String>> = rows
         .iter()

@@ -183,7 +183,8 @@ kills the server at the end):
             /sync (token, id; for goTalk also wait=5000, its long-poll) and
             counting messages; --memory (--durable: SQLite). Reports
             messages delivered/s, sends answered/s, /sync requests/s and
-            server CPU. --peer-url runs the same load against a server
+            server CPU, then GET /healthz round trips/s on as many
+            connections (the floor: a message costs two requests). --peer-url runs the same load against a server
             speaking the original's forms (the original Go goTalk),
             side by side with the ratio.
   compare   the relay shape against redis-server (PUBLISH/SUBSCRIBE) and
