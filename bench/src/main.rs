@@ -17,6 +17,9 @@
 //! --ws`, `cluster` and `compare` share; [`peers`] speaks to Redis, NATS
 //! and Mosquitto; [`targets`] and [`chart`] are `compare`'s closing table
 //! and its SVG; [`idle_tls`] runs `idle` over TLS (`--tls`).
+//! door (`--ws`); [`http`] is the original goTalk's form posts over the
+//! HTTP shim, beside the original itself (`--peer-url`), with
+//! [`http_wire`] its client side of HTTP/1.1.
 
 mod abuse;
 mod backlog;
@@ -27,6 +30,8 @@ mod compare;
 mod durable;
 mod history;
 mod hotpath;
+mod http;
+mod http_wire;
 mod idle;
 mod idle_tls;
 mod idle_users;
@@ -86,7 +91,8 @@ pub struct Opts {
     pub attacker_nice: i32,
     /// `compare`: write the targets chart (SVG) here.
     pub chart: Option<PathBuf>,
-    /// `compare`: rounds of each step, interleaved; the best is kept.
+    /// `compare` and `http`: rounds of each step, interleaved; the best
+    /// is kept.
     pub rounds: Option<usize>,
     /// `hotpath`: the core as `gotalk --no-history` sets it up.
     pub no_history: bool,
@@ -97,6 +103,9 @@ pub struct Opts {
     pub history_memory_bytes: Option<usize>,
     /// `idle --users N`: N different users, one idle connection each.
     pub users: Option<usize>,
+    /// `http`: another server speaking the original goTalk's forms, run
+    /// under the same load side by side.
+    pub peer_url: Option<String>,
 }
 
 /// Requests in flight per pipelining sender unless `--window` says.
@@ -129,6 +138,7 @@ impl Default for Opts {
             no_shares: false,
             history_memory_bytes: None,
             users: None,
+            peer_url: None,
         }
     }
 }
@@ -226,19 +236,26 @@ kills the server at the end):
             3. latency: the open-loop step on goTalk (line door), Redis
                (PUBLISH -> SUBSCRIBE) and NATS (PUB -> SUB);
             4. idle memory per connection of gotalk, mosquitto (MQTT
-               CONNECT), redis and nats (--conns, default 10000).
+               CONNECT), redis and nats (--conns, default 10000);
+            5. memory per online user (idle --users 2000) against
+               Mosquitto's per connection, and per idle TLS connection
+               (idle --tls, 2000) against the 2 KB target.
             Ends with the table of figure, goTalk, peer, ratio, target and
             met; --chart PATH draws it as an SVG. A missing program is
             reported as not installed; CI needs none of them.
 
-The open-loop latency step (relay --ws, cluster, compare): one sender at
-a fixed --rate (default 10000) messages/s of 100 bytes to one receiver,
---seconds timed (default 5) after --warmup (default 1). Message i is due
-at i/rate s; a late sender sends what is overdue at once and each latency
-counts from the message's due time, so a stall is measured rather than
-hidden. Reports p50, p99 and max from due time to receipt (µs), the
-sender's own p99 lateness (if that is large, the bench fell behind) and
-any message missing 5 s after the last was due.
+  http      the original goTalk's HTTP load: --senders P (default 16)
+            pairs, each sender posting /send (token, id, username,
+            sendToId, content) on its own keep-alive connection and
+            waiting for the reply before the next, each receiver posting
+            /sync (token, id; for goTalk also wait=5000, its long-poll) and
+            counting messages; --memory (--durable: SQLite). Reports
+            messages delivered/s, sends answered/s, /sync requests/s and
+            server CPU, then GET /healthz round trips/s on as many
+            connections (the floor: a message costs two requests).
+            --peer-url runs the same load against a server
+            speaking the original's forms (the original Go goTalk),
+            side by side with the ratio.
   abuse     the attacks of RELIABILITY.md, each for --seconds (default 4)
             and a count limit against a fresh server: longpoll, silent,
             waiters, unread, mailbox (--memory and durable), client-id,
@@ -253,11 +270,21 @@ any message missing 5 s after the last was due.
             nice 19 (--attacker-nice), as a remote attacker's CPU would
             not be the server's.
 
+The open-loop latency step (relay --ws, cluster, compare): one sender at
+a fixed --rate (default 10000) messages/s of 100 bytes to one receiver,
+--seconds timed (default 5) after --warmup (default 1). Message i is due
+at i/rate s; a late sender sends what is overdue at once and each latency
+counts from the message's due time, so a stall is measured rather than
+hidden. Reports p50, p99 and max from due time to receipt (µs), the
+sender's own p99 lateness (if that is large, the bench fell behind) and
+any message missing 5 s after the last was due.
+
 Flags:
   --server PATH        gotalk binary (default: the gotalk beside this
                        binary, e.g. target/release/gotalk)
   --seconds N          measured seconds (relay 10, durable 5 per level,
-                       compare 5 per server and step, open-loop latency 5)
+                       http 5, compare 5 per server and step, open-loop
+                       latency 5)
   --warmup N           seconds of load before measuring (relay 2, durable 1,
                        compare and open-loop latency 1)
   --senders S          relay senders (default 4, compare 32)
@@ -268,10 +295,19 @@ Flags:
                        compare 64)
   --chart PATH         compare: also write the targets table as a
                        self-contained SVG chart (e.g. docs/compare.svg)
-  --rounds N           compare: run each step N times, interleaved (every
-                       server's round 1, then every server's round 2, ...),
-                       and keep each server's best (default 1; issue 22's
-                       figures are best of 3)
+  --rounds N           compare and http: run each step N times, interleaved
+                       (every server's round 1, then every server's round
+                       2, ...), and keep each server's best (default 1;
+                       issue 22's figures are best of 3)
+  --seconds N          measured seconds (relay 10, durable 5 per level, http 5,
+                       compare 5 per server)
+  --warmup N           seconds of load before measuring (relay 2, durable 1,
+                       http 1)
+  --senders S          relay senders (default 4); http: pairs (default 16)
+  --rate N             cluster: messages/s of the latency step (default
+                       5000)
+  --receivers R        relay receivers (default 4)
+  --window W           SENDs in flight per relay sender (default 512)
   --durable            relay against the durable store (--data in a temp
                        dir) instead of --memory
   --postgres URL       durable: also measure a server on this PostgreSQL
@@ -317,6 +353,10 @@ Flags:
                        server's, 64 MiB); a small one reaches the steady
                        state (the oldest message leaves as one arrives)
                        within a short run
+  --peer-url URL       http: also load the server at http://HOST:PORT
+                       (the original Go goTalk: tokens are not checked
+                       there; its CPU is read from the process listening
+                       on the port, when this user may see it)
   --help               print this help
 
 Example: cargo build --release --workspace && target/release/gotalk-bench relay
@@ -369,6 +409,7 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
                     .extend(v.split(',').map(|s| s.trim().to_string()));
             }
             "--server-arg" => opts.server_args.push(value("ARG")?),
+            "--peer-url" => opts.peer_url = Some(value("URL")?),
             "--server-open-files" => {
                 let v = value("N")?;
                 let n = v
@@ -410,7 +451,7 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
         i += 1;
     }
     let scenario = scenario.ok_or(
-        "name a scenario: relay, durable, idle, login, hotpath, compare, abuse, chaos or backlog",
+        "name a scenario: relay, durable, idle, login, hotpath, http, compare, abuse, chaos or backlog",
     )?;
     Ok((scenario, opts))
 }
@@ -505,8 +546,9 @@ fn main() -> ExitCode {
         "chaos" => chaos::run(&opts),
         "backlog" => backlog::run(&opts),
         "history" => history::run(&opts),
+        "http" => http::run(&opts),
         other => Err(format!(
-            "unknown scenario '{other}': relay, durable, idle, login, hotpath, compare, abuse, chaos, backlog or history (see --help)"
+            "unknown scenario '{other}': relay, durable, idle, login, hotpath, compare, abuse, chaos, backlog, history or http (see --help)"
         )),
     };
     match result {
