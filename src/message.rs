@@ -280,6 +280,27 @@ mod tests {
     }
 
     #[test]
+    fn every_length_round_trips_through_its_one_allocation() {
+        // Each JSON length modulo 8 (the padding after the JSON differs),
+        // with and without a client_id, shared and dropped in any order.
+        for n in 0..24 {
+            let content = "x".repeat(n);
+            for cid in [None, Some("c")] {
+                let m = sample(&content, cid);
+                let shared = m.clone();
+                drop(m);
+                let v: serde_json::Value = serde_json::from_str(shared.json()).unwrap();
+                assert_eq!(v["content"], content.as_str());
+                assert_eq!(shared.content(), content);
+                assert_eq!(shared.client_id().as_deref(), cid);
+                assert_eq!((shared.id, shared.from_id, shared.to_id), (17, 1, 2));
+                assert_eq!(shared.ts, 1764160000000);
+                assert_eq!(shared.cost(), shared.json().len());
+            }
+        }
+    }
+
+    #[test]
     fn the_cost_follows_the_id_s_digits() {
         let parties = Parties {
             from_id: 1,
