@@ -94,9 +94,27 @@ fn alloc(head: Head, json: &[u8]) -> Arc<Message> {
 thread_local! {
     /// Where a new message's JSON is written before it is copied into its
     /// allocation, which is sized to fit (its length is known only once
-    /// written). One per thread that builds messages, as large as the
-    /// largest message it built.
+    /// written). One per thread that builds messages, kept between
+    /// messages up to [`SCRATCH_KEPT`] bytes.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The most scratch room a thread keeps after a message: a rare large
+/// one (up to the content limit, escaped) is not held for good.
+const SCRATCH_KEPT: usize = 16 << 10;
+
+/// Writes a message's JSON with `write` into this thread's scratch buffer
+/// and makes the message of it.
+fn build(write: impl FnOnce(&mut Vec<u8>) -> Head) -> Arc<Message> {
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        let head = write(out);
+        let message = alloc(head, out);
+        if out.capacity() > SCRATCH_KEPT {
+            *out = Vec::new();
+        }
+        message
+    })
 }
 
 /// How many decimal digits `n` takes in the JSON.
@@ -120,8 +138,7 @@ impl Message {
         content: &str,
         client_id: Option<&str>,
     ) -> Arc<Message> {
-        SCRATCH.with_borrow_mut(|out| {
-            out.clear();
+        build(|out| {
             out.extend_from_slice(b"{\"id\":");
             json::push_u64(out, id);
             json::push_field_str(out, "from", parties.from);
@@ -140,15 +157,14 @@ impl Message {
                 [start, out.len() as u32]
             });
             out.push(b'}');
-            let head = Head {
+            Head {
                 id,
                 from_id: parties.from_id,
                 to_id: parties.to_id,
                 ts,
                 content_at,
                 client_id_at,
-            };
-            alloc(head, out)
+            }
         })
     }
 
@@ -157,8 +173,7 @@ impl Message {
     pub fn renumbered(&self, id: MessageId) -> Arc<Message> {
         const PREFIX: &[u8] = b"{\"id\":";
         let old_end = PREFIX.len() + digits(self.id);
-        SCRATCH.with_borrow_mut(|out| {
-            out.clear();
+        build(|out| {
             out.extend_from_slice(PREFIX);
             json::push_u64(out, id);
             let new_end = out.len();
@@ -167,7 +182,7 @@ impl Message {
                 let move_by = |at: u32| (at as usize + new_end - old_end) as u32;
                 [move_by(start), move_by(end)]
             };
-            let head = Head {
+            Head {
                 id,
                 content_at: shift(self.content_at),
                 client_id_at: match self.client_id_at {
@@ -175,8 +190,7 @@ impl Message {
                     at => shift(at),
                 },
                 ..self.head
-            };
-            alloc(head, out)
+            }
         })
     }
 
@@ -297,6 +311,20 @@ mod tests {
                 assert_eq!(shared.cost(), shared.json().len());
             }
         }
+    }
+
+    #[test]
+    fn a_large_message_does_not_keep_its_scratch_room() {
+        let big = "\u{1}".repeat(64 << 10);
+        let m = sample(&big, None);
+        assert_eq!(m.content(), big);
+        assert!(SCRATCH.with_borrow(|s| s.capacity()) <= SCRATCH_KEPT);
+        let small = sample("hi", None);
+        assert_eq!(small.content(), "hi");
+        assert!(
+            SCRATCH.with_borrow(|s| s.capacity()) > 0,
+            "a small one's room is kept"
+        );
     }
 
     #[test]
