@@ -236,7 +236,7 @@ impl Core {
             };
             let message = Message::new(m.id, &parties, m.ts, &m.content, m.client_id.as_deref());
             self.last_message_id = self.last_message_id.max(m.id);
-            self.mailboxes.deliver(Arc::new(message));
+            self.mailboxes.deliver(message);
         }
         // In the order they were first used, so each sender keeps its newest.
         let mut client_ids = snapshot.client_ids;

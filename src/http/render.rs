@@ -361,8 +361,8 @@ mod tests {
             to_id: 2,
             to: "bob",
         };
-        let a = Arc::new(Message::new(3, &parties, 5, "say \"hi\"\n", Some("c1")));
-        let b = Arc::new(Message::new(4, &parties, 6, "x", None));
+        let a = Message::new(3, &parties, 5, "say \"hi\"\n", Some("c1"));
+        let b = Message::new(4, &parties, 6, "x", None);
         let (status, v) = body(Endpoint::Sync, &Reply::Messages(vec![a, b]));
         assert_eq!(status, 200);
         assert_eq!(
