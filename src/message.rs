@@ -1,26 +1,120 @@
 //! A stored message. Its JSON form is written once, when the message is
 //! created; every push, SYNC reply and HTTP reply copies those bytes instead
 //! of serialising the message again.
+//!
+//! A message is one allocation: `Arc<Message>` holds the reference counts,
+//! the fixed fields and the JSON bytes together, sized to fit. History in
+//! RAM keeps tens of MiB of messages, so each one is cold by the time it
+//! is dropped: one allocation is one `free` and fewer cache lines, written
+//! when the message is made and touched again when it goes.
 
 use crate::json;
 use crate::{MessageId, Millis, UserId};
-use std::ops::Range;
+use std::cell::RefCell;
+use std::mem::{align_of, size_of, MaybeUninit};
+use std::ops::Deref;
+use std::sync::Arc;
 
-/// One message in the server's custody. Shared as `Arc<Message>` between
-/// the recipient's mailbox, pushes and the store.
-#[derive(Debug)]
-pub struct Message {
+/// A message's fixed fields, read as `message.id` and so on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Head {
     pub id: MessageId,
     pub from_id: UserId,
     pub to_id: UserId,
     pub ts: Millis,
+    /// Where the escaped, quoted `content` string stands in the JSON.
+    content_at: [u32; 2],
+    /// Where the escaped, quoted `client_id` string stands in the JSON;
+    /// `[0, 0]` when the sender gave none (the JSON starts with `{`, so no
+    /// string stands at 0).
+    client_id_at: [u32; 2],
+}
+
+/// One message in the server's custody. Shared as `Arc<Message>` between
+/// the recipient's mailbox, pushes, history and the store; only ever made
+/// by [`Message::new`] and [`Message::renumbered`], which allocate the
+/// `Arc` with the JSON inline.
+#[repr(C)]
+pub struct Message {
+    head: Head,
     /// `{"id":..,"from":..,"from_id":..,"to":..,"to_id":..,"content":..,"ts":..}`
     /// plus `"client_id"` when the sender gave one.
-    json: String,
-    /// Where the escaped, quoted `content` string stands in `json`.
-    content_at: Range<u32>,
-    /// Where the escaped, quoted `client_id` string stands in `json`.
-    client_id_at: Option<Range<u32>>,
+    json: str,
+}
+
+impl Deref for Message {
+    type Target = Head;
+    fn deref(&self) -> &Head {
+        &self.head
+    }
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("head", &self.head)
+            .field("json", &&self.json)
+            .finish()
+    }
+}
+
+// `Message`'s layout as `alloc` relies on it: the head, then the JSON at
+// `size_of::<Head>()` (repr(C), str's alignment is 1), all 8-aligned.
+const _: () = assert!(align_of::<Head>() == align_of::<u64>());
+
+/// Makes the `Arc<Message>` of `head` and `json` in one allocation.
+fn alloc(head: Head, json: &[u8]) -> Arc<Message> {
+    debug_assert!(std::str::from_utf8(json).is_ok());
+    let bytes = size_of::<Head>() + json.len();
+    // Allocated as words so the `Arc`'s layout (counts, then
+    // `bytes` rounded up to 8, aligned to 8) is exactly `Message`'s.
+    let mut words: Arc<[MaybeUninit<u64>]> = Arc::new_uninit_slice(bytes.div_ceil(8));
+    let data = Arc::get_mut(&mut words)
+        .expect("a new Arc is unique")
+        .as_mut_ptr()
+        .cast::<u8>();
+    // SAFETY: `data` points at `bytes` rounded up to 8 writable bytes,
+    // 8-aligned; the head is written at 0 and the JSON right after it.
+    unsafe {
+        data.cast::<Head>().write(head);
+        std::ptr::copy_nonoverlapping(json.as_ptr(), data.add(size_of::<Head>()), json.len());
+    }
+    let raw = Arc::into_raw(words).cast::<u8>();
+    // A pointer to `Message` carries the JSON's length as its metadata.
+    let raw = std::ptr::slice_from_raw_parts(raw, json.len()) as *const Message;
+    // SAFETY: the allocation came from an `Arc` of the same size (the head
+    // plus `json.len()`, rounded up to 8) and alignment (8), as
+    // `Arc::from_raw` asks; the head and the JSON (valid UTF-8: the JSON
+    // helpers write ASCII and the escaped forms of `&str`s) are
+    // initialised, and the padding after them is never read.
+    unsafe { Arc::from_raw(raw) }
+}
+
+thread_local! {
+    /// Where a new message's JSON is written before it is copied into its
+    /// allocation, which is sized to fit (its length is known only once
+    /// written). One per thread that builds messages, kept between
+    /// messages up to [`SCRATCH_KEPT`] bytes.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The most scratch room a thread keeps after a message: a rare large
+/// one (up to the content limit, escaped) is not held for good.
+const SCRATCH_KEPT: usize = 16 << 10;
+
+/// Writes a message's JSON with `write` into this thread's scratch buffer
+/// and makes the message of it.
+fn build(write: impl FnOnce(&mut Vec<u8>) -> Head) -> Arc<Message> {
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        let head = write(out);
+        let message = alloc(head, out);
+        if out.capacity() > SCRATCH_KEPT {
+            *out = Vec::new();
+        }
+        message
+    })
 }
 
 /// How many decimal digits `n` takes in the JSON.
@@ -43,82 +137,61 @@ impl Message {
         ts: Millis,
         content: &str,
         client_id: Option<&str>,
-    ) -> Message {
-        // Room for the keys and punctuation (64 bytes), four numbers of up
-        // to 20 digits, and the 20 bytes push_u64 writes before cutting back,
-        // so the buffer is never grown; escapes are rare enough to allow for
-        // one growth when they happen.
-        let mut out = Vec::with_capacity(
-            content.len()
-                + parties.from.len()
-                + parties.to.len()
-                + 64
-                + 4 * 20
-                + 20
-                + client_id.map_or(0, |c| c.len() + 16),
-        );
-        out.extend_from_slice(b"{\"id\":");
-        json::push_u64(&mut out, id);
-        json::push_field_str(&mut out, "from", parties.from);
-        json::push_field_u64(&mut out, "from_id", parties.from_id);
-        json::push_field_str(&mut out, "to", parties.to);
-        json::push_field_u64(&mut out, "to_id", parties.to_id);
-        out.extend_from_slice(b",\"content\":");
-        let content_start = out.len() as u32;
-        json::push_str(&mut out, content);
-        let content_at = content_start..out.len() as u32;
-        json::push_field_u64(&mut out, "ts", ts);
-        let client_id_at = client_id.map(|cid| {
-            out.extend_from_slice(b",\"client_id\":");
-            let start = out.len() as u32;
-            json::push_str(&mut out, cid);
-            start..out.len() as u32
-        });
-        out.push(b'}');
-        // Kept as a String: shrinking it to a Box<str> would copy it again.
-        // SAFETY: `out` holds ASCII punctuation, digits and keys, and the
-        // JSON-escaped forms of `&str`s, which are valid UTF-8; checking it
-        // again would cost a pass over every message.
-        let json = unsafe { String::from_utf8_unchecked(out) };
-        debug_assert!(std::str::from_utf8(json.as_bytes()).is_ok());
-        Message {
-            id,
-            from_id: parties.from_id,
-            to_id: parties.to_id,
-            ts,
-            json,
-            content_at,
-            client_id_at,
-        }
+    ) -> Arc<Message> {
+        build(|out| {
+            out.extend_from_slice(b"{\"id\":");
+            json::push_u64(out, id);
+            json::push_field_str(out, "from", parties.from);
+            json::push_field_u64(out, "from_id", parties.from_id);
+            json::push_field_str(out, "to", parties.to);
+            json::push_field_u64(out, "to_id", parties.to_id);
+            out.extend_from_slice(b",\"content\":");
+            let content_start = out.len() as u32;
+            json::push_str(out, content);
+            let content_at = [content_start, out.len() as u32];
+            json::push_field_u64(out, "ts", ts);
+            let client_id_at = client_id.map_or([0, 0], |cid| {
+                out.extend_from_slice(b",\"client_id\":");
+                let start = out.len() as u32;
+                json::push_str(out, cid);
+                [start, out.len() as u32]
+            });
+            out.push(b'}');
+            Head {
+                id,
+                from_id: parties.from_id,
+                to_id: parties.to_id,
+                ts,
+                content_at,
+                client_id_at,
+            }
+        })
     }
 
     /// The same message under another id: the one the store gave it, where
     /// the store assigns ids (PostgreSQL). Copies the JSON once.
-    pub fn renumbered(&self, id: MessageId) -> Message {
+    pub fn renumbered(&self, id: MessageId) -> Arc<Message> {
         const PREFIX: &[u8] = b"{\"id\":";
         let old_end = PREFIX.len() + digits(self.id);
-        let mut out = Vec::with_capacity(self.json.len() + 20);
-        out.extend_from_slice(PREFIX);
-        json::push_u64(&mut out, id);
-        let new_end = out.len();
-        out.extend_from_slice(&self.json.as_bytes()[old_end..]);
-        let shift = |r: &Range<u32>| {
-            let move_by = |at: u32| (at as usize + new_end - old_end) as u32;
-            move_by(r.start)..move_by(r.end)
-        };
-        // SAFETY: ASCII digits and punctuation followed by the tail of a
-        // valid UTF-8 string, cut at an ASCII character.
-        let json = unsafe { String::from_utf8_unchecked(out) };
-        debug_assert!(std::str::from_utf8(json.as_bytes()).is_ok());
-        Message {
-            id,
-            from_id: self.from_id,
-            to_id: self.to_id,
-            ts: self.ts,
-            content_at: shift(&self.content_at),
-            client_id_at: self.client_id_at.as_ref().map(shift),
-            json,
-        }
+        build(|out| {
+            out.extend_from_slice(PREFIX);
+            json::push_u64(out, id);
+            let new_end = out.len();
+            out.extend_from_slice(&self.json.as_bytes()[old_end..]);
+            let shift = |[start, end]: [u32; 2]| {
+                let move_by = |at: u32| (at as usize + new_end - old_end) as u32;
+                [move_by(start), move_by(end)]
+            };
+            Head {
+                id,
+                content_at: shift(self.content_at),
+                client_id_at: match self.client_id_at {
+                    [0, 0] => [0, 0],
+                    at => shift(at),
+                },
+                ..self.head
+            }
+        })
     }
 
     /// The message as a JSON object.
@@ -142,7 +215,8 @@ impl Message {
 
     /// The content as a JSON string literal (quoted, escaped).
     pub fn content_json(&self) -> &str {
-        &self.json[self.content_at.start as usize..self.content_at.end as usize]
+        let [start, end] = self.content_at;
+        &self.json[start as usize..end as usize]
     }
 
     /// The content as plain text.
@@ -152,9 +226,10 @@ impl Message {
 
     /// The sender's `client_id`, if one was given.
     pub fn client_id(&self) -> Option<String> {
-        self.client_id_at
-            .as_ref()
-            .map(|r| unescape(&self.json[r.start as usize..r.end as usize]))
+        match self.client_id_at {
+            [0, 0] => None,
+            [start, end] => Some(unescape(&self.json[start as usize..end as usize])),
+        }
     }
 }
 
@@ -166,7 +241,7 @@ fn unescape(literal: &str) -> String {
 mod tests {
     use super::*;
 
-    fn sample(content: &str, client_id: Option<&str>) -> Message {
+    fn sample(content: &str, client_id: Option<&str>) -> Arc<Message> {
         let parties = Parties {
             from_id: 1,
             from: "alice",
@@ -215,6 +290,41 @@ mod tests {
             assert_eq!(renumbered.content(), "h\u{e9} \"x\"");
             assert_eq!(renumbered.client_id().as_deref(), Some("c \u{e9}"));
         }
+    }
+
+    #[test]
+    fn every_length_round_trips_through_its_one_allocation() {
+        // Each JSON length modulo 8 (the padding after the JSON differs),
+        // with and without a client_id, shared and dropped in any order.
+        for n in 0..24 {
+            let content = "x".repeat(n);
+            for cid in [None, Some("c")] {
+                let m = sample(&content, cid);
+                let shared = m.clone();
+                drop(m);
+                let v: serde_json::Value = serde_json::from_str(shared.json()).unwrap();
+                assert_eq!(v["content"], content.as_str());
+                assert_eq!(shared.content(), content);
+                assert_eq!(shared.client_id().as_deref(), cid);
+                assert_eq!((shared.id, shared.from_id, shared.to_id), (17, 1, 2));
+                assert_eq!(shared.ts, 1764160000000);
+                assert_eq!(shared.cost(), shared.json().len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_message_does_not_keep_its_scratch_room() {
+        let big = "\u{1}".repeat(64 << 10);
+        let m = sample(&big, None);
+        assert_eq!(m.content(), big);
+        assert!(SCRATCH.with_borrow(|s| s.capacity()) <= SCRATCH_KEPT);
+        let small = sample("hi", None);
+        assert_eq!(small.content(), "hi");
+        assert!(
+            SCRATCH.with_borrow(|s| s.capacity()) > 0,
+            "a small one's room is kept"
+        );
     }
 
     #[test]

@@ -71,13 +71,13 @@ fn fill(dir: &std::path::Path) {
                 };
                 let content = format!("pending message number {id}, a typical short chat line");
                 let client_id = (id % 10 == 0).then(|| format!("cid-{id}"));
-                WriteOp::Append(Arc::new(Message::new(
+                WriteOp::Append(Message::new(
                     id,
                     &parties,
                     ts,
                     &content,
                     client_id.as_deref(),
-                )))
+                ))
             })
             .collect();
         seq += 1;

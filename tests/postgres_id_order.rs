@@ -86,7 +86,7 @@ fn sender(url: String, sender: u64) -> Vec<u64> {
             .map(|i| {
                 let provisional = seq * 100 + i;
                 let m = Message::new(provisional, &parties, 1, "race", None);
-                WriteOp::Append(Arc::new(m))
+                WriteOp::Append(m)
             })
             .collect();
         let done = node.commit(Batch {

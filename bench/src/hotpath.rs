@@ -206,6 +206,10 @@ impl HotPath {
         self.outbox.pushes.clear();
     }
 
+    // Never inlined, so that `valgrind --tool=callgrind
+    // --toggle-collect='gotalk_bench::hotpath::HotPath::relay'` counts the
+    // relay alone: not the set-up, nor dropping what history holds at exit.
+    #[inline(never)]
     fn relay(&mut self, total: u64) -> u64 {
         let lines: Vec<Vec<u8>> = (0..RECEIVERS)
             .map(|r| {

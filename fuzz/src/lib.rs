@@ -107,7 +107,7 @@ pub fn pieces<'a>(input: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
 // ----------------------------------------------------------- line protocol
 
 /// A reply the core could give `request`, and the message a SEND stores.
-fn reply_to(request: &Request<'_>) -> (Reply, Option<Message>) {
+fn reply_to(request: &Request<'_>) -> (Reply, Option<Arc<Message>>) {
     let user = |name: &str| UserRef {
         id: 7,
         username: Arc::from(name),
@@ -244,7 +244,7 @@ pub fn check_line(line: &[u8]) {
         message_event(&mut event, &message);
         check_json_line(&event, line, true);
         let mut out = Vec::new();
-        reply_line(&mut out, &Reply::Messages(vec![Arc::new(message)]), None);
+        reply_line(&mut out, &Reply::Messages(vec![message]), None);
         check_json_line(&out, line, true);
     }
 }
@@ -495,7 +495,7 @@ fn answer(request: &HttpRequest<'_>) {
     check_response(&out, status);
     if let Some(message) = message {
         let mut out = Vec::new();
-        let reply = Reply::Messages(vec![Arc::new(message)]);
+        let reply = Reply::Messages(vec![message]);
         let status = render::reply(&mut out, Endpoint::Sync, &reply, persistence, false);
         check_response(&out, status);
     }

@@ -16,7 +16,6 @@ use crate::store::{Assigned, MailboxFull};
 use crate::MessageId;
 use std::iter::Peekable;
 use std::slice::Iter;
-use std::sync::Arc;
 
 /// The stored ids of one finished batch, looked up in the order the core
 /// wrote its operations (provisional ids grow, so each lookup moves on).
@@ -110,7 +109,7 @@ impl Core {
             }
             AfterCommit::Sent { ticket, message } => match ids.message(message.id) {
                 Some(id) if id != message.id => {
-                    let stored = Arc::new(message.renumbered(id));
+                    let stored = message.renumbered(id);
                     let (was, is) = (
                         super::mailbox::cost(&message),
                         super::mailbox::cost(&stored),

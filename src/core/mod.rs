@@ -56,6 +56,7 @@ pub mod shares;
 pub mod stats;
 #[cfg(test)]
 mod tests;
+mod token_memo;
 mod waiters;
 mod writes;
 
@@ -98,6 +99,9 @@ pub struct Core {
     settings: CoreSettings,
     /// Seals and opens tokens.
     key: TokenKey,
+    /// Tokens opened lately (`token_memo.rs`): a client sends the same
+    /// one with each request.
+    token_memo: std::cell::RefCell<token_memo::TokenMemo>,
     /// The account cache, names being registered, accounts pinned.
     accounts: Accounts,
     /// Throttles, password jobs, failed logins.
@@ -176,6 +180,7 @@ impl Core {
             mailboxes.track_age();
         }
         Core {
+            token_memo: Default::default(),
             cluster: cluster::Cluster::new(settings.cluster),
             history: history::History::new(settings.history, !settings.on_demand),
             key,
@@ -204,6 +209,7 @@ impl Core {
     /// current key; its older keys open the tokens they sealed.
     pub fn set_token_key(&mut self, key: TokenKey) {
         self.key = key;
+        self.token_memo.get_mut().clear();
     }
 
     /// Loads the state saved by earlier runs.
@@ -231,7 +237,7 @@ impl Core {
             };
             let message = Message::new(m.id, &parties, m.ts, &m.content, m.client_id.as_deref());
             self.last_message_id = self.last_message_id.max(m.id);
-            self.mailboxes.deliver(Arc::new(message));
+            self.mailboxes.deliver(message);
         }
         // In the order they were first used, so each sender keeps its newest.
         let mut client_ids = snapshot.client_ids;

@@ -76,13 +76,7 @@ pub(super) fn message_of(m: &StoredMessage) -> Arc<Message> {
         to_id: m.to_id,
         to: &m.to,
     };
-    Arc::new(Message::new(
-        m.id,
-        &parties,
-        m.ts,
-        &m.content,
-        m.client_id.as_deref(),
-    ))
+    Message::new(m.id, &parties, m.ts, &m.content, m.client_id.as_deref())
 }
 
 /// The reads in flight, what each asked and who waits for it; the same

@@ -69,6 +69,9 @@ pub(super) enum AfterCommit {
     },
 }
 
+/// Most writes a new batch has room for before it grows.
+const BATCH_ROOM: usize = 1024;
+
 pub(super) struct Writes {
     /// Writes collected this turn, and the sequence number they will
     /// commit as.
@@ -132,9 +135,14 @@ impl Writes {
         if !self.has_open() {
             return None;
         }
+        // The next batch starts with room for as many writes as this one
+        // (up to a bound): one allocation per batch, not a growth by
+        // doubling that copies the writes into fresh, cold memory again
+        // and again while history in RAM churns the heap.
+        let room = self.ops.len().min(BATCH_ROOM);
         let batch = Batch {
             seq: self.seq,
-            ops: std::mem::take(&mut self.ops),
+            ops: std::mem::replace(&mut self.ops, Vec::with_capacity(room)),
             last_message_id,
             client_ids_per_sender,
         };

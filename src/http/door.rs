@@ -41,6 +41,9 @@ pub struct HttpDoor {
     /// `GET /ws` was answered `101`: the connection is the WebSocket
     /// door's from the next byte on.
     upgraded: Option<Box<WsDoor>>,
+    /// The `Host` last found to name this server: a keep-alive client
+    /// sends the same one each time, and it is not checked again.
+    host_accepted: Option<Box<[u8]>>,
 }
 
 /// What a reply slot of an HTTP connection renders.
@@ -132,8 +135,11 @@ impl HttpDoor {
         let secure = self.secure;
         let head_only = request.method == "HEAD";
         let budget = &mut *turn.budget;
-        if let Err(refusal) = host::check_host(request.host, turn.config) {
-            return refuse(id, conn, budget, &refusal, persistence, secure);
+        if request.host.is_some() && request.host != self.host_accepted.as_deref() {
+            if let Err(refusal) = host::check_host(request.host, turn.config) {
+                return refuse(id, conn, budget, &refusal, persistence, secure);
+            }
+            self.host_accepted = request.host.map(Box::from);
         }
         let endpoint = match routes::route(request.method, request.path) {
             Ok(Route::Api(endpoint)) => endpoint,

@@ -189,7 +189,7 @@ impl Reader {
 /// `from` on (less two bytes, which may hold the start of the terminator).
 fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     let mut i = from.saturating_sub(2);
-    while let Some(offset) = buf[i..].iter().position(|&b| b == b'\n') {
+    while let Some(offset) = memchr::memchr(b'\n', &buf[i..]) {
         let nl = i + offset;
         match (buf.get(nl + 1), buf.get(nl + 2)) {
             (Some(b'\n'), _) => return Some(nl + 2),
@@ -229,9 +229,11 @@ fn bad(message: &'static str) -> Refusal {
 
 /// Parses a complete head and decides the body's framing.
 fn parse_head(buf: &[u8]) -> Result<Head<'_>, Refusal> {
-    let mut headers = [httparse::EMPTY_HEADER; HTTP_MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
+    // httparse fills in only the headers the request has: the array is
+    // not zeroed first for every request.
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; HTTP_MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(bad("malformed HTTP request head")),
         Err(e) => return Err(malformed(e)),

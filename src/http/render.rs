@@ -123,17 +123,24 @@ fn push_json_retry(
     retry_after_ms: Option<u64>,
 ) {
     let retry_after = retry_after_ms.map(|ms| ms.div_ceil(1000).max(1).to_string());
-    let mut extra: Vec<(&str, &str)> = vec![
+    // At most four extra headers, in place: no list is built per response.
+    let mut extra = [
         ("Cache-Control", "no-store"),
         ("X-Content-Type-Options", "nosniff"),
+        ("", ""),
+        ("", ""),
     ];
+    let mut n = 2;
     if let Some(methods) = allow {
-        extra.push(("Allow", methods));
+        extra[n] = ("Allow", methods);
+        n += 1;
     }
     if let Some(seconds) = &retry_after {
-        extra.push(("Retry-After", seconds));
+        extra[n] = ("Retry-After", seconds);
+        n += 1;
     } else if status == 429 || status == 503 {
-        extra.push(("Retry-After", "1"));
+        extra[n] = ("Retry-After", "1");
+        n += 1;
     }
     push_head(
         out,
@@ -142,7 +149,7 @@ fn push_json_retry(
         secure,
         "application/json",
         body.len(),
-        &extra,
+        &extra[..n],
     );
     out.extend_from_slice(body);
 }
@@ -155,23 +162,30 @@ pub fn reply(
     persistence: Persistence,
     secure: bool,
 ) -> u16 {
-    let mut body = Vec::new();
-    let status = reply_body(&mut body, endpoint, reply);
     let retry_after_ms = match reply {
         Reply::Error(failure) => failure.retry_after_ms,
         _ => None,
     };
-    push_json_retry(
-        out,
-        status,
-        persistence,
-        secure,
-        &body,
-        None,
-        retry_after_ms,
-    );
-    status
+    // The body is rendered first (its length goes in the head) into a
+    // buffer the thread keeps, so a response allocates nothing of its own.
+    BODY.with_borrow_mut(|body| {
+        body.clear();
+        let status = reply_body(body, endpoint, reply);
+        push_json_retry(out, status, persistence, secure, body, None, retry_after_ms);
+        if body.capacity() > KEEP_BODY_BYTES {
+            *body = Vec::new();
+        }
+        status
+    })
 }
+
+thread_local! {
+    /// The body of the response being rendered (see [`reply`]).
+    static BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A body buffer grown past this (a long `/sync` page) is let go after use.
+const KEEP_BODY_BYTES: usize = 64 * 1024;
 
 /// Appends the response to a request the shim itself refused.
 pub fn refusal(out: &mut Vec<u8>, refusal: &Refusal, persistence: Persistence, secure: bool) {
@@ -347,8 +361,8 @@ mod tests {
             to_id: 2,
             to: "bob",
         };
-        let a = Arc::new(Message::new(3, &parties, 5, "say \"hi\"\n", Some("c1")));
-        let b = Arc::new(Message::new(4, &parties, 6, "x", None));
+        let a = Message::new(3, &parties, 5, "say \"hi\"\n", Some("c1"));
+        let b = Message::new(4, &parties, 6, "x", None);
         let (status, v) = body(Endpoint::Sync, &Reply::Messages(vec![a, b]));
         assert_eq!(status, 200);
         assert_eq!(

@@ -268,7 +268,7 @@ mod tests {
             to_id: 2,
             to: "bob",
         };
-        let m = Arc::new(Message::new(3, &parties, 9, "hi\n", None));
+        let m = Message::new(3, &parties, 9, "hi\n", None);
         let v = render(&Reply::Messages(vec![m.clone(), m.clone()]), None);
         assert_eq!(v["messages"][1]["content"], "hi\n");
         let mut out = Vec::new();
@@ -287,7 +287,7 @@ mod tests {
             to_id: 2,
             to: "bob",
         };
-        let m = Arc::new(Message::new(3, &parties, 9, "hi", None));
+        let m = Message::new(3, &parties, 9, "hi", None);
         let page = Reply::History {
             messages: vec![m.clone()],
             more: true,

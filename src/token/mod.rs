@@ -24,9 +24,9 @@ pub mod keys;
 pub use keys::{new_identity, random_key, KeyId};
 
 use crate::{Millis, UserId};
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
-use keys::{parse_hex, push_hex};
+use aes_gcm::aead::{Aead, AeadCore, AeadInPlace, KeyInit, OsRng, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce, Tag};
+use keys::{parse_hex_into, push_hex};
 
 /// A token's own id (the first 8 bytes of its nonce).
 pub type TokenId = u64;
@@ -142,18 +142,19 @@ impl TokenKey {
     /// Opens a token (v3, or v2 with key id 0) if it is genuine and
     /// unexpired. The caller checks the identity and revocations.
     pub fn open(&self, token: &str, now: Millis) -> Result<OpenedToken, TokenError> {
-        let bytes = parse_hex(token.trim(), V3_LEN).ok_or(TokenError::Malformed)?;
-        let v3 = match bytes.len() {
-            V3_LEN => true,
-            V2_LEN => false,
+        let hex = token.trim().as_bytes();
+        let v3 = match hex.len() {
+            n if n == V3_LEN * 2 => true,
+            n if n == V2_LEN * 2 => false,
             _ => return Err(TokenError::Malformed),
         };
-        let (kid_bytes, rest) = match v3 {
-            true => {
-                let (kid, rest) = bytes.split_at(KID_LEN);
-                (kid.try_into().expect("4 bytes"), rest)
-            }
-            false => ([0u8; KID_LEN], &bytes[..]),
+        // Decoded on the stack: a token is opened for every HTTP request.
+        let mut buf = [0u8; V3_LEN];
+        let bytes = &mut buf[..hex.len() / 2];
+        parse_hex_into(hex, bytes).ok_or(TokenError::Malformed)?;
+        let kid_bytes: [u8; KID_LEN] = match v3 {
+            true => bytes[..KID_LEN].try_into().expect("4 bytes"),
+            false => [0u8; KID_LEN],
         };
         let aad3 = aad_v3(kid_bytes);
         let aad: &[u8] = if v3 { &aad3 } else { AAD_V2 };
@@ -164,10 +165,14 @@ impl TokenKey {
             .find(|(k, _)| *k == kid)
             .map(|(_, c)| c)
             .ok_or(TokenError::UnknownKey)?;
-        let (nonce, sealed) = rest.split_at(NONCE_LEN);
-        let plain = cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
+        // Opened in place in the decoded bytes: no second buffer.
+        let rest = &mut bytes[if v3 { KID_LEN } else { 0 }..];
+        let (nonce, sealed) = rest.split_at_mut(NONCE_LEN);
+        let (plain, tag) = sealed.split_at_mut(PLAIN_LEN);
+        cipher
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, plain, Tag::from_slice(tag))
             .map_err(|_| TokenError::Forged)?;
+        let plain: &[u8] = plain;
         let field = |i: usize| u64::from_be_bytes(plain[i..i + 8].try_into().expect("8 bytes"));
         let opened = OpenedToken {
             user: field(0),

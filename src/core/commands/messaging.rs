@@ -88,7 +88,7 @@ impl Core {
             to: &recipient.username,
         };
         let id = self.last_message_id + 1;
-        let message = Arc::new(Message::new(id, &parties, now, content, client_id));
+        let message = Message::new(id, &parties, now, content, client_id);
         // Room in the mailbox is taken now, before the commit, so SENDs in
         // flight count against its caps; the commit stores or releases it.
         let budget = self.budget();

@@ -59,7 +59,9 @@ impl Core {
         now: Millis,
     ) -> Result<OpenedToken, Stop> {
         let rejected = || Failure::new(ErrorCode::Unauthorized, help::TOKEN_REJECTED);
-        let t = self.key.open(token, now).map_err(|_| rejected())?;
+        let t = (self.token_memo.borrow_mut())
+            .open(&self.key, token, now)
+            .map_err(|_| rejected())?;
         // The account must exist AND be the one the token was issued for:
         // an id alone could name a newer account after a reset. And the
         // token must not have been revoked by LOGOUT (one token, or all

@@ -256,7 +256,7 @@ mod tests {
             to_id: to,
             to: "b",
         };
-        Arc::new(Message::new(id, &parties, ts, "hello", None))
+        Message::new(id, &parties, ts, "hello", None)
     }
 
     fn ids(page: &[Arc<Message>]) -> Vec<MessageId> {

@@ -147,7 +147,7 @@ mod tests {
             to_id: 1,
             to: "rcpt",
         };
-        Arc::new(Message::new(id, &parties, 0, "hello", None))
+        Message::new(id, &parties, 0, "hello", None)
     }
 
     #[test]

@@ -11,7 +11,7 @@ fn msg(id: MessageId, to: UserId) -> Arc<Message> {
         to_id: to,
         to: "rcpt",
     };
-    Arc::new(Message::new(id, &parties, 0, "hello", None))
+    Message::new(id, &parties, 0, "hello", None)
 }
 
 fn ids(v: &[Arc<Message>]) -> Vec<MessageId> {
@@ -224,7 +224,7 @@ fn the_age_index_finds_the_oldest_mailbox_and_follows_acks_and_expiry() {
             to_id: to,
             to: "rcpt",
         };
-        Arc::new(Message::new(id, &parties, ts, "hello", None))
+        Message::new(id, &parties, ts, "hello", None)
     };
     let mut boxes = Mailboxes::default();
     boxes.track_age();

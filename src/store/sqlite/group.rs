@@ -341,7 +341,6 @@ pub(super) mod tests {
     use super::super::schema;
     use super::*;
     use crate::message::{Message, Parties};
-    use std::sync::Arc;
 
     pub fn message(id: u64, content: &str) -> WriteOp {
         let parties = Parties {
@@ -350,7 +349,7 @@ pub(super) mod tests {
             to_id: 2,
             to: "bob",
         };
-        WriteOp::Append(Arc::new(Message::new(id, &parties, 1, content, None)))
+        WriteOp::Append(Message::new(id, &parties, 1, content, None))
     }
 
     pub fn user(id: u64, name: &str) -> WriteOp {

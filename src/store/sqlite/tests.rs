@@ -69,7 +69,7 @@ fn message(id: u64, ts: Millis, content: &str, client_id: Option<&str>) -> Write
         to_id: 2,
         to: "bob",
     };
-    WriteOp::Append(Arc::new(Message::new(id, &parties, ts, content, client_id)))
+    WriteOp::Append(Message::new(id, &parties, ts, content, client_id))
 }
 
 fn batch(seq: u64, last_message_id: u64, ops: Vec<WriteOp>) -> Batch {
