@@ -438,26 +438,12 @@ fn pump(
 /// asks for.
 fn encode(
     out: &mut Vec<u8>,
-    mut write: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
+    write: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
 ) -> Result<(), rustls::Error> {
-    let mut room = 1024;
-    loop {
-        let start = grow(out, room);
-        match write(&mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                return Ok(());
-            }
-            Err(EncodeError::InsufficientSize(need)) => {
-                out.truncate(start);
-                room = need.required_size;
-            }
-            Err(e) => {
-                out.truncate(start);
-                return Err(rustls::Error::General(e.to_string()));
-            }
-        }
-    }
+    append_growing(out, 1024, write, |e| match e {
+        EncodeError::InsufficientSize(need) => Some(need.required_size),
+        _ => None,
+    })
 }
 
 /// Appends what `write` encrypts from `len` plaintext bytes to `out`,
@@ -465,9 +451,23 @@ fn encode(
 fn encrypt(
     out: &mut Vec<u8>,
     len: usize,
-    mut write: impl FnMut(&mut [u8]) -> Result<usize, EncryptError>,
+    write: impl FnMut(&mut [u8]) -> Result<usize, EncryptError>,
 ) -> Result<(), rustls::Error> {
-    let mut room = len + RECORD_OVERHEAD;
+    append_growing(out, len + RECORD_OVERHEAD, write, |e| match e {
+        EncryptError::InsufficientSize(need) => Some(need.required_size),
+        _ => None,
+    })
+}
+
+/// Appends what `write` puts into `room` bytes to `out`; when `write`
+/// fails for want of room (`required` names the size it needs), tries
+/// again with that much.
+fn append_growing<E: std::fmt::Display>(
+    out: &mut Vec<u8>,
+    mut room: usize,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, E>,
+    required: impl Fn(&E) -> Option<usize>,
+) -> Result<(), rustls::Error> {
     loop {
         let start = grow(out, room);
         match write(&mut out[start..]) {
@@ -475,13 +475,12 @@ fn encrypt(
                 out.truncate(start + n);
                 return Ok(());
             }
-            Err(EncryptError::InsufficientSize(need)) => {
-                out.truncate(start);
-                room = need.required_size;
-            }
             Err(e) => {
                 out.truncate(start);
-                return Err(rustls::Error::General(e.to_string()));
+                match required(&e) {
+                    Some(size) => room = size,
+                    None => return Err(rustls::Error::General(e.to_string())),
+                }
             }
         }
     }
