@@ -12,7 +12,7 @@
 
 use crate::idle::{self, print_idle, Handshake, IdleOutcome};
 use crate::open_loop::{self, Latency, Schedule};
-use crate::relay::{self, drive, login_all, GotalkProto, Outcome, Shape};
+use crate::relay::{self, drive, login_all, relay_users, GotalkProto, Outcome, Shape};
 use crate::server::{Gotalk, Mode};
 use crate::{thousands, wire, Opts};
 use mio::net::TcpStream;
@@ -217,13 +217,7 @@ pub fn relay_gotalk_ws(
     r_count: usize,
     shape: &Shape,
 ) -> Result<Outcome, String> {
-    let senders: Vec<String> = (0..s_count).map(|i| format!("bench-s{i}")).collect();
-    let receivers: Vec<String> = (0..r_count).map(|i| format!("bench-r{i}")).collect();
-    let everyone: Vec<String> = senders.iter().chain(&receivers).cloned().collect();
-    wire::register_all(server.addr, &everyone)?;
-    // The LOGIN connections close first: left bound, each would get every
-    // push too, and the server would do twice the work.
-    let (_, tokens) = login_all(server.addr, &everyone)?;
+    let (receivers, tokens) = relay_users(server, s_count, r_count)?;
     let mut streams = tokens
         .iter()
         .map(|t| open_ws(server.addr, &format!("AUTH {t}")))

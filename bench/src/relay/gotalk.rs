@@ -151,6 +151,24 @@ pub fn relay_gotalk_content(
     )
 }
 
+/// The relay's users registered (senders `bench-s0`…, receivers
+/// `bench-r0`…), and their tokens in that order from LOGINs on
+/// connections that close at once: left bound, each would get every push
+/// too, and the server would do twice the work. Returns the receivers'
+/// names and the tokens.
+pub fn relay_users(
+    server: &Gotalk,
+    s_count: usize,
+    r_count: usize,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let senders: Vec<String> = (0..s_count).map(|i| format!("bench-s{i}")).collect();
+    let receivers: Vec<String> = (0..r_count).map(|i| format!("bench-r{i}")).collect();
+    let everyone: Vec<String> = senders.iter().chain(&receivers).cloned().collect();
+    wire::register_all(server.addr, &everyone)?;
+    let (_, tokens) = login_all(server.addr, &everyone)?;
+    Ok((receivers, tokens))
+}
+
 /// Like [`relay_gotalk`] over TLS: accounts and LOGINs over plain
 /// connections (the server runs with `--allow-plaintext`), then each
 /// relay connection opens TLS and AUTHs with its user's token.
@@ -161,13 +179,7 @@ pub fn relay_gotalk_tls(
     r_count: usize,
     shape: &Shape,
 ) -> Result<Outcome, String> {
-    let senders: Vec<String> = (0..s_count).map(|i| format!("bench-s{i}")).collect();
-    let receivers: Vec<String> = (0..r_count).map(|i| format!("bench-r{i}")).collect();
-    let everyone: Vec<String> = senders.iter().chain(&receivers).cloned().collect();
-    wire::register_all(server.addr, &everyone)?;
-    // The LOGIN connections close first: left bound, each would get every
-    // push too, and the server would do twice the work.
-    let (_, tokens) = login_all(server.addr, &everyone)?;
+    let (receivers, tokens) = relay_users(server, s_count, r_count)?;
     let config = crate::tls::client_config(cert)?;
     let mut streams = tokens
         .iter()
