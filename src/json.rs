@@ -16,73 +16,83 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
     push_escaped(out, bytes);
 }
 
-/// How each byte is escaped: 0 not at all, `u` as `\u00XX`, else as a
-/// backslash and that byte (the same choices as serde_json).
-const ESCAPE: [u8; 256] = {
-    let mut table = [0u8; 256];
+/// How each byte is escaped: its escape's bytes, padded to eight so that
+/// one unaligned store writes any of them, and their length (0: the byte
+/// is not escaped). The same choices as serde_json: `\b \t \n \f \r \" \\`
+/// by name, other control characters as `\u00XX`.
+const ESCAPES: [([u8; 8], u8); 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [([0u8; 8], 0u8); 256];
     let mut b = 0;
     while b < 0x20 {
-        table[b] = b'u';
+        table[b] = (
+            [b'\\', b'u', b'0', b'0', HEX[b >> 4], HEX[b & 0xf], 0, 0],
+            6,
+        );
         b += 1;
     }
-    table[0x08] = b'b';
-    table[0x09] = b't';
-    table[0x0a] = b'n';
-    table[0x0c] = b'f';
-    table[0x0d] = b'r';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
+    let named = [
+        (0x08, b'b'),
+        (0x09, b't'),
+        (0x0a, b'n'),
+        (0x0c, b'f'),
+        (0x0d, b'r'),
+        (b'"' as usize, b'"'),
+        (b'\\' as usize, b'\\'),
+    ];
+    let mut i = 0;
+    while i < named.len() {
+        table[named[i].0] = ([b'\\', named[i].1, 0, 0, 0, 0, 0, 0], 2);
+        i += 1;
+    }
     table
 };
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// Slack after the worst case: an escape is written as eight bytes, of
+/// which the last two may lie past its six.
+const STORE_SLACK: usize = 2;
 
 /// The slow path of [`push_str`]: room for the worst case (six bytes for
-/// every control character) is made once, and runs without escapes are
-/// copied whole, so even 64 KiB of control characters costs about a
-/// hundred microseconds, not a write call per character.
+/// every control character) is reserved once, runs without escapes are
+/// copied whole, and each escape is one eight-byte store. 60 KB of control
+/// characters (360 KB escaped) is a pass at memory speed rather than a
+/// bounds-checked write per byte: a message like that is rendered once, but
+/// on the loop thread, while every other client waits.
 #[cold]
 fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Written by index into room made for the worst case, then cut back:
-    // no capacity check per byte.
+    let worst = bytes.len() * 6 + 2;
+    out.reserve(worst + STORE_SLACK);
     let at = out.len();
-    out.resize(at + bytes.len() * 6 + 2, 0);
-    let buf = &mut out[at..];
-    buf[0] = b'"';
-    let mut w = 1;
-    let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape = ESCAPE[b as usize];
-        if escape == 0 {
-            continue;
+    let src = bytes.as_ptr();
+    // SAFETY: `out` has room for `worst + STORE_SLACK` bytes past `at`.
+    // After byte i is handled, `w <= 1 + 6 * (i + 1)`, so the quote, every
+    // copied run, every eight-byte store (at most `1 + 6 * i + 8`) and the
+    // closing quote all stay within that room; everything up to `at + w + 1`
+    // is written before `set_len`, and `src` is read below `bytes.len()`.
+    unsafe {
+        let dst = out.as_mut_ptr().add(at);
+        dst.write(b'"');
+        let mut w = 1;
+        let mut run = 0;
+        for i in 0..bytes.len() {
+            let (escape, len) = ESCAPES[*src.add(i) as usize];
+            if len == 0 {
+                continue;
+            }
+            if i > run {
+                std::ptr::copy_nonoverlapping(src.add(run), dst.add(w), i - run);
+                w += i - run;
+            }
+            dst.add(w).cast::<[u8; 8]>().write_unaligned(escape);
+            w += len as usize;
+            run = i + 1;
         }
-        if i > run {
-            // Back to back escapes (a run of control characters) copy
-            // nothing between them: no call per character.
-            buf[w..w + (i - run)].copy_from_slice(&bytes[run..i]);
-            w += i - run;
-        }
-        if escape == b'u' {
-            buf[w..w + 6].copy_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 0xf) as usize],
-            ]);
-            w += 6;
-        } else {
-            buf[w] = b'\\';
-            buf[w + 1] = escape;
-            w += 2;
-        }
-        run = i + 1;
+        let tail = bytes.len() - run;
+        std::ptr::copy_nonoverlapping(src.add(run), dst.add(w), tail);
+        w += tail;
+        dst.add(w).write(b'"');
+        out.set_len(at + w + 1);
     }
-    buf[w..w + (bytes.len() - run)].copy_from_slice(&bytes[run..]);
-    w += bytes.len() - run;
-    buf[w] = b'"';
-    out.truncate(at + w + 1);
 }
 
 /// "00" to "99", for writing two digits per division.
@@ -191,6 +201,29 @@ mod tests {
         }
     }
 
+    /// Every escape is an eight-byte store into room reserved for the
+    /// worst case: strings that end on an escape, right at a buffer's
+    /// capacity, must neither write past it nor leave stray bytes.
+    #[test]
+    fn escapes_at_the_end_of_exact_capacity_buffers_match_serde_json() {
+        for len in 0..40 {
+            for last in ['\u{1}', '\n', '"', 'x'] {
+                let s: String = (0..len)
+                    .map(|i| if i % 3 == 0 { '\u{1f}' } else { 'a' })
+                    .chain([last])
+                    .collect();
+                let mut ours = Vec::with_capacity(0);
+                push_str(&mut ours, &s);
+                assert_eq!(ours, serde_json::to_vec(&s).unwrap(), "{s:?}");
+                let mut exact = Vec::with_capacity(3);
+                exact.extend_from_slice(b"ab");
+                exact.shrink_to_fit();
+                push_str(&mut exact, &s);
+                assert_eq!(&exact[2..], &serde_json::to_vec(&s).unwrap()[..], "{s:?}");
+            }
+        }
+    }
+
     #[test]
     fn numbers_are_written_in_decimal() {
         let edges = (1..20).flat_map(|d| {
@@ -214,5 +247,23 @@ mod tests {
         push_field_str(&mut out, "to", "bob");
         out.push(b'}');
         assert_eq!(out, br#"{"ok":true,"id":17,"to":"bob"}"#);
+    }
+}
+#[cfg(test)]
+mod probe_speed {
+    #[test]
+    fn probe_escape_speed() {
+        let s: String = (1u8..32).map(char::from).cycle().take(60000).collect();
+        let mut out = Vec::new();
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            out.clear();
+            super::push_str(&mut out, &s);
+        }
+        eprintln!(
+            "PROBE {:?} per escape, {} bytes",
+            t.elapsed() / 1000,
+            out.len()
+        );
     }
 }
