@@ -7,7 +7,10 @@
 //! comparison per read call.
 //!
 //! Tokens are kept in thousandths of a byte, so whole-millisecond refills
-//! at any rate add up exactly.
+//! at any rate add up exactly. The bucket may go into debt, down to minus
+//! one burst: a request that cost more than the bytes it came in (a SEND
+//! whose message renders to six times its size) is charged in full, and
+//! the connection waits until the debt is paid back.
 
 use crate::opt_u64::OptU64;
 use crate::Millis;
@@ -24,16 +27,17 @@ pub struct ReadRate {
 }
 
 impl ReadRate {
-    fn full(&self) -> u64 {
-        self.burst.saturating_mul(1000)
+    fn full(&self) -> i64 {
+        i64::try_from(self.burst.saturating_mul(1000)).unwrap_or(i64::MAX)
     }
 }
 
 /// One connection's bucket.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReadShaper {
-    /// Thousandths of a byte in the bucket at `at` (full when `at` is 0).
-    milli: u64,
+    /// Thousandths of a byte in the bucket at `at` (full when `at` is 0);
+    /// below 0 while a charge larger than the bucket is paid back.
+    milli: i64,
     at: Millis,
     /// Reading is paused until then.
     pub paused_until: OptU64,
@@ -61,6 +65,7 @@ impl ReadShaper {
             self.milli = rate.full();
         } else {
             let refill = now.saturating_sub(self.at).saturating_mul(rate.per_second);
+            let refill = i64::try_from(refill).unwrap_or(i64::MAX);
             self.milli = self.milli.saturating_add(refill).min(rate.full());
         }
         self.at = now;
@@ -81,18 +86,23 @@ impl ReadShaper {
         self.refill(rate, now);
         let bytes = self.milli / 1000;
         if bytes > 0 {
-            return Allowance::Bytes(bytes.min(usize::MAX as u64) as usize);
+            return Allowance::Bytes(usize::try_from(bytes).unwrap_or(usize::MAX));
         }
         let want = RESUME_BYTES.min(rate.burst).saturating_mul(1000);
-        let until = now + (want - self.milli).div_ceil(rate.per_second).max(1);
+        let missing = u64::try_from(i128::from(want) - i128::from(self.milli)).unwrap_or(u64::MAX);
+        let until = now + missing.div_ceil(rate.per_second).max(1);
         self.paused_until = OptU64::some(until);
         Allowance::PausedUntil(until)
     }
 
-    /// `n` bytes were read.
+    /// `n` bytes were read, or a request cost `n` bytes beyond those it
+    /// came in: the bucket goes down by that much, at most to minus one
+    /// burst (so one charge pauses a connection for at most
+    /// `burst / per_second`).
     pub fn spend(&mut self, rate: ReadRate, n: u64) {
         if rate.per_second != 0 {
-            self.milli = self.milli.saturating_sub(n.saturating_mul(1000));
+            let n = i64::try_from(n.saturating_mul(1000)).unwrap_or(i64::MAX);
+            self.milli = self.milli.saturating_sub(n).max(-rate.full());
         }
     }
 }
@@ -149,6 +159,29 @@ mod tests {
         assert_eq!(s.allowance(rate, until + 1), Allowance::Bytes(16_285));
         // Never more than the burst, however long it rested.
         assert_eq!(s.allowance(rate, T0 + 3_600_000), Allowance::Bytes(20_000));
+    }
+
+    #[test]
+    fn a_charge_past_the_bucket_is_paid_back_before_the_next_read() {
+        let rate = ReadRate {
+            per_second: 1000,
+            burst: 20_000,
+        };
+        let mut s = ReadShaper::default();
+        assert_eq!(s.allowance(rate, T0), Allowance::Bytes(20_000));
+        // 5,000 bytes read, then the request they carried cost 35,000
+        // more: 20,000 in debt, paid back before 16 KiB are there again.
+        s.spend(rate, 5_000);
+        s.spend(rate, 35_000);
+        let until = T0 + 20_000 + 16_384;
+        assert_eq!(s.allowance(rate, T0), Allowance::PausedUntil(until));
+        assert_eq!(s.allowance(rate, until), Allowance::Bytes(16_384));
+        // The debt is at most one burst, however large the charge.
+        let mut t = ReadShaper::default();
+        assert_eq!(t.allowance(rate, T0), Allowance::Bytes(20_000));
+        t.spend(rate, u64::MAX);
+        let until = T0 + 20_000 + 16_384;
+        assert_eq!(t.allowance(rate, T0 + 1), Allowance::PausedUntil(until));
     }
 
     #[test]

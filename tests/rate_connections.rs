@@ -1,6 +1,7 @@
 //! Fair shares per connection and per address: `--read-bytes-per-second`
 //! shapes a client that sends faster than its rate (its requests are all
-//! answered, later, in order; nobody else waits for them), and
+//! answered, later, in order; nobody else waits for them), and counts a
+//! SEND whose message renders larger than its line at the larger size;
 //! `--connections-per-address-per-second` cuts a connect storm from one
 //! address while another connects and logs in.
 
@@ -84,6 +85,88 @@ fn a_reader_past_its_read_rate_is_answered_later_in_order_and_a_bystander_first(
         stats["limit_hits"]["--read-bytes-per-second"].as_u64() >= Some(1),
         "{stats}"
     );
+}
+
+/// The read-rate pauses the server has counted so far (a limit not hit
+/// yet is not listed).
+fn read_pauses(server: &TestServer) -> u64 {
+    let stats = server.stats();
+    let hits = stats["limit_hits"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no limit_hits in {stats}"));
+    hits.get("--read-bytes-per-second")
+        .map_or(0, |n| n.as_u64().expect("a count"))
+}
+
+#[test]
+fn a_send_is_charged_its_rendered_size_against_the_read_rate() {
+    // 200 KB a second, 100 KB at once, per connection.
+    let server = TestServer::start(&[
+        "--read-bytes-per-second",
+        "200000",
+        "--read-burst",
+        "100000",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    // Alice sends herself three SENDs of 20,000 letters: 60 KB in, about as
+    // much rendered, within her connection's burst: never paused.
+    let (mut alice, _, _) = register_and_login(&server, "alice", "password-a");
+    let plain = "a".repeat(20_000);
+    for _ in 0..3 {
+        assert_ok(&alice.text(&format!("SEND alice {plain}")));
+        assert_eq!(alice.read_event()["message"]["content"], plain.as_str());
+    }
+    assert_eq!(
+        read_pauses(&server),
+        0,
+        "plain text stayed within the burst"
+    );
+
+    // Bob sends himself three SENDs of 20,000 control characters on a
+    // connection of his own: the same 60 KB in, within the burst, but each
+    // renders to 120 KB of JSON escapes, 360 KB in all, so his connection
+    // is paused until that is paid back. Nothing is refused or lost: all
+    // three are answered, in order, and pushed whole.
+    let (mut bob, _, _) = register_and_login(&server, "bob", "password-b");
+    let mut bystander = server.connect();
+    let control: String = (1u8..32)
+        .filter(|b| !matches!(b, b'\n' | b'\r'))
+        .map(char::from)
+        .cycle()
+        .take(20_000)
+        .collect();
+    let mut lines = Vec::new();
+    for n in 0..3 {
+        lines.extend_from_slice(format!("SEND bob {control}\n").as_bytes());
+        lines.extend_from_slice(json!({"cmd": "ping", "tag": n}).to_string().as_bytes());
+        lines.push(b'\n');
+    }
+    assert!(lines.len() < 70_000, "{}", lines.len());
+    bob.send_raw(&lines);
+    // A bystander is answered at once meanwhile.
+    bystander.expect_nothing_before_pong();
+    bob.set_timeout(Duration::from_secs(30));
+    for n in 0..3 {
+        assert_ok(&bob.read_reply());
+        assert_eq!(
+            bob.read_reply(),
+            json!({"ok": true, "pong": true, "tag": n})
+        );
+    }
+    // A push may follow the PONG of the PING sent after its SEND.
+    let mut pushed: Vec<Value> = bob.take_events();
+    while pushed.len() < 3 {
+        pushed.push(bob.read_event());
+    }
+    for event in &pushed {
+        assert_eq!(event["message"]["content"], control.as_str());
+    }
+    assert!(
+        read_pauses(&server) >= 1,
+        "control characters rendered past the burst paused the socket"
+    );
+    bob.expect_nothing_before_pong();
 }
 
 /// Whether the server dropped `stream` unanswered at accept: it reads

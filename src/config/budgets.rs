@@ -161,8 +161,9 @@ pub struct Throttles {
           default_value = "100", value_parser = values::at_least::<0>)]
     pub new_recipients_per_hour: u64,
     /// Bytes a second read from one connection; past it the socket is not
-    /// read until the rate allows (the client waits, nothing is refused);
-    /// 0 for no limit
+    /// read until the rate allows (the client waits, nothing is refused).
+    /// A SEND counts its message as rendered when that is larger than its
+    /// line (control characters render to six bytes each); 0 for no limit
     #[arg(long, env = "GOTALK_READ_BYTES_PER_SECOND", value_name = "BYTES",
           default_value = "1048576", value_parser = values::at_least::<0>)]
     pub read_bytes_per_second: u64,

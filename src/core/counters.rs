@@ -19,6 +19,11 @@ pub struct Counters {
     pub messages_acknowledged: u64,
     /// Messages whose custody ended unread (`--message-ttl`).
     pub messages_expired: u64,
+    /// Bytes of message JSON rendered for SENDs, refused or not: the work
+    /// a request made beyond its own bytes, which the loop charges to the
+    /// sending connection's read rate (a 60 KB message of control
+    /// characters renders to 360 KB).
+    pub message_bytes_rendered: u64,
     /// Refusals by the flag of the limit reached (`--mailbox-bytes`, ...).
     pub limit_hits: BTreeMap<String, u64>,
 }

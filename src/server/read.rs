@@ -144,8 +144,18 @@ impl Server {
             &mut self.next_seq,
         );
         turn.requests_left = share;
+        let input_before = client.conn.inbuf.len();
+        let rendered_before = turn.core.counters.message_bytes_rendered;
         client.door.process(id, &mut client.conn, &mut turn);
+        let rendered = turn.core.counters.message_bytes_rendered - rendered_before;
         let left = turn.requests_left;
+        // The read rate counts what a request costs: its bytes (charged as
+        // they were read), or the message it made when that is larger.
+        let consumed = input_before.saturating_sub(client.conn.inbuf.len());
+        let beyond_input = rendered.saturating_sub(consumed as u64);
+        if beyond_input > 0 {
+            self.shares.spend_read(client, beyond_input);
+        }
         shares::after_share(
             client,
             share - left,

@@ -89,6 +89,7 @@ impl Core {
         };
         let id = self.last_message_id + 1;
         let message = Message::new(id, &parties, now, content, client_id);
+        self.counters.message_bytes_rendered += message.cost() as u64;
         // Room in the mailbox is taken now, before the commit, so SENDs in
         // flight count against its caps; the commit stores or releases it.
         let budget = self.budget();
