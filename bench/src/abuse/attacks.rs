@@ -567,8 +567,10 @@ pub fn mailbox(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
     }
     let mut notes = vec![format!(
         "text-form SENDs of {BIG} control characters to the attacker's own (bound) \
-         connection's user; {:.1} MiB uploaded in {fills} fills, each emptied with one ACK",
-        (total.sent as usize * line.len()) as f64 / 1_048_576.0
+         connection's user; {:.1} MiB uploaded in {} (the mailbox emptied with one ACK after \
+         each refusal)",
+        (total.sent as usize * line.len()) as f64 / 1_048_576.0,
+        fills_text(fills)
     )];
     match first_fill {
         Some((ok, Some((n, code)))) => notes.push(format!(
@@ -587,13 +589,19 @@ pub fn mailbox(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
     }
     Ok(Outcome {
         ops: format!(
-            "{} messages stored in {fills} fills",
-            thousands(total.ok as f64)
+            "{} messages stored in {}",
+            thousands(total.ok as f64),
+            fills_text(fills)
         ),
         errors: total.errors,
         notes,
         ..Outcome::default()
     })
+}
+
+/// "1 fill", "5 fills".
+fn fills_text(fills: u64) -> String {
+    format!("{fills} fill{}", if fills == 1 { "" } else { "s" })
 }
 
 /// Attack 6: a fresh `client_id` on every SEND (an ACK now and then keeps the
@@ -752,6 +760,12 @@ pub fn login_flood(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fills_are_counted_in_words() {
+        assert_eq!(fills_text(1), "1 fill");
+        assert_eq!(fills_text(5), "5 fills");
+    }
 
     #[test]
     fn control_content_has_no_line_breaks_or_nul() {
