@@ -140,13 +140,15 @@ mod tests {
     use super::*;
 
     const T0: Millis = 1_700_000_000_000;
+    /// 1,000 bytes a second, 20,000 at once.
+    const RATE: ReadRate = ReadRate {
+        per_second: 1000,
+        burst: 20_000,
+    };
 
     #[test]
     fn a_burst_then_a_pause_until_enough_is_back() {
-        let rate = ReadRate {
-            per_second: 1000,
-            burst: 20_000,
-        };
+        let rate = RATE;
         let mut s = ReadShaper::default();
         assert_eq!(s.allowance(rate, T0), Allowance::Bytes(20_000));
         s.spend(rate, 20_000);
@@ -163,10 +165,7 @@ mod tests {
 
     #[test]
     fn a_charge_past_the_bucket_is_paid_back_before_the_next_read() {
-        let rate = ReadRate {
-            per_second: 1000,
-            burst: 20_000,
-        };
+        let rate = RATE;
         let mut s = ReadShaper::default();
         assert_eq!(s.allowance(rate, T0), Allowance::Bytes(20_000));
         // 5,000 bytes read, then the request they carried cost 35,000
