@@ -20,6 +20,8 @@ pub struct ServerFigures<'a> {
     pub queued_output_bytes: usize,
     pub max_output_total: usize,
     pub accept_paused: bool,
+    /// Addresses whose connects the kernel drops now (a connect storm).
+    pub storm_addresses: usize,
     /// Connections closed by the server or the client, by reason.
     pub closed: &'a HashMap<&'static str, u64>,
     /// Connections refused at the door, by reason.
@@ -130,6 +132,12 @@ impl Figures<'_> {
             "gotalk_accept_paused",
             "1 while accepting is paused for want of file descriptors.",
             f64::from(u8::from(self.server.accept_paused)),
+        );
+        e.gauge(
+            "gotalk_connect_storm_addresses",
+            "Addresses whose new connections the kernel drops unanswered now \
+             (--connection-storm-cuts).",
+            self.server.storm_addresses as f64,
         );
 
         let commands: Vec<_> = counters
@@ -340,6 +348,7 @@ impl Figures<'_> {
                 "queued_output_bytes": self.server.queued_output_bytes,
                 "max_output_total": self.server.max_output_total,
                 "accept_paused": self.server.accept_paused,
+                "storm_addresses": self.server.storm_addresses,
                 "closed_by_reason": self.server.closed,
                 "refused_by_reason": self.server.refused,
             },

@@ -31,6 +31,8 @@
 //! - [`accept_budget`], [`handshake_rate`], [`peer_addr`]: per-address
 //!   connection and handshake budgets, and the key (IPv6 by /64) every
 //!   per-address figure counts a peer under.
+//! - [`storm_guard`], [`syn_filter`]: an address that storms far past its
+//!   connection rate has its connects dropped by the kernel for a while.
 //! - [`keepalive`]: TCP keep-alive, which finds vanished idle peers.
 //!
 //! The doors (they only translate)
@@ -99,6 +101,8 @@ pub mod server;
 pub mod signals;
 pub mod sniff;
 pub mod store;
+pub mod storm_guard;
+pub mod syn_filter;
 pub mod timers;
 pub mod tls;
 pub mod token;

@@ -245,3 +245,80 @@ fn a_connect_storm_from_one_address_is_cut_while_another_logs_in() {
         "{log}"
     );
 }
+
+#[test]
+fn a_storm_far_past_the_rate_is_dropped_by_the_kernel_then_answered_again() {
+    // One new connection a second, two at once; 20 closed at accept within
+    // a second have the address's connects dropped for 2 s.
+    let server = TestServer::start(&[
+        "--connections-per-address-per-second",
+        "1",
+        "--connections-per-address-burst",
+        "2",
+        "--connection-storm-cuts",
+        "20",
+        "--connection-storm-block-seconds",
+        "2",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let storm = Ipv4Addr::new(127, 0, 0, 2);
+    let calm = Ipv4Addr::new(127, 0, 0, 3);
+    let mut first = LineClient::from_stream(connect_from(calm, server.addr()));
+    register(&mut first, "carol", "password-c");
+    drop(first);
+
+    // Connect until a connect goes unanswered: the first two are taken,
+    // the next 20 are closed at accept (each is seen closed before the
+    // next starts, so the server has cut it), and the 23rd is never
+    // answered.
+    let patience = Some(Duration::from_millis(500));
+    let mut answered = 0;
+    let unanswered = loop {
+        assert!(answered <= 22, "still answered after {answered} connects");
+        match try_connect_from(storm, server.addr(), patience) {
+            Ok(stream) => {
+                answered += 1;
+                if answered > 2 {
+                    assert!(dropped(stream), "connect {answered} was not cut");
+                }
+            }
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(answered, 22);
+    assert_eq!(unanswered.kind(), ErrorKind::TimedOut, "{unanswered}");
+
+    // Meanwhile another address connects and logs in.
+    let mut carol = LineClient::from_stream(connect_from(calm, server.addr()));
+    login(&mut carol, "carol", "password-c");
+    carol.expect_nothing_before_pong();
+    let stats = server.stats();
+    assert_eq!(
+        stats["limit_hits"]["--connection-storm-cuts"],
+        json!(1),
+        "{stats}"
+    );
+    assert_eq!(stats["server"]["storm_addresses"], json!(1), "{stats}");
+    let log = server.stderr_text();
+    assert!(
+        log.contains("dropping new connections from 127.0.0.2 unanswered for 2 s"),
+        "{log}"
+    );
+
+    // Two seconds on, the storming address is answered again: a connect
+    // that waits (its SYN is sent again after 1 s, then 3 s) gets in, and
+    // its rate has a token again by then.
+    let stream = try_connect_from(storm, server.addr(), Some(Duration::from_secs(15)))
+        .expect("answered again after the block");
+    let mut back = LineClient::from_stream(stream);
+    back.expect_nothing_before_pong();
+    assert_eq!(server.stats()["server"]["storm_addresses"], json!(0));
+    assert!(
+        server
+            .stderr_text()
+            .contains("answering new connections from 127.0.0.2 again"),
+        "{}",
+        server.stderr_text()
+    );
+}

@@ -180,4 +180,15 @@ pub struct Throttles {
     #[arg(long, env = "GOTALK_CONNECTIONS_PER_ADDRESS_BURST", value_name = "N",
           default_value = "100", value_parser = values::at_least::<1>)]
     pub connections_per_address_burst: u64,
+    /// Connections from one address closed at accept for that rate within a
+    /// second that have the kernel drop the address's new connections
+    /// unanswered for --connection-storm-block-seconds (a storm then costs
+    /// no handshakes); 0: never
+    #[arg(long, env = "GOTALK_CONNECTION_STORM_CUTS", value_name = "N",
+          default_value = "1000", value_parser = values::at_least::<0>)]
+    pub connection_storm_cuts: u64,
+    /// How long a storming address's new connections are dropped
+    #[arg(long, env = "GOTALK_CONNECTION_STORM_BLOCK_SECONDS", value_name = "SECONDS",
+          default_value = "5", value_parser = values::at_least::<1>)]
+    pub connection_storm_block_seconds: u64,
 }

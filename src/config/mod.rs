@@ -246,6 +246,8 @@ impl Flags {
                 read_burst: t.read_burst,
                 connections_per_address_per_second: t.connections_per_address_per_second,
                 connections_per_address_burst: t.connections_per_address_burst,
+                connection_storm_cuts: t.connection_storm_cuts,
+                connection_storm_block_seconds: t.connection_storm_block_seconds,
             },
             history: !s.no_history,
             history_retention: match (s.history_seconds, s.history_days) {

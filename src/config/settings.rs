@@ -186,6 +186,10 @@ pub struct Shares {
     /// at once.
     pub connections_per_address_per_second: u64,
     pub connections_per_address_burst: u64,
+    /// Closes at accept within a second that have an address's new
+    /// connections dropped by the kernel (0: never), and for how long.
+    pub connection_storm_cuts: u64,
+    pub connection_storm_block_seconds: u64,
 }
 
 impl std::fmt::Display for Shares {
@@ -198,7 +202,7 @@ impl std::fmt::Display for Shares {
         write!(
             f,
             "sends {} per account, new recipients {} per account, reads {} per connection, \
-             new connections {} per address",
+             new connections {} per address, {}",
             rate(self.sends_per_second, "a second", self.send_burst),
             match self.new_recipients_per_hour {
                 0 => "off".to_string(),
@@ -214,6 +218,13 @@ impl std::fmt::Display for Shares {
                 "a second",
                 self.connections_per_address_burst
             ),
+            match self.connection_storm_cuts {
+                0 => "connection storms closed at accept only".to_string(),
+                n => format!(
+                    "connection storms ({n} closed in a second) dropped by the kernel for {} s",
+                    self.connection_storm_block_seconds
+                ),
+            },
         )
     }
 }

@@ -306,6 +306,8 @@ mod tests {
             read_burst: 65536,
             connections_per_address_per_second: 0,
             connections_per_address_burst: 1,
+            connection_storm_cuts: 0,
+            connection_storm_block_seconds: 1,
         };
         Shares::new(&settings, 1000)
     }

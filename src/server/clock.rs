@@ -18,7 +18,8 @@ pub(super) struct Stopping {
 
 impl Server {
     /// How long the poll may wait: not past the next deadline of the core,
-    /// of a connection, of the accept pause or of the stop; not at all when
+    /// of a connection, of the accept pause, of a storm's listing or of the
+    /// stop; not at all when
     /// work was carried over from the last turn.
     pub(super) fn poll_timeout(&self) -> Option<Duration> {
         if !self.next_turn_reads.is_empty() || !self.next_turn_writes.is_empty() || self.accept_more
@@ -30,6 +31,7 @@ impl Server {
             .next_deadline()
             .min(self.timers.next().unwrap_or(Millis::MAX))
             .min(self.accept_paused_until.unwrap_or(Millis::MAX))
+            .min(self.shares.storms.next_expiry().unwrap_or(Millis::MAX))
             .min(self.stopping.as_ref().map_or(Millis::MAX, |s| s.deadline));
         if deadline == Millis::MAX {
             return None;
@@ -39,8 +41,10 @@ impl Server {
         ))
     }
 
-    /// Closes connections whose deadline passed; re-arms the others.
+    /// Closes connections whose deadline passed; re-arms the others. A
+    /// storming address whose time is up is answered again.
     pub(super) fn expire(&mut self, now: Millis) {
+        self.expire_storms(now);
         while let Some(due) = self.timers.pop_due(now) {
             let Some(client) = self.client(due.conn) else {
                 continue;

@@ -174,6 +174,7 @@ impl Server {
                 queued_output_bytes: self.budget.queued,
                 max_output_total: self.budget.limit,
                 accept_paused: self.accept_paused_until.is_some(),
+                storm_addresses: self.shares.storms.listed_count(),
                 closed: &self.closed,
                 refused: &self.refused,
                 limit_hits: self.shares.limit_hits(),

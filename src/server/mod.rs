@@ -124,6 +124,7 @@ struct Warnings {
     accept_failed: LogLimit,
     slow_consumer: LogLimit,
     output_budget: LogLimit,
+    storm_list_full: LogLimit,
 }
 
 impl Default for Warnings {
@@ -135,6 +136,7 @@ impl Default for Warnings {
             accept_failed: LogLimit::new(EVERY_MS),
             slow_consumer: LogLimit::new(EVERY_MS),
             output_budget: LogLimit::new(EVERY_MS),
+            storm_list_full: LogLimit::new(EVERY_MS),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The loop's fair shares: new connections per address
 //! (`--connections-per-address-per-second`, checked at accept before any
-//! work is done for the connection) and read shaping per connection
+//! work is done for the connection; an address that storms far past it has
+//! its connects dropped by the kernel for a while, see `storm_guard.rs`)
+//! and read shaping per connection
 //! (`--read-bytes-per-second`, see `read_shaping.rs`): a shaped socket is
 //! not read until its bucket refills, and a timer wakes it then), and the
 //! share of requests a connection's door runs per loop turn
@@ -12,6 +14,7 @@ use super::{Client, Server};
 use crate::config::limits::{LINES_PER_TURN, RATE_REFUSALS_PER_TURN};
 use crate::handshake_rate::HandshakeRate;
 use crate::read_shaping::{Allowance, ReadRate};
+use crate::storm_guard::{Cut, StormGuard};
 use crate::timers::Timers;
 use crate::{ConnId, Millis};
 use std::net::SocketAddr;
@@ -22,6 +25,8 @@ const WARN_EVERY_MS: Millis = 10_000;
 /// The loop's share state.
 pub(super) struct ShareState {
     connections: HandshakeRate,
+    /// Addresses whose connects the kernel drops for a while.
+    pub storms: StormGuard,
     pub read_rate: ReadRate,
     /// Times a connection's reading was paused by its read rate.
     pub read_pauses: u64,
@@ -38,6 +43,10 @@ impl ShareState {
             connections: HandshakeRate::new(
                 s.connections_per_address_per_second,
                 s.connections_per_address_burst,
+            ),
+            storms: StormGuard::new(
+                s.connection_storm_cuts,
+                s.connection_storm_block_seconds.saturating_mul(1000),
             ),
             read_rate: ReadRate {
                 per_second: s.read_bytes_per_second,
@@ -57,7 +66,10 @@ impl ShareState {
 
     /// Limit hits counted by the loop (not as a close or refusal), by flag.
     pub fn limit_hits(&self) -> Vec<(&'static str, u64)> {
-        vec![("--read-bytes-per-second", self.read_pauses)]
+        vec![
+            ("--read-bytes-per-second", self.read_pauses),
+            ("--connection-storm-cuts", self.storms.listings),
+        ]
     }
 }
 
@@ -143,7 +155,60 @@ impl Server {
                 s.connections_per_address_burst
             );
         }
+        match self.shares.storms.cut(peer.ip(), now) {
+            Cut::Counted => {}
+            Cut::Listed => {
+                let s = &self.config.shares;
+                log::warn!(
+                    "dropping new connections from {} unanswered for {} s: {} closed at accept \
+                     within a second (--connection-storm-cuts, \
+                     --connection-storm-block-seconds)",
+                    crate::peer_addr::address_key(peer.ip()),
+                    s.connection_storm_block_seconds,
+                    s.connection_storm_cuts
+                );
+                self.install_storm_filter();
+            }
+            Cut::ListFull => self.warnings.storm_list_full.warn(now, || {
+                format!(
+                    "{} addresses are storming at once: {} is only closed at accept \
+                     (--connection-storm-cuts)",
+                    crate::storm_guard::MAX_LISTED,
+                    peer.ip()
+                )
+            }),
+        }
         false
+    }
+
+    /// Answers again the storming addresses whose time is up.
+    pub(super) fn expire_storms(&mut self, now: Millis) {
+        let expired = self.shares.storms.expire(now);
+        if expired.is_empty() {
+            return;
+        }
+        for key in expired {
+            log::info!("answering new connections from {key} again");
+        }
+        self.install_storm_filter();
+    }
+
+    /// Gives the listening socket the filter for the storming addresses
+    /// listed now (none: no filter). If the kernel will not take it, the
+    /// server stops listing and storms are only closed at accept.
+    fn install_storm_filter(&mut self) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        let listed = self.shares.storms.listed();
+        let program = (!listed.is_empty()).then(|| crate::syn_filter::program(&listed));
+        if let Err(e) = crate::syn_filter::install(listener, program.as_deref()) {
+            log::warn!(
+                "cannot have the kernel drop a connection storm's connects: {e}; storms are \
+                 only closed at accept from now on (--connection-storm-cuts)"
+            );
+            self.shares.storms.disable();
+        }
     }
 
     /// At a connection's timer: a shaped connection whose pause is over is

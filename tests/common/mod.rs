@@ -66,6 +66,16 @@ pub const ERROR_CODES: [&str; 9] = [
 /// A TCP connection to `addr` from the local address `source` (another
 /// loopback address such as 127.0.0.2, for per-address limits).
 pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    try_connect_from(source, addr, None).unwrap_or_else(|e| panic!("connect from {source}: {e}"))
+}
+
+/// [`connect_from`] that may fail, giving up after `timeout` (a connect
+/// honours the send timeout on Linux) with `TimedOut`.
+pub fn try_connect_from(
+    source: std::net::Ipv4Addr,
+    addr: SocketAddr,
+    timeout: Option<Duration>,
+) -> std::io::Result<TcpStream> {
     use std::os::fd::FromRawFd;
     let SocketAddr::V4(addr) = addr else {
         panic!("the test server listens on IPv4")
@@ -80,23 +90,30 @@ pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
     };
     let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
     // SAFETY: plain socket calls on a descriptor this function owns; it is
-    // handed to TcpStream only once connected.
-    unsafe {
+    // handed to TcpStream (which closes it) at once.
+    let stream = unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        TcpStream::from_raw_fd(fd)
+    };
+    stream.set_write_timeout(timeout)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    // SAFETY: as above; the addresses outlive the calls.
+    unsafe {
         let local = sockaddr(source, 0);
         let rc = libc::bind(fd, &local as *const _ as *const libc::sockaddr, len);
         assert_eq!(rc, 0, "bind {source}: {}", std::io::Error::last_os_error());
         let remote = sockaddr(*addr.ip(), addr.port());
-        let rc = libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len);
-        assert_eq!(
-            rc,
-            0,
-            "connect from {source}: {}",
-            std::io::Error::last_os_error()
-        );
-        TcpStream::from_raw_fd(fd)
+        if libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len) != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::EINPROGRESS) => std::io::ErrorKind::TimedOut.into(),
+                _ => e,
+            });
+        }
     }
+    stream.set_write_timeout(None)?;
+    Ok(stream)
 }
 
 /// Throttle flags and the values that open them wide, for tests that
