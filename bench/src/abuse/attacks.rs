@@ -38,6 +38,27 @@ pub(super) fn attacker_connect(addr: SocketAddr) -> Result<TcpStream, String> {
     TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| io_key("connect", &e))
 }
 
+/// A storming attacker gives a connect up after this long and starts
+/// another at once.
+const STORM_CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// A storming attacker's connect. One left unanswered (the server's kernel
+/// drops a storming address's connects, `--connection-storm-cuts`) is the
+/// server's answer, tallied, not a failure: the storm goes on.
+pub(super) fn storm_connect(
+    addr: SocketAddr,
+    tally: &mut Tally,
+) -> Result<Option<TcpStream>, String> {
+    match TcpStream::connect_timeout(&addr, STORM_CONNECT_TIMEOUT) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            tally.add("connect unanswered");
+            Ok(None)
+        }
+        Err(e) => Err(io_key("connect", &e)),
+    }
+}
+
 /// A JSON SEND to `to` of `content` bytes of `fill`, on the token's behalf
 /// (the connection stays unbound, so no pushes come back to it).
 fn token_send(to: &str, token: &str, fill: char, len: usize) -> Vec<u8> {
@@ -687,7 +708,9 @@ pub(super) fn genuine_login(addr: SocketAddr, name: &str) -> LoginSample {
 /// Connect, `LOGIN` with a wrong password, close; the reply is looked for
 /// for 2 ms only (a refusal comes at once; a password check does not).
 fn wrong_login(addr: SocketAddr, request: &[u8], tally: &mut Tally) -> Result<(), String> {
-    let mut s = attacker_connect(addr)?;
+    let Some(mut s) = storm_connect(addr, tally)? else {
+        return Ok(());
+    };
     if s.write_all(request).is_err() {
         // Closed at accept (--connections-per-address-per-second): the
         // server's answer, not a failure.
@@ -749,7 +772,11 @@ pub fn login_flood(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
     )];
     notes.extend(c.note("the flood"));
     Ok(Outcome {
-        ops: format!("{} wrong LOGINs", thousands(c.done as f64)),
+        ops: format!(
+            "{} tries, {} connected",
+            thousands(c.done as f64),
+            thousands(c.done.saturating_sub(c.errors.count("connect unanswered")) as f64)
+        ),
         errors: c.errors,
         notes,
         logins: samples,

@@ -40,6 +40,11 @@ impl Tally {
         *self.0.entry(key.into()).or_insert(0) += 1;
     }
 
+    /// How many of `key`.
+    pub fn count(&self, key: &str) -> u64 {
+        self.0.get(key).copied().unwrap_or(0)
+    }
+
     pub fn merge(&mut self, other: Tally) {
         for (k, v) in other.0 {
             *self.0.entry(k).or_insert(0) += v;

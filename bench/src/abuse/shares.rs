@@ -4,7 +4,9 @@
 //! the attacker's address (127.0.0.1), while the bystander and the new
 //! clients are on 127.0.0.2, so every per-address limit sees two hosts.
 
-use super::attacks::{attacker_connect, cycles, genuine_login, pump, LOGIN_RETRY_PAUSE};
+use super::attacks::{
+    attacker_connect, cycles, genuine_login, pump, storm_connect, LOGIN_RETRY_PAUSE,
+};
 use super::probe::{Guard, Tally};
 use super::{Ctx, Outcome};
 use crate::thousands;
@@ -95,7 +97,9 @@ pub fn fan_out(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
 
 /// One storm cycle: connect, PING, look 2 ms for the PONG, close.
 fn storm_once(addr: SocketAddr, tally: &mut Tally) -> Result<(), String> {
-    let mut s = attacker_connect(addr)?;
+    let Some(mut s) = storm_connect(addr, tally)? else {
+        return Ok(());
+    };
     if s.write_all(b"PING\n").is_err() {
         tally.add("closed at once");
         return Ok(());
@@ -144,12 +148,12 @@ pub fn connect_storm(ctx: &Ctx, guard: &Guard) -> Result<Outcome, String> {
         LOGIN_RETRY_PAUSE.as_millis()
     )];
     notes.extend(c.note("the storm"));
-    let answered = c.errors.0.get("answered").copied().unwrap_or(0);
+    let answered = c.errors.count("answered");
     let mut errors = c.errors;
     errors.0.remove("answered");
     Ok(Outcome {
         ops: format!(
-            "{} connections, {} answered",
+            "{} tries, {} answered",
             thousands(c.done as f64),
             thousands(answered as f64)
         ),
