@@ -3,7 +3,9 @@
 //! answered, later, in order; nobody else waits for them), and counts a
 //! SEND whose message renders larger than its line at the larger size;
 //! `--connections-per-address-per-second` cuts a connect storm from one
-//! address while another connects and logs in.
+//! address while another connects and logs in, and
+//! `--connection-storm-cuts` has the kernel drop a storm far past it for
+//! a while.
 
 mod common;
 
@@ -187,6 +189,22 @@ fn dropped(mut stream: std::net::TcpStream) -> bool {
     }
 }
 
+/// The storming address (127.0.0.2) and a calm one (127.0.0.3), with
+/// carol registered from the calm one (on one of its connections).
+fn storm_and_calm(server: &TestServer) -> (Ipv4Addr, Ipv4Addr) {
+    let calm = Ipv4Addr::new(127, 0, 0, 3);
+    let mut first = LineClient::from_stream(connect_from(calm, server.addr()));
+    register(&mut first, "carol", "password-c");
+    (Ipv4Addr::new(127, 0, 0, 2), calm)
+}
+
+/// Carol connects from `calm`, logs in and is answered.
+fn calm_logs_in(server: &TestServer, calm: Ipv4Addr) {
+    let mut carol = LineClient::from_stream(connect_from(calm, server.addr()));
+    login(&mut carol, "carol", "password-c");
+    carol.expect_nothing_before_pong();
+}
+
 #[test]
 fn a_connect_storm_from_one_address_is_cut_while_another_logs_in() {
     // One new connection a second, 5 at once, per address.
@@ -198,12 +216,8 @@ fn a_connect_storm_from_one_address_is_cut_while_another_logs_in() {
         "--metrics",
         "127.0.0.1:0",
     ]);
-    let storm = Ipv4Addr::new(127, 0, 0, 2);
-    let calm = Ipv4Addr::new(127, 0, 0, 3);
-    // Registered first, from the calm address (two of its five).
-    let mut first = LineClient::from_stream(connect_from(calm, server.addr()));
-    register(&mut first, "carol", "password-c");
-    drop(first);
+    // Carol registers first, from the calm address (one of its five).
+    let (storm, calm) = storm_and_calm(&server);
 
     let streams: Vec<_> = (0..40)
         .map(|_| connect_from(storm, server.addr()))
@@ -218,9 +232,7 @@ fn a_connect_storm_from_one_address_is_cut_while_another_logs_in() {
     );
 
     // Another address is not held back: it connects and logs in.
-    let mut carol = LineClient::from_stream(connect_from(calm, server.addr()));
-    login(&mut carol, "carol", "password-c");
-    carol.expect_nothing_before_pong();
+    calm_logs_in(&server, calm);
 
     let stats = server.stats();
     assert_eq!(
@@ -262,11 +274,7 @@ fn a_storm_far_past_the_rate_is_dropped_by_the_kernel_then_answered_again() {
         "--metrics",
         "127.0.0.1:0",
     ]);
-    let storm = Ipv4Addr::new(127, 0, 0, 2);
-    let calm = Ipv4Addr::new(127, 0, 0, 3);
-    let mut first = LineClient::from_stream(connect_from(calm, server.addr()));
-    register(&mut first, "carol", "password-c");
-    drop(first);
+    let (storm, calm) = storm_and_calm(&server);
 
     // Connect until a connect goes unanswered: the first two are taken,
     // the next 20 are closed at accept (each is seen closed before the
@@ -290,9 +298,7 @@ fn a_storm_far_past_the_rate_is_dropped_by_the_kernel_then_answered_again() {
     assert_eq!(unanswered.kind(), ErrorKind::TimedOut, "{unanswered}");
 
     // Meanwhile another address connects and logs in.
-    let mut carol = LineClient::from_stream(connect_from(calm, server.addr()));
-    login(&mut carol, "carol", "password-c");
-    carol.expect_nothing_before_pong();
+    calm_logs_in(&server, calm);
     let stats = server.stats();
     assert_eq!(
         stats["limit_hits"]["--connection-storm-cuts"],
