@@ -51,9 +51,8 @@ pub struct StormGuard {
     listed: Vec<(IpAddr, Millis)>,
     /// The earliest of those times, so the loop's checks compare one number.
     next_expiry: Option<Millis>,
-    /// Times an address was listed, and storms left off a full list.
+    /// Times an address was listed.
     pub listings: u64,
-    pub list_full: u64,
 }
 
 impl StormGuard {
@@ -65,7 +64,6 @@ impl StormGuard {
             listed: Vec::new(),
             next_expiry: None,
             listings: 0,
-            list_full: 0,
         }
     }
 
@@ -102,7 +100,6 @@ impl StormGuard {
             return Cut::Counted;
         }
         if self.listed.len() >= MAX_LISTED {
-            self.list_full += 1;
             return Cut::ListFull;
         }
         let until = now + self.block_ms;
@@ -209,7 +206,7 @@ mod tests {
             assert_eq!(guard.cut(a, 0), Cut::Listed);
         }
         assert_eq!(guard.cut(ip("192.0.2.1"), 0), Cut::ListFull);
-        assert_eq!((guard.listed().len(), guard.list_full), (MAX_LISTED, 1));
+        assert_eq!(guard.listed().len(), MAX_LISTED);
         guard.disable();
         assert_eq!(guard.cut(ip("192.0.2.1"), 0), Cut::Counted);
         assert!(guard.listed().is_empty());

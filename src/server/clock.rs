@@ -19,8 +19,7 @@ pub(super) struct Stopping {
 impl Server {
     /// How long the poll may wait: not past the next deadline of the core,
     /// of a connection, of the accept pause, of a storm's listing or of the
-    /// stop; not at all when
-    /// work was carried over from the last turn.
+    /// stop; not at all when work was carried over from the last turn.
     pub(super) fn poll_timeout(&self) -> Option<Duration> {
         if !self.next_turn_reads.is_empty() || !self.next_turn_writes.is_empty() || self.accept_more
         {
